@@ -1,0 +1,46 @@
+"""SimSearch: find every region of interest in thousands of microscopy images from a few examples.
+
+The public API (scripts and the terminal UI use only these names):
+
+- Images: `Dataset`, `ImageRecord`, `SkippedFile`, `read_image`
+- Normalisation: `Normalization`, `ChannelStatistics`, `compute_statistics`,
+  `compute_dataset_statistics`, `resolve_channels`
+- Backbones: `load_backbone`, `Backbone`, `BackboneSpec`, `BACKBONES`
+- Dense embeddings: `PatchGeometry`, `DenseEmbedder`, `PatchEmbeddings`
+- Search: `PatchIndex`, `SearchHits`, `similarity_map`
+- Projects: `Project`, `EmbedProgress`
+- Errors: `SimSearchError` and its subclasses
+"""
+from .errors import (
+    ConfigError,
+    DatasetError,
+    ImageReadError,
+    ProjectError,
+    SimSearchError,
+    WeightsError,
+)
+from .features.backbones import BACKBONES, Backbone, BackboneSpec, load_backbone
+from .features.embed import DenseEmbedder, PatchEmbeddings, resolve_device
+from .features.geometry import PatchGeometry
+from .io.images import Dataset, ImageRecord, SkippedFile, read_image
+from .preprocess import (
+    ChannelStatistics,
+    Normalization,
+    compute_dataset_statistics,
+    compute_statistics,
+    resolve_channels,
+)
+from .project import EmbedProgress, Project
+from .search.index import PatchIndex, SearchHits
+from .search.similarity import similarity_map
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "BACKBONES", "Backbone", "BackboneSpec", "ChannelStatistics", "ConfigError", "Dataset",
+    "DatasetError", "DenseEmbedder", "EmbedProgress", "ImageReadError", "ImageRecord",
+    "Normalization", "PatchEmbeddings", "PatchGeometry", "PatchIndex", "Project", "ProjectError",
+    "SearchHits", "SimSearchError", "SkippedFile", "WeightsError", "compute_dataset_statistics",
+    "compute_statistics", "load_backbone", "read_image", "resolve_channels", "resolve_device",
+    "similarity_map",
+]

@@ -1,0 +1,247 @@
+"""Dense patch embeddings: one backbone pass per image, Gaussian pooling as a convolution.
+
+The paper embeds every sliding-window patch separately. Here the truncated
+backbone runs once over the whole (resampled, normalised) image, tiled with a
+halo when large, and the centre-weighted Gaussian pooling of (kh x kw) cells is a
+depthwise convolution over the feature map: every valid patch position gets an
+L2-normalised vector. `embed_windows` is the per-patch reference (the paper's
+way), used by tests and benchmarks to check the dense path.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..errors import ConfigError
+from ..preprocess import Normalization, to_backbone_channels
+from .backbones import Backbone
+from .geometry import NETWORK_STRIDE, PatchGeometry, gaussian_window
+
+EMBEDDING_VERSION = 1  # bump when the numbers this module produces change
+
+
+@dataclass(frozen=True)
+class PatchEmbeddings:
+    """vectors: (rows, cols, D) L2-normalised (float32 fresh, float16 from the cache);
+    the patch at grid (r, c) is described by `geometry.centre(r, c)` / `geometry.box(r, c)`."""
+
+    vectors: np.ndarray
+    geometry: PatchGeometry
+    image_size: tuple[int, int]
+
+    @property
+    def grid_shape(self) -> tuple[int, int]:
+        return self.vectors.shape[:2]
+
+    def centres(self) -> np.ndarray:
+        """(rows, cols, 2) float32 patch centres (y, x) in original pixels."""
+        rows, cols = np.meshgrid(np.arange(self.grid_shape[0]), np.arange(self.grid_shape[1]), indexing="ij")
+        y, x = self.geometry.centre(rows, cols)
+        return np.stack([y, x], axis=-1).astype(np.float32)
+
+
+def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
+    if device in (None, "auto"):
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        resolved = torch.device(device)
+    except RuntimeError as exc:
+        raise ConfigError(f"device: {device!r} is not a torch device") from exc
+    if resolved.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("device: CUDA was asked for but torch sees no GPU", hint="use device='cpu' or 'auto'")
+    return resolved
+
+
+class DenseEmbedder:
+    """Turns raw (H, W, C) images into PatchEmbeddings.
+
+    tile_cells: tile interior in feature cells (64 cells = 1024 scaled px);
+    halo_cells: context added around each tile so that tiling does not change
+    the features beyond a small tolerance. Memory is bounded by the tile size
+    plus the (cells x D) feature map of one image.
+    """
+
+    def __init__(
+        self,
+        backbone: Backbone,
+        normalization: Normalization,
+        geometry: PatchGeometry,
+        *,
+        channels: tuple[int, ...],
+        device: str | torch.device | None = "auto",
+        tile_cells: int = 64,
+        halo_cells: int = 8,
+    ):
+        if tile_cells < 4 or halo_cells < 0:
+            raise ConfigError(f"tile_cells must be >= 4 and halo_cells >= 0, got {tile_cells}, {halo_cells}")
+        self.backbone = backbone
+        self.normalization = normalization
+        self.geometry = geometry
+        self.channels = tuple(channels)
+        self.device = resolve_device(device)
+        self.tile_cells = tile_cells
+        self.halo_cells = halo_cells
+        self.backbone.to(self.device)
+        if self.device.type == "cuda":
+            self.backbone.network.to(memory_format=torch.channels_last)
+        window = torch.tensor(gaussian_window(geometry.kernel), dtype=torch.float32)
+        self._window = window.to(self.device)
+
+    @property
+    def dim(self) -> int:
+        return self.backbone.channels
+
+    def cache_settings(self) -> dict:
+        """Everything that changes the numbers; part of each cache key."""
+        return {
+            "version": EMBEDDING_VERSION,
+            "backbone": self.backbone.spec.name,
+            "weights_sha256": self.backbone.spec.weights_sha256,
+            "geometry": self.geometry.to_dict(),
+            "normalization": self.normalization.fingerprint(),
+            "channels": list(self.channels),
+            "tile_cells": self.tile_cells,
+            "halo_cells": self.halo_cells,
+        }
+
+    # -- the dense path ------------------------------------------------------------------
+
+    @torch.inference_mode()
+    def embed(self, image: np.ndarray) -> PatchEmbeddings:
+        """(H, W, C) raw pixels -> PatchEmbeddings with float32 vectors."""
+        height, width = image.shape[:2]
+        geometry = self.geometry
+        rows, cols = geometry.grid_shape(height, width)
+        out = torch.zeros((self.dim, rows, cols), dtype=torch.float32, device=self.device)
+        if rows and cols:
+            resampler = _Resampler(image, self.normalization, self.channels, geometry.scale)
+            passes, step = geometry.passes, geometry.step_scaled
+            for shift_y in range(min(passes, rows)):
+                for shift_x in range(min(passes, cols)):
+                    n_rows = len(range(shift_y, rows, passes))
+                    n_cols = len(range(shift_x, cols, passes))
+                    cells = (n_rows + geometry.kernel[0] - 1, n_cols + geometry.kernel[1] - 1)
+                    features = self._feature_map(resampler, shift_y * step, shift_x * step, cells)
+                    pooled = self._pool(features)
+                    out[:, shift_y::passes, shift_x::passes] = pooled[:, :n_rows, :n_cols]
+        vectors = F.normalize(out, dim=0).permute(1, 2, 0).contiguous()
+        return PatchEmbeddings(vectors.cpu().numpy(), geometry, (height, width))
+
+    def _feature_map(self, resampler: "_Resampler", offset_y: int, offset_x: int, cells: tuple[int, int]) -> torch.Tensor:
+        """(D, cells_h, cells_w) float32 features of the scaled image from pixel (offset_y, offset_x)."""
+        cells_h, cells_w = cells
+        features = torch.empty((self.dim, cells_h, cells_w), dtype=torch.float32, device=self.device)
+        tile, halo = self.tile_cells, self.halo_cells
+        for top in range(0, cells_h, tile):
+            bottom = min(cells_h, top + tile)
+            in_top, in_bottom = max(0, top - halo), min(cells_h, bottom + halo)
+            for left in range(0, cells_w, tile):
+                right = min(cells_w, left + tile)
+                in_left, in_right = max(0, left - halo), min(cells_w, right + halo)
+                pixels = resampler.region(
+                    offset_y + in_top * NETWORK_STRIDE, offset_y + in_bottom * NETWORK_STRIDE,
+                    offset_x + in_left * NETWORK_STRIDE, offset_x + in_right * NETWORK_STRIDE,
+                )
+                tile_features = self._run_network(pixels[None])[0]
+                features[:, top:bottom, left:right] = tile_features[
+                    :, top - in_top : bottom - in_top, left - in_left : right - in_left
+                ]
+        return features
+
+    def _run_network(self, rgb01: torch.Tensor) -> torch.Tensor:
+        """(N, 3, H, W) float32 in [0, 1] -> (N, D, H/16, W/16) float32."""
+        batch = self.backbone.normalize_input(rgb01.to(self.device, non_blocking=True))
+        if self.device.type == "cuda":
+            batch = batch.contiguous(memory_format=torch.channels_last)
+            with torch.autocast("cuda", dtype=torch.bfloat16):
+                return self.backbone.network(batch).float()
+        return self.backbone.network(batch)
+
+    def _pool(self, features: torch.Tensor) -> torch.Tensor:
+        """(D, h, w) -> (D, h - kh + 1, w - kw + 1): Gaussian-weighted window sums."""
+        weight = self._window.expand(features.shape[0], 1, *self._window.shape)
+        return F.conv2d(features[None], weight, groups=features.shape[0])[0]
+
+    # -- the per-patch reference -----------------------------------------------------------
+
+    @torch.inference_mode()
+    def embed_windows(
+        self, image: np.ndarray, tops_lefts: np.ndarray, *, context_cells: int = 0, batch_size: int = 64
+    ) -> np.ndarray:
+        """Per-window reference: crop each window (plus `context_cells` feature cells of
+        context on every side) and run it through the network alone.
+
+        context_cells=0 is the paper's per-patch sliding window. With a few cells of
+        context the result matches the dense path (which sees the whole image)
+        away from the image borders.
+        tops_lefts: (N, 2) top-left corners in *scaled* pixels (grid position (r, c)
+        is (r, c) * geometry.step_scaled). Returns (N, D) float32, L2-normalised.
+        """
+        resampler = _Resampler(image, self.normalization, self.channels, self.geometry.scale)
+        kh, kw = self.geometry.kernel
+        margin = context_cells * NETWORK_STRIDE
+        vectors = []
+        for start in range(0, len(tops_lefts), batch_size):
+            crops = torch.stack([
+                resampler.region(
+                    int(top) - margin, int(top) + kh * NETWORK_STRIDE + margin,
+                    int(left) - margin, int(left) + kw * NETWORK_STRIDE + margin,
+                )
+                for top, left in tops_lefts[start : start + batch_size]
+            ])
+            features = self._run_network(crops)
+            window = features[:, :, context_cells : context_cells + kh, context_cells : context_cells + kw]
+            pooled = (window * self._window).sum(dim=(2, 3))
+            vectors.append(F.normalize(pooled, dim=1).cpu())
+        if not vectors:
+            return np.zeros((0, self.dim), np.float32)
+        return torch.cat(vectors).numpy()
+
+
+class _Resampler:
+    """Regions of the normalised, channel-selected, bilinearly resampled image.
+
+    Scaled pixel v samples the original at y = (v + 0.5) / scale - 0.5, clamped to
+    the image, so any region is computed identically whether the image is
+    processed whole or in tiles, and beyond the border the edge is replicated.
+    Only the source rows and columns a region needs are normalised.
+    """
+
+    def __init__(self, image: np.ndarray, normalization: Normalization, channels: tuple[int, ...], scale: float):
+        if image.ndim != 3:
+            raise ConfigError(f"expected an (H, W, C) image, got shape {image.shape}")
+        self.image = image
+        self.normalization = normalization
+        self.channels = channels
+        self.scale = scale
+
+    def _source_coords(self, start: int, stop: int, size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        coords = (np.arange(start, stop, dtype=np.float64) + 0.5) / self.scale - 0.5
+        coords = np.clip(coords, 0, size - 1)
+        lower = np.floor(coords).astype(np.int64)
+        upper = np.minimum(lower + 1, size - 1)
+        return lower, upper, (coords - lower).astype(np.float32)
+
+    def region(self, top: int, bottom: int, left: int, right: int) -> torch.Tensor:
+        """(3, bottom - top, right - left) float32 RGB in [0, 1] of the scaled image."""
+        height, width = self.image.shape[:2]
+        y_lo, y_hi, wy = self._source_coords(top, bottom, height)
+        x_lo, x_hi, wx = self._source_coords(left, right, width)
+        y0, y1 = int(y_lo.min()), int(y_hi.max()) + 1
+        x0, x1 = int(x_lo.min()), int(x_hi.max()) + 1
+        crop = self.normalization.apply(np.ascontiguousarray(self.image[y0:y1, x0:x1]))
+        source = torch.from_numpy(to_backbone_channels(crop, self.channels)).permute(2, 0, 1)
+        if self.scale == 1.0:
+            return source[:, torch.from_numpy(y_lo - y0)][:, :, torch.from_numpy(x_lo - x0)].contiguous()
+        wy_t = torch.from_numpy(wy)[None, :, None]
+        rows = source[:, torch.from_numpy(y_lo - y0)] * (1 - wy_t) + source[:, torch.from_numpy(y_hi - y0)] * wy_t
+        wx_t = torch.from_numpy(wx)[None, None, :]
+        return (rows[:, :, torch.from_numpy(x_lo - x0)] * (1 - wx_t) + rows[:, :, torch.from_numpy(x_hi - x0)] * wx_t).contiguous()
+
+
+def scaled_tops_lefts(geometry: PatchGeometry, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    """Grid positions -> (N, 2) top-left corners in scaled pixels, for embed_windows."""
+    return np.stack([np.asarray(rows) * geometry.step_scaled, np.asarray(cols) * geometry.step_scaled], axis=1)

@@ -1,0 +1,117 @@
+"""Where patch embeddings sit: the patch shape, the resampling scale and the grid.
+
+A patch of (h, w) original pixels becomes a window of (kh, kw) feature cells of
+16 scaled pixels. Small patches are upsampled first so that they span at least
+`min_cells` cells per side: a 40 px platelet at scale 1.6 spans 4 cells instead
+of 2.5, so neighbours are no longer merged into one cell and the centre-weighted
+pooling has a centre to weight. Grid positions are `16 / passes` scaled pixels
+apart; passes > 1 uses shifted backbone passes (see embed.py).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+from ..errors import ConfigError
+
+NETWORK_STRIDE = 16
+
+
+@dataclass(frozen=True)
+class PatchGeometry:
+    """patch_size: (h, w) original px; scale: resampling factor (>= 1) applied
+    before the backbone; kernel: (kh, kw) pooling window in feature cells;
+    passes: shifted passes per axis (1, 2 or 4)."""
+
+    patch_size: tuple[int, int]
+    scale: float
+    kernel: tuple[int, int]
+    passes: int = 1
+
+    @classmethod
+    def for_patch(cls, patch_size: int | tuple[int, int], *, min_cells: int = 4, passes: int = 1) -> "PatchGeometry":
+        if isinstance(patch_size, int):
+            patch_size = (patch_size, patch_size)
+        height, width = (int(v) for v in patch_size)
+        if height < 4 or width < 4:
+            raise ConfigError(f"patch_size: {height}x{width} px is too small (at least 4x4)")
+        if passes not in (1, 2, 4):
+            raise ConfigError(f"passes: must be 1, 2 or 4, got {passes}")
+        if not 1 <= min_cells <= 16:
+            raise ConfigError(f"min_cells: must be between 1 and 16, got {min_cells}")
+        scale = max(1.0, min_cells * NETWORK_STRIDE / min(height, width))
+        kernel = (
+            max(1, round(height * scale / NETWORK_STRIDE)),
+            max(1, round(width * scale / NETWORK_STRIDE)),
+        )
+        return cls((height, width), round(scale, 6), kernel, passes)
+
+    @property
+    def step_scaled(self) -> int:
+        """Grid step in scaled pixels."""
+        return NETWORK_STRIDE // self.passes
+
+    @property
+    def grid_step(self) -> float:
+        """Grid step in original pixels."""
+        return self.step_scaled / self.scale
+
+    def scaled_size(self, height: int, width: int) -> tuple[int, int]:
+        return max(1, round(height * self.scale)), max(1, round(width * self.scale))
+
+    def grid_shape(self, height: int, width: int) -> tuple[int, int]:
+        """Number of patch positions (rows, cols) that lie wholly inside an image of that size."""
+        scaled = self.scaled_size(height, width)
+        return tuple(
+            max(0, (extent - cells * NETWORK_STRIDE) // self.step_scaled + 1) if extent >= cells * NETWORK_STRIDE else 0
+            for extent, cells in zip(scaled, self.kernel)
+        )
+
+    def centre(self, row, col):
+        """Patch centre (y, x) in original pixel coordinates (continuous; pixel i spans [i, i+1)).
+
+        Works on scalars and numpy arrays alike; fractional rows/cols interpolate.
+        """
+        half_h, half_w = (cells * NETWORK_STRIDE / 2 for cells in self.kernel)
+        return (
+            (row * self.step_scaled + half_h) / self.scale,
+            (col * self.step_scaled + half_w) / self.scale,
+        )
+
+    def box(self, row, col):
+        """(y0, x0, y1, x1) of the represented window in original pixels."""
+        y, x = self.centre(row, col)
+        half_h, half_w = (cells * NETWORK_STRIDE / 2 / self.scale for cells in self.kernel)
+        return (y - half_h, x - half_w, y + half_h, x + half_w)
+
+    def nearest_position(self, y: float, x: float, grid_shape: tuple[int, int]) -> tuple[int, int]:
+        """Grid (row, col) whose patch centre is nearest to (y, x), clipped to the grid."""
+        half_h, half_w = (cells * NETWORK_STRIDE / 2 for cells in self.kernel)
+        row = round((y * self.scale - half_h) / self.step_scaled)
+        col = round((x * self.scale - half_w) / self.step_scaled)
+        return (min(max(row, 0), grid_shape[0] - 1), min(max(col, 0), grid_shape[1] - 1))
+
+    def to_dict(self) -> dict:
+        data = asdict(self)
+        data["patch_size"] = list(self.patch_size)
+        data["kernel"] = list(self.kernel)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "PatchGeometry":
+        try:
+            return cls(tuple(data["patch_size"]), float(data["scale"]), tuple(data["kernel"]), int(data["passes"]))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ConfigError(f"geometry: malformed entry {data!r}") from exc
+
+
+def gaussian_window(cells: tuple[int, int]) -> "list[list[float]]":
+    """Centre-weighted Gaussian pooling weights over (kh, kw) cells, sigma = size / 4, sum 1."""
+    rows, cols = cells
+    def axis(size: int) -> list[float]:
+        sigma = max(size / 4.0, 0.5)
+        centre = (size - 1) / 2.0
+        return [math.exp(-0.5 * ((i - centre) / sigma) ** 2) for i in range(size)]
+    wy, wx = axis(rows), axis(cols)
+    total = sum(wy) * sum(wx)
+    return [[a * b / total for b in wx] for a in wy]

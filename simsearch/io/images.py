@@ -1,0 +1,437 @@
+"""Finding, probing and decoding microscopy images.
+
+Every image is returned as an ``(H, W, C)`` array in the file's native dtype
+(``C >= 1``).  TIFF files are read with tifffile; every axis other than Y, X
+and the channel axis (T, Z, Q, I, ...) is flattened in C order into *frames*,
+and each frame is its own :class:`ImageRecord`.  PNG/JPEG/BMP are read with
+Pillow; alpha channels are dropped (RGBA -> 3 channels, LA -> 1 channel),
+palette images become RGB and bilevel images become uint8 0/255.
+"""
+from __future__ import annotations
+
+import glob
+import hashlib
+import itertools
+import math
+import os
+import threading
+from collections import Counter
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+import tifffile
+from PIL import Image, ImageFile
+
+from simsearch.errors import DatasetError, ImageReadError
+
+SUPPORTED_SUFFIXES = (".tif", ".tiff", ".png", ".jpg", ".jpeg", ".bmp")
+_FORMAT_NAMES = {".tif": "TIFF", ".tiff": "TIFF", ".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".bmp": "BMP"}
+_LIST_SUFFIXES = ("", ".txt", ".lst", ".list")
+_PIXEL_TYPES = ("uint8", "int8", "uint16", "int16", "uint32", "int32", "float32", "float64")
+_MAX_Q_CHANNELS = 4  # an unlabelled axis of at most this size next to YX is read as channels
+# Pillow mode -> (conversion mode or None, channels, dtype of the returned array)
+_PIL_MODES = {
+    "1": ("L", 1, "uint8"), "L": (None, 1, "uint8"), "LA": ("L", 1, "uint8"),
+    "P": ("RGB", 3, "uint8"), "PA": ("RGB", 3, "uint8"), "RGB": (None, 3, "uint8"),
+    "RGBA": ("RGB", 3, "uint8"), "RGBX": ("RGB", 3, "uint8"), "CMYK": ("RGB", 3, "uint8"),
+    "YCbCr": ("RGB", 3, "uint8"), "I;16": (None, 1, "uint16"), "I;16L": (None, 1, "uint16"),
+    "I;16B": (None, 1, "uint16"), "I;16N": (None, 1, "uint16"), "I": (None, 1, "int32"),
+    "F": (None, 1, "float32"),
+}
+_HASH_CHUNK = 1 << 20
+
+FrameInfo = tuple[int, int, int, str]  # (height, width, channels, dtype name)
+
+
+@dataclass(frozen=True)
+class ImageRecord:
+    """One 2-D (multi-channel) image: a whole file, or one frame of a multi-frame TIFF."""
+
+    id: str  # f"{relpath}@{hash12}", or f"{relpath}#{frame}@{hash12}" for frame > 0
+    path: Path  # absolute path
+    relpath: str  # relative to the dataset root, "/" separators
+    frame: int
+    height: int
+    width: int
+    channels: int
+    dtype: str  # numpy dtype name of the stored pixels
+
+
+@dataclass(frozen=True)
+class SkippedFile:
+    """A file that was meant to be an image but could not be used, and why."""
+
+    path: Path
+    reason: str
+
+
+def _read_error(path, reason: str, hint: str | None = None) -> ImageReadError:
+    err = ImageReadError(f"cannot read image '{path}': {reason}", hint)
+    err.reason = reason  # short form, used for SkippedFile.reason
+    return err
+
+
+def _unsupported_suffix(suffix: str) -> str:
+    return f"unsupported file type '{suffix}' (supported: {', '.join(SUPPORTED_SUFFIXES)})"
+
+
+def _check_dtype(dtype, path) -> str:
+    name = np.dtype(dtype).name
+    if name not in _PIXEL_TYPES:
+        raise _read_error(path, f"unsupported pixel type '{name}'",
+                          f"supported pixel types: {', '.join(_PIXEL_TYPES)}")
+    return name
+
+
+@dataclass(frozen=True)
+class _TiffLayout:
+    """Roles of the axes of a TIFF series of shape ``shape``."""
+
+    shape: tuple[int, ...]
+    y: int
+    x: int
+    channel_axes: tuple[int, ...]  # folded (C order) into one channel axis
+    frame_axes: tuple[int, ...]  # flattened (C order) into frames
+    frame_shape: tuple[int, ...]
+    channels: int
+
+
+def _tiff_layout(axes: str, shape: tuple[int, ...], path) -> _TiffLayout:
+    """Decide which axes are Y, X, channels and frames (see module docstring)."""
+    axes = axes.upper()
+    if axes.count("Y") != 1 or axes.count("X") != 1:
+        raise _read_error(path, f"unsupported TIFF axes '{axes}' (need one Y and one X axis)")
+    channel = [i for i, a in enumerate(axes) if a in "SC"]
+    if not channel and axes == "QYX" and shape[0] <= _MAX_Q_CHANNELS:
+        channel = [0]
+    elif not channel and axes.endswith("YXQ") and shape[-1] <= _MAX_Q_CHANNELS:
+        channel = [len(axes) - 1]
+    y, x = axes.index("Y"), axes.index("X")
+    frames = tuple(i for i in range(len(axes)) if i not in (y, x, *channel))
+    return _TiffLayout(tuple(shape), y, x, tuple(channel), frames,
+                       tuple(shape[i] for i in frames), math.prod(shape[i] for i in channel))
+
+
+def _to_hwc(arr: np.ndarray, layout: _TiffLayout, positions: dict[int, int]) -> np.ndarray:
+    """Index ``arr`` (same ndim as the series) at ``positions`` of the frame axes -> (H, W, C)."""
+    index = tuple(positions.get(i, slice(None)) for i in range(arr.ndim))
+    kept = [i for i in range(arr.ndim) if i not in positions]
+    order = [kept.index(i) for i in (layout.y, layout.x, *layout.channel_axes)]
+    sub = arr[index].transpose(order)
+    return sub.reshape(sub.shape[0], sub.shape[1], -1)
+
+
+def _page_mode(series, layout: _TiffLayout) -> int | None:
+    """Number of leading axes that index pages, if pages can be read one by one."""
+    page_shape = tuple(series.keyframe.shape)
+    lead = len(layout.shape) - len(page_shape)
+    pages = series.pages
+    if (lead < 0 or layout.shape[lead:] != page_shape or layout.y < lead or layout.x < lead
+            or math.prod(layout.shape[:lead]) != len(pages) or any(p is None for p in pages)):
+        return None
+    return lead
+
+
+def _read_tiff(path: Path, frame: int | None) -> tuple[list[FrameInfo], np.ndarray | None]:
+    """Probe (frame=None) or decode one frame (frame=-1: decode all pages to verify)."""
+    with tifffile.TiffFile(path) as tif:
+        if not tif.series:
+            raise _read_error(path, "TIFF file contains no image series")
+        series = tif.series[0]
+        dtype = _check_dtype(series.dtype, path)
+        layout = _tiff_layout(series.axes, tuple(series.shape), path)
+        n_frames = math.prod(layout.frame_shape)
+        h, w = layout.shape[layout.y], layout.shape[layout.x]
+        frames = [(h, w, layout.channels, dtype)] * n_frames
+        if frame is None:
+            return frames, None
+        lead = _page_mode(series, layout)
+        if frame == -1:  # verify: decode everything, one page at a time when possible
+            for page in (series.pages if lead is not None else [series]):
+                page.asarray()
+            return frames, None
+        if not 0 <= frame < n_frames:
+            raise _read_error(path, f"frame {frame} out of range (file has {n_frames} frames)")
+        positions = dict(zip(layout.frame_axes, np.unravel_index(frame, layout.frame_shape)))
+        positions = {k: int(v) for k, v in positions.items()}
+        if lead is None:
+            return frames, _to_hwc(series.asarray(), layout, positions)
+        # read only the pages of this frame: fixed leading frame axes, all leading channel axes
+        ranges = [[positions[i]] if i in positions else range(layout.shape[i]) for i in range(lead)]
+        pages = [series.pages[int(np.ravel_multi_index(ix, layout.shape[:lead])) if lead else 0]
+                 for ix in itertools.product(*ranges)]
+        stack = np.stack([p.asarray() for p in pages])
+        stack = stack.reshape([len(r) for r in ranges] + list(layout.shape[lead:]))
+        local = {i: (0 if i < lead else v) for i, v in positions.items()}
+        return frames, _to_hwc(stack, layout, local)
+
+
+_pil_lock = threading.Lock()
+_pil_users = 0
+_pil_saved: tuple = ()
+
+
+@contextmanager
+def _pil_settings():
+    """Temporarily allow huge images and refuse truncated ones; restored when the last reader ends."""
+    global _pil_users, _pil_saved
+    with _pil_lock:
+        if _pil_users == 0:
+            _pil_saved = (Image.MAX_IMAGE_PIXELS, ImageFile.LOAD_TRUNCATED_IMAGES)
+            Image.MAX_IMAGE_PIXELS, ImageFile.LOAD_TRUNCATED_IMAGES = None, False
+        _pil_users += 1
+    try:
+        yield
+    finally:
+        with _pil_lock:
+            _pil_users -= 1
+            if _pil_users == 0:
+                Image.MAX_IMAGE_PIXELS, ImageFile.LOAD_TRUNCATED_IMAGES = _pil_saved
+
+
+def _read_pil(path: Path, decode: bool) -> tuple[list[FrameInfo], np.ndarray | None]:
+    with _pil_settings(), Image.open(path) as img:
+        if img.mode not in _PIL_MODES:
+            raise _read_error(path, f"unsupported pixel type (image mode '{img.mode}')")
+        convert, channels, dtype = _PIL_MODES[img.mode]
+        info = [(img.height, img.width, channels, dtype)]
+        if not decode:
+            return info, None
+        img.load()
+        if convert:
+            img = img.convert(convert)
+        arr = np.asarray(img).astype(dtype, copy=False)
+    return info, arr.reshape(arr.shape[0], arr.shape[1], -1)
+
+
+def _inspect(path, mode: str, frame: int = 0) -> tuple[list[FrameInfo], np.ndarray | None]:
+    """mode: 'probe' (header only), 'verify' (decode everything) or 'read' (return ``frame``)."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in SUPPORTED_SUFFIXES:
+        raise _read_error(path, _unsupported_suffix(suffix))
+    try:
+        size = path.stat().st_size
+    except OSError as exc:
+        reason = "file not found" if isinstance(exc, FileNotFoundError) else f"cannot access file: {exc}"
+        raise _read_error(path, reason) from None
+    if size == 0:
+        raise _read_error(path, "zero-size file")
+    try:
+        if suffix in (".tif", ".tiff"):
+            return _read_tiff(path, {"probe": None, "verify": -1, "read": frame}[mode])
+        if mode == "read" and frame != 0:
+            raise _read_error(path, f"frame {frame} out of range (file has 1 frame)")
+        return _read_pil(path, decode=mode != "probe")
+    except ImageReadError:
+        raise
+    except Exception as exc:  # any decoder failure: truncated, corrupt, wrong format
+        message = str(exc) or type(exc).__name__
+        raise _read_error(path, f"truncated or corrupt {_FORMAT_NAMES[suffix]}: {message}") from exc
+
+
+def probe_frames(path) -> list[FrameInfo]:
+    """Per frame ``(height, width, channels, dtype name)`` from the header; raises ImageReadError."""
+    return _inspect(path, "probe")[0]
+
+
+def read_image(path, frame: int = 0) -> np.ndarray:
+    """Decode one frame as an ``(H, W, C)`` array (C >= 1) in the file's native dtype."""
+    arr = _inspect(path, "read", frame)[1]
+    return np.ascontiguousarray(arr.astype(arr.dtype.newbyteorder("="), copy=False))
+
+
+def _hash12(path) -> str:
+    """First 12 hex chars of blake2b(digest_size=16) of the file content, streamed."""
+    digest = hashlib.blake2b(digest_size=16)
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(_HASH_CHUNK), b""):
+            digest.update(chunk)
+    return digest.hexdigest()[:12]
+
+
+def _is_hidden(relpath: str) -> bool:
+    return any(part.startswith(".") for part in relpath.split("/"))
+
+
+def _relpath(path: Path, root: Path) -> str:
+    try:
+        return Path(os.path.relpath(path, root)).as_posix()
+    except ValueError:  # other drive on Windows
+        return path.as_posix()
+
+
+def _find_in_folder(root: Path) -> list[Path]:
+    found = []
+    for folder, dirs, files in os.walk(root):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        found += [Path(folder, f) for f in sorted(files)
+                  if not f.startswith(".") and Path(f).suffix.lower() in SUPPORTED_SUFFIXES]
+    return found
+
+
+def _find_by_glob(pattern: str) -> tuple[Path, list[Path]]:
+    parts = Path(pattern).parts
+    fixed = list(itertools.takewhile(lambda p: not any(c in p for c in "*?["), parts))
+    root = Path(*fixed) if fixed else Path(".")
+    while not root.is_dir() and root != root.parent:
+        root = root.parent
+    root = root.resolve()
+    paths = sorted(Path(p).resolve() for p in glob.glob(pattern, recursive=True))
+    return root, [p for p in paths if p.is_file() and p.suffix.lower() in SUPPORTED_SUFFIXES
+                  and not _is_hidden(_relpath(p, root))]
+
+
+def _read_list_file(list_file: Path) -> tuple[list[Path], list[SkippedFile]]:
+    try:
+        lines = list_file.read_text(encoding="utf-8-sig").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DatasetError(f"cannot read image list '{list_file}': {exc}",
+                           "give a plain-text file with one image path per line") from None
+    paths, skipped = [], []
+    for number, line in enumerate(lines, 1):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        path = Path(line).expanduser()
+        path = (path if path.is_absolute() else list_file.parent / path).resolve()
+        where = f"(listed in {list_file.name} line {number})"
+        if path.suffix.lower() not in SUPPORTED_SUFFIXES:
+            skipped.append(SkippedFile(path, f"{_unsupported_suffix(path.suffix.lower())} {where}"))
+        elif not path.is_file():
+            reason = "is a folder, not an image file" if path.is_dir() else "file not found"
+            skipped.append(SkippedFile(path, f"{reason} {where}"))
+        else:
+            paths.append(path)
+    return paths, skipped
+
+
+class Dataset:
+    """A set of images sharing one channel count; ``images`` sorted by relpath then frame."""
+
+    def __init__(self, root: Path, images: list[ImageRecord], skipped: list[SkippedFile] = (),
+                 source: str | None = None):
+        self.root = Path(root)
+        self.source = source if source is not None else str(self.root)  # what open() was given, resolved
+        self.images = sorted(images, key=lambda r: (r.relpath, r.frame))
+        self.skipped = list(skipped)
+        self._by_id = {r.id: r for r in self.images}
+        counts = Counter(r.channels for r in self.images)
+        self.channels = max(counts, key=lambda c: counts[c]) if counts else 0
+        odd = {r.relpath: r.channels for r in self.images if r.channels != self.channels}
+        if odd:
+            names = [f"'{rel}' has {c} channel(s)" for rel, c in list(odd.items())[:10]]
+            more = f", and {len(odd) - 10} more" if len(odd) > 10 else ""
+            raise DatasetError(
+                f"images in '{self.root}' do not share one channel count: most have "
+                f"{self.channels} channel(s), but {', '.join(names)}{more}",
+                "select files with the same channels (e.g. a glob or a list file)")
+
+    @classmethod
+    def open(cls, source, *, verify: bool = True) -> "Dataset":
+        """Open a folder (recursive), a glob pattern or a text file listing one path per line.
+
+        verify=True decodes every file once so truncated/corrupt files are skipped now;
+        verify=False reads headers only.
+        """
+        text = str(source)
+        skipped: list[SkippedFile] = []
+        if isinstance(source, str) and any(c in text for c in "*?[") and not Path(text).exists():
+            root, paths = _find_by_glob(os.path.expanduser(text))
+            kind = f"glob pattern '{text}'"
+            resolved_source = str(Path(os.path.expanduser(text)).absolute())
+        else:
+            path = Path(text).expanduser().resolve()
+            resolved_source = str(path)
+            if not path.exists():
+                raise DatasetError(f"image source '{source}' does not exist",
+                                   "give a folder, a glob pattern or a text file listing images")
+            if path.is_dir():
+                root, paths, kind = path, _find_in_folder(path), f"folder '{path}'"
+            elif path.suffix.lower() in SUPPORTED_SUFFIXES:
+                root, paths, kind = path.parent, [path], f"file '{path}'"
+            elif path.suffix.lower() in _LIST_SUFFIXES:
+                root, kind = path.parent, f"image list '{path}'"
+                paths, skipped = _read_list_file(path)
+            else:
+                raise DatasetError(f"image source '{path}' is neither a folder, an image nor an image list"
+                                   f" ({_unsupported_suffix(path.suffix.lower())})",
+                                   "use a folder, a glob pattern or a .txt file with one path per line")
+        images: list[ImageRecord] = []
+        for path in dict.fromkeys(paths):  # drop duplicates, keep order
+            rel = _relpath(path, root)
+            try:
+                frames = _inspect(path, "verify" if verify else "probe")[0]
+                hash12 = _hash12(path)
+            except ImageReadError as exc:
+                skipped.append(SkippedFile(path, getattr(exc, "reason", str(exc))))
+                continue
+            except OSError as exc:
+                skipped.append(SkippedFile(path, f"cannot read file: {exc}"))
+                continue
+            for i, (h, w, c, dtype) in enumerate(frames):
+                image_id = f"{rel}#{i}@{hash12}" if i else f"{rel}@{hash12}"
+                images.append(ImageRecord(image_id, path, rel, i, h, w, c, dtype))
+        if not images:
+            if not skipped:
+                raise DatasetError(f"no image files found in {kind}",
+                                   f"supported file types: {', '.join(SUPPORTED_SUFFIXES)}")
+            reasons = "; ".join(f"{s.path.name}: {s.reason}" for s in skipped[:5])
+            more = f"; and {len(skipped) - 5} more" if len(skipped) > 5 else ""
+            raise DatasetError(f"no readable image in {kind}: {len(skipped)} file(s) skipped "
+                               f"({reasons}{more})", "check that the files are complete images")
+        return cls(root, images, skipped, source=resolved_source)
+
+    def by_id(self, image_id: str) -> ImageRecord:
+        try:
+            return self._by_id[image_id]
+        except KeyError:
+            raise DatasetError(f"unknown image id '{image_id}' in dataset '{self.root}'",
+                               "ids look like 'relpath@hash12'; the file may have changed since "
+                               "the id was made") from None
+
+    def read(self, image: ImageRecord | str) -> np.ndarray:
+        """Pixels of one image (record or id) as (H, W, C) in the native dtype."""
+        record = self.by_id(image) if isinstance(image, str) else image
+        return read_image(record.path, record.frame)
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __iter__(self) -> Iterator[ImageRecord]:
+        return iter(self.images)
+
+    def summary(self) -> str:
+        """A few human-readable lines: root, counts, channels, dtypes, skipped files."""
+        dtypes = Counter(r.dtype for r in self.images)
+        n_files = len({r.path for r in self.images})
+        lines = [f"dataset root: {self.root}",
+                 f"images: {len(self.images)} (from {n_files} file(s)), channels: {self.channels}",
+                 "dtypes: " + ", ".join(f"{d} ({n})" for d, n in sorted(dtypes.items()))]
+        if self.images:
+            heights = [r.height for r in self.images]
+            widths = [r.width for r in self.images]
+            lines.append(f"size: {min(heights)}-{max(heights)} x {min(widths)}-{max(widths)} pixels")
+        lines.append(f"skipped files: {len(self.skipped)}")
+        for s in self.skipped[:20]:
+            lines.append(f"  {_relpath(s.path, self.root)}: {s.reason}")
+        if len(self.skipped) > 20:
+            lines.append(f"  ... and {len(self.skipped) - 20} more")
+        return "\n".join(lines)
+
+    def find(self, name: str) -> ImageRecord:
+        """A record by id, or by relative path (first frame) / file name when unambiguous."""
+        if name in self._by_id:
+            return self._by_id[name]
+        matches = [r for r in self.images if r.relpath == name and r.frame == 0]
+        if not matches:
+            matches = [r for r in self.images if r.path.name == name and r.frame == 0]
+        if len(matches) == 1:
+            return matches[0]
+        if len(matches) > 1:
+            raise DatasetError(f"image name '{name}' is ambiguous in dataset '{self.root}'",
+                               "give the relative path or the id")
+        return self.by_id(name)

@@ -1,0 +1,205 @@
+"""Intensity normalisation and channel handling, as in the SimSearch paper.
+
+Normalisation (paper Sec. II-B): for every image and channel take the 5th and
+95th intensity percentiles; over the dataset take the 0.5th percentile of the
+lows and the 99.5th percentile of the highs; rescale that range to [0, 1] and
+clip. It is computed once, streaming over the images (only two numbers per
+image and channel are kept), and stored with the project.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from dataclasses import dataclass, field
+from typing import Callable, Iterable, Sequence
+
+import numpy as np
+
+from .errors import ConfigError, DatasetError, ImageReadError
+
+log = logging.getLogger(__name__)
+
+# Pixels used per image for the channel correlation (a strided subsample).
+_CORRELATION_PIXELS = 1_000_000
+
+
+@dataclass(frozen=True)
+class Normalization:
+    """Per-channel intensity range mapped to [0, 1].
+
+    low, high: one value per channel of the files (not of the selection).
+    """
+
+    low: tuple[float, ...]
+    high: tuple[float, ...]
+
+    def __post_init__(self) -> None:
+        if len(self.low) != len(self.high) or not self.low:
+            raise ConfigError("normalization: 'low' and 'high' need one value per channel")
+        for channel, (lo, hi) in enumerate(zip(self.low, self.high)):
+            if not np.isfinite(lo) or not np.isfinite(hi):
+                raise ConfigError(f"normalization: channel {channel} has a non-finite range ({lo}, {hi})")
+
+    @property
+    def channels(self) -> int:
+        return len(self.low)
+
+    def apply(self, image: np.ndarray) -> np.ndarray:
+        """(H, W, C) any dtype -> (H, W, C) float32 in [0, 1]."""
+        if image.ndim != 3 or image.shape[2] != self.channels:
+            raise ConfigError(
+                f"normalization expects (H, W, {self.channels}) images, got shape {image.shape}"
+            )
+        low = np.asarray(self.low, dtype=np.float32)
+        span = np.asarray(self.high, dtype=np.float32) - low
+        span[span <= 0] = 1.0  # a constant channel maps to 0 rather than dividing by zero
+        out = (image.astype(np.float32) - low) / span
+        return np.clip(out, 0.0, 1.0, out=out)
+
+    def fingerprint(self) -> str:
+        """Short stable hash, used in embedding cache keys."""
+        text = json.dumps({"low": list(self.low), "high": list(self.high)})
+        return hashlib.blake2b(text.encode(), digest_size=8).hexdigest()
+
+    def to_dict(self) -> dict:
+        return {"low": [float(v) for v in self.low], "high": [float(v) for v in self.high]}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "Normalization":
+        try:
+            return cls(tuple(float(v) for v in data["low"]), tuple(float(v) for v in data["high"]))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ConfigError(f"normalization: malformed entry {data!r}: {exc}") from exc
+
+
+@dataclass(frozen=True)
+class ChannelStatistics:
+    """Result of one streaming pass over a dataset.
+
+    normalization: the dataset-wide range per channel.
+    correlation: (C, C) float64, mean over images of the Pearson correlation
+        between channels (1 on the diagonal; 0 where a channel is constant).
+    image_lows, image_highs: (N, C) float64, the per-image percentiles.
+    """
+
+    normalization: Normalization
+    correlation: np.ndarray
+    image_lows: np.ndarray = field(repr=False)
+    image_highs: np.ndarray = field(repr=False)
+
+
+def image_percentiles(image: np.ndarray, *, low: float = 5.0, high: float = 95.0) -> tuple[np.ndarray, np.ndarray]:
+    """(H, W, C) -> per-channel (low, high) percentiles, each (C,) float64. NaNs are ignored."""
+    flat = image.reshape(-1, image.shape[-1])
+    if np.issubdtype(flat.dtype, np.floating) and np.isnan(flat).any():
+        values = np.nanpercentile(flat, [low, high], axis=0)
+    else:
+        values = np.percentile(flat, [low, high], axis=0)
+    return values[0].astype(np.float64), values[1].astype(np.float64)
+
+
+def channel_correlation(image: np.ndarray, *, max_pixels: int = _CORRELATION_PIXELS) -> np.ndarray:
+    """(H, W, C) -> (C, C) Pearson correlation on a strided pixel subsample."""
+    flat = image.reshape(-1, image.shape[-1])
+    step = max(1, flat.shape[0] // max_pixels)
+    sample = flat[::step].astype(np.float64)
+    channels = sample.shape[1]
+    if channels == 1:
+        return np.ones((1, 1))
+    std = sample.std(axis=0)
+    centred = sample - sample.mean(axis=0)
+    cov = centred.T @ centred / max(1, sample.shape[0])
+    with np.errstate(invalid="ignore", divide="ignore"):
+        corr = cov / np.outer(std, std)
+    corr[~np.isfinite(corr)] = 0.0
+    np.fill_diagonal(corr, 1.0)
+    return corr
+
+
+def compute_statistics(
+    images: Iterable[np.ndarray],
+    *,
+    image_low: float = 5.0,
+    image_high: float = 95.0,
+    dataset_low: float = 0.5,
+    dataset_high: float = 99.5,
+    progress: Callable[[int], None] | None = None,
+) -> ChannelStatistics:
+    """Stream (H, W, C) images once and return the paper's normalisation and channel correlation.
+
+    Memory holds one image at a time plus two numbers per image and channel.
+    """
+    lows, highs = [], []
+    corr_sum = None
+    for count, image in enumerate(images, start=1):
+        lo, hi = image_percentiles(image, low=image_low, high=image_high)
+        lows.append(lo)
+        highs.append(hi)
+        corr = channel_correlation(image)
+        corr_sum = corr if corr_sum is None else corr_sum + corr
+        if progress is not None:
+            progress(count)
+    if not lows:
+        raise DatasetError("cannot compute normalization: the dataset has no readable image")
+    image_lows, image_highs = np.stack(lows), np.stack(highs)
+    low = np.percentile(image_lows, dataset_low, axis=0)
+    high = np.percentile(image_highs, dataset_high, axis=0)
+    normalization = Normalization(tuple(float(v) for v in low), tuple(float(v) for v in high))
+    return ChannelStatistics(normalization, corr_sum / len(lows), image_lows, image_highs)
+
+
+def compute_dataset_statistics(dataset, *, progress: Callable[[int], None] | None = None, **kwargs) -> ChannelStatistics:
+    """compute_statistics over every image of a Dataset; unreadable images are logged and skipped."""
+
+    def readable_images():
+        for record in dataset:
+            try:
+                yield dataset.read(record)
+            except ImageReadError as exc:
+                log.warning("normalization: skipping %s: %s", record.relpath, exc.message)
+
+    return compute_statistics(readable_images(), progress=progress, **kwargs)
+
+
+def resolve_channels(file_channels: int, channels: Sequence[int] | None = None) -> tuple[int, ...]:
+    """Validate a channel selection (indices into the file's channels) for the 3-channel backbone.
+
+    None selects every channel when there are at most 3, else the first 3 (with a warning).
+    """
+    if channels is None:
+        if file_channels > 3:
+            log.warning(
+                "images have %d channels; using channels 0,1,2. Choose others with channels=[...] "
+                "(CLI: --channels), e.g. the least correlated ones.",
+                file_channels,
+            )
+        return tuple(range(min(3, file_channels)))
+    selection = tuple(int(c) for c in channels)
+    if not 1 <= len(selection) <= 3:
+        raise ConfigError(
+            f"channels: select 1 to 3 channels for the backbone, got {list(selection)}",
+            hint="e.g. channels=[0] for one channel or [0, 2, 3] for three",
+        )
+    bad = [c for c in selection if not 0 <= c < file_channels]
+    if bad:
+        raise ConfigError(
+            f"channels: {bad} out of range; the images have {file_channels} channel(s) (0..{file_channels - 1})"
+        )
+    if len(set(selection)) != len(selection):
+        raise ConfigError(f"channels: {list(selection)} repeats a channel")
+    return selection
+
+
+def to_backbone_channels(image01: np.ndarray, channels: Sequence[int]) -> np.ndarray:
+    """(H, W, C) float in [0, 1] -> (H, W, 3) float32 for an RGB backbone.
+
+    One channel is replicated to grey RGB; two channels fill R and G with B left
+    at 0 (a two-colour overlay); three are used as they are.
+    """
+    selected = image01[..., list(channels)].astype(np.float32, copy=False)
+    if selected.shape[-1] == 1:
+        return np.repeat(selected, 3, axis=-1)
+    if selected.shape[-1] == 2:
+        return np.concatenate([selected, np.zeros_like(selected[..., :1])], axis=-1)
+    return selected

@@ -1,0 +1,169 @@
+"""FAISS index of every patch embedding of a dataset: exact inner product on
+L2-normalised vectors (= cosine similarity), on the GPU when FAISS sees one."""
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import faiss
+import numpy as np
+
+from ..errors import ConfigError, ProjectError
+
+log = logging.getLogger(__name__)
+
+INDEX_FILE = "patches.faiss"
+META_FILE = "patches.npz"
+
+
+@dataclass(frozen=True)
+class SearchHits:
+    """Top-k answers for Q queries, best first. Missing answers (fewer than k
+    vectors) have image index -1 and score -inf.
+
+    scores: (Q, k) float32 cosine similarity; image_ids: (Q, k) object (str or "");
+    rows, cols: (Q, k) int32 grid positions; centres: (Q, k, 2) float32 (y, x) px.
+    """
+
+    scores: np.ndarray
+    image_ids: np.ndarray
+    rows: np.ndarray
+    cols: np.ndarray
+    centres: np.ndarray
+
+
+def gpu_count() -> int:
+    """GPUs FAISS can use; 0 for CPU-only builds (which lack the call)."""
+    try:
+        return int(faiss.get_num_gpus())
+    except AttributeError:
+        return 0
+
+
+class PatchIndex:
+    """Exact inner-product index over patch vectors plus where each came from."""
+
+    def __init__(self, dim: int, *, use_gpu: bool | None = None):
+        if dim <= 0:
+            raise ConfigError(f"dim: must be positive, got {dim}")
+        self.dim = dim
+        self.image_ids: list[str] = []
+        self._image_index: dict[str, int] = {}
+        self._owner: list[np.ndarray] = []  # per added block: image indices
+        self._positions: list[np.ndarray] = []  # (n, 2) int32 rows, cols
+        self._centres: list[np.ndarray] = []  # (n, 2) float32
+        self._cpu_index = faiss.IndexFlatIP(dim)
+        self._gpu_index = None
+        self.use_gpu = gpu_count() > 0 if use_gpu is None else (use_gpu and gpu_count() > 0)
+        self._meta_cache = None
+
+    def __len__(self) -> int:
+        return int(self._cpu_index.ntotal)
+
+    def add(self, image_id: str, vectors: np.ndarray, centres: np.ndarray) -> None:
+        """vectors: (rows, cols, D) or (n, D); centres: matching (..., 2) (y, x) px."""
+        if vectors.shape[-1] != self.dim:
+            raise ConfigError(f"vectors of {image_id}: dimension {vectors.shape[-1]}, index has {self.dim}")
+        if vectors.ndim == 3:
+            rows, cols = np.meshgrid(np.arange(vectors.shape[0]), np.arange(vectors.shape[1]), indexing="ij")
+            positions = np.stack([rows.ravel(), cols.ravel()], axis=1)
+        else:
+            positions = np.stack([np.arange(len(vectors)), np.zeros(len(vectors), int)], axis=1)
+        flat = np.ascontiguousarray(vectors.reshape(-1, self.dim), dtype=np.float32)
+        if image_id not in self._image_index:
+            self._image_index[image_id] = len(self.image_ids)
+            self.image_ids.append(image_id)
+        self._owner.append(np.full(len(flat), self._image_index[image_id], np.int32))
+        self._positions.append(positions.astype(np.int32))
+        self._centres.append(np.asarray(centres, np.float32).reshape(-1, 2))
+        self._cpu_index.add(flat)
+        self._gpu_index = None
+        self._meta_cache = None
+
+    def _metadata(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        if self._meta_cache is None:
+            if self._owner:
+                self._meta_cache = (
+                    np.concatenate(self._owner), np.concatenate(self._positions), np.concatenate(self._centres)
+                )
+            else:
+                self._meta_cache = (np.zeros(0, np.int32), np.zeros((0, 2), np.int32), np.zeros((0, 2), np.float32))
+            self._owner, self._positions, self._centres = [self._meta_cache[0]], [self._meta_cache[1]], [self._meta_cache[2]]
+        return self._meta_cache
+
+    def _searcher(self):
+        if not self.use_gpu:
+            return self._cpu_index
+        if self._gpu_index is None:
+            resources = faiss.StandardGpuResources()
+            self._gpu_index = faiss.index_cpu_to_gpu(resources, 0, self._cpu_index)
+            self._gpu_resources = resources
+        return self._gpu_index
+
+    def search(self, queries: np.ndarray, k: int = 10) -> SearchHits:
+        """queries: (Q, D) or (D,), normalised here; returns the k most similar patches each."""
+        queries = np.atleast_2d(np.asarray(queries, dtype=np.float32))
+        if queries.shape[1] != self.dim:
+            raise ConfigError(f"queries: dimension {queries.shape[1]}, index has {self.dim}")
+        if k < 1:
+            raise ConfigError(f"k: must be at least 1, got {k}")
+        norms = np.linalg.norm(queries, axis=1, keepdims=True)
+        queries = queries / np.maximum(norms, 1e-12)
+        owner, positions, centres = self._metadata()
+        count = len(queries)
+        if len(self) == 0:
+            empty = np.full((count, k), -1, np.int64)
+        else:
+            scores, empty = self._searcher().search(np.ascontiguousarray(queries), min(k, len(self)))
+            if empty.shape[1] < k:
+                pad = k - empty.shape[1]
+                scores = np.pad(scores, ((0, 0), (0, pad)), constant_values=-np.inf)
+                empty = np.pad(empty, ((0, 0), (0, pad)), constant_values=-1)
+        labels = empty
+        valid = labels >= 0
+        safe = np.where(valid, labels, 0)
+        result_scores = np.where(valid, scores, -np.inf).astype(np.float32) if len(self) else np.full((count, k), -np.inf, np.float32)
+        ids = np.array(self.image_ids + [""], dtype=object)
+        image_idx = np.where(valid, owner[safe] if len(owner) else -1, -1)
+        return SearchHits(
+            scores=result_scores,
+            image_ids=ids[image_idx],
+            rows=np.where(valid, positions[safe, 0] if len(owner) else -1, -1).astype(np.int32),
+            cols=np.where(valid, positions[safe, 1] if len(owner) else -1, -1).astype(np.int32),
+            centres=np.where(valid[..., None], centres[safe] if len(owner) else 0, np.nan).astype(np.float32),
+        )
+
+    def save(self, folder: str | Path) -> None:
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        owner, positions, centres = self._metadata()
+        tmp_index, tmp_meta = folder / (INDEX_FILE + ".tmp"), folder / (META_FILE + ".tmp.npz")
+        faiss.write_index(self._cpu_index, str(tmp_index))
+        np.savez(tmp_meta, owner=owner, positions=positions, centres=centres,
+                 image_ids=np.array(json.dumps(self.image_ids)))
+        tmp_index.replace(folder / INDEX_FILE)
+        tmp_meta.replace(folder / META_FILE)
+
+    @classmethod
+    def load(cls, folder: str | Path, *, use_gpu: bool | None = None) -> "PatchIndex":
+        folder = Path(folder)
+        index_path, meta_path = folder / INDEX_FILE, folder / META_FILE
+        if not index_path.is_file() or not meta_path.is_file():
+            raise ProjectError(f"no patch index in {folder}", hint="run `simsearch embed` first")
+        try:
+            cpu_index = faiss.read_index(str(index_path))
+            with np.load(meta_path, allow_pickle=False) as meta:
+                owner, positions, centres = meta["owner"], meta["positions"], meta["centres"]
+                image_ids = json.loads(str(meta["image_ids"]))
+        except Exception as exc:
+            raise ProjectError(f"patch index in {folder} is unreadable: {exc}", hint="delete it and run `simsearch embed` again") from exc
+        if cpu_index.ntotal != len(owner):
+            raise ProjectError(f"patch index in {folder} is inconsistent ({cpu_index.ntotal} vectors, {len(owner)} entries)")
+        index = cls(cpu_index.d, use_gpu=use_gpu)
+        index._cpu_index = cpu_index
+        index.image_ids = list(image_ids)
+        index._image_index = {image_id: i for i, image_id in enumerate(image_ids)}
+        index._owner, index._positions, index._centres = [owner], [positions], [centres]
+        return index

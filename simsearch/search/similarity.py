@@ -1,0 +1,28 @@
+"""Similarity maps: cosine similarity of every patch of an image to a few prototype vectors."""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from ..errors import ConfigError
+
+
+def similarity_map(vectors: np.ndarray, prototypes: np.ndarray, *, device: str | torch.device = "cpu") -> np.ndarray:
+    """Max cosine similarity over prototypes for every patch.
+
+    vectors: (rows, cols, D) L2-normalised patch embeddings (float16 or float32);
+    prototypes: (P, D) or (D,), normalised here. Returns (rows, cols) float32.
+    A matrix product in torch, on the GPU when `device` is one.
+    """
+    prototypes = np.atleast_2d(np.asarray(prototypes, dtype=np.float32))
+    if vectors.ndim != 3 or prototypes.shape[1] != vectors.shape[-1]:
+        raise ConfigError(
+            f"similarity_map: vectors {vectors.shape} and prototypes {prototypes.shape} do not match"
+        )
+    rows, cols, dim = vectors.shape
+    if len(prototypes) == 0 or rows * cols == 0:
+        return np.full((rows, cols), -1.0 if len(prototypes) == 0 else 0.0, np.float32)[: rows, : cols]
+    patches = torch.from_numpy(np.ascontiguousarray(vectors).reshape(-1, dim)).to(device, torch.float32)
+    queries = torch.nn.functional.normalize(torch.from_numpy(prototypes).to(device), dim=1)
+    scores = (patches @ queries.T).amax(dim=1)
+    return scores.reshape(rows, cols).cpu().numpy()
