@@ -1,0 +1,139 @@
+import numpy as np
+import pytest
+import torch
+from skimage.feature import peak_local_max
+
+from conftest import blob_image
+from simsearch import ConfigError, DenseEmbedder, Normalization, PatchGeometry, similarity_map
+from simsearch.features.embed import _Resampler, scaled_tops_lefts
+
+NORM8 = Normalization((0.0, 0.0, 0.0), (255.0, 255.0, 255.0))
+
+
+def _textured(shape=(176, 224), seed=0):
+    """Smooth random colour texture, (H, W, 3) uint8: every window differs."""
+    rng = np.random.default_rng(seed)
+    small = rng.integers(0, 256, (shape[0] // 8 + 1, shape[1] // 8 + 1, 3)).astype(np.float32)
+    image = np.kron(small, np.ones((8, 8, 1)))[: shape[0], : shape[1]]
+    return image.astype(np.uint8)
+
+
+def test_geometry_scale_kernel_and_grid():
+    g = PatchGeometry.for_patch(96)
+    assert (g.scale, g.kernel, g.grid_step) == (1.0, (6, 6), 16.0)
+    small = PatchGeometry.for_patch(40)
+    assert small.scale == pytest.approx(1.6) and small.kernel == (4, 4) and small.grid_step == pytest.approx(10.0)
+    fine = PatchGeometry.for_patch(96, passes=2)
+    assert fine.grid_step == 8.0
+    assert g.grid_shape(480, 640) == (25, 35)
+    assert fine.grid_shape(480, 640) == (49, 69)
+    assert g.grid_shape(50, 640) == (0, 35)  # image smaller than a patch: no positions
+    rect = PatchGeometry.for_patch((100, 60))
+    assert rect.kernel == (7, 4) and rect.scale == pytest.approx(64 / 60, rel=1e-5)
+    for geometry in (g, small, fine):
+        y, x = geometry.centre(3, 5)
+        assert geometry.nearest_position(y, x, (50, 50)) == (3, 5)
+        y0, x0, y1, x1 = geometry.box(3, 5)
+        assert (y1 - y0) == pytest.approx(geometry.kernel[0] * 16 / geometry.scale)
+    assert PatchGeometry.from_dict(small.to_dict()) == small
+    with pytest.raises(ConfigError, match="passes"):
+        PatchGeometry.for_patch(96, passes=3)
+    with pytest.raises(ConfigError, match="patch_size"):
+        PatchGeometry.for_patch(2)
+
+
+def test_resampler_regions_are_tile_independent():
+    image = _textured((37, 41))
+    for scale in (1.0, 1.6, 3.3):
+        resampler = _Resampler(image, NORM8, (0, 1, 2), scale)
+        whole = resampler.region(-5, 70, -3, 80)
+        piece = resampler.region(20, 50, 10, 60)
+        torch.testing.assert_close(piece, whole[:, 25:55, 13:63])
+    plain = _Resampler(image, NORM8, (0, 1, 2), 1.0).region(0, 37, 0, 41)
+    torch.testing.assert_close(plain, torch.from_numpy(image.astype(np.float32) / 255).permute(2, 0, 1))
+
+
+@pytest.mark.parametrize("patch,passes", [(48, 1), (32, 2), (20, 1)])
+def test_dense_embedding_equals_window_run_alone(lite0, patch, passes):
+    """Away from the borders, the dense vector of a patch equals the patch cropped (with
+    4 cells of context) and run through the network alone."""
+    geometry = PatchGeometry.for_patch(patch, passes=passes)
+    embedder = DenseEmbedder(lite0, NORM8, geometry, channels=(0, 1, 2), device="cpu")
+    image = _textured()
+    dense = embedder.embed(image)
+    assert dense.vectors.shape == (*geometry.grid_shape(*image.shape[:2]), 112)
+    np.testing.assert_allclose(np.linalg.norm(dense.vectors, axis=-1), 1.0, rtol=1e-5)
+    margin = 4 * passes  # 4 cells of context, in grid steps
+    rows = np.arange(margin, dense.grid_shape[0] - margin)
+    cols = np.arange(margin, dense.grid_shape[1] - margin)
+    rr, cc = np.meshgrid(rows, cols, indexing="ij")
+    pick = np.random.default_rng(0).choice(rr.size, size=min(16, rr.size), replace=False)
+    rr, cc = rr.ravel()[pick], cc.ravel()[pick]
+    assert len(rr) == 16
+    alone = embedder.embed_windows(image, scaled_tops_lefts(geometry, rr, cc), context_cells=4)
+    cosine = (alone * dense.vectors[rr, cc]).sum(axis=1)
+    assert cosine.min() > 0.97, cosine.min()
+    # and without context (the paper's per-patch crop) it is a different, weaker match
+    bare = embedder.embed_windows(image, scaled_tops_lefts(geometry, rr, cc), context_cells=0)
+    assert (bare * dense.vectors[rr, cc]).sum(axis=1).mean() < cosine.mean()
+
+
+def test_tiled_embedding_matches_whole_image(lite0):
+    geometry = PatchGeometry.for_patch(48)
+    image = _textured((176, 208), seed=4)
+    whole = DenseEmbedder(lite0, NORM8, geometry, channels=(0, 1, 2), device="cpu").embed(image)
+    tiled = DenseEmbedder(lite0, NORM8, geometry, channels=(0, 1, 2), device="cpu", tile_cells=6, halo_cells=4).embed(image)
+    cosine = (whole.vectors * tiled.vectors).sum(axis=-1)
+    assert cosine.min() > 0.97 and cosine.mean() > 0.995
+
+
+def test_image_smaller_than_patch_gives_empty_grid(lite0):
+    geometry = PatchGeometry.for_patch(96)
+    out = DenseEmbedder(lite0, NORM8, geometry, channels=(0, 1, 2), device="cpu").embed(_textured((40, 300)))
+    assert out.vectors.shape == (0, geometry.grid_shape(40, 300)[1], 112)
+
+
+def test_single_channel_16bit_input(lite0):
+    image = blob_image((96, 112), [(48, 56)], dtype=np.uint16, channels=1)
+    norm = Normalization((0.0,), (65535.0,))
+    out = DenseEmbedder(lite0, norm, PatchGeometry.for_patch(32), channels=(0,), device="cpu").embed(image)
+    assert out.vectors.dtype == np.float32 and np.isfinite(out.vectors).all()
+
+
+def _peaks(embedder, image, prototype_centre, threshold):
+    dense = embedder.embed(image)
+    geometry = embedder.geometry
+    row, col = geometry.nearest_position(*prototype_centre, dense.grid_shape)
+    heat = similarity_map(dense.vectors, dense.vectors[row, col])
+    spacing = max(1, int(0.5 * geometry.patch_size[1] / geometry.grid_step) - 1)
+    peaks = peak_local_max(heat, min_distance=spacing, threshold_abs=threshold, exclude_border=False)
+    return np.array([geometry.centre(r, c) for r, c in peaks])
+
+
+def test_small_crowded_objects_are_localised_after_upsampling(lite0):
+    """16 px nuclei, 28 px apart: at stride 16 without upsampling one feature cell
+    holds parts of two nuclei; upsampled so the 24 px patch spans 4 cells, every
+    nucleus gets its own similarity peak near its centre."""
+    centres = [(40 + 28 * i, 40 + 28 * j) for i in range(4) for j in range(5)]
+    image = blob_image((170, 200), centres, radius=8, seed=5)
+    norm = Normalization((0.0,) * 3, (255.0,) * 3)
+    upsampled = DenseEmbedder(lite0, norm, PatchGeometry.for_patch(24), channels=(0, 1, 2), device="cpu")
+    found = _peaks(upsampled, image, centres[6], threshold=0.8)
+    distance = np.linalg.norm(found[:, None, :] - np.array(centres)[None], axis=-1)
+    assert len(found) == len(centres)
+    assert distance.min(axis=0).max() <= 0.3 * 24  # every nucleus has a peak within the matching radius
+    coarse = DenseEmbedder(lite0, norm, PatchGeometry.for_patch(24, min_cells=1), channels=(0, 1, 2), device="cpu")
+    merged = _peaks(coarse, image, centres[6], threshold=0.8)
+    hits = (np.linalg.norm(merged[:, None] - np.array(centres)[None], axis=-1).min(axis=0) <= 0.3 * 24).sum()
+    assert hits < len(centres)  # the stride-16 grid cannot place a peak on each nucleus
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_cuda_bf16_embeddings_match_cpu(lite0):
+    geometry = PatchGeometry.for_patch(48)
+    image = _textured((200, 260), seed=6)
+    cpu = DenseEmbedder(lite0, NORM8, geometry, channels=(0, 1, 2), device="cpu").embed(image)
+    gpu = DenseEmbedder(lite0, NORM8, geometry, channels=(0, 1, 2), device="cuda").embed(image)
+    lite0.to("cpu")
+    cosine = (cpu.vectors * gpu.vectors).sum(axis=-1)
+    assert cosine.min() > 0.98 and cosine.mean() > 0.995

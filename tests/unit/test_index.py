@@ -1,0 +1,71 @@
+import numpy as np
+import pytest
+
+from simsearch import ConfigError, PatchIndex, ProjectError, similarity_map
+
+
+def _unit(rng, n, dim):
+    v = rng.normal(size=(n, dim)).astype(np.float32)
+    return v / np.linalg.norm(v, axis=-1, keepdims=True)
+
+
+def test_index_returns_planted_near_duplicate(tmp_path):
+    rng = np.random.default_rng(0)
+    dim = 64
+    index = PatchIndex(dim)
+    for i in range(5):
+        grid = _unit(rng, 12 * 15, dim).reshape(12, 15, dim)
+        centres = np.stack(np.meshgrid(np.arange(12) * 16.0, np.arange(15) * 16.0, indexing="ij"), -1)
+        if i == 3:
+            query = _unit(rng, 1, dim)[0]
+            grid[7, 9] = query + 0.05 * _unit(rng, 1, dim)[0]  # the near-duplicate
+        index.add(f"img{i}", grid, centres)
+    assert len(index) == 5 * 12 * 15
+    hits = index.search(query, k=3)
+    assert hits.image_ids[0, 0] == "img3" and (hits.rows[0, 0], hits.cols[0, 0]) == (7, 9)
+    np.testing.assert_allclose(hits.centres[0, 0], [7 * 16.0, 9 * 16.0])
+    assert hits.scores[0, 0] > 0.99 > hits.scores[0, 1]
+    # exact search: the same answer as brute force
+    everything = np.concatenate([index._cpu_index.reconstruct_n(0, len(index))])
+    brute = np.sort(everything @ query)[::-1][:3]
+    np.testing.assert_allclose(hits.scores[0], brute, rtol=1e-5)
+
+    index.save(tmp_path / "idx")
+    loaded = PatchIndex.load(tmp_path / "idx")
+    again = loaded.search(query * 3.0, k=3)  # queries are normalised
+    assert list(again.image_ids[0]) == list(hits.image_ids[0])
+    np.testing.assert_allclose(again.scores, hits.scores, rtol=1e-5)
+
+
+def test_search_with_more_k_than_vectors_pads():
+    index = PatchIndex(4)
+    index.add("a", np.eye(4, dtype=np.float32)[:2], np.zeros((2, 2)))
+    hits = index.search(np.array([1, 0, 0, 0], np.float32), k=4)
+    assert list(hits.image_ids[0]) == ["a", "a", "", ""]
+    assert hits.scores[0, 0] == pytest.approx(1.0) and np.isneginf(hits.scores[0, 2:]).all()
+    empty = PatchIndex(4).search(np.ones(4), k=2)
+    assert empty.scores.shape == (1, 2) and list(empty.image_ids[0]) == ["", ""]
+
+
+def test_index_errors(tmp_path):
+    index = PatchIndex(8)
+    with pytest.raises(ConfigError, match="dimension"):
+        index.add("a", np.zeros((2, 4), np.float32), np.zeros((2, 2)))
+    with pytest.raises(ConfigError, match="dimension"):
+        index.search(np.zeros(4), k=1)
+    with pytest.raises(ConfigError, match="k"):
+        index.search(np.zeros(8), k=0)
+    with pytest.raises(ProjectError, match="no patch index"):
+        PatchIndex.load(tmp_path)
+
+
+def test_similarity_map_matches_numpy_reference():
+    rng = np.random.default_rng(1)
+    vectors = _unit(rng, 6 * 7, 16).reshape(6, 7, 16).astype(np.float16)
+    prototypes = rng.normal(size=(3, 16)).astype(np.float32)
+    heat = similarity_map(vectors, prototypes)
+    unit = prototypes / np.linalg.norm(prototypes, axis=1, keepdims=True)
+    expected = (vectors.astype(np.float32) @ unit.T).max(axis=-1)
+    np.testing.assert_allclose(heat, expected, rtol=1e-5, atol=1e-6)
+    with pytest.raises(ConfigError):
+        similarity_map(vectors, np.zeros((2, 8)))

@@ -1,0 +1,76 @@
+import numpy as np
+import pytest
+
+from simsearch import ConfigError, DatasetError, Normalization, compute_statistics, resolve_channels
+from simsearch.preprocess import channel_correlation, to_backbone_channels
+
+
+def test_normalization_matches_hand_computation():
+    rng = np.random.default_rng(1)
+    images = [rng.integers(0, 4096, (20, 30, 2)).astype(np.uint16) for _ in range(7)]
+    stats = compute_statistics(iter(images))
+    lows = np.array([[np.percentile(im[..., c], 5) for c in range(2)] for im in images])
+    highs = np.array([[np.percentile(im[..., c], 95) for c in range(2)] for im in images])
+    expected_low = [np.percentile(lows[:, c], 0.5) for c in range(2)]
+    expected_high = [np.percentile(highs[:, c], 99.5) for c in range(2)]
+    np.testing.assert_allclose(stats.normalization.low, expected_low)
+    np.testing.assert_allclose(stats.normalization.high, expected_high)
+    np.testing.assert_allclose(stats.image_lows, lows)
+
+    out = stats.normalization.apply(images[0])
+    assert out.dtype == np.float32 and out.min() >= 0 and out.max() <= 1
+    manual = np.clip((images[0][..., 1] - expected_low[1]) / (expected_high[1] - expected_low[1]), 0, 1)
+    np.testing.assert_allclose(out[..., 1], manual, rtol=1e-5, atol=1e-6)
+
+
+def test_constant_channel_does_not_divide_by_zero():
+    norm = Normalization((5.0,), (5.0,))
+    out = norm.apply(np.full((4, 4, 1), 5, np.uint8))
+    assert np.all(out == 0)
+
+
+def test_normalization_round_trip_and_fingerprint():
+    norm = Normalization((1.5, 2.0), (100.0, 200.0))
+    again = Normalization.from_dict(norm.to_dict())
+    assert again == norm and again.fingerprint() == norm.fingerprint()
+    assert Normalization((1.5, 2.0), (100.0, 201.0)).fingerprint() != norm.fingerprint()
+    with pytest.raises(ConfigError, match="normalization"):
+        Normalization.from_dict({"low": [1]})
+
+
+def test_channel_correlation():
+    rng = np.random.default_rng(2)
+    a = rng.normal(size=(50, 50))
+    image = np.stack([a, 2 * a + 1, -a, np.full_like(a, 3.0)], axis=-1)
+    corr = channel_correlation(image)
+    np.testing.assert_allclose(corr[0, 1], 1.0, atol=1e-9)
+    np.testing.assert_allclose(corr[0, 2], -1.0, atol=1e-9)
+    assert corr[0, 3] == 0 and corr[3, 3] == 1  # constant channel: no NaN
+
+
+def test_channel_selection_to_three():
+    image = np.random.default_rng(3).random((5, 6, 4)).astype(np.float32)
+    grey = to_backbone_channels(image, (2,))
+    assert grey.shape == (5, 6, 3) and np.all(grey[..., 0] == image[..., 2]) and np.all(grey[..., 2] == image[..., 2])
+    two = to_backbone_channels(image, (3, 0))
+    assert np.all(two[..., 0] == image[..., 3]) and np.all(two[..., 1] == image[..., 0]) and np.all(two[..., 2] == 0)
+    three = to_backbone_channels(image, (1, 2, 3))
+    assert np.all(three == image[..., 1:])
+
+
+def test_resolve_channels_validates():
+    assert resolve_channels(1) == (0,)
+    assert resolve_channels(3) == (0, 1, 2)
+    assert resolve_channels(5) == (0, 1, 2)
+    assert resolve_channels(5, [4, 1]) == (4, 1)
+    with pytest.raises(ConfigError, match="out of range"):
+        resolve_channels(3, [3])
+    with pytest.raises(ConfigError, match="1 to 3"):
+        resolve_channels(5, [0, 1, 2, 3])
+    with pytest.raises(ConfigError, match="repeats"):
+        resolve_channels(3, [1, 1])
+
+
+def test_statistics_of_nothing_is_a_clear_error():
+    with pytest.raises(DatasetError, match="no readable image"):
+        compute_statistics(iter([]))

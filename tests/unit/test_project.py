@@ -1,0 +1,112 @@
+import shutil
+
+import numpy as np
+import pytest
+import tifffile
+import yaml
+
+from conftest import blob_image
+from simsearch import ConfigError, DatasetError, Project, ProjectError, WeightsError
+from simsearch.cli import main
+
+
+@pytest.fixture
+def image_folder(tmp_path):
+    folder = tmp_path / "images"
+    folder.mkdir()
+    for i in range(4):
+        centres = [(30 + 10 * i, 40), (70, 90 + 5 * i)]
+        tifffile.imwrite(folder / f"img{i}.tif", blob_image((112, 144), centres, seed=i, dtype=np.uint16, channels=2)[..., :2].transpose(2, 0, 1),
+                         imagej=True, metadata={"axes": "CYX"})
+    (folder / "broken.tif").write_bytes(b"II*\x00garbage")
+    return folder
+
+
+def test_create_embed_index_and_reopen(tmp_path, image_folder):
+    project = Project.create(tmp_path / "proj", image_folder, patch_size=32, backbone="efficientnet-lite0")
+    assert len(project.dataset) == 4 and [s.path.name for s in project.dataset.skipped] == ["broken.tif"]
+    assert project.channels == (0, 1) and project.geometry.scale == 2.0
+    events = list(project.iter_embed())
+    assert [e.status for e in events] == ["embedded"] * 4 and events[-1].done == events[-1].total == 4
+    assert [e.status for e in project.iter_embed()] == ["cached"] * 4
+
+    first = project.dataset.images[0]
+    cached = project.embeddings(first.id)
+    assert cached.vectors.dtype == np.float16 and isinstance(cached.vectors, np.memmap)
+    fresh = project.embedder.embed(project.dataset.read(first))
+    np.testing.assert_allclose(cached.vectors.astype(np.float32), fresh.vectors, atol=2e-3)
+
+    index = project.build_index()
+    query = project.patch_vector(first.id, 30, 40)
+    hits = index.search(query, k=1)
+    assert hits.image_ids[0, 0] == first.id
+    assert np.hypot(*(hits.centres[0, 0] - [30, 40])) <= project.geometry.grid_step
+
+    settings = yaml.safe_load((project.folder / "project.yaml").read_text())
+    assert settings["backbone"]["name"] == "efficientnet-lite0"
+    assert len(settings["normalization"]["low"]) == 2
+
+    again = Project.open(project.folder)
+    assert again.normalization == project.normalization and again.backbone_spec == project.backbone_spec
+    assert len(again.load_index()) == len(index)
+
+
+def test_project_survives_moving_the_images(tmp_path, image_folder):
+    project = Project.create(tmp_path / "proj", image_folder, patch_size=32, backbone="efficientnet-lite0")
+    ids = [r.id for r in project.dataset]
+    list(project.iter_embed())
+    moved = shutil.move(str(image_folder), str(tmp_path / "elsewhere"))
+    with pytest.raises(DatasetError, match="does not exist"):
+        Project.open(project.folder)
+    reopened = Project.open(project.folder, dataset=moved)
+    assert [r.id for r in reopened.dataset] == ids
+    assert [e.status for e in reopened.iter_embed()] == ["cached"] * 4
+    assert Project.open(project.folder).dataset.root == reopened.dataset.root  # the new place is recorded
+
+
+def test_project_errors(tmp_path, image_folder):
+    with pytest.raises(ProjectError, match="no project"):
+        Project.open(tmp_path / "none")
+    project = Project.create(tmp_path / "proj", image_folder, patch_size=32, backbone="efficientnet-lite0")
+    with pytest.raises(ProjectError, match="already holds a project"):
+        Project.create(project.folder, image_folder, patch_size=32)
+    with pytest.raises(ConfigError, match="outside image"):
+        project.patch_vector(project.dataset.images[0].id, 500, 10)
+    path = project.folder / "project.yaml"
+    settings = yaml.safe_load(path.read_text())
+    settings["format"] = 99
+    path.write_text(yaml.safe_dump(settings))
+    with pytest.raises(ProjectError, match="newer SimSearch"):
+        Project.open(project.folder)
+    settings["format"] = 1
+    settings["backbone"]["weights_sha256"] = "0" * 64
+    path.write_text(yaml.safe_dump(settings))
+    with pytest.raises(WeightsError, match="differs"):
+        Project.open(project.folder).embedder
+
+
+def test_cli_embed_info_search(tmp_path, image_folder, capsys):
+    proj = tmp_path / "cli-proj"
+    assert main(["-q", "embed", str(image_folder), "--project", str(proj), "--patch-size", "32", "--backbone", "efficientnet-lite0"]) == 0
+    out = capsys.readouterr().out
+    assert "embedded 4, cached 0, failed 0 of 4" in out and "broken.tif" in out
+    assert main(["embed", str(image_folder), "--project", str(proj), "--patch-size", "32", "-q"]) == 0
+    assert "embedded 0, cached 4" in capsys.readouterr().out
+    assert main(["info", str(proj)]) == 0
+    info = capsys.readouterr().out
+    assert "efficientnet-lite0" in info and "embeddings cached: 4/4" in info and "channel correlation" in info
+    csv_path = tmp_path / "hits.csv"
+    assert main(["search", "--project", str(proj), "--image", "img1.tif", "--at", "40,40", "-k", "3", "--csv", str(csv_path)]) == 0
+    assert "img1.tif@" in capsys.readouterr().out
+    assert csv_path.read_text().splitlines()[0] == "rank,image,y,x,similarity"
+    # a different patch size for the same project is refused, and nothing changes
+    assert main(["embed", str(image_folder), "--project", str(proj), "--patch-size", "64", "-q"]) == 2
+    assert "patch size" in capsys.readouterr().err
+    assert main(["info", str(image_folder)]) == 0
+    assert "images: 4" in capsys.readouterr().out
+
+
+def test_cli_reports_bad_dataset_clearly(tmp_path, capsys):
+    assert main(["-q", "embed", str(tmp_path / "missing"), "--project", str(tmp_path / "p")]) == 2
+    assert "missing" in capsys.readouterr().err
+    assert not (tmp_path / "p").exists()
