@@ -7,7 +7,8 @@ The public API (scripts and the terminal UI use only these names):
   `compute_dataset_statistics`, `resolve_channels`
 - Backbones: `load_backbone`, `Backbone`, `BackboneSpec`, `BACKBONES`
 - Dense embeddings: `PatchGeometry`, `DenseEmbedder`, `PatchEmbeddings`
-- Search: `PatchIndex`, `SearchHits`, `similarity_map`
+- Search: `PatchIndex`, `SearchHits`, `SimilarPatch`, `similarity_map`
+- Ground truth: `Annotation`, `read_voc_folder`
 - Projects: `Project`, `EmbedProgress`
 - Errors: `SimSearchError` and its subclasses
 """
@@ -31,7 +32,8 @@ from .preprocess import (
     resolve_channels,
 )
 from .project import EmbedProgress, Project
-from .search.index import PatchIndex, SearchHits
+from .io.truth import Annotation, read_voc_folder
+from .search.index import PatchIndex, SearchHits, SimilarPatch
 from .search.similarity import similarity_map
 
 __version__ = "0.1.0"
@@ -40,7 +42,7 @@ __all__ = [
     "BACKBONES", "Backbone", "BackboneSpec", "ChannelStatistics", "ConfigError", "Dataset",
     "DatasetError", "DenseEmbedder", "EmbedProgress", "ImageReadError", "ImageRecord",
     "Normalization", "PatchEmbeddings", "PatchGeometry", "PatchIndex", "Project", "ProjectError",
-    "SearchHits", "SimSearchError", "SkippedFile", "WeightsError", "compute_dataset_statistics",
+    "SearchHits", "SimSearchError", "SimilarPatch", "Annotation", "read_voc_folder", "SkippedFile", "WeightsError", "compute_dataset_statistics",
     "compute_statistics", "load_backbone", "read_image", "resolve_channels", "resolve_device",
     "similarity_map",
 ]

@@ -189,17 +189,3 @@ def resolve_channels(file_channels: int, channels: Sequence[int] | None = None) 
     if len(set(selection)) != len(selection):
         raise ConfigError(f"channels: {list(selection)} repeats a channel")
     return selection
-
-
-def to_backbone_channels(image01: np.ndarray, channels: Sequence[int]) -> np.ndarray:
-    """(H, W, C) float in [0, 1] -> (H, W, 3) float32 for an RGB backbone.
-
-    One channel is replicated to grey RGB; two channels fill R and G with B left
-    at 0 (a two-colour overlay); three are used as they are.
-    """
-    selected = image01[..., list(channels)].astype(np.float32, copy=False)
-    if selected.shape[-1] == 1:
-        return np.repeat(selected, 3, axis=-1)
-    if selected.shape[-1] == 2:
-        return np.concatenate([selected, np.zeros_like(selected[..., :1])], axis=-1)
-    return selected

@@ -9,6 +9,7 @@ way), used by tests and benchmarks to check the dense path.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -16,7 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import ConfigError
-from ..preprocess import Normalization, to_backbone_channels
+from ..preprocess import Normalization
 from .backbones import Backbone
 from .geometry import NETWORK_STRIDE, PatchGeometry, gaussian_window
 
@@ -58,10 +59,11 @@ def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
 class DenseEmbedder:
     """Turns raw (H, W, C) images into PatchEmbeddings.
 
-    tile_cells: tile interior in feature cells (64 cells = 1024 scaled px);
+    tile_cells: tile interior in feature cells (32 cells = 512 scaled px);
     halo_cells: context added around each tile so that tiling does not change
-    the features beyond a small tolerance. Memory is bounded by the tile size
-    plus the (cells x D) feature map of one image.
+    the features beyond a small tolerance. An image no larger (in cells) than one
+    haloed tile runs whole in one pass; larger ones run in balanced tiles. Memory
+    is bounded by one haloed tile plus the (cells x D) feature map of one image.
     """
 
     def __init__(
@@ -72,7 +74,7 @@ class DenseEmbedder:
         *,
         channels: tuple[int, ...],
         device: str | torch.device | None = "auto",
-        tile_cells: int = 64,
+        tile_cells: int = 32,
         halo_cells: int = 8,
     ):
         if tile_cells < 4 or halo_cells < 0:
@@ -117,7 +119,7 @@ class DenseEmbedder:
         rows, cols = geometry.grid_shape(height, width)
         out = torch.zeros((self.dim, rows, cols), dtype=torch.float32, device=self.device)
         if rows and cols:
-            resampler = _Resampler(image, self.normalization, self.channels, geometry.scale)
+            resampler = _Resampler(image, self.normalization, self.channels, geometry.scale, self.device)
             passes, step = geometry.passes, geometry.step_scaled
             for shift_y in range(min(passes, rows)):
                 for shift_x in range(min(passes, cols)):
@@ -134,12 +136,16 @@ class DenseEmbedder:
         """(D, cells_h, cells_w) float32 features of the scaled image from pixel (offset_y, offset_x)."""
         cells_h, cells_w = cells
         features = torch.empty((self.dim, cells_h, cells_w), dtype=torch.float32, device=self.device)
-        tile, halo = self.tile_cells, self.halo_cells
-        for top in range(0, cells_h, tile):
-            bottom = min(cells_h, top + tile)
+        halo = self.halo_cells
+        if cells_h * cells_w <= (self.tile_cells + 2 * halo) ** 2:  # costs no more than one haloed tile
+            tile_h, tile_w = cells_h, cells_w
+        else:
+            tile_h, tile_w = (math.ceil(n / math.ceil(n / self.tile_cells)) for n in cells)  # balanced tiles
+        for top in range(0, cells_h, tile_h):
+            bottom = min(cells_h, top + tile_h)
             in_top, in_bottom = max(0, top - halo), min(cells_h, bottom + halo)
-            for left in range(0, cells_w, tile):
-                right = min(cells_w, left + tile)
+            for left in range(0, cells_w, tile_w):
+                right = min(cells_w, left + tile_w)
                 in_left, in_right = max(0, left - halo), min(cells_w, right + halo)
                 pixels = resampler.region(
                     offset_y + in_top * NETWORK_STRIDE, offset_y + in_bottom * NETWORK_STRIDE,
@@ -180,7 +186,7 @@ class DenseEmbedder:
         tops_lefts: (N, 2) top-left corners in *scaled* pixels (grid position (r, c)
         is (r, c) * geometry.step_scaled). Returns (N, D) float32, L2-normalised.
         """
-        resampler = _Resampler(image, self.normalization, self.channels, self.geometry.scale)
+        resampler = _Resampler(image, self.normalization, self.channels, self.geometry.scale, self.device)
         kh, kw = self.geometry.kernel
         margin = context_cells * NETWORK_STRIDE
         vectors = []
@@ -202,21 +208,36 @@ class DenseEmbedder:
 
 
 class _Resampler:
-    """Regions of the normalised, channel-selected, bilinearly resampled image.
+    """Regions of the normalised, channel-selected, bilinearly resampled image, on the device.
 
     Scaled pixel v samples the original at y = (v + 0.5) / scale - 0.5, clamped to
     the image, so any region is computed identically whether the image is
     processed whole or in tiles, and beyond the border the edge is replicated.
-    Only the source rows and columns a region needs are normalised.
+    Only the source pixels a region needs are copied to the device (in their
+    stored dtype); normalisation and resampling run there in float32.
     """
 
-    def __init__(self, image: np.ndarray, normalization: Normalization, channels: tuple[int, ...], scale: float):
+    def __init__(
+        self,
+        image: np.ndarray,
+        normalization: Normalization,
+        channels: tuple[int, ...],
+        scale: float,
+        device: torch.device = torch.device("cpu"),
+    ):
         if image.ndim != 3:
             raise ConfigError(f"expected an (H, W, C) image, got shape {image.shape}")
+        if image.shape[2] != normalization.channels:
+            raise ConfigError(f"image has {image.shape[2]} channels, the normalization {normalization.channels}")
         self.image = image
-        self.normalization = normalization
-        self.channels = channels
+        self.channels = list(channels)
         self.scale = scale
+        self.device = device
+        low = np.asarray(normalization.low, np.float32)[self.channels]
+        span = np.asarray(normalization.high, np.float32)[self.channels] - low
+        span[span <= 0] = 1.0  # as Normalization.apply: a constant channel maps to 0
+        self._low = torch.from_numpy(low).to(device)
+        self._span = torch.from_numpy(span).to(device)
 
     def _source_coords(self, start: int, stop: int, size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         coords = (np.arange(start, stop, dtype=np.float64) + 0.5) / self.scale - 0.5
@@ -225,21 +246,35 @@ class _Resampler:
         upper = np.minimum(lower + 1, size - 1)
         return lower, upper, (coords - lower).astype(np.float32)
 
+    def _normalised(self, y0: int, y1: int, x0: int, x1: int) -> torch.Tensor:
+        """Source pixels [y0:y1, x0:x1] -> (3, h, w) float32 in [0, 1] on the device."""
+        pixels = self.image[y0:y1, x0:x1]
+        if not pixels.flags.writeable:  # torch.from_numpy wants writable memory (memmaps, cached arrays)
+            pixels = pixels.copy()
+        crop = torch.from_numpy(pixels).to(self.device, non_blocking=True)
+        crop = crop[..., self.channels].float().permute(2, 0, 1)
+        crop = ((crop - self._low.view(-1, 1, 1)) / self._span.view(-1, 1, 1)).clamp_(0.0, 1.0)
+        if crop.shape[0] == 1:
+            return crop.expand(3, -1, -1)
+        if crop.shape[0] == 2:  # a two-colour overlay: R and G, B left at 0
+            return torch.cat([crop, torch.zeros_like(crop[:1])])
+        return crop
+
     def region(self, top: int, bottom: int, left: int, right: int) -> torch.Tensor:
-        """(3, bottom - top, right - left) float32 RGB in [0, 1] of the scaled image."""
+        """(3, bottom - top, right - left) float32 RGB in [0, 1] of the scaled image, on the device."""
         height, width = self.image.shape[:2]
         y_lo, y_hi, wy = self._source_coords(top, bottom, height)
         x_lo, x_hi, wx = self._source_coords(left, right, width)
         y0, y1 = int(y_lo.min()), int(y_hi.max()) + 1
         x0, x1 = int(x_lo.min()), int(x_hi.max()) + 1
-        crop = self.normalization.apply(np.ascontiguousarray(self.image[y0:y1, x0:x1]))
-        source = torch.from_numpy(to_backbone_channels(crop, self.channels)).permute(2, 0, 1)
+        source = self._normalised(y0, y1, x0, x1)
+        index = lambda values, origin: torch.from_numpy(values - origin).to(self.device)  # noqa: E731
         if self.scale == 1.0:
-            return source[:, torch.from_numpy(y_lo - y0)][:, :, torch.from_numpy(x_lo - x0)].contiguous()
-        wy_t = torch.from_numpy(wy)[None, :, None]
-        rows = source[:, torch.from_numpy(y_lo - y0)] * (1 - wy_t) + source[:, torch.from_numpy(y_hi - y0)] * wy_t
-        wx_t = torch.from_numpy(wx)[None, None, :]
-        return (rows[:, :, torch.from_numpy(x_lo - x0)] * (1 - wx_t) + rows[:, :, torch.from_numpy(x_hi - x0)] * wx_t).contiguous()
+            return source.index_select(1, index(y_lo, y0)).index_select(2, index(x_lo, x0))
+        wy_t = torch.from_numpy(wy).to(self.device)[None, :, None]
+        rows = source.index_select(1, index(y_lo, y0)) * (1 - wy_t) + source.index_select(1, index(y_hi, y0)) * wy_t
+        wx_t = torch.from_numpy(wx).to(self.device)[None, None, :]
+        return rows.index_select(2, index(x_lo, x0)) * (1 - wx_t) + rows.index_select(2, index(x_hi, x0)) * wx_t
 
 
 def scaled_tops_lefts(geometry: PatchGeometry, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:

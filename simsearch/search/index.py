@@ -42,6 +42,16 @@ def gpu_count() -> int:
         return 0
 
 
+@dataclass(frozen=True)
+class SimilarPatch:
+    """One distinct answer of `PatchIndex.most_similar`: a patch centre (y, x) px in an image."""
+
+    image_id: str
+    y: float
+    x: float
+    score: float
+
+
 class PatchIndex:
     """Exact inner-product index over patch vectors plus where each came from."""
 
@@ -134,6 +144,39 @@ class PatchIndex:
             cols=np.where(valid, positions[safe, 1] if len(owner) else -1, -1).astype(np.int32),
             centres=np.where(valid[..., None], centres[safe] if len(owner) else 0, np.nan).astype(np.float32),
         )
+
+    def most_similar(
+        self, queries: np.ndarray, k: int = 10, *, min_distance: float, oversample: int = 20
+    ) -> list[SimilarPatch]:
+        """The k most similar *distinct* patches to any of the queries, best first.
+
+        Neighbouring grid positions of one object are near-duplicates; a patch is kept
+        only if no better-scoring kept patch of the same image lies within
+        `min_distance` px (greedy non-maximum suppression on the centres).
+        """
+        queries = np.atleast_2d(queries)
+        hits = self.search(queries, k=max(k * oversample, k))
+        best: dict[tuple[str, int, int], SimilarPatch] = {}
+        for q in range(len(queries)):
+            for image_id, row, col, centre, score in zip(
+                hits.image_ids[q], hits.rows[q], hits.cols[q], hits.centres[q], hits.scores[q]
+            ):
+                if not image_id:
+                    continue
+                key = (image_id, int(row), int(col))
+                if key not in best or best[key].score < score:
+                    best[key] = SimilarPatch(image_id, float(centre[0]), float(centre[1]), float(score))
+        kept: list[SimilarPatch] = []
+        for candidate in sorted(best.values(), key=lambda p: -p.score):
+            if all(
+                other.image_id != candidate.image_id
+                or (other.y - candidate.y) ** 2 + (other.x - candidate.x) ** 2 >= min_distance**2
+                for other in kept
+            ):
+                kept.append(candidate)
+                if len(kept) == k:
+                    break
+        return kept
 
     def save(self, folder: str | Path) -> None:
         folder = Path(folder)

@@ -42,6 +42,26 @@ def test_geometry_scale_kernel_and_grid():
         PatchGeometry.for_patch(2)
 
 
+def test_channel_selection_to_three_backbone_channels():
+    image = np.random.default_rng(3).integers(0, 256, (5, 6, 4)).astype(np.uint8)
+    norm = Normalization((0.0,) * 4, (255.0,) * 4)
+    expected = torch.from_numpy(image.astype(np.float32) / 255).permute(2, 0, 1)
+    grey = _Resampler(image, norm, (2,), 1.0).region(0, 5, 0, 6)
+    assert grey.shape == (3, 5, 6) and all(torch.allclose(grey[c], expected[2]) for c in range(3))
+    two = _Resampler(image, norm, (3, 0), 1.0).region(0, 5, 0, 6)
+    assert torch.allclose(two[0], expected[3]) and torch.allclose(two[1], expected[0]) and (two[2] == 0).all()
+    three = _Resampler(image, norm, (1, 2, 3), 1.0).region(0, 5, 0, 6)
+    assert torch.allclose(three, expected[1:])
+
+
+def test_resampler_applies_the_normalization():
+    image = np.random.default_rng(4).integers(0, 4096, (7, 9, 2)).astype(np.uint16)
+    norm = Normalization((100.0, 50.0), (3000.0, 50.0))  # channel 1 is constant: maps to 0
+    region = _Resampler(image, norm, (0, 1), 1.0).region(0, 7, 0, 9)
+    expected = torch.from_numpy(norm.apply(image)).permute(2, 0, 1)
+    torch.testing.assert_close(region[:2], expected, rtol=1e-5, atol=1e-6)
+
+
 def test_resampler_regions_are_tile_independent():
     image = _textured((37, 41))
     for scale in (1.0, 1.6, 3.3):

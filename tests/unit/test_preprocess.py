@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from simsearch import ConfigError, DatasetError, Normalization, compute_statistics, resolve_channels
-from simsearch.preprocess import channel_correlation, to_backbone_channels
+from simsearch.preprocess import channel_correlation
 
 
 def test_normalization_matches_hand_computation():
@@ -46,16 +46,6 @@ def test_channel_correlation():
     np.testing.assert_allclose(corr[0, 1], 1.0, atol=1e-9)
     np.testing.assert_allclose(corr[0, 2], -1.0, atol=1e-9)
     assert corr[0, 3] == 0 and corr[3, 3] == 1  # constant channel: no NaN
-
-
-def test_channel_selection_to_three():
-    image = np.random.default_rng(3).random((5, 6, 4)).astype(np.float32)
-    grey = to_backbone_channels(image, (2,))
-    assert grey.shape == (5, 6, 3) and np.all(grey[..., 0] == image[..., 2]) and np.all(grey[..., 2] == image[..., 2])
-    two = to_backbone_channels(image, (3, 0))
-    assert np.all(two[..., 0] == image[..., 3]) and np.all(two[..., 1] == image[..., 0]) and np.all(two[..., 2] == 0)
-    three = to_backbone_channels(image, (1, 2, 3))
-    assert np.all(three == image[..., 1:])
 
 
 def test_resolve_channels_validates():
