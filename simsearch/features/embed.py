@@ -18,6 +18,7 @@ import torch.nn.functional as F
 
 from ..errors import ConfigError
 from ..preprocess import Normalization
+from ..tensors import from_numpy
 from .backbones import Backbone
 from .geometry import NETWORK_STRIDE, PatchGeometry, gaussian_window
 
@@ -252,10 +253,7 @@ class _Resampler:
 
     def _normalised(self, y0: int, y1: int, x0: int, x1: int) -> torch.Tensor:
         """Source pixels [y0:y1, x0:x1] -> (3, h, w) float32 in [0, 1] on the device."""
-        pixels = self.image[y0:y1, x0:x1]
-        if not pixels.flags.writeable:  # torch.from_numpy wants writable memory (memmaps, cached arrays)
-            pixels = pixels.copy()
-        crop = torch.from_numpy(pixels)
+        crop = from_numpy(self.image[y0:y1, x0:x1])
         if crop.dtype in _WIDEN:  # CUDA kernels lack unsigned 16/32-bit arithmetic
             crop = crop.to(_WIDEN[crop.dtype])
         crop = crop.to(self.device, non_blocking=True).float()[..., self.channels].permute(2, 0, 1)

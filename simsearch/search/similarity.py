@@ -5,6 +5,7 @@ import numpy as np
 import torch
 
 from ..errors import ConfigError
+from ..tensors import from_numpy
 
 
 def similarity_map(vectors: np.ndarray, prototypes: np.ndarray, *, device: str | torch.device = "cpu") -> np.ndarray:
@@ -22,7 +23,7 @@ def similarity_map(vectors: np.ndarray, prototypes: np.ndarray, *, device: str |
     rows, cols, dim = vectors.shape
     if len(prototypes) == 0 or rows * cols == 0:
         return np.full((rows, cols), -1.0 if len(prototypes) == 0 else 0.0, np.float32)[: rows, : cols]
-    patches = torch.from_numpy(np.ascontiguousarray(vectors).reshape(-1, dim)).to(device, torch.float32)
+    patches = from_numpy(np.ascontiguousarray(vectors).reshape(-1, dim)).to(device, torch.float32)
     queries = torch.nn.functional.normalize(torch.from_numpy(prototypes).to(device), dim=1)
     scores = (patches @ queries.T).amax(dim=1)
     return scores.reshape(rows, cols).cpu().numpy()
