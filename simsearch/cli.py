@@ -95,6 +95,8 @@ def cmd_embed(args, quiet: bool) -> int:
     folder = Path(args.project)
     if (folder / PROJECT_FILE).is_file():
         project = Project.open(folder)
+        if project.geometry is None:
+            project.set_patch_size(args.patch_size)
         _check_same_settings(project, args)
         print(f"opened project {project.folder}")
     else:
@@ -152,7 +154,7 @@ def _check_same_settings(project: Project, args) -> None:
 def cmd_info(args, quiet: bool) -> int:
     target = Path(args.target)
     if (target / PROJECT_FILE).is_file():
-        project = Project.open(target)
+        project = Project.open(target, read_only=True)
         print(project.summary())
         missing = project.failed_images()
         print(f"embeddings cached: {len(project.dataset) - len(missing)}/{len(project.dataset)}")
@@ -166,7 +168,7 @@ def cmd_info(args, quiet: bool) -> int:
 
 
 def cmd_search(args, quiet: bool) -> int:
-    project = Project.open(args.project)
+    project = Project.open(args.project, read_only=True)
     project.set_device(args.device)
     record = project.dataset.find(args.image)
     if args.at is not None:

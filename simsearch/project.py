@@ -29,6 +29,7 @@ import yaml
 from .errors import ConfigError, ImageReadError, ProjectError, SimSearchError
 from .features.backbones import Backbone, BackboneSpec, load_backbone, load_recorded_backbone
 from .features.embed import DenseEmbedder, PatchEmbeddings
+from .curation.store import Store
 from .features.geometry import PatchGeometry
 from .io.images import Dataset
 from .preprocess import Normalization, compute_dataset_statistics, resolve_channels
@@ -54,17 +55,21 @@ class EmbedProgress:
 class Project:
     """Open with `Project.create(...)` or `Project.open(folder)`."""
 
-    def __init__(self, folder: Path, settings: dict, dataset: Dataset):
+    def __init__(self, folder: Path, settings: dict, dataset: Dataset, *, read_only: bool = False):
         self.folder = folder
         self.settings = settings
         self.dataset = dataset
+        self.read_only = read_only
         self.normalization = Normalization.from_dict(settings["normalization"])
-        self.geometry = PatchGeometry.from_dict(settings["geometry"])
+        self.geometry = PatchGeometry.from_dict(settings["geometry"]) if settings.get("geometry") else None
         self.channels = tuple(settings["channels"])
         self.backbone_spec = BackboneSpec.from_dict(settings["backbone"])
         self.channel_correlation = np.asarray(settings["channel_correlation"], dtype=np.float64)
+        self._backbone: Backbone | None = None
         self._embedder: DenseEmbedder | None = None
-        self._device = settings.get("device", "auto")
+        self._device = "auto"
+        # the store holds the single-writer lock for the whole project folder
+        self.store = Store(folder, read_only=read_only)
 
     # -- creating and opening ------------------------------------------------------------
 
@@ -74,7 +79,7 @@ class Project:
         folder: str | Path,
         dataset: str | Path | Dataset,
         *,
-        patch_size: int | tuple[int, int],
+        patch_size: int | tuple[int, int] | None = None,
         backbone: str = "auto",
         weights: str | Path | None = None,
         channels: list[int] | None = None,
@@ -82,13 +87,16 @@ class Project:
         passes: int = 1,
         progress: Callable[[int, int], None] | None = None,
     ) -> "Project":
-        """Scan the dataset, compute its normalisation, resolve the backbone, write project.yaml."""
+        """Scan the dataset, compute its normalisation, resolve the backbone, write project.yaml.
+
+        patch_size None leaves it to the first prototype (`set_patch_size`)."""
         folder = Path(folder).expanduser().resolve()
         if (folder / PROJECT_FILE).exists():
             raise ProjectError(f"{folder} already holds a project", hint="open it with Project.open, or choose another folder")
         if not isinstance(dataset, Dataset):
             dataset = Dataset.open(dataset)
-        geometry = PatchGeometry.for_patch(patch_size, min_cells=min_cells, passes=passes)
+        geometry = PatchGeometry.for_patch(patch_size, min_cells=min_cells, passes=passes) if patch_size else None
+        PatchGeometry.for_patch(64, min_cells=min_cells, passes=passes)  # validates the two settings now
         selection = resolve_channels(dataset.channels, channels)
         loaded = load_backbone(backbone, weights=weights)
         total = len(dataset)
@@ -100,7 +108,10 @@ class Project:
             "dataset": {"source": str(dataset.source)},
             "channels": list(selection),
             "file_channels": dataset.channels,
-            "geometry": geometry.to_dict(),
+            "geometry": geometry.to_dict() if geometry else None,
+            "embedding": {"min_cells": min_cells, "passes": passes},
+            "displayed": [],
+            "seed": 0,
             "backbone": loaded.spec.to_dict(),
             "normalization": stats.normalization.to_dict(),
             "channel_correlation": np.round(stats.correlation, 6).tolist(),
@@ -108,13 +119,16 @@ class Project:
         folder.mkdir(parents=True, exist_ok=True)
         _write_yaml_atomic(folder / PROJECT_FILE, settings)
         project = cls(folder, settings, dataset)
-        project._embedder = DenseEmbedder(loaded, project.normalization, geometry, channels=selection, device=project._device)
+        project._backbone = loaded
         log.info("created project %s: backbone %s (%s)", folder, loaded.spec.name, loaded.spec.weights_path)
         return project
 
     @classmethod
-    def open(cls, folder: str | Path, *, dataset: str | Path | None = None) -> "Project":
-        """Reopen a project; `dataset` re-points it when the images moved (ids must match)."""
+    def open(cls, folder: str | Path, *, dataset: str | Path | None = None, read_only: bool = False) -> "Project":
+        """Reopen a project; `dataset` re-points it when the images moved (ids must match).
+
+        Only one process may have a project open for writing; read_only=True lets
+        another look (and embed into the cache) without changing settings or actions."""
         folder = Path(folder).expanduser().resolve()
         path = folder / PROJECT_FILE
         if not path.is_file():
@@ -133,23 +147,90 @@ class Project:
             raise ProjectError(
                 f"dataset {source} has {opened.channels} channels; project {folder} was made with {settings['file_channels']}"
             )
+        project = cls(folder, settings, opened, read_only=read_only)
         if dataset is not None:
             settings["dataset"]["source"] = str(opened.source)
-            _write_yaml_atomic(path, settings)
-        return cls(folder, settings, opened)
+            project._save_settings()
+        return project
+
+    def close(self) -> None:
+        """Release the store and its lock (everything is saved already)."""
+        self.store.close()
+
+    def __enter__(self) -> "Project":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def _save_settings(self) -> None:
+        if self.read_only:
+            raise ProjectError(f"project {self.folder} is open read-only")
+        _write_yaml_atomic(self.folder / PROJECT_FILE, self.settings)
+
+    # -- patch size and displayed images -----------------------------------------------------
+
+    def set_patch_size(self, patch_size: int | tuple[int, int]) -> PatchGeometry:
+        """Fix the patch shape (once: the first prototype does it, as in the paper)."""
+        embedding = self.settings.get("embedding", {"min_cells": 4, "passes": 1})
+        geometry = PatchGeometry.for_patch(patch_size, **embedding)
+        if self.geometry is not None:
+            if geometry.patch_size != self.geometry.patch_size:
+                raise ConfigError(
+                    f"patch size: the project's is {self.geometry.patch_size}, fixed by its first prototype; "
+                    f"cannot change it to {geometry.patch_size}"
+                )
+            return self.geometry
+        self.settings["geometry"] = geometry.to_dict()
+        self._save_settings()
+        self.geometry = geometry
+        self._embedder = None
+        return geometry
+
+    def choose_displayed(self, count: int | None = None, *, names: list[str] | None = None, seed: int = 0) -> list[str]:
+        """Choose the displayed images: `count` at random (seeded), or `names` (ids, paths or
+        file names). The rest are the undisplayed images used for noisy extraction."""
+        if (count is None) == (names is None):
+            raise ConfigError("displayed images: give either a count or names")
+        if names is not None:
+            ids = [self.dataset.find(name).id for name in names]
+        else:
+            if not 1 <= count <= len(self.dataset):
+                raise ConfigError(f"displayed images: count {count} is outside 1..{len(self.dataset)}")
+            order = np.random.default_rng(seed).permutation(len(self.dataset))[:count]
+            ids = [self.dataset.images[i].id for i in sorted(order)]
+        self.settings["displayed"] = ids
+        self.settings["seed"] = seed
+        self._save_settings()
+        return ids
+
+    @property
+    def displayed(self) -> list[str]:
+        return list(self.settings.get("displayed") or [])
+
+    @property
+    def undisplayed(self) -> list[str]:
+        shown = set(self.displayed)
+        return [r.id for r in self.dataset if r.id not in shown]
 
     # -- embeddings ------------------------------------------------------------------------
 
     @property
-    def embedder(self) -> DenseEmbedder:
-        if self._embedder is None:
-            backbone = load_recorded_backbone(self.backbone_spec)
-            self._embedder = DenseEmbedder(backbone, self.normalization, self.geometry, channels=self.channels, device=self._device)
-        return self._embedder
+    def backbone(self) -> Backbone:
+        if self._backbone is None:
+            self._backbone = load_recorded_backbone(self.backbone_spec)
+        return self._backbone
 
     @property
-    def backbone(self) -> Backbone:
-        return self.embedder.backbone
+    def embedder(self) -> DenseEmbedder:
+        if self.geometry is None:
+            raise ConfigError(
+                f"project {self.folder} has no patch size yet",
+                hint="add a first prototype (it fixes the patch size) or create the project with patch_size",
+            )
+        if self._embedder is None:
+            self._embedder = DenseEmbedder(self.backbone, self.normalization, self.geometry, channels=self.channels, device=self._device)
+        return self._embedder
 
     def set_device(self, device: str) -> None:
         """Choose 'auto', 'cpu' or 'cuda' for the embeddings computed from now on."""
@@ -235,13 +316,18 @@ class Project:
         return np.asarray(embedded.vectors[row, col], np.float32)
 
     def summary(self) -> str:
-        spec = self.backbone_spec
+        spec, geometry = self.backbone_spec, self.geometry
+        patch = (
+            f"{geometry.patch_size[0]}x{geometry.patch_size[1]} px, scale {geometry.scale:g}, pooling "
+            f"{geometry.kernel[0]}x{geometry.kernel[1]} cells, grid step {geometry.grid_step:.2f} px"
+            if geometry else "not set yet (the first prototype fixes it)"
+        )
         lines = [
             f"project   {self.folder}",
             self.dataset.summary(),
             f"channels  {list(self.channels)} of {self.settings['file_channels']}",
-            f"patch     {self.geometry.patch_size[0]}x{self.geometry.patch_size[1]} px, scale {self.geometry.scale:g}, "
-            f"pooling {self.geometry.kernel[0]}x{self.geometry.kernel[1]} cells, grid step {self.geometry.grid_step:.2f} px",
+            f"patch     {patch}",
+            f"displayed {len(self.displayed)} image(s), undisplayed {len(self.undisplayed)}",
             f"backbone  {spec.name} ({spec.weights_path}, sha256 {spec.weights_sha256[:12]})",
             "normalization  " + ", ".join(
                 f"ch{c}: [{lo:.4g}, {hi:.4g}]" for c, (lo, hi) in enumerate(zip(self.normalization.low, self.normalization.high))

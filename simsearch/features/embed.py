@@ -177,36 +177,50 @@ class DenseEmbedder:
 
     @torch.inference_mode()
     def embed_windows(
-        self, image: np.ndarray, tops_lefts: np.ndarray, *, context_cells: int = 0, batch_size: int = 64
+        self,
+        image: np.ndarray,
+        tops_lefts: np.ndarray,
+        *,
+        context_cells: int = 0,
+        rotations: tuple[int, ...] = (0,),
+        batch_size: int = 64,
     ) -> np.ndarray:
         """Per-window reference: crop each window (plus `context_cells` feature cells of
-        context on every side) and run it through the network alone.
+        context on every side), rotate it by 90 degrees x k for each k in `rotations`,
+        and run it through the network alone; pool its centre window (transposed for
+        odd k).
 
         context_cells=0 is the paper's per-patch sliding window. With a few cells of
-        context the result matches the dense path (which sees the whole image)
-        away from the image borders.
+        context the unrotated result matches the dense path (which sees the whole
+        image) away from the image borders.
         tops_lefts: (N, 2) top-left corners in *scaled* pixels (grid position (r, c)
-        is (r, c) * geometry.step_scaled). Returns (N, D) float32, L2-normalised.
+        is (r, c) * geometry.step_scaled). Returns (N * len(rotations), D) float32,
+        L2-normalised, window-major (all rotations of window 0 first).
         """
         resampler = _Resampler(image, self.normalization, self.channels, self.geometry.scale, self.device)
         kh, kw = self.geometry.kernel
         margin = context_cells * NETWORK_STRIDE
-        vectors = []
-        for start in range(0, len(tops_lefts), batch_size):
+        corners = np.asarray(tops_lefts, np.int64).reshape(-1, 2)
+        out = torch.zeros((len(corners), len(rotations), self.dim))
+        for start in range(0, len(corners), batch_size):
             crops = torch.stack([
-                resampler.region(
-                    int(top) - margin, int(top) + kh * NETWORK_STRIDE + margin,
-                    int(left) - margin, int(left) + kw * NETWORK_STRIDE + margin,
-                )
-                for top, left in tops_lefts[start : start + batch_size]
+                resampler.region(top - margin, top + kh * NETWORK_STRIDE + margin, left - margin, left + kw * NETWORK_STRIDE + margin)
+                for top, left in corners[start : start + batch_size].tolist()
             ])
-            features = self._run_network(crops)
-            window = features[:, :, context_cells : context_cells + kh, context_cells : context_cells + kw]
-            pooled = (window * self._window).sum(dim=(2, 3))
-            vectors.append(F.normalize(pooled, dim=1).cpu())
-        if not vectors:
-            return np.zeros((0, self.dim), np.float32)
-        return torch.cat(vectors).numpy()
+            for index, k in enumerate(rotations):
+                window = self._window if k % 2 == 0 else self._window.T
+                features = self._run_network(torch.rot90(crops, k, dims=(2, 3)))
+                cells = features[:, :, context_cells : context_cells + window.shape[0], context_cells : context_cells + window.shape[1]]
+                out[start : start + len(crops), index] = F.normalize((cells * window).sum(dim=(2, 3)), dim=1).cpu()
+        return out.reshape(-1, self.dim).numpy()
+
+    def embed_at(self, image: np.ndarray, centres: np.ndarray, *, rotations: tuple[int, ...] = (0,), context_cells: int = 4) -> np.ndarray:
+        """Embed patches centred anywhere (y, x original px; not only on the grid), with
+        context and optional rotations, as `embed_windows`: (N * len(rotations), D)."""
+        centres = np.asarray(centres, np.float64).reshape(-1, 2)
+        half = np.array(self.geometry.kernel) * NETWORK_STRIDE / 2
+        tops_lefts = np.round(centres * self.geometry.scale - half).astype(np.int64)
+        return self.embed_windows(image, tops_lefts, context_cells=context_cells, rotations=rotations)
 
 
 _WIDEN = {torch.uint16: torch.int32, torch.uint32: torch.int64}

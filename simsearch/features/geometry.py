@@ -79,10 +79,10 @@ class PatchGeometry:
         )
 
     def box(self, row, col):
-        """(y0, x0, y1, x1) of the represented window in original pixels."""
+        """(x0, y0, x1, y1) of the represented window in original pixels."""
         y, x = self.centre(row, col)
         half_h, half_w = (cells * NETWORK_STRIDE / 2 / self.scale for cells in self.kernel)
-        return (y - half_h, x - half_w, y + half_h, x + half_w)
+        return (x - half_w, y - half_h, x + half_w, y + half_h)
 
     def nearest_position(self, y: float, x: float, grid_shape: tuple[int, int]) -> tuple[int, int]:
         """Grid (row, col) whose patch centre is nearest to (y, x), clipped to the grid."""

@@ -33,7 +33,7 @@ def test_geometry_scale_kernel_and_grid():
     for geometry in (g, small, fine):
         y, x = geometry.centre(3, 5)
         assert geometry.nearest_position(y, x, (50, 50)) == (3, 5)
-        y0, x0, y1, x1 = geometry.box(3, 5)
+        x0, y0, x1, y1 = geometry.box(3, 5)
         assert (y1 - y0) == pytest.approx(geometry.kernel[0] * 16 / geometry.scale)
     assert PatchGeometry.from_dict(small.to_dict()) == small
     with pytest.raises(ConfigError, match="passes"):

@@ -46,7 +46,8 @@ def test_create_embed_index_and_reopen(tmp_path, image_folder):
     assert settings["backbone"]["name"] == "efficientnet-lite0"
     assert len(settings["normalization"]["low"]) == 2
 
-    again = Project.open(project.folder)
+    project.close()
+    again = Project.open(project.folder, read_only=True)
     assert again.normalization == project.normalization and again.backbone_spec == project.backbone_spec
     assert len(again.load_index()) == len(index)
 
@@ -55,12 +56,13 @@ def test_project_survives_moving_the_images(tmp_path, image_folder):
     project = Project.create(tmp_path / "proj", image_folder, patch_size=32, backbone="efficientnet-lite0")
     ids = [r.id for r in project.dataset]
     list(project.iter_embed())
+    project.close()
     moved = shutil.move(str(image_folder), str(tmp_path / "elsewhere"))
     with pytest.raises(DatasetError, match="does not exist"):
         Project.open(project.folder)
-    reopened = Project.open(project.folder, dataset=moved)
-    assert [r.id for r in reopened.dataset] == ids
-    assert [e.status for e in reopened.iter_embed()] == ["cached"] * 4
+    with Project.open(project.folder, dataset=moved) as reopened:
+        assert [r.id for r in reopened.dataset] == ids
+        assert [e.status for e in reopened.iter_embed()] == ["cached"] * 4
     assert Project.open(project.folder).dataset.root == reopened.dataset.root  # the new place is recorded
 
 
@@ -72,6 +74,7 @@ def test_project_errors(tmp_path, image_folder):
         Project.create(project.folder, image_folder, patch_size=32)
     with pytest.raises(ConfigError, match="outside image"):
         project.patch_vector(project.dataset.images[0].id, 500, 10)
+    project.close()
     path = project.folder / "project.yaml"
     settings = yaml.safe_load(path.read_text())
     settings["format"] = 99
@@ -110,3 +113,34 @@ def test_cli_reports_bad_dataset_clearly(tmp_path, capsys):
     assert main(["-q", "embed", str(tmp_path / "missing"), "--project", str(tmp_path / "p")]) == 2
     assert "missing" in capsys.readouterr().err
     assert not (tmp_path / "p").exists()
+
+
+def test_one_writer_at_a_time(tmp_path, image_folder):
+    project = Project.create(tmp_path / "proj", image_folder, patch_size=32, backbone="efficientnet-lite0")
+    with pytest.raises(ProjectError, match="open for writing"):
+        Project.open(project.folder)
+    reader = Project.open(project.folder, read_only=True)
+    with pytest.raises(ProjectError, match="read-only"):
+        reader.choose_displayed(2)
+    project.close()
+    Project.open(project.folder).close()
+
+
+def test_patch_size_fixed_once_and_displayed_subset(tmp_path, image_folder):
+    project = Project.create(tmp_path / "proj", image_folder, backbone="efficientnet-lite0")
+    assert project.geometry is None
+    with pytest.raises(ConfigError, match="no patch size yet"):
+        project.embedder
+    project.set_patch_size((40, 48))
+    assert project.set_patch_size((40, 48)).patch_size == (40, 48)
+    with pytest.raises(ConfigError, match="cannot change"):
+        project.set_patch_size(32)
+    chosen = project.choose_displayed(2, seed=3)
+    assert len(chosen) == 2 and project.choose_displayed(2, seed=3) == chosen
+    assert sorted(project.displayed + project.undisplayed) == sorted(r.id for r in project.dataset)
+    assert project.choose_displayed(names=["img0.tif", "img3.tif"]) == [project.dataset.find("img0.tif").id, project.dataset.find("img3.tif").id]
+    with pytest.raises(ConfigError, match="count"):
+        project.choose_displayed(9)
+    project.close()
+    with Project.open(project.folder) as again:
+        assert again.geometry.patch_size == (40, 48) and len(again.displayed) == 2

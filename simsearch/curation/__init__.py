@@ -1,0 +1,1 @@
+"""Curation: the project store and the iterative patch selection session."""

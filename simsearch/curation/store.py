@@ -1,0 +1,401 @@
+"""The project store: every user action in one SQLite file, committed as it is made.
+
+WAL journal, foreign keys, FULL synchronous commits and a schema version in
+``PRAGMA user_version`` with forward migrations. One process at a time may write:
+an exclusive advisory lock on ``store.lock`` is held while the store is open for
+writing; a second writer gets ProjectLockedError, and may open read-only instead.
+Killing the process at any moment loses nothing that a method had returned from.
+"""
+from __future__ import annotations
+
+import fcntl
+import os
+import sqlite3
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Iterator
+
+from ..errors import ConfigError, ProjectError
+
+SCHEMA_VERSION = 1
+STORE_FILE = "store.sqlite"
+LOCK_FILE = "store.lock"
+
+
+class ProjectLockedError(ProjectError):
+    """Another process has the project open for writing."""
+
+
+_SCHEMA_V1 = """
+CREATE TABLE classes (
+    id INTEGER PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    similarity_threshold REAL NOT NULL DEFAULT 0.5,
+    confidence_threshold REAL NOT NULL DEFAULT 0.5,
+    confirmed_at TEXT,
+    created_at TEXT NOT NULL
+);
+CREATE TABLE prototypes (
+    id INTEGER PRIMARY KEY,
+    class_id INTEGER NOT NULL REFERENCES classes(id) ON DELETE CASCADE,
+    image_id TEXT NOT NULL,
+    x0 REAL NOT NULL, y0 REAL NOT NULL, x1 REAL NOT NULL, y1 REAL NOT NULL,
+    created_at TEXT NOT NULL
+);
+CREATE TABLE class_patches (
+    id INTEGER PRIMARY KEY,
+    class_id INTEGER NOT NULL REFERENCES classes(id) ON DELETE CASCADE,
+    kind TEXT NOT NULL CHECK (kind IN ('positive', 'negative')),
+    image_id TEXT NOT NULL, y REAL NOT NULL, x REAL NOT NULL, similarity REAL,
+    created_at TEXT NOT NULL,
+    UNIQUE (class_id, image_id, y, x)
+);
+CREATE TABLE background (
+    id INTEGER PRIMARY KEY,
+    image_id TEXT NOT NULL, y REAL NOT NULL, x REAL NOT NULL, similarity REAL,
+    is_background INTEGER NOT NULL CHECK (is_background IN (0, 1)),
+    confirmed INTEGER NOT NULL DEFAULT 0 CHECK (confirmed IN (0, 1)),
+    created_at TEXT NOT NULL,
+    UNIQUE (image_id, y, x)
+);
+CREATE TABLE noisy_patches (
+    id INTEGER PRIMARY KEY,
+    class_id INTEGER REFERENCES classes(id) ON DELETE CASCADE,  -- NULL: background
+    image_id TEXT NOT NULL, y REAL NOT NULL, x REAL NOT NULL, similarity REAL NOT NULL
+);
+CREATE TABLE noisy_done (image_id TEXT PRIMARY KEY, done_at TEXT NOT NULL);
+CREATE TABLE settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE INDEX class_patches_by_class ON class_patches (class_id, kind);
+CREATE INDEX noisy_by_class ON noisy_patches (class_id);
+"""
+
+# version reached -> SQL that brings a store from the previous version to it
+MIGRATIONS: dict[int, str] = {1: _SCHEMA_V1}
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+
+
+@dataclass(frozen=True)
+class ClassInfo:
+    id: int
+    name: str
+    similarity_threshold: float
+    confidence_threshold: float
+    confirmed: bool
+
+
+@dataclass(frozen=True)
+class Prototype:
+    id: int
+    class_name: str
+    image_id: str
+    box: tuple[float, float, float, float]  # (x0, y0, x1, y1) px
+
+    @property
+    def centre(self) -> tuple[float, float]:
+        """(y, x)"""
+        x0, y0, x1, y1 = self.box
+        return (y0 + y1) / 2, (x0 + x1) / 2
+
+
+@dataclass(frozen=True)
+class PatchRecord:
+    """A stored patch: image id, centre (y, x) px and, where known, its similarity."""
+
+    image_id: str
+    y: float
+    x: float
+    similarity: float | None = None
+
+
+class Store:
+    """Open with Store(folder) for writing (takes the lock) or Store(folder, read_only=True)."""
+
+    def __init__(self, folder: str | Path, *, read_only: bool = False):
+        self.folder = Path(folder)
+        self.path = self.folder / STORE_FILE
+        self.read_only = read_only
+        self._lock_handle = None
+        if read_only:
+            if not self.path.is_file():
+                raise ProjectError(f"no project store at {self.path}")
+            self.conn = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, isolation_level=None)
+        else:
+            self._take_lock()
+            self.conn = sqlite3.connect(self.path, isolation_level=None, timeout=10)
+            self.conn.execute("PRAGMA journal_mode=WAL")
+            self.conn.execute("PRAGMA synchronous=FULL")
+        self.conn.execute("PRAGMA foreign_keys=ON")
+        self._migrate()
+
+    def _take_lock(self) -> None:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        handle = open(self.folder / LOCK_FILE, "a+")
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            owner = handle.read().strip() or "another process"
+            handle.close()
+            raise ProjectLockedError(
+                f"project {self.folder} is open for writing by {owner}",
+                hint="close the other session, or open this one read-only",
+            ) from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"process {os.getpid()}")
+        handle.flush()
+        self._lock_handle = handle
+
+    def _migrate(self) -> None:
+        version = self.conn.execute("PRAGMA user_version").fetchone()[0]
+        if version > SCHEMA_VERSION:
+            self.close()
+            raise ProjectError(
+                f"project store {self.path} has schema version {version}; this SimSearch knows up to {SCHEMA_VERSION}",
+                hint="upgrade simsearch to open this project",
+            )
+        if version == SCHEMA_VERSION:
+            return
+        if self.read_only:
+            raise ProjectError(f"project store {self.path} needs an upgrade; open it once for writing")
+        for target in range(version + 1, SCHEMA_VERSION + 1):
+            try:  # DDL, data changes and the new version commit together or not at all
+                self.conn.executescript(f"BEGIN IMMEDIATE; {MIGRATIONS[target]}; PRAGMA user_version={target}; COMMIT;")
+            except sqlite3.Error as exc:
+                if self.conn.in_transaction:
+                    self.conn.execute("ROLLBACK")
+                raise ProjectError(f"cannot upgrade project store {self.path} to schema {target}: {exc}") from exc
+
+    def close(self) -> None:
+        if getattr(self, "conn", None) is not None:
+            self.conn.close()
+            self.conn = None
+        if self._lock_handle is not None:
+            fcntl.flock(self._lock_handle, fcntl.LOCK_UN)
+            self._lock_handle.close()
+            self._lock_handle = None
+
+    def __enter__(self) -> "Store":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """One atomic, durable unit of work: committed on success, rolled back on error."""
+        if self.read_only:
+            raise ProjectError(f"project {self.folder} is open read-only", hint="close other sessions and reopen for writing")
+        self.conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield self.conn
+        except BaseException:
+            self.conn.execute("ROLLBACK")
+            raise
+        self.conn.execute("COMMIT")
+
+    # -- classes ----------------------------------------------------------------------------
+
+    def classes(self) -> list[ClassInfo]:
+        rows = self.conn.execute(
+            "SELECT id, name, similarity_threshold, confidence_threshold, confirmed_at FROM classes ORDER BY id"
+        ).fetchall()
+        return [ClassInfo(r[0], r[1], r[2], r[3], r[4] is not None) for r in rows]
+
+    def class_info(self, name: str) -> ClassInfo:
+        for info in self.classes():
+            if info.name == name:
+                return info
+        known = ", ".join(c.name for c in self.classes()) or "none yet"
+        raise ConfigError(f"unknown class {name!r} (classes: {known})")
+
+    def add_class(self, name: str, *, similarity_threshold: float = 0.5) -> ClassInfo:
+        name = name.strip()
+        if not name:
+            raise ConfigError("class name: must not be empty")
+        _check_threshold(similarity_threshold, "similarity threshold")
+        if any(c.name == name for c in self.classes()):
+            raise ConfigError(f"class {name!r} already exists")
+        with self.transaction() as conn:
+            conn.execute("INSERT INTO classes (name, similarity_threshold, created_at) VALUES (?, ?, ?)",
+                         (name, similarity_threshold, _now()))
+        return self.class_info(name)
+
+    def rename_class(self, old: str, new: str) -> None:
+        info = self.class_info(old)
+        new = new.strip()
+        if not new:
+            raise ConfigError("class name: must not be empty")
+        if new != old and any(c.name == new for c in self.classes()):
+            raise ConfigError(f"class {new!r} already exists")
+        with self.transaction() as conn:
+            conn.execute("UPDATE classes SET name = ? WHERE id = ?", (new, info.id))
+
+    def delete_class(self, name: str) -> None:
+        info = self.class_info(name)
+        with self.transaction() as conn:
+            conn.execute("DELETE FROM classes WHERE id = ?", (info.id,))
+
+    def set_similarity_threshold(self, name: str, value: float) -> None:
+        _check_threshold(value, "similarity threshold")
+        info = self.class_info(name)
+        with self.transaction() as conn:
+            conn.execute("UPDATE classes SET similarity_threshold = ? WHERE id = ?", (float(value), info.id))
+
+    def set_confidence_threshold(self, name: str, value: float) -> None:
+        if not 0.0 <= value <= 1.0:
+            raise ConfigError(f"confidence threshold: {value} is outside [0, 1]")
+        info = self.class_info(name)
+        with self.transaction() as conn:
+            conn.execute("UPDATE classes SET confidence_threshold = ? WHERE id = ?", (float(value), info.id))
+
+    # -- prototypes -------------------------------------------------------------------------
+
+    def add_prototype(self, name: str, image_id: str, box: tuple[float, float, float, float]) -> Prototype:
+        info = self.class_info(name)
+        with self.transaction() as conn:
+            cursor = conn.execute(
+                "INSERT INTO prototypes (class_id, image_id, x0, y0, x1, y1, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (info.id, image_id, *map(float, box), _now()),
+            )
+        return Prototype(cursor.lastrowid, name, image_id, tuple(map(float, box)))
+
+    def delete_prototype(self, prototype_id: int) -> None:
+        with self.transaction() as conn:
+            if conn.execute("DELETE FROM prototypes WHERE id = ?", (prototype_id,)).rowcount == 0:
+                raise ConfigError(f"unknown prototype id {prototype_id}")
+
+    def prototypes(self, name: str | None = None) -> list[Prototype]:
+        query = ("SELECT p.id, c.name, p.image_id, p.x0, p.y0, p.x1, p.y1 FROM prototypes p "
+                 "JOIN classes c ON c.id = p.class_id")
+        args: tuple = ()
+        if name is not None:
+            query += " WHERE c.id = ?"
+            args = (self.class_info(name).id,)
+        rows = self.conn.execute(query + " ORDER BY p.id", args).fetchall()
+        return [Prototype(r[0], r[1], r[2], (r[3], r[4], r[5], r[6])) for r in rows]
+
+    # -- positives and negatives ------------------------------------------------------------
+
+    def set_negative(self, name: str, patch: PatchRecord, flagged: bool = True) -> None:
+        """Flag (or unflag) a suggestion as not-this-class."""
+        info = self.class_info(name)
+        with self.transaction() as conn:
+            conn.execute("DELETE FROM class_patches WHERE class_id = ? AND image_id = ? AND y = ? AND x = ?",
+                         (info.id, patch.image_id, patch.y, patch.x))
+            if flagged:
+                conn.execute(
+                    "INSERT INTO class_patches (class_id, kind, image_id, y, x, similarity, created_at) "
+                    "VALUES (?, 'negative', ?, ?, ?, ?, ?)",
+                    (info.id, patch.image_id, patch.y, patch.x, patch.similarity, _now()),
+                )
+
+    def confirm_class(self, name: str, threshold: float, positives: list[PatchRecord]) -> None:
+        """Record the threshold and the clean positives in one transaction."""
+        _check_threshold(threshold, "similarity threshold")
+        info = self.class_info(name)
+        with self.transaction() as conn:
+            conn.execute("DELETE FROM class_patches WHERE class_id = ? AND kind = 'positive'", (info.id,))
+            conn.executemany(
+                "INSERT OR IGNORE INTO class_patches (class_id, kind, image_id, y, x, similarity, created_at) "
+                "VALUES (?, 'positive', ?, ?, ?, ?, ?)",
+                [(info.id, p.image_id, p.y, p.x, p.similarity, _now()) for p in positives],
+            )
+            conn.execute("UPDATE classes SET similarity_threshold = ?, confirmed_at = ? WHERE id = ?",
+                         (float(threshold), _now(), info.id))
+
+    def patches(self, name: str, kind: str) -> list[PatchRecord]:
+        if kind not in ("positive", "negative"):
+            raise ConfigError(f"kind: 'positive' or 'negative', not {kind!r}")
+        rows = self.conn.execute(
+            "SELECT image_id, y, x, similarity FROM class_patches WHERE class_id = ? AND kind = ? ORDER BY id",
+            (self.class_info(name).id, kind),
+        ).fetchall()
+        return [PatchRecord(*r) for r in rows]
+
+    # -- background -------------------------------------------------------------------------
+
+    def set_background_candidates(self, candidates: list[PatchRecord]) -> None:
+        """Replace unconfirmed candidates (keeping user flags on the same patches)."""
+        with self.transaction() as conn:
+            flagged = {(r[0], r[1], r[2]) for r in conn.execute(
+                "SELECT image_id, y, x FROM background WHERE is_background = 0 AND confirmed = 0")}
+            conn.execute("DELETE FROM background WHERE confirmed = 0")
+            conn.executemany(
+                "INSERT OR IGNORE INTO background (image_id, y, x, similarity, is_background, created_at) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                [(p.image_id, p.y, p.x, p.similarity, int((p.image_id, p.y, p.x) not in flagged), _now())
+                 for p in candidates],
+            )
+
+    def set_not_background(self, patch: PatchRecord, flagged: bool = True) -> None:
+        with self.transaction() as conn:
+            changed = conn.execute(
+                "UPDATE background SET is_background = ? WHERE image_id = ? AND y = ? AND x = ?",
+                (int(not flagged), patch.image_id, patch.y, patch.x),
+            ).rowcount
+            if not changed:
+                raise ConfigError(f"({patch.y:.0f}, {patch.x:.0f}) in {patch.image_id} is not a background candidate")
+
+    def confirm_background(self) -> None:
+        with self.transaction() as conn:
+            conn.execute("UPDATE background SET confirmed = 1")
+
+    def background(self, *, confirmed_only: bool = False) -> list[tuple[PatchRecord, bool]]:
+        """(patch, is_background) for every candidate (or every confirmed one)."""
+        query = "SELECT image_id, y, x, similarity, is_background FROM background"
+        if confirmed_only:
+            query += " WHERE confirmed = 1"
+        return [(PatchRecord(*r[:4]), bool(r[4])) for r in self.conn.execute(query + " ORDER BY id")]
+
+    # -- noisy patches ----------------------------------------------------------------------
+
+    def add_noisy(self, image_id: str, per_class: dict[str | None, list[PatchRecord]]) -> None:
+        """Store one image's noisy patches and mark it done, atomically (resumable)."""
+        ids = {c.name: c.id for c in self.classes()}
+        with self.transaction() as conn:
+            conn.execute("DELETE FROM noisy_patches WHERE image_id = ?", (image_id,))
+            for name, patches in per_class.items():
+                class_id = None if name is None else ids[name]
+                conn.executemany(
+                    "INSERT INTO noisy_patches (class_id, image_id, y, x, similarity) VALUES (?, ?, ?, ?, ?)",
+                    [(class_id, p.image_id, p.y, p.x, p.similarity) for p in patches],
+                )
+            conn.execute("INSERT OR REPLACE INTO noisy_done (image_id, done_at) VALUES (?, ?)", (image_id, _now()))
+
+    def noisy_done(self) -> set[str]:
+        return {r[0] for r in self.conn.execute("SELECT image_id FROM noisy_done")}
+
+    def clear_noisy(self) -> None:
+        with self.transaction() as conn:
+            conn.execute("DELETE FROM noisy_patches")
+            conn.execute("DELETE FROM noisy_done")
+
+    def noisy(self, name: str | None) -> list[PatchRecord]:
+        """Noisy patches of a class (None: noisy background)."""
+        if name is None:
+            rows = self.conn.execute("SELECT image_id, y, x, similarity FROM noisy_patches WHERE class_id IS NULL ORDER BY id")
+        else:
+            rows = self.conn.execute("SELECT image_id, y, x, similarity FROM noisy_patches WHERE class_id = ? ORDER BY id",
+                                     (self.class_info(name).id,))
+        return [PatchRecord(*r) for r in rows]
+
+    def noisy_count(self, name: str | None) -> int:
+        if name is None:
+            return self.conn.execute("SELECT COUNT(*) FROM noisy_patches WHERE class_id IS NULL").fetchone()[0]
+        return self.conn.execute("SELECT COUNT(*) FROM noisy_patches WHERE class_id = ?",
+                                 (self.class_info(name).id,)).fetchone()[0]
+
+
+def _check_threshold(value: float, what: str) -> None:
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{what}: {value!r} is not a number") from None
+    if not -1.0 <= value <= 1.0:
+        raise ConfigError(f"{what}: {value} is outside [-1, 1]")

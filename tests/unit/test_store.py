@@ -1,0 +1,110 @@
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+
+import pytest
+
+from simsearch import ConfigError, ProjectError
+from simsearch.curation.store import SCHEMA_VERSION, STORE_FILE, PatchRecord, ProjectLockedError, Store
+
+
+def test_actions_round_trip_through_reopen(tmp_path):
+    with Store(tmp_path) as store:
+        store.add_class("WBC", similarity_threshold=0.7)
+        store.add_class("RBC")
+        store.rename_class("RBC", "Red")
+        proto = store.add_prototype("WBC", "a.png@1", (10, 20, 60, 80))
+        assert proto.centre == (50.0, 35.0)
+        store.set_negative("WBC", PatchRecord("b.png@2", 40.0, 50.0, 0.8))
+        store.set_negative("WBC", PatchRecord("b.png@2", 90.0, 50.0, 0.75))
+        store.set_negative("WBC", PatchRecord("b.png@2", 90.0, 50.0), flagged=False)
+        store.confirm_class("WBC", 0.65, [PatchRecord("c.png@3", 1.0, 2.0, 0.9)])
+        store.set_background_candidates([PatchRecord("c.png@3", 5.0, 5.0, 0.1), PatchRecord("c.png@3", 9.0, 9.0, 0.9)])
+        store.set_not_background(PatchRecord("c.png@3", 9.0, 9.0))
+        store.set_confidence_threshold("Red", 0.3)
+    with Store(tmp_path) as store:
+        assert [(c.name, c.similarity_threshold, c.confirmed) for c in store.classes()] == [("WBC", 0.65, True), ("Red", 0.5, False)]
+        assert store.class_info("Red").confidence_threshold == 0.3
+        assert [p.box for p in store.prototypes("WBC")] == [(10, 20, 60, 80)]
+        assert store.patches("WBC", "negative") == [PatchRecord("b.png@2", 40.0, 50.0, 0.8)]
+        assert store.patches("WBC", "positive") == [PatchRecord("c.png@3", 1.0, 2.0, 0.9)]
+        assert [(p.y, flag) for p, flag in store.background()] == [(5.0, True), (9.0, False)]
+        # replacing candidates keeps the user's flag on a patch proposed again
+        store.set_background_candidates([PatchRecord("c.png@3", 9.0, 9.0, 0.9)])
+        assert [(p.y, flag) for p, flag in store.background()] == [(9.0, False)]
+        store.delete_class("WBC")
+        assert store.prototypes() == [] and [c.name for c in store.classes()] == ["Red"]
+
+
+def test_bad_input_leaves_state_unchanged(tmp_path):
+    with Store(tmp_path) as store:
+        store.add_class("A")
+        for call, match in [
+            (lambda: store.add_class("A"), "already exists"),
+            (lambda: store.add_class("  "), "empty"),
+            (lambda: store.set_similarity_threshold("A", 1.5), "outside"),
+            (lambda: store.set_similarity_threshold("Nope", 0.5), "unknown class 'Nope'"),
+            (lambda: store.set_confidence_threshold("A", -0.1), "outside"),
+            (lambda: store.confirm_class("A", 2.0, []), "outside"),
+            (lambda: store.delete_prototype(99), "unknown prototype"),
+            (lambda: store.set_not_background(PatchRecord("x", 1, 1)), "not a background candidate"),
+        ]:
+            with pytest.raises(ConfigError, match=match):
+                call()
+        assert [(c.name, c.similarity_threshold) for c in store.classes()] == [("A", 0.5)]
+
+
+def test_second_writer_is_refused_reader_allowed(tmp_path):
+    code = (
+        "import sys, time\n"
+        "from simsearch.curation.store import Store\n"
+        f"s = Store({str(tmp_path)!r}); s.add_class('A'); print('ready', flush=True); time.sleep(30)\n"
+    )
+    holder = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "ready"
+        with pytest.raises(ProjectLockedError, match=f"process {holder.pid}"):
+            Store(tmp_path)
+        with Store(tmp_path, read_only=True) as reader:
+            assert [c.name for c in reader.classes()] == ["A"]
+            with pytest.raises(ProjectError, match="read-only"):
+                reader.add_class("B")
+    finally:
+        holder.kill()
+        holder.wait()
+    with Store(tmp_path) as store:  # the lock dies with its process
+        assert [c.name for c in store.classes()] == ["A"]
+
+
+def test_sigkill_in_a_burst_loses_nothing_confirmed(tmp_path):
+    code = (
+        "from simsearch.curation.store import Store, PatchRecord\n"
+        f"s = Store({str(tmp_path)!r}); s.add_class('A')\n"
+        "for i in range(100000):\n"
+        "    s.set_negative('A', PatchRecord('img', float(i), 0.0, 0.5))\n"
+        "    print(i, flush=True)\n"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    confirmed = -1
+    deadline = time.time() + 60
+    while confirmed < 200 and time.time() < deadline:
+        confirmed = int(proc.stdout.readline())
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    with Store(tmp_path) as store:
+        stored = {p.y for p in store.patches("A", "negative")}
+    assert set(map(float, range(confirmed + 1))) <= stored  # every printed (returned) action is there
+    assert sqlite3.connect(tmp_path / STORE_FILE).execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+
+def test_newer_schema_is_refused(tmp_path):
+    Store(tmp_path).close()
+    conn = sqlite3.connect(tmp_path / STORE_FILE)
+    conn.execute(f"PRAGMA user_version={SCHEMA_VERSION + 1}")
+    conn.commit()
+    conn.close()
+    with pytest.raises(ProjectError, match="newer|knows up to"):
+        Store(tmp_path)
