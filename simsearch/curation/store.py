@@ -55,6 +55,7 @@ CREATE TABLE class_patches (
 CREATE TABLE background (
     id INTEGER PRIMARY KEY,
     image_id TEXT NOT NULL, y REAL NOT NULL, x REAL NOT NULL, similarity REAL,
+    extreme TEXT NOT NULL CHECK (extreme IN ('high', 'low')),
     is_background INTEGER NOT NULL CHECK (is_background IN (0, 1)),
     confirmed INTEGER NOT NULL DEFAULT 0 CHECK (confirmed IN (0, 1)),
     created_at TEXT NOT NULL,
@@ -320,17 +321,18 @@ class Store:
 
     # -- background -------------------------------------------------------------------------
 
-    def set_background_candidates(self, candidates: list[PatchRecord]) -> None:
-        """Replace unconfirmed candidates (keeping user flags on the same patches)."""
+    def set_background_candidates(self, candidates: list[tuple[PatchRecord, str]]) -> None:
+        """Replace unconfirmed candidates, each (patch, 'high' | 'low'), keeping user flags
+        on patches proposed again."""
         with self.transaction() as conn:
             flagged = {(r[0], r[1], r[2]) for r in conn.execute(
                 "SELECT image_id, y, x FROM background WHERE is_background = 0 AND confirmed = 0")}
             conn.execute("DELETE FROM background WHERE confirmed = 0")
             conn.executemany(
-                "INSERT OR IGNORE INTO background (image_id, y, x, similarity, is_background, created_at) "
-                "VALUES (?, ?, ?, ?, ?, ?)",
-                [(p.image_id, p.y, p.x, p.similarity, int((p.image_id, p.y, p.x) not in flagged), _now())
-                 for p in candidates],
+                "INSERT OR IGNORE INTO background (image_id, y, x, similarity, extreme, is_background, created_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [(p.image_id, p.y, p.x, p.similarity, extreme, int((p.image_id, p.y, p.x) not in flagged), _now())
+                 for p, extreme in candidates],
             )
 
     def set_not_background(self, patch: PatchRecord, flagged: bool = True) -> None:
@@ -346,12 +348,12 @@ class Store:
         with self.transaction() as conn:
             conn.execute("UPDATE background SET confirmed = 1")
 
-    def background(self, *, confirmed_only: bool = False) -> list[tuple[PatchRecord, bool]]:
-        """(patch, is_background) for every candidate (or every confirmed one)."""
-        query = "SELECT image_id, y, x, similarity, is_background FROM background"
+    def background(self, *, confirmed_only: bool = False) -> list[tuple[PatchRecord, str, bool]]:
+        """(patch, 'high' | 'low', is_background) for every candidate (or every confirmed one)."""
+        query = "SELECT image_id, y, x, similarity, extreme, is_background FROM background"
         if confirmed_only:
             query += " WHERE confirmed = 1"
-        return [(PatchRecord(*r[:4]), bool(r[4])) for r in self.conn.execute(query + " ORDER BY id")]
+        return [(PatchRecord(*r[:4]), r[4], bool(r[5])) for r in self.conn.execute(query + " ORDER BY id")]
 
     # -- noisy patches ----------------------------------------------------------------------
 

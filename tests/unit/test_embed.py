@@ -157,3 +157,23 @@ def test_cuda_bf16_embeddings_match_cpu(lite0):
     lite0.to("cpu")
     cosine = (cpu.vectors * gpu.vectors).sum(axis=-1)
     assert cosine.min() > 0.98 and cosine.mean() > 0.995
+
+
+def test_embed_at_matches_dense_and_rotations_match_rotated_image(lite0):
+    geometry = PatchGeometry.for_patch((32, 48))  # not square: rotated windows are transposed
+    embedder = DenseEmbedder(lite0, NORM8, geometry, channels=(0, 1, 2), device="cpu")
+    image = _textured((208, 240), seed=7)
+    dense = embedder.embed(image)
+    row, col = dense.grid_shape[0] // 2, dense.grid_shape[1] // 2
+    centre = np.array([dense.geometry.centre(row, col)])
+    at = embedder.embed_at(image, centre, rotations=(0, 1, 2, 3))
+    assert at.shape == (4, 112)
+    assert float(at[0] @ dense.vectors[row, col]) > 0.97
+    # the 90-degree rotation of the patch is the same patch in the image rotated by 90 degrees
+    rotated_image = np.ascontiguousarray(np.rot90(image, 1))
+    y, x = centre[0]
+    rotated_centre = np.array([[image.shape[1] - x, y]])  # where (y, x) lands after np.rot90
+    rotated_embedder = DenseEmbedder(lite0, NORM8, PatchGeometry.for_patch((48, 32)), channels=(0, 1, 2), device="cpu")
+    direct = rotated_embedder.embed_at(rotated_image, rotated_centre)[0]
+    assert float(at[1] @ direct) > 0.97
+    assert float(at[2] @ at[0]) < 0.999  # the rotations are different vectors

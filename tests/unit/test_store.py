@@ -22,7 +22,7 @@ def test_actions_round_trip_through_reopen(tmp_path):
         store.set_negative("WBC", PatchRecord("b.png@2", 90.0, 50.0, 0.75))
         store.set_negative("WBC", PatchRecord("b.png@2", 90.0, 50.0), flagged=False)
         store.confirm_class("WBC", 0.65, [PatchRecord("c.png@3", 1.0, 2.0, 0.9)])
-        store.set_background_candidates([PatchRecord("c.png@3", 5.0, 5.0, 0.1), PatchRecord("c.png@3", 9.0, 9.0, 0.9)])
+        store.set_background_candidates([(PatchRecord("c.png@3", 5.0, 5.0, 0.1), "low"), (PatchRecord("c.png@3", 9.0, 9.0, 0.9), "high")])
         store.set_not_background(PatchRecord("c.png@3", 9.0, 9.0))
         store.set_confidence_threshold("Red", 0.3)
     with Store(tmp_path) as store:
@@ -31,10 +31,10 @@ def test_actions_round_trip_through_reopen(tmp_path):
         assert [p.box for p in store.prototypes("WBC")] == [(10, 20, 60, 80)]
         assert store.patches("WBC", "negative") == [PatchRecord("b.png@2", 40.0, 50.0, 0.8)]
         assert store.patches("WBC", "positive") == [PatchRecord("c.png@3", 1.0, 2.0, 0.9)]
-        assert [(p.y, flag) for p, flag in store.background()] == [(5.0, True), (9.0, False)]
+        assert [(p.y, extreme, flag) for p, extreme, flag in store.background()] == [(5.0, "low", True), (9.0, "high", False)]
         # replacing candidates keeps the user's flag on a patch proposed again
-        store.set_background_candidates([PatchRecord("c.png@3", 9.0, 9.0, 0.9)])
-        assert [(p.y, flag) for p, flag in store.background()] == [(9.0, False)]
+        store.set_background_candidates([(PatchRecord("c.png@3", 9.0, 9.0, 0.9), "high")])
+        assert [(p.y, flag) for p, _, flag in store.background()] == [(9.0, False)]
         store.delete_class("WBC")
         assert store.prototypes() == [] and [c.name for c in store.classes()] == ["Red"]
 

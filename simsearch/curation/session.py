@@ -1,0 +1,413 @@
+"""Iterative patch selection (paper Sec. II-C, Fig. 2, Algorithm 1).
+
+A `Curation` drives one project: classes and their prototypes, similarity
+suggestions on the displayed images, negative flags, confirmation, background
+curation and noisy extraction from the undisplayed images. Every user action
+goes straight into the project store; similarity maps and their peaks are cached
+in memory, so a threshold change only cuts sorted peak lists and a new prototype
+only adds one similarity per cached patch (max with the old map).
+"""
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass
+from typing import Iterator
+
+import numpy as np
+
+from ..errors import ConfigError
+from ..project import Project
+from ..search.index import SimilarPatch
+from ..search.peaks import Peaks, find_peaks, peak_spacing
+from ..search.similarity import similarity_map
+from .store import ClassInfo, PatchRecord, Prototype
+
+log = logging.getLogger(__name__)
+
+ROTATIONS = (0, 1, 2, 3)  # the prototype and its 90, 180, 270 degree rotations
+
+
+@dataclass(frozen=True)
+class Suggestion:
+    """A local maximum of a class's similarity map on a displayed image.
+
+    (y, x): patch centre in pixels; box: (x0, y0, x1, y1); flagged: the user
+    marked it as not-this-class (a negative)."""
+
+    class_name: str
+    image_id: str
+    y: float
+    x: float
+    box: tuple[float, float, float, float]
+    similarity: float
+    flagged: bool = False
+
+    def record(self) -> PatchRecord:
+        return PatchRecord(self.image_id, self.y, self.x, self.similarity)
+
+
+@dataclass(frozen=True)
+class BackgroundCandidate:
+    """An unlabelled patch most ('high') or least ('low') similar to the mean prototype."""
+
+    image_id: str
+    y: float
+    x: float
+    box: tuple[float, float, float, float]
+    similarity: float
+    extreme: str
+    is_background: bool = True
+
+    def record(self) -> PatchRecord:
+        return PatchRecord(self.image_id, self.y, self.x, self.similarity)
+
+
+@dataclass(frozen=True)
+class NoisyProgress:
+    """One undisplayed image done: counts of noisy patches it added per class (None: background)."""
+
+    done: int
+    total: int
+    image_id: str
+    added: dict
+
+
+class Curation:
+    """The interactive loop on one open (writable) project."""
+
+    def __init__(self, project: Project):
+        self.project = project
+        self.store = project.store
+        self._prototype_vectors: dict[int, np.ndarray] = {}
+        self._maps: dict[str, dict[str, np.ndarray]] = {}
+        self._peaks: dict[str, dict[str, Peaks]] = {}
+        self._map_prototypes: dict[str, set[int]] = {}
+
+    # -- classes ----------------------------------------------------------------------------
+
+    def classes(self) -> list[ClassInfo]:
+        return self.store.classes()
+
+    def add_class(self, name: str, *, similarity_threshold: float = 0.5) -> ClassInfo:
+        return self.store.add_class(name, similarity_threshold=similarity_threshold)
+
+    def rename_class(self, old: str, new: str) -> None:
+        self.store.rename_class(old, new)
+        for cache in (self._maps, self._peaks, self._map_prototypes):
+            if old in cache:
+                cache[new] = cache.pop(old)
+
+    def delete_class(self, name: str) -> None:
+        self.store.delete_class(name)
+        self._forget(name)
+
+    def _forget(self, name: str) -> None:
+        for cache in (self._maps, self._peaks, self._map_prototypes):
+            cache.pop(name, None)
+
+    # -- prototypes -------------------------------------------------------------------------
+
+    def add_prototype(self, class_name: str, image: str, box: tuple[float, float, float, float]) -> Prototype:
+        """box: (x0, y0, x1, y1) px. The first prototype of the project fixes the patch
+        size; a later box of another size is re-centred to that size, with a warning."""
+        self.store.class_info(class_name)
+        record = self.project.dataset.find(image)
+        x0, y0, x1, y1 = _validate_box(box, record)
+        height, width = y1 - y0, x1 - x0
+        if self.project.geometry is None:
+            self.project.set_patch_size((max(4, round(height)), max(4, round(width))))
+        patch_h, patch_w = self.project.geometry.patch_size
+        if abs(height - patch_h) > 1 or abs(width - patch_w) > 1:
+            cy, cx = (y0 + y1) / 2, (x0 + x1) / 2
+            log.warning(
+                "prototype box %.0fx%.0f px differs from the project's patch size %dx%d px; re-centred on (%.0f, %.0f)",
+                height, width, patch_h, patch_w, cy, cx,
+            )
+            x0, y0, x1, y1 = cx - patch_w / 2, cy - patch_h / 2, cx + patch_w / 2, cy + patch_h / 2
+        return self.store.add_prototype(class_name, record.id, (x0, y0, x1, y1))
+
+    def remove_prototype(self, prototype_id: int) -> None:
+        self.store.delete_prototype(prototype_id)
+        self._prototype_vectors.pop(prototype_id, None)
+        for name, used in list(self._map_prototypes.items()):
+            if prototype_id in used:
+                self._forget(name)
+
+    def prototype_vectors(self, class_name: str) -> np.ndarray:
+        """(P * 4, D) float32: every prototype of the class and its three rotations."""
+        prototypes = self.store.prototypes(class_name)
+        if not prototypes:
+            return np.zeros((0, self.project.embedder.dim), np.float32)
+        return np.concatenate([self._vectors_of(p) for p in prototypes])
+
+    def _vectors_of(self, prototype: Prototype) -> np.ndarray:
+        if prototype.id not in self._prototype_vectors:
+            pixels = self.project.dataset.read(prototype.image_id)
+            self._prototype_vectors[prototype.id] = self.project.embedder.embed_at(
+                pixels, np.array([prototype.centre]), rotations=ROTATIONS
+            )
+        return self._prototype_vectors[prototype.id]
+
+    # -- similarity maps and suggestions ---------------------------------------------------
+
+    def _displayed(self) -> list[str]:
+        displayed = self.project.displayed
+        if not displayed:
+            raise ConfigError(
+                "no displayed images chosen",
+                hint="choose them first: project.choose_displayed(n) (CLI: simsearch create --displayed N)",
+            )
+        return displayed
+
+    def similarity_maps(self, class_name: str) -> dict[str, np.ndarray]:
+        """image id -> (rows, cols) max cosine similarity to the class's prototype vectors,
+        for every displayed image; updated incrementally when prototypes are added."""
+        prototypes = self.store.prototypes(class_name)
+        wanted = {p.id for p in prototypes}
+        done = self._map_prototypes.get(class_name, set())
+        if done - wanted:  # a prototype was removed: start again
+            self._forget(class_name)
+            done = set()
+        maps = self._maps.setdefault(class_name, {})
+        new = [p for p in prototypes if p.id not in done]
+        if new or not maps:
+            vectors = np.concatenate([self._vectors_of(p) for p in new]) if new else None
+            device = self.project.embedder.device
+            for image_id in self._displayed():
+                embedded = self.project.embeddings(image_id).vectors
+                if vectors is None:
+                    heat = np.full(embedded.shape[:2], -1.0, np.float32)
+                else:
+                    heat = similarity_map(embedded, vectors, device=device)
+                    if image_id in maps:
+                        heat = np.maximum(maps[image_id], heat)
+                maps[image_id] = heat
+            self._map_prototypes[class_name] = wanted
+            self._peaks.pop(class_name, None)
+        return maps
+
+    def _class_peaks(self, class_name: str) -> dict[str, Peaks]:
+        maps = self.similarity_maps(class_name)
+        if class_name not in self._peaks:
+            spacing = peak_spacing(self.project.geometry)
+            self._peaks[class_name] = {image_id: find_peaks(heat, min_distance=spacing) for image_id, heat in maps.items()}
+        return self._peaks[class_name]
+
+    def suggestions(self, class_name: str, threshold: float | None = None) -> list[Suggestion]:
+        """Local maxima above the threshold (default: the class's stored one) on the
+        displayed images, most similar first; flagged ones are included and marked."""
+        info = self.store.class_info(class_name)
+        threshold = info.similarity_threshold if threshold is None else _check_threshold(threshold)
+        if not self.store.prototypes(class_name):
+            return []
+        geometry = self.project.geometry
+        negatives = _by_image(self.store.patches(class_name, "negative"))
+        tolerance = geometry.grid_step / 2
+        found = []
+        for image_id, peaks in self._class_peaks(class_name).items():
+            kept = peaks.above(threshold)
+            ys, xs = geometry.centre(kept.rows, kept.cols)
+            flagged = _near(negatives.get(image_id), ys, xs, tolerance)
+            for y, x, value, flag in zip(ys, xs, kept.values, flagged):
+                found.append(Suggestion(class_name, image_id, float(y), float(x), _box(geometry, y, x), float(value), bool(flag)))
+        found.sort(key=lambda s: -s.similarity)
+        return found
+
+    def similarity_histogram(self, class_name: str, bins: int = 20) -> tuple[np.ndarray, np.ndarray]:
+        """(counts, edges) of the similarity of every local maximum, to help pick a threshold."""
+        values = np.concatenate([p.values for p in self._class_peaks(class_name).values()] or [np.zeros(0)])
+        return np.histogram(values, bins=bins, range=(-1.0, 1.0))
+
+    def set_threshold(self, class_name: str, value: float) -> None:
+        self.store.set_similarity_threshold(class_name, value)
+
+    def flag_negative(self, suggestion: Suggestion, flagged: bool = True) -> None:
+        """Mark a suggestion as not-this-class (kept as the class's negative), or unmark it."""
+        self.store.set_negative(suggestion.class_name, suggestion.record(), flagged)
+
+    def confirm_class(self, class_name: str, threshold: float | None = None) -> list[Suggestion]:
+        """The unflagged suggestions above the threshold become the class's clean positives."""
+        info = self.store.class_info(class_name)
+        threshold = info.similarity_threshold if threshold is None else _check_threshold(threshold)
+        if not self.store.prototypes(class_name):
+            raise ConfigError(f"class {class_name!r} has no prototype yet", hint="add at least one prototype first")
+        positives = [s for s in self.suggestions(class_name, threshold) if not s.flagged]
+        self.store.confirm_class(class_name, threshold, [s.record() for s in positives])
+        return positives
+
+    def most_similar_anywhere(self, class_name: str, k: int = 20) -> list[SimilarPatch]:
+        """The k patches most similar to the class's prototypes in the whole dataset (FAISS)."""
+        vectors = self.prototype_vectors(class_name)
+        if not len(vectors):
+            return []
+        try:
+            index = self.project.load_index()
+        except Exception:  # not built yet, or built with other settings
+            index = self.project.build_index()
+        return index.most_similar(vectors, k=k, min_distance=min(self.project.geometry.patch_size) / 2)
+
+    # -- background (Algorithm 1) -----------------------------------------------------------
+
+    def _mean_prototype(self) -> np.ndarray:
+        vectors = [self.prototype_vectors(c.name) for c in self.store.classes()]
+        vectors = [v for v in vectors if len(v)]
+        if not vectors:
+            raise ConfigError("background: no prototypes yet", hint="curate the classes first")
+        mean = np.concatenate(vectors).mean(axis=0)
+        return mean / max(np.linalg.norm(mean), 1e-12)
+
+    def _extremes(self, image_id: str, mean: np.ndarray, count: int, occupied: list[PatchRecord]) -> list[BackgroundCandidate]:
+        """Up to `count` patches most and `count` least similar to `mean` in one image,
+        none overlapping an occupied patch."""
+        geometry = self.project.geometry
+        heat = similarity_map(self.project.embeddings(image_id).vectors, mean, device=self.project.embedder.device)
+        spacing = peak_spacing(geometry)
+        found = []
+        for extreme, sign in (("high", 1.0), ("low", -1.0)):
+            peaks = find_peaks(sign * heat, min_distance=spacing)
+            ys, xs = geometry.centre(peaks.rows, peaks.cols)
+            free = ~_overlaps(occupied, ys, xs, geometry.patch_size)
+            for y, x, value in list(zip(ys[free], xs[free], peaks.values[free]))[:count]:
+                found.append(BackgroundCandidate(image_id, float(y), float(x), _box(geometry, y, x), float(sign * value), extreme))
+        return found
+
+    def propose_background(self, count: int = 20) -> list[BackgroundCandidate]:
+        """Algorithm 1 on the displayed images: the `count` unlabelled patches most and the
+        `count` least similar to the mean of all prototype vectors, excluding patches that
+        overlap accepted positives or prototypes. Stored as candidates (earlier flags on
+        the same patches are kept)."""
+        mean = self._mean_prototype()
+        occupied = _by_image(self._occupied())
+        per_image = []
+        for image_id in self._displayed():
+            per_image += self._extremes(image_id, mean, count, occupied.get(image_id, []))
+        high = sorted((c for c in per_image if c.extreme == "high"), key=lambda c: -c.similarity)[:count]
+        low = sorted((c for c in per_image if c.extreme == "low"), key=lambda c: c.similarity)[:count]
+        self.store.set_background_candidates([(c.record(), c.extreme) for c in high + low])
+        return self.background_candidates()
+
+    def _occupied(self) -> list[PatchRecord]:
+        occupied = []
+        for info in self.store.classes():
+            occupied += self.store.patches(info.name, "positive")
+            occupied += [PatchRecord(p.image_id, *p.centre) for p in self.store.prototypes(info.name)]
+        return occupied
+
+    def background_candidates(self) -> list[BackgroundCandidate]:
+        geometry = self.project.geometry
+        return [
+            BackgroundCandidate(p.image_id, p.y, p.x, _box(geometry, p.y, p.x), p.similarity, extreme, flag)
+            for p, extreme, flag in self.store.background()
+        ]
+
+    def flag_not_background(self, candidate: BackgroundCandidate, flagged: bool = True) -> None:
+        self.store.set_not_background(candidate.record(), flagged)
+
+    def confirm_background(self) -> list[BackgroundCandidate]:
+        """The unflagged candidates become clean background."""
+        self.store.confirm_background()
+        return [c for c in self.background_candidates() if c.is_background]
+
+    # -- noisy training data ----------------------------------------------------------------
+
+    def iter_noisy(
+        self,
+        *,
+        cap_per_class: int | None = None,
+        background_per_image: int = 4,
+        seed: int = 0,
+        cancel: threading.Event | None = None,
+    ) -> Iterator[NoisyProgress]:
+        """Noisy positives (local maxima above each class's threshold) and noisy background
+        (Algorithm 1, `background_per_image` most and least similar) from every undisplayed
+        image, one image at a time (memory bounded). Images already done are skipped, so an
+        interrupted run resumes; images are visited in a seeded random order so that caps
+        sample the whole dataset."""
+        if cap_per_class is not None and cap_per_class < 0:
+            raise ConfigError(f"cap_per_class: must be >= 0, got {cap_per_class}")
+        classes = [c for c in self.store.classes() if self.store.prototypes(c.name)]
+        if not classes:
+            raise ConfigError("noisy extraction: no class has prototypes yet")
+        vectors = {c.name: self.prototype_vectors(c.name) for c in classes}
+        mean = self._mean_prototype()
+        geometry = self.project.geometry
+        spacing = peak_spacing(geometry)
+        images = self.project.undisplayed
+        order = [images[i] for i in np.random.default_rng(seed).permutation(len(images))]
+        done = self.store.noisy_done()
+        counts = {c.name: self.store.noisy_count(c.name) for c in classes}
+        device = self.project.embedder.device
+        for position, image_id in enumerate(order, start=1):
+            if cancel is not None and cancel.is_set():
+                return
+            if image_id in done:
+                continue
+            embedded = self.project.embeddings(image_id).vectors
+            per_class: dict = {}
+            for info in classes:
+                room = None if cap_per_class is None else max(0, cap_per_class - counts[info.name])
+                heat = similarity_map(embedded, vectors[info.name], device=device)
+                peaks = find_peaks(heat, min_distance=spacing, threshold=info.similarity_threshold)
+                ys, xs = geometry.centre(peaks.rows, peaks.cols)
+                patches = [PatchRecord(image_id, float(y), float(x), float(v)) for y, x, v in zip(ys, xs, peaks.values)]
+                per_class[info.name] = patches[:room] if room is not None else patches
+                counts[info.name] += len(per_class[info.name])
+            occupied = [p for patches in per_class.values() for p in patches]
+            background = self._extremes(image_id, mean, background_per_image, occupied)
+            per_class[None] = [c.record() for c in background]
+            self.store.add_noisy(image_id, per_class)
+            yield NoisyProgress(position, len(order), image_id, {k: len(v) for k, v in per_class.items()})
+
+
+def _validate_box(box, record) -> tuple[float, float, float, float]:
+    try:
+        x0, y0, x1, y1 = (float(v) for v in box)
+    except (TypeError, ValueError):
+        raise ConfigError(f"box: expected (x0, y0, x1, y1) numbers, got {box!r}") from None
+    if not (x1 > x0 and y1 > y0):
+        raise ConfigError(f"box {box!r}: zero or negative size (need x1 > x0 and y1 > y0)")
+    if x0 < 0 or y0 < 0 or x1 > record.width or y1 > record.height:
+        raise ConfigError(
+            f"box {box!r} lies outside image {record.relpath} ({record.width}x{record.height} px)"
+        )
+    return x0, y0, x1, y1
+
+
+def _check_threshold(value: float) -> float:
+    value = float(value)
+    if not -1.0 <= value <= 1.0:
+        raise ConfigError(f"similarity threshold: {value} is outside [-1, 1]")
+    return value
+
+
+def _box(geometry, y: float, x: float) -> tuple[float, float, float, float]:
+    height, width = geometry.patch_size
+    return (float(x) - width / 2, float(y) - height / 2, float(x) + width / 2, float(y) + height / 2)
+
+
+def _by_image(patches: list[PatchRecord]) -> dict[str, list[PatchRecord]]:
+    grouped: dict[str, list[PatchRecord]] = {}
+    for patch in patches:
+        grouped.setdefault(patch.image_id, []).append(patch)
+    return grouped
+
+
+def _near(patches: list[PatchRecord] | None, ys: np.ndarray, xs: np.ndarray, tolerance: float) -> np.ndarray:
+    """(N,) bool: which (y, x) lie within `tolerance` px of one of the patches."""
+    if not patches or not len(ys):
+        return np.zeros(len(ys), bool)
+    points = np.array([(p.y, p.x) for p in patches])
+    distance = np.hypot(ys[:, None] - points[None, :, 0], xs[:, None] - points[None, :, 1])
+    return (distance <= tolerance).any(axis=1)
+
+
+def _overlaps(patches: list[PatchRecord], ys: np.ndarray, xs: np.ndarray, patch_size: tuple[int, int]) -> np.ndarray:
+    """(N,) bool: which patches centred at (y, x) overlap a patch centred on one of `patches`."""
+    if not patches or not len(ys):
+        return np.zeros(len(ys), bool)
+    points = np.array([(p.y, p.x) for p in patches])
+    return (
+        (np.abs(ys[:, None] - points[None, :, 0]) < patch_size[0])
+        & (np.abs(xs[:, None] - points[None, :, 1]) < patch_size[1])
+    ).any(axis=1)

@@ -1,0 +1,185 @@
+"""The iterative patch selection loop on synthetic images with planted discs and crosses."""
+import threading
+
+import numpy as np
+import pytest
+import tifffile
+
+from simsearch import ConfigError, DatasetError, Project
+from simsearch.curation.session import Curation
+
+SIZE = (176, 208)
+
+
+def _plant(seed: int):
+    """Image with 3 discs and 3 crosses at well separated random places: (image, discs, crosses)."""
+    rng = np.random.default_rng(seed)
+    image = rng.normal(30, 5, SIZE)
+    yy, xx = np.mgrid[: SIZE[0], : SIZE[1]]
+    centres = []
+    while len(centres) < 6:
+        c = rng.integers(24, [SIZE[0] - 24, SIZE[1] - 24])
+        if all(np.hypot(*(c - o)) > 44 for o in centres):
+            centres.append(c)
+    discs, crosses = centres[:3], centres[3:]
+    for cy, cx in discs:
+        image[(yy - cy) ** 2 + (xx - cx) ** 2 <= 81] = 200
+    for cy, cx in crosses:
+        image[(abs(yy - cy) <= 2) & (abs(xx - cx) <= 10)] = 200
+        image[(abs(xx - cx) <= 2) & (abs(yy - cy) <= 10)] = 200
+    return np.clip(image, 0, 255).astype(np.uint8), [tuple(map(float, c)) for c in discs], [tuple(map(float, c)) for c in crosses]
+
+
+@pytest.fixture
+def planted(tmp_path):
+    folder = tmp_path / "images"
+    folder.mkdir()
+    truth = {}
+    for i in range(6):
+        image, discs, crosses = _plant(i)
+        tifffile.imwrite(folder / f"img{i}.tif", image)
+        truth[f"img{i}.tif"] = (discs, crosses)
+    project = Project.create(tmp_path / "proj", folder, backbone="efficientnet-lite0")
+    project.choose_displayed(names=["img0.tif", "img1.tif", "img2.tif"])
+    yield project, truth
+    project.close()
+
+
+def _box(centre, half=16):
+    y, x = centre
+    return (x - half, y - half, x + half, y + half)
+
+
+def _nearest(points, y, x):
+    return min(np.hypot(py - y, px - x) for py, px in points)
+
+
+def test_suggestions_recover_planted_objects_of_their_kind(planted):
+    project, truth = planted
+    curation = Curation(project)
+    curation.add_class("disc")
+    curation.add_class("cross")
+    name = lambda s: project.dataset.by_id(s.image_id).relpath  # noqa: E731
+    curation.add_prototype("disc", "img0.tif", _box(truth["img0.tif"][0][0]))
+    assert project.geometry.patch_size == (32, 32)  # fixed by the first prototype
+    curation.add_prototype("cross", "img1.tif", _box(truth["img1.tif"][1][0]))
+    radius = 3 * 0.1 * 32 + project.geometry.grid_step / 2
+    for kind, index in (("disc", 0), ("cross", 1)):
+        suggestions = curation.suggestions(kind, threshold=-1.0)
+        count = sum(len(truth[n][index]) for n in ("img0.tif", "img1.tif", "img2.tif"))
+        top = suggestions[:count]
+        assert all(_nearest(truth[name(s)][index], s.y, s.x) <= radius for s in top), kind
+        found = {(name(s), min(range(3), key=lambda k: np.hypot(*np.subtract(truth[name(s)][index][k], (s.y, s.x))))) for s in top}
+        assert len(found) == count  # every planted object, once
+        other = suggestions[count]  # the best remaining suggestion is clearly less similar
+        assert other.similarity < top[-1].similarity
+        x0, y0, x1, y1 = top[0].box
+        assert (x1 - x0, y1 - y0) == (32, 32)
+
+
+def test_threshold_flags_and_confirmation_round_trip(planted, tmp_path):
+    project, truth = planted
+    curation = Curation(project)
+    curation.add_class("disc")
+    curation.add_prototype("disc", "img0.tif", _box(truth["img0.tif"][0][0]))
+    all_suggestions = curation.suggestions("disc", threshold=-1.0)
+    threshold = all_suggestions[12].similarity
+    curation.set_threshold("disc", threshold)
+    shown = curation.suggestions("disc")
+    assert len(shown) == 13 and all(s.similarity >= threshold for s in shown)
+    assert curation.suggestions("disc", threshold=1.0) == [] or curation.suggestions("disc", threshold=1.0)[0].similarity >= 1.0 - 1e-6
+    curation.flag_negative(shown[-1])
+    curation.flag_negative(shown[-2])
+    curation.flag_negative(shown[-2], flagged=False)
+    positives = curation.confirm_class("disc")
+    assert len(positives) == 12 and shown[-1] not in positives
+    project.close()
+
+    with Project.open(project.folder) as again:
+        curation = Curation(again)
+        info = again.store.class_info("disc")
+        assert info.similarity_threshold == pytest.approx(threshold) and info.confirmed
+        reshown = curation.suggestions("disc")
+        assert [s.flagged for s in reshown] == [False] * 12 + [True]
+        assert len(again.store.patches("disc", "positive")) == 12
+        assert len(again.store.patches("disc", "negative")) == 1
+
+
+def test_background_excludes_positives_and_records_flags(planted):
+    project, truth = planted
+    curation = Curation(project)
+    curation.add_class("disc")
+    curation.add_prototype("disc", "img0.tif", _box(truth["img0.tif"][0][0]))
+    curation.confirm_class("disc", threshold=curation.suggestions("disc", threshold=-1.0)[8].similarity)
+    candidates = curation.propose_background(count=5)
+    assert [c.extreme for c in candidates].count("high") == 5 and [c.extreme for c in candidates].count("low") == 5
+    positives = project.store.patches("disc", "positive")
+    for c in candidates:
+        assert all(not (abs(c.y - p.y) < 32 and abs(c.x - p.x) < 32) for p in positives if p.image_id == c.image_id)
+    highs = [c for c in candidates if c.extreme == "high"]
+    lows = [c for c in candidates if c.extreme == "low"]
+    assert min(c.similarity for c in highs) > max(c.similarity for c in lows)
+    curation.flag_not_background(highs[0])
+    kept = curation.confirm_background()
+    assert len(kept) == 9 and highs[0].record() not in [k.record() for k in kept]
+    assert sum(flag for _, _, flag in project.store.background(confirmed_only=True)) == 9
+
+
+def test_noisy_extraction_is_resumable_and_capped(planted):
+    project, truth = planted
+    curation = Curation(project)
+    curation.add_class("disc")
+    curation.add_prototype("disc", "img0.tif", _box(truth["img0.tif"][0][0]))
+    threshold = curation.suggestions("disc", threshold=-1.0)[8].similarity  # the 9 displayed discs
+    curation.confirm_class("disc", threshold=threshold)
+    cancel = threading.Event()
+    first = []
+    for event in curation.iter_noisy(background_per_image=2, cancel=cancel):
+        first.append(event)
+        cancel.set()
+    assert len(first) == 1
+    rest = list(curation.iter_noisy(background_per_image=2))
+    assert len(rest) == 2 and first[0].image_id not in {e.image_id for e in rest}
+    noisy = project.store.noisy("disc")
+    undisplayed = {project.dataset.find(f"img{i}.tif").id: f"img{i}.tif" for i in (3, 4, 5)}
+    assert {p.image_id for p in noisy} <= set(undisplayed)
+    near = [_nearest(truth[undisplayed[p.image_id]][0], p.y, p.x) <= 12 for p in noisy]
+    assert sum(near) >= 7 and np.mean(near) >= 0.8  # mostly the planted discs
+    assert len(project.store.noisy(None)) == 3 * 4  # 2 high + 2 low per image
+    assert list(curation.iter_noisy()) == []  # all done: nothing repeated
+    project.store.clear_noisy()
+    list(curation.iter_noisy(cap_per_class=2))
+    assert project.store.noisy_count("disc") == 2
+
+
+def test_bad_input_is_refused_and_changes_nothing(planted):
+    project, truth = planted
+    curation = Curation(project)
+    curation.add_class("disc")
+    with pytest.raises(ConfigError, match="outside image"):
+        curation.add_prototype("disc", "img0.tif", (190, 10, 230, 40))
+    with pytest.raises(ConfigError, match="zero"):
+        curation.add_prototype("disc", "img0.tif", (10, 10, 10, 40))
+    with pytest.raises(ConfigError, match="unknown class 'dot'"):
+        curation.add_prototype("dot", "img0.tif", (10, 10, 40, 40))
+    with pytest.raises(DatasetError, match="nope.tif"):
+        curation.add_prototype("disc", "nope.tif", (10, 10, 40, 40))
+    assert project.geometry is None and project.store.prototypes() == []
+    curation.add_prototype("disc", "img0.tif", _box(truth["img0.tif"][0][0]))
+    with pytest.raises(ConfigError, match="outside"):
+        curation.suggestions("disc", threshold=1.5)
+    with pytest.raises(ConfigError, match="outside"):
+        curation.set_threshold("disc", -2)
+    assert project.store.class_info("disc").similarity_threshold == 0.5
+
+
+def test_box_of_another_size_is_recentred(planted, caplog):
+    project, truth = planted
+    curation = Curation(project)
+    curation.add_class("disc")
+    curation.add_prototype("disc", "img0.tif", _box(truth["img0.tif"][0][0]))
+    y, x = truth["img1.tif"][0][0]
+    proto = curation.add_prototype("disc", "img1.tif", (x - 10, y - 20, x + 10, y + 20))
+    assert "re-centred" in caplog.text
+    x0, y0, x1, y1 = proto.box
+    assert (x1 - x0, y1 - y0) == (32, 32) and proto.centre == (y, x)
