@@ -9,7 +9,10 @@ The public API (scripts and the terminal UI use only these names):
 - Dense embeddings: `PatchGeometry`, `DenseEmbedder`, `PatchEmbeddings`
 - Search: `PatchIndex`, `SearchHits`, `SimilarPatch`, `similarity_map`
 - Ground truth: `Annotation`, `read_voc_folder`
-- Projects: `Project`, `EmbedProgress`
+- Projects: `Project`, `EmbedProgress`, `ProjectLockedError`
+- Curation (the iterative patch selection loop): `Curation`, `Suggestion`,
+  `BackgroundCandidate`, `NoisyProgress`, `ClassInfo`, `Prototype`, `PatchRecord`
+- Peaks: `Peaks`, `find_peaks`
 - Errors: `SimSearchError` and its subclasses
 """
 from .errors import (
@@ -31,7 +34,10 @@ from .preprocess import (
     compute_statistics,
     resolve_channels,
 )
+from .curation.session import BackgroundCandidate, Curation, NoisyProgress, Suggestion
+from .curation.store import ClassInfo, PatchRecord, ProjectLockedError, Prototype
 from .project import EmbedProgress, Project
+from .search.peaks import Peaks, find_peaks
 from .io.truth import Annotation, read_voc_folder
 from .search.index import PatchIndex, SearchHits, SimilarPatch
 from .search.similarity import similarity_map
@@ -39,6 +45,8 @@ from .search.similarity import similarity_map
 __version__ = "0.1.0"
 
 __all__ = [
+    "BackgroundCandidate", "ClassInfo", "Curation", "NoisyProgress", "PatchRecord", "Peaks",
+    "ProjectLockedError", "Prototype", "Suggestion", "find_peaks",
     "BACKBONES", "Backbone", "BackboneSpec", "ChannelStatistics", "ConfigError", "Dataset",
     "DatasetError", "DenseEmbedder", "EmbedProgress", "ImageReadError", "ImageRecord",
     "Normalization", "PatchEmbeddings", "PatchGeometry", "PatchIndex", "Project", "ProjectError",

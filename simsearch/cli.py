@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from . import __version__
+from .cli_curation import add_commands as add_curation_commands
 from .errors import ConfigError, SimSearchError
 from .io.images import Dataset
 from .progress import ProgressBar
@@ -70,6 +71,10 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("--csv", help="also write the hits to this CSV file")
     search.add_argument("--device", default="auto")
     _add_quiet(search)
+    embed.set_defaults(handler=cmd_embed)
+    info.set_defaults(handler=cmd_info)
+    search.set_defaults(handler=cmd_search)
+    add_curation_commands(sub, _patch_size, _int_list)
     return parser
 
 
@@ -82,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
     quiet = getattr(args, "quiet", False)
     logging.basicConfig(level=logging.WARNING if quiet else logging.INFO, format="%(levelname)s: %(message)s")
     try:
-        return {"embed": cmd_embed, "info": cmd_info, "search": cmd_search}[args.command](args, quiet)
+        return args.handler(args, quiet)
     except SimSearchError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -41,3 +41,25 @@ def blob_image(shape=(160, 200), centres=(), radius=8, *, seed=0, dtype=np.uint8
     if np.dtype(dtype) == np.uint16:
         image = image * 257
     return np.repeat(image[..., None], channels, axis=-1).astype(dtype)
+
+
+PLANTED_SIZE = (176, 208)
+
+
+def planted_image(seed: int):
+    """Image with 3 discs and 3 crosses at well separated random places: (image, discs, crosses)."""
+    rng = np.random.default_rng(seed)
+    image = rng.normal(30, 5, PLANTED_SIZE)
+    yy, xx = np.mgrid[: PLANTED_SIZE[0], : PLANTED_SIZE[1]]
+    centres = []
+    while len(centres) < 6:
+        c = rng.integers(24, [PLANTED_SIZE[0] - 24, PLANTED_SIZE[1] - 24])
+        if all(np.hypot(*(c - o)) > 44 for o in centres):
+            centres.append(c)
+    discs, crosses = centres[:3], centres[3:]
+    for cy, cx in discs:
+        image[(yy - cy) ** 2 + (xx - cx) ** 2 <= 81] = 200
+    for cy, cx in crosses:
+        image[(abs(yy - cy) <= 2) & (abs(xx - cx) <= 10)] = 200
+        image[(abs(xx - cx) <= 2) & (abs(yy - cy) <= 10)] = 200
+    return np.clip(image, 0, 255).astype(np.uint8), [tuple(map(float, c)) for c in discs], [tuple(map(float, c)) for c in crosses]

@@ -113,7 +113,7 @@ class Curation:
         size; a later box of another size is re-centred to that size, with a warning."""
         self.store.class_info(class_name)
         record = self.project.dataset.find(image)
-        x0, y0, x1, y1 = _validate_box(box, record)
+        x0, y0, x1, y1 = validate_box(box, record)
         height, width = y1 - y0, x1 - x0
         if self.project.geometry is None:
             self.project.set_patch_size((max(4, round(height)), max(4, round(width))))
@@ -360,7 +360,8 @@ class Curation:
             yield NoisyProgress(position, len(order), image_id, {k: len(v) for k, v in per_class.items()})
 
 
-def _validate_box(box, record) -> tuple[float, float, float, float]:
+def validate_box(box, record) -> tuple[float, float, float, float]:
+    """(x0, y0, x1, y1) numbers of non-zero size inside the image of `record`, or ConfigError."""
     try:
         x0, y0, x1, y1 = (float(v) for v in box)
     except (TypeError, ValueError):

@@ -8,27 +8,7 @@ import tifffile
 from simsearch import ConfigError, DatasetError, Project
 from simsearch.curation.session import Curation
 
-SIZE = (176, 208)
-
-
-def _plant(seed: int):
-    """Image with 3 discs and 3 crosses at well separated random places: (image, discs, crosses)."""
-    rng = np.random.default_rng(seed)
-    image = rng.normal(30, 5, SIZE)
-    yy, xx = np.mgrid[: SIZE[0], : SIZE[1]]
-    centres = []
-    while len(centres) < 6:
-        c = rng.integers(24, [SIZE[0] - 24, SIZE[1] - 24])
-        if all(np.hypot(*(c - o)) > 44 for o in centres):
-            centres.append(c)
-    discs, crosses = centres[:3], centres[3:]
-    for cy, cx in discs:
-        image[(yy - cy) ** 2 + (xx - cx) ** 2 <= 81] = 200
-    for cy, cx in crosses:
-        image[(abs(yy - cy) <= 2) & (abs(xx - cx) <= 10)] = 200
-        image[(abs(xx - cx) <= 2) & (abs(yy - cy) <= 10)] = 200
-    return np.clip(image, 0, 255).astype(np.uint8), [tuple(map(float, c)) for c in discs], [tuple(map(float, c)) for c in crosses]
-
+from conftest import planted_image as _plant
 
 @pytest.fixture
 def planted(tmp_path):

@@ -1,0 +1,325 @@
+"""`simsearch` subcommands for the iterative patch selection loop (one action per call;
+every action is saved in the project store as it is made)."""
+from __future__ import annotations
+
+import argparse
+import csv
+import sys
+from pathlib import Path
+
+from .curation.session import Curation, Suggestion, validate_box
+from .curation.store import PatchRecord
+from .errors import ConfigError, DatasetError
+from .io.images import Dataset
+from .progress import ProgressBar
+from .project import Project
+
+
+def _box(text: str) -> tuple[float, float, float, float]:
+    try:
+        values = tuple(float(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected X0,Y0,X1,Y1 in pixels, got {text!r}") from None
+    if len(values) != 4:
+        raise argparse.ArgumentTypeError(f"expected X0,Y0,X1,Y1 in pixels, got {text!r}")
+    return values
+
+
+def add_commands(sub, patch_size_type, int_list_type) -> None:
+    """Add the curation subcommands to an argparse subparsers object (handler in defaults)."""
+    def project_arg(parser):
+        parser.add_argument("--project", default="simsearch-project", help="project folder (default: %(default)s)")
+        parser.add_argument("-q", "--quiet", action="store_true", default=argparse.SUPPRESS)
+
+    create = sub.add_parser("create", help="create a project for curation (embedding happens when needed)")
+    create.add_argument("dataset", help="folder (recursive), glob pattern, or text file of image paths")
+    project_arg(create)
+    create.add_argument("--patch-size", type=patch_size_type, help="patch size S or HxW px (default: the first prototype's)")
+    create.add_argument("--displayed", type=int, default=6, help="number of displayed images, chosen at random (default 6)")
+    create.add_argument("--displayed-images", nargs="+", metavar="IMAGE", help="name the displayed images instead")
+    create.add_argument("--seed", type=int, default=0, help="seed for choosing the displayed images")
+    create.add_argument("--backbone", default="auto")
+    create.add_argument("--weights")
+    create.add_argument("--channels", type=int_list_type)
+
+    klass = sub.add_parser("class", help="add, rename, delete or list ROI classes")
+    klass_sub = klass.add_subparsers(dest="action", required=True)
+    for action, args in (("add", ("name",)), ("rename", ("old", "new")), ("delete", ("name",)), ("list", ())):
+        parser = klass_sub.add_parser(action)
+        for arg in args:
+            parser.add_argument(arg)
+        if action == "add":
+            parser.add_argument("--threshold", type=float, default=0.5, help="similarity threshold (default 0.5)")
+        project_arg(parser)
+
+    proto = sub.add_parser("prototype", help="add, delete or list prototypes")
+    proto_sub = proto.add_subparsers(dest="action", required=True)
+    add = proto_sub.add_parser("add")
+    add.add_argument("class_name", metavar="CLASS")
+    add.add_argument("image", help="image id, relative path or file name")
+    add.add_argument("box", type=_box, help="X0,Y0,X1,Y1 in pixels")
+    project_arg(add)
+    delete = proto_sub.add_parser("delete")
+    delete.add_argument("id", type=int)
+    project_arg(delete)
+    listing = proto_sub.add_parser("list")
+    project_arg(listing)
+
+    suggest = sub.add_parser("suggest", help="list a class's suggestions on the displayed images")
+    suggest.add_argument("class_name", metavar="CLASS")
+    suggest.add_argument("--threshold", type=float, help="similarity threshold (default: the class's stored one)")
+    suggest.add_argument("--save-threshold", action="store_true", help="store --threshold as the class's threshold")
+    suggest.add_argument("--csv", help="also write the suggestions to this CSV file")
+    project_arg(suggest)
+
+    flag = sub.add_parser("flag", help="flag suggestions (by number in `suggest`) as not-this-class")
+    flag.add_argument("class_name", metavar="CLASS")
+    flag.add_argument("numbers", type=int, nargs="+")
+    flag.add_argument("--unflag", action="store_true")
+    project_arg(flag)
+
+    confirm = sub.add_parser("confirm", help="unflagged suggestions above the threshold become clean positives")
+    confirm.add_argument("class_name", metavar="CLASS")
+    confirm.add_argument("--threshold", type=float)
+    project_arg(confirm)
+
+    similar = sub.add_parser("similar", help="the patches most similar to a class anywhere in the dataset (FAISS)")
+    similar.add_argument("class_name", metavar="CLASS")
+    similar.add_argument("-k", type=int, default=20)
+    project_arg(similar)
+
+    background = sub.add_parser("background", help="curate background (Algorithm 1)")
+    background_sub = background.add_subparsers(dest="action", required=True)
+    propose = background_sub.add_parser("propose")
+    propose.add_argument("--count", type=int, default=20, help="most and least similar patches each (default 20)")
+    project_arg(propose)
+    for action in ("list", "confirm"):
+        project_arg(background_sub.add_parser(action))
+    bg_flag = background_sub.add_parser("flag", help="flag candidates (by number in `background list`) as not background")
+    bg_flag.add_argument("numbers", type=int, nargs="+")
+    bg_flag.add_argument("--unflag", action="store_true")
+    project_arg(bg_flag)
+
+    noisy = sub.add_parser("noisy", help="extract noisy patches from the undisplayed images (resumable)")
+    noisy.add_argument("--cap", type=int, help="at most this many noisy patches per class")
+    noisy.add_argument("--background-per-image", type=int, default=4)
+    noisy.add_argument("--seed", type=int, default=0)
+    noisy.add_argument("--restart", action="store_true", help="discard earlier noisy patches first")
+    project_arg(noisy)
+
+    importer = sub.add_parser("import", help="import prototypes and negatives from a CSV (kind,class,image,x0,y0,x1,y1)")
+    importer.add_argument("csv_file")
+    project_arg(importer)
+
+    for parser, handler in (
+        (create, cmd_create), (klass, cmd_class), (proto, cmd_prototype), (suggest, cmd_suggest),
+        (flag, cmd_flag), (confirm, cmd_confirm), (similar, cmd_similar), (background, cmd_background),
+        (noisy, cmd_noisy), (importer, cmd_import),
+    ):
+        parser.set_defaults(handler=handler)
+
+
+def cmd_create(args, quiet: bool) -> int:
+    dataset = Dataset.open(args.dataset)
+    bar = ProgressBar(len(dataset), "normalization", quiet=quiet)
+    project = Project.create(
+        args.project, dataset, patch_size=args.patch_size, backbone=args.backbone, weights=args.weights,
+        channels=args.channels, progress=lambda done, total: bar.update(done),
+    )
+    with project:
+        if args.displayed_images:
+            project.choose_displayed(names=args.displayed_images)
+        else:
+            project.choose_displayed(min(args.displayed, len(dataset)), seed=args.seed)
+        print(f"created project {project.folder}")
+        print(project.summary())
+    return 0
+
+
+def _open(args) -> tuple[Project, Curation]:
+    project = Project.open(args.project)
+    return project, Curation(project)
+
+
+def cmd_class(args, quiet: bool) -> int:
+    project, curation = _open(args)
+    with project:
+        if args.action == "add":
+            curation.add_class(args.name, similarity_threshold=args.threshold)
+        elif args.action == "rename":
+            curation.rename_class(args.old, args.new)
+        elif args.action == "delete":
+            curation.delete_class(args.name)
+        for info in curation.classes():
+            prototypes = len(project.store.prototypes(info.name))
+            negatives = len(project.store.patches(info.name, "negative"))
+            positives = len(project.store.patches(info.name, "positive"))
+            state = "confirmed" if info.confirmed else "open"
+            print(f"{info.name:<16} threshold {info.similarity_threshold:+.3f}  prototypes {prototypes}  "
+                  f"negatives {negatives}  positives {positives}  {state}")
+    return 0
+
+
+def cmd_prototype(args, quiet: bool) -> int:
+    project, curation = _open(args)
+    with project:
+        if args.action == "add":
+            added = curation.add_prototype(args.class_name, args.image, args.box)
+            print(f"added prototype {added.id} of {added.class_name} in {added.image_id}")
+        elif args.action == "delete":
+            curation.remove_prototype(args.id)
+        for proto in project.store.prototypes():
+            x0, y0, x1, y1 = proto.box
+            print(f"{proto.id:>4}  {proto.class_name:<16} {proto.image_id}  box {x0:.0f},{y0:.0f},{x1:.0f},{y1:.0f}")
+    return 0
+
+
+def _print_suggestions(suggestions: list[Suggestion], csv_path: str | None = None) -> None:
+    print(f"{'#':>4}  {'similarity':>10}  {'y':>7}  {'x':>7}  flag  image")
+    for number, s in enumerate(suggestions, start=1):
+        print(f"{number:>4}  {s.similarity:10.4f}  {s.y:7.1f}  {s.x:7.1f}  {'  x ' if s.flagged else '    '}  {s.image_id}")
+    if csv_path:
+        with open(csv_path, "w", newline="") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(["number", "class", "image", "y", "x", "similarity", "flagged"])
+            for number, s in enumerate(suggestions, start=1):
+                writer.writerow([number, s.class_name, s.image_id, f"{s.y:.1f}", f"{s.x:.1f}", f"{s.similarity:.5f}", int(s.flagged)])
+
+
+def cmd_suggest(args, quiet: bool) -> int:
+    project, curation = _open(args)
+    with project:
+        if args.save_threshold:
+            if args.threshold is None:
+                raise ConfigError("--save-threshold needs --threshold")
+            curation.set_threshold(args.class_name, args.threshold)
+        suggestions = curation.suggestions(args.class_name, args.threshold)
+        _print_suggestions(suggestions, args.csv)
+        flagged = sum(s.flagged for s in suggestions)
+        images = len({s.image_id for s in suggestions})
+        print(f"{len(suggestions)} suggestion(s) in {images} image(s), {flagged} flagged")
+    return 0
+
+
+def _pick(items: list, numbers: list[int], what: str) -> list:
+    bad = [n for n in numbers if not 1 <= n <= len(items)]
+    if bad:
+        raise ConfigError(f"{what}: no number(s) {bad}; there are {len(items)}")
+    return [items[n - 1] for n in numbers]
+
+
+def cmd_flag(args, quiet: bool) -> int:
+    project, curation = _open(args)
+    with project:
+        chosen = _pick(curation.suggestions(args.class_name), args.numbers, "suggestions")
+        for suggestion in chosen:
+            curation.flag_negative(suggestion, flagged=not args.unflag)
+        print(f"{'unflagged' if args.unflag else 'flagged'} {len(chosen)} suggestion(s) of {args.class_name}")
+    return 0
+
+
+def cmd_confirm(args, quiet: bool) -> int:
+    project, curation = _open(args)
+    with project:
+        positives = curation.confirm_class(args.class_name, args.threshold)
+        info = project.store.class_info(args.class_name)
+        print(f"{args.class_name}: {len(positives)} clean positive(s) at threshold {info.similarity_threshold:+.3f}, "
+              f"{len(project.store.patches(args.class_name, 'negative'))} negative(s)")
+    return 0
+
+
+def cmd_similar(args, quiet: bool) -> int:
+    project, curation = _open(args)
+    with project:
+        print(f"{'rank':>4}  {'similarity':>10}  {'y':>7}  {'x':>7}  image")
+        for rank, hit in enumerate(curation.most_similar_anywhere(args.class_name, args.k), start=1):
+            print(f"{rank:>4}  {hit.score:10.4f}  {hit.y:7.1f}  {hit.x:7.1f}  {hit.image_id}")
+    return 0
+
+
+def cmd_background(args, quiet: bool) -> int:
+    project, curation = _open(args)
+    with project:
+        if args.action == "propose":
+            candidates = curation.propose_background(args.count)
+        elif args.action == "flag":
+            candidates = curation.background_candidates()
+            for candidate in _pick(candidates, args.numbers, "background candidates"):
+                curation.flag_not_background(candidate, flagged=not args.unflag)
+            candidates = curation.background_candidates()
+        elif args.action == "confirm":
+            kept = curation.confirm_background()
+            print(f"{len(kept)} clean background patch(es)")
+            return 0
+        else:
+            candidates = curation.background_candidates()
+        print(f"{'#':>4}  {'extreme':>7}  {'similarity':>10}  {'y':>7}  {'x':>7}  background  image")
+        for number, c in enumerate(candidates, start=1):
+            print(f"{number:>4}  {c.extreme:>7}  {c.similarity:10.4f}  {c.y:7.1f}  {c.x:7.1f}  "
+                  f"{'yes' if c.is_background else 'NO ':>10}  {c.image_id}")
+    return 0
+
+
+def cmd_noisy(args, quiet: bool) -> int:
+    project, curation = _open(args)
+    with project:
+        if args.restart:
+            project.store.clear_noisy()
+        bar = ProgressBar(max(1, len(project.undisplayed)), "noisy extraction", quiet=quiet)
+        for event in curation.iter_noisy(cap_per_class=args.cap, background_per_image=args.background_per_image, seed=args.seed):
+            bar.update(event.done)
+        for info in curation.classes():
+            print(f"{info.name:<16} {project.store.noisy_count(info.name)} noisy patch(es)")
+        print(f"{'background':<16} {project.store.noisy_count(None)} noisy patch(es)")
+    return 0
+
+
+IMPORT_COLUMNS = ["kind", "class", "image", "x0", "y0", "x1", "y1"]
+
+
+def cmd_import(args, quiet: bool) -> int:
+    """kind is 'prototype' or 'negative'; a negative is stored at its box centre. Classes are
+    created when missing. The whole file is checked before anything is stored."""
+    path = Path(args.csv_file)
+    if not path.is_file():
+        raise DatasetError(f"CSV file not found: {path}")
+    project, curation = _open(args)
+    with project, open(path, newline="") as handle:
+        reader = csv.DictReader(handle)
+        if reader.fieldnames is None or [f.strip() for f in reader.fieldnames] != IMPORT_COLUMNS:
+            raise ConfigError(f"{path}: header must be {','.join(IMPORT_COLUMNS)}, got {reader.fieldnames}")
+        rows = []
+        for line, row in enumerate(reader, start=2):
+            try:
+                kind, name = row["kind"].strip(), row["class"].strip()
+                box = tuple(float(row[c]) for c in ("x0", "y0", "x1", "y1"))
+                record = project.dataset.find(row["image"].strip())
+            except (ValueError, TypeError, AttributeError, DatasetError) as exc:
+                raise ConfigError(f"{path} line {line}: {getattr(exc, 'message', exc)}") from None
+            if kind not in ("prototype", "negative") or not name:
+                raise ConfigError(f"{path} line {line}: kind must be 'prototype' or 'negative' and class non-empty")
+            try:
+                validate_box(box, record)
+            except ConfigError as exc:
+                raise ConfigError(f"{path} line {line}: {exc.message}") from None
+            rows.append((line, kind, name, record, box))
+        known = {c.name for c in curation.classes()}
+        for line, kind, name, record, box in rows:
+            if name not in known:
+                curation.add_class(name)
+                known.add(name)
+            try:
+                if kind == "prototype":
+                    curation.add_prototype(name, record.id, box)
+                else:
+                    x0, y0, x1, y1 = box
+                    project.store.set_negative(name, PatchRecord(record.id, (y0 + y1) / 2, (x0 + x1) / 2))
+            except ConfigError as exc:
+                raise ConfigError(f"{path} line {line}: {exc.message}", hint=exc.hint) from None
+        print(f"imported {sum(k == 'prototype' for _, k, *_ in rows)} prototype(s) and "
+              f"{sum(k == 'negative' for _, k, *_ in rows)} negative(s) from {path}")
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit("use the `simsearch` command")

@@ -1,0 +1,84 @@
+"""The curation loop driven through `simsearch` subcommands, as a script would."""
+import tifffile
+
+from conftest import planted_image
+from simsearch import Project
+from simsearch.cli import main
+
+
+def _setup(tmp_path):
+    folder = tmp_path / "images"
+    folder.mkdir()
+    truth = {}
+    for i in range(5):
+        image, discs, crosses = planted_image(i)
+        tifffile.imwrite(folder / f"img{i}.tif", image)
+        truth[f"img{i}.tif"] = (discs, crosses)
+    return folder, truth
+
+
+def test_scripted_session(tmp_path, capsys):
+    folder, truth = _setup(tmp_path)
+    proj = str(tmp_path / "proj")
+    run = lambda *args: main(["-q", *args, "--project", proj])  # noqa: E731
+    assert run("create", str(folder), "--displayed-images", "img0.tif", "img1.tif", "img2.tif", "--backbone", "efficientnet-lite0") == 0
+    assert "displayed 3 image(s), undisplayed 2" in capsys.readouterr().out
+    assert run("class", "add", "disc", "--threshold", "0.6") == 0
+    assert run("class", "add", "tmp") == 0
+    assert run("class", "rename", "tmp", "gone") == 0
+    assert run("class", "delete", "gone") == 0
+    out = capsys.readouterr().out
+    assert "gone" not in out.splitlines()[-1] and out.splitlines()[-1].startswith("disc")
+    y, x = truth["img0.tif"][0][0]
+    assert run("prototype", "add", "disc", "img0.tif", f"{x - 16},{y - 16},{x + 16},{y + 16}") == 0
+    assert "added prototype 1 of disc" in capsys.readouterr().out
+    assert run("suggest", "disc", "--threshold", "-1", "--save-threshold", "--csv", str(tmp_path / "s.csv")) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[-1].endswith("0 flagged") and len((tmp_path / "s.csv").read_text().splitlines()) > 9
+    threshold = float(lines[9].split()[1])  # the 9th suggestion: 9 discs on 3 displayed images
+    assert run("suggest", "disc", "--threshold", str(threshold), "--save-threshold") == 0
+    assert "9 suggestion(s) in 3 image(s), 0 flagged" in capsys.readouterr().out
+    assert run("flag", "disc", "9") == 0
+    assert run("suggest", "disc") == 0
+    assert "9 suggestion(s) in 3 image(s), 1 flagged" in capsys.readouterr().out
+    assert run("flag", "disc", "99") == 2
+    assert "no number(s) [99]" in capsys.readouterr().err
+    assert run("confirm", "disc") == 0
+    assert "8 clean positive(s)" in capsys.readouterr().out
+    assert run("background", "propose", "--count", "3") == 0
+    assert run("background", "flag", "1") == 0
+    assert "NO " in capsys.readouterr().out
+    assert run("background", "confirm") == 0
+    assert "5 clean background patch(es)" in capsys.readouterr().out
+    assert run("noisy", "--background-per-image", "2") == 0
+    out = capsys.readouterr().out
+    assert "disc             6 noisy patch(es)" in out  # 3 discs in each of 2 undisplayed images
+    assert "background       8 noisy patch(es)" in out  # 2 high + 2 low per image
+    assert run("similar", "disc", "-k", "3") == 0
+    assert len(capsys.readouterr().out.splitlines()) == 4
+    with Project.open(proj, read_only=True) as project:
+        assert len(project.store.patches("disc", "positive")) == 8
+        assert len(project.store.patches("disc", "negative")) == 1
+
+
+def test_csv_import_checks_every_line_first(tmp_path, capsys):
+    folder, truth = _setup(tmp_path)
+    proj = str(tmp_path / "proj")
+    assert main(["-q", "create", str(folder), "--displayed", "3", "--project", proj, "--backbone", "efficientnet-lite0"]) == 0
+    (y, x), (cy, cx) = truth["img1.tif"][0][0], truth["img1.tif"][1][0]
+    good = f"prototype,disc,img1.tif,{x - 16},{y - 16},{x + 16},{y + 16}\nnegative,disc,img1.tif,{cx - 16},{cy - 16},{cx + 16},{cy + 16}\n"
+    bad = tmp_path / "bad.csv"
+    bad.write_text("kind,class,image,x0,y0,x1,y1\n" + good + "prototype,disc,img1.tif,0,0,900,900\n")
+    assert main(["-q", "import", str(bad), "--project", proj]) == 2
+    assert "bad.csv line 4" in capsys.readouterr().err
+    with Project.open(proj, read_only=True) as project:
+        assert project.store.classes() == [] and project.geometry is None  # nothing stored
+    ok = tmp_path / "ok.csv"
+    ok.write_text("kind,class,image,x0,y0,x1,y1\n" + good)
+    assert main(["-q", "import", str(ok), "--project", proj]) == 0
+    assert "imported 1 prototype(s) and 1 negative(s)" in capsys.readouterr().out
+    with Project.open(proj, read_only=True) as project:
+        assert len(project.store.prototypes("disc")) == 1 and len(project.store.patches("disc", "negative")) == 1
+    (tmp_path / "header.csv").write_text("a,b\n1,2\n")
+    assert main(["-q", "import", str(tmp_path / "header.csv"), "--project", proj]) == 2
+    assert "header must be" in capsys.readouterr().err
