@@ -12,11 +12,12 @@ from __future__ import annotations
 import logging
 import threading
 from dataclasses import dataclass
-from typing import Iterator
+from collections.abc import Sequence
+from typing import Iterator, NamedTuple
 
 import numpy as np
 
-from ..errors import ConfigError
+from ..errors import ConfigError, ProjectError
 from ..project import Project
 from ..search.index import SimilarPatch
 from ..search.peaks import Peaks, find_peaks, peak_spacing
@@ -28,12 +29,12 @@ log = logging.getLogger(__name__)
 ROTATIONS = (0, 1, 2, 3)  # the prototype and its 90, 180, 270 degree rotations
 
 
-@dataclass(frozen=True)
-class Suggestion:
+class Suggestion(NamedTuple):
     """A local maximum of a class's similarity map on a displayed image.
 
     (y, x): patch centre in pixels; box: (x0, y0, x1, y1); flagged: the user
-    marked it as not-this-class (a negative)."""
+    marked it as not-this-class (a negative). A NamedTuple: a low threshold can
+    give tens of thousands, and these are cheap to make."""
 
     class_name: str
     image_id: str
@@ -47,8 +48,7 @@ class Suggestion:
         return PatchRecord(self.image_id, self.y, self.x, self.similarity)
 
 
-@dataclass(frozen=True)
-class BackgroundCandidate:
+class BackgroundCandidate(NamedTuple):
     """An unlabelled patch most ('high') or least ('low') similar to the mean prototype."""
 
     image_id: str
@@ -61,6 +61,46 @@ class BackgroundCandidate:
 
     def record(self) -> PatchRecord:
         return PatchRecord(self.image_id, self.y, self.x, self.similarity)
+
+
+class SuggestionList(Sequence):
+    """Suggestions most similar first, kept as arrays: a low threshold can give tens of
+    thousands, and a threshold change must stay fast, so Suggestion objects are made only
+    for the items asked for (indexing, slicing, iterating)."""
+
+    def __init__(self, class_name, image_ids, image_index, ys, xs, values, flagged, *, patch_size):
+        order = np.argsort(-np.asarray(values), kind="stable")
+        self.class_name = class_name
+        self.image_ids = list(image_ids)
+        self.image_index = np.asarray(image_index, np.int64)[order]
+        self.ys, self.xs = np.asarray(ys, np.float64)[order], np.asarray(xs, np.float64)[order]
+        self.similarities = np.asarray(values, np.float32)[order]
+        self.flagged = np.asarray(flagged, bool)[order]
+        self.patch_size = patch_size
+
+    @classmethod
+    def empty(cls, class_name: str) -> "SuggestionList":
+        nothing = np.zeros(0)
+        return cls(class_name, [], nothing, nothing, nothing, nothing, nothing, patch_size=(0, 0))
+
+    def __len__(self) -> int:
+        return len(self.similarities)
+
+    def __getitem__(self, item):
+        if isinstance(item, slice):
+            return [self[i] for i in range(*item.indices(len(self)))]
+        index = range(len(self))[item]
+        y, x = float(self.ys[index]), float(self.xs[index])
+        half_h, half_w = self.patch_size[0] / 2, self.patch_size[1] / 2
+        return Suggestion(
+            self.class_name, self.image_ids[self.image_index[index]], y, x,
+            (x - half_w, y - half_h, x + half_w, y + half_h), float(self.similarities[index]), bool(self.flagged[index]),
+        )
+
+    def image_counts(self) -> dict[str, int]:
+        """Suggestions per image id."""
+        counts = np.bincount(self.image_index, minlength=len(self.image_ids))
+        return {image_id: int(n) for image_id, n in zip(self.image_ids, counts) if n}
 
 
 @dataclass(frozen=True)
@@ -194,25 +234,24 @@ class Curation:
             self._peaks[class_name] = {image_id: find_peaks(heat, min_distance=spacing) for image_id, heat in maps.items()}
         return self._peaks[class_name]
 
-    def suggestions(self, class_name: str, threshold: float | None = None) -> list[Suggestion]:
+    def suggestions(self, class_name: str, threshold: float | None = None) -> "SuggestionList":
         """Local maxima above the threshold (default: the class's stored one) on the
         displayed images, most similar first; flagged ones are included and marked."""
         info = self.store.class_info(class_name)
         threshold = info.similarity_threshold if threshold is None else _check_threshold(threshold)
         if not self.store.prototypes(class_name):
-            return []
+            return SuggestionList.empty(class_name)
         geometry = self.project.geometry
         negatives = _by_image(self.store.patches(class_name, "negative"))
         tolerance = geometry.grid_step / 2
-        found = []
-        for image_id, peaks in self._class_peaks(class_name).items():
+        image_ids, columns = [], []
+        for number, (image_id, peaks) in enumerate(self._class_peaks(class_name).items()):
             kept = peaks.above(threshold)
             ys, xs = geometry.centre(kept.rows, kept.cols)
             flagged = _near(negatives.get(image_id), ys, xs, tolerance)
-            for y, x, value, flag in zip(ys, xs, kept.values, flagged):
-                found.append(Suggestion(class_name, image_id, float(y), float(x), _box(geometry, y, x), float(value), bool(flag)))
-        found.sort(key=lambda s: -s.similarity)
-        return found
+            image_ids.append(image_id)
+            columns.append((np.full(len(kept), number), ys, xs, kept.values, flagged))
+        return SuggestionList(class_name, image_ids, *map(np.concatenate, zip(*columns)), patch_size=geometry.patch_size)
 
     def similarity_histogram(self, class_name: str, bins: int = 20) -> tuple[np.ndarray, np.ndarray]:
         """(counts, edges) of the similarity of every local maximum, to help pick a threshold."""
@@ -243,7 +282,9 @@ class Curation:
             return []
         try:
             index = self.project.load_index()
-        except Exception:  # not built yet, or built with other settings
+        except ProjectError:  # not built yet for these settings: embed what is missing, then index
+            for _ in self.project.iter_embed():
+                pass
             index = self.project.build_index()
         return index.most_similar(vectors, k=k, min_distance=min(self.project.geometry.patch_size) / 2)
 

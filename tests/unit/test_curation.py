@@ -67,7 +67,8 @@ def test_threshold_flags_and_confirmation_round_trip(planted, tmp_path):
     curation.set_threshold("disc", threshold)
     shown = curation.suggestions("disc")
     assert len(shown) == 13 and all(s.similarity >= threshold for s in shown)
-    assert curation.suggestions("disc", threshold=1.0) == [] or curation.suggestions("disc", threshold=1.0)[0].similarity >= 1.0 - 1e-6
+    assert all(s.similarity >= 1.0 - 1e-6 for s in curation.suggestions("disc", threshold=1.0))
+    assert curation.suggestions("disc").image_counts() == {s.image_id: sum(t.image_id == s.image_id for t in shown) for s in shown}
     curation.flag_negative(shown[-1])
     curation.flag_negative(shown[-2])
     curation.flag_negative(shown[-2], flagged=False)
