@@ -109,6 +109,7 @@ class Project:
             "channels": list(selection),
             "file_channels": dataset.channels,
             "geometry": geometry.to_dict() if geometry else None,
+            "stride": _paper_stride(geometry) if geometry else None,
             "embedding": {"min_cells": min_cells, "passes": passes},
             "displayed": [],
             "seed": 0,
@@ -182,6 +183,7 @@ class Project:
                 )
             return self.geometry
         self.settings["geometry"] = geometry.to_dict()
+        self.settings["stride"] = _paper_stride(geometry)
         self._save_settings()
         self.geometry = geometry
         self._embedder = None
@@ -337,6 +339,11 @@ class Project:
             lines.append("channel correlation")
             lines += ["  " + " ".join(f"{v:6.3f}" for v in row) for row in self.channel_correlation]
         return "\n".join(lines)
+
+
+def _paper_stride(geometry: PatchGeometry) -> float:
+    """The paper's sliding-window stride, 0.1 x patch width: the unit of its matching radius."""
+    return round(0.1 * geometry.patch_size[1], 3)
 
 
 def _write_yaml_atomic(path: Path, data: dict) -> None:

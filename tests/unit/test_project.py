@@ -144,3 +144,4 @@ def test_patch_size_fixed_once_and_displayed_subset(tmp_path, image_folder):
     project.close()
     with Project.open(project.folder) as again:
         assert again.geometry.patch_size == (40, 48) and len(again.displayed) == 2
+        assert again.settings["stride"] == 4.8
