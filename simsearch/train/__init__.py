@@ -1,0 +1,1 @@
+"""Training: augmentations, contrastive losses, the patch model and the staged training loop."""

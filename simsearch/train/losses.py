@@ -1,0 +1,89 @@
+"""Contrastive losses of the SimSearch paper, one nn.Module each, computed in float32.
+
+- NTXentLoss: SimCLR's normalised temperature-scaled cross entropy (Chen et al. 2020),
+  used on the noisy patches (paper Sec. II-D, tau = 0.5).
+- SupConWithNegativesLoss: supervised contrastive loss (Khosla et al. 2020) with each
+  class's user-flagged negatives added to the denominator of that class's anchors
+  (paper Eq. 3-4, tau = 0.07).
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class NTXentLoss(nn.Module):
+    """views_a, views_b: (N, D) embeddings of two augmented views of the same N patches.
+
+    For each of the 2N views, the other view of its patch is the positive and the
+    remaining 2N - 2 views are negatives:
+        loss = mean_i -log( exp(s(i, pos(i)) / tau) / sum_{k != i} exp(s(i, k) / tau) )
+    with s the cosine similarity. Returns a scalar.
+    """
+
+    def __init__(self, temperature: float = 0.5):
+        super().__init__()
+        if temperature <= 0:
+            raise ValueError(f"temperature must be positive, got {temperature}")
+        self.temperature = temperature
+
+    def forward(self, views_a: torch.Tensor, views_b: torch.Tensor) -> torch.Tensor:
+        if views_a.shape != views_b.shape or views_a.ndim != 2:
+            raise ValueError(f"NTXentLoss expects two (N, D) tensors, got {tuple(views_a.shape)} and {tuple(views_b.shape)}")
+        count = views_a.shape[0]
+        z = F.normalize(torch.cat([views_a, views_b]).float(), dim=1)
+        logits = z @ z.T / self.temperature
+        logits = logits.masked_fill(torch.eye(2 * count, dtype=torch.bool, device=z.device), float("-inf"))
+        targets = torch.cat([torch.arange(count, 2 * count), torch.arange(count)]).to(z.device)
+        return F.cross_entropy(logits, targets)  # log-softmax subtracts the row max: stable
+
+
+class SupConWithNegativesLoss(nn.Module):
+    """Supervised contrastive loss with extra negatives per class.
+
+    features: (N, D) embeddings of the batch (augmented views included);
+    labels: (N,) int class of each (background is a class like any other);
+    negatives: (M, D) embeddings of user-flagged negatives, negative_labels: (M,)
+    the class each was flagged for. For anchor i with positives P(i) = {p != i:
+    labels[p] == labels[i]} and denominator A(i) = {a != i} plus the negatives of
+    class labels[i]:
+        loss_i = -1/|P(i)| sum_{p in P(i)} log( exp(s_ip / tau) / sum_{a in A(i)} exp(s_ia / tau) )
+    Anchors without positives are left out of the mean (not counted as zero).
+    Returns a scalar (0 with no valid anchor).
+    """
+
+    def __init__(self, temperature: float = 0.07):
+        super().__init__()
+        if temperature <= 0:
+            raise ValueError(f"temperature must be positive, got {temperature}")
+        self.temperature = temperature
+
+    def forward(
+        self,
+        features: torch.Tensor,
+        labels: torch.Tensor,
+        negatives: torch.Tensor | None = None,
+        negative_labels: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        z = F.normalize(features.float(), dim=1)
+        count = z.shape[0]
+        labels = labels.to(z.device)
+        self_mask = torch.eye(count, dtype=torch.bool, device=z.device)
+        logits = (z @ z.T / self.temperature).masked_fill(self_mask, float("-inf"))
+        positive = (labels[:, None] == labels[None, :]) & ~self_mask
+        if negatives is not None and len(negatives):
+            n = F.normalize(negatives.float().to(z.device), dim=1)
+            extra = (z @ n.T / self.temperature).masked_fill(
+                labels[:, None] != negative_labels.to(z.device)[None, :], float("-inf")
+            )
+            denominator = torch.logsumexp(torch.cat([logits, extra], dim=1), dim=1)
+        else:
+            denominator = torch.logsumexp(logits, dim=1)
+        log_prob = logits - denominator[:, None]
+        counts = positive.sum(dim=1)
+        valid = counts > 0
+        if not valid.any():
+            return z.sum() * 0.0
+        per_anchor = -(log_prob.masked_fill(~positive, 0.0)).sum(dim=1)[valid] / counts[valid]
+        return per_anchor.mean()
