@@ -217,10 +217,7 @@ class DenseEmbedder:
     def embed_at(self, image: np.ndarray, centres: np.ndarray, *, rotations: tuple[int, ...] = (0,), context_cells: int = 4) -> np.ndarray:
         """Embed patches centred anywhere (y, x original px; not only on the grid), with
         context and optional rotations, as `embed_windows`: (N * len(rotations), D)."""
-        centres = np.asarray(centres, np.float64).reshape(-1, 2)
-        half = np.array(self.geometry.kernel) * NETWORK_STRIDE / 2
-        tops_lefts = np.round(centres * self.geometry.scale - half).astype(np.int64)
-        return self.embed_windows(image, tops_lefts, context_cells=context_cells, rotations=rotations)
+        return self.embed_windows(image, window_corners(self.geometry, centres), context_cells=context_cells, rotations=rotations)
 
 
 _WIDEN = {torch.uint16: torch.int32, torch.uint32: torch.int64}
@@ -293,6 +290,31 @@ class _Resampler:
         rows = source.index_select(1, index(y_lo, y0)) * (1 - wy_t) + source.index_select(1, index(y_hi, y0)) * wy_t
         wx_t = torch.from_numpy(wx).to(self.device)[None, None, :]
         return rows.index_select(2, index(x_lo, x0)) * (1 - wx_t) + rows.index_select(2, index(x_hi, x0)) * wx_t
+
+
+def window_corners(geometry: PatchGeometry, centres: np.ndarray) -> np.ndarray:
+    """(N, 2) patch centres (y, x) in original pixels -> (N, 2) window top-left corners in scaled pixels."""
+    centres = np.asarray(centres, np.float64).reshape(-1, 2)
+    half = np.array(geometry.kernel) * NETWORK_STRIDE / 2
+    return np.round(centres * geometry.scale - half).astype(np.int64)
+
+
+def crop_windows(
+    image: np.ndarray, normalization: Normalization, channels: tuple[int, ...], geometry: PatchGeometry,
+    centres: np.ndarray, *, context_cells: int,
+) -> torch.Tensor:
+    """(N, 3, H, W) float32 crops in [0, 1] of the windows centred at `centres` (y, x px),
+    with `context_cells` cells of margin, exactly as the network sees them (scaled, normalised)."""
+    resampler = _Resampler(image, normalization, channels, geometry.scale)
+    kh, kw = geometry.kernel
+    margin = context_cells * NETWORK_STRIDE
+    crops = [
+        resampler.region(top - margin, top + kh * NETWORK_STRIDE + margin, left - margin, left + kw * NETWORK_STRIDE + margin)
+        for top, left in window_corners(geometry, centres).tolist()
+    ]
+    if not crops:
+        return torch.zeros((0, 3, kh * NETWORK_STRIDE + 2 * margin, kw * NETWORK_STRIDE + 2 * margin))
+    return torch.stack(crops)
 
 
 def scaled_tops_lefts(geometry: PatchGeometry, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:

@@ -1,0 +1,80 @@
+"""Dense inference with a trained model: per-class probability maps in one backbone pass
+per image, detections as local maxima above each class's confidence threshold."""
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import yaml
+
+from .errors import ProjectError
+from .features.backbones import Backbone
+from .features.embed import DenseEmbedder
+from .project import Project
+from .search.peaks import find_peaks, peak_spacing
+
+
+@dataclass(frozen=True)
+class Detection:
+    """A detected object: centre (y, x) px, box (x0, y0, x1, y1), class and confidence."""
+
+    image_id: str
+    class_name: str
+    y: float
+    x: float
+    confidence: float
+    box: tuple[float, float, float, float]
+
+
+class Predictor:
+    """Loads project/model/ (written by training) and runs it densely over images."""
+
+    def __init__(self, project: Project, *, device: str = "auto"):
+        folder = project.folder / "model"
+        if not (folder / "model.pt").is_file():
+            raise ProjectError(f"no trained model in {folder}", hint="train first (simsearch train)")
+        self.project = project
+        self.config = yaml.safe_load((folder / "model.yaml").read_text())
+        self.class_names: list[str] = self.config["classes"]
+        weights = torch.load(folder / "model.pt", map_location="cpu", weights_only=True)
+        base = project.backbone
+        network = copy.deepcopy(base.network)
+        network.load_state_dict(weights["network"])
+        trained = Backbone(spec=base.spec, network=network.eval().requires_grad_(False), channels=base.channels)
+        self.embedder = DenseEmbedder(trained, project.normalization, project.geometry, channels=project.channels, device=device)
+        self.classifier = torch.nn.Linear(base.channels, len(self.class_names))
+        self.classifier.load_state_dict(weights["classifier"])
+        self.classifier.to(self.embedder.device).eval()
+
+    @torch.inference_mode()
+    def probability_maps(self, image: np.ndarray) -> np.ndarray:
+        """(H, W, C) raw image -> (rows, cols, classes) float32 softmax on the patch grid
+        (last class: background)."""
+        vectors = torch.from_numpy(self.embedder.embed(image).vectors).to(self.embedder.device)
+        return torch.softmax(self.classifier(vectors), dim=-1).cpu().numpy()
+
+    def detections(self, image_id: str, thresholds: dict[str, float] | None = None) -> list[Detection]:
+        """Local maxima of each class's map above its confidence threshold (default: the
+        thresholds in the project store), most confident first."""
+        if thresholds is None:
+            thresholds = {c.name: c.confidence_threshold for c in self.project.store.classes()}
+        maps = self.probability_maps(self.project.dataset.read(image_id))
+        return detections_from_maps(maps, self.class_names[:-1], thresholds, self.project.geometry, image_id)
+
+
+def detections_from_maps(maps: np.ndarray, class_names: list[str], thresholds: dict[str, float], geometry, image_id: str) -> list[Detection]:
+    spacing = peak_spacing(geometry)
+    half_h, half_w = (size / 2 for size in geometry.patch_size)
+    found = []
+    for index, name in enumerate(class_names):
+        peaks = find_peaks(maps[..., index], min_distance=spacing, threshold=thresholds.get(name, 0.5))
+        ys, xs = geometry.centre(peaks.rows, peaks.cols)
+        found += [
+            Detection(image_id, name, y, x, value, (x - half_w, y - half_h, x + half_w, y + half_h))
+            for y, x, value in zip(ys.tolist(), xs.tolist(), peaks.values.tolist())
+        ]
+    found.sort(key=lambda d: -d.confidence)
+    return found

@@ -1,0 +1,97 @@
+"""Training on planted discs and crosses: stages, detections, cancel and resume."""
+import shutil
+import threading
+
+import numpy as np
+import pytest
+import tifffile
+import torch
+
+from conftest import planted_image
+from simsearch import ConfigError, Curation, Project
+from simsearch.predict import Predictor
+from simsearch.train.loop import StageSettings, TrainSettings, train
+
+TINY = TrainSettings(
+    selflearn=StageSettings(1, 16, 1e-3, 1, 0.5),
+    supcon=StageSettings(2, 16, 1e-3, 1, 0.5),
+    classifier=StageSettings(15, 32, 1e-2, 10, 0.1),
+)
+
+
+@pytest.fixture
+def curated(tmp_path):
+    folder = tmp_path / "images"
+    folder.mkdir()
+    truth = {}
+    for i in range(5):
+        image, discs, crosses = planted_image(i)
+        tifffile.imwrite(folder / f"img{i}.tif", image)
+        truth[f"img{i}.tif"] = (discs, crosses)
+    project = Project.create(tmp_path / "proj", folder, backbone="efficientnet-lite0")
+    project.choose_displayed(names=["img0.tif", "img1.tif", "img2.tif"])
+    curation = Curation(project)
+    for kind, index in (("disc", 0), ("cross", 1)):
+        curation.add_class(kind)
+        y, x = truth["img0.tif"][index][0]
+        curation.add_prototype(kind, "img0.tif", (x - 16, y - 16, x + 16, y + 16))
+        curation.confirm_class(kind, threshold=curation.suggestions(kind, threshold=-1.0)[8].similarity)
+    curation.propose_background(count=5)
+    curation.confirm_background()
+    list(curation.iter_noisy(background_per_image=3))
+    yield project, truth
+    project.close()
+
+
+def _weights(project):
+    return torch.load(project.folder / "model" / "model.pt", weights_only=True)
+
+
+def test_training_stages_and_detections(curated):
+    project, truth = curated
+    events = list(train(project, TINY, device="cpu"))
+    stages = [e.stage for e in events]
+    assert stages[0] == "selflearn" and "supcon" in stages and "classifier" in stages and stages[-1] == "done"
+    assert all(np.isfinite(e.loss) for e in events) and all(e.patches_per_s >= 0 for e in events[:-1])
+    predictor = Predictor(project, device="cpu")
+    assert predictor.class_names == ["disc", "cross", "background"]
+    image_id = project.dataset.find("img4.tif").id
+    maps = predictor.probability_maps(project.dataset.read(image_id))
+    np.testing.assert_allclose(maps.sum(axis=-1), 1.0, rtol=1e-5)
+    found = predictor.detections(image_id, {"disc": 0.5, "cross": 0.5})
+    discs, crosses = truth["img4.tif"]
+    for kind, objects in (("disc", discs), ("cross", crosses)):
+        mine = [d for d in found if d.class_name == kind]
+        hits = sum(any(np.hypot(d.y - oy, d.x - ox) <= 12 for d in mine) for oy, ox in objects)
+        assert hits >= 2, (kind, mine)
+
+
+def test_cancel_then_resume_gives_the_same_model(curated):
+    project, _ = curated
+    list(train(project, TINY, device="cpu"))
+    uninterrupted = _weights(project)
+    shutil.rmtree(project.folder / "model")
+    shutil.rmtree(project.folder / "training")
+    cancel = threading.Event()
+    for event in train(project, TINY, device="cpu", cancel=cancel):
+        if event.stage == "supcon" and event.epoch == 2:
+            cancel.set()  # mid-epoch: the epoch-1 checkpoint stays
+    assert not (project.folder / "model" / "model.pt").exists()
+    resumed_events = list(train(project, TINY, device="cpu"))
+    assert resumed_events[0].stage == "supcon" and resumed_events[0].epoch == 2  # resumed, not restarted
+    resumed = _weights(project)
+    for part in ("network", "classifier"):
+        for key, value in uninterrupted[part].items():
+            torch.testing.assert_close(resumed[part][key], value, rtol=1e-4, atol=1e-5)
+
+
+def test_strategies_and_missing_data_errors(curated):
+    project, _ = curated
+    assert TrainSettings.cpu("pos").strategy == "pos" and not TrainSettings.cpu("pos").use_noisy
+    with pytest.raises(ConfigError, match="strategy"):
+        TrainSettings.cpu("everything")
+    events = list(train(project, TINY.with_strategy("pos+neg"), device="cpu"))
+    assert "selflearn" not in {e.stage for e in events}
+    project.store.clear_noisy()
+    with pytest.raises(ConfigError, match="no noisy patches"):
+        list(train(project, TINY, device="cpu"))
