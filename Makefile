@@ -1,12 +1,12 @@
 # Two commands do all set-up on a fresh machine with Python 3.11 and pip:
-#   make run    creates .venv, installs SimSearch, runs the main job on examples/data
+#   make run    creates .venv, installs SimSearch, runs every step on examples/data (simsearch run)
 #   make test   creates .venv if needed, installs the test extras, runs the tests
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test bench clean
+.PHONY: run similar test bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -15,13 +15,17 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 run: $(STAMP)
-	$(BIN)/python examples/find_similar.py --out out/sample
+	$(BIN)/simsearch run examples/sample_run.yaml
+
+similar: $(STAMP)
+	$(BIN)/python examples/find_similar.py --out out/similar
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_embedding.py
+	$(BIN)/python benchmarks/bench_curation.py
 
 clean:
 	rm -rf out simsearch-project .pytest_cache

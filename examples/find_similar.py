@@ -22,6 +22,7 @@ from PIL import Image, ImageDraw
 
 import simsearch
 
+
 HERE = Path(__file__).resolve().parent
 # class, patch size (px, about the median object size), prototypes taken from this many images
 CLASSES = (("WBC", 192, 2), ("RBC", 96, 1), ("Platelets", 48, 2))
@@ -83,7 +84,8 @@ def draw_overview(project, hits, correct, prototypes, patch, path, columns=4, sc
     half = patch * scale / 2
     for i, record in enumerate(records):
         pixels = project.dataset.read(record)
-        thumb = Image.fromarray(np.asarray(project.normalization.apply(pixels)[..., :3] * 255, np.uint8))
+        rgb = simsearch.display_rgb(pixels, project.normalization, project.channels)
+        thumb = Image.fromarray(np.asarray(rgb * 255, np.uint8))
         thumb = thumb.resize((tile_w, tile_h))
         draw = ImageDraw.Draw(thumb)
         for proto in prototypes:

@@ -13,6 +13,8 @@ The public API (scripts and the terminal UI use only these names):
 - Curation (the iterative patch selection loop): `Curation`, `Suggestion`,
   `BackgroundCandidate`, `NoisyProgress`, `ClassInfo`, `Prototype`, `PatchRecord`
 - Peaks: `Peaks`, `find_peaks`
+- Training: `train`, `TrainSettings`, `StageSettings`, `TrainProgress`
+- Inference and exports: `Predictor`, `Detection`, `iter_process`, `write_results`, `ProcessProgress`
 - Errors: `SimSearchError` and its subclasses
 """
 from .errors import (
@@ -24,7 +26,7 @@ from .errors import (
     WeightsError,
 )
 from .features.backbones import BACKBONES, Backbone, BackboneSpec, load_backbone
-from .features.embed import DenseEmbedder, PatchEmbeddings, resolve_device
+from .features.embed import DenseEmbedder, PatchEmbeddings, display_rgb, resolve_device
 from .features.geometry import PatchGeometry
 from .io.images import Dataset, ImageRecord, SkippedFile, read_image
 from .preprocess import (
@@ -36,7 +38,10 @@ from .preprocess import (
 )
 from .curation.session import BackgroundCandidate, Curation, NoisyProgress, Suggestion
 from .curation.store import ClassInfo, PatchRecord, ProjectLockedError, Prototype
+from .predict import Detection, Predictor
+from .process import ProcessProgress, iter_process, write_results
 from .project import EmbedProgress, Project
+from .train.loop import StageSettings, TrainProgress, TrainSettings, train
 from .search.peaks import Peaks, find_peaks
 from .io.truth import Annotation, read_voc_folder
 from .search.index import PatchIndex, SearchHits, SimilarPatch
@@ -46,7 +51,9 @@ __version__ = "0.1.0"
 
 __all__ = [
     "BackgroundCandidate", "ClassInfo", "Curation", "NoisyProgress", "PatchRecord", "Peaks",
-    "ProjectLockedError", "Prototype", "Suggestion", "find_peaks",
+    "ProjectLockedError", "Prototype", "Suggestion", "find_peaks", "display_rgb",
+    "Detection", "Predictor", "ProcessProgress", "iter_process", "write_results",
+    "StageSettings", "TrainProgress", "TrainSettings", "train",
     "BACKBONES", "Backbone", "BackboneSpec", "ChannelStatistics", "ConfigError", "Dataset",
     "DatasetError", "DenseEmbedder", "EmbedProgress", "ImageReadError", "ImageRecord",
     "Normalization", "PatchEmbeddings", "PatchGeometry", "PatchIndex", "Project", "ProjectError",

@@ -5,11 +5,10 @@ from __future__ import annotations
 import argparse
 import csv
 import sys
-from pathlib import Path
 
-from .curation.session import Curation, Suggestion, validate_box
-from .curation.store import PatchRecord
-from .errors import ConfigError, DatasetError
+from .curation.importer import import_annotations
+from .curation.session import Curation, Suggestion
+from .errors import ConfigError
 from .io.images import Dataset
 from .progress import ProgressBar
 from .project import Project
@@ -274,50 +273,11 @@ def cmd_noisy(args, quiet: bool) -> int:
     return 0
 
 
-IMPORT_COLUMNS = ["kind", "class", "image", "x0", "y0", "x1", "y1"]
-
-
 def cmd_import(args, quiet: bool) -> int:
-    """kind is 'prototype' or 'negative'; a negative is stored at its box centre. Classes are
-    created when missing. The whole file is checked before anything is stored."""
-    path = Path(args.csv_file)
-    if not path.is_file():
-        raise DatasetError(f"CSV file not found: {path}")
     project, curation = _open(args)
-    with project, open(path, newline="") as handle:
-        reader = csv.DictReader(handle)
-        if reader.fieldnames is None or [f.strip() for f in reader.fieldnames] != IMPORT_COLUMNS:
-            raise ConfigError(f"{path}: header must be {','.join(IMPORT_COLUMNS)}, got {reader.fieldnames}")
-        rows = []
-        for line, row in enumerate(reader, start=2):
-            try:
-                kind, name = row["kind"].strip(), row["class"].strip()
-                box = tuple(float(row[c]) for c in ("x0", "y0", "x1", "y1"))
-                record = project.dataset.find(row["image"].strip())
-            except (ValueError, TypeError, AttributeError, DatasetError) as exc:
-                raise ConfigError(f"{path} line {line}: {getattr(exc, 'message', exc)}") from None
-            if kind not in ("prototype", "negative") or not name:
-                raise ConfigError(f"{path} line {line}: kind must be 'prototype' or 'negative' and class non-empty")
-            try:
-                validate_box(box, record)
-            except ConfigError as exc:
-                raise ConfigError(f"{path} line {line}: {exc.message}") from None
-            rows.append((line, kind, name, record, box))
-        known = {c.name for c in curation.classes()}
-        for line, kind, name, record, box in rows:
-            if name not in known:
-                curation.add_class(name)
-                known.add(name)
-            try:
-                if kind == "prototype":
-                    curation.add_prototype(name, record.id, box)
-                else:
-                    x0, y0, x1, y1 = box
-                    project.store.set_negative(name, PatchRecord(record.id, (y0 + y1) / 2, (x0 + x1) / 2))
-            except ConfigError as exc:
-                raise ConfigError(f"{path} line {line}: {exc.message}", hint=exc.hint) from None
-        print(f"imported {sum(k == 'prototype' for _, k, *_ in rows)} prototype(s) and "
-              f"{sum(k == 'negative' for _, k, *_ in rows)} negative(s) from {path}")
+    with project:
+        counts = import_annotations(project, curation, args.csv_file)
+        print(f"imported {counts['prototype']} prototype(s) and {counts['negative']} negative(s) from {args.csv_file}")
     return 0
 
 

@@ -292,6 +292,12 @@ class _Resampler:
         return rows.index_select(2, index(x_lo, x0)) * (1 - wx_t) + rows.index_select(2, index(x_hi, x0)) * wx_t
 
 
+def display_rgb(image: np.ndarray, normalization: Normalization, channels: tuple[int, ...]) -> np.ndarray:
+    """(H, W, C) raw -> (H, W, 3) float32 in [0, 1]: what the backbone sees, for display."""
+    height, width = image.shape[:2]
+    return _Resampler(image, normalization, channels, 1.0).region(0, height, 0, width).permute(1, 2, 0).numpy()
+
+
 def window_corners(geometry: PatchGeometry, centres: np.ndarray) -> np.ndarray:
     """(N, 2) patch centres (y, x) in original pixels -> (N, 2) window top-left corners in scaled pixels."""
     centres = np.asarray(centres, np.float64).reshape(-1, 2)

@@ -95,3 +95,39 @@ def test_strategies_and_missing_data_errors(curated):
     project.store.clear_noisy()
     with pytest.raises(ConfigError, match="no noisy patches"):
         list(train(project, TINY, device="cpu"))
+
+
+def test_process_exports_and_rethreshold(curated, tmp_path):
+    import json
+
+    from simsearch import iter_process, write_results
+
+    project, truth = curated
+    list(train(project, TINY, device="cpu"))
+    out = tmp_path / "results"
+    events = list(iter_process(project, out, device="cpu"))
+    assert [e.status for e in events] == ["computed"] * 5
+    assert [e.status for e in iter_process(project, out, device="cpu")] == ["cached"] * 5  # resumable
+    project.store.set_confidence_threshold("disc", 0.5)
+    project.store.set_confidence_threshold("cross", 0.5)
+    manifest = write_results(project, out, segmentation=True)
+    rows = (out / "detections.csv").read_text().splitlines()
+    assert rows[0] == "image,class,x,y,confidence,x0,y0,x1,y1" and len(rows) - 1 == manifest["detections"] > 0
+    collection = json.loads((out / "geojson" / "img4.tif.geojson").read_text())
+    assert collection["type"] == "FeatureCollection"
+    feature = collection["features"][0]
+    assert feature["geometry"]["type"] == "Polygon" and len(feature["geometry"]["coordinates"][0]) == 5
+    assert feature["properties"]["classification"]["name"] in ("disc", "cross")
+    assert (out / "napari" / "img4.tif.csv").read_text().startswith("index,axis-0,axis-1,class,confidence")
+    labels = tifffile.imread(out / "labels" / "img4.tif.tif")
+    assert labels.shape == (176, 208) and set(np.unique(labels)) <= {0, 1, 2}
+    disc_y, disc_x = (int(v) for v in truth["img4.tif"][0][0])
+    assert labels[disc_y, disc_x] == 1  # the disc centre is labelled disc
+    summary = (out / "summary.csv").read_text().splitlines()
+    assert summary[0].startswith("image,detections,disc_count,disc_fraction,cross_count,cross_fraction,disc_area_fraction")
+    assert (out / "overviews" / "img4.tif.png").is_file() and (out / "model" / "model.pt").is_file()
+    saved = json.loads((out / "manifest.json").read_text())
+    assert saved["confidence_thresholds"] == {"disc": 0.5, "cross": 0.5}
+    assert saved["annotation_counts"]["disc"]["prototypes"] == 1 and "torch" in saved["versions"]
+    strict = write_results(project, out, thresholds={"disc": 0.99, "cross": 0.99}, overviews=False)
+    assert strict["detections"] < manifest["detections"]  # re-thresholded from the cached maps

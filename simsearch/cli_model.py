@@ -1,0 +1,106 @@
+"""`simsearch` subcommands for training, confidence thresholds, whole-dataset processing and
+the headless end-to-end run."""
+from __future__ import annotations
+
+import argparse
+
+from .io.images import Dataset
+from .process import iter_process, write_results
+from .progress import ProgressBar
+from .project import Project
+from .runner import run, training_settings
+from .train.loop import STRATEGIES, train
+
+
+def add_commands(sub) -> None:
+    def project_arg(parser):
+        parser.add_argument("--project", default="simsearch-project", help="project folder (default: %(default)s)")
+        parser.add_argument("-q", "--quiet", action="store_true", default=argparse.SUPPRESS)
+
+    trainer = sub.add_parser("train", help="train the model (resumes an interrupted run)")
+    trainer.add_argument("--strategy", default="pos+neg+selflearn", choices=list(STRATEGIES))
+    trainer.add_argument("--preset", default="cpu", choices=("cpu", "paper"), help="epochs and batch sizes (paper: GPU)")
+    trainer.add_argument("--device", default="auto")
+    project_arg(trainer)
+    trainer.set_defaults(handler=cmd_train)
+
+    threshold = sub.add_parser("threshold", help="set a class's confidence threshold for detections")
+    threshold.add_argument("class_name", metavar="CLASS")
+    threshold.add_argument("value", type=float)
+    project_arg(threshold)
+    threshold.set_defaults(handler=cmd_threshold)
+
+    process = sub.add_parser("process", help="run the trained model on the whole dataset (or --images) and export")
+    process.add_argument("--out", required=True, help="results folder")
+    process.add_argument("--images", help="another folder, glob or list of images (default: the project's dataset)")
+    process.add_argument("--segmentation", action="store_true", help="also write label images")
+    process.add_argument("--device", default="auto")
+    project_arg(process)
+    process.set_defaults(handler=cmd_process)
+
+    runner = sub.add_parser("run", help="every step, headless, from a YAML file (see README)")
+    runner.add_argument("config", help="run configuration (YAML)")
+    runner.add_argument("-q", "--quiet", action="store_true", default=argparse.SUPPRESS)
+    runner.set_defaults(handler=cmd_run)
+
+
+def _train_bar(quiet: bool):
+    bars: dict = {}
+
+    def show(event) -> None:
+        if event.stage == "done":
+            return
+        key = (event.stage, event.epoch)
+        if key not in bars:
+            bars[key] = ProgressBar(event.steps, f"{event.stage} epoch {event.epoch}/{event.epochs}", quiet=quiet)
+        bars[key].update(event.step, f"loss {event.loss:.4f} {event.patches_per_s:.0f} patches/s")
+
+    return show
+
+
+def cmd_train(args, quiet: bool) -> int:
+    with Project.open(args.project) as project:
+        settings = training_settings({"preset": args.preset, "strategy": args.strategy})
+        show = _train_bar(quiet)
+        for event in train(project, settings, device=args.device):
+            show(event)
+        print(f"model saved in {project.folder / 'model'}")
+    return 0
+
+
+def cmd_threshold(args, quiet: bool) -> int:
+    with Project.open(args.project) as project:
+        project.store.set_confidence_threshold(args.class_name, args.value)
+        for info in project.store.classes():
+            print(f"{info.name:<16} confidence threshold {info.confidence_threshold:.3f}")
+    return 0
+
+
+def cmd_process(args, quiet: bool) -> int:
+    with Project.open(args.project, read_only=True) as project:
+        images = Dataset.open(args.images) if args.images else None
+        total = len(images or project.dataset)
+        bar = ProgressBar(total, "processing", quiet=quiet)
+        failed = 0
+        for event in iter_process(project, args.out, images=images, device=args.device):
+            bar.update(event.done)
+            if event.status == "failed":
+                failed += 1
+                print(f"  failed: {event.image_id}: {event.message}")
+        manifest = write_results(project, args.out, images=images, segmentation=args.segmentation)
+        print(f"{manifest['detections']} detection(s) in {total} image(s); results in {args.out}")
+    return 1 if failed else 0
+
+
+def cmd_run(args, quiet: bool) -> int:
+    bars: dict = {}
+    train_bar = _train_bar(quiet)
+
+    def progress(step, event) -> None:
+        if step == "train":
+            train_bar(event)
+        else:
+            bars.setdefault(step, ProgressBar(event.total, "processing", quiet=quiet)).update(event.done)
+
+    run(args.config, progress=progress)
+    return 0

@@ -1,0 +1,55 @@
+"""Prototypes and negatives from a CSV, for scripted use: header kind,class,image,x0,y0,x1,y1
+(kind 'prototype' or 'negative'; a negative is stored at its box centre)."""
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+from ..errors import ConfigError, DatasetError
+from .session import Curation, validate_box
+from .store import PatchRecord
+
+IMPORT_COLUMNS = ["kind", "class", "image", "x0", "y0", "x1", "y1"]
+
+
+def import_annotations(project, curation: Curation, csv_file: str | Path) -> dict[str, int]:
+    """Check every line (header, numbers, image, box inside the image) before storing
+    anything; classes are created when missing. Returns counts per kind."""
+    path = Path(csv_file)
+    if not path.is_file():
+        raise DatasetError(f"CSV file not found: {path}")
+    with open(path, newline="") as handle:
+        reader = csv.DictReader(handle)
+        if reader.fieldnames is None or [f.strip() for f in reader.fieldnames] != IMPORT_COLUMNS:
+            raise ConfigError(f"{path}: header must be {','.join(IMPORT_COLUMNS)}, got {reader.fieldnames}")
+        rows = []
+        for line, row in enumerate(reader, start=2):
+            try:
+                kind, name = row["kind"].strip(), row["class"].strip()
+                box = tuple(float(row[c]) for c in ("x0", "y0", "x1", "y1"))
+                record = project.dataset.find(row["image"].strip())
+            except (ValueError, TypeError, AttributeError, DatasetError) as exc:
+                raise ConfigError(f"{path} line {line}: {getattr(exc, 'message', exc)}") from None
+            if kind not in ("prototype", "negative") or not name:
+                raise ConfigError(f"{path} line {line}: kind must be 'prototype' or 'negative' and class non-empty")
+            try:
+                validate_box(box, record)
+            except ConfigError as exc:
+                raise ConfigError(f"{path} line {line}: {exc.message}") from None
+            rows.append((line, kind, name, record, box))
+    known = {c.name for c in curation.classes()}
+    counts = {"prototype": 0, "negative": 0}
+    for line, kind, name, record, box in rows:
+        if name not in known:
+            curation.add_class(name)
+            known.add(name)
+        try:
+            if kind == "prototype":
+                curation.add_prototype(name, record.id, box)
+            else:
+                x0, y0, x1, y1 = box
+                project.store.set_negative(name, PatchRecord(record.id, (y0 + y1) / 2, (x0 + x1) / 2))
+        except ConfigError as exc:
+            raise ConfigError(f"{path} line {line}: {exc.message}", hint=exc.hint) from None
+        counts[kind] += 1
+    return counts

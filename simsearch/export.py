@@ -1,0 +1,116 @@
+"""Writers for detections and segmentations: CSV, JSON, GeoJSON (QuPath), napari points,
+label TIFFs, per-image summaries and overview PNGs. Every file is written atomically."""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import tifffile
+from PIL import Image, ImageDraw
+
+from .predict import Detection
+
+DETECTION_COLUMNS = ["image", "class", "x", "y", "confidence", "x0", "y0", "x1", "y1"]
+PALETTE = [(230, 25, 75), (60, 180, 75), (0, 130, 200), (245, 130, 48), (145, 30, 180), (70, 240, 240), (240, 50, 230), (210, 245, 60)]
+
+
+def _atomic_text(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(text)
+    tmp.replace(path)
+
+
+def safe_name(image_id: str) -> str:
+    """A file stem from an image id: the relative path with '/' -> '__', frame kept, hash dropped."""
+    relpath = image_id.rsplit("@", 1)[0]
+    return relpath.replace("/", "__").replace("#", "_frame")
+
+
+def detections_csv(path: Path, detections: list[Detection], names: dict[str, str]) -> None:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(DETECTION_COLUMNS)
+    for d in detections:
+        writer.writerow([names[d.image_id], d.class_name, f"{d.x:.2f}", f"{d.y:.2f}", f"{d.confidence:.5f}",
+                         *(f"{v:.2f}" for v in d.box)])
+    _atomic_text(path, buffer.getvalue())
+
+
+def detections_json(path: Path, detections: list[Detection], names: dict[str, str]) -> None:
+    rows = [{"image": names[d.image_id], "image_id": d.image_id, "class": d.class_name, "x": d.x, "y": d.y,
+             "confidence": d.confidence, "box": list(d.box)} for d in detections]
+    _atomic_text(path, json.dumps(rows, indent=1))
+
+
+def geojson(path: Path, detections: list[Detection], *, boxes: bool = True) -> None:
+    """A FeatureCollection in pixel coordinates that QuPath imports as annotations:
+    one polygon (box) or point per detection, classification = class name."""
+    features = []
+    for d in detections:
+        if boxes:
+            x0, y0, x1, y1 = d.box
+            geometry = {"type": "Polygon", "coordinates": [[[x0, y0], [x1, y0], [x1, y1], [x0, y1], [x0, y0]]]}
+        else:
+            geometry = {"type": "Point", "coordinates": [d.x, d.y]}
+        features.append({
+            "type": "Feature",
+            "geometry": geometry,
+            "properties": {"objectType": "annotation", "classification": {"name": d.class_name},
+                           "name": d.class_name, "measurements": {"confidence": d.confidence}},
+        })
+    _atomic_text(path, json.dumps({"type": "FeatureCollection", "features": features}))
+
+
+def napari_points(path: Path, detections: list[Detection]) -> None:
+    """napari's points CSV (index, axis-0 = y, axis-1 = x); class and confidence become features."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(["index", "axis-0", "axis-1", "class", "confidence"])
+    for index, d in enumerate(detections):
+        writer.writerow([index, f"{d.y:.2f}", f"{d.x:.2f}", d.class_name, f"{d.confidence:.5f}"])
+    _atomic_text(path, buffer.getvalue())
+
+
+def label_tiff(path: Path, labels: np.ndarray, class_names: list[str]) -> None:
+    """uint8/uint16 label image: 0 background, i the i-th class (names in the description)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    description = json.dumps({"labels": {str(i + 1): name for i, name in enumerate(class_names)}, "0": "background"})
+    tifffile.imwrite(tmp, labels, description=description, compression="zlib")
+    tmp.replace(path)
+
+
+def overview_png(path: Path, rgb01: np.ndarray, detections: list[Detection], class_names: list[str], *, max_side: int = 1024) -> None:
+    """The (normalised) image with detection boxes drawn in one colour per class."""
+    scale = min(1.0, max_side / max(rgb01.shape[:2]))
+    image = Image.fromarray(np.asarray(np.clip(rgb01, 0, 1) * 255, np.uint8))
+    if scale < 1:
+        image = image.resize((round(image.width * scale), round(image.height * scale)))
+    draw = ImageDraw.Draw(image)
+    for d in detections:
+        colour = PALETTE[class_names.index(d.class_name) % len(PALETTE)] if d.class_name in class_names else (255, 255, 255)
+        draw.rectangle([v * scale for v in d.box], outline=colour, width=2)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp.png")
+    image.save(tmp)
+    tmp.replace(path)
+
+
+def summary_csv(path: Path, rows: list[dict]) -> None:
+    if not rows:
+        _atomic_text(path, "")
+        return
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=list(rows[0]))
+    writer.writeheader()
+    writer.writerows(rows)
+    _atomic_text(path, buffer.getvalue())
+
+
+def manifest_json(path: Path, manifest: dict) -> None:
+    _atomic_text(path, json.dumps(manifest, indent=2, default=str))

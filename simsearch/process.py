@@ -1,0 +1,209 @@
+"""Process a whole dataset with a trained model: probability maps streamed to disk
+(resumable), then detections or a segmentation and every export, from the cached maps
+(so new confidence thresholds only redo the cheap part).
+
+Output folder::
+
+    maps/<image>.npy          float16 (rows, cols, classes) softmax maps (the cache)
+    detections.csv / .json    every detection: image, class, x, y, confidence, box
+    geojson/<image>.geojson   QuPath annotations (pixel coordinates, class names)
+    napari/<image>.csv        napari points (axis-0 = y, axis-1 = x) with class, confidence
+    labels/<image>.tif        segmentation label images (segmentation mode)
+    overviews/<image>.png     detections drawn on the normalised image
+    summary.csv               per image: count and fraction per class (area fraction in segmentation mode)
+    model/                    the model used, with its config
+    manifest.json             versions, seeds, settings, normalisation, thresholds, annotation counts
+"""
+from __future__ import annotations
+
+import platform
+import shutil
+import threading
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+from scipy.ndimage import map_coordinates
+
+from . import export
+from .errors import DatasetError
+from .features.embed import display_rgb
+from .features.geometry import NETWORK_STRIDE
+from .io.images import Dataset
+from .predict import Detection, Predictor, detections_from_maps
+from .project import Project
+
+
+@dataclass(frozen=True)
+class ProcessProgress:
+    """status: 'computed', 'cached' or 'failed' (message says why)."""
+
+    done: int
+    total: int
+    image_id: str
+    status: str
+    message: str = ""
+
+
+def iter_process(
+    project: Project,
+    out: str | Path,
+    *,
+    images: Dataset | None = None,
+    device: str = "auto",
+    cancel: threading.Event | None = None,
+    predictor: Predictor | None = None,
+) -> Iterator[ProcessProgress]:
+    """Compute and cache the probability maps of every image (the project's dataset, or
+    `images`), one at a time; images already done are skipped."""
+    dataset = images or project.dataset
+    if dataset.channels != project.settings["file_channels"]:
+        raise DatasetError(f"images in {dataset.root} have {dataset.channels} channels; the model was trained on {project.settings['file_channels']}")
+    predictor = predictor or Predictor(project, device=device)
+    maps_folder = Path(out) / "maps"
+    maps_folder.mkdir(parents=True, exist_ok=True)
+    for done, record in enumerate(dataset, start=1):
+        if cancel is not None and cancel.is_set():
+            return
+        path = maps_folder / f"{export.safe_name(record.id)}.npy"
+        if path.is_file():
+            yield ProcessProgress(done, len(dataset), record.id, "cached")
+            continue
+        try:
+            maps = predictor.probability_maps(dataset.read(record))
+        except (DatasetError, OSError) as exc:
+            yield ProcessProgress(done, len(dataset), record.id, "failed", getattr(exc, "message", str(exc)))
+            continue
+        tmp = path.with_name(f".{path.stem}.tmp.npy")
+        np.save(tmp, maps.astype(np.float16))
+        tmp.replace(path)
+        yield ProcessProgress(done, len(dataset), record.id, "computed")
+
+
+def segment(maps: np.ndarray, geometry, image_size: tuple[int, int], thresholds: list[float]) -> np.ndarray:
+    """(rows, cols, C + 1) maps -> (H, W) labels: per pixel the most probable ROI class
+    whose probability (bilinear from the patch grid) reaches its threshold, 1-based; else 0."""
+    height, width = image_size
+    kh, kw = geometry.kernel
+    ys = (np.arange(height) + 0.5) * geometry.scale - kh * NETWORK_STRIDE / 2
+    xs = (np.arange(width) + 0.5) * geometry.scale - kw * NETWORK_STRIDE / 2
+    rows, cols = np.meshgrid(ys / geometry.step_scaled, xs / geometry.step_scaled, indexing="ij")
+    classes = maps.shape[-1] - 1
+    best = np.zeros((height, width), np.float32)
+    labels = np.zeros((height, width), np.uint8 if classes < 255 else np.uint16)
+    for index in range(classes):
+        probability = map_coordinates(maps[..., index].astype(np.float32), [rows, cols], order=1, mode="nearest")
+        better = (probability >= thresholds[index]) & (probability > best)
+        labels[better] = index + 1
+        best[better] = probability[better]
+    return labels
+
+
+def write_results(
+    project: Project,
+    out: str | Path,
+    *,
+    images: Dataset | None = None,
+    thresholds: dict[str, float] | None = None,
+    segmentation: bool = False,
+    overviews: bool = True,
+    extra_manifest: dict | None = None,
+) -> dict:
+    """Detections (or labels) and every export from the cached maps; returns the manifest."""
+    out = Path(out)
+    dataset = images or project.dataset
+    predictor_config = _model_config(project)
+    class_names = predictor_config["classes"][:-1]
+    if thresholds is None:
+        thresholds = {c.name: c.confidence_threshold for c in project.store.classes()}
+    names = {r.id: r.relpath for r in dataset}
+    everything: list[Detection] = []
+    summary = []
+    for record in dataset:
+        path = out / "maps" / f"{export.safe_name(record.id)}.npy"
+        if not path.is_file():
+            continue
+        maps = np.load(path).astype(np.float32)
+        found = detections_from_maps(maps, class_names, thresholds, project.geometry, record.id)
+        everything += found
+        stem = export.safe_name(record.id)
+        export.geojson(out / "geojson" / f"{stem}.geojson", found)
+        export.napari_points(out / "napari" / f"{stem}.csv", found)
+        row = {"image": record.relpath, "detections": len(found)}
+        for name in class_names:
+            count = sum(d.class_name == name for d in found)
+            row[f"{name}_count"] = count
+            row[f"{name}_fraction"] = round(count / len(found), 5) if found else 0.0
+        if segmentation:
+            labels = segment(maps, project.geometry, (record.height, record.width), [thresholds.get(n, 0.5) for n in class_names])
+            export.label_tiff(out / "labels" / f"{stem}.tif", labels, class_names)
+            for index, name in enumerate(class_names, start=1):
+                row[f"{name}_area_fraction"] = round(float((labels == index).mean()), 6)
+        summary.append(row)
+        if overviews:
+            rgb = display_rgb(dataset.read(record), project.normalization, project.channels)
+            export.overview_png(out / "overviews" / f"{stem}.png", rgb, found, class_names)
+    export.detections_csv(out / "detections.csv", everything, names)
+    export.detections_json(out / "detections.json", everything, names)
+    export.summary_csv(out / "summary.csv", summary)
+    model_out = out / "model"
+    model_out.mkdir(parents=True, exist_ok=True)
+    for name in ("model.pt", "model.yaml"):
+        shutil.copy2(project.folder / "model" / name, model_out / name)
+    manifest = _manifest(project, dataset, thresholds, predictor_config, len(everything), segmentation, extra_manifest)
+    export.manifest_json(out / "manifest.json", manifest)
+    return manifest
+
+
+def _model_config(project: Project) -> dict:
+    import yaml
+
+    path = project.folder / "model" / "model.yaml"
+    if not path.is_file():
+        raise DatasetError(f"no trained model in {path.parent}", hint="train first")
+    return yaml.safe_load(path.read_text())
+
+
+def _manifest(project, dataset, thresholds, model_config, detections, segmentation, extra) -> dict:
+    import faiss
+    import skimage
+    import torch
+
+    from . import __version__
+
+    store = project.store
+    counts = {
+        c.name: {
+            "prototypes": len(store.prototypes(c.name)),
+            "positives": len(store.patches(c.name, "positive")),
+            "negatives": len(store.patches(c.name, "negative")),
+            "noisy": store.noisy_count(c.name),
+        }
+        for c in store.classes()
+    }
+    counts["background"] = {
+        "clean": sum(flag for _, _, flag in store.background(confirmed_only=True)),
+        "noisy": store.noisy_count(None),
+    }
+    return {
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "versions": {"simsearch": __version__, "python": platform.python_version(), "torch": torch.__version__,
+                     "numpy": np.__version__, "faiss": getattr(faiss, "__version__", "?"), "scikit-image": skimage.__version__},
+        "project": str(project.folder),
+        "dataset": {"root": str(dataset.root), "images": len(dataset), "skipped": [str(s.path) for s in dataset.skipped]},
+        "channels": list(project.channels),
+        "normalization": project.normalization.to_dict(),
+        "backbone": project.backbone_spec.to_dict(),
+        "geometry": project.geometry.to_dict(),
+        "displayed": project.displayed,
+        "seed": project.settings.get("seed"),
+        "training": {"strategy": model_config.get("strategy"), "settings": model_config.get("settings"), "metrics": model_config.get("metrics")},
+        "confidence_thresholds": thresholds,
+        "similarity_thresholds": {c.name: c.similarity_threshold for c in store.classes()},
+        "annotation_counts": counts,
+        "detections": detections,
+        "segmentation": segmentation,
+        **(extra or {}),
+    }

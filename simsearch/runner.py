@@ -1,0 +1,155 @@
+"""`simsearch run CONFIG.yaml`: every step, headless, from one YAML file.
+
+    dataset: images/                 # folder, glob or list file (relative to the YAML file)
+    project: out/project             # created on first run, reused (resumed) after
+    output: out/results
+    displayed: 6                     # or a list of image names
+    seed: 0
+    backbone: auto
+    patch_size: 96                   # optional: else the first prototype's box
+    annotations: prototypes.csv      # kind,class,image,x0,y0,x1,y1 (kind prototype | negative)
+    classes:                         # per class thresholds (defaults 0.5 / 0.5)
+      WBC: {similarity_threshold: 0.6, confidence_threshold: 0.5}
+    background: {count: 20}
+    noisy: {cap: 500, background_per_image: 4}
+    training: {preset: cpu, strategy: pos+neg+selflearn, selflearn: {epochs: 4}, ...}
+    segmentation: false
+    device: auto
+
+Unknown keys are errors naming the key. Every step resumes: a second run reuses the
+project, its store, the embeddings, a finished training and computed maps.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import replace
+from pathlib import Path
+from typing import Callable
+
+import yaml
+
+from .curation.importer import import_annotations
+from .curation.session import Curation
+from .errors import ConfigError
+from .io.images import Dataset
+from .process import iter_process, write_results
+from .project import PROJECT_FILE, Project
+from .train.loop import StageSettings, TrainSettings, train
+
+log = logging.getLogger(__name__)
+
+KEYS = {"dataset", "project", "output", "displayed", "seed", "backbone", "weights", "channels", "patch_size",
+        "annotations", "classes", "background", "noisy", "training", "segmentation", "device"}
+
+
+def load_config(path: str | Path) -> dict:
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"run configuration not found: {path}")
+    try:
+        config = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path} is not valid YAML: {exc}") from exc
+    unknown = sorted(set(config) - KEYS)
+    if unknown:
+        raise ConfigError(f"{path}: unknown key(s) {unknown}", hint=f"known keys: {', '.join(sorted(KEYS))}")
+    for key in ("dataset", "project", "output", "annotations"):
+        if key not in config:
+            raise ConfigError(f"{path}: '{key}' is required")
+    base = path.parent
+    for key in ("dataset", "project", "output", "annotations"):
+        config[key] = str((base / config[key]).resolve()) if not Path(config[key]).is_absolute() else config[key]
+    return config
+
+
+def training_settings(section: dict | None) -> TrainSettings:
+    section = dict(section or {})
+    preset = section.pop("preset", "cpu")
+    if preset not in ("cpu", "paper"):
+        raise ConfigError(f"training.preset: 'cpu' or 'paper', not {preset!r}")
+    settings = (TrainSettings.cpu if preset == "cpu" else TrainSettings.paper)(section.pop("strategy", "pos+neg+selflearn"))
+    for stage in ("selflearn", "supcon", "classifier"):
+        if stage in section:
+            overrides = section.pop(stage)
+            try:
+                settings = replace(settings, **{stage: replace(getattr(settings, stage), **overrides)})
+            except TypeError as exc:
+                raise ConfigError(f"training.{stage}: {exc} (keys: {', '.join(StageSettings.__dataclass_fields__)})") from None
+    try:
+        return replace(settings, **section)
+    except TypeError as exc:
+        raise ConfigError(f"training: {exc}") from None
+
+
+def run(config_path: str | Path, *, say: Callable[[str], None] = print, progress: Callable | None = None) -> dict:
+    """Run every step; returns the manifest of the results."""
+    config = load_config(config_path)
+    settings = training_settings(config.get("training"))
+    device = config.get("device", "auto")
+    folder = Path(config["project"])
+    if (folder / PROJECT_FILE).is_file():
+        project = Project.open(folder, dataset=config["dataset"])
+        say(f"reusing project {folder}")
+    else:
+        dataset = Dataset.open(config["dataset"])
+        project = Project.create(folder, dataset, patch_size=config.get("patch_size"), backbone=config.get("backbone", "auto"),
+                                 weights=config.get("weights"), channels=config.get("channels"))
+        displayed = config.get("displayed", 6)
+        if isinstance(displayed, list):
+            project.choose_displayed(names=displayed)
+        else:
+            project.choose_displayed(min(int(displayed), len(dataset)), seed=int(config.get("seed", 0)))
+        say(f"created project {folder}")
+    with project:
+        project.set_device(device)
+        curation = Curation(project)
+        _curate(project, curation, config, say)
+        model = project.folder / "model" / "model.pt"
+        if not model.is_file():
+            say(f"training ({settings.strategy})")
+            for event in train(project, settings, device=device):
+                if progress:
+                    progress("train", event)
+        else:
+            say(f"reusing the trained model {model}")
+        say("processing the dataset")
+        for event in iter_process(project, config["output"], device=device):
+            if progress:
+                progress("process", event)
+            if event.status == "failed":
+                say(f"  failed: {event.image_id}: {event.message}")
+        manifest = write_results(project, config["output"], segmentation=bool(config.get("segmentation", False)),
+                                 extra_manifest={"run_config": str(Path(config_path).resolve())})
+    say(f"{manifest['detections']} detection(s) in {manifest['dataset']['images']} image(s); results in {config['output']}")
+    return manifest
+
+
+def _curate(project: Project, curation: Curation, config: dict, say) -> None:
+    """Import the CSV once, then set thresholds, confirm classes, curate background, extract noisy patches."""
+    store = project.store
+    if not store.prototypes():
+        imported = import_annotations(project, curation, config["annotations"])
+        say(f"imported {imported['prototype']} prototype(s) and {imported['negative']} negative(s)")
+    thresholds = config.get("classes") or {}
+    unknown = sorted(set(thresholds) - {c.name for c in store.classes()})
+    if unknown:
+        raise ConfigError(f"classes: {unknown} have no prototypes in {config['annotations']}")
+    for info in store.classes():
+        own = thresholds.get(info.name) or {}
+        similarity = float(own.get("similarity_threshold", info.similarity_threshold))
+        store.set_confidence_threshold(info.name, float(own.get("confidence_threshold", info.confidence_threshold)))
+        if not info.confirmed or similarity != info.similarity_threshold:
+            positives = curation.confirm_class(info.name, similarity)
+            say(f"{info.name}: {len(positives)} clean positive(s) at similarity {similarity:.2f}")
+    if not store.background(confirmed_only=True):
+        count = int((config.get("background") or {}).get("count", 20))
+        curation.propose_background(count)
+        kept = curation.confirm_background()
+        say(f"background: {len(kept)} clean patch(es)")
+    noisy = config.get("noisy") or {}
+    if training_settings(config.get("training")).use_noisy:
+        for _ in curation.iter_noisy(cap_per_class=noisy.get("cap"), background_per_image=int(noisy.get("background_per_image", 4)),
+                                     seed=int(config.get("seed", 0))):
+            pass
+        say("noisy: " + ", ".join(f"{c.name} {store.noisy_count(c.name)}" for c in store.classes())
+            + f", background {store.noisy_count(None)}")

@@ -1,0 +1,68 @@
+"""`simsearch run CONFIG.yaml` end to end on planted discs and crosses."""
+import json
+
+import pytest
+import tifffile
+import yaml
+
+from conftest import planted_image
+from simsearch import ConfigError
+from simsearch.cli import main
+from simsearch.runner import load_config
+
+
+def _write_inputs(tmp_path):
+    images = tmp_path / "images"
+    images.mkdir()
+    lines = ["kind,class,image,x0,y0,x1,y1"]
+    for i in range(5):
+        image, discs, crosses = planted_image(i)
+        tifffile.imwrite(images / f"img{i}.tif", image)
+        if i == 0:
+            (dy, dx), (cy, cx) = discs[0], crosses[0]
+            lines.append(f"prototype,disc,img0.tif,{dx - 16},{dy - 16},{dx + 16},{dy + 16}")
+            lines.append(f"prototype,cross,img0.tif,{cx - 16},{cy - 16},{cx + 16},{cy + 16}")
+            lines.append(f"negative,disc,img0.tif,{cx - 16},{cy - 16},{cx + 16},{cy + 16}")
+    (tmp_path / "prototypes.csv").write_text("\n".join(lines) + "\n")
+    config = {
+        "dataset": "images", "project": "proj", "output": "results", "displayed": ["img0.tif", "img1.tif", "img2.tif"],
+        "backbone": "efficientnet-lite0", "annotations": "prototypes.csv",
+        "classes": {"disc": {"similarity_threshold": 0.8, "confidence_threshold": 0.5}},
+        "background": {"count": 4}, "noisy": {"background_per_image": 2},
+        "training": {"preset": "cpu", "selflearn": {"epochs": 1, "batch_size": 16},
+                     "supcon": {"epochs": 1, "batch_size": 16}, "classifier": {"epochs": 5}},
+        "segmentation": True, "device": "cpu",
+    }
+    (tmp_path / "run.yaml").write_text(yaml.safe_dump(config))
+    return tmp_path / "run.yaml"
+
+
+def test_run_end_to_end_and_again(tmp_path, capsys):
+    config = _write_inputs(tmp_path)
+    assert main(["-q", "run", str(config)]) == 0
+    out = capsys.readouterr().out
+    assert "imported 2 prototype(s) and 1 negative(s)" in out and "results in" in out
+    manifest = json.loads((tmp_path / "results" / "manifest.json").read_text())
+    assert manifest["annotation_counts"]["disc"]["negatives"] == 1
+    assert manifest["confidence_thresholds"]["disc"] == 0.5 and manifest["similarity_thresholds"]["disc"] == 0.8
+    assert (tmp_path / "results" / "labels" / "img3.tif.tif").is_file()
+    assert main(["-q", "run", str(config)]) == 0  # everything reused
+    again = capsys.readouterr().out
+    assert "reusing project" in again and "reusing the trained model" in again and "imported" not in again
+
+
+def test_config_errors_name_the_key(tmp_path):
+    config = _write_inputs(tmp_path)
+    data = yaml.safe_load(config.read_text())
+    data["epochs"] = 3
+    config.write_text(yaml.safe_dump(data))
+    with pytest.raises(ConfigError, match=r"unknown key\(s\) \['epochs'\]"):
+        load_config(config)
+    del data["epochs"], data["annotations"]
+    config.write_text(yaml.safe_dump(data))
+    with pytest.raises(ConfigError, match="'annotations' is required"):
+        load_config(config)
+    data["annotations"] = "prototypes.csv"
+    data["training"]["supcon"] = {"epoch": 1}
+    config.write_text(yaml.safe_dump(data))
+    assert main(["-q", "run", str(config)]) == 2
