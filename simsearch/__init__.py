@@ -8,7 +8,7 @@ The public API (scripts and the terminal UI use only these names):
 - Backbones: `load_backbone`, `Backbone`, `BackboneSpec`, `BACKBONES`
 - Dense embeddings: `PatchGeometry`, `DenseEmbedder`, `PatchEmbeddings`
 - Search: `PatchIndex`, `SearchHits`, `SimilarPatch`, `similarity_map`
-- Ground truth: `Annotation`, `read_voc_folder`
+- Ground truth: `Annotation`, `read_truth` (CSV, VOC, COCO, label images), `read_voc_folder`
 - Projects: `Project`, `EmbedProgress`, `ProjectLockedError`
 - Curation (the iterative patch selection loop): `Curation`, `Suggestion`,
   `BackgroundCandidate`, `NoisyProgress`, `ClassInfo`, `Prototype`, `PatchRecord`
@@ -43,7 +43,7 @@ from .process import ProcessProgress, iter_process, write_results
 from .project import EmbedProgress, Project
 from .train.loop import StageSettings, TrainProgress, TrainSettings, train
 from .search.peaks import Peaks, find_peaks
-from .io.truth import Annotation, read_voc_folder
+from .io.truth import Annotation, read_truth, read_voc_folder
 from .search.index import PatchIndex, SearchHits, SimilarPatch
 from .search.similarity import similarity_map
 
@@ -57,7 +57,7 @@ __all__ = [
     "BACKBONES", "Backbone", "BackboneSpec", "ChannelStatistics", "ConfigError", "Dataset",
     "DatasetError", "DenseEmbedder", "EmbedProgress", "ImageReadError", "ImageRecord",
     "Normalization", "PatchEmbeddings", "PatchGeometry", "PatchIndex", "Project", "ProjectError",
-    "SearchHits", "SimSearchError", "SimilarPatch", "Annotation", "read_voc_folder", "SkippedFile", "WeightsError", "compute_dataset_statistics",
+    "SearchHits", "SimSearchError", "SimilarPatch", "Annotation", "read_truth", "read_voc_folder", "SkippedFile", "WeightsError", "compute_dataset_statistics",
     "compute_statistics", "load_backbone", "read_image", "resolve_channels", "resolve_device",
     "similarity_map",
 ]

@@ -1,16 +1,25 @@
-"""Ground-truth annotations (boxes per image and class). Pascal VOC for now."""
+"""Ground-truth annotations: canonical CSV (centres or boxes), Pascal VOC, COCO JSON and
+instance-label images. Malformed input is an error naming the file (and line)."""
 from __future__ import annotations
 
+import csv
+import json
 import xml.etree.ElementTree as ElementTree
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from ..errors import DatasetError
+
+CENTRE_COLUMNS = ["image", "class", "x", "y"]
+BOX_COLUMNS = ["image", "class", "x0", "y0", "x1", "y1"]
 
 
 @dataclass(frozen=True)
 class Annotation:
-    """One object: the image file name, its class and its box (x0, y0, x1, y1) in pixels."""
+    """One object: its image (path relative to the images folder, or file name), class and
+    box (x0, y0, x1, y1) in pixels; objects given as centres have a zero-size box."""
 
     image: str
     label: str
@@ -26,6 +35,55 @@ class Annotation:
 
     def contains(self, y: float, x: float) -> bool:
         return self.y0 <= y <= self.y1 and self.x0 <= x <= self.x1
+
+
+def read_truth(path: str | Path, *, label: str = "object") -> list[Annotation]:
+    """Any supported ground truth, by what `path` is: a .csv file, a .json (COCO) file, a
+    folder of VOC .xml files, or a folder of instance-label images (class `label`)."""
+    path = Path(path)
+    if not path.exists():
+        raise DatasetError(f"ground truth '{path}' does not exist")
+    if path.is_file() and path.suffix.lower() == ".csv":
+        return read_csv(path)
+    if path.is_file() and path.suffix.lower() == ".json":
+        return read_coco(path)
+    if path.is_dir() and any(path.glob("*.xml")):
+        return read_voc_folder(path)
+    if path.is_dir():
+        return read_instance_labels(path, label=label)
+    raise DatasetError(f"ground truth '{path}': expected a .csv, a COCO .json, a folder of VOC .xml or of label images")
+
+
+def read_csv(path: str | Path) -> list[Annotation]:
+    """Header image,class,x,y (centres) or image,class,x0,y0,x1,y1 (boxes)."""
+    path = Path(path)
+    with open(path, newline="") as handle:
+        reader = csv.reader(handle)
+        header = [h.strip() for h in next(reader, [])]
+        if header not in (CENTRE_COLUMNS, BOX_COLUMNS):
+            raise DatasetError(f"{path}: header must be {','.join(CENTRE_COLUMNS)} or {','.join(BOX_COLUMNS)}, got {','.join(header)}")
+        annotations = []
+        for line, row in enumerate(reader, start=2):
+            if not row or all(not cell.strip() for cell in row):
+                continue
+            if len(row) != len(header):
+                raise DatasetError(f"{path} line {line}: expected {len(header)} fields, got {len(row)}")
+            image, label = row[0].strip(), row[1].strip()
+            try:
+                numbers = [float(v) for v in row[2:]]
+            except ValueError:
+                raise DatasetError(f"{path} line {line}: coordinates must be numbers, got {row[2:]}") from None
+            if not image or not label or not all(np.isfinite(numbers)):
+                raise DatasetError(f"{path} line {line}: empty image or class, or a non-finite coordinate")
+            if len(numbers) == 2:
+                x, y = numbers
+                annotations.append(Annotation(image, label, x, y, x, y))
+            else:
+                x0, y0, x1, y1 = numbers
+                if x1 < x0 or y1 < y0:
+                    raise DatasetError(f"{path} line {line}: box has x1 < x0 or y1 < y0")
+                annotations.append(Annotation(image, label, x0, y0, x1, y1))
+    return annotations
 
 
 def read_voc_folder(folder: str | Path) -> list[Annotation]:
@@ -45,3 +103,49 @@ def read_voc_folder(folder: str | Path) -> list[Annotation]:
         except (ElementTree.ParseError, AttributeError, TypeError, ValueError) as exc:
             raise DatasetError(f"malformed Pascal VOC file '{path}': {exc}") from exc
     return annotations
+
+
+def read_coco(path: str | Path) -> list[Annotation]:
+    """COCO detection JSON: images (id, file_name), categories (id, name), annotations (bbox x, y, w, h)."""
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text())
+        images = {image["id"]: image["file_name"] for image in data["images"]}
+        categories = {category["id"]: category["name"] for category in data["categories"]}
+        annotations = []
+        for index, item in enumerate(data["annotations"]):
+            x, y, w, h = (float(v) for v in item["bbox"])
+            if item["image_id"] not in images or item["category_id"] not in categories:
+                raise DatasetError(f"{path}: annotation {index} refers to an unknown image or category")
+            annotations.append(Annotation(images[item["image_id"]], categories[item["category_id"]], x, y, x + w, y + h))
+    except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+        raise DatasetError(f"malformed COCO file '{path}': {exc!r}") from exc
+    return annotations
+
+
+def read_instance_labels(folder: str | Path, *, label: str = "object") -> list[Annotation]:
+    """Label images (0 = background, each other value one object): boxes of the regions,
+    image names as the label files' names. Every object gets class `label`."""
+    from skimage.measure import regionprops
+
+    from .images import SUPPORTED_SUFFIXES, read_image
+
+    folder = Path(folder)
+    annotations = []
+    files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in SUPPORTED_SUFFIXES)
+    if not files:
+        raise DatasetError(f"no label images in '{folder}'")
+    for path in files:
+        labels = read_image(path)[..., 0]
+        if not np.issubdtype(labels.dtype, np.integer):
+            raise DatasetError(f"label image '{path}' must hold integers, not {labels.dtype}")
+        for region in regionprops(labels.astype(np.int64)):
+            y0, x0, y1, x1 = region.bbox
+            annotations.append(Annotation(path.relative_to(folder).as_posix(), label, float(x0), float(y0), float(x1), float(y1)))
+    return annotations
+
+
+def unmatched_images(annotations: list[Annotation], dataset) -> list[str]:
+    """Image names in the annotations that match no image of the dataset (by relative path or file name)."""
+    known = {r.relpath for r in dataset} | {r.path.name for r in dataset}
+    return sorted({a.image for a in annotations} - known)

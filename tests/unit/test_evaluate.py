@@ -1,0 +1,83 @@
+import json
+
+import numpy as np
+import pytest
+import tifffile
+
+from simsearch import DatasetError
+from simsearch.evaluate.metrics import Scored, average_precision, match, matching_radius, pr_auc, score
+from simsearch.io.truth import Annotation, read_truth, unmatched_images
+
+
+def test_greedy_matching_by_confidence_within_radius():
+    truth = [Annotation("a", "c", 10, 10, 10, 10), Annotation("a", "c", 50, 10, 50, 10), Annotation("b", "c", 0, 0, 0, 0)]
+    detections = [
+        Scored("a", "c", 10, 12, 0.9),   # TP (first object)
+        Scored("a", "c", 10, 11, 0.8),   # FP: that object is taken, the other is 39 px away
+        Scored("a", "c", 10, 48, 0.7),   # TP (second object)
+        Scored("b", "c", 20, 20, 0.6),   # FP: 28 px away
+    ]
+    assert match(detections, truth, radius=5).tolist() == [True, False, True, False]
+    assert match(detections, truth, radius=30).tolist() == [True, False, True, True]
+    assert matching_radius(96) == pytest.approx(28.8) and matching_radius(96, stride=4) == 12
+
+
+def test_curves_auc_and_ap_by_hand():
+    truth = [Annotation("a", "c", x, 0, x, 0) for x in (0, 100, 200, 300)]
+    # ranks: TP, FP, TP, TP, FP -> precision 1, 1/2, 2/3, 3/4, 3/5 ; recall .25 .25 .5 .75 .75
+    detections = [Scored("a", "c", 0, x, conf) for x, conf in ((0, 0.9), (500, 0.8), (100, 0.7), (200, 0.6), (600, 0.5))]
+    result = score(detections, truth, radius=5)["c"]
+    np.testing.assert_allclose(result.precision, [1, 1 / 2, 2 / 3, 3 / 4, 3 / 5])
+    np.testing.assert_allclose(result.recall, [0.25, 0.25, 0.5, 0.75, 0.75])
+    trapezoid = 0.25 * 1 + 0 + 0.25 * (0.5 + 2 / 3) / 2 + 0.25 * (2 / 3 + 3 / 4) / 2
+    assert result.pr_auc == pytest.approx(trapezoid)
+    assert result.average_precision == pytest.approx(0.25 * 1 + 0.25 * 0.75 + 0.25 * 0.75)
+    perfect = score([Scored("a", "c", 0, x, 1 - x / 1000) for x in (0, 100, 200, 300)], truth, 5)["c"]
+    assert perfect.pr_auc == pytest.approx(1.0) and perfect.average_precision == pytest.approx(1.0)
+    assert pr_auc(np.zeros(0), np.zeros(0)) == 0.0 and average_precision(np.zeros(0), np.zeros(0)) == 0.0
+    assert score([], truth, 5)["c"].detections == 0
+
+
+def test_read_truth_formats(tmp_path):
+    (tmp_path / "centres.csv").write_text("image,class,x,y\na.png,WBC,10,20\nsub/b.png,RBC,1.5,2.5\n")
+    centres = read_truth(tmp_path / "centres.csv")
+    assert centres[0] == Annotation("a.png", "WBC", 10, 20, 10, 20) and centres[1].centre == (2.5, 1.5)
+    (tmp_path / "boxes.csv").write_text("image,class,x0,y0,x1,y1\na.png,WBC,0,0,10,20\n")
+    assert read_truth(tmp_path / "boxes.csv")[0].centre == (10, 5)
+    coco = {"images": [{"id": 7, "file_name": "a.png"}], "categories": [{"id": 1, "name": "cell"}],
+            "annotations": [{"image_id": 7, "category_id": 1, "bbox": [10, 20, 30, 40]}]}
+    (tmp_path / "coco.json").write_text(json.dumps(coco))
+    assert read_truth(tmp_path / "coco.json") == [Annotation("a.png", "cell", 10, 20, 40, 60)]
+    labels = tmp_path / "labels"
+    labels.mkdir()
+    image = np.zeros((30, 40), np.uint16)
+    image[2:6, 3:9] = 1
+    image[10:20, 20:25] = 5
+    tifffile.imwrite(labels / "a.tif", image)
+    regions = read_truth(labels, label="nucleus")
+    assert sorted((a.x0, a.y0, a.x1, a.y1) for a in regions) == [(3, 2, 9, 6), (20, 10, 25, 20)]
+    assert {a.label for a in regions} == {"nucleus"}
+
+
+@pytest.mark.parametrize("text,match_text", [
+    ("image,class,x\na,b,1\n", "header"),
+    ("image,class,x,y\na.png,WBC,1\n", "line 2: expected 4 fields"),
+    ("image,class,x,y\na.png,WBC,1,2\na.png,WBC,one,2\n", "line 3: coordinates must be numbers"),
+    ("image,class,x0,y0,x1,y1\na.png,WBC,5,5,1,1\n", "line 2: box has x1 < x0"),
+])
+def test_malformed_csv_names_file_and_line(tmp_path, text, match_text):
+    path = tmp_path / "truth.csv"
+    path.write_text(text)
+    with pytest.raises(DatasetError, match=match_text) as err:
+        read_truth(path)
+    assert "truth.csv" in str(err.value)
+
+
+def test_annotations_for_missing_images_are_reported(tmp_path):
+    from simsearch import Dataset
+
+    folder = tmp_path / "images"
+    folder.mkdir()
+    tifffile.imwrite(folder / "a.tif", np.zeros((8, 8), np.uint8))
+    truth = [Annotation("a.tif", "c", 1, 1, 2, 2), Annotation("gone.tif", "c", 1, 1, 2, 2)]
+    assert unmatched_images(truth, Dataset.open(folder)) == ["gone.tif"]
