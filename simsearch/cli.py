@@ -13,6 +13,7 @@ import numpy as np
 from . import __version__
 from .cli_curation import add_commands as add_curation_commands
 from .cli_model import add_commands as add_model_commands
+from .cli_model import add_eval_command
 from .errors import ConfigError, SimSearchError
 from .io.images import Dataset
 from .progress import ProgressBar
@@ -77,6 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
     search.set_defaults(handler=cmd_search)
     add_curation_commands(sub, _patch_size, _int_list)
     add_model_commands(sub)
+    add_eval_command(sub, _int_list)
     return parser
 
 

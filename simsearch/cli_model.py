@@ -3,7 +3,10 @@ the headless end-to-end run."""
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
+from .errors import ConfigError
+from .evaluate.report import EvalPlan, evaluate
 from .io.images import Dataset
 from .process import iter_process, write_results
 from .progress import ProgressBar
@@ -103,4 +106,55 @@ def cmd_run(args, quiet: bool) -> int:
             bars.setdefault(step, ProgressBar(event.total, "processing", quiet=quiet)).update(event.done)
 
     run(args.config, progress=progress)
+    return 0
+
+
+def add_eval_command(sub, int_list_type) -> None:
+    evaluation = sub.add_parser("eval", help="the paper's simulated-user evaluation on an annotated dataset")
+    evaluation.add_argument("--images", required=True, help="images folder, glob or list")
+    evaluation.add_argument("--truth", required=True, help="ground truth: CSV (image,class,x,y or boxes), VOC folder, COCO JSON, label images")
+    evaluation.add_argument("--train-list", help="training image names, one per line")
+    evaluation.add_argument("--test-list", help="test image names, one per line")
+    evaluation.add_argument("--test-fraction", type=float, default=0.25)
+    evaluation.add_argument("--classes", required=True, help="comma-separated class names")
+    evaluation.add_argument("--patch-size", required=True, help="S for all classes, or CLASS=S,CLASS=S")
+    evaluation.add_argument("--prototypes", type=int_list_type, default=[5, 10])
+    evaluation.add_argument("--negatives", type=int_list_type, default=[0, 5])
+    evaluation.add_argument("--strategies", default="similarity,pos,pos+neg+selflearn,supervised")
+    evaluation.add_argument("--repeats", type=int, default=3)
+    evaluation.add_argument("--displayed", type=int, default=6)
+    evaluation.add_argument("--seed", type=int, default=0)
+    evaluation.add_argument("--preset", default="cpu", choices=("cpu", "paper"))
+    evaluation.add_argument("--backbone", default="auto")
+    evaluation.add_argument("--device", default="auto")
+    evaluation.add_argument("--out", required=True)
+    evaluation.add_argument("-q", "--quiet", action="store_true", default=argparse.SUPPRESS)
+    evaluation.set_defaults(handler=cmd_eval)
+
+
+def _patch_sizes(text: str, classes: list[str]) -> dict[str, int]:
+    try:
+        if "=" not in text:
+            return {c: int(text) for c in classes}
+        sizes = {k.strip(): int(v) for k, v in (item.split("=") for item in text.split(","))}
+    except ValueError:
+        raise ConfigError(f"--patch-size: expected S or CLASS=S,CLASS=S, got {text!r}") from None
+    missing = [c for c in classes if c not in sizes]
+    if missing:
+        raise ConfigError(f"--patch-size: no size for {missing}")
+    return sizes
+
+
+def cmd_eval(args, quiet: bool) -> int:
+    classes = [c.strip() for c in args.classes.split(",") if c.strip()]
+    plan = EvalPlan(
+        images=args.images, truth=args.truth, out=Path(args.out), classes=classes,
+        patch_sizes=_patch_sizes(args.patch_size, classes), prototypes=args.prototypes, negatives=args.negatives,
+        strategies=[s.strip() for s in args.strategies.split(",")], repeats=args.repeats, seed=args.seed,
+        displayed=args.displayed, train_list=args.train_list, test_list=args.test_list,
+        test_fraction=args.test_fraction, backbone=args.backbone,
+        training=training_settings({"preset": args.preset}), device=args.device,
+    )
+    evaluate(plan)
+    print((Path(args.out) / "report.md").read_text())
     return 0

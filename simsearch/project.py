@@ -86,10 +86,14 @@ class Project:
         min_cells: int = 4,
         passes: int = 1,
         progress: Callable[[int, int], None] | None = None,
+        embedding_cache: str | Path | None = None,
+        normalization: Normalization | None = None,
     ) -> "Project":
         """Scan the dataset, compute its normalisation, resolve the backbone, write project.yaml.
 
-        patch_size None leaves it to the first prototype (`set_patch_size`)."""
+        patch_size None leaves it to the first prototype (`set_patch_size`). `embedding_cache`
+        names a folder shared with other projects on the same images; `normalization`
+        reuses a known one instead of computing it."""
         folder = Path(folder).expanduser().resolve()
         if (folder / PROJECT_FILE).exists():
             raise ProjectError(f"{folder} already holds a project", hint="open it with Project.open, or choose another folder")
@@ -100,9 +104,11 @@ class Project:
         selection = resolve_channels(dataset.channels, channels)
         loaded = load_backbone(backbone, weights=weights)
         total = len(dataset)
-        stats = compute_dataset_statistics(
-            dataset, progress=(lambda done: progress(done, total)) if progress else None
-        )
+        if normalization is None:
+            stats = compute_dataset_statistics(dataset, progress=(lambda done: progress(done, total)) if progress else None)
+            normalization, correlation = stats.normalization, stats.correlation
+        else:  # given (e.g. shared by the projects of an evaluation): no pass over the images
+            correlation = np.eye(dataset.channels)
         settings = {
             "format": PROJECT_FORMAT,
             "dataset": {"source": str(dataset.source)},
@@ -114,8 +120,9 @@ class Project:
             "displayed": [],
             "seed": 0,
             "backbone": loaded.spec.to_dict(),
-            "normalization": stats.normalization.to_dict(),
-            "channel_correlation": np.round(stats.correlation, 6).tolist(),
+            "normalization": normalization.to_dict(),
+            "channel_correlation": np.round(correlation, 6).tolist(),
+            "embedding_cache": str(Path(embedding_cache).resolve()) if embedding_cache else None,
         }
         folder.mkdir(parents=True, exist_ok=True)
         _write_yaml_atomic(folder / PROJECT_FILE, settings)
@@ -243,7 +250,14 @@ class Project:
     def _cache_path(self, image_id: str) -> Path:
         settings = self.embedder.cache_settings()
         key = hashlib.blake2b(json.dumps([image_id, settings], sort_keys=True).encode(), digest_size=12).hexdigest()
-        return self.folder / "embeddings" / key[:2] / f"{key}.npy"
+        return self.embedding_folder / key[:2] / f"{key}.npy"
+
+    @property
+    def embedding_folder(self) -> Path:
+        """The embedding cache: project/embeddings, or a shared folder named at creation
+        (keys cover every setting, so projects on the same images can share one)."""
+        shared = self.settings.get("embedding_cache")
+        return Path(shared) if shared else self.folder / "embeddings"
 
     def embeddings(self, image_id: str) -> PatchEmbeddings:
         """Cached embeddings of one image (float16, memory-mapped), computed if missing."""

@@ -1,0 +1,187 @@
+"""`simsearch eval`: the simulated-user evaluation over classes, P, N, strategies and repeats,
+written incrementally (an interrupted evaluation resumes) to results.json, a Markdown table
+(mean +- std PR-AUC) and PR-curve plots."""
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+from ..errors import ConfigError
+from ..io.images import Dataset
+from ..io.truth import read_truth, unmatched_images
+from ..project import PROJECT_FILE, Project
+from ..train.loop import TrainSettings
+from .simulate import STRATEGIES, SimulatedUser, Trial
+
+
+@dataclass(frozen=True)
+class EvalPlan:
+    images: str
+    truth: str
+    out: Path
+    classes: list[str]
+    patch_sizes: dict[str, int]
+    prototypes: list[int]
+    negatives: list[int]
+    strategies: list[str]
+    repeats: int = 3
+    seed: int = 0
+    displayed: int = 6
+    train_list: str | None = None
+    test_list: str | None = None
+    test_fraction: float = 0.25
+    backbone: str = "auto"
+    training: TrainSettings = TrainSettings.cpu()
+    device: str = "auto"
+
+    def trials(self) -> list[Trial]:
+        """Every (class, repeat, P, N, strategy); N only where the curated suggestions are used;
+        one supervised baseline per class and repeat."""
+        trials = []
+        for label, repeat in itertools.product(self.classes, range(self.repeats)):
+            if "supervised" in self.strategies:
+                trials.append(Trial(label, 0, 0, "supervised", repeat))
+            for prototypes, strategy in itertools.product(self.prototypes, self.strategies):
+                if strategy == "supervised":
+                    continue
+                for negatives in [0] if strategy == "similarity" else self.negatives:
+                    trials.append(Trial(label, prototypes, negatives, strategy, repeat))
+        return trials
+
+
+def _names(path: str) -> list[str]:
+    return [line.strip() for line in Path(path).read_text().splitlines() if line.strip() and not line.startswith("#")]
+
+
+def split(dataset: Dataset, plan: EvalPlan) -> tuple[list[str], list[str]]:
+    """(train ids, test ids) from the lists (names, relative paths or stems) or a seeded fraction."""
+    if plan.train_list or plan.test_list:
+        if not (plan.train_list and plan.test_list):
+            raise ConfigError("give both --train-list and --test-list, or --test-fraction")
+        lookup = {}
+        for record in dataset:
+            for key in (record.relpath, record.path.name, record.path.stem):
+                lookup[key] = record.id
+        def ids(path):
+            names = _names(path)
+            missing = [n for n in names if n not in lookup]
+            if missing:
+                raise ConfigError(f"{path}: {len(missing)} name(s) match no image, e.g. {missing[:3]}")
+            return [lookup[n] for n in names]
+        return ids(plan.train_list), ids(plan.test_list)
+    if not 0 < plan.test_fraction < 1:
+        raise ConfigError(f"test fraction: must be in (0, 1), got {plan.test_fraction}")
+    order = np.random.default_rng(plan.seed).permutation(len(dataset))
+    count = max(1, round(len(dataset) * plan.test_fraction))
+    ids = [dataset.images[i].id for i in order]
+    return ids[count:], ids[:count]
+
+
+def evaluate(plan: EvalPlan, *, say: Callable[[str], None] = print) -> dict:
+    unknown = sorted(set(plan.strategies) - set(STRATEGIES))
+    if unknown:
+        raise ConfigError(f"strategies: unknown {unknown}; choose from {', '.join(STRATEGIES)}")
+    plan.out.mkdir(parents=True, exist_ok=True)
+    dataset = Dataset.open(plan.images)
+    truth = read_truth(plan.truth)
+    missing = unmatched_images(truth, dataset)
+    if missing:
+        say(f"warning: annotations for {len(missing)} image(s) not in the dataset, e.g. {missing[:3]}")
+    labels = sorted({a.label for a in truth})
+    absent = [c for c in plan.classes if c not in labels]
+    if absent:
+        raise ConfigError(f"classes {absent} have no annotation in {plan.truth} (it has {labels})")
+    train_ids, test_ids = split(dataset, plan)
+    results_path = plan.out / "results.json"
+    results = json.loads(results_path.read_text()) if results_path.is_file() else {"trials": {}}
+    trials = plan.trials()
+    say(f"{len(trials)} trial(s); {len(train_ids)} training and {len(test_ids)} test image(s)")
+    for label in plan.classes:
+        base = _base_project(plan, dataset, label, say)
+        user = SimulatedUser(base, truth, train_ids, test_ids, label=label, displayed=plan.displayed,
+                             workdir=plan.out / "work", settings=plan.training, device=plan.device, seed=plan.seed)
+        for trial in (t for t in trials if t.label == label):
+            if trial.key in results["trials"]:
+                continue
+            result = user.run(trial)
+            results["trials"][trial.key] = {
+                "class": label, "prototypes": trial.prototypes, "negatives": trial.negatives, "strategy": trial.strategy,
+                "repeat": trial.repeat, "pr_auc": result.score.pr_auc, "average_precision": result.score.average_precision,
+                "true_objects": result.score.true_objects, "detections": result.score.detections,
+                "negatives_found": result.negatives_found, "seconds": result.seconds,
+                "precision": result.score.precision[:: max(1, len(result.score.precision) // 200)].round(4).tolist(),
+                "recall": result.score.recall[:: max(1, len(result.score.recall) // 200)].round(4).tolist(),
+            }
+            _write_json(results_path, results)
+            say(f"{trial.key}: PR-AUC {result.score.pr_auc:.3f}, AP {result.score.average_precision:.3f} ({result.seconds:.0f} s)")
+        base.close()
+    results["plan"] = {k: (str(v) if isinstance(v, Path) else v) for k, v in plan.__dict__.items() if k != "training"}
+    results["training"] = plan.training.to_dict()
+    _write_json(results_path, results)
+    (plan.out / "report.md").write_text(markdown(results))
+    plot_curves(results, plan.out)
+    return results
+
+
+def _base_project(plan: EvalPlan, dataset: Dataset, label: str, say) -> Project:
+    """One project per class (patch size) holding the shared embeddings of all images."""
+    folder = plan.out / "base" / f"{label}-{plan.patch_sizes[label]}"
+    if (folder / PROJECT_FILE).is_file():
+        project = Project.open(folder, dataset=plan.images)
+    else:
+        project = Project.create(folder, dataset, patch_size=plan.patch_sizes[label], backbone=plan.backbone)
+    project.set_device(plan.device)
+    started = time.perf_counter()
+    for event in project.iter_embed():
+        if event.status == "failed":
+            say(f"  could not embed {event.image_id}: {event.message}")
+    say(f"{label}: embeddings ready ({time.perf_counter() - started:.0f} s)")
+    return project
+
+
+def _write_json(path: Path, data: dict) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(data, indent=1))
+    tmp.replace(path)
+
+
+def markdown(results: dict) -> str:
+    groups: dict[tuple, list[float]] = {}
+    seconds: dict[tuple, list[float]] = {}
+    for row in results["trials"].values():
+        key = (row["class"], row["strategy"], row["prototypes"], row["negatives"])
+        groups.setdefault(key, []).append(row["pr_auc"])
+        seconds.setdefault(key, []).append(row["seconds"])
+    lines = ["| class | strategy | P | N | PR-AUC mean ± std | repeats | time per trial |", "|---|---|---|---|---|---|---|"]
+    for key in sorted(groups):
+        values = np.array(groups[key])
+        label, strategy, prototypes, negatives = key
+        lines.append(f"| {label} | {strategy} | {prototypes if strategy != 'supervised' else 'all'} | {negatives} | "
+                     f"{values.mean():.3f} ± {values.std():.3f} | {len(values)} | {np.mean(seconds[key]):.0f} s |")
+    return "\n".join(lines) + "\n"
+
+
+def plot_curves(results: dict, out: Path, size: int = 360) -> None:
+    """One PNG per class: the precision-recall curve of every trial, coloured by strategy."""
+    colours = dict(zip(STRATEGIES, [(120, 120, 120), (0, 114, 178), (230, 159, 0), (0, 158, 115), (213, 94, 0), (0, 0, 0)]))
+    for label in sorted({row["class"] for row in results["trials"].values()}):
+        image = Image.new("RGB", (size + 140, size + 40), "white")
+        draw = ImageDraw.Draw(image)
+        draw.rectangle([30, 10, 30 + size, 10 + size], outline=(0, 0, 0))
+        for row in results["trials"].values():
+            if row["class"] != label or len(row["recall"]) < 2:
+                continue
+            points = [(30 + r * size, 10 + (1 - p) * size) for r, p in zip(row["recall"], row["precision"])]
+            draw.line(points, fill=colours[row["strategy"]], width=1)
+        for index, (strategy, colour) in enumerate(colours.items()):
+            draw.text((40 + size, 14 + 14 * index), strategy, fill=colour)
+        draw.text((30, size + 16), f"{label}: precision (up) vs recall (right)", fill=(0, 0, 0))
+        image.save(out / f"pr_{label}.png")

@@ -1,0 +1,218 @@
+"""The paper's simulated user (Sec. III-C), through the engine's public workflow.
+
+For one class and one (prototypes P, negatives N, strategy, repeat):
+1. choose the displayed training images (seeded), drawn from those that contain the
+   class, enough of them that P objects exist;
+2. take P of their ground-truth objects at random as prototypes (a patch of the project
+   size centred on each);
+3. lower the similarity threshold until exactly N suggestions on the displayed images are
+   false (not within the matching radius of a true object of the class): those become
+   negatives, the true ones clean positives;
+4. background: candidates within the matching radius of any true object are flagged;
+5. noisy extraction from the undisplayed training images; train with the strategy;
+6. predict on the test images and score.
+'similarity' skips training and scores the similarity peaks of the test images;
+'supervised' trains (Pos) on every training annotation of the class, with background from
+annotation-free places.
+"""
+from __future__ import annotations
+
+import logging
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..curation.session import Curation
+from ..curation.store import PatchRecord
+from ..io.truth import Annotation
+from ..predict import Predictor, detections_from_maps
+from ..project import Project
+from ..search.peaks import find_peaks, peak_spacing
+from ..search.similarity import similarity_map
+from ..train.loop import TrainSettings, train
+from .metrics import ClassScore, Scored, matching_radius, score_class
+
+log = logging.getLogger(__name__)
+
+STRATEGIES = ("similarity", "pos", "pos+neg", "pos+selflearn", "pos+neg+selflearn", "supervised")
+
+
+@dataclass(frozen=True)
+class Trial:
+    label: str
+    prototypes: int
+    negatives: int
+    strategy: str
+    repeat: int
+
+    @property
+    def key(self) -> str:
+        return f"{self.label}|P{self.prototypes}|N{self.negatives}|{self.strategy}|r{self.repeat}"
+
+
+@dataclass(frozen=True)
+class TrialResult:
+    trial: Trial
+    score: ClassScore
+    negatives_found: int
+    seconds: float
+
+
+def _near_any(y: float, x: float, points: np.ndarray, radius: float) -> bool:
+    return bool(len(points)) and bool((np.hypot(points[:, 0] - y, points[:, 1] - x) <= radius).any())
+
+
+class SimulatedUser:
+    """Runs trials for one class on one base project (its embeddings shared by every trial)."""
+
+    def __init__(self, base: Project, truth: list[Annotation], train_ids: list[str], test_ids: list[str],
+                 *, label: str, displayed: int, workdir: Path, settings: TrainSettings,
+                 background_count: int = 20, noisy_cap: int | None = 500, device: str = "auto", seed: int = 0,
+                 supervised_cap: int = 400):
+        self.base, self.label, self.displayed_count = base, label, displayed
+        self.train_ids, self.test_ids = train_ids, test_ids
+        self.workdir, self.settings, self.device = workdir, settings, device
+        self.background_count, self.noisy_cap, self.seed = background_count, noisy_cap, seed
+        self.supervised_cap = supervised_cap
+        self.names = {r.id: r for r in base.dataset}
+        by_name: dict[str, list[Annotation]] = {}
+        for a in truth:
+            by_name.setdefault(a.image, []).append(a)
+        self.truth_of = {image_id: by_name.get(r.relpath, by_name.get(r.path.name, [])) for image_id, r in self.names.items()}
+        self.radius = matching_radius(base.geometry.patch_size[1])
+
+    def _objects(self, image_id: str, label: str | None = None) -> np.ndarray:
+        return np.array([a.centre for a in self.truth_of[image_id] if label is None or a.label == label]).reshape(-1, 2)
+
+    def _new_project(self, trial: Trial) -> Project:
+        folder = self.workdir / trial.key.replace("|", "_")
+        if folder.exists():
+            shutil.rmtree(folder)
+        project = Project.create(folder, self.base.dataset, patch_size=self.base.geometry.patch_size,
+                                 backbone=self.base.backbone_spec.name, weights=self.base.backbone_spec.weights_path,
+                                 channels=list(self.base.channels), embedding_cache=self.base.embedding_folder,
+                                 normalization=self.base.normalization)
+        project.set_device(self.device)
+        return project
+
+    def run(self, trial: Trial) -> TrialResult:
+        started = time.perf_counter()
+        # the same displayed images and prototypes for every strategy and N of a repeat: fair comparisons
+        rng = np.random.default_rng([self.seed, trial.repeat, trial.prototypes])
+        with self._new_project(trial) as project:
+            if trial.strategy == "supervised":
+                found = self._supervised(project)
+                negatives = 0
+            else:
+                negatives, found = self._simulate(project, trial, rng)
+        result = score_class(found, [a for i in self.test_ids for a in self.truth_of[i]], self.label, self.radius)
+        return TrialResult(trial, result, negatives, time.perf_counter() - started)
+
+    def _choose_displayed(self, rng, prototypes: int) -> list[str]:
+        with_class = [i for i in self.train_ids if len(self._objects(i, self.label))]
+        order = list(rng.permutation(len(with_class)))
+        chosen, objects = [], 0
+        for index in order:
+            if len(chosen) >= self.displayed_count and objects >= prototypes:
+                break
+            chosen.append(with_class[index])
+            objects += len(self._objects(with_class[index], self.label))
+        return chosen
+
+    def _simulate(self, project: Project, trial: Trial, rng) -> tuple[int, list[Scored]]:
+        displayed = self._choose_displayed(rng, trial.prototypes)
+        project.choose_displayed(names=displayed)
+        curation = Curation(project)
+        curation.add_class(self.label)
+        candidates = [(i, centre) for i in displayed for centre in self._objects(i, self.label)]
+        picks = rng.choice(len(candidates), size=min(trial.prototypes, len(candidates)), replace=False)
+        patch_h, patch_w = project.geometry.patch_size
+        for pick in picks:
+            image_id, (y, x) = candidates[pick]
+            record = self.names[image_id]
+            y = min(max(y, patch_h / 2), record.height - patch_h / 2)
+            x = min(max(x, patch_w / 2), record.width - patch_w / 2)
+            curation.add_prototype(self.label, image_id, (x - patch_w / 2, y - patch_h / 2, x + patch_w / 2, y + patch_h / 2))
+        if trial.strategy == "similarity":
+            return 0, self._similarity_on_test(project, curation)
+        suggestions = curation.suggestions(self.label, threshold=-1.0)
+        threshold, false = 1.0, []
+        for suggestion in suggestions:
+            if not _near_any(suggestion.y, suggestion.x, self._objects(suggestion.image_id, self.label), self.radius):
+                if len(false) == trial.negatives:
+                    break
+                false.append(suggestion)
+            threshold = suggestion.similarity
+        for suggestion in false:
+            curation.flag_negative(suggestion)
+        curation.confirm_class(self.label, threshold)
+        for candidate in curation.propose_background(self.background_count):
+            if _near_any(candidate.y, candidate.x, self._objects(candidate.image_id), self.radius):
+                curation.flag_not_background(candidate)
+        curation.confirm_background()
+        settings = self.settings.with_strategy(trial.strategy)
+        if settings.use_noisy:
+            for _ in curation.iter_noisy(cap_per_class=self.noisy_cap, seed=trial.repeat):
+                pass
+        for _ in train(project, settings, device=self.device):
+            pass
+        return len(false), self._predict_test(project)
+
+    def _similarity_on_test(self, project: Project, curation: Curation) -> list[Scored]:
+        vectors = curation.prototype_vectors(self.label)
+        spacing = peak_spacing(project.geometry)
+        found = []
+        for image_id in self.test_ids:
+            heat = similarity_map(project.embeddings(image_id).vectors, vectors)
+            peaks = find_peaks(heat, min_distance=spacing)
+            ys, xs = project.geometry.centre(peaks.rows, peaks.cols)
+            name = self.names[image_id].path.name
+            found += [Scored(self._truth_name(image_id, name), self.label, y, x, v) for y, x, v in zip(ys, xs, peaks.values)]
+        return found
+
+    def _truth_name(self, image_id: str, default: str) -> str:
+        objects = self.truth_of[image_id]
+        return objects[0].image if objects else default
+
+    def _predict_test(self, project: Project) -> list[Scored]:
+        predictor = Predictor(project, device=self.device)
+        found = []
+        for image_id in self.test_ids:
+            maps = predictor.probability_maps(project.dataset.read(image_id))
+            detections = detections_from_maps(maps, predictor.class_names[:-1], {self.label: 0.0}, project.geometry, image_id)
+            name = self._truth_name(image_id, self.names[image_id].path.name)
+            found += [Scored(name, d.class_name, d.y, d.x, d.confidence) for d in detections if d.class_name == self.label]
+        return found
+
+    def _supervised(self, project: Project) -> list[Scored]:
+        """Pos training on every training annotation (at most `supervised_cap`, sampled);
+        background from annotation-free places (4 random tries per image)."""
+        store = project.store
+        store.add_class(self.label)
+        patch_h, patch_w = project.geometry.patch_size
+        positives, background = [], []
+        rng = np.random.default_rng(0)
+        for image_id in self.train_ids:
+            record = self.names[image_id]
+            positives += [PatchRecord(image_id, float(y), float(x)) for y, x in self._objects(image_id, self.label)]
+            objects = self._objects(image_id)
+            for _ in range(4):
+                y = rng.uniform(patch_h / 2, record.height - patch_h / 2)
+                x = rng.uniform(patch_w / 2, record.width - patch_w / 2)
+                outside = (np.abs(objects[:, 0] - y) >= patch_h / 2) | (np.abs(objects[:, 1] - x) >= patch_w / 2)
+                if outside.all():  # no annotated centre inside this patch
+                    background.append((PatchRecord(image_id, y, x), "low"))
+        if len(positives) > self.supervised_cap:  # keeps CPU runs bounded; sampled evenly across images
+            keep = np.sort(rng.choice(len(positives), self.supervised_cap, replace=False))
+            positives = [positives[i] for i in keep]
+        first = positives[0]
+        store.add_prototype(self.label, first.image_id, (first.x - patch_w / 2, first.y - patch_h / 2, first.x + patch_w / 2, first.y + patch_h / 2))
+        store.confirm_class(self.label, -1.0, positives)
+        store.set_background_candidates(background)
+        store.confirm_background()
+        for _ in train(project, self.settings.with_strategy("pos"), device=self.device):
+            pass
+        return self._predict_test(project)
