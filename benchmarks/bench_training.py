@@ -24,7 +24,6 @@ import torch
 import yaml
 
 import simsearch
-from simsearch.features.embed import scaled_tops_lefts
 from simsearch.predict import detections_from_maps
 from simsearch.runner import run
 from simsearch.train.loop import StageSettings, TrainSettings, train

@@ -8,7 +8,6 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 
 from . import __version__
 from .cli_curation import add_commands as add_curation_commands

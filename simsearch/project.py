@@ -26,7 +26,7 @@ from typing import Callable, Iterator
 import numpy as np
 import yaml
 
-from .errors import ConfigError, ImageReadError, ProjectError, SimSearchError
+from .errors import ConfigError, ImageReadError, ProjectError
 from .features.backbones import Backbone, BackboneSpec, load_backbone, load_recorded_backbone
 from .features.embed import DenseEmbedder, PatchEmbeddings
 from .curation.store import Store

@@ -63,3 +63,17 @@ def planted_image(seed: int):
         image[(abs(yy - cy) <= 2) & (abs(xx - cx) <= 10)] = 200
         image[(abs(xx - cx) <= 2) & (abs(yy - cy) <= 10)] = 200
     return np.clip(image, 0, 255).astype(np.uint8), [tuple(map(float, c)) for c in discs], [tuple(map(float, c)) for c in crosses]
+
+
+def write_planted(folder: Path, count: int) -> dict:
+    """Write img0.tif .. img{count-1}.tif of planted discs and crosses into `folder` (created);
+    returns {file name: (disc centres, cross centres)}, centres as (y, x)."""
+    import tifffile
+
+    folder.mkdir(parents=True, exist_ok=True)
+    truth = {}
+    for i in range(count):
+        image, discs, crosses = planted_image(i)
+        tifffile.imwrite(folder / f"img{i}.tif", image)
+        truth[f"img{i}.tif"] = (discs, crosses)
+    return truth

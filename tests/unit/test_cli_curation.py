@@ -1,20 +1,13 @@
 """The curation loop driven through `simsearch` subcommands, as a script would."""
-import tifffile
 
-from conftest import planted_image
+from conftest import write_planted
 from simsearch import Project
 from simsearch.cli import main
 
 
 def _setup(tmp_path):
     folder = tmp_path / "images"
-    folder.mkdir()
-    truth = {}
-    for i in range(5):
-        image, discs, crosses = planted_image(i)
-        tifffile.imwrite(folder / f"img{i}.tif", image)
-        truth[f"img{i}.tif"] = (discs, crosses)
-    return folder, truth
+    return folder, write_planted(folder, 5)
 
 
 def test_scripted_session(tmp_path, capsys):

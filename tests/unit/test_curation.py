@@ -3,22 +3,16 @@ import threading
 
 import numpy as np
 import pytest
-import tifffile
 
 from simsearch import ConfigError, DatasetError, Project
 from simsearch.curation.session import Curation
 
-from conftest import planted_image as _plant
+from conftest import write_planted
 
 @pytest.fixture
 def planted(tmp_path):
     folder = tmp_path / "images"
-    folder.mkdir()
-    truth = {}
-    for i in range(6):
-        image, discs, crosses = _plant(i)
-        tifffile.imwrite(folder / f"img{i}.tif", image)
-        truth[f"img{i}.tif"] = (discs, crosses)
+    truth = write_planted(folder, 6)
     project = Project.create(tmp_path / "proj", folder, backbone="efficientnet-lite0")
     project.choose_displayed(names=["img0.tif", "img1.tif", "img2.tif"])
     yield project, truth

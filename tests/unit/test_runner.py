@@ -2,27 +2,23 @@
 import json
 
 import pytest
-import tifffile
 import yaml
 
-from conftest import planted_image
+from conftest import write_planted
 from simsearch import ConfigError
 from simsearch.cli import main
 from simsearch.runner import load_config
 
 
 def _write_inputs(tmp_path):
-    images = tmp_path / "images"
-    images.mkdir()
-    lines = ["kind,class,image,x0,y0,x1,y1"]
-    for i in range(5):
-        image, discs, crosses = planted_image(i)
-        tifffile.imwrite(images / f"img{i}.tif", image)
-        if i == 0:
-            (dy, dx), (cy, cx) = discs[0], crosses[0]
-            lines.append(f"prototype,disc,img0.tif,{dx - 16},{dy - 16},{dx + 16},{dy + 16}")
-            lines.append(f"prototype,cross,img0.tif,{cx - 16},{cy - 16},{cx + 16},{cy + 16}")
-            lines.append(f"negative,disc,img0.tif,{cx - 16},{cy - 16},{cx + 16},{cy + 16}")
+    truth = write_planted(tmp_path / "images", 5)
+    (dy, dx), (cy, cx) = truth["img0.tif"][0][0], truth["img0.tif"][1][0]
+    lines = [
+        "kind,class,image,x0,y0,x1,y1",
+        f"prototype,disc,img0.tif,{dx - 16},{dy - 16},{dx + 16},{dy + 16}",
+        f"prototype,cross,img0.tif,{cx - 16},{cy - 16},{cx + 16},{cy + 16}",
+        f"negative,disc,img0.tif,{cx - 16},{cy - 16},{cx + 16},{cy + 16}",
+    ]
     (tmp_path / "prototypes.csv").write_text("\n".join(lines) + "\n")
     config = {
         "dataset": "images", "project": "proj", "output": "results", "displayed": ["img0.tif", "img1.tif", "img2.tif"],

@@ -2,9 +2,8 @@
 import json
 
 import pytest
-import tifffile
 
-from conftest import planted_image
+from conftest import write_planted
 from simsearch import ConfigError
 from simsearch.cli import main
 from simsearch.evaluate.report import EvalPlan, evaluate
@@ -21,12 +20,9 @@ TINY = TrainSettings(
 @pytest.fixture
 def annotated(tmp_path):
     folder = tmp_path / "images"
-    folder.mkdir()
     rows = ["image,class,x,y"]
-    for i in range(8):
-        image, discs, crosses = planted_image(i)
-        tifffile.imwrite(folder / f"img{i}.tif", image)
-        rows += [f"img{i}.tif,disc,{x},{y}" for y, x in discs] + [f"img{i}.tif,cross,{x},{y}" for y, x in crosses]
+    for name, (discs, crosses) in write_planted(folder, 8).items():
+        rows += [f"{name},disc,{x},{y}" for y, x in discs] + [f"{name},cross,{x},{y}" for y, x in crosses]
     (tmp_path / "truth.csv").write_text("\n".join(rows) + "\n")
     return folder, tmp_path / "truth.csv"
 

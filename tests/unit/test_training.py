@@ -7,7 +7,7 @@ import pytest
 import tifffile
 import torch
 
-from conftest import planted_image
+from conftest import write_planted
 from simsearch import ConfigError, Curation, Project
 from simsearch.predict import Predictor
 from simsearch.train.loop import StageSettings, TrainSettings, train
@@ -22,12 +22,7 @@ TINY = TrainSettings(
 @pytest.fixture
 def curated(tmp_path):
     folder = tmp_path / "images"
-    folder.mkdir()
-    truth = {}
-    for i in range(5):
-        image, discs, crosses = planted_image(i)
-        tifffile.imwrite(folder / f"img{i}.tif", image)
-        truth[f"img{i}.tif"] = (discs, crosses)
+    truth = write_planted(folder, 5)
     project = Project.create(tmp_path / "proj", folder, backbone="efficientnet-lite0")
     project.choose_displayed(names=["img0.tif", "img1.tif", "img2.tif"])
     curation = Curation(project)
