@@ -57,6 +57,8 @@ def test_threshold_flags_and_confirmation_round_trip(planted, tmp_path):
     curation.add_class("disc")
     curation.add_prototype("disc", "img0.tif", _box(truth["img0.tif"][0][0]))
     all_suggestions = curation.suggestions("disc", threshold=-1.0)
+    counts, edges = curation.similarity_histogram("disc", bins=10)
+    assert counts.sum() == len(all_suggestions) and edges[0] == -1.0 and edges[-1] == 1.0
     threshold = all_suggestions[12].similarity
     curation.set_threshold("disc", threshold)
     shown = curation.suggestions("disc")
