@@ -126,3 +126,41 @@ def test_process_exports_and_rethreshold(curated, tmp_path):
     assert saved["annotation_counts"]["disc"]["prototypes"] == 1 and "torch" in saved["versions"]
     strict = write_results(project, out, thresholds={"disc": 0.99, "cross": 0.99}, overviews=False)
     assert strict["detections"] < manifest["detections"]  # re-thresholded from the cached maps
+
+
+def test_training_killed_with_sigkill_resumes(curated):
+    """A `simsearch train` process killed after its first checkpoint resumes from it."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    project, _ = curated
+    project.close()
+    code = (
+        "import sys\n"
+        "from simsearch import Project\n"
+        "from simsearch.train.loop import StageSettings, TrainSettings, train\n"
+        "settings = TrainSettings(selflearn=StageSettings(3, 16, 1e-3, 1, 0.5), supcon=StageSettings(2, 16, 1e-3, 1, 0.5),\n"
+        "                         classifier=StageSettings(5, 32, 1e-2, 10, 0.1))\n"
+        f"with Project.open({str(project.folder)!r}) as p:\n"
+        "    for e in train(p, settings, device='cpu'):\n"
+        "        print(e.stage, e.epoch, e.step, flush=True)\n"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    checkpoint = project.folder / "training" / "checkpoint.pt"
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        line = proc.stdout.readline()
+        if checkpoint.is_file() and line.startswith("selflearn 2"):
+            break
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert checkpoint.is_file() and not (project.folder / "model" / "model.pt").exists()
+    settings = TrainSettings(selflearn=StageSettings(3, 16, 1e-3, 1, 0.5), supcon=StageSettings(2, 16, 1e-3, 1, 0.5),
+                             classifier=StageSettings(5, 32, 1e-2, 10, 0.1))
+    with Project.open(project.folder) as again:
+        events = list(train(again, settings, device="cpu"))
+    assert (events[0].stage, events[0].epoch) in {("selflearn", 2), ("selflearn", 3)}  # not from epoch 1
+    assert events[-1].stage == "done" and (project.folder / "model" / "model.pt").is_file()
