@@ -24,7 +24,11 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Iterator
 
+import faiss
 import numpy as np
+import skimage
+import torch
+import yaml
 from scipy.ndimage import map_coordinates
 
 from . import export
@@ -158,8 +162,6 @@ def write_results(
 
 
 def _model_config(project: Project) -> dict:
-    import yaml
-
     path = project.folder / "model" / "model.yaml"
     if not path.is_file():
         raise DatasetError(f"no trained model in {path.parent}", hint="train first")
@@ -167,11 +169,7 @@ def _model_config(project: Project) -> dict:
 
 
 def _manifest(project, dataset, thresholds, model_config, detections, segmentation, extra) -> dict:
-    import faiss
-    import skimage
-    import torch
-
-    from . import __version__
+    from . import __version__  # the package's own attribute: imported late to avoid a cycle
 
     store = project.store
     counts = {

@@ -22,6 +22,7 @@ import torch
 from torch import nn
 
 from ..errors import ConfigError, WeightsError
+from .efficientnet_lite import EfficientNetLite0, EfficientNetLite0Stride16
 
 log = logging.getLogger(__name__)
 
@@ -184,8 +185,6 @@ def efficientnet_lite0_packaged_path() -> Path | None:
 
 def load_efficientnet_lite0_classifier(weights: str | Path | None = None) -> nn.Module:
     """The full ImageNet classifier (used to prove the packaged weights are real)."""
-    from .efficientnet_lite import EfficientNetLite0
-
     path = _efficientnet_path(weights)
     model = EfficientNetLite0()
     _load_into(model, _load_state_dict(path, "efficientnet-lite0"), path, "efficientnet-lite0")
@@ -205,8 +204,6 @@ def _efficientnet_path(weights: str | Path | None) -> Path:
 
 
 def _build_efficientnet_lite0(path: Path) -> Backbone:
-    from .efficientnet_lite import EfficientNetLite0, EfficientNetLite0Stride16
-
     full = EfficientNetLite0()
     _load_into(full, _load_state_dict(path, "efficientnet-lite0"), path, "efficientnet-lite0")
     spec = BackboneSpec("efficientnet-lite0", str(path), file_sha256(path))

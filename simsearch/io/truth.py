@@ -9,8 +9,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from skimage.measure import regionprops
 
 from ..errors import DatasetError
+from .images import SUPPORTED_SUFFIXES, read_image
 
 CENTRE_COLUMNS = ["image", "class", "x", "y"]
 BOX_COLUMNS = ["image", "class", "x0", "y0", "x1", "y1"]
@@ -126,10 +128,6 @@ def read_coco(path: str | Path) -> list[Annotation]:
 def read_instance_labels(folder: str | Path, *, label: str = "object") -> list[Annotation]:
     """Label images (0 = background, each other value one object): boxes of the regions,
     image names as the label files' names. Every object gets class `label`."""
-    from skimage.measure import regionprops
-
-    from .images import SUPPORTED_SUFFIXES, read_image
-
     folder = Path(folder)
     annotations = []
     files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in SUPPORTED_SUFFIXES)
