@@ -71,7 +71,7 @@ class SimulatedUser:
     def __init__(self, base: Project, truth: list[Annotation], train_ids: list[str], test_ids: list[str],
                  *, label: str, displayed: int, workdir: Path, settings: TrainSettings,
                  background_count: int = 20, noisy_cap: int | None = 500, device: str = "auto", seed: int = 0,
-                 supervised_cap: int = 400):
+                 supervised_cap: int = 200):
         self.base, self.label, self.displayed_count = base, label, displayed
         self.train_ids, self.test_ids = train_ids, test_ids
         self.workdir, self.settings, self.device = workdir, settings, device
@@ -188,8 +188,8 @@ class SimulatedUser:
         return found
 
     def _supervised(self, project: Project) -> list[Scored]:
-        """Pos training on every training annotation (at most `supervised_cap`, sampled);
-        background from annotation-free places (4 random tries per image)."""
+        """Pos training on the training annotations (at most `supervised_cap`, sampled), with
+        as many background patches from annotation-free places (4 random tries per image)."""
         store = project.store
         store.add_class(self.label)
         patch_h, patch_w = project.geometry.patch_size
@@ -205,9 +205,11 @@ class SimulatedUser:
                 outside = (np.abs(objects[:, 0] - y) >= patch_h / 2) | (np.abs(objects[:, 1] - x) >= patch_w / 2)
                 if outside.all():  # no annotated centre inside this patch
                     background.append((PatchRecord(image_id, y, x), "low"))
-        if len(positives) > self.supervised_cap:  # keeps CPU runs bounded; sampled evenly across images
-            keep = np.sort(rng.choice(len(positives), self.supervised_cap, replace=False))
-            positives = [positives[i] for i in keep]
+        # keeps CPU runs bounded: at most `supervised_cap` of each, sampled across the images
+        if len(positives) > self.supervised_cap:
+            positives = [positives[i] for i in np.sort(rng.choice(len(positives), self.supervised_cap, replace=False))]
+        if len(background) > self.supervised_cap:
+            background = [background[i] for i in np.sort(rng.choice(len(background), self.supervised_cap, replace=False))]
         first = positives[0]
         store.add_prototype(self.label, first.image_id, (first.x - patch_w / 2, first.y - patch_h / 2, first.x + patch_w / 2, first.y + patch_h / 2))
         store.confirm_class(self.label, -1.0, positives)
