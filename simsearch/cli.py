@@ -12,7 +12,7 @@ from pathlib import Path
 from . import __version__
 from .cli_curation import add_commands as add_curation_commands
 from .cli_model import add_commands as add_model_commands
-from .cli_model import add_eval_command
+from .cli_model import add_eval_command, add_tui_command
 from .errors import ConfigError, SimSearchError
 from .io.images import Dataset
 from .progress import ProgressBar
@@ -78,6 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_curation_commands(sub, _patch_size, _int_list)
     add_model_commands(sub)
     add_eval_command(sub, _int_list)
+    add_tui_command(sub)
     return parser
 
 

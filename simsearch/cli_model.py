@@ -3,6 +3,7 @@ the headless end-to-end run."""
 from __future__ import annotations
 
 import argparse
+import logging
 from pathlib import Path
 
 from .errors import ConfigError
@@ -157,4 +158,21 @@ def cmd_eval(args, quiet: bool) -> int:
     )
     evaluate(plan)
     print((Path(args.out) / "report.md").read_text())
+    return 0
+
+
+def add_tui_command(sub) -> None:
+    tui = sub.add_parser("tui", help="the terminal UI on a project (first slice: the curation screen)")
+    tui.add_argument("project", help="project folder")
+    tui.add_argument("-q", "--quiet", action="store_true", default=argparse.SUPPRESS)
+    tui.set_defaults(handler=cmd_tui)
+
+
+def cmd_tui(args, quiet: bool) -> int:
+    from tui.app import SimSearchApp  # the UI package, loaded only here: the engine never imports textual
+
+    # log lines would draw over the screen: they go to the project's tui.log instead
+    logging.basicConfig(filename=Path(args.project) / "tui.log", level=logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s", force=True)
+    SimSearchApp(args.project).run()
     return 0

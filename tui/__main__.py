@@ -1,6 +1,9 @@
-"""`python -m tui`: the terminal UI is not built yet; it will drive the engine's public API."""
+"""`python -m tui PROJECT`: the curation screen of the SimSearch terminal UI."""
 import sys
 
+from .app import SimSearchApp
+
 if __name__ == "__main__":
-    print("The SimSearch terminal UI is not available yet; use the `simsearch` command.", file=sys.stderr)
-    sys.exit(1)
+    if len(sys.argv) != 2:
+        sys.exit("usage: python -m tui PROJECT_FOLDER")
+    SimSearchApp(sys.argv[1]).run()

@@ -11,6 +11,7 @@ from __future__ import annotations
 import fcntl
 import os
 import sqlite3
+import threading
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -121,13 +122,16 @@ class Store:
         self.path = self.folder / STORE_FILE
         self.read_only = read_only
         self._lock_handle = None
+        # one connection, usable from worker threads (e.g. the UI's); SQLite serialises each
+        # call, and this lock keeps a transaction's statements together
+        self._transaction_lock = threading.RLock()
         if read_only:
             if not self.path.is_file():
                 raise ProjectError(f"no project store at {self.path}")
-            self.conn = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, isolation_level=None)
+            self.conn = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, isolation_level=None, check_same_thread=False)
         else:
             self._take_lock()
-            self.conn = sqlite3.connect(self.path, isolation_level=None, timeout=10)
+            self.conn = sqlite3.connect(self.path, isolation_level=None, timeout=10, check_same_thread=False)
             self.conn.execute("PRAGMA journal_mode=WAL")
             self.conn.execute("PRAGMA synchronous=FULL")
         self.conn.execute("PRAGMA foreign_keys=ON")
@@ -192,13 +196,14 @@ class Store:
         """One atomic, durable unit of work: committed on success, rolled back on error."""
         if self.read_only:
             raise ProjectError(f"project {self.folder} is open read-only", hint="close other sessions and reopen for writing")
-        self.conn.execute("BEGIN IMMEDIATE")
-        try:
-            yield self.conn
-        except BaseException:
-            self.conn.execute("ROLLBACK")
-            raise
-        self.conn.execute("COMMIT")
+        with self._transaction_lock:
+            self.conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield self.conn
+            except BaseException:
+                self.conn.execute("ROLLBACK")
+                raise
+            self.conn.execute("COMMIT")
 
     # -- classes ----------------------------------------------------------------------------
 
