@@ -12,6 +12,7 @@ import yaml
 from .errors import ProjectError
 from .features.backbones import Backbone
 from .features.embed import DenseEmbedder
+from .features.geometry import box_around
 from .project import Project
 from .search.peaks import find_peaks, peak_spacing
 
@@ -66,13 +67,12 @@ class Predictor:
 
 def detections_from_maps(maps: np.ndarray, class_names: list[str], thresholds: dict[str, float], geometry, image_id: str) -> list[Detection]:
     spacing = peak_spacing(geometry)
-    half_h, half_w = (size / 2 for size in geometry.patch_size)
     found = []
     for index, name in enumerate(class_names):
         peaks = find_peaks(maps[..., index], min_distance=spacing, threshold=thresholds.get(name, 0.5))
         ys, xs = geometry.centre(peaks.rows, peaks.cols)
         found += [
-            Detection(image_id, name, y, x, value, (x - half_w, y - half_h, x + half_w, y + half_h))
+            Detection(image_id, name, y, x, value, box_around(y, x, geometry.patch_size))
             for y, x, value in zip(ys.tolist(), xs.tolist(), peaks.values.tolist())
         ]
     found.sort(key=lambda d: -d.confidence)

@@ -103,7 +103,7 @@ def run(config_path: str | Path, *, say: Callable[[str], None] = print, progress
     with project:
         project.set_device(device)
         curation = Curation(project)
-        _curate(project, curation, config, say)
+        _curate(project, curation, config, settings.use_noisy, say)
         model = project.folder / "model" / "model.pt"
         if not model.is_file():
             say(f"training ({settings.strategy})")
@@ -124,7 +124,7 @@ def run(config_path: str | Path, *, say: Callable[[str], None] = print, progress
     return manifest
 
 
-def _curate(project: Project, curation: Curation, config: dict, say) -> None:
+def _curate(project: Project, curation: Curation, config: dict, use_noisy: bool, say) -> None:
     """Import the CSV once, then set thresholds, confirm classes, curate background, extract noisy patches."""
     store = project.store
     if not store.prototypes():
@@ -147,7 +147,7 @@ def _curate(project: Project, curation: Curation, config: dict, say) -> None:
         kept = curation.confirm_background()
         say(f"background: {len(kept)} clean patch(es)")
     noisy = config.get("noisy") or {}
-    if training_settings(config.get("training")).use_noisy:
+    if use_noisy:
         for _ in curation.iter_noisy(cap_per_class=noisy.get("cap"), background_per_image=int(noisy.get("background_per_image", 4)),
                                      seed=int(config.get("seed", 0))):
             pass

@@ -19,10 +19,11 @@ import numpy as np
 
 from ..errors import ConfigError, ProjectError
 from ..project import Project
+from ..features.geometry import box_around
 from ..search.index import SimilarPatch
 from ..search.peaks import Peaks, find_peaks, peak_spacing
 from ..search.similarity import similarity_map
-from .store import ClassInfo, PatchRecord, Prototype
+from .store import ClassInfo, PatchRecord, Prototype, check_threshold
 
 log = logging.getLogger(__name__)
 
@@ -91,10 +92,9 @@ class SuggestionList(Sequence):
             return [self[i] for i in range(*item.indices(len(self)))]
         index = range(len(self))[item]
         y, x = float(self.ys[index]), float(self.xs[index])
-        half_h, half_w = self.patch_size[0] / 2, self.patch_size[1] / 2
         return Suggestion(
             self.class_name, self.image_ids[self.image_index[index]], y, x,
-            (x - half_w, y - half_h, x + half_w, y + half_h), float(self.similarities[index]), bool(self.flagged[index]),
+            box_around(y, x, self.patch_size), float(self.similarities[index]), bool(self.flagged[index]),
         )
 
     def image_counts(self) -> dict[str, int]:
@@ -238,7 +238,7 @@ class Curation:
         """Local maxima above the threshold (default: the class's stored one) on the
         displayed images, most similar first; flagged ones are included and marked."""
         info = self.store.class_info(class_name)
-        threshold = info.similarity_threshold if threshold is None else _check_threshold(threshold)
+        threshold = info.similarity_threshold if threshold is None else check_threshold(threshold, "similarity threshold")
         if not self.store.prototypes(class_name):
             return SuggestionList.empty(class_name)
         geometry = self.project.geometry
@@ -268,7 +268,7 @@ class Curation:
     def confirm_class(self, class_name: str, threshold: float | None = None) -> list[Suggestion]:
         """The unflagged suggestions above the threshold become the class's clean positives."""
         info = self.store.class_info(class_name)
-        threshold = info.similarity_threshold if threshold is None else _check_threshold(threshold)
+        threshold = info.similarity_threshold if threshold is None else check_threshold(threshold, "similarity threshold")
         if not self.store.prototypes(class_name):
             raise ConfigError(f"class {class_name!r} has no prototype yet", hint="add at least one prototype first")
         positives = [s for s in self.suggestions(class_name, threshold) if not s.flagged]
@@ -298,11 +298,14 @@ class Curation:
         mean = np.concatenate(vectors).mean(axis=0)
         return mean / max(np.linalg.norm(mean), 1e-12)
 
-    def _extremes(self, image_id: str, mean: np.ndarray, count: int, occupied: list[PatchRecord]) -> list[BackgroundCandidate]:
-        """Up to `count` patches most and `count` least similar to `mean` in one image,
-        none overlapping an occupied patch."""
+    def _extremes(self, image_id: str, mean: np.ndarray, count: int, occupied: list[PatchRecord],
+                  vectors: np.ndarray | None = None) -> list[BackgroundCandidate]:
+        """Up to `count` patches most and `count` least similar to `mean` in one image (its
+        patch `vectors` when already loaded), none overlapping an occupied patch."""
         geometry = self.project.geometry
-        heat = similarity_map(self.project.embeddings(image_id).vectors, mean, device=self.project.embedder.device)
+        if vectors is None:
+            vectors = self.project.embeddings(image_id).vectors
+        heat = similarity_map(vectors, mean, device=self.project.embedder.device)
         spacing = peak_spacing(geometry)
         found = []
         for extreme, sign in (("high", 1.0), ("low", -1.0)):
@@ -310,7 +313,8 @@ class Curation:
             ys, xs = geometry.centre(peaks.rows, peaks.cols)
             free = ~_overlaps(occupied, ys, xs, geometry.patch_size)
             for y, x, value in list(zip(ys[free], xs[free], peaks.values[free]))[:count]:
-                found.append(BackgroundCandidate(image_id, float(y), float(x), _box(geometry, y, x), float(sign * value), extreme))
+                found.append(BackgroundCandidate(image_id, float(y), float(x), box_around(float(y), float(x), geometry.patch_size),
+                                                 float(sign * value), extreme))
         return found
 
     def propose_background(self, count: int = 20) -> list[BackgroundCandidate]:
@@ -338,7 +342,7 @@ class Curation:
     def background_candidates(self) -> list[BackgroundCandidate]:
         geometry = self.project.geometry
         return [
-            BackgroundCandidate(p.image_id, p.y, p.x, _box(geometry, p.y, p.x), p.similarity, extreme, flag)
+            BackgroundCandidate(p.image_id, p.y, p.x, box_around(p.y, p.x, geometry.patch_size), p.similarity, extreme, flag)
             for p, extreme, flag in self.store.background()
         ]
 
@@ -395,7 +399,7 @@ class Curation:
                 per_class[info.name] = patches[:room] if room is not None else patches
                 counts[info.name] += len(per_class[info.name])
             occupied = [p for patches in per_class.values() for p in patches]
-            background = self._extremes(image_id, mean, background_per_image, occupied)
+            background = self._extremes(image_id, mean, background_per_image, occupied, embedded)
             per_class[None] = [c.record() for c in background]
             self.store.add_noisy(image_id, per_class)
             yield NoisyProgress(position, len(order), image_id, {k: len(v) for k, v in per_class.items()})
@@ -414,18 +418,6 @@ def validate_box(box, record) -> tuple[float, float, float, float]:
             f"box {box!r} lies outside image {record.relpath} ({record.width}x{record.height} px)"
         )
     return x0, y0, x1, y1
-
-
-def _check_threshold(value: float) -> float:
-    value = float(value)
-    if not -1.0 <= value <= 1.0:
-        raise ConfigError(f"similarity threshold: {value} is outside [-1, 1]")
-    return value
-
-
-def _box(geometry, y: float, x: float) -> tuple[float, float, float, float]:
-    height, width = geometry.patch_size
-    return (float(x) - width / 2, float(y) - height / 2, float(x) + width / 2, float(y) + height / 2)
 
 
 def _by_image(patches: list[PatchRecord]) -> dict[str, list[PatchRecord]]:

@@ -224,7 +224,7 @@ class Store:
         name = name.strip()
         if not name:
             raise ConfigError("class name: must not be empty")
-        _check_threshold(similarity_threshold, "similarity threshold")
+        check_threshold(similarity_threshold, "similarity threshold")
         if any(c.name == name for c in self.classes()):
             raise ConfigError(f"class {name!r} already exists")
         with self.transaction() as conn:
@@ -248,7 +248,7 @@ class Store:
             conn.execute("DELETE FROM classes WHERE id = ?", (info.id,))
 
     def set_similarity_threshold(self, name: str, value: float) -> None:
-        _check_threshold(value, "similarity threshold")
+        check_threshold(value, "similarity threshold")
         info = self.class_info(name)
         with self.transaction() as conn:
             conn.execute("UPDATE classes SET similarity_threshold = ? WHERE id = ?", (float(value), info.id))
@@ -303,7 +303,7 @@ class Store:
 
     def confirm_class(self, name: str, threshold: float, positives: list[PatchRecord]) -> None:
         """Record the threshold and the clean positives in one transaction."""
-        _check_threshold(threshold, "similarity threshold")
+        check_threshold(threshold, "similarity threshold")
         info = self.class_info(name)
         with self.transaction() as conn:
             conn.execute("DELETE FROM class_patches WHERE class_id = ? AND kind = 'positive'", (info.id,))
@@ -399,10 +399,12 @@ class Store:
                                  (self.class_info(name).id,)).fetchone()[0]
 
 
-def _check_threshold(value: float, what: str) -> None:
+def check_threshold(value: float, what: str) -> float:
+    """The value as a float, or ConfigError naming `what` when it is not a number in [-1, 1]."""
     try:
         value = float(value)
     except (TypeError, ValueError):
         raise ConfigError(f"{what}: {value!r} is not a number") from None
     if not -1.0 <= value <= 1.0:
         raise ConfigError(f"{what}: {value} is outside [-1, 1]")
+    return value

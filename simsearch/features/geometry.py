@@ -105,6 +105,12 @@ class PatchGeometry:
             raise ConfigError(f"geometry: malformed entry {data!r}") from exc
 
 
+def box_around(y: float, x: float, patch_size: tuple[int, int]) -> tuple[float, float, float, float]:
+    """(x0, y0, x1, y1) of a patch of `patch_size` (h, w) centred on (y, x)."""
+    half_h, half_w = patch_size[0] / 2, patch_size[1] / 2
+    return (x - half_w, y - half_h, x + half_w, y + half_h)
+
+
 def gaussian_window(cells: tuple[int, int]) -> "list[list[float]]":
     """Centre-weighted Gaussian pooling weights over (kh, kw) cells, sigma = size / 4, sum 1."""
     rows, cols = cells
