@@ -77,3 +77,14 @@ def write_planted(folder: Path, count: int) -> dict:
         tifffile.imwrite(folder / f"img{i}.tif", image)
         truth[f"img{i}.tif"] = (discs, crosses)
     return truth
+
+
+def planted_project(tmp_path: Path, count: int, displayed=("img0.tif", "img1.tif", "img2.tif")):
+    """A writable project on `count` planted images with the named displayed images:
+    (project, truth as from write_planted). The caller closes the project."""
+    from simsearch import Project
+
+    truth = write_planted(tmp_path / "images", count)
+    project = Project.create(tmp_path / "proj", tmp_path / "images", backbone="efficientnet-lite0")
+    project.choose_displayed(names=list(displayed))
+    return project, truth

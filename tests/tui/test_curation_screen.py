@@ -3,7 +3,7 @@ import asyncio
 
 import pytest
 
-from conftest import write_planted
+from conftest import planted_project
 from simsearch import Curation, Project
 
 pytest.importorskip("textual")
@@ -12,9 +12,8 @@ from tui.app import SimSearchApp  # noqa: E402
 
 @pytest.fixture
 def project_folder(tmp_path):
-    truth = write_planted(tmp_path / "images", 4)
-    with Project.create(tmp_path / "proj", tmp_path / "images", backbone="efficientnet-lite0") as project:
-        project.choose_displayed(names=["img0.tif", "img1.tif"])
+    project, truth = planted_project(tmp_path, 4, displayed=("img0.tif", "img1.tif"))
+    with project:
         curation = Curation(project)
         curation.add_class("disc", similarity_threshold=0.6)
         y, x = truth["img0.tif"][0][0]

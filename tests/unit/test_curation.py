@@ -7,14 +7,11 @@ import pytest
 from simsearch import ConfigError, DatasetError, Project
 from simsearch.curation.session import Curation
 
-from conftest import write_planted
+from conftest import planted_project
 
 @pytest.fixture
 def planted(tmp_path):
-    folder = tmp_path / "images"
-    truth = write_planted(folder, 6)
-    project = Project.create(tmp_path / "proj", folder, backbone="efficientnet-lite0")
-    project.choose_displayed(names=["img0.tif", "img1.tif", "img2.tif"])
+    project, truth = planted_project(tmp_path, 6)
     yield project, truth
     project.close()
 

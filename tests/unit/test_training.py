@@ -7,7 +7,7 @@ import pytest
 import tifffile
 import torch
 
-from conftest import write_planted
+from conftest import planted_project
 from simsearch import ConfigError, Curation, Project
 from simsearch.predict import Predictor
 from simsearch.train.loop import StageSettings, TrainSettings, train
@@ -21,10 +21,7 @@ TINY = TrainSettings(
 
 @pytest.fixture
 def curated(tmp_path):
-    folder = tmp_path / "images"
-    truth = write_planted(folder, 5)
-    project = Project.create(tmp_path / "proj", folder, backbone="efficientnet-lite0")
-    project.choose_displayed(names=["img0.tif", "img1.tif", "img2.tif"])
+    project, truth = planted_project(tmp_path, 5)
     curation = Curation(project)
     for kind, index in (("disc", 0), ("cross", 1)):
         curation.add_class(kind)
