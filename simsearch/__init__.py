@@ -13,8 +13,8 @@ The public API (scripts and the terminal UI use only these names):
 - Curation (the iterative patch selection loop): `Curation`, `Suggestion`,
   `BackgroundCandidate`, `NoisyProgress`, `ClassInfo`, `Prototype`, `PatchRecord`
 - Peaks: `Peaks`, `find_peaks`
-- Training: `train`, `TrainSettings`, `StageSettings`, `TrainProgress`
-- Inference and exports: `Predictor`, `Detection`, `iter_process`, `write_results`, `ProcessProgress`
+- Training: `train`, `TrainSettings`, `StageSettings`, `TrainProgress`, `training_status`
+- Inference and exports: `Predictor`, `Detection`, `detections_from_maps`, `iter_process`, `write_results`, `ProcessProgress`
 - Errors: `SimSearchError` and its subclasses
 """
 from .errors import (
@@ -38,10 +38,10 @@ from .preprocess import (
 )
 from .curation.session import BackgroundCandidate, Curation, NoisyProgress, Suggestion
 from .curation.store import ClassInfo, PatchRecord, ProjectLockedError, Prototype
-from .predict import Detection, Predictor
+from .predict import Detection, Predictor, detections_from_maps
 from .process import ProcessProgress, iter_process, write_results
 from .project import EmbedProgress, Project
-from .train.loop import StageSettings, TrainProgress, TrainSettings, train
+from .train.loop import StageSettings, TrainingStatus, TrainProgress, TrainSettings, train, training_status
 from .search.peaks import Peaks, find_peaks
 from .io.truth import Annotation, read_truth, read_voc_folder
 from .search.index import PatchIndex, SearchHits, SimilarPatch
@@ -53,7 +53,8 @@ __all__ = [
     "BackgroundCandidate", "ClassInfo", "Curation", "NoisyProgress", "PatchRecord", "Peaks",
     "ProjectLockedError", "Prototype", "Suggestion", "find_peaks", "display_rgb",
     "Detection", "Predictor", "ProcessProgress", "iter_process", "write_results",
-    "StageSettings", "TrainProgress", "TrainSettings", "train",
+    "StageSettings", "TrainProgress", "TrainSettings", "TrainingStatus", "train", "training_status",
+    "detections_from_maps",
     "BACKBONES", "Backbone", "BackboneSpec", "ChannelStatistics", "ConfigError", "Dataset",
     "DatasetError", "DenseEmbedder", "EmbedProgress", "ImageReadError", "ImageRecord",
     "Normalization", "PatchEmbeddings", "PatchGeometry", "PatchIndex", "Project", "ProjectError",

@@ -3,7 +3,6 @@ the headless end-to-end run."""
 from __future__ import annotations
 
 import argparse
-import logging
 from pathlib import Path
 
 from .errors import ConfigError
@@ -120,7 +119,7 @@ def add_eval_command(sub, int_list_type) -> None:
     evaluation.add_argument("--classes", required=True, help="comma-separated class names")
     evaluation.add_argument("--patch-size", required=True, help="S for all classes, or CLASS=S,CLASS=S")
     evaluation.add_argument("--prototypes", type=int_list_type, default=[5, 10])
-    evaluation.add_argument("--negatives", type=int_list_type, default=[0, 5])
+    evaluation.add_argument("--negatives", type=int_list_type, default=[5])
     evaluation.add_argument("--strategies", default="similarity,pos,pos+neg+selflearn,supervised")
     evaluation.add_argument("--repeats", type=int, default=3)
     evaluation.add_argument("--displayed", type=int, default=6)
@@ -162,17 +161,16 @@ def cmd_eval(args, quiet: bool) -> int:
 
 
 def add_tui_command(sub) -> None:
-    tui = sub.add_parser("tui", help="the terminal UI on a project (first slice: the curation screen)")
-    tui.add_argument("project", help="project folder")
+    tui = sub.add_parser("tui", help="the terminal UI: open a project, or create one from images")
+    tui.add_argument("target", nargs="?", metavar="PROJECT_OR_DATASET",
+                     help="a project folder, or images (folder, glob, list file) for the new-project wizard (default: here)")
+    tui.add_argument("--device", default="auto")
     tui.add_argument("-q", "--quiet", action="store_true", default=argparse.SUPPRESS)
     tui.set_defaults(handler=cmd_tui)
 
 
 def cmd_tui(args, quiet: bool) -> int:
-    from tui.app import SimSearchApp  # the UI package, loaded only here: the engine never imports textual
+    from tui.__main__ import run  # the UI package, loaded only here: the engine never imports textual
 
-    # log lines would draw over the screen: they go to the project's tui.log instead
-    logging.basicConfig(filename=Path(args.project) / "tui.log", level=logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s", force=True)
-    SimSearchApp(args.project).run()
+    run(args.target, args.device)
     return 0

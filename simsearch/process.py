@@ -16,6 +16,8 @@ Output folder::
 """
 from __future__ import annotations
 
+import hashlib
+import logging
 import platform
 import shutil
 import threading
@@ -38,6 +40,8 @@ from .features.geometry import NETWORK_STRIDE
 from .io.images import Dataset
 from .predict import Detection, Predictor, detections_from_maps
 from .project import Project
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -68,6 +72,7 @@ def iter_process(
     predictor = predictor or Predictor(project, device=device)
     maps_folder = Path(out) / "maps"
     maps_folder.mkdir(parents=True, exist_ok=True)
+    _forget_maps_of_other_models(project, maps_folder)
     for done, record in enumerate(dataset, start=1):
         if cancel is not None and cancel.is_set():
             return
@@ -84,6 +89,20 @@ def iter_process(
         np.save(tmp, maps.astype(np.float16))
         tmp.replace(path)
         yield ProcessProgress(done, len(dataset), record.id, "computed")
+
+
+def _forget_maps_of_other_models(project: Project, maps_folder: Path) -> None:
+    """Cached maps belong to one model: after training again, they are computed again."""
+    digest = hashlib.blake2b((project.folder / "model" / "model.pt").read_bytes(), digest_size=12).hexdigest()
+    stamp = maps_folder / "MODEL"
+    if stamp.is_file() and stamp.read_text().strip() == digest:
+        return
+    stale = list(maps_folder.glob("*.npy"))
+    if stale:
+        log.info("the model changed: discarding %d cached probability map(s) in %s", len(stale), maps_folder)
+    for path in stale:
+        path.unlink()
+    stamp.write_text(digest + "\n")
 
 
 def segment(maps: np.ndarray, geometry, image_size: tuple[int, int], thresholds: list[float]) -> np.ndarray:

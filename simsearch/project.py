@@ -196,6 +196,23 @@ class Project:
         self._embedder = None
         return geometry
 
+    def set_channels(self, channels: list[int] | None) -> tuple[int, ...]:
+        """Choose the file channels shown to the backbone (as `Project.create(channels=)`);
+        only before the first prototype, whose vector depends on them."""
+        selection = resolve_channels(self.settings["file_channels"], channels)
+        if selection == self.channels:
+            return selection
+        if self.store.prototypes():
+            raise ConfigError(
+                f"channels: the project already has prototypes embedded with channels {list(self.channels)}",
+                hint="create a new project to use other channels",
+            )
+        self.settings["channels"] = list(selection)
+        self._save_settings()
+        self.channels = selection
+        self._embedder = None
+        return selection
+
     def choose_displayed(self, count: int | None = None, *, names: list[str] | None = None, seed: int = 0) -> list[str]:
         """Choose the displayed images: `count` at random (seeded), or `names` (ids, paths or
         file names). The rest are the undisplayed images used for noisy extraction."""

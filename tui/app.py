@@ -1,150 +1,242 @@
-"""The SimSearch terminal UI: a first slice, the curation screen without the image view.
+"""The SimSearch terminal UI: the whole workflow, from a folder of images to exported
+detections, keyboard first, over SSH.
 
-It lists the classes, shows the suggestions of the selected class in a table, and
-changes the threshold, flags negatives and confirms the class with single keys. Every
-action goes straight into the project store through the engine's public API.
+One step screen per stage of the paper's flow (dataset, curate, background, train,
+thresholds, run), switched with the keys 1-6; a wizard creates a project from a dataset.
+Every action goes straight into the project store through the engine's public API, so
+closing the terminal loses nothing; the UI's own place (screen, class, image) is kept in
+PROJECT/tui-state.yaml so that reopening returns there.
 """
 from __future__ import annotations
 
+import logging
+import os
+import threading
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
-from textual import on, work
-from textual.app import App, ComposeResult
+import yaml
+from textual.app import App
 from textual.binding import Binding
-from textual.containers import Horizontal, Vertical
-from textual.widgets import DataTable, Footer, Header, Label, ListItem, ListView, Static
 
 import simsearch
 
-HELP = """[b]Keys[/b]
-  up/down      choose a class (class list) or a suggestion (table)
-  tab          move between the class list and the suggestion table
-  \\[ / ]        similarity threshold -0.01 / +0.01
-  { / }        similarity threshold -0.05 / +0.05
-  space        flag / unflag the suggestion as a negative
-  c            confirm the class (unflagged suggestions become positives)
-  ?            this help        q  quit (everything is saved already)"""
+from .base import STEPS
+from .dialogs import ErrorScreen, HelpScreen
+from .render import DisplayImages
+
+log = logging.getLogger("simsearch.tui")
+STATE_FILE = "tui-state.yaml"
+LOG_FILE = "tui.log"
+
+
+@dataclass
+class UndoStep:
+    description: str
+    undo: Callable[[], None]
+    key: tuple | None = None  # consecutive steps with the same key merge (threshold presses)
 
 
 class SimSearchApp(App):
-    """Opens a project folder; nothing global: the folder comes through the constructor."""
+    """Opens a project folder, or a dataset (folder, glob or list file) through the wizard."""
 
     TITLE = "SimSearch"
     CSS = """
-    #classes { width: 28; border: round $accent; }
-    #side { width: 30; }
-    #status { height: auto; padding: 0 1; }
-    #suggestions { border: round $accent; }
+    .muted { color: $text-muted; }
+    .panel { border: round $primary; padding: 0 1; }
     """
     BINDINGS = [
-        Binding("left_square_bracket", "threshold(-0.01)", "thr -", show=True),
-        Binding("right_square_bracket", "threshold(0.01)", "thr +", show=True),
-        Binding("left_curly_bracket", "threshold(-0.05)", "thr --", show=False),
-        Binding("right_curly_bracket", "threshold(0.05)", "thr ++", show=False),
-        Binding("space", "flag", "flag", show=True),
-        Binding("c", "confirm", "confirm", show=True),
-        Binding("question_mark", "help", "help", show=True),
-        Binding("q", "quit", "quit", show=True),
+        Binding("1", "step('dataset')", "dataset", show=False),
+        Binding("2", "step('curate')", "curate", show=False),
+        Binding("3", "step('background')", "background", show=False),
+        Binding("4", "step('train')", "train", show=False),
+        Binding("5", "step('thresholds')", "thresholds", show=False),
+        Binding("6", "step('run')", "run", show=False),
+        Binding("u", "undo", "undo"),
+        Binding("question_mark", "help", "help"),
+        Binding("q", "quit", "quit"),
     ]
+    STEP_KEYS_HELP = ("1-6", "go to step: dataset, curate, background, train, thresholds, run")
 
-    def __init__(self, project_folder: str | Path):
+    def __init__(self, target: str | Path | None = None, *, device: str = "auto"):
         super().__init__()
-        self.project = simsearch.Project.open(project_folder)
-        self.curation = simsearch.Curation(self.project)
-        self.current: str | None = None
-        self.shown: list = []
+        self.target = Path(target).expanduser() if target is not None else Path.cwd()
+        self.device = device
+        self.project: simsearch.Project | None = None
+        self.curation: simsearch.Curation | None = None
+        self.images: DisplayImages | None = None
+        self.undo_steps: list[UndoStep] = []
+        self.state: dict = {}
+        self.engine_lock = threading.RLock()  # one engine computation at a time (workers)
+        self.log_path: Path = Path.home() / ".cache" / "simsearch" / LOG_FILE
 
-    def compose(self) -> ComposeResult:
-        yield Header()
-        with Horizontal():
-            with Vertical(id="side"):
-                yield ListView(*[ListItem(Label(c.name), name=c.name) for c in self.curation.classes()], id="classes")
-                yield Static("", id="status")
-            table = DataTable(id="suggestions", cursor_type="row")
-            table.add_columns("#", "similarity", "y", "x", "flag", "image")
-            yield table
-        yield Footer()
+    # -- opening ------------------------------------------------------------------------------
 
     def on_mount(self) -> None:
-        classes = self.curation.classes()
-        if classes:
-            self.select_class(classes[0].name)
+        if (self.target / "project.yaml").is_file():
+            try:
+                project = simsearch.Project.open(self.target)
+            except Exception as error:  # locked, damaged, dataset moved: say so and stop
+                self._log_to(self.target)
+                self.show_error(error, then=self.exit)
+                return
+            self.open_project(project)
         else:
-            self.query_one("#status", Static).update("no classes yet: add them with `simsearch class add`")
+            from .wizard import WizardScreen
+
+            self._log_to(None)
+            self.push_screen(WizardScreen(self.target))
+
+    def open_project(self, project: simsearch.Project) -> None:
+        """Install the step screens on an open, writable project and go where the user was."""
+        from .background import BackgroundScreen
+        from .curate import CurateScreen
+        from .dataset import DatasetScreen
+        from .run import RunScreen
+        from .thresholds import ThresholdScreen
+        from .train import TrainScreen
+
+        self.project = project
+        project.set_device(self.device)
+        self.curation = simsearch.Curation(project)
+        self.images = DisplayImages(project, capacity=16)
+        self._log_to(project.folder)
+        self.state = self._read_state()
+        self.sub_title = f"{project.folder.name}"
+        for screen in (DatasetScreen(), CurateScreen(), BackgroundScreen(), TrainScreen(), ThresholdScreen(), RunScreen()):
+            self.install_screen(screen, name=screen.NAME)
+        first = self.state.get("screen") or ("curate" if project.displayed else "dataset")
+        while len(self.screen_stack) > 1:
+            self.pop_screen()
+        self.push_screen(first if first in {name for _, name, _ in STEPS} else "dataset")
 
     def on_unmount(self) -> None:
-        self.project.close()
+        if self.project is not None:
+            self.project.close()
 
-    @on(ListView.Selected, "#classes")
-    @on(ListView.Highlighted, "#classes")
-    def class_chosen(self, event) -> None:
-        if event.item is not None and event.item.name != self.current:
-            self.select_class(event.item.name)
+    # -- logging, errors -------------------------------------------------------------------------
 
-    def select_class(self, name: str) -> None:
-        self.current = name
-        self.query_one("#status", Static).update(f"{name}: computing similarity maps ...")
-        self.load_suggestions(name)
+    def _log_to(self, folder: Path | None) -> None:
+        """Engine and UI messages go to PROJECT/tui.log (never onto the screen)."""
+        self.log_path = (folder / LOG_FILE) if folder is not None and os.access(folder, os.W_OK) else self.log_path
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        root = logging.getLogger("simsearch")
+        for handler in list(root.handlers):
+            if getattr(handler, "_simsearch_tui", False):
+                root.removeHandler(handler)
+        handler = logging.FileHandler(self.log_path)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        handler._simsearch_tui = True
+        root.addHandler(handler)
+        root.setLevel(logging.INFO)
+        root.propagate = False
 
-    @work(thread=True, exclusive=True)
-    def load_suggestions(self, name: str) -> None:
-        """Similarity maps can take seconds the first time (embeddings): off the UI thread."""
+    def show_error(self, error: BaseException, *, then: Callable[[], None] | None = None) -> None:
+        """A readable dialog; the traceback goes to the log."""
+        if isinstance(error, simsearch.SimSearchError):
+            message, hint = error.message, error.hint
+            log.warning("%s", error)
+        else:
+            message, hint = f"unexpected error: {type(error).__name__}: {error}", "please report it with the log file"
+            log.error("unexpected error", exc_info=error)
+        self.push_screen(ErrorScreen(message, hint, str(self.log_path)), callback=(lambda _: then()) if then else None)
+
+    def show_error_from_thread(self, error: BaseException) -> None:
+        self.call_from_thread(self.show_error, error)
+
+    # -- the user's place ------------------------------------------------------------------------
+
+    def _read_state(self) -> dict:
+        path = self.project.folder / STATE_FILE
         try:
-            suggestions = self.curation.suggestions(name)
-        except simsearch.SimSearchError as error:
-            self.call_from_thread(self.notify, str(error), severity="error")
-            return
-        self.call_from_thread(self.show, name, suggestions)
+            state = yaml.safe_load(path.read_text()) if path.is_file() else {}
+        except (OSError, yaml.YAMLError):
+            log.warning("ignoring unreadable %s", path)
+            state = {}
+        return state if isinstance(state, dict) else {}
 
-    def show(self, name: str, suggestions) -> None:
-        if name != self.current:
+    def remember_place(self, **values) -> None:
+        if self.project is None:
             return
-        self.shown = suggestions[:]
-        table = self.query_one("#suggestions", DataTable)
-        row = table.cursor_row
-        table.clear()
-        for number, s in enumerate(self.shown, start=1):
-            table.add_row(str(number), f"{s.similarity:.3f}", f"{s.y:.0f}", f"{s.x:.0f}", "x" if s.flagged else "",
-                          s.image_id.rsplit("@", 1)[0])
-        if self.shown:
-            table.move_cursor(row=min(row, len(self.shown) - 1))
-        info = self.project.store.class_info(name)
-        flagged = sum(s.flagged for s in self.shown)
-        images = len({s.image_id for s in self.shown})
-        self.query_one("#status", Static).update(
-            f"[b]{name}[/b]{' (confirmed)' if info.confirmed else ''}\nthreshold {info.similarity_threshold:+.2f}\n"
-            f"{len(self.shown)} suggestions in {images} images\n{flagged} flagged as negative"
-        )
-
-    def refresh_suggestions(self) -> None:
-        if self.current is not None:
-            self.show(self.current, self.curation.suggestions(self.current))
-
-    def action_threshold(self, step: float) -> None:
-        if self.current is None:
+        changed = {k: v for k, v in values.items() if self.state.get(k) != v}
+        if not changed:
             return
-        value = self.project.store.class_info(self.current).similarity_threshold + step
-        self.curation.set_threshold(self.current, round(min(1.0, max(-1.0, value)), 4))
-        self.refresh_suggestions()
-
-    def action_flag(self) -> None:
-        table = self.query_one("#suggestions", DataTable)
-        if not self.shown or table.cursor_row >= len(self.shown):
-            return
-        suggestion = self.shown[table.cursor_row]
-        self.curation.flag_negative(suggestion, flagged=not suggestion.flagged)
-        self.refresh_suggestions()
-
-    def action_confirm(self) -> None:
-        if self.current is None:
-            return
+        self.state.update(changed)
+        path = self.project.folder / STATE_FILE
+        tmp = path.with_name(f".{STATE_FILE}.{os.getpid()}.tmp")
         try:
-            positives = self.curation.confirm_class(self.current)
-        except simsearch.SimSearchError as error:
-            self.notify(str(error), severity="error")
+            tmp.write_text(yaml.safe_dump(self.state, sort_keys=True))
+            tmp.replace(path)
+        except OSError as error:
+            log.warning("could not save the UI state: %s", error)
+
+    # -- undo ------------------------------------------------------------------------------------
+
+    def remember(self, description: str, undo: Callable[[], None], *, key: tuple | None = None) -> None:
+        """Record how to undo an action just done; consecutive steps with the same key merge
+        (the first one's undo stays: many threshold presses undo in one go)."""
+        if key is not None and self.undo_steps and self.undo_steps[-1].key == key:
             return
-        self.notify(f"{self.current}: {len(positives)} clean positives")
-        self.refresh_suggestions()
+        self.undo_steps.append(UndoStep(description, undo, key))
+        del self.undo_steps[:-200]
+
+    def action_undo(self) -> None:
+        if not self.undo_steps:
+            self.notify("nothing to undo")
+            return
+        step = self.undo_steps.pop()
+        try:
+            step.undo()
+        except Exception as error:
+            self.show_error(error)
+            return
+        self.notify(f"undone: {step.description}")
+        refresh = getattr(self.screen, "refresh_view", None)
+        if refresh is not None:
+            refresh()
+
+    # -- navigation ------------------------------------------------------------------------------
+
+    def action_step(self, name: str) -> None:
+        if self.project is None or self.screen.id == name or getattr(self.screen, "NAME", None) == name:
+            return
+        self.switch_screen(name)
+
+    def step_marks(self) -> dict[str, str]:
+        """Per step what is done, for the step bar."""
+        if self.project is None:
+            return {}
+        marks = {}
+        if self.project.displayed:
+            marks["dataset"] = "✔"
+        classes = self.curation.classes()
+        if classes:
+            confirmed = sum(c.confirmed for c in classes)
+            marks["curate"] = "✔" if confirmed == len(classes) else f"{confirmed}/{len(classes)}"
+        if self.project.store.background(confirmed_only=True):
+            marks["background"] = "✔"
+        status = simsearch.training_status(self.project)
+        if status.has_model:
+            marks["train"] = "✔"
+        elif status.checkpoint_stage:
+            marks["train"] = "…"
+        if self.state.get("results"):
+            marks["run"] = "✔"
+        return marks
 
     def action_help(self) -> None:
-        self.notify(HELP, title="SimSearch", timeout=15)
+        screen = self.screen
+        bindings: list[tuple[str, str]] = []
+        seen = set()
+        focused = screen.focused if screen.focused is not None and type(screen.focused).__module__.startswith("tui.") else None
+        for source in (getattr(screen, "BINDINGS", []), getattr(focused, "BINDINGS", [])):
+            for binding in source:
+                if isinstance(binding, Binding) and binding.description and binding.key not in seen:
+                    seen.add(binding.key)
+                    bindings.append((binding.key, binding.tooltip or binding.description))
+        bindings.append(self.STEP_KEYS_HELP)
+        bindings += [(b.key, b.description) for b in self.BINDINGS if not b.key.isdigit()]
+        title = getattr(screen, "TITLE", None) or getattr(screen, "NAME", "SimSearch")
+        self.push_screen(HelpScreen(f"SimSearch · {title}", getattr(screen, "ABOUT", ""), bindings))
+

@@ -44,10 +44,11 @@ class EvalPlan:
 
     def trials(self) -> list[Trial]:
         """Every (class, repeat, P, N, strategy); N only where the curated suggestions are used;
-        one supervised baseline per class and repeat."""
+        one supervised baseline per class (it uses every annotation with a fixed seed, so
+        repeats would be identical)."""
         trials = []
         for label, repeat in itertools.product(self.classes, range(self.repeats)):
-            if "supervised" in self.strategies:
+            if "supervised" in self.strategies and repeat == 0:
                 trials.append(Trial(label, 0, 0, "supervised", repeat))
             for prototypes, strategy in itertools.product(self.prototypes, self.strategies):
                 if strategy == "supervised":

@@ -145,3 +145,30 @@ def test_patch_size_fixed_once_and_displayed_subset(tmp_path, image_folder):
     with Project.open(project.folder) as again:
         assert again.geometry.patch_size == (40, 48) and len(again.displayed) == 2
         assert again.settings["stride"] == 4.8
+
+
+def test_channels_change_only_before_the_first_prototype(tmp_path):
+    from simsearch import Curation
+
+    folder = tmp_path / "four"
+    folder.mkdir()
+    for i in range(2):
+        image = blob_image(centres=[(50, 60), (110, 140)], seed=i, channels=4)
+        image[..., 3] = 255 - image[..., 3]
+        tifffile.imwrite(folder / f"img{i}.tif", image)
+    with Project.create(tmp_path / "proj", folder, backbone="efficientnet-lite0", patch_size=32) as project:
+        assert project.channels == (0, 1, 2)
+        before = project.embedder.embed(project.dataset.read(project.dataset.images[0])).vectors
+        assert project.set_channels([3]) == (3,)
+        after = project.embedder.embed(project.dataset.read(project.dataset.images[0])).vectors
+        assert not np.allclose(before, after)  # the embedder follows the new channels
+        with pytest.raises(ConfigError, match="out of range"):
+            project.set_channels([4])
+        project.choose_displayed(2)
+        curation = Curation(project)
+        curation.add_class("blob")
+        curation.add_prototype("blob", "img0.tif", (44, 34, 76, 66))
+        with pytest.raises(ConfigError, match="already has prototypes"):
+            project.set_channels([0, 1, 2])
+    with Project.open(tmp_path / "proj", read_only=True) as again:
+        assert again.channels == (3,)

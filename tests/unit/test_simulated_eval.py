@@ -57,3 +57,12 @@ def test_eval_input_errors(annotated, tmp_path, capsys):
     assert main(["-q", "eval", "--images", str(folder), "--truth", str(truth), "--classes", "disc",
                  "--patch-size", "RBC=32", "--out", str(tmp_path / "e2")]) == 2
     assert "no size for ['disc']" in capsys.readouterr().err
+
+
+def test_trials_run_the_supervised_baseline_once_per_class(tmp_path):
+    plan = EvalPlan(images="x", truth="y", out=tmp_path, classes=["a", "b"], patch_sizes={"a": 32, "b": 32},
+                    prototypes=[5, 10], negatives=[0, 5], strategies=["similarity", "pos", "supervised"], repeats=3)
+    keys = [t.key for t in plan.trials()]
+    assert [k for k in keys if "supervised" in k] == ["a|P0|N0|supervised|r0", "b|P0|N0|supervised|r0"]
+    assert len(keys) == 2 * (1 + 3 * (2 * 1 + 2 * 2))  # per class: supervised, and per repeat similarity per P, pos per P and N
+    assert len(set(keys)) == len(keys)

@@ -10,7 +10,7 @@ import torch
 from conftest import planted_project
 from simsearch import ConfigError, Curation, Project
 from simsearch.predict import Predictor
-from simsearch.train.loop import StageSettings, TrainSettings, train
+from simsearch.train.loop import StageSettings, TrainSettings, train, training_status
 
 TINY = TrainSettings(
     selflearn=StageSettings(1, 16, 1e-3, 1, 0.5),
@@ -69,12 +69,16 @@ def test_cancel_then_resume_gives_the_same_model(curated):
         if event.stage == "supcon" and event.epoch == 2:
             cancel.set()  # mid-epoch: the epoch-1 checkpoint stays
     assert not (project.folder / "model" / "model.pt").exists()
+    status = training_status(project)
+    assert (status.has_model, status.checkpoint_stage, status.checkpoint_epoch) == (False, "supcon", 1)
     resumed_events = list(train(project, TINY, device="cpu"))
     assert resumed_events[0].stage == "supcon" and resumed_events[0].epoch == 2  # resumed, not restarted
     resumed = _weights(project)
     for part in ("network", "classifier"):
         for key, value in uninterrupted[part].items():
             torch.testing.assert_close(resumed[part][key], value, rtol=1e-4, atol=1e-5)
+    status = training_status(project)
+    assert status.has_model and status.checkpoint_stage == "done" and status.model_stamp is not None
 
 
 def test_strategies_and_missing_data_errors(curated):
@@ -123,6 +127,8 @@ def test_process_exports_and_rethreshold(curated, tmp_path):
     assert saved["annotation_counts"]["disc"]["prototypes"] == 1 and "torch" in saved["versions"]
     strict = write_results(project, out, thresholds={"disc": 0.99, "cross": 0.99}, overviews=False)
     assert strict["detections"] < manifest["detections"]  # re-thresholded from the cached maps
+    list(train(project, TINY.with_strategy("pos"), device="cpu"))  # another model: its own maps
+    assert [e.status for e in iter_process(project, out, device="cpu")] == ["computed"] * 5
 
 
 def test_training_killed_with_sigkill_resumes(curated):
@@ -138,7 +144,7 @@ def test_training_killed_with_sigkill_resumes(curated):
     code = (
         "import sys\n"
         "from simsearch import Project\n"
-        "from simsearch.train.loop import StageSettings, TrainSettings, train\n"
+        "from simsearch.train.loop import StageSettings, TrainSettings, train, training_status\n"
         "settings = TrainSettings(selflearn=StageSettings(3, 16, 1e-3, 1, 0.5), supcon=StageSettings(2, 16, 1e-3, 1, 0.5),\n"
         "                         classifier=StageSettings(5, 32, 1e-2, 10, 0.1))\n"
         f"with Project.open({str(project.folder)!r}) as p:\n"

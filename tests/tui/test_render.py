@@ -1,0 +1,75 @@
+"""The terminal UI's drawing (numpy/PIL only), against simple references."""
+import numpy as np
+import pytest
+
+pytest.importorskip("textual")
+from tui.render import CURSOR, Overlay, Viewport, crop_patch, mosaic, render_view, sparkline  # noqa: E402
+
+
+def gradient(height=60, width=80):
+    ys, xs = np.mgrid[0:height, 0:width]
+    return np.stack([ys * 4 % 256, xs * 3 % 256, (ys + xs) % 256], axis=-1).astype(np.uint8)
+
+
+def test_whole_image_at_zoom_one_matches_a_plain_resize():
+    rgb = gradient()
+    viewport = Viewport(60, 80)
+    region = viewport.region(80 / 60)
+    assert region == pytest.approx((0, 0, 80, 60))
+    view = np.asarray(render_view(rgb, 1.0, region, (80, 60)))
+    np.testing.assert_array_equal(view, rgb)  # same size: the pixels themselves
+
+
+def test_zoomed_region_is_the_crop_and_stays_inside_the_image():
+    rgb = gradient()
+    viewport = Viewport(60, 80, zoom=4.0, cy=2.0, cx=78.0)  # asks for a corner: clamped inside
+    x0, y0, x1, y1 = viewport.region(80 / 60)
+    assert (x1 - x0, y1 - y0) == pytest.approx((20, 15))
+    assert (x0, y0) == pytest.approx((60, 0))
+    view = np.asarray(render_view(rgb, 1.0, (x0, y0, x1, y1), (20, 15)))
+    np.testing.assert_array_equal(view, rgb[0:15, 60:80])
+
+
+def test_downsampled_display_images_map_back_to_image_pixels():
+    rgb = gradient(120, 160)
+    half = rgb[::2, ::2]
+    full = np.asarray(render_view(rgb, 1.0, (40, 20, 120, 80), (40, 30))).astype(int)
+    halved = np.asarray(render_view(half, 0.5, (40, 20, 120, 80), (40, 30))).astype(int)
+    assert np.abs(full - halved).mean() < 6  # the same place, at a coarser sampling
+
+
+def test_overlays_are_drawn_where_the_boxes_are():
+    rgb = np.zeros((60, 80, 3), np.uint8)
+    view = np.asarray(render_view(rgb, 1.0, (0, 0, 80, 60), (80, 60), [Overlay((10, 20, 30, 40), (255, 0, 0), "thin")]))
+    red = np.argwhere(view[..., 0] == 255)
+    assert red[:, 0].min() == 20 and red[:, 0].max() == 39 and red[:, 1].min() == 10 and red[:, 1].max() == 29
+    assert (view[25, 15] == 0).all()  # inside the box: untouched
+    dashed = np.asarray(render_view(rgb, 1.0, (0, 0, 80, 60), (80, 60), [Overlay((10, 20, 30, 40), CURSOR, "dashed")]))
+    top = dashed[20, 10:30, 0]
+    assert 0 < (top == 255).sum() < 20  # dashes, not a solid line
+
+
+def test_letterboxing_outside_the_image_is_grey():
+    rgb = np.full((60, 20, 3), 255, np.uint8)
+    viewport = Viewport(60, 20)
+    region = viewport.region(80 / 60)  # a tall image in a wide view
+    view = np.asarray(render_view(rgb, 1.0, region, (80, 60)))
+    assert (view[30, 0] == 40).all() and (view[30, 40] == 255).all()
+
+
+def test_crop_patch_pads_outside_the_image_and_mosaic_marks():
+    rgb = gradient()
+    tile = np.asarray(crop_patch(rgb, 1.0, (-5, -5, 5, 5), 10))
+    assert (tile[:5, :5] == 0).all()
+    np.testing.assert_array_equal(tile[5:, 5:], rgb[:5, :5])
+    tiles = [crop_patch(rgb, 1.0, (0, 0, 10, 10), 10) for _ in range(5)]
+    grid = np.asarray(mosaic(tiles, columns=3, tile=10, flagged=[False, True, False, False, False], focus=4))
+    assert grid.shape == (2 * 11, 3 * 11, 3)
+    assert tuple(grid[11, 11]) == (255, 0, 255)  # the focus frame of tile 4 (row 1, column 1)
+    assert tuple(grid[5, 16]) == (220, 40, 40)  # the cross of the flagged tile 1, at its centre
+    assert tuple(grid[5, 5]) != (220, 40, 40)
+
+
+def test_sparkline():
+    assert sparkline([0, 1, 2, 3, 4, 5, 6, 7]) == "▁▂▃▄▅▆▇█"
+    assert sparkline([]) == "" and sparkline([float("nan"), 1.0]) == "▁"

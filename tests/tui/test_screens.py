@@ -1,0 +1,293 @@
+"""Pilot tests of every screen's key paths: a real Textual app on a real project (planted
+discs and crosses), checked through the project store after the app has closed."""
+import asyncio
+import time
+
+import pytest
+
+from conftest import planted_project
+from simsearch import Curation, Project, StageSettings, TrainSettings, train, training_status
+
+pytest.importorskip("textual")
+from tui.app import SimSearchApp  # noqa: E402
+from tui.widgets import PatchGrid  # noqa: E402
+
+TINY = TrainSettings(selflearn=StageSettings(1, 16, 1e-3, 1, 0.5), supcon=StageSettings(1, 16, 1e-3, 1, 0.5),
+                     classifier=StageSettings(5, 32, 1e-2, 10, 0.1), max_noisy=32)
+
+
+async def wait_until(pilot, condition, timeout: float = 60.0, what: str = "the condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        await pilot.pause()
+        if condition():
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def run(scenario):
+    asyncio.run(scenario())
+
+
+@pytest.fixture
+def fresh_project(tmp_path):
+    """Planted images, two displayed, no class yet."""
+    project, truth = planted_project(tmp_path, 4, displayed=("img0.tif", "img1.tif"))
+    project.close()
+    return tmp_path / "proj", truth
+
+
+@pytest.fixture
+def curated_project(tmp_path):
+    """A class with a prototype, confirmed, and background confirmed: ready to train."""
+    project, truth = planted_project(tmp_path, 4, displayed=("img0.tif", "img1.tif"))
+    with project:
+        curation = Curation(project)
+        curation.add_class("disc", similarity_threshold=0.6)
+        y, x = truth["img0.tif"][0][0]
+        curation.add_prototype("disc", "img0.tif", (x - 16, y - 16, x + 16, y + 16))
+        curation.confirm_class("disc")
+        curation.propose_background(8)
+        curation.confirm_background()
+    return tmp_path / "proj", truth
+
+
+@pytest.fixture
+def trained_project(curated_project):
+    folder, truth = curated_project
+    with Project.open(folder) as project:
+        for _ in train(project, TINY.with_strategy("pos")):
+            pass
+    return folder, truth
+
+
+def test_new_class_keyboard_prototype_threshold_flag_undo_confirm(fresh_project):
+    folder, truth = fresh_project
+    y, x = truth["img0.tif"][0][0]
+
+    async def scenario():
+        app = SimSearchApp(folder)
+        async with app.run_test(size=(100, 32)) as pilot:
+            await wait_until(pilot, lambda: app.screen.id == "curate", what="the curation screen")
+            screen = app.screen
+            await pilot.press("N")
+            await pilot.press(*"disc", "enter")
+            await wait_until(pilot, lambda: [c.name for c in app.curation.classes()] == ["disc"], what="the class")
+            for _ in range(3):  # 64 -> 51 -> 40 -> 32 px box, moved in steps of a quarter box
+                await pilot.press("minus")
+            assert screen.patch_size == (32, 32)
+            cy, cx = screen.cursor
+            keys = ["down" if y > cy else "up"] * round(abs(y - cy) / 8) + ["right" if x > cx else "left"] * round(abs(x - cx) / 8)
+            await pilot.press(*keys)
+            await pilot.press("enter")
+            await wait_until(pilot, lambda: len(screen.suggestions) > 0, what="suggestions")
+            [prototype] = app.project.store.prototypes("disc")
+            py, px = prototype.centre
+            assert abs(py - y) <= 4 and abs(px - x) <= 4
+            await pilot.press("right_square_bracket", "left_curly_bracket")
+            assert app.project.store.class_info("disc").similarity_threshold == pytest.approx(0.46)
+            await pilot.press("space")  # in the image: the suggestion under the cursor box
+            await wait_until(pilot, lambda: len(app.project.store.patches("disc", "negative")) == 1, what="a negative")
+            await pilot.press("u")  # undo the flag
+            await wait_until(pilot, lambda: not app.project.store.patches("disc", "negative"), what="the undo")
+            await pilot.press("tab", "space")  # in the grid: the focused suggestion, at once after tab
+            assert screen.query_one("#grid", PatchGrid).has_focus
+            await pilot.press("c")
+            await wait_until(pilot, lambda: app.project.store.class_info("disc").confirmed, what="confirmation")
+            await pilot.press("question_mark")
+            assert "cursor box" in str(app.screen.query_one("#help-text").render())
+            await pilot.press("escape")
+            await pilot.press("q")
+
+    run(scenario)
+    with Project.open(folder, read_only=True) as again:  # everything was saved as it happened
+        assert again.store.class_info("disc").similarity_threshold == pytest.approx(0.46)
+        assert len(again.store.patches("disc", "negative")) == 1
+        assert again.store.patches("disc", "positive")
+
+
+def test_reopening_returns_to_the_same_place(fresh_project):
+    folder, _ = fresh_project
+    with Project.open(folder) as project:
+        curation = Curation(project)
+        curation.add_class("disc")
+        curation.add_class("cross")
+
+    async def first():
+        app = SimSearchApp(folder)
+        async with app.run_test(size=(80, 24)) as pilot:
+            await wait_until(pilot, lambda: app.screen.id == "curate")
+            await pilot.press("full_stop", "n")
+            await pilot.press("3")
+            await wait_until(pilot, lambda: app.screen.id == "background")
+
+    async def second():
+        app = SimSearchApp(folder)
+        async with app.run_test(size=(80, 24)) as pilot:
+            await wait_until(pilot, lambda: app.screen.id == "background", what="the background screen again")
+            await pilot.press("2")
+            await wait_until(pilot, lambda: app.screen.id == "curate")
+            assert app.screen.class_name == "cross"  # the second class
+            assert app.screen.image_index == 1
+
+    run(first)
+    run(second)
+
+
+def test_background_flag_and_confirm(curated_project):
+    folder, _ = curated_project
+
+    async def scenario():
+        app = SimSearchApp(folder)
+        async with app.run_test(size=(100, 30)) as pilot:
+            await wait_until(pilot, lambda: app.screen.id == "curate")
+            await pilot.press("3")
+            await wait_until(pilot, lambda: app.screen.id == "background")
+            await pilot.press("b")
+            await pilot.press("enter")  # the default count
+            await wait_until(pilot, lambda: len(app.screen.candidates) > 8, what="new candidates")
+            first = app.screen.candidates[0]
+            await pilot.press("space")
+            await pilot.press("c")
+            await pilot.pause()
+            background = app.project.store.background(confirmed_only=True)
+            flagged = [p for p, _, is_background in background if not is_background]
+            assert len(flagged) == 1 and (flagged[0].y, flagged[0].x) == (first.y, first.x)
+
+    run(scenario)
+
+
+def test_start_and_cancel_training(curated_project):
+    folder, _ = curated_project
+
+    async def scenario():
+        app = SimSearchApp(folder)
+        async with app.run_test(size=(100, 30)) as pilot:
+            await wait_until(pilot, lambda: app.screen.id == "curate")
+            await pilot.press("4")
+            await wait_until(pilot, lambda: app.screen.id == "train")
+            screen = app.screen
+            await pilot.press("s", "s", "s")  # strategy pos: no noisy extraction
+            assert screen.strategy == "pos"
+            await pilot.press("t")
+            await wait_until(pilot, lambda: "epoch" in str(screen.query_one("#label-supcon").render()), what="training progress")
+            await pilot.press("x")
+            await wait_until(pilot, lambda: not screen.running, what="the cancel")
+            assert not training_status(app.project).has_model
+
+    run(scenario)
+
+
+def test_confidence_threshold_and_export(trained_project, tmp_path):
+    folder, _ = trained_project
+    out = tmp_path / "results"
+
+    async def scenario():
+        app = SimSearchApp(folder)
+        async with app.run_test(size=(100, 30)) as pilot:
+            await wait_until(pilot, lambda: app.screen.id == "curate")
+            await pilot.press("5")
+            await wait_until(pilot, lambda: app.screen.id == "thresholds")
+            screen = app.screen
+            await wait_until(pilot, lambda: len(screen.maps) == 2, what="the detection maps")
+            before = app.project.store.class_info("disc").confidence_threshold
+            await pilot.press("right_curly_bracket")
+            assert app.project.store.class_info("disc").confidence_threshold == pytest.approx(before + 0.05)
+            await pilot.press("6")
+            await wait_until(pilot, lambda: app.screen.id == "run")
+            app.remember_place(output=str(out))
+            await pilot.press("r")
+            await wait_until(pilot, lambda: (out / "summary.csv").is_file() and not app.screen.running, what="the export")
+            assert app.screen.query_one("#run-summary").row_count == 4
+
+    run(scenario)
+    assert (out / "detections.csv").is_file() and (out / "manifest.json").is_file()
+
+
+def test_wizard_creates_a_project(tmp_path):
+    from conftest import write_planted
+
+    write_planted(tmp_path / "images", 3)
+    folder = tmp_path / "new-project"
+
+    async def scenario():
+        app = SimSearchApp(tmp_path / "images")
+        async with app.run_test(size=(80, 24)) as pilot:
+            await wait_until(pilot, lambda: app.screen.id == "wizard")
+            app.screen.query_one("#field-folder").value = str(folder)
+            app.screen.query_one("#field-displayed").value = "2"
+            app.screen.query_one("#field-backbone").value = "efficientnet-lite0"
+            await pilot.press("enter")
+            await wait_until(pilot, lambda: app.project is not None and app.screen.id == "curate", what="the new project")
+
+    run(scenario)
+    with Project.open(folder, read_only=True) as project:
+        assert len(project.displayed) == 2
+
+
+def test_engine_errors_show_a_dialog_not_a_traceback(tmp_path):
+    from conftest import write_planted
+
+    write_planted(tmp_path / "images", 2)
+
+    async def scenario():
+        app = SimSearchApp(tmp_path / "images")
+        async with app.run_test(size=(80, 24)) as pilot:
+            await wait_until(pilot, lambda: app.screen.id == "wizard")
+            app.screen.query_one("#field-displayed").value = "many"
+            await pilot.press("enter")
+            await wait_until(pilot, lambda: app.screen.query("#error-text"), what="the error dialog")
+            assert "displayed images: 'many' is not a whole number" in str(app.screen.query_one("#error-text").render())
+
+    run(scenario)
+
+
+@pytest.mark.parametrize("size", [(80, 24), (120, 40)])
+def test_every_screen_fits_the_terminal(trained_project, size):
+    folder, _ = trained_project
+    width, height = size
+
+    async def scenario():
+        app = SimSearchApp(folder)
+        async with app.run_test(size=size) as pilot:
+            for key, name in zip("123456", ["dataset", "curate", "background", "train", "thresholds", "run"]):
+                await pilot.press(key)
+                await wait_until(pilot, lambda: app.screen.id == name, what=name)
+                await pilot.pause()
+                for widget in app.screen.query("StepBar, Footer, ImageView, PatchGrid"):
+                    region = widget.region
+                    assert region.height >= 1 and region.right <= width and region.bottom <= height, (name, widget, region)
+                    if type(widget).__name__ in ("ImageView", "PatchGrid"):
+                        assert region.height >= 3 and region.width >= 20, (name, widget, region)
+
+    run(scenario)
+
+
+def test_a_box_drawn_with_the_mouse_becomes_the_prototype(fresh_project):
+    folder, _ = fresh_project
+    with Project.open(folder) as project:
+        Curation(project).add_class("disc")
+
+    async def scenario():
+        app = SimSearchApp(folder)
+        async with app.run_test(size=(100, 32)) as pilot:
+            await wait_until(pilot, lambda: app.screen.id == "curate")
+            screen = app.screen
+            await wait_until(pilot, lambda: screen.query_one("#image").rgb is not None, what="the image")
+            view = screen.query_one("#image")
+            left, top = view.content_region.x - view.region.x, view.content_region.y - view.region.y  # the border
+            (y0, x0), (y1, x1) = view.image_point(30, 5), view.image_point(40, 10)
+            cell = max(view.image_point(31, 6)[1] - x0, view.image_point(31, 6)[0] - y0)  # px per cell
+            await pilot.mouse_down("#image", offset=(30 + left, 5 + top))
+            await pilot.mouse_up("#image", offset=(40 + left, 10 + top))
+            await pilot.pause()
+            side = max(x1 - x0, y1 - y0)
+            assert abs(screen.patch_size[0] - side) <= cell
+            assert screen.cursor == pytest.approx(((y0 + y1) / 2, (x0 + x1) / 2), abs=cell)
+            await pilot.press("enter")
+            await wait_until(pilot, lambda: app.project.store.prototypes("disc"), what="the prototype")
+            x0, y0, x1, y1 = app.project.store.prototypes("disc")[0].box
+            assert x1 - x0 == pytest.approx(screen.patch_size[1], abs=1)
+
+    run(scenario)

@@ -1,0 +1,51 @@
+"""What every step screen shares: the step bar on top, the footer, `?` help from the
+bindings, and engine errors shown as a dialog (the traceback goes to the project's log)."""
+from __future__ import annotations
+
+from textual.app import ComposeResult
+from textual.screen import Screen
+from textual.widgets import Footer, Static
+
+STEPS = [("1", "dataset", "Dataset"), ("2", "curate", "Curate"), ("3", "background", "Background"),
+         ("4", "train", "Train"), ("5", "thresholds", "Thresholds"), ("6", "run", "Run")]
+
+
+class StepBar(Static):
+    """Where the user is in the flow and what is done: `1 Dataset ✔  2 Curate 1/3 ...`."""
+
+    DEFAULT_CSS = "StepBar { height: 1; background: $boost; padding: 0 1; }"
+
+    def update_steps(self, current: str, done: dict[str, str]) -> None:
+        parts = []
+        for key, name, title in STEPS:
+            mark = done.get(name, "")
+            text = f"{key} {title}{(' ' + mark) if mark else ''}"
+            parts.append(f"[reverse b] {text} [/]" if name == current else f" {text} ")
+        self.update("".join(parts))
+
+
+class StepScreen(Screen):
+    """A step of the workflow. Subclasses set NAME, ABOUT and BINDINGS (every binding has a
+    description: `?` lists them all) and implement `body()` and `refresh_view()`."""
+
+    NAME = ""
+    ABOUT = ""
+
+    def compose(self) -> ComposeResult:
+        yield StepBar(id="steps")
+        yield from self.body()
+        yield Footer()
+
+    def body(self) -> ComposeResult:
+        yield from ()
+
+    def on_screen_resume(self) -> None:
+        self.app.remember_place(screen=self.NAME)
+        self.update_step_bar()
+        self.refresh_view()
+
+    def update_step_bar(self) -> None:
+        self.query_one(StepBar).update_steps(self.NAME, self.app.step_marks())
+
+    def refresh_view(self) -> None:
+        """Show the project's current state (after a change, an undo, a return to the screen)."""

@@ -1,0 +1,538 @@
+"""The curation screen, where users live: prototypes drawn on the displayed images, the
+similarity threshold, suggestions on the image and in a grid, negatives flagged, the class
+confirmed (paper Sec. II-B, Fig. 2)."""
+from __future__ import annotations
+
+
+import numpy as np
+from rich.markup import escape
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.widgets import Static
+
+import simsearch
+
+from .base import StepScreen
+from .dialogs import ConfirmScreen, PromptScreen
+from .render import CURSOR, FOCUS, NEGATIVE, Overlay, Viewport, class_colour, crop_patch, sparkline
+from .widgets import ImageView, PatchGrid
+
+DEFAULT_BOX = 64  # the cursor box before the first prototype fixes the patch size
+
+
+class CurateScreen(StepScreen):
+    NAME = "curate"
+    TITLE = "Curate"
+    ABOUT = ("Draw a prototype with the cursor box (arrows move it, enter adds it), set the similarity "
+             "threshold, flag wrong suggestions as negatives, confirm the class.")
+    DEFAULT_CSS = """
+    CurateScreen #side { width: 28; }
+    CurateScreen #classes { height: auto; max-height: 12; border: round $primary; padding: 0 1; }
+    CurateScreen #status { height: 1fr; padding: 0 1; }
+    CurateScreen #imagebar, CurateScreen #gridbar { height: 1; padding: 0 1; background: $boost; }
+    CurateScreen #grid { height: 10; }
+    CurateScreen ImageView:focus { border: tall $accent; }
+    """
+    BINDINGS = [
+        Binding("left,h", "move(0, -1)", "move the cursor box left", show=False),
+        Binding("right,l", "move(0, 1)", "move the cursor box right", show=False),
+        Binding("up,k", "move(-1, 0)", "move the cursor box up", show=False),
+        Binding("down,j", "move(1, 0)", "move the cursor box down", show=False),
+        Binding("shift+left,H", "move(0, -4)", "move the cursor box a patch left", show=False),
+        Binding("shift+right,L", "move(0, 4)", "move the cursor box a patch right", show=False),
+        Binding("shift+up,K", "move(-4, 0)", "move the cursor box a patch up", show=False),
+        Binding("shift+down,J", "move(4, 0)", "move the cursor box a patch down", show=False),
+        Binding("plus,equals_sign", "resize(1)", "grow the cursor box (before the first prototype)", show=False),
+        Binding("minus", "resize(-1)", "shrink the cursor box (before the first prototype)", show=False),
+        Binding("enter,a", "add_prototype", "add prototype", tooltip="add the cursor box as a prototype"),
+        Binding("x", "remove_prototype", "remove the prototype under the cursor", show=False),
+        Binding("left_square_bracket", "threshold(-0.01)", "thr -", tooltip="similarity threshold -0.01"),
+        Binding("right_square_bracket", "threshold(0.01)", "thr +", tooltip="similarity threshold +0.01"),
+        Binding("left_curly_bracket", "threshold(-0.05)", "similarity threshold -0.05", show=False),
+        Binding("right_curly_bracket", "threshold(0.05)", "similarity threshold +0.05", show=False),
+        Binding("space", "flag", "flag", tooltip="flag / unflag the suggestion as a negative"),
+        Binding("tab", "toggle_focus", "image/grid", tooltip="move between the image and the suggestion grid"),
+        Binding("s", "toggle_sort", "grid order: most similar first / nearest the threshold first", show=False),
+        Binding("n", "image(1)", "next displayed image", show=False),
+        Binding("p", "image(-1)", "previous displayed image", show=False),
+        Binding("z", "zoom(2)", "zoom in", show=False),
+        Binding("Z", "zoom(0.5)", "zoom out", show=False),
+        Binding("comma", "next_class(-1)", "previous class", show=False),
+        Binding("full_stop", "next_class(1)", "next class", show=False),
+        Binding("N", "new_class", "new class", show=False),
+        Binding("r", "rename_class", "rename the class", show=False),
+        Binding("d", "delete_class", "delete the class (asks first)", show=False),
+        Binding("c", "confirm", "confirm", tooltip="confirm the class"),
+    ]
+
+    def __init__(self):
+        super().__init__(id="curate")
+        self.class_name: str | None = None
+        self.image_index = 0
+        self.viewports: dict[str, Viewport] = {}
+        self.cursor: tuple[float, float] | None = None
+        self.box_size = DEFAULT_BOX
+        self.suggestions = []
+        self.order: np.ndarray = np.zeros(0, np.int64)
+        self.sort_near_threshold = False
+        self.grid_mode = False  # keys act on the grid's suggestion (tab), not the image's cursor
+
+    def body(self) -> ComposeResult:
+        with Horizontal():
+            with Vertical(id="side"):
+                yield Static("", id="classes")
+                yield Static("", id="status")
+            with Vertical(id="main"):
+                yield Static("", id="imagebar")
+                yield ImageView(id="image")
+                yield Static("", id="gridbar")
+                yield PatchGrid(id="grid")
+
+    def on_mount(self) -> None:
+        self.query_one("#image", ImageView).can_focus = True
+        state = self.app.state
+        names = [c.name for c in self.app.curation.classes()]
+        self.class_name = state.get("class") if state.get("class") in names else (names[0] if names else None)
+        self.image_index = int(state.get("image", 0) or 0)
+        self.query_one("#image", ImageView).focus()
+
+    # -- what is shown ------------------------------------------------------------------------
+
+    @property
+    def project(self) -> simsearch.Project:
+        return self.app.project
+
+    @property
+    def displayed(self) -> list[str]:
+        return self.project.displayed
+
+    @property
+    def image_id(self) -> str | None:
+        shown = self.displayed
+        if not shown:
+            return None
+        self.image_index %= len(shown)
+        return shown[self.image_index]
+
+    @property
+    def patch_size(self) -> tuple[int, int]:
+        geometry = self.project.geometry
+        return geometry.patch_size if geometry else (self.box_size, self.box_size)
+
+    def refresh_view(self) -> None:
+        names = [c.name for c in self.app.curation.classes()]
+        if self.class_name not in names:
+            self.class_name = names[0] if names else None
+        self.show_classes()
+        self.remember()
+        self.show_image()
+        if self.class_name is not None and not len(self.suggestions):
+            self.query_one("#status", Static).update("computing the similarity maps ...")
+        self.load_suggestions()
+
+    def remember(self) -> None:
+        """The class and image shown, for reopening in the same place."""
+        self.app.remember_place(image=self.image_index, **({"class": self.class_name} if self.class_name else {}))
+
+    def show_classes(self) -> None:
+        lines = ["[b]Classes[/b]  , . to switch"]
+        for index, info in enumerate(self.app.curation.classes()):
+            prototypes = len(self.project.store.prototypes(info.name))
+            negatives = len(self.project.store.patches(info.name, "negative"))
+            mark = "✔" if info.confirmed else " "
+            pointer = "▶" if info.name == self.class_name else " "
+            r, g, b = class_colour(index)
+            lines.append(f"{pointer}[rgb({r},{g},{b})]■[/] {escape(info.name)[:12]:<12} {mark} {prototypes}p {negatives}n")
+        if len(lines) == 1:
+            lines.append("none yet: N adds one")
+        self.query_one("#classes", Static).update("\n".join(lines))
+
+    @work(thread=True, exclusive=True, group="suggestions")
+    def load_suggestions(self) -> None:
+        """Similarity maps can take seconds the first time (embedding the displayed images):
+        always off the UI thread, one computation at a time."""
+        name = self.class_name
+        try:
+            with self.app.engine_lock:
+                if name is None:
+                    result, histogram = [], None
+                else:
+                    result = self.app.curation.suggestions(name)
+                    histogram = self.app.curation.similarity_histogram(name, bins=20) if len(self.project.store.prototypes(name)) else None
+        except Exception as error:
+            self.app.show_error_from_thread(error)
+            return
+        self.app.call_from_thread(self.show_suggestions, name, result, histogram)
+
+    def show_suggestions(self, name, suggestions, histogram) -> None:
+        if name != self.class_name:
+            return
+        self.suggestions = suggestions
+        self.sort_grid()
+        self.show_status(histogram)
+        self.show_image()
+        self.show_grid()
+
+    def sort_grid(self) -> None:
+        count = len(self.suggestions)
+        if not count:
+            self.order = np.zeros(0, np.int64)
+            return
+        if self.sort_near_threshold and self.class_name is not None:
+            threshold = self.project.store.class_info(self.class_name).similarity_threshold
+            self.order = np.argsort(np.abs(self.suggestions.similarities - threshold), kind="stable")
+        else:
+            self.order = np.arange(count)
+
+    def show_status(self, histogram) -> None:
+        status = self.query_one("#status", Static)
+        if self.class_name is None:
+            status.update("Add a class with N, then draw a prototype.")
+            return
+        info = self.project.store.class_info(self.class_name)
+        flagged = int(np.sum(self.suggestions.flagged)) if len(self.suggestions) else 0
+        images = len(self.suggestions.image_counts()) if len(self.suggestions) else 0
+        lines = [f"threshold [b]{info.similarity_threshold:+.2f}[/b]  [ ] {{ }}"]
+        if histogram is not None:
+            counts, edges = histogram
+            lines.append(sparkline([float(np.log1p(c)) for c in counts], width=20))
+            position = int(np.clip(np.searchsorted(edges, info.similarity_threshold) - 1, 0, 19))
+            lines.append(" " * position + "▲")
+        lines.append(f"{len(self.suggestions)} suggestions in {images} image(s)")
+        lines.append(f"{flagged} flagged as negative")
+        if info.confirmed:
+            lines.append("[b]confirmed[/b] (c again after changes)")
+        if not self.project.store.prototypes(self.class_name):
+            lines.append("no prototype yet: move the box onto an example and press enter")
+        status.update("\n".join(lines))
+
+    def show_image(self) -> None:
+        view = self.query_one("#image", ImageView)
+        image_id = self.image_id
+        if image_id is None:
+            view.clear("no displayed images: choose them on the dataset screen (1)")
+            self.query_one("#imagebar", Static).update("")
+            return
+        rgb, factor = self.app.images.get(image_id)
+        record = self.project.dataset.by_id(image_id)
+        viewport = self.viewports.setdefault(image_id, Viewport(record.height, record.width))
+        if self.cursor is None or not (0 <= self.cursor[0] <= record.height and 0 <= self.cursor[1] <= record.width):
+            self.cursor = (record.height / 2, record.width / 2)
+        view.show(rgb, factor, viewport, self.overlays(image_id))
+        counts = self.suggestions.image_counts() if len(self.suggestions) else {}
+        strip = " ".join(
+            f"[reverse]{i + 1}:{counts.get(shown, 0)}[/]" if i == self.image_index else f"{i + 1}:{counts.get(shown, 0)}"
+            for i, shown in enumerate(self.displayed)
+        )
+        self.query_one("#imagebar", Static).update(
+            f"image {self.image_index + 1}/{len(self.displayed)} {escape(record.relpath)}  zoom {viewport.zoom:g}x  n/p  {strip}"
+        )
+        self.remember()
+
+    def overlays(self, image_id: str) -> list[Overlay]:
+        names = [c.name for c in self.app.curation.classes()]
+        colour = class_colour(names.index(self.class_name)) if self.class_name in names else CURSOR
+        overlays = []
+        if len(self.suggestions):
+            mine = np.flatnonzero(np.asarray(self.suggestions.image_ids)[self.suggestions.image_index] == image_id)
+            for index in mine[:2000].tolist():
+                s = self.suggestions[index]
+                overlays.append(Overlay(s.box, NEGATIVE if s.flagged else colour, "cross" if s.flagged else "thin"))
+        for index, name in enumerate(names):
+            for prototype in self.project.store.prototypes(name):
+                if prototype.image_id == image_id:
+                    overlays.append(Overlay(prototype.box, class_colour(index), "solid"))
+        focused = self.focused_suggestion()
+        if focused is not None and focused.image_id == image_id and self.grid_mode:
+            overlays.append(Overlay(focused.box, FOCUS, "focus"))
+        if self.cursor is not None:
+            overlays.append(Overlay(self.cursor_box(), CURSOR, "dashed"))
+        return overlays
+
+    def cursor_box(self) -> tuple[float, float, float, float]:
+        (cy, cx), (h, w) = self.cursor, self.patch_size
+        record = self.project.dataset.by_id(self.image_id)
+        cy = min(max(h / 2, cy), record.height - h / 2)
+        cx = min(max(w / 2, cx), record.width - w / 2)
+        return cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2
+
+    def show_grid(self) -> None:
+        grid = self.query_one("#grid", PatchGrid)
+        if not len(self.suggestions):
+            grid.set_items(0, None, lambda i: False)
+        else:
+            grid.set_items(len(self.order), self.tile, lambda i: bool(self.suggestions.flagged[self.order[i]]))
+        self.show_grid_bar()
+
+    def tile(self, position: int):
+        s = self.suggestions[int(self.order[position])]
+        rgb, factor = self.app.images.get(s.image_id)
+        return crop_patch(rgb, factor, s.box, 16)
+
+    def focused_suggestion(self):
+        grid = self.query_one("#grid", PatchGrid)
+        if not len(self.suggestions) or grid.focus_index >= len(self.order):
+            return None
+        return self.suggestions[int(self.order[grid.focus_index])]
+
+    def show_grid_bar(self) -> None:
+        s = self.focused_suggestion()
+        order = "nearest the threshold first" if self.sort_near_threshold else "most similar first"
+        text = f"suggestions, {order} (s)"
+        if s is not None:
+            position = self.query_one("#grid", PatchGrid).focus_index + 1
+            text += f"  #{position} sim {s.similarity:.3f}{'  NEGATIVE' if s.flagged else ''}"
+        self.query_one("#gridbar", Static).update(text)
+
+    @on(PatchGrid.Moved)
+    def grid_moved(self, event: PatchGrid.Moved) -> None:
+        s = self.focused_suggestion()
+        if s is not None and s.image_id in self.displayed:
+            self.image_index = self.displayed.index(s.image_id)
+            self.cursor = (s.y, s.x)
+            record = self.project.dataset.by_id(s.image_id)
+            view = self.query_one("#image", ImageView)
+            self.viewports.setdefault(s.image_id, Viewport(record.height, record.width)).follow(s.y, s.x, view.aspect)
+        self.show_image()
+        self.show_grid_bar()
+
+    @on(ImageView.Clicked)
+    def image_clicked(self, event: ImageView.Clicked) -> None:
+        self.cursor = (event.y, event.x)
+        self.show_image()
+
+    @on(ImageView.Dragged)
+    def box_drawn(self, event: ImageView.Dragged) -> None:
+        """A box drawn with the mouse becomes the cursor box (its size too, before the first
+        prototype fixes the patch size); enter adds it."""
+        record = self.project.dataset.by_id(self.image_id)
+        x0, y0, x1, y1 = event.box
+        x0, x1 = max(0.0, x0), min(float(record.width), x1)
+        y0, y1 = max(0.0, y0), min(float(record.height), y1)
+        if x1 <= x0 or y1 <= y0:
+            return
+        self.cursor = ((y0 + y1) / 2, (x0 + x1) / 2)
+        if self.project.geometry is None:
+            self.box_size = int(min(1024, max(8, round(max(x1 - x0, y1 - y0)))))
+        self.show_image()
+
+    # -- keys -----------------------------------------------------------------------------------
+
+    def action_move(self, rows: int, cols: int) -> None:
+        if self.image_id is None:
+            return
+        h, w = self.patch_size
+        cy, cx = self.cursor or (0.0, 0.0)
+        record = self.project.dataset.by_id(self.image_id)
+        self.cursor = (min(max(0.0, cy + rows * h / 4), record.height), min(max(0.0, cx + cols * w / 4), record.width))
+        view = self.query_one("#image", ImageView)
+        self.viewports[self.image_id].follow(*self.cursor, view.aspect)
+        self.show_image()
+
+    def action_resize(self, direction: int) -> None:
+        if self.project.geometry is not None:
+            self.notify(f"the patch size is fixed at {self.patch_size[1]}x{self.patch_size[0]} px by the first prototype")
+            return
+        self.box_size = int(min(1024, max(8, self.box_size * (1.25 if direction > 0 else 0.8))))
+        self.show_image()
+
+    def action_add_prototype(self) -> None:
+        if self.class_name is None:
+            self.notify("add a class first (N)", severity="warning")
+            return
+        if self.image_id is None:
+            return
+        self.add_prototype(self.class_name, self.image_id, self.cursor_box())
+
+    @work(thread=True, group="edit")
+    def add_prototype(self, name: str, image_id: str, box) -> None:
+        try:
+            with self.app.engine_lock:
+                prototype = self.app.curation.add_prototype(name, image_id, box)
+        except Exception as error:
+            self.app.show_error_from_thread(error)
+            return
+        self.app.call_from_thread(self.prototype_added, prototype)
+
+    def prototype_added(self, prototype) -> None:
+        def undo():
+            with self.app.engine_lock:
+                self.app.curation.remove_prototype(prototype.id)
+        self.app.remember(f"prototype of {prototype.class_name}", undo)
+        self.notify(f"prototype added to {prototype.class_name}")
+        self.show_classes()
+        self.load_suggestions()
+
+    def action_remove_prototype(self) -> None:
+        if self.cursor is None or self.image_id is None:
+            return
+        cy, cx = self.cursor
+        for prototype in self.project.store.prototypes():
+            x0, y0, x1, y1 = prototype.box
+            if prototype.image_id == self.image_id and x0 <= cx <= x1 and y0 <= cy <= y1:
+                with self.app.engine_lock:
+                    self.app.curation.remove_prototype(prototype.id)
+                name, image_id, box = prototype.class_name, prototype.image_id, prototype.box
+                self.app.remember(f"removing a prototype of {name}", lambda: self.app.curation.add_prototype(name, image_id, box))
+                self.notify(f"prototype of {name} removed")
+                self.refresh_view()
+                return
+        self.notify("no prototype under the cursor")
+
+    def action_threshold(self, step: float) -> None:
+        if self.class_name is None:
+            return
+        name = self.class_name
+        old = self.project.store.class_info(name).similarity_threshold
+        value = round(min(1.0, max(-1.0, old + step)), 4)
+        self.app.curation.set_threshold(name, value)
+        self.app.remember(f"threshold of {name}", lambda: self.app.curation.set_threshold(name, old), key=("threshold", name))
+        self.load_suggestions()
+
+    def flag_target(self):
+        """The focused grid suggestion, or in the image the suggestion under the cursor."""
+        if self.grid_mode:
+            return self.focused_suggestion()
+        if not len(self.suggestions) or self.cursor is None:
+            return None
+        cy, cx = self.cursor
+        h, w = self.patch_size
+        best, distance = None, None
+        for index in np.flatnonzero(np.asarray(self.suggestions.image_ids)[self.suggestions.image_index] == self.image_id):
+            d = abs(self.suggestions.ys[index] - cy) / h + abs(self.suggestions.xs[index] - cx) / w
+            if d < 0.5 and (distance is None or d < distance):
+                best, distance = index, d
+        return None if best is None else self.suggestions[int(best)]
+
+    def action_flag(self) -> None:
+        target = self.flag_target()
+        if target is None:
+            self.notify("no suggestion here: tab to the grid, or move the box onto one")
+            return
+        flagged = not target.flagged
+        self.app.curation.flag_negative(target, flagged=flagged)
+        self.app.remember("flag" if flagged else "unflag", lambda: self.app.curation.flag_negative(target, flagged=not flagged))
+        if self.grid_mode:
+            self.query_one("#grid", PatchGrid).action_move(1, 0)
+        self.load_suggestions()
+
+    def action_toggle_focus(self) -> None:
+        self.set_grid_mode(not self.grid_mode)
+
+    def set_grid_mode(self, on: bool) -> None:
+        """Focus moves later (Textual defers it); the mode changes now, so the next key
+        already acts on the grid or the image."""
+        self.grid_mode = on
+        (self.query_one("#grid", PatchGrid) if on else self.query_one("#image", ImageView)).focus()
+        self.show_image()
+
+    def on_descendant_focus(self, event) -> None:
+        if isinstance(event.widget, (PatchGrid, ImageView)):
+            self.grid_mode = isinstance(event.widget, PatchGrid)
+
+    def action_toggle_sort(self) -> None:
+        self.sort_near_threshold = not self.sort_near_threshold
+        self.sort_grid()
+        self.query_one("#grid", PatchGrid).focus_index = 0
+        self.show_grid()
+
+    def action_image(self, step: int) -> None:
+        if self.displayed:
+            self.image_index = (self.image_index + step) % len(self.displayed)
+            self.cursor = None
+            self.show_image()
+
+    def action_zoom(self, factor: float) -> None:
+        if self.image_id is None:
+            return
+        viewport = self.viewports[self.image_id]
+        viewport.set_zoom(viewport.zoom * factor)
+        if self.cursor is not None:
+            viewport.cy, viewport.cx = self.cursor
+        self.show_image()
+
+    def action_next_class(self, step: int) -> None:
+        names = [c.name for c in self.app.curation.classes()]
+        if not names:
+            return
+        index = names.index(self.class_name) if self.class_name in names else 0
+        self.class_name = names[(index + step) % len(names)]
+        self.query_one("#grid", PatchGrid).focus_index = 0
+        self.refresh_view()
+
+    def action_new_class(self) -> None:
+        def created(name: str | None) -> None:
+            if not name:
+                return
+            try:
+                self.app.curation.add_class(name)
+            except simsearch.SimSearchError as error:
+                self.app.show_error(error)
+                return
+            self.app.remember(f"new class {name}", lambda: self.app.curation.delete_class(name))
+            self.class_name = name
+            self.refresh_view()
+            self.update_step_bar()
+
+        self.app.push_screen(PromptScreen("Name of the new class:"), created)
+
+    def action_rename_class(self) -> None:
+        old = self.class_name
+        if old is None:
+            return
+
+        def renamed(new: str | None) -> None:
+            if not new or new == old:
+                return
+            try:
+                with self.app.engine_lock:
+                    self.app.curation.rename_class(old, new)
+            except simsearch.SimSearchError as error:
+                self.app.show_error(error)
+                return
+            self.app.remember(f"renaming {old}", lambda: self.app.curation.rename_class(new, old))
+            self.class_name = new
+            self.refresh_view()
+
+        self.app.push_screen(PromptScreen(f"New name for {old}:", old), renamed)
+
+    def action_delete_class(self) -> None:
+        name = self.class_name
+        if name is None:
+            return
+        prototypes = len(self.project.store.prototypes(name))
+
+        def answered(yes: bool) -> None:
+            if not yes:
+                return
+            with self.app.engine_lock:
+                self.app.curation.delete_class(name)
+            self.notify(f"class {name} deleted (this cannot be undone)")
+            self.class_name = None
+            self.refresh_view()
+            self.update_step_bar()
+
+        self.app.push_screen(ConfirmScreen(f"Delete class {name} with its {prototypes} prototype(s), negatives and positives?"), answered)
+
+    def action_confirm(self) -> None:
+        if self.class_name is None:
+            return
+        self.confirm_class(self.class_name)
+
+    @work(thread=True, group="edit")
+    def confirm_class(self, name: str) -> None:
+        try:
+            with self.app.engine_lock:
+                positives = self.app.curation.confirm_class(name)
+        except Exception as error:
+            self.app.show_error_from_thread(error)
+            return
+        self.app.call_from_thread(self.class_confirmed, name, len(positives))
+
+    def class_confirmed(self, name: str, positives: int) -> None:
+        self.notify(f"{name}: {positives} clean positives")
+        self.show_classes()
+        self.update_step_bar()
+        self.load_suggestions()

@@ -1,0 +1,156 @@
+"""The dataset screen: the images found, the files skipped and why, the channels with their
+mean correlation, which channels the backbone sees, the displayed images, and embedding
+every image ahead of time."""
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+from rich.markup import escape
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import VerticalScroll
+from textual.widgets import ProgressBar, Static
+
+import simsearch
+
+from .base import StepScreen
+from .dialogs import PromptScreen
+
+
+def correlation_table(matrix: np.ndarray, selected: tuple[int, ...]) -> str:
+    """The channels' mean correlation matrix as text; selected channels marked with *."""
+    count = matrix.shape[0]
+    header = "      " + "".join(f"{('*' if c in selected else ' ') + 'ch' + str(c):>7}" for c in range(count))
+    rows = [header]
+    for i in range(count):
+        rows.append(f"{('*' if i in selected else ' ') + 'ch' + str(i):>6}" + "".join(f"{matrix[i, j]:>7.2f}" for j in range(count)))
+    return "\n".join(rows)
+
+
+class DatasetScreen(StepScreen):
+    NAME = "dataset"
+    TITLE = "Dataset"
+    ABOUT = ("The images of the project, the files that were skipped and why, and the channels. Choose the "
+             "channels the network sees (the least correlated carry the most information) and the displayed images.")
+    DEFAULT_CSS = """
+    DatasetScreen #info { height: 1fr; padding: 0 1; }
+    DatasetScreen #embedding { height: auto; max-height: 3; padding: 0 1; }
+    DatasetScreen #embed-progress { display: none; }
+    """
+    BINDINGS = [
+        Binding("c", "channels", "channels", tooltip="choose the channels the network sees"),
+        Binding("D", "displayed", "displayed", tooltip="choose how many images are displayed for curation"),
+        Binding("e", "embed", "embed all", tooltip="embed every image now (otherwise as needed)"),
+        Binding("x", "cancel", "stop", tooltip="stop embedding (finished images stay cached)"),
+    ]
+
+    def __init__(self):
+        super().__init__(id="dataset")
+        self.cancel = threading.Event()
+
+    def body(self) -> ComposeResult:
+        with VerticalScroll(id="info"):
+            yield Static("", id="summary")
+        with VerticalScroll(id="embedding"):
+            yield Static("", id="embed-status")
+            yield ProgressBar(id="embed-progress", show_eta=True)
+
+    def refresh_view(self) -> None:
+        project = self.app.project
+        dataset = project.dataset
+        lines = [f"[b]Project[/b] {escape(str(project.folder))}", escape(dataset.summary()), ""]
+        lines.append(f"[b]Channels[/b]: the images have {project.settings['file_channels']}; the network sees "
+                     f"{list(project.channels)} (1 channel: grey; 2: red and green)")
+        if project.channel_correlation.size > 1:
+            lines += ["mean correlation between channels (* = used):",
+                      escape(correlation_table(project.channel_correlation, project.channels))]
+        shown = project.displayed
+        lines += ["", f"[b]Displayed images[/b] ({len(shown)} of {len(dataset)}; the rest give noisy examples):"]
+        lines += [f"  {escape(dataset.by_id(i).relpath)}" for i in shown[:12]]
+        if len(shown) > 12:
+            lines.append(f"  ... and {len(shown) - 12} more")
+        if not shown:
+            lines.append("  none yet: press D")
+        geometry = project.geometry
+        lines += ["", f"[b]Patch size[/b]: {f'{geometry.patch_size[1]}x{geometry.patch_size[0]} px' if geometry else 'set by the first prototype'}",
+                  f"[b]Backbone[/b]: {escape(project.backbone_spec.name)}"]
+        self.query_one("#summary", Static).update("\n".join(lines))
+
+    def action_channels(self) -> None:
+        project = self.app.project
+
+        def chosen(text: str | None) -> None:
+            if text is None:
+                return
+            try:
+                channels = [int(v) for v in text.replace(" ", ",").split(",") if v] if text else None
+                project.set_channels(channels)
+            except ValueError:
+                self.app.show_error(simsearch.ConfigError(f"channels: {text!r} is not a list of channel numbers", hint="e.g. 0,2,1"))
+                return
+            except simsearch.SimSearchError as error:
+                self.app.show_error(error)
+                return
+            self.app.images.__init__(project, capacity=self.app.images.capacity)  # display follows the channels
+            self.notify(f"channels {list(project.channels)}")
+            self.refresh_view()
+
+        self.app.push_screen(PromptScreen(
+            f"Channels for red, green, blue (0..{project.settings['file_channels'] - 1}, 1 to 3 of them):",
+            ",".join(map(str, project.channels))), chosen)
+
+    def action_displayed(self) -> None:
+        project = self.app.project
+
+        def chosen(text: str | None) -> None:
+            if not text:
+                return
+            try:
+                project.choose_displayed(int(text))
+            except ValueError:
+                self.app.show_error(simsearch.ConfigError(f"displayed images: {text!r} is not a number"))
+                return
+            except simsearch.SimSearchError as error:
+                self.app.show_error(error)
+                return
+            self.notify(f"{len(project.displayed)} displayed images")
+            self.refresh_view()
+            self.update_step_bar()
+
+        if any(project.store.prototypes(c.name) for c in project.store.classes()):
+            self.notify("changing the displayed images keeps prototypes, negatives and positives", severity="warning")
+        self.app.push_screen(PromptScreen(f"How many displayed images (1..{len(project.dataset)})?",
+                                          str(len(project.displayed) or min(6, len(project.dataset)))), chosen)
+
+    def action_embed(self) -> None:
+        if self.app.project.geometry is None:
+            self.notify("the patch size is not set yet: add the first prototype (2), then embed", severity="warning")
+            return
+        self.cancel.clear()
+        self.embed_all()
+
+    def action_cancel(self) -> None:
+        self.cancel.set()
+
+    @work(thread=True, exclusive=True, group="embed")
+    def embed_all(self) -> None:
+        failed = 0
+        try:
+            with self.app.engine_lock:
+                for event in self.app.project.iter_embed(cancel=self.cancel):
+                    failed += event.status == "failed"
+                    self.app.call_from_thread(self.show_progress, event, failed)
+        except Exception as error:
+            self.app.show_error_from_thread(error)
+            return
+        self.app.call_from_thread(self.query_one("#embed-status", Static).update,
+                                  "embedding stopped" if self.cancel.is_set() else f"all images embedded ({failed} failed)")
+
+    def show_progress(self, event, failed: int) -> None:
+        bar = self.query_one("#embed-progress", ProgressBar)
+        bar.display = True
+        bar.update(total=event.total, progress=event.done)
+        self.query_one("#embed-status", Static).update(
+            f"embedding {event.done}/{event.total} ({failed} failed; x stops)" + (f": {escape(event.message)}" if event.status == "failed" else ""))

@@ -1,0 +1,108 @@
+"""Modal dialogs: help (every key of the screen), engine errors, text prompts, yes/no."""
+from __future__ import annotations
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical
+from textual.screen import ModalScreen
+from textual.widgets import Input, Static
+
+from rich.markup import escape
+
+
+def key_label(key: str) -> str:
+    names = {"left_square_bracket": "[", "right_square_bracket": "]", "left_curly_bracket": "{",
+             "right_curly_bracket": "}", "question_mark": "?", "space": "space", "enter": "enter",
+             "plus": "+", "minus": "-", "equals_sign": "=", "comma": ",", "full_stop": ".", "escape": "esc", "tab": "tab"}
+    return ", ".join(names.get(k.strip(), k.strip()) for k in key.split(","))
+
+
+class HelpScreen(ModalScreen):
+    """Every key of the screen below and of the app, from their bindings (never out of date)."""
+
+    DEFAULT_CSS = """
+    HelpScreen { align: center middle; }
+    HelpScreen > Vertical { width: 84; max-width: 95%; height: auto; max-height: 90%; border: round $accent;
+                            background: $panel; padding: 0 1; overflow-y: auto; }
+    """
+    BINDINGS = [Binding("escape,q,question_mark", "dismiss", "close")]
+
+    def __init__(self, title: str, about: str, bindings: list[tuple[str, str]]):
+        super().__init__()
+        self.title_text, self.about, self.bindings = title, about, bindings
+
+    def compose(self) -> ComposeResult:
+        width = max((len(key_label(k)) for k, _ in self.bindings), default=4) + 2
+        lines = [f"[b]{escape(self.title_text)}[/b]   (esc closes this help)", escape(self.about), ""]
+        lines += [f"  {escape(key_label(k)).ljust(width)} {escape(d)}" for k, d in self.bindings]
+        with Vertical():
+            yield Static("\n".join(lines), id="help-text")
+
+
+class ErrorScreen(ModalScreen):
+    """An engine error in words, its hint and where the details are; never a traceback."""
+
+    DEFAULT_CSS = """
+    ErrorScreen { align: center middle; }
+    ErrorScreen > Vertical { width: 70; max-width: 95%; height: auto; border: heavy $error; background: $panel; padding: 0 1; }
+    """
+    BINDINGS = [Binding("escape,enter,q", "dismiss", "close")]
+
+    def __init__(self, message: str, hint: str | None, log_path: str | None):
+        super().__init__()
+        self.message, self.hint, self.log_path = message, hint, log_path
+
+    def compose(self) -> ComposeResult:
+        lines = ["[b]Something went wrong[/b]", "", escape(self.message)]
+        if self.hint:
+            lines += ["", f"hint: {escape(self.hint)}"]
+        if self.log_path:
+            lines += ["", f"details: {escape(self.log_path)}"]
+        lines += ["", "Nothing saved was lost. Press esc to go on."]
+        with Vertical():
+            yield Static("\n".join(lines), id="error-text")
+
+
+class PromptScreen(ModalScreen[str | None]):
+    """One line of text; enter gives it back, esc gives None."""
+
+    DEFAULT_CSS = """
+    PromptScreen { align: center middle; }
+    PromptScreen > Vertical { width: 60; max-width: 95%; height: auto; border: round $accent; background: $panel; padding: 0 1; }
+    """
+    BINDINGS = [Binding("escape", "cancel", "cancel")]
+
+    def __init__(self, question: str, value: str = ""):
+        super().__init__()
+        self.question, self.value = question, value
+
+    def compose(self) -> ComposeResult:
+        with Vertical():
+            yield Static(escape(self.question))
+            yield Input(value=self.value, id="answer")
+            yield Static("enter: ok   esc: cancel", classes="muted")
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        self.dismiss(event.value.strip())
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)
+
+
+class ConfirmScreen(ModalScreen[bool]):
+    DEFAULT_CSS = """
+    ConfirmScreen { align: center middle; }
+    ConfirmScreen > Vertical { width: 60; max-width: 95%; height: auto; border: round $warning; background: $panel; padding: 0 1; }
+    """
+    BINDINGS = [Binding("y", "answer(True)", "yes"), Binding("n,escape", "answer(False)", "no")]
+
+    def __init__(self, question: str):
+        super().__init__()
+        self.question = question
+
+    def compose(self) -> ComposeResult:
+        with Vertical():
+            yield Static(escape(self.question) + "\n\ny: yes   n: no")
+
+    def action_answer(self, value: bool) -> None:
+        self.dismiss(value)

@@ -1,0 +1,202 @@
+"""Pixels for the terminal: the image view with its overlays, and patch mosaics.
+
+Pure numpy/PIL (no Textual), so the drawing is tested on its own. Everything is drawn at
+the resolution the terminal will show (half-block cells are 1x2 pixels; Sixel and Kitty
+cells are their real pixel size), so a one-pixel box line stays visible.
+"""
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+import simsearch
+
+# Okabe-Ito colours: distinguishable by colour-blind users, readable on dark and light themes
+PALETTE = [(230, 159, 0), (86, 180, 233), (0, 158, 115), (240, 228, 66), (0, 114, 178), (213, 94, 0), (204, 121, 167)]
+NEGATIVE = (220, 40, 40)
+CURSOR = (255, 255, 255)
+FOCUS = (255, 0, 255)
+MAX_DISPLAY_SIDE = 2048  # larger images are kept downsampled for display
+
+
+def class_colour(index: int) -> tuple[int, int, int]:
+    return PALETTE[index % len(PALETTE)]
+
+
+@dataclass(frozen=True)
+class Overlay:
+    """A box (x0, y0, x1, y1) in image pixels. style: 'solid' (prototypes, positives),
+    'thin' (suggestions, detections), 'cross' (negatives: the box crossed out),
+    'dashed' (the cursor box), 'focus' (the suggestion the grid points at)."""
+
+    box: tuple[float, float, float, float]
+    colour: tuple[int, int, int]
+    style: str = "thin"
+
+
+class DisplayImages:
+    """What the backbone sees (normalised, channels mapped to RGB) as uint8, for the displayed
+    images; a few kept in memory (least recently used out), large ones downsampled."""
+
+    def __init__(self, project: simsearch.Project, capacity: int = 8):
+        self.project = project
+        self.capacity = capacity
+        self._cache: OrderedDict[str, tuple[np.ndarray, float]] = OrderedDict()
+
+    def get(self, image_id: str) -> tuple[np.ndarray, float]:
+        """(H', W', 3) uint8 and the factor from image pixels to its pixels (<= 1)."""
+        if image_id in self._cache:
+            self._cache.move_to_end(image_id)
+            return self._cache[image_id]
+        raw = self.project.dataset.read(image_id)
+        rgb = (simsearch.display_rgb(raw, self.project.normalization, self.project.channels) * 255).astype(np.uint8)
+        factor = min(1.0, MAX_DISPLAY_SIDE / max(rgb.shape[:2]))
+        if factor < 1.0:
+            size = (max(1, round(rgb.shape[1] * factor)), max(1, round(rgb.shape[0] * factor)))
+            rgb = np.asarray(Image.fromarray(rgb).resize(size, Image.Resampling.BILINEAR))
+        self._cache[image_id] = (rgb, factor)
+        while len(self._cache) > self.capacity:
+            self._cache.popitem(last=False)
+        return rgb, factor
+
+
+@dataclass
+class Viewport:
+    """Which part of an image is shown: zoom 1 fits the whole image; the centre is in image px."""
+
+    height: int
+    width: int
+    zoom: float = 1.0
+    cy: float = 0.0
+    cx: float = 0.0
+
+    def __post_init__(self):
+        if not self.cy and not self.cx:
+            self.cy, self.cx = self.height / 2, self.width / 2
+
+    def region(self, aspect: float) -> tuple[float, float, float, float]:
+        """(x0, y0, x1, y1) in image px shown in a view of width/height `aspect`, kept inside
+        the image where it can be."""
+        if self.width / self.height > aspect:
+            view_w = self.width / self.zoom
+            view_h = view_w / aspect
+        else:
+            view_h = self.height / self.zoom
+            view_w = view_h * aspect
+        x0 = _clamp_start(self.cx - view_w / 2, view_w, self.width)
+        y0 = _clamp_start(self.cy - view_h / 2, view_h, self.height)
+        return x0, y0, x0 + view_w, y0 + view_h
+
+    def follow(self, y: float, x: float, aspect: float, margin: float = 0.1) -> None:
+        """Pan just enough that (y, x) is inside the shown region."""
+        x0, y0, x1, y1 = self.region(aspect)
+        mx, my = (x1 - x0) * margin, (y1 - y0) * margin
+        if x < x0 + mx or x > x1 - mx:
+            self.cx = x
+        if y < y0 + my or y > y1 - my:
+            self.cy = y
+
+    def set_zoom(self, zoom: float) -> None:
+        self.zoom = float(min(32.0, max(1.0, zoom)))
+
+
+def _clamp_start(start: float, extent: float, size: float) -> float:
+    if extent >= size:
+        return (size - extent) / 2  # centred, with a margin on both sides
+    return min(max(0.0, start), size - extent)
+
+
+def render_view(rgb: np.ndarray, factor: float, region: tuple[float, float, float, float], target: tuple[int, int],
+                overlays: list[Overlay] = ()) -> Image.Image:
+    """The `region` (image px) of a display image, resized to `target` (w, h) px, with the
+    overlays drawn; outside the image is dark grey."""
+    width, height = max(1, target[0]), max(1, target[1])
+    x0, y0, x1, y1 = region
+    scale = width / (x1 - x0)
+    canvas = Image.new("RGB", (width, height), (40, 40, 40))
+    # the part of the image inside the region, in display px
+    sx0, sy0 = max(0.0, x0) * factor, max(0.0, y0) * factor
+    sx1, sy1 = min(rgb.shape[1], x1 * factor), min(rgb.shape[0], y1 * factor)
+    if sx1 > sx0 and sy1 > sy0:
+        crop = Image.fromarray(rgb[int(sy0): int(np.ceil(sy1)), int(sx0): int(np.ceil(sx1))])
+        px0, py0 = round((max(0.0, x0) - x0) * scale), round((max(0.0, y0) - y0) * scale)
+        px1 = round((sx1 / factor - x0) * scale)
+        py1 = round((sy1 / factor - y0) * scale)
+        if px1 > px0 and py1 > py0:
+            resample = Image.Resampling.NEAREST if scale / factor > 2 else Image.Resampling.BILINEAR
+            canvas.paste(crop.resize((px1 - px0, py1 - py0), resample), (px0, py0))
+    draw = ImageDraw.Draw(canvas)
+    for overlay in overlays:
+        bx0, by0, bx1, by1 = overlay.box
+        box = [(bx0 - x0) * scale, (by0 - y0) * scale, (bx1 - x0) * scale - 1, (by1 - y0) * scale - 1]
+        if box[2] < 0 or box[3] < 0 or box[0] > width or box[1] > height:
+            continue
+        _draw_box(draw, box, overlay)
+    return canvas
+
+
+def _draw_box(draw: ImageDraw.ImageDraw, box: list[float], overlay: Overlay) -> None:
+    x0, y0, x1, y1 = box
+    if overlay.style == "dashed":
+        for start, end in (((x0, y0), (x1, y0)), ((x1, y0), (x1, y1)), ((x1, y1), (x0, y1)), ((x0, y1), (x0, y0))):
+            _dashed(draw, start, end, overlay.colour)
+        return
+    width = 2 if overlay.style in ("solid", "focus") else 1
+    draw.rectangle(box, outline=overlay.colour, width=width)
+    if overlay.style == "cross":
+        draw.line([(x0, y0), (x1, y1)], fill=overlay.colour)
+        draw.line([(x0, y1), (x1, y0)], fill=overlay.colour)
+
+
+def _dashed(draw, start, end, colour, dash: float = 3.0) -> None:
+    (ax, ay), (bx, by) = start, end
+    length = max(abs(bx - ax), abs(by - ay), 1.0)
+    steps = int(length // dash)
+    for i in range(0, steps + 1, 2):
+        t0, t1 = i * dash / length, min(1.0, (i + 1) * dash / length)
+        draw.line([(ax + (bx - ax) * t0, ay + (by - ay) * t0), (ax + (bx - ax) * t1, ay + (by - ay) * t1)], fill=colour)
+
+
+def crop_patch(rgb: np.ndarray, factor: float, box: tuple[float, float, float, float], size: int) -> Image.Image:
+    """The box (image px) of a display image as a size x size tile; outside the image is black."""
+    x0, y0, x1, y1 = (v * factor for v in box)
+    ix0, iy0 = int(np.floor(x0)), int(np.floor(y0))
+    ix1, iy1 = max(ix0 + 1, int(np.ceil(x1))), max(iy0 + 1, int(np.ceil(y1)))
+    tile = np.zeros((iy1 - iy0, ix1 - ix0, 3), np.uint8)
+    sy0, sx0 = max(0, iy0), max(0, ix0)
+    sy1, sx1 = min(rgb.shape[0], iy1), min(rgb.shape[1], ix1)
+    if sy1 > sy0 and sx1 > sx0:
+        tile[sy0 - iy0: sy1 - iy0, sx0 - ix0: sx1 - ix0] = rgb[sy0:sy1, sx0:sx1]
+    return Image.fromarray(tile).resize((size, size), Image.Resampling.BILINEAR)
+
+
+def mosaic(tiles: list[Image.Image], *, columns: int, tile: int, flagged: list[bool], focus: int | None,
+           rows: int | None = None) -> Image.Image:
+    """Tiles in a grid, one pixel apart; flagged ones crossed in red, the focused one framed."""
+    rows = rows if rows is not None else max(1, -(-len(tiles) // columns))
+    gap = 1
+    canvas = Image.new("RGB", (columns * (tile + gap), rows * (tile + gap)), (25, 25, 25))
+    draw = ImageDraw.Draw(canvas)
+    for index, image in enumerate(tiles[: columns * rows]):
+        x, y = (index % columns) * (tile + gap), (index // columns) * (tile + gap)
+        canvas.paste(image, (x, y))
+        if flagged[index]:
+            draw.line([(x, y), (x + tile - 1, y + tile - 1)], fill=NEGATIVE, width=2)
+            draw.line([(x, y + tile - 1), (x + tile - 1, y)], fill=NEGATIVE, width=2)
+        if index == focus:
+            draw.rectangle([x, y, x + tile - 1, y + tile - 1], outline=FOCUS, width=2)
+    return canvas
+
+
+def sparkline(values: list[float], width: int = 24) -> str:
+    """A text sparkline of the last `width` values (the loss curve, the similarity histogram)."""
+    blocks = "▁▂▃▄▅▆▇█"
+    values = [v for v in values if np.isfinite(v)][-width:]
+    if not values:
+        return ""
+    low, high = min(values), max(values)
+    span = high - low or 1.0
+    return "".join(blocks[min(7, int((v - low) / span * 7.999))] for v in values)

@@ -1,0 +1,163 @@
+"""The run and export screen: the trained model over the whole dataset (or another folder),
+then every export (CSV, JSON, GeoJSON, napari, label images, overviews, manifest), with
+progress; the per-image summary table at the end. Interrupted runs resume (cached maps)."""
+from __future__ import annotations
+
+import csv
+import threading
+from pathlib import Path
+
+from rich.markup import escape
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical
+from textual.widgets import DataTable, ProgressBar, Static
+
+import simsearch
+
+from .base import StepScreen
+from .dialogs import PromptScreen
+
+
+class RunScreen(StepScreen):
+    NAME = "run"
+    TITLE = "Run and export"
+    ABOUT = ("Run the trained model on every image of the dataset (or of another folder) and export detections: "
+             "CSV, JSON, GeoJSON (QuPath), napari points, label images (segmentation), overviews and a manifest.")
+    DEFAULT_CSS = """
+    RunScreen #run-settings { height: auto; padding: 0 1; }
+    RunScreen #run-progress { height: auto; max-height: 2; padding: 0 1; }
+    RunScreen #run-bar { display: none; }
+    RunScreen #run-summary { height: 1fr; }
+    """
+    BINDINGS = [
+        Binding("r", "run", "run", tooltip="run on every image and export"),
+        Binding("x", "cancel", "stop", tooltip="stop (finished images are kept; r resumes)"),
+        Binding("o", "output", "output", tooltip="choose the output folder"),
+        Binding("i", "images", "images", tooltip="run on another folder of images"),
+        Binding("S", "segmentation", "segmentation", tooltip="segmentation labels on / off"),
+    ]
+
+    def __init__(self):
+        super().__init__(id="run")
+        self.cancel = threading.Event()
+        self.running = False
+
+    def body(self) -> ComposeResult:
+        with Vertical():
+            yield Static("", id="run-settings")
+            with Vertical(id="run-progress"):
+                yield Static("", id="run-status")
+                yield ProgressBar(id="run-bar", show_eta=True)
+            yield DataTable(id="run-summary", zebra_stripes=True)
+
+    @property
+    def output(self) -> Path:
+        return Path(self.app.state.get("output") or self.app.project.folder / "results")
+
+    @property
+    def images(self) -> str | None:
+        return self.app.state.get("run_images")
+
+    @property
+    def segmentation(self) -> bool:
+        return bool(self.app.state.get("segmentation", False))
+
+    def refresh_view(self) -> None:
+        has_model = simsearch.training_status(self.app.project).has_model
+        lines = [f"output  {escape(str(self.output))} (o)",
+                 f"images  {escape(self.images or 'the project dataset')} (i)",
+                 f"segmentation labels {'on' if self.segmentation else 'off'} (S)",
+                 "thresholds " + ", ".join(f"{escape(c.name)} {c.confidence_threshold:.2f}" for c in self.app.curation.classes())]
+        if not has_model:
+            lines.append("[b]no trained model yet[/b]: train first (4)")
+        self.query_one("#run-settings", Static).update("\n".join(lines))
+        summary = self.output / "summary.csv"
+        if summary.is_file() and not self.running:
+            self.show_summary(summary)
+
+    def action_output(self) -> None:
+        def chosen(text: str | None) -> None:
+            if text:
+                self.app.remember_place(output=str(Path(text).expanduser().resolve()))
+                self.refresh_view()
+
+        self.app.push_screen(PromptScreen("Output folder:", str(self.output)), chosen)
+
+    def action_images(self) -> None:
+        def chosen(text: str | None) -> None:
+            if text is None:
+                return
+            self.app.remember_place(run_images=text or None)
+            self.refresh_view()
+
+        self.app.push_screen(PromptScreen("Images to run on (folder, glob or list file; empty: the project dataset):",
+                                          self.images or ""), chosen)
+
+    def action_segmentation(self) -> None:
+        self.app.remember_place(segmentation=not self.segmentation)
+        self.refresh_view()
+
+    def action_cancel(self) -> None:
+        if self.running:
+            self.cancel.set()
+
+    def action_run(self) -> None:
+        if self.running:
+            self.notify("already running")
+            return
+        self.cancel.clear()
+        self.running = True
+        self.run_all(self.output, self.images, self.segmentation)
+
+    @work(thread=True, exclusive=True, group="run")
+    def run_all(self, output: Path, images: str | None, segmentation: bool) -> None:
+        project = self.app.project
+        try:
+            dataset = simsearch.Dataset.open(images) if images else None
+            failed = []
+            for event in simsearch.iter_process(project, output, images=dataset, device=self.app.device, cancel=self.cancel):
+                if event.status == "failed":
+                    failed.append(event)
+                self.app.call_from_thread(self.show_progress, event.done, event.total, f"maps {event.done}/{event.total}"
+                                          + (f" ({len(failed)} failed)" if failed else ""))
+            if self.cancel.is_set():
+                self.app.call_from_thread(self.finished, "stopped: r resumes", None)
+                return
+            self.app.call_from_thread(self.show_progress, 0, 1, "writing detections and exports ...")
+            manifest = simsearch.write_results(project, output, images=dataset, segmentation=segmentation)
+        except Exception as error:
+            self.app.show_error_from_thread(error)
+            self.app.call_from_thread(self.finished, "stopped by an error", None)
+            return
+        message = f"{manifest.get('detections', 0)} detections written to {output}"
+        if failed:
+            message += f"; {len(failed)} image(s) failed (see {output}/manifest.json and the log)"
+        self.app.call_from_thread(self.finished, message, output)
+
+    def show_progress(self, done: int, total: int, text: str) -> None:
+        bar = self.query_one("#run-bar", ProgressBar)
+        bar.display = True
+        bar.update(total=max(1, total), progress=done)
+        self.query_one("#run-status", Static).update(escape(text))
+
+    def finished(self, message: str, output: Path | None) -> None:
+        self.running = False
+        self.query_one("#run-status", Static).update(escape(message))
+        self.notify(message)
+        if output is not None:
+            self.app.remember_place(results=str(output))
+            self.update_step_bar()
+        self.refresh_view()
+
+    def show_summary(self, path: Path) -> None:
+        table = self.query_one("#run-summary", DataTable)
+        table.clear(columns=True)
+        with path.open(newline="") as handle:
+            rows = list(csv.reader(handle))
+        if not rows:
+            return
+        table.add_columns(*rows[0])
+        for row in rows[1:]:
+            table.add_row(*row)

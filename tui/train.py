@@ -1,0 +1,195 @@
+"""The training screen: noisy extraction, then the training stages (self-supervised,
+supervised contrastive, classifier), each with a progress bar, loss curve, patches/s and
+ETA. x cancels (the last checkpoint stays); t starts or resumes, also after the app or the
+connection was closed."""
+from __future__ import annotations
+
+import threading
+import time
+
+from rich.markup import escape
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical, VerticalScroll
+from textual.widgets import ProgressBar, Static
+
+import simsearch
+
+from .base import StepScreen
+from .dialogs import PromptScreen
+from .render import sparkline
+
+STAGES = [("noisy", "noisy extraction"), ("selflearn", "self-supervised (SimCLR)"),
+          ("supcon", "supervised contrastive"), ("classifier", "linear classifier")]
+STRATEGIES = ["pos+neg+selflearn", "pos+neg", "pos+selflearn", "pos"]
+PRESETS = ["cpu", "paper"]
+
+
+def settings_for(preset: str, strategy: str) -> simsearch.TrainSettings:
+    return (simsearch.TrainSettings.paper if preset == "paper" else simsearch.TrainSettings.cpu)(strategy)
+
+
+def duration(seconds: float) -> str:
+    seconds = int(max(0, seconds))
+    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m" if seconds >= 3600 else f"{seconds // 60}m{seconds % 60:02d}s"
+
+
+class TrainScreen(StepScreen):
+    NAME = "train"
+    TITLE = "Train"
+    ABOUT = ("Noisy examples from the undisplayed images, then training: self-supervised on the noisy patches, "
+             "supervised contrastive with your negatives, a linear classifier. Runs in the background; "
+             "x cancels, t resumes from the last finished epoch, even after closing the app.")
+    DEFAULT_CSS = """
+    TrainScreen #train-settings { height: auto; padding: 0 1; }
+    TrainScreen .stage { height: 3; padding: 0 1; }
+    TrainScreen .stage ProgressBar { width: 1fr; }
+    """
+    BINDINGS = [
+        Binding("t", "start", "train", tooltip="start or resume training"),
+        Binding("x", "cancel", "cancel", tooltip="cancel (the last finished epoch is kept)"),
+        Binding("s", "cycle_strategy", "strategy", tooltip="strategy: pos+neg+selflearn, pos+neg, pos+selflearn, pos"),
+        Binding("p", "cycle_preset", "preset", tooltip="preset: cpu (minutes) or paper (GPU)"),
+        Binding("m", "noisy_cap", "noisy cap", tooltip="noisy patches per class at most"),
+    ]
+
+    def __init__(self):
+        super().__init__(id="train")
+        self.cancel = threading.Event()
+        self.running = False
+        self.losses: dict[str, list[float]] = {}
+
+    def body(self) -> ComposeResult:
+        with VerticalScroll():
+            yield Static("", id="train-settings")
+            for stage, title in STAGES:
+                with Vertical(classes="stage", id=f"stage-{stage}"):
+                    yield Static(title, id=f"label-{stage}")
+                    yield ProgressBar(total=1, id=f"bar-{stage}", show_eta=False)
+
+    @property
+    def strategy(self) -> str:
+        value = self.app.state.get("strategy")
+        return value if value in STRATEGIES else STRATEGIES[0]
+
+    @property
+    def preset(self) -> str:
+        value = self.app.state.get("preset")
+        if value in PRESETS:
+            return value
+        return "paper" if simsearch.resolve_device("auto").type == "cuda" else "cpu"
+
+    @property
+    def noisy_cap(self) -> int:
+        return int(self.app.state.get("noisy_cap", 500))
+
+    def refresh_view(self) -> None:
+        project = self.app.project
+        status = simsearch.training_status(project)
+        store = project.store
+        lines = [f"strategy [b]{self.strategy}[/b] (s)   preset [b]{self.preset}[/b] (p)   noisy cap {self.noisy_cap}/class (m)"]
+        classes = store.classes()
+        lines.append("clean positives: " + (", ".join(f"{escape(c.name)} {len(store.patches(c.name, 'positive'))}" for c in classes) or "none")
+                     + f"; background {len(store.background(confirmed_only=True))}")
+        if "selflearn" in self.strategy:
+            lines.append("noisy: " + ", ".join(f"{escape(c.name)} {store.noisy_count(c.name)}" for c in classes)
+                         + f", background {store.noisy_count(None)}")
+        if self.running:
+            lines.append("training ... (x cancels)")
+        elif status.has_model:
+            lines.append("[b]a trained model exists[/b]: set thresholds (5), or t to train again")
+        if status.checkpoint_stage and status.checkpoint_stage != "done" and not self.running:
+            lines.append(f"an earlier run stopped in {status.checkpoint_stage} after {status.checkpoint_epoch} epoch(s): t resumes it")
+        self.query_one("#train-settings", Static).update("\n".join(lines))
+
+    def action_cycle_strategy(self) -> None:
+        if self.running:
+            return
+        self.app.remember_place(strategy=STRATEGIES[(STRATEGIES.index(self.strategy) + 1) % len(STRATEGIES)])
+        self.refresh_view()
+
+    def action_cycle_preset(self) -> None:
+        if self.running:
+            return
+        self.app.remember_place(preset=PRESETS[(PRESETS.index(self.preset) + 1) % len(PRESETS)])
+        self.refresh_view()
+
+    def action_noisy_cap(self) -> None:
+        def chosen(text: str | None) -> None:
+            if text:
+                try:
+                    self.app.remember_place(noisy_cap=max(0, int(text)))
+                except ValueError:
+                    self.notify(f"{text!r} is not a number", severity="error")
+                self.refresh_view()
+
+        self.app.push_screen(PromptScreen("At most how many noisy patches per class?", str(self.noisy_cap)), chosen)
+
+    def action_start(self) -> None:
+        if self.running:
+            self.notify("training is running")
+            return
+        self.cancel.clear()
+        self.running = True
+        self.losses = {}
+        self.refresh_view()
+        self.run_training(self.preset, self.strategy, self.noisy_cap)
+
+    def action_cancel(self) -> None:
+        if self.running:
+            self.cancel.set()
+            self.notify("cancelling after the current step ...")
+
+    @work(thread=True, exclusive=True, group="train")
+    def run_training(self, preset: str, strategy: str, cap: int) -> None:
+        try:
+            settings = settings_for(preset, strategy)
+            if settings.use_noisy:
+                started = time.perf_counter()
+                with self.app.engine_lock:  # it uses the curation's similarity maps
+                    for event in self.app.curation.iter_noisy(cap_per_class=cap, cancel=self.cancel):
+                        elapsed = time.perf_counter() - started
+                        self.app.call_from_thread(self.show_noisy, event, elapsed)
+                if self.cancel.is_set():
+                    self.app.call_from_thread(self.finished, "cancelled during noisy extraction")
+                    return
+                self.app.call_from_thread(self.show_stage, "noisy", 1, 1, "done")
+            last = None
+            for progress in simsearch.train(self.app.project, settings, device=self.app.device, cancel=self.cancel):
+                last = progress
+                self.app.call_from_thread(self.show_training, progress)
+        except Exception as error:
+            self.app.show_error_from_thread(error)
+            self.app.call_from_thread(self.finished, "stopped by an error")
+            return
+        done = last is not None and last.stage == "done"
+        self.app.call_from_thread(self.finished, "finished: a model is saved" if done else "cancelled: t resumes from the last finished epoch")
+
+    def show_noisy(self, event, elapsed: float) -> None:
+        rate = event.done / elapsed if elapsed > 0 else 0
+        eta = (event.total - event.done) / rate if rate else 0
+        added = ", ".join(f"{k or 'background'} +{v}" for k, v in event.added.items())
+        self.show_stage("noisy", event.done, event.total, f"{event.done}/{event.total} images, ETA {duration(eta)}  {escape(added)}")
+
+    def show_stage(self, stage: str, done: float, total: float, text: str) -> None:
+        title = dict(STAGES)[stage]
+        self.query_one(f"#label-{stage}", Static).update(f"[b]{title}[/b]  {text}")
+        self.query_one(f"#bar-{stage}", ProgressBar).update(total=total, progress=done)
+
+    def show_training(self, progress) -> None:
+        if progress.stage == "done":
+            return
+        curve = self.losses.setdefault(progress.stage, [])
+        if progress.step == progress.steps:
+            curve.append(progress.loss)
+        done = (progress.epoch - 1) * progress.steps + progress.step
+        self.show_stage(progress.stage, done, progress.epochs * progress.steps,
+                        f"epoch {progress.epoch}/{progress.epochs}  loss {progress.loss:.3f} {sparkline(curve + [progress.loss], 20)}"
+                        f"  {progress.patches_per_s:.0f} patches/s  ETA {duration(progress.eta_s)}")
+
+    def finished(self, message: str) -> None:
+        self.running = False
+        self.notify(message)
+        self.refresh_view()
+        self.update_step_bar()

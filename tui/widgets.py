@@ -1,0 +1,229 @@
+"""Widgets: the image view (zoom, pan, overlays, mouse clicks) and the patch grid.
+
+Pixels go through textual-image, which picks Sixel or Kitty graphics where the terminal
+supports them and half-block characters otherwise (tmux, plain xterm, tests)."""
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+from PIL import Image
+from textual import events
+from textual.binding import Binding
+from textual.message import Message
+from textual.widget import Widget
+from textual.widgets import Static
+from textual_image.widget import HalfcellImage, Image as TerminalImage, UnicodeImage, get_cell_size
+
+from .render import Overlay, Viewport, mosaic, render_view
+
+MAX_PIXELS = 1_600_000  # cap on what one view renders (Sixel terminals with tiny cells)
+
+
+def pixels_per_cell() -> tuple[int, int]:
+    """(width, height) px of one terminal cell as the image renderer uses it."""
+    if TerminalImage in (HalfcellImage, UnicodeImage):
+        return 1, 2
+    size = get_cell_size()
+    return max(1, int(size.width)), max(1, int(size.height))
+
+
+def show_pixels(widget: Widget, image: Image.Image) -> None:
+    """Put `image` in the widget's one terminal image (made on first use)."""
+    pixels = widget.query(".pixels")
+    if pixels:
+        pixels.first().image = image
+    else:
+        widget.remove_children()
+        widget.mount(TerminalImage(image, classes="pixels"))
+
+
+class ImageView(Widget):
+    """One image, the part the viewport selects, with boxes drawn in; a click posts the
+    image coordinates clicked, a drag the box drawn."""
+
+    DEFAULT_CSS = """
+    ImageView { height: 1fr; width: 1fr; }
+    ImageView > .pixels { width: 100%; height: 100%; }
+    ImageView > .empty { width: 100%; height: 100%; content-align: center middle; color: $text-muted; }
+    """
+
+    class Clicked(Message):
+        def __init__(self, y: float, x: float):
+            super().__init__()
+            self.y, self.x = y, x
+
+    class Dragged(Message):
+        """A box (x0, y0, x1, y1) in image px drawn with the mouse."""
+
+        def __init__(self, box: tuple[float, float, float, float]):
+            super().__init__()
+            self.box = box
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.rgb: np.ndarray | None = None
+        self.factor = 1.0
+        self.viewport: Viewport | None = None
+        self.overlays: list[Overlay] = []
+        self.rendered: Image.Image | None = None
+
+    def compose(self):
+        yield Static("no image", classes="empty")
+
+    @property
+    def aspect(self) -> float:
+        """Width / height of the view in pixels."""
+        cw, ch = pixels_per_cell()
+        cols, rows = max(1, self.size.width), max(1, self.size.height)
+        return cols * cw / (rows * ch)
+
+    def show(self, rgb: np.ndarray, factor: float, viewport: Viewport, overlays: list[Overlay]) -> None:
+        self.rgb, self.factor, self.viewport, self.overlays = rgb, factor, viewport, list(overlays)
+        self._draw()
+
+    def clear(self, message: str) -> None:
+        self.rgb = None
+        self.rendered = None
+        self.remove_children()
+        self.mount(Static(message, classes="empty"))
+
+    def on_resize(self, event: events.Resize) -> None:
+        self._draw()
+
+    def _draw(self) -> None:
+        if self.rgb is None or self.viewport is None or not self.size.width or not self.size.height:
+            return
+        cw, ch = pixels_per_cell()
+        width, height = self.size.width * cw, self.size.height * ch
+        shrink = min(1.0, (MAX_PIXELS / (width * height)) ** 0.5)
+        target = (max(1, int(width * shrink)), max(1, int(height * shrink)))
+        self.rendered = render_view(self.rgb, self.factor, self.viewport.region(self.aspect), target, self.overlays)
+        show_pixels(self, self.rendered)
+
+    def image_point(self, x: int, y: int) -> tuple[float, float]:
+        """Image coordinates (y, x) of the middle of the cell at widget offset (x, y)."""
+        x0, y0, x1, y1 = self.viewport.region(self.aspect)
+        return y0 + (y + 0.5) / self.size.height * (y1 - y0), x0 + (x + 0.5) / self.size.width * (x1 - x0)
+
+    def _content_offset(self, event: events.MouseEvent) -> tuple[int, int] | None:
+        offset = event.get_content_offset_capture(self)
+        if offset is None:
+            return None
+        return min(max(0, offset.x), self.size.width - 1), min(max(0, offset.y), self.size.height - 1)
+
+    def on_mouse_down(self, event: events.MouseDown) -> None:
+        if self.viewport is not None and self.size.width and event.get_content_offset(self) is not None:
+            self._pressed = self._content_offset(event)
+            self.capture_mouse()
+
+    def on_mouse_up(self, event: events.MouseUp) -> None:
+        pressed, self._pressed = getattr(self, "_pressed", None), None
+        self.release_mouse()
+        released = self._content_offset(event)
+        if pressed is None or released is None or self.viewport is None:
+            return
+        if abs(released[0] - pressed[0]) + abs(released[1] - pressed[1]) <= 1:
+            self.post_message(self.Clicked(*self.image_point(*released)))
+            return
+        (ya, xa), (yb, xb) = self.image_point(*pressed), self.image_point(*released)
+        self.post_message(self.Dragged((min(xa, xb), min(ya, yb), max(xa, xb), max(ya, yb))))
+
+
+class PatchGrid(Widget, can_focus=True):
+    """Patches as a grid of tiles, one page at a time; arrows move the focus, which posts
+    `Moved`. The screen owns the items: `tile(i)` gives a PIL tile, `flagged(i)` its mark."""
+
+    DEFAULT_CSS = """
+    PatchGrid { height: 1fr; width: 1fr; }
+    PatchGrid:focus { border: tall $accent; }
+    PatchGrid > .pixels { width: 100%; height: 100%; }
+    PatchGrid > .empty { color: $text-muted; }
+    """
+    BINDINGS = [
+        Binding("left", "move(-1, 0)", "grid: previous patch", show=False), Binding("right", "move(1, 0)", "grid: next patch", show=False),
+        Binding("up", "move(0, -1)", "grid: patch above", show=False), Binding("down", "move(0, 1)", "grid: patch below", show=False),
+        Binding("pageup", "page(-1)", "grid: previous page", show=False), Binding("pagedown", "page(1)", "grid: next page", show=False),
+        Binding("home", "jump(0)", "grid: first patch", show=False),
+    ]
+    TILE_CELLS = (8, 4)  # a square tile in half-block cells (1 x 2 px each)
+
+    class Moved(Message):
+        def __init__(self, index: int):
+            super().__init__()
+            self.index = index
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.count = 0
+        self.focus_index = 0
+        self.tile: Callable[[int], Image.Image] | None = None
+        self.flagged: Callable[[int], bool] = lambda i: False
+        self.rendered: Image.Image | None = None
+
+    def compose(self):
+        yield Static("nothing to show", classes="empty")
+
+    def set_items(self, count: int, tile: Callable[[int], Image.Image], flagged: Callable[[int], bool], *,
+                  focus: int | None = None) -> None:
+        self.count, self.tile, self.flagged = count, tile, flagged
+        if focus is not None:
+            self.focus_index = focus
+        self.focus_index = min(max(0, self.focus_index), max(0, count - 1))
+        self._draw()
+
+    @property
+    def columns(self) -> int:
+        return max(1, self.size.width // self.TILE_CELLS[0])
+
+    @property
+    def rows(self) -> int:
+        return max(1, self.size.height // self.TILE_CELLS[1])
+
+    def page_start(self) -> int:
+        per_page = self.columns * self.rows
+        return (self.focus_index // per_page) * per_page
+
+    def on_resize(self, event: events.Resize) -> None:
+        self._draw()
+
+    def _draw(self) -> None:
+        if not self.size.width or not self.size.height:
+            return
+        if not self.count or self.tile is None:
+            self.rendered = None
+            self.remove_children()
+            self.mount(Static("nothing to show", classes="empty"))
+            return
+        cw, ch = pixels_per_cell()
+        side = min(self.TILE_CELLS[0] * cw, self.TILE_CELLS[1] * ch) - 1
+        start = self.page_start()
+        indices = list(range(start, min(self.count, start + self.columns * self.rows)))
+        tiles = [self.tile(i) for i in indices]
+        tiles = [t.resize((side, side)) if t.size != (side, side) else t for t in tiles]
+        self.rendered = mosaic(tiles, columns=self.columns, rows=self.rows, tile=side,
+                               flagged=[self.flagged(i) for i in indices], focus=self.focus_index - start)
+        show_pixels(self, self.rendered)
+
+    def _set_focus_index(self, index: int) -> None:
+        if not self.count:
+            return
+        index = min(max(0, index), self.count - 1)
+        if index != self.focus_index:
+            self.focus_index = index
+            self._draw()
+            self.post_message(self.Moved(index))
+
+    def action_move(self, dx: int, dy: int) -> None:
+        self._set_focus_index(self.focus_index + dx + dy * self.columns)
+
+    def action_page(self, direction: int) -> None:
+        self._set_focus_index(self.focus_index + direction * self.columns * self.rows)
+
+    def action_jump(self, index: int) -> None:
+        self._set_focus_index(index)
+
+    def on_click(self, event: events.Click) -> None:
+        column, row = event.x // self.TILE_CELLS[0], event.y // self.TILE_CELLS[1]
+        if column < self.columns:
+            self._set_focus_index(self.page_start() + row * self.columns + column)
