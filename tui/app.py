@@ -19,6 +19,7 @@ from typing import Callable
 import yaml
 from textual.app import App
 from textual.binding import Binding
+from textual.screen import ModalScreen
 
 import simsearch
 
@@ -182,6 +183,8 @@ class SimSearchApp(App):
         del self.undo_steps[:-200]
 
     def action_undo(self) -> None:
+        if isinstance(self.screen, ModalScreen):
+            return
         if not self.undo_steps:
             self.notify("nothing to undo")
             return
@@ -199,7 +202,7 @@ class SimSearchApp(App):
     # -- navigation ------------------------------------------------------------------------------
 
     def action_step(self, name: str) -> None:
-        if self.project is None or self.screen.id == name or getattr(self.screen, "NAME", None) == name:
+        if self.project is None or isinstance(self.screen, ModalScreen) or self.screen.id == name:
             return
         self.switch_screen(name)
 

@@ -15,14 +15,14 @@ from textual.widgets import Static
 import simsearch
 
 from .base import StepScreen
-from .dialogs import ConfirmScreen, PromptScreen
+from .classes import ClassActions
 from .render import CURSOR, FOCUS, NEGATIVE, Overlay, Viewport, class_colour, crop_patch, sparkline
 from .widgets import ImageView, PatchGrid
 
 DEFAULT_BOX = 64  # the cursor box before the first prototype fixes the patch size
 
 
-class CurateScreen(StepScreen):
+class CurateScreen(ClassActions, StepScreen):
     NAME = "curate"
     TITLE = "Curate"
     ABOUT = ("Draw a prototype with the cursor box (arrows move it, enter adds it), set the similarity "
@@ -125,6 +125,8 @@ class CurateScreen(StepScreen):
         names = [c.name for c in self.app.curation.classes()]
         if self.class_name not in names:
             self.class_name = names[0] if names else None
+        if len(self.suggestions) and self.suggestions.class_name != self.class_name:
+            self.suggestions, self.order = [], np.zeros(0, np.int64)  # another class's: not shown
         self.show_classes()
         self.remember()
         self.show_image()
@@ -217,7 +219,7 @@ class CurateScreen(StepScreen):
             return
         rgb, factor = self.app.images.get(image_id)
         record = self.project.dataset.by_id(image_id)
-        viewport = self.viewports.setdefault(image_id, Viewport(record.height, record.width))
+        viewport = self.viewport(image_id)
         if self.cursor is None or not (0 <= self.cursor[0] <= record.height and 0 <= self.cursor[1] <= record.width):
             self.cursor = (record.height / 2, record.width / 2)
         view.show(rgb, factor, viewport, self.overlays(image_id))
@@ -250,6 +252,13 @@ class CurateScreen(StepScreen):
         if self.cursor is not None:
             overlays.append(Overlay(self.cursor_box(), CURSOR, "dashed"))
         return overlays
+
+    def viewport(self, image_id: str) -> Viewport:
+        """Each image keeps its own zoom and position."""
+        if image_id not in self.viewports:
+            record = self.project.dataset.by_id(image_id)
+            self.viewports[image_id] = Viewport(record.height, record.width)
+        return self.viewports[image_id]
 
     def cursor_box(self) -> tuple[float, float, float, float]:
         (cy, cx), (h, w) = self.cursor, self.patch_size
@@ -292,9 +301,7 @@ class CurateScreen(StepScreen):
         if s is not None and s.image_id in self.displayed:
             self.image_index = self.displayed.index(s.image_id)
             self.cursor = (s.y, s.x)
-            record = self.project.dataset.by_id(s.image_id)
-            view = self.query_one("#image", ImageView)
-            self.viewports.setdefault(s.image_id, Viewport(record.height, record.width)).follow(s.y, s.x, view.aspect)
+            self.viewport(s.image_id).follow(s.y, s.x, self.query_one("#image", ImageView).aspect)
         self.show_image()
         self.show_grid_bar()
 
@@ -328,7 +335,7 @@ class CurateScreen(StepScreen):
         record = self.project.dataset.by_id(self.image_id)
         self.cursor = (min(max(0.0, cy + rows * h / 4), record.height), min(max(0.0, cx + cols * w / 4), record.width))
         view = self.query_one("#image", ImageView)
-        self.viewports[self.image_id].follow(*self.cursor, view.aspect)
+        self.viewport(self.image_id).follow(*self.cursor, view.aspect)
         self.show_image()
 
     def action_resize(self, direction: int) -> None:
@@ -447,7 +454,7 @@ class CurateScreen(StepScreen):
     def action_zoom(self, factor: float) -> None:
         if self.image_id is None:
             return
-        viewport = self.viewports[self.image_id]
+        viewport = self.viewport(self.image_id)
         viewport.set_zoom(viewport.zoom * factor)
         if self.cursor is not None:
             viewport.cy, viewport.cx = self.cursor
@@ -461,60 +468,6 @@ class CurateScreen(StepScreen):
         self.class_name = names[(index + step) % len(names)]
         self.query_one("#grid", PatchGrid).focus_index = 0
         self.refresh_view()
-
-    def action_new_class(self) -> None:
-        def created(name: str | None) -> None:
-            if not name:
-                return
-            try:
-                self.app.curation.add_class(name)
-            except simsearch.SimSearchError as error:
-                self.app.show_error(error)
-                return
-            self.app.remember(f"new class {name}", lambda: self.app.curation.delete_class(name))
-            self.class_name = name
-            self.refresh_view()
-            self.update_step_bar()
-
-        self.app.push_screen(PromptScreen("Name of the new class:"), created)
-
-    def action_rename_class(self) -> None:
-        old = self.class_name
-        if old is None:
-            return
-
-        def renamed(new: str | None) -> None:
-            if not new or new == old:
-                return
-            try:
-                with self.app.engine_lock:
-                    self.app.curation.rename_class(old, new)
-            except simsearch.SimSearchError as error:
-                self.app.show_error(error)
-                return
-            self.app.remember(f"renaming {old}", lambda: self.app.curation.rename_class(new, old))
-            self.class_name = new
-            self.refresh_view()
-
-        self.app.push_screen(PromptScreen(f"New name for {old}:", old), renamed)
-
-    def action_delete_class(self) -> None:
-        name = self.class_name
-        if name is None:
-            return
-        prototypes = len(self.project.store.prototypes(name))
-
-        def answered(yes: bool) -> None:
-            if not yes:
-                return
-            with self.app.engine_lock:
-                self.app.curation.delete_class(name)
-            self.notify(f"class {name} deleted (this cannot be undone)")
-            self.class_name = None
-            self.refresh_view()
-            self.update_step_bar()
-
-        self.app.push_screen(ConfirmScreen(f"Delete class {name} with its {prototypes} prototype(s), negatives and positives?"), answered)
 
     def action_confirm(self) -> None:
         if self.class_name is None:

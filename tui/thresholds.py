@@ -160,7 +160,9 @@ class ThresholdScreen(StepScreen):
 
     def action_zoom(self, factor: float) -> None:
         displayed = self.app.project.displayed
-        if displayed and displayed[self.image_index % len(displayed)] in self.viewports:
-            viewport = self.viewports[displayed[self.image_index % len(displayed)]]
+        if displayed:
+            image_id = displayed[self.image_index % len(displayed)]
+            record = self.app.project.dataset.by_id(image_id)
+            viewport = self.viewports.setdefault(image_id, Viewport(record.height, record.width))
             viewport.set_zoom(viewport.zoom * factor)
             self.show()

@@ -291,3 +291,29 @@ def test_a_box_drawn_with_the_mouse_becomes_the_prototype(fresh_project):
             assert x1 - x0 == pytest.approx(screen.patch_size[1], abs=1)
 
     run(scenario)
+
+
+def test_rename_and_delete_a_class(fresh_project):
+    folder, _ = fresh_project
+    with Project.open(folder) as project:
+        curation = Curation(project)
+        curation.add_class("disc")
+        curation.add_class("cross")
+
+    async def scenario():
+        app = SimSearchApp(folder)
+        async with app.run_test(size=(100, 32)) as pilot:
+            await wait_until(pilot, lambda: app.screen.id == "curate")
+            await pilot.press("r")
+            await wait_until(pilot, lambda: app.screen.query("#answer"), what="the prompt")
+            app.screen.query_one("#answer").value = "round"
+            await pilot.press("enter")
+            await wait_until(pilot, lambda: [c.name for c in app.curation.classes()] == ["round", "cross"], what="the rename")
+            await pilot.press("full_stop", "d")
+            await pilot.press("n")  # no: nothing happens
+            assert [c.name for c in app.curation.classes()] == ["round", "cross"]
+            await pilot.press("d", "y")
+            await wait_until(pilot, lambda: [c.name for c in app.curation.classes()] == ["round"], what="the delete")
+            assert app.screen.class_name == "round"
+
+    run(scenario)
