@@ -4,7 +4,7 @@ For one class and one (prototypes P, negatives N, strategy, repeat):
 1. choose the displayed training images (seeded), drawn from those that contain the
    class, enough of them that P objects exist;
 2. take P of their ground-truth objects at random as prototypes (a patch of the project
-   size centred on each);
+   size centred on each), among the objects whose centred patch fits inside the image;
 3. lower the similarity threshold until exactly N suggestions on the displayed images are
    false (not within the matching radius of a true object of the class): those become
    negatives, the true ones clean positives;
@@ -59,6 +59,26 @@ class TrialResult:
     score: ClassScore
     negatives_found: int
     seconds: float
+
+
+def pick_prototypes(objects: dict[str, list[tuple[float, float]]], sizes: dict[str, tuple[int, int]], count: int,
+                    patch: tuple[int, int], rng: np.random.Generator) -> list[tuple[str, tuple[float, float]]]:
+    """`count` of the objects (image id -> centres (y, x)) at random, among those whose
+    centred patch lies inside the image (sizes: image id -> (height, width)); a user marks
+    whole cells, and a patch cannot be centred on a cell cut by the border. Objects at the
+    border only when there are too few others. (Prototypes pushed off their cell by the
+    border had cut BCCD RBC similarity-only PR-AUC to 0.1-0.2.)"""
+    patch_h, patch_w = patch
+    inside, border = [], []
+    for image_id, centres in objects.items():
+        height, width = sizes[image_id]
+        for y, x in centres:
+            fits = patch_h / 2 <= y <= height - patch_h / 2 and patch_w / 2 <= x <= width - patch_w / 2
+            (inside if fits else border).append((image_id, (y, x)))
+    picks = [inside[i] for i in rng.permutation(len(inside))[:count]]
+    if len(picks) < count:
+        picks += [border[i] for i in rng.permutation(len(border))[: count - len(picks)]]
+    return picks
 
 
 def _near_any(y: float, x: float, points: np.ndarray, radius: float) -> bool:
@@ -127,11 +147,10 @@ class SimulatedUser:
         project.choose_displayed(names=displayed)
         curation = Curation(project)
         curation.add_class(self.label)
-        candidates = [(i, centre) for i in displayed for centre in self._objects(i, self.label)]
-        picks = rng.choice(len(candidates), size=min(trial.prototypes, len(candidates)), replace=False)
         patch_h, patch_w = project.geometry.patch_size
-        for pick in picks:
-            image_id, (y, x) = candidates[pick]
+        objects = {i: self._objects(i, self.label) for i in displayed}
+        sizes = {i: (self.names[i].height, self.names[i].width) for i in displayed}
+        for image_id, (y, x) in pick_prototypes(objects, sizes, trial.prototypes, (patch_h, patch_w), rng):
             record = self.names[image_id]
             y = min(max(y, patch_h / 2), record.height - patch_h / 2)
             x = min(max(x, patch_w / 2), record.width - patch_w / 2)

@@ -66,3 +66,17 @@ def test_trials_run_the_supervised_baseline_once_per_class(tmp_path):
     assert [k for k in keys if "supervised" in k] == ["a|P0|N0|supervised|r0", "b|P0|N0|supervised|r0"]
     assert len(keys) == 2 * (1 + 3 * (2 * 1 + 2 * 2))  # per class: supervised, and per repeat similarity per P, pos per P and N
     assert len(set(keys)) == len(keys)
+
+
+def test_prototypes_are_whole_objects_where_there_are_enough():
+    import numpy as np
+
+    from simsearch.evaluate.simulate import pick_prototypes
+
+    objects = {"a": [(50.0, 50.0), (5.0, 50.0), (95.0, 95.0)], "b": [(50.0, 20.0), (40.0, 60.0)]}
+    sizes = {"a": (100, 100), "b": (100, 80)}
+    for seed in range(5):
+        picks = pick_prototypes(objects, sizes, 3, (32, 32), np.random.default_rng(seed))
+        assert sorted(picks) == [("a", (50.0, 50.0)), ("b", (40.0, 60.0)), ("b", (50.0, 20.0))]
+    five = pick_prototypes(objects, sizes, 5, (32, 32), np.random.default_rng(0))
+    assert len(five) == 5 and set(five[3:]) == {("a", (5.0, 50.0)), ("a", (95.0, 95.0))}  # the border ones last
