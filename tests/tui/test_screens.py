@@ -317,3 +317,19 @@ def test_rename_and_delete_a_class(fresh_project):
             assert app.screen.class_name == "round"
 
     run(scenario)
+
+
+def test_a_project_open_elsewhere_is_a_dialog_then_exit(fresh_project):
+    folder, _ = fresh_project
+
+    async def scenario():
+        app = SimSearchApp(folder)
+        async with app.run_test(size=(80, 24)) as pilot:
+            await wait_until(pilot, lambda: app.screen.query("#error-text"), what="the error dialog")
+            text = str(app.screen.query_one("#error-text").render())
+            assert "open" in text and "Traceback" not in text
+            await pilot.press("escape")
+            await wait_until(pilot, lambda: not app.is_running, what="the exit")
+
+    with Project.open(folder):  # another writer holds the project
+        run(scenario)
