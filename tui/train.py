@@ -4,8 +4,11 @@ ETA. x cancels (the last checkpoint stays); t starts or resumes, also after the 
 connection was closed."""
 from __future__ import annotations
 
+import os
 import threading
 import time
+
+import torch
 
 from rich.markup import escape
 from textual import work
@@ -28,6 +31,13 @@ PRESETS = ["cpu", "paper"]
 
 def settings_for(preset: str, strategy: str) -> simsearch.TrainSettings:
     return (simsearch.TrainSettings.paper if preset == "paper" else simsearch.TrainSettings.cpu)(strategy)
+
+
+def reserve_a_core_for_the_ui(device: str) -> None:
+    """Training on the CPU with every core leaves the UI thread waiting for one: keys took up to
+    0.4 s (benchmarks/bench_tui.py). One core fewer for torch keeps the keys answering."""
+    if simsearch.resolve_device(device).type == "cpu" and (os.cpu_count() or 1) > 1:
+        torch.set_num_threads(max(1, min(torch.get_num_threads(), (os.cpu_count() or 1) - 1)))
 
 
 def duration(seconds: float) -> str:
@@ -143,6 +153,7 @@ class TrainScreen(StepScreen):
 
     @work(thread=True, exclusive=True, group="train")
     def run_training(self, preset: str, strategy: str, cap: int) -> None:
+        reserve_a_core_for_the_ui(self.app.device)
         try:
             settings = settings_for(preset, strategy)
             if settings.use_noisy:
