@@ -3,11 +3,33 @@ bindings, and engine errors shown as a dialog (the traceback goes to the project
 from __future__ import annotations
 
 from textual.app import ComposeResult
+from textual.binding import Binding
 from textual.screen import Screen
 from textual.widgets import Footer, Static
 
 STEPS = [("1", "dataset", "Dataset"), ("2", "curate", "Curate"), ("3", "background", "Background"),
          ("4", "train", "Train"), ("5", "thresholds", "Thresholds"), ("6", "run", "Run")]
+
+
+def threshold_bindings(kind: str) -> list[Binding]:
+    """[ ] by 0.01 and { } by 0.05, for the screen's `threshold(step)` action."""
+    return [
+        Binding("left_square_bracket", "threshold(-0.01)", "thr -", tooltip=f"{kind} threshold -0.01"),
+        Binding("right_square_bracket", "threshold(0.01)", "thr +", tooltip=f"{kind} threshold +0.01"),
+        Binding("left_curly_bracket", "threshold(-0.05)", f"{kind} threshold -0.05", show=False),
+        Binding("right_curly_bracket", "threshold(0.05)", f"{kind} threshold +0.05", show=False),
+    ]
+
+
+# screens showing the displayed images of one class at a time: their image, zoom and next_class actions
+IMAGE_AND_CLASS_BINDINGS = [
+    Binding("n", "image(1)", "next displayed image", show=False),
+    Binding("p", "image(-1)", "previous displayed image", show=False),
+    Binding("z", "zoom(2)", "zoom in", show=False),
+    Binding("Z", "zoom(0.5)", "zoom out", show=False),
+    Binding("comma", "next_class(-1)", "previous class", show=False),
+    Binding("full_stop", "next_class(1)", "next class", show=False),
+]
 
 
 class StepBar(Static):

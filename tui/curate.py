@@ -14,7 +14,7 @@ from textual.widgets import Static
 
 import simsearch
 
-from .base import StepScreen
+from .base import IMAGE_AND_CLASS_BINDINGS, StepScreen, threshold_bindings
 from .classes import ClassActions
 from .render import CURSOR, FOCUS, NEGATIVE, Overlay, Viewport, class_colour, crop_patch, sparkline
 from .widgets import ImageView, PatchGrid
@@ -48,19 +48,11 @@ class CurateScreen(ClassActions, StepScreen):
         Binding("minus", "resize(-1)", "shrink the cursor box (before the first prototype)", show=False),
         Binding("enter,a", "add_prototype", "add prototype", tooltip="add the cursor box as a prototype"),
         Binding("x", "remove_prototype", "remove the prototype under the cursor", show=False),
-        Binding("left_square_bracket", "threshold(-0.01)", "thr -", tooltip="similarity threshold -0.01"),
-        Binding("right_square_bracket", "threshold(0.01)", "thr +", tooltip="similarity threshold +0.01"),
-        Binding("left_curly_bracket", "threshold(-0.05)", "similarity threshold -0.05", show=False),
-        Binding("right_curly_bracket", "threshold(0.05)", "similarity threshold +0.05", show=False),
+        *threshold_bindings("similarity"),
         Binding("space", "flag", "flag", tooltip="flag / unflag the suggestion as a negative"),
         Binding("tab", "toggle_focus", "image/grid", tooltip="move between the image and the suggestion grid"),
         Binding("s", "toggle_sort", "grid order: most similar first / nearest the threshold first", show=False),
-        Binding("n", "image(1)", "next displayed image", show=False),
-        Binding("p", "image(-1)", "previous displayed image", show=False),
-        Binding("z", "zoom(2)", "zoom in", show=False),
-        Binding("Z", "zoom(0.5)", "zoom out", show=False),
-        Binding("comma", "next_class(-1)", "previous class", show=False),
-        Binding("full_stop", "next_class(1)", "next class", show=False),
+        *IMAGE_AND_CLASS_BINDINGS,
         Binding("N", "new_class", "new class", show=False),
         Binding("r", "rename_class", "rename the class", show=False),
         Binding("d", "delete_class", "delete the class (asks first)", show=False),

@@ -93,7 +93,7 @@ class DatasetScreen(StepScreen):
             except simsearch.SimSearchError as error:
                 self.app.show_error(error)
                 return
-            self.app.images.__init__(project, capacity=self.app.images.capacity)  # display follows the channels
+            self.app.images.forget()  # the display follows the channels
             self.notify(f"channels {list(project.channels)}")
             self.refresh_view()
 

@@ -46,6 +46,10 @@ class DisplayImages:
         self.capacity = capacity
         self._cache: OrderedDict[str, tuple[np.ndarray, float]] = OrderedDict()
 
+    def forget(self) -> None:
+        """Drop every kept image (after the channels or the normalisation changed)."""
+        self._cache.clear()
+
     def get(self, image_id: str) -> tuple[np.ndarray, float]:
         """(H', W', 3) uint8 and the factor from image pixels to its pixels (<= 1)."""
         if image_id in self._cache:

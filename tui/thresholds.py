@@ -6,13 +6,12 @@ import numpy as np
 from rich.markup import escape
 from textual import work
 from textual.app import ComposeResult
-from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.widgets import Static
 
 import simsearch
 
-from .base import StepScreen
+from .base import IMAGE_AND_CLASS_BINDINGS, StepScreen, threshold_bindings
 from .render import Overlay, Viewport, class_colour
 from .widgets import ImageView
 
@@ -27,16 +26,8 @@ class ThresholdScreen(StepScreen):
     ThresholdScreen #th-bar { height: 1; padding: 0 1; background: $boost; }
     """
     BINDINGS = [
-        Binding("left_square_bracket", "threshold(-0.01)", "thr -", tooltip="confidence threshold -0.01"),
-        Binding("right_square_bracket", "threshold(0.01)", "thr +", tooltip="confidence threshold +0.01"),
-        Binding("left_curly_bracket", "threshold(-0.05)", "confidence threshold -0.05", show=False),
-        Binding("right_curly_bracket", "threshold(0.05)", "confidence threshold +0.05", show=False),
-        Binding("comma", "next_class(-1)", "previous class", show=False),
-        Binding("full_stop", "next_class(1)", "next class", show=False),
-        Binding("n", "image(1)", "next displayed image", show=False),
-        Binding("p", "image(-1)", "previous displayed image", show=False),
-        Binding("z", "zoom(2)", "zoom in", show=False),
-        Binding("Z", "zoom(0.5)", "zoom out", show=False),
+        *threshold_bindings("confidence"),
+        *IMAGE_AND_CLASS_BINDINGS,
     ]
 
     def __init__(self):
