@@ -117,7 +117,7 @@ def evaluate(plan: EvalPlan, *, say: Callable[[str], None] = print) -> dict:
                 "class": label, "prototypes": trial.prototypes, "negatives": trial.negatives, "strategy": trial.strategy,
                 "repeat": trial.repeat, "pr_auc": result.score.pr_auc, "average_precision": result.score.average_precision,
                 "true_objects": result.score.true_objects, "detections": result.score.detections,
-                "negatives_found": result.negatives_found, "seconds": result.seconds,
+                "negatives_found": result.negatives_found, "prototypes_used": result.prototypes_used, "seconds": result.seconds,
                 "precision": result.score.precision[:: max(1, len(result.score.precision) // 200)].round(4).tolist(),
                 "recall": result.score.recall[:: max(1, len(result.score.recall) // 200)].round(4).tolist(),
             }

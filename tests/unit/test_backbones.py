@@ -42,6 +42,23 @@ def test_truncated_efficientnet_has_stride_16(lite0):
     assert not any(p.requires_grad for p in lite0.network.parameters())
 
 
+def test_blocks_pad_as_tensorflow_same_padding_does():
+    """The convolutions that pad by themselves give what an explicit 'SAME' pad gives."""
+    from simsearch.features.efficientnet_lite import MBConvBlock, SamePad
+
+    torch.manual_seed(0)
+    for kernel, stride in ((3, 1), (5, 1), (3, 2), (5, 2)):
+        block = MBConvBlock(16, 16, kernel, stride, 6).eval()
+        x = torch.randn(2, 16, 23, 30)
+        with torch.no_grad():
+            y = F.relu6(block._bn0(block._expand_conv(x)))
+            padded = SamePad(kernel, stride)(y)  # the reference: pad explicitly, then convolve without padding
+            y = F.conv2d(padded, block._depthwise_conv.weight, stride=stride, groups=block._depthwise_conv.groups)
+            y = block._bn2(block._project_conv(F.relu6(block._bn1(y))))
+            expected = x + y if block.residual else y
+            torch.testing.assert_close(block(x), expected, rtol=1e-5, atol=1e-5)
+
+
 def test_auto_falls_back_to_efficientnet_offline_and_logs(caplog):
     caplog.set_level("INFO")
     backbone = load_backbone("auto")

@@ -4,10 +4,12 @@ import json
 import pytest
 
 from conftest import write_planted
-from simsearch import ConfigError
+from simsearch import ConfigError, Project
 from simsearch.cli import main
-from simsearch.evaluate.report import EvalPlan, evaluate
-from simsearch.train.loop import StageSettings, TrainSettings
+from simsearch.evaluate.report import EvalPlan, evaluate, split
+from simsearch.io.images import Dataset
+from simsearch.evaluate.simulate import SimulatedUser
+from simsearch.train.loop import StageSettings, TrainSettings, crop_pixels
 
 TINY = TrainSettings(
     selflearn=StageSettings(1, 16, 1e-3, 1, 0.5),
@@ -40,6 +42,13 @@ def test_simulated_user_strategies_and_resume(annotated, tmp_path):
     similarity = trials["disc|P2|N0|similarity|r0"]
     assert similarity["true_objects"] == 6 and similarity["pr_auc"] > 0.6  # 2 test images x 3 discs
     assert trials["disc|P2|N1|pos+neg+selflearn|r0"]["negatives_found"] <= 1
+    assert trials["disc|P2|N0|similarity|r0"]["prototypes_used"] == 2
+    # noisy patches come from the undisplayed training images only, never from the test images
+    train_ids, test_ids = split(Dataset.open(folder), plan)
+    with Project.open(tmp_path / "eval" / "work" / "disc_P2_N1_pos+neg+selflearn_r0") as trial_project:
+        noisy = {p.image_id for p in trial_project.store.noisy("disc") + trial_project.store.noisy(None)}
+        assert noisy and noisy <= set(train_ids) - set(trial_project.displayed)
+        assert not noisy & set(test_ids)
     assert all(0 <= row["pr_auc"] <= 1 for row in trials.values())
     report = (tmp_path / "eval" / "report.md").read_text()
     assert "| disc | similarity | 2 | 0 |" in report and "| disc | supervised | all | 0 |" in report
@@ -80,3 +89,14 @@ def test_prototypes_are_whole_objects_where_there_are_enough():
         assert sorted(picks) == [("a", (50.0, 50.0)), ("b", (40.0, 60.0)), ("b", (50.0, 20.0))]
     five = pick_prototypes(objects, sizes, 5, (32, 32), np.random.default_rng(0))
     assert len(five) == 5 and set(five[3:]) == {("a", (5.0, 50.0)), ("a", (95.0, 95.0))}  # the border ones last
+
+
+def test_supervised_baseline_takes_fewer_patches_when_crops_are_large(annotated, tmp_path):
+    folder, _ = annotated
+    with Project.create(tmp_path / "base", folder, patch_size=32, backbone="efficientnet-lite0") as base:
+        area = crop_pixels(base.geometry, TINY.context_cells)
+        def cap(**limits):
+            return SimulatedUser(base, [], [], [], label="disc", displayed=2, workdir=tmp_path, settings=TINY, **limits).supervised_cap
+        assert cap(supervised_cap=200, supervised_pixels=10**12) == 200
+        assert cap(supervised_cap=200, supervised_pixels=7 * area + 1) == 7
+        assert cap(supervised_cap=200, supervised_pixels=1) == 1

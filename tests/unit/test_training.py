@@ -1,6 +1,7 @@
 """Training on planted discs and crosses: stages, detections, cancel and resume."""
 import shutil
 import threading
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -10,7 +11,11 @@ import torch
 from conftest import planted_project
 from simsearch import ConfigError, Curation, Project
 from simsearch.predict import Predictor
-from simsearch.train.loop import StageSettings, TrainSettings, train, training_status
+from simsearch.features.embed import crop_windows
+from simsearch.features.geometry import PatchGeometry
+from simsearch.preprocess import Normalization
+from simsearch.train.loop import (StageSettings, TrainSettings, _noisy_data, crop_pixels, noisy_cap, train,
+                                  training_status)
 
 TINY = TrainSettings(
     selflearn=StageSettings(1, 16, 1e-3, 1, 0.5),
@@ -167,3 +172,25 @@ def test_training_killed_with_sigkill_resumes(curated):
         events = list(train(again, settings, device="cpu"))
     assert (events[0].stage, events[0].epoch) in {("selflearn", 2), ("selflearn", 3)}  # not from epoch 1
     assert events[-1].stage == "done" and (project.folder / "model" / "model.pt").is_file()
+
+
+@pytest.mark.parametrize("patch, expected", [(48, 256), (96, 256), (192, 100)])
+def test_noisy_cap_bounds_the_pixels_of_self_learning(patch, expected):
+    geometry = PatchGeometry.for_patch(patch)
+    # the crop size is the one the training crops really have
+    crops = crop_windows(np.zeros((400, 400, 3), np.uint8), Normalization((0.0,) * 3, (255.0,) * 3), (0, 1, 2), geometry,
+                         np.array([[200.0, 200.0]]), context_cells=2)
+    assert crop_pixels(geometry, 2) == crops.shape[-2] * crops.shape[-1]
+    assert noisy_cap(TrainSettings.cpu(), geometry) == expected
+    assert noisy_cap(TrainSettings.paper(), geometry) is None
+    assert noisy_cap(TrainSettings(max_noisy_pixels=10), geometry) == 1
+
+
+def test_self_learning_uses_at_most_the_capped_noisy_patches(curated):
+    project, _ = curated
+    available = project.store.noisy_count(None) + sum(project.store.noisy_count(c.name) for c in project.store.classes())
+    area = crop_pixels(project.geometry, TINY.context_cells)
+    settings = replace(TINY, max_noisy_pixels=5 * area)
+    assert available > 5
+    assert len(_noisy_data(project, settings, torch.Generator().manual_seed(0)).labels) == 5
+    assert len(_noisy_data(project, TINY, torch.Generator().manual_seed(0)).labels) == available
