@@ -19,7 +19,7 @@ from ..io.images import Dataset
 from ..io.truth import read_truth, unmatched_images
 from ..project import PROJECT_FILE, Project
 from ..train.loop import TrainSettings
-from .simulate import STRATEGIES, SimulatedUser, Trial
+from .simulate import STRATEGIES, SimulatedUser, Trial, annotations_by_image, file_name
 
 
 @dataclass(frozen=True)
@@ -101,13 +101,18 @@ def evaluate(plan: EvalPlan, *, say: Callable[[str], None] = print) -> dict:
     if absent:
         raise ConfigError(f"classes {absent} have no annotation in {plan.truth} (it has {labels})")
     train_ids, test_ids = split(dataset, plan)
+    _check_classes(plan, annotations_by_image(truth, dataset), train_ids, test_ids, say)
     results_path = plan.out / "results.json"
     results = json.loads(results_path.read_text()) if results_path.is_file() else {"trials": {}}
     trials = plan.trials()
     say(f"{len(trials)} trial(s); {len(train_ids)} training and {len(test_ids)} test image(s)")
     for label in plan.classes:
         base = _base_project(plan, dataset, label, say)
-        user = SimulatedUser(base, truth, train_ids, test_ids, label=label, displayed=plan.displayed,
+        failed = set(base.failed_images())
+        if failed:
+            say(f"warning: {len(failed)} image(s) could not be embedded and are left out, e.g. {sorted(failed)[:3]}")
+        user = SimulatedUser(base, truth, [i for i in train_ids if i not in failed], [i for i in test_ids if i not in failed],
+                             label=label, displayed=plan.displayed,
                              workdir=plan.out / "work", settings=plan.training, device=plan.device, seed=plan.seed)
         for trial in (t for t in trials if t.label == label):
             if trial.key in results["trials"]:
@@ -132,9 +137,28 @@ def evaluate(plan: EvalPlan, *, say: Callable[[str], None] = print) -> dict:
     return results
 
 
+def _check_classes(plan: EvalPlan, truth_of: dict[str, list], train_ids: list[str], test_ids: list[str], say) -> None:
+    """Every class needs objects in both parts of the split; fewer training objects than
+    prototypes is allowed (the trials use them all) but said."""
+    unannotated = sum(1 for annotations in truth_of.values() if not annotations)
+    if unannotated:
+        say(f"note: {unannotated} image(s) have no annotation; they count as images without objects")
+    for label in plan.classes:
+        def count(ids):
+            return sum(1 for i in ids for a in truth_of[i] if a.label == label)
+        in_train, in_test = count(train_ids), count(test_ids)
+        if not in_train or not in_test:
+            part = "training" if not in_train else "test"
+            raise ConfigError(f"class {label!r} has no object in the {part} images ({in_train} in training, {in_test} in test)",
+                              hint="choose another split (--train-list/--test-list or --test-fraction) or leave the class out")
+        if in_train < max(plan.prototypes):
+            say(f"warning: class {label!r} has {in_train} object(s) in the training images: "
+                f"trials asking for more prototypes use these {in_train}")
+
+
 def _base_project(plan: EvalPlan, dataset: Dataset, label: str, say) -> Project:
     """One project per class (patch size) holding the shared embeddings of all images."""
-    folder = plan.out / "base" / f"{label}-{plan.patch_sizes[label]}"
+    folder = plan.out / "base" / f"{file_name(label)}-{plan.patch_sizes[label]}"
     if (folder / PROJECT_FILE).is_file():
         project = Project.open(folder, dataset=plan.images)
     else:
@@ -185,4 +209,4 @@ def plot_curves(results: dict, out: Path, size: int = 360) -> None:
         for index, (strategy, colour) in enumerate(colours.items()):
             draw.text((40 + size, 14 + 14 * index), strategy, fill=colour)
         draw.text((30, size + 16), f"{label}: precision (up) vs recall (right)", fill=(0, 0, 0))
-        image.save(out / f"pr_{label}.png")
+        image.save(out / f"pr_{file_name(label)}.png")

@@ -18,7 +18,9 @@ annotation-free places.
 """
 from __future__ import annotations
 
+import hashlib
 import logging
+import re
 import shutil
 import time
 from dataclasses import dataclass
@@ -86,6 +88,23 @@ def pick_prototypes(objects: dict[str, list[tuple[float, float]]], sizes: dict[s
     return picks
 
 
+def file_name(text: str) -> str:
+    """`text` made safe as a file name (class names may hold '/', ':' or spaces); a short hash
+    keeps two names that differ only in unsafe characters apart."""
+    safe = re.sub(r"[^A-Za-z0-9._+=-]", "_", text)
+    if safe == text:
+        return text
+    return f"{safe}-{hashlib.blake2b(text.encode(), digest_size=3).hexdigest()}"
+
+
+def annotations_by_image(truth: list[Annotation], dataset) -> dict[str, list[Annotation]]:
+    """image id -> its annotations, matched by relative path or else by file name."""
+    by_name: dict[str, list[Annotation]] = {}
+    for annotation in truth:
+        by_name.setdefault(annotation.image, []).append(annotation)
+    return {r.id: by_name.get(r.relpath, by_name.get(r.path.name, [])) for r in dataset}
+
+
 def _near_any(y: float, x: float, points: np.ndarray, radius: float) -> bool:
     return bool(len(points)) and bool((np.hypot(points[:, 0] - y, points[:, 1] - x) <= radius).any())
 
@@ -106,17 +125,14 @@ class SimulatedUser:
         self.supervised_cap = min(supervised_cap, max(1, supervised_pixels // crop_pixels(base.geometry, settings.context_cells)))
         self.names = {r.id: r for r in base.dataset}
         self.train_dataset = base.dataset.subset(train_ids)
-        by_name: dict[str, list[Annotation]] = {}
-        for a in truth:
-            by_name.setdefault(a.image, []).append(a)
-        self.truth_of = {image_id: by_name.get(r.relpath, by_name.get(r.path.name, [])) for image_id, r in self.names.items()}
+        self.truth_of = annotations_by_image(truth, base.dataset)
         self.radius = matching_radius(base.geometry.patch_size[1])
 
     def _objects(self, image_id: str, label: str | None = None) -> np.ndarray:
         return np.array([a.centre for a in self.truth_of[image_id] if label is None or a.label == label]).reshape(-1, 2)
 
     def _new_project(self, trial: Trial) -> Project:
-        folder = self.workdir / trial.key.replace("|", "_")
+        folder = self.workdir / file_name(trial.key.replace("|", "_"))
         if folder.exists():
             shutil.rmtree(folder)
         project = Project.create(folder, self.train_dataset, patch_size=self.base.geometry.patch_size,

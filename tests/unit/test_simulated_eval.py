@@ -1,5 +1,6 @@
 """The simulated-user evaluation end to end on planted discs and crosses (CSV ground truth)."""
 import json
+from dataclasses import replace
 
 import pytest
 
@@ -100,3 +101,43 @@ def test_supervised_baseline_takes_fewer_patches_when_crops_are_large(annotated,
         assert cap(supervised_cap=200, supervised_pixels=10**12) == 200
         assert cap(supervised_cap=200, supervised_pixels=7 * area + 1) == 7
         assert cap(supervised_cap=200, supervised_pixels=1) == 1
+
+
+def test_unseen_style_dataset_16_bit_boxes_rare_class_and_unsafe_names(tmp_path):
+    """16-bit single-channel images in a subfolder, boxes in the CSV, a class name with a
+    slash and a space, and a rare class with fewer training objects than prototypes."""
+    import numpy as np
+    import tifffile
+
+    from conftest import planted_image
+
+    folder = tmp_path / "images"
+    (folder / "plate 1").mkdir(parents=True)
+    rows = ["image,class,x0,y0,x1,y1"]
+    for i in range(8):
+        image, discs, crosses = planted_image(i)
+        tifffile.imwrite(folder / "plate 1" / f"f{i}.tif", image.astype(np.uint16) * 200)
+        rows += [f"plate 1/f{i}.tif,disc/round cell,{x - 9},{y - 9},{x + 9},{y + 9}" for y, x in discs]
+        rows += [f"plate 1/f{i}.tif,cross,{x - 10},{y - 10},{x + 10},{y + 10}" for y, x in crosses[: 1 if i in (0, 1, 7) else 0]]
+    (tmp_path / "truth.csv").write_text("\n".join(rows) + "\n")
+    (tmp_path / "train.txt").write_text("\n".join(f"plate 1/f{i}.tif" for i in range(6)) + "\n")
+    (tmp_path / "test.txt").write_text("plate 1/f6.tif\nplate 1/f7.tif\n")
+    plan = EvalPlan(images=str(folder), truth=str(tmp_path / "truth.csv"), out=tmp_path / "eval",
+                    classes=["disc/round cell", "cross"], patch_sizes={"disc/round cell": 32, "cross": 32},
+                    prototypes=[3], negatives=[1], strategies=["similarity", "pos"], repeats=1, displayed=2,
+                    train_list=str(tmp_path / "train.txt"), test_list=str(tmp_path / "test.txt"),
+                    backbone="efficientnet-lite0", training=TINY, device="cpu")
+    lines = []
+    trials = evaluate(plan, say=lines.append)["trials"]
+    assert any("class 'cross' has 2 object(s) in the training images" in line for line in lines)
+    assert trials["cross|P3|N0|similarity|r0"]["prototypes_used"] == 2
+    assert trials["disc/round cell|P3|N1|pos|r0"]["true_objects"] == 6
+    assert trials["disc/round cell|P3|N0|similarity|r0"]["pr_auc"] > 0.6
+    names = sorted(p.name for p in (tmp_path / "eval").glob("pr_*.png"))
+    assert len(names) == 2 and all("/" not in n for n in names)
+    assert len(list((tmp_path / "eval" / "work").iterdir())) == 4
+
+    (tmp_path / "test.txt").write_text("plate 1/f6.tif\n")  # no cross in the test images
+    (tmp_path / "train.txt").write_text("\n".join(f"plate 1/f{i}.tif" for i in (0, 1, 2, 3, 4, 5, 7)) + "\n")
+    with pytest.raises(ConfigError, match="class 'cross' has no object in the test images"):
+        evaluate(replace(plan, out=tmp_path / "eval2"), say=lines.append)
