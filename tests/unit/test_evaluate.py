@@ -1,4 +1,5 @@
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -81,3 +82,20 @@ def test_annotations_for_missing_images_are_reported(tmp_path):
     tifffile.imwrite(folder / "a.tif", np.zeros((8, 8), np.uint8))
     truth = [Annotation("a.tif", "c", 1, 1, 2, 2), Annotation("gone.tif", "c", 1, 1, 2, 2)]
     assert unmatched_images(truth, Dataset.open(folder)) == ["gone.tif"]
+
+
+def test_bccd_to_csv_example_keeps_every_box(tmp_path):
+    """examples/bccd_to_csv.py: 16-bit single-channel TIFFs and a CSV with the VOC boxes."""
+    import runpy
+
+    from conftest import REPO
+
+    sample = REPO / "examples" / "data" / "bccd"
+    count = runpy.run_path(str(REPO / "examples" / "bccd_to_csv.py"))["convert"](sample, tmp_path)
+    assert count == len(list((sample / "images").glob("*.jpg")))
+    voc = read_truth(sample / "annotations")
+    csv = read_truth(tmp_path / "truth.csv")
+    assert [(Path(a.image).stem, a.label, a.x0, a.y0, a.x1, a.y1) for a in voc] == \
+           [(Path(a.image).stem, a.label, a.x0, a.y0, a.x1, a.y1) for a in csv]
+    image = tifffile.imread(tmp_path / "images" / "BloodImage_00011.tif")
+    assert image.dtype == np.uint16 and image.ndim == 2 and image.max() > 255
