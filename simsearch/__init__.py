@@ -13,8 +13,10 @@ The public API (scripts and the terminal UI use only these names):
 - Curation (the iterative patch selection loop): `Curation`, `Suggestion`,
   `BackgroundCandidate`, `NoisyProgress`, `ClassInfo`, `Prototype`, `PatchRecord`
 - Peaks: `Peaks`, `find_peaks`
-- Training: `train`, `TrainSettings`, `StageSettings`, `TrainProgress`, `training_status`
+- Training: `train`, `TrainSettings`, `StageSettings`, `TrainProgress`, `training_status`,
+  `TRAINING_STRATEGIES`
 - Inference and exports: `Predictor`, `Detection`, `detections_from_maps`, `iter_process`, `write_results`, `ProcessProgress`
+- CPU speed: `keep_freed_memory` (glibc malloc keeps freed blocks; the CLI and UI call it)
 - Errors: `SimSearchError` and its subclasses
 """
 from .errors import (
@@ -41,7 +43,8 @@ from .curation.store import ClassInfo, PatchRecord, ProjectLockedError, Prototyp
 from .predict import Detection, Predictor, detections_from_maps
 from .process import ProcessProgress, iter_process, write_results
 from .project import EmbedProgress, Project
-from .train.loop import StageSettings, TrainingStatus, TrainProgress, TrainSettings, train, training_status
+from .memory import keep_freed_memory
+from .train.loop import TRAINING_STRATEGIES, StageSettings, TrainingStatus, TrainProgress, TrainSettings, train, training_status
 from .search.peaks import Peaks, find_peaks
 from .io.truth import Annotation, read_truth, read_voc_folder
 from .search.index import PatchIndex, SearchHits, SimilarPatch
@@ -53,8 +56,8 @@ __all__ = [
     "BackgroundCandidate", "ClassInfo", "Curation", "NoisyProgress", "PatchRecord", "Peaks",
     "ProjectLockedError", "Prototype", "Suggestion", "find_peaks", "display_rgb",
     "Detection", "Predictor", "ProcessProgress", "iter_process", "write_results",
-    "StageSettings", "TrainProgress", "TrainSettings", "TrainingStatus", "train", "training_status",
-    "detections_from_maps",
+    "StageSettings", "TrainProgress", "TrainSettings", "TrainingStatus", "train", "training_status", "TRAINING_STRATEGIES",
+    "detections_from_maps", "keep_freed_memory",
     "BACKBONES", "Backbone", "BackboneSpec", "ChannelStatistics", "ConfigError", "Dataset",
     "DatasetError", "DenseEmbedder", "EmbedProgress", "ImageReadError", "ImageRecord",
     "Normalization", "PatchEmbeddings", "PatchGeometry", "PatchIndex", "Project", "ProjectError",

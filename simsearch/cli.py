@@ -13,6 +13,7 @@ from . import __version__
 from .cli_curation import add_commands as add_curation_commands
 from .cli_model import add_commands as add_model_commands
 from .cli_model import add_eval_command, add_tui_command
+from .memory import keep_freed_memory
 from .errors import ConfigError, SimSearchError
 from .io.images import Dataset
 from .progress import ProgressBar
@@ -88,6 +89,7 @@ def _add_quiet(sub: argparse.ArgumentParser) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    keep_freed_memory()
     quiet = getattr(args, "quiet", False)
     logging.basicConfig(level=logging.WARNING if quiet else logging.INFO, format="%(levelname)s: %(message)s")
     try:

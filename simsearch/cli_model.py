@@ -117,7 +117,8 @@ def add_eval_command(sub, int_list_type) -> None:
     evaluation.add_argument("--test-list", help="test image names, one per line")
     evaluation.add_argument("--test-fraction", type=float, default=0.25)
     evaluation.add_argument("--classes", required=True, help="comma-separated class names")
-    evaluation.add_argument("--patch-size", required=True, help="S for all classes, or CLASS=S,CLASS=S")
+    evaluation.add_argument("--patch-size", required=True,
+                            help="S for all classes, or CLASS=S,CLASS=S; 'auto': the median box side (boxes needed)")
     evaluation.add_argument("--prototypes", type=int_list_type, default=[5, 10])
     evaluation.add_argument("--negatives", type=int_list_type, default=[5])
     evaluation.add_argument("--strategies", default="similarity,pos,pos+neg+selflearn,supervised")
@@ -132,13 +133,16 @@ def add_eval_command(sub, int_list_type) -> None:
     evaluation.set_defaults(handler=cmd_eval)
 
 
-def _patch_sizes(text: str, classes: list[str]) -> dict[str, int]:
+def _patch_sizes(text: str, classes: list[str]) -> dict[str, int | str]:
+    def size(value: str) -> int | str:
+        value = value.strip()
+        return "auto" if value == "auto" else int(value)
     try:
         if "=" not in text:
-            return {c: int(text) for c in classes}
-        sizes = {k.strip(): int(v) for k, v in (item.split("=") for item in text.split(","))}
+            return {c: size(text) for c in classes}
+        sizes = {k.strip(): size(v) for k, v in (item.rsplit("=", 1) for item in text.split(","))}
     except ValueError:
-        raise ConfigError(f"--patch-size: expected S or CLASS=S,CLASS=S, got {text!r}") from None
+        raise ConfigError(f"--patch-size: expected S, auto or CLASS=S,CLASS=auto, got {text!r}") from None
     missing = [c for c in classes if c not in sizes]
     if missing:
         raise ConfigError(f"--patch-size: no size for {missing}")

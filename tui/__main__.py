@@ -2,6 +2,8 @@
 import argparse
 import logging
 
+import simsearch
+
 from .app import SimSearchApp
 from .terminal import prepare_graphics
 
@@ -18,6 +20,7 @@ def main(argv=None) -> int:
 def run(target, device: str = "auto") -> None:
     # log lines would draw over the screen: the app sends them to PROJECT/tui.log instead
     logging.basicConfig(handlers=[logging.NullHandler()], force=True)
+    simsearch.keep_freed_memory()
     prepare_graphics()
     SimSearchApp(target, device=device).run()
 

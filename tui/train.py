@@ -25,7 +25,7 @@ from .render import sparkline
 
 STAGES = [("noisy", "noisy extraction"), ("selflearn", "self-supervised (SimCLR)"),
           ("supcon", "supervised contrastive"), ("classifier", "linear classifier")]
-STRATEGIES = ["pos+neg+selflearn", "pos+neg", "pos+selflearn", "pos"]
+STRATEGIES = list(reversed(simsearch.TRAINING_STRATEGIES))  # the paper's full method first
 PRESETS = ["cpu", "paper"]
 
 
@@ -59,7 +59,7 @@ class TrainScreen(StepScreen):
     BINDINGS = [
         Binding("t", "start", "train", tooltip="start or resume training"),
         Binding("x", "cancel", "cancel", tooltip="cancel (the last finished epoch is kept)"),
-        Binding("s", "cycle_strategy", "strategy", tooltip="strategy: pos+neg+selflearn, pos+neg, pos+selflearn, pos"),
+        Binding("s", "cycle_strategy", "strategy", tooltip="strategy: " + ", ".join(STRATEGIES)),
         Binding("p", "cycle_preset", "preset", tooltip="preset: cpu (minutes) or paper (GPU)"),
         Binding("m", "noisy_cap", "noisy cap", tooltip="noisy patches per class at most"),
     ]

@@ -7,7 +7,7 @@ import itertools
 import json
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable
 
@@ -28,7 +28,7 @@ class EvalPlan:
     truth: str
     out: Path
     classes: list[str]
-    patch_sizes: dict[str, int]
+    patch_sizes: dict[str, int | str]  # px, or 'auto' (the class's median box side)
     prototypes: list[int]
     negatives: list[int]
     strategies: list[str]
@@ -100,6 +100,10 @@ def evaluate(plan: EvalPlan, *, say: Callable[[str], None] = print) -> dict:
     absent = [c for c in plan.classes if c not in labels]
     if absent:
         raise ConfigError(f"classes {absent} have no annotation in {plan.truth} (it has {labels})")
+    automatic = [c for c in plan.classes if plan.patch_sizes.get(c) == "auto"]
+    plan = replace(plan, patch_sizes={**plan.patch_sizes, **auto_patch_sizes(truth, automatic)})
+    for label in automatic:
+        say(f"{label}: patch size {plan.patch_sizes[label]} px (the median box side)")
     train_ids, test_ids = split(dataset, plan)
     _check_classes(plan, annotations_by_image(truth, dataset), train_ids, test_ids, say)
     results_path = plan.out / "results.json"
@@ -127,7 +131,9 @@ def evaluate(plan: EvalPlan, *, say: Callable[[str], None] = print) -> dict:
                 "recall": result.score.recall[:: max(1, len(result.score.recall) // 200)].round(4).tolist(),
             }
             _write_json(results_path, results)
-            say(f"{trial.key}: PR-AUC {result.score.pr_auc:.3f}, AP {result.score.average_precision:.3f} ({result.seconds:.0f} s)")
+            left = [t for t in trials if t.key not in results["trials"]]
+            say(f"[{len(trials) - len(left)}/{len(trials)}] {trial.key}: PR-AUC {result.score.pr_auc:.3f}, "
+                f"AP {result.score.average_precision:.3f} ({result.seconds:.0f} s; {_duration(remaining_seconds(results, left))} left)")
         base.close()
     results["plan"] = {k: (str(v) if isinstance(v, Path) else v) for k, v in plan.__dict__.items() if k != "training"}
     results["training"] = plan.training.to_dict()
@@ -135,6 +141,42 @@ def evaluate(plan: EvalPlan, *, say: Callable[[str], None] = print) -> dict:
     (plan.out / "report.md").write_text(markdown(results))
     plot_curves(results, plan.out)
     return results
+
+
+def auto_patch_sizes(truth: list, classes: list[str]) -> dict[str, int]:
+    """A patch size per class from its boxes: the median of the longer box side, rounded to a
+    multiple of 8 px (at least 16). BCCD gives WBC 208, RBC 112, platelets 40."""
+    sizes = {}
+    for label in classes:
+        sides = [max(a.x1 - a.x0, a.y1 - a.y0) for a in truth if a.label == label]
+        boxed = [side for side in sides if side > 0]
+        if not boxed:
+            raise ConfigError(f"--patch-size auto: class {label!r} has no boxes in the ground truth, only centres",
+                              hint=f"give its size, e.g. --patch-size {label}=64")
+        sizes[label] = max(16, int(8 * round(float(np.median(boxed)) / 8)))
+    return sizes
+
+
+def remaining_seconds(results: dict, left: list[Trial]) -> float:
+    """A guess at the time the trials `left` take: each at the mean time of the finished
+    trials of its class and strategy, else of its strategy, else of all."""
+    done = list(results["trials"].values())
+    if not done:
+        return float("nan")
+    def mean(rows):
+        return float(np.mean([r["seconds"] for r in rows])) if rows else None
+    overall = mean(done)
+    total = 0.0
+    for trial in left:
+        same = mean([r for r in done if r["strategy"] == trial.strategy and r["class"] == trial.label])
+        total += same if same is not None else (mean([r for r in done if r["strategy"] == trial.strategy]) or overall)
+    return total
+
+
+def _duration(seconds: float) -> str:
+    if not np.isfinite(seconds):
+        return "?"
+    return f"{seconds / 60:.0f} min" if seconds >= 90 else f"{seconds:.0f} s"
 
 
 def _check_classes(plan: EvalPlan, truth_of: dict[str, list], train_ids: list[str], test_ids: list[str], say) -> None:

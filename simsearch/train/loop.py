@@ -39,6 +39,7 @@ from .model import PatchModel
 
 STAGES = ("selflearn", "supcon", "classifier")
 STRATEGIES = {"pos": (False, False), "pos+neg": (False, True), "pos+selflearn": (True, False), "pos+neg+selflearn": (True, True)}
+TRAINING_STRATEGIES = tuple(STRATEGIES)  # the public names, simplest first
 BACKGROUND = "background"
 
 
@@ -384,7 +385,8 @@ def training_status(project: Project) -> TrainingStatus:
     if not path.is_file():
         return TrainingStatus(has_model, model_stamp=stamp)
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        # memory-mapped: only the stage and epoch are read, not the weights (the UI asks often)
+        state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
     except Exception as exc:
         raise ProjectError(f"training checkpoint {path} is unreadable: {exc}", hint="delete it to start training again") from exc
     stage = STAGES[state["stage"]] if state["stage"] < len(STAGES) else "done"

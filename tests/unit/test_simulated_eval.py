@@ -40,6 +40,9 @@ def test_simulated_user_strategies_and_resume(annotated, tmp_path):
     results = evaluate(plan, say=lines.append)
     trials = results["trials"]
     assert len(trials) == 4
+    progress = [line for line in lines if line.startswith("[")]
+    assert progress[0].startswith("[1/4] disc|P0|N0|supervised|r0: PR-AUC")
+    assert progress[-1].startswith("[4/4] ") and progress[-1].endswith("; 0 s left)")
     similarity = trials["disc|P2|N0|similarity|r0"]
     assert similarity["true_objects"] == 6 and similarity["pr_auc"] > 0.6  # 2 test images x 3 discs
     assert trials["disc|P2|N1|pos+neg+selflearn|r0"]["negatives_found"] <= 1
@@ -141,3 +144,39 @@ def test_unseen_style_dataset_16_bit_boxes_rare_class_and_unsafe_names(tmp_path)
     (tmp_path / "train.txt").write_text("\n".join(f"plate 1/f{i}.tif" for i in (0, 1, 2, 3, 4, 5, 7)) + "\n")
     with pytest.raises(ConfigError, match="class 'cross' has no object in the test images"):
         evaluate(replace(plan, out=tmp_path / "eval2"), say=lines.append)
+
+
+def test_time_left_is_guessed_from_the_finished_trials_of_the_same_kind():
+    from simsearch.evaluate.report import remaining_seconds
+    from simsearch.evaluate.simulate import Trial
+
+    done = {"trials": {"a": {"class": "WBC", "strategy": "pos", "seconds": 40.0},
+                       "b": {"class": "WBC", "strategy": "pos", "seconds": 60.0},
+                       "c": {"class": "RBC", "strategy": "pos", "seconds": 20.0},
+                       "d": {"class": "RBC", "strategy": "similarity", "seconds": 2.0}}}
+    left = [Trial("WBC", 5, 5, "pos", 1), Trial("Platelets", 5, 5, "pos", 0), Trial("WBC", 5, 0, "similarity", 0),
+            Trial("WBC", 0, 0, "supervised", 0)]
+    # WBC pos: 50 (its class and strategy); Platelets pos: 40 (the strategy); WBC similarity: 2; supervised: 30.5 (all)
+    assert remaining_seconds(done, left) == pytest.approx(50 + 40 + 2 + 30.5)
+    assert remaining_seconds({"trials": {}}, left) != remaining_seconds({"trials": {}}, left)  # nan: nothing to go by
+
+
+def test_auto_patch_size_is_the_median_box_side(annotated, tmp_path):
+    from simsearch.cli_model import _patch_sizes
+    from simsearch.evaluate.report import auto_patch_sizes
+    from simsearch.io.truth import Annotation
+
+    boxes = [Annotation("a.tif", "cell", 0, 0, w, h) for w, h in ((30, 20), (41, 43), (50, 10))]
+    centres = [Annotation("a.tif", "dot", 5, 5, 5, 5)]
+    assert auto_patch_sizes(boxes + centres, ["cell"]) == {"cell": 40}  # sides 30, 43, 50: median 43 -> 40
+    assert auto_patch_sizes([Annotation("a.tif", "tiny", 0, 0, 3, 3)], ["tiny"]) == {"tiny": 16}
+    with pytest.raises(ConfigError, match="class 'dot' has no boxes"):
+        auto_patch_sizes(boxes + centres, ["dot"])
+    assert _patch_sizes("auto", ["a", "b"]) == {"a": "auto", "b": "auto"}
+    assert _patch_sizes("a=auto,b=32", ["a", "b"]) == {"a": "auto", "b": 32}
+    folder, truth = annotated  # centres only: 'auto' is refused before any work, naming the class
+    plan = EvalPlan(images=str(folder), truth=str(truth), out=tmp_path / "e", classes=["disc"], patch_sizes={"disc": "auto"},
+                    prototypes=[2], negatives=[0], strategies=["similarity"], backbone="efficientnet-lite0")
+    with pytest.raises(ConfigError, match="class 'disc' has no boxes"):
+        evaluate(plan)
+    assert not (tmp_path / "e" / "base").exists()

@@ -1,0 +1,38 @@
+"""CPU training without page faults.
+
+glibc's malloc serves every block over 32 MB with its own mmap and gives it back to the
+system when freed. A training step allocates activations of hundreds of MB (a batch of 64
+crops of 160 px), so every step faults in and zeroes them again: a third of the time of a
+CPU training step went to the kernel (benchmarks/results/malloc.md). Asking malloc to keep
+freed memory for reuse removes that cost; the peak memory stays the same.
+"""
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import logging
+import os
+import sys
+
+log = logging.getLogger(__name__)
+
+_M_TRIM_THRESHOLD = -1
+_M_MMAP_MAX = -4
+OPT_OUT = "SIMSEARCH_SYSTEM_MALLOC"
+
+
+def keep_freed_memory() -> bool:
+    """Make glibc malloc reuse freed blocks instead of returning them to the system (it then
+    trims only above 2 GB of free memory). Process-wide, so the `simsearch` command and the
+    terminal UI call it, and library users may. Returns whether it applied: not off Linux or
+    glibc, nor when the environment variable SIMSEARCH_SYSTEM_MALLOC=1."""
+    if os.environ.get(OPT_OUT) == "1" or not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):  # musl and others have no mallopt
+        return False
+    applied = mallopt(_M_MMAP_MAX, 0) == 1 and mallopt(_M_TRIM_THRESHOLD, 2**31 - 1) == 1
+    log.debug("malloc keeps freed memory: %s", applied)
+    return applied
