@@ -385,8 +385,7 @@ def training_status(project: Project) -> TrainingStatus:
     if not path.is_file():
         return TrainingStatus(has_model, model_stamp=stamp)
     try:
-        # memory-mapped: only the stage and epoch are read, not the weights (the UI asks often)
-        state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+        state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
         raise ProjectError(f"training checkpoint {path} is unreadable: {exc}", hint="delete it to start training again") from exc
     stage = STAGES[state["stage"]] if state["stage"] < len(STAGES) else "done"
