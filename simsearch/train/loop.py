@@ -213,11 +213,14 @@ def _balanced_indices(labels: torch.Tensor, count: int, generator: torch.Generat
 
 
 class _Checkpoints:
-    """training/checkpoint.pt, written atomically after every epoch."""
+    """training/checkpoint.pt, written atomically after every epoch, and beside it
+    checkpoint.json: its stage and epoch with the checkpoint's size and modification time,
+    so that `training_status` need not unpickle the weights (16-22 ms) to learn them."""
 
     def __init__(self, folder: Path):
         self.folder = folder
         self.path = folder / "checkpoint.pt"
+        self.summary_path = folder / "checkpoint.json"
 
     def load(self, fingerprint: str) -> dict | None:
         if not self.path.is_file():
@@ -233,6 +236,28 @@ class _Checkpoints:
         tmp = self.path.with_suffix(f".{os.getpid()}.tmp")
         torch.save(state, tmp)
         tmp.replace(self.path)
+        summary = {"stage": int(state["stage"]), "epoch": int(state["epoch"]), "checkpoint": self._stamp()}
+        tmp = self.summary_path.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(summary))
+        tmp.replace(self.summary_path)
+
+    def _stamp(self) -> list[int]:
+        info = self.path.stat()
+        return [info.st_size, info.st_mtime_ns]
+
+    def stage_and_epoch(self) -> tuple[int, int]:
+        """From the summary when it describes the checkpoint as it is now, else from the checkpoint."""
+        try:
+            summary = json.loads(self.summary_path.read_text())
+            if summary["checkpoint"] == self._stamp():
+                return int(summary["stage"]), int(summary["epoch"])
+        except (OSError, ValueError, KeyError, TypeError):
+            pass  # no summary, or a stale or damaged one: the checkpoint itself says
+        try:
+            state = torch.load(self.path, map_location="cpu", weights_only=True)
+        except Exception as exc:
+            raise ProjectError(f"training checkpoint {self.path} is unreadable: {exc}", hint="delete it to start training again") from exc
+        return int(state["stage"]), int(state["epoch"])
 
 
 def train(
@@ -381,15 +406,11 @@ def training_status(project: Project) -> TrainingStatus:
     model = project.folder / "model" / "model.pt"
     has_model = model.is_file()
     stamp = model.stat().st_mtime_ns if has_model else None
-    path = _Checkpoints(project.folder / "training").path
-    if not path.is_file():
+    checkpoints = _Checkpoints(project.folder / "training")
+    if not checkpoints.path.is_file():
         return TrainingStatus(has_model, model_stamp=stamp)
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise ProjectError(f"training checkpoint {path} is unreadable: {exc}", hint="delete it to start training again") from exc
-    stage = STAGES[state["stage"]] if state["stage"] < len(STAGES) else "done"
-    return TrainingStatus(has_model, stage, int(state["epoch"]), stamp)
+    stage_index, epoch = checkpoints.stage_and_epoch()
+    return TrainingStatus(has_model, STAGES[stage_index] if stage_index < len(STAGES) else "done", epoch, stamp)
 
 
 def save_model(project: Project, model: PatchModel, names: list[str], settings: TrainSettings, metrics: dict) -> Path:

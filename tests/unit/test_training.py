@@ -76,6 +76,7 @@ def test_cancel_then_resume_gives_the_same_model(curated):
     assert not (project.folder / "model" / "model.pt").exists()
     status = training_status(project)
     assert (status.has_model, status.checkpoint_stage, status.checkpoint_epoch) == (False, "supcon", 1)
+    _status_comes_from_the_summary_only_while_it_matches_the_checkpoint(project, status)
     resumed_events = list(train(project, TINY, device="cpu"))
     assert resumed_events[0].stage == "supcon" and resumed_events[0].epoch == 2  # resumed, not restarted
     resumed = _weights(project)
@@ -194,3 +195,23 @@ def test_self_learning_uses_at_most_the_capped_noisy_patches(curated):
     assert available > 5
     assert len(_noisy_data(project, settings, torch.Generator().manual_seed(0)).labels) == 5
     assert len(_noisy_data(project, TINY, torch.Generator().manual_seed(0)).labels) == available
+
+
+def _status_comes_from_the_summary_only_while_it_matches_the_checkpoint(project, status):
+    import json
+    import os
+
+    summary = project.folder / "training" / "checkpoint.json"
+    checkpoint = project.folder / "training" / "checkpoint.pt"
+    saved = summary.read_text()
+    summary.unlink()  # no summary: the checkpoint itself is read
+    assert training_status(project) == status
+    summary.write_text(json.dumps({**json.loads(saved), "epoch": 7}))  # matches the checkpoint's stamp: used
+    assert training_status(project).checkpoint_epoch == 7
+    info = checkpoint.stat()
+    os.utime(checkpoint, ns=(info.st_atime_ns, info.st_mtime_ns + 10**9))  # the checkpoint changed since: ignored
+    assert training_status(project) == status
+    summary.write_text("{not json")
+    assert training_status(project) == status
+    summary.write_text(saved)
+    os.utime(checkpoint, ns=(info.st_atime_ns, info.st_mtime_ns))
