@@ -12,17 +12,11 @@ import numpy as np
 import tifffile
 from PIL import Image, ImageDraw
 
+from .files import write_text_atomic
 from .predict import Detection
 
 DETECTION_COLUMNS = ["image", "class", "x", "y", "confidence", "x0", "y0", "x1", "y1"]
 PALETTE = [(230, 25, 75), (60, 180, 75), (0, 130, 200), (245, 130, 48), (145, 30, 180), (70, 240, 240), (240, 50, 230), (210, 245, 60)]
-
-
-def _atomic_text(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text)
-    tmp.replace(path)
 
 
 def safe_name(image_id: str) -> str:
@@ -38,13 +32,13 @@ def detections_csv(path: Path, detections: list[Detection], names: dict[str, str
     for d in detections:
         writer.writerow([names[d.image_id], d.class_name, f"{d.x:.2f}", f"{d.y:.2f}", f"{d.confidence:.5f}",
                          *(f"{v:.2f}" for v in d.box)])
-    _atomic_text(path, buffer.getvalue())
+    write_text_atomic(path, buffer.getvalue())
 
 
 def detections_json(path: Path, detections: list[Detection], names: dict[str, str]) -> None:
     rows = [{"image": names[d.image_id], "image_id": d.image_id, "class": d.class_name, "x": d.x, "y": d.y,
              "confidence": d.confidence, "box": list(d.box)} for d in detections]
-    _atomic_text(path, json.dumps(rows, indent=1))
+    write_text_atomic(path, json.dumps(rows, indent=1))
 
 
 def geojson(path: Path, detections: list[Detection], *, boxes: bool = True) -> None:
@@ -63,7 +57,7 @@ def geojson(path: Path, detections: list[Detection], *, boxes: bool = True) -> N
             "properties": {"objectType": "annotation", "classification": {"name": d.class_name},
                            "name": d.class_name, "measurements": {"confidence": d.confidence}},
         })
-    _atomic_text(path, json.dumps({"type": "FeatureCollection", "features": features}))
+    write_text_atomic(path, json.dumps({"type": "FeatureCollection", "features": features}))
 
 
 def napari_points(path: Path, detections: list[Detection]) -> None:
@@ -73,7 +67,7 @@ def napari_points(path: Path, detections: list[Detection]) -> None:
     writer.writerow(["index", "axis-0", "axis-1", "class", "confidence"])
     for index, d in enumerate(detections):
         writer.writerow([index, f"{d.y:.2f}", f"{d.x:.2f}", d.class_name, f"{d.confidence:.5f}"])
-    _atomic_text(path, buffer.getvalue())
+    write_text_atomic(path, buffer.getvalue())
 
 
 def label_tiff(path: Path, labels: np.ndarray, class_names: list[str]) -> None:
@@ -103,14 +97,14 @@ def overview_png(path: Path, rgb01: np.ndarray, detections: list[Detection], cla
 
 def summary_csv(path: Path, rows: list[dict]) -> None:
     if not rows:
-        _atomic_text(path, "")
+        write_text_atomic(path, "")
         return
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=list(rows[0]))
     writer.writeheader()
     writer.writerows(rows)
-    _atomic_text(path, buffer.getvalue())
+    write_text_atomic(path, buffer.getvalue())
 
 
 def manifest_json(path: Path, manifest: dict) -> None:
-    _atomic_text(path, json.dumps(manifest, indent=2, default=str))
+    write_text_atomic(path, json.dumps(manifest, indent=2, default=str))

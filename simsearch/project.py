@@ -27,6 +27,7 @@ import numpy as np
 import yaml
 
 from .errors import ConfigError, ImageReadError, ProjectError
+from .files import write_text_atomic
 from .features.backbones import Backbone, BackboneSpec, load_backbone, load_recorded_backbone
 from .features.embed import DenseEmbedder, PatchEmbeddings
 from .curation.store import Store
@@ -378,6 +379,4 @@ def _paper_stride(geometry: PatchGeometry) -> float:
 
 
 def _write_yaml_atomic(path: Path, data: dict) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(yaml.safe_dump(data, sort_keys=False))
-    os.replace(tmp, path)
+    write_text_atomic(path, yaml.safe_dump(data, sort_keys=False))

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import os
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -15,6 +14,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from ..errors import ConfigError
+from ..files import write_text_atomic
 from ..io.images import Dataset
 from ..io.truth import read_truth, unmatched_images
 from ..project import PROJECT_FILE, Project
@@ -130,14 +130,14 @@ def evaluate(plan: EvalPlan, *, say: Callable[[str], None] = print) -> dict:
                 "precision": result.score.precision[:: max(1, len(result.score.precision) // 200)].round(4).tolist(),
                 "recall": result.score.recall[:: max(1, len(result.score.recall) // 200)].round(4).tolist(),
             }
-            _write_json(results_path, results)
+            write_text_atomic(results_path, json.dumps(results, indent=1))
             left = [t for t in trials if t.key not in results["trials"]]
             say(f"[{len(trials) - len(left)}/{len(trials)}] {trial.key}: PR-AUC {result.score.pr_auc:.3f}, "
                 f"AP {result.score.average_precision:.3f} ({result.seconds:.0f} s; {_duration(remaining_seconds(results, left))} left)")
         base.close()
     results["plan"] = {k: (str(v) if isinstance(v, Path) else v) for k, v in plan.__dict__.items() if k != "training"}
     results["training"] = plan.training.to_dict()
-    _write_json(results_path, results)
+    write_text_atomic(results_path, json.dumps(results, indent=1))
     (plan.out / "report.md").write_text(markdown(results))
     plot_curves(results, plan.out)
     return results
@@ -212,12 +212,6 @@ def _base_project(plan: EvalPlan, dataset: Dataset, label: str, say) -> Project:
             say(f"  could not embed {event.image_id}: {event.message}")
     say(f"{label}: embeddings ready ({time.perf_counter() - started:.0f} s)")
     return project
-
-
-def _write_json(path: Path, data: dict) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(data, indent=1))
-    tmp.replace(path)
 
 
 def markdown(results: dict) -> str:

@@ -35,7 +35,7 @@ from ..predict import Predictor, detections_from_maps
 from ..project import Project
 from ..search.peaks import find_peaks, peak_spacing
 from ..search.similarity import similarity_map
-from ..train.loop import TrainSettings, crop_pixels, train
+from ..train.loop import TrainSettings, crops_within, train
 from .metrics import ClassScore, Scored, matching_radius, score_class
 
 log = logging.getLogger(__name__)
@@ -122,7 +122,7 @@ class SimulatedUser:
         self.background_count, self.noisy_cap, self.seed = background_count, noisy_cap, seed
         # at most `supervised_cap` positives (and as many background patches), fewer for large
         # crops: supervised training time grows with the crop area (BCCD WBC, 192 px: 78)
-        self.supervised_cap = min(supervised_cap, max(1, supervised_pixels // crop_pixels(base.geometry, settings.context_cells)))
+        self.supervised_cap = min(supervised_cap, crops_within(supervised_pixels, base.geometry, settings.context_cells))
         self.names = {r.id: r for r in base.dataset}
         self.train_dataset = base.dataset.subset(train_ids)
         self.truth_of = annotations_by_image(truth, base.dataset)

@@ -32,6 +32,7 @@ from ..curation.store import PatchRecord
 from ..errors import ConfigError, ProjectError
 from ..features.embed import crop_windows, resolve_device
 from ..features.geometry import NETWORK_STRIDE, PatchGeometry
+from ..files import write_text_atomic
 from ..project import Project
 from .augment import AugmentSettings, augment
 from .losses import NTXentLoss, SupConWithNegativesLoss
@@ -197,11 +198,16 @@ def crop_pixels(geometry: PatchGeometry, context_cells: int) -> int:
     return (kh * NETWORK_STRIDE + margin) * (kw * NETWORK_STRIDE + margin)
 
 
+def crops_within(pixels: int, geometry: PatchGeometry, context_cells: int) -> int:
+    """How many training crops fit in a budget of `pixels` network-input pixels, at least one."""
+    return max(1, pixels // crop_pixels(geometry, context_cells))
+
+
 def noisy_cap(settings: TrainSettings, geometry: PatchGeometry) -> int | None:
     """How many noisy patches self-learning uses at most (None: all of them), at least one."""
     caps = [settings.max_noisy] if settings.max_noisy is not None else []
     if settings.max_noisy_pixels is not None:
-        caps.append(max(1, settings.max_noisy_pixels // crop_pixels(geometry, settings.context_cells)))
+        caps.append(crops_within(settings.max_noisy_pixels, geometry, settings.context_cells))
     return min(caps) if caps else None
 
 
@@ -225,11 +231,14 @@ class _Checkpoints:
     def load(self, fingerprint: str) -> dict | None:
         if not self.path.is_file():
             return None
+        state = self._read()
+        return state if state.get("fingerprint") == fingerprint else None
+
+    def _read(self) -> dict:
         try:
-            state = torch.load(self.path, map_location="cpu", weights_only=True)
+            return torch.load(self.path, map_location="cpu", weights_only=True)
         except Exception as exc:
             raise ProjectError(f"training checkpoint {self.path} is unreadable: {exc}", hint="delete it to start training again") from exc
-        return state if state.get("fingerprint") == fingerprint else None
 
     def save(self, state: dict) -> None:
         self.folder.mkdir(parents=True, exist_ok=True)
@@ -237,9 +246,7 @@ class _Checkpoints:
         torch.save(state, tmp)
         tmp.replace(self.path)
         summary = {"stage": int(state["stage"]), "epoch": int(state["epoch"]), "checkpoint": self._stamp()}
-        tmp = self.summary_path.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(summary))
-        tmp.replace(self.summary_path)
+        write_text_atomic(self.summary_path, json.dumps(summary))
 
     def _stamp(self) -> list[int]:
         info = self.path.stat()
@@ -253,10 +260,7 @@ class _Checkpoints:
                 return int(summary["stage"]), int(summary["epoch"])
         except (OSError, ValueError, KeyError, TypeError):
             pass  # no summary, or a stale or damaged one: the checkpoint itself says
-        try:
-            state = torch.load(self.path, map_location="cpu", weights_only=True)
-        except Exception as exc:
-            raise ProjectError(f"training checkpoint {self.path} is unreadable: {exc}", hint="delete it to start training again") from exc
+        state = self._read()
         return int(state["stage"]), int(state["epoch"])
 
 
