@@ -26,7 +26,7 @@ import yaml
 import simsearch
 from simsearch.predict import detections_from_maps
 from simsearch.runner import run
-from simsearch.train.loop import StageSettings, TrainSettings, train
+from simsearch.train.loop import StageSettings, TrainSettings, iter_train
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -81,7 +81,7 @@ def main() -> None:
         settings = TrainSettings(selflearn=StageSettings(2, 64, 1e-3, 1, 0.5), supcon=StageSettings(2, 32, 1e-3, 1, 0.5),
                                  classifier=settings.classifier, max_noisy=settings.max_noisy)
         rates: dict[str, list[float]] = {}
-        for event in train(project, settings, device=str(device)):
+        for event in iter_train(project, settings, device=str(device)):
             if event.stage != "done" and event.step == event.steps:
                 rates.setdefault(event.stage, []).append(event.patches_per_s)
         training = {stage: max(values) for stage, values in rates.items()}

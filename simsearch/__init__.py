@@ -13,7 +13,8 @@ The public API (scripts and the terminal UI use only these names):
 - Curation (the iterative patch selection loop): `Curation`, `Suggestion`,
   `BackgroundCandidate`, `NoisyProgress`, `ClassInfo`, `Prototype`, `PatchRecord`
 - Peaks: `Peaks`, `find_peaks`
-- Training: `train`, `TrainSettings`, `StageSettings`, `TrainProgress`, `training_status`,
+- Training: `train` (blocking) and `iter_train` (progress events), `TrainSettings`,
+  `StageSettings`, `TrainProgress`, `TrainedModel`, `training_status`, `training_identity`,
   `TRAINING_STRATEGIES`
 - Inference and exports: `Predictor`, `Detection`, `detections_from_maps`, `iter_process`, `write_results`, `ProcessProgress`
 - CPU speed: `keep_freed_memory` (glibc malloc keeps freed blocks; the CLI and UI call it)
@@ -44,7 +45,8 @@ from .predict import Detection, Predictor, detections_from_maps
 from .process import ProcessProgress, iter_process, write_results
 from .project import EmbedProgress, Project
 from .memory import keep_freed_memory
-from .train.loop import TRAINING_STRATEGIES, StageSettings, TrainingStatus, TrainProgress, TrainSettings, train, training_status
+from .train.loop import (TRAINING_STRATEGIES, StageSettings, TrainedModel, TrainingStatus, TrainProgress, TrainSettings,
+                         iter_train, train, training_identity, training_status)
 from .search.peaks import Peaks, find_peaks
 from .io.truth import Annotation, read_truth, read_voc_folder
 from .search.index import PatchIndex, SearchHits, SimilarPatch
@@ -56,7 +58,8 @@ __all__ = [
     "BackgroundCandidate", "ClassInfo", "Curation", "NoisyProgress", "PatchRecord", "Peaks",
     "ProjectLockedError", "Prototype", "Suggestion", "find_peaks", "display_rgb",
     "Detection", "Predictor", "ProcessProgress", "iter_process", "write_results",
-    "StageSettings", "TrainProgress", "TrainSettings", "TrainingStatus", "train", "training_status", "TRAINING_STRATEGIES",
+    "StageSettings", "TrainProgress", "TrainSettings", "TrainedModel", "TrainingStatus", "iter_train", "train",
+    "training_identity", "training_status", "TRAINING_STRATEGIES",
     "detections_from_maps", "keep_freed_memory",
     "BACKBONES", "Backbone", "BackboneSpec", "ChannelStatistics", "ConfigError", "Dataset",
     "DatasetError", "DenseEmbedder", "EmbedProgress", "ImageReadError", "ImageRecord",

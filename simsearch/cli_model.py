@@ -12,7 +12,7 @@ from .process import iter_process, write_results
 from .progress import ProgressBar
 from .project import Project
 from .runner import run, training_settings
-from .train.loop import STRATEGIES, train
+from .train.loop import STRATEGIES, iter_train
 
 
 def add_commands(sub) -> None:
@@ -24,6 +24,8 @@ def add_commands(sub) -> None:
     trainer.add_argument("--strategy", default="pos+neg+selflearn", choices=list(STRATEGIES))
     trainer.add_argument("--preset", default="cpu", choices=("cpu", "paper"), help="epochs and batch sizes (paper: GPU)")
     trainer.add_argument("--device", default="auto")
+    trainer.add_argument("--from-last", action="store_true",
+                         help="fine-tune the last model instead of starting from the pretrained backbone")
     project_arg(trainer)
     trainer.set_defaults(handler=cmd_train)
 
@@ -65,9 +67,12 @@ def cmd_train(args, quiet: bool) -> int:
     with Project.open(args.project) as project:
         settings = training_settings({"preset": args.preset, "strategy": args.strategy})
         show = _train_bar(quiet)
-        for event in train(project, settings, device=args.device):
+        for event in iter_train(project, settings, device=args.device, from_last=args.from_last):
             show(event)
-        print(f"model saved in {project.folder / 'model'}")
+        if event.reused:
+            print(f"the model in {project.model_folder} was trained on this curation and these settings: reused")
+        else:
+            print(f"model saved in {project.model_folder}")
     return 0
 
 

@@ -33,7 +33,7 @@ class Predictor:
     """Loads project/model/ (written by training) and runs it densely over images."""
 
     def __init__(self, project: Project, *, device: str = "auto"):
-        folder = project.folder / "model"
+        folder = project.model_folder
         if not (folder / "model.pt").is_file():
             raise ProjectError(f"no trained model in {folder}", hint="train first (simsearch train)")
         self.project = project

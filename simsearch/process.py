@@ -93,7 +93,7 @@ def iter_process(
 
 def _forget_maps_of_other_models(project: Project, maps_folder: Path) -> None:
     """Cached maps belong to one model: after training again, they are computed again."""
-    digest = hashlib.blake2b((project.folder / "model" / "model.pt").read_bytes(), digest_size=12).hexdigest()
+    digest = hashlib.blake2b((project.model_folder / "model.pt").read_bytes(), digest_size=12).hexdigest()
     stamp = maps_folder / "MODEL"
     if stamp.is_file() and stamp.read_text().strip() == digest:
         return
@@ -174,14 +174,14 @@ def write_results(
     model_out = out / "model"
     model_out.mkdir(parents=True, exist_ok=True)
     for name in ("model.pt", "model.yaml"):
-        shutil.copy2(project.folder / "model" / name, model_out / name)
+        shutil.copy2(project.model_folder / name, model_out / name)
     manifest = _manifest(project, dataset, thresholds, predictor_config, len(everything), segmentation, extra_manifest)
     export.manifest_json(out / "manifest.json", manifest)
     return manifest
 
 
 def _model_config(project: Project) -> dict:
-    path = project.folder / "model" / "model.yaml"
+    path = project.model_folder / "model.yaml"
     if not path.is_file():
         raise DatasetError(f"no trained model in {path.parent}", hint="train first")
     return yaml.safe_load(path.read_text())

@@ -271,6 +271,11 @@ class Project:
         return self.embedding_folder / key[:2] / f"{key}.npy"
 
     @property
+    def model_folder(self) -> Path:
+        """Where training saves the model (model.pt, model.yaml) and processing reads it."""
+        return self.folder / "model"
+
+    @property
     def embedding_folder(self) -> Path:
         """The embedding cache: project/embeddings, or a shared folder named at creation
         (keys cover every setting, so projects on the same images can share one)."""

@@ -34,7 +34,7 @@ from .errors import ConfigError
 from .io.images import Dataset
 from .process import iter_process, write_results
 from .project import PROJECT_FILE, Project
-from .train.loop import StageSettings, TrainSettings, train
+from .train.loop import StageSettings, TrainSettings, iter_train
 
 log = logging.getLogger(__name__)
 
@@ -104,14 +104,14 @@ def run(config_path: str | Path, *, say: Callable[[str], None] = print, progress
         project.set_device(device)
         curation = Curation(project)
         _curate(project, curation, config, settings.use_noisy, say)
-        model = project.folder / "model" / "model.pt"
-        if not model.is_file():
-            say(f"training ({settings.strategy})")
-            for event in train(project, settings, device=device):
-                if progress:
-                    progress("train", event)
-        else:
-            say(f"reusing the trained model {model}")
+        for number, event in enumerate(iter_train(project, settings, device=device)):
+            if event.reused:
+                say(f"reusing the trained model in {project.model_folder}: the curation and settings are unchanged")
+                continue
+            if number == 0:
+                say(f"training ({settings.strategy})")
+            if progress:
+                progress("train", event)
         say("processing the dataset")
         for event in iter_process(project, config["output"], device=device):
             if progress:

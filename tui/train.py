@@ -96,7 +96,7 @@ class TrainScreen(StepScreen):
 
     def refresh_view(self) -> None:
         project = self.app.project
-        status = simsearch.training_status(project)
+        status = simsearch.training_status(project, settings_for(self.preset, self.strategy))
         store = project.store
         lines = [f"strategy [b]{self.strategy}[/b] (s)   preset [b]{self.preset}[/b] (p)   noisy cap {self.noisy_cap}/class (m)"]
         classes = store.classes()
@@ -107,10 +107,15 @@ class TrainScreen(StepScreen):
                          + f", background {store.noisy_count(None)}")
         if self.running:
             lines.append("training ... (x cancels)")
+        elif status.up_to_date:
+            lines.append("[b]the model is up to date[/b] with this curation and these settings: set thresholds (5)")
         elif status.has_model:
-            lines.append("[b]a trained model exists[/b]: set thresholds (5), or t to train again")
-        if status.checkpoint_stage and status.checkpoint_stage != "done" and not self.running:
-            lines.append(f"an earlier run stopped in {status.checkpoint_stage} after {status.checkpoint_epoch} epoch(s): t resumes it")
+            lines.append("[b]the curation or settings changed[/b] since the model was trained: t trains again")
+        if status.checkpoint_stage and not self.running:
+            if status.resumable:
+                lines.append(f"an earlier run stopped in {status.checkpoint_stage} after {status.checkpoint_epoch} epoch(s): t resumes it")
+            else:
+                lines.append("an earlier run stopped, on another curation or settings: t starts again")
         self.query_one("#train-settings", Static).update("\n".join(lines))
 
     def action_cycle_strategy(self) -> None:
@@ -167,15 +172,20 @@ class TrainScreen(StepScreen):
                     return
                 self.app.call_from_thread(self.show_stage, "noisy", 1, 1, "done")
             last = None
-            for progress in simsearch.train(self.app.project, settings, device=self.app.device, cancel=self.cancel):
+            for progress in simsearch.iter_train(self.app.project, settings, device=self.app.device, cancel=self.cancel):
                 last = progress
                 self.app.call_from_thread(self.show_training, progress)
         except Exception as error:
             self.app.show_error_from_thread(error)
             self.app.call_from_thread(self.finished, "stopped by an error")
             return
-        done = last is not None and last.stage == "done"
-        self.app.call_from_thread(self.finished, "finished: a model is saved" if done else "cancelled: t resumes from the last finished epoch")
+        if last is None or last.stage != "done":
+            message = "cancelled: t resumes from the last finished epoch"
+        elif last.reused:
+            message = "nothing changed since the last training: the model is reused"
+        else:
+            message = "finished: a model is saved"
+        self.app.call_from_thread(self.finished, message)
 
     def show_noisy(self, event, elapsed: float) -> None:
         rate = event.done / elapsed if elapsed > 0 else 0

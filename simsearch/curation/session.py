@@ -9,6 +9,8 @@ only adds one similarity per cached patch (max with the old map).
 """
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import threading
 from dataclasses import dataclass
@@ -368,12 +370,21 @@ class Curation:
         (Algorithm 1, `background_per_image` most and least similar) from every undisplayed
         image, one image at a time (memory bounded). Images already done are skipped, so an
         interrupted run resumes; images are visited in a seeded random order so that caps
-        sample the whole dataset."""
+        sample the whole dataset.
+
+        The stored patches belong to the prototypes, similarity thresholds, displayed images
+        and options they were extracted with: when any of these changed since, they are
+        discarded and extracted again, so training never learns from a stale curation."""
         if cap_per_class is not None and cap_per_class < 0:
             raise ConfigError(f"cap_per_class: must be >= 0, got {cap_per_class}")
         classes = [c for c in self.store.classes() if self.store.prototypes(c.name)]
         if not classes:
             raise ConfigError("noisy extraction: no class has prototypes yet")
+        source = _noisy_source(self.store, classes, self.project.displayed, cap_per_class, background_per_image, seed)
+        if self.store.noisy_source() != source:
+            if self.store.noisy_done():
+                log.info("prototypes, thresholds or options changed since the noisy patches were extracted: extracting again")
+            self.store.clear_noisy(source)
         vectors = {c.name: self.prototype_vectors(c.name) for c in classes}
         mean = self._mean_prototype()
         geometry = self.project.geometry
@@ -403,6 +414,15 @@ class Curation:
             per_class[None] = [c.record() for c in background]
             self.store.add_noisy(image_id, per_class)
             yield NoisyProgress(position, len(order), image_id, {k: len(v) for k, v in per_class.items()})
+
+
+def _noisy_source(store, classes: list[ClassInfo], displayed: list[str], cap, background_per_image: int, seed: int) -> str:
+    """A hash of everything noisy extraction depends on."""
+    content = [
+        [(c.name, c.similarity_threshold, [(p.image_id, p.box) for p in store.prototypes(c.name)]) for c in classes],
+        sorted(displayed), cap, background_per_image, seed,
+    ]
+    return hashlib.blake2b(json.dumps(content).encode(), digest_size=12).hexdigest()
 
 
 def validate_box(box, record) -> tuple[float, float, float, float]:

@@ -378,10 +378,19 @@ class Store:
     def noisy_done(self) -> set[str]:
         return {r[0] for r in self.conn.execute("SELECT image_id FROM noisy_done")}
 
-    def clear_noisy(self) -> None:
+    def clear_noisy(self, source: str | None = None) -> None:
+        """Forget every noisy patch; `source` records what the next extraction is made from."""
         with self.transaction() as conn:
             conn.execute("DELETE FROM noisy_patches")
             conn.execute("DELETE FROM noisy_done")
+            conn.execute("DELETE FROM settings WHERE key = 'noisy_source'")
+            if source is not None:
+                conn.execute("INSERT INTO settings (key, value) VALUES ('noisy_source', ?)", (source,))
+
+    def noisy_source(self) -> str | None:
+        """What the stored noisy patches were extracted from (see Curation.iter_noisy), or None."""
+        row = self.conn.execute("SELECT value FROM settings WHERE key = 'noisy_source'").fetchone()
+        return row[0] if row else None
 
     def noisy(self, name: str | None) -> list[PatchRecord]:
         """Noisy patches of a class (None: noisy background)."""

@@ -201,8 +201,7 @@ class SimulatedUser:
         if settings.use_noisy:
             for _ in curation.iter_noisy(cap_per_class=self.noisy_cap, seed=trial.repeat):
                 pass
-        for _ in train(project, settings, device=self.device):
-            pass
+        train(project, settings, device=self.device)
         return len(false), self._predict_test(project)
 
     def _similarity_on_test(self, project: Project, curation: Curation) -> list[Scored]:
@@ -259,6 +258,5 @@ class SimulatedUser:
         store.confirm_class(self.label, -1.0, positives)
         store.set_background_candidates(background)
         store.confirm_background()
-        for _ in train(project, self.settings.with_strategy("pos"), device=self.device):
-            pass
+        train(project, self.settings.with_strategy("pos"), device=self.device)
         return self._predict_test(project)

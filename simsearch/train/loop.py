@@ -7,9 +7,16 @@
 3. classifier: projection head dropped, embedding frozen, a linear classifier trained
    with cross entropy.
 
-Weighted oversampling balances the classes in every stage. `train` is a generator of
-TrainProgress events; it checkpoints after every epoch and, started again with the same
-settings, resumes after the last finished epoch.
+Every stage draws class-balanced epochs: each class fills 1/k of an epoch's places (k
+classes), the rare ones repeated, the common ones covered once in random order.
+
+A run is keyed on its content: a hash of every record it learns from (positives, prototypes,
+negatives, background, noisy patches, each with image, position and class), the settings,
+the backbone weights and the patch geometry. `iter_train` yields TrainProgress events:
+with the same content as the saved model it reuses that model at once; with an interrupted
+run of the same content it resumes after the last finished epoch (exactly: each epoch draws
+from its own seeded random stream); otherwise it trains again, from the pretrained backbone
+or, with `from_last`, from the last model. `train` is the same as one blocking call.
 """
 from __future__ import annotations
 
@@ -19,7 +26,9 @@ import math
 import os
 import threading
 import time
+import logging
 from dataclasses import asdict, dataclass, field, replace
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Iterator
 
@@ -38,7 +47,12 @@ from .augment import AugmentSettings, augment
 from .losses import NTXentLoss, SupConWithNegativesLoss
 from .model import PatchModel
 
+log = logging.getLogger(__name__)
+
 STAGES = ("selflearn", "supcon", "classifier")
+# part of every run's identity: bump it when the same data and settings give another model
+# (2: class-balanced epochs, per-epoch random streams, content-keyed runs)
+TRAINING_VERSION = 2
 STRATEGIES = {"pos": (False, False), "pos+neg": (False, True), "pos+selflearn": (True, False), "pos+neg+selflearn": (True, True)}
 TRAINING_STRATEGIES = tuple(STRATEGIES)  # the public names, simplest first
 BACKGROUND = "background"
@@ -106,7 +120,8 @@ class TrainSettings:
 
 @dataclass(frozen=True)
 class TrainProgress:
-    """stage: 'selflearn' | 'supcon' | 'classifier' | 'done'; loss: mean over the epoch so far."""
+    """stage: 'selflearn' | 'supcon' | 'classifier' | 'done'; loss: mean over the epoch so far.
+    reused (on 'done' only): the saved model already holds this content, nothing was trained."""
 
     stage: str
     epoch: int
@@ -116,6 +131,147 @@ class TrainProgress:
     loss: float
     patches_per_s: float
     eta_s: float
+    reused: bool = False
+
+
+@dataclass(frozen=True)
+class TrainedModel:
+    """A finished run: the model folder, the content identity it was trained on, whether an
+    earlier model of the same content was reused, and the per-epoch losses of each stage."""
+
+    folder: Path
+    identity: str
+    reused: bool
+    metrics: dict
+
+
+# -- what a run learns from ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TrainingRecords:
+    """What a run learns from, as store records (no pixels). Each list holds (patch, label)
+    pairs, the label an index into `names`: the ROI classes in creation order, then background.
+    Negatives carry the class they were flagged for; noisy patches are already capped."""
+
+    names: tuple[str, ...]
+    clean: tuple[tuple[PatchRecord, int], ...]
+    negatives: tuple[tuple[PatchRecord, int], ...] = ()
+    noisy: tuple[tuple[PatchRecord, int], ...] = ()
+
+    def digest(self) -> str:
+        content = json.dumps([
+            list(self.names),
+            *[[(p.image_id, p.y, p.x, label) for p, label in part] for part in (self.clean, self.negatives, self.noisy)],
+        ])
+        return hashlib.blake2b(content.encode(), digest_size=16).hexdigest()
+
+
+def class_names(project: Project) -> list[str]:
+    """Output order of the classifier: the ROI classes in creation order, then background."""
+    return [c.name for c in project.store.classes()] + [BACKGROUND]
+
+
+def training_records(project: Project, settings: TrainSettings) -> TrainingRecords:
+    """The records a run with `settings` learns from; ConfigError when a part is missing."""
+    store = project.store
+    names = class_names(project)
+    clean: list[tuple[PatchRecord, int]] = []
+    negatives: list[tuple[PatchRecord, int]] = []
+    for label, name in enumerate(names[:-1]):
+        own = store.patches(name, "positive") + [PatchRecord(p.image_id, *p.centre) for p in store.prototypes(name)]
+        if not own:
+            raise ConfigError(f"training: class {name!r} has no clean positives", hint="confirm the class first")
+        clean += [(_position(p), label) for p in own]
+        if settings.use_negatives:
+            negatives += [(_position(p), label) for p in store.patches(name, "negative")]
+    background = [p for p, _, is_background in store.background(confirmed_only=True) if is_background]
+    if not background:
+        raise ConfigError("training: no clean background", hint="propose and confirm background first")
+    clean += [(_position(p), len(names) - 1) for p in background]
+    noisy: list[tuple[PatchRecord, int]] = []
+    if settings.use_noisy:
+        for label, name in enumerate(names):
+            noisy += [(_position(p), label) for p in store.noisy(None if name == BACKGROUND else name)]
+        if not noisy:
+            raise ConfigError("training: no noisy patches for self-learning", hint="run noisy extraction first, or train without self-learning")
+        cap = noisy_cap(settings, project.geometry)
+        if cap is not None and len(noisy) > cap:
+            keep = balanced_subset(torch.tensor([label for _, label in noisy]), cap, _stream(settings.seed, "noisy cap"))
+            noisy = [noisy[i] for i in keep.tolist()]
+    return TrainingRecords(tuple(names), tuple(clean), tuple(negatives), tuple(noisy))
+
+
+def _position(patch: PatchRecord) -> PatchRecord:
+    """The patch without its similarity: only the place is learnt from."""
+    return PatchRecord(patch.image_id, float(patch.y), float(patch.x))
+
+
+def training_identity(project: Project, settings: TrainSettings, records: TrainingRecords | None = None) -> str:
+    """The identity of a run: a hash of everything it learns from (the records, the settings,
+    the backbone weights, the patch geometry, normalisation and channels). The same identity
+    trains the same model; any change to the curation gives another."""
+    if project.geometry is None:
+        raise ConfigError("training: the project has no patch size yet", hint="add prototypes first")
+    records = records or training_records(project, settings)
+    content = {
+        "version": TRAINING_VERSION,
+        "settings": settings.to_dict(),
+        "records": records.digest(),
+        "backbone": [project.backbone_spec.name, project.backbone_spec.weights_sha256],
+        "geometry": project.geometry.to_dict(),
+        "normalization": project.normalization.fingerprint(),
+        "channels": list(project.channels),
+    }
+    return hashlib.blake2b(json.dumps(content, sort_keys=True).encode(), digest_size=12).hexdigest()
+
+
+# -- sampling -------------------------------------------------------------------------------
+
+
+def _stream(seed: int, *parts) -> torch.Generator:
+    """A random stream of its own for each use (an epoch of a stage, the noisy cap, ...), so
+    that resuming after any epoch draws exactly what an uninterrupted run draws."""
+    key = hashlib.blake2b(json.dumps([seed, *parts]).encode(), digest_size=8).digest()
+    return torch.Generator().manual_seed(int.from_bytes(key, "little") & (2**63 - 1))
+
+
+def balanced_order(labels: torch.Tensor, count: int, generator: torch.Generator) -> torch.Tensor:
+    """`count` indices into `labels` in which each of the k classes present fills count/k
+    places: a class's samples in random order, repeated as often as its share needs (the rare
+    ones oversampled, the common ones each drawn at most once more than the others), the whole
+    shuffled. So a batch holds each class at about 1/k whatever the class frequencies."""
+    classes = torch.unique(labels)
+    if not len(classes) or count <= 0:
+        return torch.zeros(0, dtype=torch.int64)
+    shares = torch.full((len(classes),), count // len(classes), dtype=torch.int64)
+    shares[torch.randperm(len(classes), generator=generator)[: count % len(classes)]] += 1
+    parts = []
+    for value, share in zip(classes.tolist(), shares.tolist()):
+        members = torch.nonzero(labels == value).flatten()
+        rounds = -(-share // len(members))
+        parts.append(torch.cat([members[torch.randperm(len(members), generator=generator)] for _ in range(rounds)])[:share])
+    order = torch.cat(parts)
+    return order[torch.randperm(len(order), generator=generator)]
+
+
+def balanced_subset(labels: torch.Tensor, count: int, generator: torch.Generator) -> torch.Tensor:
+    """`count` distinct indices (sorted), as evenly spread over the classes as their sizes
+    allow: small classes whole, the rest of the room shared equally by the larger ones."""
+    classes, sizes = torch.unique(labels, return_counts=True)
+    room, left = {}, count
+    for position, index in enumerate(torch.argsort(sizes).tolist()):  # smallest first: water filling
+        share = left // (len(classes) - position)
+        room[int(classes[index])] = min(int(sizes[index]), share)
+        left -= room[int(classes[index])]
+    picks = []
+    for value, share in room.items():
+        members = torch.nonzero(labels == value).flatten()
+        picks.append(members[torch.randperm(len(members), generator=generator)[:share]])
+    return torch.sort(torch.cat(picks)).values
+
+
+# -- pixels -------------------------------------------------------------------------------
 
 
 @dataclass
@@ -142,53 +298,19 @@ def _crops(project: Project, patches: list[PatchRecord], context_cells: int) -> 
     return out if out is not None else torch.zeros(0)
 
 
-def class_names(project: Project) -> list[str]:
-    """Output order of the classifier: the ROI classes in creation order, then background."""
-    return [c.name for c in project.store.classes()] + [BACKGROUND]
+def _data(project: Project, pairs, context_cells: int) -> tuple[torch.Tensor, torch.Tensor]:
+    return _crops(project, [p for p, _ in pairs], context_cells), torch.tensor([label for _, label in pairs], dtype=torch.int64)
 
 
-def _clean_data(project: Project, settings: TrainSettings) -> _Data:
-    store = project.store
-    names = class_names(project)
-    patches, labels = [], []
-    for label, name in enumerate(names[:-1]):
-        own = store.patches(name, "positive") + [PatchRecord(p.image_id, *p.centre) for p in store.prototypes(name)]
-        if not own:
-            raise ConfigError(f"training: class {name!r} has no clean positives", hint="confirm the class first")
-        patches += own
-        labels += [label] * len(own)
-    background = [p for p, _, is_background in store.background(confirmed_only=True) if is_background]
-    if not background:
-        raise ConfigError("training: no clean background", hint="propose and confirm background first")
-    patches += background
-    labels += [len(names) - 1] * len(background)
-    data = _Data(_crops(project, patches, settings.context_cells), torch.tensor(labels))
-    if settings.use_negatives:
-        negatives, negative_labels = [], []
-        for label, name in enumerate(names[:-1]):
-            own = store.patches(name, "negative")
-            negatives += own
-            negative_labels += [label] * len(own)
-        if negatives:
-            data.negatives = _crops(project, negatives, settings.context_cells)
-            data.negative_labels = torch.tensor(negative_labels)
+def _clean_data(project: Project, records: TrainingRecords, settings: TrainSettings) -> _Data:
+    data = _Data(*_data(project, records.clean, settings.context_cells))
+    if records.negatives:
+        data.negatives, data.negative_labels = _data(project, records.negatives, settings.context_cells)
     return data
 
 
-def _noisy_data(project: Project, settings: TrainSettings, generator: torch.Generator) -> _Data:
-    names = class_names(project)
-    patches, labels = [], []
-    for label, name in enumerate(names):
-        own = project.store.noisy(None if name == BACKGROUND else name)
-        patches += own
-        labels += [label] * len(own)
-    if not patches:
-        raise ConfigError("training: no noisy patches for self-learning", hint="run noisy extraction first, or train without self-learning")
-    cap = noisy_cap(settings, project.geometry)
-    if cap is not None and len(patches) > cap:
-        keep = _balanced_indices(torch.tensor(labels), cap, generator).tolist()
-        patches, labels = [patches[i] for i in keep], [labels[i] for i in keep]
-    return _Data(_crops(project, patches, settings.context_cells), torch.tensor(labels))
+def _noisy_data(project: Project, records: TrainingRecords, settings: TrainSettings) -> _Data:
+    return _Data(*_data(project, records.noisy, settings.context_cells))
 
 
 def crop_pixels(geometry: PatchGeometry, context_cells: int) -> int:
@@ -211,28 +333,30 @@ def noisy_cap(settings: TrainSettings, geometry: PatchGeometry) -> int | None:
     return min(caps) if caps else None
 
 
-def _balanced_indices(labels: torch.Tensor, count: int, generator: torch.Generator) -> torch.Tensor:
-    """`count` indices drawn with weights inverse to class frequency (weighted oversampling)."""
-    frequency = torch.bincount(labels).float()
-    weights = 1.0 / frequency[labels]
-    return torch.multinomial(weights, count, replacement=len(labels) < count, generator=generator)
+# -- checkpoints and the saved model ------------------------------------------------------------
 
 
 class _Checkpoints:
-    """training/checkpoint.pt, written atomically after every epoch, and beside it
-    checkpoint.json: its stage and epoch with the checkpoint's size and modification time,
-    so that `training_status` need not unpickle the weights (16-22 ms) to learn them."""
+    """training/checkpoint.pt of the run in progress, written atomically after every epoch,
+    and beside it checkpoint.json: the run's key, stage and epoch with the checkpoint's size
+    and modification time, so that `training_status` need not unpickle the weights (16-22 ms)
+    to learn them. Removed when the run finishes: a finished run is its saved model."""
 
     def __init__(self, folder: Path):
         self.folder = folder
         self.path = folder / "checkpoint.pt"
         self.summary_path = folder / "checkpoint.json"
 
-    def load(self, fingerprint: str) -> dict | None:
+    def load(self, key: str) -> dict | None:
+        """The checkpoint of the run `key`, or None (a checkpoint of another run is removed)."""
         if not self.path.is_file():
             return None
         state = self._read()
-        return state if state.get("fingerprint") == fingerprint else None
+        if state.get("key") == key:
+            return state
+        log.info("the interrupted run in %s was trained on other data or settings; starting again", self.folder)
+        self.clear()
+        return None
 
     def _read(self) -> dict:
         try:
@@ -245,57 +369,137 @@ class _Checkpoints:
         tmp = self.path.with_suffix(f".{os.getpid()}.tmp")
         torch.save(state, tmp)
         tmp.replace(self.path)
-        summary = {"stage": int(state["stage"]), "epoch": int(state["epoch"]), "checkpoint": self._stamp()}
+        summary = {"key": state["key"], "stage": int(state["stage"]), "epoch": int(state["epoch"]), "checkpoint": self._stamp()}
         write_text_atomic(self.summary_path, json.dumps(summary))
+
+    def clear(self) -> None:
+        for path in (self.summary_path, self.path):  # the summary first: it must never outlive its checkpoint
+            path.unlink(missing_ok=True)
 
     def _stamp(self) -> list[int]:
         info = self.path.stat()
         return [info.st_size, info.st_mtime_ns]
 
-    def stage_and_epoch(self) -> tuple[int, int]:
+    def key_stage_and_epoch(self) -> tuple[str | None, int, int]:
         """From the summary when it describes the checkpoint as it is now, else from the checkpoint."""
         try:
             summary = json.loads(self.summary_path.read_text())
             if summary["checkpoint"] == self._stamp():
-                return int(summary["stage"]), int(summary["epoch"])
+                return summary.get("key"), int(summary["stage"]), int(summary["epoch"])
         except (OSError, ValueError, KeyError, TypeError):
             pass  # no summary, or a stale or damaged one: the checkpoint itself says
         state = self._read()
-        return int(state["stage"]), int(state["epoch"])
+        return state.get("key"), int(state["stage"]), int(state["epoch"])
 
 
-def train(
+def saved_model_config(project: Project) -> dict | None:
+    """model.yaml of the saved model (classes, settings, identity, metrics), or None."""
+    folder = project.model_folder
+    if not (folder / "model.pt").is_file() or not (folder / "model.yaml").is_file():
+        return None
+    try:
+        config = yaml.safe_load((folder / "model.yaml").read_text())
+    except (OSError, yaml.YAMLError):
+        return None
+    return config if isinstance(config, dict) else None
+
+
+def save_model(project: Project, model: PatchModel, names: list[str], settings: TrainSettings, metrics: dict,
+               *, identity: str, start: str) -> Path:
+    folder = project.model_folder
+    folder.mkdir(parents=True, exist_ok=True)
+    tmp = folder / f"model.{os.getpid()}.tmp"
+    torch.save({"network": model.network.state_dict(), "classifier": model.classifier.state_dict(),
+                "projection": model.projection.state_dict()}, tmp)
+    tmp.replace(folder / "model.pt")
+    config = {
+        "classes": names,
+        "identity": identity,
+        "start": start,
+        "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "backbone": project.backbone_spec.to_dict(),
+        "geometry": project.geometry.to_dict(),
+        "normalization": project.normalization.to_dict(),
+        "channels": list(project.channels),
+        "strategy": settings.strategy,
+        "settings": settings.to_dict(),
+        "metrics": metrics,
+    }
+    write_text_atomic(folder / "model.yaml", yaml.safe_dump(config, sort_keys=False))
+    return folder / "model.pt"
+
+
+def _start_from_last(project: Project, model: PatchModel, names: list[str]) -> str:
+    """Load the last model's weights into `model` (its classifier only if the classes are the
+    same); returns the start point's description, part of the checkpoint key."""
+    config = saved_model_config(project)
+    if config is None:
+        raise ConfigError("training from the last model: there is no trained model yet", hint="train once without --from-last")
+    weights = torch.load(project.model_folder / "model.pt", map_location="cpu", weights_only=True)
+    model.network.load_state_dict(weights["network"])
+    if "projection" in weights:
+        model.projection.load_state_dict(weights["projection"])
+    if config.get("classes") == list(names):
+        model.classifier.load_state_dict(weights["classifier"])
+    else:
+        log.info("classes changed since the last model (%s -> %s): a new classifier", config.get("classes"), names)
+    return f"fine-tuned from {config.get('identity')}"
+
+
+# -- the run --------------------------------------------------------------------------------
+
+
+def _run_key(identity: str, start: str) -> str:
+    """The key of a run's checkpoints: its content and where it started from."""
+    return hashlib.blake2b(f"{identity} {start}".encode(), digest_size=12).hexdigest()
+
+
+def iter_train(
     project: Project,
     settings: TrainSettings | None = None,
     *,
     device: str = "auto",
     cancel: threading.Event | None = None,
+    from_last: bool = False,
 ) -> Iterator[TrainProgress]:
-    """Train the project's model; yields progress; the model is saved in project/model/."""
+    """Train the project's model on its curation as it is now; yields progress; the model
+    is saved in project/model/.
+
+    The same content as the saved model: nothing is trained, one 'done' event with
+    reused=True. An interrupted run of the same content and start: resumed after its last
+    finished epoch. Otherwise a new run, from the pretrained backbone or, with `from_last`,
+    fine-tuned from the saved model.
+
+    Examples
+    --------
+    >>> for event in iter_train(project, TrainSettings.cpu("pos")):   # doctest: +SKIP
+    ...     print(event.stage, event.epoch, event.loss)
+    """
     settings = settings or TrainSettings.cpu()
+    records = training_records(project, settings)
+    identity = training_identity(project, settings, records)
+    saved = saved_model_config(project)
+    if saved is not None and saved.get("identity") == identity:
+        losses = saved.get("metrics", {}).get("classifier") or [float("nan")]
+        yield TrainProgress("done", 0, 0, 0, 0, float(losses[-1]), 0.0, 0.0, reused=True)
+        return
     device = resolve_device(device)
-    if project.geometry is None:
-        raise ConfigError("training: the project has no patch size yet", hint="add prototypes first")
-    names = class_names(project)
-    generator = torch.Generator().manual_seed(settings.seed)
+    names = list(records.names)
     torch.manual_seed(settings.seed)
-    clean = _clean_data(project, settings)
-    noisy = _noisy_data(project, settings, generator) if settings.use_noisy else None
-    model = PatchModel(project.backbone, project.geometry, len(names), context_cells=settings.context_cells).to(device)
-    fingerprint = hashlib.blake2b(
-        (settings.fingerprint() + json.dumps(names) + project.backbone_spec.weights_sha256
-         + str(len(clean.labels)) + str(0 if noisy is None else len(noisy.labels))).encode(), digest_size=8
-    ).hexdigest()
+    model = PatchModel(project.backbone, project.geometry, len(names), context_cells=settings.context_cells)
+    start = _start_from_last(project, model, names) if from_last else "pretrained"
+    model.to(device)
+    key = _run_key(identity, start)
     checkpoints = _Checkpoints(project.folder / "training")
-    state = checkpoints.load(fingerprint)
+    state = checkpoints.load(key)
     start_stage, start_epoch, metrics = 0, 0, {}
     if state is not None:
         model.load_state_dict(state["model"])
-        generator.set_state(state["generator"])
         start_stage, start_epoch, metrics = state["stage"], state["epoch"], state["metrics"]
-    stages = [s for s in STAGES if s != "selflearn" or noisy is not None]
+    clean = _clean_data(project, records, settings)
+    noisy = _noisy_data(project, records, settings) if settings.use_noisy else None
     for stage_index, stage in enumerate(STAGES):
-        if stage not in stages or stage_index < start_stage:
+        if (stage == "selflearn" and noisy is None) or stage_index < start_stage:
             continue
         stage_settings: StageSettings = getattr(settings, stage)
         optimizer, scheduler = _optimizer(model, stage, stage_settings)
@@ -304,29 +508,54 @@ def train(
             optimizer.load_state_dict(state["optimizer"])
             scheduler.load_state_dict(state["scheduler"])
         data = noisy if stage == "selflearn" else clean
-        features = _frozen_features(model, clean, generator, device) if stage == "classifier" else None
+        features = _frozen_features(model, clean, _stream(settings.seed, stage, "features"), device) if stage == "classifier" else None
         for epoch in range(first_epoch, stage_settings.epochs):
             if cancel is not None and cancel.is_set():
                 return
-            losses = []
-            for progress in _run_epoch(model, stage, data, features, stage_settings, optimizer, generator, device, epoch, losses, cancel):
-                yield progress
+            losses: list[float] = []
+            generator = _stream(settings.seed, stage, epoch)
+            yield from _run_epoch(model, stage, data, features, stage_settings, optimizer, generator, device, epoch, losses, cancel)
             if cancel is not None and cancel.is_set():
                 return  # the epoch was cut short: the last checkpoint stays
             scheduler.step()
             metrics.setdefault(stage, []).append(float(np.mean(losses)) if losses else float("nan"))
             checkpoints.save({
-                "fingerprint": fingerprint, "stage": stage_index, "epoch": epoch + 1, "model": model.state_dict(),
-                "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-                "generator": generator.get_state(), "metrics": metrics,
+                "key": key, "stage": stage_index, "epoch": epoch + 1, "model": model.state_dict(),
+                "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "metrics": metrics,
             })
         state, start_epoch = None, 0
         checkpoints.save({
-            "fingerprint": fingerprint, "stage": stage_index + 1, "epoch": 0, "model": model.state_dict(),
-            "optimizer": {}, "scheduler": {}, "generator": generator.get_state(), "metrics": metrics,
+            "key": key, "stage": stage_index + 1, "epoch": 0, "model": model.state_dict(),
+            "optimizer": {}, "scheduler": {}, "metrics": metrics,
         })
-    save_model(project, model, names, settings, metrics)
+    save_model(project, model, names, settings, metrics, identity=identity, start=start)
+    checkpoints.clear()
     yield TrainProgress("done", 0, 0, 0, 0, float(metrics.get("classifier", [float("nan")])[-1]), 0.0, 0.0)
+
+
+def train(
+    project: Project,
+    settings: TrainSettings | None = None,
+    *,
+    device: str = "auto",
+    cancel: threading.Event | None = None,
+    from_last: bool = False,
+) -> TrainedModel | None:
+    """`iter_train` as one blocking call: the TrainedModel, or None when cancelled.
+
+    Examples
+    --------
+    >>> model = train(project, TrainSettings.cpu())   # doctest: +SKIP
+    >>> model.reused, model.folder
+    (False, PosixPath('.../model'))
+    """
+    last = None
+    for last in iter_train(project, settings, device=device, cancel=cancel, from_last=from_last):
+        pass
+    if last is None or last.stage != "done":
+        return None
+    config = saved_model_config(project) or {}
+    return TrainedModel(project.model_folder, config.get("identity", ""), last.reused, config.get("metrics", {}))
 
 
 def _optimizer(model: PatchModel, stage: str, settings: StageSettings):
@@ -356,7 +585,7 @@ def _frozen_features(model: PatchModel, data: _Data, generator: torch.Generator,
 
 def _run_epoch(model, stage, data, features, settings, optimizer, generator, device, epoch, losses, cancel) -> Iterator[TrainProgress]:
     labels = features[1] if stage == "classifier" else data.labels
-    order = _balanced_indices(labels, len(labels), generator)
+    order = balanced_order(labels, len(labels), generator)
     steps = math.ceil(len(order) / settings.batch_size)
     started = time.perf_counter()
     seen = 0
@@ -397,41 +626,44 @@ def _run_epoch(model, stage, data, features, settings, optimizer, generator, dev
 
 @dataclass(frozen=True)
 class TrainingStatus:
-    """Where a project's training stands: a finished model, and/or an interrupted run's last
-    checkpoint (stage name and epochs done in it); `train` with the same settings resumes it."""
+    """Where a project's training stands: a saved model, and/or an interrupted run's last
+    checkpoint (stage name and epochs done in it). Given the settings, `training_status` also
+    says whether the saved model holds the curation as it is now (`up_to_date`) and whether
+    the interrupted run would be resumed by a run from the pretrained backbone (`resumable`:
+    its content is still the current one)."""
 
     has_model: bool
     checkpoint_stage: str | None = None
     checkpoint_epoch: int = 0
     model_stamp: int | None = None  # the saved model's modification time (ns): changes when trained again
+    up_to_date: bool | None = None
+    resumable: bool | None = None
 
 
-def training_status(project: Project) -> TrainingStatus:
-    model = project.folder / "model" / "model.pt"
+def training_status(project: Project, settings: TrainSettings | None = None) -> TrainingStatus:
+    """Cheap without `settings` (a file stat and a small JSON read, for a UI that redraws
+    often); with them it also reads the curation to compare identities.
+
+    Examples
+    --------
+    >>> training_status(project, TrainSettings.cpu()).up_to_date   # doctest: +SKIP
+    False
+    """
+    model = project.model_folder / "model.pt"
     has_model = model.is_file()
     stamp = model.stat().st_mtime_ns if has_model else None
     checkpoints = _Checkpoints(project.folder / "training")
-    if not checkpoints.path.is_file():
-        return TrainingStatus(has_model, model_stamp=stamp)
-    stage_index, epoch = checkpoints.stage_and_epoch()
-    return TrainingStatus(has_model, STAGES[stage_index] if stage_index < len(STAGES) else "done", epoch, stamp)
-
-
-def save_model(project: Project, model: PatchModel, names: list[str], settings: TrainSettings, metrics: dict) -> Path:
-    folder = project.folder / "model"
-    folder.mkdir(parents=True, exist_ok=True)
-    tmp = folder / f"model.{os.getpid()}.tmp"
-    torch.save({"network": model.network.state_dict(), "classifier": model.classifier.state_dict()}, tmp)
-    tmp.replace(folder / "model.pt")
-    config = {
-        "classes": names,
-        "backbone": project.backbone_spec.to_dict(),
-        "geometry": project.geometry.to_dict(),
-        "normalization": project.normalization.to_dict(),
-        "channels": list(project.channels),
-        "strategy": settings.strategy,
-        "settings": settings.to_dict(),
-        "metrics": metrics,
-    }
-    (folder / "model.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
-    return folder / "model.pt"
+    stage, epoch, key = None, 0, None
+    if checkpoints.path.is_file():
+        key, stage_index, epoch = checkpoints.key_stage_and_epoch()
+        stage = STAGES[stage_index] if stage_index < len(STAGES) else "done"
+    up_to_date = resumable = None
+    if settings is not None:
+        try:
+            identity = training_identity(project, settings)
+        except ConfigError:
+            identity = None
+        saved = saved_model_config(project) if has_model else None
+        up_to_date = identity is not None and saved is not None and saved.get("identity") == identity
+        resumable = None if stage is None else (identity is not None and key == _run_key(identity, "pretrained"))
+    return TrainingStatus(has_model, stage, epoch, stamp, up_to_date, resumable)

@@ -6,7 +6,7 @@ import time
 import pytest
 
 from conftest import planted_project
-from simsearch import Curation, Project, StageSettings, TrainSettings, train, training_status
+from simsearch import Curation, Project, StageSettings, TrainSettings, iter_train, training_status
 
 pytest.importorskip("textual")
 from tui.app import SimSearchApp  # noqa: E402
@@ -57,7 +57,7 @@ def curated_project(tmp_path):
 def trained_project(curated_project):
     folder, truth = curated_project
     with Project.open(folder) as project:
-        for _ in train(project, TINY.with_strategy("pos")):
+        for _ in iter_train(project, TINY.with_strategy("pos")):
             pass
     return folder, truth
 

@@ -120,10 +120,14 @@ def test_noisy_extraction_is_resumable_and_capped(planted):
     near = [_nearest(truth[undisplayed[p.image_id]][0], p.y, p.x) <= 12 for p in noisy]
     assert sum(near) >= 7 and np.mean(near) >= 0.8  # mostly the planted discs
     assert len(project.store.noisy(None)) == 3 * 4  # 2 high + 2 low per image
-    assert list(curation.iter_noisy()) == []  # all done: nothing repeated
-    project.store.clear_noisy()
-    list(curation.iter_noisy(cap_per_class=2))
+    assert list(curation.iter_noisy(background_per_image=2)) == []  # all done: nothing repeated
+    list(curation.iter_noisy(cap_per_class=2))  # another cap: extracted again
     assert project.store.noisy_count("disc") == 2
+    assert list(curation.iter_noisy(cap_per_class=2)) == []
+    curation.set_threshold("disc", threshold + 0.01)  # a new threshold: extracted again, from every image
+    assert len(list(curation.iter_noisy(cap_per_class=2))) == 3
+    curation.add_prototype("disc", "img1.tif", _box(truth["img1.tif"][0][0]))  # so does a new prototype
+    assert len(list(curation.iter_noisy(cap_per_class=2))) == 3
 
 
 def test_bad_input_is_refused_and_changes_nothing(planted):

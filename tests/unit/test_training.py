@@ -1,12 +1,14 @@
 """Training on planted discs and crosses: stages, detections, cancel and resume."""
 import shutil
 import threading
+import time
 from dataclasses import replace
 
 import numpy as np
 import pytest
 import tifffile
 import torch
+import yaml
 
 from conftest import planted_project
 from simsearch import ConfigError, Curation, Project
@@ -14,8 +16,8 @@ from simsearch.predict import Predictor
 from simsearch.features.embed import crop_windows
 from simsearch.features.geometry import PatchGeometry
 from simsearch.preprocess import Normalization
-from simsearch.train.loop import (StageSettings, TrainSettings, _noisy_data, crop_pixels, noisy_cap, train,
-                                  training_status)
+from simsearch.train.loop import (StageSettings, TrainSettings, balanced_order, balanced_subset, crop_pixels, iter_train,
+                                  noisy_cap, train, training_records, training_status)
 
 TINY = TrainSettings(
     selflearn=StageSettings(1, 16, 1e-3, 1, 0.5),
@@ -46,7 +48,7 @@ def _weights(project):
 
 def test_training_stages_and_detections(curated):
     project, truth = curated
-    events = list(train(project, TINY, device="cpu"))
+    events = list(iter_train(project, TINY, device="cpu"))
     stages = [e.stage for e in events]
     assert stages[0] == "selflearn" and "supcon" in stages and "classifier" in stages and stages[-1] == "done"
     assert all(np.isfinite(e.loss) for e in events) and all(e.patches_per_s >= 0 for e in events[:-1])
@@ -63,28 +65,115 @@ def test_training_stages_and_detections(curated):
         assert hits >= 2, (kind, mine)
 
 
-def test_cancel_then_resume_gives_the_same_model(curated):
+@pytest.mark.parametrize("stage, epoch", [("supcon", 2), ("classifier", 5)])
+def test_cancel_then_resume_gives_exactly_the_same_model(curated, stage, epoch):
     project, _ = curated
-    list(train(project, TINY, device="cpu"))
+    list(iter_train(project, TINY, device="cpu"))
     uninterrupted = _weights(project)
     shutil.rmtree(project.folder / "model")
-    shutil.rmtree(project.folder / "training")
     cancel = threading.Event()
-    for event in train(project, TINY, device="cpu", cancel=cancel):
-        if event.stage == "supcon" and event.epoch == 2:
-            cancel.set()  # mid-epoch: the epoch-1 checkpoint stays
+    for event in iter_train(project, TINY, device="cpu", cancel=cancel):
+        if event.stage == stage and event.epoch == epoch and event.step == 1:
+            cancel.set()  # mid-epoch: the previous epoch's checkpoint stays
     assert not (project.folder / "model" / "model.pt").exists()
-    status = training_status(project)
-    assert (status.has_model, status.checkpoint_stage, status.checkpoint_epoch) == (False, "supcon", 1)
-    _status_comes_from_the_summary_only_while_it_matches_the_checkpoint(project, status)
-    resumed_events = list(train(project, TINY, device="cpu"))
-    assert resumed_events[0].stage == "supcon" and resumed_events[0].epoch == 2  # resumed, not restarted
+    status = training_status(project, TINY)
+    assert (status.has_model, status.checkpoint_stage, status.checkpoint_epoch) == (False, stage, epoch - 1)
+    assert status.resumable and not status.up_to_date
+    _status_comes_from_the_summary_only_while_it_matches_the_checkpoint(project, training_status(project))
+    resumed_events = list(iter_train(project, TINY, device="cpu"))
+    assert resumed_events[0].stage == stage and resumed_events[0].epoch == epoch  # resumed, not restarted
     resumed = _weights(project)
     for part in ("network", "classifier"):
         for key, value in uninterrupted[part].items():
-            torch.testing.assert_close(resumed[part][key], value, rtol=1e-4, atol=1e-5)
-    status = training_status(project)
-    assert status.has_model and status.checkpoint_stage == "done" and status.model_stamp is not None
+            torch.testing.assert_close(resumed[part][key], value, rtol=0, atol=0)  # each epoch draws its own stream
+    status = training_status(project, TINY)
+    assert status.has_model and status.checkpoint_stage is None and status.model_stamp is not None  # finished: no checkpoint
+    assert status.up_to_date
+
+
+def test_training_is_keyed_on_the_curation(curated):
+    """Every change to what training learns from trains again; nothing else does."""
+    project, _ = curated
+    curation = Curation(project)
+    first = train(project, TINY, device="cpu")
+    assert first is not None and not first.reused
+    stamp = training_status(project).model_stamp
+    started = time.perf_counter()
+    again = train(project, TINY, device="cpu")
+    assert again.reused and again.identity == first.identity and time.perf_counter() - started < 1.0
+    project.store.set_confidence_threshold("disc", 0.9)  # detections only: the model stays
+    assert train(project, TINY, device="cpu").reused and training_status(project).model_stamp == stamp
+
+    def retrained() -> str:
+        assert not training_status(project, TINY).up_to_date
+        events = list(iter_train(project, TINY, device="cpu"))
+        assert (events[0].stage, events[0].epoch, events[-1].stage) == ("selflearn", 1, "done")  # from the start
+        assert not events[-1].reused and training_status(project, TINY).up_to_date
+        return yaml.safe_load((project.folder / "model" / "model.yaml").read_text())["identity"]
+
+    identities = {first.identity}
+    curation.flag_negative([s for s in curation.suggestions("disc", threshold=-1.0) if not s.flagged][-1])  # one negative more
+    identities.add(retrained())
+    positives = project.store.patches("cross", "positive")
+    elsewhere = curation.suggestions("cross", threshold=-1.0)[-1].record()
+    assert elsewhere not in positives
+    project.store.confirm_class("cross", -1.0, positives[:-1] + [elsewhere])  # one positive swapped, same count
+    assert len(project.store.patches("cross", "positive")) == len(positives)
+    identities.add(retrained())
+    curation.set_threshold("disc", project.store.class_info("disc").similarity_threshold + 0.05)
+    list(curation.iter_noisy(background_per_image=3))  # a new threshold: other noisy patches
+    identities.add(retrained())
+    assert len(identities) == 4
+
+
+def test_fine_tuning_from_the_last_model(curated):
+    project, _ = curated
+    with pytest.raises(ConfigError, match="no trained model"):
+        train(project, TINY, device="cpu", from_last=True)
+    first = train(project, TINY, device="cpu")
+    curation = Curation(project)
+    curation.flag_negative([s for s in curation.suggestions("disc", threshold=-1.0) if not s.flagged][-1])
+    tuned = train(project, TINY, device="cpu", from_last=True)
+    config = yaml.safe_load((project.folder / "model" / "model.yaml").read_text())
+    assert not tuned.reused and config["start"] == f"fine-tuned from {first.identity}"
+    assert train(project, TINY, device="cpu", from_last=True).reused  # the same content: nothing to do
+
+
+def test_an_interrupted_run_on_another_curation_is_not_resumed(curated):
+    project, _ = curated
+    cancel = threading.Event()
+    for event in iter_train(project, TINY, device="cpu", cancel=cancel):
+        if event.stage == "supcon":
+            cancel.set()
+    assert training_status(project).checkpoint_stage == "supcon"
+    curation = Curation(project)
+    curation.flag_negative([s for s in curation.suggestions("disc", threshold=-1.0) if not s.flagged][-1])
+    assert training_status(project, TINY).resumable is False
+    events = list(iter_train(project, TINY, device="cpu"))
+    assert (events[0].stage, events[0].epoch) == ("selflearn", 1)
+
+
+def test_balanced_order_fills_every_batch_with_each_class_equally():
+    labels = torch.tensor([0] * 90 + [1] * 10)
+    order = balanced_order(labels, len(labels), torch.Generator().manual_seed(0))
+    assert torch.bincount(labels[order]).tolist() == [50, 50]
+    assert torch.bincount(order[labels[order] == 1], minlength=100)[90:].tolist() == [5] * 10  # each rare one 5 times
+    assert len(set(order[labels[order] == 0].tolist())) == 50  # common ones never repeated
+    shares = [float((labels[batch] == 1).float().mean()) for batch in order.split(32)]
+    assert all(0.3 <= share <= 0.7 for share in shares), shares
+    four = torch.tensor([0] * 90 + [1] * 5 + [2] * 3 + [3] * 2)
+    counts = torch.bincount(four[balanced_order(four, 102, torch.Generator().manual_seed(1))]).tolist()
+    assert sorted(counts) == [25, 25, 26, 26]
+    again = balanced_order(labels, len(labels), torch.Generator().manual_seed(0))
+    assert torch.equal(order, again)  # seeded
+
+
+def test_balanced_subset_is_distinct_and_even():
+    labels = torch.tensor([0] * 90 + [1] * 10 + [2] * 40)
+    picks = balanced_subset(labels, 60, torch.Generator().manual_seed(0))
+    assert len(set(picks.tolist())) == 60 and torch.equal(picks, torch.sort(picks).values)
+    assert torch.bincount(labels[picks]).tolist() == [25, 10, 25]
+    assert len(balanced_subset(labels, 500, torch.Generator().manual_seed(0))) == 140
 
 
 def test_strategies_and_missing_data_errors(curated):
@@ -92,11 +181,11 @@ def test_strategies_and_missing_data_errors(curated):
     assert TrainSettings.cpu("pos").strategy == "pos" and not TrainSettings.cpu("pos").use_noisy
     with pytest.raises(ConfigError, match="strategy"):
         TrainSettings.cpu("everything")
-    events = list(train(project, TINY.with_strategy("pos+neg"), device="cpu"))
+    events = list(iter_train(project, TINY.with_strategy("pos+neg"), device="cpu"))
     assert "selflearn" not in {e.stage for e in events}
     project.store.clear_noisy()
     with pytest.raises(ConfigError, match="no noisy patches"):
-        list(train(project, TINY, device="cpu"))
+        list(iter_train(project, TINY, device="cpu"))
 
 
 def test_process_exports_and_rethreshold(curated, tmp_path):
@@ -105,7 +194,7 @@ def test_process_exports_and_rethreshold(curated, tmp_path):
     from simsearch import iter_process, write_results
 
     project, truth = curated
-    list(train(project, TINY, device="cpu"))
+    list(iter_train(project, TINY, device="cpu"))
     out = tmp_path / "results"
     events = list(iter_process(project, out, device="cpu"))
     assert [e.status for e in events] == ["computed"] * 5
@@ -133,7 +222,7 @@ def test_process_exports_and_rethreshold(curated, tmp_path):
     assert saved["annotation_counts"]["disc"]["prototypes"] == 1 and "torch" in saved["versions"]
     strict = write_results(project, out, thresholds={"disc": 0.99, "cross": 0.99}, overviews=False)
     assert strict["detections"] < manifest["detections"]  # re-thresholded from the cached maps
-    list(train(project, TINY.with_strategy("pos"), device="cpu"))  # another model: its own maps
+    list(iter_train(project, TINY.with_strategy("pos"), device="cpu"))  # another model: its own maps
     assert [e.status for e in iter_process(project, out, device="cpu")] == ["computed"] * 5
 
 
@@ -150,11 +239,11 @@ def test_training_killed_with_sigkill_resumes(curated):
     code = (
         "import sys\n"
         "from simsearch import Project\n"
-        "from simsearch.train.loop import StageSettings, TrainSettings, train, training_status\n"
+        "from simsearch.train.loop import StageSettings, TrainSettings, iter_train, training_status\n"
         "settings = TrainSettings(selflearn=StageSettings(3, 16, 1e-3, 1, 0.5), supcon=StageSettings(2, 16, 1e-3, 1, 0.5),\n"
         "                         classifier=StageSettings(5, 32, 1e-2, 10, 0.1))\n"
         f"with Project.open({str(project.folder)!r}) as p:\n"
-        "    for e in train(p, settings, device='cpu'):\n"
+        "    for e in iter_train(p, settings, device='cpu'):\n"
         "        print(e.stage, e.epoch, e.step, flush=True)\n"
     )
     proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
@@ -170,7 +259,7 @@ def test_training_killed_with_sigkill_resumes(curated):
     settings = TrainSettings(selflearn=StageSettings(3, 16, 1e-3, 1, 0.5), supcon=StageSettings(2, 16, 1e-3, 1, 0.5),
                              classifier=StageSettings(5, 32, 1e-2, 10, 0.1))
     with Project.open(project.folder) as again:
-        events = list(train(again, settings, device="cpu"))
+        events = list(iter_train(again, settings, device="cpu"))
     assert (events[0].stage, events[0].epoch) in {("selflearn", 2), ("selflearn", 3)}  # not from epoch 1
     assert events[-1].stage == "done" and (project.folder / "model" / "model.pt").is_file()
 
@@ -193,8 +282,8 @@ def test_self_learning_uses_at_most_the_capped_noisy_patches(curated):
     area = crop_pixels(project.geometry, TINY.context_cells)
     settings = replace(TINY, max_noisy_pixels=5 * area)
     assert available > 5
-    assert len(_noisy_data(project, settings, torch.Generator().manual_seed(0)).labels) == 5
-    assert len(_noisy_data(project, TINY, torch.Generator().manual_seed(0)).labels) == available
+    assert len(training_records(project, settings).noisy) == 5
+    assert len(training_records(project, TINY).noisy) == available
 
 
 def _status_comes_from_the_summary_only_while_it_matches_the_checkpoint(project, status):
