@@ -11,6 +11,7 @@ from .io.images import Dataset
 from .process import iter_process, write_results
 from .progress import ProgressBar
 from .project import Project
+from .review import REVIEW_ORDERS, Review
 from .runner import run, training_settings
 from .train.loop import STRATEGIES, iter_train
 
@@ -28,6 +29,21 @@ def add_commands(sub) -> None:
                          help="fine-tune the last model instead of starting from the pretrained backbone")
     project_arg(trainer)
     trainer.set_defaults(handler=cmd_train)
+
+    review = sub.add_parser("review", help="judge the model's own detections on undisplayed images; the answers feed the next training")
+    review.add_argument("class_name", nargs="?", metavar="CLASS",
+                        help="the class to review (answers without it go to the class listed last)")
+    review.add_argument("--count", type=int, default=20, help="items in a new batch (default 20)")
+    review.add_argument("--order", default="uncertain", choices=REVIEW_ORDERS,
+                        help="uncertain: nearest the confidence threshold first (default); confident; diverse")
+    review.add_argument("--images", type=int, default=200, help="undisplayed images the items come from, at most (default 200)")
+    review.add_argument("--accept", type=int, nargs="+", default=[], metavar="N", help="items that are the class")
+    review.add_argument("--reject", type=int, nargs="+", default=[], metavar="N", help="items that are not the class")
+    review.add_argument("--clear", type=int, nargs="+", default=[], metavar="N", help="take these answers back")
+    review.add_argument("--list", action="store_true", help="show the current batch instead of proposing a new one")
+    review.add_argument("--device", default="auto")
+    project_arg(review)
+    review.set_defaults(handler=cmd_review)
 
     threshold = sub.add_parser("threshold", help="set a class's confidence threshold for detections")
     threshold.add_argument("class_name", metavar="CLASS")
@@ -74,6 +90,55 @@ def cmd_train(args, quiet: bool) -> int:
         else:
             print(f"model saved in {project.model_folder}")
     return 0
+
+
+def cmd_review(args, quiet: bool) -> int:
+    with Project.open(args.project) as project:
+        store = project.store
+        answers = {"accepted": args.accept, "rejected": args.reject, None: args.clear}
+        given = [n for numbers in answers.values() for n in numbers]
+        class_name = args.class_name
+        if given:
+            class_name = class_name or store.last_reviewed_class()
+            if class_name is None:
+                raise ConfigError("review: no batch listed yet", hint="list one first: simsearch review CLASS")
+            twice = sorted({n for n in given if given.count(n) > 1})
+            if twice:
+                raise ConfigError(f"review: item(s) {twice} given more than one answer")
+            listed = {item.number for item in store.review_items(class_name)}
+            unknown = sorted(set(given) - listed)
+            if unknown:
+                raise ConfigError(f"review of {class_name!r}: no item numbered {unknown} in the current batch ({len(listed)} item(s))")
+            for answer, numbers in answers.items():
+                if numbers:
+                    store.answer_review(class_name, numbers, answer)
+        elif not args.list:
+            if class_name is None:
+                raise ConfigError("review: name the class to review", hint="e.g. simsearch review WBC --count 20")
+            review = Review(project, device=args.device, max_images=args.images)
+            bar = ProgressBar(len(review.image_ids), "running the model on undisplayed images", quiet=quiet)
+            for event in review.iter_prepare():
+                bar.update(event.done)
+            review.propose(class_name, count=args.count, order=args.order)
+        class_name = class_name or store.last_reviewed_class()
+        if class_name is None:
+            raise ConfigError("review: no batch listed yet", hint="list one first: simsearch review CLASS")
+        _print_review(store.review_items(class_name), class_name, project)
+    return 0
+
+
+def _print_review(items, class_name: str, project: Project) -> None:
+    store = project.store
+    threshold = store.class_info(class_name).confidence_threshold
+    print(f"review of {class_name} (confidence threshold {threshold:.2f}): {len(items)} item(s); "
+          f"answer with --accept N.. (it is {class_name}) and --reject N.. (it is not)")
+    print(f"{'#':>4}  {'answer':>8}  {'confidence':>10}  {'y':>7}  {'x':>7}  image")
+    for item in items:
+        print(f"{item.number:>4}  {item.answer or '-':>8}  {item.confidence:10.3f}  {item.y:7.1f}  {item.x:7.1f}  {project.dataset.by_id(item.image_id).relpath}")
+    answered = store.review_items(class_name, current_only=False)
+    accepted = sum(i.answer == "accepted" for i in answered)
+    rejected = sum(i.answer == "rejected" for i in answered)
+    print(f"answers so far for {class_name}: {accepted} accepted, {rejected} rejected (simsearch train learns from them)")
 
 
 def cmd_threshold(args, quiet: bool) -> int:
@@ -132,6 +197,14 @@ def add_eval_command(sub, int_list_type) -> None:
     evaluation.add_argument("--seed", type=int, default=0)
     evaluation.add_argument("--preset", default="cpu", choices=("cpu", "paper"))
     evaluation.add_argument("--backbone", default="auto")
+    evaluation.add_argument("--weights", help="weights file for the backbone (e.g. torchvision's ResNet-18 IMAGENET1K_V1 .pth)")
+    evaluation.add_argument("--review-rounds", type=int, default=0,
+                            help="review rounds after training: the simulated user answers the model's own detections, then retrains")
+    evaluation.add_argument("--review-size", type=int, default=20, help="items answered per review round (default 20)")
+    evaluation.add_argument("--review-images", type=int, default=100,
+                            help="undisplayed training images the review items come from, at most (default 100)")
+    evaluation.add_argument("--retrain", type=int, default=1,
+                            help="train N times on the same curated data with training seeds 0..N-1 and report the spread")
     evaluation.add_argument("--device", default="auto")
     evaluation.add_argument("--out", required=True)
     evaluation.add_argument("-q", "--quiet", action="store_true", default=argparse.SUPPRESS)
@@ -161,8 +234,9 @@ def cmd_eval(args, quiet: bool) -> int:
         patch_sizes=_patch_sizes(args.patch_size, classes), prototypes=args.prototypes, negatives=args.negatives,
         strategies=[s.strip() for s in args.strategies.split(",")], repeats=args.repeats, seed=args.seed,
         displayed=args.displayed, train_list=args.train_list, test_list=args.test_list,
-        test_fraction=args.test_fraction, backbone=args.backbone,
-        training=training_settings({"preset": args.preset}), device=args.device,
+        test_fraction=args.test_fraction, backbone=args.backbone, weights=args.weights,
+        training=training_settings({"preset": args.preset}), device=args.device, review_rounds=args.review_rounds,
+        review_size=args.review_size, review_images=args.review_images, retrain=args.retrain,
     )
     evaluate(plan)
     print((Path(args.out) / "report.md").read_text())

@@ -49,12 +49,18 @@ class Predictor:
         self.classifier.load_state_dict(weights["classifier"])
         self.classifier.to(self.embedder.device).eval()
 
-    @torch.inference_mode()
     def probability_maps(self, image: np.ndarray) -> np.ndarray:
         """(H, W, C) raw image -> (rows, cols, classes) float32 softmax on the patch grid
         (last class: background)."""
-        vectors = torch.from_numpy(self.embedder.embed(image).vectors).to(self.embedder.device)
-        return torch.softmax(self.classifier(vectors), dim=-1).cpu().numpy()
+        return self.vectors_and_maps(image)[1]
+
+    @torch.inference_mode()
+    def vectors_and_maps(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(H, W, C) raw image -> the trained embedding (rows, cols, D) float32, L2-normalised,
+        and the probability maps (rows, cols, classes) float32."""
+        vectors = self.embedder.embed(image).vectors
+        maps = torch.softmax(self.classifier(torch.from_numpy(vectors).to(self.embedder.device)), dim=-1)
+        return vectors, maps.cpu().numpy()
 
     def detections(self, image_id: str, thresholds: dict[str, float] | None = None) -> list[Detection]:
         """Local maxima of each class's map above its confidence threshold (default: the

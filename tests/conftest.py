@@ -88,3 +88,36 @@ def planted_project(tmp_path: Path, count: int, displayed=("img0.tif", "img1.tif
     project = Project.create(tmp_path / "proj", tmp_path / "images", backbone="efficientnet-lite0")
     project.choose_displayed(names=list(displayed))
     return project, truth
+
+
+def _tiny_training():
+    from simsearch.train.loop import StageSettings, TrainSettings
+
+    return TrainSettings(
+        selflearn=StageSettings(1, 16, 1e-3, 1, 0.5),
+        supcon=StageSettings(2, 16, 1e-3, 1, 0.5),
+        classifier=StageSettings(15, 32, 1e-2, 10, 0.1),
+    )
+
+
+TINY = _tiny_training()  # training settings that finish in seconds on the planted projects
+
+
+@pytest.fixture
+def curated(tmp_path):
+    """A planted project curated for training: classes disc and cross (one prototype each, 9
+    clean positives), confirmed background and noisy patches: (project, truth)."""
+    from simsearch import Curation
+
+    project, truth = planted_project(tmp_path, 5)
+    curation = Curation(project)
+    for kind, index in (("disc", 0), ("cross", 1)):
+        curation.add_class(kind)
+        y, x = truth["img0.tif"][index][0]
+        curation.add_prototype(kind, "img0.tif", (x - 16, y - 16, x + 16, y + 16))
+        curation.confirm_class(kind, threshold=curation.suggestions(kind, threshold=-1.0)[8].similarity)
+    curation.propose_background(count=5)
+    curation.confirm_background()
+    list(curation.iter_noisy(background_per_image=3))
+    yield project, truth
+    project.close()

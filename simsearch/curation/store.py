@@ -20,7 +20,7 @@ from typing import Iterator
 
 from ..errors import ConfigError, ProjectError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 STORE_FILE = "store.sqlite"
 LOCK_FILE = "store.lock"
 
@@ -73,8 +73,29 @@ CREATE INDEX class_patches_by_class ON class_patches (class_id, kind);
 CREATE INDEX noisy_by_class ON noisy_patches (class_id);
 """
 
+# 2: the review round. A class's current review batch holds numbered items (the model's
+# detections on undisplayed images, as listed to the user); answers make them clean positives
+# ('accepted') or negatives ('rejected') of the class. Answered items outlive their batch
+# (number NULL), unanswered ones are replaced by the next batch.
+_SCHEMA_V2 = """
+CREATE TABLE review_items (
+    id INTEGER PRIMARY KEY,
+    class_id INTEGER NOT NULL REFERENCES classes(id) ON DELETE CASCADE,
+    number INTEGER,
+    image_id TEXT NOT NULL, y REAL NOT NULL, x REAL NOT NULL,
+    confidence REAL NOT NULL,
+    answer TEXT CHECK (answer IN ('accepted', 'rejected')),
+    created_at TEXT NOT NULL,
+    answered_at TEXT,
+    UNIQUE (class_id, image_id, y, x)
+);
+CREATE INDEX review_by_class ON review_items (class_id, number);
+"""
+
 # version reached -> SQL that brings a store from the previous version to it
-MIGRATIONS: dict[int, str] = {1: _SCHEMA_V1}
+MIGRATIONS: dict[int, str] = {1: _SCHEMA_V1, 2: _SCHEMA_V2}
+
+REVIEW_ANSWERS = ("accepted", "rejected")
 
 
 def _now() -> str:
@@ -102,6 +123,21 @@ class Prototype:
         """(y, x)"""
         x0, y0, x1, y1 = self.box
         return (y0 + y1) / 2, (x0 + x1) / 2
+
+
+@dataclass(frozen=True)
+class ReviewItem:
+    """One of the model's detections put to the user: `number` as listed (None once a later
+    batch replaced the one it was listed in), centre (y, x) px, the model's confidence, and
+    the answer: 'accepted' (a clean positive of the class), 'rejected' (a negative) or None."""
+
+    number: int | None
+    class_name: str
+    image_id: str
+    y: float
+    x: float
+    confidence: float
+    answer: str | None = None
 
 
 @dataclass(frozen=True)
@@ -406,6 +442,65 @@ class Store:
             return self.conn.execute("SELECT COUNT(*) FROM noisy_patches WHERE class_id IS NULL").fetchone()[0]
         return self.conn.execute("SELECT COUNT(*) FROM noisy_patches WHERE class_id = ?",
                                  (self.class_info(name).id,)).fetchone()[0]
+
+
+    # -- review of the model's detections --------------------------------------------------
+
+    def set_review_batch(self, name: str, items: list[PatchRecord]) -> list[ReviewItem]:
+        """Make `items` (their similarity: the model's confidence) the class's current batch,
+        numbered from 1; earlier unanswered items go, answered ones stay (unnumbered)."""
+        info = self.class_info(name)
+        answered = {(r[0], r[1], r[2]) for r in self.conn.execute(
+            "SELECT image_id, y, x FROM review_items WHERE class_id = ? AND answer IS NOT NULL", (info.id,))}
+        fresh = [p for p in items if (p.image_id, p.y, p.x) not in answered]
+        with self.transaction() as conn:
+            conn.execute("DELETE FROM review_items WHERE class_id = ? AND answer IS NULL", (info.id,))
+            conn.execute("UPDATE review_items SET number = NULL WHERE class_id = ?", (info.id,))
+            conn.executemany(
+                "INSERT INTO review_items (class_id, number, image_id, y, x, confidence, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [(info.id, number, p.image_id, p.y, p.x, float(p.similarity), _now()) for number, p in enumerate(fresh, start=1)],
+            )
+            conn.execute("INSERT OR REPLACE INTO settings (key, value) VALUES ('review_class', ?)", (str(info.id),))
+        return self.review_items(name)
+
+    def review_items(self, name: str, *, current_only: bool = True) -> list[ReviewItem]:
+        """The class's current batch in listed order (or every item ever answered or listed)."""
+        info = self.class_info(name)
+        query = "SELECT number, image_id, y, x, confidence, answer FROM review_items WHERE class_id = ?"
+        query += " AND number IS NOT NULL ORDER BY number" if current_only else " ORDER BY id"
+        return [ReviewItem(r[0], name, r[1], r[2], r[3], r[4], r[5]) for r in self.conn.execute(query, (info.id,))]
+
+    def last_reviewed_class(self) -> str | None:
+        """The class whose batch was listed last (answers without a class name go to it)."""
+        row = self.conn.execute(
+            "SELECT c.name FROM settings s JOIN classes c ON CAST(s.value AS INTEGER) = c.id WHERE s.key = 'review_class'"
+        ).fetchone()
+        return row[0] if row else None
+
+    def answer_review(self, name: str, numbers: list[int], answer: str | None) -> None:
+        """Answer items of the class's current batch by number ('accepted', 'rejected', or
+        None to take an answer back), all or none: an unknown number changes nothing."""
+        if answer is not None and answer not in REVIEW_ANSWERS:
+            raise ConfigError(f"review answer: {answer!r} is not one of {', '.join(REVIEW_ANSWERS)}")
+        info = self.class_info(name)
+        listed = {r[0] for r in self.conn.execute("SELECT number FROM review_items WHERE class_id = ? AND number IS NOT NULL", (info.id,))}
+        unknown = sorted(set(numbers) - listed)
+        if unknown:
+            raise ConfigError(f"review of {name!r}: no item numbered {unknown} in the current batch ({len(listed)} item(s))",
+                              hint="list the batch again with `simsearch review CLASS --list`")
+        with self.transaction() as conn:
+            conn.executemany(
+                "UPDATE review_items SET answer = ?, answered_at = ? WHERE class_id = ? AND number = ?",
+                [(answer, _now() if answer else None, info.id, number) for number in numbers],
+            )
+
+    def review_answers(self, name: str, answer: str) -> list[PatchRecord]:
+        """Every item of the class with this answer, current batch or earlier (training data)."""
+        rows = self.conn.execute(
+            "SELECT image_id, y, x, confidence FROM review_items WHERE class_id = ? AND answer = ? ORDER BY id",
+            (self.class_info(name).id, answer),
+        )
+        return [PatchRecord(*r) for r in rows]
 
 
 def check_threshold(value: float, what: str) -> float:

@@ -19,7 +19,7 @@ from ..io.images import Dataset
 from ..io.truth import read_truth, unmatched_images
 from ..project import PROJECT_FILE, Project
 from ..train.loop import TrainSettings
-from .simulate import STRATEGIES, SimulatedUser, Trial, annotations_by_image, file_name
+from .simulate import STRATEGIES, SimulatedUser, Trial, annotations_by_image, file_name, result_key
 
 
 @dataclass(frozen=True)
@@ -39,8 +39,20 @@ class EvalPlan:
     test_list: str | None = None
     test_fraction: float = 0.25
     backbone: str = "auto"
+    weights: str | None = None  # the backbone's weights file (e.g. the paper's ResNet-18 ImageNet weights)
     training: TrainSettings = TrainSettings.cpu()
     device: str = "auto"
+    review_rounds: int = 0  # review rounds after training (beyond the paper)
+    review_size: int = 20  # items answered per round
+    review_images: int = 100  # undisplayed training images the review items come from, at most
+    retrain: int = 1  # trainings per curated data set, with training seeds 0..retrain-1
+
+    def measurements(self, trial: Trial) -> list[str]:
+        """The results.json keys one trial writes: one per review round and training seed of a
+        trained strategy, one for similarity and the supervised baseline."""
+        if trial.strategy in ("similarity", "supervised"):
+            return [result_key(trial)]
+        return [result_key(trial, r, s) for r in range(self.review_rounds + 1) for s in range(self.retrain)]
 
     def trials(self) -> list[Trial]:
         """Every (class, repeat, P, N, strategy); N only where the curated suggestions are used;
@@ -90,6 +102,10 @@ def evaluate(plan: EvalPlan, *, say: Callable[[str], None] = print) -> dict:
     unknown = sorted(set(plan.strategies) - set(STRATEGIES))
     if unknown:
         raise ConfigError(f"strategies: unknown {unknown}; choose from {', '.join(STRATEGIES)}")
+    for name, value, least in (("--review-rounds", plan.review_rounds, 0), ("--review-size", plan.review_size, 1),
+                               ("--review-images", plan.review_images, 1), ("--retrain", plan.retrain, 1)):
+        if value < least:
+            raise ConfigError(f"{name}: at least {least}, got {value}")
     plan.out.mkdir(parents=True, exist_ok=True)
     dataset = Dataset.open(plan.images)
     truth = read_truth(plan.truth)
@@ -117,23 +133,23 @@ def evaluate(plan: EvalPlan, *, say: Callable[[str], None] = print) -> dict:
             say(f"warning: {len(failed)} image(s) could not be embedded and are left out, e.g. {sorted(failed)[:3]}")
         user = SimulatedUser(base, truth, [i for i in train_ids if i not in failed], [i for i in test_ids if i not in failed],
                              label=label, displayed=plan.displayed,
-                             workdir=plan.out / "work", settings=plan.training, device=plan.device, seed=plan.seed)
+                             workdir=plan.out / "work", settings=plan.training, device=plan.device, seed=plan.seed,
+                             review_rounds=plan.review_rounds, review_size=plan.review_size,
+                             review_images=plan.review_images, retrain=plan.retrain)
+        def finished(trial: Trial) -> bool:
+            return all(key in results["trials"] for key in plan.measurements(trial))
         for trial in (t for t in trials if t.label == label):
-            if trial.key in results["trials"]:
+            if finished(trial):
                 continue
-            result = user.run(trial)
-            results["trials"][trial.key] = {
-                "class": label, "prototypes": trial.prototypes, "negatives": trial.negatives, "strategy": trial.strategy,
-                "repeat": trial.repeat, "pr_auc": result.score.pr_auc, "average_precision": result.score.average_precision,
-                "true_objects": result.score.true_objects, "detections": result.score.detections,
-                "negatives_found": result.negatives_found, "prototypes_used": result.prototypes_used, "seconds": result.seconds,
-                "precision": result.score.precision[:: max(1, len(result.score.precision) // 200)].round(4).tolist(),
-                "recall": result.score.recall[:: max(1, len(result.score.recall) // 200)].round(4).tolist(),
-            }
+            for result in user.run(trial):
+                results["trials"][result.key] = _row(result)
             write_text_atomic(results_path, json.dumps(results, indent=1))
-            left = [t for t in trials if t.key not in results["trials"]]
-            say(f"[{len(trials) - len(left)}/{len(trials)}] {trial.key}: PR-AUC {result.score.pr_auc:.3f}, "
-                f"AP {result.score.average_precision:.3f} ({result.seconds:.0f} s; {_duration(remaining_seconds(results, left))} left)")
+            left = [t for t in trials if not finished(t)]
+            scores = ", ".join(f"{results['trials'][k]['pr_auc']:.3f}" for k in plan.measurements(trial))
+            seconds = sum(results["trials"][k]["seconds"] for k in plan.measurements(trial))
+            say(f"[{len(trials) - len(left)}/{len(trials)}] {trial.key}: PR-AUC {scores}, "
+                f"AP {results['trials'][trial.key]['average_precision']:.3f} "
+                f"({seconds:.0f} s; {_duration(remaining_seconds(results, left, lambda t: len(plan.measurements(t))))} left)")
         base.close()
     results["plan"] = {k: (str(v) if isinstance(v, Path) else v) for k, v in plan.__dict__.items() if k != "training"}
     results["training"] = plan.training.to_dict()
@@ -141,6 +157,19 @@ def evaluate(plan: EvalPlan, *, say: Callable[[str], None] = print) -> dict:
     (plan.out / "report.md").write_text(markdown(results))
     plot_curves(results, plan.out)
     return results
+
+
+def _row(result) -> dict:
+    trial, score = result.trial, result.score
+    return {
+        "class": trial.label, "prototypes": trial.prototypes, "negatives": trial.negatives, "strategy": trial.strategy,
+        "repeat": trial.repeat, "review_round": result.review_round, "seed": result.seed, "reviewed": result.reviewed,
+        "accepted": result.accepted, "pr_auc": score.pr_auc, "average_precision": score.average_precision,
+        "true_objects": score.true_objects, "detections": score.detections,
+        "negatives_found": result.negatives_found, "prototypes_used": result.prototypes_used, "seconds": result.seconds,
+        "precision": score.precision[:: max(1, len(score.precision) // 200)].round(4).tolist(),
+        "recall": score.recall[:: max(1, len(score.recall) // 200)].round(4).tolist(),
+    }
 
 
 def auto_patch_sizes(truth: list, classes: list[str]) -> dict[str, int]:
@@ -157,9 +186,10 @@ def auto_patch_sizes(truth: list, classes: list[str]) -> dict[str, int]:
     return sizes
 
 
-def remaining_seconds(results: dict, left: list[Trial]) -> float:
+def remaining_seconds(results: dict, left: list[Trial], measurements: Callable[[Trial], int] = lambda trial: 1) -> float:
     """A guess at the time the trials `left` take: each at the mean time of the finished
-    trials of its class and strategy, else of its strategy, else of all."""
+    measurements of its class and strategy, else of its strategy, else of all, times the
+    measurements it makes."""
     done = list(results["trials"].values())
     if not done:
         return float("nan")
@@ -169,7 +199,8 @@ def remaining_seconds(results: dict, left: list[Trial]) -> float:
     total = 0.0
     for trial in left:
         same = mean([r for r in done if r["strategy"] == trial.strategy and r["class"] == trial.label])
-        total += same if same is not None else (mean([r for r in done if r["strategy"] == trial.strategy]) or overall)
+        each = same if same is not None else (mean([r for r in done if r["strategy"] == trial.strategy]) or overall)
+        total += each * measurements(trial)
     return total
 
 
@@ -204,7 +235,7 @@ def _base_project(plan: EvalPlan, dataset: Dataset, label: str, say) -> Project:
     if (folder / PROJECT_FILE).is_file():
         project = Project.open(folder, dataset=plan.images)
     else:
-        project = Project.create(folder, dataset, patch_size=plan.patch_sizes[label], backbone=plan.backbone)
+        project = Project.create(folder, dataset, patch_size=plan.patch_sizes[label], backbone=plan.backbone, weights=plan.weights)
     project.set_device(plan.device)
     started = time.perf_counter()
     for event in project.iter_embed():
@@ -215,18 +246,52 @@ def _base_project(plan: EvalPlan, dataset: Dataset, label: str, say) -> Project:
 
 
 def markdown(results: dict) -> str:
-    groups: dict[tuple, list[float]] = {}
-    seconds: dict[tuple, list[float]] = {}
-    for row in results["trials"].values():
-        key = (row["class"], row["strategy"], row["prototypes"], row["negatives"])
-        groups.setdefault(key, []).append(row["pr_auc"])
-        seconds.setdefault(key, []).append(row["seconds"])
-    lines = ["| class | strategy | P | N | PR-AUC mean ± std | repeats | time per trial |", "|---|---|---|---|---|---|---|"]
+    """Mean ± std PR-AUC over the repeats (training seed 0) per class, strategy, P, N and, when
+    there were review rounds, round; with several training seeds, a table of their spread."""
+    rows = list(results["trials"].values())
+    reviewed = any(row.get("review_round", 0) for row in rows)
+    groups: dict[tuple, list[dict]] = {}
+    for row in rows:
+        if row.get("seed", 0) == 0:
+            key = (row["class"], row["strategy"], row["prototypes"], row["negatives"], row.get("review_round", 0))
+            groups.setdefault(key, []).append(row)
+    review_head = " review round | items answered (accepted) |" if reviewed else ""
+    lines = ["| class | strategy | P | N |" + review_head + " PR-AUC mean ± std | repeats | time per trial |",
+             "|---|---|---|---|" + ("---|---|" if reviewed else "") + "---|---|---|"]
     for key in sorted(groups):
-        values = np.array(groups[key])
-        label, strategy, prototypes, negatives = key
-        lines.append(f"| {label} | {strategy} | {prototypes if strategy != 'supervised' else 'all'} | {negatives} | "
-                     f"{values.mean():.3f} ± {values.std():.3f} | {len(values)} | {np.mean(seconds[key]):.0f} s |")
+        label, strategy, prototypes, negatives, review_round = key
+        values = np.array([row["pr_auc"] for row in groups[key]])
+        answered = ""
+        if reviewed:
+            answered = (f" {review_round} | {np.mean([r.get('reviewed', 0) for r in groups[key]]):.0f} "
+                        f"({np.mean([r.get('accepted', 0) for r in groups[key]]):.0f}) |")
+        lines.append(f"| {label} | {strategy} | {prototypes if strategy != 'supervised' else 'all'} | {negatives} |{answered} "
+                     f"{values.mean():.3f} ± {values.std():.3f} | {len(values)} | "
+                     f"{np.mean([row['seconds'] for row in groups[key]]):.0f} s |")
+    return "\n".join(lines) + "\n" + _retrain_table(rows)
+
+
+def _retrain_table(rows: list[dict]) -> str:
+    """The paper's inter-measurement spread: the std over training seeds on the same curated
+    data, averaged over the repeats, beside the std over repeats (different curated data)."""
+    if not any(row.get("seed", 0) for row in rows):
+        return ""
+    by_data: dict[tuple, dict[int, list[float]]] = {}
+    for row in rows:
+        if row["strategy"] in ("similarity", "supervised"):
+            continue
+        key = (row["class"], row["strategy"], row["prototypes"], row["negatives"], row.get("review_round", 0))
+        by_data.setdefault(key, {}).setdefault(row["repeat"], []).append(row["pr_auc"])
+    lines = ["", "Retraining on the same curated data (training seeds):", "",
+             "| class | strategy | P | N | review round | seeds | PR-AUC mean | std over seeds (mean of repeats) | std over repeats |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for key in sorted(by_data):
+        repeats = by_data[key]
+        seeds = min(len(v) for v in repeats.values())
+        within = np.mean([np.std(v) for v in repeats.values()])
+        between = np.std([np.mean(v) for v in repeats.values()])
+        mean = np.mean([np.mean(v) for v in repeats.values()])
+        lines.append(f"| {' | '.join(str(k) for k in key)} | {seeds} | {mean:.3f} | {within:.3f} | {between:.3f} |")
     return "\n".join(lines) + "\n"
 
 

@@ -11,7 +11,13 @@ For one class and one (prototypes P, negatives N, strategy, repeat):
 4. background: candidates within the matching radius of any true object are flagged;
 5. noisy extraction from the undisplayed training images (a trial's project holds only the
    training images: the test images never reach training); train with the strategy;
-6. predict on the test images and score.
+6. predict on the test images and score;
+7. review rounds (beyond the paper, `review_rounds` R): the user answers `review_size` items of
+   the model's own detections on the undisplayed training images, nearest the confidence
+   threshold first (an item is correct if its centre lies within the matching radius of an
+   object of the class); train again and score after each round;
+8. retraining (`retrain` N, the paper's inter-measurement protocol): steps 5-7 train N times
+   on the same curated data with training seeds 0..N-1; the reviews follow the seed-0 model.
 'similarity' skips training and scores the similarity peaks of the test images;
 'supervised' trains (Pos) on every training annotation of the class, with background from
 annotation-free places.
@@ -23,7 +29,7 @@ import logging
 import re
 import shutil
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -33,6 +39,7 @@ from ..curation.store import PatchRecord
 from ..io.truth import Annotation
 from ..predict import Predictor, detections_from_maps
 from ..project import Project
+from ..review import Review
 from ..search.peaks import find_peaks, peak_spacing
 from ..search.similarity import similarity_map
 from ..train.loop import TrainSettings, crops_within, train
@@ -59,13 +66,29 @@ class Trial:
 @dataclass(frozen=True)
 class TrialResult:
     """prototypes_used: fewer than trial.prototypes when the training images hold fewer
-    objects of the class; the supervised baseline reports its positives instead."""
+    objects of the class; the supervised baseline reports its positives instead.
+    review_round: 0 before any review; seed: the training seed (retraining protocol);
+    reviewed: review items answered so far, of which accepted."""
 
     trial: Trial
     score: ClassScore
     negatives_found: int
     seconds: float
     prototypes_used: int
+    review_round: int = 0
+    seed: int = 0
+    reviewed: int = 0
+    accepted: int = 0
+
+    @property
+    def key(self) -> str:
+        return result_key(self.trial, self.review_round, self.seed)
+
+
+def result_key(trial: Trial, review_round: int = 0, seed: int = 0) -> str:
+    """The results.json key of one measurement of a trial: its key, then the review round and
+    training seed when not 0 (so results written before these existed keep their keys)."""
+    return trial.key + (f"|review{review_round}" if review_round else "") + (f"|seed{seed}" if seed else "")
 
 
 def pick_prototypes(objects: dict[str, list[tuple[float, float]]], sizes: dict[str, tuple[int, int]], count: int,
@@ -115,8 +138,10 @@ class SimulatedUser:
     def __init__(self, base: Project, truth: list[Annotation], train_ids: list[str], test_ids: list[str],
                  *, label: str, displayed: int, workdir: Path, settings: TrainSettings,
                  background_count: int = 20, noisy_cap: int | None = 500, device: str = "auto", seed: int = 0,
-                 supervised_cap: int = 200, supervised_pixels: int = 200 * 160 * 160):
+                 supervised_cap: int = 200, supervised_pixels: int = 200 * 160 * 160,
+                 review_rounds: int = 0, review_size: int = 20, review_images: int = 100, retrain: int = 1):
         self.base, self.label, self.displayed_count = base, label, displayed
+        self.review_rounds, self.review_size, self.review_images, self.retrain = review_rounds, review_size, review_images, retrain
         self.train_ids, self.test_ids = train_ids, test_ids
         self.workdir, self.settings, self.device = workdir, settings, device
         self.background_count, self.noisy_cap, self.seed = background_count, noisy_cap, seed
@@ -142,19 +167,45 @@ class SimulatedUser:
         project.set_device(self.device)
         return project
 
-    def run(self, trial: Trial) -> TrialResult:
+    def run(self, trial: Trial) -> list[TrialResult]:
+        """Every measurement of the trial: one, or one per review round and training seed."""
         started = time.perf_counter()
         # the same displayed images and prototypes for every strategy and N of a repeat: fair comparisons
         rng = np.random.default_rng([self.seed, trial.repeat, trial.prototypes])
+        truth = [a for i in self.test_ids for a in self.truth_of[i]]
         with self._new_project(trial) as project:
             if trial.strategy == "supervised":
                 found = self._supervised(project)
-                negatives, used = 0, len(project.store.patches(self.label, "positive"))
-            else:
-                negatives, found = self._simulate(project, trial, rng)
-                used = len(project.store.prototypes(self.label))
-        result = score_class(found, [a for i in self.test_ids for a in self.truth_of[i]], self.label, self.radius)
-        return TrialResult(trial, result, negatives, time.perf_counter() - started, used)
+                used = len(project.store.patches(self.label, "positive"))
+                score = score_class(found, truth, self.label, self.radius)
+                return [TrialResult(trial, score, 0, time.perf_counter() - started, used)]
+            negatives, curation = self._curate(project, trial, rng)
+            used = len(project.store.prototypes(self.label))
+            if trial.strategy == "similarity":
+                score = score_class(self._similarity_on_test(project, curation), truth, self.label, self.radius)
+                return [TrialResult(trial, score, 0, time.perf_counter() - started, used)]
+            results = []
+            for review_round in range(self.review_rounds + 1):
+                if review_round:
+                    reviewed, accepted = self._review(project, trial)
+                for seed in reversed(range(self.retrain)):  # seed 0 last: the reviews follow its model
+                    settings = replace(self.settings.with_strategy(trial.strategy), seed=self.settings.seed + seed)
+                    train(project, settings, device=self.device)
+                    score = score_class(self._predict_test(project), truth, self.label, self.radius)
+                    results.append(TrialResult(trial, score, negatives, time.perf_counter() - started, used, review_round, seed,
+                                               *((reviewed, accepted) if review_round else (0, 0))))
+                    started = time.perf_counter()
+            return results
+
+    def _review(self, project: Project, trial: Trial) -> tuple[int, int]:
+        """One review round: `review_size` items of the current model, nearest the threshold
+        first, answered from the ground truth. Returns (answered so far, accepted so far)."""
+        review = Review(project, device=self.device, max_images=self.review_images, seed=trial.repeat)
+        for item in review.propose(self.label, count=self.review_size, order="uncertain", seed=trial.repeat):
+            correct = _near_any(item.y, item.x, self._objects(item.image_id, self.label), self.radius)
+            review.answer(self.label, [item.number], "accepted" if correct else "rejected")
+        answered = [i for i in project.store.review_items(self.label, current_only=False) if i.answer]
+        return len(answered), sum(i.answer == "accepted" for i in answered)
 
     def _choose_displayed(self, rng, prototypes: int) -> list[str]:
         with_class = [i for i in self.train_ids if len(self._objects(i, self.label))]
@@ -167,7 +218,8 @@ class SimulatedUser:
             objects += len(self._objects(with_class[index], self.label))
         return chosen
 
-    def _simulate(self, project: Project, trial: Trial, rng) -> tuple[int, list[Scored]]:
+    def _curate(self, project: Project, trial: Trial, rng) -> tuple[int, Curation]:
+        """Steps 1-5 up to training: returns (negatives found, the curation)."""
         displayed = self._choose_displayed(rng, trial.prototypes)
         project.choose_displayed(names=displayed)
         curation = Curation(project)
@@ -181,7 +233,7 @@ class SimulatedUser:
             x = min(max(x, patch_w / 2), record.width - patch_w / 2)
             curation.add_prototype(self.label, image_id, (x - patch_w / 2, y - patch_h / 2, x + patch_w / 2, y + patch_h / 2))
         if trial.strategy == "similarity":
-            return 0, self._similarity_on_test(project, curation)
+            return 0, curation
         suggestions = curation.suggestions(self.label, threshold=-1.0)
         threshold, false = 1.0, []
         for suggestion in suggestions:
@@ -197,12 +249,10 @@ class SimulatedUser:
             if _near_any(candidate.y, candidate.x, self._objects(candidate.image_id), self.radius):
                 curation.flag_not_background(candidate)
         curation.confirm_background()
-        settings = self.settings.with_strategy(trial.strategy)
-        if settings.use_noisy:
+        if self.settings.with_strategy(trial.strategy).use_noisy:
             for _ in curation.iter_noisy(cap_per_class=self.noisy_cap, seed=trial.repeat):
                 pass
-        train(project, settings, device=self.device)
-        return len(false), self._predict_test(project)
+        return len(false), curation
 
     def _similarity_on_test(self, project: Project, curation: Curation) -> list[Scored]:
         vectors = curation.prototype_vectors(self.label)

@@ -44,7 +44,7 @@ from ..features.geometry import NETWORK_STRIDE, PatchGeometry
 from ..files import write_text_atomic
 from ..project import Project
 from .augment import AugmentSettings, augment
-from .losses import NTXentLoss, SupConWithNegativesLoss
+from .losses import NotClassLoss, NTXentLoss, SupConWithNegativesLoss
 from .model import PatchModel
 
 log = logging.getLogger(__name__)
@@ -76,6 +76,9 @@ class TrainSettings:
     classifier: StageSettings = StageSettings(100, 64, 1e-3, 50, 0.1)
     use_noisy: bool = True
     use_negatives: bool = True
+    # beyond the paper: the classifier stage also learns from the negatives ("not this
+    # class", NotClassLoss), not only the contrastive stage's denominator
+    negatives_in_classifier: bool = True
     max_noisy: int | None = None  # noisy patches used, sampled across classes (None: all)
     # and at most this many network-input pixels of noisy crops (None: no limit): self-learning
     # time grows with the crop area, so this bounds it whatever the patch size
@@ -152,7 +155,9 @@ class TrainedModel:
 class TrainingRecords:
     """What a run learns from, as store records (no pixels). Each list holds (patch, label)
     pairs, the label an index into `names`: the ROI classes in creation order, then background.
-    Negatives carry the class they were flagged for; noisy patches are already capped."""
+    Clean: positives, prototypes and accepted review items of each class, then clean
+    background. Negatives (flagged suggestions and rejected review items) carry the class they
+    are not. Noisy patches are already capped."""
 
     names: tuple[str, ...]
     clean: tuple[tuple[PatchRecord, int], ...]
@@ -179,12 +184,13 @@ def training_records(project: Project, settings: TrainSettings) -> TrainingRecor
     clean: list[tuple[PatchRecord, int]] = []
     negatives: list[tuple[PatchRecord, int]] = []
     for label, name in enumerate(names[:-1]):
-        own = store.patches(name, "positive") + [PatchRecord(p.image_id, *p.centre) for p in store.prototypes(name)]
+        own = (store.patches(name, "positive") + [PatchRecord(p.image_id, *p.centre) for p in store.prototypes(name)]
+               + store.review_answers(name, "accepted"))
         if not own:
             raise ConfigError(f"training: class {name!r} has no clean positives", hint="confirm the class first")
         clean += [(_position(p), label) for p in own]
         if settings.use_negatives:
-            negatives += [(_position(p), label) for p in store.patches(name, "negative")]
+            negatives += [(_position(p), label) for p in store.patches(name, "negative") + store.review_answers(name, "rejected")]
     background = [p for p, _, is_background in store.background(confirmed_only=True) if is_background]
     if not background:
         raise ConfigError("training: no clean background", hint="propose and confirm background first")
@@ -508,7 +514,7 @@ def iter_train(
             optimizer.load_state_dict(state["optimizer"])
             scheduler.load_state_dict(state["scheduler"])
         data = noisy if stage == "selflearn" else clean
-        features = _frozen_features(model, clean, _stream(settings.seed, stage, "features"), device) if stage == "classifier" else None
+        features = _classifier_features(model, clean, settings, device) if stage == "classifier" else None
         for epoch in range(first_epoch, stage_settings.epochs):
             if cancel is not None and cancel.is_set():
                 return
@@ -568,36 +574,61 @@ def _optimizer(model: PatchModel, stage: str, settings: StageSettings):
     return optimizer, scheduler
 
 
+@dataclass(frozen=True)
+class _ClassifierFeatures:
+    """The frozen embeddings the classifier stage learns from: clean patches (vectors, labels)
+    and negatives (negative_vectors, the class each is not), each with augmented copies."""
+
+    vectors: torch.Tensor
+    labels: torch.Tensor
+    negative_vectors: torch.Tensor
+    negative_labels: torch.Tensor
+
+
+def _classifier_features(model: PatchModel, data: _Data, settings: TrainSettings, device) -> _ClassifierFeatures:
+    vectors, labels = _frozen_features(model, data.crops, data.labels, _stream(settings.seed, "classifier", "features"), device)
+    negatives, negative_labels = torch.zeros(0, model.dim), torch.zeros(0, dtype=torch.int64)
+    if settings.negatives_in_classifier and len(data.negatives):
+        negatives, negative_labels = _frozen_features(model, data.negatives, data.negative_labels,
+                                                      _stream(settings.seed, "classifier", "negative features"), device)
+    return _ClassifierFeatures(vectors, labels, negatives, negative_labels)
+
+
 @torch.no_grad()
-def _frozen_features(model: PatchModel, data: _Data, generator: torch.Generator, device, copies: int = 4) -> tuple[torch.Tensor, torch.Tensor]:
-    """Embeddings of the clean crops and `copies` - 1 augmented copies, for the classifier stage."""
+def _frozen_features(model: PatchModel, crops: torch.Tensor, labels: torch.Tensor, generator: torch.Generator, device,
+                     copies: int = 4) -> tuple[torch.Tensor, torch.Tensor]:
+    """Embeddings of the crops and `copies` - 1 augmented copies of them, with their labels."""
     model.eval()
-    vectors, labels = [], []
+    vectors, out_labels = [], []
     for copy_index in range(copies):
-        for start in range(0, len(data.labels), 64):
-            batch = data.crops[start : start + 64].float()
+        for start in range(0, len(labels), 64):
+            batch = crops[start : start + 64].float()
             if copy_index:
                 batch = augment(batch, AugmentSettings.clean(), generator)
             vectors.append(model.embed(batch.to(device)).cpu())
-            labels.append(data.labels[start : start + 64])
-    return torch.cat(vectors), torch.cat(labels)
+            out_labels.append(labels[start : start + 64])
+    return torch.cat(vectors), torch.cat(out_labels)
 
 
 def _run_epoch(model, stage, data, features, settings, optimizer, generator, device, epoch, losses, cancel) -> Iterator[TrainProgress]:
-    labels = features[1] if stage == "classifier" else data.labels
+    labels = features.labels if stage == "classifier" else data.labels
     order = balanced_order(labels, len(labels), generator)
     steps = math.ceil(len(order) / settings.batch_size)
     started = time.perf_counter()
     seen = 0
     model.train(stage != "classifier")
-    ntxent, supcon = NTXentLoss(0.5), SupConWithNegativesLoss(0.07)
+    ntxent, supcon, not_class = NTXentLoss(0.5), SupConWithNegativesLoss(0.07), NotClassLoss()
     for step in range(steps):
         if cancel is not None and cancel.is_set():
             return
         index = order[step * settings.batch_size : (step + 1) * settings.batch_size]
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
             if stage == "classifier":
-                loss = F.cross_entropy(model.classifier(features[0][index].to(device)).float(), labels[index].to(device))
+                loss = F.cross_entropy(model.classifier(features.vectors[index].to(device)).float(), labels[index].to(device))
+                if len(features.negative_labels):
+                    pick = torch.randperm(len(features.negative_labels), generator=generator)[: settings.batch_size]
+                    loss = loss + not_class(model.classifier(features.negative_vectors[pick].to(device)),
+                                            features.negative_labels[pick].to(device))
             else:
                 crops = data.crops[index].float()
                 if stage == "selflearn":

@@ -87,3 +87,19 @@ class SupConWithNegativesLoss(nn.Module):
             return z.sum() * 0.0
         per_anchor = -(log_prob.masked_fill(~positive, 0.0)).sum(dim=1)[valid] / counts[valid]
         return per_anchor.mean()
+
+
+class NotClassLoss(nn.Module):
+    """Learning from "not this class" answers (complementary labels; Ishida et al., NeurIPS
+    2017): for logits (N, C) and the class each sample is not (N,),
+        loss = mean_i -log(1 - softmax(logits_i)[not_class_i])
+    computed as logsumexp(all logits) - logsumexp(the other logits), stable for any logits.
+    It lowers the probability of the wrong class without claiming which class is right: a
+    rejected WBC detection may be background or a red cell. Returns a scalar.
+    """
+
+    def forward(self, logits: torch.Tensor, not_class: torch.Tensor) -> torch.Tensor:
+        logits = logits.float()
+        wrong = F.one_hot(not_class.to(logits.device), logits.shape[1]).bool()
+        others = torch.logsumexp(logits.masked_fill(wrong, float("-inf")), dim=1)
+        return (torch.logsumexp(logits, dim=1) - others).mean()

@@ -87,3 +87,21 @@ def test_losses_work_under_bf16_autocast():
     f = torch.randn(6, 4, dtype=torch.bfloat16)
     value = SupConWithNegativesLoss()(f, torch.tensor([0, 0, 1, 1, 2, 2]))
     assert value.dtype == torch.float32 and math.isfinite(value.item())
+
+
+def test_not_class_loss_matches_its_definition_and_stays_finite():
+    from simsearch.train.losses import NotClassLoss
+
+    torch.manual_seed(0)
+    logits = torch.randn(6, 4)
+    not_class = torch.tensor([0, 1, 2, 3, 0, 2])
+    probabilities = torch.softmax(logits.double(), dim=1)
+    naive = float(torch.mean(torch.stack([-torch.log(1 - probabilities[i, c]) for i, c in enumerate(not_class.tolist())])))
+    assert float(NotClassLoss()(logits, not_class)) == pytest.approx(naive, rel=1e-5)
+    # a confident wrong class: large but finite, and its gradient lowers that class's logit
+    sure = torch.tensor([[30.0, 0.0, 0.0]], requires_grad=True)
+    loss = NotClassLoss()(sure, torch.tensor([0]))
+    loss.backward()
+    assert torch.isfinite(loss) and float(loss) == pytest.approx(30.0 - math.log(2), rel=1e-4) and sure.grad[0, 0] > 0
+    # nothing on the wrong class: no loss
+    assert float(NotClassLoss()(torch.tensor([[-30.0, 5.0, 5.0]]), torch.tensor([0]))) == pytest.approx(0.0, abs=1e-6)

@@ -2,6 +2,7 @@
 import json
 from dataclasses import replace
 
+import numpy as np
 import pytest
 
 from conftest import write_planted
@@ -9,6 +10,7 @@ from simsearch import ConfigError, Project
 from simsearch.cli import main
 from simsearch.evaluate.report import EvalPlan, evaluate, split
 from simsearch.io.images import Dataset
+from simsearch.evaluate.metrics import matching_radius
 from simsearch.evaluate.simulate import SimulatedUser
 from simsearch.train.loop import StageSettings, TrainSettings, crop_pixels
 
@@ -180,3 +182,41 @@ def test_auto_patch_size_is_the_median_box_side(annotated, tmp_path):
     with pytest.raises(ConfigError, match="class 'disc' has no boxes"):
         evaluate(plan)
     assert not (tmp_path / "e" / "base").exists()
+
+
+def test_review_rounds_and_retraining_are_measured(annotated, tmp_path):
+    """--review-rounds: the simulated user answers the model's detections from the truth and
+    the model is trained again; --retrain: several training seeds on the same curated data."""
+    folder, truth = annotated
+    plan = EvalPlan(images=str(folder), truth=str(truth), out=tmp_path / "eval", classes=["disc"], patch_sizes={"disc": 32},
+                    prototypes=[2], negatives=[1], strategies=["similarity", "pos+neg"], repeats=1, displayed=2,
+                    test_fraction=0.25, backbone="efficientnet-lite0", training=TINY, device="cpu",
+                    review_rounds=2, review_size=3, retrain=2)
+    lines = []
+    trials = evaluate(plan, say=lines.append)["trials"]
+    base = "disc|P2|N1|pos+neg|r0"
+    assert set(trials) == {"disc|P2|N0|similarity|r0", base, base + "|seed1", base + "|review1", base + "|review1|seed1",
+                           base + "|review2", base + "|review2|seed1"}
+    assert [trials[k]["reviewed"] for k in (base, base + "|review1", base + "|review2")] == [0, 3, 6]
+    with Project.open(tmp_path / "eval" / "work" / "disc_P2_N1_pos+neg_r0") as project:
+        answered = [i for i in project.store.review_items("disc", current_only=False) if i.answer]
+        assert len(answered) == 6 and {i.image_id for i in answered} <= set(project.undisplayed)
+        # answered from the truth: accepted items lie on a disc, rejected ones do not
+        names = {r.id: r.path.name for r in project.dataset}
+        discs = {name: np.array(d) for name, (d, _) in _planted_truth(folder).items()}
+        for item in answered:
+            near = np.hypot(*(discs[names[item.image_id]] - (item.y, item.x)).T).min() <= matching_radius(32)
+            assert near == (item.answer == "accepted")
+        assert trials[base + "|review2"]["accepted"] == sum(i.answer == "accepted" for i in answered)
+    report = (tmp_path / "eval" / "report.md").read_text()
+    assert "| disc | pos+neg | 2 | 1 | 2 | 6 (" in report  # round 2: 6 items answered
+    assert "Retraining on the same curated data" in report and "| disc | pos+neg | 2 | 1 | 0 | 2 |" in report
+    assert any(line.startswith("[2/2] disc|P2|N1|pos+neg|r0: PR-AUC") and line.count(",") >= 6 for line in lines)
+    again = evaluate(plan, say=lines.append)  # resumes: nothing recomputed
+    assert again["trials"] == trials
+
+
+def _planted_truth(folder):
+    from conftest import planted_image
+
+    return {f"img{i}.tif": planted_image(i)[1:] for i in range(8)}

@@ -10,7 +10,7 @@ import tifffile
 import torch
 import yaml
 
-from conftest import planted_project
+from conftest import TINY
 from simsearch import ConfigError, Curation, Project
 from simsearch.predict import Predictor
 from simsearch.features.embed import crop_windows
@@ -18,29 +18,6 @@ from simsearch.features.geometry import PatchGeometry
 from simsearch.preprocess import Normalization
 from simsearch.train.loop import (StageSettings, TrainSettings, balanced_order, balanced_subset, crop_pixels, iter_train,
                                   noisy_cap, train, training_records, training_status)
-
-TINY = TrainSettings(
-    selflearn=StageSettings(1, 16, 1e-3, 1, 0.5),
-    supcon=StageSettings(2, 16, 1e-3, 1, 0.5),
-    classifier=StageSettings(15, 32, 1e-2, 10, 0.1),
-)
-
-
-@pytest.fixture
-def curated(tmp_path):
-    project, truth = planted_project(tmp_path, 5)
-    curation = Curation(project)
-    for kind, index in (("disc", 0), ("cross", 1)):
-        curation.add_class(kind)
-        y, x = truth["img0.tif"][index][0]
-        curation.add_prototype(kind, "img0.tif", (x - 16, y - 16, x + 16, y + 16))
-        curation.confirm_class(kind, threshold=curation.suggestions(kind, threshold=-1.0)[8].similarity)
-    curation.propose_background(count=5)
-    curation.confirm_background()
-    list(curation.iter_noisy(background_per_image=3))
-    yield project, truth
-    project.close()
-
 
 def _weights(project):
     return torch.load(project.folder / "model" / "model.pt", weights_only=True)

@@ -1,0 +1,95 @@
+"""The review round: the model's own detections on undisplayed images, judged by the user,
+feed the next training."""
+import numpy as np
+import pytest
+
+from conftest import TINY
+from simsearch import ConfigError, ProjectError
+from simsearch.cli import main
+from simsearch.review import Review, select_for_review
+from simsearch.train.loop import train, training_identity, training_records
+
+
+def _unit(rows):
+    rows = np.asarray(rows, np.float32)
+    return rows / np.linalg.norm(rows, axis=1, keepdims=True)
+
+
+def test_a_batch_is_not_many_copies_of_one_mistake():
+    rng = np.random.default_rng(0)
+    mistake = rng.normal(size=16)
+    copies = _unit(mistake + rng.normal(scale=0.01, size=(10, 16)))  # ten near-identical items
+    others = _unit(rng.normal(size=(30, 16)))
+    vectors = np.concatenate([copies, others])
+    # the copies sit nearest the threshold: ranked first by uncertainty
+    confidences = np.concatenate([np.full(10, 0.5) + np.arange(10) * 1e-3, 0.5 + np.linspace(0.05, 0.45, 30)]).astype(np.float32)
+    picks = select_for_review(confidences, vectors, threshold=0.5, count=5)
+    assert len(picks) == 5 and picks[0] == 0  # the best-ranked copy leads
+    assert sum(p < 10 for p in picks) == 1  # and is the only copy listed
+    assert list(picks) == sorted(picks, key=lambda i: abs(confidences[i] - 0.5))  # listed most uncertain first
+    confident = select_for_review(confidences, vectors, threshold=0.8, count=5, order="confident")
+    assert all(confidences[confident] >= 0.8) and list(confidences[confident]) == sorted(confidences[confident], reverse=True)
+    diverse = select_for_review(confidences, vectors, threshold=0.5, count=5, order="diverse")
+    assert len(set(diverse.tolist())) == 5 and sum(p < 10 for p in diverse) <= 1
+    few = select_for_review(confidences[:3], vectors[:3], threshold=0.5, count=5)
+    assert sorted(few.tolist()) == [0, 1, 2]  # fewer candidates than asked: all of them
+    assert len(select_for_review(np.zeros(0), np.zeros((0, 16)), threshold=0.5, count=5)) == 0
+
+
+def test_review_answers_feed_training_and_can_be_taken_back(curated):
+    project, truth = curated
+    with pytest.raises(ProjectError, match="no trained model"):
+        Review(project)
+    first = train(project, TINY, device="cpu")
+    review = Review(project, device="cpu")
+    with pytest.raises(ConfigError, match="no class 'nope'"):
+        review.propose("nope")
+    items = review.propose("disc", count=4)
+    undisplayed = set(project.undisplayed)
+    assert [i.number for i in items] == [1, 2, 3, 4] and {i.image_id for i in items} <= undisplayed
+    assert all(i.answer is None for i in items)
+    review.answer("disc", [1], "accepted")
+    review.answer("disc", [2], "rejected")
+    with pytest.raises(ConfigError, match=r"no item numbered \[9\]"):
+        review.answer("disc", [9], "accepted")
+    records = training_records(project, TINY)
+    disc = records.names.index("disc")
+    assert (_place(items[0]), disc) in records.clean  # accepted: a clean positive of disc
+    assert (_place(items[1]), disc) in records.negatives  # rejected: a negative of disc
+    changed = training_identity(project, TINY)
+    assert changed != first.identity
+    review.answer("disc", [1, 2], None)  # taken back: the curation is what it was
+    assert training_identity(project, TINY) == first.identity
+    review.answer("disc", [3], "accepted")
+    again = review.propose("disc", count=4)  # a new batch: the answered item stays, unnumbered
+    assert all(_place(i) != _place(items[2]) for i in again)
+    assert [i.answer for i in project.store.review_items("disc", current_only=False) if i.number is None] == ["accepted"]
+    retrained = train(project, TINY, device="cpu")
+    assert not retrained.reused and retrained.identity == training_identity(project, TINY)
+
+
+def test_review_from_the_command_line(curated, capsys):
+    project, _ = curated
+    train(project, TINY, device="cpu")
+    project.close()
+    run = lambda *args: main(["-q", *args, "--project", str(project.folder)])  # noqa: E731
+    assert run("review", "--accept", "1") == 2
+    assert "no batch listed yet" in capsys.readouterr().err
+    assert run("review", "cross", "--count", "3", "--device", "cpu") == 0
+    out = capsys.readouterr().out
+    assert "review of cross" in out and "img" in out and "@" not in out  # images named as the user knows them
+    assert run("review", "--accept", "1", "3", "--reject", "2") == 0
+    out = capsys.readouterr().out
+    assert "2 accepted, 1 rejected" in out
+    assert run("review", "--accept", "2", "--reject", "2") == 2
+    assert "more than one answer" in capsys.readouterr().err
+    assert run("review", "--clear", "3") == 0
+    assert "1 accepted, 1 rejected" in capsys.readouterr().out
+    assert run("review", "cross", "--list") == 0
+    assert "1 accepted, 1 rejected" in capsys.readouterr().out
+
+
+def _place(item):
+    from simsearch import PatchRecord
+
+    return PatchRecord(item.image_id, float(item.y), float(item.x))
