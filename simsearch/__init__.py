@@ -16,6 +16,8 @@ The public API (scripts and the terminal UI use only these names):
 - Training: `train` (blocking) and `iter_train` (progress events), `TrainSettings`,
   `StageSettings`, `TrainProgress`, `TrainedModel`, `training_status`, `training_identity`,
   `TRAINING_STRATEGIES`
+- Review of the model's detections (beyond the paper): `Review`, `ReviewItem`, `ReviewProgress`,
+  `REVIEW_ORDERS`
 - Inference and exports: `Predictor`, `Detection`, `detections_from_maps`, `iter_process`, `write_results`, `ProcessProgress`
 - CPU speed: `keep_freed_memory` (glibc malloc keeps freed blocks; the CLI and UI call it)
 - Errors: `SimSearchError` and its subclasses
@@ -40,11 +42,12 @@ from .preprocess import (
     resolve_channels,
 )
 from .curation.session import BackgroundCandidate, Curation, NoisyProgress, Suggestion
-from .curation.store import ClassInfo, PatchRecord, ProjectLockedError, Prototype
+from .curation.store import ClassInfo, PatchRecord, ProjectLockedError, Prototype, ReviewItem
 from .predict import Detection, Predictor, detections_from_maps
 from .process import ProcessProgress, iter_process, write_results
 from .project import EmbedProgress, Project
 from .memory import keep_freed_memory
+from .review import REVIEW_ORDERS, Review, ReviewProgress
 from .train.loop import (TRAINING_STRATEGIES, StageSettings, TrainedModel, TrainingStatus, TrainProgress, TrainSettings,
                          iter_train, train, training_identity, training_status)
 from .search.peaks import Peaks, find_peaks
@@ -60,7 +63,7 @@ __all__ = [
     "Detection", "Predictor", "ProcessProgress", "iter_process", "write_results",
     "StageSettings", "TrainProgress", "TrainSettings", "TrainedModel", "TrainingStatus", "iter_train", "train",
     "training_identity", "training_status", "TRAINING_STRATEGIES",
-    "detections_from_maps", "keep_freed_memory",
+    "detections_from_maps", "keep_freed_memory", "Review", "ReviewItem", "ReviewProgress", "REVIEW_ORDERS",
     "BACKBONES", "Backbone", "BackboneSpec", "ChannelStatistics", "ConfigError", "Dataset",
     "DatasetError", "DenseEmbedder", "EmbedProgress", "ImageReadError", "ImageRecord",
     "Normalization", "PatchEmbeddings", "PatchGeometry", "PatchIndex", "Project", "ProjectError",

@@ -1,8 +1,8 @@
 """The SimSearch terminal UI: the whole workflow, from a folder of images to exported
 detections, keyboard first, over SSH.
 
-One step screen per stage of the paper's flow (dataset, curate, background, train,
-thresholds, run), switched with the keys 1-6; a wizard creates a project from a dataset.
+One step screen per stage of the paper's flow (dataset, curate, background, train, review
+(beyond the paper), thresholds, run), switched with the keys 1-7; a wizard creates a project from a dataset.
 Every action goes straight into the project store through the engine's public API, so
 closing the terminal loses nothing; the UI's own place (screen, class, image) is kept in
 PROJECT/tui-state.yaml so that reopening returns there.
@@ -52,13 +52,14 @@ class SimSearchApp(App):
         Binding("2", "step('curate')", "curate", show=False),
         Binding("3", "step('background')", "background", show=False),
         Binding("4", "step('train')", "train", show=False),
-        Binding("5", "step('thresholds')", "thresholds", show=False),
-        Binding("6", "step('run')", "run", show=False),
+        Binding("5", "step('review')", "review", show=False),
+        Binding("6", "step('thresholds')", "thresholds", show=False),
+        Binding("7", "step('run')", "run", show=False),
         Binding("u", "undo", "undo"),
         Binding("question_mark", "help", "help"),
         Binding("q", "quit", "quit"),
     ]
-    STEP_KEYS_HELP = ("1-6", "go to step: dataset, curate, background, train, thresholds, run")
+    STEP_KEYS_HELP = ("1-7", "step: dataset curate background train review thresholds run")
 
     def __init__(self, target: str | Path | None = None, *, device: str = "auto"):
         super().__init__()
@@ -94,6 +95,7 @@ class SimSearchApp(App):
         from .background import BackgroundScreen
         from .curate import CurateScreen
         from .dataset import DatasetScreen
+        from .review import ReviewScreen
         from .run import RunScreen
         from .thresholds import ThresholdScreen
         from .train import TrainScreen
@@ -105,7 +107,8 @@ class SimSearchApp(App):
         self._log_to(project.folder)
         self.state = self._read_state()
         self.sub_title = f"{project.folder.name}"
-        for screen in (DatasetScreen(), CurateScreen(), BackgroundScreen(), TrainScreen(), ThresholdScreen(), RunScreen()):
+        for screen in (DatasetScreen(), CurateScreen(), BackgroundScreen(), TrainScreen(), ReviewScreen(), ThresholdScreen(),
+                       RunScreen()):
             self.install_screen(screen, name=screen.NAME)
         first = self.state.get("screen") or ("curate" if project.displayed else "dataset")
         while len(self.screen_stack) > 1:
@@ -224,6 +227,9 @@ class SimSearchApp(App):
             marks["train"] = "✔"
         elif status.checkpoint_stage:
             marks["train"] = "…"
+        answered = sum(1 for c in classes for item in self.project.store.review_items(c.name, current_only=False) if item.answer)
+        if answered:
+            marks["review"] = str(answered)
         if self.state.get("results"):
             marks["run"] = "✔"
         return marks

@@ -8,7 +8,7 @@ from textual.screen import Screen
 from textual.widgets import Footer, Static
 
 STEPS = [("1", "dataset", "Dataset"), ("2", "curate", "Curate"), ("3", "background", "Background"),
-         ("4", "train", "Train"), ("5", "thresholds", "Thresholds"), ("6", "run", "Run")]
+         ("4", "train", "Train"), ("5", "review", "Review"), ("6", "thresholds", "Thresholds"), ("7", "run", "Run")]
 
 
 def threshold_bindings(kind: str) -> list[Binding]:
@@ -38,12 +38,18 @@ class StepBar(Static):
     DEFAULT_CSS = "StepBar { height: 1; background: $boost; padding: 0 1; }"
 
     def update_steps(self, current: str, done: dict[str, str]) -> None:
-        parts = []
-        for key, name, title in STEPS:
-            mark = done.get(name, "")
-            text = f"{key} {title}{(' ' + mark) if mark else ''}"
-            parts.append(f"[reverse b] {text} [/]" if name == current else f" {text} ")
-        self.update("".join(parts))
+        def bar(titled) -> list[tuple[str, str]]:
+            parts = []
+            for key, name, title in STEPS:
+                mark = done.get(name, "")
+                text = f"{key}{(' ' + title) if titled(name) else ''}{(' ' + mark) if mark else ''}"
+                parts.append((name, f" {text} "))
+            return parts
+
+        parts = bar(lambda name: True)
+        if sum(len(text) for _, text in parts) + 2 > self.size.width > 0:  # narrow: only the current step's title
+            parts = bar(lambda name: name == current)
+        self.update("".join(f"[reverse b]{text}[/]" if name == current else text for name, text in parts))
 
 
 class StepScreen(Screen):

@@ -179,19 +179,21 @@ def crop_patch(rgb: np.ndarray, factor: float, box: tuple[float, float, float, f
 
 def mosaic(tiles: list[Image.Image], *, columns: int, tile: int, flagged: list[bool], focus: int | None,
            rows: int | None = None) -> Image.Image:
-    """Tiles in a grid, one pixel apart; flagged ones crossed in red, the focused one framed."""
+    """Tiles in a grid, one pixel apart; flagged ones crossed in red, the focused one framed
+    (lines one pixel wide on small tiles, so that the tile still shows)."""
     rows = rows if rows is not None else max(1, -(-len(tiles) // columns))
     gap = 1
+    line = 1 if tile < 24 else 2
     canvas = Image.new("RGB", (columns * (tile + gap), rows * (tile + gap)), (25, 25, 25))
     draw = ImageDraw.Draw(canvas)
     for index, image in enumerate(tiles[: columns * rows]):
         x, y = (index % columns) * (tile + gap), (index // columns) * (tile + gap)
         canvas.paste(image, (x, y))
         if flagged[index]:
-            draw.line([(x, y), (x + tile - 1, y + tile - 1)], fill=NEGATIVE, width=2)
-            draw.line([(x, y + tile - 1), (x + tile - 1, y)], fill=NEGATIVE, width=2)
+            draw.line([(x, y), (x + tile - 1, y + tile - 1)], fill=NEGATIVE, width=line)
+            draw.line([(x, y + tile - 1), (x + tile - 1, y)], fill=NEGATIVE, width=line)
         if index == focus:
-            draw.rectangle([x, y, x + tile - 1, y + tile - 1], outline=FOCUS, width=2)
+            draw.rectangle([x, y, x + tile - 1, y + tile - 1], outline=FOCUS, width=line)
     return canvas
 
 

@@ -13,17 +13,26 @@ from textual.binding import Binding
 from textual.message import Message
 from textual.widget import Widget
 from textual.widgets import Static
-from textual_image.widget import HalfcellImage, Image as TerminalImage, UnicodeImage, get_cell_size
+from textual_image.renderable import HalfcellImage as HalfcellRenderable, Image as ActiveRenderable
+from textual_image.renderable import UnicodeImage as UnicodeRenderable
+from textual_image.widget import Image as TerminalImage, get_cell_size
 
 from .render import Overlay, Viewport, mosaic, render_view
 
 MAX_PIXELS = 1_600_000  # cap on what one view renders (Sixel terminals with tiny cells)
 
 
-def pixels_per_cell() -> tuple[int, int]:
-    """(width, height) px of one terminal cell as the image renderer uses it."""
-    if TerminalImage in (HalfcellImage, UnicodeImage):
-        return 1, 2
+# pixels per cell of the character renderers: half blocks (two pixels, one above the other),
+# and the grey-shade characters textual-image falls back to off a terminal (one pixel)
+CHARACTER_CELL_PIXELS = {HalfcellRenderable: (1, 2), UnicodeRenderable: (1, 1)}
+
+
+def pixels_per_cell(renderable: type = ActiveRenderable) -> tuple[int, int]:
+    """(width, height) px of one terminal cell as the image renderer in use shows it: what
+    textual-image chose for this terminal (Sixel, Kitty, half blocks or characters). Views are
+    drawn at exactly this resolution, so a one-pixel line is one visible pixel."""
+    if renderable in CHARACTER_CELL_PIXELS:
+        return CHARACTER_CELL_PIXELS[renderable]
     size = get_cell_size()
     return max(1, int(size.width)), max(1, int(size.height))
 

@@ -187,14 +187,14 @@ def test_confidence_threshold_and_export(trained_project, tmp_path):
         app = SimSearchApp(folder)
         async with app.run_test(size=(100, 30)) as pilot:
             await wait_until(pilot, lambda: app.screen.id == "curate")
-            await pilot.press("5")
+            await pilot.press("6")
             await wait_until(pilot, lambda: app.screen.id == "thresholds")
             screen = app.screen
             await wait_until(pilot, lambda: len(screen.maps) == 2, what="the detection maps")
             before = app.project.store.class_info("disc").confidence_threshold
             await pilot.press("right_curly_bracket")
             assert app.project.store.class_info("disc").confidence_threshold == pytest.approx(before + 0.05)
-            await pilot.press("6")
+            await pilot.press("7")
             await wait_until(pilot, lambda: app.screen.id == "run")
             app.remember_place(output=str(out))
             await pilot.press("r")
@@ -203,6 +203,37 @@ def test_confidence_threshold_and_export(trained_project, tmp_path):
 
     run(scenario)
     assert (out / "detections.csv").is_file() and (out / "manifest.json").is_file()
+
+
+def test_review_the_models_detections_then_train_again(trained_project):
+    folder, _ = trained_project
+
+    async def scenario():
+        app = SimSearchApp(folder)
+        async with app.run_test(size=(100, 30)) as pilot:
+            await wait_until(pilot, lambda: app.screen.id == "curate")
+            await pilot.press("5")
+            await wait_until(pilot, lambda: app.screen.id == "review")
+            screen = app.screen
+            await pilot.press("r")
+            await wait_until(pilot, lambda: screen.items and not screen.busy, what="a review batch")
+            undisplayed = set(app.project.undisplayed)
+            assert {item.image_id for item in screen.items} <= undisplayed
+            await pilot.press("a", "x")  # the first accepted, the second rejected (the focus moves on)
+            answers = [item.answer for item in app.project.store.review_items("disc")]
+            assert answers[:2] == ["accepted", "rejected"] and set(answers[2:]) <= {None}
+            assert "1 accepted, 1 rejected" in str(screen.query_one("#rv-status").render())
+            assert "5 Review 2" in str(screen.query_one("#steps").render())
+            await pilot.press("u")  # undo takes the rejection back
+            assert [item.answer for item in app.project.store.review_items("disc")][1] is None
+            before = training_status(app.project).model_stamp
+            app.remember_place(strategy="pos")
+            await pilot.press("t")  # train again on the answers
+            await wait_until(pilot, lambda: app.screen.id == "train" and app.screen.running, what="training again")
+            await wait_until(pilot, lambda: not app.screen.running, timeout=300, what="the training")
+            assert training_status(app.project).model_stamp != before  # a new model, not the old one reused
+
+    run(scenario)
 
 
 def test_wizard_creates_a_project(tmp_path):
@@ -251,7 +282,7 @@ def test_every_screen_fits_the_terminal(trained_project, size):
     async def scenario():
         app = SimSearchApp(folder)
         async with app.run_test(size=size) as pilot:
-            for key, name in zip("123456", ["dataset", "curate", "background", "train", "thresholds", "run"]):
+            for key, name in zip("1234567", ["dataset", "curate", "background", "train", "review", "thresholds", "run"]):
                 await pilot.press(key)
                 await wait_until(pilot, lambda: app.screen.id == name, what=name)
                 await pilot.pause()

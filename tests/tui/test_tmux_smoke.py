@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from simsearch import Project
+from tui.render import class_colour
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLE = ROOT / "examples" / "data" / "bccd" / "images"
@@ -36,7 +37,8 @@ class Terminal:
         return subprocess.run(["tmux", "-L", self.socket, *args], check=True, capture_output=True, text=True).stdout
 
     def start(self, command: list[str], cwd: Path) -> None:
-        env = " ".join(f"{k}={v}" for k, v in (("SIMSEARCH_OFFLINE", "1"), ("TORCH_HOME", os.environ["TORCH_HOME"]), ("TERM", "xterm-256color")))
+        env = " ".join(f"{k}={v}" for k, v in (("SIMSEARCH_OFFLINE", "1"), ("TORCH_HOME", os.environ["TORCH_HOME"]),
+                                               ("TERM", "xterm-256color"), ("COLORTERM", "truecolor")))
         line = f"cd {cwd} && env {env} {' '.join(command)}; sleep 600"
         self.tmux("new-session", "-d", "-s", "app", "-x", str(self.size[0]), "-y", str(self.size[1]), line)
 
@@ -51,6 +53,22 @@ class Terminal:
 
     def screen(self) -> str:
         return self.tmux("capture-pane", "-p", "-t", "app")
+
+    def cells_coloured(self, colour: tuple[int, int, int]) -> int:
+        """Cells drawn in `colour` (as their text or background colour): what the user sees."""
+        wanted = "2;{};{};{}".format(*colour)
+        count = 0
+        for line in self.tmux("capture-pane", "-p", "-e", "-t", "app").splitlines():
+            fg = bg = ""
+            for sgr, char in re.findall(r"\x1b\[([0-9;]*)m|(.)", line):
+                if char:
+                    count += wanted in (fg, bg)
+                elif sgr in ("", "0"):
+                    fg = bg = ""
+                else:
+                    for kind, value in re.findall(r"(38|48);(2;\d+;\d+;\d+|5;\d+)", sgr):
+                        fg, bg = (value, bg) if kind == "38" else (fg, value)
+        return count
 
     def wait_for(self, text: str, timeout: float = 90.0) -> str:
         """Until `text` is on the screen (a regular expression when it starts with 're:')."""
@@ -101,9 +119,10 @@ def snapshot(name: str, screen: str, replacements: dict[str, str]) -> None:
     for old, new in replacements.items():
         text = text.replace(old, new)
     path = SNAPSHOTS / f"{name}.txt"
-    if os.environ.get("SIMSEARCH_UPDATE_SNAPSHOTS") == "1" or not path.is_file():
+    if os.environ.get("SIMSEARCH_UPDATE_SNAPSHOTS") == "1":
         path.parent.mkdir(exist_ok=True)
         path.write_text(text)
+    assert path.is_file(), f"{name}: no snapshot {path}; write it with SIMSEARCH_UPDATE_SNAPSHOTS=1 and read it:\n{text}"
     assert text == path.read_text(), f"{name}: the screen differs from {path}:\n{text}"
 
 
@@ -123,6 +142,8 @@ def test_new_user_in_tmux_closing_the_terminal_loses_nothing(terminal):
     first.wait_for("RBC")
     first.keys("Enter")  # the cursor box, at the image centre, becomes a prototype
     first.wait_for(r"re:[1-9]\d* suggestions in", timeout=180)
+    # the prototype's box is drawn where the user sees it: along its outline, not a stray cell or two
+    assert first.cells_coloured(class_colour(0)) >= 12
     first.keys("]", "]")
     first.keys("Tab", "Space")
     first.wait_for("1 flagged as negative")
@@ -150,9 +171,9 @@ def test_new_user_in_tmux_closing_the_terminal_loses_nothing(terminal):
     again.keys("2")
     again.wait_for("1 flagged as negative", timeout=120)
     again.tmux("resize-window", "-t", "app", "-x", "120", "-y", "40")
-    screen = again.wait_for("6 Run")
+    screen = again.wait_for("7 Run")
     assert len(screen.splitlines()) >= 39
-    again.keys("6")
+    again.keys("7")
     again.wait_for("no trained model yet")
     snapshot("run-120x40", settled(again), paths)
     again.keys("q")

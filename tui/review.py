@@ -1,0 +1,201 @@
+"""The review screen (beyond the paper): the trained model's own detections on images the
+user has not curated, most informative first, as a grid; `a` accepts an item (a clean
+positive of the class), `x` rejects it (a negative), and `t` trains again on the answers."""
+from __future__ import annotations
+
+from PIL import ImageDraw
+from rich.markup import escape
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.widgets import Static
+
+import simsearch
+
+from .base import StepScreen
+from .render import FOCUS, NEGATIVE, Overlay, Viewport, class_colour, crop_patch
+from .widgets import ImageView, PatchGrid
+
+ACCEPTED = (0, 200, 90)
+
+
+class ReviewScreen(StepScreen):
+    NAME = "review"
+    TITLE = "Review"
+    ABOUT = ("The trained model's detections on images you have not curated, nearest the confidence threshold first "
+             "(o: most confident, or diverse). Accept (a) the ones that are the class and reject (x) the others: "
+             "they become clean positives and negatives, and t trains again on them.")
+    DEFAULT_CSS = """
+    ReviewScreen #rv-bar { height: 1; padding: 0 1; background: $boost; }
+    ReviewScreen #rv-status { height: auto; padding: 0 1; }
+    ReviewScreen #rv-grid { width: 1fr; }
+    ReviewScreen #rv-image { width: 1fr; }
+    """
+    BINDINGS = [
+        Binding("r", "propose", "new batch", tooltip="a new batch of the model's detections to review"),
+        Binding("a", "answer('accepted')", "accept", tooltip="accept: it is the class (a clean positive)"),
+        Binding("x", "answer('rejected')", "reject", tooltip="reject: it is not the class (a negative)"),
+        Binding("backspace", "answer(None)", "clear", tooltip="take the answer back"),
+        Binding("o", "cycle_order", "order", tooltip="order: " + ", ".join(simsearch.REVIEW_ORDERS)),
+        Binding("t", "train", "train again", tooltip="train again on the answers (step 4)"),
+        Binding("comma", "next_class(-1)", "previous class", show=False),
+        Binding("full_stop", "next_class(1)", "next class", show=False),
+    ]
+
+    def __init__(self):
+        super().__init__(id="review")
+        self.items: list[simsearch.ReviewItem] = []
+        self.busy = False
+
+    def body(self) -> ComposeResult:
+        with Vertical():
+            yield Static("", id="rv-status")
+            yield Static("", id="rv-bar")
+            with Horizontal():
+                yield PatchGrid(id="rv-grid")
+                yield ImageView(id="rv-image")
+
+    def on_mount(self) -> None:
+        self.query_one("#rv-grid", PatchGrid).focus()
+
+    # -- state -------------------------------------------------------------------------------
+
+    @property
+    def class_names(self) -> list[str]:
+        return [c.name for c in self.app.curation.classes()]
+
+    @property
+    def class_name(self) -> str | None:
+        names = self.class_names
+        chosen = self.app.state.get("review_class")
+        return chosen if chosen in names else (names[0] if names else None)
+
+    @property
+    def order(self) -> str:
+        value = self.app.state.get("review_order")
+        return value if value in simsearch.REVIEW_ORDERS else simsearch.REVIEW_ORDERS[0]
+
+    def refresh_view(self) -> None:
+        status = self.query_one("#rv-status", Static)
+        name = self.class_name
+        if not simsearch.training_status(self.app.project).has_model or name is None:
+            self.items = []
+            status.update("No trained model yet: train first (4). Then review its detections here.")
+            self.query_one("#rv-grid", PatchGrid).set_items(0, lambda i: None, lambda i: False)
+            self.query_one("#rv-image", ImageView).clear("no model")
+            self.query_one("#rv-bar", Static).update("")
+            return
+        store = self.app.project.store
+        self.items = store.review_items(name)
+        answered = [i for i in store.review_items(name, current_only=False) if i.answer]
+        accepted = sum(i.answer == "accepted" for i in answered)
+        colour = "rgb({},{},{})".format(*class_colour(self.class_names.index(name)))
+        lines = [f"[{colour}]■[/] [b]{escape(name)}[/b] (, .)   order [b]{self.order}[/b] (o)   "
+                 f"confidence threshold {store.class_info(name).confidence_threshold:.2f}   "
+                 f"answers: {accepted} accepted, {len(answered) - accepted} rejected"]
+        if self.busy:
+            lines.append("running the model on undisplayed images ...")
+        elif not self.items:
+            lines.append("r lists a batch of the model's detections to review")
+        else:
+            left = sum(i.answer is None for i in self.items)
+            lines.append(f"batch of {len(self.items)}: {left} to answer. a accept, x reject; t trains again on the answers")
+        status.update("\n".join(lines))
+        grid = self.query_one("#rv-grid", PatchGrid)
+        grid.set_items(len(self.items), self.tile, lambda i: self.items[i].answer == "rejected")
+        self.show_focused()
+
+    def box(self, item) -> tuple[float, float, float, float]:
+        height, width = self.app.project.geometry.patch_size
+        return (item.x - width / 2, item.y - height / 2, item.x + width / 2, item.y + height / 2)
+
+    def tile(self, index: int):
+        item = self.items[index]
+        rgb, factor = self.app.images.get(item.image_id)
+        tile = crop_patch(rgb, factor, self.box(item), 32)
+        if item.answer == "accepted":
+            ImageDraw.Draw(tile).rectangle([0, 0, tile.width - 1, tile.height - 1], outline=ACCEPTED, width=3)
+        return tile
+
+    def show_focused(self) -> None:
+        grid = self.query_one("#rv-grid", PatchGrid)
+        view = self.query_one("#rv-image", ImageView)
+        if not self.items:
+            view.clear("nothing to review yet")
+            self.query_one("#rv-bar", Static).update("")
+            return
+        item = self.items[grid.focus_index]
+        record = self.app.project.dataset.by_id(item.image_id)
+        rgb, factor = self.app.images.get(item.image_id)
+        viewport = Viewport(record.height, record.width, zoom=2.0, cy=item.y, cx=item.x)
+        style = {"accepted": (ACCEPTED, "solid"), "rejected": (NEGATIVE, "cross"), None: ((120, 120, 120), "thin")}
+        overlays = [Overlay(self.box(other), *style[other.answer]) for other in self.items if other.image_id == item.image_id]
+        overlays.append(Overlay(self.box(item), FOCUS, "focus"))
+        view.show(rgb, factor, viewport, overlays)
+        answer = {"accepted": "  ACCEPTED", "rejected": "  REJECTED", None: ""}[item.answer]
+        self.query_one("#rv-bar", Static).update(
+            f"#{item.number}/{len(self.items)} confidence {item.confidence:.2f} in {escape(record.relpath)}{answer}")
+
+    @on(PatchGrid.Moved)
+    def moved(self, event: PatchGrid.Moved) -> None:
+        self.show_focused()
+
+    # -- actions -------------------------------------------------------------------------------
+
+    def action_propose(self) -> None:
+        if self.busy or self.class_name is None:
+            return
+        self.busy = True
+        self.refresh_view()
+        self.propose(self.class_name, self.order)
+
+    @work(thread=True, exclusive=True, group="review")
+    def propose(self, class_name: str, order: str) -> None:
+        try:
+            with self.app.engine_lock:
+                review = simsearch.Review(self.app.project, device=self.app.device)
+                for event in review.iter_prepare():
+                    self.app.call_from_thread(self.show_progress, event)
+                review.propose(class_name, count=int(self.app.state.get("review_count", 20)), order=order)
+        except Exception as error:
+            self.app.show_error_from_thread(error)
+        self.app.call_from_thread(self.proposed)
+
+    def show_progress(self, event) -> None:
+        self.query_one("#rv-bar", Static).update(f"running the model on undisplayed images: {event.done}/{event.total}")
+
+    def proposed(self) -> None:
+        self.busy = False
+        self.query_one("#rv-grid", PatchGrid).focus_index = 0
+        self.refresh_view()
+
+    def action_answer(self, answer: str | None) -> None:
+        if not self.items:
+            return
+        grid = self.query_one("#rv-grid", PatchGrid)
+        item = self.items[grid.focus_index]
+        store, name = self.app.project.store, self.class_name
+        previous = item.answer
+        store.answer_review(name, [item.number], answer)
+        self.app.remember(f"review answer {item.number}", lambda: store.answer_review(name, [item.number], previous))
+        self.refresh_view()
+        self.update_step_bar()
+        if answer is not None:
+            grid.action_move(1, 0)
+
+    def action_cycle_order(self) -> None:
+        orders = simsearch.REVIEW_ORDERS
+        self.app.remember_place(review_order=orders[(orders.index(self.order) + 1) % len(orders)])
+        self.refresh_view()
+
+    def action_next_class(self, step: int) -> None:
+        names = self.class_names
+        if names and self.class_name is not None:
+            self.app.remember_place(review_class=names[(names.index(self.class_name) + step) % len(names)])
+            self.query_one("#rv-grid", PatchGrid).focus_index = 0
+            self.refresh_view()
+
+    def action_train(self) -> None:
+        self.app.switch_screen("train")
+        self.app.call_after_refresh(self.app.get_screen("train").action_start)
