@@ -205,6 +205,8 @@ def add_eval_command(sub, int_list_type) -> None:
                             help="undisplayed training images the review items come from, at most (default 100)")
     evaluation.add_argument("--retrain", type=int, default=1,
                             help="train N times on the same curated data with training seeds 0..N-1 and report the spread")
+    evaluation.add_argument("--joint", action="store_true",
+                            help="also trials whose project holds every class at once, as a user's does (one patch size)")
     evaluation.add_argument("--device", default="auto")
     evaluation.add_argument("--out", required=True)
     evaluation.add_argument("-q", "--quiet", action="store_true", default=argparse.SUPPRESS)
@@ -236,7 +238,7 @@ def cmd_eval(args, quiet: bool) -> int:
         displayed=args.displayed, train_list=args.train_list, test_list=args.test_list,
         test_fraction=args.test_fraction, backbone=args.backbone, weights=args.weights,
         training=training_settings({"preset": args.preset}), device=args.device, review_rounds=args.review_rounds,
-        review_size=args.review_size, review_images=args.review_images, retrain=args.retrain,
+        review_size=args.review_size, review_images=args.review_images, retrain=args.retrain, joint=args.joint,
     )
     evaluate(plan)
     print((Path(args.out) / "report.md").read_text())

@@ -21,6 +21,7 @@ FIELDS = [
     ("displayed", "Displayed images for curation (the rest give noisy examples)"),
     ("channels", "Channels for the network, e.g. 0 or 0,1,2 (empty: the first three)"),
     ("backbone", "Backbone: auto, efficientnet-lite0 (offline) or resnet18"),
+    ("weights", "Backbone weights file (empty: the packaged or cached ones), e.g. resnet18-f37072fd.pth"),
 ]
 
 
@@ -46,7 +47,7 @@ class WizardScreen(Screen):
     def compose(self) -> ComposeResult:
         dataset = "" if (self.target == Path.cwd()) else str(self.target)
         values = {"dataset": dataset, "folder": str(default_folder(self.target)) if dataset else "", "patch": "",
-                  "displayed": "6", "channels": "", "backbone": "auto"}
+                  "displayed": "6", "channels": "", "backbone": "auto", "weights": ""}
         with VerticalScroll():
             yield Static("[b]SimSearch · new project[/b]\nTab moves between the fields; enter creates the project.")
             for key, label in FIELDS:
@@ -99,14 +100,15 @@ class WizardScreen(Screen):
             raise simsearch.ConfigError(f"channels: {channels_text!r} is not a list of channel numbers", hint="e.g. 0,2,1") from None
         return {"dataset": self.value("dataset"), "folder": folder, "patch": number("patch size", self.value("patch")),
                 "displayed": number("displayed images", self.value("displayed")) or 6, "channels": channels,
-                "backbone": self.value("backbone") or "auto"}
+                "backbone": self.value("backbone") or "auto", "weights": self.value("weights") or None}
 
     @work(thread=True, exclusive=True, group="create")
-    def create(self, dataset: str, folder: str, patch: int | None, displayed: int, channels, backbone: str) -> None:
+    def create(self, dataset: str, folder: str, patch: int | None, displayed: int, channels, backbone: str,
+               weights: str | None) -> None:
         try:
             images = simsearch.Dataset.open(dataset)
             project = simsearch.Project.create(
-                folder, images, patch_size=patch, backbone=backbone, channels=channels,
+                folder, images, patch_size=patch, backbone=backbone, weights=weights, channels=channels,
                 progress=lambda done, total: self.app.call_from_thread(self.show_progress, done, total))
             project.choose_displayed(min(displayed, len(images)))
         except Exception as error:

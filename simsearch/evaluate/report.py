@@ -46,13 +46,19 @@ class EvalPlan:
     review_size: int = 20  # items answered per round
     review_images: int = 100  # undisplayed training images the review items come from, at most
     retrain: int = 1  # trainings per curated data set, with training seeds 0..retrain-1
+    joint: bool = False  # also trials whose project holds every class at once (one patch size)
+
+    @property
+    def joint_label(self) -> str:
+        return "+".join(self.classes)
 
     def measurements(self, trial: Trial) -> list[str]:
-        """The results.json keys one trial writes: one per review round and training seed of a
-        trained strategy, one for similarity and the supervised baseline."""
+        """The results.json keys one trial writes: per class scored (every class for a joint
+        trial), one per review round and training seed of a trained strategy."""
+        labels = self.classes if trial.joint else [trial.label]
         if trial.strategy in ("similarity", "supervised"):
-            return [result_key(trial)]
-        return [result_key(trial, r, s) for r in range(self.review_rounds + 1) for s in range(self.retrain)]
+            return [result_key(trial, label) for label in labels]
+        return [result_key(trial, label, r, s) for label in labels for r in range(self.review_rounds + 1) for s in range(self.retrain)]
 
     def trials(self) -> list[Trial]:
         """Every (class, repeat, P, N, strategy); N only where the curated suggestions are used;
@@ -67,6 +73,10 @@ class EvalPlan:
                     continue
                 for negatives in [0] if strategy == "similarity" else self.negatives:
                     trials.append(Trial(label, prototypes, negatives, strategy, repeat))
+        if self.joint:  # the supervised baseline stays per class
+            for repeat, prototypes, strategy in itertools.product(range(self.repeats), self.prototypes, self.strategies):
+                for negatives in [] if strategy == "supervised" else [0] if strategy == "similarity" else self.negatives:
+                    trials.append(Trial(self.joint_label, prototypes, negatives, strategy, repeat, joint=True))
         return trials
 
 
@@ -106,6 +116,9 @@ def evaluate(plan: EvalPlan, *, say: Callable[[str], None] = print) -> dict:
                                ("--review-images", plan.review_images, 1), ("--retrain", plan.retrain, 1)):
         if value < least:
             raise ConfigError(f"{name}: at least {least}, got {value}")
+    if plan.joint and len({str(plan.patch_sizes.get(c)) for c in plan.classes}) != 1:
+        raise ConfigError(f"--joint: a project has one patch size, the classes have {plan.patch_sizes}",
+                          hint="give one size for all classes, e.g. --patch-size 96")
     plan.out.mkdir(parents=True, exist_ok=True)
     dataset = Dataset.open(plan.images)
     truth = read_truth(plan.truth)
@@ -126,7 +139,8 @@ def evaluate(plan: EvalPlan, *, say: Callable[[str], None] = print) -> dict:
     results = json.loads(results_path.read_text()) if results_path.is_file() else {"trials": {}}
     trials = plan.trials()
     say(f"{len(trials)} trial(s); {len(train_ids)} training and {len(test_ids)} test image(s)")
-    for label in plan.classes:
+    groups = [(label, None) for label in plan.classes] + ([(plan.joint_label, plan.classes)] if plan.joint else [])
+    for label, joint_labels in groups:
         base = _base_project(plan, dataset, label, say)
         failed = set(base.failed_images())
         if failed:
@@ -135,10 +149,10 @@ def evaluate(plan: EvalPlan, *, say: Callable[[str], None] = print) -> dict:
                              label=label, displayed=plan.displayed,
                              workdir=plan.out / "work", settings=plan.training, device=plan.device, seed=plan.seed,
                              review_rounds=plan.review_rounds, review_size=plan.review_size,
-                             review_images=plan.review_images, retrain=plan.retrain)
+                             review_images=plan.review_images, retrain=plan.retrain, joint_labels=joint_labels)
         def finished(trial: Trial) -> bool:
             return all(key in results["trials"] for key in plan.measurements(trial))
-        for trial in (t for t in trials if t.label == label):
+        for trial in (t for t in trials if t.label == label and t.joint == bool(joint_labels)):
             if finished(trial):
                 continue
             for result in user.run(trial):
@@ -148,7 +162,7 @@ def evaluate(plan: EvalPlan, *, say: Callable[[str], None] = print) -> dict:
             scores = ", ".join(f"{results['trials'][k]['pr_auc']:.3f}" for k in plan.measurements(trial))
             seconds = sum(results["trials"][k]["seconds"] for k in plan.measurements(trial))
             say(f"[{len(trials) - len(left)}/{len(trials)}] {trial.key}: PR-AUC {scores}, "
-                f"AP {results['trials'][trial.key]['average_precision']:.3f} "
+                f"AP {results['trials'][plan.measurements(trial)[0]]['average_precision']:.3f} "
                 f"({seconds:.0f} s; {_duration(remaining_seconds(results, left, lambda t: len(plan.measurements(t))))} left)")
         base.close()
     results["plan"] = {k: (str(v) if isinstance(v, Path) else v) for k, v in plan.__dict__.items() if k != "training"}
@@ -162,8 +176,8 @@ def evaluate(plan: EvalPlan, *, say: Callable[[str], None] = print) -> dict:
 def _row(result) -> dict:
     trial, score = result.trial, result.score
     return {
-        "class": trial.label, "prototypes": trial.prototypes, "negatives": trial.negatives, "strategy": trial.strategy,
-        "repeat": trial.repeat, "review_round": result.review_round, "seed": result.seed, "reviewed": result.reviewed,
+        "class": result.class_name or trial.label, "prototypes": trial.prototypes, "negatives": trial.negatives,
+        "strategy": trial.strategy + (" (joint)" if trial.joint else ""), "repeat": trial.repeat, "review_round": result.review_round, "seed": result.seed, "reviewed": result.reviewed,
         "accepted": result.accepted, "pr_auc": score.pr_auc, "average_precision": score.average_precision,
         "true_objects": score.true_objects, "detections": score.detections,
         "negatives_found": result.negatives_found, "prototypes_used": result.prototypes_used, "seconds": result.seconds,
@@ -231,11 +245,12 @@ def _check_classes(plan: EvalPlan, truth_of: dict[str, list], train_ids: list[st
 
 def _base_project(plan: EvalPlan, dataset: Dataset, label: str, say) -> Project:
     """One project per class (patch size) holding the shared embeddings of all images."""
-    folder = plan.out / "base" / f"{file_name(label)}-{plan.patch_sizes[label]}"
+    size = plan.patch_sizes[label] if label in plan.patch_sizes else plan.patch_sizes[plan.classes[0]]  # joint: the one size
+    folder = plan.out / "base" / f"{file_name(label)}-{size}"
     if (folder / PROJECT_FILE).is_file():
         project = Project.open(folder, dataset=plan.images)
     else:
-        project = Project.create(folder, dataset, patch_size=plan.patch_sizes[label], backbone=plan.backbone, weights=plan.weights)
+        project = Project.create(folder, dataset, patch_size=size, backbone=plan.backbone, weights=plan.weights)
     project.set_device(plan.device)
     started = time.perf_counter()
     for event in project.iter_embed():
@@ -278,7 +293,7 @@ def _retrain_table(rows: list[dict]) -> str:
         return ""
     by_data: dict[tuple, dict[int, list[float]]] = {}
     for row in rows:
-        if row["strategy"] in ("similarity", "supervised"):
+        if row["strategy"].split(" ")[0] in ("similarity", "supervised"):
             continue
         key = (row["class"], row["strategy"], row["prototypes"], row["negatives"], row.get("review_round", 0))
         by_data.setdefault(key, {}).setdefault(row["repeat"], []).append(row["pr_auc"])
@@ -306,7 +321,7 @@ def plot_curves(results: dict, out: Path, size: int = 360) -> None:
             if row["class"] != label or len(row["recall"]) < 2:
                 continue
             points = [(30 + r * size, 10 + (1 - p) * size) for r, p in zip(row["recall"], row["precision"])]
-            draw.line(points, fill=colours[row["strategy"]], width=1)
+            draw.line(points, fill=colours[row["strategy"].split(" ")[0]], width=1)
         for index, (strategy, colour) in enumerate(colours.items()):
             draw.text((40 + size, 14 + 14 * index), strategy, fill=colour)
         draw.text((30, size + 16), f"{label}: precision (up) vs recall (right)", fill=(0, 0, 0))

@@ -52,11 +52,15 @@ STRATEGIES = ("similarity", "pos", "pos+neg", "pos+selflearn", "pos+neg+selflear
 
 @dataclass(frozen=True)
 class Trial:
+    """One simulated curation: a class (or, joint, the classes joined by '+'), P, N, strategy
+    and repeat."""
+
     label: str
     prototypes: int
     negatives: int
     strategy: str
     repeat: int
+    joint: bool = False
 
     @property
     def key(self) -> str:
@@ -79,16 +83,20 @@ class TrialResult:
     seed: int = 0
     reviewed: int = 0
     accepted: int = 0
+    class_name: str = ""  # the class scored (a joint trial scores each of its classes)
 
     @property
     def key(self) -> str:
-        return result_key(self.trial, self.review_round, self.seed)
+        return result_key(self.trial, self.class_name or self.trial.label, self.review_round, self.seed)
 
 
-def result_key(trial: Trial, review_round: int = 0, seed: int = 0) -> str:
-    """The results.json key of one measurement of a trial: its key, then the review round and
-    training seed when not 0 (so results written before these existed keep their keys)."""
-    return trial.key + (f"|review{review_round}" if review_round else "") + (f"|seed{seed}" if seed else "")
+def result_key(trial: Trial, class_name: str | None = None, review_round: int = 0, seed: int = 0) -> str:
+    """The results.json key of one measurement: the trial's key with the class scored, then
+    'joint' for a joint trial and the review round and training seed when not 0 (so results
+    written before these existed keep their keys)."""
+    key = replace(trial, label=class_name).key if class_name is not None else trial.key
+    return (key + ("|joint" if trial.joint else "") + (f"|review{review_round}" if review_round else "")
+            + (f"|seed{seed}" if seed else ""))
 
 
 def pick_prototypes(objects: dict[str, list[tuple[float, float]]], sizes: dict[str, tuple[int, int]], count: int,
@@ -133,14 +141,19 @@ def _near_any(y: float, x: float, points: np.ndarray, radius: float) -> bool:
 
 
 class SimulatedUser:
-    """Runs trials for one class on one base project (its embeddings shared by every trial)."""
+    """Runs trials for one class on one base project (its embeddings shared by every trial);
+    with `joint_labels`, trials whose project holds all those classes at once, as a real
+    user's project does (each class then sees the others' prototypes, negatives and
+    background flags)."""
 
     def __init__(self, base: Project, truth: list[Annotation], train_ids: list[str], test_ids: list[str],
                  *, label: str, displayed: int, workdir: Path, settings: TrainSettings,
                  background_count: int = 20, noisy_cap: int | None = 500, device: str = "auto", seed: int = 0,
                  supervised_cap: int = 200, supervised_pixels: int = 200 * 160 * 160,
-                 review_rounds: int = 0, review_size: int = 20, review_images: int = 100, retrain: int = 1):
+                 review_rounds: int = 0, review_size: int = 20, review_images: int = 100, retrain: int = 1,
+                 joint_labels: list[str] | None = None):
         self.base, self.label, self.displayed_count = base, label, displayed
+        self.labels = list(joint_labels) if joint_labels else [label]
         self.review_rounds, self.review_size, self.review_images, self.retrain = review_rounds, review_size, review_images, retrain
         self.train_ids, self.test_ids = train_ids, test_ids
         self.workdir, self.settings, self.device = workdir, settings, device
@@ -168,83 +181,86 @@ class SimulatedUser:
         return project
 
     def run(self, trial: Trial) -> list[TrialResult]:
-        """Every measurement of the trial: one, or one per review round and training seed."""
+        """Every measurement of the trial: one per class, or per class, review round and
+        training seed for the trained strategies."""
         started = time.perf_counter()
         # the same displayed images and prototypes for every strategy and N of a repeat: fair comparisons
         rng = np.random.default_rng([self.seed, trial.repeat, trial.prototypes])
         truth = [a for i in self.test_ids for a in self.truth_of[i]]
+
+        def scored(found: list[Scored], extra=()) -> list[TrialResult]:
+            seconds = time.perf_counter() - started
+            return [TrialResult(trial, score_class(found, truth, label, self.radius), negatives.get(label, 0), seconds,
+                                used[label], *extra, class_name=label) for label in self.labels]
+
         with self._new_project(trial) as project:
             if trial.strategy == "supervised":
                 found = self._supervised(project)
-                used = len(project.store.patches(self.label, "positive"))
-                score = score_class(found, truth, self.label, self.radius)
-                return [TrialResult(trial, score, 0, time.perf_counter() - started, used)]
+                negatives, used = {}, {self.label: len(project.store.patches(self.label, "positive"))}
+                return scored(found)
             negatives, curation = self._curate(project, trial, rng)
-            used = len(project.store.prototypes(self.label))
+            used = {label: len(project.store.prototypes(label)) for label in self.labels}
             if trial.strategy == "similarity":
-                score = score_class(self._similarity_on_test(project, curation), truth, self.label, self.radius)
-                return [TrialResult(trial, score, 0, time.perf_counter() - started, used)]
+                return scored(self._similarity_on_test(project, curation))
             results = []
+            reviewed = {label: (0, 0) for label in self.labels}
             for review_round in range(self.review_rounds + 1):
                 if review_round:
-                    reviewed, accepted = self._review(project, trial)
+                    reviewed = self._review(project, trial)
                 for seed in reversed(range(self.retrain)):  # seed 0 last: the reviews follow its model
                     settings = replace(self.settings.with_strategy(trial.strategy), seed=self.settings.seed + seed)
                     train(project, settings, device=self.device)
-                    score = score_class(self._predict_test(project), truth, self.label, self.radius)
-                    results.append(TrialResult(trial, score, negatives, time.perf_counter() - started, used, review_round, seed,
-                                               *((reviewed, accepted) if review_round else (0, 0))))
+                    for result in scored(self._predict_test(project), (review_round, seed)):
+                        results.append(replace(result, reviewed=reviewed[result.class_name][0],
+                                               accepted=reviewed[result.class_name][1]))
                     started = time.perf_counter()
             return results
 
-    def _review(self, project: Project, trial: Trial) -> tuple[int, int]:
-        """One review round: `review_size` items of the current model, nearest the threshold
-        first, answered from the ground truth. Returns (answered so far, accepted so far)."""
+    def _review(self, project: Project, trial: Trial) -> dict[str, tuple[int, int]]:
+        """One review round: per class `review_size` items of the current model, nearest the
+        threshold first, answered from the ground truth. Per class (answered, accepted) so far."""
         review = Review(project, device=self.device, max_images=self.review_images, seed=trial.repeat)
-        for item in review.propose(self.label, count=self.review_size, order="uncertain", seed=trial.repeat):
-            correct = _near_any(item.y, item.x, self._objects(item.image_id, self.label), self.radius)
-            review.answer(self.label, [item.number], "accepted" if correct else "rejected")
-        answered = [i for i in project.store.review_items(self.label, current_only=False) if i.answer]
-        return len(answered), sum(i.answer == "accepted" for i in answered)
+        counts = {}
+        for label in self.labels:
+            for item in review.propose(label, count=self.review_size, order="uncertain", seed=trial.repeat):
+                correct = _near_any(item.y, item.x, self._objects(item.image_id, label), self.radius)
+                review.answer(label, [item.number], "accepted" if correct else "rejected")
+            answered = [i for i in project.store.review_items(label, current_only=False) if i.answer]
+            counts[label] = (len(answered), sum(i.answer == "accepted" for i in answered))
+        return counts
 
     def _choose_displayed(self, rng, prototypes: int) -> list[str]:
-        with_class = [i for i in self.train_ids if len(self._objects(i, self.label))]
+        """Training images with objects of the classes, in seeded random order, until there are
+        `displayed` of them and every class has `prototypes` objects on them (or none are left)."""
+        with_class = [i for i in self.train_ids if any(len(self._objects(i, label)) for label in self.labels)]
         order = list(rng.permutation(len(with_class)))
-        chosen, objects = [], 0
+        chosen, objects = [], dict.fromkeys(self.labels, 0)
         for index in order:
-            if len(chosen) >= self.displayed_count and objects >= prototypes:
+            if len(chosen) >= self.displayed_count and min(objects.values()) >= prototypes:
                 break
             chosen.append(with_class[index])
-            objects += len(self._objects(with_class[index], self.label))
+            for label in self.labels:
+                objects[label] += len(self._objects(with_class[index], label))
         return chosen
 
-    def _curate(self, project: Project, trial: Trial, rng) -> tuple[int, Curation]:
-        """Steps 1-5 up to training: returns (negatives found, the curation)."""
+    def _curate(self, project: Project, trial: Trial, rng) -> tuple[dict[str, int], Curation]:
+        """Steps 1-5 up to training: returns (negatives found per class, the curation)."""
         displayed = self._choose_displayed(rng, trial.prototypes)
         project.choose_displayed(names=displayed)
         curation = Curation(project)
-        curation.add_class(self.label)
         patch_h, patch_w = project.geometry.patch_size
-        objects = {i: self._objects(i, self.label) for i in displayed}
         sizes = {i: (self.names[i].height, self.names[i].width) for i in displayed}
-        for image_id, (y, x) in pick_prototypes(objects, sizes, trial.prototypes, (patch_h, patch_w), rng):
-            record = self.names[image_id]
-            y = min(max(y, patch_h / 2), record.height - patch_h / 2)
-            x = min(max(x, patch_w / 2), record.width - patch_w / 2)
-            curation.add_prototype(self.label, image_id, (x - patch_w / 2, y - patch_h / 2, x + patch_w / 2, y + patch_h / 2))
+        for label in self.labels:
+            curation.add_class(label)
+            objects = {i: self._objects(i, label) for i in displayed}
+            for image_id, (y, x) in pick_prototypes(objects, sizes, trial.prototypes, (patch_h, patch_w), rng):
+                record = self.names[image_id]
+                y = min(max(y, patch_h / 2), record.height - patch_h / 2)
+                x = min(max(x, patch_w / 2), record.width - patch_w / 2)
+                curation.add_prototype(label, image_id, (x - patch_w / 2, y - patch_h / 2, x + patch_w / 2, y + patch_h / 2))
         if trial.strategy == "similarity":
-            return 0, curation
-        suggestions = curation.suggestions(self.label, threshold=-1.0)
-        threshold, false = 1.0, []
-        for suggestion in suggestions:
-            if not _near_any(suggestion.y, suggestion.x, self._objects(suggestion.image_id, self.label), self.radius):
-                if len(false) == trial.negatives:
-                    break
-                false.append(suggestion)
-            threshold = suggestion.similarity
-        for suggestion in false:
-            curation.flag_negative(suggestion)
-        curation.confirm_class(self.label, threshold)
+            return {}, curation
+        negatives = {label: self._flag_and_confirm(curation, label, trial.negatives) for label in self.labels}
         for candidate in curation.propose_background(self.background_count):
             if _near_any(candidate.y, candidate.x, self._objects(candidate.image_id), self.radius):
                 curation.flag_not_background(candidate)
@@ -252,18 +268,34 @@ class SimulatedUser:
         if self.settings.with_strategy(trial.strategy).use_noisy:
             for _ in curation.iter_noisy(cap_per_class=self.noisy_cap, seed=trial.repeat):
                 pass
-        return len(false), curation
+        return negatives, curation
+
+    def _flag_and_confirm(self, curation: Curation, label: str, negatives: int) -> int:
+        """Lower the class's threshold until `negatives` suggestions are false (not near an
+        object of the class): flag those, confirm the rest. Returns the negatives found."""
+        threshold, false = 1.0, []
+        for suggestion in curation.suggestions(label, threshold=-1.0):
+            if not _near_any(suggestion.y, suggestion.x, self._objects(suggestion.image_id, label), self.radius):
+                if len(false) == negatives:
+                    break
+                false.append(suggestion)
+            threshold = suggestion.similarity
+        for suggestion in false:
+            curation.flag_negative(suggestion)
+        curation.confirm_class(label, threshold)
+        return len(false)
 
     def _similarity_on_test(self, project: Project, curation: Curation) -> list[Scored]:
-        vectors = curation.prototype_vectors(self.label)
         spacing = peak_spacing(project.geometry)
         found = []
-        for image_id in self.test_ids:
-            heat = similarity_map(self.base.embeddings(image_id).vectors, vectors)
-            peaks = find_peaks(heat, min_distance=spacing)
-            ys, xs = project.geometry.centre(peaks.rows, peaks.cols)
-            name = self.names[image_id].path.name
-            found += [Scored(self._truth_name(image_id, name), self.label, y, x, v) for y, x, v in zip(ys, xs, peaks.values)]
+        for label in self.labels:
+            vectors = curation.prototype_vectors(label)
+            for image_id in self.test_ids:
+                heat = similarity_map(self.base.embeddings(image_id).vectors, vectors)
+                peaks = find_peaks(heat, min_distance=spacing)
+                ys, xs = project.geometry.centre(peaks.rows, peaks.cols)
+                name = self._truth_name(image_id, self.names[image_id].path.name)
+                found += [Scored(name, label, y, x, v) for y, x, v in zip(ys, xs, peaks.values)]
         return found
 
     def _truth_name(self, image_id: str, default: str) -> str:
@@ -272,12 +304,13 @@ class SimulatedUser:
 
     def _predict_test(self, project: Project) -> list[Scored]:
         predictor = Predictor(project, device=self.device)
+        names = predictor.class_names[:-1]
         found = []
         for image_id in self.test_ids:
             maps = predictor.probability_maps(self.base.dataset.read(image_id))
-            detections = detections_from_maps(maps, predictor.class_names[:-1], {self.label: 0.0}, project.geometry, image_id)
+            detections = detections_from_maps(maps, names, dict.fromkeys(names, 0.0), project.geometry, image_id)
             name = self._truth_name(image_id, self.names[image_id].path.name)
-            found += [Scored(name, d.class_name, d.y, d.x, d.confidence) for d in detections if d.class_name == self.label]
+            found += [Scored(name, d.class_name, d.y, d.x, d.confidence) for d in detections if d.class_name in self.labels]
         return found
 
     def _supervised(self, project: Project) -> list[Scored]:

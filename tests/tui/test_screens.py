@@ -1,6 +1,7 @@
 """Pilot tests of every screen's key paths: a real Textual app on a real project (planted
 discs and crosses), checked through the project store after the app has closed."""
 import asyncio
+import shutil
 import time
 
 import pytest
@@ -255,6 +256,36 @@ def test_wizard_creates_a_project(tmp_path):
     run(scenario)
     with Project.open(folder, read_only=True) as project:
         assert len(project.displayed) == 2
+
+
+def test_wizard_takes_a_weights_file(tmp_path):
+    from conftest import write_planted
+    from simsearch import load_backbone
+
+    write_planted(tmp_path / "images", 3)
+    weights = tmp_path / "my-weights.pth"
+    shutil.copy(load_backbone("efficientnet-lite0").spec.weights_path, weights)
+    folder = tmp_path / "new-project"
+
+    async def scenario():
+        app = SimSearchApp(tmp_path / "images")
+        async with app.run_test(size=(80, 24)) as pilot:
+            await wait_until(pilot, lambda: app.screen.id == "wizard")
+            app.screen.query_one("#field-folder").value = str(folder)
+            app.screen.query_one("#field-backbone").value = "efficientnet-lite0"
+            app.screen.query_one("#field-weights").value = str(tmp_path / "missing.pth")
+            await pilot.press("enter")
+            await wait_until(pilot, lambda: app.screen.query("#error-text"), what="the error dialog")
+            assert "missing.pth" in str(app.screen.query_one("#error-text").render())
+            await pilot.press("escape")
+            await wait_until(pilot, lambda: app.screen.id == "wizard", what="the wizard again")
+            app.screen.query_one("#field-weights").value = str(weights)
+            await pilot.press("enter")
+            await wait_until(pilot, lambda: app.project is not None and app.screen.id == "curate", what="the new project")
+
+    run(scenario)
+    with Project.open(folder, read_only=True) as project:
+        assert project.backbone_spec.weights_path == str(weights)
 
 
 def test_engine_errors_show_a_dialog_not_a_traceback(tmp_path):

@@ -220,3 +220,25 @@ def _planted_truth(folder):
     from conftest import planted_image
 
     return {f"img{i}.tif": planted_image(i)[1:] for i in range(8)}
+
+
+def test_joint_trials_hold_every_class_in_one_project(annotated, tmp_path):
+    folder, truth = annotated
+    plan = EvalPlan(images=str(folder), truth=str(truth), out=tmp_path / "eval", classes=["disc", "cross"],
+                    patch_sizes={"disc": 32, "cross": 32}, prototypes=[2], negatives=[1], strategies=["similarity", "pos"],
+                    repeats=1, displayed=2, test_fraction=0.25, backbone="efficientnet-lite0", training=TINY, device="cpu",
+                    joint=True)
+    trials = evaluate(plan, say=lambda line: None)["trials"]
+    for label in ("disc", "cross"):
+        for strategy in ("similarity", "pos"):
+            negatives = 0 if strategy == "similarity" else 1
+            alone, joint = f"{label}|P2|N{negatives}|{strategy}|r0", f"{label}|P2|N{negatives}|{strategy}|r0|joint"
+            assert alone in trials and joint in trials and trials[joint]["strategy"] == f"{strategy} (joint)"
+    with Project.open(tmp_path / "eval" / "work" / "disc+cross_P2_N1_pos_r0", read_only=True) as project:
+        assert [c.name for c in project.store.classes()] == ["disc", "cross"]
+        assert all(len(project.store.prototypes(name)) == 2 for name in ("disc", "cross"))
+        assert project.store.patches("disc", "negative") and project.store.patches("cross", "negative")
+    report = (tmp_path / "eval" / "report.md").read_text()
+    assert "| cross | pos (joint) | 2 | 1 |" in report
+    with pytest.raises(ConfigError, match="--joint: a project has one patch size"):
+        evaluate(replace(plan, patch_sizes={"disc": 32, "cross": 48}, out=tmp_path / "e2"))
