@@ -229,9 +229,10 @@ def _patch_sizes(text: str, classes: list[str]) -> dict[str, int | str]:
     return sizes
 
 
-def cmd_eval(args, quiet: bool) -> int:
+def plan_from_args(args) -> EvalPlan:
+    """The evaluation `simsearch eval` arguments describe."""
     classes = [c.strip() for c in args.classes.split(",") if c.strip()]
-    plan = EvalPlan(
+    return EvalPlan(
         images=args.images, truth=args.truth, out=Path(args.out), classes=classes,
         patch_sizes=_patch_sizes(args.patch_size, classes), prototypes=args.prototypes, negatives=args.negatives,
         strategies=[s.strip() for s in args.strategies.split(",")], repeats=args.repeats, seed=args.seed,
@@ -240,7 +241,10 @@ def cmd_eval(args, quiet: bool) -> int:
         training=training_settings({"preset": args.preset}), device=args.device, review_rounds=args.review_rounds,
         review_size=args.review_size, review_images=args.review_images, retrain=args.retrain, joint=args.joint,
     )
-    evaluate(plan)
+
+
+def cmd_eval(args, quiet: bool) -> int:
+    evaluate(plan_from_args(args))
     print((Path(args.out) / "report.md").read_text())
     return 0
 

@@ -44,7 +44,8 @@ class Predictor:
         network = copy.deepcopy(base.network)
         network.load_state_dict(weights["network"])
         trained = Backbone(spec=base.spec, network=network.eval().requires_grad_(False), channels=base.channels)
-        self.embedder = DenseEmbedder(trained, project.normalization, project.geometry, channels=project.channels, device=device)
+        self.embedder = DenseEmbedder(trained, project.normalization, project.geometry, channels=project.channels, device=device,
+                                      window=weights.get("window"))
         self.classifier = torch.nn.Linear(base.channels, len(self.class_names))
         self.classifier.load_state_dict(weights["classifier"])
         self.classifier.to(self.embedder.device).eval()

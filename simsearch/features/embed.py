@@ -63,7 +63,8 @@ class DenseEmbedder:
     tile_cells: tile interior in feature cells; default 32 (512 scaled px) on the
     CPU, where it bounds host memory, and 128 on a GPU, where launches cost more;
     halo_cells: context added around each tile so that tiling does not change
-    the features beyond a small tolerance. An image no larger (in cells) than one
+    the features beyond a small tolerance. window: the (kh, kw) pooling weights (default:
+    the centre-weighted Gaussian; a trained model may bring its own). An image no larger (in cells) than one
     haloed tile runs whole in one pass; larger ones run in balanced tiles. Memory
     is bounded by one haloed tile plus the (cells x D) feature map of one image.
     """
@@ -78,6 +79,7 @@ class DenseEmbedder:
         device: str | torch.device | None = "auto",
         tile_cells: int | None = None,
         halo_cells: int = 8,
+        window: torch.Tensor | None = None,
     ):
         self.device = resolve_device(device)
         if tile_cells is None:
@@ -93,8 +95,11 @@ class DenseEmbedder:
         self.backbone.to(self.device)
         if self.device.type == "cuda":
             self.backbone.network.to(memory_format=torch.channels_last)
-        window = torch.tensor(gaussian_window(geometry.kernel), dtype=torch.float32)
-        self._window = window.to(self.device)
+        if window is None:
+            window = torch.tensor(gaussian_window(geometry.kernel), dtype=torch.float32)
+        elif tuple(window.shape) != tuple(geometry.kernel):
+            raise ConfigError(f"pooling window: shape {tuple(window.shape)}, the patch geometry needs {tuple(geometry.kernel)}")
+        self._window = window.float().to(self.device)
 
     @property
     def dim(self) -> int:

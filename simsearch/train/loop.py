@@ -79,6 +79,9 @@ class TrainSettings:
     # beyond the paper: the classifier stage also learns from the negatives ("not this
     # class", NotClassLoss), not only the contrastive stage's denominator
     negatives_in_classifier: bool = True
+    # the paper's Gaussian pooling is initialised as a Gaussian and learnt in the contrastive
+    # stages; False keeps it fixed (the dense path's own)
+    learn_pooling: bool = False
     max_noisy: int | None = None  # noisy patches used, sampled across classes (None: all)
     # and at most this many network-input pixels of noisy crops (None: no limit): self-learning
     # time grows with the crop area, so this bounds it whatever the patch size
@@ -416,7 +419,7 @@ def save_model(project: Project, model: PatchModel, names: list[str], settings: 
     folder.mkdir(parents=True, exist_ok=True)
     tmp = folder / f"model.{os.getpid()}.tmp"
     torch.save({"network": model.network.state_dict(), "classifier": model.classifier.state_dict(),
-                "projection": model.projection.state_dict()}, tmp)
+                "projection": model.projection.state_dict(), "window": model.window.detach().cpu()}, tmp)
     tmp.replace(folder / "model.pt")
     config = {
         "classes": names,
@@ -445,6 +448,8 @@ def _start_from_last(project: Project, model: PatchModel, names: list[str]) -> s
     model.network.load_state_dict(weights["network"])
     if "projection" in weights:
         model.projection.load_state_dict(weights["projection"])
+    if "window" in weights and isinstance(model.window, torch.nn.Parameter):
+        model.window.data.copy_(weights["window"])
     if config.get("classes") == list(names):
         model.classifier.load_state_dict(weights["classifier"])
     else:
@@ -492,7 +497,8 @@ def iter_train(
     device = resolve_device(device)
     names = list(records.names)
     torch.manual_seed(settings.seed)
-    model = PatchModel(project.backbone, project.geometry, len(names), context_cells=settings.context_cells)
+    model = PatchModel(project.backbone, project.geometry, len(names), context_cells=settings.context_cells,
+                       learn_pooling=settings.learn_pooling)
     start = _start_from_last(project, model, names) if from_last else "pretrained"
     model.to(device)
     key = _run_key(identity, start)

@@ -28,13 +28,18 @@ def frozen_prefix(backbone: Backbone) -> list[nn.Module]:
 
 class PatchModel(nn.Module):
     def __init__(self, backbone: Backbone, geometry: PatchGeometry, num_classes: int, *,
-                 context_cells: int = 2, projection_dim: int = 128):
+                 context_cells: int = 2, projection_dim: int = 128, learn_pooling: bool = False):
         super().__init__()
         self.name = backbone.name
         self.network = copy.deepcopy(backbone.network)
         self.register_buffer("mean", torch.tensor(backbone.mean).view(1, 3, 1, 1))
         self.register_buffer("std", torch.tensor(backbone.std).view(1, 3, 1, 1))
-        self.register_buffer("window", torch.tensor(gaussian_window(geometry.kernel), dtype=torch.float32))
+        window = torch.tensor(gaussian_window(geometry.kernel), dtype=torch.float32)
+        # the paper initialises the pooling with a Gaussian and trains it; fixed, it is the dense path's
+        if learn_pooling:
+            self.window = nn.Parameter(window)
+        else:
+            self.register_buffer("window", window)
         self.context_cells = context_cells
         dim = backbone.channels
         self.dim = dim
@@ -66,4 +71,6 @@ class PatchModel(nn.Module):
         return F.normalize(self.projection(embeddings), dim=1)
 
     def trainable_backbone_parameters(self) -> list[nn.Parameter]:
-        return [p for p in self.network.parameters() if p.requires_grad]
+        """The unfrozen backbone layers, and the pooling window when it is learnt."""
+        pooling = [self.window] if isinstance(self.window, nn.Parameter) else []
+        return [p for p in self.network.parameters() if p.requires_grad] + pooling

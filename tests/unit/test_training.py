@@ -281,3 +281,35 @@ def _status_comes_from_the_summary_only_while_it_matches_the_checkpoint(project,
     assert training_status(project) == status
     summary.write_text(saved)
     os.utime(checkpoint, ns=(info.st_atime_ns, info.st_mtime_ns))
+
+
+def test_a_learnt_pooling_window_is_what_detection_uses(curated):
+    """learn_pooling: the Gaussian pooling is trained in the contrastive stages, saved with the
+    model, and the dense inference pools with it: its vectors match the training path's."""
+    from simsearch.features.geometry import gaussian_window
+    from simsearch.train.model import PatchModel
+
+    project, truth = curated
+    settings = replace(TINY, learn_pooling=True)
+    train(project, settings, device="cpu")
+    window = torch.load(project.folder / "model" / "model.pt", weights_only=True)["window"]
+    gaussian = torch.tensor(gaussian_window(project.geometry.kernel))
+    assert window.shape == gaussian.shape and not torch.allclose(window, gaussian, atol=1e-4)  # it was learnt
+    predictor = Predictor(project, device="cpu")
+    torch.testing.assert_close(predictor.embedder._window, window)
+    model = PatchModel(project.backbone, project.geometry, 3, context_cells=settings.context_cells, learn_pooling=True)
+    weights = torch.load(project.folder / "model" / "model.pt", weights_only=True)
+    model.network.load_state_dict(weights["network"])
+    model.window.data.copy_(window)
+    model.eval()
+    image_id = project.dataset.find("img4.tif").id
+    pixels = project.dataset.read(image_id)
+    dense = predictor.embedder.embed(pixels)
+    y, x = truth["img4.tif"][0][0]
+    row, col = project.geometry.nearest_position(y, x, dense.grid_shape)
+    cy, cx = project.geometry.centre(row, col)
+    crop = crop_windows(pixels, project.normalization, project.channels, project.geometry, np.array([[cy, cx]]),
+                        context_cells=settings.context_cells)
+    with torch.no_grad():
+        alone = model.embed(crop)[0].numpy()
+    assert float(alone @ dense.vectors[row, col]) > 0.97
