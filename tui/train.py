@@ -62,6 +62,7 @@ class TrainScreen(StepScreen):
         Binding("s", "cycle_strategy", "strategy", tooltip="strategy: " + ", ".join(STRATEGIES)),
         Binding("p", "cycle_preset", "preset", tooltip="preset: cpu (minutes) or paper (GPU)"),
         Binding("m", "noisy_cap", "noisy cap", tooltip="noisy patches per class at most"),
+        Binding("f", "toggle_start", "start from", tooltip="start from the pretrained backbone, or fine-tune the last model"),
     ]
 
     def __init__(self):
@@ -91,6 +92,10 @@ class TrainScreen(StepScreen):
         return "paper" if simsearch.resolve_device("auto").type == "cuda" else "cpu"
 
     @property
+    def from_last(self) -> bool:
+        return bool(self.app.state.get("from_last", False))
+
+    @property
     def noisy_cap(self) -> int:
         return int(self.app.state.get("noisy_cap", 500))
 
@@ -98,7 +103,9 @@ class TrainScreen(StepScreen):
         project = self.app.project
         status = simsearch.training_status(project, settings_for(self.preset, self.strategy))
         store = project.store
-        lines = [f"strategy [b]{self.strategy}[/b] (s)   preset [b]{self.preset}[/b] (p)   noisy cap {self.noisy_cap}/class (m)"]
+        start = "the last model" if self.from_last else "the pretrained backbone"
+        lines = [f"strategy [b]{self.strategy}[/b] (s)   preset [b]{self.preset}[/b] (p)   noisy cap {self.noisy_cap}/class (m)"
+                 f"   from {start} (f)"]
         classes = store.classes()
         lines.append("clean positives: " + (", ".join(f"{escape(c.name)} {len(store.patches(c.name, 'positive'))}" for c in classes) or "none")
                      + f"; background {len(store.background(confirmed_only=True))}")
@@ -130,6 +137,12 @@ class TrainScreen(StepScreen):
         self.app.remember_place(preset=PRESETS[(PRESETS.index(self.preset) + 1) % len(PRESETS)])
         self.refresh_view()
 
+    def action_toggle_start(self) -> None:
+        if self.running:
+            return
+        self.app.remember_place(from_last=not self.from_last)
+        self.refresh_view()
+
     def action_noisy_cap(self) -> None:
         def chosen(text: str | None) -> None:
             if text:
@@ -149,7 +162,10 @@ class TrainScreen(StepScreen):
         self.running = True
         self.losses = {}
         self.refresh_view()
-        self.run_training(self.preset, self.strategy, self.noisy_cap)
+        self.run_training(self.preset, self.strategy, self.noisy_cap, self.from_last and self.has_model())
+
+    def has_model(self) -> bool:
+        return simsearch.training_status(self.app.project).has_model
 
     def action_cancel(self) -> None:
         if self.running:
@@ -157,7 +173,7 @@ class TrainScreen(StepScreen):
             self.notify("cancelling after the current step ...")
 
     @work(thread=True, exclusive=True, group="train")
-    def run_training(self, preset: str, strategy: str, cap: int) -> None:
+    def run_training(self, preset: str, strategy: str, cap: int, from_last: bool) -> None:
         reserve_a_core_for_the_ui(self.app.device)
         try:
             settings = settings_for(preset, strategy)
@@ -172,7 +188,8 @@ class TrainScreen(StepScreen):
                     return
                 self.app.call_from_thread(self.show_stage, "noisy", 1, 1, "done")
             last = None
-            for progress in simsearch.iter_train(self.app.project, settings, device=self.app.device, cancel=self.cancel):
+            for progress in simsearch.iter_train(self.app.project, settings, device=self.app.device, cancel=self.cancel,
+                                                 from_last=from_last):
                 last = progress
                 self.app.call_from_thread(self.show_training, progress)
         except Exception as error:

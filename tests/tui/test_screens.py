@@ -171,6 +171,8 @@ def test_start_and_cancel_training(curated_project):
             screen = app.screen
             await pilot.press("s", "s", "s")  # strategy pos: no noisy extraction
             assert screen.strategy == "pos"
+            await pilot.press("f", "f")  # from the last model, and back: from the pretrained backbone
+            assert not screen.from_last and "from the pretrained backbone" in str(screen.query_one("#train-settings").render())
             await pilot.press("t")
             await wait_until(pilot, lambda: "epoch" in str(screen.query_one("#label-supcon").render()), what="training progress")
             await pilot.press("x")
