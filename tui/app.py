@@ -220,11 +220,13 @@ class SimSearchApp(App):
         if classes:
             confirmed = sum(c.confirmed for c in classes)
             marks["curate"] = "✔" if confirmed == len(classes) else f"{confirmed}/{len(classes)}"
-        if self.project.store.background(confirmed_only=True):
+        if self.project.store.clean_background():
             marks["background"] = "✔"
         status = simsearch.training_status(self.project)
         if status.has_model:
             marks["train"] = "✔"
+            if self.state.get("thresholds_model") == status.model_stamp:
+                marks["thresholds"] = "✔"
         elif status.checkpoint_stage:
             marks["train"] = "…"
         answered = sum(1 for c in classes for item in self.project.store.review_items(c.name, current_only=False) if item.answer)

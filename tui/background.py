@@ -51,7 +51,7 @@ class BackgroundScreen(StepScreen):
         self.candidates = self.app.curation.background_candidates() if self.app.project.geometry else []
         grid = self.query_one("#bg-grid", PatchGrid)
         grid.set_items(len(self.candidates), self.tile, lambda i: not self.candidates[i].is_background)
-        confirmed = len(self.app.project.store.background(confirmed_only=True))
+        confirmed = len(self.app.project.store.clean_background())
         flagged = sum(not c.is_background for c in self.candidates)
         status = [f"{len(self.candidates)} candidates, {flagged} flagged as not background; {confirmed} confirmed background patches"]
         if not self.candidates:
@@ -129,6 +129,6 @@ class BackgroundScreen(StepScreen):
         except Exception as error:
             self.app.show_error(error)
             return
-        self.notify(f"{len(kept)} background patches confirmed")
+        self.notify(f"{len(self.app.project.store.clean_background())} clean background patches")
         self.refresh_view()
         self.update_step_bar()

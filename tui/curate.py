@@ -135,7 +135,7 @@ class CurateScreen(ClassActions, StepScreen):
         for index, info in enumerate(self.app.curation.classes()):
             prototypes = len(self.project.store.prototypes(info.name))
             negatives = len(self.project.store.patches(info.name, "negative"))
-            mark = "✔" if info.confirmed else " "
+            mark = "✔" if info.confirmed else ("~" if self.project.store.patches(info.name, "positive") else " ")
             pointer = "▶" if info.name == self.class_name else " "
             r, g, b = class_colour(index)
             lines.append(f"{pointer}[rgb({r},{g},{b})]■[/] {escape(info.name)[:12]:<12} {mark} {prototypes}p {negatives}n")
@@ -165,6 +165,7 @@ class CurateScreen(ClassActions, StepScreen):
             return
         self.suggestions = suggestions
         self.sort_grid()
+        self.show_classes()  # flag counts and confirmation marks change with every action
         self.show_status(histogram)
         self.show_image()
         self.show_grid()
@@ -198,6 +199,8 @@ class CurateScreen(ClassActions, StepScreen):
         lines.append(f"{flagged} flagged as negative")
         if info.confirmed:
             lines.append("[b]confirmed[/b] (c again after changes)")
+        elif self.project.store.patches(self.class_name, "positive"):
+            lines.append("[b]changed since confirmed[/b]: c confirms again")
         if not self.project.store.prototypes(self.class_name):
             lines.append("no prototype yet: move the box onto an example and press enter")
         status.update("\n".join(lines))
@@ -468,9 +471,14 @@ class CurateScreen(ClassActions, StepScreen):
 
     @work(thread=True, group="edit")
     def confirm_class(self, name: str) -> None:
+        store = self.project.store
         try:
             with self.app.engine_lock:
+                before = store.class_info(name)
+                earlier = store.patches(name, "positive")
                 positives = self.app.curation.confirm_class(name)
+                self.app.call_from_thread(self.app.remember, f"confirming {name}", lambda: store.confirm_class(
+                    name, before.similarity_threshold, earlier, confirmed=before.confirmed))
         except Exception as error:
             self.app.show_error_from_thread(error)
             return

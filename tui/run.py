@@ -144,6 +144,8 @@ class RunScreen(StepScreen):
 
     def finished(self, message: str, output: Path | None) -> None:
         self.running = False
+        if output is not None:  # done: the bar ends full, not at the export step's 0 %
+            self.query_one("#run-bar", ProgressBar).update(total=1, progress=1)
         self.query_one("#run-status", Static).update(escape(message))
         self.notify(message)
         if output is not None:

@@ -77,6 +77,9 @@ class ThresholdScreen(StepScreen):
     def map_ready(self, names: list[str], image_id: str, maps: np.ndarray) -> None:
         self.model_names = names
         self.maps[image_id] = maps
+        if len(self.maps) == len(self.app.project.displayed):  # the user has seen this model's detections
+            self.app.remember_place(thresholds_model=self.model_stamp)
+            self.update_step_bar()
         self.show()
 
     def thresholds(self) -> dict[str, float]:
@@ -99,7 +102,8 @@ class ThresholdScreen(StepScreen):
             r, g, b = class_colour(index)
             pointer = "▶" if index == self.class_index else " "
             lines.append(f"{pointer}[rgb({r},{g},{b})]■[/] {escape(name)[:12]:<12} {thresholds.get(name, 0.5):.2f}  {total} found")
-        lines += ["", f"on {len(self.maps)}/{len(project.displayed)} displayed images"]
+        lines += ["", f"on {len(self.maps)}/{len(project.displayed)} displayed images",
+                  "image " + " ".join(f"{escape(name)[:4]:>4}" for name in self.model_names)]
         for number, image_id in enumerate(project.displayed, start=1):
             if image_id in per_image:
                 counts = [sum(d.class_name == n for d in per_image[image_id]) for n in self.model_names]

@@ -108,7 +108,7 @@ class TrainScreen(StepScreen):
                  f"   from {start} (f)"]
         classes = store.classes()
         lines.append("clean positives: " + (", ".join(f"{escape(c.name)} {len(store.patches(c.name, 'positive'))}" for c in classes) or "none")
-                     + f"; background {len(store.background(confirmed_only=True))}")
+                     + f"; background {len(store.clean_background())}")
         if "selflearn" in self.strategy:
             lines.append("noisy: " + ", ".join(f"{escape(c.name)} {store.noisy_count(c.name)}" for c in classes)
                          + f", background {store.noisy_count(None)}")

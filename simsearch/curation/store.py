@@ -104,6 +104,10 @@ def _now() -> str:
 
 @dataclass(frozen=True)
 class ClassInfo:
+    """confirmed: the clean positives were taken from the class's suggestions as they are now;
+    a later prototype, flag or similarity threshold makes it False until confirmed again (the
+    positives of the last confirmation stay stored)."""
+
     id: int
     name: str
     similarity_threshold: float
@@ -286,8 +290,10 @@ class Store:
     def set_similarity_threshold(self, name: str, value: float) -> None:
         check_threshold(value, "similarity threshold")
         info = self.class_info(name)
+        if float(value) == info.similarity_threshold:
+            return
         with self.transaction() as conn:
-            conn.execute("UPDATE classes SET similarity_threshold = ? WHERE id = ?", (float(value), info.id))
+            conn.execute("UPDATE classes SET similarity_threshold = ?, confirmed_at = NULL WHERE id = ?", (float(value), info.id))
 
     def set_confidence_threshold(self, name: str, value: float) -> None:
         if not 0.0 <= value <= 1.0:
@@ -305,12 +311,16 @@ class Store:
                 "INSERT INTO prototypes (class_id, image_id, x0, y0, x1, y1, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
                 (info.id, image_id, *map(float, box), _now()),
             )
+            conn.execute("UPDATE classes SET confirmed_at = NULL WHERE id = ?", (info.id,))
         return Prototype(cursor.lastrowid, name, image_id, tuple(map(float, box)))
 
     def delete_prototype(self, prototype_id: int) -> None:
         with self.transaction() as conn:
-            if conn.execute("DELETE FROM prototypes WHERE id = ?", (prototype_id,)).rowcount == 0:
+            owner = conn.execute("SELECT class_id FROM prototypes WHERE id = ?", (prototype_id,)).fetchone()
+            if owner is None:
                 raise ConfigError(f"unknown prototype id {prototype_id}")
+            conn.execute("DELETE FROM prototypes WHERE id = ?", (prototype_id,))
+            conn.execute("UPDATE classes SET confirmed_at = NULL WHERE id = ?", owner)
 
     def prototypes(self, name: str | None = None) -> list[Prototype]:
         query = ("SELECT p.id, c.name, p.image_id, p.x0, p.y0, p.x1, p.y1 FROM prototypes p "
@@ -336,9 +346,11 @@ class Store:
                     "VALUES (?, 'negative', ?, ?, ?, ?, ?)",
                     (info.id, patch.image_id, patch.y, patch.x, patch.similarity, _now()),
                 )
+            conn.execute("UPDATE classes SET confirmed_at = NULL WHERE id = ?", (info.id,))
 
-    def confirm_class(self, name: str, threshold: float, positives: list[PatchRecord]) -> None:
-        """Record the threshold and the clean positives in one transaction."""
+    def confirm_class(self, name: str, threshold: float, positives: list[PatchRecord], *, confirmed: bool = True) -> None:
+        """Record the threshold and the clean positives in one transaction. confirmed=False
+        records them as not confirmed (how undoing a confirmation restores the state before)."""
         check_threshold(threshold, "similarity threshold")
         info = self.class_info(name)
         with self.transaction() as conn:
@@ -349,7 +361,7 @@ class Store:
                 [(info.id, p.image_id, p.y, p.x, p.similarity, _now()) for p in positives],
             )
             conn.execute("UPDATE classes SET similarity_threshold = ?, confirmed_at = ? WHERE id = ?",
-                         (float(threshold), _now(), info.id))
+                         (float(threshold), _now() if confirmed else None, info.id))
 
     def patches(self, name: str, kind: str) -> list[PatchRecord]:
         if kind not in ("positive", "negative"):
@@ -388,6 +400,10 @@ class Store:
     def confirm_background(self) -> None:
         with self.transaction() as conn:
             conn.execute("UPDATE background SET confirmed = 1")
+
+    def clean_background(self) -> list[PatchRecord]:
+        """The confirmed candidates not flagged: the clean background training learns from."""
+        return [p for p, _, is_background in self.background(confirmed_only=True) if is_background]
 
     def background(self, *, confirmed_only: bool = False) -> list[tuple[PatchRecord, str, bool]]:
         """(patch, 'high' | 'low', is_background) for every candidate (or every confirmed one)."""

@@ -194,7 +194,7 @@ def training_records(project: Project, settings: TrainSettings) -> TrainingRecor
         clean += [(_position(p), label) for p in own]
         if settings.use_negatives:
             negatives += [(_position(p), label) for p in store.patches(name, "negative") + store.review_answers(name, "rejected")]
-    background = [p for p, _, is_background in store.background(confirmed_only=True) if is_background]
+    background = store.clean_background()
     if not background:
         raise ConfigError("training: no clean background", hint="propose and confirm background first")
     clean += [(_position(p), len(names) - 1) for p in background]

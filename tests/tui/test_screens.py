@@ -96,6 +96,18 @@ def test_new_class_keyboard_prototype_threshold_flag_undo_confirm(fresh_project)
             assert screen.query_one("#grid", PatchGrid).has_focus
             await pilot.press("c")
             await wait_until(pilot, lambda: app.project.store.class_info("disc").confirmed, what="confirmation")
+            positives = app.project.store.patches("disc", "positive")
+            assert positives
+            await pilot.press("u")  # a confirmation can be undone: back to no positives, unconfirmed
+            await wait_until(pilot, lambda: not app.project.store.class_info("disc").confirmed, what="the undone confirmation")
+            assert app.project.store.patches("disc", "positive") == []
+            await pilot.press("c")
+            await wait_until(pilot, lambda: app.project.store.class_info("disc").confirmed, what="confirmation again")
+            assert app.project.store.patches("disc", "positive") == positives
+            await pilot.press("right_square_bracket")  # a change after confirming: the class shows it
+            await wait_until(pilot, lambda: "changed since confirmed" in str(screen.query_one("#status").render()),
+                             what="the changed mark")
+            assert not app.project.store.class_info("disc").confirmed
             await pilot.press("question_mark")
             assert "cursor box" in str(app.screen.query_one("#help-text").render())
             await pilot.press("escape")
@@ -103,7 +115,7 @@ def test_new_class_keyboard_prototype_threshold_flag_undo_confirm(fresh_project)
 
     run(scenario)
     with Project.open(folder, read_only=True) as again:  # everything was saved as it happened
-        assert again.store.class_info("disc").similarity_threshold == pytest.approx(0.46)
+        assert again.store.class_info("disc").similarity_threshold == pytest.approx(0.47)  # 0.46, then ] after confirming
         assert len(again.store.patches("disc", "negative")) == 1
         assert again.store.patches("disc", "positive")
 
@@ -194,6 +206,8 @@ def test_confidence_threshold_and_export(trained_project, tmp_path):
             await wait_until(pilot, lambda: app.screen.id == "thresholds")
             screen = app.screen
             await wait_until(pilot, lambda: len(screen.maps) == 2, what="the detection maps")
+            assert "image disc" in str(screen.query_one("#th-side").render())  # the per-image table has its header
+            assert "6 Thresholds ✔" in str(screen.query_one("#steps").render())
             before = app.project.store.class_info("disc").confidence_threshold
             await pilot.press("right_curly_bracket")
             assert app.project.store.class_info("disc").confidence_threshold == pytest.approx(before + 0.05)
@@ -203,6 +217,7 @@ def test_confidence_threshold_and_export(trained_project, tmp_path):
             await pilot.press("r")
             await wait_until(pilot, lambda: (out / "summary.csv").is_file() and not app.screen.running, what="the export")
             assert app.screen.query_one("#run-summary").row_count == 4
+            assert app.screen.query_one("#run-bar").percentage == 1  # finished: the bar is full
 
     run(scenario)
     assert (out / "detections.csv").is_file() and (out / "manifest.json").is_file()

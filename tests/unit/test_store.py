@@ -108,3 +108,32 @@ def test_newer_schema_is_refused(tmp_path):
     conn.close()
     with pytest.raises(ProjectError, match="newer|knows up to"):
         Store(tmp_path)
+
+
+def test_a_change_after_confirming_a_class_makes_it_unconfirmed(tmp_path):
+    with Store(tmp_path) as store:
+        store.add_class("A")
+        store.add_class("B")
+        for change in (lambda: store.set_similarity_threshold("A", 0.7),
+                       lambda: store.set_negative("A", PatchRecord("i", 1.0, 2.0)),
+                       lambda: store.set_negative("A", PatchRecord("i", 1.0, 2.0), flagged=False),
+                       lambda: store.add_prototype("A", "i", (0, 0, 8, 8)),
+                       lambda: store.delete_prototype(store.prototypes("A")[-1].id)):
+            store.confirm_class("A", store.class_info("A").similarity_threshold, [PatchRecord("i", 5.0, 5.0)])
+            store.confirm_class("B", 0.5, [])
+            assert store.class_info("A").confirmed
+            change()
+            assert not store.class_info("A").confirmed and store.class_info("B").confirmed  # only the class changed
+            assert store.patches("A", "positive") == [PatchRecord("i", 5.0, 5.0, None)]  # its last positives stay
+        store.confirm_class("A", 0.7, [])
+        store.set_similarity_threshold("A", 0.7)  # the same value: no change
+        assert store.class_info("A").confirmed
+
+
+def test_clean_background_leaves_out_flagged_and_unconfirmed_candidates(tmp_path):
+    with Store(tmp_path) as store:
+        store.set_background_candidates([(PatchRecord("i", 1.0, 1.0), "low"), (PatchRecord("i", 9.0, 9.0), "high")])
+        assert store.clean_background() == []
+        store.set_not_background(PatchRecord("i", 9.0, 9.0))
+        store.confirm_background()
+        assert store.clean_background() == [PatchRecord("i", 1.0, 1.0, None)]
