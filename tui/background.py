@@ -125,7 +125,7 @@ class BackgroundScreen(StepScreen):
 
     def action_confirm(self) -> None:
         try:
-            kept = self.app.curation.confirm_background()
+            self.app.curation.confirm_background()
         except Exception as error:
             self.app.show_error(error)
             return
