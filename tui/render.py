@@ -142,13 +142,27 @@ def render_view(rgb: np.ndarray, factor: float, region: tuple[float, float, floa
     return canvas
 
 
+def edge_colour(colour: tuple[int, int, int]) -> tuple[int, int, int]:
+    """Black beside a light colour, white beside a dark one: the line's edge, so that it shows
+    on pale smears, dark fluorescence and grey electron micrographs alike."""
+    r, g, b = colour
+    return (0, 0, 0) if 0.2126 * r + 0.7152 * g + 0.0722 * b >= 128 else (255, 255, 255)
+
+
 def _draw_box(draw: ImageDraw.ImageDraw, box: list[float], overlay: Overlay) -> None:
+    """The box in its colour, one pixel or two wide, with a one-pixel edge of the contrasting
+    colour just outside it."""
     x0, y0, x1, y1 = box
+    edge = edge_colour(overlay.colour)
     if overlay.style == "dashed":
-        for start, end in (((x0, y0), (x1, y0)), ((x1, y0), (x1, y1)), ((x1, y1), (x0, y1)), ((x0, y1), (x0, y0))):
+        sides = lambda a, b, c, d: (((a, b), (c, b)), ((c, b), (c, d)), ((c, d), (a, d)), ((a, d), (a, b)))  # noqa: E731
+        for start, end in sides(x0 - 1, y0 - 1, x1 + 1, y1 + 1):
+            _dashed(draw, start, end, edge)
+        for start, end in sides(x0, y0, x1, y1):
             _dashed(draw, start, end, overlay.colour)
         return
     width = 2 if overlay.style in ("solid", "focus") else 1
+    draw.rectangle([x0 - 1, y0 - 1, x1 + 1, y1 + 1], outline=edge, width=1)
     draw.rectangle(box, outline=overlay.colour, width=width)
     if overlay.style == "cross":
         draw.line([(x0, y0), (x1, y1)], fill=overlay.colour)

@@ -41,12 +41,31 @@ def test_downsampled_display_images_map_back_to_image_pixels():
 def test_overlays_are_drawn_where_the_boxes_are():
     rgb = np.zeros((60, 80, 3), np.uint8)
     view = np.asarray(render_view(rgb, 1.0, (0, 0, 80, 60), (80, 60), [Overlay((10, 20, 30, 40), (255, 0, 0), "thin")]))
-    red = np.argwhere(view[..., 0] == 255)
+    red = np.argwhere((view == (255, 0, 0)).all(axis=-1))
     assert red[:, 0].min() == 20 and red[:, 0].max() == 39 and red[:, 1].min() == 10 and red[:, 1].max() == 29
     assert (view[25, 15] == 0).all()  # inside the box: untouched
+    white = np.argwhere((view == 255).all(axis=-1))  # the dark red line's light edge, just outside it
+    assert white[:, 0].min() == 19 and white[:, 0].max() == 40 and white[:, 1].min() == 9 and white[:, 1].max() == 30
     dashed = np.asarray(render_view(rgb, 1.0, (0, 0, 80, 60), (80, 60), [Overlay((10, 20, 30, 40), CURSOR, "dashed")]))
     top = dashed[20, 10:30, 0]
     assert 0 < (top == 255).sum() < 20  # dashes, not a solid line
+
+
+@pytest.mark.parametrize("background", [0, 128, 255])
+def test_every_box_shows_on_dark_grey_and_pale_images(background):
+    """Each colour keeps a contrasting edge: on black, mid-grey and white images, at every point
+    of a box's outline the line or its edge stands out from the image."""
+    from tui.render import FOCUS, NEGATIVE, PALETTE
+
+    rgb = np.full((60, 80, 3), background, np.uint8)
+    for colour in [*PALETTE, CURSOR, NEGATIVE, FOCUS]:
+        view = np.asarray(render_view(rgb, 1.0, (0, 0, 80, 60), (80, 60), [Overlay((10, 20, 30, 40), colour, "thin")])).astype(float)
+        stands_out = np.abs(view @ [0.2126, 0.7152, 0.0722] - background) >= 64
+        # the line runs along rows 20 and 39 and columns 10 and 29; its edge just outside
+        assert (stands_out[20, 10:30] | stands_out[19, 10:30]).all(), (colour, background)
+        assert (stands_out[39, 10:30] | stands_out[40, 10:30]).all(), (colour, background)
+        assert (stands_out[20:40, 10] | stands_out[20:40, 9]).all(), (colour, background)
+        assert (stands_out[20:40, 29] | stands_out[20:40, 30]).all(), (colour, background)
 
 
 def test_letterboxing_outside_the_image_is_grey():
