@@ -5,17 +5,23 @@ from __future__ import annotations
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.screen import Screen
-from textual.widgets import Footer, Static
+from rich.text import Text
+from textual.widget import Widget
+from textual.widgets import Footer
 
 STEPS = [("1", "dataset", "Dataset"), ("2", "curate", "Curate"), ("3", "background", "Background"),
          ("4", "train", "Train"), ("5", "review", "Review"), ("6", "thresholds", "Thresholds"), ("7", "run", "Run")]
+TITLES = {name: title for _, name, title in STEPS}
+SHORT_TITLES = {**TITLES, "dataset": "Data", "background": "Bg", "thresholds": "Thr"}  # for narrow terminals
 
 
 def threshold_bindings(kind: str) -> list[Binding]:
-    """[ ] by 0.01 and { } by 0.05, for the screen's `threshold(step)` action."""
+    """[ ] by 0.01 and { } by 0.05, for the screen's `threshold(step)` action; the footer shows
+    the first two as one entry."""
+    group = Binding.Group("threshold", compact=True)
     return [
-        Binding("left_square_bracket", "threshold(-0.01)", "thr -", tooltip=f"{kind} threshold -0.01"),
-        Binding("right_square_bracket", "threshold(0.01)", "thr +", tooltip=f"{kind} threshold +0.01"),
+        Binding("left_square_bracket", "threshold(-0.01)", "thr -", tooltip=f"{kind} threshold -0.01", group=group),
+        Binding("right_square_bracket", "threshold(0.01)", "thr +", tooltip=f"{kind} threshold +0.01", group=group),
         Binding("left_curly_bracket", "threshold(-0.05)", f"{kind} threshold -0.05", show=False),
         Binding("right_curly_bracket", "threshold(0.05)", f"{kind} threshold +0.05", show=False),
     ]
@@ -32,24 +38,37 @@ IMAGE_AND_CLASS_BINDINGS = [
 ]
 
 
-class StepBar(Static):
-    """Where the user is in the flow and what is done: `1 Dataset ✔  2 Curate 1/3 ...`."""
+class StepBar(Widget):
+    """Where the user is in the flow and what is done: `1 Dataset ✔  2 Curate 1/3 ...`, with
+    shorter titles where the width does not hold them (worked out at each render)."""
 
     DEFAULT_CSS = "StepBar { height: 1; background: $boost; padding: 0 1; }"
 
+    current = ""
+    done: dict[str, str] = {}
+
     def update_steps(self, current: str, done: dict[str, str]) -> None:
-        def bar(titled) -> list[tuple[str, str]]:
+        self.current, self.done = current, dict(done)
+        self.refresh()
+
+    def render(self) -> Text:
+        def bar(titles: dict[str, str]) -> list[tuple[str, str]]:
             parts = []
-            for key, name, title in STEPS:
-                mark = done.get(name, "")
-                text = f"{key}{(' ' + title) if titled(name) else ''}{(' ' + mark) if mark else ''}"
+            for key, name, _ in STEPS:
+                mark, title = self.done.get(name, ""), titles.get(name, "")
+                text = f"{key}{(' ' + title) if title else ''}{(' ' + mark) if mark else ''}"
                 parts.append((name, f" {text} "))
             return parts
 
-        parts = bar(lambda name: True)
-        if sum(len(text) for _, text in parts) + 2 > self.size.width > 0:  # narrow: only the current step's title
-            parts = bar(lambda name: name == current)
-        self.update("".join(f"[reverse b]{text}[/]" if name == current else text for name, text in parts))
+        width = self.content_size.width
+        for titles in (TITLES, SHORT_TITLES, {self.current: TITLES.get(self.current, "")}):  # as much as fits
+            parts = bar(titles)
+            if sum(len(text) for _, text in parts) <= width or not width:
+                break
+        line = Text()
+        for name, text in parts:
+            line.append(text, style="reverse bold" if name == self.current else "")
+        return line
 
 
 class StepScreen(Screen):
@@ -58,11 +77,12 @@ class StepScreen(Screen):
 
     NAME = ""
     ABOUT = ""
+    DEFAULT_CSS = "StepScreen Footer.-compact FooterLabel { margin-right: 1; }"  # a key group's label, apart from the next key
 
     def compose(self) -> ComposeResult:
         yield StepBar(id="steps")
         yield from self.body()
-        yield Footer()
+        yield Footer(show_command_palette=False, compact=True)  # every key readable at 80 columns; ctrl+p still works
 
     def body(self) -> ComposeResult:
         yield from ()

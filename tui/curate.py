@@ -17,7 +17,7 @@ import simsearch
 from .base import IMAGE_AND_CLASS_BINDINGS, StepScreen, threshold_bindings
 from .classes import ClassActions
 from .render import CURSOR, FOCUS, NEGATIVE, Overlay, Viewport, class_colour, crop_patch, sparkline
-from .widgets import ImageView, PatchGrid
+from .widgets import FocusView, ImageView, PatchGrid
 
 DEFAULT_BOX = 64  # the cursor box before the first prototype fixes the patch size
 
@@ -33,6 +33,9 @@ class CurateScreen(ClassActions, StepScreen):
     CurateScreen #status { height: 1fr; padding: 0 1; }
     CurateScreen #imagebar, CurateScreen #gridbar { height: 1; padding: 0 1; background: $boost; }
     CurateScreen #grid { height: 10; }
+    CurateScreen #views { height: 1fr; }
+    CurateScreen #focus { width: 2fr; }
+    CurateScreen #image { width: 3fr; }
     CurateScreen ImageView:focus { border: tall $accent; }
     """
     BINDINGS = [
@@ -46,11 +49,12 @@ class CurateScreen(ClassActions, StepScreen):
         Binding("shift+down,J", "move(4, 0)", "move the cursor box a patch down", show=False),
         Binding("plus,equals_sign", "resize(1)", "grow the cursor box (before the first prototype)", show=False),
         Binding("minus", "resize(-1)", "shrink the cursor box (before the first prototype)", show=False),
-        Binding("enter,a", "add_prototype", "add prototype", tooltip="add the cursor box as a prototype"),
+        Binding("enter,a", "add_prototype", "add", tooltip="add the cursor box as a prototype"),
         Binding("x", "remove_prototype", "remove the prototype under the cursor", show=False),
         *threshold_bindings("similarity"),
         Binding("space", "flag", "flag", tooltip="flag / unflag the suggestion as a negative"),
-        Binding("tab", "toggle_focus", "image/grid", tooltip="move between the image and the suggestion grid"),
+        Binding("tab", "toggle_focus", "grid", tooltip="move between the image and the suggestion grid"),
+        Binding("g", "toggle_grid", "show or hide the suggestion grid (more room for the images)", show=False),
         Binding("s", "toggle_sort", "grid order: most similar first / nearest the threshold first", show=False),
         *IMAGE_AND_CLASS_BINDINGS,
         Binding("N", "new_class", "new class", show=False),
@@ -78,7 +82,9 @@ class CurateScreen(ClassActions, StepScreen):
                 yield Static("", id="status")
             with Vertical(id="main"):
                 yield Static("", id="imagebar")
-                yield ImageView(id="image")
+                with Horizontal(id="views"):
+                    yield ImageView(id="image")
+                    yield FocusView(id="focus")
                 yield Static("", id="gridbar")
                 yield PatchGrid(id="grid")
 
@@ -88,6 +94,7 @@ class CurateScreen(ClassActions, StepScreen):
         names = [c.name for c in self.app.curation.classes()]
         self.class_name = state.get("class") if state.get("class") in names else (names[0] if names else None)
         self.image_index = int(state.get("image", 0) or 0)
+        self.query_one("#grid", PatchGrid).display = not state.get("grid_hidden", False)
         self.query_one("#image", ImageView).focus()
 
     # -- what is shown ------------------------------------------------------------------------
@@ -217,7 +224,9 @@ class CurateScreen(ClassActions, StepScreen):
         viewport = self.viewport(image_id)
         if self.cursor is None or not (0 <= self.cursor[0] <= record.height and 0 <= self.cursor[1] <= record.width):
             self.cursor = (record.height / 2, record.width / 2)
-        view.show(rgb, factor, viewport, self.overlays(image_id))
+        overlays = self.overlays(image_id)
+        view.show(rgb, factor, viewport, overlays)
+        self.show_focus(rgb, factor, record, overlays)
         counts = self.suggestions.image_counts() if len(self.suggestions) else {}
         strip = " ".join(
             f"[reverse]{i + 1}:{counts.get(shown, 0)}[/]" if i == self.image_index else f"{i + 1}:{counts.get(shown, 0)}"
@@ -227,6 +236,20 @@ class CurateScreen(ClassActions, StepScreen):
             f"image {self.image_index + 1}/{len(self.displayed)} {escape(record.relpath)}  zoom {viewport.zoom:g}x  n/p  {strip}"
         )
         self.remember()
+
+    def show_focus(self, rgb, factor: float, record, overlays: list[Overlay]) -> None:
+        """The thing the keys act on, large: the focused suggestion in the grid, else the cursor box."""
+        focused = self.focused_suggestion() if self.grid_mode else None
+        if focused is not None and focused.image_id == record.id:
+            box = focused.box
+            title = f"suggestion {self.query_one('#grid', PatchGrid).focus_index + 1}: sim {focused.similarity:.2f}"
+            title += " NEGATIVE" if focused.flagged else ""
+        else:
+            box = self.cursor_box()
+            (height, width), (cy, cx) = self.patch_size, self.cursor
+            title = f"box {width}x{height} at x {cx:.0f}, y {cy:.0f}"
+        self.query_one("#focus", FocusView).show_object(rgb, factor, (record.height, record.width), box, overlays,
+                                                        title=escape(title))
 
     def overlays(self, image_id: str) -> list[Overlay]:
         names = [c.name for c in self.app.curation.classes()]
@@ -421,6 +444,10 @@ class CurateScreen(ClassActions, StepScreen):
         self.load_suggestions()
 
     def action_toggle_focus(self) -> None:
+        grid = self.query_one("#grid", PatchGrid)
+        if not grid.display:  # tab to a hidden grid shows it
+            grid.display = True
+            self.app.remember_place(grid_hidden=False)
         self.set_grid_mode(not self.grid_mode)
 
     def set_grid_mode(self, on: bool) -> None:
@@ -433,6 +460,13 @@ class CurateScreen(ClassActions, StepScreen):
     def on_descendant_focus(self, event) -> None:
         if isinstance(event.widget, (PatchGrid, ImageView)):
             self.grid_mode = isinstance(event.widget, PatchGrid)
+
+    def action_toggle_grid(self) -> None:
+        grid = self.query_one("#grid", PatchGrid)
+        grid.display = not grid.display
+        if not grid.display and self.grid_mode:
+            self.set_grid_mode(False)
+        self.app.remember_place(grid_hidden=not grid.display)
 
     def action_toggle_sort(self) -> None:
         self.sort_near_threshold = not self.sort_near_threshold

@@ -106,6 +106,17 @@ class Viewport:
     def set_zoom(self, zoom: float) -> None:
         self.zoom = float(min(32.0, max(1.0, zoom)))
 
+    def fit(self, box: tuple[float, float, float, float], aspect: float, context: float = 0.75) -> None:
+        """Centre on the box and zoom so that it fills the view with `context` x its size of
+        surroundings on each side (as far as the zoom range allows)."""
+        x0, y0, x1, y1 = box
+        self.cx, self.cy = (x0 + x1) / 2, (y0 + y1) / 2
+        want_w, want_h = (x1 - x0) * (1 + 2 * context), (y1 - y0) * (1 + 2 * context)
+        if self.width / self.height > aspect:  # the view's width is what the zoom divides
+            self.set_zoom(self.width / max(want_w, want_h * aspect, 1e-6))
+        else:
+            self.set_zoom(self.height / max(want_h, want_w / aspect, 1e-6))
+
 
 def _clamp_start(start: float, extent: float, size: float) -> float:
     if extent >= size:

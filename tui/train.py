@@ -62,7 +62,7 @@ class TrainScreen(StepScreen):
         Binding("s", "cycle_strategy", "strategy", tooltip="strategy: " + ", ".join(STRATEGIES)),
         Binding("p", "cycle_preset", "preset", tooltip="preset: cpu (minutes) or paper (GPU)"),
         Binding("m", "noisy_cap", "noisy cap", tooltip="noisy patches per class at most"),
-        Binding("f", "toggle_start", "start from", tooltip="start from the pretrained backbone, or fine-tune the last model"),
+        Binding("f", "toggle_start", "start", tooltip="start from the pretrained backbone, or fine-tune the last model"),
     ]
 
     def __init__(self):

@@ -139,6 +139,33 @@ class ImageView(Widget):
         self.post_message(self.Dragged((min(xa, xb), min(ya, yb), max(xa, xb), max(ya, yb))))
 
 
+class FocusView(ImageView):
+    """The object being judged, as large as the view allows, with its box and some context
+    around it (half the box's size on each side, less where the zoom range ends)."""
+
+    DEFAULT_CSS = """
+    FocusView { height: 1fr; width: 1fr; border: round $accent; }
+    FocusView > .pixels { width: 100%; height: 100%; }
+    FocusView > .empty { width: 100%; height: 100%; content-align: center middle; color: $text-muted; }
+    """
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.box: tuple[float, float, float, float] | None = None
+
+    def show_object(self, rgb: np.ndarray, factor: float, image_size: tuple[int, int],
+                    box: tuple[float, float, float, float], overlays: list[Overlay], *, title: str = "") -> None:
+        """image_size: (height, width) in image px; box: (x0, y0, x1, y1) of the object."""
+        self.box = box
+        self.border_title = title
+        self.show(rgb, factor, Viewport(*image_size), overlays)
+
+    def _draw(self) -> None:
+        if self.viewport is not None and self.box is not None and self.size.width and self.size.height:
+            self.viewport.fit(self.box, self.aspect, context=0.5)
+        super()._draw()
+
+
 class PatchGrid(Widget, can_focus=True):
     """Patches as a grid of tiles, one page at a time; arrows move the focus, which posts
     `Moved`. The screen owns the items: `tile(i)` gives a PIL tile, `flagged(i)` its mark."""
@@ -155,7 +182,7 @@ class PatchGrid(Widget, can_focus=True):
         Binding("pageup", "page(-1)", "grid: previous page", show=False), Binding("pagedown", "page(1)", "grid: next page", show=False),
         Binding("home", "jump(0)", "grid: first patch", show=False),
     ]
-    TILE_CELLS = (8, 4)  # a square tile in half-block cells (1 x 2 px each)
+    TILE_CELLS = (16, 8)  # a square tile in half-block cells (1 x 2 px each)
 
     class Moved(Message):
         def __init__(self, index: int):

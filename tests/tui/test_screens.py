@@ -356,10 +356,12 @@ def test_a_box_drawn_with_the_mouse_becomes_the_prototype(fresh_project):
             await wait_until(pilot, lambda: screen.query_one("#image").rgb is not None, what="the image")
             view = screen.query_one("#image")
             left, top = view.content_region.x - view.region.x, view.content_region.y - view.region.y  # the border
-            (y0, x0), (y1, x1) = view.image_point(30, 5), view.image_point(40, 10)
-            cell = max(view.image_point(31, 6)[1] - x0, view.image_point(31, 6)[0] - y0)  # px per cell
-            await pilot.mouse_down("#image", offset=(30 + left, 5 + top))
-            await pilot.mouse_up("#image", offset=(40 + left, 10 + top))
+            width, height = view.size
+            (ax, ay), (bx, by) = (width * 3 // 10, height * 3 // 10), (width * 6 // 10, height * 6 // 10)  # inside the image
+            (y0, x0), (y1, x1) = view.image_point(ax, ay), view.image_point(bx, by)
+            cell = max(view.image_point(ax + 1, ay + 1)[1] - x0, view.image_point(ax + 1, ay + 1)[0] - y0)  # px per cell
+            await pilot.mouse_down("#image", offset=(ax + left, ay + top))
+            await pilot.mouse_up("#image", offset=(bx + left, by + top))
             await pilot.pause()
             side = max(x1 - x0, y1 - y0)
             assert abs(screen.patch_size[0] - side) <= cell

@@ -39,7 +39,8 @@ class Terminal:
     def start(self, command: list[str], cwd: Path) -> None:
         env = " ".join(f"{k}={v}" for k, v in (("SIMSEARCH_OFFLINE", "1"), ("TORCH_HOME", os.environ["TORCH_HOME"]),
                                                ("TERM", "xterm-256color"), ("COLORTERM", "truecolor")))
-        line = f"cd {cwd} && env {env} {' '.join(command)}; sleep 600"
+        # pytest exports COLUMNS and LINES, and Textual would keep that size through every resize
+        line = f"cd {cwd} && env -u COLUMNS -u LINES {env} {' '.join(command)}; sleep 600"
         self.tmux("new-session", "-d", "-s", "app", "-x", str(self.size[0]), "-y", str(self.size[1]), line)
 
     def keys(self, *keys: str) -> None:
@@ -171,7 +172,7 @@ def test_new_user_in_tmux_closing_the_terminal_loses_nothing(terminal):
     again.keys("2")
     again.wait_for("1 flagged as negative", timeout=120)
     again.tmux("resize-window", "-t", "app", "-x", "120", "-y", "40")
-    screen = again.wait_for("7 Run")
+    screen = again.wait_for("6 Thresholds")  # the full step titles: the app has the new size
     assert len(screen.splitlines()) >= 39
     again.keys("7")
     again.wait_for("no trained model yet")
