@@ -12,7 +12,7 @@ The public API (scripts and the terminal UI use only these names):
 - Projects: `Project`, `EmbedProgress`, `ProjectLockedError`
 - Curation (the iterative patch selection loop): `Curation`, `Suggestion`,
   `BackgroundCandidate`, `NoisyProgress`, `ClassInfo`, `Prototype`, `PatchRecord`
-- Peaks: `Peaks`, `find_peaks`
+- Peaks: `Peaks`, `find_peaks`; likely objects before any example: `Blobs`, `find_blobs`
 - Training: `train` (blocking) and `iter_train` (progress events), `TrainSettings`,
   `StageSettings`, `TrainProgress`, `TrainedModel`, `training_status`, `training_identity`,
   `TRAINING_STRATEGIES`
@@ -50,6 +50,7 @@ from .memory import keep_freed_memory
 from .review import REVIEW_ORDERS, Review, ReviewProgress
 from .train.loop import (TRAINING_STRATEGIES, StageSettings, TrainedModel, TrainingStatus, TrainProgress, TrainSettings,
                          iter_train, train, training_identity, training_status)
+from .search.blobs import Blobs, find_blobs
 from .search.peaks import Peaks, find_peaks
 from .io.truth import Annotation, read_truth, read_voc_folder
 from .search.index import PatchIndex, SearchHits, SimilarPatch
@@ -59,7 +60,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "BackgroundCandidate", "ClassInfo", "Curation", "NoisyProgress", "PatchRecord", "Peaks",
-    "ProjectLockedError", "Prototype", "Suggestion", "find_peaks", "display_rgb",
+    "ProjectLockedError", "Prototype", "Suggestion", "find_peaks", "display_rgb", "Blobs", "find_blobs",
     "Detection", "Predictor", "ProcessProgress", "iter_process", "write_results",
     "StageSettings", "TrainProgress", "TrainSettings", "TrainedModel", "TrainingStatus", "iter_train", "train",
     "training_identity", "training_status", "TRAINING_STRATEGIES",

@@ -16,6 +16,7 @@ import simsearch
 
 from .base import IMAGE_AND_CLASS_BINDINGS, StepScreen, threshold_bindings
 from .classes import ClassActions
+from .dialogs import HINT_KEYS, HintScreen, PromptScreen, hint_labels
 from .render import CURSOR, FOCUS, NEGATIVE, Overlay, Viewport, class_colour, crop_patch, sparkline
 from .widgets import FocusView, ImageView, PatchGrid
 
@@ -47,7 +48,9 @@ class CurateScreen(ClassActions, StepScreen):
         Binding("shift+right,L", "move(0, 4)", "move the cursor box a patch right", show=False),
         Binding("shift+up,K", "move(-4, 0)", "move the cursor box a patch up", show=False),
         Binding("shift+down,J", "move(4, 0)", "move the cursor box a patch down", show=False),
+        Binding("f", "hints", "hints", tooltip="label the likely objects in view; typing a label puts the box on that object"),
         Binding("plus,equals_sign", "resize(1)", "grow the cursor box (before the first prototype)", show=False),
+        Binding("b", "box_size", "type the cursor box size in px (before the first prototype)", show=False),
         Binding("minus", "resize(-1)", "shrink the cursor box (before the first prototype)", show=False),
         Binding("enter,a", "add_prototype", "add", tooltip="add the cursor box as a prototype"),
         Binding("x", "remove_prototype", "remove the prototype under the cursor", show=False),
@@ -74,6 +77,8 @@ class CurateScreen(ClassActions, StepScreen):
         self.order: np.ndarray = np.zeros(0, np.int64)
         self.sort_near_threshold = False
         self.grid_mode = False  # keys act on the grid's suggestion (tab), not the image's cursor
+        self.blobs: dict[str, simsearch.Blobs] = {}  # per image: likely objects, for hint mode
+        self.hint_targets: dict[str, tuple[float, float, float]] = {}  # label -> (y, x, diameter) px
 
     def body(self) -> ComposeResult:
         with Horizontal():
@@ -355,6 +360,59 @@ class CurateScreen(ClassActions, StepScreen):
         view = self.query_one("#image", ImageView)
         self.viewport(self.image_id).follow(*self.cursor, view.aspect)
         self.show_image()
+
+    def action_hints(self) -> None:
+        """Label the likely objects in view (blobs of the displayed image); the label typed puts
+        the cursor box on that object, sized to it while the patch size is not fixed yet."""
+        image_id = self.image_id
+        if image_id is None:
+            return
+        rgb, factor = self.app.images.get(image_id)
+        if image_id not in self.blobs:
+            self.blobs[image_id] = simsearch.find_blobs(rgb, count=200, min_size=max(4.0, 8 * factor))
+        blobs = self.blobs[image_id]
+        view = self.query_one("#image", ImageView)
+        x0, y0, x1, y1 = self.viewport(image_id).region(view.aspect)
+        ys, xs, sizes = blobs.ys / factor, blobs.xs / factor, blobs.sizes / factor
+        # the strongest in view, one letter each (zoom in and press f again for others)
+        inside = [i for i in range(len(blobs)) if x0 <= xs[i] <= x1 and y0 <= ys[i] <= y1][: len(HINT_KEYS)]
+        if not inside:
+            self.notify("no likely objects found in view: move the box with the arrows", severity="warning")
+            return
+        labels = hint_labels(len(inside))
+        self.hint_targets = targets = {label: (float(ys[i]), float(xs[i]), float(sizes[i])) for label, i in zip(labels, inside)}
+        view.show_hints([(label, y, x) for label, (y, x, _) in targets.items()])
+
+        def chosen(label: str | None) -> None:
+            view.clear_hints()
+            if label is None:
+                return
+            y, x, size = targets[label]
+            self.cursor = (y, x)
+            if self.project.geometry is None:
+                self.box_size = int(min(1024, max(8, round(1.25 * size))))  # the object and a rim around it
+            self.viewport(image_id).follow(y, x, view.aspect)
+            self.show_image()
+
+        self.app.push_screen(HintScreen(labels, "the label of an object"), chosen)
+
+    def action_box_size(self) -> None:
+        if self.project.geometry is not None:
+            self.notify(f"the patch size is fixed at {self.patch_size[1]}x{self.patch_size[0]} px by the first prototype")
+            return
+
+        def chosen(text: str | None) -> None:
+            if not text:
+                return
+            try:
+                self.box_size = int(min(1024, max(8, int(text))))
+            except ValueError:
+                self.notify(f"{text!r} is not a number of pixels", severity="error")
+                return
+            self.show_image()
+
+        self.app.push_screen(PromptScreen("Cursor box size in pixels (the first prototype fixes the patch size)",
+                                          str(self.box_size)), chosen)
 
     def action_resize(self, direction: int) -> None:
         if self.project.geometry is not None:

@@ -106,3 +106,44 @@ class ConfirmScreen(ModalScreen[bool]):
 
     def action_answer(self, value: bool) -> None:
         self.dismiss(value)
+
+
+HINT_KEYS = "asdfghjklqwertyuiopzxcvbnm"  # home row first: the labels most used are the easiest to type
+
+
+def hint_labels(count: int) -> list[str]:
+    """Labels for `count` targets: one letter each while they suffice, else two letters."""
+    if count <= len(HINT_KEYS):
+        return list(HINT_KEYS[:count])
+    return [a + b for a in HINT_KEYS for b in HINT_KEYS][:count]
+
+
+class HintScreen(ModalScreen[str | None]):
+    """Reads one hint label, typed over the screen below (which draws the labels): gives the
+    label back, or None on esc or a letter that starts no label."""
+
+    DEFAULT_CSS = """
+    HintScreen { background: transparent; align: center bottom; }
+    HintScreen > Static { width: auto; height: 1; background: $warning; color: $text; padding: 0 1; margin-bottom: 1; }
+    """
+
+    def __init__(self, labels: list[str], what: str = "a label"):
+        super().__init__()
+        self.labels, self.what, self.typed = set(labels), what, ""
+
+    def compose(self) -> ComposeResult:
+        yield Static(f"type {escape(self.what)} (esc cancels)")
+
+    def on_key(self, event) -> None:
+        event.stop()
+        event.prevent_default()
+        if event.key == "escape":
+            self.dismiss(None)
+            return
+        if not (event.character and event.character in HINT_KEYS):
+            return
+        self.typed += event.character
+        if self.typed in self.labels:
+            self.dismiss(self.typed)
+        elif not any(label.startswith(self.typed) for label in self.labels):
+            self.dismiss(None)

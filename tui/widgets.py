@@ -52,9 +52,11 @@ class ImageView(Widget):
     image coordinates clicked, a drag the box drawn."""
 
     DEFAULT_CSS = """
-    ImageView { height: 1fr; width: 1fr; }
+    ImageView { height: 1fr; width: 1fr; layers: image hints; }
     ImageView > .pixels { width: 100%; height: 100%; }
     ImageView > .empty { width: 100%; height: 100%; content-align: center middle; color: $text-muted; }
+    ImageView > .hint { layer: hints; position: absolute; width: auto; height: 1; background: $warning;
+                        color: $text; text-style: bold; }
     """
 
     class Clicked(Message):
@@ -109,6 +111,23 @@ class ImageView(Widget):
         target = (max(1, int(width * shrink)), max(1, int(height * shrink)))
         self.rendered = render_view(self.rgb, self.factor, self.viewport.region(self.aspect), target, self.overlays)
         show_pixels(self, self.rendered)
+
+    def show_hints(self, hints: list[tuple[str, float, float]]) -> None:
+        """Label places of the image, each (label, y, x) in image px, on the cells showing them."""
+        self.clear_hints()
+        if self.viewport is None or not self.size.width or not self.size.height:
+            return
+        x0, y0, x1, y1 = self.viewport.region(self.aspect)
+        for label, y, x in hints:
+            column = int((x - x0) / (x1 - x0) * self.size.width) - len(label) // 2
+            row = int((y - y0) / (y1 - y0) * self.size.height)
+            if 0 <= row < self.size.height:
+                marker = Static(label, classes="hint")
+                marker.styles.offset = (min(max(0, column), self.size.width - len(label)), row)
+                self.mount(marker)
+
+    def clear_hints(self) -> None:
+        self.query(".hint").remove()
 
     def image_point(self, x: int, y: int) -> tuple[float, float]:
         """Image coordinates (y, x) of the middle of the cell at widget offset (x, y)."""

@@ -4,6 +4,7 @@ import asyncio
 import shutil
 import time
 
+import numpy as np
 import pytest
 
 from conftest import planted_project
@@ -339,6 +340,36 @@ def test_every_screen_fits_the_terminal(trained_project, size):
                     assert region.height >= 1 and region.right <= width and region.bottom <= height, (name, widget, region)
                     if type(widget).__name__ in ("ImageView", "PatchGrid"):
                         assert region.height >= 3 and region.width >= 20, (name, widget, region)
+
+    run(scenario)
+
+
+def test_hint_mode_puts_the_box_on_an_object_in_three_keys(fresh_project):
+    folder, truth = fresh_project
+    with Project.open(folder) as project:
+        Curation(project).add_class("disc")
+    (y, x), *_ = truth["img0.tif"][0]
+
+    async def scenario():
+        app = SimSearchApp(folder)
+        async with app.run_test(size=(100, 32)) as pilot:
+            await wait_until(pilot, lambda: app.screen.id == "curate")
+            screen = app.screen
+            await wait_until(pilot, lambda: screen.query_one("#image").rgb is not None, what="the image")
+            await pilot.press("f")
+            await wait_until(pilot, lambda: screen.query(".hint"), what="the hint labels")
+            assert {str(hint.render()) for hint in screen.query(".hint")} <= set(screen.hint_targets)
+            label = min(screen.hint_targets, key=lambda k: np.hypot(screen.hint_targets[k][0] - y, screen.hint_targets[k][1] - x))
+            assert len(label) == 1
+            await pilot.press(label, "enter")  # f, the label, enter: three keys for a prototype
+            await wait_until(pilot, lambda: app.project.store.prototypes("disc"), what="the prototype")
+            assert not screen.query(".hint")
+            (prototype,) = app.project.store.prototypes("disc")
+            py, px = prototype.centre
+            assert np.hypot(py - y, px - x) <= 4
+            assert 16 <= prototype.box[2] - prototype.box[0] <= 32  # sized to the 18 px disc, with a rim
+            await pilot.press("f", "escape")  # esc leaves hint mode, nothing changes
+            assert not screen.query(".hint") and len(app.project.store.prototypes("disc")) == 1
 
     run(scenario)
 

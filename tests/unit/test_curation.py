@@ -161,3 +161,22 @@ def test_box_of_another_size_is_recentred(planted, caplog):
     assert "re-centred" in caplog.text
     x0, y0, x1, y1 = proto.box
     assert (x1 - x0, y1 - y0) == (32, 32) and proto.centre == (y, x)
+
+
+@pytest.mark.parametrize("bright", [True, False])
+def test_blobs_find_discs_of_their_size_in_both_polarities(bright):
+    from simsearch import find_blobs
+
+    rng = np.random.default_rng(0)
+    yy, xx = np.mgrid[:240, :320]
+    image = rng.normal(0.5, 0.03, (240, 320))
+    discs = [(60, 70, 9), (150, 220, 14), (180, 80, 6), (50, 250, 11)]
+    for cy, cx, r in discs:
+        image[(yy - cy) ** 2 + (xx - cx) ** 2 <= r * r] = 0.9 if bright else 0.1
+    blobs = find_blobs(image, count=10)
+    for cy, cx, r in discs:
+        nearest = int(np.argmin(np.hypot(blobs.ys - cy, blobs.xs - cx)))
+        assert np.hypot(blobs.ys[nearest] - cy, blobs.xs[nearest] - cx) <= 3, (cy, cx)
+        assert 0.6 * 2 * r <= blobs.sizes[nearest] <= 1.6 * 2 * r, (r, blobs.sizes[nearest])
+    assert list(blobs.strengths) == sorted(blobs.strengths, reverse=True)
+    assert len(find_blobs(np.full((50, 50), 0.5), count=10)) == 0  # nothing to find: none
