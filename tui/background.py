@@ -29,6 +29,7 @@ class BackgroundScreen(StepScreen):
     BINDINGS = [
         Binding("b", "propose", "propose", tooltip="propose background candidates (Algorithm 1)"),
         Binding("space", "flag", "flag", tooltip="flag / unflag: not background"),
+        Binding("m", "mark", "mark", tooltip="page by page: a letter flags its tile as not background, space the next page"),
         Binding("c", "confirm", "confirm", tooltip="confirm: the unflagged candidates become background"),
     ]
 
@@ -122,6 +123,19 @@ class BackgroundScreen(StepScreen):
         self.app.remember("background flag", lambda: self.app.curation.flag_not_background(candidate, not flag))
         self.refresh_view()
         grid.action_move(1, 0)
+
+    def action_mark(self) -> None:
+        if not self.candidates:
+            return
+
+        def toggle(index: int) -> None:
+            candidate = self.candidates[index]
+            flag = candidate.is_background
+            self.app.curation.flag_not_background(candidate, flag)
+            self.app.remember("background flag", lambda: self.app.curation.flag_not_background(candidate, not flag))
+            self.refresh_view()
+
+        self.mark_by_label(self.query_one("#bg-grid", PatchGrid), toggle, "the letter of a tile that is not background")
 
     def action_confirm(self) -> None:
         try:

@@ -92,6 +92,35 @@ class StepScreen(Screen):
         self.update_step_bar()
         self.refresh_view()
 
+    def mark_by_label(self, grid, toggle, what: str, page_done=None) -> None:
+        """Page-wise marking: every tile of the grid's page gets a letter; typing one calls
+        `toggle(item index)` and the labels come back for the next; space calls
+        `page_done(the page's items)` if given and shows the next page; esc ends. Several marks
+        a page, a key each, instead of walking the grid tile by tile."""
+        from .dialogs import HintScreen, hint_labels
+
+        items = grid.page_items()
+        if not items:
+            return
+        labels = dict(zip(hint_labels(len(items)), items))
+        grid.show_labels(labels)
+
+        def chosen(result: str | None) -> None:
+            grid.clear_labels()
+            if result is None:
+                return
+            if result == HintScreen.NEXT_PAGE:
+                if page_done is not None:
+                    page_done(list(labels.values()))
+                if not grid.next_page():
+                    self.notify("that was the last page")
+                    return
+            else:
+                toggle(labels[result])
+            self.mark_by_label(grid, toggle, what, page_done)
+
+        self.app.push_screen(HintScreen(list(labels), what, pages=True), chosen)
+
     def update_step_bar(self) -> None:
         self.query_one(StepBar).update_steps(self.NAME, self.app.step_marks())
 

@@ -56,6 +56,7 @@ class CurateScreen(ClassActions, StepScreen):
         Binding("x", "remove_prototype", "remove the prototype under the cursor", show=False),
         *threshold_bindings("similarity"),
         Binding("space", "flag", "flag", tooltip="flag / unflag the suggestion as a negative"),
+        Binding("m", "mark", "mark", tooltip="page by page in the grid: a letter flags its suggestion as a negative, space the next page"),
         Binding("tab", "toggle_focus", "grid", tooltip="move between the image and the suggestion grid"),
         Binding("g", "toggle_grid", "show or hide the suggestion grid (more room for the images)", show=False),
         Binding("s", "toggle_sort", "grid order: most similar first / nearest the threshold first", show=False),
@@ -500,6 +501,25 @@ class CurateScreen(ClassActions, StepScreen):
         if self.grid_mode:
             self.query_one("#grid", PatchGrid).action_move(1, 0)
         self.load_suggestions()
+
+    def action_mark(self) -> None:
+        if not len(self.suggestions):
+            return
+        grid = self.query_one("#grid", PatchGrid)
+        if not grid.display:
+            grid.display = True
+            self.app.remember_place(grid_hidden=False)
+
+        def toggle(position: int) -> None:
+            target = self.suggestions[int(self.order[position])]
+            flagged = not target.flagged
+            self.app.curation.flag_negative(target, flagged=flagged)
+            self.app.remember("flag" if flagged else "unflag", lambda: self.app.curation.flag_negative(target, flagged=not flagged))
+            self.suggestions.flagged[int(self.order[position])] = flagged  # shown at once; the reload confirms it
+            self.show_grid()
+            self.load_suggestions()
+
+        self.mark_by_label(grid, toggle, "the letter of a wrong suggestion")
 
     def action_toggle_focus(self) -> None:
         grid = self.query_one("#grid", PatchGrid)

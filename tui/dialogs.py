@@ -127,18 +127,24 @@ class HintScreen(ModalScreen[str | None]):
     HintScreen > Static { width: auto; height: 1; background: $warning; color: $text; padding: 0 1; margin-bottom: 1; }
     """
 
-    def __init__(self, labels: list[str], what: str = "a label"):
+    NEXT_PAGE = "+page"  # what `pages=True` gives back for space or page down
+
+    def __init__(self, labels: list[str], what: str = "a label", *, pages: bool = False):
         super().__init__()
-        self.labels, self.what, self.typed = set(labels), what, ""
+        self.labels, self.what, self.typed, self.pages = set(labels), what, "", pages
 
     def compose(self) -> ComposeResult:
-        yield Static(f"type {escape(self.what)} (esc cancels)")
+        more = ", space the next page" if self.pages else ""
+        yield Static(f"type {escape(self.what)}{more} (esc ends)")
 
     def on_key(self, event) -> None:
         event.stop()
         event.prevent_default()
         if event.key == "escape":
             self.dismiss(None)
+            return
+        if self.pages and event.key in ("space", "pagedown"):
+            self.dismiss(self.NEXT_PAGE)
             return
         if not (event.character and event.character in HINT_KEYS):
             return

@@ -37,6 +37,7 @@ class ReviewScreen(StepScreen):
         Binding("a", "answer('accepted')", "accept", tooltip="accept: it is the class (a clean positive)"),
         Binding("x", "answer('rejected')", "reject", tooltip="reject: it is not the class (a negative)"),
         Binding("backspace", "answer(None)", "clear", tooltip="take the answer back"),
+        Binding("m", "mark", "mark", tooltip="page by page: a letter rejects its item; space accepts the rest of the page and shows the next"),
         Binding("o", "cycle_order", "order", tooltip="order: " + ", ".join(simsearch.REVIEW_ORDERS)),
         Binding("t", "train", "train again", tooltip="train again on the answers (step 4)"),
         Binding("comma", "next_class(-1)", "previous class", show=False),
@@ -183,6 +184,30 @@ class ReviewScreen(StepScreen):
         self.update_step_bar()
         if answer is not None:
             grid.action_move(1, 0)
+
+    def action_mark(self) -> None:
+        if not self.items:
+            return
+        store, name = self.app.project.store, self.class_name
+
+        def answer(numbers: list[int], value: str | None) -> None:
+            before = {item.number: item.answer for item in self.items if item.number in numbers}
+            store.answer_review(name, numbers, value)
+            self.app.remember(f"review answers {numbers}", lambda: [store.answer_review(name, [n], a) for n, a in before.items()])
+
+        def toggle(index: int) -> None:
+            item = self.items[index]
+            answer([item.number], None if item.answer == "rejected" else "rejected")
+            self.refresh_view()
+
+        def accept_rest(indices: list[int]) -> None:
+            rest = [self.items[i].number for i in indices if self.items[i].answer is None]
+            if rest:
+                answer(rest, "accepted")
+            self.refresh_view()
+            self.update_step_bar()
+
+        self.mark_by_label(self.query_one("#rv-grid", PatchGrid), toggle, "the letter of a wrong item", accept_rest)
 
     def action_cycle_order(self) -> None:
         orders = simsearch.REVIEW_ORDERS

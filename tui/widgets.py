@@ -190,10 +190,12 @@ class PatchGrid(Widget, can_focus=True):
     `Moved`. The screen owns the items: `tile(i)` gives a PIL tile, `flagged(i)` its mark."""
 
     DEFAULT_CSS = """
-    PatchGrid { height: 1fr; width: 1fr; }
+    PatchGrid { height: 1fr; width: 1fr; layers: tiles labels; }
     PatchGrid:focus { border: tall $accent; }
     PatchGrid > .pixels { width: 100%; height: 100%; }
     PatchGrid > .empty { color: $text-muted; }
+    PatchGrid > .hint { layer: labels; position: absolute; width: auto; height: 1; background: $warning;
+                        color: $text; text-style: bold; }
     """
     BINDINGS = [
         Binding("left", "move(-1, 0)", "grid: previous patch", show=False), Binding("right", "move(1, 0)", "grid: next patch", show=False),
@@ -241,6 +243,32 @@ class PatchGrid(Widget, can_focus=True):
 
     def on_resize(self, event: events.Resize) -> None:
         self._draw()
+
+    def page_items(self) -> list[int]:
+        """The item indices on the page shown."""
+        start = self.page_start()
+        return list(range(start, min(self.count, start + self.columns * self.rows)))
+
+    def show_labels(self, labels: dict[str, int]) -> None:
+        """A label on the top-left corner of each item's tile (label -> item index on this page)."""
+        self.clear_labels()
+        start = self.page_start()
+        for label, index in labels.items():
+            position = index - start
+            marker = Static(label, classes="hint")
+            marker.styles.offset = ((position % self.columns) * self.TILE_CELLS[0], (position // self.columns) * self.TILE_CELLS[1])
+            self.mount(marker)
+
+    def clear_labels(self) -> None:
+        self.query(".hint").remove()
+
+    def next_page(self) -> bool:
+        """Show the next page (the focus on its first item); False on the last page."""
+        start = self.page_start() + self.columns * self.rows
+        if start >= self.count:
+            return False
+        self._set_focus_index(start)
+        return True
 
     def _draw(self) -> None:
         if not self.size.width or not self.size.height:

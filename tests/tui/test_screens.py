@@ -172,6 +172,37 @@ def test_background_flag_and_confirm(curated_project):
     run(scenario)
 
 
+def test_page_by_page_marking_with_letters(curated_project):
+    folder, _ = curated_project
+
+    async def scenario():
+        app = SimSearchApp(folder)
+        async with app.run_test(size=(100, 30)) as pilot:
+            await wait_until(pilot, lambda: app.screen.id == "curate")
+            await pilot.press("3", "b", "enter")
+            await wait_until(pilot, lambda: app.screen.id == "background" and len(app.screen.candidates) > 8, what="candidates")
+            screen = app.screen
+            grid = screen.query_one("#bg-grid", PatchGrid)
+            page = grid.page_items()
+            assert 1 < len(page) < len(screen.candidates)
+            await pilot.press("m")
+            await wait_until(pilot, lambda: len(grid.query(".hint")) == len(page), what="a letter on every tile")
+            await pilot.press("s", "a")  # the second and first tiles: not background
+            await pilot.pause()
+            assert [not c.is_background for c in screen.candidates[:3]] == [True, True, False]
+            await pilot.press("space")  # the next page
+            await wait_until(pilot, lambda: grid.page_start() == len(page), what="the next page")
+            await pilot.press("a", "escape")  # its first tile; esc ends the marking
+            await pilot.pause()
+            assert [i for i, c in enumerate(screen.candidates) if not c.is_background] == [0, 1, len(page)]
+            assert not grid.query(".hint")
+            await pilot.press("u")  # each mark undoes on its own
+            await pilot.pause()
+            assert [i for i, c in enumerate(screen.candidates) if not c.is_background] == [0, 1]
+
+    run(scenario)
+
+
 def test_start_and_cancel_training(curated_project):
     folder, _ = curated_project
 
@@ -245,6 +276,12 @@ def test_review_the_models_detections_then_train_again(trained_project):
             assert "5 Review 2" in str(screen.query_one("#steps").render())
             await pilot.press("u")  # undo takes the rejection back
             assert [item.answer for item in app.project.store.review_items("disc")][1] is None
+            page = screen.query_one("#rv-grid", PatchGrid).page_items()
+            await pilot.press("m", "s", "space")  # page-wise: reject the second, accept the rest of the page
+            await pilot.pause()
+            answers = [item.answer for item in app.project.store.review_items("disc")]
+            assert answers[1] == "rejected" and all(a == "accepted" for i, a in enumerate(answers[: len(page)]) if i != 1)
+            await pilot.press("escape")
             before = training_status(app.project).model_stamp
             app.remember_place(strategy="pos")
             await pilot.press("t")  # train again on the answers
