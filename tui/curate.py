@@ -3,6 +3,7 @@ similarity threshold, suggestions on the image and in a grid, negatives flagged,
 confirmed (paper Sec. II-B, Fig. 2)."""
 from __future__ import annotations
 
+import logging
 
 import numpy as np
 from rich.markup import escape
@@ -19,6 +20,8 @@ from .classes import ClassActions
 from .dialogs import HINT_KEYS, HintScreen, PromptScreen, hint_labels
 from .render import CURSOR, FOCUS, NEGATIVE, Overlay, Viewport, class_colour, crop_patch, sparkline
 from .widgets import FocusView, ImageView, PatchGrid
+
+log = logging.getLogger("simsearch.tui.curate")
 
 DEFAULT_BOX = 64  # the cursor box before the first prototype fixes the patch size
 
@@ -383,6 +386,7 @@ class CurateScreen(ClassActions, StepScreen):
         labels = hint_labels(len(inside))
         self.hint_targets = targets = {label: (float(ys[i]), float(xs[i]), float(sizes[i])) for label, i in zip(labels, inside)}
         view.show_hints([(label, y, x) for label, (y, x, _) in targets.items()])
+        log.info("hints on %s: %s", image_id, {label: tuple(round(v, 1) for v in t) for label, t in targets.items()})
 
         def chosen(label: str | None) -> None:
             view.clear_hints()
