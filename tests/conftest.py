@@ -3,7 +3,12 @@ folder make `auto` resolve to the packaged EfficientNet-Lite0 weights."""
 from __future__ import annotations
 
 import os
+import re
+import subprocess
+import sys
 import tempfile
+import time
+import uuid
 from pathlib import Path
 
 import numpy as np
@@ -121,3 +126,82 @@ def curated(tmp_path):
     list(curation.iter_noisy(background_per_image=3))
     yield project, truth
     project.close()
+
+
+# -- the real app in a real terminal (tmux), for the UI tests ----------------------------------
+
+
+class Terminal:
+    """A tmux session on its own server socket."""
+
+    def __init__(self, width: int, height: int):
+        self.socket = f"simsearch-test-{uuid.uuid4().hex[:8]}"
+        self.size = (width, height)
+
+    def tmux(self, *args: str) -> str:
+        return subprocess.run(["tmux", "-L", self.socket, *args], check=True, capture_output=True, text=True).stdout
+
+    def start(self, command: list[str], cwd: Path) -> None:
+        env = " ".join(f"{k}={v}" for k, v in (("SIMSEARCH_OFFLINE", "1"), ("TORCH_HOME", os.environ["TORCH_HOME"]),
+                                               ("TERM", "xterm-256color"), ("COLORTERM", "truecolor")))
+        # pytest exports COLUMNS and LINES, and Textual would keep that size through every resize
+        line = f"cd {cwd} && env -u COLUMNS -u LINES {env} {' '.join(command)}; sleep 600"
+        self.tmux("new-session", "-d", "-s", "app", "-x", str(self.size[0]), "-y", str(self.size[1]), line)
+
+    def keys(self, *keys: str) -> None:
+        for key in keys:
+            self.tmux("send-keys", "-t", "app", key)
+            time.sleep(0.15)
+
+    def text(self, *keys: str) -> None:
+        self.tmux("send-keys", "-t", "app", "-l", "".join(keys))
+        time.sleep(0.15)
+
+    def screen(self) -> str:
+        return self.tmux("capture-pane", "-p", "-t", "app")
+
+    def cells_coloured(self, colour: tuple[int, int, int]) -> int:
+        """Cells drawn in `colour` (as their text or background colour): what the user sees."""
+        wanted = "2;{};{};{}".format(*colour)
+        count = 0
+        for line in self.tmux("capture-pane", "-p", "-e", "-t", "app").splitlines():
+            fg = bg = ""
+            for sgr, char in re.findall(r"\x1b\[([0-9;]*)m|(.)", line):
+                if char:
+                    count += wanted in (fg, bg)
+                elif sgr in ("", "0"):
+                    fg = bg = ""
+                else:
+                    for kind, value in re.findall(r"(38|48);(2;\d+;\d+;\d+|5;\d+)", sgr):
+                        fg, bg = (value, bg) if kind == "38" else (fg, value)
+        return count
+
+    def wait_for(self, text: str, timeout: float = 90.0) -> str:
+        """Until `text` is on the screen (a regular expression when it starts with 're:')."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            screen = self.screen()
+            if re.search(text[3:], screen) if text.startswith("re:") else text in screen:
+                return screen
+            time.sleep(0.25)
+        raise AssertionError(f"{text!r} never appeared; the screen was:\n{self.screen()}")
+
+    def close(self) -> None:
+        subprocess.run(["tmux", "-L", self.socket, "kill-server"], capture_output=True)
+
+
+@pytest.fixture
+def terminal():
+    opened = []
+
+    def make(width=80, height=24):
+        opened.append(Terminal(width, height))
+        return opened[-1]
+
+    yield make
+    for terminal in opened:
+        terminal.close()
+
+
+def app_command(target: Path) -> list[str]:
+    return [sys.executable, "-m", "tui", str(target)]

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from simsearch import read_voc_folder
-from test_tmux_smoke import ROOT, app_command, terminal  # noqa: F401  (the fixture)
+from conftest import REPO as ROOT, app_command
 
 SAMPLE = ROOT / "examples" / "data" / "bccd"
 BUDGET = 60
@@ -43,7 +43,7 @@ def hint_label(log: Path, image: str, centres: np.ndarray, after: int) -> str:
     return min(distance, key=distance.get)
 
 
-def test_folder_to_exports_in_at_most_60_keys(terminal):  # noqa: F811
+def test_folder_to_exports_in_at_most_60_keys(terminal):
     work = Path(tempfile.mkdtemp(prefix="ss-keys-"))
     truth = read_voc_folder(SAMPLE / "annotations")
     term = terminal(100, 30)
