@@ -12,7 +12,6 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -26,17 +25,11 @@ import simsearch
 from .base import STEPS
 from .dialogs import ErrorScreen, HelpScreen
 from .render import DisplayImages
+from .undo import OPERATIONS, UndoLog, UndoStep
 
 log = logging.getLogger("simsearch.tui")
 STATE_FILE = "tui-state.yaml"
 LOG_FILE = "tui.log"
-
-
-@dataclass
-class UndoStep:
-    description: str
-    undo: Callable[[], None]
-    key: tuple | None = None  # consecutive steps with the same key merge (threshold presses)
 
 
 class SimSearchApp(App):
@@ -68,7 +61,7 @@ class SimSearchApp(App):
         self.project: simsearch.Project | None = None
         self.curation: simsearch.Curation | None = None
         self.images: DisplayImages | None = None
-        self.undo_steps: list[UndoStep] = []
+        self.undo = UndoLog(None)
         self.state: dict = {}
         self.engine_lock = threading.RLock()  # one engine computation at a time (workers)
         self.log_path: Path = Path.home() / ".cache" / "simsearch" / LOG_FILE
@@ -106,6 +99,7 @@ class SimSearchApp(App):
         self.images = DisplayImages(project, capacity=16)
         self._log_to(project.folder)
         self.state = self._read_state()
+        self.undo = UndoLog(project.folder)
         self.sub_title = f"{project.folder.name}"
         for screen in (DatasetScreen(), CurateScreen(), BackgroundScreen(), TrainScreen(), ReviewScreen(), ThresholdScreen(),
                        RunScreen()):
@@ -177,23 +171,22 @@ class SimSearchApp(App):
 
     # -- undo ------------------------------------------------------------------------------------
 
-    def remember(self, description: str, undo: Callable[[], None], *, key: tuple | None = None) -> None:
-        """Record how to undo an action just done; consecutive steps with the same key merge
+    def remember(self, description: str, operation: str, args: dict, *, key: tuple | None = None) -> None:
+        """Record how to undo an action just done: the engine call (an operation of
+        tui/undo.py) that reverses it, kept on disk; consecutive steps with the same key merge
         (the first one's undo stays: many threshold presses undo in one go)."""
-        if key is not None and self.undo_steps and self.undo_steps[-1].key == key:
-            return
-        self.undo_steps.append(UndoStep(description, undo, key))
-        del self.undo_steps[:-200]
+        self.undo.push(UndoStep(description, operation, args, list(key) if key else None))
 
     def action_undo(self) -> None:
         if isinstance(self.screen, ModalScreen):
             return
-        if not self.undo_steps:
+        step = self.undo.pop()
+        if step is None:
             self.notify("nothing to undo")
             return
-        step = self.undo_steps.pop()
         try:
-            step.undo()
+            with self.engine_lock:
+                OPERATIONS[step.operation](self, step.args)
         except Exception as error:
             self.show_error(error)
             return

@@ -11,6 +11,7 @@ from textual.widgets import Static
 
 from .base import StepScreen
 from .dialogs import PromptScreen
+from .undo import patch
 from .render import FOCUS, NEGATIVE, Overlay, Viewport, crop_patch
 from .widgets import ImageView, PatchGrid
 
@@ -120,7 +121,7 @@ class BackgroundScreen(StepScreen):
         candidate = self.candidates[grid.focus_index]
         flag = candidate.is_background  # flag it as not background
         self.app.curation.flag_not_background(candidate, flag)
-        self.app.remember("background flag", lambda: self.app.curation.flag_not_background(candidate, not flag))
+        self.app.remember("background flag", "set_not_background", {"patch": patch(candidate.record()), "flagged": not flag})
         self.refresh_view()
         grid.action_move(1, 0)
 
@@ -132,7 +133,7 @@ class BackgroundScreen(StepScreen):
             candidate = self.candidates[index]
             flag = candidate.is_background
             self.app.curation.flag_not_background(candidate, flag)
-            self.app.remember("background flag", lambda: self.app.curation.flag_not_background(candidate, not flag))
+            self.app.remember("background flag", "set_not_background", {"patch": patch(candidate.record()), "flagged": not flag})
             self.refresh_view()
 
         self.mark_by_label(self.query_one("#bg-grid", PatchGrid), toggle, "the letter of a tile that is not background")

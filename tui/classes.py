@@ -18,7 +18,7 @@ class ClassActions:
             except simsearch.SimSearchError as error:
                 self.app.show_error(error)
                 return
-            self.app.remember(f"new class {name}", lambda: self.app.curation.delete_class(name))
+            self.app.remember(f"new class {name}", "delete_class", {"name": name})
             self.class_name = name
             self.refresh_view()
             self.update_step_bar()
@@ -39,7 +39,7 @@ class ClassActions:
             except simsearch.SimSearchError as error:
                 self.app.show_error(error)
                 return
-            self.app.remember(f"renaming {old}", lambda: self.app.curation.rename_class(new, old))
+            self.app.remember(f"renaming {old}", "rename_class", {"old": new, "new": old})
             self.class_name = new
             self.refresh_view()
 

@@ -19,6 +19,7 @@ from .base import IMAGE_AND_CLASS_BINDINGS, StepScreen, threshold_bindings
 from .classes import ClassActions
 from .dialogs import HINT_KEYS, HintScreen, PromptScreen, hint_labels
 from .render import CURSOR, FOCUS, NEGATIVE, Overlay, Viewport, class_colour, crop_patch, sparkline
+from .undo import patch
 from .widgets import FocusView, ImageView, PatchGrid
 
 log = logging.getLogger("simsearch.tui.curate")
@@ -104,7 +105,26 @@ class CurateScreen(ClassActions, StepScreen):
         self.class_name = state.get("class") if state.get("class") in names else (names[0] if names else None)
         self.image_index = int(state.get("image", 0) or 0)
         self.query_one("#grid", PatchGrid).display = not state.get("grid_hidden", False)
+        self.restore_place(state)
         self.query_one("#image", ImageView).focus()
+        if self.grid_mode:
+            self.query_one("#grid", PatchGrid).focus()
+
+    def restore_place(self, state: dict) -> None:
+        """Back where the user was (see `remember`); whatever is missing or damaged is left at its default."""
+        try:
+            if state.get("cursor"):
+                self.cursor = (float(state["cursor"][0]), float(state["cursor"][1]))
+            self.box_size = int(state.get("box", DEFAULT_BOX))
+            for image_id, (zoom, cy, cx) in (state.get("views") or {}).items():
+                if image_id in self.displayed:
+                    record = self.project.dataset.by_id(image_id)
+                    self.viewports[image_id] = Viewport(record.height, record.width, zoom=float(zoom), cy=float(cy), cx=float(cx))
+            self.sort_near_threshold = bool(state.get("near_threshold", False))
+            self.grid_mode = bool(state.get("grid_mode", False))
+            self.query_one("#grid", PatchGrid).focus_index = int(state.get("grid_focus", 0) or 0)
+        except (TypeError, ValueError, KeyError, simsearch.SimSearchError) as error:
+            log.warning("ignoring part of the saved place: %s", error)
 
     # -- what is shown ------------------------------------------------------------------------
 
@@ -143,8 +163,17 @@ class CurateScreen(ClassActions, StepScreen):
         self.load_suggestions()
 
     def remember(self) -> None:
-        """The class and image shown, for reopening in the same place."""
-        self.app.remember_place(image=self.image_index, **({"class": self.class_name} if self.class_name else {}))
+        """The user's place, for reopening there after a quit, a kill or a dropped connection:
+        class and image, the cursor box, each image's zoom and position, the grid's order,
+        focus and mode."""
+        views = {image_id: [round(v.zoom, 3), round(v.cy, 1), round(v.cx, 1)] for image_id, v in self.viewports.items()}
+        place = {"image": self.image_index, "box": self.box_size, "views": views, "grid_mode": self.grid_mode,
+                 "grid_focus": self.query_one("#grid", PatchGrid).focus_index, "near_threshold": self.sort_near_threshold}
+        if self.cursor is not None:
+            place["cursor"] = [round(self.cursor[0], 1), round(self.cursor[1], 1)]
+        if self.class_name:
+            place["class"] = self.class_name
+        self.app.remember_place(**place)
 
     def show_classes(self) -> None:
         lines = ["[b]Classes[/b]  , . to switch"]
@@ -445,10 +474,7 @@ class CurateScreen(ClassActions, StepScreen):
         self.app.call_from_thread(self.prototype_added, prototype)
 
     def prototype_added(self, prototype) -> None:
-        def undo():
-            with self.app.engine_lock:
-                self.app.curation.remove_prototype(prototype.id)
-        self.app.remember(f"prototype of {prototype.class_name}", undo)
+        self.app.remember(f"prototype of {prototype.class_name}", "remove_prototype", {"id": prototype.id})
         self.notify(f"prototype added to {prototype.class_name}")
         self.show_classes()
         self.load_suggestions()
@@ -463,7 +489,8 @@ class CurateScreen(ClassActions, StepScreen):
                 with self.app.engine_lock:
                     self.app.curation.remove_prototype(prototype.id)
                 name, image_id, box = prototype.class_name, prototype.image_id, prototype.box
-                self.app.remember(f"removing a prototype of {name}", lambda: self.app.curation.add_prototype(name, image_id, box))
+                self.app.remember(f"removing a prototype of {name}", "add_prototype",
+                                  {"name": name, "image_id": image_id, "box": list(box)})
                 self.notify(f"prototype of {name} removed")
                 self.refresh_view()
                 return
@@ -476,7 +503,7 @@ class CurateScreen(ClassActions, StepScreen):
         old = self.project.store.class_info(name).similarity_threshold
         value = round(min(1.0, max(-1.0, old + step)), 4)
         self.app.curation.set_threshold(name, value)
-        self.app.remember(f"threshold of {name}", lambda: self.app.curation.set_threshold(name, old), key=("threshold", name))
+        self.app.remember(f"threshold of {name}", "set_similarity_threshold", {"name": name, "value": old}, key=("threshold", name))
         self.load_suggestions()
 
     def flag_target(self):
@@ -501,7 +528,8 @@ class CurateScreen(ClassActions, StepScreen):
             return
         flagged = not target.flagged
         self.app.curation.flag_negative(target, flagged=flagged)
-        self.app.remember("flag" if flagged else "unflag", lambda: self.app.curation.flag_negative(target, flagged=not flagged))
+        self.app.remember("flag" if flagged else "unflag", "set_negative",
+                          {"name": target.class_name, "patch": patch(target.record()), "flagged": not flagged})
         if self.grid_mode:
             self.query_one("#grid", PatchGrid).action_move(1, 0)
         self.load_suggestions()
@@ -518,7 +546,8 @@ class CurateScreen(ClassActions, StepScreen):
             target = self.suggestions[int(self.order[position])]
             flagged = not target.flagged
             self.app.curation.flag_negative(target, flagged=flagged)
-            self.app.remember("flag" if flagged else "unflag", lambda: self.app.curation.flag_negative(target, flagged=not flagged))
+            self.app.remember("flag" if flagged else "unflag", "set_negative",
+                              {"name": target.class_name, "patch": patch(target.record()), "flagged": not flagged})
             self.suggestions.flagged[int(self.order[position])] = flagged  # shown at once; the reload confirms it
             self.show_grid()
             self.load_suggestions()
@@ -593,8 +622,9 @@ class CurateScreen(ClassActions, StepScreen):
                 before = store.class_info(name)
                 earlier = store.patches(name, "positive")
                 positives = self.app.curation.confirm_class(name)
-                self.app.call_from_thread(self.app.remember, f"confirming {name}", lambda: store.confirm_class(
-                    name, before.similarity_threshold, earlier, confirmed=before.confirmed))
+                self.app.call_from_thread(self.app.remember, f"confirming {name}", "restore_confirmation", {
+                    "name": name, "threshold": before.similarity_threshold, "positives": [patch(p) for p in earlier],
+                    "confirmed": before.confirmed})
         except Exception as error:
             self.app.show_error_from_thread(error)
             return

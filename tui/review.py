@@ -179,7 +179,7 @@ class ReviewScreen(StepScreen):
         store, name = self.app.project.store, self.class_name
         previous = item.answer
         store.answer_review(name, [item.number], answer)
-        self.app.remember(f"review answer {item.number}", lambda: store.answer_review(name, [item.number], previous))
+        self.app.remember(f"review answer {item.number}", "answer_review", {"name": name, "answers": {str(item.number): previous}})
         self.refresh_view()
         self.update_step_bar()
         if answer is not None:
@@ -191,9 +191,9 @@ class ReviewScreen(StepScreen):
         store, name = self.app.project.store, self.class_name
 
         def answer(numbers: list[int], value: str | None) -> None:
-            before = {item.number: item.answer for item in self.items if item.number in numbers}
+            before = {str(item.number): item.answer for item in self.items if item.number in numbers}
             store.answer_review(name, numbers, value)
-            self.app.remember(f"review answers {numbers}", lambda: [store.answer_review(name, [n], a) for n, a in before.items()])
+            self.app.remember(f"review answers {numbers}", "answer_review", {"name": name, "answers": before})
 
         def toggle(index: int) -> None:
             item = self.items[index]

@@ -139,7 +139,7 @@ class ThresholdScreen(StepScreen):
         old = self.thresholds().get(name, 0.5)
         value = round(min(1.0, max(0.0, old + step)), 4)
         self.app.project.store.set_confidence_threshold(name, value)
-        self.app.remember(f"confidence threshold of {name}", lambda: self.app.project.store.set_confidence_threshold(name, old),
+        self.app.remember(f"confidence threshold of {name}", "set_confidence_threshold", {"name": name, "value": old},
                           key=("confidence", name))
         self.show()
 

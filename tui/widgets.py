@@ -226,7 +226,8 @@ class PatchGrid(Widget, can_focus=True):
         self.count, self.tile, self.flagged = count, tile, flagged
         if focus is not None:
             self.focus_index = focus
-        self.focus_index = min(max(0, self.focus_index), max(0, count - 1))
+        if count:  # none yet (loading): the focus waits for the items
+            self.focus_index = min(max(0, self.focus_index), count - 1)
         self._draw()
 
     @property

@@ -128,11 +128,21 @@ def test_reopening_returns_to_the_same_place(fresh_project):
         curation.add_class("disc")
         curation.add_class("cross")
 
+    place = {}
+
     async def first():
         app = SimSearchApp(folder)
         async with app.run_test(size=(80, 24)) as pilot:
             await wait_until(pilot, lambda: app.screen.id == "curate")
+            screen = app.screen
             await pilot.press("full_stop", "n")
+            await pilot.press("enter")  # a prototype of cross at the box
+            await wait_until(pilot, lambda: app.project.store.prototypes("cross"), what="the prototype")
+            await pilot.press("right", "right", "down", "z", "right_square_bracket")
+            await wait_until(pilot, lambda: len(screen.suggestions) > 0, what="suggestions")
+            await pilot.press("tab", "right")
+            place.update(cursor=screen.cursor, zoom=screen.viewport(screen.image_id).zoom,
+                         focus=screen.query_one("#grid", PatchGrid).focus_index)
             await pilot.press("3")
             await wait_until(pilot, lambda: app.screen.id == "background")
 
@@ -142,8 +152,18 @@ def test_reopening_returns_to_the_same_place(fresh_project):
             await wait_until(pilot, lambda: app.screen.id == "background", what="the background screen again")
             await pilot.press("2")
             await wait_until(pilot, lambda: app.screen.id == "curate")
-            assert app.screen.class_name == "cross"  # the second class
-            assert app.screen.image_index == 1
+            screen = app.screen
+            assert screen.class_name == "cross"  # the second class
+            assert screen.image_index == 1
+            assert screen.cursor == pytest.approx(place["cursor"], abs=0.1) and place["zoom"] == 2
+            assert screen.viewport(screen.image_id).zoom == 2
+            await wait_until(pilot, lambda: len(screen.suggestions) > 0, what="suggestions")
+            assert screen.grid_mode and screen.query_one("#grid", PatchGrid).focus_index == place["focus"] == 1
+            # the undo history outlives the process: the threshold change, then the prototype
+            await pilot.press("u")
+            assert app.project.store.class_info("cross").similarity_threshold == pytest.approx(0.5)
+            await pilot.press("u")
+            assert not app.project.store.prototypes("cross")
 
     run(first)
     run(second)

@@ -1,0 +1,91 @@
+"""Undo that outlives the process. Each step is the engine call that reverses an action, kept
+as data (an operation name and its arguments) in PROJECT/tui-undo.json, written whole after
+every change: a UI reopened after a kill or a dropped connection can still undo what was done
+before it."""
+from __future__ import annotations
+
+import json
+import logging
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import simsearch
+
+log = logging.getLogger("simsearch.tui.undo")
+
+UNDO_FILE = "tui-undo.json"
+LIMIT = 200
+
+
+def patch(record: simsearch.PatchRecord) -> dict:
+    """A patch record as undo arguments."""
+    return asdict(record)
+
+
+def _answers(app, args: dict) -> None:
+    for number, answer in args["answers"].items():
+        app.project.store.answer_review(args["name"], [int(number)], answer)
+
+
+# operation -> the engine call, given the app and the step's arguments
+OPERATIONS: dict[str, Callable[[Any, dict], None]] = {
+    "delete_class": lambda app, a: app.curation.delete_class(a["name"]),
+    "rename_class": lambda app, a: app.curation.rename_class(a["old"], a["new"]),
+    "set_similarity_threshold": lambda app, a: app.curation.set_threshold(a["name"], a["value"]),
+    "set_confidence_threshold": lambda app, a: app.project.store.set_confidence_threshold(a["name"], a["value"]),
+    "set_negative": lambda app, a: app.project.store.set_negative(a["name"], simsearch.PatchRecord(**a["patch"]), a["flagged"]),
+    "set_not_background": lambda app, a: app.project.store.set_not_background(simsearch.PatchRecord(**a["patch"]), a["flagged"]),
+    "remove_prototype": lambda app, a: app.curation.remove_prototype(a["id"]),
+    "add_prototype": lambda app, a: app.curation.add_prototype(a["name"], a["image_id"], tuple(a["box"])),
+    "answer_review": _answers,
+    "restore_confirmation": lambda app, a: app.project.store.confirm_class(
+        a["name"], a["threshold"], [simsearch.PatchRecord(**p) for p in a["positives"]], confirmed=a["confirmed"]),
+}
+
+
+@dataclass
+class UndoStep:
+    description: str
+    operation: str
+    args: dict
+    key: list | None = None  # consecutive steps with the same key merge (threshold presses)
+
+
+class UndoLog:
+    """The undo steps of a project, newest last, saved in `folder` (nowhere when None)."""
+
+    def __init__(self, folder: Path | None):
+        self.path = folder / UNDO_FILE if folder is not None else None
+        self.steps: list[UndoStep] = []
+        if self.path is not None and self.path.is_file():
+            try:
+                self.steps = [UndoStep(**step) for step in json.loads(self.path.read_text())
+                              if step.get("operation") in OPERATIONS]
+            except (OSError, ValueError, TypeError) as error:
+                log.warning("ignoring the unreadable undo log %s: %s", self.path, error)
+
+    def push(self, step: UndoStep) -> None:
+        if step.operation not in OPERATIONS:
+            raise ValueError(f"unknown undo operation {step.operation!r}")
+        if step.key is not None and self.steps and self.steps[-1].key == list(step.key):
+            return  # the first of the run keeps its undo: many presses undo in one go
+        self.steps.append(UndoStep(step.description, step.operation, step.args, list(step.key) if step.key else None))
+        del self.steps[:-LIMIT]
+        self._save()
+
+    def pop(self) -> UndoStep | None:
+        step = self.steps.pop() if self.steps else None
+        self._save()
+        return step
+
+    def _save(self) -> None:
+        if self.path is None:
+            return
+        tmp = self.path.with_name(f".{UNDO_FILE}.{os.getpid()}.tmp")
+        try:
+            tmp.write_text(json.dumps([asdict(step) for step in self.steps]))
+            tmp.replace(self.path)
+        except OSError as error:
+            log.warning("could not save the undo log: %s", error)
