@@ -242,6 +242,8 @@ class CurateScreen(ClassActions, StepScreen):
             lines.append(" " * position + "▲")
         lines.append(f"{len(self.suggestions)} suggestions in {images} image(s)")
         lines.append(f"{flagged} flagged as negative")
+        if len(self.suggestions):  # from the user's own flags: at most this, if every wrong one is flagged
+            lines.append(f"precision ≈ {1 - flagged / len(self.suggestions):.0%} above it")
         if info.confirmed:
             lines.append("[b]confirmed[/b] (c again after changes)")
         elif self.project.store.patches(self.class_name, "positive"):

@@ -1,5 +1,6 @@
 """The threshold screen: per class a confidence threshold, with the detections on the
-displayed images drawn live and counted per class and per image."""
+displayed images and a few undisplayed ones drawn live and counted per class and per image,
+and the precision the user's own review answers give at the threshold."""
 from __future__ import annotations
 
 import numpy as np
@@ -15,11 +16,14 @@ from .base import IMAGE_AND_CLASS_BINDINGS, StepScreen, threshold_bindings
 from .render import Overlay, Viewport, class_colour
 from .widgets import ImageView
 
+PREVIEW_IMAGES = 3  # undisplayed images shown with their detections
+
 
 class ThresholdScreen(StepScreen):
     NAME = "thresholds"
     TITLE = "Thresholds"
     ABOUT = ("Choose each class's confidence threshold: the detections of the trained model on the displayed "
+             "images and a few undisplayed ones (a preview of the rest), and the precision your review answers give, "
              "images are drawn and counted as the threshold moves.")
     DEFAULT_CSS = """
     ThresholdScreen #th-side { width: 34; padding: 0 1; }
@@ -68,7 +72,7 @@ class ThresholdScreen(StepScreen):
         try:
             predictor = simsearch.Predictor(project, device=self.app.device)
             names = predictor.class_names[:-1]
-            for image_id in project.displayed:
+            for image_id in self.images:
                 maps = predictor.probability_maps(project.dataset.read(image_id))
                 self.app.call_from_thread(self.map_ready, names, image_id, maps)
         except Exception as error:
@@ -77,10 +81,31 @@ class ThresholdScreen(StepScreen):
     def map_ready(self, names: list[str], image_id: str, maps: np.ndarray) -> None:
         self.model_names = names
         self.maps[image_id] = maps
-        if len(self.maps) == len(self.app.project.displayed):  # the user has seen this model's detections
+        if len(self.maps) == len(self.images):  # the user has seen this model's detections
             self.app.remember_place(thresholds_model=self.model_stamp)
             self.update_step_bar()
         self.show()
+
+    @property
+    def images(self) -> list[str]:
+        """The displayed images, then a preview of the rest: the first few undisplayed ones."""
+        return self.app.project.displayed + self.app.project.undisplayed[:PREVIEW_IMAGES]
+
+    def precision_lines(self, thresholds: dict[str, float]) -> list[str]:
+        """Per class, the share of the user's review answers above its threshold that were
+        accepted: an estimate of the precision there, from their own judgements."""
+        store, lines = self.app.project.store, []
+        for name in self.model_names:
+            answered = [i for i in store.review_items(name, current_only=False) if i.answer]
+            above = [i for i in answered if i.confidence >= thresholds.get(name, 0.5)]
+            if above:
+                accepted = sum(i.answer == "accepted" for i in above)
+                lines.append(f"{escape(name)[:12]}: precision ≈ {accepted / len(above):.0%} ({accepted} of {len(above)} reviewed)")
+        if lines:
+            lines.insert(0, "")
+        elif self.model_names:
+            lines = ["", "review (5) gives a precision estimate"]
+        return lines
 
     def thresholds(self) -> dict[str, float]:
         return {c.name: c.confidence_threshold for c in self.app.curation.classes()}
@@ -102,9 +127,10 @@ class ThresholdScreen(StepScreen):
             r, g, b = class_colour(index)
             pointer = "▶" if index == self.class_index else " "
             lines.append(f"{pointer}[rgb({r},{g},{b})]■[/] {escape(name)[:12]:<12} {thresholds.get(name, 0.5):.2f}  {total} found")
-        lines += ["", f"on {len(self.maps)}/{len(project.displayed)} displayed images",
+        lines += self.precision_lines(thresholds)
+        lines += ["", f"on {len(self.maps)}/{len(self.images)} images ({len(project.displayed)} displayed)",
                   "image " + " ".join(f"{escape(name)[:4]:>4}" for name in self.model_names)]
-        for number, image_id in enumerate(project.displayed, start=1):
+        for number, image_id in enumerate(self.images, start=1):
             if image_id in per_image:
                 counts = [sum(d.class_name == n for d in per_image[image_id]) for n in self.model_names]
                 lines.append(f"{'▶' if number - 1 == self.image_index else ' '}{number:>3}: " + " ".join(f"{c:>4}" for c in counts))
@@ -113,7 +139,7 @@ class ThresholdScreen(StepScreen):
 
     def show_image(self, per_image: dict) -> None:
         project = self.app.project
-        displayed = project.displayed
+        displayed = self.images
         if not displayed:
             return
         self.image_index %= len(displayed)
@@ -130,7 +156,8 @@ class ThresholdScreen(StepScreen):
                     for d in per_image[image_id]]
         view.show(rgb, factor, viewport, overlays)
         self.query_one("#th-bar", Static).update(
-            f"image {self.image_index + 1}/{len(displayed)} {escape(record.relpath)}  {len(per_image[image_id])} detections  n/p  zoom {viewport.zoom:g}x")
+            f"image {self.image_index + 1}/{len(displayed)} {escape(record.relpath)}"
+            f"{'' if image_id in project.displayed else ' (undisplayed)'}  {len(per_image[image_id])} detections  n/p  zoom {viewport.zoom:g}x")
 
     def action_threshold(self, step: float) -> None:
         if not self.model_names:
@@ -149,12 +176,12 @@ class ThresholdScreen(StepScreen):
             self.show()
 
     def action_image(self, step: int) -> None:
-        if self.app.project.displayed:
-            self.image_index = (self.image_index + step) % len(self.app.project.displayed)
+        if self.images:
+            self.image_index = (self.image_index + step) % len(self.images)
             self.show()
 
     def action_zoom(self, factor: float) -> None:
-        displayed = self.app.project.displayed
+        displayed = self.images
         if displayed:
             image_id = displayed[self.image_index % len(displayed)]
             record = self.app.project.dataset.by_id(image_id)

@@ -257,8 +257,11 @@ def test_confidence_threshold_and_export(trained_project, tmp_path):
             await pilot.press("6")
             await wait_until(pilot, lambda: app.screen.id == "thresholds")
             screen = app.screen
-            await wait_until(pilot, lambda: len(screen.maps) == 2, what="the detection maps")
-            assert "image disc" in str(screen.query_one("#th-side").render())  # the per-image table has its header
+            await wait_until(pilot, lambda: len(screen.maps) == 4, what="the detection maps")  # 2 displayed, 2 more
+            side = str(screen.query_one("#th-side").render())
+            assert "image disc" in side and "review (5) gives a precision estimate" in side  # the table has its header
+            await pilot.press("p")  # the last image: an undisplayed one, as a preview
+            assert "(undisplayed)" in str(screen.query_one("#th-bar").render())
             assert "6 Thresholds ✔" in str(screen.query_one("#steps").render())
             before = app.project.store.class_info("disc").confidence_threshold
             await pilot.press("right_curly_bracket")
