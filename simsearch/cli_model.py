@@ -3,6 +3,8 @@ the headless end-to-end run."""
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import json
 from pathlib import Path
 
 from .errors import ConfigError
@@ -27,6 +29,8 @@ def add_commands(sub) -> None:
     trainer.add_argument("--device", default="auto")
     trainer.add_argument("--from-last", action="store_true",
                          help="fine-tune the last model instead of starting from the pretrained backbone")
+    trainer.add_argument("--progress", choices=("bar", "json"), default="bar",
+                         help="json: one line of JSON per progress event on stdout (for programs driving the training)")
     project_arg(trainer)
     trainer.set_defaults(handler=cmd_train)
 
@@ -80,12 +84,16 @@ def _train_bar(quiet: bool):
 
 
 def cmd_train(args, quiet: bool) -> int:
-    with Project.open(args.project) as project:
+    # training writes only files of its own (checkpoints, the model), never the store: read-only,
+    # so that it can run while the project is open elsewhere (the terminal UI trains this way)
+    with Project.open(args.project, read_only=True) as project:
         settings = training_settings({"preset": args.preset, "strategy": args.strategy})
-        show = _train_bar(quiet)
+        show = _train_bar(quiet) if args.progress == "bar" else _json_progress
         for event in iter_train(project, settings, device=args.device, from_last=args.from_last):
             show(event)
-        if event.reused:
+        if args.progress == "json":
+            pass
+        elif event.reused:
             print(f"the model in {project.model_folder} was trained on this curation and these settings: reused")
         else:
             print(f"model saved in {project.model_folder}")
@@ -139,6 +147,10 @@ def _print_review(items, class_name: str, project: Project) -> None:
     accepted = sum(i.answer == "accepted" for i in answered)
     rejected = sum(i.answer == "rejected" for i in answered)
     print(f"answers so far for {class_name}: {accepted} accepted, {rejected} rejected (simsearch train learns from them)")
+
+
+def _json_progress(event) -> None:
+    print(json.dumps(dataclasses.asdict(event)), flush=True)
 
 
 def cmd_threshold(args, quiet: bool) -> int:

@@ -20,6 +20,7 @@ or, with `from_last`, from the last model. `train` is the same as one blocking c
 """
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import math
@@ -27,6 +28,7 @@ import os
 import threading
 import time
 import logging
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
@@ -37,7 +39,7 @@ import torch
 import torch.nn.functional as F
 import yaml
 
-from ..curation.store import PatchRecord
+from ..curation.store import PatchRecord, ProjectLockedError
 from ..errors import ConfigError, ProjectError
 from ..features.embed import crop_windows, resolve_device
 from ..features.geometry import NETWORK_STRIDE, PatchGeometry
@@ -385,6 +387,28 @@ class _Checkpoints:
         for path in (self.summary_path, self.path):  # the summary first: it must never outlive its checkpoint
             path.unlink(missing_ok=True)
 
+    @contextmanager
+    def running(self) -> Iterator[None]:
+        """Held while a run trains: a second run in the same project (another process, or the
+        terminal UI beside the command line) is refused instead of mixing checkpoints."""
+        self.folder.mkdir(parents=True, exist_ok=True)
+        with open(self.folder / "run.lock", "a+") as handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                handle.seek(0)
+                owner = handle.read().strip() or "another process"
+                raise ProjectLockedError(f"training is already running in {self.folder.parent} ({owner})",
+                                         hint="wait for it to finish, or stop it") from None
+            handle.seek(0)
+            handle.truncate()
+            handle.write(f"process {os.getpid()}")
+            handle.flush()
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
     def _stamp(self) -> list[int]:
         info = self.path.stat()
         return [info.st_size, info.st_mtime_ns]
@@ -494,7 +518,15 @@ def iter_train(
         losses = saved.get("metrics", {}).get("classifier") or [float("nan")]
         yield TrainProgress("done", 0, 0, 0, 0, float(losses[-1]), 0.0, 0.0, reused=True)
         return
-    device = resolve_device(device)
+    checkpoints = _Checkpoints(project.folder / "training")
+    with checkpoints.running():
+        yield from _run(project, settings, records, identity, checkpoints, device=resolve_device(device), cancel=cancel,
+                        from_last=from_last)
+
+
+def _run(project: Project, settings: TrainSettings, records: TrainingRecords, identity: str, checkpoints: _Checkpoints, *,
+         device: torch.device, cancel: threading.Event | None, from_last: bool) -> Iterator[TrainProgress]:
+    """A training run of the stages, resumed from its checkpoint where there is one."""
     names = list(records.names)
     torch.manual_seed(settings.seed)
     model = PatchModel(project.backbone, project.geometry, len(names), context_cells=settings.context_cells,
@@ -502,7 +534,6 @@ def iter_train(
     start = _start_from_last(project, model, names) if from_last else "pretrained"
     model.to(device)
     key = _run_key(identity, start)
-    checkpoints = _Checkpoints(project.folder / "training")
     state = checkpoints.load(key)
     start_stage, start_epoch, metrics = 0, 0, {}
     if state is not None:

@@ -313,3 +313,28 @@ def test_a_learnt_pooling_window_is_what_detection_uses(curated):
     with torch.no_grad():
         alone = model.embed(crop)[0].numpy()
     assert float(alone @ dense.vectors[row, col]) > 0.97
+
+
+def test_one_training_run_at_a_time_in_a_project(curated):
+    from simsearch import ProjectLockedError
+
+    project, _ = curated
+    first = iter_train(project, TINY, device="cpu")
+    next(first)  # running: it holds the project's training lock
+    with pytest.raises(ProjectLockedError, match="training is already running"):
+        next(iter_train(project, replace(TINY, seed=1), device="cpu"))
+    first.close()  # a run stopped (or finished) lets the next one in
+    assert list(iter_train(project, TINY, device="cpu"))[-1].stage == "done"
+
+
+def test_train_command_reports_json_progress_on_a_project_open_elsewhere(curated, capsys):
+    import json
+
+    from simsearch.cli import main
+
+    project, _ = curated  # still open for writing here, as the terminal UI holds it
+    assert main(["-q", "train", "--project", str(project.folder), "--strategy", "pos", "--device", "cpu",
+                 "--progress", "json"]) == 0
+    events = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert events[0]["stage"] == "supcon" and events[-1]["stage"] == "done" and not events[-1]["reused"]
+    assert (project.folder / "model" / "model.pt").is_file()
