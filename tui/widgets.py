@@ -37,6 +37,15 @@ def pixels_per_cell(renderable: type = ActiveRenderable) -> tuple[int, int]:
     return max(1, int(size.width)), max(1, int(size.height))
 
 
+def view_pixels(columns: int, rows: int, renderable: type = ActiveRenderable) -> tuple[int, int]:
+    """(width, height) px to draw a view of `columns` x `rows` cells at: what the renderer
+    shows there, one drawn pixel per shown pixel (less when that exceeds MAX_PIXELS)."""
+    cw, ch = pixels_per_cell(renderable)
+    width, height = columns * cw, rows * ch
+    shrink = min(1.0, (MAX_PIXELS / (width * height)) ** 0.5)
+    return max(1, int(width * shrink)), max(1, int(height * shrink))
+
+
 def show_pixels(widget: Widget, image: Image.Image) -> None:
     """Put `image` in the widget's one terminal image (made on first use)."""
     pixels = widget.query(".pixels")
@@ -105,10 +114,7 @@ class ImageView(Widget):
     def _draw(self) -> None:
         if self.rgb is None or self.viewport is None or not self.size.width or not self.size.height:
             return
-        cw, ch = pixels_per_cell()
-        width, height = self.size.width * cw, self.size.height * ch
-        shrink = min(1.0, (MAX_PIXELS / (width * height)) ** 0.5)
-        target = (max(1, int(width * shrink)), max(1, int(height * shrink)))
+        target = view_pixels(self.size.width, self.size.height)
         self.rendered = render_view(self.rgb, self.factor, self.viewport.region(self.aspect), target, self.overlays)
         show_pixels(self, self.rendered)
 

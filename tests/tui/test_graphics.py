@@ -1,0 +1,101 @@
+"""What Sixel and Kitty terminals receive: a view drawn for the renderer, encoded by
+textual-image as it would be sent, then decoded back to pixels, still shows every box line
+where it was drawn (nothing was resampled away). The half-block path is checked in a real
+terminal by the tmux smoke test."""
+import base64
+import io
+import re
+
+import numpy as np
+import pytest
+from PIL import Image
+from rich.console import Console
+
+pytest.importorskip("textual_image")
+from textual_image._terminal import CellSize  # noqa: E402
+from textual_image.renderable import sixel, tgp  # noqa: E402
+
+import tui.widgets as widgets  # noqa: E402
+from tui.render import CURSOR, PALETTE, Overlay, Viewport, render_view  # noqa: E402
+
+CELL = CellSize(10, 20)  # a terminal cell of 10 x 20 px
+COLUMNS, ROWS = 40, 12
+
+
+def decode_sixel(text: str) -> np.ndarray:
+    """(H, W, 3) uint8 of the first sixel image in `text` (DCS ... q ... ST)."""
+    body = re.search(r"\x1bP[^q]*q(.*?)\x1b\\", text, re.S).group(1)
+    colours: dict[int, tuple[int, int, int]] = {}
+    pixels: dict[tuple[int, int], tuple[int, int, int]] = {}
+    x = band = colour = 0
+    for match in re.finditer(r'"[\d;]*|#(\d+)(?:;(\d+);(\d+);(\d+);(\d+))?|!(\d+)([?-~])|([?-~])|(\$)|(-)', body):
+        number, kind, r, g, b, repeat, repeated, single, home, newline = match.groups()
+        if number is not None:
+            colour = int(number)
+            if kind is not None:  # RGB in percent
+                colours[colour] = tuple(round(int(v) * 255 / 100) for v in (r, g, b))
+        elif repeated or single:
+            bits, count = ord(repeated or single) - 63, int(repeat or 1)
+            for dx in range(count):
+                for bit in range(6):
+                    if bits >> bit & 1:
+                        pixels[(band * 6 + bit, x + dx)] = colours[colour]
+            x += count
+        elif home:
+            x = 0
+        elif newline:
+            x, band = 0, band + 1
+    height, width = max(y for y, _ in pixels) + 1, max(x for _, x in pixels) + 1
+    out = np.zeros((height, width, 3), np.uint8)
+    for (y, x), rgb in pixels.items():
+        out[y, x] = rgb
+    return out
+
+
+def scene():
+    """A grey image with a class box and the dashed cursor box, drawn for the Sixel/Kitty cell."""
+    rgb = np.full((480, 640, 3), 128, np.uint8)
+    size = widgets.view_pixels(COLUMNS, ROWS, sixel.Image)
+    assert size == (COLUMNS * CELL.width, ROWS * CELL.height)
+    viewport = Viewport(480, 640)
+    region = viewport.region(size[0] / size[1])
+    boxes = [Overlay((100, 100, 220, 220), PALETTE[1], "thin"), Overlay((400, 250, 500, 350), CURSOR, "dashed")]
+    view = render_view(rgb, 1.0, region, size, boxes)
+    scale = size[0] / (region[2] - region[0])
+    return view, boxes, region, scale
+
+
+def assert_outlines(decoded: np.ndarray, boxes, region, scale, tolerance: int = 12):
+    """Along each box's sides (where render_view draws them), the box colour is there."""
+    for box in boxes:
+        x0, y0, x1, y1 = ((v - o) * scale for v, o in zip(box.box, (region[0], region[1], region[0], region[1])))
+        left, top, right, bottom = int(round(x0)), int(round(y0)), int(round(x1 - 1)), int(round(y1 - 1))
+        for side in (decoded[top, left:right], decoded[bottom, left:right], decoded[top:bottom, left], decoded[top:bottom, right]):
+            near = (np.abs(side.astype(int) - box.colour) <= tolerance).all(axis=-1)
+            assert near.mean() >= (0.4 if box.style == "dashed" else 0.95), (box, near.mean())
+
+
+def test_sixel_bytes_decode_to_the_drawn_boxes(monkeypatch):
+    monkeypatch.setattr(sixel, "get_cell_size", lambda: CELL)
+    monkeypatch.setattr(widgets, "get_cell_size", lambda: CELL)
+    view, boxes, region, scale = scene()
+    out = io.StringIO()
+    Console(file=out, force_terminal=True, width=COLUMNS, height=ROWS).print(sixel.Image(view, COLUMNS, ROWS))
+    decoded = decode_sixel(out.getvalue())
+    assert decoded.shape[:2] == (view.height, view.width)  # sent at the drawn size: nothing resampled
+    assert_outlines(decoded, boxes, region, scale)
+
+
+def test_kitty_bytes_decode_to_the_drawn_boxes(monkeypatch):
+    monkeypatch.setattr(tgp, "get_cell_size", lambda: CELL)
+    monkeypatch.setattr(widgets, "get_cell_size", lambda: CELL)
+    sent = []
+    monkeypatch.setattr(tgp, "_send_tgp_message", lambda payload=None, **keys: sent.append((keys, payload)))
+    view, boxes, region, scale = scene()
+    Console(file=io.StringIO(), force_terminal=True, width=COLUMNS, height=ROWS).print(tgp.Image(view, COLUMNS, ROWS))
+    png = base64.b64decode("".join(payload for keys, payload in sent if keys.get("f") == 100))
+    decoded = np.asarray(Image.open(io.BytesIO(png)).convert("RGB"))
+    assert decoded.shape[:2] == (view.height, view.width)
+    assert_outlines(decoded, boxes, region, scale, tolerance=0)
+    placement = [keys for keys, _ in sent if keys.get("a") == "p"]
+    assert placement and (placement[0]["c"], placement[0]["r"]) == (COLUMNS, ROWS)  # on the view's cells
