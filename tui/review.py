@@ -5,33 +5,25 @@ from __future__ import annotations
 
 from PIL import ImageDraw
 from rich.markup import escape
-from textual import on, work
-from textual.app import ComposeResult
+from textual import work
 from textual.binding import Binding
-from textual.containers import Horizontal, Vertical
-from textual.widgets import Static
 
 import simsearch
 
-from .base import StepScreen
-from .render import FOCUS, NEGATIVE, Overlay, Viewport, class_colour, crop_patch
-from .widgets import ImageView, PatchGrid
+from .gridscreen import GridScreen
+from .render import NEGATIVE, class_colour, crop_patch
 
 ACCEPTED = (0, 200, 90)
 
 
-class ReviewScreen(StepScreen):
+class ReviewScreen(GridScreen):
     NAME = "review"
     TITLE = "Review"
     ABOUT = ("The trained model's detections on images you have not curated, nearest the confidence threshold first "
              "(o: most confident, or diverse). Accept (a) the ones that are the class and reject (x) the others: "
              "they become clean positives and negatives, and t trains again on them.")
-    DEFAULT_CSS = """
-    ReviewScreen #rv-bar { height: 1; padding: 0 1; background: $boost; }
-    ReviewScreen #rv-status { height: auto; padding: 0 1; }
-    ReviewScreen #rv-grid { width: 1fr; }
-    ReviewScreen #rv-image { width: 1fr; }
-    """
+    PREFIX = "rv"
+    EMPTY = "nothing to review yet"
     BINDINGS = [
         Binding("r", "propose", "new batch", tooltip="a new batch of the model's detections to review"),
         Binding("a", "answer('accepted')", "accept", tooltip="accept: it is the class (a clean positive)"),
@@ -48,17 +40,6 @@ class ReviewScreen(StepScreen):
         super().__init__(id="review")
         self.items: list[simsearch.ReviewItem] = []
         self.busy = False
-
-    def body(self) -> ComposeResult:
-        with Vertical():
-            yield Static("", id="rv-status")
-            yield Static("", id="rv-bar")
-            with Horizontal():
-                yield PatchGrid(id="rv-grid")
-                yield ImageView(id="rv-image")
-
-    def on_mount(self) -> None:
-        self.query_one("#rv-grid", PatchGrid).focus()
 
     # -- state -------------------------------------------------------------------------------
 
@@ -78,14 +59,12 @@ class ReviewScreen(StepScreen):
         return value if value in simsearch.REVIEW_ORDERS else simsearch.REVIEW_ORDERS[0]
 
     def refresh_view(self) -> None:
-        status = self.query_one("#rv-status", Static)
         name = self.class_name
         if not simsearch.training_status(self.app.project).has_model or name is None:
             self.items = []
-            status.update("No trained model yet: train first (4). Then review its detections here.")
-            self.query_one("#rv-grid", PatchGrid).set_items(0, lambda i: None, lambda i: False)
-            self.query_one("#rv-image", ImageView).clear("no model")
-            self.query_one("#rv-bar", Static).update("")
+            self.set_status(["No trained model yet: train first (4). Then review its detections here."])
+            self.grid.set_items(0, lambda i: None, lambda i: False)
+            self.show_focused()
             return
         store = self.app.project.store
         self.items = store.review_items(name)
@@ -102,9 +81,8 @@ class ReviewScreen(StepScreen):
         else:
             left = sum(i.answer is None for i in self.items)
             lines.append(f"batch of {len(self.items)}: {left} to answer. a accept, x reject; t trains again on the answers")
-        status.update("\n".join(lines))
-        grid = self.query_one("#rv-grid", PatchGrid)
-        grid.set_items(len(self.items), self.tile, lambda i: self.items[i].answer == "rejected")
+        self.set_status(lines)
+        self.grid.set_items(len(self.items), self.tile, lambda i: self.items[i].answer == "rejected")
         self.show_focused()
 
     def box(self, item) -> tuple[float, float, float, float]:
@@ -119,28 +97,15 @@ class ReviewScreen(StepScreen):
             ImageDraw.Draw(tile).rectangle([0, 0, tile.width - 1, tile.height - 1], outline=ACCEPTED, width=3)
         return tile
 
-    def show_focused(self) -> None:
-        grid = self.query_one("#rv-grid", PatchGrid)
-        view = self.query_one("#rv-image", ImageView)
-        if not self.items:
-            view.clear("nothing to review yet")
-            self.query_one("#rv-bar", Static).update("")
-            return
-        item = self.items[grid.focus_index]
-        record = self.app.project.dataset.by_id(item.image_id)
-        rgb, factor = self.app.images.get(item.image_id)
-        viewport = Viewport(record.height, record.width, zoom=2.0, cy=item.y, cx=item.x)
-        style = {"accepted": (ACCEPTED, "solid"), "rejected": (NEGATIVE, "cross"), None: ((120, 120, 120), "thin")}
-        overlays = [Overlay(self.box(other), *style[other.answer]) for other in self.items if other.image_id == item.image_id]
-        overlays.append(Overlay(self.box(item), FOCUS, "focus"))
-        view.show(rgb, factor, viewport, overlays)
-        answer = {"accepted": "  ACCEPTED", "rejected": "  REJECTED", None: ""}[item.answer]
-        self.query_one("#rv-bar", Static).update(
-            f"#{item.number}/{len(self.items)} confidence {item.confidence:.2f} in {escape(record.relpath)}{answer}")
+    def entries(self) -> list:
+        return self.items
 
-    @on(PatchGrid.Moved)
-    def moved(self, event: PatchGrid.Moved) -> None:
-        self.show_focused()
+    def mark(self, item) -> tuple[tuple[int, int, int], str]:
+        return {"accepted": (ACCEPTED, "solid"), "rejected": (NEGATIVE, "cross"), None: ((120, 120, 120), "thin")}[item.answer]
+
+    def describe(self, item, record) -> str:
+        answer = {"accepted": "  ACCEPTED", "rejected": "  REJECTED", None: ""}[item.answer]
+        return f"#{item.number}/{len(self.items)} confidence {item.confidence:.2f} in {escape(record.relpath)}{answer}"
 
     # -- actions -------------------------------------------------------------------------------
 
@@ -164,17 +129,17 @@ class ReviewScreen(StepScreen):
         self.app.call_from_thread(self.proposed)
 
     def show_progress(self, event) -> None:
-        self.query_one("#rv-bar", Static).update(f"running the model on undisplayed images: {event.done}/{event.total}")
+        self.set_status([f"running the model on undisplayed images: {event.done}/{event.total}"])
 
     def proposed(self) -> None:
         self.busy = False
-        self.query_one("#rv-grid", PatchGrid).focus_index = 0
+        self.grid.focus_index = 0
         self.refresh_view()
 
     def action_answer(self, answer: str | None) -> None:
         if not self.items:
             return
-        grid = self.query_one("#rv-grid", PatchGrid)
+        grid = self.grid
         item = self.items[grid.focus_index]
         store, name = self.app.project.store, self.class_name
         previous = item.answer
@@ -207,7 +172,7 @@ class ReviewScreen(StepScreen):
             self.refresh_view()
             self.update_step_bar()
 
-        self.mark_by_label(self.query_one("#rv-grid", PatchGrid), toggle, "the letter of a wrong item", accept_rest)
+        self.mark_by_label(self.grid, toggle, "the letter of a wrong item", accept_rest)
 
     def action_cycle_order(self) -> None:
         orders = simsearch.REVIEW_ORDERS
@@ -218,7 +183,7 @@ class ReviewScreen(StepScreen):
         names = self.class_names
         if names and self.class_name is not None:
             self.app.remember_place(review_class=names[(names.index(self.class_name) + step) % len(names)])
-            self.query_one("#rv-grid", PatchGrid).focus_index = 0
+            self.grid.focus_index = 0
             self.refresh_view()
 
     def action_train(self) -> None:

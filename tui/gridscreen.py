@@ -1,0 +1,69 @@
+"""What the background and review screens share: patches to judge one at a time, as a grid
+beside the image of the focused one (zoomed on it, every patch of that image marked)."""
+from __future__ import annotations
+
+from textual import on
+from textual.app import ComposeResult
+from textual.containers import Horizontal, Vertical
+from textual.widgets import Static
+
+from .base import StepScreen
+from .render import FOCUS, Overlay, Viewport
+from .widgets import ImageView, PatchGrid
+
+
+class GridScreen(StepScreen):
+    """Subclasses set PREFIX (the widgets are PREFIX-status, -bar, -grid and -image) and EMPTY,
+    and give `entries()`, `box(entry)`, `mark(entry)` (overlay colour and style) and
+    `describe(entry, record)` (the bar's text)."""
+
+    PREFIX = ""
+    EMPTY = "nothing to show yet"
+    DEFAULT_CSS = """
+    GridScreen .grid-bar { height: 1; padding: 0 1; background: $boost; }
+    GridScreen .grid-status { height: auto; padding: 0 1; }
+    GridScreen PatchGrid { width: 1fr; }
+    GridScreen ImageView { width: 1fr; }
+    """
+
+    def body(self) -> ComposeResult:
+        with Vertical():
+            yield Static("", id=f"{self.PREFIX}-status", classes="grid-status")
+            yield Static("", id=f"{self.PREFIX}-bar", classes="grid-bar")
+            with Horizontal():
+                yield PatchGrid(id=f"{self.PREFIX}-grid")
+                yield ImageView(id=f"{self.PREFIX}-image")
+
+    def on_mount(self) -> None:
+        self.grid.focus()
+
+    @property
+    def grid(self) -> PatchGrid:
+        return self.query_one(f"#{self.PREFIX}-grid", PatchGrid)
+
+    def set_status(self, lines: list[str]) -> None:
+        self.query_one(f"#{self.PREFIX}-status", Static).update("\n".join(lines))
+
+    def entries(self) -> list:
+        raise NotImplementedError
+
+    def show_focused(self) -> None:
+        entries = self.entries()
+        view = self.query_one(f"#{self.PREFIX}-image", ImageView)
+        bar = self.query_one(f"#{self.PREFIX}-bar", Static)
+        if not entries:
+            view.clear(self.EMPTY)
+            bar.update("")
+            return
+        entry = entries[min(self.grid.focus_index, len(entries) - 1)]
+        record = self.app.project.dataset.by_id(entry.image_id)
+        rgb, factor = self.app.images.get(entry.image_id)
+        viewport = Viewport(record.height, record.width, zoom=2.0, cy=entry.y, cx=entry.x)
+        overlays = [Overlay(self.box(other), *self.mark(other)) for other in entries if other.image_id == entry.image_id]
+        overlays.append(Overlay(self.box(entry), FOCUS, "focus"))
+        view.show(rgb, factor, viewport, overlays)
+        bar.update(self.describe(entry, record))
+
+    @on(PatchGrid.Moved)
+    def moved(self, event: PatchGrid.Moved) -> None:
+        self.show_focused()
