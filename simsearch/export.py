@@ -19,6 +19,16 @@ DETECTION_COLUMNS = ["image", "class", "x", "y", "confidence", "x0", "y0", "x1",
 PALETTE = [(230, 25, 75), (60, 180, 75), (0, 130, 200), (245, 130, 48), (145, 30, 180), (70, 240, 240), (240, 50, 230), (210, 245, 60)]
 
 
+FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+
+
+def spreadsheet_safe(text: str) -> str:
+    """A text cell a spreadsheet will not run as a formula: a leading =, +, -, @, tab or carriage
+    return gets a ' before it (OWASP's advice against CSV injection; class names are the
+    user's and image names the file system's)."""
+    return "'" + text if text.startswith(FORMULA_PREFIXES) else text
+
+
 def safe_name(image_id: str) -> str:
     """A file stem from an image id: the relative path with '/' -> '__', frame kept, hash dropped."""
     relpath = image_id.rsplit("@", 1)[0]
@@ -30,7 +40,8 @@ def detections_csv(path: Path, detections: list[Detection], names: dict[str, str
     writer = csv.writer(buffer)
     writer.writerow(DETECTION_COLUMNS)
     for d in detections:
-        writer.writerow([names[d.image_id], d.class_name, f"{d.x:.2f}", f"{d.y:.2f}", f"{d.confidence:.5f}",
+        writer.writerow([spreadsheet_safe(names[d.image_id]), spreadsheet_safe(d.class_name), f"{d.x:.2f}", f"{d.y:.2f}",
+                         f"{d.confidence:.5f}",
                          *(f"{v:.2f}" for v in d.box)])
     write_text_atomic(path, buffer.getvalue())
 
@@ -66,7 +77,7 @@ def napari_points(path: Path, detections: list[Detection]) -> None:
     writer = csv.writer(buffer)
     writer.writerow(["index", "axis-0", "axis-1", "class", "confidence"])
     for index, d in enumerate(detections):
-        writer.writerow([index, f"{d.y:.2f}", f"{d.x:.2f}", d.class_name, f"{d.confidence:.5f}"])
+        writer.writerow([index, f"{d.y:.2f}", f"{d.x:.2f}", spreadsheet_safe(d.class_name), f"{d.confidence:.5f}"])
     write_text_atomic(path, buffer.getvalue())
 
 
@@ -100,9 +111,10 @@ def summary_csv(path: Path, rows: list[dict]) -> None:
         write_text_atomic(path, "")
         return
     buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=list(rows[0]))
-    writer.writeheader()
-    writer.writerows(rows)
+    writer = csv.writer(buffer)
+    writer.writerow([spreadsheet_safe(str(key)) for key in rows[0]])  # headers hold class names
+    for row in rows:
+        writer.writerow([spreadsheet_safe(value) if isinstance(value, str) else value for value in row.values()])
     write_text_atomic(path, buffer.getvalue())
 
 
