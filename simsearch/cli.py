@@ -167,6 +167,9 @@ def cmd_info(args, quiet: bool) -> int:
     if (target / PROJECT_FILE).is_file():
         project = Project.open(target, read_only=True)
         print(project.summary())
+        if project.geometry is None:  # nothing is embedded before the patch size is known
+            print("embeddings: none yet (the first prototype fixes the patch size)")
+            return 0
         missing = project.failed_images()
         print(f"embeddings cached: {len(project.dataset) - len(missing)}/{len(project.dataset)}")
         try:

@@ -267,13 +267,18 @@ class Curation:
         """Mark a suggestion as not-this-class (kept as the class's negative), or unmark it."""
         self.store.set_negative(suggestion.class_name, suggestion.record(), flagged)
 
-    def confirm_class(self, class_name: str, threshold: float | None = None) -> list[Suggestion]:
-        """The unflagged suggestions above the threshold become the class's clean positives."""
+    def confirm_class(self, class_name: str, threshold: float | None = None, *, allow_empty: bool = False) -> list[Suggestion]:
+        """The unflagged suggestions above the threshold become the class's clean positives.
+        None at all is refused (the threshold is likely above every suggestion) unless
+        `allow_empty`: the class then trains on its prototypes alone."""
         info = self.store.class_info(class_name)
         threshold = info.similarity_threshold if threshold is None else check_threshold(threshold, "similarity threshold")
         if not self.store.prototypes(class_name):
             raise ConfigError(f"class {class_name!r} has no prototype yet", hint="add at least one prototype first")
         positives = [s for s in self.suggestions(class_name, threshold) if not s.flagged]
+        if not positives and not allow_empty:
+            raise ConfigError(f"confirming {class_name!r} at similarity {threshold:.2f}: no unflagged suggestion above it",
+                              hint="lower the threshold (the class would train on its prototypes alone)")
         self.store.confirm_class(class_name, threshold, [s.record() for s in positives])
         return positives
 

@@ -282,7 +282,7 @@ class SimulatedUser:
             threshold = suggestion.similarity
         for suggestion in false:
             curation.flag_negative(suggestion)
-        curation.confirm_class(label, threshold)
+        curation.confirm_class(label, threshold, allow_empty=True)  # a hard class may have only its prototypes
         return len(false)
 
     def _similarity_on_test(self, project: Project, curation: Curation) -> list[Scored]:

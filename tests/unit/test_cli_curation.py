@@ -16,6 +16,8 @@ def test_scripted_session(tmp_path, capsys):
     run = lambda *args: main(["-q", *args, "--project", proj])  # noqa: E731
     assert run("create", str(folder), "--displayed-images", "img0.tif", "img1.tif", "img2.tif", "--backbone", "efficientnet-lite0") == 0
     assert "displayed 3 image(s), undisplayed 2" in capsys.readouterr().out
+    assert main(["-q", "info", proj]) == 0  # before the first prototype: no patch size, no embeddings yet
+    assert "embeddings: none yet" in capsys.readouterr().out
     assert run("class", "add", "disc", "--threshold", "0.6") == 0
     assert run("class", "add", "tmp") == 0
     assert run("class", "rename", "tmp", "gone") == 0

@@ -149,6 +149,10 @@ def test_bad_input_is_refused_and_changes_nothing(planted):
     with pytest.raises(ConfigError, match="outside"):
         curation.set_threshold("disc", -2)
     assert project.store.class_info("disc").similarity_threshold == 0.5
+    with pytest.raises(ConfigError, match="no unflagged suggestion above it"):  # 1.0: above every suggestion
+        curation.confirm_class("disc", 1.0)
+    assert not project.store.class_info("disc").confirmed and project.store.patches("disc", "positive") == []
+    assert curation.confirm_class("disc", 1.0, allow_empty=True) == [] and project.store.class_info("disc").confirmed
 
 
 def test_box_of_another_size_is_recentred(planted, caplog):
