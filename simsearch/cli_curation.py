@@ -56,7 +56,9 @@ def add_commands(sub, patch_size_type, int_list_type) -> None:
     add = proto_sub.add_parser("add")
     add.add_argument("class_name", metavar="CLASS")
     add.add_argument("image", help="image id, relative path or file name")
-    add.add_argument("box", type=_box, help="X0,Y0,X1,Y1 in pixels")
+    add.add_argument("box", type=_box, nargs="?",
+                     help="X0,Y0,X1,Y1 in pixels (a box starting with a minus: --box=-5,-5,27,27, or -- before it)")
+    add.add_argument("--box", type=_box, dest="box_option", metavar="X0,Y0,X1,Y1", help="the box, as an option")
     project_arg(add)
     delete = proto_sub.add_parser("delete")
     delete.add_argument("id", type=int)
@@ -163,7 +165,9 @@ def cmd_prototype(args, quiet: bool) -> int:
     project, curation = _open(args)
     with project:
         if args.action == "add":
-            added = curation.add_prototype(args.class_name, args.image, args.box)
+            if (args.box is None) == (args.box_option is None):
+                raise ConfigError("prototype add: give the box once, as X0,Y0,X1,Y1 or --box=X0,Y0,X1,Y1")
+            added = curation.add_prototype(args.class_name, args.image, args.box or args.box_option)
             print(f"added prototype {added.id} of {added.class_name} in {added.image_id}")
         elif args.action == "delete":
             curation.remove_prototype(args.id)

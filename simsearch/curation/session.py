@@ -161,7 +161,12 @@ class Curation:
             self.project.set_patch_size((max(4, round(height)), max(4, round(width))))
         patch_h, patch_w = self.project.geometry.patch_size
         if abs(height - patch_h) > 1 or abs(width - patch_w) > 1:
-            cy, cx = (y0 + y1) / 2, (x0 + x1) / 2
+            if patch_h > record.height or patch_w > record.width:
+                raise ConfigError(f"image {record.relpath} ({record.width}x{record.height} px) is smaller than the "
+                                  f"project's patch ({patch_w}x{patch_h} px)")
+            # the patch centred on the box, moved inside the image where the box is near its border
+            cy = min(max((y0 + y1) / 2, patch_h / 2), record.height - patch_h / 2)
+            cx = min(max((x0 + x1) / 2, patch_w / 2), record.width - patch_w / 2)
             log.warning(
                 "prototype box %.0fx%.0f px differs from the project's patch size %dx%d px; re-centred on (%.0f, %.0f)",
                 height, width, patch_h, patch_w, cy, cx,

@@ -25,6 +25,10 @@ def test_scripted_session(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "gone" not in out.splitlines()[-1] and out.splitlines()[-1].startswith("disc")
     y, x = truth["img0.tif"][0][0]
+    assert run("prototype", "add", "disc", "img0.tif", "--box=-5,-5,27,27") == 2  # a minus sign: parsed, refused by name
+    assert "lies outside image img0.tif" in capsys.readouterr().err
+    assert main(["-q", "prototype", "add", "--project", proj, "disc", "img0.tif", "--", "-5,-5,27,27"]) == 2
+    assert "lies outside image img0.tif" in capsys.readouterr().err
     assert run("prototype", "add", "disc", "img0.tif", f"{x - 16},{y - 16},{x + 16},{y + 16}") == 0
     assert "added prototype 1 of disc" in capsys.readouterr().out
     assert run("suggest", "disc", "--threshold", "-1", "--save-threshold", "--csv", str(tmp_path / "s.csv")) == 0

@@ -165,6 +165,8 @@ def test_box_of_another_size_is_recentred(planted, caplog):
     assert "re-centred" in caplog.text
     x0, y0, x1, y1 = proto.box
     assert (x1 - x0, y1 - y0) == (32, 32) and proto.centre == (y, x)
+    corner = curation.add_prototype("disc", "img1.tif", (0, 0, 10, 10))  # small, in the corner: moved inside
+    assert corner.box == (0.0, 0.0, 32.0, 32.0)
 
 
 @pytest.mark.parametrize("bright", [True, False])
