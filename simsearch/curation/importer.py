@@ -2,10 +2,10 @@
 (kind 'prototype' or 'negative'; a negative is stored at its box centre)."""
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 
 from ..errors import ConfigError, DatasetError
+from ..io.tables import read_csv_rows
 from .session import Curation, validate_box
 from .store import PatchRecord
 
@@ -16,27 +16,24 @@ def import_annotations(project, curation: Curation, csv_file: str | Path) -> dic
     """Check every line (header, numbers, image, box inside the image) before storing
     anything; classes are created when missing. Returns counts per kind."""
     path = Path(csv_file)
-    if not path.is_file():
-        raise DatasetError(f"CSV file not found: {path}")
-    with open(path, newline="") as handle:
-        reader = csv.DictReader(handle)
-        if reader.fieldnames is None or [f.strip() for f in reader.fieldnames] != IMPORT_COLUMNS:
-            raise ConfigError(f"{path}: header must be {','.join(IMPORT_COLUMNS)}, got {reader.fieldnames}")
-        rows = []
-        for line, row in enumerate(reader, start=2):
-            try:
-                kind, name = row["kind"].strip(), row["class"].strip()
-                box = tuple(float(row[c]) for c in ("x0", "y0", "x1", "y1"))
-                record = project.dataset.find(row["image"].strip())
-            except (ValueError, TypeError, AttributeError, DatasetError) as exc:
-                raise ConfigError(f"{path} line {line}: {getattr(exc, 'message', exc)}") from None
-            if kind not in ("prototype", "negative") or not name:
-                raise ConfigError(f"{path} line {line}: kind must be 'prototype' or 'negative' and class non-empty")
-            try:
-                validate_box(box, record)
-            except ConfigError as exc:
-                raise ConfigError(f"{path} line {line}: {exc.message}") from None
-            rows.append((line, kind, name, record, box))
+    header, lines = read_csv_rows(path)
+    if header != IMPORT_COLUMNS:
+        raise ConfigError(f"{path}: header must be {','.join(IMPORT_COLUMNS)}, got {','.join(header)}")
+    rows = []
+    for line, fields in lines:
+        try:
+            kind, name = fields[0].strip(), fields[1].strip()
+            box = tuple(float(v) for v in fields[3:7])
+            record = project.dataset.find(fields[2].strip())
+        except (ValueError, DatasetError) as exc:
+            raise ConfigError(f"{path} line {line}: {getattr(exc, 'message', exc)}") from None
+        if kind not in ("prototype", "negative") or not name:
+            raise ConfigError(f"{path} line {line}: kind must be 'prototype' or 'negative' and class non-empty")
+        try:
+            validate_box(box, record)
+        except ConfigError as exc:
+            raise ConfigError(f"{path} line {line}: {exc.message}") from None
+        rows.append((line, kind, name, record, box))
     known = {c.name for c in curation.classes()}
     counts = {"prototype": 0, "negative": 0}
     for line, kind, name, record, box in rows:

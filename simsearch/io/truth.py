@@ -2,7 +2,6 @@
 instance-label images. Malformed input is an error naming the file (and line)."""
 from __future__ import annotations
 
-import csv
 import json
 import xml.etree.ElementTree as ElementTree
 from dataclasses import dataclass
@@ -13,6 +12,7 @@ from skimage.measure import regionprops
 
 from ..errors import DatasetError
 from .images import SUPPORTED_SUFFIXES, read_image
+from .tables import read_csv_rows
 
 CENTRE_COLUMNS = ["image", "class", "x", "y"]
 BOX_COLUMNS = ["image", "class", "x0", "y0", "x1", "y1"]
@@ -59,32 +59,26 @@ def read_truth(path: str | Path, *, label: str = "object") -> list[Annotation]:
 def read_csv(path: str | Path) -> list[Annotation]:
     """Header image,class,x,y (centres) or image,class,x0,y0,x1,y1 (boxes)."""
     path = Path(path)
-    with open(path, newline="") as handle:
-        reader = csv.reader(handle)
-        header = [h.strip() for h in next(reader, [])]
-        if header not in (CENTRE_COLUMNS, BOX_COLUMNS):
-            raise DatasetError(f"{path}: header must be {','.join(CENTRE_COLUMNS)} or {','.join(BOX_COLUMNS)}, got {','.join(header)}")
-        annotations = []
-        for line, row in enumerate(reader, start=2):
-            if not row or all(not cell.strip() for cell in row):
-                continue
-            if len(row) != len(header):
-                raise DatasetError(f"{path} line {line}: expected {len(header)} fields, got {len(row)}")
-            image, label = row[0].strip(), row[1].strip()
-            try:
-                numbers = [float(v) for v in row[2:]]
-            except ValueError:
-                raise DatasetError(f"{path} line {line}: coordinates must be numbers, got {row[2:]}") from None
-            if not image or not label or not all(np.isfinite(numbers)):
-                raise DatasetError(f"{path} line {line}: empty image or class, or a non-finite coordinate")
-            if len(numbers) == 2:
-                x, y = numbers
-                annotations.append(Annotation(image, label, x, y, x, y))
-            else:
-                x0, y0, x1, y1 = numbers
-                if x1 < x0 or y1 < y0:
-                    raise DatasetError(f"{path} line {line}: box has x1 < x0 or y1 < y0")
-                annotations.append(Annotation(image, label, x0, y0, x1, y1))
+    header, rows = read_csv_rows(path)
+    if header not in (CENTRE_COLUMNS, BOX_COLUMNS):
+        raise DatasetError(f"{path}: header must be {','.join(CENTRE_COLUMNS)} or {','.join(BOX_COLUMNS)}, got {','.join(header)}")
+    annotations = []
+    for line, row in rows:
+        image, label = row[0].strip(), row[1].strip()
+        try:
+            numbers = [float(v) for v in row[2:]]
+        except ValueError:
+            raise DatasetError(f"{path} line {line}: coordinates must be numbers, got {row[2:]}") from None
+        if not image or not label or not all(np.isfinite(numbers)):
+            raise DatasetError(f"{path} line {line}: empty image or class, or a non-finite coordinate")
+        if len(numbers) == 2:
+            x, y = numbers
+            annotations.append(Annotation(image, label, x, y, x, y))
+        else:
+            x0, y0, x1, y1 = numbers
+            if x1 < x0 or y1 < y0:
+                raise DatasetError(f"{path} line {line}: box has x1 < x0 or y1 < y0")
+            annotations.append(Annotation(image, label, x0, y0, x1, y1))
     return annotations
 
 

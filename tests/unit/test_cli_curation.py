@@ -1,5 +1,7 @@
 """The curation loop driven through `simsearch` subcommands, as a script would."""
 
+import pytest
+
 from conftest import write_planted
 from simsearch import Project
 from simsearch.cli import main
@@ -81,3 +83,34 @@ def test_csv_import_checks_every_line_first(tmp_path, capsys):
     (tmp_path / "header.csv").write_text("a,b\n1,2\n")
     assert main(["-q", "import", str(tmp_path / "header.csv"), "--project", proj]) == 2
     assert "header must be" in capsys.readouterr().err
+
+
+def test_csv_files_are_utf8_and_of_the_header_s_width(tmp_path, capsys):
+    """A non-UTF-8 file or a row with an extra field is an error naming the file and line, for
+    imported prototypes and for ground truth alike; a byte-order mark is fine."""
+    from simsearch import DatasetError, read_truth
+    from simsearch.io.tables import read_csv_rows
+
+    latin = tmp_path / "latin.csv"
+    latin.write_bytes("image,class,x,y\na.tif,cell,1,2\nb.tif,c\xe9llule,3,4\n".encode("latin-1"))
+    with pytest.raises(DatasetError, match=r"latin.csv line 3: not UTF-8"):
+        read_truth(latin)
+    wide = tmp_path / "wide.csv"
+    wide.write_text("image,class,x,y\na.tif,cell,1,2,extra\n")
+    with pytest.raises(DatasetError, match=r"wide.csv line 2: expected 4 fields"):
+        read_truth(wide)
+    marked = tmp_path / "bom.csv"
+    marked.write_bytes("\ufeffimage,class,x,y\n\na.tif,cell,1,2\n".encode("utf-8"))
+    assert read_csv_rows(marked) == (["image", "class", "x", "y"], [(3, ["a.tif", "cell", "1", "2"])])
+    folder, _ = _setup(tmp_path)
+    proj = str(tmp_path / "proj")
+    assert main(["-q", "create", str(folder), "--displayed", "2", "--project", proj, "--backbone", "efficientnet-lite0"]) == 0
+    bad = tmp_path / "bad.csv"
+    bad.write_bytes("kind,class,image,x0,y0,x1,y1\nprototype,c\xe9ll,img0.tif,1,1,20,20\n".encode("latin-1"))
+    assert main(["-q", "import", str(bad), "--project", proj]) == 2
+    assert "bad.csv line 2: not UTF-8" in capsys.readouterr().err
+    bad.write_text("kind,class,image,x0,y0,x1,y1\nprototype,cell,img0.tif,1,1,20,20,7\n")
+    assert main(["-q", "import", str(bad), "--project", proj]) == 2
+    assert "bad.csv line 2: expected 7 fields" in capsys.readouterr().err
+    with Project.open(proj, read_only=True) as project:
+        assert project.store.prototypes() == []  # nothing stored
