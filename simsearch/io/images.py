@@ -31,6 +31,36 @@ SUPPORTED_SUFFIXES = (".tif", ".tiff", ".png", ".jpg", ".jpeg", ".bmp")
 _FORMAT_NAMES = {".tif": "TIFF", ".tiff": "TIFF", ".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".bmp": "BMP"}
 _LIST_SUFFIXES = ("", ".txt", ".lst", ".list")
 _PIXEL_TYPES = ("uint8", "int8", "uint16", "int16", "uint32", "int32", "float32", "float64")
+# decoders read an image whole: a header claiming more pixels than this is refused before any
+# memory is taken (a decompression bomb, a mislabelled file); SIMSEARCH_MAX_IMAGE_PIXELS raises it
+DEFAULT_MAX_IMAGE_PIXELS = 400_000_000
+
+
+def max_image_pixels() -> int:
+    """The largest image (height x width) the readers decode: SIMSEARCH_MAX_IMAGE_PIXELS, else 400 MP."""
+    value = os.environ.get("SIMSEARCH_MAX_IMAGE_PIXELS", "")
+    try:
+        return int(value) if value.strip() else DEFAULT_MAX_IMAGE_PIXELS
+    except ValueError:
+        raise DatasetError(f"SIMSEARCH_MAX_IMAGE_PIXELS: {value!r} is not a whole number of pixels") from None
+
+
+def _check_size(path, height: int, width: int) -> None:
+    limit = max_image_pixels()
+    if height * width > limit:
+        raise _read_error(path, f"{width}x{height} pixels is more than the {limit:,} the readers decode whole",
+                          "set SIMSEARCH_MAX_IMAGE_PIXELS higher if the memory is there")
+
+
+def _check_finite(path, pixels: np.ndarray) -> np.ndarray:
+    """Float pixels must be numbers: NaN or infinity would turn the normalisation and every
+    embedding of the image into NaN, so such an image is refused by name."""
+    if pixels.dtype.kind == "f":
+        bad = int(np.count_nonzero(~np.isfinite(pixels)))
+        if bad:
+            raise _read_error(path, f"{bad} of {pixels.size} pixel values are NaN or infinite",
+                              "replace them (e.g. by 0 or the background value) before using the image")
+    return pixels
 _MAX_Q_CHANNELS = 4  # an unlabelled axis of at most this size next to YX is read as channels
 # Pillow mode -> (conversion mode or None, channels, dtype of the returned array)
 _PIL_MODES = {
@@ -148,17 +178,18 @@ def _read_tiff(path: Path, frame: int | None) -> tuple[list[FrameInfo], np.ndarr
         frames = [(h, w, layout.channels, dtype)] * n_frames
         if frame is None:
             return frames, None
+        _check_size(path, h, w)
         lead = _page_mode(series, layout)
         if frame == -1:  # verify: decode everything, one page at a time when possible
             for page in (series.pages if lead is not None else [series]):
-                page.asarray()
+                _check_finite(path, page.asarray())
             return frames, None
         if not 0 <= frame < n_frames:
             raise _read_error(path, f"frame {frame} out of range (file has {n_frames} frames)")
         positions = dict(zip(layout.frame_axes, np.unravel_index(frame, layout.frame_shape)))
         positions = {k: int(v) for k, v in positions.items()}
         if lead is None:
-            return frames, _to_hwc(series.asarray(), layout, positions)
+            return frames, _check_finite(path, _to_hwc(series.asarray(), layout, positions))
         # read only the pages of this frame: fixed leading frame axes, all leading channel axes
         ranges = [[positions[i]] if i in positions else range(layout.shape[i]) for i in range(lead)]
         pages = [series.pages[int(np.ravel_multi_index(ix, layout.shape[:lead])) if lead else 0]
@@ -166,7 +197,7 @@ def _read_tiff(path: Path, frame: int | None) -> tuple[list[FrameInfo], np.ndarr
         stack = np.stack([p.asarray() for p in pages])
         stack = stack.reshape([len(r) for r in ranges] + list(layout.shape[lead:]))
         local = {i: (0 if i < lead else v) for i, v in positions.items()}
-        return frames, _to_hwc(stack, layout, local)
+        return frames, _check_finite(path, _to_hwc(stack, layout, local))
 
 
 _pil_lock = threading.Lock()
@@ -200,11 +231,12 @@ def _read_pil(path: Path, decode: bool) -> tuple[list[FrameInfo], np.ndarray | N
         info = [(img.height, img.width, channels, dtype)]
         if not decode:
             return info, None
+        _check_size(path, img.height, img.width)
         img.load()
         if convert:
             img = img.convert(convert)
         arr = np.asarray(img).astype(dtype, copy=False)
-    return info, arr.reshape(arr.shape[0], arr.shape[1], -1)
+    return info, _check_finite(path, arr.reshape(arr.shape[0], arr.shape[1], -1))
 
 
 def _inspect(path, mode: str, frame: int = 0) -> tuple[list[FrameInfo], np.ndarray | None]:

@@ -310,3 +310,28 @@ def test_read_by_id_and_unknown_id(tree):
 
 def test_supported_suffixes_constant():
     assert SUPPORTED_SUFFIXES == (".tif", ".tiff", ".png", ".jpg", ".jpeg", ".bmp")
+
+
+def test_non_finite_pixels_are_refused_by_name(tmp_path):
+    image = np.ones((20, 30), np.float32)
+    image[3, 4] = np.nan
+    image[5, 6] = np.inf
+    tifffile.imwrite(tmp_path / "nan.tif", image)
+    with pytest.raises(ImageReadError, match=r"nan.tif.*2 of 600 pixel values are NaN or infinite"):
+        read_image(tmp_path / "nan.tif")
+    tifffile.imwrite(tmp_path / "ok.tif", np.ones((20, 30), np.float32))
+    assert read_image(tmp_path / "ok.tif").shape == (20, 30, 1)
+    dataset = Dataset.open(tmp_path)  # the other images load; this one is skipped with its reason
+    assert [r.path.name for r in dataset] == ["ok.tif"] and "NaN" in dataset.skipped[0].reason
+
+
+def test_images_larger_than_the_pixel_limit_are_refused_before_decoding(tmp_path, monkeypatch, rng):
+    tifffile.imwrite(tmp_path / "big.tif", rng.integers(0, 255, (40, 50), dtype=np.uint8))
+    Image.fromarray(rng.integers(0, 255, (40, 50, 3), dtype=np.uint8)).save(tmp_path / "big.png")
+    monkeypatch.setenv("SIMSEARCH_MAX_IMAGE_PIXELS", "1999")
+    for name in ("big.tif", "big.png"):
+        with pytest.raises(ImageReadError, match=rf"{name}.*50x40 pixels is more than the 1,999") as info:
+            read_image(tmp_path / name)
+        assert "SIMSEARCH_MAX_IMAGE_PIXELS" in info.value.hint
+    monkeypatch.setenv("SIMSEARCH_MAX_IMAGE_PIXELS", "2000")
+    assert read_image(tmp_path / "big.tif").shape == (40, 50, 1)
