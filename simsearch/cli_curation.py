@@ -126,12 +126,9 @@ def cmd_create(args, quiet: bool) -> int:
     project = Project.create(
         args.project, dataset, patch_size=args.patch_size, backbone=args.backbone, weights=args.weights,
         channels=args.channels, progress=lambda done, total: bar.update(done),
+        displayed=args.displayed_images or min(args.displayed, len(dataset)), seed=args.seed,
     )
     with project:
-        if args.displayed_images:
-            project.choose_displayed(names=args.displayed_images)
-        else:
-            project.choose_displayed(min(args.displayed, len(dataset)), seed=args.seed)
         print(f"created project {project.folder}")
         print(project.summary())
     return 0

@@ -89,12 +89,17 @@ class Project:
         progress: Callable[[int, int], None] | None = None,
         embedding_cache: str | Path | None = None,
         normalization: Normalization | None = None,
+        displayed: int | list[str] | None = None,
+        seed: int = 0,
     ) -> "Project":
         """Scan the dataset, compute its normalisation, resolve the backbone, write project.yaml.
 
         patch_size None leaves it to the first prototype (`set_patch_size`). `embedding_cache`
         names a folder shared with other projects on the same images; `normalization`
-        reuses a known one instead of computing it."""
+        reuses a known one instead of computing it. `displayed` (a count, chosen at random with
+        `seed`, or image names) chooses the displayed images now, so that the project file is
+        complete when it appears. The file is written once and exclusively: of two processes
+        creating the same project, one wins and the other gets a ProjectError."""
         folder = Path(folder).expanduser().resolve()
         if (folder / PROJECT_FILE).exists():
             raise ProjectError(f"{folder} already holds a project", hint="open it with Project.open, or choose another folder")
@@ -103,6 +108,7 @@ class Project:
         geometry = PatchGeometry.for_patch(patch_size, min_cells=min_cells, passes=passes) if patch_size else None
         PatchGeometry.for_patch(64, min_cells=min_cells, passes=passes)  # validates the two settings now
         selection = resolve_channels(dataset.channels, channels)
+        shown = [] if displayed is None else displayed_ids(dataset, displayed, seed)
         loaded = load_backbone(backbone, weights=weights)
         total = len(dataset)
         if normalization is None:
@@ -118,15 +124,23 @@ class Project:
             "geometry": geometry.to_dict() if geometry else None,
             "stride": _paper_stride(geometry) if geometry else None,
             "embedding": {"min_cells": min_cells, "passes": passes},
-            "displayed": [],
-            "seed": 0,
+            "displayed": shown,
+            "seed": seed,
             "backbone": loaded.spec.to_dict(),
             "normalization": normalization.to_dict(),
             "channel_correlation": np.round(correlation, 6).tolist(),
             "embedding_cache": str(Path(embedding_cache).resolve()) if embedding_cache else None,
         }
         folder.mkdir(parents=True, exist_ok=True)
-        _write_yaml_atomic(folder / PROJECT_FILE, settings)
+        tmp = folder / f".{PROJECT_FILE}.{os.getpid()}.tmp"
+        tmp.write_text(yaml.safe_dump(settings, sort_keys=False))
+        try:
+            os.link(tmp, folder / PROJECT_FILE)  # atomic, and refused when the file exists: one creator wins
+        except FileExistsError:
+            raise ProjectError(f"{folder} already holds a project (created meanwhile by another process)",
+                               hint="open it with Project.open, or choose another folder") from None
+        finally:
+            tmp.unlink(missing_ok=True)
         project = cls(folder, settings, dataset)
         project._backbone = loaded
         log.info("created project %s: backbone %s (%s)", folder, loaded.spec.name, loaded.spec.weights_path)
@@ -219,13 +233,7 @@ class Project:
         file names). The rest are the undisplayed images used for noisy extraction."""
         if (count is None) == (names is None):
             raise ConfigError("displayed images: give either a count or names")
-        if names is not None:
-            ids = [self.dataset.find(name).id for name in names]
-        else:
-            if not 1 <= count <= len(self.dataset):
-                raise ConfigError(f"displayed images: count {count} is outside 1..{len(self.dataset)}")
-            order = np.random.default_rng(seed).permutation(len(self.dataset))[:count]
-            ids = [self.dataset.images[i].id for i in sorted(order)]
+        ids = displayed_ids(self.dataset, names if names is not None else count, seed)
         self.settings["displayed"] = ids
         self.settings["seed"] = seed
         self._save_settings()
@@ -376,6 +384,16 @@ class Project:
             lines.append("channel correlation")
             lines += ["  " + " ".join(f"{v:6.3f}" for v in row) for row in self.channel_correlation]
         return "\n".join(lines)
+
+
+def displayed_ids(dataset: Dataset, displayed: int | list[str], seed: int = 0) -> list[str]:
+    """Ids of the displayed images: `displayed` of them at random (seeded), or those named."""
+    if not isinstance(displayed, int):
+        return [dataset.find(name).id for name in displayed]
+    if not 1 <= displayed <= len(dataset):
+        raise ConfigError(f"displayed images: count {displayed} is outside 1..{len(dataset)}")
+    order = np.random.default_rng(seed).permutation(len(dataset))[:displayed]
+    return [dataset.images[i].id for i in sorted(order)]
 
 
 def _paper_stride(geometry: PatchGeometry) -> float:

@@ -92,13 +92,11 @@ def run(config_path: str | Path, *, say: Callable[[str], None] = print, progress
         say(f"reusing project {folder}")
     else:
         dataset = Dataset.open(config["dataset"])
-        project = Project.create(folder, dataset, patch_size=config.get("patch_size"), backbone=config.get("backbone", "auto"),
-                                 weights=config.get("weights"), channels=config.get("channels"))
         displayed = config.get("displayed", 6)
-        if isinstance(displayed, list):
-            project.choose_displayed(names=displayed)
-        else:
-            project.choose_displayed(min(int(displayed), len(dataset)), seed=int(config.get("seed", 0)))
+        project = Project.create(folder, dataset, patch_size=config.get("patch_size"), backbone=config.get("backbone", "auto"),
+                                 weights=config.get("weights"), channels=config.get("channels"),
+                                 displayed=displayed if isinstance(displayed, list) else min(int(displayed), len(dataset)),
+                                 seed=int(config.get("seed", 0)))
         say(f"created project {folder}")
     with project:
         project.set_device(device)

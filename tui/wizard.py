@@ -109,8 +109,8 @@ class WizardScreen(Screen):
             images = simsearch.Dataset.open(dataset)
             project = simsearch.Project.create(
                 folder, images, patch_size=patch, backbone=backbone, weights=weights, channels=channels,
-                progress=lambda done, total: self.app.call_from_thread(self.show_progress, done, total))
-            project.choose_displayed(min(displayed, len(images)))
+                progress=lambda done, total: self.app.call_from_thread(self.show_progress, done, total),
+                displayed=min(displayed, len(images)))
         except Exception as error:
             self.app.show_error_from_thread(error)
             self.app.call_from_thread(self.query_one("#wizard-message", Static).update, "not created: fix the field and press enter")

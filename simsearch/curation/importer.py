@@ -36,6 +36,12 @@ def import_annotations(project, curation: Curation, csv_file: str | Path) -> dic
         rows.append((line, kind, name, record, box))
     known = {c.name for c in curation.classes()}
     counts = {"prototype": 0, "negative": 0}
+    with project.store.transaction():  # every line or none: a kill mid-import stores nothing
+        _store_rows(project, curation, path, rows, known, counts)
+    return counts
+
+
+def _store_rows(project, curation: Curation, path: Path, rows: list, known: set[str], counts: dict[str, int]) -> None:
     for line, kind, name, record, box in rows:
         if name not in known:
             curation.add_class(name)
@@ -49,4 +55,3 @@ def import_annotations(project, curation: Curation, csv_file: str | Path) -> dic
         except ConfigError as exc:
             raise ConfigError(f"{path} line {line}: {exc.message}", hint=exc.hint) from None
         counts[kind] += 1
-    return counts

@@ -165,6 +165,7 @@ class Store:
         # one connection, usable from worker threads (e.g. the UI's); SQLite serialises each
         # call, and this lock keeps a transaction's statements together
         self._transaction_lock = threading.RLock()
+        self._depth = 0  # transactions open on this connection (nested ones join the outermost)
         if read_only:
             if not self.path.is_file():
                 raise ProjectError(f"no project store at {self.path}")
@@ -233,16 +234,28 @@ class Store:
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
-        """One atomic, durable unit of work: committed on success, rolled back on error."""
+        """One atomic, durable unit of work: committed on success, rolled back on error. Inside
+        another transaction it is part of that one, so that a multi-row action (an import) made
+        of single actions commits as a whole or not at all."""
         if self.read_only:
             raise ProjectError(f"project {self.folder} is open read-only", hint="close other sessions and reopen for writing")
         with self._transaction_lock:
+            if self._depth:
+                self._depth += 1
+                try:
+                    yield self.conn
+                finally:
+                    self._depth -= 1
+                return
             self.conn.execute("BEGIN IMMEDIATE")
+            self._depth = 1
             try:
                 yield self.conn
             except BaseException:
+                self._depth = 0
                 self.conn.execute("ROLLBACK")
                 raise
+            self._depth = 0
             self.conn.execute("COMMIT")
 
     # -- classes ----------------------------------------------------------------------------

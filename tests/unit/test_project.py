@@ -172,3 +172,26 @@ def test_channels_change_only_before_the_first_prototype(tmp_path):
             project.set_channels([0, 1, 2])
     with Project.open(tmp_path / "proj", read_only=True) as again:
         assert again.channels == (3,)
+
+
+def test_the_project_file_appears_complete_and_once(tmp_path):
+    """The displayed images are in project.yaml from the moment it exists (a kill right after
+    cannot leave a project without them); two `create` at once: one wins, one is told."""
+    import subprocess
+    import sys
+
+    import yaml
+
+    from conftest import write_planted
+
+    write_planted(tmp_path / "images", 5)
+    with Project.create(tmp_path / "p", tmp_path / "images", backbone="efficientnet-lite0", displayed=3, seed=1) as project:
+        saved = yaml.safe_load((tmp_path / "p" / "project.yaml").read_text())
+        assert len(saved["displayed"]) == 3 and saved["displayed"] == project.displayed and saved["seed"] == 1
+    command = [sys.executable, "-m", "simsearch", "-q", "create", str(tmp_path / "images"), "--project", str(tmp_path / "race"),
+               "--displayed", "2", "--backbone", "efficientnet-lite0"]
+    racers = [subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    results = sorted((racer.wait(), racer.stderr.read()) for racer in racers)
+    assert [code for code, _ in results] == [0, 2], results
+    assert "already holds a project" in results[1][1]
+    assert len(yaml.safe_load((tmp_path / "race" / "project.yaml").read_text())["displayed"]) == 2

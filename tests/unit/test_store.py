@@ -137,3 +137,52 @@ def test_clean_background_leaves_out_flagged_and_unconfirmed_candidates(tmp_path
         store.set_not_background(PatchRecord("i", 9.0, 9.0))
         store.confirm_background()
         assert store.clean_background() == [PatchRecord("i", 1.0, 1.0, None)]
+
+
+def test_nested_transactions_commit_or_roll_back_as_one(tmp_path):
+    with Store(tmp_path) as store:
+        store.add_class("A")
+        with pytest.raises(ConfigError, match="already exists"):
+            with store.transaction():
+                store.add_prototype("A", "i", (0, 0, 8, 8))
+                store.add_class("B")
+                store.add_class("B")  # fails: everything of the outer transaction goes
+        assert store.prototypes() == [] and [c.name for c in store.classes()] == ["A"]
+        with store.transaction():
+            store.add_prototype("A", "i", (0, 0, 8, 8))
+            store.add_class("B")
+        assert len(store.prototypes()) == 1 and [c.name for c in store.classes()] == ["A", "B"]
+    with Store(tmp_path) as store:  # and it was durable
+        assert len(store.prototypes()) == 1
+
+
+def test_an_import_killed_midway_stores_nothing(tmp_path):
+    """`simsearch import` killed with SIGKILL while it stores: nothing of it is in the store, and
+    importing again gives each prototype once."""
+    from conftest import write_planted
+
+    write_planted(tmp_path / "images", 3)
+    project = tmp_path / "proj"
+    rows = ["kind,class,image,x0,y0,x1,y1"] + [f"prototype,disc,img{i % 3}.tif,{20 + i},{20 + i},{52 + i},{52 + i}" for i in range(40)]
+    (tmp_path / "p.csv").write_text("\n".join(rows) + "\n")
+    assert subprocess.run([sys.executable, "-m", "simsearch", "-q", "create", str(tmp_path / "images"), "--project", str(project),
+                           "--displayed", "2", "--backbone", "efficientnet-lite0"]).returncode == 0
+    code = ("import os, signal, sys\n"
+            "from simsearch import Project, Curation\n"
+            "from simsearch.curation import store\n"
+            "from simsearch.curation.importer import import_annotations\n"
+            "original = store.Store.add_prototype\n"
+            "def add(self, *args, **kwargs):\n"
+            "    added = original(self, *args, **kwargs)\n"
+            "    if len(self.prototypes()) == 20: os.kill(os.getpid(), signal.SIGKILL)\n"
+            "    return added\n"
+            "store.Store.add_prototype = add\n"
+            f"with Project.open({str(project)!r}) as p:\n"
+            f"    import_annotations(p, Curation(p), {str(tmp_path / 'p.csv')!r})\n")
+    assert subprocess.run([sys.executable, "-c", code]).returncode == -signal.SIGKILL
+    with Store(project, read_only=True) as store:
+        assert store.prototypes() == [] and store.classes() == []
+    assert subprocess.run([sys.executable, "-m", "simsearch", "-q", "import", str(tmp_path / "p.csv"),
+                           "--project", str(project)]).returncode == 0
+    with Store(project, read_only=True) as store:
+        assert len(store.prototypes()) == 40
