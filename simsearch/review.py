@@ -126,17 +126,7 @@ class Review:
         if self._predictor is None:
             self._predictor = Predictor(self.project, device=self.device)
         vectors, maps = self._predictor.vectors_and_maps(self.project.dataset.read(image_id))
-        geometry = self.project.geometry
-        spacing = peak_spacing(geometry)
-        arrays = {}
-        for index in range(len(self.class_names)):
-            peaks = find_peaks(maps[..., index], min_distance=spacing, threshold=MIN_CONFIDENCE)
-            ys, xs = geometry.centre(peaks.rows, peaks.cols)
-            cells = (np.clip(np.round(peaks.rows).astype(int), 0, maps.shape[0] - 1),
-                     np.clip(np.round(peaks.cols).astype(int), 0, maps.shape[1] - 1))
-            arrays[f"places{index}"] = np.stack([ys, xs, peaks.values], axis=1).astype(np.float32).reshape(-1, 3)
-            arrays[f"vectors{index}"] = vectors[cells].astype(np.float16).reshape(len(peaks), -1)
-        return arrays
+        return candidate_arrays(vectors, maps[..., : len(self.class_names)], self.project.geometry)
 
     def _candidates(self, class_name: str) -> _Candidates:
         index = self.class_names.index(class_name)
@@ -191,6 +181,22 @@ class Review:
         """'accepted' (a clean positive of the class), 'rejected' (a negative of the class), or
         None (take the answer back); by item number in the current batch."""
         self.project.store.answer_review(class_name, list(numbers), answer)
+
+
+def candidate_arrays(vectors: np.ndarray, maps: np.ndarray, geometry) -> dict[str, np.ndarray]:
+    """One image's candidates per class k: `places{k}` (N, 3) float32 (y, x, confidence) of the
+    local maxima of its probability map at or above MIN_CONFIDENCE, and `vectors{k}` (N, D)
+    float16, the model's embedding there. vectors: (rows, cols, D); maps: (rows, cols, classes)."""
+    spacing = peak_spacing(geometry)
+    arrays = {}
+    for index in range(maps.shape[-1]):
+        peaks = find_peaks(maps[..., index], min_distance=spacing, threshold=MIN_CONFIDENCE)
+        ys, xs = geometry.centre(peaks.rows, peaks.cols)
+        rows = np.clip(np.round(peaks.rows).astype(int), 0, maps.shape[0] - 1)
+        cols = np.clip(np.round(peaks.cols).astype(int), 0, maps.shape[1] - 1)
+        arrays[f"places{index}"] = np.stack([ys, xs, peaks.values], axis=1).astype(np.float32).reshape(-1, 3)
+        arrays[f"vectors{index}"] = np.asarray(vectors[rows, cols], np.float16).reshape(len(rows), vectors.shape[-1])
+    return arrays
 
 
 def select_for_review(confidences: np.ndarray, vectors: np.ndarray, *, threshold: float, count: int,

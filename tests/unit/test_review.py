@@ -93,3 +93,17 @@ def _place(item):
     from simsearch import PatchRecord
 
     return PatchRecord(item.image_id, float(item.y), float(item.x))
+
+
+def test_candidates_of_an_image_with_nothing_above_the_floor_are_empty():
+    from simsearch import PatchGeometry
+    from simsearch.review import MIN_CONFIDENCE, candidate_arrays
+
+    geometry = PatchGeometry.for_patch(64)
+    vectors = np.ones((6, 7, 5), np.float32)
+    maps = np.zeros((6, 7, 2), np.float32)
+    maps[2, 3, 1] = 0.9  # one peak, in the second class's map only
+    arrays = candidate_arrays(vectors, maps, geometry)
+    assert arrays["places0"].shape == (0, 3) and arrays["vectors0"].shape == (0, 5)
+    assert arrays["places1"].shape == (1, 3) and arrays["vectors1"].shape == (1, 5)
+    assert arrays["places1"][0, 2] == np.float32(0.9) and MIN_CONFIDENCE > 0
