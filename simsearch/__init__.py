@@ -20,6 +20,7 @@ The public API (scripts and the terminal UI use only these names):
   `REVIEW_ORDERS`
 - Inference and exports: `Predictor`, `Detection`, `detections_from_maps`, `iter_process`, `write_results`, `ProcessProgress`
 - CPU speed: `keep_freed_memory` (glibc malloc keeps freed blocks; the CLI and UI call it)
+- Files: `write_text_atomic` (whole or not at all)
 - Errors: `SimSearchError` and its subclasses
 """
 from .errors import (
@@ -46,6 +47,7 @@ from .curation.store import ClassInfo, PatchRecord, ProjectLockedError, Prototyp
 from .predict import Detection, Predictor, detections_from_maps
 from .process import ProcessProgress, iter_process, write_results
 from .project import EmbedProgress, Project
+from .files import write_text_atomic
 from .memory import keep_freed_memory
 from .review import REVIEW_ORDERS, Review, ReviewProgress
 from .train.loop import (TRAINING_STRATEGIES, StageSettings, TrainedModel, TrainingStatus, TrainProgress, TrainSettings,
@@ -64,7 +66,7 @@ __all__ = [
     "Detection", "Predictor", "ProcessProgress", "iter_process", "write_results",
     "StageSettings", "TrainProgress", "TrainSettings", "TrainedModel", "TrainingStatus", "iter_train", "train",
     "training_identity", "training_status", "TRAINING_STRATEGIES",
-    "detections_from_maps", "keep_freed_memory", "Review", "ReviewItem", "ReviewProgress", "REVIEW_ORDERS",
+    "detections_from_maps", "keep_freed_memory", "write_text_atomic", "Review", "ReviewItem", "ReviewProgress", "REVIEW_ORDERS",
     "BACKBONES", "Backbone", "BackboneSpec", "ChannelStatistics", "ConfigError", "Dataset",
     "DatasetError", "DenseEmbedder", "EmbedProgress", "ImageReadError", "ImageRecord",
     "Normalization", "PatchEmbeddings", "PatchGeometry", "PatchIndex", "Project", "ProjectError",

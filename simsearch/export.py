@@ -5,14 +5,13 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
 from pathlib import Path
 
 import numpy as np
 import tifffile
 from PIL import Image, ImageDraw
 
-from .files import write_text_atomic
+from .files import atomic_path, write_text_atomic
 from .predict import Detection
 
 DETECTION_COLUMNS = ["image", "class", "x", "y", "confidence", "x0", "y0", "x1", "y1"]
@@ -83,11 +82,9 @@ def napari_points(path: Path, detections: list[Detection]) -> None:
 
 def label_tiff(path: Path, labels: np.ndarray, class_names: list[str]) -> None:
     """uint8/uint16 label image: 0 background, i the i-th class (names in the description)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     description = json.dumps({"labels": {str(i + 1): name for i, name in enumerate(class_names)}, "0": "background"})
-    tifffile.imwrite(tmp, labels, description=description, compression="zlib")
-    tmp.replace(path)
+    with atomic_path(path) as tmp:
+        tifffile.imwrite(tmp, labels, description=description, compression="zlib")
 
 
 def overview_png(path: Path, rgb01: np.ndarray, detections: list[Detection], class_names: list[str], *, max_side: int = 1024) -> None:
@@ -100,10 +97,8 @@ def overview_png(path: Path, rgb01: np.ndarray, detections: list[Detection], cla
     for d in detections:
         colour = PALETTE[class_names.index(d.class_name) % len(PALETTE)] if d.class_name in class_names else (255, 255, 255)
         draw.rectangle([v * scale for v in d.box], outline=colour, width=2)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp.png")
-    image.save(tmp)
-    tmp.replace(path)
+    with atomic_path(path) as tmp:
+        image.save(tmp)
 
 
 def summary_csv(path: Path, rows: list[dict]) -> None:

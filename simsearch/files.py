@@ -1,14 +1,68 @@
-"""Files written whole or not at all: an interrupted write never leaves half a file."""
+"""Files written whole or not at all: an interrupted write never leaves half a file, and the
+temporary files of processes that died are removed the next time the project is opened."""
 from __future__ import annotations
 
 import os
+import re
+import threading
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
+
+# .NAME.PID.THREAD.tmp[.SUFFIX]: the temporary files of `atomic_path`
+_TEMPORARY = re.compile(r"^\..+\.(\d+)\.\d+\.tmp(\.[A-Za-z0-9]+)?$")
+
+
+@contextmanager
+def atomic_path(path: Path) -> Iterator[Path]:
+    """A temporary path beside `path`, named for this process and thread and ending in the same
+    suffix (numpy, tifffile and Pillow choose a format by it), to write the file to; renamed
+    over `path` when the block succeeds, removed when it fails. Creates the folder if needed.
+
+    Examples
+    --------
+    >>> with atomic_path(folder / "maps.npy") as tmp:   # doctest: +SKIP
+    ...     np.save(tmp, maps)
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp{path.suffix}")
+    try:
+        yield tmp
+        tmp.replace(path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def write_text_atomic(path: Path, text: str) -> None:
-    """Write `text` to a temporary file beside `path` (named for this process), then
-    rename it over `path`; creates the folder if needed."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text)
-    tmp.replace(path)
+    """Write `text` to `path` whole or not at all (`atomic_path`)."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(text)
+
+
+def write_bytes_atomic(path: Path, data: bytes) -> None:
+    """Write `data` to `path` whole or not at all (`atomic_path`)."""
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
+
+
+def remove_orphaned_temporaries(folder: Path) -> list[Path]:
+    """Remove the temporary files of `atomic_path` under `folder` whose process is gone (a
+    killed writer leaves one behind); those of live processes stay. Returns the removed."""
+    removed = []
+    for path in Path(folder).rglob(".*.tmp*"):
+        match = _TEMPORARY.match(path.name)
+        if match and not _alive(int(match.group(1))):
+            path.unlink(missing_ok=True)
+            removed.append(path)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's process
+    return True

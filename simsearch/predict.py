@@ -7,7 +7,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-import yaml
 
 from .errors import ProjectError
 from .features.backbones import Backbone
@@ -15,6 +14,7 @@ from .features.embed import DenseEmbedder
 from .features.geometry import box_around
 from .project import Project
 from .search.peaks import find_peaks, peak_spacing
+from .train.loop import saved_model_config
 
 
 @dataclass(frozen=True)
@@ -36,8 +36,12 @@ class Predictor:
         folder = project.model_folder
         if not (folder / "model.pt").is_file():
             raise ProjectError(f"no trained model in {folder}", hint="train first (simsearch train)")
+        config = saved_model_config(project)
+        if config is None:
+            raise ProjectError(f"the model in {folder} is incomplete: model.yaml does not describe model.pt "
+                               "(a save cut short, or a model of an older SimSearch)", hint="train again (simsearch train)")
         self.project = project
-        self.config = yaml.safe_load((folder / "model.yaml").read_text())
+        self.config = config
         self.class_names: list[str] = self.config["classes"]
         weights = torch.load(folder / "model.pt", map_location="cpu", weights_only=True)
         base = project.backbone

@@ -39,6 +39,7 @@ from .features.embed import display_rgb
 from .features.geometry import NETWORK_STRIDE
 from .io.images import Dataset
 from .predict import Detection, Predictor, detections_from_maps
+from .files import atomic_path
 from .project import Project
 
 log = logging.getLogger(__name__)
@@ -85,9 +86,8 @@ def iter_process(
         except (DatasetError, OSError) as exc:
             yield ProcessProgress(done, len(dataset), record.id, "failed", getattr(exc, "message", str(exc)))
             continue
-        tmp = path.with_name(f".{path.stem}.tmp.npy")
-        np.save(tmp, maps.astype(np.float16))
-        tmp.replace(path)
+        with atomic_path(path) as tmp:
+            np.save(tmp, maps.astype(np.float16))
         yield ProcessProgress(done, len(dataset), record.id, "computed")
 
 

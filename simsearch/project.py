@@ -27,7 +27,7 @@ import numpy as np
 import yaml
 
 from .errors import ConfigError, ImageReadError, ProjectError
-from .files import write_text_atomic
+from .files import atomic_path, remove_orphaned_temporaries, write_text_atomic
 from .features.backbones import Backbone, BackboneSpec, load_backbone, load_recorded_backbone
 from .features.embed import DenseEmbedder, PatchEmbeddings
 from .curation.store import Store
@@ -132,15 +132,13 @@ class Project:
             "embedding_cache": str(Path(embedding_cache).resolve()) if embedding_cache else None,
         }
         folder.mkdir(parents=True, exist_ok=True)
-        tmp = folder / f".{PROJECT_FILE}.{os.getpid()}.tmp"
-        tmp.write_text(yaml.safe_dump(settings, sort_keys=False))
-        try:
-            os.link(tmp, folder / PROJECT_FILE)  # atomic, and refused when the file exists: one creator wins
-        except FileExistsError:
-            raise ProjectError(f"{folder} already holds a project (created meanwhile by another process)",
-                               hint="open it with Project.open, or choose another folder") from None
-        finally:
-            tmp.unlink(missing_ok=True)
+        with atomic_path(folder / PROJECT_FILE) as tmp:
+            tmp.write_text(yaml.safe_dump(settings, sort_keys=False))
+            try:
+                os.link(tmp, folder / PROJECT_FILE)  # atomic, and refused when the file exists: one creator wins
+            except FileExistsError:
+                raise ProjectError(f"{folder} already holds a project (created meanwhile by another process)",
+                                   hint="open it with Project.open, or choose another folder") from None
         project = cls(folder, settings, dataset)
         project._backbone = loaded
         log.info("created project %s: backbone %s (%s)", folder, loaded.spec.name, loaded.spec.weights_path)
@@ -171,6 +169,9 @@ class Project:
                 f"dataset {source} has {opened.channels} channels; project {folder} was made with {settings['file_channels']}"
             )
         project = cls(folder, settings, opened, read_only=read_only)
+        if not read_only:  # the project is ours now: what killed writers left half-written goes
+            for path in remove_orphaned_temporaries(folder):
+                log.info("removed %s, left by a process that died while writing it", path)
         if dataset is not None:
             settings["dataset"]["source"] = str(opened.source)
             project._save_settings()
@@ -301,10 +302,8 @@ class Project:
 
     def _embed_and_save(self, record, path: Path) -> None:
         embedded = self.embedder.embed(self.dataset.read(record))
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f"{path.stem}.{os.getpid()}.{threading.get_ident()}.tmp.npy")
-        np.save(tmp, embedded.vectors.astype(np.float16))
-        tmp.replace(path)
+        with atomic_path(path) as tmp:
+            np.save(tmp, embedded.vectors.astype(np.float16))
 
     def iter_embed(self, *, cancel: threading.Event | None = None) -> Iterator[EmbedProgress]:
         """Embed every image not yet cached; yields one event per image. Failures are

@@ -30,6 +30,7 @@ import numpy as np
 
 from .curation.store import PatchRecord, ReviewItem
 from .errors import ConfigError, ImageReadError, ProjectError
+from .files import atomic_path
 from .predict import Predictor
 from .project import Project
 from .search.peaks import find_peaks, peak_spacing
@@ -112,9 +113,8 @@ class Review:
             except (ImageReadError, OSError):
                 yield ReviewProgress(done, total, image_id, "failed")
                 continue
-            tmp = path.with_name(f".{path.stem}.tmp.npz")
-            np.savez(tmp, **arrays)
-            tmp.replace(path)
+            with atomic_path(path) as tmp:
+                np.savez(tmp, **arrays)
             yield ReviewProgress(done, total, image_id, "computed")
 
     def prepare(self) -> None:

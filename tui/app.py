@@ -161,11 +161,8 @@ class SimSearchApp(App):
         if not changed:
             return
         self.state.update(changed)
-        path = self.project.folder / STATE_FILE
-        tmp = path.with_name(f".{STATE_FILE}.{os.getpid()}.tmp")
         try:
-            tmp.write_text(yaml.safe_dump(self.state, sort_keys=True))
-            tmp.replace(path)
+            simsearch.write_text_atomic(self.project.folder / STATE_FILE, yaml.safe_dump(self.state, sort_keys=True))
         except OSError as error:
             log.warning("could not save the UI state: %s", error)
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -83,9 +82,7 @@ class UndoLog:
     def _save(self) -> None:
         if self.path is None:
             return
-        tmp = self.path.with_name(f".{UNDO_FILE}.{os.getpid()}.tmp")
         try:
-            tmp.write_text(json.dumps([asdict(step) for step in self.steps]))
-            tmp.replace(self.path)
+            simsearch.write_text_atomic(self.path, json.dumps([asdict(step) for step in self.steps]))
         except OSError as error:
             log.warning("could not save the undo log: %s", error)

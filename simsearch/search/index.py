@@ -11,6 +11,7 @@ import faiss
 import numpy as np
 
 from ..errors import ConfigError, ProjectError
+from ..files import atomic_path
 
 log = logging.getLogger(__name__)
 
@@ -182,12 +183,10 @@ class PatchIndex:
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
         owner, positions, centres = self._metadata()
-        tmp_index, tmp_meta = folder / (INDEX_FILE + ".tmp"), folder / (META_FILE + ".tmp.npz")
-        faiss.write_index(self._cpu_index, str(tmp_index))
-        np.savez(tmp_meta, owner=owner, positions=positions, centres=centres,
-                 image_ids=np.array(json.dumps(self.image_ids)))
-        tmp_index.replace(folder / INDEX_FILE)
-        tmp_meta.replace(folder / META_FILE)
+        with atomic_path(folder / INDEX_FILE) as tmp:
+            faiss.write_index(self._cpu_index, str(tmp))
+        with atomic_path(folder / META_FILE) as tmp:
+            np.savez(tmp, owner=owner, positions=positions, centres=centres, image_ids=np.array(json.dumps(self.image_ids)))
 
     @classmethod
     def load(cls, folder: str | Path, *, use_gpu: bool | None = None) -> "PatchIndex":

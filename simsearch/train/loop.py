@@ -43,7 +43,7 @@ from ..curation.store import PatchRecord, ProjectLockedError
 from ..errors import ConfigError, ProjectError
 from ..features.embed import crop_windows, resolve_device
 from ..features.geometry import NETWORK_STRIDE, PatchGeometry
-from ..files import write_text_atomic
+from ..files import atomic_path, write_text_atomic
 from ..project import Project
 from .augment import AugmentSettings, augment
 from .losses import NotClassLoss, NTXentLoss, SupConWithNegativesLoss
@@ -376,10 +376,8 @@ class _Checkpoints:
             raise ProjectError(f"training checkpoint {self.path} is unreadable: {exc}", hint="delete it to start training again") from exc
 
     def save(self, state: dict) -> None:
-        self.folder.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_suffix(f".{os.getpid()}.tmp")
-        torch.save(state, tmp)
-        tmp.replace(self.path)
+        with atomic_path(self.path) as tmp:
+            torch.save(state, tmp)
         summary = {"key": state["key"], "stage": int(state["stage"]), "epoch": int(state["epoch"]), "checkpoint": self._stamp()}
         write_text_atomic(self.summary_path, json.dumps(summary))
 
@@ -426,7 +424,9 @@ class _Checkpoints:
 
 
 def saved_model_config(project: Project) -> dict | None:
-    """model.yaml of the saved model (classes, settings, identity, metrics), or None."""
+    """model.yaml of the saved model (classes, settings, identity, metrics), or None when there
+    is no model, or when model.yaml does not describe the model.pt beside it (a save cut short:
+    model.yaml is written last and holds model.pt's hash)."""
     folder = project.model_folder
     if not (folder / "model.pt").is_file() or not (folder / "model.yaml").is_file():
         return None
@@ -434,18 +434,27 @@ def saved_model_config(project: Project) -> dict | None:
         config = yaml.safe_load((folder / "model.yaml").read_text())
     except (OSError, yaml.YAMLError):
         return None
-    return config if isinstance(config, dict) else None
+    if not isinstance(config, dict) or config.get("weights_blake2b") != _file_hash(folder / "model.pt"):
+        return None
+    return config
+
+
+def _file_hash(path: Path) -> str:
+    digest = hashlib.blake2b(digest_size=16)
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 22), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def save_model(project: Project, model: PatchModel, names: list[str], settings: TrainSettings, metrics: dict,
                *, identity: str, start: str) -> Path:
     folder = project.model_folder
-    folder.mkdir(parents=True, exist_ok=True)
-    tmp = folder / f"model.{os.getpid()}.tmp"
-    torch.save({"network": model.network.state_dict(), "classifier": model.classifier.state_dict(),
-                "projection": model.projection.state_dict(), "window": model.window.detach().cpu()}, tmp)
-    tmp.replace(folder / "model.pt")
-    config = {
+    with atomic_path(folder / "model.pt") as tmp:
+        torch.save({"network": model.network.state_dict(), "classifier": model.classifier.state_dict(),
+                    "projection": model.projection.state_dict(), "window": model.window.detach().cpu()}, tmp)
+    config = {  # written last, with the weights' hash: a save cut short between the two is seen as no model
+        "weights_blake2b": _file_hash(folder / "model.pt"),
         "classes": names,
         "identity": identity,
         "start": start,

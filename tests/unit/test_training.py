@@ -338,3 +338,36 @@ def test_train_command_reports_json_progress_on_a_project_open_elsewhere(curated
     events = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert events[0]["stage"] == "supcon" and events[-1]["stage"] == "done" and not events[-1]["reused"]
     assert (project.folder / "model" / "model.pt").is_file()
+
+
+def test_a_model_save_cut_short_is_no_model(curated):
+    """model.yaml is written last with model.pt's hash: a model.pt without its matching
+    model.yaml (a kill between the two) is not used, and training runs again."""
+    from simsearch import ProjectError
+
+    project, _ = curated
+    train(project, TINY, device="cpu")
+    config = project.folder / "model" / "model.yaml"
+    saved = config.read_text()
+    config.write_text(saved.replace("weights_blake2b:", "weights_blake2b: 0"))  # another model.pt's
+    with pytest.raises(ProjectError, match="incomplete"):
+        Predictor(project, device="cpu")
+    assert not training_status(project, TINY).up_to_date
+    assert not train(project, TINY, device="cpu").reused  # trained again, not reused
+    Predictor(project, device="cpu")
+
+
+def test_temporary_files_of_dead_writers_go_when_the_project_is_opened(curated):
+    from simsearch.files import atomic_path
+
+    project, _ = curated
+    folder = project.folder
+    dead = folder / "training" / ".checkpoint.pt.999999999.1.tmp.pt"
+    dead.parent.mkdir(exist_ok=True)
+    dead.write_bytes(b"half")
+    project.close()  # (closing twice, as the fixture will, is harmless)
+    with atomic_path(folder / "training" / "x.pt") as mine:  # a live process's stays
+        mine.write_bytes(b"being written")
+        with Project.open(folder):
+            assert not dead.exists() and mine.exists()
+    assert (folder / "training" / "x.pt").read_bytes() == b"being written"
