@@ -60,6 +60,8 @@ def add_commands(sub) -> None:
     process.add_argument("--images", help="another folder, glob or list of images (default: the project's dataset)")
     process.add_argument("--segmentation", action="store_true", help="also write label images")
     process.add_argument("--device", default="auto")
+    process.add_argument("--progress", choices=("bar", "json"), default="bar",
+                         help="json: one line of JSON per image on stdout, then one with the results (for programs)")
     project_arg(process)
     process.set_defaults(handler=cmd_process)
 
@@ -165,15 +167,22 @@ def cmd_process(args, quiet: bool) -> int:
     with Project.open(args.project, read_only=True) as project:
         images = Dataset.open(args.images) if args.images else None
         total = len(images or project.dataset)
-        bar = ProgressBar(total, "processing", quiet=quiet)
+        bar = ProgressBar(total, "processing", quiet=quiet or args.progress == "json")
         failed = 0
         for event in iter_process(project, args.out, images=images, device=args.device):
             bar.update(event.done)
+            if args.progress == "json":
+                _json_progress(event)
             if event.status == "failed":
                 failed += 1
-                print(f"  failed: {event.image_id}: {event.message}")
+                if args.progress == "bar":
+                    print(f"  failed: {event.image_id}: {event.message}")
         manifest = write_results(project, args.out, images=images, segmentation=args.segmentation)
-        print(f"{manifest['detections']} detection(s) in {total} image(s); results in {args.out}")
+        if args.progress == "json":
+            print(json.dumps({"results": str(args.out), "detections": manifest["detections"], "images": total, "failed": failed}),
+                  flush=True)
+        else:
+            print(f"{manifest['detections']} detection(s) in {total} image(s); results in {args.out}")
     return 1 if failed else 0
 
 

@@ -4,7 +4,6 @@ progress; the per-image summary table at the end. Interrupted runs resume (cache
 from __future__ import annotations
 
 import csv
-import threading
 from pathlib import Path
 
 from rich.markup import escape
@@ -17,6 +16,7 @@ from textual.widgets import DataTable, ProgressBar, Static
 import simsearch
 
 from .base import StepScreen
+from .child import EngineChild
 from .dialogs import PromptScreen
 
 
@@ -41,7 +41,7 @@ class RunScreen(StepScreen):
 
     def __init__(self):
         super().__init__(id="run")
-        self.cancel = threading.Event()
+        self.child = EngineChild()
         self.running = False
 
     def body(self) -> ComposeResult:
@@ -101,39 +101,42 @@ class RunScreen(StepScreen):
 
     def action_cancel(self) -> None:
         if self.running:
-            self.cancel.set()
+            self.child.stop()  # the maps finished so far stay: r resumes
 
     def action_run(self) -> None:
         if self.running:
             self.notify("already running")
             return
-        self.cancel.clear()
         self.running = True
         self.run_all(self.output, self.images, self.segmentation)
 
     @work(thread=True, exclusive=True, group="run")
     def run_all(self, output: Path, images: str | None, segmentation: bool) -> None:
-        project = self.app.project
+        """`simsearch process` in a child process (child.py): the maps of every image (cached: a
+        stopped run resumes), then every export."""
+        arguments = ["process", "--project", str(self.app.project.folder), "--out", str(output), "--device", self.app.device,
+                     *(["--images", images] if images else []), *(["--segmentation"] if segmentation else [])]
+        failed, results = 0, None
         try:
-            dataset = simsearch.Dataset.open(images) if images else None
-            failed = []
-            for event in simsearch.iter_process(project, output, images=dataset, device=self.app.device, cancel=self.cancel):
-                if event.status == "failed":
-                    failed.append(event)
-                self.app.call_from_thread(self.show_progress, event.done, event.total, f"maps {event.done}/{event.total}"
-                                          + (f" ({len(failed)} failed)" if failed else ""))
-            if self.cancel.is_set():
-                self.app.call_from_thread(self.finished, "stopped: r resumes", None)
-                return
-            self.app.call_from_thread(self.show_progress, 0, 1, "writing detections and exports ...")
-            manifest = simsearch.write_results(project, output, images=dataset, segmentation=segmentation)
+            for event in self.child.run(arguments):
+                if "results" in event:
+                    results = event
+                    continue
+                failed += event["status"] == "failed"
+                text = f"maps {event['done']}/{event['total']}" + (f" ({failed} failed)" if failed else "")
+                if event["done"] == event["total"]:
+                    text += "; writing detections and exports ..."
+                self.app.call_from_thread(self.show_progress, event["done"], event["total"], text)
         except Exception as error:
             self.app.show_error_from_thread(error)
             self.app.call_from_thread(self.finished, "stopped by an error", None)
             return
-        message = f"{manifest.get('detections', 0)} detections written to {output}"
+        if results is None:
+            self.app.call_from_thread(self.finished, "stopped: r resumes", None)
+            return
+        message = f"{results['detections']} detections written to {output}"
         if failed:
-            message += f"; {len(failed)} image(s) failed (see {output}/manifest.json and the log)"
+            message += f"; {failed} image(s) failed (see {output}/manifest.json and the log)"
         self.app.call_from_thread(self.finished, message, output)
 
     def show_progress(self, done: int, total: int, text: str) -> None:

@@ -3,16 +3,11 @@ supervised contrastive, classifier), each with a progress bar, loss curve, patch
 ETA. x cancels (the last checkpoint stays); t starts or resumes, also after the app or the
 connection was closed.
 
-The stages run in a child process (`simsearch train --progress json`, on the project opened
-read-only: training writes only its own files), so the UI keeps its interpreter to itself: keys
-answer while the CPU trains."""
+The stages run in a child process (`simsearch train --progress json`, see child.py, on the
+project opened read-only: training writes only its own files)."""
 from __future__ import annotations
 
-import json
-import logging
 import os
-import subprocess
-import sys
 import threading
 import time
 
@@ -28,10 +23,9 @@ from textual.widgets import ProgressBar, Static
 import simsearch
 
 from .base import StepScreen
+from .child import EngineChild
 from .dialogs import PromptScreen
 from .render import sparkline
-
-log = logging.getLogger("simsearch.tui.train")
 
 STAGES = [("noisy", "noisy extraction"), ("selflearn", "self-supervised (SimCLR)"),
           ("supcon", "supervised contrastive"), ("classifier", "linear classifier")]
@@ -79,7 +73,7 @@ class TrainScreen(StepScreen):
         super().__init__(id="train")
         self.cancel = threading.Event()
         self.running = False
-        self.process: subprocess.Popen | None = None
+        self.child = EngineChild()
         self.losses: dict[str, list[float]] = {}
 
     def body(self) -> ComposeResult:
@@ -181,8 +175,7 @@ class TrainScreen(StepScreen):
     def action_cancel(self) -> None:
         if self.running:
             self.cancel.set()
-            if self.process is not None and self.process.poll() is None:
-                self.process.terminate()  # the last finished epoch's checkpoint stays
+            self.child.stop()  # the last finished epoch's checkpoint stays
             self.notify("cancelling after the current step ...")
 
     @work(thread=True, exclusive=True, group="train")
@@ -201,9 +194,11 @@ class TrainScreen(StepScreen):
                     return
                 self.app.call_from_thread(self.show_stage, "noisy", 1, 1, "done")
             last = None
-            for progress in self.train_in_child(preset, strategy, from_last):
-                last = progress
-                self.app.call_from_thread(self.show_training, progress)
+            arguments = ["train", "--project", str(self.app.project.folder), "--strategy", strategy, "--preset", preset,
+                         "--device", self.app.device, *(["--from-last"] if from_last else [])]
+            for event in self.child.run(arguments):
+                last = simsearch.TrainProgress(**event)
+                self.app.call_from_thread(self.show_training, last)
         except Exception as error:
             self.app.show_error_from_thread(error)
             self.app.call_from_thread(self.finished, "stopped by an error")
@@ -215,36 +210,6 @@ class TrainScreen(StepScreen):
         else:
             message = "finished: a model is saved"
         self.app.call_from_thread(self.finished, message)
-
-    def train_in_child(self, preset: str, strategy: str, from_last: bool):
-        """`simsearch train` in a child process, one core left to the UI; yields its progress
-        events; a failure is raised as the error it printed."""
-        command = [sys.executable, "-m", "simsearch", "-q", "train", "--project", str(self.app.project.folder),
-                   "--strategy", strategy, "--preset", preset, "--device", self.app.device, "--progress", "json"]
-        if from_last:
-            command.append("--from-last")
-        threads = str(max(1, (os.cpu_count() or 2) - 1))
-        env = dict(os.environ, OMP_NUM_THREADS=threads, MKL_NUM_THREADS=threads)
-        self.process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                        text=True, env=env)
-        try:
-            for line in self.process.stdout:
-                try:
-                    yield simsearch.TrainProgress(**json.loads(line))
-                except (ValueError, TypeError):
-                    continue  # not an event
-            code = self.process.wait()
-            errors = self.process.stderr.read().strip()
-        finally:
-            if self.process.poll() is None:
-                self.process.kill()
-            self.process = None
-        if code and not self.cancel.is_set():
-            log.warning("training process: exit code %s: %s", code, errors)
-            lines = [line.strip() for line in errors.splitlines()]
-            message = next((line[7:] for line in lines if line.startswith("error: ")), f"training stopped (exit code {code})")
-            hint = next((line[6:] for line in lines if line.startswith("hint: ")), "the details are in the log")
-            raise simsearch.SimSearchError(message, hint=hint)
 
     def show_noisy(self, event, elapsed: float) -> None:
         rate = event.done / elapsed if elapsed > 0 else 0

@@ -338,6 +338,11 @@ def test_train_command_reports_json_progress_on_a_project_open_elsewhere(curated
     events = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert events[0]["stage"] == "supcon" and events[-1]["stage"] == "done" and not events[-1]["reused"]
     assert (project.folder / "model" / "model.pt").is_file()
+    out = project.folder.parent / "results"
+    assert main(["-q", "process", "--project", str(project.folder), "--out", str(out), "--device", "cpu", "--progress", "json"]) == 0
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [e["status"] for e in lines[:-1]] == ["computed"] * 5 and lines[-1]["images"] == 5
+    assert lines[-1]["detections"] == len((out / "detections.csv").read_text().splitlines()) - 1
 
 
 def test_a_model_save_cut_short_is_no_model(curated):
