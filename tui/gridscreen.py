@@ -1,5 +1,6 @@
 """What the background and review screens share: patches to judge one at a time, as a grid
-beside the image of the focused one (zoomed on it, every patch of that image marked)."""
+beside the focused one shown large (the focus view) above its place in the whole image (every
+patch of that image marked, the focused one framed)."""
 from __future__ import annotations
 
 from textual import on
@@ -9,7 +10,7 @@ from textual.widgets import Static
 
 from .base import StepScreen
 from .render import FOCUS, Overlay, Viewport
-from .widgets import ImageView, PatchGrid
+from .widgets import FocusView, ImageView, PatchGrid
 
 
 class GridScreen(StepScreen):
@@ -23,7 +24,9 @@ class GridScreen(StepScreen):
     GridScreen .grid-bar { height: 1; padding: 0 1; background: $boost; }
     GridScreen .grid-status { height: auto; padding: 0 1; }
     GridScreen PatchGrid { width: 1fr; }
-    GridScreen ImageView { width: 1fr; }
+    GridScreen .grid-views { width: 1fr; }
+    GridScreen FocusView { height: 2fr; }
+    GridScreen .grid-views > ImageView { height: 1fr; }
     """
 
     def body(self) -> ComposeResult:
@@ -32,7 +35,9 @@ class GridScreen(StepScreen):
             yield Static("", id=f"{self.PREFIX}-bar", classes="grid-bar")
             with Horizontal():
                 yield PatchGrid(id=f"{self.PREFIX}-grid")
-                yield ImageView(id=f"{self.PREFIX}-image")
+                with Vertical(classes="grid-views"):
+                    yield FocusView(id=f"{self.PREFIX}-focus")
+                    yield ImageView(id=f"{self.PREFIX}-image")
 
     def on_mount(self) -> None:
         self.grid.focus()
@@ -50,18 +55,20 @@ class GridScreen(StepScreen):
     def show_focused(self) -> None:
         entries = self.entries()
         view = self.query_one(f"#{self.PREFIX}-image", ImageView)
+        focus = self.query_one(f"#{self.PREFIX}-focus", FocusView)
         bar = self.query_one(f"#{self.PREFIX}-bar", Static)
         if not entries:
             view.clear(self.EMPTY)
+            focus.clear("")
             bar.update("")
             return
         entry = entries[min(self.grid.focus_index, len(entries) - 1)]
         record = self.app.project.dataset.by_id(entry.image_id)
         rgb, factor = self.app.images.get(entry.image_id)
-        viewport = Viewport(record.height, record.width, zoom=2.0, cy=entry.y, cx=entry.x)
         overlays = [Overlay(self.box(other), *self.mark(other)) for other in entries if other.image_id == entry.image_id]
         overlays.append(Overlay(self.box(entry), FOCUS, "focus"))
-        view.show(rgb, factor, viewport, overlays)
+        focus.show_object(rgb, factor, (record.height, record.width), self.box(entry), overlays)
+        view.show(rgb, factor, Viewport(record.height, record.width), overlays)  # the whole image: where it is
         bar.update(self.describe(entry, record))
 
     @on(PatchGrid.Moved)

@@ -434,9 +434,11 @@ def saved_model_config(project: Project) -> dict | None:
         config = yaml.safe_load((folder / "model.yaml").read_text())
     except (OSError, yaml.YAMLError):
         return None
-    if not isinstance(config, dict) or config.get("weights_blake2b") != _file_hash(folder / "model.pt"):
+    if not isinstance(config, dict):
         return None
-    return config
+    if "weights_blake2b" not in config:  # saved before models recorded their hash: taken as it is
+        return config
+    return config if config["weights_blake2b"] == _file_hash(folder / "model.pt") else None
 
 
 def _file_hash(path: Path) -> str:
