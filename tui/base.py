@@ -18,7 +18,7 @@ SHORT_TITLES = {**TITLES, "dataset": "Data", "background": "Bg", "thresholds": "
 def threshold_bindings(kind: str) -> list[Binding]:
     """[ ] by 0.01 and { } by 0.05, for the screen's `threshold(step)` action; the footer shows
     the first two as one entry."""
-    group = Binding.Group("threshold", compact=True)
+    group = Binding.Group("thr", compact=True)
     return [
         Binding("left_square_bracket", "threshold(-0.01)", "thr -", tooltip=f"{kind} threshold -0.01", group=group),
         Binding("right_square_bracket", "threshold(0.01)", "thr +", tooltip=f"{kind} threshold +0.01", group=group),

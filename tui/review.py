@@ -25,13 +25,13 @@ class ReviewScreen(GridScreen):
     PREFIX = "rv"
     EMPTY = "nothing to review yet"
     BINDINGS = [
-        Binding("r", "propose", "new batch", tooltip="a new batch of the model's detections to review"),
+        Binding("r", "propose", "batch", tooltip="a new batch of the model's detections to review"),
         Binding("a", "answer('accepted')", "accept", tooltip="accept: it is the class (a clean positive)"),
         Binding("x", "answer('rejected')", "reject", tooltip="reject: it is not the class (a negative)"),
         Binding("backspace", "answer(None)", "clear", tooltip="take the answer back"),
         Binding("m", "mark", "mark", tooltip="page by page: a letter rejects its item; space accepts the rest of the page and shows the next"),
         Binding("o", "cycle_order", "order", tooltip="order: " + ", ".join(simsearch.REVIEW_ORDERS)),
-        Binding("t", "train", "train again", tooltip="train again on the answers (step 4)"),
+        Binding("t", "train", "train", tooltip="train again on the answers (step 4)"),
         Binding("comma", "next_class(-1)", "previous class", show=False),
         Binding("full_stop", "next_class(1)", "next class", show=False),
     ]
