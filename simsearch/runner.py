@@ -16,7 +16,9 @@
     segmentation: false
     device: auto
 
-Unknown keys are errors naming the key. Every step resumes: a second run reuses the
+The whole file is checked against one schema (simsearch/runfile.py) before any work: unknown
+keys at every level, types, ranges and the files that must exist; every problem is reported with
+its key's path and the value given, and nothing is created. Every step resumes: a second run reuses the
 project, its store, the embeddings, a finished training and computed maps.
 """
 from __future__ import annotations
@@ -34,13 +36,10 @@ from .errors import ConfigError
 from .io.images import Dataset
 from .process import iter_process, write_results
 from .project import PROJECT_FILE, Project
+from .runfile import validate
 from .train.loop import StageSettings, TrainSettings, iter_train
 
 log = logging.getLogger(__name__)
-
-KEYS = {"dataset", "project", "output", "displayed", "seed", "backbone", "weights", "channels", "patch_size",
-        "annotations", "classes", "background", "noisy", "training", "segmentation", "device"}
-
 
 def load_config(path: str | Path) -> dict:
     path = Path(path)
@@ -48,14 +47,9 @@ def load_config(path: str | Path) -> dict:
         raise ConfigError(f"run configuration not found: {path}")
     try:
         config = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as exc:
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path} is not valid YAML: {exc}") from exc
-    unknown = sorted(set(config) - KEYS)
-    if unknown:
-        raise ConfigError(f"{path}: unknown key(s) {unknown}", hint=f"known keys: {', '.join(sorted(KEYS))}")
-    for key in ("dataset", "project", "output", "annotations"):
-        if key not in config:
-            raise ConfigError(f"{path}: '{key}' is required")
+    validate(config, path)  # every key, type, range and file, before any work
     base = path.parent
     for key in ("dataset", "project", "output", "annotations"):
         config[key] = str((base / config[key]).resolve()) if not Path(config[key]).is_absolute() else config[key]

@@ -52,13 +52,38 @@ def test_config_errors_name_the_key(tmp_path):
     data = yaml.safe_load(config.read_text())
     data["epochs"] = 3
     config.write_text(yaml.safe_dump(data))
-    with pytest.raises(ConfigError, match=r"unknown key\(s\) \['epochs'\]"):
+    with pytest.raises(ConfigError, match=r"epochs: unknown key"):
         load_config(config)
     del data["epochs"], data["annotations"]
     config.write_text(yaml.safe_dump(data))
-    with pytest.raises(ConfigError, match="'annotations' is required"):
+    with pytest.raises(ConfigError, match="annotations: required"):
         load_config(config)
     data["annotations"] = "prototypes.csv"
     data["training"]["supcon"] = {"epoch": 1}
     config.write_text(yaml.safe_dump(data))
     assert main(["-q", "run", str(config)]) == 2
+
+
+def test_the_whole_run_file_is_checked_before_any_work(tmp_path, capsys):
+    """Types, ranges, unknown keys at every level and missing files: every problem named by its
+    key path and value, at once, exit 2, nothing created."""
+    config = _write_inputs(tmp_path)
+    data = yaml.safe_load(config.read_text())
+    data.update(displayed="abc", seed=-1, backbone="vgg", device="tpu", segmentation="maybe", annotations="missing.csv",
+                patch_size=[96], classes={"disc": {"similarity": 0.9, "similarity_threshold": 2}},
+                background={"count": "lots"}, noisy={"capp": 3, "cap": "many"})
+    data["training"] = {"preset": "gpu", "supcon": {"epochs": -3, "batch_size": "x"}, "max_noisy": 0}
+    config.write_text(yaml.safe_dump(data))
+    assert main(["-q", "run", str(config)]) == 2
+    err = capsys.readouterr().err
+    for problem in ("displayed: expected a whole number of at least 1, got 'abc'", "seed: expected a whole number of at least 0",
+                    "backbone: expected one of auto, resnet18, efficientnet-lite0, got 'vgg'", "device: expected auto, cpu",
+                    "segmentation: expected true or false, got 'maybe'", "annotations: file 'missing.csv' does not exist",
+                    "patch_size: expected a whole number", "classes.disc.similarity: unknown key",
+                    "classes.disc.similarity_threshold: expected a number in [-1.0, 1.0], got 2",
+                    "background.count: expected a whole number of at least 1, got 'lots'", "noisy.capp: unknown key",
+                    "noisy.cap: expected a whole number of at least 0 or null, got 'many'",
+                    "training.preset: expected one of cpu, paper, got 'gpu'", "training.supcon.epochs: expected a whole number of at least 1, got -3",
+                    "training.supcon.batch_size:", "training.max_noisy:"):
+        assert problem in err, problem
+    assert "nothing was done" in err and not (tmp_path / "proj").exists()
