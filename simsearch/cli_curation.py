@@ -278,7 +278,8 @@ def cmd_import(args, quiet: bool) -> int:
     project, curation = _open(args)
     with project:
         counts = import_annotations(project, curation, args.csv_file)
-        print(f"imported {counts['prototype']} prototype(s) and {counts['negative']} negative(s) from {args.csv_file}")
+        already = f" ({counts['already']} line(s) were there already)" if counts["already"] else ""
+        print(f"imported {counts['prototype']} prototype(s) and {counts['negative']} negative(s) from {args.csv_file}{already}")
     return 0
 
 

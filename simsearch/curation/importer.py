@@ -14,7 +14,10 @@ IMPORT_COLUMNS = ["kind", "class", "image", "x0", "y0", "x1", "y1"]
 
 def import_annotations(project, curation: Curation, csv_file: str | Path) -> dict[str, int]:
     """Check every line (header, numbers, image, box inside the image) before storing
-    anything; classes are created when missing. Returns counts per kind."""
+    anything; classes are created when missing; all lines are stored in one transaction.
+    Importing a file again adds nothing it already added (a prototype of the same class, image
+    and box is there already; a negative is one place). Returns counts per kind, and under
+    'already' the lines that were there before."""
     path = Path(csv_file)
     header, lines = read_csv_rows(path)
     if header != IMPORT_COLUMNS:
@@ -35,23 +38,40 @@ def import_annotations(project, curation: Curation, csv_file: str | Path) -> dic
             raise ConfigError(f"{path} line {line}: {exc.message}") from None
         rows.append((line, kind, name, record, box))
     known = {c.name for c in curation.classes()}
-    counts = {"prototype": 0, "negative": 0}
+    counts = {"prototype": 0, "negative": 0, "already": 0}
     with project.store.transaction():  # every line or none: a kill mid-import stores nothing
         _store_rows(project, curation, path, rows, known, counts)
     return counts
 
 
 def _store_rows(project, curation: Curation, path: Path, rows: list, known: set[str], counts: dict[str, int]) -> None:
+    def key(name, image_id, box):  # one object: the class, the image and the box's centre
+        x0, y0, x1, y1 = (float(v) for v in box)
+        return name, image_id, round((y0 + y1) / 2, 2), round((x0 + x1) / 2, 2)
+
+    there = {key(p.class_name, p.image_id, p.box) for p in project.store.prototypes()}
+    negatives: dict[str, set] = {}  # per class, the places flagged already
     for line, kind, name, record, box in rows:
         if name not in known:
             curation.add_class(name)
             known.add(name)
         try:
             if kind == "prototype":
+                if key(name, record.id, box) in there:
+                    counts["already"] += 1
+                    continue
                 curation.add_prototype(name, record.id, box)
+                there.add(key(name, record.id, box))
             else:
                 x0, y0, x1, y1 = box
-                project.store.set_negative(name, PatchRecord(record.id, (y0 + y1) / 2, (x0 + x1) / 2))
+                patch = PatchRecord(record.id, (y0 + y1) / 2, (x0 + x1) / 2)
+                if name not in negatives:
+                    negatives[name] = {(n.image_id, n.y, n.x) for n in project.store.patches(name, "negative")}
+                if (patch.image_id, patch.y, patch.x) in negatives[name]:
+                    counts["already"] += 1  # flagging it again would unconfirm the class for nothing
+                    continue
+                project.store.set_negative(name, patch)
+                negatives[name].add((patch.image_id, patch.y, patch.x))
         except ConfigError as exc:
             raise ConfigError(f"{path} line {line}: {exc.message}", hint=exc.hint) from None
         counts[kind] += 1

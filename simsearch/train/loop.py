@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import fcntl
 import hashlib
+import io
 import json
 import math
 import os
@@ -43,7 +44,7 @@ from ..curation.store import PatchRecord, ProjectLockedError
 from ..errors import ConfigError, ProjectError
 from ..features.embed import crop_windows, resolve_device
 from ..features.geometry import NETWORK_STRIDE, PatchGeometry
-from ..files import atomic_path, write_text_atomic
+from ..files import write_bytes_atomic, write_text_atomic
 from ..project import Project
 from .augment import AugmentSettings, augment
 from .losses import NotClassLoss, NTXentLoss, SupConWithNegativesLoss
@@ -376,8 +377,7 @@ class _Checkpoints:
             raise ProjectError(f"training checkpoint {self.path} is unreadable: {exc}", hint="delete it to start training again") from exc
 
     def save(self, state: dict) -> None:
-        with atomic_path(self.path) as tmp:
-            torch.save(state, tmp)
+        write_bytes_atomic(self.path, _torch_bytes(state))
         summary = {"key": state["key"], "stage": int(state["stage"]), "epoch": int(state["epoch"]), "checkpoint": self._stamp()}
         write_text_atomic(self.summary_path, json.dumps(summary))
 
@@ -449,14 +449,22 @@ def _file_hash(path: Path) -> str:
     return digest.hexdigest()
 
 
+def _torch_bytes(state: dict) -> bytes:
+    """`torch.save` into memory: the same weights give the same bytes (saved to a file, the
+    archive inside is named after the file, here a temporary one named by process id)."""
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    return buffer.getvalue()
+
+
 def save_model(project: Project, model: PatchModel, names: list[str], settings: TrainSettings, metrics: dict,
                *, identity: str, start: str) -> Path:
     folder = project.model_folder
-    with atomic_path(folder / "model.pt") as tmp:
-        torch.save({"network": model.network.state_dict(), "classifier": model.classifier.state_dict(),
-                    "projection": model.projection.state_dict(), "window": model.window.detach().cpu()}, tmp)
+    weights = _torch_bytes({"network": model.network.state_dict(), "classifier": model.classifier.state_dict(),
+                            "projection": model.projection.state_dict(), "window": model.window.detach().cpu()})
+    write_bytes_atomic(folder / "model.pt", weights)
     config = {  # written last, with the weights' hash: a save cut short between the two is seen as no model
-        "weights_blake2b": _file_hash(folder / "model.pt"),
+        "weights_blake2b": hashlib.blake2b(weights, digest_size=16).hexdigest(),
         "classes": names,
         "identity": identity,
         "start": start,

@@ -43,6 +43,7 @@ def hint_label(log: Path, image: str, centres: np.ndarray, after: int) -> str:
     return min(distance, key=distance.get)
 
 
+@pytest.mark.slow
 def test_folder_to_exports_in_at_most_60_keys(terminal):
     work = Path(tempfile.mkdtemp(prefix="ss-keys-"))
     truth = read_voc_folder(SAMPLE / "annotations")

@@ -78,6 +78,9 @@ def test_csv_import_checks_every_line_first(tmp_path, capsys):
     ok.write_text("kind,class,image,x0,y0,x1,y1\n" + good)
     assert main(["-q", "import", str(ok), "--project", proj]) == 0
     assert "imported 1 prototype(s) and 1 negative(s)" in capsys.readouterr().out
+    assert main(["-q", "import", str(ok), "--project", proj]) == 0  # again: nothing twice
+    assert "imported 0 prototype(s) and 0 negative(s) from" in (out := capsys.readouterr().out)
+    assert "(2 line(s) were there already)" in out
     with Project.open(proj, read_only=True) as project:
         assert len(project.store.prototypes("disc")) == 1 and len(project.store.patches("disc", "negative")) == 1
     (tmp_path / "header.csv").write_text("a,b\n1,2\n")
