@@ -109,11 +109,15 @@ class BackgroundScreen(GridScreen):
         self.mark_by_label(self.grid, toggle, "the letter of a tile that is not background")
 
     def action_confirm(self) -> None:
+        store = self.app.project.store
+        confirmed = {(p.image_id, p.y, p.x) for p, _, _ in store.background(confirmed_only=True)}
+        newly = [p for p, _, _ in store.background() if (p.image_id, p.y, p.x) not in confirmed]
         try:
             self.app.curation.confirm_background()
         except Exception as error:
             self.app.show_error(error)
             return
+        self.app.remember("background confirmation", "unconfirm_background", {"patches": [patch(p) for p in newly]})
         self.notify(f"{len(self.app.project.store.clean_background())} clean background patches")
         self.refresh_view()
         self.update_step_bar()

@@ -39,6 +39,8 @@ OPERATIONS: dict[str, Callable[[Any, dict], None]] = {
     "remove_prototype": lambda app, a: app.curation.remove_prototype(a["id"]),
     "add_prototype": lambda app, a: app.curation.add_prototype(a["name"], a["image_id"], tuple(a["box"])),
     "answer_review": _answers,
+    "unconfirm_background": lambda app, a: app.project.store.confirm_background(
+        [simsearch.PatchRecord(**p) for p in a["patches"]], confirmed=False),
     "restore_confirmation": lambda app, a: app.project.store.confirm_class(
         a["name"], a["threshold"], [simsearch.PatchRecord(**p) for p in a["positives"]], confirmed=a["confirmed"]),
 }

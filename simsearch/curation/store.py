@@ -410,9 +410,15 @@ class Store:
             if not changed:
                 raise ConfigError(f"({patch.y:.0f}, {patch.x:.0f}) in {patch.image_id} is not a background candidate")
 
-    def confirm_background(self) -> None:
+    def confirm_background(self, patches: list[PatchRecord] | None = None, *, confirmed: bool = True) -> None:
+        """Mark every candidate (or the given ones) confirmed; confirmed=False takes a
+        confirmation back (how an undo restores the candidates as they were)."""
         with self.transaction() as conn:
-            conn.execute("UPDATE background SET confirmed = 1")
+            if patches is None:
+                conn.execute("UPDATE background SET confirmed = ?", (int(confirmed),))
+            else:
+                conn.executemany("UPDATE background SET confirmed = ? WHERE image_id = ? AND y = ? AND x = ?",
+                                 [(int(confirmed), p.image_id, p.y, p.x) for p in patches])
 
     def clean_background(self) -> list[PatchRecord]:
         """The confirmed candidates not flagged: the clean background training learns from."""

@@ -176,6 +176,7 @@ def test_background_flag_and_confirm(curated_project):
         app = SimSearchApp(folder)
         async with app.run_test(size=(100, 30)) as pilot:
             await wait_until(pilot, lambda: app.screen.id == "curate")
+            app.project.store.confirm_background(confirmed=False)  # the fixture's confirmation taken back
             await pilot.press("3")
             await wait_until(pilot, lambda: app.screen.id == "background")
             await pilot.press("b")
@@ -188,6 +189,9 @@ def test_background_flag_and_confirm(curated_project):
             background = app.project.store.background(confirmed_only=True)
             flagged = [p for p, _, is_background in background if not is_background]
             assert len(flagged) == 1 and (flagged[0].y, flagged[0].x) == (first.y, first.x)
+            await pilot.press("u")  # the confirmation undone: candidates again, the flag kept
+            await wait_until(pilot, lambda: not app.project.store.background(confirmed_only=True), what="the undo")
+            assert [(p.y, p.x) for p, _, b in app.project.store.background() if not b] == [(first.y, first.x)]
 
     run(scenario)
 

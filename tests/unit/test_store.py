@@ -137,6 +137,8 @@ def test_clean_background_leaves_out_flagged_and_unconfirmed_candidates(tmp_path
         store.set_not_background(PatchRecord("i", 9.0, 9.0))
         store.confirm_background()
         assert store.clean_background() == [PatchRecord("i", 1.0, 1.0, None)]
+        store.confirm_background([PatchRecord("i", 1.0, 1.0)], confirmed=False)  # taken back: one patch
+        assert store.clean_background() == [] and len(store.background(confirmed_only=True)) == 1
 
 
 def test_nested_transactions_commit_or_roll_back_as_one(tmp_path):
