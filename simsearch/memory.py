@@ -35,4 +35,19 @@ def keep_freed_memory() -> bool:
         return False
     applied = mallopt(_M_MMAP_MAX, 0) == 1 and mallopt(_M_TRIM_THRESHOLD, 2**31 - 1) == 1
     log.debug("malloc keeps freed memory: %s", applied)
+    global _trim
+    _trim = libc.malloc_trim if applied else None
     return applied
+
+
+_trim = None  # glibc's malloc_trim once keep_freed_memory applied
+
+
+def release_freed_memory() -> None:
+    """Give the memory malloc keeps for reuse back to the system, once keep_freed_memory
+    applied (else there is nothing kept). Called where hundreds of MB were just freed and other
+    hundreds are about to be allocated: before an image is decoded (a heap that kept the last
+    image besides decoding the next grows by an image each time), after an image is embedded,
+    and after the tiles of a large image (benchmarks/results/large-image.md)."""
+    if _trim is not None:
+        _trim(0)

@@ -89,14 +89,42 @@ class ChannelStatistics:
     image_highs: np.ndarray = field(repr=False)
 
 
+_HISTOGRAM_ROWS = 1 << 22  # pixels per block when counting 8- and 16-bit values
+
+
 def image_percentiles(image: np.ndarray, *, low: float = 5.0, high: float = 95.0) -> tuple[np.ndarray, np.ndarray]:
-    """(H, W, C) -> per-channel (low, high) percentiles, each (C,) float64. NaNs are ignored."""
+    """(H, W, C) -> per-channel (low, high) percentiles, each (C,) float64. NaNs are ignored.
+
+    8- and 16-bit images are counted value by value in blocks (the same numbers as
+    `np.percentile`, without its sorted copy of the whole image)."""
     flat = image.reshape(-1, image.shape[-1])
+    if flat.dtype in (np.uint8, np.uint16) and len(flat):
+        return _counted_percentiles(flat, (low, high))
     if np.issubdtype(flat.dtype, np.floating) and np.isnan(flat).any():
         values = np.nanpercentile(flat, [low, high], axis=0)
     else:
         values = np.percentile(flat, [low, high], axis=0)
     return values[0].astype(np.float64), values[1].astype(np.float64)
+
+
+def _counted_percentiles(flat: np.ndarray, quantiles: tuple[float, float]) -> tuple[np.ndarray, np.ndarray]:
+    """np.percentile's default (linear) method from per-channel value counts."""
+    levels = 256 if flat.dtype == np.uint8 else 65536
+    counts = np.zeros((flat.shape[1], levels), np.int64)
+    for start in range(0, len(flat), _HISTOGRAM_ROWS):
+        block = flat[start:start + _HISTOGRAM_ROWS]
+        for channel in range(flat.shape[1]):
+            counts[channel] += np.bincount(block[:, channel], minlength=levels)
+    ends = np.cumsum(counts, axis=1)  # ends[c, v]: how many values of channel c are <= v
+    values = []
+    for q in quantiles:
+        rank = q / 100.0 * (len(flat) - 1)
+        below, fraction = int(np.floor(rank)), rank - np.floor(rank)
+        at = lambda k: np.array([np.searchsorted(row, k, side="right") for row in ends], np.float64)  # noqa: E731
+        lower = at(below)
+        upper = at(min(below + 1, len(flat) - 1))
+        values.append(lower + fraction * (upper - lower))
+    return values[0], values[1]
 
 
 def channel_correlation(image: np.ndarray, *, max_pixels: int = _CORRELATION_PIXELS) -> np.ndarray:

@@ -28,6 +28,7 @@ import yaml
 
 from .errors import ConfigError, ImageReadError, ProjectError
 from .files import atomic_path, remove_orphaned_temporaries, write_text_atomic
+from .memory import release_freed_memory
 from .features.backbones import Backbone, BackboneSpec, load_backbone, load_recorded_backbone
 from .features.embed import DenseEmbedder, PatchEmbeddings
 from .curation.store import Store
@@ -318,6 +319,7 @@ class Project:
                 continue
             try:
                 self._embed_and_save(record, path)
+                release_freed_memory()  # the image's feature maps: gone before the next step allocates
             except (ImageReadError, OSError) as exc:
                 yield EmbedProgress(done, total, record.id, "failed", getattr(exc, "message", str(exc)))
                 continue

@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import ConfigError
+from ..memory import release_freed_memory
 from ..preprocess import Normalization
 from ..tensors import from_numpy
 from .backbones import Backbone
@@ -124,20 +125,26 @@ class DenseEmbedder:
         height, width = image.shape[:2]
         geometry = self.geometry
         rows, cols = geometry.grid_shape(height, width)
-        out = torch.zeros((self.dim, rows, cols), dtype=torch.float32, device=self.device)
+        # (rows, cols, D), normalised in place: a large image's feature maps are hundreds of MB
+        # each, and at most two are held at once (the features and their pooling)
+        passes, step = geometry.passes, geometry.step_scaled
         if rows and cols:
             resampler = _Resampler(image, self.normalization, self.channels, geometry.scale, self.device)
-            passes, step = geometry.passes, geometry.step_scaled
+        if rows and cols and passes == 1:
+            cells = (rows + geometry.kernel[0] - 1, cols + geometry.kernel[1] - 1)
+            out = self._pool(self._feature_map(resampler, 0, 0, cells))[:, :rows, :cols].permute(1, 2, 0).contiguous()
+        else:
+            out = torch.zeros((rows, cols, self.dim), dtype=torch.float32, device=self.device)
             for shift_y in range(min(passes, rows)):
                 for shift_x in range(min(passes, cols)):
                     n_rows = len(range(shift_y, rows, passes))
                     n_cols = len(range(shift_x, cols, passes))
                     cells = (n_rows + geometry.kernel[0] - 1, n_cols + geometry.kernel[1] - 1)
-                    features = self._feature_map(resampler, shift_y * step, shift_x * step, cells)
-                    pooled = self._pool(features)
-                    out[:, shift_y::passes, shift_x::passes] = pooled[:, :n_rows, :n_cols]
-        vectors = F.normalize(out, dim=0).permute(1, 2, 0).contiguous()
-        return PatchEmbeddings(vectors.cpu().numpy(), geometry, (height, width))
+                    pooled = self._pool(self._feature_map(resampler, shift_y * step, shift_x * step, cells))
+                    out[shift_y::passes, shift_x::passes] = pooled[:, :n_rows, :n_cols].permute(1, 2, 0)
+                    del pooled
+        out.div_(torch.linalg.vector_norm(out, dim=2, keepdim=True).clamp_min_(1e-12))  # as F.normalize
+        return PatchEmbeddings(out.cpu().numpy(), geometry, (height, width))
 
     def _feature_map(self, resampler: "_Resampler", offset_y: int, offset_x: int, cells: tuple[int, int]) -> torch.Tensor:
         """(D, cells_h, cells_w) float32 features of the scaled image from pixel (offset_y, offset_x)."""
@@ -162,6 +169,8 @@ class DenseEmbedder:
                 features[:, top:bottom, left:right] = tile_features[
                     :, top - in_top : bottom - in_top, left - in_left : right - in_left
                 ]
+        if (tile_h, tile_w) != (cells_h, cells_w):
+            release_freed_memory()  # a large image: the tiles' activations go back before the pooling allocates
         return features
 
     def _run_network(self, rgb01: torch.Tensor) -> torch.Tensor:

@@ -26,6 +26,7 @@ import tifffile
 from PIL import Image, ImageFile
 
 from simsearch.errors import DatasetError, ImageReadError
+from simsearch.memory import release_freed_memory
 
 SUPPORTED_SUFFIXES = (".tif", ".tiff", ".png", ".jpg", ".jpeg", ".bmp")
 _FORMAT_NAMES = {".tif": "TIFF", ".tiff": "TIFF", ".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".bmp": "BMP"}
@@ -194,7 +195,8 @@ def _read_tiff(path: Path, frame: int | None) -> tuple[list[FrameInfo], np.ndarr
         ranges = [[positions[i]] if i in positions else range(layout.shape[i]) for i in range(lead)]
         pages = [series.pages[int(np.ravel_multi_index(ix, layout.shape[:lead])) if lead else 0]
                  for ix in itertools.product(*ranges)]
-        stack = np.stack([p.asarray() for p in pages])
+        # one page (most images) as a view: stacking would hold the image twice
+        stack = pages[0].asarray()[None] if len(pages) == 1 else np.stack([p.asarray() for p in pages])
         stack = stack.reshape([len(r) for r in ranges] + list(layout.shape[lead:]))
         local = {i: (0 if i < lead else v) for i, v in positions.items()}
         return frames, _check_finite(path, _to_hwc(stack, layout, local))
@@ -252,6 +254,8 @@ def _inspect(path, mode: str, frame: int = 0) -> tuple[list[FrameInfo], np.ndarr
         raise _read_error(path, reason) from None
     if size == 0:
         raise _read_error(path, "zero-size file")
+    if mode != "probe":
+        release_freed_memory()  # the last image decoded is freed: its memory goes back first
     try:
         if suffix in (".tif", ".tiff"):
             return _read_tiff(path, {"probe": None, "verify": -1, "read": frame}[mode])

@@ -36,3 +36,25 @@ def test_training_steps_reuse_freed_memory():
     assert system > 100_000  # glibc's default: each step faults its activations in again
     assert kept < system // 5
     assert _faults("keep", SIMSEARCH_SYSTEM_MALLOC="1")[0] == 0  # the opt-out
+
+
+RELEASE = """
+import numpy as np
+from simsearch.memory import keep_freed_memory, release_freed_memory
+def rss():
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * 4096
+keep_freed_memory()
+image = np.ones(300 << 20, np.uint8)  # an image's worth of pixels, touched
+small = np.ones(1000)  # allocated after it: the freed image is not at the heap's top
+del image
+kept = rss()
+release_freed_memory()
+print(kept - rss())
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc malloc only")
+def test_release_gives_a_freed_image_back():
+    released = int(subprocess.run([sys.executable, "-c", RELEASE], capture_output=True, text=True, check=True).stdout)
+    assert released > 250 << 20

@@ -64,3 +64,19 @@ def test_resolve_channels_validates():
 def test_statistics_of_nothing_is_a_clear_error():
     with pytest.raises(DatasetError, match="no readable image"):
         compute_statistics(iter([]))
+
+
+@pytest.mark.parametrize("dtype, top", [(np.uint8, 256), (np.uint16, 65536), (np.uint16, 40)])
+def test_counted_percentiles_equal_numpys(monkeypatch, dtype, top):
+    """8- and 16-bit percentiles come from value counts in blocks: the same numbers as np.percentile."""
+    import simsearch.preprocess as preprocess
+
+    monkeypatch.setattr(preprocess, "_HISTOGRAM_ROWS", 1000)  # many blocks, the last one short
+    rng = np.random.default_rng(3)
+    for shape in [(77, 91, 3), (1, 1, 1), (40, 50, 2)]:
+        image = (rng.gamma(2.0, top / 8, size=shape) % top).astype(dtype)
+        for low, high in [(5.0, 95.0), (0.5, 99.5), (0.0, 100.0), (33.3, 66.7)]:
+            got = preprocess.image_percentiles(image, low=low, high=high)
+            flat = image.reshape(-1, shape[-1])
+            np.testing.assert_allclose(got[0], np.percentile(flat, low, axis=0), rtol=0, atol=1e-9)
+            np.testing.assert_allclose(got[1], np.percentile(flat, high, axis=0), rtol=0, atol=1e-9)
