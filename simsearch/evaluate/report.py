@@ -312,7 +312,8 @@ def _retrain_table(rows: list[dict]) -> str:
 
 def plot_curves(results: dict, out: Path, size: int = 360) -> None:
     """One PNG per class: the precision-recall curve of every trial, coloured by strategy."""
-    colours = dict(zip(STRATEGIES, [(120, 120, 120), (0, 114, 178), (230, 159, 0), (0, 158, 115), (213, 94, 0), (0, 0, 0)]))
+    colours = dict(zip(STRATEGIES, [(120, 120, 120), (204, 121, 167), (0, 114, 178), (230, 159, 0), (0, 158, 115),
+                                    (213, 94, 0), (0, 0, 0)]))
     for label in sorted({row["class"] for row in results["trials"].values()}):
         image = Image.new("RGB", (size + 140, size + 40), "white")
         draw = ImageDraw.Draw(image)

@@ -47,7 +47,7 @@ from .metrics import ClassScore, Scored, matching_radius, score_class
 
 log = logging.getLogger(__name__)
 
-STRATEGIES = ("similarity", "pos", "pos+neg", "pos+selflearn", "pos+neg+selflearn", "supervised")
+STRATEGIES = ("similarity", "probe", "pos", "pos+neg", "pos+selflearn", "pos+neg+selflearn", "supervised")
 
 
 @dataclass(frozen=True)

@@ -56,7 +56,10 @@ STAGES = ("selflearn", "supcon", "classifier")
 # part of every run's identity: bump it when the same data and settings give another model
 # (2: class-balanced epochs, per-epoch random streams, content-keyed runs)
 TRAINING_VERSION = 2
-STRATEGIES = {"pos": (False, False), "pos+neg": (False, True), "pos+selflearn": (True, False), "pos+neg+selflearn": (True, True)}
+# strategy -> (use_noisy, use_negatives, contrastive). "probe" is beyond the paper: only the
+# linear classifier, on the frozen pretrained features (seconds on a CPU), with the negatives
+STRATEGIES = {"probe": (False, True, False), "pos": (False, False, True), "pos+neg": (False, True, True),
+              "pos+selflearn": (True, False, True), "pos+neg+selflearn": (True, True, True)}
 TRAINING_STRATEGIES = tuple(STRATEGIES)  # the public names, simplest first
 BACKGROUND = "background"
 
@@ -79,6 +82,7 @@ class TrainSettings:
     classifier: StageSettings = StageSettings(100, 64, 1e-3, 50, 0.1)
     use_noisy: bool = True
     use_negatives: bool = True
+    contrastive: bool = True  # False: no supervised contrastive stage (the probe)
     # beyond the paper: the classifier stage also learns from the negatives ("not this
     # class", NotClassLoss), not only the contrastive stage's denominator
     negatives_in_classifier: bool = True
@@ -113,12 +117,13 @@ class TrainSettings:
     def with_strategy(self, strategy: str) -> "TrainSettings":
         if strategy not in STRATEGIES:
             raise ConfigError(f"strategy: {strategy!r} is not one of {', '.join(STRATEGIES)}")
-        use_noisy, use_negatives = STRATEGIES[strategy]
-        return replace(self, use_noisy=use_noisy, use_negatives=use_negatives)
+        use_noisy, use_negatives, contrastive = STRATEGIES[strategy]
+        return replace(self, use_noisy=use_noisy, use_negatives=use_negatives, contrastive=contrastive)
 
     @property
     def strategy(self) -> str:
-        return {value: key for key, value in STRATEGIES.items()}[(self.use_noisy, self.use_negatives)]
+        flags = (self.use_noisy, self.use_negatives, self.contrastive)
+        return {value: key for key, value in STRATEGIES.items()}.get(flags, "custom")
 
     def fingerprint(self) -> str:
         return hashlib.blake2b(json.dumps(asdict(self), sort_keys=True).encode(), digest_size=8).hexdigest()
@@ -561,7 +566,8 @@ def _run(project: Project, settings: TrainSettings, records: TrainingRecords, id
     clean = _clean_data(project, records, settings)
     noisy = _noisy_data(project, records, settings) if settings.use_noisy else None
     for stage_index, stage in enumerate(STAGES):
-        if (stage == "selflearn" and noisy is None) or stage_index < start_stage:
+        if (stage == "selflearn" and noisy is None) or (stage == "supcon" and not settings.contrastive) \
+                or stage_index < start_stage:
             continue
         stage_settings: StageSettings = getattr(settings, stage)
         optimizer, scheduler = _optimizer(model, stage, stage_settings)

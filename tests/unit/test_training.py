@@ -42,6 +42,22 @@ def test_training_stages_and_detections(curated):
         assert hits >= 2, (kind, mine)
 
 
+def test_probe_trains_only_a_linear_classifier_on_the_frozen_features(curated):
+    project, truth = curated
+    settings = TINY.with_strategy("probe")
+    assert settings.strategy == "probe" and not settings.use_noisy and settings.use_negatives and not settings.contrastive
+    stages = {e.stage for e in iter_train(project, settings, device="cpu")}
+    assert stages == {"classifier", "done"}
+    pretrained = project.backbone.network.state_dict()
+    trained = _weights(project)["network"]
+    assert len(pretrained) > 50 and all(torch.equal(trained[name], value.cpu()) for name, value in pretrained.items())  # unchanged
+    found = Predictor(project, device="cpu").detections(project.dataset.find("img4.tif").id, {"disc": 0.5, "cross": 0.5})
+    discs, crosses = truth["img4.tif"]
+    for kind, objects in (("disc", discs), ("cross", crosses)):
+        mine = [d for d in found if d.class_name == kind]
+        assert sum(any(np.hypot(d.y - oy, d.x - ox) <= 12 for d in mine) for oy, ox in objects) >= 2, (kind, mine)
+
+
 @pytest.mark.parametrize("stage, epoch", [("supcon", 2), ("classifier", 5)])
 def test_cancel_then_resume_gives_exactly_the_same_model(curated, stage, epoch):
     project, _ = curated
