@@ -57,7 +57,7 @@ def main() -> None:
         f"({max(peaks) / 2**30:.2f} GiB). Target: under 2 GB. Times {', '.join(f'{s:.0f}' for _, s in runs)} s.\n\n"
         "About 0.87 GB of it is the process with torch imported (the CUDA build maps its libraries). Before the image "
         "reader returned single-page TIFFs without a stacked copy, the percentiles of 8- and 16-bit images were counted "
-        "instead of sorted, malloc gave a decoded image's memory back before the next decode and the embedder held its "
+        "instead of sorted, malloc gave memory back before each decode and after a large image's tiles, and the embedder held its "
         "vectors once, two runs peaked at 1.97 and 2.16 GB.\n")
     print(out.with_suffix(".md").read_text())
 
