@@ -19,7 +19,8 @@
 The whole file is checked against one schema (simsearch/runfile.py) before any work: unknown
 keys at every level, types, ranges and the files that must exist; every problem is reported with
 its key's path and the value given, and nothing is created. Every step resumes: a second run reuses the
-project, its store, the embeddings, a finished training and computed maps.
+project, its store, the embeddings, a finished training and computed maps; lines added to the
+annotations file since are imported (and the model trained again).
 """
 from __future__ import annotations
 
@@ -117,10 +118,12 @@ def run(config_path: str | Path, *, say: Callable[[str], None] = print, progress
 
 
 def _curate(project: Project, curation: Curation, config: dict, use_noisy: bool, say) -> None:
-    """Import the CSV once, then set thresholds, confirm classes, curate background, extract noisy patches."""
+    """Import the CSV (again each run: lines imported before are not added twice, new ones are,
+    and they make the training run again), then set thresholds, confirm classes, curate
+    background, extract noisy patches."""
     store = project.store
-    if not store.prototypes():
-        imported = import_annotations(project, curation, config["annotations"])
+    imported = import_annotations(project, curation, config["annotations"])
+    if imported["prototype"] or imported["negative"]:
         say(f"imported {imported['prototype']} prototype(s) and {imported['negative']} negative(s)")
     thresholds = config.get("classes") or {}
     unknown = sorted(set(thresholds) - {c.name for c in store.classes()})

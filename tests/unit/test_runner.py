@@ -45,6 +45,17 @@ def test_run_end_to_end_and_again(tmp_path, capsys):
     assert main(["-q", "run", str(config)]) == 0  # everything reused
     again = capsys.readouterr().out
     assert "reusing project" in again and "reusing the trained model" in again and "imported" not in again
+    with open(tmp_path / "prototypes.csv", "a") as csv_file:  # the user adds a line: only it is imported, and trains
+        csv_file.write(f"negative,cross,{manifest_first_disc(tmp_path)}\n")
+    assert main(["-q", "run", str(config)]) == 0
+    third = capsys.readouterr().out
+    assert "imported 0 prototype(s) and 1 negative(s)" in third and "reusing the trained model" not in third
+
+
+def manifest_first_disc(tmp_path) -> str:
+    """'img0.tif,x0,y0,x1,y1' of the CSV's disc prototype."""
+    line = next(row for row in (tmp_path / "prototypes.csv").read_text().splitlines() if row.startswith("prototype,disc"))
+    return line.split(",", 2)[2]
 
 
 def test_config_errors_name_the_key(tmp_path):
