@@ -93,12 +93,9 @@ def cmd_train(args, quiet: bool) -> int:
         show = _train_bar(quiet) if args.progress == "bar" else _json_progress
         for event in iter_train(project, settings, device=args.device, from_last=args.from_last):
             show(event)
-        if args.progress == "json":
-            pass
-        elif event.reused:
-            print(f"the model in {project.model_folder} was trained on this curation and these settings: reused")
-        else:
-            print(f"model saved in {project.model_folder}")
+        if args.progress == "bar":  # json: the events said it all
+            print(f"the model in {project.model_folder} was trained on this curation and these settings: reused"
+                  if event.reused else f"model saved in {project.model_folder}")
     return 0
 
 

@@ -14,10 +14,12 @@ _TEMPORARY = re.compile(r"^\..+\.(\d+)\.\d+\.tmp(\.[A-Za-z0-9]+)?$")
 
 
 @contextmanager
-def atomic_path(path: Path) -> Iterator[Path]:
+def atomic_path(path: Path, *, exclusive: bool = False) -> Iterator[Path]:
     """A temporary path beside `path`, named for this process and thread and ending in the same
     suffix (numpy, tifffile and Pillow choose a format by it), to write the file to; renamed
     over `path` when the block succeeds, removed when it fails. Creates the folder if needed.
+    With `exclusive`, an existing `path` is never replaced: FileExistsError instead (of two
+    processes creating the same file, one wins).
 
     Examples
     --------
@@ -29,7 +31,10 @@ def atomic_path(path: Path) -> Iterator[Path]:
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp{path.suffix}")
     try:
         yield tmp
-        tmp.replace(path)
+        if exclusive:
+            os.link(tmp, path)  # atomic, and refused when `path` exists
+        else:
+            tmp.replace(path)
     finally:
         tmp.unlink(missing_ok=True)
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import math
 from dataclasses import dataclass, field
 from typing import Callable, Iterable, Sequence
 
@@ -116,14 +117,16 @@ def _counted_percentiles(flat: np.ndarray, quantiles: tuple[float, float]) -> tu
         for channel in range(flat.shape[1]):
             counts[channel] += np.bincount(block[:, channel], minlength=levels)
     ends = np.cumsum(counts, axis=1)  # ends[c, v]: how many values of channel c are <= v
+
+    def at(rank: int) -> np.ndarray:  # per channel, the value at this rank of the sorted values
+        return np.array([np.searchsorted(row, rank, side="right") for row in ends], np.float64)
+
     values = []
     for q in quantiles:
         rank = q / 100.0 * (len(flat) - 1)
-        below, fraction = int(np.floor(rank)), rank - np.floor(rank)
-        at = lambda k: np.array([np.searchsorted(row, k, side="right") for row in ends], np.float64)  # noqa: E731
-        lower = at(below)
-        upper = at(min(below + 1, len(flat) - 1))
-        values.append(lower + fraction * (upper - lower))
+        below = math.floor(rank)
+        lower, upper = at(below), at(min(below + 1, len(flat) - 1))
+        values.append(lower + (rank - below) * (upper - lower))
     return values[0], values[1]
 
 

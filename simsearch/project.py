@@ -17,7 +17,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -133,13 +132,12 @@ class Project:
             "embedding_cache": str(Path(embedding_cache).resolve()) if embedding_cache else None,
         }
         folder.mkdir(parents=True, exist_ok=True)
-        with atomic_path(folder / PROJECT_FILE) as tmp:
-            tmp.write_text(yaml.safe_dump(settings, sort_keys=False))
-            try:
-                os.link(tmp, folder / PROJECT_FILE)  # atomic, and refused when the file exists: one creator wins
-            except FileExistsError:
-                raise ProjectError(f"{folder} already holds a project (created meanwhile by another process)",
-                                   hint="open it with Project.open, or choose another folder") from None
+        try:
+            with atomic_path(folder / PROJECT_FILE, exclusive=True) as tmp:  # one creator wins
+                tmp.write_text(yaml.safe_dump(settings, sort_keys=False))
+        except FileExistsError:
+            raise ProjectError(f"{folder} already holds a project (created meanwhile by another process)",
+                               hint="open it with Project.open, or choose another folder") from None
         project = cls(folder, settings, dataset)
         project._backbone = loaded
         log.info("created project %s: backbone %s (%s)", folder, loaded.spec.name, loaded.spec.weights_path)

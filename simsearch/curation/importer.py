@@ -57,11 +57,12 @@ def _store_rows(project, curation: Curation, path: Path, rows: list, known: set[
             known.add(name)
         try:
             if kind == "prototype":
-                if key(name, record.id, box) in there:
+                place = key(name, record.id, box)
+                if place in there:
                     counts["already"] += 1
                     continue
                 curation.add_prototype(name, record.id, box)
-                there.add(key(name, record.id, box))
+                there.add(place)
             else:
                 x0, y0, x1, y1 = box
                 patch = PatchRecord(record.id, (y0 + y1) / 2, (x0 + x1) / 2)

@@ -62,6 +62,8 @@ def _check_finite(path, pixels: np.ndarray) -> np.ndarray:
             raise _read_error(path, f"{bad} of {pixels.size} pixel values are NaN or infinite",
                               "replace them (e.g. by 0 or the background value) before using the image")
     return pixels
+
+
 _MAX_Q_CHANNELS = 4  # an unlabelled axis of at most this size next to YX is read as channels
 # Pillow mode -> (conversion mode or None, channels, dtype of the returned array)
 _PIL_MODES = {

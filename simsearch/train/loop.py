@@ -443,15 +443,12 @@ def saved_model_config(project: Project) -> dict | None:
         return None
     if "weights_blake2b" not in config:  # saved before models recorded their hash: taken as it is
         return config
-    return config if config["weights_blake2b"] == _file_hash(folder / "model.pt") else None
+    return config if config["weights_blake2b"] == _weights_hash((folder / "model.pt").read_bytes()) else None
 
 
-def _file_hash(path: Path) -> str:
-    digest = hashlib.blake2b(digest_size=16)
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 22), b""):
-            digest.update(block)
-    return digest.hexdigest()
+def _weights_hash(weights: bytes) -> str:
+    """The hash model.yaml records of model.pt's bytes."""
+    return hashlib.blake2b(weights, digest_size=16).hexdigest()
 
 
 def _torch_bytes(state: dict) -> bytes:
@@ -469,7 +466,7 @@ def save_model(project: Project, model: PatchModel, names: list[str], settings: 
                             "projection": model.projection.state_dict(), "window": model.window.detach().cpu()})
     write_bytes_atomic(folder / "model.pt", weights)
     config = {  # written last, with the weights' hash: a save cut short between the two is seen as no model
-        "weights_blake2b": hashlib.blake2b(weights, digest_size=16).hexdigest(),
+        "weights_blake2b": _weights_hash(weights),
         "classes": names,
         "identity": identity,
         "start": start,
