@@ -8,7 +8,9 @@ For one class and one (prototypes P, negatives N, strategy, repeat):
 3. lower the similarity threshold until exactly N suggestions on the displayed images are
    false (not within the matching radius of a true object of the class): those become
    negatives, the true ones clean positives;
-4. background: candidates within the matching radius of any true object are flagged;
+4. background: candidates within the matching radius of a true object of the trial's classes
+   are flagged; objects of other classes stay background, as for a user who looks for one
+   class (before, they were flagged too, and the classifier never saw a look-alike);
 5. noisy extraction from the undisplayed training images (a trial's project holds only the
    training images: the test images never reach training); train with the strategy;
 6. predict on the test images and score;
@@ -166,8 +168,10 @@ class SimulatedUser:
         self.truth_of = annotations_by_image(truth, base.dataset)
         self.radius = matching_radius(base.geometry.patch_size[1])
 
-    def _objects(self, image_id: str, label: str | None = None) -> np.ndarray:
-        return np.array([a.centre for a in self.truth_of[image_id] if label is None or a.label == label]).reshape(-1, 2)
+    def _objects(self, image_id: str, label: str | list[str] | None = None) -> np.ndarray:
+        """Centres (y, x) of the image's objects: all, of one class, or of a list of classes."""
+        wanted = [label] if isinstance(label, str) else label
+        return np.array([a.centre for a in self.truth_of[image_id] if wanted is None or a.label in wanted]).reshape(-1, 2)
 
     def _new_project(self, trial: Trial) -> Project:
         folder = self.workdir / file_name(trial.key.replace("|", "_"))
@@ -262,7 +266,7 @@ class SimulatedUser:
             return {}, curation
         negatives = {label: self._flag_and_confirm(curation, label, trial.negatives) for label in self.labels}
         for candidate in curation.propose_background(self.background_count):
-            if _near_any(candidate.y, candidate.x, self._objects(candidate.image_id), self.radius):
+            if _near_any(candidate.y, candidate.x, self._objects(candidate.image_id, self.labels), self.radius):
                 curation.flag_not_background(candidate)
         curation.confirm_background()
         if self.settings.with_strategy(trial.strategy).use_noisy:

@@ -99,3 +99,31 @@ def test_bccd_to_csv_example_keeps_every_box(tmp_path):
            [(Path(a.image).stem, a.label, a.x0, a.y0, a.x1, a.y1) for a in csv]
     image = tifffile.imread(tmp_path / "images" / "BloodImage_00011.tif")
     assert image.dtype == np.uint16 and image.ndim == 2 and image.max() > 255
+
+
+def test_planted_lookalikes_example(tmp_path):
+    """examples/planted_lookalikes.py: every object annotated with its shape, the shapes in
+    turn, the same files for the same seed, 16-bit on request, a train/test split."""
+    import runpy
+
+    from conftest import REPO
+
+    example = runpy.run_path(str(REPO / "examples" / "planted_lookalikes.py"))
+    count = example["write"](tmp_path / "a", images=3, bits=16, seed=1)
+    truth = read_truth(tmp_path / "a" / "truth.csv")
+    assert len(truth) == count == 3 * 28
+    labels = [a.label for a in truth]
+    # 28 objects per image take the six shapes in turn: 4 or 5 of each per image
+    assert all(3 * 4 <= labels.count(shape) <= 3 * 5 for shape in example["SHAPES"]) and set(labels) == set(example["SHAPES"])
+    image = tifffile.imread(tmp_path / "a" / "images" / "cells000.tif")
+    assert image.dtype == np.uint16 and image.shape == example["SIZE"]
+    # each object is bright where its box is: its centre pixel above the background level
+    for a in truth[:28]:
+        y, x = (a.y0 + a.y1) / 2, (a.x0 + a.x1) / 2
+        patch = image[int(y) - 3 : int(y) + 4, int(x) - 3 : int(x) + 4]
+        assert patch.max() > 0.4 * 65535 or a.label == "ring"
+    example["write"](tmp_path / "b", images=3, bits=16, seed=1)
+    assert (tmp_path / "a" / "truth.csv").read_bytes() == (tmp_path / "b" / "truth.csv").read_bytes()
+    assert np.array_equal(image, tifffile.imread(tmp_path / "b" / "images" / "cells000.tif"))
+    assert (tmp_path / "a" / "train.txt").read_text().split() == ["cells000.tif", "cells001.tif"]
+    assert (tmp_path / "a" / "test.txt").read_text().split() == ["cells002.tif"]

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from conftest import write_planted
-from simsearch import ConfigError, Project
+from simsearch import ConfigError, Curation, Project
 from simsearch.cli import main
 from simsearch.evaluate.report import EvalPlan, evaluate, split
 from simsearch.io.images import Dataset
@@ -55,6 +55,19 @@ def test_simulated_user_strategies_and_resume(annotated, tmp_path):
         noisy = {p.image_id for p in trial_project.store.noisy("disc") + trial_project.store.noisy(None)}
         assert noisy and noisy <= set(train_ids) - set(trial_project.displayed)
         assert not noisy & set(test_ids)
+        # background: the user flags candidates on a disc, not those on a cross (not this
+        # project's class, so background to it: the look-alike the classifier must learn)
+        truth_of = _planted_truth(folder)
+        names = {r.id: r.path.name for r in trial_project.dataset}
+        radius = matching_radius(32)
+        on_cross = 0
+        for candidate in Curation(trial_project).background_candidates():
+            discs, crosses = (np.array(c) for c in truth_of[names[candidate.image_id]])
+            near_disc = np.hypot(*(discs - (candidate.y, candidate.x)).T).min() <= radius
+            near_cross = np.hypot(*(crosses - (candidate.y, candidate.x)).T).min() <= radius
+            assert candidate.is_background == (not near_disc)
+            on_cross += near_cross and not near_disc
+        assert on_cross > 0
     assert all(0 <= row["pr_auc"] <= 1 for row in trials.values())
     report = (tmp_path / "eval" / "report.md").read_text()
     assert "| disc | similarity | 2 | 0 |" in report and "| disc | supervised | all | 0 |" in report
