@@ -319,27 +319,35 @@ class SimulatedUser:
 
     def _supervised(self, project: Project) -> list[Scored]:
         """Pos training on the training annotations (at most `supervised_cap`, sampled), with
-        as many background patches from annotation-free places (4 random tries per image)."""
+        as many background patches: half from annotation-free places (4 random tries per
+        image), the rest centred on objects of other classes (with full supervision every
+        other annotated object is known not to be the class: the look-alikes a few-shot
+        user's background also holds)."""
         store = project.store
         store.add_class(self.label)
         patch_h, patch_w = project.geometry.patch_size
-        positives, background = [], []
+        positives, empty, others = [], [], []
         rng = np.random.default_rng(0)
         for image_id in self.train_ids:
             record = self.names[image_id]
             positives += [PatchRecord(image_id, float(y), float(x)) for y, x in self._objects(image_id, self.label)]
+            others += [(PatchRecord(image_id, float(a.centre[0]), float(a.centre[1])), "high")
+                       for a in self.truth_of[image_id] if a.label != self.label]
             objects = self._objects(image_id)
             for _ in range(4):
                 y = rng.uniform(patch_h / 2, record.height - patch_h / 2)
                 x = rng.uniform(patch_w / 2, record.width - patch_w / 2)
                 outside = (np.abs(objects[:, 0] - y) >= patch_h / 2) | (np.abs(objects[:, 1] - x) >= patch_w / 2)
                 if outside.all():  # no annotated centre inside this patch
-                    background.append((PatchRecord(image_id, y, x), "low"))
+                    empty.append((PatchRecord(image_id, y, x), "low"))
+
+        def sample(items: list, count: int) -> list:
+            return items if len(items) <= count else [items[i] for i in np.sort(rng.choice(len(items), count, replace=False))]
+
         # keeps CPU runs bounded: at most `supervised_cap` of each, sampled across the images
-        if len(positives) > self.supervised_cap:
-            positives = [positives[i] for i in np.sort(rng.choice(len(positives), self.supervised_cap, replace=False))]
-        if len(background) > self.supervised_cap:
-            background = [background[i] for i in np.sort(rng.choice(len(background), self.supervised_cap, replace=False))]
+        positives = sample(positives, self.supervised_cap)
+        others = sample(others, self.supervised_cap // 2)
+        background = sample(empty, self.supervised_cap - len(others)) + others
         first = positives[0]
         store.add_prototype(self.label, first.image_id, (first.x - patch_w / 2, first.y - patch_h / 2, first.x + patch_w / 2, first.y + patch_h / 2))
         store.confirm_class(self.label, -1.0, positives)

@@ -68,6 +68,15 @@ def test_simulated_user_strategies_and_resume(annotated, tmp_path):
             assert candidate.is_background == (not near_disc)
             on_cross += near_cross and not near_disc
         assert on_cross > 0
+    # the supervised baseline's background: empty places and objects of the other classes
+    with Project.open(tmp_path / "eval" / "work" / "disc_P0_N0_supervised_r0") as supervised:
+        names = {r.id: r.path.name for r in supervised.dataset}
+        kinds = []
+        for patch in supervised.store.clean_background():
+            discs, crosses = (np.array(c) for c in truth_of[names[patch.image_id]])
+            assert np.hypot(*(discs - (patch.y, patch.x)).T).min() > radius
+            kinds.append(np.hypot(*(crosses - (patch.y, patch.x)).T).min() < 1)
+        assert any(kinds) and not all(kinds)
     assert all(0 <= row["pr_auc"] <= 1 for row in trials.values())
     report = (tmp_path / "eval" / "report.md").read_text()
     assert "| disc | similarity | 2 | 0 |" in report and "| disc | supervised | all | 0 |" in report
