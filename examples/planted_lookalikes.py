@@ -14,7 +14,11 @@ The shapes (radius r, random orientation, +-10 % size, +-15 % brightness):
     python examples/planted_lookalikes.py /tmp/lookalikes [--images 60] [--bits 16] [--seed 0]
     simsearch eval --images /tmp/lookalikes/images --truth /tmp/lookalikes/truth.csv \
         --train-list /tmp/lookalikes/train.txt --test-list /tmp/lookalikes/test.txt \
-        --classes target --patch-size 40 --prototypes 5,10 --negatives 5 --out /tmp/lookalikes/eval
+        --classes ring,ellipse,slit --patch-size 32 --prototypes 5,10 --negatives 5 \
+        --strategies similarity,probe,pos+neg+selflearn,supervised --out /tmp/lookalikes/eval
+
+(the run in benchmarks/results/planted-lookalikes-eval/; `target` and `spiky` are easy for
+similarity search alone).
 
 Writes OUT/images/*.tif (single channel, 8 or 16 bit), OUT/truth.csv (image,class,x0,y0,x1,y1),
 OUT/train.txt and OUT/test.txt (two thirds / one third of the images).
@@ -26,6 +30,7 @@ from pathlib import Path
 
 import numpy as np
 import tifffile
+from scipy.ndimage import gaussian_filter
 
 SHAPES = ("disc", "ring", "target", "ellipse", "slit", "spiky")
 SIZE = (384, 384)
@@ -78,8 +83,6 @@ def planted_image(seed: int, size=SIZE, objects: int = 28) -> tuple[np.ndarray, 
         dy, dx = yy[y0:y1, x0:x1] - y, xx[y0:y1, x0:x1] - x
         u, v = dx * np.cos(angle) + dy * np.sin(angle), -dx * np.sin(angle) + dy * np.cos(angle)
         image[y0:y1, x0:x1] += 0.6 * rng.uniform(0.85, 1.15) * shape_mask(shape, u, v, r)
-    from scipy.ndimage import gaussian_filter
-
     image = gaussian_filter(image, 1.0) + rng.normal(0, 0.03, size)
     return np.clip(image, 0, 1), placed
 
