@@ -142,6 +142,11 @@ def _near_any(y: float, x: float, points: np.ndarray, radius: float) -> bool:
     return bool(len(points)) and bool((np.hypot(points[:, 0] - y, points[:, 1] - x) <= radius).any())
 
 
+def _inside_patch(y: float, x: float, points: np.ndarray, patch_h: float, patch_w: float) -> bool:
+    """Whether any of `points` (rows of y, x) lies inside the patch centred at (y, x)."""
+    return bool(((np.abs(points[:, 0] - y) < patch_h / 2) & (np.abs(points[:, 1] - x) < patch_w / 2)).any())
+
+
 class SimulatedUser:
     """Runs trials for one class on one base project (its embeddings shared by every trial);
     with `joint_labels`, trials whose project holds all those classes at once, as a real
@@ -330,15 +335,18 @@ class SimulatedUser:
         rng = np.random.default_rng(0)
         for image_id in self.train_ids:
             record = self.names[image_id]
-            positives += [PatchRecord(image_id, float(y), float(x)) for y, x in self._objects(image_id, self.label)]
+            own = self._objects(image_id, self.label)
+            positives += [PatchRecord(image_id, float(y), float(x)) for y, x in own]
+            # an object of another class is background unless the class's own object shares
+            # its patch (a platelet on a red cell)
             others += [(PatchRecord(image_id, float(a.centre[0]), float(a.centre[1])), "high")
-                       for a in self.truth_of[image_id] if a.label != self.label]
+                       for a in self.truth_of[image_id]
+                       if a.label != self.label and not _inside_patch(*a.centre, own, patch_h, patch_w)]
             objects = self._objects(image_id)
             for _ in range(4):
                 y = rng.uniform(patch_h / 2, record.height - patch_h / 2)
                 x = rng.uniform(patch_w / 2, record.width - patch_w / 2)
-                outside = (np.abs(objects[:, 0] - y) >= patch_h / 2) | (np.abs(objects[:, 1] - x) >= patch_w / 2)
-                if outside.all():  # no annotated centre inside this patch
+                if not _inside_patch(y, x, objects, patch_h, patch_w):  # no annotated centre inside
                     empty.append((PatchRecord(image_id, y, x), "low"))
 
         def sample(items: list, count: int) -> list:

@@ -34,6 +34,11 @@ def annotated(tmp_path):
 
 def test_simulated_user_strategies_and_resume(annotated, tmp_path):
     folder, truth = annotated
+    # a cross annotated on top of every disc (a platelet on a red cell): with full
+    # supervision that cross's patch holds a disc, so it is no background to the disc class
+    truth_of = _planted_truth(folder)
+    overlapping = [f"{name},cross,{x + 4},{y + 6}" for name, (discs, _) in truth_of.items() for y, x in discs]
+    truth.write_text(truth.read_text() + "\n".join(overlapping) + "\n")
     plan = EvalPlan(images=str(folder), truth=str(truth), out=tmp_path / "eval", classes=["disc"], patch_sizes={"disc": 32},
                     prototypes=[2], negatives=[0, 1], strategies=["similarity", "pos+neg+selflearn", "supervised"],
                     repeats=1, displayed=2, test_fraction=0.25, backbone="efficientnet-lite0", training=TINY, device="cpu")
@@ -57,7 +62,6 @@ def test_simulated_user_strategies_and_resume(annotated, tmp_path):
         assert not noisy & set(test_ids)
         # background: the user flags candidates on a disc, not those on a cross (not this
         # project's class, so background to it: the look-alike the classifier must learn)
-        truth_of = _planted_truth(folder)
         names = {r.id: r.path.name for r in trial_project.dataset}
         radius = matching_radius(32)
         on_cross = 0
