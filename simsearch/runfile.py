@@ -110,7 +110,9 @@ TRAINING = section({
     "selflearn": STAGE, "supcon": STAGE, "classifier": STAGE,
     "use_noisy": boolean, "use_negatives": boolean, "negatives_in_classifier": boolean, "learn_pooling": boolean,
     "max_noisy": integer(1, optional=True), "max_noisy_pixels": integer(1, optional=True),
-    "context_cells": integer(0), "seed": integer(0),
+    "context_cells": integer(0), "seed": integer(0), "frozen_batch_norm": boolean,
+    "augment": section({"flips": boolean, "rotations": boolean, "brightness": number(0.0, 1.0), "contrast": number(0.0, 1.0),
+                        "solarize": number(0.0, 1.0), "dropout": number(0.0, 1.0)}),
 })
 RUN_FILE = section({
     "dataset": existing("images"), "project": text, "output": text, "annotations": existing("file"),

@@ -38,7 +38,7 @@ from .io.images import Dataset
 from .process import iter_process, write_results
 from .project import PROJECT_FILE, Project
 from .runfile import validate
-from .train.loop import StageSettings, TrainSettings, iter_train
+from .train.loop import TrainSettings, iter_train
 
 log = logging.getLogger(__name__)
 
@@ -63,13 +63,13 @@ def training_settings(section: dict | None) -> TrainSettings:
     if preset not in ("cpu", "paper"):
         raise ConfigError(f"training.preset: 'cpu' or 'paper', not {preset!r}")
     settings = (TrainSettings.cpu if preset == "cpu" else TrainSettings.paper)(section.pop("strategy", "pos+neg+selflearn"))
-    for stage in ("selflearn", "supcon", "classifier"):
-        if stage in section:
-            overrides = section.pop(stage)
+    for group in ("selflearn", "supcon", "classifier", "augment"):
+        if group in section:
+            overrides, current = section.pop(group), getattr(settings, group)
             try:
-                settings = replace(settings, **{stage: replace(getattr(settings, stage), **overrides)})
+                settings = replace(settings, **{group: replace(current, **overrides)})
             except TypeError as exc:
-                raise ConfigError(f"training.{stage}: {exc} (keys: {', '.join(StageSettings.__dataclass_fields__)})") from None
+                raise ConfigError(f"training.{group}: {exc} (keys: {', '.join(current.__dataclass_fields__)})") from None
     try:
         return replace(settings, **section)
     except TypeError as exc:

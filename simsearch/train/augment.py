@@ -3,7 +3,7 @@ seeded through a torch.Generator (paper Sec. II-D: flips, rotations, solarize, c
 dropout, brightness and contrast; the clean stage leaves out solarize and dropout)."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 
@@ -17,10 +17,9 @@ class AugmentSettings:
     solarize: float = 0.2  # probability of inverting values above 0.5
     dropout: float = 0.5  # probability of 1-3 zeroed rectangles of up to 1/4 of each side
 
-    @classmethod
-    def clean(cls) -> "AugmentSettings":
-        """For the supervised stage: no solarize, no coarse dropout."""
-        return cls(solarize=0.0, dropout=0.0)
+    def clean(self) -> "AugmentSettings":
+        """For the supervised stages: these settings without solarize and coarse dropout."""
+        return replace(self, solarize=0.0, dropout=0.0)
 
 
 def _chance(count: int, probability: float, generator: torch.Generator) -> torch.Tensor:

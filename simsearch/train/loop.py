@@ -94,6 +94,12 @@ class TrainSettings:
     # time grows with the crop area, so this bounds it whatever the patch size
     max_noisy_pixels: int | None = None
     context_cells: int = 2
+    # the self-learning stage's augmentations; the supervised stages use them without
+    # solarize and coarse dropout (`AugmentSettings.clean`)
+    augment: AugmentSettings = AugmentSettings()
+    # batch norm keeps its ImageNet statistics (small, imbalanced batches); False: the
+    # statistics follow the training batches
+    frozen_batch_norm: bool = True
     seed: int = 0
 
     @classmethod
@@ -124,9 +130,6 @@ class TrainSettings:
     def strategy(self) -> str:
         flags = (self.use_noisy, self.use_negatives, self.contrastive)
         return {value: key for key, value in STRATEGIES.items()}.get(flags, "custom")
-
-    def fingerprint(self) -> str:
-        return hashlib.blake2b(json.dumps(asdict(self), sort_keys=True).encode(), digest_size=8).hexdigest()
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -551,7 +554,7 @@ def _run(project: Project, settings: TrainSettings, records: TrainingRecords, id
     names = list(records.names)
     torch.manual_seed(settings.seed)
     model = PatchModel(project.backbone, project.geometry, len(names), context_cells=settings.context_cells,
-                       learn_pooling=settings.learn_pooling)
+                       learn_pooling=settings.learn_pooling, frozen_batch_norm=settings.frozen_batch_norm)
     start = _start_from_last(project, model, names) if from_last else "pretrained"
     model.to(device)
     key = _run_key(identity, start)
@@ -579,7 +582,8 @@ def _run(project: Project, settings: TrainSettings, records: TrainingRecords, id
                 return
             losses: list[float] = []
             generator = _stream(settings.seed, stage, epoch)
-            yield from _run_epoch(model, stage, data, features, stage_settings, optimizer, generator, device, epoch, losses, cancel)
+            yield from _run_epoch(model, stage, data, features, stage_settings, settings.augment, optimizer, generator, device,
+                                  epoch, losses, cancel)
             if cancel is not None and cancel.is_set():
                 return  # the epoch was cut short: the last checkpoint stays
             scheduler.step()
@@ -645,16 +649,18 @@ class _ClassifierFeatures:
 
 
 def _classifier_features(model: PatchModel, data: _Data, settings: TrainSettings, device) -> _ClassifierFeatures:
-    vectors, labels = _frozen_features(model, data.crops, data.labels, _stream(settings.seed, "classifier", "features"), device)
+    vectors, labels = _frozen_features(model, data.crops, data.labels, settings.augment,
+                                       _stream(settings.seed, "classifier", "features"), device)
     negatives, negative_labels = torch.zeros(0, model.dim), torch.zeros(0, dtype=torch.int64)
     if settings.negatives_in_classifier and len(data.negatives):
-        negatives, negative_labels = _frozen_features(model, data.negatives, data.negative_labels,
+        negatives, negative_labels = _frozen_features(model, data.negatives, data.negative_labels, settings.augment,
                                                       _stream(settings.seed, "classifier", "negative features"), device)
     return _ClassifierFeatures(vectors, labels, negatives, negative_labels)
 
 
 @torch.no_grad()
-def _frozen_features(model: PatchModel, crops: torch.Tensor, labels: torch.Tensor, generator: torch.Generator, device,
+def _frozen_features(model: PatchModel, crops: torch.Tensor, labels: torch.Tensor, augment_settings: AugmentSettings,
+                     generator: torch.Generator, device,
                      copies: int = 4) -> tuple[torch.Tensor, torch.Tensor]:
     """Embeddings of the crops and `copies` - 1 augmented copies of them, with their labels."""
     model.eval()
@@ -663,13 +669,14 @@ def _frozen_features(model: PatchModel, crops: torch.Tensor, labels: torch.Tenso
         for start in range(0, len(labels), 64):
             batch = crops[start : start + 64].float()
             if copy_index:
-                batch = augment(batch, AugmentSettings.clean(), generator)
+                batch = augment(batch, augment_settings.clean(), generator)
             vectors.append(model.embed(batch.to(device)).cpu())
             out_labels.append(labels[start : start + 64])
     return torch.cat(vectors), torch.cat(out_labels)
 
 
-def _run_epoch(model, stage, data, features, settings, optimizer, generator, device, epoch, losses, cancel) -> Iterator[TrainProgress]:
+def _run_epoch(model, stage, data, features, settings, augment_settings, optimizer, generator, device, epoch, losses,
+               cancel) -> Iterator[TrainProgress]:
     labels = features.labels if stage == "classifier" else data.labels
     order = balanced_order(labels, len(labels), generator)
     steps = math.ceil(len(order) / settings.batch_size)
@@ -691,10 +698,10 @@ def _run_epoch(model, stage, data, features, settings, optimizer, generator, dev
             else:
                 crops = data.crops[index].float()
                 if stage == "selflearn":
-                    views = [augment(crops, AugmentSettings(), generator).to(device) for _ in range(2)]
+                    views = [augment(crops, augment_settings, generator).to(device) for _ in range(2)]
                     loss = ntxent(*(model.project(model.embed(v)) for v in views))
                 else:
-                    views = torch.cat([augment(crops, AugmentSettings.clean(), generator) for _ in range(2)]).to(device)
+                    views = torch.cat([augment(crops, augment_settings.clean(), generator) for _ in range(2)]).to(device)
                     batch_labels = torch.cat([labels[index]] * 2).to(device)
                     negatives = negative_labels = None
                     if len(data.negatives):

@@ -28,8 +28,10 @@ def frozen_prefix(backbone: Backbone) -> list[nn.Module]:
 
 class PatchModel(nn.Module):
     def __init__(self, backbone: Backbone, geometry: PatchGeometry, num_classes: int, *,
-                 context_cells: int = 2, projection_dim: int = 128, learn_pooling: bool = False):
+                 context_cells: int = 2, projection_dim: int = 128, learn_pooling: bool = False,
+                 frozen_batch_norm: bool = True):
         super().__init__()
+        self.frozen_batch_norm = frozen_batch_norm
         self.name = backbone.name
         self.network = copy.deepcopy(backbone.network)
         self.register_buffer("mean", torch.tensor(backbone.mean).view(1, 3, 1, 1))
@@ -52,9 +54,10 @@ class PatchModel(nn.Module):
             module.requires_grad_(False)
 
     def train(self, mode: bool = True) -> "PatchModel":
-        """Batch norm keeps its ImageNet statistics (small, imbalanced batches)."""
+        """Batch norm keeps its ImageNet statistics (small, imbalanced batches) unless the
+        model was made with `frozen_batch_norm=False`."""
         super().train(mode)
-        for module in self.network.modules():
+        for module in self.network.modules() if self.frozen_batch_norm else ():
             if isinstance(module, nn.modules.batchnorm._BatchNorm):
                 module.eval()
         return self

@@ -127,3 +127,22 @@ def test_planted_lookalikes_example(tmp_path):
     assert np.array_equal(image, tifffile.imread(tmp_path / "b" / "images" / "cells000.tif"))
     assert (tmp_path / "a" / "train.txt").read_text().split() == ["cells000.tif", "cells001.tif"]
     assert (tmp_path / "a" / "test.txt").read_text().split() == ["cells002.tif"]
+
+
+def test_ablation_variants_reach_nested_training_settings():
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
+    from bench_ablation import apply_variant, parse_variant
+
+    from simsearch.train.loop import TrainSettings
+
+    base = TrainSettings.cpu()
+    changed = apply_variant(base, parse_variant("supcon.lr=1e-4") | parse_variant("augment.brightness=0")
+                            | parse_variant("frozen_batch_norm=false"))
+    assert changed.supcon.lr == 1e-4 and changed.supcon.epochs == base.supcon.epochs
+    assert changed.augment.brightness == 0 and changed.augment.contrast == base.augment.contrast
+    assert not changed.frozen_batch_norm and changed.selflearn == base.selflearn
+    for bad in ("supcon.rate=1", "augment=1", "colour=1"):
+        with pytest.raises(SystemExit, match="--variant"):
+            parse_variant(bad)

@@ -98,3 +98,23 @@ def test_the_whole_run_file_is_checked_before_any_work(tmp_path, capsys):
                     "training.supcon.batch_size:", "training.max_noisy:"):
         assert problem in err, problem
     assert "nothing was done" in err and not (tmp_path / "proj").exists()
+
+
+def test_training_section_sets_augmentations_and_batch_norm(tmp_path, capsys):
+    from simsearch.runner import training_settings
+
+    settings = training_settings({"preset": "cpu", "augment": {"brightness": 0.0, "solarize": 0.1}, "frozen_batch_norm": False})
+    assert settings.augment.brightness == 0.0 and settings.augment.solarize == 0.1 and settings.augment.contrast == 0.2
+    assert settings.augment.clean().brightness == 0.0 and settings.augment.clean().solarize == 0.0
+    assert not settings.frozen_batch_norm and training_settings({}).frozen_batch_norm
+    with pytest.raises(ConfigError, match=r"training.augment: .*keys: flips, rotations, brightness"):
+        training_settings({"augment": {"hue": 0.1}})
+    config = _write_inputs(tmp_path)
+    data = yaml.safe_load(config.read_text())
+    data["training"] = {"augment": {"brightness": 2, "hue": 0.1}, "frozen_batch_norm": "yes"}
+    config.write_text(yaml.safe_dump(data))
+    assert main(["-q", "run", str(config)]) == 2
+    err = capsys.readouterr().err
+    for problem in ("training.augment.brightness: expected a number in [0.0, 1.0], got 2", "training.augment.hue: unknown key",
+                    "training.frozen_batch_norm: expected true or false, got 'yes'"):
+        assert problem in err, problem

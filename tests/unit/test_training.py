@@ -392,3 +392,24 @@ def test_temporary_files_of_dead_writers_go_when_the_project_is_opened(curated):
         with Project.open(folder):
             assert not dead.exists() and mine.exists()
     assert (folder / "training" / "x.pt").read_bytes() == b"being written"
+
+
+def test_patch_model_freezes_the_early_layers_and_batch_norm_statistics():
+    """The frozen prefix (stem to the stride-8 stage) gets no gradients; batch norm keeps its
+    ImageNet statistics in training mode unless frozen_batch_norm=False."""
+    from simsearch.features.backbones import load_backbone
+    from simsearch.train.model import PatchModel, frozen_prefix
+
+    backbone = load_backbone("efficientnet-lite0")
+    geometry = PatchGeometry.for_patch(32)
+    frozen = {id(p) for module in frozen_prefix(backbone) for p in module.parameters()}
+    for frozen_batch_norm in (True, False):
+        model = PatchModel(backbone, geometry, 2, frozen_batch_norm=frozen_batch_norm).train()
+        frozen_here = {name for name, p in model.network.named_parameters() if not p.requires_grad}
+        assert frozen_here == {name for name, p in backbone.network.named_parameters() if id(p) in frozen}
+        assert frozen_here and len(frozen_here) < len(list(model.network.parameters()))
+        norms = [m for m in model.network.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+        assert norms and all(m.training != frozen_batch_norm for m in norms)
+        before = norms[-1].running_mean.clone()
+        model.embed(torch.rand(4, 3, 96, 96))
+        assert torch.equal(norms[-1].running_mean, before) == frozen_batch_norm
