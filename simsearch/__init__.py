@@ -15,7 +15,7 @@ The public API (scripts and the terminal UI use only these names):
 - Peaks: `Peaks`, `find_peaks`; likely objects before any example: `Blobs`, `find_blobs`
 - Training: `train` (blocking) and `iter_train` (progress events), `TrainSettings`,
   `StageSettings`, `TrainProgress`, `TrainedModel`, `training_status`, `training_identity`,
-  `TRAINING_STRATEGIES`
+  `TRAINING_STRATEGIES`; the check on held-out curated examples: `model_check`, `ClassCheck`
 - Review of the model's detections (beyond the paper): `Review`, `ReviewItem`, `ReviewProgress`,
   `REVIEW_ORDERS`
 - Inference and exports: `Predictor`, `Detection`, `detections_from_maps`, `iter_process`, `write_results`, `ProcessProgress`
@@ -50,8 +50,9 @@ from .project import EmbedProgress, Project
 from .files import write_text_atomic
 from .memory import keep_freed_memory
 from .review import REVIEW_ORDERS, Review, ReviewProgress
+from .train.check import ClassCheck
 from .train.loop import (TRAINING_STRATEGIES, StageSettings, TrainedModel, TrainingStatus, TrainProgress, TrainSettings,
-                         iter_train, train, training_identity, training_status)
+                         iter_train, model_check, train, training_identity, training_status)
 from .search.blobs import Blobs, find_blobs
 from .search.peaks import Peaks, find_peaks
 from .io.truth import Annotation, read_truth, read_voc_folder
@@ -65,7 +66,7 @@ __all__ = [
     "ProjectLockedError", "Prototype", "Suggestion", "find_peaks", "display_rgb", "Blobs", "find_blobs",
     "Detection", "Predictor", "ProcessProgress", "iter_process", "write_results",
     "StageSettings", "TrainProgress", "TrainSettings", "TrainedModel", "TrainingStatus", "iter_train", "train",
-    "training_identity", "training_status", "TRAINING_STRATEGIES",
+    "training_identity", "training_status", "TRAINING_STRATEGIES", "ClassCheck", "model_check",
     "detections_from_maps", "keep_freed_memory", "write_text_atomic", "Review", "ReviewItem", "ReviewProgress", "REVIEW_ORDERS",
     "BACKBONES", "Backbone", "BackboneSpec", "ChannelStatistics", "ConfigError", "Dataset",
     "DatasetError", "DenseEmbedder", "EmbedProgress", "ImageReadError", "ImageRecord",

@@ -15,7 +15,7 @@ from .progress import ProgressBar
 from .project import Project
 from .review import REVIEW_ORDERS, Review
 from .runner import run, training_settings
-from .train.loop import STRATEGIES, iter_train
+from .train.loop import STRATEGIES, iter_train, model_check
 
 
 def add_commands(sub) -> None:
@@ -96,6 +96,8 @@ def cmd_train(args, quiet: bool) -> int:
         if args.progress == "bar":  # json: the events said it all
             print(f"the model in {project.model_folder} was trained on this curation and these settings: reused"
                   if event.reused else f"model saved in {project.model_folder}")
+            for check in model_check(project):
+                print(check.verdict())
     return 0
 
 

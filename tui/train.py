@@ -44,6 +44,12 @@ def reserve_a_core_for_the_ui(device: str) -> None:
         torch.set_num_threads(max(1, min(torch.get_num_threads(), (os.cpu_count() or 1) - 1)))
 
 
+def check_line(check: simsearch.ClassCheck) -> str:
+    """The model's check on held-out examples, a warning in bold red."""
+    text = escape(check.verdict())
+    return text.replace("WARNING:", "[b red]WARNING:[/b red]") if not check.helps else text
+
+
 def duration(seconds: float) -> str:
     seconds = int(max(0, seconds))
     return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m" if seconds >= 3600 else f"{seconds // 60}m{seconds % 60:02d}s"
@@ -123,6 +129,8 @@ class TrainScreen(StepScreen):
             lines.append("[b]the model is up to date[/b] with this curation and these settings: set thresholds (5)")
         elif status.has_model:
             lines.append("[b]the curation or settings changed[/b] since the model was trained: t trains again")
+        if status.has_model and not self.running:
+            lines += [check_line(check) for check in simsearch.model_check(project)]
         if status.checkpoint_stage and not self.running:
             if status.resumable:
                 lines.append(f"an earlier run stopped in {status.checkpoint_stage} after {status.checkpoint_epoch} epoch(s): t resumes it")

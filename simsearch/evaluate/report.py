@@ -18,6 +18,7 @@ from ..files import write_text_atomic
 from ..io.images import Dataset
 from ..io.truth import read_truth, unmatched_images
 from ..project import PROJECT_FILE, Project
+from ..train.check import ClassCheck
 from ..train.loop import TrainSettings
 from .simulate import STRATEGIES, SimulatedUser, Trial, annotations_by_image, file_name, result_key
 
@@ -183,6 +184,7 @@ def _row(result) -> dict:
         "negatives_found": result.negatives_found, "prototypes_used": result.prototypes_used, "seconds": result.seconds,
         "precision": score.precision[:: max(1, len(score.precision) // 200)].round(4).tolist(),
         "recall": score.recall[:: max(1, len(score.recall) // 200)].round(4).tolist(),
+        **({"check": result.check.to_dict()} if result.check is not None else {}),
     }
 
 
@@ -283,7 +285,7 @@ def markdown(results: dict) -> str:
         lines.append(f"| {label} | {strategy} | {prototypes if strategy != 'supervised' else 'all'} | {negatives} |{answered} "
                      f"{values.mean():.3f} ± {values.std():.3f} | {len(values)} | "
                      f"{np.mean([row['seconds'] for row in groups[key]]):.0f} s |")
-    return "\n".join(lines) + "\n" + _retrain_table(rows)
+    return "\n".join(lines) + "\n" + _retrain_table(rows) + _check_table(rows)
 
 
 def _retrain_table(rows: list[dict]) -> str:
@@ -307,6 +309,32 @@ def _retrain_table(rows: list[dict]) -> str:
         between = np.std([np.mean(v) for v in repeats.values()])
         mean = np.mean([np.mean(v) for v in repeats.values()])
         lines.append(f"| {' | '.join(str(k) for k in key)} | {seeds} | {mean:.3f} | {within:.3f} | {between:.3f} |")
+    return "\n".join(lines) + "\n"
+
+
+def _check_table(rows: list[dict]) -> str:
+    """Whether the check on held-out curated examples foretells the test images: per trained
+    class, strategy, P and N (training seed 0, before review), the held-out ROC-AUC of the
+    model, similarity search and the probe; the trials it warned about (the model below
+    either); and the trials whose test PR-AUC beat similarity search's on the same repeat."""
+    similarity = {(r["class"], r["prototypes"], r["repeat"]): r["pr_auc"] for r in rows if r["strategy"] == "similarity"}
+    groups: dict[tuple, list[dict]] = {}
+    for row in rows:
+        if row.get("check") and row.get("seed", 0) == 0 and row.get("review_round", 0) == 0 and row["check"]["positives"]:
+            groups.setdefault((row["class"], row["strategy"], row["prototypes"], row["negatives"]), []).append(row)
+    if not groups:
+        return ""
+    lines = ["", "Check on held-out curated examples (what a user is told after training) against the test images:", "",
+             "| class | strategy | P | N | held-out ROC-AUC: model | similarity | probe | warned | test: beat similarity |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for key in sorted(groups):
+        checks = [ClassCheck.from_dict(row["check"]) for row in groups[key]]
+        warned = sum(not check.helps for check in checks)
+        beat = [row["pr_auc"] >= similarity[(row["class"], row["prototypes"], row["repeat"])] for row in groups[key]
+                if (row["class"], row["prototypes"], row["repeat"]) in similarity]
+        mean = {name: np.mean([getattr(check, name) for check in checks]) for name in ("model", "similarity", "probe")}
+        lines.append(f"| {' | '.join(str(k) for k in key)} | {mean['model']:.2f} | {mean['similarity']:.2f} | {mean['probe']:.2f} | "
+                     f"{warned} of {len(checks)} | " + (f"{sum(beat)} of {len(beat)} |" if beat else "no similarity trials |"))
     return "\n".join(lines) + "\n"
 
 

@@ -44,6 +44,7 @@ from ..project import Project
 from ..review import Review
 from ..search.peaks import find_peaks, peak_spacing
 from ..search.similarity import similarity_map
+from ..train.check import ClassCheck
 from ..train.loop import TrainSettings, crops_within, train
 from .metrics import ClassScore, Scored, matching_radius, score_class
 
@@ -86,6 +87,7 @@ class TrialResult:
     reviewed: int = 0
     accepted: int = 0
     class_name: str = ""  # the class scored (a joint trial scores each of its classes)
+    check: ClassCheck | None = None  # the trained model's check on held-out curated examples
 
     @property
     def key(self) -> str:
@@ -218,10 +220,10 @@ class SimulatedUser:
                     reviewed = self._review(project, trial)
                 for seed in reversed(range(self.retrain)):  # seed 0 last: the reviews follow its model
                     settings = replace(self.settings.with_strategy(trial.strategy), seed=self.settings.seed + seed)
-                    train(project, settings, device=self.device)
+                    checks = {check.name: check for check in train(project, settings, device=self.device).check}
                     for result in scored(self._predict_test(project), (review_round, seed)):
                         results.append(replace(result, reviewed=reviewed[result.class_name][0],
-                                               accepted=reviewed[result.class_name][1]))
+                                               accepted=reviewed[result.class_name][1], check=checks.get(result.class_name)))
                     started = time.perf_counter()
             return results
 

@@ -42,11 +42,13 @@ import yaml
 
 from ..curation.store import PatchRecord, ProjectLockedError
 from ..errors import ConfigError, ProjectError
-from ..features.embed import crop_windows, resolve_device
+from ..features.embed import resolve_device
 from ..features.geometry import NETWORK_STRIDE, PatchGeometry
 from ..files import write_bytes_atomic, write_text_atomic
 from ..project import Project
 from .augment import AugmentSettings, augment
+from .check import ClassCheck, check_held_out
+from .crops import patch_crops
 from .losses import NotClassLoss, NTXentLoss, SupConWithNegativesLoss
 from .model import PatchModel
 
@@ -100,6 +102,10 @@ class TrainSettings:
     # batch norm keeps its ImageNet statistics (small, imbalanced batches); False: the
     # statistics follow the training batches
     frozen_batch_norm: bool = True
+    # this fraction of each class's confirmed positives, of its negatives and of the background
+    # is held out of training to check the model against similarity search and a linear probe
+    # (`check`); prototypes always train. 0: everything trains, nothing is checked
+    holdout: float = 0.2
     seed: int = 0
 
     @classmethod
@@ -154,12 +160,14 @@ class TrainProgress:
 @dataclass(frozen=True)
 class TrainedModel:
     """A finished run: the model folder, the content identity it was trained on, whether an
-    earlier model of the same content was reused, and the per-epoch losses of each stage."""
+    earlier model of the same content was reused, the per-epoch losses of each stage, and the
+    check on held-out curated examples (one ClassCheck per class; empty without a holdout)."""
 
     folder: Path
     identity: str
     reused: bool
     metrics: dict
+    check: tuple[ClassCheck, ...] = ()
 
 
 # -- what a run learns from ---------------------------------------------------------------
@@ -171,18 +179,19 @@ class TrainingRecords:
     pairs, the label an index into `names`: the ROI classes in creation order, then background.
     Clean: positives, prototypes and accepted review items of each class, then clean
     background. Negatives (flagged suggestions and rejected review items) carry the class they
-    are not. Noisy patches are already capped."""
+    are not. Noisy patches are already capped. Held out: clean examples and negatives kept out
+    of training to check the model (`TrainSettings.holdout`)."""
 
     names: tuple[str, ...]
     clean: tuple[tuple[PatchRecord, int], ...]
     negatives: tuple[tuple[PatchRecord, int], ...] = ()
     noisy: tuple[tuple[PatchRecord, int], ...] = ()
+    held_out: tuple[tuple[PatchRecord, int], ...] = ()
+    held_out_negatives: tuple[tuple[PatchRecord, int], ...] = ()
 
     def digest(self) -> str:
-        content = json.dumps([
-            list(self.names),
-            *[[(p.image_id, p.y, p.x, label) for p, label in part] for part in (self.clean, self.negatives, self.noisy)],
-        ])
+        parts = (self.clean, self.negatives, self.noisy, self.held_out, self.held_out_negatives)
+        content = json.dumps([list(self.names), *[[(p.image_id, p.y, p.x, label) for p, label in part] for part in parts]])
         return hashlib.blake2b(content.encode(), digest_size=16).hexdigest()
 
 
@@ -195,20 +204,23 @@ def training_records(project: Project, settings: TrainSettings) -> TrainingRecor
     """The records a run with `settings` learns from; ConfigError when a part is missing."""
     store = project.store
     names = class_names(project)
-    clean: list[tuple[PatchRecord, int]] = []
+    prototypes: list[tuple[PatchRecord, int]] = []
+    confirmed: list[tuple[PatchRecord, int]] = []
     negatives: list[tuple[PatchRecord, int]] = []
     for label, name in enumerate(names[:-1]):
-        own = (store.patches(name, "positive") + [PatchRecord(p.image_id, *p.centre) for p in store.prototypes(name)]
-               + store.review_answers(name, "accepted"))
-        if not own:
+        prototypes += [(PatchRecord(p.image_id, *p.centre), label) for p in store.prototypes(name)]
+        confirmed += [(_position(p), label) for p in store.patches(name, "positive") + store.review_answers(name, "accepted")]
+        if not any(pair[1] == label for pair in prototypes + confirmed):
             raise ConfigError(f"training: class {name!r} has no clean positives", hint="confirm the class first")
-        clean += [(_position(p), label) for p in own]
         if settings.use_negatives:
             negatives += [(_position(p), label) for p in store.patches(name, "negative") + store.review_answers(name, "rejected")]
     background = store.clean_background()
     if not background:
         raise ConfigError("training: no clean background", hint="propose and confirm background first")
-    clean += [(_position(p), len(names) - 1) for p in background]
+    confirmed += [(_position(p), len(names) - 1) for p in background]
+    confirmed, held_out = hold_out(confirmed, settings.holdout, settings.seed)
+    negatives, held_out_negatives = hold_out(negatives, settings.holdout, settings.seed)
+    clean = prototypes + confirmed
     noisy: list[tuple[PatchRecord, int]] = []
     if settings.use_noisy:
         for label, name in enumerate(names):
@@ -219,7 +231,22 @@ def training_records(project: Project, settings: TrainSettings) -> TrainingRecor
         if cap is not None and len(noisy) > cap:
             keep = balanced_subset(torch.tensor([label for _, label in noisy]), cap, _stream(settings.seed, "noisy cap"))
             noisy = [noisy[i] for i in keep.tolist()]
-    return TrainingRecords(tuple(names), tuple(clean), tuple(negatives), tuple(noisy))
+    return TrainingRecords(tuple(names), tuple(clean), tuple(negatives), tuple(noisy), tuple(held_out), tuple(held_out_negatives))
+
+
+def hold_out(pairs: list[tuple[PatchRecord, int]], fraction: float, seed: int) -> tuple[list, list]:
+    """(kept, held out): of each label, the `fraction` (rounded down) of the pairs whose place
+    hashes lowest, so the same curation always holds out the same examples and one more
+    example moves at most one. Both lists keep the input order."""
+    by_label: dict[int, list[int]] = {}
+    for index, (_, label) in enumerate(pairs):
+        by_label.setdefault(label, []).append(index)
+    held: set[int] = set()
+    for members in by_label.values():
+        ranked = sorted(members, key=lambda i: hashlib.blake2b(
+            json.dumps([seed, pairs[i][0].image_id, pairs[i][0].y, pairs[i][0].x]).encode(), digest_size=8).digest())
+        held.update(ranked[: int(fraction * len(members))])
+    return [pair for i, pair in enumerate(pairs) if i not in held], [pair for i, pair in enumerate(pairs) if i in held]
 
 
 def _position(patch: PatchRecord) -> PatchRecord:
@@ -302,24 +329,8 @@ class _Data:
     negative_labels: torch.Tensor = field(default_factory=lambda: torch.zeros(0, dtype=torch.int64))
 
 
-def _crops(project: Project, patches: list[PatchRecord], context_cells: int) -> torch.Tensor:
-    """Crops of all patches, reading each image once; float16 to halve memory."""
-    by_image: dict[str, list[int]] = {}
-    for index, patch in enumerate(patches):
-        by_image.setdefault(patch.image_id, []).append(index)
-    out = None
-    for image_id, indices in by_image.items():
-        pixels = project.dataset.read(image_id)
-        centres = np.array([(patches[i].y, patches[i].x) for i in indices])
-        crops = crop_windows(pixels, project.normalization, project.channels, project.geometry, centres, context_cells=context_cells)
-        if out is None:
-            out = torch.empty((len(patches), *crops.shape[1:]), dtype=torch.float16)
-        out[indices] = crops.half()
-    return out if out is not None else torch.zeros(0)
-
-
 def _data(project: Project, pairs, context_cells: int) -> tuple[torch.Tensor, torch.Tensor]:
-    return _crops(project, [p for p, _ in pairs], context_cells), torch.tensor([label for _, label in pairs], dtype=torch.int64)
+    return patch_crops(project, [p for p, _ in pairs], context_cells), torch.tensor([label for _, label in pairs], dtype=torch.int64)
 
 
 def _clean_data(project: Project, records: TrainingRecords, settings: TrainSettings) -> _Data:
@@ -463,7 +474,7 @@ def _torch_bytes(state: dict) -> bytes:
 
 
 def save_model(project: Project, model: PatchModel, names: list[str], settings: TrainSettings, metrics: dict,
-               *, identity: str, start: str) -> Path:
+               *, identity: str, start: str, checks: list[ClassCheck] = ()) -> Path:
     folder = project.model_folder
     weights = _torch_bytes({"network": model.network.state_dict(), "classifier": model.classifier.state_dict(),
                             "projection": model.projection.state_dict(), "window": model.window.detach().cpu()})
@@ -481,6 +492,7 @@ def save_model(project: Project, model: PatchModel, names: list[str], settings: 
         "strategy": settings.strategy,
         "settings": settings.to_dict(),
         "metrics": metrics,
+        "check": [check.to_dict() for check in checks],
     }
     write_text_atomic(folder / "model.yaml", yaml.safe_dump(config, sort_keys=False))
     return folder / "model.pt"
@@ -597,7 +609,9 @@ def _run(project: Project, settings: TrainSettings, records: TrainingRecords, id
             "key": key, "stage": stage_index + 1, "epoch": 0, "model": model.state_dict(),
             "optimizer": {}, "scheduler": {}, "metrics": metrics,
         })
-    save_model(project, model, names, settings, metrics, identity=identity, start=start)
+    checks = check_held_out(project, model, names, records.clean, records.held_out, records.held_out_negatives,
+                            context_cells=settings.context_cells, seed=settings.seed, device=device)
+    save_model(project, model, names, settings, metrics, identity=identity, start=start, checks=checks)
     checkpoints.clear()
     yield TrainProgress("done", 0, 0, 0, 0, float(metrics.get("classifier", [float("nan")])[-1]), 0.0, 0.0)
 
@@ -624,7 +638,27 @@ def train(
     if last is None or last.stage != "done":
         return None
     config = saved_model_config(project) or {}
-    return TrainedModel(project.model_folder, config.get("identity", ""), last.reused, config.get("metrics", {}))
+    return TrainedModel(project.model_folder, config.get("identity", ""), last.reused, config.get("metrics", {}),
+                        saved_check(config))
+
+
+def saved_check(config: dict | None) -> tuple[ClassCheck, ...]:
+    """The held-out check recorded in a saved model's model.yaml (empty when it has none)."""
+    return tuple(ClassCheck.from_dict(item) for item in (config or {}).get("check") or ())
+
+
+def model_check(project: Project) -> tuple[ClassCheck, ...]:
+    """How the saved model ranks the curated examples held out of its training, beside
+    similarity search and a linear probe: one ClassCheck per class (empty without a saved
+    model, or one trained with holdout 0).
+
+    Examples
+    --------
+    >>> for check in model_check(project):   # doctest: +SKIP
+    ...     print(check.verdict())
+    disc: held-out ROC-AUC model 0.98, similarity 0.91, probe 0.95 (2 positive(s), 5 other(s))
+    """
+    return saved_check(saved_model_config(project))
 
 
 def _optimizer(model: PatchModel, stage: str, settings: StageSettings):

@@ -146,3 +146,18 @@ def test_ablation_variants_reach_nested_training_settings():
     for bad in ("supcon.rate=1", "augment=1", "colour=1"):
         with pytest.raises(SystemExit, match="--variant"):
             parse_variant(bad)
+
+
+def test_report_sets_the_held_out_check_against_the_test_images():
+    from simsearch.evaluate.report import markdown
+
+    def row(strategy, repeat, pr_auc, model=None):
+        check = {} if model is None else {"check": {"name": "a", "positives": 2, "others": 5, "model": model,
+                                                    "similarity": 0.8, "probe": 0.7}}
+        return {"class": "a", "strategy": strategy, "prototypes": 5, "negatives": 2, "repeat": repeat, "pr_auc": pr_auc,
+                "seconds": 1.0, **check}
+
+    rows = [row("similarity", 0, 0.5), row("similarity", 1, 0.5), row("similarity", 2, 0.5),
+            row("pos", 0, 0.6, model=0.9), row("pos", 1, 0.4, model=0.6), row("pos", 2, 0.3, model=0.7)]
+    table = markdown({"trials": {str(i): r for i, r in enumerate(rows)}}).split("Check on held-out curated examples")[1]
+    assert "| a | pos | 5 | 2 | 0.73 | 0.80 | 0.70 | 2 of 3 | 1 of 3 |" in table

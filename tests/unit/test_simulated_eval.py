@@ -84,6 +84,9 @@ def test_simulated_user_strategies_and_resume(annotated, tmp_path):
     assert all(0 <= row["pr_auc"] <= 1 for row in trials.values())
     report = (tmp_path / "eval" / "report.md").read_text()
     assert "| disc | similarity | 2 | 0 |" in report and "| disc | supervised | all | 0 |" in report
+    check = trials["disc|P2|N1|pos+neg+selflearn|r0"]["check"]  # what the user is told after training
+    assert check["name"] == "disc" and 0 <= check["model"] <= 1 and "similarity" not in trials["disc|P2|N0|similarity|r0"].get("check", {})
+    assert "| disc | pos+neg+selflearn | 2 | 1 | " in report.split("Check on held-out curated examples")[1]
     assert (tmp_path / "eval" / "pr_disc.png").is_file()
     again = evaluate(plan, say=lines.append)  # resumes: nothing recomputed
     assert json.dumps(again["trials"], sort_keys=True) == json.dumps(trials, sort_keys=True)

@@ -354,6 +354,10 @@ def test_train_command_reports_json_progress_on_a_project_open_elsewhere(curated
     events = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert events[0]["stage"] == "supcon" and events[-1]["stage"] == "done" and not events[-1]["reused"]
     assert (project.folder / "model" / "model.pt").is_file()
+    # again with the bar: the model is reused, and its check on held-out examples is shown
+    assert main(["-q", "train", "--project", str(project.folder), "--strategy", "pos", "--device", "cpu"]) == 0
+    shown = capsys.readouterr().out
+    assert ": reused" in shown and "disc: held-out ROC-AUC model" in shown and "cross: held-out ROC-AUC model" in shown
     out = project.folder.parent / "results"
     assert main(["-q", "process", "--project", str(project.folder), "--out", str(out), "--device", "cpu", "--progress", "json"]) == 0
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]

@@ -1,0 +1,155 @@
+"""The user's own evidence of whether training helped: curated examples held out of training
+(`TrainSettings.holdout`), ranked by the trained model, by similarity search (the highest
+cosine similarity to the class's prototypes, as the search ranks) and by a linear probe (a
+logistic regression on the pretrained features of the training examples)."""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..curation.store import PatchRecord
+from ..project import Project
+from .crops import patch_crops
+from .model import PatchModel
+
+
+@dataclass(frozen=True)
+class ClassCheck:
+    """One class's held-out ranking: the ROC-AUC of each ranker, the chance that a held-out
+    positive of the class scores above a held-out example that is not the class (background,
+    the class's negatives, other classes' positives); NaN where either side is empty.
+
+    Examples
+    --------
+    >>> check = ClassCheck("RBC", positives=4, others=9, model=0.97, similarity=0.88, probe=0.91)
+    >>> check.helps, check.best_other
+    (True, ('probe', 0.91))
+    """
+
+    name: str
+    positives: int
+    others: int
+    model: float
+    similarity: float
+    probe: float
+
+    @property
+    def checked(self) -> bool:
+        return not math.isnan(self.model)
+
+    @property
+    def best_other(self) -> tuple[str, float]:
+        """The better of similarity search and the probe: (name, ROC-AUC)."""
+        return max((("similarity search", self.similarity), ("probe", self.probe)), key=lambda item: item[1])
+
+    @property
+    def helps(self) -> bool:
+        """Training ranks the held-out examples at least as well as similarity search and the
+        probe (True where nothing could be checked)."""
+        return not self.checked or self.model >= self.best_other[1]
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "ClassCheck":
+        return cls(**data)
+
+    def verdict(self) -> str:
+        """One line for the user."""
+        if not self.checked:
+            return (f"{self.name}: not checked ({self.positives} held-out positive(s), {self.others} other(s)); "
+                    "curate more examples to have training checked")
+        other, value = self.best_other
+        line = (f"{self.name}: held-out ROC-AUC model {self.model:.2f}, similarity {self.similarity:.2f}, "
+                f"probe {self.probe:.2f} ({self.positives} positive(s), {self.others} other(s))")
+        if self.helps:
+            return line
+        return (f"{line}. WARNING: training does not beat {other} on your held-out examples; add prototypes and "
+                f"negatives where the model errs, or try `--strategy probe`")
+
+
+def roc_auc(positives: np.ndarray, others: np.ndarray) -> float:
+    """The chance that a positive scores above an other, ties counting half; NaN if either is empty."""
+    positives, others = np.asarray(positives, np.float64), np.asarray(others, np.float64)
+    if not len(positives) or not len(others):
+        return float("nan")
+    difference = positives[:, None] - others[None, :]
+    return float(((difference > 0).sum() + 0.5 * (difference == 0).sum()) / difference.size)
+
+
+@torch.no_grad()
+def _embed(model: PatchModel, crops: torch.Tensor, device: torch.device) -> torch.Tensor:
+    model.eval()
+    parts = [model.embed(crops[start : start + 64].float().to(device)).float().cpu() for start in range(0, len(crops), 64)]
+    return torch.cat(parts) if parts else torch.zeros(0, model.dim)
+
+
+def _rotations(crops: torch.Tensor) -> torch.Tensor:
+    """The crops turned as similarity search turns its prototypes (90-degree steps; 180 only
+    for non-square crops)."""
+    turns = (1, 2, 3) if crops.shape[-1] == crops.shape[-2] else (2,)
+    return torch.cat([crops, *[torch.rot90(crops, k, dims=(2, 3)) for k in turns]])
+
+
+def fit_probe(vectors: torch.Tensor, labels: torch.Tensor, classes: int, *, seed: int = 0, steps: int = 300) -> torch.nn.Linear:
+    """A multinomial logistic regression on fixed vectors, each class weighted equally."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        linear = torch.nn.Linear(vectors.shape[1], classes)
+    counts = torch.bincount(labels, minlength=classes).clamp(min=1).float()
+    weight = counts.sum() / (classes * counts)
+    optimizer = torch.optim.Adam(linear.parameters(), lr=0.05, weight_decay=1e-4)
+    for _ in range(steps):
+        optimizer.zero_grad()
+        F.cross_entropy(linear(vectors), labels, weight=weight).backward()
+        optimizer.step()
+    return linear
+
+
+def check_held_out(project: Project, model: PatchModel, names: list[str], train_pairs, held_out, held_out_negatives,
+                   *, context_cells: int, seed: int, device: torch.device) -> list[ClassCheck]:
+    """Rank the held-out examples of every class with the trained `model`, similarity search
+    and a probe; pairs are (PatchRecord, label index into `names`, background last)."""
+    if not held_out:
+        return []
+    pretrained = PatchModel(project.backbone, project.geometry, len(names), context_cells=context_cells).to(device)
+    held_crops = patch_crops(project, [p for p, _ in held_out], context_cells)
+    negative_crops = patch_crops(project, [p for p, _ in held_out_negatives], context_cells) if held_out_negatives else None
+    with torch.no_grad():
+        model.eval()
+        trained = {"held": F.softmax(model.classifier(_embed(model, held_crops, device).to(device)).float(), 1).cpu()}
+        plain = {"held": _embed(pretrained, held_crops, device)}
+        if negative_crops is not None:
+            trained["negatives"] = F.softmax(model.classifier(_embed(model, negative_crops, device).to(device)).float(), 1).cpu()
+            plain["negatives"] = _embed(pretrained, negative_crops, device)
+    train_vectors = _embed(pretrained, patch_crops(project, [p for p, _ in train_pairs], context_cells), device)
+    probe = fit_probe(train_vectors, torch.tensor([label for _, label in train_pairs]), len(names), seed=seed)
+    with torch.no_grad():
+        probed = {key: F.softmax(probe(vectors), 1) for key, vectors in plain.items()}
+    held_labels = np.array([label for _, label in held_out])
+    negative_labels = np.array([label for _, label in held_out_negatives])
+    checks = []
+    for label, name in enumerate(names[:-1]):
+        prototypes = [PatchRecord(p.image_id, *p.centre) for p in project.store.prototypes(name)]
+        reference = _embed(pretrained, _rotations(patch_crops(project, prototypes, context_cells)), device)
+        similar = {key: (vectors @ reference.T).amax(dim=1) for key, vectors in plain.items()}
+        mine, negatives = held_labels == label, negative_labels == label
+
+        def split(scores: dict[str, torch.Tensor]) -> tuple[np.ndarray, np.ndarray]:
+            held = scores["held"].numpy()
+            others = held[~mine]
+            if "negatives" in scores:
+                others = np.concatenate([others, scores["negatives"].numpy()[negatives]])
+            return held[mine], others
+
+        rankers = {"model": {k: v[:, label] for k, v in trained.items()}, "similarity": similar,
+                   "probe": {k: v[:, label] for k, v in probed.items()}}
+        aucs = {key: roc_auc(*split(scores)) for key, scores in rankers.items()}
+        positives, others = split(similar)
+        checks.append(ClassCheck(name, len(positives), len(others), **aucs))
+    return checks

@@ -1,0 +1,97 @@
+"""The check of a trained model on curated examples held out of its training."""
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import torch
+import yaml
+from scipy.stats import mannwhitneyu
+
+from conftest import TINY
+from simsearch.curation.store import PatchRecord
+from simsearch.train.check import ClassCheck, check_held_out, fit_probe, roc_auc
+from simsearch.train.loop import hold_out, train, training_records
+from simsearch.train.model import PatchModel
+
+
+def test_roc_auc_equals_the_mann_whitney_statistic():
+    rng = np.random.default_rng(0)
+    for size in (1, 3, 17):
+        positives, others = rng.integers(0, 5, size).astype(float), rng.integers(0, 5, 2 * size + 1).astype(float)  # ties
+        u = mannwhitneyu(positives, others).statistic
+        assert roc_auc(positives, others) == pytest.approx(u / (len(positives) * len(others)))
+    assert roc_auc([0.9, 0.8], [0.1]) == 1.0 and roc_auc([0.1], [0.9, 0.8]) == 0.0
+    assert np.isnan(roc_auc([], [0.3])) and np.isnan(roc_auc([0.3], []))
+
+
+def test_fit_probe_separates_separable_classes_whatever_their_sizes():
+    rng = np.random.default_rng(1)
+    centres = rng.normal(size=(3, 16)) * 3
+    labels = torch.tensor([0] * 40 + [1] * 5 + [2] * 2)
+    vectors = torch.tensor(centres[labels.numpy()] + rng.normal(size=(len(labels), 16)), dtype=torch.float32)
+    probe = fit_probe(vectors, labels, 3)
+    assert (probe(vectors).argmax(1) == labels).all()  # the two-member class too: classes weigh equally
+    again = fit_probe(vectors, labels, 3)
+    assert torch.equal(probe.weight, again.weight)  # seeded
+
+
+def test_hold_out_is_stable_per_label_and_keeps_order():
+    pairs = [(PatchRecord(f"im{i % 3}", float(i), 2.0 * i), i % 2) for i in range(23)]  # 12 of label 0, 11 of label 1
+    kept, held = hold_out(pairs, 0.2, seed=0)
+    assert sorted(kept + held, key=pairs.index) == pairs and kept == [p for p in pairs if p not in held]
+    assert [sum(label == k for _, label in held) for k in (0, 1)] == [2, 2]  # floor(0.2 * 12), floor(0.2 * 11)
+    assert hold_out(pairs, 0.2, seed=0) == (kept, held)
+    assert hold_out(pairs, 0.2, seed=1)[1] != held  # the seed chooses
+    more = pairs + [(PatchRecord("im9", 99.0, 1.0), 1)]
+    assert len(set(held) - set(hold_out(more, 0.2, seed=0)[1])) <= 1  # one more example moves at most one
+    assert hold_out(pairs, 0.0, seed=0) == (pairs, [])
+
+
+def test_class_check_verdicts():
+    good = ClassCheck("disc", 3, 8, model=0.95, similarity=0.9, probe=0.7)
+    bad = ClassCheck("cross", 3, 8, model=0.6, similarity=0.7, probe=0.9)
+    unchecked = ClassCheck("ring", 0, 8, model=float("nan"), similarity=float("nan"), probe=float("nan"))
+    assert good.helps and "WARNING" not in good.verdict() and "model 0.95, similarity 0.90, probe 0.70 (3 positive(s), 8 other(s))" in good.verdict()
+    assert not bad.helps and "WARNING: training does not beat probe" in bad.verdict()
+    assert unchecked.helps and not unchecked.checked and "not checked" in unchecked.verdict()
+    assert ClassCheck.from_dict(bad.to_dict()) == bad
+
+
+def test_training_holds_out_curated_examples_and_checks_the_model(curated):
+    project, truth = curated
+    settings = replace(TINY, holdout=0.25)
+    records = training_records(project, settings)
+    prototypes = {(p.image_id, *p.centre) for name in ("disc", "cross") for p in project.store.prototypes(name)}
+    held = {(p.image_id, p.y, p.x) for p, _ in records.held_out}
+    assert records.held_out and not held & prototypes  # prototypes always train
+    assert not held & {(p.image_id, p.y, p.x) for p, _ in records.clean}
+    everything = training_records(project, replace(settings, holdout=0.0))
+    assert not everything.held_out and len(everything.clean) == len(records.clean) + len(records.held_out)
+    model = train(project, settings, device="cpu")
+    assert [c.name for c in model.check] == ["disc", "cross"]
+    for check in model.check:
+        label = ["disc", "cross"].index(check.name)
+        assert check.positives == sum(lab == label for _, lab in records.held_out) >= 1
+        assert check.others == len(records.held_out) - check.positives + sum(lab == label for _, lab in records.held_out_negatives)
+        assert all(0.0 <= value <= 1.0 for value in (check.model, check.similarity, check.probe))
+        assert check.model >= 0.9  # planted discs and crosses: the trained model ranks them right
+    saved = yaml.safe_load((project.model_folder / "model.yaml").read_text())["check"]
+    assert [ClassCheck.from_dict(item) for item in saved] == list(model.check)
+    assert train(project, settings, device="cpu").check == model.check  # reused with its check
+
+
+def test_a_model_that_ranks_backwards_is_reported(curated):
+    """A classifier turned against the classes: its held-out ROC-AUC falls below similarity
+    search's and the verdict warns."""
+    project, _ = curated
+    settings = replace(TINY, holdout=0.25)
+    records = training_records(project, settings)
+    names = list(records.names)
+    model = PatchModel(project.backbone, project.geometry, len(names), context_cells=settings.context_cells)
+    train(project, settings, device="cpu")
+    trained = torch.load(project.model_folder / "model.pt", weights_only=True)
+    model.network.load_state_dict(trained["network"])
+    model.classifier.load_state_dict({key: -value for key, value in trained["classifier"].items()})
+    checks = check_held_out(project, model, names, records.clean, records.held_out, records.held_out_negatives,
+                            context_cells=settings.context_cells, seed=0, device=torch.device("cpu"))
+    assert any(not check.helps and "WARNING" in check.verdict() for check in checks)
