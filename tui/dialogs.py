@@ -132,6 +132,7 @@ class HintScreen(ModalScreen[str | None]):
     def __init__(self, labels: list[str], what: str = "a label", *, pages: bool = False):
         super().__init__()
         self.labels, self.what, self.typed, self.pages = set(labels), what, "", pages
+        self.answered = False
 
     def compose(self) -> ComposeResult:
         more = ", space the next page" if self.pages else ""
@@ -140,16 +141,23 @@ class HintScreen(ModalScreen[str | None]):
     def on_key(self, event) -> None:
         event.stop()
         event.prevent_default()
+        if self.answered:  # typed after the label, before this screen was gone: meant for the screen below
+            self.app.call_later(self.app.simulate_key, event.key)
+            return
         if event.key == "escape":
-            self.dismiss(None)
+            self.answer(None)
             return
         if self.pages and event.key in ("space", "pagedown"):
-            self.dismiss(self.NEXT_PAGE)
+            self.answer(self.NEXT_PAGE)
             return
         if not (event.character and event.character in HINT_KEYS):
             return
         self.typed += event.character
         if self.typed in self.labels:
-            self.dismiss(self.typed)
+            self.answer(self.typed)
         elif not any(label.startswith(self.typed) for label in self.labels):
-            self.dismiss(None)
+            self.answer(None)
+
+    def answer(self, result: str | None) -> None:
+        self.answered = True
+        self.dismiss(result)
