@@ -55,7 +55,9 @@ def find_peaks(heat: np.ndarray, *, min_distance: int, threshold: float | None =
     values = heat[coords[:, 0], coords[:, 1]] if len(coords) else np.zeros(0, np.float32)
     order = np.argsort(-values, kind="stable")
     coords, values = coords[order], values[order]
-    padded = np.pad(heat, 1, mode="edge")
+    # mirrored at the border, so a peak on the first or last row or column is not refined
+    # outward (edge padding made its outer neighbour equal to it: half a cell off the map)
+    padded = np.pad(heat, 1, mode="reflect")
     r, c = coords[:, 0] + 1, coords[:, 1] + 1
     rows = coords[:, 0] + _parabola_offset(padded[r - 1, c], padded[r, c], padded[r + 1, c])
     cols = coords[:, 1] + _parabola_offset(padded[r, c - 1], padded[r, c], padded[r, c + 1])
