@@ -29,7 +29,7 @@ from simsearch.cli import build_parser
 from simsearch.cli_model import plan_from_args
 from simsearch.evaluate.report import evaluate
 from simsearch.memory import keep_freed_memory
-from simsearch.train.loop import TrainSettings
+from simsearch.training.loop import TrainSettings
 
 
 def parse_variant(text: str) -> dict:

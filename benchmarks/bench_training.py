@@ -26,7 +26,7 @@ import yaml
 import simsearch
 from simsearch.predict import detections_from_maps
 from simsearch.runner import run
-from simsearch.train.loop import StageSettings, TrainSettings, iter_train
+from simsearch.training.loop import StageSettings, TrainSettings, iter_train
 
 REPO = Path(__file__).resolve().parents[1]
 

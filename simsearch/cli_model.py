@@ -15,7 +15,7 @@ from .progress import ProgressBar
 from .project import Project
 from .review import REVIEW_ORDERS, Review
 from .runner import run, training_settings
-from .train.loop import STRATEGIES, iter_train, model_check
+from .training.loop import STRATEGIES, iter_train, model_check
 
 
 def add_commands(sub) -> None:

@@ -14,7 +14,7 @@ from .features.embed import DenseEmbedder
 from .features.geometry import box_around
 from .project import Project
 from .search.peaks import find_peaks, peak_spacing
-from .train.loop import saved_model_config
+from .training.loop import saved_model_config
 
 
 @dataclass(frozen=True)

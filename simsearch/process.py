@@ -33,7 +33,7 @@ import torch
 import yaml
 from scipy.ndimage import map_coordinates
 
-from . import export
+from . import __version__, export
 from .errors import DatasetError
 from .features.embed import display_rgb
 from .features.geometry import NETWORK_STRIDE
@@ -188,8 +188,6 @@ def _model_config(project: Project) -> dict:
 
 
 def _manifest(project, dataset, thresholds, model_config, detections, segmentation, extra) -> dict:
-    from . import __version__  # the package's own attribute: imported late to avoid a cycle
-
     store = project.store
     counts = {
         c.name: {

@@ -34,7 +34,7 @@ from .files import atomic_path
 from .predict import Predictor
 from .project import Project
 from .search.peaks import find_peaks, peak_spacing
-from .train.loop import saved_model_config
+from .training.loop import saved_model_config
 
 REVIEW_ORDERS = ("uncertain", "confident", "diverse")
 MIN_CONFIDENCE = 0.02  # local maxima below this are never put to the user

@@ -9,7 +9,7 @@ from typing import Any, Callable
 
 from .errors import ConfigError
 from .features.backbones import BACKBONES
-from .train.loop import STRATEGIES
+from .training.loop import STRATEGIES
 
 Check = Callable[[Any, str, Path], list[str]]  # (value, key path, the run file's folder) -> problems
 

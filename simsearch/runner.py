@@ -38,7 +38,7 @@ from .io.images import Dataset
 from .process import iter_process, write_results
 from .project import PROJECT_FILE, Project
 from .runfile import validate
-from .train.loop import TrainSettings, iter_train
+from .training.loop import TrainSettings, iter_train
 
 log = logging.getLogger(__name__)
 

@@ -96,7 +96,7 @@ def planted_project(tmp_path: Path, count: int, displayed=("img0.tif", "img1.tif
 
 
 def _tiny_training():
-    from simsearch.train.loop import StageSettings, TrainSettings
+    from simsearch.training.loop import StageSettings, TrainSettings
 
     return TrainSettings(
         selflearn=StageSettings(1, 16, 1e-3, 1, 0.5),

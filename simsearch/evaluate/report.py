@@ -18,8 +18,8 @@ from ..files import write_text_atomic
 from ..io.images import Dataset
 from ..io.truth import read_truth, unmatched_images
 from ..project import PROJECT_FILE, Project
-from ..train.check import ClassCheck
-from ..train.loop import TrainSettings
+from ..training.check import ClassCheck
+from ..training.loop import TrainSettings
 from .simulate import STRATEGIES, SimulatedUser, Trial, annotations_by_image, file_name, result_key
 
 

@@ -44,8 +44,8 @@ from ..project import Project
 from ..review import Review
 from ..search.peaks import find_peaks, peak_spacing
 from ..search.similarity import similarity_map
-from ..train.check import ClassCheck
-from ..train.loop import TrainSettings, crops_within, train
+from ..training.check import ClassCheck
+from ..training.loop import TrainSettings, crops_within, train
 from .metrics import ClassScore, Scored, matching_radius, score_class
 
 log = logging.getLogger(__name__)

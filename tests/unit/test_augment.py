@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from simsearch.train.augment import AugmentSettings, augment
+from simsearch.training.augment import AugmentSettings, augment
 
 NONE = AugmentSettings(flips=False, rotations=False, brightness=0.0, contrast=0.0, solarize=0.0, dropout=0.0)
 

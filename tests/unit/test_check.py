@@ -9,9 +9,9 @@ from scipy.stats import mannwhitneyu
 
 from conftest import TINY
 from simsearch.curation.store import PatchRecord
-from simsearch.train.check import ClassCheck, check_held_out, fit_probe, roc_auc
-from simsearch.train.loop import hold_out, train, training_records
-from simsearch.train.model import PatchModel
+from simsearch.training.check import ClassCheck, check_held_out, fit_probe, roc_auc
+from simsearch.training.loop import hold_out, train, training_records
+from simsearch.training.model import PatchModel
 
 
 def test_roc_auc_equals_the_mann_whitney_statistic():

@@ -135,7 +135,7 @@ def test_ablation_variants_reach_nested_training_settings():
     sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
     from bench_ablation import apply_variant, parse_variant
 
-    from simsearch.train.loop import TrainSettings
+    from simsearch.training.loop import TrainSettings
 
     base = TrainSettings.cpu()
     changed = apply_variant(base, parse_variant("supcon.lr=1e-4") | parse_variant("augment.brightness=0")

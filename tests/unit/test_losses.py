@@ -4,7 +4,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from simsearch.train.losses import NTXentLoss, SupConWithNegativesLoss
+from simsearch.training.losses import NTXentLoss, SupConWithNegativesLoss
 
 
 def naive_ntxent(a, b, tau):
@@ -90,7 +90,7 @@ def test_losses_work_under_bf16_autocast():
 
 
 def test_not_class_loss_matches_its_definition_and_stays_finite():
-    from simsearch.train.losses import NotClassLoss
+    from simsearch.training.losses import NotClassLoss
 
     torch.manual_seed(0)
     logits = torch.randn(6, 4)

@@ -7,7 +7,7 @@ from conftest import TINY
 from simsearch import ConfigError, ProjectError
 from simsearch.cli import main
 from simsearch.review import Review, select_for_review
-from simsearch.train.loop import train, training_identity, training_records
+from simsearch.training.loop import train, training_identity, training_records
 
 
 def _unit(rows):

@@ -12,7 +12,7 @@ from simsearch.evaluate.report import EvalPlan, evaluate, split
 from simsearch.io.images import Dataset
 from simsearch.evaluate.metrics import matching_radius
 from simsearch.evaluate.simulate import SimulatedUser
-from simsearch.train.loop import StageSettings, TrainSettings, crop_pixels
+from simsearch.training.loop import StageSettings, TrainSettings, crop_pixels
 
 TINY = TrainSettings(
     selflearn=StageSettings(1, 16, 1e-3, 1, 0.5),

@@ -16,7 +16,7 @@ from simsearch.predict import Predictor
 from simsearch.features.embed import crop_windows
 from simsearch.features.geometry import PatchGeometry
 from simsearch.preprocess import Normalization
-from simsearch.train.loop import (StageSettings, TrainSettings, balanced_order, balanced_subset, crop_pixels, iter_train,
+from simsearch.training.loop import (StageSettings, TrainSettings, balanced_order, balanced_subset, crop_pixels, iter_train,
                                   noisy_cap, train, training_records, training_status)
 
 def _weights(project):
@@ -232,7 +232,7 @@ def test_training_killed_with_sigkill_resumes(curated):
     code = (
         "import sys\n"
         "from simsearch import Project\n"
-        "from simsearch.train.loop import StageSettings, TrainSettings, iter_train, training_status\n"
+        "from simsearch.training.loop import StageSettings, TrainSettings, iter_train, training_status\n"
         "settings = TrainSettings(selflearn=StageSettings(3, 16, 1e-3, 1, 0.5), supcon=StageSettings(2, 16, 1e-3, 1, 0.5),\n"
         "                         classifier=StageSettings(5, 32, 1e-2, 10, 0.1))\n"
         f"with Project.open({str(project.folder)!r}) as p:\n"
@@ -303,7 +303,7 @@ def test_a_learnt_pooling_window_is_what_detection_uses(curated):
     """learn_pooling: the Gaussian pooling is trained in the contrastive stages, saved with the
     model, and the dense inference pools with it: its vectors match the training path's."""
     from simsearch.features.geometry import gaussian_window
-    from simsearch.train.model import PatchModel
+    from simsearch.training.model import PatchModel
 
     project, truth = curated
     settings = replace(TINY, learn_pooling=True)
@@ -410,7 +410,7 @@ def test_patch_model_freezes_the_early_layers_and_batch_norm_statistics(name, fr
     from torchvision.models import resnet18
 
     from simsearch.features.backbones import load_backbone
-    from simsearch.train.model import PatchModel
+    from simsearch.training.model import PatchModel
 
     weights = None
     if name == "resnet18":
