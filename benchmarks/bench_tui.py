@@ -34,7 +34,7 @@ async def key_latencies(app, pilot, count: int) -> dict[str, list[float]]:
     """{'?': the help opening, 'esc': it closing}: seconds from the key to the screen changed."""
     from textual import events
 
-    from tui.dialogs import HelpScreen
+    from simsearch_tui.dialogs import HelpScreen
 
     latencies: dict[str, list[float]] = {"?": [], "esc": []}
     for _ in range(count):
@@ -53,7 +53,7 @@ async def key_latencies(app, pilot, count: int) -> dict[str, list[float]]:
 
 
 async def measure(folder: Path, count: int) -> dict:
-    from tui.app import SimSearchApp
+    from simsearch_tui.app import SimSearchApp
 
     app = SimSearchApp(folder, device="cpu")
     async with app.run_test(size=(120, 40)) as pilot:

@@ -279,7 +279,12 @@ def add_tui_command(sub) -> None:
 
 
 def cmd_tui(args, quiet: bool) -> int:
-    from tui.__main__ import run  # the UI package, loaded only here: the engine never imports textual
-
+    try:  # the UI package, loaded only here: the engine never imports textual
+        from simsearch_tui.__main__ import run
+    except ModuleNotFoundError as error:
+        if error.name not in ("simsearch_tui", "textual", "textual_image"):
+            raise
+        raise ConfigError(f"the terminal UI is not installed ({error.name} is missing)",
+                          hint="pip install 'simsearch[tui]'") from None
     run(args.target, args.device)
     return 0

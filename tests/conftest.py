@@ -204,4 +204,4 @@ def terminal():
 
 
 def app_command(target: Path) -> list[str]:
-    return [sys.executable, "-m", "tui", str(target)]
+    return [sys.executable, "-m", "simsearch_tui", str(target)]

@@ -1,4 +1,4 @@
-"""`python -m tui [PROJECT_OR_DATASET]`: the SimSearch terminal UI (same as `simsearch tui`)."""
+"""`python -m simsearch_tui [PROJECT_OR_DATASET]`: the SimSearch terminal UI (same as `simsearch tui`)."""
 import argparse
 import logging
 
@@ -9,7 +9,7 @@ from .terminal import prepare_graphics
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m tui", description="SimSearch terminal UI")
+    parser = argparse.ArgumentParser(prog="python -m simsearch_tui", description="SimSearch terminal UI")
     parser.add_argument("target", nargs="?", help="a project folder, or images (folder, glob, list file) for a new project")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     args = parser.parse_args(argv)

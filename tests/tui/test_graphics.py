@@ -15,8 +15,8 @@ pytest.importorskip("textual_image")
 from textual_image._terminal import CellSize  # noqa: E402
 from textual_image.renderable import sixel, tgp  # noqa: E402
 
-import tui.widgets as widgets  # noqa: E402
-from tui.render import CURSOR, PALETTE, Overlay, Viewport, render_view  # noqa: E402
+import simsearch_tui.widgets as widgets  # noqa: E402
+from simsearch_tui.render import CURSOR, PALETTE, Overlay, Viewport, render_view  # noqa: E402
 
 CELL = CellSize(10, 20)  # a terminal cell of 10 x 20 px
 COLUMNS, ROWS = 40, 12

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 pytest.importorskip("textual")
-from tui.render import CURSOR, Overlay, Viewport, crop_patch, mosaic, render_view, sparkline  # noqa: E402
+from simsearch_tui.render import CURSOR, Overlay, Viewport, crop_patch, mosaic, render_view, sparkline  # noqa: E402
 
 
 def gradient(height=60, width=80):
@@ -55,7 +55,7 @@ def test_overlays_are_drawn_where_the_boxes_are():
 def test_every_box_shows_on_dark_grey_and_pale_images(background):
     """Each colour keeps a contrasting edge: on black, mid-grey and white images, at every point
     of a box's outline the line or its edge stands out from the image."""
-    from tui.render import FOCUS, NEGATIVE, PALETTE
+    from simsearch_tui.render import FOCUS, NEGATIVE, PALETTE
 
     rgb = np.full((60, 80, 3), background, np.uint8)
     for colour in [*PALETTE, CURSOR, NEGATIVE, FOCUS]:

@@ -11,8 +11,8 @@ from conftest import planted_project
 from simsearch import Curation, Project, StageSettings, TrainSettings, iter_train, training_status
 
 pytest.importorskip("textual")
-from tui.app import SimSearchApp  # noqa: E402
-from tui.widgets import PatchGrid  # noqa: E402
+from simsearch_tui.app import SimSearchApp  # noqa: E402
+from simsearch_tui.widgets import PatchGrid  # noqa: E402
 
 TINY = TrainSettings(selflearn=StageSettings(1, 16, 1e-3, 1, 0.5), supcon=StageSettings(1, 16, 1e-3, 1, 0.5),
                      classifier=StageSettings(5, 32, 1e-2, 10, 0.1), max_noisy=32)

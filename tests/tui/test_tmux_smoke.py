@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from simsearch import Project
-from tui.render import class_colour
+from simsearch_tui.render import class_colour
 
 from conftest import REPO as ROOT, Terminal, app_command
 
