@@ -15,7 +15,7 @@ from .progress import ProgressBar
 from .project import Project
 from .review import REVIEW_ORDERS, Review
 from .runner import run, training_settings
-from .training.loop import STRATEGIES, iter_train, model_check
+from .training.loop import TRAINING_STRATEGIES, TrainSettings, iter_train, model_check
 
 
 def add_commands(sub) -> None:
@@ -24,8 +24,8 @@ def add_commands(sub) -> None:
         parser.add_argument("-q", "--quiet", action="store_true", default=argparse.SUPPRESS)
 
     trainer = sub.add_parser("train", help="train the model (resumes an interrupted run)")
-    trainer.add_argument("--strategy", default="pos+neg+selflearn", choices=list(STRATEGIES))
-    trainer.add_argument("--preset", default="cpu", choices=("cpu", "paper"), help="epochs and batch sizes (paper: GPU)")
+    trainer.add_argument("--strategy", default="pos+neg+selflearn", choices=TRAINING_STRATEGIES)
+    trainer.add_argument("--preset", default="cpu", choices=TrainSettings.PRESETS, help="epochs and batch sizes (paper: GPU)")
     trainer.add_argument("--device", default="auto")
     trainer.add_argument("--from-last", action="store_true",
                          help="fine-tune the last model instead of starting from the pretrained backbone")
@@ -215,7 +215,7 @@ def add_eval_command(sub, int_list_type) -> None:
     evaluation.add_argument("--repeats", type=int, default=3)
     evaluation.add_argument("--displayed", type=int, default=6)
     evaluation.add_argument("--seed", type=int, default=0)
-    evaluation.add_argument("--preset", default="cpu", choices=("cpu", "paper"))
+    evaluation.add_argument("--preset", default="cpu", choices=TrainSettings.PRESETS)
     evaluation.add_argument("--backbone", default="auto")
     evaluation.add_argument("--weights", help="weights file for the backbone (e.g. torchvision's ResNet-18 IMAGENET1K_V1 .pth)")
     evaluation.add_argument("--review-rounds", type=int, default=0,

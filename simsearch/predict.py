@@ -8,13 +8,12 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .errors import ProjectError
 from .features.backbones import Backbone
 from .features.embed import DenseEmbedder
 from .features.geometry import box_around
 from .project import Project
 from .search.peaks import find_peaks, peak_spacing
-from .training.loop import saved_model_config
+from .training.loop import trained_model_config
 
 
 @dataclass(frozen=True)
@@ -34,12 +33,7 @@ class Predictor:
 
     def __init__(self, project: Project, *, device: str = "auto"):
         folder = project.model_folder
-        if not (folder / "model.pt").is_file():
-            raise ProjectError(f"no trained model in {folder}", hint="train first (simsearch train)")
-        config = saved_model_config(project)
-        if config is None:
-            raise ProjectError(f"the model in {folder} is incomplete: model.yaml does not describe model.pt "
-                               "(a save cut short, or a model of an older SimSearch)", hint="train again (simsearch train)")
+        config = trained_model_config(project)
         self.project = project
         self.config = config
         self.class_names: list[str] = self.config["classes"]

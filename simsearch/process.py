@@ -30,7 +30,6 @@ import faiss
 import numpy as np
 import skimage
 import torch
-import yaml
 from scipy.ndimage import map_coordinates
 
 from . import __version__, export
@@ -41,6 +40,7 @@ from .io.images import Dataset
 from .predict import Detection, Predictor, detections_from_maps
 from .files import atomic_path
 from .project import Project
+from .training.loop import trained_model_config
 
 log = logging.getLogger(__name__)
 
@@ -137,7 +137,7 @@ def write_results(
     """Detections (or labels) and every export from the cached maps; returns the manifest."""
     out = Path(out)
     dataset = images or project.dataset
-    predictor_config = _model_config(project)
+    predictor_config = trained_model_config(project)
     class_names = predictor_config["classes"][:-1]
     if thresholds is None:
         thresholds = {c.name: c.confidence_threshold for c in project.store.classes()}
@@ -178,13 +178,6 @@ def write_results(
     manifest = _manifest(project, dataset, thresholds, predictor_config, len(everything), segmentation, extra_manifest)
     export.manifest_json(out / "manifest.json", manifest)
     return manifest
-
-
-def _model_config(project: Project) -> dict:
-    path = project.model_folder / "model.yaml"
-    if not path.is_file():
-        raise DatasetError(f"no trained model in {path.parent}", hint="train first")
-    return yaml.safe_load(path.read_text())
 
 
 def _manifest(project, dataset, thresholds, model_config, detections, segmentation, extra) -> dict:

@@ -29,12 +29,12 @@ import faiss
 import numpy as np
 
 from .curation.store import PatchRecord, ReviewItem
-from .errors import ConfigError, ImageReadError, ProjectError
+from .errors import ConfigError, ImageReadError
 from .files import atomic_path
 from .predict import Predictor
 from .project import Project
 from .search.peaks import find_peaks, peak_spacing
-from .training.loop import saved_model_config
+from .training.loop import trained_model_config
 
 REVIEW_ORDERS = ("uncertain", "confident", "diverse")
 MIN_CONFIDENCE = 0.02  # local maxima below this are never put to the user
@@ -73,9 +73,7 @@ class Review:
     """
 
     def __init__(self, project: Project, *, device: str = "auto", max_images: int = 200, seed: int = 0):
-        config = saved_model_config(project)
-        if config is None:
-            raise ProjectError(f"no trained model in {project.model_folder}", hint="train first (simsearch train)")
+        config = trained_model_config(project)
         if max_images < 1:
             raise ConfigError(f"review images: at least 1, got {max_images}")
         self.project = project

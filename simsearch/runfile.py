@@ -9,7 +9,7 @@ from typing import Any, Callable
 
 from .errors import ConfigError
 from .features.backbones import BACKBONES
-from .training.loop import STRATEGIES
+from .training.loop import TRAINING_STRATEGIES, TrainSettings
 
 Check = Callable[[Any, str, Path], list[str]]  # (value, key path, the run file's folder) -> problems
 
@@ -106,7 +106,7 @@ def section(fields: dict[str, Check], *, required: tuple[str, ...] = (), any_key
 STAGE = section({"epochs": integer(1), "batch_size": integer(1), "lr": number(1e-12), "step_epochs": integer(1),
                  "gamma": number(1e-12)})
 TRAINING = section({
-    "preset": choice("cpu", "paper"), "strategy": choice(*STRATEGIES),
+    "preset": choice(*TrainSettings.PRESETS), "strategy": choice(*TRAINING_STRATEGIES),
     "selflearn": STAGE, "supcon": STAGE, "classifier": STAGE,
     "use_noisy": boolean, "use_negatives": boolean, "negatives_in_classifier": boolean, "learn_pooling": boolean,
     "max_noisy": integer(1, optional=True), "max_noisy_pixels": integer(1, optional=True),

@@ -59,10 +59,7 @@ def load_config(path: str | Path) -> dict:
 
 def training_settings(section: dict | None) -> TrainSettings:
     section = dict(section or {})
-    preset = section.pop("preset", "cpu")
-    if preset not in ("cpu", "paper"):
-        raise ConfigError(f"training.preset: 'cpu' or 'paper', not {preset!r}")
-    settings = (TrainSettings.cpu if preset == "cpu" else TrainSettings.paper)(section.pop("strategy", "pos+neg+selflearn"))
+    settings = TrainSettings.preset(section.pop("preset", "cpu"), section.pop("strategy", "pos+neg+selflearn"))
     for group in ("selflearn", "supcon", "classifier", "augment"):
         if group in section:
             overrides, current = section.pop(group), getattr(settings, group)

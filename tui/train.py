@@ -30,11 +30,7 @@ from .render import sparkline
 STAGES = [("noisy", "noisy extraction"), ("selflearn", "self-supervised (SimCLR)"),
           ("supcon", "supervised contrastive"), ("classifier", "linear classifier")]
 STRATEGIES = list(reversed(simsearch.TRAINING_STRATEGIES))  # the paper's full method first
-PRESETS = ["cpu", "paper"]
-
-
-def settings_for(preset: str, strategy: str) -> simsearch.TrainSettings:
-    return (simsearch.TrainSettings.paper if preset == "paper" else simsearch.TrainSettings.cpu)(strategy)
+PRESETS = list(simsearch.TrainSettings.PRESETS)
 
 
 def reserve_a_core_for_the_ui(device: str) -> None:
@@ -112,7 +108,7 @@ class TrainScreen(StepScreen):
 
     def refresh_view(self) -> None:
         project = self.app.project
-        status = simsearch.training_status(project, settings_for(self.preset, self.strategy))
+        status = simsearch.training_status(project, simsearch.TrainSettings.preset(self.preset, self.strategy))
         store = project.store
         start = "the last model" if self.from_last else "the pretrained backbone"
         lines = [f"strategy [b]{self.strategy}[/b] (s)   preset [b]{self.preset}[/b] (p)   noisy cap {self.noisy_cap}/class (m)"
@@ -190,7 +186,7 @@ class TrainScreen(StepScreen):
     def run_training(self, preset: str, strategy: str, cap: int, from_last: bool) -> None:
         reserve_a_core_for_the_ui(self.app.device)
         try:
-            settings = settings_for(preset, strategy)
+            settings = simsearch.TrainSettings.preset(preset, strategy)
             if settings.use_noisy:
                 started = time.perf_counter()
                 with self.app.engine_lock:  # it uses the curation's similarity maps

@@ -45,12 +45,12 @@ from ..review import Review
 from ..search.peaks import find_peaks, peak_spacing
 from ..search.similarity import similarity_map
 from ..training.check import ClassCheck
-from ..training.loop import TrainSettings, crops_within, train
+from ..training.loop import TRAINING_STRATEGIES, TrainSettings, crops_within, train
 from .metrics import ClassScore, Scored, matching_radius, score_class
 
 log = logging.getLogger(__name__)
 
-STRATEGIES = ("similarity", "probe", "pos", "pos+neg", "pos+selflearn", "pos+neg+selflearn", "supervised")
+STRATEGIES = ("similarity", *TRAINING_STRATEGIES, "supervised")  # what an evaluation compares
 
 
 @dataclass(frozen=True)

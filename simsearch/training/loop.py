@@ -33,7 +33,7 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Iterator
+from typing import ClassVar, Iterator
 
 import numpy as np
 import torch
@@ -107,6 +107,22 @@ class TrainSettings:
     # (`check`); prototypes always train. 0: everything trains, nothing is checked
     holdout: float = 0.2
     seed: int = 0
+
+    PRESETS: ClassVar[tuple[str, ...]] = ("cpu", "paper")
+
+    @classmethod
+    def preset(cls, name: str, strategy: str = "pos+neg+selflearn") -> "TrainSettings":
+        """The settings of a preset, `cpu` (minutes on a CPU) or `paper` (the paper's, for a GPU),
+        for `strategy`.
+
+        Examples
+        --------
+        >>> TrainSettings.preset("cpu", "pos").supcon.epochs
+        8
+        """
+        if name not in cls.PRESETS:
+            raise ConfigError(f"preset: {name!r} is not one of {', '.join(cls.PRESETS)}")
+        return (cls.cpu if name == "cpu" else cls.paper)(strategy)
 
     @classmethod
     def paper(cls, strategy: str = "pos+neg+selflearn") -> "TrainSettings":
@@ -458,6 +474,19 @@ def saved_model_config(project: Project) -> dict | None:
     if "weights_blake2b" not in config:  # saved before models recorded their hash: taken as it is
         return config
     return config if config["weights_blake2b"] == _weights_hash((folder / "model.pt").read_bytes()) else None
+
+
+def trained_model_config(project: Project) -> dict:
+    """model.yaml of the saved model, or a ProjectError naming the folder: no model, or one whose
+    model.yaml does not describe its model.pt."""
+    folder = project.model_folder
+    if not (folder / "model.pt").is_file():
+        raise ProjectError(f"no trained model in {folder}", hint="train first (simsearch train)")
+    config = saved_model_config(project)
+    if config is None:
+        raise ProjectError(f"the model in {folder} is incomplete: model.yaml does not describe model.pt "
+                           "(a save cut short, or a model of an older SimSearch)", hint="train again (simsearch train)")
+    return config
 
 
 def _weights_hash(weights: bytes) -> str:

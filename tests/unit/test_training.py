@@ -174,6 +174,16 @@ def test_strategies_and_missing_data_errors(curated):
     assert TrainSettings.cpu("pos").strategy == "pos" and not TrainSettings.cpu("pos").use_noisy
     with pytest.raises(ConfigError, match="strategy"):
         TrainSettings.cpu("everything")
+    assert TrainSettings.preset("paper", "pos") == TrainSettings.paper("pos") and TrainSettings.preset("cpu") == TrainSettings.cpu()
+    with pytest.raises(ConfigError, match="preset: 'gpu' is not one of cpu, paper"):
+        TrainSettings.preset("gpu")
+    # one error for "no model", whichever step needs it
+    from simsearch import ProjectError, Review, write_results
+
+    for needs_a_model in (lambda: Predictor(project, device="cpu"), lambda: Review(project, device="cpu"),
+                          lambda: write_results(project, project.folder.parent / "out")):
+        with pytest.raises(ProjectError, match=f"no trained model in {project.model_folder}"):
+            needs_a_model()
     events = list(iter_train(project, TINY.with_strategy("pos+neg"), device="cpu"))
     assert "selflearn" not in {e.stage for e in events}
     project.store.clear_noisy()
