@@ -4,7 +4,7 @@ The public API (scripts and the terminal UI use only these names):
 
 - Images: `Dataset`, `ImageRecord`, `SkippedFile`, `read_image`, `display_rgb`
 - Normalisation: `Normalization`, `ChannelStatistics`, `compute_statistics`,
-  `compute_dataset_statistics`, `resolve_channels`
+  `compute_dataset_statistics`; channels: `parse_channels` (as typed), `resolve_channels`
 - Backbones: `load_backbone`, `Backbone`, `BackboneSpec`, `BACKBONES`; devices: `resolve_device`
 - Dense embeddings: `PatchGeometry`, `DenseEmbedder`, `PatchEmbeddings`
 - Search: `PatchIndex`, `SearchHits`, `SimilarPatch`, `similarity_map`
@@ -45,7 +45,7 @@ _PUBLIC = {
     **dict.fromkeys(["Dataset", "ImageRecord", "SkippedFile", "read_image"], "io.images"),
     **dict.fromkeys(["Annotation", "read_truth", "read_voc_folder"], "io.truth"),
     **dict.fromkeys(["ChannelStatistics", "Normalization", "compute_dataset_statistics", "compute_statistics",
-                     "resolve_channels"], "preprocess"),
+                     "parse_channels", "resolve_channels"], "preprocess"),
     **dict.fromkeys(["BackgroundCandidate", "Curation", "NoisyProgress", "Suggestion"], "curation.session"),
     **dict.fromkeys(["ClassInfo", "PatchRecord", "ProjectLockedError", "Prototype", "ReviewItem"], "curation.store"),
     **dict.fromkeys(["Detection", "Predictor", "detections_from_maps"], "predict"),

@@ -10,7 +10,7 @@ from pathlib import Path
 
 
 from . import __version__
-from .cli_curation import add_commands as add_curation_commands
+from .cli_curation import add_commands as add_curation_commands, channel_list
 from .cli_model import add_commands as add_model_commands
 from .cli_model import add_eval_command, add_tui_command
 from .memory import keep_freed_memory
@@ -53,7 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
     embed.add_argument("--patch-size", type=_patch_size, default=(96, 96), help="patch size S or HxW px (default 96)")
     embed.add_argument("--backbone", default="auto", help="auto (default), resnet18 or efficientnet-lite0")
     embed.add_argument("--weights", help="weights file for the backbone (resnet18: torchvision's IMAGENET1K_V1 .pth)")
-    embed.add_argument("--channels", type=_int_list, help="channels to use, e.g. 0 or 0,2,3 (default: up to the first 3)")
+    embed.add_argument("--channels", type=channel_list, help="channels to use, e.g. 0 or 0,2,3 (default: up to the first 3)")
     embed.add_argument("--min-cells", type=int, default=4, help="upsample so a patch spans at least this many 16-px cells (default 4)")
     embed.add_argument("--passes", type=int, default=1, choices=(1, 2, 4), help="shifted passes per axis: grid step 16/passes scaled px")
     embed.add_argument("--device", default="auto", help="auto (default), cpu or cuda")

@@ -10,6 +10,7 @@ from .curation.importer import import_annotations
 from .curation.session import Curation, Suggestion
 from .errors import ConfigError
 from .io.images import Dataset
+from .preprocess import parse_channels
 from .progress import ProgressBar
 from .project import Project
 
@@ -22,6 +23,14 @@ def _box(text: str) -> tuple[float, float, float, float]:
     if len(values) != 4:
         raise argparse.ArgumentTypeError(f"expected X0,Y0,X1,Y1 in pixels, got {text!r}")
     return values
+
+
+def channel_list(text: str) -> list[int] | None:
+    """argparse's type for --channels: `parse_channels`, its error as argparse's."""
+    try:
+        return parse_channels(text)
+    except ConfigError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def add_commands(sub, patch_size_type, int_list_type) -> None:
@@ -39,7 +48,7 @@ def add_commands(sub, patch_size_type, int_list_type) -> None:
     create.add_argument("--seed", type=int, default=0, help="seed for choosing the displayed images")
     create.add_argument("--backbone", default="auto")
     create.add_argument("--weights")
-    create.add_argument("--channels", type=int_list_type)
+    create.add_argument("--channels", type=channel_list, help="channels to use, e.g. 0 or 0,2,3 (default: up to the first 3)")
 
     klass = sub.add_parser("class", help="add, rename, delete or list ROI classes")
     klass_sub = klass.add_subparsers(dest="action", required=True)

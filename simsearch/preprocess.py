@@ -193,6 +193,22 @@ def compute_dataset_statistics(dataset, *, progress: Callable[[int], None] | Non
     return compute_statistics(readable_images(), progress=progress, **kwargs)
 
 
+def parse_channels(text: str | None) -> list[int] | None:
+    """A channel selection as people type it: '0,2,1', '0 2 1' or '0, 2'; empty means the
+    default (None). Ranges are checked by `resolve_channels`, which knows the images.
+
+    Examples
+    --------
+    >>> parse_channels("0, 2 1"), parse_channels("")
+    ([0, 2, 1], None)
+    """
+    text = (text or "").replace(",", " ")
+    try:
+        return [int(value) for value in text.split()] or None
+    except ValueError:
+        raise ConfigError(f"channels: {text.strip()!r} is not a list of channel numbers", hint="e.g. 0,2,1") from None
+
+
 def resolve_channels(file_channels: int, channels: Sequence[int] | None = None) -> tuple[int, ...]:
     """Validate a channel selection (indices into the file's channels) for the 3-channel backbone.
 

@@ -85,11 +85,7 @@ class DatasetScreen(StepScreen):
             if text is None:
                 return
             try:
-                channels = [int(v) for v in text.replace(" ", ",").split(",") if v] if text else None
-                project.set_channels(channels)
-            except ValueError:
-                self.app.show_error(simsearch.ConfigError(f"channels: {text!r} is not a list of channel numbers", hint="e.g. 0,2,1"))
-                return
+                project.set_channels(simsearch.parse_channels(text))
             except simsearch.SimSearchError as error:
                 self.app.show_error(error)
                 return

@@ -93,11 +93,7 @@ class WizardScreen(Screen):
                 raise simsearch.ConfigError(f"{key}: must be at least 1, got {value}")
             return value
 
-        channels_text = self.value("channels").replace(" ", ",")
-        try:
-            channels = [int(c) for c in channels_text.split(",") if c] or None
-        except ValueError:
-            raise simsearch.ConfigError(f"channels: {channels_text!r} is not a list of channel numbers", hint="e.g. 0,2,1") from None
+        channels = simsearch.parse_channels(self.value("channels"))
         return {"dataset": self.value("dataset"), "folder": folder, "patch": number("patch size", self.value("patch")),
                 "displayed": number("displayed images", self.value("displayed")) or 6, "channels": channels,
                 "backbone": self.value("backbone") or "auto", "weights": self.value("weights") or None}

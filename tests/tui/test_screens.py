@@ -509,3 +509,24 @@ def test_a_project_open_elsewhere_is_a_dialog_then_exit(fresh_project):
 
     with Project.open(folder):  # another writer holds the project
         run(scenario)
+
+
+def test_dataset_screen_channels_as_typed_and_a_bad_list_in_the_error_dialog(fresh_project):
+    from simsearch_tui.dialogs import ErrorScreen
+
+    folder, _ = fresh_project
+
+    async def scenario():
+        app = SimSearchApp(folder)
+        async with app.run_test(size=(100, 32)) as pilot:
+            await wait_until(pilot, lambda: app.screen.id == "curate", what="the curation screen")
+            await pilot.press("1")
+            await wait_until(pilot, lambda: app.screen.id == "dataset", what="the dataset screen")
+            await pilot.press("c", "ctrl+u", *"0 x", "enter")
+            await wait_until(pilot, lambda: isinstance(app.screen, ErrorScreen), what="the error dialog")
+            assert "'0 x' is not a list of channel numbers" in app.screen.message
+            await pilot.press("escape")
+            await pilot.press("c", "ctrl+u", *" 0, ", "enter")
+            await wait_until(pilot, lambda: app.project.channels == (0,), what="the channels")
+
+    run(scenario)

@@ -80,3 +80,16 @@ def test_counted_percentiles_equal_numpys(monkeypatch, dtype, top):
             flat = image.reshape(-1, shape[-1])
             np.testing.assert_allclose(got[0], np.percentile(flat, low, axis=0), rtol=0, atol=1e-9)
             np.testing.assert_allclose(got[1], np.percentile(flat, high, axis=0), rtol=0, atol=1e-9)
+
+
+def test_parse_channels_reads_what_people_type_and_names_the_parameter(capsys):
+    from simsearch import ConfigError, parse_channels
+    from simsearch.cli import main
+
+    assert parse_channels("0,2,1") == [0, 2, 1] and parse_channels("0 2, 1") == [0, 2, 1] and parse_channels(" 3 ") == [3]
+    assert parse_channels("") is None and parse_channels(None) is None and parse_channels(" , ") is None
+    with pytest.raises(ConfigError, match=r"channels: '0 x' is not a list of channel numbers"):
+        parse_channels("0,x")
+    with pytest.raises(SystemExit):
+        main(["embed", "somewhere", "--channels", "0,x"])
+    assert "channels: '0 x' is not a list of channel numbers" in capsys.readouterr().err
