@@ -46,15 +46,23 @@ class Normalization:
     def channels(self) -> int:
         return len(self.low)
 
+    def low_and_span(self, channels: Sequence[int] | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """float32 (low, high - low) of the channels (all by default): value v maps to
+        clip((v - low) / span, 0, 1). The one definition, used by the dense path on the device
+        and by `apply`; a constant channel (span 0) maps to 0 rather than dividing by zero."""
+        picked = list(range(self.channels)) if channels is None else list(channels)
+        low = np.asarray(self.low, np.float32)[picked]
+        span = np.asarray(self.high, np.float32)[picked] - low
+        span[span <= 0] = 1.0
+        return low, span
+
     def apply(self, image: np.ndarray) -> np.ndarray:
-        """(H, W, C) any dtype -> (H, W, C) float32 in [0, 1]."""
+        """(H, W, C) any dtype -> (H, W, C) float32 in [0, 1], in numpy."""
         if image.ndim != 3 or image.shape[2] != self.channels:
             raise ConfigError(
                 f"normalization expects (H, W, {self.channels}) images, got shape {image.shape}"
             )
-        low = np.asarray(self.low, dtype=np.float32)
-        span = np.asarray(self.high, dtype=np.float32) - low
-        span[span <= 0] = 1.0  # a constant channel maps to 0 rather than dividing by zero
+        low, span = self.low_and_span()
         out = (image.astype(np.float32) - low) / span
         return np.clip(out, 0.0, 1.0, out=out)
 

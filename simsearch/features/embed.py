@@ -263,9 +263,7 @@ class _Resampler:
         self.channels = list(channels)
         self.scale = scale
         self.device = device
-        low = np.asarray(normalization.low, np.float32)[self.channels]
-        span = np.asarray(normalization.high, np.float32)[self.channels] - low
-        span[span <= 0] = 1.0  # as Normalization.apply: a constant channel maps to 0
+        low, span = normalization.low_and_span(self.channels)
         self._low = torch.from_numpy(low).to(device)
         self._span = torch.from_numpy(span).to(device)
 

@@ -93,3 +93,11 @@ def test_parse_channels_reads_what_people_type_and_names_the_parameter(capsys):
     with pytest.raises(SystemExit):
         main(["embed", "somewhere", "--channels", "0,x"])
     assert "channels: '0 x' is not a list of channel numbers" in capsys.readouterr().err
+
+
+def test_low_and_span_is_the_one_mapping_of_values_to_the_unit_range():
+    norm = Normalization((1.0, 5.0, 2.0), (3.0, 5.0, 10.0))
+    low, span = norm.low_and_span([2, 1])
+    assert low.tolist() == [2.0, 5.0] and span.tolist() == [8.0, 1.0]  # a constant channel keeps span 1
+    image = np.array([[[2.0, 5.0, 6.0]]], np.float32)
+    np.testing.assert_allclose(norm.apply(image), [[[0.5, 0.0, 0.5]]])
