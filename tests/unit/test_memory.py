@@ -28,6 +28,7 @@ def _faults(mode: str, **env) -> tuple[int, int]:
     return int(out[0]), int(out[1])
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc malloc only")
 def test_training_steps_reuse_freed_memory():
     applied, kept = _faults("keep")

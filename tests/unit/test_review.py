@@ -36,6 +36,7 @@ def test_a_batch_is_not_many_copies_of_one_mistake():
     assert len(select_for_review(np.zeros(0), np.zeros((0, 16)), threshold=0.5, count=5)) == 0
 
 
+@pytest.mark.slow
 def test_review_answers_feed_training_and_can_be_taken_back(curated):
     project, truth = curated
     with pytest.raises(ProjectError, match="no trained model"):

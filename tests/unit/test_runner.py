@@ -33,6 +33,7 @@ def _write_inputs(tmp_path):
     return tmp_path / "run.yaml"
 
 
+@pytest.mark.slow
 def test_run_end_to_end_and_again(tmp_path, capsys):
     config = _write_inputs(tmp_path)
     assert main(["-q", "run", str(config)]) == 0

@@ -32,6 +32,7 @@ def annotated(tmp_path):
     return folder, tmp_path / "truth.csv"
 
 
+@pytest.mark.slow
 def test_simulated_user_strategies_and_resume(annotated, tmp_path):
     folder, truth = annotated
     # a cross annotated on top of every disc (a platelet on a red cell): with full
@@ -137,6 +138,7 @@ def test_supervised_baseline_takes_fewer_patches_when_crops_are_large(annotated,
         assert cap(supervised_cap=200, supervised_pixels=1) == 1
 
 
+@pytest.mark.slow
 def test_unseen_style_dataset_16_bit_boxes_rare_class_and_unsafe_names(tmp_path):
     """16-bit single-channel images in a subfolder, boxes in the CSV, a class name with a
     slash and a space, and a rare class with fewer training objects than prototypes."""
@@ -213,6 +215,7 @@ def test_auto_patch_size_is_the_median_box_side(annotated, tmp_path):
     assert not (tmp_path / "e" / "base").exists()
 
 
+@pytest.mark.slow
 def test_review_rounds_and_retraining_are_measured(annotated, tmp_path):
     """--review-rounds: the simulated user answers the model's detections from the truth and
     the model is trained again; --retrain: several training seeds on the same curated data."""
@@ -251,6 +254,7 @@ def _planted_truth(folder):
     return {f"img{i}.tif": planted_image(i)[1:] for i in range(8)}
 
 
+@pytest.mark.slow
 def test_joint_trials_hold_every_class_in_one_project(annotated, tmp_path):
     folder, truth = annotated
     plan = EvalPlan(images=str(folder), truth=str(truth), out=tmp_path / "eval", classes=["disc", "cross"],

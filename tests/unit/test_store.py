@@ -158,6 +158,7 @@ def test_nested_transactions_commit_or_roll_back_as_one(tmp_path):
         assert len(store.prototypes()) == 1
 
 
+@pytest.mark.slow
 def test_an_import_killed_midway_stores_nothing(tmp_path):
     """`simsearch import` killed with SIGKILL while it stores: nothing of it is in the store, and
     importing again gives each prototype once."""

@@ -58,6 +58,7 @@ def test_probe_trains_only_a_linear_classifier_on_the_frozen_features(curated):
         assert sum(any(np.hypot(d.y - oy, d.x - ox) <= 12 for d in mine) for oy, ox in objects) >= 2, (kind, mine)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("stage, epoch", [("supcon", 2), ("classifier", 5)])
 def test_cancel_then_resume_gives_exactly_the_same_model(curated, stage, epoch):
     project, _ = curated
@@ -84,6 +85,7 @@ def test_cancel_then_resume_gives_exactly_the_same_model(curated, stage, epoch):
     assert status.up_to_date
 
 
+@pytest.mark.slow
 def test_training_is_keyed_on_the_curation(curated):
     """Every change to what training learns from trains again; nothing else does."""
     project, _ = curated
@@ -119,6 +121,7 @@ def test_training_is_keyed_on_the_curation(curated):
     assert len(identities) == 4
 
 
+@pytest.mark.slow
 def test_fine_tuning_from_the_last_model(curated):
     project, _ = curated
     with pytest.raises(ConfigError, match="no trained model"):
@@ -132,6 +135,7 @@ def test_fine_tuning_from_the_last_model(curated):
     assert train(project, TINY, device="cpu", from_last=True).reused  # the same content: nothing to do
 
 
+@pytest.mark.slow
 def test_an_interrupted_run_on_another_curation_is_not_resumed(curated):
     project, _ = curated
     cancel = threading.Event()
@@ -191,6 +195,7 @@ def test_strategies_and_missing_data_errors(curated):
         list(iter_train(project, TINY, device="cpu"))
 
 
+@pytest.mark.slow
 def test_process_exports_and_rethreshold(curated, tmp_path):
     import json
 
@@ -229,6 +234,7 @@ def test_process_exports_and_rethreshold(curated, tmp_path):
     assert [e.status for e in iter_process(project, out, device="cpu")] == ["computed"] * 5
 
 
+@pytest.mark.slow
 def test_training_killed_with_sigkill_resumes(curated):
     """A `simsearch train` process killed after its first checkpoint resumes from it."""
     import os
@@ -353,6 +359,7 @@ def test_one_training_run_at_a_time_in_a_project(curated):
     assert list(iter_train(project, TINY, device="cpu"))[-1].stage == "done"
 
 
+@pytest.mark.slow
 def test_train_command_reports_json_progress_on_a_project_open_elsewhere(curated, capsys):
     import json
 
@@ -375,6 +382,7 @@ def test_train_command_reports_json_progress_on_a_project_open_elsewhere(curated
     assert lines[-1]["detections"] == len((out / "detections.csv").read_text().splitlines()) - 1
 
 
+@pytest.mark.slow
 def test_a_model_save_cut_short_is_no_model(curated):
     """model.yaml is written last with model.pt's hash: a model.pt without its matching
     model.yaml (a kill between the two) is not used, and training runs again."""
