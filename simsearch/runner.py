@@ -38,7 +38,7 @@ from .io.images import Dataset
 from .process import iter_process, write_results
 from .project import PROJECT_FILE, Project
 from .runfile import validate
-from .training.loop import TrainSettings, iter_train
+from .training.loop import TrainSettings, iter_train, model_check
 
 log = logging.getLogger(__name__)
 
@@ -102,6 +102,8 @@ def run(config_path: str | Path, *, say: Callable[[str], None] = print, progress
                 say(f"training ({settings.strategy})")
             if progress:
                 progress("train", event)
+        for check in model_check(project):  # the model against similarity search on held-out examples
+            say(check.verdict())
         say("processing the dataset")
         for event in iter_process(project, config["output"], device=device):
             if progress:

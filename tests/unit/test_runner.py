@@ -39,6 +39,7 @@ def test_run_end_to_end_and_again(tmp_path, capsys):
     assert main(["-q", "run", str(config)]) == 0
     out = capsys.readouterr().out
     assert "imported 2 prototype(s) and 1 negative(s)" in out and "results in" in out
+    assert "disc: held-out ROC-AUC model" in out or "disc: not checked" in out  # the check after training
     manifest = json.loads((tmp_path / "results" / "manifest.json").read_text())
     assert manifest["annotation_counts"]["disc"]["negatives"] == 1
     assert manifest["confidence_thresholds"]["disc"] == 0.5 and manifest["similarity_thresholds"]["disc"] == 0.8
