@@ -71,6 +71,20 @@ class Predictor:
 
 
 def detections_from_maps(maps: np.ndarray, class_names: list[str], thresholds: dict[str, float], geometry, image_id: str) -> list[Detection]:
+    """Detections from one image's per-class probability maps ((rows, cols, classes), the
+    background last and not detected): each class's local maxima at least half a patch apart,
+    above its threshold (0.5 when not given), as Detections in image pixels with their boxes.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from simsearch import PatchGeometry
+    >>> maps = np.zeros((10, 10, 2), np.float32)
+    >>> maps[4, 6, 0] = 0.9                               # one confident cell of class "cell"
+    >>> found = detections_from_maps(maps, ["cell"], {"cell": 0.5}, PatchGeometry.for_patch(64), "img")
+    >>> [(d.class_name, round(d.confidence, 2)) for d in found]
+    [('cell', 0.9)]
+    """
     spacing = peak_spacing(geometry)
     found = []
     for index, name in enumerate(class_names):

@@ -66,10 +66,13 @@ class Review:
     Examples
     --------
     >>> review = Review(project)                                   # doctest: +SKIP
-    >>> items = review.propose("WBC", count=20)                      # nearest the threshold first
-    >>> review.answer("WBC", [items[0].number], "accepted")          # a clean positive of WBC
-    >>> review.answer("WBC", [items[1].number], "rejected")          # a negative of WBC
-    >>> simsearch.train(project)                                     # learns from the answers
+    >>> items = review.propose("WBC", count=20)                    # doctest: +SKIP
+    >>> review.answer("WBC", [items[0].number], "accepted")        # doctest: +SKIP
+    >>> review.answer("WBC", [items[1].number], "rejected")        # doctest: +SKIP
+    >>> simsearch.train(project)                                   # doctest: +SKIP
+
+    `propose` lists the items nearest the threshold first; accepted items become clean
+    positives of the class, rejected ones its negatives, and training learns from both.
     """
 
     def __init__(self, project: Project, *, device: str = "auto", max_images: int = 200, seed: int = 0):

@@ -47,6 +47,14 @@ class PatchEmbeddings:
 
 
 def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
+    """'auto' (or None): the GPU when torch sees one, else the CPU; otherwise the torch device
+    named, checked to exist. A ConfigError names a bad one.
+
+    Examples
+    --------
+    >>> resolve_device("cpu")
+    device(type='cpu')
+    """
     if device in (None, "auto"):
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:

@@ -36,8 +36,12 @@ def find_blobs(image: np.ndarray, *, count: int = 40, min_size: float = 8.0, max
 
     Examples
     --------
-    >>> blobs = find_blobs(display_rgb)              # doctest: +SKIP
-    >>> blobs.ys[0], blobs.xs[0], blobs.sizes[0]     # the strongest: centre and diameter in px
+    >>> import numpy as np
+    >>> image = np.zeros((64, 64), np.float32)
+    >>> image[20:30, 40:50] = 1.0                    # one bright square, 10 px across
+    >>> blobs = find_blobs(image, count=1)
+    >>> float(blobs.ys[0]), float(blobs.xs[0])       # the strongest: its centre in px (and blobs.sizes)
+    (25.0, 45.0)
     """
     if image.ndim not in (2, 3) or min(image.shape[:2]) < 4:
         raise ConfigError(f"find_blobs: expected an (H, W) or (H, W, C) image of at least 4x4 px, got shape {image.shape}")

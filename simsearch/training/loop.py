@@ -658,7 +658,7 @@ def train(
     Examples
     --------
     >>> model = train(project, TrainSettings.cpu())   # doctest: +SKIP
-    >>> model.reused, model.folder
+    >>> model.reused, model.folder                    # doctest: +SKIP
     (False, PosixPath('.../model'))
     """
     last = None
