@@ -40,7 +40,16 @@ def atomic_path(path: Path, *, exclusive: bool = False) -> Iterator[Path]:
 
 
 def write_text_atomic(path: Path, text: str) -> None:
-    """Write `text` to `path` whole or not at all (`atomic_path`)."""
+    """Write `text` to `path` whole or not at all (`atomic_path`).
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "notes.txt"
+    >>> write_text_atomic(path, "counted 12 cells")
+    >>> path.read_text()
+    'counted 12 cells'
+    """
     with atomic_path(path) as tmp:
         tmp.write_text(text)
 

@@ -30,6 +30,12 @@ class Normalization:
     """Per-channel intensity range mapped to [0, 1].
 
     low, high: one value per channel of the files (not of the selection).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> Normalization(low=(100.0,), high=(4100.0,)).apply(np.array([[[2100]]], np.uint16)).tolist()
+    [[[0.5]]]
     """
 
     low: tuple[float, ...]
@@ -221,6 +227,11 @@ def resolve_channels(file_channels: int, channels: Sequence[int] | None = None) 
     """Validate a channel selection (indices into the file's channels) for the 3-channel backbone.
 
     None selects every channel when there are at most 3, else the first 3 (with a warning).
+
+    Examples
+    --------
+    >>> resolve_channels(1), resolve_channels(5, [4, 0])
+    ((0,), (4, 0))
     """
     if channels is None:
         if file_channels > 3:

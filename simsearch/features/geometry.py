@@ -21,7 +21,14 @@ NETWORK_STRIDE = 16
 class PatchGeometry:
     """patch_size: (h, w) original px; scale: resampling factor (>= 1) applied
     before the backbone; kernel: (kh, kw) pooling window in feature cells;
-    passes: shifted passes per axis (1, 2 or 4)."""
+    passes: shifted passes per axis (1, 2 or 4).
+
+    Examples
+    --------
+    >>> geometry = PatchGeometry.for_patch(96)
+    >>> geometry.scale, geometry.kernel, geometry.grid_step
+    (1.0, (6, 6), 16.0)
+    """
 
     patch_size: tuple[int, int]
     scale: float

@@ -46,7 +46,17 @@ def _parabola_offset(before: np.ndarray, centre: np.ndarray, after: np.ndarray) 
 
 def find_peaks(heat: np.ndarray, *, min_distance: int, threshold: float | None = None) -> Peaks:
     """All local maxima of a (rows, cols) map at least `min_distance` + 1 cells apart
-    (above `threshold` when given), best first; an empty map gives empty Peaks."""
+    (above `threshold` when given), best first; an empty map gives empty Peaks.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> heat = np.zeros((8, 8), np.float32)
+    >>> heat[2, 5], heat[2, 4] = 0.9, 0.6            # a peak leaning towards its left neighbour
+    >>> peaks = find_peaks(heat, min_distance=1, threshold=0.5)
+    >>> len(peaks), round(float(peaks.values[0]), 2), float(peaks.rows[0]), round(float(peaks.cols[0]), 2)
+    (1, 0.9, 2.0, 4.75)
+    """
     if heat.size == 0:
         empty = np.zeros(0)
         return Peaks(empty, empty.copy(), np.zeros(0, np.float32))

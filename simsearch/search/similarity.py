@@ -14,6 +14,15 @@ def similarity_map(vectors: np.ndarray, prototypes: np.ndarray, *, device: str |
     vectors: (rows, cols, D) L2-normalised patch embeddings (float16 or float32);
     prototypes: (P, D) or (D,), normalised here. Returns (rows, cols) float32.
     A matrix product in torch, on the GPU when `device` is one.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> vectors = np.zeros((2, 3, 4), np.float32)
+    >>> vectors[..., 0] = 1.0                          # every patch points along the first axis
+    >>> vectors[1, 2] = [0.0, 1.0, 0.0, 0.0]          # but one
+    >>> similarity_map(vectors, np.array([0.0, 2.0, 0.0, 0.0])).tolist()
+    [[0.0, 0.0, 0.0], [0.0, 0.0, 1.0]]
     """
     prototypes = np.atleast_2d(np.asarray(prototypes, dtype=np.float32))
     if vectors.ndim != 3 or prototypes.shape[1] != vectors.shape[-1]:
