@@ -76,7 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
     embed.set_defaults(handler=cmd_embed)
     info.set_defaults(handler=cmd_info)
     search.set_defaults(handler=cmd_search)
-    add_curation_commands(sub, _patch_size, _int_list)
+    add_curation_commands(sub, _patch_size)
     add_model_commands(sub)
     add_eval_command(sub, _int_list)
     add_tui_command(sub)

@@ -33,7 +33,7 @@ def channel_list(text: str) -> list[int] | None:
         raise argparse.ArgumentTypeError(str(error)) from None
 
 
-def add_commands(sub, patch_size_type, int_list_type) -> None:
+def add_commands(sub, patch_size_type) -> None:
     """Add the curation subcommands to an argparse subparsers object (handler in defaults)."""
     def project_arg(parser):
         parser.add_argument("--project", default="simsearch-project", help="project folder (default: %(default)s)")

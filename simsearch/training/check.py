@@ -111,25 +111,21 @@ def fit_probe(vectors: torch.Tensor, labels: torch.Tensor, classes: int, *, seed
     return linear
 
 
-def check_held_out(project: Project, model: PatchModel, names: list[str], train_pairs, held_out, held_out_negatives,
-                   *, context_cells: int, seed: int, device: torch.device) -> list[ClassCheck]:
+def check_held_out(project: Project, model: PatchModel, names: list[str], train_crops: torch.Tensor, train_labels: torch.Tensor,
+                   held_out, held_out_negatives, *, context_cells: int, seed: int, device: torch.device) -> list[ClassCheck]:
     """Rank the held-out examples of every class with the trained `model`, similarity search
-    and a probe; pairs are (PatchRecord, label index into `names`, background last)."""
+    and a probe fitted on the training crops (those training used, with their labels); the
+    held-out pairs are (PatchRecord, label index into `names`, background last)."""
     if not held_out:
         return []
     pretrained = PatchModel(project.backbone, project.geometry, len(names), context_cells=context_cells).to(device)
-    held_crops = patch_crops(project, [p for p, _ in held_out], context_cells)
-    negative_crops = patch_crops(project, [p for p, _ in held_out_negatives], context_cells) if held_out_negatives else None
+    groups = {"held": held_out, "negatives": held_out_negatives}
+    crops = {key: patch_crops(project, [p for p, _ in pairs], context_cells) for key, pairs in groups.items() if pairs}
+    probe = fit_probe(_embed(pretrained, train_crops, device), train_labels, len(names), seed=seed)
     with torch.no_grad():
-        model.eval()
-        trained = {"held": F.softmax(model.classifier(_embed(model, held_crops, device).to(device)).float(), 1).cpu()}
-        plain = {"held": _embed(pretrained, held_crops, device)}
-        if negative_crops is not None:
-            trained["negatives"] = F.softmax(model.classifier(_embed(model, negative_crops, device).to(device)).float(), 1).cpu()
-            plain["negatives"] = _embed(pretrained, negative_crops, device)
-    train_vectors = _embed(pretrained, patch_crops(project, [p for p, _ in train_pairs], context_cells), device)
-    probe = fit_probe(train_vectors, torch.tensor([label for _, label in train_pairs]), len(names), seed=seed)
-    with torch.no_grad():
+        trained = {key: F.softmax(model.classifier(_embed(model, batch, device).to(device)).float(), 1).cpu()
+                   for key, batch in crops.items()}
+        plain = {key: _embed(pretrained, batch, device) for key, batch in crops.items()}
         probed = {key: F.softmax(probe(vectors), 1) for key, vectors in plain.items()}
     held_labels = np.array([label for _, label in held_out])
     negative_labels = np.array([label for _, label in held_out_negatives])

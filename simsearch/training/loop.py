@@ -224,10 +224,12 @@ def training_records(project: Project, settings: TrainSettings) -> TrainingRecor
     confirmed: list[tuple[PatchRecord, int]] = []
     negatives: list[tuple[PatchRecord, int]] = []
     for label, name in enumerate(names[:-1]):
-        prototypes += [(PatchRecord(p.image_id, *p.centre), label) for p in store.prototypes(name)]
-        confirmed += [(_position(p), label) for p in store.patches(name, "positive") + store.review_answers(name, "accepted")]
-        if not any(pair[1] == label for pair in prototypes + confirmed):
+        own_prototypes = store.prototypes(name)
+        own_confirmed = store.patches(name, "positive") + store.review_answers(name, "accepted")
+        if not own_prototypes and not own_confirmed:
             raise ConfigError(f"training: class {name!r} has no clean positives", hint="confirm the class first")
+        prototypes += [(PatchRecord(p.image_id, *p.centre), label) for p in own_prototypes]
+        confirmed += [(_position(p), label) for p in own_confirmed]
         if settings.use_negatives:
             negatives += [(_position(p), label) for p in store.patches(name, "negative") + store.review_answers(name, "rejected")]
     background = store.clean_background()
@@ -638,7 +640,7 @@ def _run(project: Project, settings: TrainSettings, records: TrainingRecords, id
             "key": key, "stage": stage_index + 1, "epoch": 0, "model": model.state_dict(),
             "optimizer": {}, "scheduler": {}, "metrics": metrics,
         })
-    checks = check_held_out(project, model, names, records.clean, records.held_out, records.held_out_negatives,
+    checks = check_held_out(project, model, names, clean.crops, clean.labels, records.held_out, records.held_out_negatives,
                             context_cells=settings.context_cells, seed=settings.seed, device=device)
     save_model(project, model, names, settings, metrics, identity=identity, start=start, checks=checks)
     checkpoints.clear()

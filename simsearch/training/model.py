@@ -57,9 +57,10 @@ class PatchModel(nn.Module):
         """Batch norm keeps its ImageNet statistics (small, imbalanced batches) unless the
         model was made with `frozen_batch_norm=False`."""
         super().train(mode)
-        for module in self.network.modules() if self.frozen_batch_norm else ():
-            if isinstance(module, nn.modules.batchnorm._BatchNorm):
-                module.eval()
+        if self.frozen_batch_norm:
+            for module in self.network.modules():
+                if isinstance(module, nn.modules.batchnorm._BatchNorm):
+                    module.eval()
         return self
 
     def embed(self, crops: torch.Tensor) -> torch.Tensor:

@@ -10,6 +10,7 @@ from scipy.stats import mannwhitneyu
 from conftest import TINY
 from simsearch.curation.store import PatchRecord
 from simsearch.training.check import ClassCheck, check_held_out, fit_probe, roc_auc
+from simsearch.training.crops import patch_crops
 from simsearch.training.loop import hold_out, train, training_records
 from simsearch.training.model import PatchModel
 
@@ -92,6 +93,8 @@ def test_a_model_that_ranks_backwards_is_reported(curated):
     trained = torch.load(project.model_folder / "model.pt", weights_only=True)
     model.network.load_state_dict(trained["network"])
     model.classifier.load_state_dict({key: -value for key, value in trained["classifier"].items()})
-    checks = check_held_out(project, model, names, records.clean, records.held_out, records.held_out_negatives,
+    train_crops = patch_crops(project, [p for p, _ in records.clean], settings.context_cells)
+    train_labels = torch.tensor([label for _, label in records.clean])
+    checks = check_held_out(project, model, names, train_crops, train_labels, records.held_out, records.held_out_negatives,
                             context_cells=settings.context_cells, seed=0, device=torch.device("cpu"))
     assert any(not check.helps and "WARNING" in check.verdict() for check in checks)
