@@ -31,7 +31,7 @@ from .memory import release_freed_memory
 from .features.backbones import Backbone, BackboneSpec, load_backbone, load_recorded_backbone
 from .features.embed import DenseEmbedder, PatchEmbeddings
 from .curation.store import Store
-from .features.geometry import PatchGeometry
+from .features.geometry import PatchGeometry, parse_scales
 from .io.images import Dataset
 from .preprocess import Normalization, compute_dataset_statistics, resolve_channels
 from .search.index import PatchIndex
@@ -67,7 +67,7 @@ class Project:
         self.backbone_spec = BackboneSpec.from_dict(settings["backbone"])
         self.channel_correlation = np.asarray(settings["channel_correlation"], dtype=np.float64)
         self._backbone: Backbone | None = None
-        self._embedder: DenseEmbedder | None = None
+        self._embedders: dict[float, DenseEmbedder] = {}
         self._device = "auto"
         # the store holds the single-writer lock for the whole project folder
         self.store = Store(folder, read_only=read_only)
@@ -91,6 +91,7 @@ class Project:
         normalization: Normalization | None = None,
         displayed: int | list[str] | None = None,
         seed: int = 0,
+        scales: str | list[float] | None = None,
     ) -> "Project":
         """Scan the dataset, compute its normalisation, resolve the backbone, write project.yaml.
 
@@ -98,7 +99,9 @@ class Project:
         names a folder shared with other projects on the same images; `normalization`
         reuses a known one instead of computing it. `displayed` (a count, chosen at random with
         `seed`, or image names) chooses the displayed images now, so that the project file is
-        complete when it appears. The file is written once and exclusively: of two processes
+        complete when it appears. `scales` (e.g. [0.5, 1, 2]) makes the similarity search a
+        pyramid: objects of those sizes relative to the patch are matched too (`set_scales`).
+        The file is written once and exclusively: of two processes
         creating the same project, one wins and the other gets a ProjectError."""
         folder = Path(folder).expanduser().resolve()
         if (folder / PROJECT_FILE).exists():
@@ -106,6 +109,7 @@ class Project:
         if not isinstance(dataset, Dataset):
             dataset = Dataset.open(dataset)
         geometry = PatchGeometry.for_patch(patch_size, min_cells=min_cells, passes=passes) if patch_size else None
+        pyramid = parse_scales(scales)
         PatchGeometry.for_patch(64, min_cells=min_cells, passes=passes)  # validates the two settings now
         selection = resolve_channels(dataset.channels, channels)
         shown = [] if displayed is None else displayed_ids(dataset, displayed, seed)
@@ -124,6 +128,7 @@ class Project:
             "geometry": geometry.to_dict() if geometry else None,
             "stride": _paper_stride(geometry) if geometry else None,
             "embedding": {"min_cells": min_cells, "passes": passes},
+            "scales": list(pyramid),
             "displayed": shown,
             "seed": seed,
             "backbone": loaded.spec.to_dict(),
@@ -208,8 +213,27 @@ class Project:
         self.settings["stride"] = _paper_stride(geometry)
         self._save_settings()
         self.geometry = geometry
-        self._embedder = None
+        self._embedders.clear()
         return geometry
+
+    @property
+    def scales(self) -> tuple[float, ...]:
+        """The levels of the similarity search's scale pyramid: object sizes relative to the
+        patch, always holding 1; (1.0,) searches at the patch size only (the paper's way)."""
+        return parse_scales(self.settings.get("scales"))
+
+    def set_scales(self, scales: str | list[float] | None) -> tuple[float, ...]:
+        """Search at these object sizes relative to the patch (e.g. '0.5,1,2'); each level is
+        embedded when first needed and cached like the patch size's own embeddings."""
+        pyramid = parse_scales(scales)
+        if pyramid != self.scales:
+            self.settings["scales"] = list(pyramid)
+            self._save_settings()
+        return pyramid
+
+    def geometry_at(self, scale: float = 1.0) -> PatchGeometry:
+        """The patch geometry of one pyramid level (`PatchGeometry.at_scale`)."""
+        return self.embedder_at(scale).geometry
 
     def set_channels(self, channels: list[int] | None) -> tuple[int, ...]:
         """Choose the file channels shown to the backbone (as `Project.create(channels=)`);
@@ -225,7 +249,7 @@ class Project:
         self.settings["channels"] = list(selection)
         self._save_settings()
         self.channels = selection
-        self._embedder = None
+        self._embedders.clear()
         return selection
 
     def choose_displayed(self, count: int | None = None, *, names: list[str] | None = None, seed: int = 0) -> list[str]:
@@ -258,23 +282,30 @@ class Project:
 
     @property
     def embedder(self) -> DenseEmbedder:
+        """The embedder of the patch size (pyramid level 1)."""
+        return self.embedder_at(1.0)
+
+    def embedder_at(self, scale: float) -> DenseEmbedder:
+        """The embedder of one level of the scale pyramid (any scale; the project's are `scales`)."""
         if self.geometry is None:
             raise ConfigError(
                 f"project {self.folder} has no patch size yet",
                 hint="add a first prototype (it fixes the patch size) or create the project with patch_size",
             )
-        if self._embedder is None:
-            self._embedder = DenseEmbedder(self.backbone, self.normalization, self.geometry, channels=self.channels, device=self._device)
-        return self._embedder
+        scale = float(scale)
+        if scale not in self._embedders:
+            self._embedders[scale] = DenseEmbedder(self.backbone, self.normalization, self.geometry.at_scale(scale),
+                                                   channels=self.channels, device=self._device)
+        return self._embedders[scale]
 
     def set_device(self, device: str) -> None:
         """Choose 'auto', 'cpu' or 'cuda' for the embeddings computed from now on."""
         if device != self._device:
             self._device = device
-            self._embedder = None
+            self._embedders.clear()
 
-    def _cache_path(self, image_id: str) -> Path:
-        settings = self.embedder.cache_settings()
+    def _cache_path(self, image_id: str, scale: float = 1.0) -> Path:
+        settings = self.embedder_at(scale).cache_settings()
         key = hashlib.blake2b(json.dumps([image_id, settings], sort_keys=True).encode(), digest_size=12).hexdigest()
         return self.embedding_folder / key[:2] / f"{key}.npy"
 
@@ -290,33 +321,36 @@ class Project:
         shared = self.settings.get("embedding_cache")
         return Path(shared) if shared else self.folder / "embeddings"
 
-    def embeddings(self, image_id: str) -> PatchEmbeddings:
-        """Cached embeddings of one image (float16, memory-mapped), computed if missing."""
+    def embeddings(self, image_id: str, scale: float = 1.0) -> PatchEmbeddings:
+        """Cached embeddings of one image (float16, memory-mapped) at one pyramid level
+        (default: the patch size), computed if missing."""
         record = self.dataset.by_id(image_id)
-        path = self._cache_path(record.id)
+        path = self._cache_path(record.id, scale)
         if not path.is_file():
-            self._embed_and_save(record, path)
+            self._embed_and_save(record, path, scale)
         vectors = np.load(path, mmap_mode="r")
-        return PatchEmbeddings(vectors, self.geometry, (record.height, record.width))
+        return PatchEmbeddings(vectors, self.geometry_at(scale), (record.height, record.width))
 
-    def _embed_and_save(self, record, path: Path) -> None:
-        embedded = self.embedder.embed(self.dataset.read(record))
+    def _embed_and_save(self, record, path: Path, scale: float = 1.0) -> None:
+        embedded = self.embedder_at(scale).embed(self.dataset.read(record))
         with atomic_path(path) as tmp:
             np.save(tmp, embedded.vectors.astype(np.float16))
 
     def iter_embed(self, *, cancel: threading.Event | None = None) -> Iterator[EmbedProgress]:
-        """Embed every image not yet cached; yields one event per image. Failures are
-        reported and skipped; cancelling stops before the next image (finished ones stay cached)."""
+        """Embed every image not yet cached, at every level of the scale pyramid; yields one
+        event per image. Failures are reported and skipped; cancelling stops before the next
+        image (finished ones stay cached)."""
         total = len(self.dataset)
         for done, record in enumerate(self.dataset, start=1):
             if cancel is not None and cancel.is_set():
                 return
-            path = self._cache_path(record.id)
-            if path.is_file():
+            missing = [(scale, path) for scale in self.scales if not (path := self._cache_path(record.id, scale)).is_file()]
+            if not missing:
                 yield EmbedProgress(done, total, record.id, "cached")
                 continue
             try:
-                self._embed_and_save(record, path)
+                for scale, path in missing:
+                    self._embed_and_save(record, path, scale)
                 release_freed_memory()  # the image's feature maps: gone before the next step allocates
             except (ImageReadError, OSError) as exc:
                 yield EmbedProgress(done, total, record.id, "failed", getattr(exc, "message", str(exc)))
@@ -373,6 +407,8 @@ class Project:
             self.dataset.summary(),
             f"channels  {list(self.channels)} of {self.settings['file_channels']}",
             f"patch     {patch}",
+            f"scales    {', '.join(f'{v:g}' for v in self.scales)} x the patch"
+            + (" (one level)" if len(self.scales) == 1 else " (similarity search over a pyramid)"),
             f"displayed {len(self.displayed)} image(s), undisplayed {len(self.undisplayed)}",
             f"backbone  {spec.name} ({spec.weights_path}, sha256 {spec.weights_sha256[:12]})",
             "normalization  " + ", ".join(

@@ -21,9 +21,9 @@ import numpy as np
 
 from ..errors import ConfigError, ProjectError
 from ..project import Project
-from ..features.geometry import box_around
+from ..features.geometry import box_around, nearest_scale
 from ..search.index import SimilarPatch
-from ..search.peaks import Peaks, find_peaks, peak_spacing
+from ..search.peaks import SizedPeaks, find_peaks, peak_spacing, peaks_across_scales
 from ..search.similarity import similarity_map
 from .store import ClassInfo, PatchRecord, Prototype, check_threshold
 
@@ -35,7 +35,8 @@ ROTATIONS = (0, 1, 2, 3)  # the prototype and its 90, 180, 270 degree rotations
 class Suggestion(NamedTuple):
     """A local maximum of a class's similarity map on a displayed image.
 
-    (y, x): patch centre in pixels; box: (x0, y0, x1, y1); flagged: the user
+    (y, x): patch centre in pixels; box: (x0, y0, x1, y1), of the size of the pyramid level
+    it was found at (the patch size in a one-level project); flagged: the user
     marked it as not-this-class (a negative). A NamedTuple: a low threshold can
     give tens of thousands, and these are cheap to make."""
 
@@ -71,7 +72,8 @@ class SuggestionList(Sequence):
     thousands, and a threshold change must stay fast, so Suggestion objects are made only
     for the items asked for (indexing, slicing, iterating)."""
 
-    def __init__(self, class_name, image_ids, image_index, ys, xs, values, flagged, *, patch_size):
+    def __init__(self, class_name, image_ids, image_index, ys, xs, values, flagged, sizes):
+        """sizes: (N, 2) (h, w) of each suggestion's patch (its pyramid level's)."""
         order = np.argsort(-np.asarray(values), kind="stable")
         self.class_name = class_name
         self.image_ids = list(image_ids)
@@ -79,12 +81,12 @@ class SuggestionList(Sequence):
         self.ys, self.xs = np.asarray(ys, np.float64)[order], np.asarray(xs, np.float64)[order]
         self.similarities = np.asarray(values, np.float32)[order]
         self.flagged = np.asarray(flagged, bool)[order]
-        self.patch_size = patch_size
+        self.sizes = np.asarray(sizes, np.int64).reshape(-1, 2)[order]
 
     @classmethod
     def empty(cls, class_name: str) -> "SuggestionList":
         nothing = np.zeros(0)
-        return cls(class_name, [], nothing, nothing, nothing, nothing, nothing, patch_size=(0, 0))
+        return cls(class_name, [], nothing, nothing, nothing, nothing, nothing, np.zeros((0, 2)))
 
     def __len__(self) -> int:
         return len(self.similarities)
@@ -96,7 +98,7 @@ class SuggestionList(Sequence):
         y, x = float(self.ys[index]), float(self.xs[index])
         return Suggestion(
             self.class_name, self.image_ids[self.image_index[index]], y, x,
-            box_around(y, x, self.patch_size), float(self.similarities[index]), bool(self.flagged[index]),
+            box_around(y, x, tuple(self.sizes[index])), float(self.similarities[index]), bool(self.flagged[index]),
         )
 
     def image_counts(self) -> dict[str, int]:
@@ -123,7 +125,7 @@ class Curation:
         self.store = project.store
         self._prototype_vectors: dict[int, np.ndarray] = {}
         self._maps: dict[str, dict[str, np.ndarray]] = {}
-        self._peaks: dict[str, dict[str, Peaks]] = {}
+        self._peaks: dict[str, dict[str, SizedPeaks]] = {}
         self._map_prototypes: dict[str, set[int]] = {}
 
     # -- classes ----------------------------------------------------------------------------
@@ -152,14 +154,15 @@ class Curation:
 
     def add_prototype(self, class_name: str, image: str, box: tuple[float, float, float, float]) -> Prototype:
         """box: (x0, y0, x1, y1) px. The first prototype of the project fixes the patch
-        size; a later box of another size is re-centred to that size, with a warning."""
+        size; a later box of another size is re-centred to that size, with a warning (in a
+        project with a scale pyramid, to the patch of the level nearest the box's size)."""
         self.store.class_info(class_name)
         record = self.project.dataset.find(image)
         x0, y0, x1, y1 = validate_box(box, record)
         height, width = y1 - y0, x1 - x0
         if self.project.geometry is None:
             self.project.set_patch_size((max(4, round(height)), max(4, round(width))))
-        patch_h, patch_w = self.project.geometry.patch_size
+        patch_h, patch_w = self.project.geometry_at(self._level_of(height, width)).patch_size
         if abs(height - patch_h) > 1 or abs(width - patch_w) > 1:
             if patch_h > record.height or patch_w > record.width:
                 raise ConfigError(f"image {record.relpath} ({record.width}x{record.height} px) is smaller than the "
@@ -188,10 +191,16 @@ class Curation:
             return np.zeros((0, self.project.embedder.dim), np.float32)
         return np.concatenate([self._vectors_of(p) for p in prototypes])
 
+    def _level_of(self, height: float, width: float) -> float:
+        """The pyramid level whose patch is nearest in size to a (height, width) box."""
+        return nearest_scale(min(height, width), min(self.project.geometry.patch_size), self.project.scales)
+
     def _vectors_of(self, prototype: Prototype) -> np.ndarray:
+        """Its vectors at its own level: comparable with every level's (`PatchGeometry.at_scale`)."""
         if prototype.id not in self._prototype_vectors:
             pixels = self.project.dataset.read(prototype.image_id)
-            self._prototype_vectors[prototype.id] = self.project.embedder.embed_at(
+            x0, y0, x1, y1 = prototype.box
+            self._prototype_vectors[prototype.id] = self.project.embedder_at(self._level_of(y1 - y0, x1 - x0)).embed_at(
                 pixels, np.array([prototype.centre]), rotations=ROTATIONS
             )
         return self._prototype_vectors[prototype.id]
@@ -209,7 +218,12 @@ class Curation:
 
     def similarity_maps(self, class_name: str) -> dict[str, np.ndarray]:
         """image id -> (rows, cols) max cosine similarity to the class's prototype vectors,
-        for every displayed image; updated incrementally when prototypes are added."""
+        for every displayed image, at the patch size (`level_maps` has every pyramid level)."""
+        return {image_id: levels[1.0] for image_id, levels in self.level_maps(class_name).items()}
+
+    def level_maps(self, class_name: str) -> dict[str, dict[float, np.ndarray]]:
+        """image id -> pyramid level -> (rows, cols) similarity map, for every displayed image;
+        updated incrementally when prototypes are added."""
         prototypes = self.store.prototypes(class_name)
         wanted = {p.id for p in prototypes}
         done = self._map_prototypes.get(class_name, set())
@@ -222,23 +236,27 @@ class Curation:
             vectors = np.concatenate([self._vectors_of(p) for p in new]) if new else None
             device = self.project.embedder.device
             for image_id in self._displayed():
-                embedded = self.project.embeddings(image_id).vectors
-                if vectors is None:
-                    heat = np.full(embedded.shape[:2], -1.0, np.float32)
-                else:
-                    heat = similarity_map(embedded, vectors, device=device)
-                    if image_id in maps:
-                        heat = np.maximum(maps[image_id], heat)
-                maps[image_id] = heat
+                levels = maps.setdefault(image_id, {})
+                for scale in self.project.scales:
+                    embedded = self.project.embeddings(image_id, scale).vectors
+                    if vectors is None:
+                        heat = np.full(embedded.shape[:2], -1.0, np.float32)
+                    else:
+                        heat = similarity_map(embedded, vectors, device=device)
+                        if scale in levels:
+                            heat = np.maximum(levels[scale], heat)
+                    levels[scale] = heat
             self._map_prototypes[class_name] = wanted
             self._peaks.pop(class_name, None)
         return maps
 
-    def _class_peaks(self, class_name: str) -> dict[str, Peaks]:
-        maps = self.similarity_maps(class_name)
+    def _class_peaks(self, class_name: str) -> dict[str, SizedPeaks]:
+        maps = self.level_maps(class_name)
         if class_name not in self._peaks:
-            spacing = peak_spacing(self.project.geometry)
-            self._peaks[class_name] = {image_id: find_peaks(heat, min_distance=spacing) for image_id, heat in maps.items()}
+            self._peaks[class_name] = {
+                image_id: peaks_across_scales([(self.project.geometry_at(scale), heat) for scale, heat in levels.items()])
+                for image_id, levels in maps.items()
+            }
         return self._peaks[class_name]
 
     def suggestions(self, class_name: str, threshold: float | None = None) -> "SuggestionList":
@@ -248,17 +266,15 @@ class Curation:
         threshold = info.similarity_threshold if threshold is None else check_threshold(threshold, "similarity threshold")
         if not self.store.prototypes(class_name):
             return SuggestionList.empty(class_name)
-        geometry = self.project.geometry
         negatives = _by_image(self.store.patches(class_name, "negative"))
-        tolerance = geometry.grid_step / 2
+        tolerance = self.project.geometry.grid_step / 2
         image_ids, columns = [], []
         for number, (image_id, peaks) in enumerate(self._class_peaks(class_name).items()):
             kept = peaks.above(threshold)
-            ys, xs = geometry.centre(kept.rows, kept.cols)
-            flagged = _near(negatives.get(image_id), ys, xs, tolerance)
+            flagged = _near(negatives.get(image_id), kept.ys, kept.xs, tolerance)
             image_ids.append(image_id)
-            columns.append((np.full(len(kept), number), ys, xs, kept.values, flagged))
-        return SuggestionList(class_name, image_ids, *map(np.concatenate, zip(*columns)), patch_size=geometry.patch_size)
+            columns.append((np.full(len(kept), number), kept.ys, kept.xs, kept.values, flagged, kept.sizes))
+        return SuggestionList(class_name, image_ids, *map(np.concatenate, zip(*columns)))
 
     def similarity_histogram(self, class_name: str, bins: int = 20) -> tuple[np.ndarray, np.ndarray]:
         """(counts, edges) of the similarity of every local maximum, to help pick a threshold."""

@@ -249,7 +249,7 @@ class _Resampler:
     """Regions of the normalised, channel-selected, bilinearly resampled image, on the device.
 
     Scaled pixel v samples the original at y = (v + 0.5) / scale - 0.5, clamped to
-    the image, so any region is computed identically whether the image is
+    the image (low-pass filtered first when scale < 1), so any region is computed identically whether the image is
     processed whole or in tiles, and beyond the border the edge is replicated.
     Only the source pixels a region needs are copied to the device (in their
     stored dtype); normalisation and resampling run there in float32.
@@ -295,6 +295,26 @@ class _Resampler:
             return torch.cat([crop, torch.zeros_like(crop[:1])])
         return crop
 
+    def _smoothed(self, y0: int, y1: int, x0: int, x1: int) -> torch.Tensor:
+        """Source pixels [y0:y1, x0:x1] low-pass filtered before a reduction (scale < 1), as
+        skimage's rescale anti-aliasing (Gaussian, sigma (1 / scale - 1) / 2): without it a
+        reduced image aliases its grain into texture. The filter reads a margin beyond the
+        region and replicates the edge beyond the image, so tiles match the whole image."""
+        sigma = (1.0 / self.scale - 1.0) / 2.0
+        margin = math.ceil(3 * sigma)
+        height, width = self.image.shape[:2]
+        top, bottom, left, right = max(0, y0 - margin), min(height, y1 + margin), max(0, x0 - margin), min(width, x1 + margin)
+        source = self._normalised(top, bottom, left, right)
+        pads = (margin - (x0 - left), margin - (right - x1), margin - (y0 - top), margin - (bottom - y1))
+        source = F.pad(source[None], pads, mode="replicate")[0] if any(pads) else source
+        offsets = torch.arange(-margin, margin + 1, dtype=torch.float32, device=source.device)
+        kernel = torch.exp(-0.5 * (offsets / sigma) ** 2)
+        kernel = (kernel / kernel.sum()).view(1, 1, -1)
+        planes = source.reshape(-1, 1, *source.shape[1:])  # (3, 1, h, w)
+        planes = F.conv2d(planes, kernel[..., None])  # along y
+        planes = F.conv2d(planes, kernel[:, :, None, :])  # along x
+        return planes[:, 0]
+
     def region(self, top: int, bottom: int, left: int, right: int) -> torch.Tensor:
         """(3, bottom - top, right - left) float32 RGB in [0, 1] of the scaled image, on the device."""
         height, width = self.image.shape[:2]
@@ -302,7 +322,7 @@ class _Resampler:
         x_lo, x_hi, wx = self._source_coords(left, right, width)
         y0, y1 = int(y_lo.min()), int(y_hi.max()) + 1
         x0, x1 = int(x_lo.min()), int(x_hi.max()) + 1
-        source = self._normalised(y0, y1, x0, x1)
+        source = self._smoothed(y0, y1, x0, x1) if self.scale < 1 else self._normalised(y0, y1, x0, x1)
         index = lambda values, origin: torch.from_numpy(values - origin).to(self.device)  # noqa: E731
         if self.scale == 1.0:
             return source.index_select(1, index(y_lo, y0)).index_select(2, index(x_lo, x0))

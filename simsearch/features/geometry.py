@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
+from typing import Sequence
 
 from ..errors import ConfigError
 
@@ -19,8 +20,9 @@ NETWORK_STRIDE = 16
 
 @dataclass(frozen=True)
 class PatchGeometry:
-    """patch_size: (h, w) original px; scale: resampling factor (>= 1) applied
-    before the backbone; kernel: (kh, kw) pooling window in feature cells;
+    """patch_size: (h, w) original px; scale: resampling factor applied before the
+    backbone (>= 1 for a project's base patch; below 1 at the larger levels of a scale
+    pyramid, see `at_scale`); kernel: (kh, kw) pooling window in feature cells;
     passes: shifted passes per axis (1, 2 or 4).
 
     Examples
@@ -52,6 +54,29 @@ class PatchGeometry:
             max(1, round(width * scale / NETWORK_STRIDE)),
         )
         return cls((height, width), round(scale, 6), kernel, passes)
+
+    def at_scale(self, factor: float) -> "PatchGeometry":
+        """The geometry of objects `factor` times this patch's size, seen by the network
+        exactly as this patch is: the same pooling window over the same scaled pixels, the
+        image resampled by scale / factor. Vectors of the two are comparable, so a prototype
+        of one size matches objects of another at their own level of the pyramid.
+
+        Examples
+        --------
+        >>> base = PatchGeometry.for_patch(40)
+        >>> base.scale, base.kernel
+        (1.6, (4, 4))
+        >>> twice = base.at_scale(2)
+        >>> twice.patch_size, twice.scale, twice.kernel
+        ((80, 80), 0.8, (4, 4))
+        """
+        factor = float(factor)
+        if not 0.05 <= factor <= 20:
+            raise ConfigError(f"scale: {factor:g} is outside 0.05 to 20")
+        if factor == 1.0:
+            return self
+        height, width = (max(1, round(v * factor)) for v in self.patch_size)
+        return PatchGeometry((height, width), round(self.scale / factor, 6), self.kernel, self.passes)
 
     @property
     def step_scaled(self) -> int:
@@ -110,6 +135,54 @@ class PatchGeometry:
             return cls(tuple(data["patch_size"]), float(data["scale"]), tuple(data["kernel"]), int(data["passes"]))
         except (KeyError, TypeError, ValueError) as exc:
             raise ConfigError(f"geometry: malformed entry {data!r}") from exc
+
+
+def parse_scales(scales: "str | float | Sequence[float] | None") -> tuple[float, ...]:
+    """A scale pyramid from text ('0.5,1,2') or numbers: object sizes relative to the project's
+    patch, sorted, always holding 1 (the patch itself); None or '' is one level.
+
+    Examples
+    --------
+    >>> parse_scales("2, 0.5"), parse_scales(None)
+    ((0.5, 1.0, 2.0), (1.0,))
+    """
+    if scales is None or (isinstance(scales, str) and not scales.strip()):
+        return (1.0,)
+    if isinstance(scales, str):
+        try:
+            values = [float(v) for v in scales.split(",") if v.strip()]
+        except ValueError:
+            raise ConfigError(f"scales: {scales!r} is not a comma-separated list of numbers (e.g. 0.5,1,2)") from None
+    else:
+        values = [float(v) for v in (scales if isinstance(scales, (list, tuple)) else [scales])]
+    for value in values:
+        if not 0.05 <= value <= 20:
+            raise ConfigError(f"scales: {value:g} is outside 0.05 to 20 (object sizes relative to the patch)")
+    return tuple(sorted({round(v, 4) for v in values} | {1.0}))
+
+
+def scales_for_sizes(sizes: "Sequence[float]", patch: float, *, step: float = 2.0) -> tuple[float, ...]:
+    """Pyramid levels `step` apart that cover object sizes (box sides, px) around a patch
+    of side `patch`: what `--scales auto` picks from the prototype boxes.
+
+    Examples
+    --------
+    >>> scales_for_sizes([12, 40, 168], 40)
+    (0.25, 0.5, 1.0, 2.0, 4.0)
+    >>> scales_for_sizes([36, 44], 40)
+    (1.0,)
+    """
+    ratios = [float(v) / patch for v in sizes if v > 0]
+    if not ratios:
+        return (1.0,)
+    low = math.floor(math.log(min(ratios), step) + 0.5)
+    high = math.ceil(math.log(max(ratios), step) - 0.5)
+    return parse_scales([step ** k for k in range(min(low, 0), max(high, 0) + 1)])
+
+
+def nearest_scale(size: float, patch: float, scales: "Sequence[float]") -> float:
+    """The level whose patch side is nearest (in ratio) to an object of side `size`."""
+    return min(scales, key=lambda level: abs(math.log(max(size, 1e-6) / (patch * level))))
 
 
 def box_around(y: float, x: float, patch_size: tuple[int, int]) -> tuple[float, float, float, float]:

@@ -2,8 +2,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Sequence
 
 import numpy as np
+from scipy.spatial import cKDTree
 from skimage.feature import peak_local_max
 
 from ..features.geometry import PatchGeometry
@@ -72,3 +74,69 @@ def find_peaks(heat: np.ndarray, *, min_distance: int, threshold: float | None =
     rows = coords[:, 0] + _parabola_offset(padded[r - 1, c], padded[r, c], padded[r + 1, c])
     cols = coords[:, 1] + _parabola_offset(padded[r, c - 1], padded[r, c], padded[r, c + 1])
     return Peaks(rows.astype(np.float64), cols.astype(np.float64), values.astype(np.float32))
+
+
+@dataclass(frozen=True)
+class SizedPeaks:
+    """Local maxima of one image's maps at one or more levels of a scale pyramid, best
+    first: centres (ys, xs) in pixels, values, and sizes (N, 2), the (h, w) patch of the
+    level each was found at (the box of the suggestion or detection)."""
+
+    ys: np.ndarray
+    xs: np.ndarray
+    values: np.ndarray
+    sizes: np.ndarray
+
+    def above(self, threshold: float) -> "SizedPeaks":
+        count = int(np.searchsorted(-self.values, -threshold, side="right"))
+        return SizedPeaks(self.ys[:count], self.xs[:count], self.values[:count], self.sizes[:count])
+
+    def __len__(self) -> int:
+        return len(self.values)
+
+
+def peaks_across_scales(levels: Sequence[tuple[PatchGeometry, np.ndarray]]) -> SizedPeaks:
+    """The peaks of each level's (rows, cols) map (`find_peaks` at that level's spacing),
+    merged best first; across levels one object gives one peak: a peak is dropped when a
+    stronger one kept from another level lies closer than half the larger of their patch
+    sides. With one level these are exactly that level's peaks.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from simsearch.features.geometry import PatchGeometry
+    >>> base = PatchGeometry.for_patch(32)
+    >>> small, large = np.zeros((20, 20), np.float32), np.zeros((10, 10), np.float32)
+    >>> small[8, 8], large[4, 4] = 0.5, 0.75     # one object, centred at (80, 80) and (96, 96)
+    >>> peaks = peaks_across_scales([(base, small), (base.at_scale(2), large)])
+    >>> len(peaks), float(peaks.values[0]), peaks.sizes[0].tolist()
+    (1, 0.75, [64, 64])
+    """
+    columns = []
+    for level, (geometry, heat) in enumerate(levels):
+        peaks = find_peaks(heat, min_distance=peak_spacing(geometry))
+        ys, xs = geometry.centre(peaks.rows, peaks.cols)
+        columns.append((np.asarray(ys, np.float64), np.asarray(xs, np.float64), peaks.values,
+                        np.tile(np.array(geometry.patch_size, np.int64), (len(peaks), 1)), np.full(len(peaks), level)))
+    ys, xs, values, sizes, level = (np.concatenate(c) for c in zip(*columns))
+    order = np.argsort(-values, kind="stable")
+    ys, xs, values, sizes, level = ys[order], xs[order], values[order].astype(np.float32), sizes[order], level[order]
+    if len(levels) > 1 and len(values):
+        keep = _suppress_across_levels(ys, xs, sizes.min(axis=1), level)
+        ys, xs, values, sizes = ys[keep], xs[keep], values[keep], sizes[keep]
+    return SizedPeaks(ys, xs, values, sizes)
+
+
+def _suppress_across_levels(ys: np.ndarray, xs: np.ndarray, sides: np.ndarray, level: np.ndarray) -> np.ndarray:
+    """Greedy suppression along the (best-first) order: (N,) bool, the peaks kept."""
+    points = np.stack([ys, xs], axis=1)
+    neighbours = cKDTree(points).query_ball_point(points, r=0.5 * float(sides.max()))
+    keep = np.ones(len(ys), bool)
+    for index in range(len(ys)):
+        if not keep[index]:
+            continue
+        near = np.asarray(neighbours[index], np.int64)
+        near = near[(near > index) & (level[near] != level[index])]
+        distance = np.hypot(ys[near] - ys[index], xs[near] - xs[index])
+        keep[near[distance < 0.5 * np.maximum(sides[near], sides[index])]] = False
+    return keep

@@ -64,13 +64,40 @@ def test_resampler_applies_the_normalization():
 
 def test_resampler_regions_are_tile_independent():
     image = _textured((37, 41))
-    for scale in (1.0, 1.6, 3.3):
+    for scale in (1.0, 1.6, 3.3, 0.5, 0.3):
         resampler = _Resampler(image, NORM8, (0, 1, 2), scale)
         whole = resampler.region(-5, 70, -3, 80)
         piece = resampler.region(20, 50, 10, 60)
         torch.testing.assert_close(piece, whole[:, 25:55, 13:63])
     plain = _Resampler(image, NORM8, (0, 1, 2), 1.0).region(0, 37, 0, 41)
     torch.testing.assert_close(plain, torch.from_numpy(image.astype(np.float32) / 255).permute(2, 0, 1))
+
+
+def test_reduction_filters_out_what_it_cannot_sample():
+    """At scale < 1 the image is low-pass filtered first: a one-pixel checkerboard reduced
+    by 0.3 becomes even grey (point sampling would keep full-contrast aliases), while a
+    smooth ramp keeps its values."""
+    checks = (np.indices((64, 64)).sum(axis=0) % 2 * 255).astype(np.uint8)[..., None]
+    reduced = _Resampler(checks, Normalization((0.0,), (255.0,)), (0,), 0.3).region(0, 19, 0, 19)
+    assert float(reduced.std()) < 0.02 and abs(float(reduced.mean()) - 0.5) < 0.02
+    ramp = np.tile(np.linspace(0, 255, 64, dtype=np.float32), (64, 1)).astype(np.uint8)[..., None]
+    smooth = _Resampler(ramp, Normalization((0.0,), (255.0,)), (0,), 0.5).region(8, 24, 8, 24)[0]
+    expected = ramp[16:48:2, 16:48:2, 0].astype(np.float32) / 255 + (ramp[0, 1, 0] / 255) / 2  # pixel centres shift by half
+    torch.testing.assert_close(smooth, torch.from_numpy(expected.astype(np.float32)), atol=0.01, rtol=0)
+
+
+def test_scale_pyramid_geometry_sees_objects_as_the_base_patch_does():
+    base = PatchGeometry.for_patch(40)
+    for factor in (0.5, 2.0, 3.0):
+        level = base.at_scale(factor)
+        assert level.kernel == base.kernel and level.grid_step == pytest.approx(base.grid_step * factor)
+        assert level.patch_size == (round(40 * factor),) * 2
+        assert level.scale * level.patch_size[0] == pytest.approx(base.scale * 40, rel=0.02)
+        x0, y0, x1, y1 = level.box(2, 3)
+        assert x1 - x0 == pytest.approx(40 * factor, rel=0.02)
+    assert base.at_scale(1) is base
+    with pytest.raises(ConfigError, match="scale"):
+        base.at_scale(0)
 
 
 @pytest.mark.parametrize("patch,passes", [(48, 1), (32, 2), (20, 1)])

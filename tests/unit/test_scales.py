@@ -1,0 +1,132 @@
+"""The similarity search over a scale pyramid: objects of other sizes than the prototypes'."""
+import numpy as np
+import pytest
+import tifffile
+
+from simsearch import Curation, Project
+from simsearch.features.geometry import PatchGeometry, nearest_scale, parse_scales, scales_for_sizes
+from simsearch.search.peaks import find_peaks, peak_spacing, peaks_across_scales
+from simsearch.errors import ConfigError
+
+DIAMETERS = (16, 32, 64)
+
+
+def _planted_discs(folder, count=3, size=288, seed=0):
+    """Bright discs of three diameters on a noisy dark background, two of each per image:
+    {image name: [(y, x, diameter), ...]}."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[:size, :size]
+    truth = {}
+    for index in range(count):
+        image = rng.normal(40, 8, (size, size))
+        discs = []
+        for diameter in [d for d in DIAMETERS for _ in range(2)]:
+            for _ in range(500):
+                y, x = rng.uniform(diameter, size - diameter, 2)
+                if all(np.hypot(y - v, x - u) > (diameter + d) / 2 + 12 for v, u, d in discs):
+                    break
+            discs.append((y, x, diameter))
+            image[np.hypot(yy - y, xx - x) <= diameter / 2] = rng.normal(190, 8, (size, size))[np.hypot(yy - y, xx - x) <= diameter / 2]
+        name = f"discs{index}.tif"
+        tifffile.imwrite(folder / name, np.clip(image, 0, 255).astype(np.uint8))
+        truth[name] = discs
+    return truth
+
+
+def _best_recall_at_precision(suggestions, truth, project, precision=0.9):
+    """Highest recall over thresholds whose precision is >= `precision`; a suggestion is right
+    when its centre lies within a quarter diameter (at least 4 px) of a not yet matched disc."""
+    objects = sum(len(v) for v in truth.values())
+    matched = {name: np.zeros(len(discs), bool) for name, discs in truth.items()}
+    hits, best = 0, 0.0
+    for number, suggestion in enumerate(suggestions, start=1):
+        name = project.dataset.by_id(suggestion.image_id).path.name
+        discs = np.array(truth[name])
+        distance = np.hypot(discs[:, 0] - suggestion.y, discs[:, 1] - suggestion.x)
+        distance[matched[name]] = np.inf
+        nearest = int(np.argmin(distance))
+        if distance[nearest] <= max(4.0, discs[nearest, 2] / 4):
+            matched[name][nearest] = True
+            hits += 1
+        if hits / number >= precision:
+            best = max(best, hits / objects)
+    return best
+
+
+@pytest.fixture(scope="module")
+def disc_project(tmp_path_factory, lite0):
+    folder = tmp_path_factory.mktemp("discs")
+    (folder / "images").mkdir()
+    truth = _planted_discs(folder / "images")
+    project = Project.create(folder / "project", folder / "images", patch_size=32, backbone="efficientnet-lite0",
+                             displayed=sorted(truth), scales="0.5,1,2")
+    yield project, truth
+    project.close()
+
+
+def test_multiscale_search_finds_every_size_from_prototypes_of_one(disc_project):
+    project, truth = disc_project
+    curation = Curation(project)
+    curation.add_class("disc")
+    name = sorted(truth)[0]
+    y, x, _ = next(d for d in truth[name] if d[2] == 32)
+    curation.add_prototype("disc", name, (x - 16, y - 16, x + 16, y + 16))
+    found = curation.suggestions("disc", threshold=-1.0)
+    multi = _best_recall_at_precision(found, truth, project)
+    sizes = {int(s.box[2] - s.box[0]) for s in found[:30]}
+    project.set_scales(None)
+    single = _best_recall_at_precision(Curation(project).suggestions("disc", threshold=-1.0), truth, project)
+    project.set_scales("0.5,1,2")
+    print(f"recall at precision 0.9: pyramid {multi:.2f}, one level {single:.2f}")
+    assert multi >= 0.9, (multi, single)
+    assert single < 0.9, (multi, single)
+    assert sizes == {16, 32, 64}  # suggestions carry their level's box
+
+
+def test_a_prototype_box_of_another_size_takes_the_nearest_level(disc_project):
+    project, truth = disc_project
+    curation = Curation(project)
+    curation.add_class("big")
+    name = sorted(truth)[1]
+    y, x, _ = next(d for d in truth[name] if d[2] == 64)
+    prototype = curation.add_prototype("big", name, (x - 30, y - 30, x + 30, y + 30))  # 60 px: the 64 px level
+    x0, y0, x1, y1 = prototype.box
+    assert (x1 - x0, y1 - y0) == (64, 64) and (x0 + x1) / 2 == pytest.approx(x) and (y0 + y1) / 2 == pytest.approx(y)
+    best = curation.suggestions("big", threshold=-1.0)[0]
+    assert best.box[2] - best.box[0] == 64
+
+
+def test_one_level_is_the_single_scale_search():
+    """peaks_across_scales with one level returns exactly find_peaks' peaks at their centres."""
+    heat = np.random.default_rng(1).random((30, 40)).astype(np.float32)
+    geometry = PatchGeometry.for_patch(40)
+    peaks = find_peaks(heat, min_distance=peak_spacing(geometry))
+    merged = peaks_across_scales([(geometry, heat)])
+    ys, xs = geometry.centre(peaks.rows, peaks.cols)
+    np.testing.assert_array_equal(merged.values, peaks.values)
+    np.testing.assert_allclose(merged.ys, ys)
+    np.testing.assert_allclose(merged.xs, xs)
+    assert (merged.sizes == 40).all()
+
+
+def test_one_object_one_peak_across_levels_but_neighbours_stay():
+    base = PatchGeometry.for_patch(32)
+    large = base.at_scale(2)
+    small_map, large_map = np.zeros((40, 40), np.float32), np.zeros((20, 20), np.float32)
+    small_map[8, 8] = 0.5      # centre (80, 80): inside the large peak's object, weaker: dropped
+    large_map[4, 4] = 0.75     # centre (96, 96), 64 px
+    small_map[8, 20] = 0.625   # centre (80, 176): 80 px away from the large object: kept
+    peaks = peaks_across_scales([(base, small_map), (large, large_map)])
+    assert peaks.values.tolist() == [0.75, 0.625]
+    assert peaks.sizes.tolist() == [[64, 64], [32, 32]]
+
+
+def test_scale_settings_are_checked_and_picked_from_sizes():
+    assert parse_scales("1,2,0.5") == (0.5, 1.0, 2.0) and parse_scales("2") == (1.0, 2.0)
+    with pytest.raises(ConfigError, match="scales"):
+        parse_scales("0.5,big")
+    with pytest.raises(ConfigError, match="scales"):
+        parse_scales([0.0])
+    assert scales_for_sizes([12, 47, 168], 40) == (0.25, 0.5, 1.0, 2.0, 4.0)
+    assert scales_for_sizes([30, 50], 40) == (1.0,)
+    assert nearest_scale(60, 32, (0.5, 1.0, 2.0)) == 2.0 and nearest_scale(20, 32, (0.5, 1.0, 2.0)) == 0.5
