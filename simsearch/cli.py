@@ -10,7 +10,7 @@ from pathlib import Path
 
 
 from . import __version__
-from .cli_curation import add_commands as add_curation_commands, channel_list
+from .cli_curation import SCALES_HELP, add_commands as add_curation_commands, channel_list
 from .cli_model import add_commands as add_model_commands
 from .cli_model import add_eval_command, add_tui_command
 from .memory import keep_freed_memory
@@ -56,6 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
     embed.add_argument("--channels", type=channel_list, help="channels to use, e.g. 0 or 0,2,3 (default: up to the first 3)")
     embed.add_argument("--min-cells", type=int, default=4, help="upsample so a patch spans at least this many 16-px cells (default 4)")
     embed.add_argument("--passes", type=int, default=1, choices=(1, 2, 4), help="shifted passes per axis: grid step 16/passes scaled px")
+    embed.add_argument("--scales", help=SCALES_HELP)
     embed.add_argument("--device", default="auto", help="auto (default), cpu or cuda")
     _add_quiet(embed)
 
@@ -109,13 +110,15 @@ def cmd_embed(args, quiet: bool) -> int:
         if project.geometry is None:
             project.set_patch_size(args.patch_size)
         _check_same_settings(project, args)
+        if args.scales is not None:
+            project.set_scales(args.scales)
         print(f"opened project {project.folder}")
     else:
         dataset = Dataset.open(args.dataset)
         bar = ProgressBar(len(dataset), "normalization", quiet=quiet)
         project = Project.create(
             folder, dataset, patch_size=args.patch_size, backbone=args.backbone, weights=args.weights,
-            channels=args.channels, min_cells=args.min_cells, passes=args.passes,
+            channels=args.channels, min_cells=args.min_cells, passes=args.passes, scales=args.scales,
             progress=lambda done, total: bar.update(done),
         )
         print(f"created project {project.folder}")

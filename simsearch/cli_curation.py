@@ -14,6 +14,10 @@ from .preprocess import parse_channels
 from .progress import ProgressBar
 from .project import Project
 
+SCALES_HELP = ("object sizes to search besides the patch's, relative to it, e.g. 0.5,1,2 (a scale pyramid: each "
+               "level costs an embedding, 1/s^2 of the patch level's); 'auto': levels a factor 2 apart that cover "
+               "the prototype boxes (default: the patch size only)")
+
 
 def _box(text: str) -> tuple[float, float, float, float]:
     try:
@@ -49,6 +53,7 @@ def add_commands(sub, patch_size_type) -> None:
     create.add_argument("--backbone", default="auto")
     create.add_argument("--weights")
     create.add_argument("--channels", type=channel_list, help="channels to use, e.g. 0 or 0,2,3 (default: up to the first 3)")
+    create.add_argument("--scales", help=SCALES_HELP)
 
     klass = sub.add_parser("class", help="add, rename, delete or list ROI classes")
     klass_sub = klass.add_subparsers(dest="action", required=True)
@@ -134,7 +139,7 @@ def cmd_create(args, quiet: bool) -> int:
     bar = ProgressBar(len(dataset), "normalization", quiet=quiet)
     project = Project.create(
         args.project, dataset, patch_size=args.patch_size, backbone=args.backbone, weights=args.weights,
-        channels=args.channels, progress=lambda done, total: bar.update(done),
+        channels=args.channels, progress=lambda done, total: bar.update(done), scales=args.scales,
         displayed=args.displayed_images or min(args.displayed, len(dataset)), seed=args.seed,
     )
     with project:

@@ -227,6 +227,10 @@ def add_eval_command(sub, int_list_type) -> None:
                             help="train N times on the same curated data with training seeds 0..N-1 and report the spread")
     evaluation.add_argument("--joint", action="store_true",
                             help="also trials whose project holds every class at once, as a user's does (one patch size)")
+    evaluation.add_argument("--scales", default="",
+                            help="the similarity search's scale pyramid, e.g. 0.5,1,2 (object sizes relative to the patch); "
+                                 "'auto': per class, levels a factor 2 apart covering its 5th-95th percentile box sides; "
+                                 "prototypes are then marked with their object's own box")
     evaluation.add_argument("--device", default="auto")
     evaluation.add_argument("--out", required=True)
     evaluation.add_argument("-q", "--quiet", action="store_true", default=argparse.SUPPRESS)
@@ -260,6 +264,7 @@ def plan_from_args(args) -> EvalPlan:
         test_fraction=args.test_fraction, backbone=args.backbone, weights=args.weights,
         training=training_settings({"preset": args.preset}), device=args.device, review_rounds=args.review_rounds,
         review_size=args.review_size, review_images=args.review_images, retrain=args.retrain, joint=args.joint,
+        scales=args.scales,
     )
 
 

@@ -31,7 +31,7 @@ from .memory import release_freed_memory
 from .features.backbones import Backbone, BackboneSpec, load_backbone, load_recorded_backbone
 from .features.embed import DenseEmbedder, PatchEmbeddings
 from .curation.store import Store
-from .features.geometry import PatchGeometry, parse_scales
+from .features.geometry import AUTO_SCALES, PatchGeometry, nearest_scale, parse_scales, scales_for_sizes
 from .io.images import Dataset
 from .preprocess import Normalization, compute_dataset_statistics, resolve_channels
 from .search.index import PatchIndex
@@ -109,7 +109,7 @@ class Project:
         if not isinstance(dataset, Dataset):
             dataset = Dataset.open(dataset)
         geometry = PatchGeometry.for_patch(patch_size, min_cells=min_cells, passes=passes) if patch_size else None
-        pyramid = parse_scales(scales)
+        pyramid = AUTO_SCALES if isinstance(scales, str) and scales.strip() == AUTO_SCALES else list(parse_scales(scales))
         PatchGeometry.for_patch(64, min_cells=min_cells, passes=passes)  # validates the two settings now
         selection = resolve_channels(dataset.channels, channels)
         shown = [] if displayed is None else displayed_ids(dataset, displayed, seed)
@@ -128,7 +128,7 @@ class Project:
             "geometry": geometry.to_dict() if geometry else None,
             "stride": _paper_stride(geometry) if geometry else None,
             "embedding": {"min_cells": min_cells, "passes": passes},
-            "scales": list(pyramid),
+            "scales": pyramid,
             "displayed": shown,
             "seed": seed,
             "backbone": loaded.spec.to_dict(),
@@ -219,17 +219,32 @@ class Project:
     @property
     def scales(self) -> tuple[float, ...]:
         """The levels of the similarity search's scale pyramid: object sizes relative to the
-        patch, always holding 1; (1.0,) searches at the patch size only (the paper's way)."""
-        return parse_scales(self.settings.get("scales"))
+        patch, always holding 1; (1.0,) searches at the patch size only (the paper's way).
+        With 'auto', levels a factor 2 apart that cover the prototype boxes' sizes."""
+        setting = self.settings.get("scales")
+        if setting == AUTO_SCALES:
+            sides = [min(p.box[3] - p.box[1], p.box[2] - p.box[0]) for p in self.store.prototypes()]
+            return scales_for_sizes(sides, min(self.geometry.patch_size)) if self.geometry is not None else (1.0,)
+        return parse_scales(setting)
+
+    @property
+    def automatic_scales(self) -> bool:
+        """Whether the pyramid follows the prototype boxes (`set_scales('auto')`)."""
+        return self.settings.get("scales") == AUTO_SCALES
 
     def set_scales(self, scales: str | list[float] | None) -> tuple[float, ...]:
-        """Search at these object sizes relative to the patch (e.g. '0.5,1,2'); each level is
-        embedded when first needed and cached like the patch size's own embeddings."""
-        pyramid = parse_scales(scales)
-        if pyramid != self.scales:
-            self.settings["scales"] = list(pyramid)
+        """Search at these object sizes relative to the patch (e.g. '0.5,1,2'), or 'auto' (from
+        the prototype boxes, which then keep their own size); each level is embedded when first
+        needed and cached like the patch size's own embeddings."""
+        setting = AUTO_SCALES if isinstance(scales, str) and scales.strip() == AUTO_SCALES else list(parse_scales(scales))
+        if setting != self.settings.get("scales"):
+            self.settings["scales"] = setting
             self._save_settings()
-        return pyramid
+        return self.scales
+
+    def nearest_level(self, side: float) -> float:
+        """The pyramid level whose patch side is nearest (in ratio) to an object of `side` px."""
+        return nearest_scale(side, min(self.geometry.patch_size), self.scales)
 
     def geometry_at(self, scale: float = 1.0) -> PatchGeometry:
         """The patch geometry of one pyramid level (`PatchGeometry.at_scale`)."""

@@ -53,9 +53,9 @@ class CurateScreen(ClassActions, StepScreen):
         Binding("shift+up,K", "move(-4, 0)", "move the cursor box a patch up", show=False),
         Binding("shift+down,J", "move(4, 0)", "move the cursor box a patch down", show=False),
         Binding("f", "hints", "hints", tooltip="label the likely objects in view; typing a label puts the box on that object"),
-        Binding("plus,equals_sign", "resize(1)", "grow the cursor box (before the first prototype)", show=False),
-        Binding("b", "box_size", "type the cursor box size in px (before the first prototype)", show=False),
-        Binding("minus", "resize(-1)", "shrink the cursor box (before the first prototype)", show=False),
+        Binding("plus,equals_sign", "resize(1)", "grow the cursor box (after the first prototype: the next level of a scale pyramid)", show=False),
+        Binding("b", "box_size", "type the cursor box size in px (before the first prototype, or with --scales auto)", show=False),
+        Binding("minus", "resize(-1)", "shrink the cursor box (after the first prototype: the level below in a scale pyramid)", show=False),
         Binding("enter,a", "add_prototype", "add", tooltip="add the cursor box as a prototype"),
         Binding("x", "remove_prototype", "remove the prototype under the cursor", show=False),
         *threshold_bindings("similarity"),
@@ -78,6 +78,7 @@ class CurateScreen(ClassActions, StepScreen):
         self.viewports: dict[str, Viewport] = {}
         self.cursor: tuple[float, float] | None = None
         self.box_size = DEFAULT_BOX
+        self.level = 1.0  # the cursor box's level of the project's scale pyramid (its patch size at 1)
         self.suggestions = []
         self.order: np.ndarray = np.zeros(0, np.int64)
         self.sort_near_threshold = False
@@ -116,6 +117,8 @@ class CurateScreen(ClassActions, StepScreen):
             if state.get("cursor"):
                 self.cursor = (float(state["cursor"][0]), float(state["cursor"][1]))
             self.box_size = int(state.get("box", DEFAULT_BOX))
+            if float(state.get("level", 1.0)) in self.project.scales:
+                self.level = float(state.get("level", 1.0))
             for image_id, (zoom, cy, cx) in (state.get("views") or {}).items():
                 if image_id in self.displayed:
                     record = self.project.dataset.by_id(image_id)
@@ -146,8 +149,22 @@ class CurateScreen(ClassActions, StepScreen):
 
     @property
     def patch_size(self) -> tuple[int, int]:
-        geometry = self.project.geometry
-        return geometry.patch_size if geometry else (self.box_size, self.box_size)
+        """The cursor box (h, w): free before the first prototype and over an automatic scale
+        pyramid; afterwards the patch, or the patch of the chosen level of a fixed pyramid."""
+        if self.free_box:
+            return (self.box_size, self.box_size)
+        return self.project.geometry_at(self.level if self.level in self.project.scales else 1.0).patch_size
+
+    @property
+    def free_box(self) -> bool:
+        return self.project.geometry is None or self.project.automatic_scales
+
+    def size_box(self, side: float) -> None:
+        """Fit the cursor box to an object of `side` px, as far as the project lets it."""
+        if self.free_box:
+            self.box_size = int(min(1024, max(8, round(side))))
+        else:
+            self.level = self.project.nearest_level(side)
 
     def refresh_view(self) -> None:
         names = [c.name for c in self.app.curation.classes()]
@@ -167,7 +184,7 @@ class CurateScreen(ClassActions, StepScreen):
         class and image, the cursor box, each image's zoom and position, the grid's order,
         focus and mode."""
         views = {image_id: [round(v.zoom, 3), round(v.cy, 1), round(v.cx, 1)] for image_id, v in self.viewports.items()}
-        place = {"image": self.image_index, "box": self.box_size, "views": views, "grid_mode": self.grid_mode,
+        place = {"image": self.image_index, "box": self.box_size, "level": self.level, "views": views, "grid_mode": self.grid_mode,
                  "grid_focus": self.query_one("#grid", PatchGrid).focus_index, "near_threshold": self.sort_near_threshold}
         if self.cursor is not None:
             place["cursor"] = [round(self.cursor[0], 1), round(self.cursor[1], 1)]
@@ -272,8 +289,11 @@ class CurateScreen(ClassActions, StepScreen):
             f"[reverse]{i + 1}:{counts.get(shown, 0)}[/]" if i == self.image_index else f"{i + 1}:{counts.get(shown, 0)}"
             for i, shown in enumerate(self.displayed)
         )
+        box = ""
+        if self.project.geometry is not None and len(self.project.scales) > 1:  # a pyramid: which level the box is
+            box = f"box {self.patch_size[1]} px of {'/'.join(str(self.project.geometry_at(v).patch_size[1]) for v in self.project.scales)} +-  "
         self.query_one("#imagebar", Static).update(
-            f"image {self.image_index + 1}/{len(self.displayed)} {escape(record.relpath)}  zoom {viewport.zoom:g}x  n/p  {strip}"
+            f"image {self.image_index + 1}/{len(self.displayed)} {escape(record.relpath)}  zoom {viewport.zoom:g}x  {box}n/p  {strip}"
         )
         self.remember()
 
@@ -379,8 +399,7 @@ class CurateScreen(ClassActions, StepScreen):
         if x1 <= x0 or y1 <= y0:
             return
         self.cursor = ((y0 + y1) / 2, (x0 + x1) / 2)
-        if self.project.geometry is None:
-            self.box_size = int(min(1024, max(8, round(max(x1 - x0, y1 - y0)))))
+        self.size_box(max(x1 - x0, y1 - y0))
         self.show_image()
 
     # -- keys -----------------------------------------------------------------------------------
@@ -425,16 +444,15 @@ class CurateScreen(ClassActions, StepScreen):
                 return
             y, x, size = targets[label]
             self.cursor = (y, x)
-            if self.project.geometry is None:
-                self.box_size = int(min(1024, max(8, round(1.25 * size))))  # the object and a rim around it
+            self.size_box(1.25 * size)  # the object and a rim around it
             self.viewport(image_id).follow(y, x, view.aspect)
             self.show_image()
 
         self.app.push_screen(HintScreen(labels, "the label of an object"), chosen)
 
     def action_box_size(self) -> None:
-        if self.project.geometry is not None:
-            self.notify(f"the patch size is fixed at {self.patch_size[1]}x{self.patch_size[0]} px by the first prototype")
+        if not self.free_box:
+            self.notify_fixed_size()
             return
 
         def chosen(text: str | None) -> None:
@@ -451,11 +469,24 @@ class CurateScreen(ClassActions, StepScreen):
                                           str(self.box_size)), chosen)
 
     def action_resize(self, direction: int) -> None:
-        if self.project.geometry is not None:
-            self.notify(f"the patch size is fixed at {self.patch_size[1]}x{self.patch_size[0]} px by the first prototype")
-            return
-        self.box_size = int(min(1024, max(8, self.box_size * (1.25 if direction > 0 else 0.8))))
+        if self.free_box:
+            self.box_size = int(min(1024, max(8, self.box_size * (1.25 if direction > 0 else 0.8))))
+        else:
+            levels = self.project.scales
+            index = levels.index(self.level) if self.level in levels else levels.index(1.0)
+            if len(levels) == 1 or not 0 <= index + direction < len(levels):
+                self.notify_fixed_size()
+                return
+            self.level = levels[index + direction]
         self.show_image()
+
+    def notify_fixed_size(self) -> None:
+        levels = self.project.scales
+        if len(levels) == 1:
+            self.notify(f"the patch size is fixed at {self.patch_size[1]}x{self.patch_size[0]} px by the first prototype")
+        else:
+            sides = ", ".join(f"{self.project.geometry_at(level).patch_size[1]}" for level in levels)
+            self.notify(f"the box sizes are the scale pyramid's: {sides} px (+ and - step through them)")
 
     def action_add_prototype(self) -> None:
         if self.class_name is None:

@@ -21,7 +21,7 @@ import numpy as np
 
 from ..errors import ConfigError, ProjectError
 from ..project import Project
-from ..features.geometry import box_around, nearest_scale
+from ..features.geometry import box_around
 from ..search.index import SimilarPatch
 from ..search.peaks import SizedPeaks, find_peaks, peak_spacing, peaks_across_scales
 from ..search.similarity import similarity_map
@@ -127,6 +127,7 @@ class Curation:
         self._maps: dict[str, dict[str, np.ndarray]] = {}
         self._peaks: dict[str, dict[str, SizedPeaks]] = {}
         self._map_prototypes: dict[str, set[int]] = {}
+        self._scales: tuple[float, ...] = ()  # the pyramid the cached maps were made for
 
     # -- classes ----------------------------------------------------------------------------
 
@@ -162,6 +163,8 @@ class Curation:
         height, width = y1 - y0, x1 - x0
         if self.project.geometry is None:
             self.project.set_patch_size((max(4, round(height)), max(4, round(width))))
+        if self.project.automatic_scales:  # the box keeps its size: the pyramid follows the boxes
+            return self.store.add_prototype(class_name, record.id, (x0, y0, x1, y1))
         patch_h, patch_w = self.project.geometry_at(self._level_of(height, width)).patch_size
         if abs(height - patch_h) > 1 or abs(width - patch_w) > 1:
             if patch_h > record.height or patch_w > record.width:
@@ -170,7 +173,7 @@ class Curation:
             # the patch centred on the box, moved inside the image where the box is near its border
             cy = min(max((y0 + y1) / 2, patch_h / 2), record.height - patch_h / 2)
             cx = min(max((x0 + x1) / 2, patch_w / 2), record.width - patch_w / 2)
-            log.warning(
+            (log.warning if len(self.project.scales) == 1 else log.info)(  # a pyramid's levels are the sizes to choose from
                 "prototype box %.0fx%.0f px differs from the project's patch size %dx%d px; re-centred on (%.0f, %.0f)",
                 height, width, patch_h, patch_w, cy, cx,
             )
@@ -193,7 +196,7 @@ class Curation:
 
     def _level_of(self, height: float, width: float) -> float:
         """The pyramid level whose patch is nearest in size to a (height, width) box."""
-        return nearest_scale(min(height, width), min(self.project.geometry.patch_size), self.project.scales)
+        return self.project.nearest_level(min(height, width))
 
     def _vectors_of(self, prototype: Prototype) -> np.ndarray:
         """Its vectors at its own level: comparable with every level's (`PatchGeometry.at_scale`)."""
@@ -225,6 +228,11 @@ class Curation:
         """image id -> pyramid level -> (rows, cols) similarity map, for every displayed image;
         updated incrementally when prototypes are added."""
         prototypes = self.store.prototypes(class_name)
+        if self._scales != self.project.scales:  # the pyramid changed: every map and vector is stale
+            self._scales = self.project.scales
+            self._prototype_vectors.clear()
+            for name in list(self._maps):
+                self._forget(name)
         wanted = {p.id for p in prototypes}
         done = self._map_prototypes.get(class_name, set())
         if done - wanted:  # a prototype was removed: start again

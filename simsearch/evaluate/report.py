@@ -14,6 +14,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from ..errors import ConfigError
+from ..features.geometry import parse_scales, scales_for_sizes
 from ..files import write_text_atomic
 from ..io.images import Dataset
 from ..io.truth import read_truth, unmatched_images
@@ -48,6 +49,7 @@ class EvalPlan:
     review_images: int = 100  # undisplayed training images the review items come from, at most
     retrain: int = 1  # trainings per curated data set, with training seeds 0..retrain-1
     joint: bool = False  # also trials whose project holds every class at once (one patch size)
+    scales: str = ""  # the similarity search's pyramid: '' one level, '0.5,1,2', or 'auto' per class from its boxes
 
     @property
     def joint_label(self) -> str:
@@ -138,11 +140,16 @@ def evaluate(plan: EvalPlan, *, say: Callable[[str], None] = print) -> dict:
     _check_classes(plan, annotations_by_image(truth, dataset), train_ids, test_ids, say)
     results_path = plan.out / "results.json"
     results = json.loads(results_path.read_text()) if results_path.is_file() else {"trials": {}}
+    results["classes"] = sizes = class_sizes(plan, truth)
+    for label, entry in sizes.items():
+        if entry["box_sides"] and entry["box_sides"][2] > 2 * entry["box_sides"][0] and len(entry["scales"]) == 1:
+            say(f"note: {label} boxes span {entry['box_sides'][0]:.0f}-{entry['box_sides'][2]:.0f} px (5th-95th percentile), "
+                f"more than one patch size serves; try --scales auto")
     trials = plan.trials()
     say(f"{len(trials)} trial(s); {len(train_ids)} training and {len(test_ids)} test image(s)")
     groups = [(label, None) for label in plan.classes] + ([(plan.joint_label, plan.classes)] if plan.joint else [])
     for label, joint_labels in groups:
-        base = _base_project(plan, dataset, label, say)
+        base = _base_project(plan, dataset, label, sizes[joint_labels[0] if joint_labels else label]["scales"], say)
         failed = set(base.failed_images())
         if failed:
             say(f"warning: {len(failed)} image(s) could not be embedded and are left out, e.g. {sorted(failed)[:3]}")
@@ -245,14 +252,33 @@ def _check_classes(plan: EvalPlan, truth_of: dict[str, list], train_ids: list[st
                 f"trials asking for more prototypes use these {in_train}")
 
 
-def _base_project(plan: EvalPlan, dataset: Dataset, label: str, say) -> Project:
+def class_sizes(plan: EvalPlan, truth: list) -> dict[str, dict]:
+    """Per class: its patch size, the scales its search uses and the 5th, 50th and 95th
+    percentile of its box sides (px; empty for centres only), so that a report shows when
+    one patch size cannot serve a class."""
+    sizes = {}
+    for label in plan.classes:
+        sides = [max(a.x1 - a.x0, a.y1 - a.y0) for a in truth if a.label == label]
+        sides = [side for side in sides if side > 0]
+        spread = [round(float(v), 1) for v in np.percentile(sides, [5, 50, 95])] if sides else []
+        patch = int(plan.patch_sizes[label])
+        if plan.scales == "auto":
+            scales = scales_for_sizes(spread[::2], patch) if spread else (1.0,)
+        else:
+            scales = parse_scales(plan.scales)
+        sizes[label] = {"patch": patch, "scales": list(scales), "box_sides": spread}
+    return sizes
+
+
+def _base_project(plan: EvalPlan, dataset: Dataset, label: str, scales: list[float], say) -> Project:
     """One project per class (patch size) holding the shared embeddings of all images."""
     size = plan.patch_sizes[label] if label in plan.patch_sizes else plan.patch_sizes[plan.classes[0]]  # joint: the one size
     folder = plan.out / "base" / f"{file_name(label)}-{size}"
     if (folder / PROJECT_FILE).is_file():
         project = Project.open(folder, dataset=plan.images)
+        project.set_scales(scales)
     else:
-        project = Project.create(folder, dataset, patch_size=size, backbone=plan.backbone, weights=plan.weights)
+        project = Project.create(folder, dataset, patch_size=size, backbone=plan.backbone, weights=plan.weights, scales=scales)
     project.set_device(plan.device)
     started = time.perf_counter()
     for event in project.iter_embed():
@@ -285,7 +311,19 @@ def markdown(results: dict) -> str:
         lines.append(f"| {label} | {strategy} | {prototypes if strategy != 'supervised' else 'all'} | {negatives} |{answered} "
                      f"{values.mean():.3f} ± {values.std():.3f} | {len(values)} | "
                      f"{np.mean([row['seconds'] for row in groups[key]]):.0f} s |")
-    return "\n".join(lines) + "\n" + _retrain_table(rows) + _check_table(rows)
+    return "\n".join(lines) + "\n" + _sizes_table(results.get("classes", {})) + _retrain_table(rows) + _check_table(rows)
+
+
+def _sizes_table(sizes: dict[str, dict]) -> str:
+    """Box sizes against the patch and the scales searched, per class."""
+    if not sizes:
+        return ""
+    lines = ["", "Object sizes (box sides, px) against the patch and the similarity search's scales:", "",
+             "| class | box side 5th / 50th / 95th percentile | patch | scales (x the patch) |", "|---|---|---|---|"]
+    for label, entry in sizes.items():
+        spread = " / ".join(f"{v:.0f}" for v in entry["box_sides"]) or "centres only"
+        lines.append(f"| {label} | {spread} | {entry['patch']} | {', '.join(f'{v:g}' for v in entry['scales'])} |")
+    return "\n".join(lines) + "\n"
 
 
 def _retrain_table(rows: list[dict]) -> str:

@@ -42,7 +42,7 @@ from ..io.truth import Annotation
 from ..predict import Predictor, detections_from_maps
 from ..project import Project
 from ..review import Review
-from ..search.peaks import find_peaks, peak_spacing
+from ..search.peaks import peaks_across_scales
 from ..search.similarity import similarity_map
 from ..training.check import ClassCheck
 from ..training.loop import TRAINING_STRATEGIES, TrainSettings, crops_within, train
@@ -187,7 +187,7 @@ class SimulatedUser:
         project = Project.create(folder, self.train_dataset, patch_size=self.base.geometry.patch_size,
                                  backbone=self.base.backbone_spec.name, weights=self.base.backbone_spec.weights_path,
                                  channels=list(self.base.channels), embedding_cache=self.base.embedding_folder,
-                                 normalization=self.base.normalization)
+                                 normalization=self.base.normalization, scales=list(self.base.scales))
         project.set_device(self.device)
         return project
 
@@ -266,9 +266,10 @@ class SimulatedUser:
             objects = {i: self._objects(i, label) for i in displayed}
             for image_id, (y, x) in pick_prototypes(objects, sizes, trial.prototypes, (patch_h, patch_w), rng):
                 record = self.names[image_id]
-                y = min(max(y, patch_h / 2), record.height - patch_h / 2)
-                x = min(max(x, patch_w / 2), record.width - patch_w / 2)
-                curation.add_prototype(label, image_id, (x - patch_w / 2, y - patch_h / 2, x + patch_w / 2, y + patch_h / 2))
+                box_h, box_w = self._box_size(image_id, y, x) if len(project.scales) > 1 else (patch_h, patch_w)
+                y = min(max(y, box_h / 2), record.height - box_h / 2)
+                x = min(max(x, box_w / 2), record.width - box_w / 2)
+                curation.add_prototype(label, image_id, (x - box_w / 2, y - box_h / 2, x + box_w / 2, y + box_h / 2))
         if trial.strategy == "similarity":
             return {}, curation
         negatives = {label: self._flag_and_confirm(curation, label, trial.negatives) for label in self.labels}
@@ -280,6 +281,14 @@ class SimulatedUser:
             for _ in curation.iter_noisy(cap_per_class=self.noisy_cap, seed=trial.repeat):
                 pass
         return negatives, curation
+
+    def _box_size(self, image_id: str, y: float, x: float) -> tuple[float, float]:
+        """(h, w) of the annotated box centred at (y, x): what a user marks over a scale
+        pyramid (a box of the object's own size); the patch size for objects given as centres."""
+        for annotation in self.truth_of[image_id]:
+            if annotation.centre == (y, x) and annotation.y1 - annotation.y0 >= 4 and annotation.x1 - annotation.x0 >= 4:
+                return annotation.y1 - annotation.y0, annotation.x1 - annotation.x0
+        return self.base.geometry.patch_size
 
     def _flag_and_confirm(self, curation: Curation, label: str, negatives: int) -> int:
         """Lower the class's threshold until `negatives` suggestions are false (not near an
@@ -297,16 +306,16 @@ class SimulatedUser:
         return len(false)
 
     def _similarity_on_test(self, project: Project, curation: Curation) -> list[Scored]:
-        spacing = peak_spacing(project.geometry)
         found = []
         for label in self.labels:
             vectors = curation.prototype_vectors(label)
             for image_id in self.test_ids:
-                heat = similarity_map(self.base.embeddings(image_id).vectors, vectors)
-                peaks = find_peaks(heat, min_distance=spacing)
-                ys, xs = project.geometry.centre(peaks.rows, peaks.cols)
+                peaks = peaks_across_scales([
+                    (self.base.geometry_at(scale), similarity_map(self.base.embeddings(image_id, scale).vectors, vectors))
+                    for scale in self.base.scales
+                ])
                 name = self._truth_name(image_id, self.names[image_id].path.name)
-                found += [Scored(name, label, y, x, v) for y, x, v in zip(ys, xs, peaks.values)]
+                found += [Scored(name, label, y, x, v) for y, x, v in zip(peaks.ys, peaks.xs, peaks.values)]
         return found
 
     def _truth_name(self, image_id: str, default: str) -> str:

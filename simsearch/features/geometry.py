@@ -16,6 +16,7 @@ from typing import Sequence
 from ..errors import ConfigError
 
 NETWORK_STRIDE = 16
+AUTO_SCALES = "auto"  # a project's scale pyramid follows its prototype boxes
 
 
 @dataclass(frozen=True)

@@ -530,3 +530,39 @@ def test_dataset_screen_channels_as_typed_and_a_bad_list_in_the_error_dialog(fre
             await wait_until(pilot, lambda: app.project.channels == (0,), what="the channels")
 
     run(scenario)
+
+
+def test_over_a_scale_pyramid_plus_and_minus_step_the_box_through_its_levels(fresh_project):
+    folder, truth = fresh_project
+    with Project.open(folder) as project:
+        project.set_scales("0.5,1,2")
+        curation = Curation(project)
+        curation.add_class("disc")
+        y, x = truth["img0.tif"][0][0]
+        curation.add_prototype("disc", "img0.tif", (x - 16, y - 16, x + 16, y + 16))  # fixes the patch: 32 px
+
+    async def scenario():
+        app = SimSearchApp(folder)
+        async with app.run_test(size=(100, 32)) as pilot:
+            await wait_until(pilot, lambda: app.screen.id == "curate")
+            screen = app.screen
+            await wait_until(pilot, lambda: len(screen.suggestions) > 0, what="the suggestions")
+            assert screen.patch_size == (32, 32)
+            await pilot.press("plus")
+            assert screen.patch_size == (64, 64)
+            await pilot.press("plus")  # no level above: the box stays, the user is told the sizes
+            assert screen.patch_size == (64, 64)
+            await pilot.press("minus", "minus")
+            assert screen.patch_size == (16, 16)
+            assert "box 16 px of 16/32/64 +-" in str(screen.query_one("#imagebar").render())
+            screen.cursor = (float(truth["img1.tif"][0][1][0]), float(truth["img1.tif"][0][1][1]))
+            await pilot.press("plus", "plus", "enter")
+            await wait_until(pilot, lambda: len(app.project.store.prototypes("disc")) == 2, what="the second prototype")
+            shown = {tuple(int(v) for v in size) for size in screen.suggestions.sizes}
+            assert shown <= {(16, 16), (32, 32), (64, 64)}
+        return screen.level
+
+    run(scenario)
+    with Project.open(folder) as project:
+        sides = sorted(round(p.box[2] - p.box[0]) for p in project.store.prototypes("disc"))
+    assert sides == [32, 64]

@@ -4,6 +4,7 @@ import pytest
 import tifffile
 
 from simsearch import Curation, Project
+from simsearch.evaluate.report import EvalPlan, evaluate
 from simsearch.features.geometry import PatchGeometry, nearest_scale, parse_scales, scales_for_sizes
 from simsearch.search.peaks import find_peaks, peak_spacing, peaks_across_scales
 from simsearch.errors import ConfigError
@@ -64,13 +65,19 @@ def disc_project(tmp_path_factory, lite0):
     project.close()
 
 
+def _one_prototype(project, truth, label, image, diameter, box_side):
+    """A curation whose class `label` has one prototype: a `box_side` box on a disc of `diameter`."""
+    curation = Curation(project)
+    curation.add_class(label)
+    name = sorted(truth)[image]
+    y, x, _ = next(d for d in truth[name] if d[2] == diameter)
+    half = box_side / 2
+    return curation, curation.add_prototype(label, name, (x - half, y - half, x + half, y + half)), (y, x)
+
+
 def test_multiscale_search_finds_every_size_from_prototypes_of_one(disc_project):
     project, truth = disc_project
-    curation = Curation(project)
-    curation.add_class("disc")
-    name = sorted(truth)[0]
-    y, x, _ = next(d for d in truth[name] if d[2] == 32)
-    curation.add_prototype("disc", name, (x - 16, y - 16, x + 16, y + 16))
+    curation, _, _ = _one_prototype(project, truth, "disc", 0, 32, 32)
     found = curation.suggestions("disc", threshold=-1.0)
     multi = _best_recall_at_precision(found, truth, project)
     sizes = {int(s.box[2] - s.box[0]) for s in found[:30]}
@@ -85,11 +92,7 @@ def test_multiscale_search_finds_every_size_from_prototypes_of_one(disc_project)
 
 def test_a_prototype_box_of_another_size_takes_the_nearest_level(disc_project):
     project, truth = disc_project
-    curation = Curation(project)
-    curation.add_class("big")
-    name = sorted(truth)[1]
-    y, x, _ = next(d for d in truth[name] if d[2] == 64)
-    prototype = curation.add_prototype("big", name, (x - 30, y - 30, x + 30, y + 30))  # 60 px: the 64 px level
+    curation, prototype, (y, x) = _one_prototype(project, truth, "big", 1, 64, 60)  # 60 px: the 64 px level
     x0, y0, x1, y1 = prototype.box
     assert (x1 - x0, y1 - y0) == (64, 64) and (x0 + x1) / 2 == pytest.approx(x) and (y0 + y1) / 2 == pytest.approx(y)
     best = curation.suggestions("big", threshold=-1.0)[0]
@@ -130,3 +133,26 @@ def test_scale_settings_are_checked_and_picked_from_sizes():
     assert scales_for_sizes([12, 47, 168], 40) == (0.25, 0.5, 1.0, 2.0, 4.0)
     assert scales_for_sizes([30, 50], 40) == (1.0,)
     assert nearest_scale(60, 32, (0.5, 1.0, 2.0)) == 2.0 and nearest_scale(20, 32, (0.5, 1.0, 2.0)) == 0.5
+
+
+def test_eval_searches_the_pyramid_and_reports_the_size_spread(tmp_path, lite0):
+    """`simsearch eval --scales`: the simulated user marks whole objects, the similarity
+    strategy merges the levels, and the report sets the box sizes against the patch."""
+    (tmp_path / "images").mkdir()
+    truth = _planted_discs(tmp_path / "images", count=4, seed=3)
+    rows = ["image,class,x0,y0,x1,y1"] + [f"{name},disc,{x - d / 2},{y - d / 2},{x + d / 2},{y + d / 2}"
+                                           for name, discs in truth.items() for y, x, d in discs]
+    (tmp_path / "truth.csv").write_text("\n".join(rows) + "\n")
+    (tmp_path / "train.txt").write_text("discs0.tif\ndiscs1.tif\n")
+    (tmp_path / "test.txt").write_text("discs2.tif\ndiscs3.tif\n")
+    scores = {}
+    for scales in ("", "auto"):
+        plan = EvalPlan(images=str(tmp_path / "images"), truth=str(tmp_path / "truth.csv"), out=tmp_path / f"eval{scales}",
+                        classes=["disc"], patch_sizes={"disc": 32}, prototypes=[2], negatives=[0], strategies=["similarity"],
+                        repeats=2, displayed=2, train_list=str(tmp_path / "train.txt"), test_list=str(tmp_path / "test.txt"),
+                        backbone="efficientnet-lite0", device="cpu", scales=scales)
+        results = evaluate(plan, say=lambda line: None)
+        scores[scales] = np.mean([row["pr_auc"] for row in results["trials"].values()])
+    assert results["classes"]["disc"] == {"patch": 32, "scales": [0.5, 1.0, 2.0], "box_sides": [16.0, 32.0, 64.0]}
+    assert "| disc | 16 / 32 / 64 | 32 | 0.5, 1, 2 |" in (tmp_path / "evalauto" / "report.md").read_text()
+    assert scores["auto"] > scores[""] + 0.2, scores
