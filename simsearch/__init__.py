@@ -12,14 +12,15 @@ The public API (scripts and the terminal UI use only these names):
 - Projects: `Project`, `EmbedProgress`, `ProjectLockedError`
 - Curation (the iterative patch selection loop): `Curation`, `Suggestion`,
   `BackgroundCandidate`, `NoisyProgress`, `ClassInfo`, `Prototype`, `PatchRecord`
-- Peaks: `Peaks`, `find_peaks`; likely objects before any example: `Blobs`, `find_blobs`
+- Peaks: `Peaks`, `find_peaks`; over a scale pyramid `SizedPeaks`, `peaks_across_scales`
+  (levels: `parse_scales`, `scales_for_sizes`, `PatchGeometry.at_scale`); likely objects before any example: `Blobs`, `find_blobs`
 - Training: `train` (blocking) and `iter_train` (progress events), `TrainSettings`,
   `StageSettings`, `TrainProgress`, `TrainedModel`, `TrainingStatus`, `training_status`,
   `training_identity`, `TRAINING_STRATEGIES`; the check on held-out curated examples:
   `model_check`, `ClassCheck`
 - Review of the model's detections (beyond the paper): `Review`, `ReviewItem`, `ReviewProgress`,
   `REVIEW_ORDERS`
-- Inference and exports: `Predictor`, `Detection`, `detections_from_maps`, `iter_process`,
+- Inference and exports: `Predictor`, `Detection`, `detections_from_maps`, `detections_from_levels`, `iter_process`,
   `write_results`, `ProcessProgress`
 - CPU speed: `keep_freed_memory` (glibc malloc keeps freed blocks; the CLI and UI call it)
 - Files: `write_text_atomic` (whole or not at all)
@@ -41,14 +42,14 @@ _PUBLIC = {
     **dict.fromkeys(["ConfigError", "DatasetError", "ImageReadError", "ProjectError", "SimSearchError", "WeightsError"], "errors"),
     **dict.fromkeys(["BACKBONES", "Backbone", "BackboneSpec", "load_backbone"], "features.backbones"),
     **dict.fromkeys(["DenseEmbedder", "PatchEmbeddings", "display_rgb", "resolve_device"], "features.embed"),
-    "PatchGeometry": "features.geometry",
+    **dict.fromkeys(["PatchGeometry", "parse_scales", "scales_for_sizes"], "features.geometry"),
     **dict.fromkeys(["Dataset", "ImageRecord", "SkippedFile", "read_image"], "io.images"),
     **dict.fromkeys(["Annotation", "read_truth", "read_voc_folder"], "io.truth"),
     **dict.fromkeys(["ChannelStatistics", "Normalization", "compute_dataset_statistics", "compute_statistics",
                      "parse_channels", "resolve_channels"], "preprocess"),
     **dict.fromkeys(["BackgroundCandidate", "Curation", "NoisyProgress", "Suggestion"], "curation.session"),
     **dict.fromkeys(["ClassInfo", "PatchRecord", "ProjectLockedError", "Prototype", "ReviewItem"], "curation.store"),
-    **dict.fromkeys(["Detection", "Predictor", "detections_from_maps"], "predict"),
+    **dict.fromkeys(["Detection", "Predictor", "detections_from_maps", "detections_from_levels"], "predict"),
     **dict.fromkeys(["ProcessProgress", "iter_process", "write_results"], "process"),
     **dict.fromkeys(["EmbedProgress", "Project"], "project"),
     "write_text_atomic": "files",
@@ -59,7 +60,7 @@ _PUBLIC = {
                      "TrainSettings", "iter_train", "model_check", "train", "training_identity", "training_status"],
                     "training.loop"),
     **dict.fromkeys(["Blobs", "find_blobs"], "search.blobs"),
-    **dict.fromkeys(["Peaks", "find_peaks"], "search.peaks"),
+    **dict.fromkeys(["Peaks", "SizedPeaks", "find_peaks", "peaks_across_scales"], "search.peaks"),
     **dict.fromkeys(["PatchIndex", "SearchHits", "SimilarPatch"], "search.index"),
     "similarity_map": "search.similarity",
 }

@@ -10,15 +10,16 @@ import torch
 
 from .features.backbones import Backbone
 from .features.embed import DenseEmbedder
-from .features.geometry import box_around
+from .features.geometry import PatchGeometry, box_around
 from .project import Project
-from .search.peaks import find_peaks, peak_spacing
+from .search.peaks import peaks_across_scales
 from .training.loop import trained_model_config
 
 
 @dataclass(frozen=True)
 class Detection:
-    """A detected object: centre (y, x) px, box (x0, y0, x1, y1), class and confidence."""
+    """A detected object: centre (y, x) px, box (x0, y0, x1, y1), class, confidence and the
+    level of the scale pyramid it was found at."""
 
     image_id: str
     class_name: str
@@ -26,6 +27,7 @@ class Detection:
     x: float
     confidence: float
     box: tuple[float, float, float, float]
+    level: float = 1.0  # of the scale pyramid: the box is that level's patch
 
 
 class Predictor:
@@ -42,8 +44,13 @@ class Predictor:
         network = copy.deepcopy(base.network)
         network.load_state_dict(weights["network"])
         trained = Backbone(spec=base.spec, network=network.eval().requires_grad_(False), channels=base.channels)
-        self.embedder = DenseEmbedder(trained, project.normalization, project.geometry, channels=project.channels, device=device,
-                                      window=weights.get("window"))
+        self.scales: tuple[float, ...] = tuple(float(v) for v in config.get("scales", [1.0]))  # the pyramid it was trained over
+        self.embedders = {
+            scale: DenseEmbedder(trained, project.normalization, project.geometry.at_scale(scale), channels=project.channels,
+                                 device=device, window=weights.get("window"))
+            for scale in self.scales
+        }
+        self.embedder = self.embedders[1.0]
         self.classifier = torch.nn.Linear(base.channels, len(self.class_names))
         self.classifier.load_state_dict(weights["classifier"])
         self.classifier.to(self.embedder.device).eval()
@@ -54,26 +61,64 @@ class Predictor:
         return self.vectors_and_maps(image)[1]
 
     @torch.inference_mode()
-    def vectors_and_maps(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def vectors_and_maps(self, image: np.ndarray, scale: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
         """(H, W, C) raw image -> the trained embedding (rows, cols, D) float32, L2-normalised,
-        and the probability maps (rows, cols, classes) float32."""
-        vectors = self.embedder.embed(image).vectors
-        maps = torch.softmax(self.classifier(torch.from_numpy(vectors).to(self.embedder.device)), dim=-1)
+        and the probability maps (rows, cols, classes) float32, at one level of the pyramid."""
+        embedder = self.embedders[scale]
+        vectors = embedder.embed(image).vectors
+        maps = torch.softmax(self.classifier(torch.from_numpy(vectors).to(embedder.device)), dim=-1)
         return vectors, maps.cpu().numpy()
 
+    def level_maps(self, image: np.ndarray) -> list[tuple[float, PatchGeometry, np.ndarray]]:
+        """The probability maps at every level of the model's scale pyramid, as (scale,
+        geometry, (rows, cols, classes) maps): what `detections_from_levels` reads."""
+        return [(scale, embedder.geometry, self.vectors_and_maps(image, scale)[1]) for scale, embedder in self.embedders.items()]
+
     def detections(self, image_id: str, thresholds: dict[str, float] | None = None) -> list[Detection]:
-        """Local maxima of each class's map above its confidence threshold (default: the
-        thresholds in the project store), most confident first."""
+        """Local maxima of each class's maps above its confidence threshold (default: the
+        thresholds in the project store), across the levels of the pyramid, most confident first."""
         if thresholds is None:
             thresholds = {c.name: c.confidence_threshold for c in self.project.store.classes()}
-        maps = self.probability_maps(self.project.dataset.read(image_id))
-        return detections_from_maps(maps, self.class_names[:-1], thresholds, self.project.geometry, image_id)
+        levels = self.level_maps(self.project.dataset.read(image_id))
+        return detections_from_levels(levels, self.class_names[:-1], thresholds, image_id)
+
+
+def detections_from_levels(levels: list[tuple[float, PatchGeometry, np.ndarray]], class_names: list[str],
+                           thresholds: dict[str, float], image_id: str) -> list[Detection]:
+    """Detections from one image's per-class probability maps at one or more levels of a scale
+    pyramid ((scale, geometry, (rows, cols, classes) maps), the background last and not
+    detected): each class's local maxima above its threshold (0.5 when not given), one per
+    object across levels (`peaks_across_scales`), with the box of the level each was found at.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from simsearch import PatchGeometry
+    >>> base = PatchGeometry.for_patch(32)
+    >>> small, large = np.zeros((40, 40, 2), np.float32), np.zeros((20, 20, 2), np.float32)
+    >>> small[8, 8, 0], large[4, 4, 0] = 0.6, 0.9     # one object, surer at twice the patch size
+    >>> found = detections_from_levels([(1.0, base, small), (2.0, base.at_scale(2), large)], ["cell"], {}, "img")
+    >>> [(d.class_name, round(d.confidence, 2), d.box[2] - d.box[0]) for d in found]
+    [('cell', 0.9, 64.0)]
+    """
+    found = []
+    for index, name in enumerate(class_names):
+        peaks = peaks_across_scales([(scale, geometry, maps[..., index]) for scale, geometry, maps in levels],
+                                    threshold=thresholds.get(name, 0.5))
+        found += [
+            Detection(image_id, name, y, x, value, box_around(y, x, (int(h), int(w))), level)
+            for y, x, value, (h, w), level in zip(peaks.ys.tolist(), peaks.xs.tolist(), peaks.values.tolist(),
+                                                   peaks.sizes.tolist(), peaks.levels.tolist())
+        ]
+    found.sort(key=lambda d: -d.confidence)
+    return found
 
 
 def detections_from_maps(maps: np.ndarray, class_names: list[str], thresholds: dict[str, float], geometry, image_id: str) -> list[Detection]:
     """Detections from one image's per-class probability maps ((rows, cols, classes), the
     background last and not detected): each class's local maxima at least half a patch apart,
-    above its threshold (0.5 when not given), as Detections in image pixels with their boxes.
+    above its threshold (0.5 when not given), as Detections in image pixels with their boxes
+    (`detections_from_levels` with one level).
 
     Examples
     --------
@@ -85,14 +130,4 @@ def detections_from_maps(maps: np.ndarray, class_names: list[str], thresholds: d
     >>> [(d.class_name, round(d.confidence, 2)) for d in found]
     [('cell', 0.9)]
     """
-    spacing = peak_spacing(geometry)
-    found = []
-    for index, name in enumerate(class_names):
-        peaks = find_peaks(maps[..., index], min_distance=spacing, threshold=thresholds.get(name, 0.5))
-        ys, xs = geometry.centre(peaks.rows, peaks.cols)
-        found += [
-            Detection(image_id, name, y, x, value, box_around(y, x, geometry.patch_size))
-            for y, x, value in zip(ys.tolist(), xs.tolist(), peaks.values.tolist())
-        ]
-    found.sort(key=lambda d: -d.confidence)
-    return found
+    return detections_from_levels([(1.0, geometry, maps)], class_names, thresholds, image_id)

@@ -4,7 +4,8 @@
 
 Output folder::
 
-    maps/<image>.npy          float16 (rows, cols, classes) softmax maps (the cache)
+    maps/<image>.npy          float16 (rows, cols, classes) softmax maps (the cache); with a
+                              scale pyramid also maps/<image>.level<s>.npy per other level
     detections.csv / .json    every detection: image, class, x, y, confidence, box
     geojson/<image>.geojson   QuPath annotations (pixel coordinates, class names)
     napari/<image>.csv        napari points (axis-0 = y, axis-1 = x) with class, confidence
@@ -37,7 +38,7 @@ from .errors import DatasetError
 from .features.embed import display_rgb
 from .features.geometry import NETWORK_STRIDE
 from .io.images import Dataset
-from .predict import Detection, Predictor, detections_from_maps
+from .predict import Detection, Predictor, detections_from_levels
 from .files import atomic_path
 from .project import Project
 from .training.loop import trained_model_config
@@ -77,18 +78,25 @@ def iter_process(
     for done, record in enumerate(dataset, start=1):
         if cancel is not None and cancel.is_set():
             return
-        path = maps_folder / f"{export.safe_name(record.id)}.npy"
-        if path.is_file():
+        paths = {scale: maps_path(out, record.id, scale) for scale in predictor.scales}
+        if all(path.is_file() for path in paths.values()):
             yield ProcessProgress(done, len(dataset), record.id, "cached")
             continue
         try:
-            maps = predictor.probability_maps(dataset.read(record))
+            levels = predictor.level_maps(dataset.read(record))
         except (DatasetError, OSError) as exc:
             yield ProcessProgress(done, len(dataset), record.id, "failed", getattr(exc, "message", str(exc)))
             continue
-        with atomic_path(path) as tmp:
-            np.save(tmp, maps.astype(np.float16))
+        for scale, _, maps in sorted(levels, key=lambda level: level[0] == 1.0):  # the patch level last: it marks the image done
+            with atomic_path(paths[scale]) as tmp:
+                np.save(tmp, maps.astype(np.float16))
         yield ProcessProgress(done, len(dataset), record.id, "computed")
+
+
+def maps_path(out: str | Path, image_id: str, scale: float = 1.0) -> Path:
+    """Where an image's cached probability maps of one pyramid level lie in a results folder."""
+    stem = export.safe_name(image_id)
+    return Path(out) / "maps" / (f"{stem}.npy" if scale == 1.0 else f"{stem}.level{scale:g}.npy")
 
 
 def _forget_maps_of_other_models(project: Project, maps_folder: Path) -> None:
@@ -139,17 +147,19 @@ def write_results(
     dataset = images or project.dataset
     predictor_config = trained_model_config(project)
     class_names = predictor_config["classes"][:-1]
+    scales = [float(v) for v in predictor_config.get("scales", [1.0])]
     if thresholds is None:
         thresholds = {c.name: c.confidence_threshold for c in project.store.classes()}
     names = {r.id: r.relpath for r in dataset}
     everything: list[Detection] = []
     summary = []
     for record in dataset:
-        path = out / "maps" / f"{export.safe_name(record.id)}.npy"
-        if not path.is_file():
+        paths = {scale: maps_path(out, record.id, scale) for scale in scales}
+        if not all(path.is_file() for path in paths.values()):
             continue
-        maps = np.load(path).astype(np.float32)
-        found = detections_from_maps(maps, class_names, thresholds, project.geometry, record.id)
+        levels = [(scale, project.geometry.at_scale(scale), np.load(path).astype(np.float32)) for scale, path in paths.items()]
+        maps = levels[scales.index(1.0)][2]  # the segmentation's
+        found = detections_from_levels(levels, class_names, thresholds, record.id)
         everything += found
         stem = export.safe_name(record.id)
         export.geojson(out / "geojson" / f"{stem}.geojson", found)
@@ -205,6 +215,7 @@ def _manifest(project, dataset, thresholds, model_config, detections, segmentati
         "normalization": project.normalization.to_dict(),
         "backbone": project.backbone_spec.to_dict(),
         "geometry": project.geometry.to_dict(),
+        "scales": model_config.get("scales", [1.0]),
         "displayed": project.displayed,
         "seed": project.settings.get("seed"),
         "training": {"strategy": model_config.get("strategy"), "settings": model_config.get("settings"), "metrics": model_config.get("metrics")},

@@ -36,7 +36,7 @@ class ThresholdScreen(StepScreen):
 
     def __init__(self):
         super().__init__(id="thresholds")
-        self.maps: dict[str, np.ndarray] = {}
+        self.maps: dict[str, list] = {}  # image id -> (scale, geometry, maps) per pyramid level
         self.model_names: list[str] = []
         self.model_stamp = None
         self.class_index = 0
@@ -72,15 +72,15 @@ class ThresholdScreen(StepScreen):
         try:
             predictor = simsearch.Predictor(project, device=self.app.device)
             names = predictor.class_names[:-1]
-            for image_id in self.images:
-                maps = predictor.probability_maps(project.dataset.read(image_id))
-                self.app.call_from_thread(self.map_ready, names, image_id, maps)
+            for image_id in self.images:  # every level of the model's scale pyramid
+                levels = predictor.level_maps(project.dataset.read(image_id))
+                self.app.call_from_thread(self.map_ready, names, image_id, levels)
         except Exception as error:
             self.app.show_error_from_thread(error)
 
-    def map_ready(self, names: list[str], image_id: str, maps: np.ndarray) -> None:
+    def map_ready(self, names: list[str], image_id: str, levels: list) -> None:
         self.model_names = names
-        self.maps[image_id] = maps
+        self.maps[image_id] = levels
         if len(self.maps) == len(self.images):  # the user has seen this model's detections
             self.app.remember_place(thresholds_model=self.model_stamp)
             self.update_step_bar()
@@ -111,8 +111,7 @@ class ThresholdScreen(StepScreen):
         return {c.name: c.confidence_threshold for c in self.app.curation.classes()}
 
     def detections(self, image_id: str) -> list:
-        return simsearch.detections_from_maps(self.maps[image_id], self.model_names, self.thresholds(),
-                                              self.app.project.geometry, image_id)
+        return simsearch.detections_from_levels(self.maps[image_id], self.model_names, self.thresholds(), image_id)
 
     def show(self) -> None:
         if not self.model_names:

@@ -47,9 +47,10 @@ class Suggestion(NamedTuple):
     box: tuple[float, float, float, float]
     similarity: float
     flagged: bool = False
+    level: float = 1.0  # of the scale pyramid (the box is its patch)
 
     def record(self) -> PatchRecord:
-        return PatchRecord(self.image_id, self.y, self.x, self.similarity)
+        return PatchRecord(self.image_id, self.y, self.x, self.similarity, self.level)
 
 
 class BackgroundCandidate(NamedTuple):
@@ -72,8 +73,8 @@ class SuggestionList(Sequence):
     thousands, and a threshold change must stay fast, so Suggestion objects are made only
     for the items asked for (indexing, slicing, iterating)."""
 
-    def __init__(self, class_name, image_ids, image_index, ys, xs, values, flagged, sizes):
-        """sizes: (N, 2) (h, w) of each suggestion's patch (its pyramid level's)."""
+    def __init__(self, class_name, image_ids, image_index, ys, xs, values, flagged, sizes, levels):
+        """sizes: (N, 2) (h, w) of each suggestion's patch, the patch of its pyramid level (N,)."""
         order = np.argsort(-np.asarray(values), kind="stable")
         self.class_name = class_name
         self.image_ids = list(image_ids)
@@ -82,11 +83,12 @@ class SuggestionList(Sequence):
         self.similarities = np.asarray(values, np.float32)[order]
         self.flagged = np.asarray(flagged, bool)[order]
         self.sizes = np.asarray(sizes, np.int64).reshape(-1, 2)[order]
+        self.levels = np.asarray(levels, np.float64)[order]
 
     @classmethod
     def empty(cls, class_name: str) -> "SuggestionList":
         nothing = np.zeros(0)
-        return cls(class_name, [], nothing, nothing, nothing, nothing, nothing, np.zeros((0, 2)))
+        return cls(class_name, [], nothing, nothing, nothing, nothing, nothing, np.zeros((0, 2)), nothing)
 
     def __len__(self) -> int:
         return len(self.similarities)
@@ -99,6 +101,7 @@ class SuggestionList(Sequence):
         return Suggestion(
             self.class_name, self.image_ids[self.image_index[index]], y, x,
             box_around(y, x, tuple(self.sizes[index])), float(self.similarities[index]), bool(self.flagged[index]),
+            float(self.levels[index]),
         )
 
     def image_counts(self) -> dict[str, int]:
@@ -262,7 +265,7 @@ class Curation:
         maps = self.level_maps(class_name)
         if class_name not in self._peaks:
             self._peaks[class_name] = {
-                image_id: peaks_across_scales([(self.project.geometry_at(scale), heat) for scale, heat in levels.items()])
+                image_id: peaks_across_scales([(scale, self.project.geometry_at(scale), heat) for scale, heat in levels.items()])
                 for image_id, levels in maps.items()
             }
         return self._peaks[class_name]
@@ -281,7 +284,7 @@ class Curation:
             kept = peaks.above(threshold)
             flagged = _near(negatives.get(image_id), kept.ys, kept.xs, tolerance)
             image_ids.append(image_id)
-            columns.append((np.full(len(kept), number), kept.ys, kept.xs, kept.values, flagged, kept.sizes))
+            columns.append((np.full(len(kept), number), kept.ys, kept.xs, kept.values, flagged, kept.sizes, kept.levels))
         return SuggestionList(class_name, image_ids, *map(np.concatenate, zip(*columns)))
 
     def similarity_histogram(self, class_name: str, bins: int = 20) -> tuple[np.ndarray, np.ndarray]:
@@ -414,15 +417,15 @@ class Curation:
         classes = [c for c in self.store.classes() if self.store.prototypes(c.name)]
         if not classes:
             raise ConfigError("noisy extraction: no class has prototypes yet")
-        source = _noisy_source(self.store, classes, self.project.displayed, cap_per_class, background_per_image, seed)
+        source = _noisy_source(self.store, classes, self.project.displayed, cap_per_class, background_per_image, seed,
+                               self.project.scales)
         if self.store.noisy_source() != source:
             if self.store.noisy_done():
                 log.info("prototypes, thresholds or options changed since the noisy patches were extracted: extracting again")
             self.store.clear_noisy(source)
         vectors = {c.name: self.prototype_vectors(c.name) for c in classes}
         mean = self._mean_prototype()
-        geometry = self.project.geometry
-        spacing = peak_spacing(geometry)
+        scales = self.project.scales
         images = self.project.undisplayed
         order = [images[i] for i in np.random.default_rng(seed).permutation(len(images))]
         done = self.store.noisy_done()
@@ -433,29 +436,33 @@ class Curation:
                 return
             if image_id in done:
                 continue
-            embedded = self.project.embeddings(image_id).vectors
+            embedded = {scale: self.project.embeddings(image_id, scale).vectors for scale in scales}
             per_class: dict = {}
             for info in classes:
                 room = None if cap_per_class is None else max(0, cap_per_class - counts[info.name])
-                heat = similarity_map(embedded, vectors[info.name], device=device)
-                peaks = find_peaks(heat, min_distance=spacing, threshold=info.similarity_threshold)
-                ys, xs = geometry.centre(peaks.rows, peaks.cols)
-                patches = [PatchRecord(image_id, float(y), float(x), float(v)) for y, x, v in zip(ys, xs, peaks.values)]
+                peaks = peaks_across_scales([
+                    (scale, self.project.geometry_at(scale), similarity_map(embedded[scale], vectors[info.name], device=device))
+                    for scale in scales
+                ], threshold=info.similarity_threshold)
+                patches = [PatchRecord(image_id, float(y), float(x), float(v), float(level))
+                           for y, x, v, level in zip(peaks.ys, peaks.xs, peaks.values, peaks.levels)]
                 per_class[info.name] = patches[:room] if room is not None else patches
                 counts[info.name] += len(per_class[info.name])
             occupied = [p for patches in per_class.values() for p in patches]
-            background = self._extremes(image_id, mean, background_per_image, occupied, embedded)
+            background = self._extremes(image_id, mean, background_per_image, occupied, embedded[1.0])
             per_class[None] = [c.record() for c in background]
             self.store.add_noisy(image_id, per_class)
             yield NoisyProgress(position, len(order), image_id, {k: len(v) for k, v in per_class.items()})
 
 
-def _noisy_source(store, classes: list[ClassInfo], displayed: list[str], cap, background_per_image: int, seed: int) -> str:
-    """A hash of everything noisy extraction depends on."""
+def _noisy_source(store, classes: list[ClassInfo], displayed: list[str], cap, background_per_image: int, seed: int,
+                  scales: tuple[float, ...] = (1.0,)) -> str:
+    """A hash of everything noisy extraction depends on (the scale pyramid only when it has
+    several levels, so that stores from before pyramids keep their patches)."""
     content = [
         [(c.name, c.similarity_threshold, [(p.image_id, p.box) for p in store.prototypes(c.name)]) for c in classes],
         sorted(displayed), cap, background_per_image, seed,
-    ]
+    ] + ([list(scales)] if len(scales) > 1 else [])
     return hashlib.blake2b(json.dumps(content).encode(), digest_size=12).hexdigest()
 
 

@@ -20,7 +20,7 @@ from typing import Iterator
 
 from ..errors import ConfigError, ProjectError
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 STORE_FILE = "store.sqlite"
 LOCK_FILE = "store.lock"
 
@@ -92,8 +92,16 @@ CREATE TABLE review_items (
 CREATE INDEX review_by_class ON review_items (class_id, number);
 """
 
+# 3: the scale pyramid. A patch's level: the size of its object relative to the patch (1: the
+# patch size; what a project without a pyramid stores), so that training crops it at its scale.
+_SCHEMA_V3 = """
+ALTER TABLE class_patches ADD COLUMN level REAL NOT NULL DEFAULT 1.0;
+ALTER TABLE noisy_patches ADD COLUMN level REAL NOT NULL DEFAULT 1.0;
+ALTER TABLE review_items ADD COLUMN level REAL NOT NULL DEFAULT 1.0;
+"""
+
 # version reached -> SQL that brings a store from the previous version to it
-MIGRATIONS: dict[int, str] = {1: _SCHEMA_V1, 2: _SCHEMA_V2}
+MIGRATIONS: dict[int, str] = {1: _SCHEMA_V1, 2: _SCHEMA_V2, 3: _SCHEMA_V3}
 
 REVIEW_ANSWERS = ("accepted", "rejected")
 
@@ -142,16 +150,19 @@ class ReviewItem:
     x: float
     confidence: float
     answer: str | None = None
+    level: float = 1.0  # of the scale pyramid: the detection's box is the patch of this level
 
 
 @dataclass(frozen=True)
 class PatchRecord:
-    """A stored patch: image id, centre (y, x) px and, where known, its similarity."""
+    """A stored patch: image id, centre (y, x) px, where known its similarity, and its level
+    of the scale pyramid (object size relative to the patch; 1 without a pyramid)."""
 
     image_id: str
     y: float
     x: float
     similarity: float | None = None
+    level: float = 1.0
 
 
 class Store:
@@ -355,9 +366,9 @@ class Store:
                          (info.id, patch.image_id, patch.y, patch.x))
             if flagged:
                 conn.execute(
-                    "INSERT INTO class_patches (class_id, kind, image_id, y, x, similarity, created_at) "
-                    "VALUES (?, 'negative', ?, ?, ?, ?, ?)",
-                    (info.id, patch.image_id, patch.y, patch.x, patch.similarity, _now()),
+                    "INSERT INTO class_patches (class_id, kind, image_id, y, x, similarity, level, created_at) "
+                    "VALUES (?, 'negative', ?, ?, ?, ?, ?, ?)",
+                    (info.id, patch.image_id, patch.y, patch.x, patch.similarity, patch.level, _now()),
                 )
             conn.execute("UPDATE classes SET confirmed_at = NULL WHERE id = ?", (info.id,))
 
@@ -369,9 +380,9 @@ class Store:
         with self.transaction() as conn:
             conn.execute("DELETE FROM class_patches WHERE class_id = ? AND kind = 'positive'", (info.id,))
             conn.executemany(
-                "INSERT OR IGNORE INTO class_patches (class_id, kind, image_id, y, x, similarity, created_at) "
-                "VALUES (?, 'positive', ?, ?, ?, ?, ?)",
-                [(info.id, p.image_id, p.y, p.x, p.similarity, _now()) for p in positives],
+                "INSERT OR IGNORE INTO class_patches (class_id, kind, image_id, y, x, similarity, level, created_at) "
+                "VALUES (?, 'positive', ?, ?, ?, ?, ?, ?)",
+                [(info.id, p.image_id, p.y, p.x, p.similarity, p.level, _now()) for p in positives],
             )
             conn.execute("UPDATE classes SET similarity_threshold = ?, confirmed_at = ? WHERE id = ?",
                          (float(threshold), _now() if confirmed else None, info.id))
@@ -380,7 +391,7 @@ class Store:
         if kind not in ("positive", "negative"):
             raise ConfigError(f"kind: 'positive' or 'negative', not {kind!r}")
         rows = self.conn.execute(
-            "SELECT image_id, y, x, similarity FROM class_patches WHERE class_id = ? AND kind = ? ORDER BY id",
+            "SELECT image_id, y, x, similarity, level FROM class_patches WHERE class_id = ? AND kind = ? ORDER BY id",
             (self.class_info(name).id, kind),
         ).fetchall()
         return [PatchRecord(*r) for r in rows]
@@ -441,8 +452,8 @@ class Store:
             for name, patches in per_class.items():
                 class_id = None if name is None else ids[name]
                 conn.executemany(
-                    "INSERT INTO noisy_patches (class_id, image_id, y, x, similarity) VALUES (?, ?, ?, ?, ?)",
-                    [(class_id, p.image_id, p.y, p.x, p.similarity) for p in patches],
+                    "INSERT INTO noisy_patches (class_id, image_id, y, x, similarity, level) VALUES (?, ?, ?, ?, ?, ?)",
+                    [(class_id, p.image_id, p.y, p.x, p.similarity, p.level) for p in patches],
                 )
             conn.execute("INSERT OR REPLACE INTO noisy_done (image_id, done_at) VALUES (?, ?)", (image_id, _now()))
 
@@ -466,9 +477,9 @@ class Store:
     def noisy(self, name: str | None) -> list[PatchRecord]:
         """Noisy patches of a class (None: noisy background)."""
         if name is None:
-            rows = self.conn.execute("SELECT image_id, y, x, similarity FROM noisy_patches WHERE class_id IS NULL ORDER BY id")
+            rows = self.conn.execute("SELECT image_id, y, x, similarity, level FROM noisy_patches WHERE class_id IS NULL ORDER BY id")
         else:
-            rows = self.conn.execute("SELECT image_id, y, x, similarity FROM noisy_patches WHERE class_id = ? ORDER BY id",
+            rows = self.conn.execute("SELECT image_id, y, x, similarity, level FROM noisy_patches WHERE class_id = ? ORDER BY id",
                                      (self.class_info(name).id,))
         return [PatchRecord(*r) for r in rows]
 
@@ -492,8 +503,8 @@ class Store:
             conn.execute("DELETE FROM review_items WHERE class_id = ? AND answer IS NULL", (info.id,))
             conn.execute("UPDATE review_items SET number = NULL WHERE class_id = ?", (info.id,))
             conn.executemany(
-                "INSERT INTO review_items (class_id, number, image_id, y, x, confidence, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                [(info.id, number, p.image_id, p.y, p.x, float(p.similarity), _now()) for number, p in enumerate(fresh, start=1)],
+                "INSERT INTO review_items (class_id, number, image_id, y, x, confidence, level, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                [(info.id, number, p.image_id, p.y, p.x, float(p.similarity), p.level, _now()) for number, p in enumerate(fresh, start=1)],
             )
             conn.execute("INSERT OR REPLACE INTO settings (key, value) VALUES ('review_class', ?)", (str(info.id),))
         return self.review_items(name)
@@ -501,9 +512,9 @@ class Store:
     def review_items(self, name: str, *, current_only: bool = True) -> list[ReviewItem]:
         """The class's current batch in listed order (or every item ever answered or listed)."""
         info = self.class_info(name)
-        query = "SELECT number, image_id, y, x, confidence, answer FROM review_items WHERE class_id = ?"
+        query = "SELECT number, image_id, y, x, confidence, answer, level FROM review_items WHERE class_id = ?"
         query += " AND number IS NOT NULL ORDER BY number" if current_only else " ORDER BY id"
-        return [ReviewItem(r[0], name, r[1], r[2], r[3], r[4], r[5]) for r in self.conn.execute(query, (info.id,))]
+        return [ReviewItem(r[0], name, r[1], r[2], r[3], r[4], r[5], r[6]) for r in self.conn.execute(query, (info.id,))]
 
     def last_reviewed_class(self) -> str | None:
         """The class whose batch was listed last (answers without a class name go to it)."""
@@ -532,7 +543,7 @@ class Store:
     def review_answers(self, name: str, answer: str) -> list[PatchRecord]:
         """Every item of the class with this answer, current batch or earlier (training data)."""
         rows = self.conn.execute(
-            "SELECT image_id, y, x, confidence FROM review_items WHERE class_id = ? AND answer = ? ORDER BY id",
+            "SELECT image_id, y, x, confidence, level FROM review_items WHERE class_id = ? AND answer = ? ORDER BY id",
             (self.class_info(name).id, answer),
         )
         return [PatchRecord(*r) for r in rows]

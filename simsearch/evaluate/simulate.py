@@ -39,7 +39,7 @@ import numpy as np
 from ..curation.session import Curation
 from ..curation.store import PatchRecord
 from ..io.truth import Annotation
-from ..predict import Predictor, detections_from_maps
+from ..predict import Predictor, detections_from_levels
 from ..project import Project
 from ..review import Review
 from ..search.peaks import peaks_across_scales
@@ -282,6 +282,10 @@ class SimulatedUser:
                 pass
         return negatives, curation
 
+    def _level(self, project: Project, image_id: str, y: float, x: float) -> float:
+        """The pyramid level of the annotated object centred at (y, x) (1 without a pyramid)."""
+        return project.nearest_level(min(self._box_size(image_id, y, x))) if len(project.scales) > 1 else 1.0
+
     def _box_size(self, image_id: str, y: float, x: float) -> tuple[float, float]:
         """(h, w) of the annotated box centred at (y, x): what a user marks over a scale
         pyramid (a box of the object's own size); the patch size for objects given as centres."""
@@ -311,7 +315,7 @@ class SimulatedUser:
             vectors = curation.prototype_vectors(label)
             for image_id in self.test_ids:
                 peaks = peaks_across_scales([
-                    (self.base.geometry_at(scale), similarity_map(self.base.embeddings(image_id, scale).vectors, vectors))
+                    (scale, self.base.geometry_at(scale), similarity_map(self.base.embeddings(image_id, scale).vectors, vectors))
                     for scale in self.base.scales
                 ])
                 name = self._truth_name(image_id, self.names[image_id].path.name)
@@ -327,8 +331,8 @@ class SimulatedUser:
         names = predictor.class_names[:-1]
         found = []
         for image_id in self.test_ids:
-            maps = predictor.probability_maps(self.base.dataset.read(image_id))
-            detections = detections_from_maps(maps, names, dict.fromkeys(names, 0.0), project.geometry, image_id)
+            levels = predictor.level_maps(self.base.dataset.read(image_id))
+            detections = detections_from_levels(levels, names, dict.fromkeys(names, 0.0), image_id)
             name = self._truth_name(image_id, self.names[image_id].path.name)
             found += [Scored(name, d.class_name, d.y, d.x, d.confidence) for d in detections if d.class_name in self.labels]
         return found
@@ -347,7 +351,7 @@ class SimulatedUser:
         for image_id in self.train_ids:
             record = self.names[image_id]
             own = self._objects(image_id, self.label)
-            positives += [PatchRecord(image_id, float(y), float(x)) for y, x in own]
+            positives += [PatchRecord(image_id, float(y), float(x), level=self._level(project, image_id, y, x)) for y, x in own]
             # an object of another class is background unless the class's own object shares
             # its patch (a platelet on a red cell)
             others += [(PatchRecord(image_id, float(a.centre[0]), float(a.centre[1])), "high")

@@ -79,25 +79,28 @@ def find_peaks(heat: np.ndarray, *, min_distance: int, threshold: float | None =
 @dataclass(frozen=True)
 class SizedPeaks:
     """Local maxima of one image's maps at one or more levels of a scale pyramid, best
-    first: centres (ys, xs) in pixels, values, and sizes (N, 2), the (h, w) patch of the
-    level each was found at (the box of the suggestion or detection)."""
+    first: centres (ys, xs) in pixels, values, sizes (N, 2), the (h, w) patch of the level
+    each was found at (the box of the suggestion or detection), and levels (N,), that
+    level's scale (object size relative to the patch)."""
 
     ys: np.ndarray
     xs: np.ndarray
     values: np.ndarray
     sizes: np.ndarray
+    levels: np.ndarray
 
     def above(self, threshold: float) -> "SizedPeaks":
         count = int(np.searchsorted(-self.values, -threshold, side="right"))
-        return SizedPeaks(self.ys[:count], self.xs[:count], self.values[:count], self.sizes[:count])
+        return SizedPeaks(self.ys[:count], self.xs[:count], self.values[:count], self.sizes[:count], self.levels[:count])
 
     def __len__(self) -> int:
         return len(self.values)
 
 
-def peaks_across_scales(levels: Sequence[tuple[PatchGeometry, np.ndarray]]) -> SizedPeaks:
-    """The peaks of each level's (rows, cols) map (`find_peaks` at that level's spacing),
-    merged best first; across levels one object gives one peak: a peak is dropped when a
+def peaks_across_scales(levels: Sequence[tuple[float, PatchGeometry, np.ndarray]], *,
+                        threshold: float | None = None) -> SizedPeaks:
+    """The peaks (above `threshold` when given) of each level's (rows, cols) map, given as
+    (scale, geometry, map) (`find_peaks` at that level's spacing), merged best first; across levels one object gives one peak: a peak is dropped when a
     stronger one kept from another level lies closer than half the larger of their patch
     sides. With one level these are exactly that level's peaks.
 
@@ -108,23 +111,25 @@ def peaks_across_scales(levels: Sequence[tuple[PatchGeometry, np.ndarray]]) -> S
     >>> base = PatchGeometry.for_patch(32)
     >>> small, large = np.zeros((20, 20), np.float32), np.zeros((10, 10), np.float32)
     >>> small[8, 8], large[4, 4] = 0.5, 0.75     # one object, centred at (80, 80) and (96, 96)
-    >>> peaks = peaks_across_scales([(base, small), (base.at_scale(2), large)])
-    >>> len(peaks), float(peaks.values[0]), peaks.sizes[0].tolist()
-    (1, 0.75, [64, 64])
+    >>> peaks = peaks_across_scales([(1.0, base, small), (2.0, base.at_scale(2), large)])
+    >>> len(peaks), float(peaks.values[0]), peaks.sizes[0].tolist(), float(peaks.levels[0])
+    (1, 0.75, [64, 64], 2.0)
     """
+    if not levels:
+        raise ValueError("peaks_across_scales: no level given")
     columns = []
-    for level, (geometry, heat) in enumerate(levels):
-        peaks = find_peaks(heat, min_distance=peak_spacing(geometry))
+    for scale, geometry, heat in levels:
+        peaks = find_peaks(heat, min_distance=peak_spacing(geometry), threshold=threshold)
         ys, xs = geometry.centre(peaks.rows, peaks.cols)
         columns.append((np.asarray(ys, np.float64), np.asarray(xs, np.float64), peaks.values,
-                        np.tile(np.array(geometry.patch_size, np.int64), (len(peaks), 1)), np.full(len(peaks), level)))
-    ys, xs, values, sizes, level = (np.concatenate(c) for c in zip(*columns))
+                        np.tile(np.array(geometry.patch_size, np.int64), (len(peaks), 1)), np.full(len(peaks), float(scale))))
+    ys, xs, values, sizes, scales = (np.concatenate(c) for c in zip(*columns))
     order = np.argsort(-values, kind="stable")
-    ys, xs, values, sizes, level = ys[order], xs[order], values[order].astype(np.float32), sizes[order], level[order]
+    ys, xs, values, sizes, scales = ys[order], xs[order], values[order].astype(np.float32), sizes[order], scales[order]
     if len(levels) > 1 and len(values):
-        keep = _suppress_across_levels(ys, xs, sizes.min(axis=1), level)
-        ys, xs, values, sizes = ys[keep], xs[keep], values[keep], sizes[keep]
-    return SizedPeaks(ys, xs, values, sizes)
+        keep = _suppress_across_levels(ys, xs, sizes.min(axis=1), scales)
+        ys, xs, values, sizes, scales = ys[keep], xs[keep], values[keep], sizes[keep], scales[keep]
+    return SizedPeaks(ys, xs, values, sizes, scales)
 
 
 def _suppress_across_levels(ys: np.ndarray, xs: np.ndarray, sides: np.ndarray, level: np.ndarray) -> np.ndarray:

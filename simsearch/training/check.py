@@ -11,9 +11,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..curation.store import PatchRecord
 from ..project import Project
-from .crops import patch_crops
+from .crops import patch_crops, prototype_record
 from .model import PatchModel
 
 
@@ -131,7 +130,7 @@ def check_held_out(project: Project, model: PatchModel, names: list[str], train_
     negative_labels = np.array([label for _, label in held_out_negatives])
     checks = []
     for label, name in enumerate(names[:-1]):
-        prototypes = [PatchRecord(p.image_id, *p.centre) for p in project.store.prototypes(name)]
+        prototypes = [prototype_record(project, p) for p in project.store.prototypes(name)]
         reference = _embed(pretrained, _rotations(patch_crops(project, prototypes, context_cells)), device)
         similar = {key: (vectors @ reference.T).amax(dim=1) for key, vectors in plain.items()}
         mine, negatives = held_labels == label, negative_labels == label

@@ -4,23 +4,32 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ..curation.store import PatchRecord
+from ..curation.store import PatchRecord, Prototype
 from ..features.embed import crop_windows
 from ..project import Project
 
 
 def patch_crops(project: Project, patches: list[PatchRecord], context_cells: int) -> torch.Tensor:
-    """(N, 3, H, W) float16 crops of all patches, reading each image once (float16 halves
-    the memory of a training set)."""
-    by_image: dict[str, list[int]] = {}
+    """(N, 3, H, W) float16 crops of all patches, each at its level of the scale pyramid (the
+    same shape at every level: an object twice the patch's size is cropped at half the
+    scale), reading each image once (float16 halves the memory of a training set)."""
+    by_image: dict[str, dict[float, list[int]]] = {}
     for index, patch in enumerate(patches):
-        by_image.setdefault(patch.image_id, []).append(index)
+        by_image.setdefault(patch.image_id, {}).setdefault(float(patch.level), []).append(index)
     out = None
-    for image_id, indices in by_image.items():
+    for image_id, levels in by_image.items():
         pixels = project.dataset.read(image_id)
-        centres = np.array([(patches[i].y, patches[i].x) for i in indices])
-        crops = crop_windows(pixels, project.normalization, project.channels, project.geometry, centres, context_cells=context_cells)
-        if out is None:
-            out = torch.empty((len(patches), *crops.shape[1:]), dtype=torch.float16)
-        out[indices] = crops.half()
+        for level, indices in levels.items():
+            centres = np.array([(patches[i].y, patches[i].x) for i in indices])
+            crops = crop_windows(pixels, project.normalization, project.channels, project.geometry_at(level), centres,
+                                 context_cells=context_cells)
+            if out is None:
+                out = torch.empty((len(patches), *crops.shape[1:]), dtype=torch.float16)
+            out[indices] = crops.half()
     return out if out is not None else torch.zeros(0)
+
+
+def prototype_record(project: Project, prototype: Prototype) -> PatchRecord:
+    """A prototype as a training example: its centre, at the pyramid level nearest its box."""
+    x0, y0, x1, y1 = prototype.box
+    return PatchRecord(prototype.image_id, *prototype.centre, level=project.nearest_level(min(x1 - x0, y1 - y0)))

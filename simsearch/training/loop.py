@@ -48,7 +48,7 @@ from ..files import write_bytes_atomic, write_text_atomic
 from ..project import Project
 from .augment import AugmentSettings, augment
 from .check import ClassCheck, check_held_out
-from .crops import patch_crops
+from .crops import patch_crops, prototype_record
 from .losses import NotClassLoss, NTXentLoss, SupConWithNegativesLoss
 from .model import PatchModel
 
@@ -207,7 +207,7 @@ class TrainingRecords:
 
     def digest(self) -> str:
         parts = (self.clean, self.negatives, self.noisy, self.held_out, self.held_out_negatives)
-        content = json.dumps([list(self.names), *[[(p.image_id, p.y, p.x, label) for p, label in part] for part in parts]])
+        content = json.dumps([list(self.names), *[[_place(p) + (label,) for p, label in part] for part in parts]])
         return hashlib.blake2b(content.encode(), digest_size=16).hexdigest()
 
 
@@ -228,7 +228,7 @@ def training_records(project: Project, settings: TrainSettings) -> TrainingRecor
         own_confirmed = store.patches(name, "positive") + store.review_answers(name, "accepted")
         if not own_prototypes and not own_confirmed:
             raise ConfigError(f"training: class {name!r} has no clean positives", hint="confirm the class first")
-        prototypes += [(PatchRecord(p.image_id, *p.centre), label) for p in own_prototypes]
+        prototypes += [(prototype_record(project, p), label) for p in own_prototypes]
         confirmed += [(_position(p), label) for p in own_confirmed]
         if settings.use_negatives:
             negatives += [(_position(p), label) for p in store.patches(name, "negative") + store.review_answers(name, "rejected")]
@@ -268,8 +268,14 @@ def hold_out(pairs: list[tuple[PatchRecord, int]], fraction: float, seed: int) -
 
 
 def _position(patch: PatchRecord) -> PatchRecord:
-    """The patch without its similarity: only the place is learnt from."""
-    return PatchRecord(patch.image_id, float(patch.y), float(patch.x))
+    """The patch without its similarity: only the place (and its pyramid level) is learnt from."""
+    return PatchRecord(patch.image_id, float(patch.y), float(patch.x), level=float(patch.level))
+
+
+def _place(patch: PatchRecord) -> tuple:
+    """What identifies a training example: image, centre and, off the patch size, its level
+    (so that records from before scale pyramids keep their digests)."""
+    return (patch.image_id, patch.y, patch.x) if patch.level == 1.0 else (patch.image_id, patch.y, patch.x, patch.level)
 
 
 def training_identity(project: Project, settings: TrainSettings, records: TrainingRecords | None = None) -> str:
@@ -518,6 +524,7 @@ def save_model(project: Project, model: PatchModel, names: list[str], settings: 
         "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "backbone": project.backbone_spec.to_dict(),
         "geometry": project.geometry.to_dict(),
+        "scales": list(project.scales),  # the pyramid detection runs over
         "normalization": project.normalization.to_dict(),
         "channels": list(project.channels),
         "strategy": settings.strategy,

@@ -1,4 +1,6 @@
 """The similarity search over a scale pyramid: objects of other sizes than the prototypes'."""
+import json
+
 import numpy as np
 import pytest
 import tifffile
@@ -104,7 +106,7 @@ def test_one_level_is_the_single_scale_search():
     heat = np.random.default_rng(1).random((30, 40)).astype(np.float32)
     geometry = PatchGeometry.for_patch(40)
     peaks = find_peaks(heat, min_distance=peak_spacing(geometry))
-    merged = peaks_across_scales([(geometry, heat)])
+    merged = peaks_across_scales([(1.0, geometry, heat)])
     ys, xs = geometry.centre(peaks.rows, peaks.cols)
     np.testing.assert_array_equal(merged.values, peaks.values)
     np.testing.assert_allclose(merged.ys, ys)
@@ -119,9 +121,9 @@ def test_one_object_one_peak_across_levels_but_neighbours_stay():
     small_map[8, 8] = 0.5      # centre (80, 80): inside the large peak's object, weaker: dropped
     large_map[4, 4] = 0.75     # centre (96, 96), 64 px
     small_map[8, 20] = 0.625   # centre (80, 176): 80 px away from the large object: kept
-    peaks = peaks_across_scales([(base, small_map), (large, large_map)])
+    peaks = peaks_across_scales([(1.0, base, small_map), (2.0, large, large_map)])
     assert peaks.values.tolist() == [0.75, 0.625]
-    assert peaks.sizes.tolist() == [[64, 64], [32, 32]]
+    assert peaks.sizes.tolist() == [[64, 64], [32, 32]] and peaks.levels.tolist() == [2.0, 1.0]
 
 
 def test_scale_settings_are_checked_and_picked_from_sizes():
@@ -135,6 +137,7 @@ def test_scale_settings_are_checked_and_picked_from_sizes():
     assert nearest_scale(60, 32, (0.5, 1.0, 2.0)) == 2.0 and nearest_scale(20, 32, (0.5, 1.0, 2.0)) == 0.5
 
 
+@pytest.mark.slow
 def test_eval_searches_the_pyramid_and_reports_the_size_spread(tmp_path, lite0):
     """`simsearch eval --scales`: the simulated user marks whole objects, the similarity
     strategy merges the levels, and the report sets the box sizes against the patch."""
@@ -156,3 +159,41 @@ def test_eval_searches_the_pyramid_and_reports_the_size_spread(tmp_path, lite0):
     assert results["classes"]["disc"] == {"patch": 32, "scales": [0.5, 1.0, 2.0], "box_sides": [16.0, 32.0, 64.0]}
     assert "| disc | 16 / 32 / 64 | 32 | 0.5, 1, 2 |" in (tmp_path / "evalauto" / "report.md").read_text()
     assert scores["auto"] > scores[""] + 0.2, scores
+
+
+@pytest.mark.slow
+def test_training_and_detection_run_over_the_pyramid(tmp_path, lite0):
+    """Positives and noisy patches keep their level, training crops each at its scale, and the
+    model detects over the same levels: boxes of each disc's size, in the exports too."""
+    from conftest import TINY
+    from simsearch import Predictor, iter_process, train, write_results
+
+    (tmp_path / "images").mkdir()
+    truth = _planted_discs(tmp_path / "images", count=4, seed=5)
+    names = sorted(truth)
+    with Project.create(tmp_path / "project", tmp_path / "images", patch_size=32, backbone="efficientnet-lite0",
+                        displayed=names[:2], scales="0.5,1,2") as project:
+        curation, _, _ = _one_prototype(project, truth, "disc", 0, 32, 32)
+        suggestions = curation.suggestions("disc", threshold=-1.0)
+        curation.confirm_class("disc", threshold=float(suggestions[7].similarity))
+        assert {p.level for p in project.store.patches("disc", "positive")} == {0.5, 1.0, 2.0}
+        curation.propose_background(count=6)
+        curation.confirm_background()
+        list(curation.iter_noisy(background_per_image=2))
+        assert {p.level for p in project.store.noisy("disc")} >= {0.5, 2.0}
+        train(project, TINY.with_strategy("pos+selflearn"), device="cpu")
+        predictor = Predictor(project, device="cpu")
+        assert predictor.scales == (0.5, 1.0, 2.0)
+        found = predictor.detections(project.dataset.find(names[2]).id, {"disc": 0.5})
+        right = 0
+        for y, x, diameter in truth[names[2]]:
+            near = [d for d in found if np.hypot(d.y - y, d.x - x) <= max(4.0, diameter / 4)]
+            right += bool(near) and near[0].box[2] - near[0].box[0] == diameter
+        assert right >= 5, [(round(d.y), round(d.x), d.box[2] - d.box[0], round(d.confidence, 2)) for d in found[:12]]
+        out = tmp_path / "results"
+        list(iter_process(project, out, device="cpu"))
+        assert len(list((out / "maps").glob("*.level2.npy"))) == len(list((out / "maps").glob("*.level0.5.npy"))) == 4
+        write_results(project, out, thresholds={"disc": 0.5}, overviews=False)
+        sides = {round(f["geometry"]["coordinates"][0][1][0] - f["geometry"]["coordinates"][0][0][0])
+                 for path in (out / "geojson").glob("*.geojson") for f in json.loads(path.read_text())["features"]}
+        assert {16, 32, 64} <= sides

@@ -189,3 +189,29 @@ def test_an_import_killed_midway_stores_nothing(tmp_path):
                            "--project", str(project)]).returncode == 0
     with Store(project, read_only=True) as store:
         assert len(store.prototypes()) == 40
+
+
+def test_a_store_from_before_scale_pyramids_upgrades_and_keeps_its_patches(tmp_path):
+    """A version 2 store (written before levels existed) opens at version 3: its patches are
+    at level 1 (the patch size), and levels written now come back."""
+    from simsearch.curation.store import MIGRATIONS
+
+    conn = sqlite3.connect(tmp_path / STORE_FILE)
+    conn.executescript(MIGRATIONS[1] + MIGRATIONS[2] + "PRAGMA user_version=2;")
+    conn.execute("INSERT INTO classes (name, created_at) VALUES ('A', 'then')")
+    conn.execute("INSERT INTO class_patches (class_id, kind, image_id, y, x, similarity, created_at) "
+                 "VALUES (1, 'positive', 'img', 5.0, 6.0, 0.9, 'then')")
+    conn.execute("INSERT INTO noisy_patches (class_id, image_id, y, x, similarity) VALUES (1, 'img', 7.0, 8.0, 0.8)")
+    conn.commit()
+    conn.close()
+    with Store(tmp_path) as store:
+        assert store.patches("A", "positive") == [PatchRecord("img", 5.0, 6.0, 0.9, 1.0)]
+        assert store.noisy("A") == [PatchRecord("img", 7.0, 8.0, 0.8, 1.0)]
+        store.confirm_class("A", 0.5, [PatchRecord("img", 1.0, 2.0, 0.7, level=2.0)])
+        store.set_negative("A", PatchRecord("img", 3.0, 4.0, 0.6, level=0.5))
+        store.add_noisy("img", {"A": [PatchRecord("img", 9.0, 9.0, 0.7, level=4.0)], None: []})
+    with Store(tmp_path) as store:
+        assert [p.level for p in store.patches("A", "positive")] == [2.0]
+        assert [p.level for p in store.patches("A", "negative")] == [0.5]
+        assert [p.level for p in store.noisy("A")] == [4.0]
+    assert sqlite3.connect(tmp_path / STORE_FILE).execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 3
