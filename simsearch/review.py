@@ -30,10 +30,11 @@ import numpy as np
 
 from .curation.store import PatchRecord, ReviewItem
 from .errors import ConfigError, ImageReadError
+from .features.geometry import PatchGeometry
 from .files import atomic_path
 from .predict import Predictor
 from .project import Project
-from .search.peaks import find_peaks, peak_spacing
+from .search.peaks import find_peaks, one_per_object, peak_spacing
 from .training.loop import trained_model_config
 
 REVIEW_ORDERS = ("uncertain", "confident", "diverse")
@@ -58,6 +59,7 @@ class _Candidates:
     xs: np.ndarray
     confidences: np.ndarray  # (N,) float32
     vectors: np.ndarray  # (N, D) float32, the model's embedding at each candidate
+    levels: np.ndarray  # (N,) the level of the scale pyramid each was found at
 
 
 class Review:
@@ -126,8 +128,12 @@ class Review:
     def _image_candidates(self, image_id: str) -> dict[str, np.ndarray]:
         if self._predictor is None:
             self._predictor = Predictor(self.project, device=self.device)
-        vectors, maps = self._predictor.vectors_and_maps(self.project.dataset.read(image_id))
-        return candidate_arrays(vectors, maps[..., : len(self.class_names)], self.project.geometry)
+        image = self.project.dataset.read(image_id)
+        levels = []
+        for scale in self._predictor.scales:
+            vectors, maps = self._predictor.vectors_and_maps(image, scale)
+            levels.append((scale, self._predictor.embedders[scale].geometry, vectors, maps[..., : len(self.class_names)]))
+        return candidate_arrays(levels)
 
     def _candidates(self, class_name: str) -> _Candidates:
         index = self.class_names.index(class_name)
@@ -137,13 +143,17 @@ class Review:
             if not path.is_file():
                 continue
             with np.load(path) as cached:
-                places.append(cached[f"places{index}"])
+                found = cached[f"places{index}"]
+                if found.shape[1] == 3:  # cached before scale pyramids: the patch level
+                    found = np.concatenate([found, np.ones((len(found), 1), found.dtype)], axis=1)
+                places.append(found)
                 vectors.append(cached[f"vectors{index}"].astype(np.float32))
             ids += [image_id] * len(places[-1])
         if not ids:
-            return _Candidates(np.zeros(0, object), np.zeros(0), np.zeros(0), np.zeros(0, np.float32), np.zeros((0, 1), np.float32))
+            return _Candidates(np.zeros(0, object), np.zeros(0), np.zeros(0), np.zeros(0, np.float32), np.zeros((0, 1), np.float32),
+                               np.zeros(0))
         places, vectors = np.concatenate(places), np.concatenate(vectors)
-        return _Candidates(np.array(ids, object), places[:, 0], places[:, 1], places[:, 2], vectors)
+        return _Candidates(np.array(ids, object), places[:, 0], places[:, 1], places[:, 2], vectors, places[:, 3].astype(np.float64))
 
     # -- batches and answers ---------------------------------------------------------------
 
@@ -171,7 +181,7 @@ class Review:
         picks = kept[select_for_review(candidates.confidences[kept], candidates.vectors[kept], threshold=threshold,
                                        count=count, order=order, seed=seed)]
         records = [PatchRecord(str(candidates.image_ids[i]), float(candidates.ys[i]), float(candidates.xs[i]),
-                               float(candidates.confidences[i])) for i in picks]
+                               float(candidates.confidences[i]), float(candidates.levels[i])) for i in picks]
         return store.set_review_batch(class_name, records)
 
     def items(self, class_name: str) -> list[ReviewItem]:
@@ -184,19 +194,29 @@ class Review:
         self.project.store.answer_review(class_name, list(numbers), answer)
 
 
-def candidate_arrays(vectors: np.ndarray, maps: np.ndarray, geometry) -> dict[str, np.ndarray]:
-    """One image's candidates per class k: `places{k}` (N, 3) float32 (y, x, confidence) of the
-    local maxima of its probability map at or above MIN_CONFIDENCE, and `vectors{k}` (N, D)
-    float16, the model's embedding there. vectors: (rows, cols, D); maps: (rows, cols, classes)."""
-    spacing = peak_spacing(geometry)
+def candidate_arrays(levels: list[tuple[float, PatchGeometry, np.ndarray, np.ndarray]]) -> dict[str, np.ndarray]:
+    """One image's candidates per class k: `places{k}` (N, 4) float32 (y, x, confidence, level)
+    of the local maxima of its probability maps at or above MIN_CONFIDENCE, one per object
+    across the levels of the scale pyramid, best first, and `vectors{k}` (N, D) float16, the
+    model's embedding there. levels: (scale, geometry, vectors (rows, cols, D), maps (rows,
+    cols, classes)) per level."""
     arrays = {}
-    for index in range(maps.shape[-1]):
-        peaks = find_peaks(maps[..., index], min_distance=spacing, threshold=MIN_CONFIDENCE)
-        ys, xs = geometry.centre(peaks.rows, peaks.cols)
-        rows = np.clip(np.round(peaks.rows).astype(int), 0, maps.shape[0] - 1)
-        cols = np.clip(np.round(peaks.cols).astype(int), 0, maps.shape[1] - 1)
-        arrays[f"places{index}"] = np.stack([ys, xs, peaks.values], axis=1).astype(np.float32).reshape(-1, 3)
-        arrays[f"vectors{index}"] = np.asarray(vectors[rows, cols], np.float16).reshape(len(rows), vectors.shape[-1])
+    for index in range(levels[0][3].shape[-1]):
+        places, found = [], []
+        for scale, geometry, vectors, maps in levels:
+            peaks = find_peaks(maps[..., index], min_distance=peak_spacing(geometry), threshold=MIN_CONFIDENCE)
+            ys, xs = geometry.centre(peaks.rows, peaks.cols)
+            rows = np.clip(np.round(peaks.rows).astype(int), 0, maps.shape[0] - 1)
+            cols = np.clip(np.round(peaks.cols).astype(int), 0, maps.shape[1] - 1)
+            places.append(np.stack([ys, xs, peaks.values, np.full(len(ys), scale), np.full(len(ys), min(geometry.patch_size))],
+                                   axis=1).reshape(-1, 5))
+            found.append(np.asarray(vectors[rows, cols], np.float16).reshape(len(rows), vectors.shape[-1]))
+        places, found = np.concatenate(places), np.concatenate(found)
+        order = np.argsort(-places[:, 2], kind="stable")
+        places, found = places[order], found[order]
+        keep = one_per_object(places[:, 0], places[:, 1], places[:, 4], places[:, 3])
+        arrays[f"places{index}"] = places[keep, :4].astype(np.float32)
+        arrays[f"vectors{index}"] = found[keep]
     return arrays
 
 

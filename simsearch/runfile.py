@@ -120,6 +120,9 @@ RUN_FILE = section({
     "displayed": either(integer(1), list_of(text)), "seed": integer(0),
     "backbone": choice("auto", *BACKBONES), "weights": existing("file"),
     "channels": list_of(integer(0)), "patch_size": either(integer(4), list_of(integer(4), length=2)),
+    "scales": lambda value, key, base: [] if value == "auto" else (
+        list_of(number(0.05, 20.0))(value, key, base) if isinstance(value, list)
+        else [f"{key}: expected auto or a list of object sizes relative to the patch (e.g. [0.5, 1, 2]), got {value!r}"]),
     "classes": section({}, any_key=section({"similarity_threshold": number(-1.0, 1.0),
                                              "confidence_threshold": number(0.0, 1.0)})),
     "background": section({"count": integer(1)}),

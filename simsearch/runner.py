@@ -7,6 +7,7 @@
     seed: 0
     backbone: auto
     patch_size: 96                   # optional: else the first prototype's box
+    scales: [0.5, 1, 2]              # optional: a scale pyramid (object sizes x the patch), or auto
     annotations: prototypes.csv      # kind,class,image,x0,y0,x1,y1 (kind prototype | negative)
     classes:                         # per class thresholds (defaults 0.5 / 0.5)
       WBC: {similarity_threshold: 0.6, confidence_threshold: 0.5}
@@ -81,6 +82,8 @@ def run(config_path: str | Path, *, say: Callable[[str], None] = print, progress
     folder = Path(config["project"])
     if (folder / PROJECT_FILE).is_file():
         project = Project.open(folder, dataset=config["dataset"])
+        if "scales" in config:
+            project.set_scales(config["scales"])
         say(f"reusing project {folder}")
     else:
         dataset = Dataset.open(config["dataset"])
@@ -88,7 +91,7 @@ def run(config_path: str | Path, *, say: Callable[[str], None] = print, progress
         project = Project.create(folder, dataset, patch_size=config.get("patch_size"), backbone=config.get("backbone", "auto"),
                                  weights=config.get("weights"), channels=config.get("channels"),
                                  displayed=displayed if isinstance(displayed, list) else min(int(displayed), len(dataset)),
-                                 seed=int(config.get("seed", 0)))
+                                 seed=int(config.get("seed", 0)), scales=config.get("scales"))
         say(f"created project {folder}")
     with project:
         project.set_device(device)
@@ -143,7 +146,7 @@ def _curate(project: Project, curation: Curation, config: dict, use_noisy: bool,
     noisy = config.get("noisy") or {}
     if use_noisy:
         for _ in curation.iter_noisy(cap_per_class=noisy.get("cap"), background_per_image=int(noisy.get("background_per_image", 4)),
-                                     seed=int(config.get("seed", 0))):
+                                     seed=int(config.get("seed", 0)), scales=config.get("scales")):
             pass
         say("noisy: " + ", ".join(f"{c.name} {store.noisy_count(c.name)}" for c in store.classes())
             + f", background {store.noisy_count(None)}")

@@ -86,7 +86,7 @@ class ReviewScreen(GridScreen):
         self.show_focused()
 
     def box(self, item) -> tuple[float, float, float, float]:
-        height, width = self.app.project.geometry.patch_size
+        height, width = self.app.project.geometry_at(item.level).patch_size  # its level of the scale pyramid
         return (item.x - width / 2, item.y - height / 2, item.x + width / 2, item.y + height / 2)
 
     def tile(self, index: int):

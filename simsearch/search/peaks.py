@@ -127,13 +127,16 @@ def peaks_across_scales(levels: Sequence[tuple[float, PatchGeometry, np.ndarray]
     order = np.argsort(-values, kind="stable")
     ys, xs, values, sizes, scales = ys[order], xs[order], values[order].astype(np.float32), sizes[order], scales[order]
     if len(levels) > 1 and len(values):
-        keep = _suppress_across_levels(ys, xs, sizes.min(axis=1), scales)
+        keep = one_per_object(ys, xs, sizes.min(axis=1), scales)
         ys, xs, values, sizes, scales = ys[keep], xs[keep], values[keep], sizes[keep], scales[keep]
     return SizedPeaks(ys, xs, values, sizes, scales)
 
 
-def _suppress_across_levels(ys: np.ndarray, xs: np.ndarray, sides: np.ndarray, level: np.ndarray) -> np.ndarray:
-    """Greedy suppression along the (best-first) order: (N,) bool, the peaks kept."""
+def one_per_object(ys: np.ndarray, xs: np.ndarray, sides: np.ndarray, level: np.ndarray) -> np.ndarray:
+    """(N,) bool, the peaks kept of peaks sorted best first: a peak goes when a better one kept
+    from another level lies closer than half the larger of their patch `sides`."""
+    if not len(ys):
+        return np.zeros(0, bool)
     points = np.stack([ys, xs], axis=1)
     neighbours = cKDTree(points).query_ball_point(points, r=0.5 * float(sides.max()))
     keep = np.ones(len(ys), bool)

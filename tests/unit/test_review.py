@@ -104,7 +104,21 @@ def test_candidates_of_an_image_with_nothing_above_the_floor_are_empty():
     vectors = np.ones((6, 7, 5), np.float32)
     maps = np.zeros((6, 7, 2), np.float32)
     maps[2, 3, 1] = 0.9  # one peak, in the second class's map only
-    arrays = candidate_arrays(vectors, maps, geometry)
-    assert arrays["places0"].shape == (0, 3) and arrays["vectors0"].shape == (0, 5)
-    assert arrays["places1"].shape == (1, 3) and arrays["vectors1"].shape == (1, 5)
-    assert arrays["places1"][0, 2] == np.float32(0.9) and MIN_CONFIDENCE > 0
+    arrays = candidate_arrays([(1.0, geometry, vectors, maps)])
+    assert arrays["places0"].shape == (0, 4) and arrays["vectors0"].shape == (0, 5)
+    assert arrays["places1"].shape == (1, 4) and arrays["vectors1"].shape == (1, 5)
+    assert arrays["places1"][0, 2] == np.float32(0.9) and arrays["places1"][0, 3] == 1.0 and MIN_CONFIDENCE > 0
+
+
+def test_candidates_over_a_pyramid_are_one_per_object_with_their_level():
+    from simsearch import PatchGeometry
+    from simsearch.review import candidate_arrays
+
+    base = PatchGeometry.for_patch(32)
+    small, large = np.zeros((40, 40, 1), np.float32), np.zeros((20, 20, 1), np.float32)
+    small[8, 8, 0], large[4, 4, 0] = 0.5, 0.75  # one object at two levels: the surer one stays
+    small[8, 20, 0] = 0.625  # another object, 80 px away
+    arrays = candidate_arrays([(1.0, base, np.ones((40, 40, 3), np.float32), small),
+                               (2.0, base.at_scale(2), 2 * np.ones((20, 20, 3), np.float32), large)])
+    assert arrays["places0"][:, 2:].tolist() == [[0.75, 2.0], [0.625, 1.0]]
+    assert arrays["vectors0"][:, 0].tolist() == [2.0, 1.0]  # each vector from its own level
