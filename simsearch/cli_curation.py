@@ -189,15 +189,18 @@ def cmd_prototype(args, quiet: bool) -> int:
 
 
 def _print_suggestions(suggestions: list[Suggestion], csv_path: str | None = None) -> None:
-    print(f"{'#':>4}  {'similarity':>10}  {'y':>7}  {'x':>7}  flag  image")
+    """One line per suggestion; `size`: its box side in px (the patch's, or its level's in a scale pyramid)."""
+    print(f"{'#':>4}  {'similarity':>10}  {'y':>7}  {'x':>7}  {'size':>4}  flag  image")
     for number, s in enumerate(suggestions, start=1):
-        print(f"{number:>4}  {s.similarity:10.4f}  {s.y:7.1f}  {s.x:7.1f}  {'  x ' if s.flagged else '    '}  {s.image_id}")
+        print(f"{number:>4}  {s.similarity:10.4f}  {s.y:7.1f}  {s.x:7.1f}  {s.box[2] - s.box[0]:4.0f}  "
+              f"{'  x ' if s.flagged else '    '}  {s.image_id}")
     if csv_path:
         with open(csv_path, "w", newline="") as handle:
             writer = csv.writer(handle)
-            writer.writerow(["number", "class", "image", "y", "x", "similarity", "flagged"])
+            writer.writerow(["number", "class", "image", "y", "x", "similarity", "flagged", "size"])
             for number, s in enumerate(suggestions, start=1):
-                writer.writerow([number, s.class_name, s.image_id, f"{s.y:.1f}", f"{s.x:.1f}", f"{s.similarity:.5f}", int(s.flagged)])
+                writer.writerow([number, s.class_name, s.image_id, f"{s.y:.1f}", f"{s.x:.1f}", f"{s.similarity:.5f}", int(s.flagged),
+                                 f"{s.box[2] - s.box[0]:.0f}"])
 
 
 def cmd_suggest(args, quiet: bool) -> int:

@@ -290,10 +290,10 @@ class CurateScreen(ClassActions, StepScreen):
             for i, shown in enumerate(self.displayed)
         )
         box = ""
-        if self.project.geometry is not None and len(self.project.scales) > 1:  # a pyramid: which level the box is
-            box = f"box {self.patch_size[1]} px of {'/'.join(str(self.project.geometry_at(v).patch_size[1]) for v in self.project.scales)} +-  "
+        if self.project.geometry is not None and len(self.project.scales) > 1:  # a pyramid: which level the box is (first: it fits 80 columns)
+            box = f"box {self.patch_size[1]} of {'/'.join(str(self.project.geometry_at(v).patch_size[1]) for v in self.project.scales)} +-  "
         self.query_one("#imagebar", Static).update(
-            f"image {self.image_index + 1}/{len(self.displayed)} {escape(record.relpath)}  zoom {viewport.zoom:g}x  {box}n/p  {strip}"
+            f"{box}image {self.image_index + 1}/{len(self.displayed)} {escape(record.relpath)}  zoom {viewport.zoom:g}x  n/p  {strip}"
         )
         self.remember()
 

@@ -146,7 +146,10 @@ def render_view(rgb: np.ndarray, factor: float, region: tuple[float, float, floa
     draw = ImageDraw.Draw(canvas)
     for overlay in overlays:
         bx0, by0, bx1, by1 = overlay.box
-        box = [(bx0 - x0) * scale, (by0 - y0) * scale, (bx1 - x0) * scale - 1, (by1 - y0) * scale - 1]
+        left, top = (bx0 - x0) * scale, (by0 - y0) * scale
+        # at least one pixel: a box smaller than a pixel of the view (a small level of a scale
+        # pyramid on a small terminal) is a dot, not a rectangle turned inside out
+        box = [left, top, max(left, (bx1 - x0) * scale - 1), max(top, (by1 - y0) * scale - 1)]
         if box[2] < 0 or box[3] < 0 or box[0] > width or box[1] > height:
             continue
         _draw_box(draw, box, overlay)

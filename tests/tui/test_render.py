@@ -51,6 +51,15 @@ def test_overlays_are_drawn_where_the_boxes_are():
     assert 0 < (top == 255).sum() < 20  # dashes, not a solid line
 
 
+def test_a_box_smaller_than_a_view_pixel_is_a_dot():
+    """A 20 px box on a 512 px image shown 40 px wide (a small pyramid level at 80x24) is less
+    than a pixel across: it is drawn as a dot, in every style, not refused by PIL."""
+    rgb = np.zeros((512, 512, 3), np.uint8)
+    for style in ("thin", "solid", "focus", "cross", "dashed"):
+        view = np.asarray(render_view(rgb, 1.0, (0, 0, 512, 512), (40, 40), [Overlay((100, 100, 110, 110), (255, 0, 0), style)]))
+        assert (view.sum(axis=-1) > 0).any(), style
+
+
 @pytest.mark.parametrize("background", [0, 128, 255])
 def test_every_box_shows_on_dark_grey_and_pale_images(background):
     """Each colour keeps a contrasting edge: on black, mid-grey and white images, at every point
