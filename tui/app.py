@@ -143,6 +143,25 @@ class SimSearchApp(App):
     def show_error_from_thread(self, error: BaseException) -> None:
         self.call_from_thread(self.show_error, error)
 
+    def run_in_worker(self, task: Callable[[], object], done: Callable[[object], None] | None = None, *,
+                      failed: Callable[[], None] | None = None, locked: bool = True) -> None:
+        """The body of every engine worker (a method decorated `@work(thread=True)`): run `task`
+        on this worker thread, under the engine lock unless `locked` is False; then `done(result)`
+        on the UI thread, or, if it raised, the error's dialog and `failed()` on the UI thread."""
+        try:
+            if locked:
+                with self.engine_lock:
+                    result = task()
+            else:
+                result = task()
+        except Exception as error:
+            self.show_error_from_thread(error)
+            if failed is not None:
+                self.call_from_thread(failed)
+            return
+        if done is not None:
+            self.call_from_thread(done, result)
+
     # -- the user's place ------------------------------------------------------------------------
 
     def _read_state(self) -> dict:

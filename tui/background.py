@@ -76,13 +76,7 @@ class BackgroundScreen(GridScreen):
 
     @work(thread=True, exclusive=True, group="background")
     def propose(self, count: int) -> None:
-        try:
-            with self.app.engine_lock:
-                self.app.curation.propose_background(count)
-        except Exception as error:
-            self.app.show_error_from_thread(error)
-            return
-        self.app.call_from_thread(self.refresh_view)
+        self.app.run_in_worker(lambda: self.app.curation.propose_background(count), lambda _: self.refresh_view())
 
     def action_flag(self) -> None:
         if not self.candidates:

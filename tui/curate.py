@@ -210,17 +210,14 @@ class CurateScreen(ClassActions, StepScreen):
         """Similarity maps can take seconds the first time (embedding the displayed images):
         always off the UI thread, one computation at a time."""
         name = self.class_name
-        try:
-            with self.app.engine_lock:
-                if name is None:
-                    result, histogram = [], None
-                else:
-                    result = self.app.curation.suggestions(name)
-                    histogram = self.app.curation.similarity_histogram(name, bins=20) if len(self.project.store.prototypes(name)) else None
-        except Exception as error:
-            self.app.show_error_from_thread(error)
-            return
-        self.app.call_from_thread(self.show_suggestions, name, result, histogram)
+
+        def compute():
+            if name is None:
+                return [], None
+            histogram = self.app.curation.similarity_histogram(name, bins=20) if self.project.store.prototypes(name) else None
+            return self.app.curation.suggestions(name), histogram
+
+        self.app.run_in_worker(compute, lambda result: self.show_suggestions(name, *result))
 
     def show_suggestions(self, name, suggestions, histogram) -> None:
         if name != self.class_name:
@@ -498,13 +495,7 @@ class CurateScreen(ClassActions, StepScreen):
 
     @work(thread=True, group="edit")
     def add_prototype(self, name: str, image_id: str, box) -> None:
-        try:
-            with self.app.engine_lock:
-                prototype = self.app.curation.add_prototype(name, image_id, box)
-        except Exception as error:
-            self.app.show_error_from_thread(error)
-            return
-        self.app.call_from_thread(self.prototype_added, prototype)
+        self.app.run_in_worker(lambda: self.app.curation.add_prototype(name, image_id, box), self.prototype_added)
 
     def prototype_added(self, prototype) -> None:
         self.app.remember(f"prototype of {prototype.class_name}", "remove_prototype", {"id": prototype.id})
@@ -650,21 +641,18 @@ class CurateScreen(ClassActions, StepScreen):
     @work(thread=True, group="edit")
     def confirm_class(self, name: str) -> None:
         store = self.project.store
-        try:
-            with self.app.engine_lock:
-                before = store.class_info(name)
-                earlier = store.patches(name, "positive")
-                positives = self.app.curation.confirm_class(name)
-                self.app.call_from_thread(self.app.remember, f"confirming {name}", "restore_confirmation", {
-                    "name": name, "threshold": before.similarity_threshold, "positives": [patch(p) for p in earlier],
-                    "confirmed": before.confirmed})
-        except Exception as error:
-            self.app.show_error_from_thread(error)
-            return
-        self.app.call_from_thread(self.class_confirmed, name, len(positives))
 
-    def class_confirmed(self, name: str, positives: int) -> None:
-        self.notify(f"{name}: {positives} clean positives")
+        def confirm():
+            before, earlier = store.class_info(name), store.patches(name, "positive")
+            return before, earlier, self.app.curation.confirm_class(name)
+
+        self.app.run_in_worker(confirm, lambda result: self.class_confirmed(name, *result))
+
+    def class_confirmed(self, name: str, before, earlier: list, positives: list) -> None:
+        self.app.remember(f"confirming {name}", "restore_confirmation", {
+            "name": name, "threshold": before.similarity_threshold, "positives": [patch(p) for p in earlier],
+            "confirmed": before.confirmed})
+        self.notify(f"{name}: {len(positives)} clean positives")
         self.show_classes()
         self.update_step_bar()
         self.load_suggestions()

@@ -132,17 +132,15 @@ class DatasetScreen(StepScreen):
 
     @work(thread=True, exclusive=True, group="embed")
     def embed_all(self) -> None:
-        failed = 0
-        try:
-            with self.app.engine_lock:
-                for event in self.app.project.iter_embed(cancel=self.cancel):
-                    failed += event.status == "failed"
-                    self.app.call_from_thread(self.show_progress, event, failed)
-        except Exception as error:
-            self.app.show_error_from_thread(error)
-            return
-        self.app.call_from_thread(self.query_one("#embed-status", Static).update,
-                                  "embedding stopped" if self.cancel.is_set() else f"all images embedded ({failed} failed)")
+        def embed() -> int:
+            failed = 0
+            for event in self.app.project.iter_embed(cancel=self.cancel):
+                failed += event.status == "failed"
+                self.app.call_from_thread(self.show_progress, event, failed)
+            return failed
+
+        self.app.run_in_worker(embed, lambda failed: self.query_one("#embed-status", Static).update(
+            "embedding stopped" if self.cancel.is_set() else f"all images embedded ({failed} failed)"))
 
     def show_progress(self, event, failed: int) -> None:
         bar = self.query_one("#embed-progress", ProgressBar)

@@ -118,15 +118,13 @@ class ReviewScreen(GridScreen):
 
     @work(thread=True, exclusive=True, group="review")
     def propose(self, class_name: str, order: str) -> None:
-        try:
-            with self.app.engine_lock:
-                review = simsearch.Review(self.app.project, device=self.app.device)
-                for event in review.iter_prepare():
-                    self.app.call_from_thread(self.show_progress, event)
-                review.propose(class_name, count=int(self.app.state.get("review_count", 20)), order=order)
-        except Exception as error:
-            self.app.show_error_from_thread(error)
-        self.app.call_from_thread(self.proposed)
+        def prepare_and_propose() -> None:
+            review = simsearch.Review(self.app.project, device=self.app.device)
+            for event in review.iter_prepare():
+                self.app.call_from_thread(self.show_progress, event)
+            review.propose(class_name, count=int(self.app.state.get("review_count", 20)), order=order)
+
+        self.app.run_in_worker(prepare_and_propose, lambda _: self.proposed(), failed=self.proposed)
 
     def show_progress(self, event) -> None:
         self.set_status([f"running the model on undisplayed images: {event.done}/{event.total}"])

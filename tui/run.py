@@ -116,8 +116,9 @@ class RunScreen(StepScreen):
         stopped run resumes), then every export."""
         arguments = ["process", "--project", str(self.app.project.folder), "--out", str(output), "--device", self.app.device,
                      *(["--images", images] if images else []), *(["--segmentation"] if segmentation else [])]
-        failed, results = 0, None
-        try:
+
+        def process() -> tuple[int, dict | None]:
+            failed, results = 0, None
             for event in self.child.run(arguments):
                 if "results" in event:
                     results = event
@@ -127,17 +128,19 @@ class RunScreen(StepScreen):
                 if event["done"] == event["total"]:
                     text += "; writing detections and exports ..."
                 self.app.call_from_thread(self.show_progress, event["done"], event["total"], text)
-        except Exception as error:
-            self.app.show_error_from_thread(error)
-            self.app.call_from_thread(self.finished, "stopped by an error", None)
-            return
-        if results is None:
-            self.app.call_from_thread(self.finished, "stopped: r resumes", None)
-            return
-        message = f"{results['detections']} detections written to {output}"
-        if failed:
-            message += f"; {failed} image(s) failed (see {output}/manifest.json and the log)"
-        self.app.call_from_thread(self.finished, message, output)
+            return failed, results
+
+        def report(outcome: tuple[int, dict | None]) -> None:
+            failed, results = outcome
+            if results is None:
+                self.finished("stopped: r resumes", None)
+                return
+            message = f"{results['detections']} detections written to {output}"
+            if failed:
+                message += f"; {failed} image(s) failed (see {output}/manifest.json and the log)"
+            self.finished(message, output)
+
+        self.app.run_in_worker(process, report, locked=False, failed=lambda: self.finished("stopped by an error", None))
 
     def show_progress(self, done: int, total: int, text: str) -> None:
         bar = self.query_one("#run-bar", ProgressBar)

@@ -69,14 +69,15 @@ class ThresholdScreen(StepScreen):
     @work(thread=True, exclusive=True, group="predict")
     def predict(self) -> None:
         project = self.app.project
-        try:
+
+        def predict_images() -> None:
             predictor = simsearch.Predictor(project, device=self.app.device)
             names = predictor.class_names[:-1]
             for image_id in self.images:  # every level of the model's scale pyramid
                 levels = predictor.level_maps(project.dataset.read(image_id))
                 self.app.call_from_thread(self.map_ready, names, image_id, levels)
-        except Exception as error:
-            self.app.show_error_from_thread(error)
+
+        self.app.run_in_worker(predict_images, locked=False)
 
     def map_ready(self, names: list[str], image_id: str, levels: list) -> None:
         self.model_names = names

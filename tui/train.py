@@ -185,7 +185,8 @@ class TrainScreen(StepScreen):
     @work(thread=True, exclusive=True, group="train")
     def run_training(self, preset: str, strategy: str, cap: int, from_last: bool) -> None:
         reserve_a_core_for_the_ui(self.app.device)
-        try:
+
+        def noisy_then_train() -> str:
             settings = simsearch.TrainSettings.preset(preset, strategy)
             if settings.use_noisy:
                 started = time.perf_counter()
@@ -194,26 +195,19 @@ class TrainScreen(StepScreen):
                         elapsed = time.perf_counter() - started
                         self.app.call_from_thread(self.show_noisy, event, elapsed)
                 if self.cancel.is_set():
-                    self.app.call_from_thread(self.finished, "cancelled during noisy extraction")
-                    return
+                    return "cancelled during noisy extraction"
                 self.app.call_from_thread(self.show_stage, "noisy", 1, 1, "done")
             last = None
             arguments = ["train", "--project", str(self.app.project.folder), "--strategy", strategy, "--preset", preset,
                          "--device", self.app.device, *(["--from-last"] if from_last else [])]
-            for event in self.child.run(arguments):
+            for event in self.child.run(arguments):  # the child process: no engine lock
                 last = simsearch.TrainProgress(**event)
                 self.app.call_from_thread(self.show_training, last)
-        except Exception as error:
-            self.app.show_error_from_thread(error)
-            self.app.call_from_thread(self.finished, "stopped by an error")
-            return
-        if last is None or last.stage != "done":
-            message = "cancelled: t resumes from the last finished epoch"
-        elif last.reused:
-            message = "nothing changed since the last training: the model is reused"
-        else:
-            message = "finished: a model is saved"
-        self.app.call_from_thread(self.finished, message)
+            if last is None or last.stage != "done":
+                return "cancelled: t resumes from the last finished epoch"
+            return "nothing changed since the last training: the model is reused" if last.reused else "finished: a model is saved"
+
+        self.app.run_in_worker(noisy_then_train, self.finished, locked=False, failed=lambda: self.finished("stopped by an error"))
 
     def show_noisy(self, event, elapsed: float) -> None:
         rate = event.done / elapsed if elapsed > 0 else 0

@@ -101,17 +101,15 @@ class WizardScreen(Screen):
     @work(thread=True, exclusive=True, group="create")
     def create(self, dataset: str, folder: str, patch: int | None, displayed: int, channels, backbone: str,
                weights: str | None) -> None:
-        try:
+        def make() -> simsearch.Project:
             images = simsearch.Dataset.open(dataset)
-            project = simsearch.Project.create(
+            return simsearch.Project.create(
                 folder, images, patch_size=patch, backbone=backbone, weights=weights, channels=channels,
                 progress=lambda done, total: self.app.call_from_thread(self.show_progress, done, total),
                 displayed=min(displayed, len(images)))
-        except Exception as error:
-            self.app.show_error_from_thread(error)
-            self.app.call_from_thread(self.query_one("#wizard-message", Static).update, "not created: fix the field and press enter")
-            return
-        self.app.call_from_thread(self.app.open_project, project)
+
+        self.app.run_in_worker(make, self.app.open_project, locked=False, failed=lambda: self.query_one(
+            "#wizard-message", Static).update("not created: fix the field and press enter"))
 
     def show_progress(self, done: int, total: int) -> None:
         self.query_one("#wizard-progress", ProgressBar).update(total=total, progress=done)
