@@ -146,7 +146,7 @@ def _curate(project: Project, curation: Curation, config: dict, use_noisy: bool,
     noisy = config.get("noisy") or {}
     if use_noisy:
         for _ in curation.iter_noisy(cap_per_class=noisy.get("cap"), background_per_image=int(noisy.get("background_per_image", 4)),
-                                     seed=int(config.get("seed", 0)), scales=config.get("scales")):
+                                     seed=int(config.get("seed", 0))):
             pass
         say("noisy: " + ", ".join(f"{c.name} {store.noisy_count(c.name)}" for c in store.classes())
             + f", background {store.noisy_count(None)}")

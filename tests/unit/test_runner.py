@@ -36,6 +36,9 @@ def _write_inputs(tmp_path):
 @pytest.mark.slow
 def test_run_end_to_end_and_again(tmp_path, capsys):
     config = _write_inputs(tmp_path)
+    data = yaml.safe_load(config.read_text())
+    data["scales"] = [1, 2]  # a pyramid through every step (its level 2 is cheap)
+    config.write_text(yaml.safe_dump(data))
     assert main(["-q", "run", str(config)]) == 0
     out = capsys.readouterr().out
     assert "imported 2 prototype(s) and 1 negative(s)" in out and "results in" in out
@@ -44,6 +47,7 @@ def test_run_end_to_end_and_again(tmp_path, capsys):
     assert manifest["annotation_counts"]["disc"]["negatives"] == 1
     assert manifest["confidence_thresholds"]["disc"] == 0.5 and manifest["similarity_thresholds"]["disc"] == 0.8
     assert (tmp_path / "results" / "labels" / "img3.tif.tif").is_file()
+    assert manifest["scales"] == [1.0, 2.0] and (tmp_path / "results" / "maps" / "img3.tif.level2.npy").is_file()
     assert main(["-q", "run", str(config)]) == 0  # everything reused
     again = capsys.readouterr().out
     assert "reusing project" in again and "reusing the trained model" in again and "imported" not in again
