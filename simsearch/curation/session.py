@@ -195,7 +195,17 @@ class Curation:
         prototypes = self.store.prototypes(class_name)
         if not prototypes:
             return np.zeros((0, self.project.embedder.dim), np.float32)
+        self._follow_the_pyramid()
         return np.concatenate([self._vectors_of(p) for p in prototypes])
+
+    def _follow_the_pyramid(self) -> None:
+        """When the scale pyramid changed (set_scales, or 'auto' after a new box), every cached
+        map and prototype vector is stale."""
+        if self._scales != self.project.scales:
+            self._scales = self.project.scales
+            self._prototype_vectors.clear()
+            for name in list(self._maps):
+                self._forget(name)
 
     def _level_of(self, height: float, width: float) -> float:
         """The pyramid level whose patch is nearest in size to a (height, width) box."""
@@ -231,11 +241,7 @@ class Curation:
         """image id -> pyramid level -> (rows, cols) similarity map, for every displayed image;
         updated incrementally when prototypes are added."""
         prototypes = self.store.prototypes(class_name)
-        if self._scales != self.project.scales:  # the pyramid changed: every map and vector is stale
-            self._scales = self.project.scales
-            self._prototype_vectors.clear()
-            for name in list(self._maps):
-                self._forget(name)
+        self._follow_the_pyramid()
         wanted = {p.id for p in prototypes}
         done = self._map_prototypes.get(class_name, set())
         if done - wanted:  # a prototype was removed: start again

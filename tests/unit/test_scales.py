@@ -197,3 +197,18 @@ def test_training_and_detection_run_over_the_pyramid(tmp_path, lite0):
         sides = {round(f["geometry"]["coordinates"][0][1][0] - f["geometry"]["coordinates"][0][0][0])
                  for path in (out / "geojson").glob("*.geojson") for f in json.loads(path.read_text())["features"]}
         assert {16, 32, 64} <= sides
+
+
+def test_automatic_scales_follow_the_prototype_boxes(tmp_path, lite0):
+    (tmp_path / "images").mkdir()
+    truth = _planted_discs(tmp_path / "images", count=2, seed=7)
+    with Project.create(tmp_path / "project", tmp_path / "images", patch_size=32, backbone="efficientnet-lite0",
+                        displayed=sorted(truth), scales="auto") as project:
+        curation, _, _ = _one_prototype(project, truth, "disc", 0, 32, 32)
+        assert project.scales == (1.0,) and {s.box[2] - s.box[0] for s in curation.suggestions("disc", -1.0)} == {32}
+        name = sorted(truth)[1]
+        y, x, _ = next(d for d in truth[name] if d[2] == 64)
+        prototype = curation.add_prototype("disc", name, (x - 33, y - 33, x + 33, y + 33))  # kept at its own size
+        assert prototype.box[2] - prototype.box[0] == 66 and project.scales == (1.0, 2.0)
+        assert len(curation.prototype_vectors("disc")) == 8
+        assert {s.box[2] - s.box[0] for s in curation.suggestions("disc", -1.0)} == {32, 64}
