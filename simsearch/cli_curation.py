@@ -248,9 +248,10 @@ def cmd_confirm(args, quiet: bool) -> int:
 def cmd_similar(args, quiet: bool) -> int:
     project, curation = _open(args)
     with project:
-        print(f"{'rank':>4}  {'similarity':>10}  {'y':>7}  {'x':>7}  image")
+        print(f"{'rank':>4}  {'similarity':>10}  {'y':>7}  {'x':>7}  {'size':>4}  image")
         for rank, hit in enumerate(curation.most_similar_anywhere(args.class_name, args.k), start=1):
-            print(f"{rank:>4}  {hit.score:10.4f}  {hit.y:7.1f}  {hit.x:7.1f}  {hit.image_id}")
+            size = project.geometry_at(hit.level).patch_size[1]
+            print(f"{rank:>4}  {hit.score:10.4f}  {hit.y:7.1f}  {hit.x:7.1f}  {size:4d}  {hit.image_id}")
     return 0
 
 

@@ -382,17 +382,22 @@ class Project:
         return self.folder / "index" / self._settings_tag()
 
     def _settings_tag(self) -> str:
-        text = json.dumps(self.embedder.cache_settings(), sort_keys=True)
+        settings = self.embedder.cache_settings()
+        if len(self.scales) > 1:  # an index of every level (one level keeps the tag it had before pyramids)
+            settings = {**settings, "scales": list(self.scales)}
+        text = json.dumps(settings, sort_keys=True)
         return hashlib.blake2b(text.encode(), digest_size=6).hexdigest()
 
     def build_index(self) -> PatchIndex:
-        """Index every cached embedding (images that failed to embed are left out) and save it."""
+        """Index every cached embedding, at every level of the scale pyramid (images that failed
+        to embed are left out), and save it."""
         index = PatchIndex(self.embedder.dim)
         for record in self.dataset:
             if not self._cache_path(record.id).is_file():
                 continue
-            embedded = self.embeddings(record.id)
-            index.add(record.id, np.asarray(embedded.vectors, np.float32), embedded.centres())
+            for scale in self.scales:
+                embedded = self.embeddings(record.id, scale)
+                index.add(record.id, np.asarray(embedded.vectors, np.float32), embedded.centres(), level=scale)
         index.save(self.index_folder)
         return index
 

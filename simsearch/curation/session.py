@@ -321,7 +321,8 @@ class Curation:
         return positives
 
     def most_similar_anywhere(self, class_name: str, k: int = 20) -> list[SimilarPatch]:
-        """The k patches most similar to the class's prototypes in the whole dataset (FAISS)."""
+        """The k patches most similar to the class's prototypes in the whole dataset (FAISS), at every
+        level of the scale pyramid (each answer's `level`)."""
         vectors = self.prototype_vectors(class_name)
         if not len(vectors):
             return []

@@ -25,7 +25,8 @@ class SearchHits:
     vectors) have image index -1 and score -inf.
 
     scores: (Q, k) float32 cosine similarity; image_ids: (Q, k) object (str or "");
-    rows, cols: (Q, k) int32 grid positions; centres: (Q, k, 2) float32 (y, x) px.
+    rows, cols: (Q, k) int32 grid positions; centres: (Q, k, 2) float32 (y, x) px;
+    levels: (Q, k) float32, the scale-pyramid level each patch was indexed at (1: the patch).
     """
 
     scores: np.ndarray
@@ -33,6 +34,7 @@ class SearchHits:
     rows: np.ndarray
     cols: np.ndarray
     centres: np.ndarray
+    levels: np.ndarray
 
 
 def gpu_count() -> int:
@@ -45,12 +47,14 @@ def gpu_count() -> int:
 
 @dataclass(frozen=True)
 class SimilarPatch:
-    """One distinct answer of `PatchIndex.most_similar`: a patch centre (y, x) px in an image."""
+    """One distinct answer of `PatchIndex.most_similar`: a patch centre (y, x) px in an image,
+    at a level of the scale pyramid (its patch is `level` x the project's)."""
 
     image_id: str
     y: float
     x: float
     score: float
+    level: float = 1.0
 
 
 class PatchIndex:
@@ -65,6 +69,7 @@ class PatchIndex:
         self._owner: list[np.ndarray] = []  # per added block: image indices
         self._positions: list[np.ndarray] = []  # (n, 2) int32 rows, cols
         self._centres: list[np.ndarray] = []  # (n, 2) float32
+        self._levels: list[np.ndarray] = []  # (n,) float32 scale-pyramid levels
         self._cpu_index = faiss.IndexFlatIP(dim)
         self._gpu_index = None
         self.use_gpu = gpu_count() > 0 if use_gpu is None else (use_gpu and gpu_count() > 0)
@@ -73,8 +78,9 @@ class PatchIndex:
     def __len__(self) -> int:
         return int(self._cpu_index.ntotal)
 
-    def add(self, image_id: str, vectors: np.ndarray, centres: np.ndarray) -> None:
-        """vectors: (rows, cols, D) or (n, D); centres: matching (..., 2) (y, x) px."""
+    def add(self, image_id: str, vectors: np.ndarray, centres: np.ndarray, *, level: float = 1.0) -> None:
+        """vectors: (rows, cols, D) or (n, D); centres: matching (..., 2) (y, x) px; level: the
+        scale-pyramid level they were embedded at."""
         if vectors.shape[-1] != self.dim:
             raise ConfigError(f"vectors of {image_id}: dimension {vectors.shape[-1]}, index has {self.dim}")
         if vectors.ndim == 3:
@@ -89,19 +95,22 @@ class PatchIndex:
         self._owner.append(np.full(len(flat), self._image_index[image_id], np.int32))
         self._positions.append(positions.astype(np.int32))
         self._centres.append(np.asarray(centres, np.float32).reshape(-1, 2))
+        self._levels.append(np.full(len(flat), level, np.float32))
         self._cpu_index.add(flat)
         self._gpu_index = None
         self._meta_cache = None
 
-    def _metadata(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def _metadata(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         if self._meta_cache is None:
             if self._owner:
                 self._meta_cache = (
-                    np.concatenate(self._owner), np.concatenate(self._positions), np.concatenate(self._centres)
+                    np.concatenate(self._owner), np.concatenate(self._positions), np.concatenate(self._centres),
+                    np.concatenate(self._levels),
                 )
             else:
-                self._meta_cache = (np.zeros(0, np.int32), np.zeros((0, 2), np.int32), np.zeros((0, 2), np.float32))
-            self._owner, self._positions, self._centres = [self._meta_cache[0]], [self._meta_cache[1]], [self._meta_cache[2]]
+                self._meta_cache = (np.zeros(0, np.int32), np.zeros((0, 2), np.int32), np.zeros((0, 2), np.float32),
+                                    np.zeros(0, np.float32))
+            self._owner, self._positions, self._centres, self._levels = ([part] for part in self._meta_cache)
         return self._meta_cache
 
     def _searcher(self):
@@ -122,7 +131,7 @@ class PatchIndex:
             raise ConfigError(f"k: must be at least 1, got {k}")
         norms = np.linalg.norm(queries, axis=1, keepdims=True)
         queries = queries / np.maximum(norms, 1e-12)
-        owner, positions, centres = self._metadata()
+        owner, positions, centres, levels = self._metadata()
         count = len(queries)
         if len(self) == 0:
             empty = np.full((count, k), -1, np.int64)
@@ -144,6 +153,7 @@ class PatchIndex:
             rows=np.where(valid, positions[safe, 0] if len(owner) else -1, -1).astype(np.int32),
             cols=np.where(valid, positions[safe, 1] if len(owner) else -1, -1).astype(np.int32),
             centres=np.where(valid[..., None], centres[safe] if len(owner) else 0, np.nan).astype(np.float32),
+            levels=np.where(valid, levels[safe] if len(owner) else 1.0, 1.0).astype(np.float32),
         )
 
     def most_similar(
@@ -153,25 +163,26 @@ class PatchIndex:
 
         Neighbouring grid positions of one object are near-duplicates; a patch is kept
         only if no better-scoring kept patch of the same image lies within
-        `min_distance` px (greedy non-maximum suppression on the centres).
+        `min_distance` px times the larger of their two pyramid levels (greedy non-maximum
+        suppression on the centres: one object, one answer, across levels too).
         """
         queries = np.atleast_2d(queries)
         hits = self.search(queries, k=max(k * oversample, k))
-        best: dict[tuple[str, int, int], SimilarPatch] = {}
+        best: dict[tuple[str, float, int, int], SimilarPatch] = {}
         for q in range(len(queries)):
-            for image_id, row, col, centre, score in zip(
-                hits.image_ids[q], hits.rows[q], hits.cols[q], hits.centres[q], hits.scores[q]
+            for image_id, row, col, centre, score, level in zip(
+                hits.image_ids[q], hits.rows[q], hits.cols[q], hits.centres[q], hits.scores[q], hits.levels[q]
             ):
                 if not image_id:
                     continue
-                key = (image_id, int(row), int(col))
+                key = (image_id, float(level), int(row), int(col))
                 if key not in best or best[key].score < score:
-                    best[key] = SimilarPatch(image_id, float(centre[0]), float(centre[1]), float(score))
+                    best[key] = SimilarPatch(image_id, float(centre[0]), float(centre[1]), float(score), float(level))
         kept: list[SimilarPatch] = []
         for candidate in sorted(best.values(), key=lambda p: -p.score):
             if all(
                 other.image_id != candidate.image_id
-                or (other.y - candidate.y) ** 2 + (other.x - candidate.x) ** 2 >= min_distance**2
+                or (other.y - candidate.y) ** 2 + (other.x - candidate.x) ** 2 >= (min_distance * max(other.level, candidate.level)) ** 2
                 for other in kept
             ):
                 kept.append(candidate)
@@ -182,11 +193,12 @@ class PatchIndex:
     def save(self, folder: str | Path) -> None:
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
-        owner, positions, centres = self._metadata()
+        owner, positions, centres, levels = self._metadata()
         with atomic_path(folder / INDEX_FILE) as tmp:
             faiss.write_index(self._cpu_index, str(tmp))
         with atomic_path(folder / META_FILE) as tmp:
-            np.savez(tmp, owner=owner, positions=positions, centres=centres, image_ids=np.array(json.dumps(self.image_ids)))
+            np.savez(tmp, owner=owner, positions=positions, centres=centres, levels=levels,
+                     image_ids=np.array(json.dumps(self.image_ids)))
 
     @classmethod
     def load(cls, folder: str | Path, *, use_gpu: bool | None = None) -> "PatchIndex":
@@ -198,6 +210,7 @@ class PatchIndex:
             cpu_index = faiss.read_index(str(index_path))
             with np.load(meta_path, allow_pickle=False) as meta:
                 owner, positions, centres = meta["owner"], meta["positions"], meta["centres"]
+                levels = meta["levels"] if "levels" in meta.files else np.ones(len(owner), np.float32)  # saved before pyramids
                 image_ids = json.loads(str(meta["image_ids"]))
         except Exception as exc:
             raise ProjectError(f"patch index in {folder} is unreadable: {exc}", hint="delete it and run `simsearch embed` again") from exc
@@ -207,5 +220,5 @@ class PatchIndex:
         index._cpu_index = cpu_index
         index.image_ids = list(image_ids)
         index._image_index = {image_id: i for i, image_id in enumerate(image_ids)}
-        index._owner, index._positions, index._centres = [owner], [positions], [centres]
+        index._owner, index._positions, index._centres, index._levels = [owner], [positions], [centres], [levels]
         return index

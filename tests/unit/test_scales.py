@@ -212,3 +212,25 @@ def test_automatic_scales_follow_the_prototype_boxes(tmp_path, lite0):
         assert prototype.box[2] - prototype.box[0] == 66 and project.scales == (1.0, 2.0)
         assert len(curation.prototype_vectors("disc")) == 8
         assert {s.box[2] - s.box[0] for s in curation.suggestions("disc", -1.0)} == {32, 64}
+
+
+def test_the_whole_dataset_index_holds_every_level(disc_project, tmp_path):
+    from simsearch import PatchIndex
+
+    project, truth = disc_project
+    curation, _, _ = _one_prototype(project, truth, "indexed", 2, 32, 32)
+    hits = curation.most_similar_anywhere("indexed", k=18)
+    assert {hit.level for hit in hits} == {0.5, 1.0, 2.0}
+    matched = 0
+    for hit in hits:
+        discs = np.array(truth[project.dataset.by_id(hit.image_id).path.name])
+        nearest = np.argmin(np.hypot(discs[:, 0] - hit.y, discs[:, 1] - hit.x))
+        matched += np.hypot(*(discs[nearest, :2] - (hit.y, hit.x))) <= max(4, discs[nearest, 2] / 4) and discs[nearest, 2] == 32 * hit.level
+    assert matched >= 15, matched  # the 18 discs, each at its own level
+    index = project.load_index()
+    index.save(tmp_path / "index")
+    np.testing.assert_array_equal(PatchIndex.load(tmp_path / "index").search(np.ones(index.dim), k=5).levels,
+                                  index.search(np.ones(index.dim), k=5).levels)
+    with np.load(tmp_path / "index" / "patches.npz") as meta:  # an index saved before pyramids: level 1
+        np.savez(tmp_path / "index" / "patches.npz", **{k: meta[k] for k in meta.files if k != "levels"})
+    assert (PatchIndex.load(tmp_path / "index").search(np.ones(index.dim), k=5).levels == 1.0).all()
