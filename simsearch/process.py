@@ -113,22 +113,24 @@ def _forget_maps_of_other_models(project: Project, maps_folder: Path) -> None:
     stamp.write_text(digest + "\n")
 
 
-def segment(maps: np.ndarray, geometry, image_size: tuple[int, int], thresholds: list[float]) -> np.ndarray:
-    """(rows, cols, C + 1) maps -> (H, W) labels: per pixel the most probable ROI class
-    whose probability (bilinear from the patch grid) reaches its threshold, 1-based; else 0."""
+def segment(levels: list[tuple[float, object, np.ndarray]], image_size: tuple[int, int], thresholds: list[float]) -> np.ndarray:
+    """(scale, geometry, (rows, cols, C + 1) maps) per level of the scale pyramid -> (H, W)
+    labels: per pixel the most probable ROI class whose probability (bilinear from each level's
+    patch grid, the best over levels) reaches its threshold, 1-based; else 0."""
     height, width = image_size
-    kh, kw = geometry.kernel
-    ys = (np.arange(height) + 0.5) * geometry.scale - kh * NETWORK_STRIDE / 2
-    xs = (np.arange(width) + 0.5) * geometry.scale - kw * NETWORK_STRIDE / 2
-    rows, cols = np.meshgrid(ys / geometry.step_scaled, xs / geometry.step_scaled, indexing="ij")
-    classes = maps.shape[-1] - 1
+    classes = levels[0][2].shape[-1] - 1
     best = np.zeros((height, width), np.float32)
     labels = np.zeros((height, width), np.uint8 if classes < 255 else np.uint16)
-    for index in range(classes):
-        probability = map_coordinates(maps[..., index].astype(np.float32), [rows, cols], order=1, mode="nearest")
-        better = (probability >= thresholds[index]) & (probability > best)
-        labels[better] = index + 1
-        best[better] = probability[better]
+    for _, geometry, maps in levels:
+        kh, kw = geometry.kernel
+        ys = (np.arange(height) + 0.5) * geometry.scale - kh * NETWORK_STRIDE / 2
+        xs = (np.arange(width) + 0.5) * geometry.scale - kw * NETWORK_STRIDE / 2
+        rows, cols = np.meshgrid(ys / geometry.step_scaled, xs / geometry.step_scaled, indexing="ij")
+        for index in range(classes):
+            probability = map_coordinates(maps[..., index].astype(np.float32), [rows, cols], order=1, mode="nearest")
+            better = (probability >= thresholds[index]) & (probability > best)
+            labels[better] = index + 1
+            best[better] = probability[better]
     return labels
 
 
@@ -158,7 +160,6 @@ def write_results(
         if not all(path.is_file() for path in paths.values()):
             continue
         levels = [(scale, project.geometry.at_scale(scale), np.load(path).astype(np.float32)) for scale, path in paths.items()]
-        maps = levels[scales.index(1.0)][2]  # the segmentation's
         found = detections_from_levels(levels, class_names, thresholds, record.id)
         everything += found
         stem = export.safe_name(record.id)
@@ -170,7 +171,7 @@ def write_results(
             row[f"{name}_count"] = count
             row[f"{name}_fraction"] = round(count / len(found), 5) if found else 0.0
         if segmentation:
-            labels = segment(maps, project.geometry, (record.height, record.width), [thresholds.get(n, 0.5) for n in class_names])
+            labels = segment(levels, (record.height, record.width), [thresholds.get(n, 0.5) for n in class_names])
             export.label_tiff(out / "labels" / f"{stem}.tif", labels, class_names)
             for index, name in enumerate(class_names, start=1):
                 row[f"{name}_area_fraction"] = round(float((labels == index).mean()), 6)

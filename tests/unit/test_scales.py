@@ -234,3 +234,19 @@ def test_the_whole_dataset_index_holds_every_level(disc_project, tmp_path):
     with np.load(tmp_path / "index" / "patches.npz") as meta:  # an index saved before pyramids: level 1
         np.savez(tmp_path / "index" / "patches.npz", **{k: meta[k] for k in meta.files if k != "levels"})
     assert (PatchIndex.load(tmp_path / "index").search(np.ones(index.dim), k=5).levels == 1.0).all()
+
+
+def test_segmentation_takes_the_best_level_per_pixel():
+    from simsearch.process import segment
+
+    base = PatchGeometry.for_patch(32)
+    large = base.at_scale(2)
+    small_maps = np.zeros((*base.grid_shape(96, 96), 2), np.float32)
+    small_maps[..., 1] = 1.0  # background everywhere at the patch level
+    large_maps = np.zeros((*large.grid_shape(96, 96), 2), np.float32)
+    large_maps[..., 1] = 1.0
+    large_maps[1, 1] = (0.9, 0.1)  # an object of twice the patch, centred at (48, 48)
+    assert large.centre(1, 1) == (48.0, 48.0)
+    labels = segment([(1.0, base, small_maps), (2.0, large, large_maps)], (96, 96), [0.5])
+    assert labels[48, 48] == 1 and labels[5, 5] == 0 and labels[90, 90] == 0
+    assert not segment([(1.0, base, small_maps)], (96, 96), [0.5]).any()
