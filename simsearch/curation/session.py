@@ -382,7 +382,7 @@ class Curation:
         occupied = []
         for info in self.store.classes():
             occupied += self.store.patches(info.name, "positive")
-            occupied += [PatchRecord(p.image_id, *p.centre) for p in self.store.prototypes(info.name)]
+            occupied += [prototype_record(self.project, p) for p in self.store.prototypes(info.name)]
         return occupied
 
     def background_candidates(self) -> list[BackgroundCandidate]:
@@ -462,6 +462,13 @@ class Curation:
             yield NoisyProgress(position, len(order), image_id, {k: len(v) for k, v in per_class.items()})
 
 
+def prototype_record(project: Project, prototype: Prototype) -> PatchRecord:
+    """A prototype as a patch record (a training example, an occupied place): its centre, at the
+    pyramid level nearest its box."""
+    x0, y0, x1, y1 = prototype.box
+    return PatchRecord(prototype.image_id, *prototype.centre, level=project.nearest_level(min(x1 - x0, y1 - y0)))
+
+
 def _noisy_source(store, classes: list[ClassInfo], displayed: list[str], cap, background_per_image: int, seed: int,
                   scales: tuple[float, ...] = (1.0,)) -> str:
     """A hash of everything noisy extraction depends on (the scale pyramid only when it has
@@ -505,11 +512,13 @@ def _near(patches: list[PatchRecord] | None, ys: np.ndarray, xs: np.ndarray, tol
 
 
 def _overlaps(patches: list[PatchRecord], ys: np.ndarray, xs: np.ndarray, patch_size: tuple[int, int]) -> np.ndarray:
-    """(N,) bool: which patches centred at (y, x) overlap a patch centred on one of `patches`."""
+    """(N,) bool: which patches of `patch_size` centred at (y, x) overlap one of `patches`, each
+    of `patch_size` times its pyramid level (an object twice the patch's size covers twice as much)."""
     if not patches or not len(ys):
         return np.zeros(len(ys), bool)
     points = np.array([(p.y, p.x) for p in patches])
+    reach = 0.5 * (1.0 + np.array([p.level for p in patches]))  # half the candidate's side plus half the patch's
     return (
-        (np.abs(ys[:, None] - points[None, :, 0]) < patch_size[0])
-        & (np.abs(xs[:, None] - points[None, :, 1]) < patch_size[1])
+        (np.abs(ys[:, None] - points[None, :, 0]) < patch_size[0] * reach[None, :])
+        & (np.abs(xs[:, None] - points[None, :, 1]) < patch_size[1] * reach[None, :])
     ).any(axis=1)

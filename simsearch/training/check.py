@@ -12,7 +12,8 @@ import torch
 import torch.nn.functional as F
 
 from ..project import Project
-from .crops import patch_crops, prototype_record
+from ..curation.session import prototype_record
+from .crops import patch_crops
 from .model import PatchModel
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ..curation.store import PatchRecord, Prototype
+from ..curation.store import PatchRecord
 from ..features.embed import crop_windows
 from ..project import Project
 
@@ -27,9 +27,3 @@ def patch_crops(project: Project, patches: list[PatchRecord], context_cells: int
                 out = torch.empty((len(patches), *crops.shape[1:]), dtype=torch.float16)
             out[indices] = crops.half()
     return out if out is not None else torch.zeros(0)
-
-
-def prototype_record(project: Project, prototype: Prototype) -> PatchRecord:
-    """A prototype as a training example: its centre, at the pyramid level nearest its box."""
-    x0, y0, x1, y1 = prototype.box
-    return PatchRecord(prototype.image_id, *prototype.centre, level=project.nearest_level(min(x1 - x0, y1 - y0)))

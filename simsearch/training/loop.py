@@ -48,7 +48,8 @@ from ..files import write_bytes_atomic, write_text_atomic
 from ..project import Project
 from .augment import AugmentSettings, augment
 from .check import ClassCheck, check_held_out
-from .crops import patch_crops, prototype_record
+from ..curation.session import prototype_record
+from .crops import patch_crops
 from .losses import NotClassLoss, NTXentLoss, SupConWithNegativesLoss
 from .model import PatchModel
 

@@ -250,3 +250,17 @@ def test_segmentation_takes_the_best_level_per_pixel():
     labels = segment([(1.0, base, small_maps), (2.0, large, large_maps)], (96, 96), [0.5])
     assert labels[48, 48] == 1 and labels[5, 5] == 0 and labels[90, 90] == 0
     assert not segment([(1.0, base, small_maps)], (96, 96), [0.5]).any()
+
+
+def test_background_keeps_clear_of_large_objects(disc_project):
+    """A positive at level 2 occupies twice the patch: no background candidate overlaps it."""
+    project, truth = disc_project
+    curation, _, _ = _one_prototype(project, truth, "large", 0, 64, 64)
+    curation.confirm_class("large", threshold=float(curation.suggestions("large", -1.0)[5].similarity))
+    large = [p for p in project.store.patches("large", "positive") if p.level == 2.0]
+    assert large
+    candidates = curation.propose_background(count=40)
+    for candidate in candidates:
+        for patch in large:
+            if patch.image_id == candidate.image_id:
+                assert abs(patch.y - candidate.y) >= 48 or abs(patch.x - candidate.x) >= 48  # 16 + 32 px
