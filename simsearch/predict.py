@@ -46,7 +46,7 @@ class Predictor:
         trained = Backbone(spec=base.spec, network=network.eval().requires_grad_(False), channels=base.channels)
         self.scales: tuple[float, ...] = tuple(float(v) for v in config.get("scales", [1.0]))  # the pyramid it was trained over
         self.embedders = {
-            scale: DenseEmbedder(trained, project.normalization, project.geometry.at_scale(scale), channels=project.channels,
+            scale: DenseEmbedder(trained, project.normalization, project.geometry_at(scale), channels=project.channels,
                                  device=device, window=weights.get("window"))
             for scale in self.scales
         }

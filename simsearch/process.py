@@ -159,7 +159,7 @@ def write_results(
         paths = {scale: maps_path(out, record.id, scale) for scale in scales}
         if not all(path.is_file() for path in paths.values()):
             continue
-        levels = [(scale, project.geometry.at_scale(scale), np.load(path).astype(np.float32)) for scale, path in paths.items()]
+        levels = [(scale, project.geometry_at(scale), np.load(path).astype(np.float32)) for scale, path in paths.items()]
         found = detections_from_levels(levels, class_names, thresholds, record.id)
         everything += found
         stem = export.safe_name(record.id)

@@ -109,7 +109,7 @@ class Project:
         if not isinstance(dataset, Dataset):
             dataset = Dataset.open(dataset)
         geometry = PatchGeometry.for_patch(patch_size, min_cells=min_cells, passes=passes) if patch_size else None
-        pyramid = AUTO_SCALES if isinstance(scales, str) and scales.strip() == AUTO_SCALES else list(parse_scales(scales))
+        pyramid = _scales_setting(scales)
         PatchGeometry.for_patch(64, min_cells=min_cells, passes=passes)  # validates the two settings now
         selection = resolve_channels(dataset.channels, channels)
         shown = [] if displayed is None else displayed_ids(dataset, displayed, seed)
@@ -236,7 +236,7 @@ class Project:
         """Search at these object sizes relative to the patch (e.g. '0.5,1,2'), or 'auto' (from
         the prototype boxes, which then keep their own size); each level is embedded when first
         needed and cached like the patch size's own embeddings."""
-        setting = AUTO_SCALES if isinstance(scales, str) and scales.strip() == AUTO_SCALES else list(parse_scales(scales))
+        setting = _scales_setting(scales)
         if setting != self.settings.get("scales"):
             self.settings["scales"] = setting
             self._save_settings()
@@ -248,7 +248,12 @@ class Project:
 
     def geometry_at(self, scale: float = 1.0) -> PatchGeometry:
         """The patch geometry of one pyramid level (`PatchGeometry.at_scale`)."""
-        return self.embedder_at(scale).geometry
+        if self.geometry is None:
+            raise ConfigError(
+                f"project {self.folder} has no patch size yet",
+                hint="add a first prototype (it fixes the patch size) or create the project with patch_size",
+            )
+        return self.geometry.at_scale(scale)
 
     def set_channels(self, channels: list[int] | None) -> tuple[int, ...]:
         """Choose the file channels shown to the backbone (as `Project.create(channels=)`);
@@ -302,14 +307,9 @@ class Project:
 
     def embedder_at(self, scale: float) -> DenseEmbedder:
         """The embedder of one level of the scale pyramid (any scale; the project's are `scales`)."""
-        if self.geometry is None:
-            raise ConfigError(
-                f"project {self.folder} has no patch size yet",
-                hint="add a first prototype (it fixes the patch size) or create the project with patch_size",
-            )
         scale = float(scale)
         if scale not in self._embedders:
-            self._embedders[scale] = DenseEmbedder(self.backbone, self.normalization, self.geometry.at_scale(scale),
+            self._embedders[scale] = DenseEmbedder(self.backbone, self.normalization, self.geometry_at(scale),
                                                    channels=self.channels, device=self._device)
         return self._embedders[scale]
 
@@ -449,6 +449,11 @@ def displayed_ids(dataset: Dataset, displayed: int | list[str], seed: int = 0) -
         raise ConfigError(f"displayed images: count {displayed} is outside 1..{len(dataset)}")
     order = np.random.default_rng(seed).permutation(len(dataset))[:displayed]
     return [dataset.images[i].id for i in sorted(order)]
+
+
+def _scales_setting(scales: str | list[float] | None) -> str | list[float]:
+    """What project.yaml records for `scales`: 'auto', or the checked list of levels."""
+    return AUTO_SCALES if isinstance(scales, str) and scales.strip() == AUTO_SCALES else list(parse_scales(scales))
 
 
 def _paper_stride(geometry: PatchGeometry) -> float:

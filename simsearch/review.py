@@ -34,7 +34,7 @@ from .features.geometry import PatchGeometry
 from .files import atomic_path
 from .predict import Predictor
 from .project import Project
-from .search.peaks import find_peaks, one_per_object, peak_spacing
+from .search.peaks import peaks_across_scales
 from .training.loop import trained_model_config
 
 REVIEW_ORDERS = ("uncertain", "confident", "diverse")
@@ -197,26 +197,21 @@ class Review:
 def candidate_arrays(levels: list[tuple[float, PatchGeometry, np.ndarray, np.ndarray]]) -> dict[str, np.ndarray]:
     """One image's candidates per class k: `places{k}` (N, 4) float32 (y, x, confidence, level)
     of the local maxima of its probability maps at or above MIN_CONFIDENCE, one per object
-    across the levels of the scale pyramid, best first, and `vectors{k}` (N, D) float16, the
-    model's embedding there. levels: (scale, geometry, vectors (rows, cols, D), maps (rows,
-    cols, classes)) per level."""
+    across the levels of the scale pyramid (`peaks_across_scales`), best first, and
+    `vectors{k}` (N, D) float16, the model's embedding there. levels: (scale, geometry, vectors
+    (rows, cols, D), maps (rows, cols, classes)) per level."""
+    vectors_at = {scale: vectors for scale, _, vectors, _ in levels}
     arrays = {}
     for index in range(levels[0][3].shape[-1]):
-        places, found = [], []
-        for scale, geometry, vectors, maps in levels:
-            peaks = find_peaks(maps[..., index], min_distance=peak_spacing(geometry), threshold=MIN_CONFIDENCE)
-            ys, xs = geometry.centre(peaks.rows, peaks.cols)
-            rows = np.clip(np.round(peaks.rows).astype(int), 0, maps.shape[0] - 1)
-            cols = np.clip(np.round(peaks.cols).astype(int), 0, maps.shape[1] - 1)
-            places.append(np.stack([ys, xs, peaks.values, np.full(len(ys), scale), np.full(len(ys), min(geometry.patch_size))],
-                                   axis=1).reshape(-1, 5))
-            found.append(np.asarray(vectors[rows, cols], np.float16).reshape(len(rows), vectors.shape[-1]))
-        places, found = np.concatenate(places), np.concatenate(found)
-        order = np.argsort(-places[:, 2], kind="stable")
-        places, found = places[order], found[order]
-        keep = one_per_object(places[:, 0], places[:, 1], places[:, 4], places[:, 3])
-        arrays[f"places{index}"] = places[keep, :4].astype(np.float32)
-        arrays[f"vectors{index}"] = found[keep]
+        peaks = peaks_across_scales([(scale, geometry, maps[..., index]) for scale, geometry, _, maps in levels],
+                                    threshold=MIN_CONFIDENCE)
+        found = []
+        for level, row, col in zip(peaks.levels.tolist(), peaks.rows, peaks.cols):
+            vectors = vectors_at[level]
+            found.append(vectors[min(max(round(row), 0), vectors.shape[0] - 1), min(max(round(col), 0), vectors.shape[1] - 1)])
+        dim = levels[0][2].shape[-1]
+        arrays[f"places{index}"] = np.stack([peaks.ys, peaks.xs, peaks.values, peaks.levels], axis=1).astype(np.float32).reshape(-1, 4)
+        arrays[f"vectors{index}"] = np.asarray(found, np.float16).reshape(len(found), dim)
     return arrays
 
 

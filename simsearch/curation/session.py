@@ -168,7 +168,7 @@ class Curation:
             self.project.set_patch_size((max(4, round(height)), max(4, round(width))))
         if self.project.automatic_scales:  # the box keeps its size: the pyramid follows the boxes
             return self.store.add_prototype(class_name, record.id, (x0, y0, x1, y1))
-        patch_h, patch_w = self.project.geometry_at(self._level_of(height, width)).patch_size
+        patch_h, patch_w = self.project.geometry_at(self.project.nearest_level(min(height, width))).patch_size
         if abs(height - patch_h) > 1 or abs(width - patch_w) > 1:
             if patch_h > record.height or patch_w > record.width:
                 raise ConfigError(f"image {record.relpath} ({record.width}x{record.height} px) is smaller than the "
@@ -207,16 +207,11 @@ class Curation:
             for name in list(self._maps):
                 self._forget(name)
 
-    def _level_of(self, height: float, width: float) -> float:
-        """The pyramid level whose patch is nearest in size to a (height, width) box."""
-        return self.project.nearest_level(min(height, width))
-
     def _vectors_of(self, prototype: Prototype) -> np.ndarray:
         """Its vectors at its own level: comparable with every level's (`PatchGeometry.at_scale`)."""
         if prototype.id not in self._prototype_vectors:
             pixels = self.project.dataset.read(prototype.image_id)
-            x0, y0, x1, y1 = prototype.box
-            self._prototype_vectors[prototype.id] = self.project.embedder_at(self._level_of(y1 - y0, x1 - x0)).embed_at(
+            self._prototype_vectors[prototype.id] = self.project.embedder_at(prototype_record(self.project, prototype).level).embed_at(
                 pixels, np.array([prototype.centre]), rotations=ROTATIONS
             )
         return self._prototype_vectors[prototype.id]
@@ -252,9 +247,10 @@ class Curation:
         if new or not maps:
             vectors = np.concatenate([self._vectors_of(p) for p in new]) if new else None
             device = self.project.embedder.device
+            scales = self.project.scales  # with 'auto', read from the store: once
             for image_id in self._displayed():
                 levels = maps.setdefault(image_id, {})
-                for scale in self.project.scales:
+                for scale in scales:
                     embedded = self.project.embeddings(image_id, scale).vectors
                     if vectors is None:
                         heat = np.full(embedded.shape[:2], -1.0, np.float32)

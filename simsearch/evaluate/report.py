@@ -195,13 +195,17 @@ def _row(result) -> dict:
     }
 
 
+def box_sides(truth: list, label: str) -> list[float]:
+    """The longer side of each box of the class (objects given as centres have none)."""
+    return [side for a in truth if a.label == label and (side := max(a.x1 - a.x0, a.y1 - a.y0)) > 0]
+
+
 def auto_patch_sizes(truth: list, classes: list[str]) -> dict[str, int]:
     """A patch size per class from its boxes: the median of the longer box side, rounded to a
     multiple of 8 px (at least 16). BCCD gives WBC 208, RBC 112, platelets 40."""
     sizes = {}
     for label in classes:
-        sides = [max(a.x1 - a.x0, a.y1 - a.y0) for a in truth if a.label == label]
-        boxed = [side for side in sides if side > 0]
+        boxed = box_sides(truth, label)
         if not boxed:
             raise ConfigError(f"--patch-size auto: class {label!r} has no boxes in the ground truth, only centres",
                               hint=f"give its size, e.g. --patch-size {label}=64")
@@ -258,8 +262,7 @@ def class_sizes(plan: EvalPlan, truth: list) -> dict[str, dict]:
     one patch size cannot serve a class."""
     sizes = {}
     for label in plan.classes:
-        sides = [max(a.x1 - a.x0, a.y1 - a.y0) for a in truth if a.label == label]
-        sides = [side for side in sides if side > 0]
+        sides = box_sides(truth, label)
         spread = [round(float(v), 1) for v in np.percentile(sides, [5, 50, 95])] if sides else []
         patch = int(plan.patch_sizes[label])
         if plan.scales == "auto":

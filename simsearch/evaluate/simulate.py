@@ -284,7 +284,7 @@ class SimulatedUser:
 
     def _level(self, project: Project, image_id: str, y: float, x: float) -> float:
         """The pyramid level of the annotated object centred at (y, x) (1 without a pyramid)."""
-        return project.nearest_level(min(self._box_size(image_id, y, x))) if len(project.scales) > 1 else 1.0
+        return project.nearest_level(min(self._box_size(image_id, y, x)))
 
     def _box_size(self, image_id: str, y: float, x: float) -> tuple[float, float]:
         """(h, w) of the annotated box centred at (y, x): what a user marks over a scale

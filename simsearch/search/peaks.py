@@ -1,7 +1,7 @@
 """Local maxima of similarity (or probability) maps: the suggestions and detections."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Sequence
 
 import numpy as np
@@ -80,18 +80,21 @@ def find_peaks(heat: np.ndarray, *, min_distance: int, threshold: float | None =
 class SizedPeaks:
     """Local maxima of one image's maps at one or more levels of a scale pyramid, best
     first: centres (ys, xs) in pixels, values, sizes (N, 2), the (h, w) patch of the level
-    each was found at (the box of the suggestion or detection), and levels (N,), that
-    level's scale (object size relative to the patch)."""
+    each was found at (the box of the suggestion or detection), levels (N,), that level's
+    scale (object size relative to the patch), and rows, cols (N,), the refined grid position
+    in that level's map."""
 
     ys: np.ndarray
     xs: np.ndarray
     values: np.ndarray
     sizes: np.ndarray
     levels: np.ndarray
+    rows: np.ndarray
+    cols: np.ndarray
 
     def above(self, threshold: float) -> "SizedPeaks":
         count = int(np.searchsorted(-self.values, -threshold, side="right"))
-        return SizedPeaks(self.ys[:count], self.xs[:count], self.values[:count], self.sizes[:count], self.levels[:count])
+        return SizedPeaks(*(getattr(self, column.name)[:count] for column in fields(self)))
 
     def __len__(self) -> int:
         return len(self.values)
@@ -121,18 +124,18 @@ def peaks_across_scales(levels: Sequence[tuple[float, PatchGeometry, np.ndarray]
     for scale, geometry, heat in levels:
         peaks = find_peaks(heat, min_distance=peak_spacing(geometry), threshold=threshold)
         ys, xs = geometry.centre(peaks.rows, peaks.cols)
-        columns.append((np.asarray(ys, np.float64), np.asarray(xs, np.float64), peaks.values,
-                        np.tile(np.array(geometry.patch_size, np.int64), (len(peaks), 1)), np.full(len(peaks), float(scale))))
-    ys, xs, values, sizes, scales = (np.concatenate(c) for c in zip(*columns))
-    order = np.argsort(-values, kind="stable")
-    ys, xs, values, sizes, scales = ys[order], xs[order], values[order].astype(np.float32), sizes[order], scales[order]
+        columns.append((np.asarray(ys, np.float64), np.asarray(xs, np.float64), peaks.values.astype(np.float32),
+                        np.tile(np.array(geometry.patch_size, np.int64), (len(peaks), 1)), np.full(len(peaks), float(scale)),
+                        peaks.rows, peaks.cols))
+    merged = [np.concatenate(column) for column in zip(*columns)]
+    ys, xs, values, sizes, scales = merged[:5]
+    keep = np.argsort(-values, kind="stable")
     if len(levels) > 1 and len(values):
-        keep = one_per_object(ys, xs, sizes.min(axis=1), scales)
-        ys, xs, values, sizes, scales = ys[keep], xs[keep], values[keep], sizes[keep], scales[keep]
-    return SizedPeaks(ys, xs, values, sizes, scales)
+        keep = keep[_one_per_object(ys[keep], xs[keep], sizes[keep].min(axis=1), scales[keep])]
+    return SizedPeaks(*(column[keep] for column in merged))
 
 
-def one_per_object(ys: np.ndarray, xs: np.ndarray, sides: np.ndarray, level: np.ndarray) -> np.ndarray:
+def _one_per_object(ys: np.ndarray, xs: np.ndarray, sides: np.ndarray, level: np.ndarray) -> np.ndarray:
     """(N,) bool, the peaks kept of peaks sorted best first: a peak goes when a better one kept
     from another level lies closer than half the larger of their patch `sides`."""
     if not len(ys):
