@@ -25,10 +25,10 @@ from pathlib import Path
 
 import numpy as np
 
-from simsearch.cli import build_parser
-from simsearch.cli_model import plan_from_args
+from simsearch.cli.main import build_parser
+from simsearch.cli.model import plan_from_args
 from simsearch.evaluate.report import evaluate
-from simsearch.memory import keep_freed_memory
+from simsearch.util.memory import keep_freed_memory
 from simsearch.training.loop import TrainSettings
 
 

@@ -45,7 +45,7 @@ import torch
 
 from simsearch import Dataset, DenseEmbedder, Normalization, PatchGeometry, compute_statistics, load_backbone
 from simsearch import read_image, resolve_channels
-from simsearch.errors import WeightsError
+from simsearch.util.errors import WeightsError
 from simsearch.features.embed import _Resampler
 
 REPO = Path(__file__).resolve().parents[1]

@@ -22,7 +22,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 STEP = """
 import json, resource, sys, time, torch
-from simsearch.memory import keep_freed_memory
+from simsearch.util.memory import keep_freed_memory
 from simsearch.features.backbones import load_efficientnet_lite0_classifier
 from simsearch.features.efficientnet_lite import EfficientNetLite0Stride16
 applied = keep_freed_memory() if sys.argv[1] == "keep" else False

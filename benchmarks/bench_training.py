@@ -24,8 +24,8 @@ import torch
 import yaml
 
 import simsearch
-from simsearch.predict import detections_from_maps
-from simsearch.runner import run
+from simsearch.inference.predict import detections_from_maps
+from simsearch.cli.runner import run
 from simsearch.training.loop import StageSettings, TrainSettings, iter_train
 
 REPO = Path(__file__).resolve().parents[1]

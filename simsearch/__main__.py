@@ -1,4 +1,4 @@
 """`python -m simsearch ...`: the same as the `simsearch` command."""
-from .cli import main
+from simsearch.cli.main import main
 
 raise SystemExit(main())

@@ -1,1 +1,2 @@
-"""Curation: the project store and the iterative patch selection session."""
+"""Layer 5, curation: the iterative patch selection session (prototypes, suggestions, background, noisy
+patches) and annotation import."""

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..errors import ConfigError, DatasetError
-from ..io.tables import read_csv_rows
-from .session import Curation, validate_box
-from .store import PatchRecord
+from simsearch.util.errors import ConfigError, DatasetError
+from simsearch.io.tables import read_csv_rows
+from simsearch.curation.session import Curation, validate_box
+from simsearch.project.store import PatchRecord
 
 IMPORT_COLUMNS = ["kind", "class", "image", "x0", "y0", "x1", "y1"]
 

@@ -19,13 +19,13 @@ from typing import Iterator, NamedTuple
 
 import numpy as np
 
-from ..errors import ConfigError, ProjectError
-from ..project import Project
-from ..features.geometry import box_around
-from ..search.index import SimilarPatch
-from ..search.peaks import SizedPeaks, find_peaks, peak_spacing, peaks_across_scales
-from ..search.similarity import similarity_map
-from .store import ClassInfo, PatchRecord, Prototype, check_threshold
+from simsearch.util.errors import ConfigError, ProjectError
+from simsearch.project.project import Project
+from simsearch.features.geometry import box_around
+from simsearch.search.index import SimilarPatch
+from simsearch.search.peaks import SizedPeaks, find_peaks, peak_spacing, peaks_across_scales
+from simsearch.search.similarity import similarity_map
+from simsearch.project.store import ClassInfo, PatchRecord, Prototype, check_threshold
 
 log = logging.getLogger(__name__)
 

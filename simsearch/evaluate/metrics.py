@@ -11,8 +11,8 @@ from typing import Iterable
 
 import numpy as np
 
-from ..errors import ConfigError
-from ..io.truth import Annotation
+from simsearch.util.errors import ConfigError
+from simsearch.io.truth import Annotation
 
 
 @dataclass(frozen=True)

@@ -13,15 +13,15 @@ from typing import Callable
 import numpy as np
 from PIL import Image, ImageDraw
 
-from ..errors import ConfigError
-from ..features.geometry import parse_scales, scales_for_sizes
-from ..files import write_text_atomic
-from ..io.images import Dataset
-from ..io.truth import read_truth, unmatched_images
-from ..project import PROJECT_FILE, Project
-from ..training.check import ClassCheck
-from ..training.loop import TrainSettings
-from .simulate import STRATEGIES, SimulatedUser, Trial, annotations_by_image, file_name, result_key
+from simsearch.util.errors import ConfigError
+from simsearch.features.geometry import parse_scales, scales_for_sizes
+from simsearch.util.files import write_text_atomic
+from simsearch.io.images import Dataset
+from simsearch.io.truth import read_truth, unmatched_images
+from simsearch.project.project import PROJECT_FILE, Project
+from simsearch.training.check import ClassCheck
+from simsearch.training.loop import TrainSettings
+from simsearch.evaluate.simulate import STRATEGIES, SimulatedUser, Trial, annotations_by_image, file_name, result_key
 
 
 @dataclass(frozen=True)

@@ -36,17 +36,17 @@ from pathlib import Path
 
 import numpy as np
 
-from ..curation.session import Curation
-from ..curation.store import PatchRecord
-from ..io.truth import Annotation
-from ..predict import Predictor, detections_from_levels
-from ..project import Project
-from ..review import Review
-from ..search.peaks import peaks_across_scales
-from ..search.similarity import similarity_map
-from ..training.check import ClassCheck
-from ..training.loop import TRAINING_STRATEGIES, TrainSettings, crops_within, train
-from .metrics import ClassScore, Scored, matching_radius, score_class
+from simsearch.curation.session import Curation
+from simsearch.project.store import PatchRecord
+from simsearch.io.truth import Annotation
+from simsearch.inference.predict import Predictor, detections_from_levels
+from simsearch.project.project import Project
+from simsearch.inference.review import Review
+from simsearch.search.peaks import peaks_across_scales
+from simsearch.search.similarity import similarity_map
+from simsearch.training.check import ClassCheck
+from simsearch.training.loop import TRAINING_STRATEGIES, TrainSettings, crops_within, train
+from simsearch.evaluate.metrics import ClassScore, Scored, matching_radius, score_class
 
 log = logging.getLogger(__name__)
 

@@ -21,8 +21,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ..errors import ConfigError, WeightsError
-from .efficientnet_lite import EfficientNetLite0, EfficientNetLite0Stride16
+from simsearch.util.errors import ConfigError, WeightsError
+from simsearch.features.efficientnet_lite import EfficientNetLite0, EfficientNetLite0Stride16
 
 log = logging.getLogger(__name__)
 

@@ -16,12 +16,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..errors import ConfigError
-from ..memory import release_freed_memory
-from ..preprocess import Normalization
-from ..tensors import from_numpy
-from .backbones import Backbone
-from .geometry import NETWORK_STRIDE, PatchGeometry, gaussian_window
+from simsearch.util.errors import ConfigError
+from simsearch.util.memory import release_freed_memory
+from simsearch.io.preprocess import Normalization
+from simsearch.util.tensors import from_numpy
+from simsearch.features.backbones import Backbone
+from simsearch.features.geometry import NETWORK_STRIDE, PatchGeometry, gaussian_window
 
 EMBEDDING_VERSION = 1  # bump when the numbers this module produces change
 

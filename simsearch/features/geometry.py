@@ -13,7 +13,7 @@ import math
 from dataclasses import asdict, dataclass
 from typing import Sequence
 
-from ..errors import ConfigError
+from simsearch.util.errors import ConfigError
 
 NETWORK_STRIDE = 16
 AUTO_SCALES = "auto"  # a project's scale pyramid follows its prototype boxes

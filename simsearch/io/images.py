@@ -25,8 +25,8 @@ import numpy as np
 import tifffile
 from PIL import Image, ImageFile
 
-from simsearch.errors import DatasetError, ImageReadError
-from simsearch.memory import release_freed_memory
+from simsearch.util.errors import DatasetError, ImageReadError
+from simsearch.util.memory import release_freed_memory
 
 SUPPORTED_SUFFIXES = (".tif", ".tiff", ".png", ".jpg", ".jpeg", ".bmp")
 _FORMAT_NAMES = {".tif": "TIFF", ".tiff": "TIFF", ".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".bmp": "BMP"}

@@ -6,7 +6,7 @@ import csv
 import io
 from pathlib import Path
 
-from ..errors import DatasetError
+from simsearch.util.errors import DatasetError
 
 
 def read_csv_rows(path: str | Path) -> tuple[list[str], list[tuple[int, list[str]]]]:

@@ -10,9 +10,9 @@ from pathlib import Path
 import numpy as np
 from skimage.measure import regionprops
 
-from ..errors import DatasetError
-from .images import SUPPORTED_SUFFIXES, read_image
-from .tables import read_csv_rows
+from simsearch.util.errors import DatasetError
+from simsearch.io.images import SUPPORTED_SUFFIXES, read_image
+from simsearch.io.tables import read_csv_rows
 
 CENTRE_COLUMNS = ["image", "class", "x", "y"]
 BOX_COLUMNS = ["image", "class", "x0", "y0", "x1", "y1"]

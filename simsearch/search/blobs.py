@@ -10,7 +10,7 @@ from scipy import ndimage
 from skimage.feature import blob_log
 from skimage.transform import resize
 
-from ..errors import ConfigError
+from simsearch.util.errors import ConfigError
 
 
 @dataclass(frozen=True)

@@ -10,8 +10,8 @@ from pathlib import Path
 import faiss
 import numpy as np
 
-from ..errors import ConfigError, ProjectError
-from ..files import atomic_path
+from simsearch.util.errors import ConfigError, ProjectError
+from simsearch.util.files import atomic_path
 
 log = logging.getLogger(__name__)
 

@@ -8,7 +8,7 @@ import numpy as np
 from scipy.spatial import cKDTree
 from skimage.feature import peak_local_max
 
-from ..features.geometry import PatchGeometry
+from simsearch.features.geometry import PatchGeometry
 
 
 @dataclass(frozen=True)

@@ -4,8 +4,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ..errors import ConfigError
-from ..tensors import from_numpy
+from simsearch.util.errors import ConfigError
+from simsearch.util.tensors import from_numpy
 
 
 def similarity_map(vectors: np.ndarray, prototypes: np.ndarray, *, device: str | torch.device = "cpu") -> np.ndarray:

@@ -11,10 +11,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..project import Project
-from ..curation.session import prototype_record
-from .crops import patch_crops
-from .model import PatchModel
+from simsearch.project.project import Project
+from simsearch.curation.session import prototype_record
+from simsearch.training.crops import patch_crops
+from simsearch.training.model import PatchModel
 
 
 @dataclass(frozen=True)

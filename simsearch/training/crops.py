@@ -4,9 +4,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ..curation.store import PatchRecord
-from ..features.embed import crop_windows
-from ..project import Project
+from simsearch.project.store import PatchRecord
+from simsearch.features.embed import crop_windows
+from simsearch.project.project import Project
 
 
 def patch_crops(project: Project, patches: list[PatchRecord], context_cells: int) -> torch.Tensor:

@@ -40,18 +40,18 @@ import torch
 import torch.nn.functional as F
 import yaml
 
-from ..curation.store import PatchRecord, ProjectLockedError
-from ..errors import ConfigError, ProjectError
-from ..features.embed import resolve_device
-from ..features.geometry import NETWORK_STRIDE, PatchGeometry
-from ..files import write_bytes_atomic, write_text_atomic
-from ..project import Project
-from .augment import AugmentSettings, augment
-from .check import ClassCheck, check_held_out
-from ..curation.session import prototype_record
-from .crops import patch_crops
-from .losses import NotClassLoss, NTXentLoss, SupConWithNegativesLoss
-from .model import PatchModel
+from simsearch.project.store import PatchRecord, ProjectLockedError
+from simsearch.util.errors import ConfigError, ProjectError
+from simsearch.features.embed import resolve_device
+from simsearch.features.geometry import NETWORK_STRIDE, PatchGeometry
+from simsearch.util.files import write_bytes_atomic, write_text_atomic
+from simsearch.project.project import Project
+from simsearch.training.augment import AugmentSettings, augment
+from simsearch.training.check import ClassCheck, check_held_out
+from simsearch.curation.session import prototype_record
+from simsearch.training.crops import patch_crops
+from simsearch.training.losses import NotClassLoss, NTXentLoss, SupConWithNegativesLoss
+from simsearch.training.model import PatchModel
 
 log = logging.getLogger(__name__)
 

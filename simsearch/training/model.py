@@ -13,8 +13,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..features.backbones import Backbone
-from ..features.geometry import PatchGeometry, gaussian_window
+from simsearch.features.backbones import Backbone
+from simsearch.features.geometry import PatchGeometry, gaussian_window
 
 
 def frozen_prefix(backbone: Backbone) -> list[nn.Module]:

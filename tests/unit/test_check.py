@@ -8,7 +8,7 @@ import yaml
 from scipy.stats import mannwhitneyu
 
 from conftest import TINY
-from simsearch.curation.store import PatchRecord
+from simsearch.project.store import PatchRecord
 from simsearch.training.check import ClassCheck, check_held_out, fit_probe, roc_auc
 from simsearch.training.crops import patch_crops
 from simsearch.training.loop import hold_out, train, training_records

@@ -4,7 +4,7 @@ import pytest
 
 from conftest import write_planted
 from simsearch import Project
-from simsearch.cli import main
+from simsearch.cli.main import main
 
 
 def _setup(tmp_path):

@@ -8,7 +8,7 @@ import numpy as np
 import tifffile
 
 from simsearch import Detection
-from simsearch import export
+from simsearch.inference import export
 
 HOSTILE = '=HYPERLINK("http://x","y")'
 DETECTIONS = [

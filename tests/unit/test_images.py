@@ -10,7 +10,7 @@ import pytest
 import tifffile
 from PIL import Image, ImageFile
 
-from simsearch.errors import DatasetError, ImageReadError
+from simsearch.util.errors import DatasetError, ImageReadError
 from simsearch.io.images import (
     SUPPORTED_SUFFIXES, Dataset, ImageRecord, SkippedFile, probe_frames, read_image,
 )

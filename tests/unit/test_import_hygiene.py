@@ -1,10 +1,12 @@
+import ast
 import subprocess
 import sys
+from pathlib import Path
 
 
 def test_engine_never_imports_textual():
     code = (
-        "import sys, simsearch, simsearch.cli, simsearch.project\n"
+        "import sys, simsearch, simsearch.cli.main, simsearch.project.project\n"
         "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('textual', 'textual_image', 'tui', 'simsearch_tui'))\n"
         "assert not bad, bad\n"
     )
@@ -27,3 +29,72 @@ def test_import_simsearch_loads_no_heavy_library_and_every_public_name_resolves(
         "assert listed == set(simsearch.__all__), (listed ^ set(simsearch.__all__))\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+# the engine's layers, bottom to top: a module may import from its own layer and those below
+LAYERS = ["util", "io", "features", "search", "project", "curation", "training", "inference", "evaluate", "cli"]
+ENGINE = Path(__file__).resolve().parents[2] / "simsearch"
+
+
+def _module_name(path: Path) -> str:
+    parts = list(path.relative_to(ENGINE.parent).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _imported_modules(path: Path, text: str) -> list[tuple[int, str, list[str]]]:
+    """(line, absolute module, names) of every import in a file's text, at any depth (lazy ones too)."""
+    module = _module_name(path)
+    package = module.split(".") if path.name == "__init__.py" else module.split(".")[:-1]
+    found = []
+    for node in ast.walk(ast.parse(text)):
+        if isinstance(node, ast.ImportFrom):
+            base = package[: len(package) - node.level + 1] if node.level else []
+            name = ".".join(base + ([node.module] if node.module else []))
+            found.append((node.lineno, name, [alias.name for alias in node.names]))
+        elif isinstance(node, ast.Import):
+            found.extend((node.lineno, alias.name, []) for alias in node.names)
+    return found
+
+
+def _layer(module: str) -> int | None:
+    parts = module.split(".")
+    if parts[0] != "simsearch" or len(parts) < 2 or parts[1] not in LAYERS:
+        return None
+    return LAYERS.index(parts[1])
+
+
+def _layer_violations(sources: dict[Path, str]) -> list[str]:
+    violations = []
+    for path, text in sources.items():
+        own = _layer(_module_name(path))
+        for line, imported, names in _imported_modules(path, text):
+            where = f"{path.relative_to(ENGINE.parent)}:{line} imports {imported}"
+            if imported == "simsearch" and set(names) <= {"__version__"}:
+                continue  # the package root's version string (the root imports nothing at load)
+            if imported == "simsearch" or (imported.startswith("simsearch.") and _layer(imported) is None):
+                violations.append(f"{where}: outside the layers {LAYERS}")
+            elif _layer(imported) is not None and own is not None and _layer(imported) > own:
+                violations.append(f"{where}: layer {LAYERS[_layer(imported)]} is above {LAYERS[own]}")
+    return violations
+
+
+def test_every_engine_module_sits_in_a_layer_and_imports_only_downwards():
+    """The physical layers (README, "Layout"): util -> io -> features -> search -> project ->
+    curation -> training -> inference -> evaluate -> cli. No module imports from a higher layer,
+    lazy imports inside functions included, and no module lives outside a layer."""
+    files = sorted(ENGINE.rglob("*.py"))
+    loose = [str(p.relative_to(ENGINE)) for p in files
+             if p.parent == ENGINE and p.name not in ("__init__.py", "__main__.py")]
+    assert not loose, f"modules outside the layers: {loose}"
+    assert sorted(p.name for p in ENGINE.iterdir() if p.is_dir() and p.name != "__pycache__") == sorted(LAYERS)
+    assert _layer_violations({path: path.read_text() for path in files}) == []
+
+
+def test_the_layer_check_catches_an_upward_import():
+    """The check itself can fail: a store that imports the curation session, or the package
+    root, is reported."""
+    store = ENGINE / "project" / "store.py"
+    text = store.read_text() + "\nfrom ..curation.session import Curation\nfrom simsearch import Project\n"
+    found = _layer_violations({store: text})
+    assert any("curation.session: layer curation is above project" in v for v in found), found
+    assert any("imports simsearch: outside the layers" in v for v in found), found

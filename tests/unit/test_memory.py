@@ -7,7 +7,7 @@ import pytest
 
 CODE = """
 import resource, sys, torch
-from simsearch.memory import keep_freed_memory
+from simsearch.util.memory import keep_freed_memory
 applied = keep_freed_memory() if sys.argv[1] == "keep" else False
 torch.manual_seed(0)
 net = torch.nn.Sequential(*[torch.nn.Conv2d(32, 32, 3, padding=1) for _ in range(2)])
@@ -41,7 +41,7 @@ def test_training_steps_reuse_freed_memory():
 
 RELEASE = """
 import numpy as np
-from simsearch.memory import keep_freed_memory, release_freed_memory
+from simsearch.util.memory import keep_freed_memory, release_freed_memory
 def rss():
     with open("/proc/self/statm") as f:
         return int(f.read().split()[1]) * 4096

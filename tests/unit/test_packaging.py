@@ -29,7 +29,7 @@ def test_the_installed_ui_is_this_checkout_and_its_command_says_how_to_install_i
             "        if name.split('.')[0] in ('textual', 'textual_image'):\n"
             "            raise ModuleNotFoundError(f'No module named {name!r}', name=name)\n"
             "sys.meta_path.insert(0, Hide())\n"
-            "from simsearch.cli import main\n"
+            "from simsearch.cli.main import main\n"
             "sys.exit(main(['tui', '.']))\n")
     done = subprocess.run([sys.executable, "-c", hide], cwd=tmp_path, capture_output=True, text=True)
     assert done.returncode == 2 and "pip install 'simsearch[tui]'" in done.stderr, done.stderr

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from simsearch import ConfigError, DatasetError, Normalization, compute_statistics, resolve_channels
-from simsearch.preprocess import channel_correlation
+from simsearch.io.preprocess import channel_correlation
 
 
 def test_normalization_matches_hand_computation():
@@ -69,7 +69,7 @@ def test_statistics_of_nothing_is_a_clear_error():
 @pytest.mark.parametrize("dtype, top", [(np.uint8, 256), (np.uint16, 65536), (np.uint16, 40)])
 def test_counted_percentiles_equal_numpys(monkeypatch, dtype, top):
     """8- and 16-bit percentiles come from value counts in blocks: the same numbers as np.percentile."""
-    import simsearch.preprocess as preprocess
+    import simsearch.io.preprocess as preprocess
 
     monkeypatch.setattr(preprocess, "_HISTOGRAM_ROWS", 1000)  # many blocks, the last one short
     rng = np.random.default_rng(3)
@@ -84,7 +84,7 @@ def test_counted_percentiles_equal_numpys(monkeypatch, dtype, top):
 
 def test_parse_channels_reads_what_people_type_and_names_the_parameter(capsys):
     from simsearch import ConfigError, parse_channels
-    from simsearch.cli import main
+    from simsearch.cli.main import main
 
     assert parse_channels("0,2,1") == [0, 2, 1] and parse_channels("0 2, 1") == [0, 2, 1] and parse_channels(" 3 ") == [3]
     assert parse_channels("") is None and parse_channels(None) is None and parse_channels(" , ") is None

@@ -7,7 +7,7 @@ import yaml
 
 from conftest import blob_image
 from simsearch import ConfigError, DatasetError, Project, ProjectError, WeightsError
-from simsearch.cli import main
+from simsearch.cli.main import main
 
 
 @pytest.fixture

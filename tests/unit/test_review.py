@@ -5,8 +5,8 @@ import pytest
 
 from conftest import TINY
 from simsearch import ConfigError, ProjectError
-from simsearch.cli import main
-from simsearch.review import Review, select_for_review
+from simsearch.cli.main import main
+from simsearch.inference.review import Review, select_for_review
 from simsearch.training.loop import train, training_identity, training_records
 
 
@@ -98,7 +98,7 @@ def _place(item):
 
 def test_candidates_of_an_image_with_nothing_above_the_floor_are_empty():
     from simsearch import PatchGeometry
-    from simsearch.review import MIN_CONFIDENCE, candidate_arrays
+    from simsearch.inference.review import MIN_CONFIDENCE, candidate_arrays
 
     geometry = PatchGeometry.for_patch(64)
     vectors = np.ones((6, 7, 5), np.float32)
@@ -112,7 +112,7 @@ def test_candidates_of_an_image_with_nothing_above_the_floor_are_empty():
 
 def test_candidates_over_a_pyramid_are_one_per_object_with_their_level():
     from simsearch import PatchGeometry
-    from simsearch.review import candidate_arrays
+    from simsearch.inference.review import candidate_arrays
 
     base = PatchGeometry.for_patch(32)
     small, large = np.zeros((40, 40, 1), np.float32), np.zeros((20, 20, 1), np.float32)

@@ -6,8 +6,8 @@ import yaml
 
 from conftest import write_planted
 from simsearch import ConfigError
-from simsearch.cli import main
-from simsearch.runner import load_config
+from simsearch.cli.main import main
+from simsearch.cli.runner import load_config
 
 
 def _write_inputs(tmp_path):
@@ -107,7 +107,7 @@ def test_the_whole_run_file_is_checked_before_any_work(tmp_path, capsys):
 
 
 def test_training_section_sets_augmentations_and_batch_norm(tmp_path, capsys):
-    from simsearch.runner import training_settings
+    from simsearch.cli.runner import training_settings
 
     settings = training_settings({"preset": "cpu", "augment": {"brightness": 0.0, "solarize": 0.1}, "frozen_batch_norm": False})
     assert settings.augment.brightness == 0.0 and settings.augment.solarize == 0.1 and settings.augment.contrast == 0.2

@@ -9,7 +9,7 @@ from simsearch import Curation, Project
 from simsearch.evaluate.report import EvalPlan, evaluate
 from simsearch.features.geometry import PatchGeometry, nearest_scale, parse_scales, scales_for_sizes
 from simsearch.search.peaks import find_peaks, peak_spacing, peaks_across_scales
-from simsearch.errors import ConfigError
+from simsearch.util.errors import ConfigError
 
 DIAMETERS = (16, 32, 64)
 
@@ -237,7 +237,7 @@ def test_the_whole_dataset_index_holds_every_level(disc_project, tmp_path):
 
 
 def test_segmentation_takes_the_best_level_per_pixel():
-    from simsearch.process import segment
+    from simsearch.inference.process import segment
 
     base = PatchGeometry.for_patch(32)
     large = base.at_scale(2)

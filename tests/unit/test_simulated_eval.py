@@ -7,7 +7,7 @@ import pytest
 
 from conftest import write_planted
 from simsearch import ConfigError, Curation, Project
-from simsearch.cli import main
+from simsearch.cli.main import main
 from simsearch.evaluate.report import EvalPlan, evaluate, split
 from simsearch.io.images import Dataset
 from simsearch.evaluate.metrics import matching_radius
@@ -195,7 +195,7 @@ def test_time_left_is_guessed_from_the_finished_trials_of_the_same_kind():
 
 
 def test_auto_patch_size_is_the_median_box_side(annotated, tmp_path):
-    from simsearch.cli_model import _patch_sizes
+    from simsearch.cli.model import _patch_sizes
     from simsearch.evaluate.report import auto_patch_sizes
     from simsearch.io.truth import Annotation
 

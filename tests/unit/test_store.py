@@ -8,7 +8,7 @@ import time
 import pytest
 
 from simsearch import ConfigError, ProjectError
-from simsearch.curation.store import SCHEMA_VERSION, STORE_FILE, PatchRecord, ProjectLockedError, Store
+from simsearch.project.store import SCHEMA_VERSION, STORE_FILE, PatchRecord, ProjectLockedError, Store
 
 
 def test_actions_round_trip_through_reopen(tmp_path):
@@ -60,7 +60,7 @@ def test_bad_input_leaves_state_unchanged(tmp_path):
 def test_second_writer_is_refused_reader_allowed(tmp_path):
     code = (
         "import sys, time\n"
-        "from simsearch.curation.store import Store\n"
+        "from simsearch.project.store import Store\n"
         f"s = Store({str(tmp_path)!r}); s.add_class('A'); print('ready', flush=True); time.sleep(30)\n"
     )
     holder = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
@@ -81,7 +81,7 @@ def test_second_writer_is_refused_reader_allowed(tmp_path):
 
 def test_sigkill_in_a_burst_loses_nothing_confirmed(tmp_path):
     code = (
-        "from simsearch.curation.store import Store, PatchRecord\n"
+        "from simsearch.project.store import Store, PatchRecord\n"
         f"s = Store({str(tmp_path)!r}); s.add_class('A')\n"
         "for i in range(100000):\n"
         "    s.set_negative('A', PatchRecord('img', float(i), 0.0, 0.5))\n"
@@ -172,7 +172,7 @@ def test_an_import_killed_midway_stores_nothing(tmp_path):
                            "--displayed", "2", "--backbone", "efficientnet-lite0"]).returncode == 0
     code = ("import os, signal, sys\n"
             "from simsearch import Project, Curation\n"
-            "from simsearch.curation import store\n"
+            "from simsearch.project import store\n"
             "from simsearch.curation.importer import import_annotations\n"
             "original = store.Store.add_prototype\n"
             "def add(self, *args, **kwargs):\n"
@@ -194,7 +194,7 @@ def test_an_import_killed_midway_stores_nothing(tmp_path):
 def test_a_store_from_before_scale_pyramids_upgrades_and_keeps_its_patches(tmp_path):
     """A version 2 store (written before levels existed) opens at version 3: its patches are
     at level 1 (the patch size), and levels written now come back."""
-    from simsearch.curation.store import MIGRATIONS
+    from simsearch.project.store import MIGRATIONS
 
     conn = sqlite3.connect(tmp_path / STORE_FILE)
     conn.executescript(MIGRATIONS[1] + MIGRATIONS[2] + "PRAGMA user_version=2;")

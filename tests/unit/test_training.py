@@ -12,10 +12,10 @@ import yaml
 
 from conftest import TINY
 from simsearch import ConfigError, Curation, Project
-from simsearch.predict import Predictor
+from simsearch.inference.predict import Predictor
 from simsearch.features.embed import crop_windows
 from simsearch.features.geometry import PatchGeometry
-from simsearch.preprocess import Normalization
+from simsearch.io.preprocess import Normalization
 from simsearch.training.loop import (StageSettings, TrainSettings, balanced_order, balanced_subset, crop_pixels, iter_train,
                                   noisy_cap, train, training_records, training_status)
 
@@ -363,7 +363,7 @@ def test_one_training_run_at_a_time_in_a_project(curated):
 def test_train_command_reports_json_progress_on_a_project_open_elsewhere(curated, capsys):
     import json
 
-    from simsearch.cli import main
+    from simsearch.cli.main import main
 
     project, _ = curated  # still open for writing here, as the terminal UI holds it
     assert main(["-q", "train", "--project", str(project.folder), "--strategy", "pos", "--device", "cpu",
@@ -401,7 +401,7 @@ def test_a_model_save_cut_short_is_no_model(curated):
 
 
 def test_temporary_files_of_dead_writers_go_when_the_project_is_opened(curated):
-    from simsearch.files import atomic_path
+    from simsearch.util.files import atomic_path
 
     project, _ = curated
     folder = project.folder

@@ -33,15 +33,16 @@ import skimage
 import torch
 from scipy.ndimage import map_coordinates
 
-from . import __version__, export
-from .errors import DatasetError
-from .features.embed import display_rgb
-from .features.geometry import NETWORK_STRIDE
-from .io.images import Dataset
-from .predict import Detection, Predictor, detections_from_levels
-from .files import atomic_path
-from .project import Project
-from .training.loop import trained_model_config
+from simsearch import __version__
+from simsearch.inference import export
+from simsearch.util.errors import DatasetError
+from simsearch.features.embed import display_rgb
+from simsearch.features.geometry import NETWORK_STRIDE
+from simsearch.io.images import Dataset
+from simsearch.inference.predict import Detection, Predictor, detections_from_levels
+from simsearch.util.files import atomic_path
+from simsearch.project.project import Project
+from simsearch.training.loop import trained_model_config
 
 log = logging.getLogger(__name__)
 

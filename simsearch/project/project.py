@@ -25,16 +25,16 @@ from typing import Callable, Iterator
 import numpy as np
 import yaml
 
-from .errors import ConfigError, ImageReadError, ProjectError
-from .files import atomic_path, remove_orphaned_temporaries, write_text_atomic
-from .memory import release_freed_memory
-from .features.backbones import Backbone, BackboneSpec, load_backbone, load_recorded_backbone
-from .features.embed import DenseEmbedder, PatchEmbeddings
-from .curation.store import Store
-from .features.geometry import AUTO_SCALES, PatchGeometry, nearest_scale, parse_scales, scales_for_sizes
-from .io.images import Dataset
-from .preprocess import Normalization, compute_dataset_statistics, resolve_channels
-from .search.index import PatchIndex
+from simsearch.util.errors import ConfigError, ImageReadError, ProjectError
+from simsearch.util.files import atomic_path, remove_orphaned_temporaries, write_text_atomic
+from simsearch.util.memory import release_freed_memory
+from simsearch.features.backbones import Backbone, BackboneSpec, load_backbone, load_recorded_backbone
+from simsearch.features.embed import DenseEmbedder, PatchEmbeddings
+from simsearch.project.store import Store
+from simsearch.features.geometry import AUTO_SCALES, PatchGeometry, nearest_scale, parse_scales, scales_for_sizes
+from simsearch.io.images import Dataset
+from simsearch.io.preprocess import Normalization, compute_dataset_statistics, resolve_channels
+from simsearch.search.index import PatchIndex
 
 log = logging.getLogger(__name__)
 

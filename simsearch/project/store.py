@@ -18,7 +18,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Iterator
 
-from ..errors import ConfigError, ProjectError
+from simsearch.util.errors import ConfigError, ProjectError
 
 SCHEMA_VERSION = 3
 STORE_FILE = "store.sqlite"

@@ -9,15 +9,15 @@ import time
 from pathlib import Path
 
 
-from . import __version__
-from .cli_curation import SCALES_HELP, add_commands as add_curation_commands, channel_list
-from .cli_model import add_commands as add_model_commands
-from .cli_model import add_eval_command, add_tui_command
-from .memory import keep_freed_memory
-from .errors import ConfigError, SimSearchError
-from .io.images import Dataset
-from .progress import ProgressBar
-from .project import PROJECT_FILE, Project
+from simsearch import __version__
+from simsearch.cli.curation import SCALES_HELP, add_commands as add_curation_commands, channel_list
+from simsearch.cli.model import add_commands as add_model_commands
+from simsearch.cli.model import add_eval_command, add_tui_command
+from simsearch.util.memory import keep_freed_memory
+from simsearch.util.errors import ConfigError, SimSearchError
+from simsearch.io.images import Dataset
+from simsearch.cli.progress import ProgressBar
+from simsearch.project.project import PROJECT_FILE, Project
 
 log = logging.getLogger("simsearch")
 

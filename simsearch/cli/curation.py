@@ -6,13 +6,13 @@ import argparse
 import csv
 import sys
 
-from .curation.importer import import_annotations
-from .curation.session import Curation, Suggestion
-from .errors import ConfigError
-from .io.images import Dataset
-from .preprocess import parse_channels
-from .progress import ProgressBar
-from .project import Project
+from simsearch.curation.importer import import_annotations
+from simsearch.curation.session import Curation, Suggestion
+from simsearch.util.errors import ConfigError
+from simsearch.io.images import Dataset
+from simsearch.io.preprocess import parse_channels
+from simsearch.cli.progress import ProgressBar
+from simsearch.project.project import Project
 
 SCALES_HELP = ("object sizes to search besides the patch's, relative to it, e.g. 0.5,1,2 (a scale pyramid: each "
                "level costs an embedding, 1/s^2 of the patch level's); 'auto': levels a factor 2 apart that cover "

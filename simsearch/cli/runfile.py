@@ -7,9 +7,9 @@ import glob
 from pathlib import Path
 from typing import Any, Callable
 
-from .errors import ConfigError
-from .features.backbones import BACKBONES
-from .training.loop import TRAINING_STRATEGIES, TrainSettings
+from simsearch.util.errors import ConfigError
+from simsearch.features.backbones import BACKBONES
+from simsearch.training.loop import TRAINING_STRATEGIES, TrainSettings
 
 Check = Callable[[Any, str, Path], list[str]]  # (value, key path, the run file's folder) -> problems
 
@@ -140,4 +140,4 @@ def validate(config: Any, path: Path) -> None:
     if problems:
         listed = "\n  ".join(problems)
         raise ConfigError(f"{path}: {len(problems)} problem(s), nothing was done:\n  {listed}",
-                          hint="the run file's keys are described in the README and in simsearch/runner.py")
+                          hint="the run file's keys are described in the README and in simsearch/cli/runner.py")

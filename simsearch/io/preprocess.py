@@ -17,7 +17,7 @@ from typing import Callable, Iterable, Sequence
 
 import numpy as np
 
-from .errors import ConfigError, DatasetError, ImageReadError
+from simsearch.util.errors import ConfigError, DatasetError, ImageReadError
 
 log = logging.getLogger(__name__)
 

@@ -17,7 +17,7 @@
     segmentation: false
     device: auto
 
-The whole file is checked against one schema (simsearch/runfile.py) before any work: unknown
+The whole file is checked against one schema (simsearch/cli/runfile.py) before any work: unknown
 keys at every level, types, ranges and the files that must exist; every problem is reported with
 its key's path and the value given, and nothing is created. Every step resumes: a second run reuses the
 project, its store, the embeddings, a finished training and computed maps; lines added to the
@@ -32,14 +32,14 @@ from typing import Callable
 
 import yaml
 
-from .curation.importer import import_annotations
-from .curation.session import Curation
-from .errors import ConfigError
-from .io.images import Dataset
-from .process import iter_process, write_results
-from .project import PROJECT_FILE, Project
-from .runfile import validate
-from .training.loop import TrainSettings, iter_train, model_check
+from simsearch.curation.importer import import_annotations
+from simsearch.curation.session import Curation
+from simsearch.util.errors import ConfigError
+from simsearch.io.images import Dataset
+from simsearch.inference.process import iter_process, write_results
+from simsearch.project.project import PROJECT_FILE, Project
+from simsearch.cli.runfile import validate
+from simsearch.training.loop import TrainSettings, iter_train, model_check
 
 log = logging.getLogger(__name__)
 

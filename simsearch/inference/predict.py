@@ -8,12 +8,12 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .features.backbones import Backbone
-from .features.embed import DenseEmbedder
-from .features.geometry import PatchGeometry, box_around
-from .project import Project
-from .search.peaks import peaks_across_scales
-from .training.loop import trained_model_config
+from simsearch.features.backbones import Backbone
+from simsearch.features.embed import DenseEmbedder
+from simsearch.features.geometry import PatchGeometry, box_around
+from simsearch.project.project import Project
+from simsearch.search.peaks import peaks_across_scales
+from simsearch.training.loop import trained_model_config
 
 
 @dataclass(frozen=True)

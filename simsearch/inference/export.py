@@ -11,8 +11,8 @@ import numpy as np
 import tifffile
 from PIL import Image, ImageDraw
 
-from .files import atomic_path, write_text_atomic
-from .predict import Detection
+from simsearch.util.files import atomic_path, write_text_atomic
+from simsearch.inference.predict import Detection
 
 DETECTION_COLUMNS = ["image", "class", "x", "y", "confidence", "x0", "y0", "x1", "y1"]
 PALETTE = [(230, 25, 75), (60, 180, 75), (0, 130, 200), (245, 130, 48), (145, 30, 180), (70, 240, 240), (240, 50, 230), (210, 245, 60)]

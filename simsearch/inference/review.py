@@ -28,14 +28,14 @@ from typing import Iterator
 import faiss
 import numpy as np
 
-from .curation.store import PatchRecord, ReviewItem
-from .errors import ConfigError, ImageReadError
-from .features.geometry import PatchGeometry
-from .files import atomic_path
-from .predict import Predictor
-from .project import Project
-from .search.peaks import peaks_across_scales
-from .training.loop import trained_model_config
+from simsearch.project.store import PatchRecord, ReviewItem
+from simsearch.util.errors import ConfigError, ImageReadError
+from simsearch.features.geometry import PatchGeometry
+from simsearch.util.files import atomic_path
+from simsearch.inference.predict import Predictor
+from simsearch.project.project import Project
+from simsearch.search.peaks import peaks_across_scales
+from simsearch.training.loop import trained_model_config
 
 REVIEW_ORDERS = ("uncertain", "confident", "diverse")
 MIN_CONFIDENCE = 0.02  # local maxima below this are never put to the user

@@ -7,15 +7,15 @@ import dataclasses
 import json
 from pathlib import Path
 
-from .errors import ConfigError
-from .evaluate.report import EvalPlan, evaluate
-from .io.images import Dataset
-from .process import iter_process, write_results
-from .progress import ProgressBar
-from .project import Project
-from .review import REVIEW_ORDERS, Review
-from .runner import run, training_settings
-from .training.loop import TRAINING_STRATEGIES, TrainSettings, iter_train, model_check
+from simsearch.util.errors import ConfigError
+from simsearch.evaluate.report import EvalPlan, evaluate
+from simsearch.io.images import Dataset
+from simsearch.inference.process import iter_process, write_results
+from simsearch.cli.progress import ProgressBar
+from simsearch.project.project import Project
+from simsearch.inference.review import REVIEW_ORDERS, Review
+from simsearch.cli.runner import run, training_settings
+from simsearch.training.loop import TRAINING_STRATEGIES, TrainSettings, iter_train, model_check
 
 
 def add_commands(sub) -> None:
