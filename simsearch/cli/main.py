@@ -17,7 +17,8 @@ from simsearch.util.memory import keep_freed_memory
 from simsearch.util.errors import ConfigError, SimSearchError
 from simsearch.io.images import Dataset
 from simsearch.cli.progress import ProgressBar
-from simsearch.project.project import PROJECT_FILE, Project
+from simsearch.project.layout import ProjectLayout
+from simsearch.project.project import Project
 
 log = logging.getLogger("simsearch")
 
@@ -105,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def cmd_embed(args, quiet: bool) -> int:
     folder = Path(args.project)
-    if (folder / PROJECT_FILE).is_file():
+    if ProjectLayout(folder).exists():
         project = Project.open(folder)
         if project.geometry is None:
             project.set_patch_size(args.patch_size)
@@ -167,7 +168,7 @@ def _check_same_settings(project: Project, args) -> None:
 
 def cmd_info(args, quiet: bool) -> int:
     target = Path(args.target)
-    if (target / PROJECT_FILE).is_file():
+    if ProjectLayout(target).exists():
         project = Project.open(target, read_only=True)
         print(project.summary())
         if project.geometry is None:  # nothing is embedded before the patch size is known

@@ -94,8 +94,8 @@ def cmd_train(args, quiet: bool) -> int:
         for event in iter_train(project, settings, device=args.device, from_last=args.from_last):
             show(event)
         if args.progress == "bar":  # json: the events said it all
-            print(f"the model in {project.model_folder} was trained on this curation and these settings: reused"
-                  if event.reused else f"model saved in {project.model_folder}")
+            print(f"the model in {project.layout.model} was trained on this curation and these settings: reused"
+                  if event.reused else f"model saved in {project.layout.model}")
             for check in model_check(project):
                 print(check.verdict())
     return 0

@@ -37,7 +37,8 @@ from simsearch.curation.session import Curation
 from simsearch.util.errors import ConfigError
 from simsearch.io.images import Dataset
 from simsearch.inference.process import iter_process, write_results
-from simsearch.project.project import PROJECT_FILE, Project
+from simsearch.project.layout import ProjectLayout
+from simsearch.project.project import Project
 from simsearch.cli.runfile import validate
 from simsearch.training.loop import TrainSettings, iter_train, model_check
 
@@ -80,7 +81,7 @@ def run(config_path: str | Path, *, say: Callable[[str], None] = print, progress
     settings = training_settings(config.get("training"))
     device = config.get("device", "auto")
     folder = Path(config["project"])
-    if (folder / PROJECT_FILE).is_file():
+    if ProjectLayout(folder).exists():
         project = Project.open(folder, dataset=config["dataset"])
         if "scales" in config:
             project.set_scales(config["scales"])
@@ -99,7 +100,7 @@ def run(config_path: str | Path, *, say: Callable[[str], None] = print, progress
         _curate(project, curation, config, settings.use_noisy, say)
         for number, event in enumerate(iter_train(project, settings, device=device)):
             if event.reused:
-                say(f"reusing the trained model in {project.model_folder}: the curation and settings are unchanged")
+                say(f"reusing the trained model in {project.layout.model}: the curation and settings are unchanged")
                 continue
             if number == 0:
                 say(f"training ({settings.strategy})")

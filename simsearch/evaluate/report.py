@@ -18,7 +18,8 @@ from simsearch.features.geometry import parse_scales, scales_for_sizes
 from simsearch.util.files import write_text_atomic
 from simsearch.io.images import Dataset
 from simsearch.io.truth import read_truth, unmatched_images
-from simsearch.project.project import PROJECT_FILE, Project
+from simsearch.project.layout import ProjectLayout
+from simsearch.project.project import Project
 from simsearch.training.check import ClassCheck
 from simsearch.training.loop import TrainSettings
 from simsearch.evaluate.simulate import STRATEGIES, SimulatedUser, Trial, annotations_by_image, file_name, result_key
@@ -277,7 +278,7 @@ def _base_project(plan: EvalPlan, dataset: Dataset, label: str, scales: list[flo
     """One project per class (patch size) holding the shared embeddings of all images."""
     size = plan.patch_sizes[label] if label in plan.patch_sizes else plan.patch_sizes[plan.classes[0]]  # joint: the one size
     folder = plan.out / "base" / f"{file_name(label)}-{size}"
-    if (folder / PROJECT_FILE).is_file():
+    if ProjectLayout(folder).exists():
         project = Project.open(folder, dataset=plan.images)
         project.set_scales(scales)
     else:

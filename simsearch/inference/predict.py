@@ -34,12 +34,11 @@ class Predictor:
     """Loads project/model/ (written by training) and runs it densely over images."""
 
     def __init__(self, project: Project, *, device: str = "auto"):
-        folder = project.model_folder
         config = trained_model_config(project)
         self.project = project
         self.config = config
         self.class_names: list[str] = self.config["classes"]
-        weights = torch.load(folder / "model.pt", map_location="cpu", weights_only=True)
+        weights = torch.load(project.layout.model_weights, map_location="cpu", weights_only=True)
         base = project.backbone
         network = copy.deepcopy(base.network)
         network.load_state_dict(weights["network"])

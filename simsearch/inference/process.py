@@ -102,7 +102,7 @@ def maps_path(out: str | Path, image_id: str, scale: float = 1.0) -> Path:
 
 def _forget_maps_of_other_models(project: Project, maps_folder: Path) -> None:
     """Cached maps belong to one model: after training again, they are computed again."""
-    digest = hashlib.blake2b((project.model_folder / "model.pt").read_bytes(), digest_size=12).hexdigest()
+    digest = hashlib.blake2b(project.layout.model_weights.read_bytes(), digest_size=12).hexdigest()
     stamp = maps_folder / "MODEL"
     if stamp.is_file() and stamp.read_text().strip() == digest:
         return
@@ -185,8 +185,8 @@ def write_results(
     export.summary_csv(out / "summary.csv", summary)
     model_out = out / "model"
     model_out.mkdir(parents=True, exist_ok=True)
-    for name in ("model.pt", "model.yaml"):
-        shutil.copy2(project.model_folder / name, model_out / name)
+    for path in (project.layout.model_weights, project.layout.model_config):
+        shutil.copy2(path, model_out / path.name)
     manifest = _manifest(project, dataset, thresholds, predictor_config, len(everything), segmentation, extra_manifest)
     export.manifest_json(out / "manifest.json", manifest)
     return manifest

@@ -84,7 +84,7 @@ class Review:
         self.project = project
         self.device = device
         self.class_names: list[str] = list(config["classes"][:-1])
-        self.folder = project.folder / "review" / str(config.get("identity", "model"))
+        self.folder = project.layout.review_folder(str(config.get("identity", "model")))
         undisplayed = project.undisplayed
         order = np.random.default_rng(seed).permutation(len(undisplayed))[:max_images]
         self.image_ids = [undisplayed[i] for i in sorted(order)]

@@ -1,13 +1,10 @@
 """A project folder: the dataset, its normalisation, the backbone and the cached
 patch embeddings and index, recorded in ``project.yaml``.
 
-Layout::
-
-    project.yaml        settings: dataset source, channels, patch geometry,
-                        backbone (name, weights file, sha256), normalisation,
-                        channel correlation
-    embeddings/         one float16 .npy per image and settings (memory-mapped)
-    index/              the FAISS patch index and its metadata
+The folder's paths are those of `ProjectLayout` (simsearch/project/layout.py): project.yaml
+holds the settings (dataset source, channels, patch geometry and scales, backbone with its
+weights' hash, normalisation, channel correlation); embeddings/ one float16 .npy per image,
+level and settings (memory-mapped); index/ the FAISS patch index.
 
 Settings are fixed when the project is created; reopening never changes the
 backbone or the normalisation silently.
@@ -30,6 +27,7 @@ from simsearch.util.files import atomic_path, remove_orphaned_temporaries, write
 from simsearch.util.memory import release_freed_memory
 from simsearch.features.backbones import Backbone, BackboneSpec, load_backbone, load_recorded_backbone
 from simsearch.features.embed import DenseEmbedder, PatchEmbeddings
+from simsearch.project.layout import ProjectLayout
 from simsearch.project.store import Store
 from simsearch.features.geometry import AUTO_SCALES, PatchGeometry, nearest_scale, parse_scales, scales_for_sizes
 from simsearch.io.images import Dataset
@@ -38,7 +36,6 @@ from simsearch.search.index import PatchIndex
 
 log = logging.getLogger(__name__)
 
-PROJECT_FILE = "project.yaml"
 PROJECT_FORMAT = 1
 
 
@@ -58,6 +55,7 @@ class Project:
 
     def __init__(self, folder: Path, settings: dict, dataset: Dataset, *, read_only: bool = False):
         self.folder = folder
+        self.layout = ProjectLayout(folder)
         self.settings = settings
         self.dataset = dataset
         self.read_only = read_only
@@ -104,7 +102,7 @@ class Project:
         The file is written once and exclusively: of two processes
         creating the same project, one wins and the other gets a ProjectError."""
         folder = Path(folder).expanduser().resolve()
-        if (folder / PROJECT_FILE).exists():
+        if ProjectLayout(folder).settings_file.exists():
             raise ProjectError(f"{folder} already holds a project", hint="open it with Project.open, or choose another folder")
         if not isinstance(dataset, Dataset):
             dataset = Dataset.open(dataset)
@@ -138,7 +136,7 @@ class Project:
         }
         folder.mkdir(parents=True, exist_ok=True)
         try:
-            with atomic_path(folder / PROJECT_FILE, exclusive=True) as tmp:  # one creator wins
+            with atomic_path(ProjectLayout(folder).settings_file, exclusive=True) as tmp:  # one creator wins
                 tmp.write_text(yaml.safe_dump(settings, sort_keys=False))
         except FileExistsError:
             raise ProjectError(f"{folder} already holds a project (created meanwhile by another process)",
@@ -155,9 +153,9 @@ class Project:
         Only one process may have a project open for writing; read_only=True lets
         another look (and embed into the cache) without changing settings or actions."""
         folder = Path(folder).expanduser().resolve()
-        path = folder / PROJECT_FILE
+        path = ProjectLayout(folder).settings_file
         if not path.is_file():
-            raise ProjectError(f"no project at {folder} ({PROJECT_FILE} not found)", hint="create one with `simsearch embed DATASET --project DIR`")
+            raise ProjectError(f"no project at {folder} ({path.name} not found)", hint="create one with `simsearch embed DATASET --project DIR`")
         try:
             settings = yaml.safe_load(path.read_text())
         except yaml.YAMLError as exc:
@@ -194,7 +192,7 @@ class Project:
     def _save_settings(self) -> None:
         if self.read_only:
             raise ProjectError(f"project {self.folder} is open read-only")
-        _write_yaml_atomic(self.folder / PROJECT_FILE, self.settings)
+        _write_yaml_atomic(self.layout.settings_file, self.settings)
 
     # -- patch size and displayed images -----------------------------------------------------
 
@@ -325,16 +323,11 @@ class Project:
         return self.embedding_folder / key[:2] / f"{key}.npy"
 
     @property
-    def model_folder(self) -> Path:
-        """Where training saves the model (model.pt, model.yaml) and processing reads it."""
-        return self.folder / "model"
-
-    @property
     def embedding_folder(self) -> Path:
         """The embedding cache: project/embeddings, or a shared folder named at creation
         (keys cover every setting, so projects on the same images can share one)."""
         shared = self.settings.get("embedding_cache")
-        return Path(shared) if shared else self.folder / "embeddings"
+        return Path(shared) if shared else self.layout.embeddings
 
     def embeddings(self, image_id: str, scale: float = 1.0) -> PatchEmbeddings:
         """Cached embeddings of one image (float16, memory-mapped) at one pyramid level
@@ -379,7 +372,7 @@ class Project:
 
     @property
     def index_folder(self) -> Path:
-        return self.folder / "index" / self._settings_tag()
+        return self.layout.index_folder(self._settings_tag())
 
     def _settings_tag(self) -> str:
         settings = self.embedder.cache_settings()

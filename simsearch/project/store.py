@@ -18,11 +18,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Iterator
 
+from simsearch.project.layout import ProjectLayout
 from simsearch.util.errors import ConfigError, ProjectError
 
 SCHEMA_VERSION = 3
-STORE_FILE = "store.sqlite"
-LOCK_FILE = "store.lock"
 
 
 class ProjectLockedError(ProjectError):
@@ -170,7 +169,7 @@ class Store:
 
     def __init__(self, folder: str | Path, *, read_only: bool = False):
         self.folder = Path(folder)
-        self.path = self.folder / STORE_FILE
+        self.path = ProjectLayout(self.folder).store_file
         self.read_only = read_only
         self._lock_handle = None
         # one connection, usable from worker threads (e.g. the UI's); SQLite serialises each
@@ -191,7 +190,7 @@ class Store:
 
     def _take_lock(self) -> None:
         self.folder.mkdir(parents=True, exist_ok=True)
-        handle = open(self.folder / LOCK_FILE, "a+")
+        handle = open(ProjectLayout(self.folder).store_lock, "a+")
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

@@ -45,6 +45,7 @@ from simsearch.util.errors import ConfigError, ProjectError
 from simsearch.features.embed import resolve_device
 from simsearch.features.geometry import NETWORK_STRIDE, PatchGeometry
 from simsearch.util.files import write_bytes_atomic, write_text_atomic
+from simsearch.project.layout import ProjectLayout
 from simsearch.project.project import Project
 from simsearch.training.augment import AugmentSettings, augment
 from simsearch.training.check import ClassCheck, check_held_out
@@ -398,10 +399,11 @@ class _Checkpoints:
     and modification time, so that `training_status` need not unpickle the weights (16-22 ms)
     to learn them. Removed when the run finishes: a finished run is its saved model."""
 
-    def __init__(self, folder: Path):
-        self.folder = folder
-        self.path = folder / "checkpoint.pt"
-        self.summary_path = folder / "checkpoint.json"
+    def __init__(self, layout: ProjectLayout):
+        self.folder = layout.training
+        self.path = layout.checkpoint
+        self.summary_path = layout.checkpoint_summary
+        self.lock_path = layout.training_lock
 
     def load(self, key: str) -> dict | None:
         """The checkpoint of the run `key`, or None (a checkpoint of another run is removed)."""
@@ -434,7 +436,7 @@ class _Checkpoints:
         """Held while a run trains: a second run in the same project (another process, or the
         terminal UI beside the command line) is refused instead of mixing checkpoints."""
         self.folder.mkdir(parents=True, exist_ok=True)
-        with open(self.folder / "run.lock", "a+") as handle:
+        with open(self.lock_path, "a+") as handle:
             try:
                 fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
@@ -471,25 +473,25 @@ def saved_model_config(project: Project) -> dict | None:
     """model.yaml of the saved model (classes, settings, identity, metrics), or None when there
     is no model, or when model.yaml does not describe the model.pt beside it (a save cut short:
     model.yaml is written last and holds model.pt's hash)."""
-    folder = project.model_folder
-    if not (folder / "model.pt").is_file() or not (folder / "model.yaml").is_file():
+    layout = project.layout
+    if not layout.model_weights.is_file() or not layout.model_config.is_file():
         return None
     try:
-        config = yaml.safe_load((folder / "model.yaml").read_text())
+        config = yaml.safe_load(layout.model_config.read_text())
     except (OSError, yaml.YAMLError):
         return None
     if not isinstance(config, dict):
         return None
     if "weights_blake2b" not in config:  # saved before models recorded their hash: taken as it is
         return config
-    return config if config["weights_blake2b"] == _weights_hash((folder / "model.pt").read_bytes()) else None
+    return config if config["weights_blake2b"] == _weights_hash(layout.model_weights.read_bytes()) else None
 
 
 def trained_model_config(project: Project) -> dict:
     """model.yaml of the saved model, or a ProjectError naming the folder: no model, or one whose
     model.yaml does not describe its model.pt."""
-    folder = project.model_folder
-    if not (folder / "model.pt").is_file():
+    folder = project.layout.model
+    if not project.layout.model_weights.is_file():
         raise ProjectError(f"no trained model in {folder}", hint="train first (simsearch train)")
     config = saved_model_config(project)
     if config is None:
@@ -513,10 +515,10 @@ def _torch_bytes(state: dict) -> bytes:
 
 def save_model(project: Project, model: PatchModel, names: list[str], settings: TrainSettings, metrics: dict,
                *, identity: str, start: str, checks: list[ClassCheck] = ()) -> Path:
-    folder = project.model_folder
+    layout = project.layout
     weights = _torch_bytes({"network": model.network.state_dict(), "classifier": model.classifier.state_dict(),
                             "projection": model.projection.state_dict(), "window": model.window.detach().cpu()})
-    write_bytes_atomic(folder / "model.pt", weights)
+    write_bytes_atomic(layout.model_weights, weights)
     config = {  # written last, with the weights' hash: a save cut short between the two is seen as no model
         "weights_blake2b": _weights_hash(weights),
         "classes": names,
@@ -533,8 +535,8 @@ def save_model(project: Project, model: PatchModel, names: list[str], settings: 
         "metrics": metrics,
         "check": [check.to_dict() for check in checks],
     }
-    write_text_atomic(folder / "model.yaml", yaml.safe_dump(config, sort_keys=False))
-    return folder / "model.pt"
+    write_text_atomic(layout.model_config, yaml.safe_dump(config, sort_keys=False))
+    return layout.model_weights
 
 
 def _start_from_last(project: Project, model: PatchModel, names: list[str]) -> str:
@@ -543,7 +545,7 @@ def _start_from_last(project: Project, model: PatchModel, names: list[str]) -> s
     config = saved_model_config(project)
     if config is None:
         raise ConfigError("training from the last model: there is no trained model yet", hint="train once without --from-last")
-    weights = torch.load(project.model_folder / "model.pt", map_location="cpu", weights_only=True)
+    weights = torch.load(project.layout.model_weights, map_location="cpu", weights_only=True)
     model.network.load_state_dict(weights["network"])
     if "projection" in weights:
         model.projection.load_state_dict(weights["projection"])
@@ -593,7 +595,7 @@ def iter_train(
         losses = saved.get("metrics", {}).get("classifier") or [float("nan")]
         yield TrainProgress("done", 0, 0, 0, 0, float(losses[-1]), 0.0, 0.0, reused=True)
         return
-    checkpoints = _Checkpoints(project.folder / "training")
+    checkpoints = _Checkpoints(project.layout)
     with checkpoints.running():
         yield from _run(project, settings, records, identity, checkpoints, device=resolve_device(device), cancel=cancel,
                         from_last=from_last)
@@ -677,7 +679,7 @@ def train(
     if last is None or last.stage != "done":
         return None
     config = saved_model_config(project) or {}
-    return TrainedModel(project.model_folder, config.get("identity", ""), last.reused, config.get("metrics", {}),
+    return TrainedModel(project.layout.model, config.get("identity", ""), last.reused, config.get("metrics", {}),
                         saved_check(config))
 
 
@@ -819,10 +821,10 @@ def training_status(project: Project, settings: TrainSettings | None = None) -> 
     >>> training_status(project, TrainSettings.cpu()).up_to_date   # doctest: +SKIP
     False
     """
-    model = project.model_folder / "model.pt"
+    model = project.layout.model_weights
     has_model = model.is_file()
     stamp = model.stat().st_mtime_ns if has_model else None
-    checkpoints = _Checkpoints(project.folder / "training")
+    checkpoints = _Checkpoints(project.layout)
     stage, epoch, key = None, 0, None
     if checkpoints.path.is_file():
         key, stage_index, epoch = checkpoints.key_stage_and_epoch()

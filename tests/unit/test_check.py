@@ -76,7 +76,7 @@ def test_training_holds_out_curated_examples_and_checks_the_model(curated):
         assert check.others == len(records.held_out) - check.positives + sum(lab == label for _, lab in records.held_out_negatives)
         assert all(0.0 <= value <= 1.0 for value in (check.model, check.similarity, check.probe))
         assert check.model >= 0.9  # planted discs and crosses: the trained model ranks them right
-    saved = yaml.safe_load((project.model_folder / "model.yaml").read_text())["check"]
+    saved = yaml.safe_load(project.layout.model_config.read_text())["check"]
     assert [ClassCheck.from_dict(item) for item in saved] == list(model.check)
     assert train(project, settings, device="cpu").check == model.check  # reused with its check
 
@@ -90,7 +90,7 @@ def test_a_model_that_ranks_backwards_is_reported(curated):
     names = list(records.names)
     model = PatchModel(project.backbone, project.geometry, len(names), context_cells=settings.context_cells)
     train(project, settings, device="cpu")
-    trained = torch.load(project.model_folder / "model.pt", weights_only=True)
+    trained = torch.load(project.layout.model_weights, weights_only=True)
     model.network.load_state_dict(trained["network"])
     model.classifier.load_state_dict({key: -value for key, value in trained["classifier"].items()})
     train_crops = patch_crops(project, [p for p, _ in records.clean], settings.context_cells)

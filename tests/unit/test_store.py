@@ -8,7 +8,8 @@ import time
 import pytest
 
 from simsearch import ConfigError, ProjectError
-from simsearch.project.store import SCHEMA_VERSION, STORE_FILE, PatchRecord, ProjectLockedError, Store
+from simsearch.project.layout import ProjectLayout
+from simsearch.project.store import SCHEMA_VERSION, PatchRecord, ProjectLockedError, Store
 
 
 def test_actions_round_trip_through_reopen(tmp_path):
@@ -97,12 +98,12 @@ def test_sigkill_in_a_burst_loses_nothing_confirmed(tmp_path):
     with Store(tmp_path) as store:
         stored = {p.y for p in store.patches("A", "negative")}
     assert set(map(float, range(confirmed + 1))) <= stored  # every printed (returned) action is there
-    assert sqlite3.connect(tmp_path / STORE_FILE).execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    assert sqlite3.connect(ProjectLayout(tmp_path).store_file).execute("PRAGMA integrity_check").fetchone()[0] == "ok"
 
 
 def test_newer_schema_is_refused(tmp_path):
     Store(tmp_path).close()
-    conn = sqlite3.connect(tmp_path / STORE_FILE)
+    conn = sqlite3.connect(ProjectLayout(tmp_path).store_file)
     conn.execute(f"PRAGMA user_version={SCHEMA_VERSION + 1}")
     conn.commit()
     conn.close()
@@ -196,7 +197,7 @@ def test_a_store_from_before_scale_pyramids_upgrades_and_keeps_its_patches(tmp_p
     at level 1 (the patch size), and levels written now come back."""
     from simsearch.project.store import MIGRATIONS
 
-    conn = sqlite3.connect(tmp_path / STORE_FILE)
+    conn = sqlite3.connect(ProjectLayout(tmp_path).store_file)
     conn.executescript(MIGRATIONS[1] + MIGRATIONS[2] + "PRAGMA user_version=2;")
     conn.execute("INSERT INTO classes (name, created_at) VALUES ('A', 'then')")
     conn.execute("INSERT INTO class_patches (class_id, kind, image_id, y, x, similarity, created_at) "
@@ -214,4 +215,4 @@ def test_a_store_from_before_scale_pyramids_upgrades_and_keeps_its_patches(tmp_p
         assert [p.level for p in store.patches("A", "positive")] == [2.0]
         assert [p.level for p in store.patches("A", "negative")] == [0.5]
         assert [p.level for p in store.noisy("A")] == [4.0]
-    assert sqlite3.connect(tmp_path / STORE_FILE).execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 3
+    assert sqlite3.connect(ProjectLayout(tmp_path).store_file).execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 3

@@ -186,7 +186,7 @@ def test_strategies_and_missing_data_errors(curated):
 
     for needs_a_model in (lambda: Predictor(project, device="cpu"), lambda: Review(project, device="cpu"),
                           lambda: write_results(project, project.folder.parent / "out")):
-        with pytest.raises(ProjectError, match=f"no trained model in {project.model_folder}"):
+        with pytest.raises(ProjectError, match=f"no trained model in {project.layout.model}"):
             needs_a_model()
     events = list(iter_train(project, TINY.with_strategy("pos+neg"), device="cpu"))
     assert "selflearn" not in {e.stage for e in events}
@@ -446,3 +446,27 @@ def test_patch_model_freezes_the_early_layers_and_batch_norm_statistics(name, fr
         before = norms[-1].running_mean.clone()
         model.embed(torch.rand(4, 3, 96, 96))
         assert torch.equal(norms[-1].running_mean, before) == frozen_batch_norm
+
+
+def test_every_file_a_project_holds_is_at_a_path_of_its_layout(curated):
+    """The layout object knows every path inside a project folder: after indexing, training,
+    a review round and processing into the project, nothing lies elsewhere."""
+    from simsearch import Review, iter_process
+
+    project, _ = curated
+    project.build_index()
+    list(iter_train(project, TINY, device="cpu"))
+    review = Review(project, device="cpu", max_images=2)
+    review.prepare()
+    review.propose("disc", count=2)
+    list(iter_process(project, project.layout.results, device="cpu"))
+    layout = project.layout
+    places = [layout.settings_file, layout.store_file, layout.store_lock, layout.embeddings,
+              layout.index_folder(""), layout.model, layout.training, layout.review_folder(""), layout.results]
+    files = [path for path in project.folder.rglob("*") if path.is_file()]
+    stray = [path for path in files
+             if not any(path == place or place in path.parents for place in places)
+             and not path.name.startswith(layout.store_file.name)]  # SQLite's -wal and -shm beside the store
+    assert files and not stray, stray
+    for place in (layout.embeddings, layout.index_folder(""), layout.model, layout.review_folder(""), layout.results):
+        assert any(place in path.parents for path in files), place  # each place really holds files

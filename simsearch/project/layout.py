@@ -1,0 +1,106 @@
+"""Every path inside a project folder, in one place.
+
+::
+
+    project.yaml        settings (dataset, channels, geometry, backbone, normalisation, scales)
+    store.sqlite        the curation store (classes, prototypes, flags, review answers)
+    store.lock          held by the one writer
+    embeddings/         the embedding cache (unless a shared cache was named at creation)
+    index/<tag>/        the FAISS patch index of one set of embedding settings
+    model/              model.pt and model.yaml of the saved model
+    training/           checkpoint.pt and checkpoint.json of a run in progress, run.lock
+    review/<model>/     the review round's cached candidates, one folder per model
+    results/            what the terminal UI processes into unless told otherwise
+    tui-state.yaml      the terminal UI's place (screen, class, thresholds being tried)
+    tui-undo.json       the terminal UI's undo history
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class ProjectLayout:
+    """The paths of one project folder (nothing is created or read here).
+
+    Examples
+    --------
+    >>> layout = ProjectLayout(Path("/data/screen1/project"))
+    >>> layout.model_weights.relative_to(layout.folder).as_posix()
+    'model/model.pt'
+    >>> layout.review_folder("a1b2").relative_to(layout.folder).as_posix()
+    'review/a1b2'
+    """
+
+    folder: Path
+
+    @property
+    def settings_file(self) -> Path:
+        return self.folder / "project.yaml"
+
+    def exists(self) -> bool:
+        """Whether the folder holds a project (its settings file)."""
+        return self.settings_file.is_file()
+
+    @property
+    def store_file(self) -> Path:
+        return self.folder / "store.sqlite"
+
+    @property
+    def store_lock(self) -> Path:
+        return self.folder / "store.lock"
+
+    @property
+    def embeddings(self) -> Path:
+        """The project's own embedding cache (a shared cache named at creation replaces it)."""
+        return self.folder / "embeddings"
+
+    def index_folder(self, tag: str) -> Path:
+        """The index of the embedding settings `tag`."""
+        return self.folder / "index" / tag
+
+    @property
+    def model(self) -> Path:
+        return self.folder / "model"
+
+    @property
+    def model_weights(self) -> Path:
+        return self.model / "model.pt"
+
+    @property
+    def model_config(self) -> Path:
+        """model.yaml: written after model.pt, with its hash."""
+        return self.model / "model.yaml"
+
+    @property
+    def training(self) -> Path:
+        return self.folder / "training"
+
+    @property
+    def checkpoint(self) -> Path:
+        return self.training / "checkpoint.pt"
+
+    @property
+    def checkpoint_summary(self) -> Path:
+        return self.training / "checkpoint.json"
+
+    @property
+    def training_lock(self) -> Path:
+        return self.training / "run.lock"
+
+    def review_folder(self, model_identity: str) -> Path:
+        """The review round's cache for the model `model_identity`."""
+        return self.folder / "review" / model_identity
+
+    @property
+    def results(self) -> Path:
+        return self.folder / "results"
+
+    @property
+    def ui_state(self) -> Path:
+        return self.folder / "tui-state.yaml"
+
+    @property
+    def ui_undo(self) -> Path:
+        return self.folder / "tui-undo.json"
