@@ -88,7 +88,7 @@ def main() -> int:
     own.add_argument("--no-default", action="store_true", help="run only the variants (another process runs the default)")
     args = own.parse_args(argv[:split])
     out = Path(args.out)
-    eval_args = build_parser().parse_args(["eval", *argv[split + 1 :], "--out", str(out / "default")])
+    eval_args = build_parser(["eval"]).parse_args(["eval", *argv[split + 1 :], "--out", str(out / "default")])
     keep_freed_memory()
     base = plan_from_args(eval_args)
     variants = {} if args.no_default else {"default": {}}

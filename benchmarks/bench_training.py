@@ -101,7 +101,7 @@ def main() -> None:
         geometry = project.geometry
         stride = max(1, round(0.1 * geometry.patch_size[1] * geometry.scale))
         radius = 3 * 0.1 * geometry.patch_size[1]
-        thresholds = {c.name: c.confidence_threshold for c in project.store.classes()}
+        thresholds = {c.name: c.confidence_threshold for c in simsearch.Curation(project).classes()}
         names = predictor.class_names[:-1]
         dense_s = sliding_s = 0.0
         agree_dense, agree_sliding = [], []

@@ -2,16 +2,21 @@
 
 The public API (scripts and the terminal UI use only these names):
 
-- Images: `Dataset`, `ImageRecord`, `SkippedFile`, `read_image`, `display_rgb`
+- Images: `Dataset`, `ImageRecord`, `SkippedFile`, `read_image`, `display_rgb`; names: every result
+  that carries an image id also has `.image`, the image as the user named it (`image_name`,
+  `NamedImage`)
 - Normalisation: `Normalization`, `ChannelStatistics`, `compute_statistics`,
   `compute_dataset_statistics`; channels: `parse_channels` (as typed), `resolve_channels`
 - Backbones: `load_backbone`, `Backbone`, `BackboneSpec`, `BACKBONES`; devices: `resolve_device`
 - Dense embeddings: `PatchGeometry`, `DenseEmbedder`, `PatchEmbeddings`
 - Search: `PatchIndex`, `SearchHits`, `SimilarPatch`, `similarity_map`
 - Ground truth: `Annotation`, `read_truth` (CSV, VOC, COCO, label images), `read_voc_folder`
-- Projects: `Project`, `EmbedProgress`, `ProjectLockedError`
-- Curation (the iterative patch selection loop): `Curation`, `Suggestion`,
-  `BackgroundCandidate`, `NoisyProgress`, `ClassInfo`, `Prototype`, `PatchRecord`
+- Projects: `Project`, `EmbedProgress`, `ProjectLockedError`; every path in a project folder:
+  `ProjectLayout` (`Project.layout`)
+- Curation (the iterative patch selection loop): `Curation`, `Suggestion` (`Curation.suggestions`
+  gives a `SuggestionList`),
+  `BackgroundCandidate`, `NoisyProgress`, `ClassInfo`, `Prototype`, `PatchRecord`; what is
+  gathered so far: `ClassCounts`, `BackgroundCounts`
 - Peaks: `Peaks`, `find_peaks`; over a scale pyramid `SizedPeaks`, `peaks_across_scales`
   (levels: `parse_scales`, `scales_for_sizes`, `PatchGeometry.at_scale`); likely objects before any example: `Blobs`, `find_blobs`
 - Training: `train` (blocking) and `iter_train` (progress events), `TrainSettings`,
@@ -26,6 +31,11 @@ The public API (scripts and the terminal UI use only these names):
 - Files: `write_text_atomic` (whole or not at all)
 - Errors: `SimSearchError` and its subclasses `ConfigError`, `DatasetError`, `ImageReadError`,
   `ProjectError`, `WeightsError`
+
+Coordinates are pixels of the full-resolution image, x to the right and y down. A box is
+(x0, y0, x1, y1). A point is named fields `.x` and `.y` (`Suggestion`, `Detection`, ...), and in
+arrays it is (row, col) = (y, x), as in numpy and scikit-image (`Peaks`, `SearchHits.centres`).
+The command line takes X,Y and X0,Y0,X1,Y1 (x first) and prints x before y.
 
 `import simsearch` loads none of torch, FAISS, scipy or scikit-image: each name is imported
 from its module on first use (`_PUBLIC` below is the one list of them).
@@ -43,15 +53,18 @@ _PUBLIC = {
     **dict.fromkeys(["BACKBONES", "Backbone", "BackboneSpec", "load_backbone"], "features.backbones"),
     **dict.fromkeys(["DenseEmbedder", "PatchEmbeddings", "display_rgb", "resolve_device"], "features.embed"),
     **dict.fromkeys(["PatchGeometry", "parse_scales", "scales_for_sizes"], "features.geometry"),
-    **dict.fromkeys(["Dataset", "ImageRecord", "SkippedFile", "read_image"], "io.images"),
+    **dict.fromkeys(["Dataset", "ImageRecord", "NamedImage", "SkippedFile", "image_name", "read_image"], "io.images"),
     **dict.fromkeys(["Annotation", "read_truth", "read_voc_folder"], "io.truth"),
     **dict.fromkeys(["ChannelStatistics", "Normalization", "compute_dataset_statistics", "compute_statistics",
                      "parse_channels", "resolve_channels"], "io.preprocess"),
-    **dict.fromkeys(["BackgroundCandidate", "Curation", "NoisyProgress", "Suggestion"], "curation.session"),
+    **dict.fromkeys(["BackgroundCandidate", "BackgroundCounts", "ClassCounts", "Curation", "NoisyProgress", "Suggestion",
+                     "SuggestionList"],
+                    "curation.session"),
     **dict.fromkeys(["ClassInfo", "PatchRecord", "ProjectLockedError", "Prototype", "ReviewItem"], "project.store"),
     **dict.fromkeys(["Detection", "Predictor", "detections_from_maps", "detections_from_levels"], "inference.predict"),
     **dict.fromkeys(["ProcessProgress", "iter_process", "write_results"], "inference.process"),
     **dict.fromkeys(["EmbedProgress", "Project"], "project.project"),
+    "ProjectLayout": "project.layout",
     "write_text_atomic": "util.files",
     "keep_freed_memory": "util.memory",
     **dict.fromkeys(["REVIEW_ORDERS", "Review", "ReviewProgress"], "inference.review"),

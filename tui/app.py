@@ -28,7 +28,6 @@ from .render import DisplayImages
 from .undo import OPERATIONS, UndoLog, UndoStep
 
 log = logging.getLogger("simsearch.tui")
-STATE_FILE = "tui-state.yaml"
 LOG_FILE = "tui.log"
 
 
@@ -99,7 +98,7 @@ class SimSearchApp(App):
         self.images = DisplayImages(project, capacity=16)
         self._log_to(project.folder)
         self.state = self._read_state()
-        self.undo = UndoLog(project.folder)
+        self.undo = UndoLog(project.layout.ui_undo)
         self.sub_title = f"{project.folder.name}"
         for screen in (DatasetScreen(), CurateScreen(), BackgroundScreen(), TrainScreen(), ReviewScreen(), ThresholdScreen(),
                        RunScreen()):
@@ -165,7 +164,7 @@ class SimSearchApp(App):
     # -- the user's place ------------------------------------------------------------------------
 
     def _read_state(self) -> dict:
-        path = self.project.folder / STATE_FILE
+        path = self.project.layout.ui_state
         try:
             state = yaml.safe_load(path.read_text()) if path.is_file() else {}
         except (OSError, yaml.YAMLError):
@@ -181,7 +180,7 @@ class SimSearchApp(App):
             return
         self.state.update(changed)
         try:
-            simsearch.write_text_atomic(self.project.folder / STATE_FILE, yaml.safe_dump(self.state, sort_keys=True))
+            simsearch.write_text_atomic(self.project.layout.ui_state, yaml.safe_dump(self.state, sort_keys=True))
         except OSError as error:
             log.warning("could not save the UI state: %s", error)
 
@@ -229,7 +228,7 @@ class SimSearchApp(App):
         if classes:
             confirmed = sum(c.confirmed for c in classes)
             marks["curate"] = "✔" if confirmed == len(classes) else f"{confirmed}/{len(classes)}"
-        if self.project.store.clean_background():
+        if self.curation.clean_background():
             marks["background"] = "✔"
         status = simsearch.training_status(self.project)
         if status.has_model:
@@ -238,7 +237,7 @@ class SimSearchApp(App):
                 marks["thresholds"] = "✔"
         elif status.checkpoint_stage:
             marks["train"] = "…"
-        answered = sum(1 for c in classes for item in self.project.store.review_items(c.name, current_only=False) if item.answer)
+        answered = sum(1 for c in classes for item in self.curation.review_items(c.name, current_only=False) if item.answer)
         if answered:
             marks["review"] = str(answered)
         if self.state.get("results"):

@@ -33,7 +33,7 @@ class BackgroundScreen(GridScreen):
     def refresh_view(self) -> None:
         self.candidates = self.app.curation.background_candidates() if self.app.project.geometry else []
         self.grid.set_items(len(self.candidates), self.tile, lambda i: not self.candidates[i].is_background)
-        confirmed = len(self.app.project.store.clean_background())
+        confirmed = len(self.app.curation.clean_background())
         flagged = sum(not c.is_background for c in self.candidates)
         status = [f"{len(self.candidates)} candidates, {flagged} flagged as not background; {confirmed} confirmed background patches"]
         if not self.candidates:
@@ -103,15 +103,13 @@ class BackgroundScreen(GridScreen):
         self.mark_by_label(self.grid, toggle, "the letter of a tile that is not background")
 
     def action_confirm(self) -> None:
-        store = self.app.project.store
-        confirmed = {(p.image_id, p.y, p.x) for p, _, _ in store.background(confirmed_only=True)}
-        newly = [p for p, _, _ in store.background() if (p.image_id, p.y, p.x) not in confirmed]
+        newly = self.app.curation.unconfirmed_background()
         try:
             self.app.curation.confirm_background()
         except Exception as error:
             self.app.show_error(error)
             return
         self.app.remember("background confirmation", "unconfirm_background", {"patches": [patch(p) for p in newly]})
-        self.notify(f"{len(self.app.project.store.clean_background())} clean background patches")
+        self.notify(f"{len(self.app.curation.clean_background())} clean background patches")
         self.refresh_view()
         self.update_step_bar()

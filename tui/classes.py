@@ -49,7 +49,7 @@ class ClassActions:
         name = self.class_name
         if name is None:
             return
-        prototypes = len(self.project.store.prototypes(name))
+        prototypes = len(self.app.curation.prototypes(name))
 
         def answered(yes: bool) -> None:
             if not yes:

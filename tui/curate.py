@@ -195,9 +195,9 @@ class CurateScreen(ClassActions, StepScreen):
     def show_classes(self) -> None:
         lines = ["[b]Classes[/b]  , . to switch"]
         for index, info in enumerate(self.app.curation.classes()):
-            prototypes = len(self.project.store.prototypes(info.name))
-            negatives = len(self.project.store.patches(info.name, "negative"))
-            mark = "✔" if info.confirmed else ("~" if self.project.store.patches(info.name, "positive") else " ")
+            counts = self.app.curation.class_counts(info.name)
+            prototypes, negatives = counts.prototypes, counts.negatives
+            mark = "✔" if info.confirmed else ("~" if counts.positives else " ")
             pointer = "▶" if info.name == self.class_name else " "
             r, g, b = class_colour(index)
             lines.append(f"{pointer}[rgb({r},{g},{b})]■[/] {escape(info.name)[:12]:<12} {mark} {prototypes}p {negatives}n")
@@ -214,7 +214,7 @@ class CurateScreen(ClassActions, StepScreen):
         def compute():
             if name is None:
                 return [], None
-            histogram = self.app.curation.similarity_histogram(name, bins=20) if self.project.store.prototypes(name) else None
+            histogram = self.app.curation.similarity_histogram(name, bins=20) if self.app.curation.prototypes(name) else None
             return self.app.curation.suggestions(name), histogram
 
         self.app.run_in_worker(compute, lambda result: self.show_suggestions(name, *result))
@@ -235,7 +235,7 @@ class CurateScreen(ClassActions, StepScreen):
             self.order = np.zeros(0, np.int64)
             return
         if self.sort_near_threshold and self.class_name is not None:
-            threshold = self.project.store.class_info(self.class_name).similarity_threshold
+            threshold = self.app.curation.class_info(self.class_name).similarity_threshold
             self.order = np.argsort(np.abs(self.suggestions.similarities - threshold), kind="stable")
         else:
             self.order = np.arange(count)
@@ -245,7 +245,7 @@ class CurateScreen(ClassActions, StepScreen):
         if self.class_name is None:
             status.update("Add a class with N, then draw a prototype.")
             return
-        info = self.project.store.class_info(self.class_name)
+        info = self.app.curation.class_info(self.class_name)
         flagged = int(np.sum(self.suggestions.flagged)) if len(self.suggestions) else 0
         images = len(self.suggestions.image_counts()) if len(self.suggestions) else 0
         lines = [f"threshold [b]{info.similarity_threshold:+.2f}[/b]  [ ] {{ }}"]
@@ -260,9 +260,9 @@ class CurateScreen(ClassActions, StepScreen):
             lines.append(f"precision ≈ {1 - flagged / len(self.suggestions):.0%} above it")
         if info.confirmed:
             lines.append("[b]confirmed[/b] (c again after changes)")
-        elif self.project.store.patches(self.class_name, "positive"):
+        elif self.app.curation.positives(self.class_name):
             lines.append("[b]changed since confirmed[/b]: c confirms again")
-        if not self.project.store.prototypes(self.class_name):
+        if not self.app.curation.prototypes(self.class_name):
             lines.append("no prototype yet: move the box onto an example and press enter")
         status.update("\n".join(lines))
 
@@ -318,7 +318,7 @@ class CurateScreen(ClassActions, StepScreen):
                 s = self.suggestions[index]
                 overlays.append(Overlay(s.box, NEGATIVE if s.flagged else colour, "cross" if s.flagged else "thin"))
         for index, name in enumerate(names):
-            for prototype in self.project.store.prototypes(name):
+            for prototype in self.app.curation.prototypes(name):
                 if prototype.image_id == image_id:
                     overlays.append(Overlay(prototype.box, class_colour(index), "solid"))
         focused = self.focused_suggestion()
@@ -507,7 +507,7 @@ class CurateScreen(ClassActions, StepScreen):
         if self.cursor is None or self.image_id is None:
             return
         cy, cx = self.cursor
-        for prototype in self.project.store.prototypes():
+        for prototype in self.app.curation.prototypes():
             x0, y0, x1, y1 = prototype.box
             if prototype.image_id == self.image_id and x0 <= cx <= x1 and y0 <= cy <= y1:
                 with self.app.engine_lock:
@@ -524,7 +524,7 @@ class CurateScreen(ClassActions, StepScreen):
         if self.class_name is None:
             return
         name = self.class_name
-        old = self.project.store.class_info(name).similarity_threshold
+        old = self.app.curation.class_info(name).similarity_threshold
         value = round(min(1.0, max(-1.0, old + step)), 4)
         self.app.curation.set_threshold(name, value)
         self.app.remember(f"threshold of {name}", "set_similarity_threshold", {"name": name, "value": old}, key=("threshold", name))
@@ -640,10 +640,10 @@ class CurateScreen(ClassActions, StepScreen):
 
     @work(thread=True, group="edit")
     def confirm_class(self, name: str) -> None:
-        store = self.project.store
+        curation = self.app.curation
 
         def confirm():
-            before, earlier = store.class_info(name), store.patches(name, "positive")
+            before, earlier = curation.class_info(name), curation.positives(name)
             return before, earlier, self.app.curation.confirm_class(name)
 
         self.app.run_in_worker(confirm, lambda result: self.class_confirmed(name, *result))

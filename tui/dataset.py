@@ -115,7 +115,7 @@ class DatasetScreen(StepScreen):
             self.refresh_view()
             self.update_step_bar()
 
-        if any(project.store.prototypes(c.name) for c in project.store.classes()):
+        if self.app.curation.prototypes():
             self.notify("changing the displayed images keeps prototypes, negatives and positives", severity="warning")
         self.app.push_screen(PromptScreen(f"How many displayed images (1..{len(project.dataset)})?",
                                           str(len(project.displayed) or min(6, len(project.dataset)))), chosen)

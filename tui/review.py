@@ -66,14 +66,13 @@ class ReviewScreen(GridScreen):
             self.grid.set_items(0, lambda i: None, lambda i: False)
             self.show_focused()
             return
-        store = self.app.project.store
-        self.items = store.review_items(name)
-        answered = [i for i in store.review_items(name, current_only=False) if i.answer]
-        accepted = sum(i.answer == "accepted" for i in answered)
+        curation = self.app.curation
+        self.items = curation.review_items(name)
+        counts = curation.class_counts(name)
         colour = "rgb({},{},{})".format(*class_colour(self.class_names.index(name)))
         lines = [f"[{colour}]■[/] [b]{escape(name)}[/b] (, .)   order [b]{self.order}[/b] (o)   "
-                 f"confidence threshold {store.class_info(name).confidence_threshold:.2f}   "
-                 f"answers: {accepted} accepted, {len(answered) - accepted} rejected"]
+                 f"confidence threshold {curation.class_info(name).confidence_threshold:.2f}   "
+                 f"answers: {counts.accepted} accepted, {counts.rejected} rejected"]
         if self.busy:
             lines.append("running the model on undisplayed images ...")
         elif not self.items:
@@ -139,9 +138,9 @@ class ReviewScreen(GridScreen):
             return
         grid = self.grid
         item = self.items[grid.focus_index]
-        store, name = self.app.project.store, self.class_name
+        curation, name = self.app.curation, self.class_name
         previous = item.answer
-        store.answer_review(name, [item.number], answer)
+        curation.answer_review(name, [item.number], answer)
         self.app.remember(f"review answer {item.number}", "answer_review", {"name": name, "answers": {str(item.number): previous}})
         self.refresh_view()
         self.update_step_bar()
@@ -151,11 +150,11 @@ class ReviewScreen(GridScreen):
     def action_mark(self) -> None:
         if not self.items:
             return
-        store, name = self.app.project.store, self.class_name
+        curation, name = self.app.curation, self.class_name
 
         def answer(numbers: list[int], value: str | None) -> None:
             before = {str(item.number): item.answer for item in self.items if item.number in numbers}
-            store.answer_review(name, numbers, value)
+            curation.answer_review(name, numbers, value)
             self.app.remember(f"review answers {numbers}", "answer_review", {"name": name, "answers": before})
 
         def toggle(index: int) -> None:

@@ -54,7 +54,7 @@ class RunScreen(StepScreen):
 
     @property
     def output(self) -> Path:
-        return Path(self.app.state.get("output") or self.app.project.folder / "results")
+        return Path(self.app.state.get("output") or self.app.project.layout.results)
 
     @property
     def images(self) -> str | None:

@@ -95,9 +95,9 @@ class ThresholdScreen(StepScreen):
     def precision_lines(self, thresholds: dict[str, float]) -> list[str]:
         """Per class, the share of the user's review answers above its threshold that were
         accepted: an estimate of the precision there, from their own judgements."""
-        store, lines = self.app.project.store, []
+        curation, lines = self.app.curation, []
         for name in self.model_names:
-            answered = [i for i in store.review_items(name, current_only=False) if i.answer]
+            answered = [i for i in curation.review_items(name, current_only=False) if i.answer]
             above = [i for i in answered if i.confidence >= thresholds.get(name, 0.5)]
             if above:
                 accepted = sum(i.answer == "accepted" for i in above)
@@ -165,7 +165,7 @@ class ThresholdScreen(StepScreen):
         name = self.model_names[self.class_index]
         old = self.thresholds().get(name, 0.5)
         value = round(min(1.0, max(0.0, old + step)), 4)
-        self.app.project.store.set_confidence_threshold(name, value)
+        self.app.curation.set_confidence_threshold(name, value)
         self.app.remember(f"confidence threshold of {name}", "set_confidence_threshold", {"name": name, "value": old},
                           key=("confidence", name))
         self.show()

@@ -109,16 +109,17 @@ class TrainScreen(StepScreen):
     def refresh_view(self) -> None:
         project = self.app.project
         status = simsearch.training_status(project, simsearch.TrainSettings.preset(self.preset, self.strategy))
-        store = project.store
+        curation = self.app.curation
         start = "the last model" if self.from_last else "the pretrained backbone"
         lines = [f"strategy [b]{self.strategy}[/b] (s)   preset [b]{self.preset}[/b] (p)   noisy cap {self.noisy_cap}/class (m)"
                  f"   from {start} (f)"]
-        classes = store.classes()
-        lines.append("clean positives: " + (", ".join(f"{escape(c.name)} {len(store.patches(c.name, 'positive'))}" for c in classes) or "none")
-                     + f"; background {len(store.clean_background())}")
+        counts = [curation.class_counts(c.name) for c in curation.classes()]
+        background = curation.background_counts()
+        lines.append("clean positives: " + (", ".join(f"{escape(c.name)} {c.positives}" for c in counts) or "none")
+                     + f"; background {background.clean}")
         if "selflearn" in self.strategy:
-            lines.append("noisy: " + ", ".join(f"{escape(c.name)} {store.noisy_count(c.name)}" for c in classes)
-                         + f", background {store.noisy_count(None)}")
+            lines.append("noisy: " + ", ".join(f"{escape(c.name)} {c.noisy}" for c in counts)
+                         + f", background {background.noisy}")
         if self.running:
             lines.append("training ... (x cancels)")
         elif status.up_to_date:

@@ -14,7 +14,6 @@ import simsearch
 
 log = logging.getLogger("simsearch.tui.undo")
 
-UNDO_FILE = "tui-undo.json"
 LIMIT = 200
 
 
@@ -25,7 +24,7 @@ def patch(record: simsearch.PatchRecord) -> dict:
 
 def _answers(app, args: dict) -> None:
     for number, answer in args["answers"].items():
-        app.project.store.answer_review(args["name"], [int(number)], answer)
+        app.curation.answer_review(args["name"], [int(number)], answer)
 
 
 # operation -> the engine call, given the app and the step's arguments
@@ -33,15 +32,15 @@ OPERATIONS: dict[str, Callable[[Any, dict], None]] = {
     "delete_class": lambda app, a: app.curation.delete_class(a["name"]),
     "rename_class": lambda app, a: app.curation.rename_class(a["old"], a["new"]),
     "set_similarity_threshold": lambda app, a: app.curation.set_threshold(a["name"], a["value"]),
-    "set_confidence_threshold": lambda app, a: app.project.store.set_confidence_threshold(a["name"], a["value"]),
-    "set_negative": lambda app, a: app.project.store.set_negative(a["name"], simsearch.PatchRecord(**a["patch"]), a["flagged"]),
-    "set_not_background": lambda app, a: app.project.store.set_not_background(simsearch.PatchRecord(**a["patch"]), a["flagged"]),
+    "set_confidence_threshold": lambda app, a: app.curation.set_confidence_threshold(a["name"], a["value"]),
+    "set_negative": lambda app, a: app.curation.set_negative(a["name"], simsearch.PatchRecord(**a["patch"]), a["flagged"]),
+    "set_not_background": lambda app, a: app.curation.set_not_background(simsearch.PatchRecord(**a["patch"]), a["flagged"]),
     "remove_prototype": lambda app, a: app.curation.remove_prototype(a["id"]),
     "add_prototype": lambda app, a: app.curation.add_prototype(a["name"], a["image_id"], tuple(a["box"])),
     "answer_review": _answers,
-    "unconfirm_background": lambda app, a: app.project.store.confirm_background(
-        [simsearch.PatchRecord(**p) for p in a["patches"]], confirmed=False),
-    "restore_confirmation": lambda app, a: app.project.store.confirm_class(
+    "unconfirm_background": lambda app, a: app.curation.unconfirm_background(
+        [simsearch.PatchRecord(**p) for p in a["patches"]]),
+    "restore_confirmation": lambda app, a: app.curation.restore_confirmation(
         a["name"], a["threshold"], [simsearch.PatchRecord(**p) for p in a["positives"]], confirmed=a["confirmed"]),
 }
 
@@ -55,10 +54,11 @@ class UndoStep:
 
 
 class UndoLog:
-    """The undo steps of a project, newest last, saved in `folder` (nowhere when None)."""
+    """The undo steps of a project, newest last, saved at `path` (the project layout's ui_undo;
+    nowhere when None)."""
 
-    def __init__(self, folder: Path | None):
-        self.path = folder / UNDO_FILE if folder is not None else None
+    def __init__(self, path: Path | None):
+        self.path = path
         self.steps: list[UndoStep] = []
         if self.path is not None and self.path.is_file():
             try:

@@ -2,51 +2,24 @@
 every action is saved in the project store as it is made)."""
 from __future__ import annotations
 
-import argparse
-import csv
 import sys
 
+from simsearch.cli.commands import SCALES_HELP, add_parser, add_project, box, channel_list, patch_size
 from simsearch.curation.importer import import_annotations
 from simsearch.curation.session import Curation, Suggestion
 from simsearch.util.errors import ConfigError
 from simsearch.io.images import Dataset
-from simsearch.io.preprocess import parse_channels
+from simsearch.io.tables import write_csv
 from simsearch.cli.progress import ProgressBar
 from simsearch.project.project import Project
 
-SCALES_HELP = ("object sizes to search besides the patch's, relative to it, e.g. 0.5,1,2 (a scale pyramid: each "
-               "level costs an embedding, 1/s^2 of the patch level's); 'auto': levels a factor 2 apart that cover "
-               "the prototype boxes (default: the patch size only)")
 
-
-def _box(text: str) -> tuple[float, float, float, float]:
-    try:
-        values = tuple(float(v) for v in text.split(","))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected X0,Y0,X1,Y1 in pixels, got {text!r}") from None
-    if len(values) != 4:
-        raise argparse.ArgumentTypeError(f"expected X0,Y0,X1,Y1 in pixels, got {text!r}")
-    return values
-
-
-def channel_list(text: str) -> list[int] | None:
-    """argparse's type for --channels: `parse_channels`, its error as argparse's."""
-    try:
-        return parse_channels(text)
-    except ConfigError as error:
-        raise argparse.ArgumentTypeError(str(error)) from None
-
-
-def add_commands(sub, patch_size_type) -> None:
+def add_commands(sub) -> None:
     """Add the curation subcommands to an argparse subparsers object (handler in defaults)."""
-    def project_arg(parser):
-        parser.add_argument("--project", default="simsearch-project", help="project folder (default: %(default)s)")
-        parser.add_argument("-q", "--quiet", action="store_true", default=argparse.SUPPRESS)
-
-    create = sub.add_parser("create", help="create a project for curation (embedding happens when needed)")
+    create = add_parser(sub, "create")
     create.add_argument("dataset", help="folder (recursive), glob pattern, or text file of image paths")
-    project_arg(create)
-    create.add_argument("--patch-size", type=patch_size_type, help="patch size S or HxW px (default: the first prototype's)")
+    add_project(create)
+    create.add_argument("--patch-size", type=patch_size, help="patch size S or HxW px (default: the first prototype's)")
     create.add_argument("--displayed", type=int, default=6, help="number of displayed images, chosen at random (default 6)")
     create.add_argument("--displayed-images", nargs="+", metavar="IMAGE", help="name the displayed images instead")
     create.add_argument("--seed", type=int, default=0, help="seed for choosing the displayed images")
@@ -55,7 +28,7 @@ def add_commands(sub, patch_size_type) -> None:
     create.add_argument("--channels", type=channel_list, help="channels to use, e.g. 0 or 0,2,3 (default: up to the first 3)")
     create.add_argument("--scales", help=SCALES_HELP)
 
-    klass = sub.add_parser("class", help="add, rename, delete or list ROI classes")
+    klass = add_parser(sub, "class")
     klass_sub = klass.add_subparsers(dest="action", required=True)
     for action, args in (("add", ("name",)), ("rename", ("old", "new")), ("delete", ("name",)), ("list", ())):
         parser = klass_sub.add_parser(action)
@@ -63,68 +36,68 @@ def add_commands(sub, patch_size_type) -> None:
             parser.add_argument(arg)
         if action == "add":
             parser.add_argument("--threshold", type=float, default=0.5, help="similarity threshold (default 0.5)")
-        project_arg(parser)
+        add_project(parser)
 
-    proto = sub.add_parser("prototype", help="add, delete or list prototypes")
+    proto = add_parser(sub, "prototype")
     proto_sub = proto.add_subparsers(dest="action", required=True)
     add = proto_sub.add_parser("add")
     add.add_argument("class_name", metavar="CLASS")
     add.add_argument("image", help="image id, relative path or file name")
-    add.add_argument("box", type=_box, nargs="?",
+    add.add_argument("box", type=box, nargs="?",
                      help="X0,Y0,X1,Y1 in pixels (a box starting with a minus: --box=-5,-5,27,27, or -- before it)")
-    add.add_argument("--box", type=_box, dest="box_option", metavar="X0,Y0,X1,Y1", help="the box, as an option")
-    project_arg(add)
+    add.add_argument("--box", type=box, dest="box_option", metavar="X0,Y0,X1,Y1", help="the box, as an option")
+    add_project(add)
     delete = proto_sub.add_parser("delete")
     delete.add_argument("id", type=int)
-    project_arg(delete)
+    add_project(delete)
     listing = proto_sub.add_parser("list")
-    project_arg(listing)
+    add_project(listing)
 
-    suggest = sub.add_parser("suggest", help="list a class's suggestions on the displayed images")
+    suggest = add_parser(sub, "suggest")
     suggest.add_argument("class_name", metavar="CLASS")
     suggest.add_argument("--threshold", type=float, help="similarity threshold (default: the class's stored one)")
     suggest.add_argument("--save-threshold", action="store_true", help="store --threshold as the class's threshold")
     suggest.add_argument("--csv", help="also write the suggestions to this CSV file")
-    project_arg(suggest)
+    add_project(suggest)
 
-    flag = sub.add_parser("flag", help="flag suggestions (by number in `suggest`) as not-this-class")
+    flag = add_parser(sub, "flag")
     flag.add_argument("class_name", metavar="CLASS")
     flag.add_argument("numbers", type=int, nargs="+")
     flag.add_argument("--unflag", action="store_true")
-    project_arg(flag)
+    add_project(flag)
 
-    confirm = sub.add_parser("confirm", help="unflagged suggestions above the threshold become clean positives")
+    confirm = add_parser(sub, "confirm")
     confirm.add_argument("class_name", metavar="CLASS")
     confirm.add_argument("--threshold", type=float)
-    project_arg(confirm)
+    add_project(confirm)
 
-    similar = sub.add_parser("similar", help="the patches most similar to a class anywhere in the dataset (FAISS)")
+    similar = add_parser(sub, "similar")
     similar.add_argument("class_name", metavar="CLASS")
     similar.add_argument("-k", type=int, default=20)
-    project_arg(similar)
+    add_project(similar)
 
-    background = sub.add_parser("background", help="curate background (Algorithm 1)")
+    background = add_parser(sub, "background")
     background_sub = background.add_subparsers(dest="action", required=True)
     propose = background_sub.add_parser("propose")
     propose.add_argument("--count", type=int, default=20, help="most and least similar patches each (default 20)")
-    project_arg(propose)
+    add_project(propose)
     for action in ("list", "confirm"):
-        project_arg(background_sub.add_parser(action))
+        add_project(background_sub.add_parser(action))
     bg_flag = background_sub.add_parser("flag", help="flag candidates (by number in `background list`) as not background")
     bg_flag.add_argument("numbers", type=int, nargs="+")
     bg_flag.add_argument("--unflag", action="store_true")
-    project_arg(bg_flag)
+    add_project(bg_flag)
 
-    noisy = sub.add_parser("noisy", help="extract noisy patches from the undisplayed images (resumable)")
+    noisy = add_parser(sub, "noisy")
     noisy.add_argument("--cap", type=int, help="at most this many noisy patches per class")
     noisy.add_argument("--background-per-image", type=int, default=4)
     noisy.add_argument("--seed", type=int, default=0)
     noisy.add_argument("--restart", action="store_true", help="discard earlier noisy patches first")
-    project_arg(noisy)
+    add_project(noisy)
 
-    importer = sub.add_parser("import", help="import prototypes and negatives from a CSV (kind,class,image,x0,y0,x1,y1)")
+    importer = add_parser(sub, "import")
     importer.add_argument("csv_file")
-    project_arg(importer)
+    add_project(importer)
 
     for parser, handler in (
         (create, cmd_create), (klass, cmd_class), (proto, cmd_prototype), (suggest, cmd_suggest),
@@ -163,12 +136,10 @@ def cmd_class(args, quiet: bool) -> int:
         elif args.action == "delete":
             curation.delete_class(args.name)
         for info in curation.classes():
-            prototypes = len(project.store.prototypes(info.name))
-            negatives = len(project.store.patches(info.name, "negative"))
-            positives = len(project.store.patches(info.name, "positive"))
+            counts = curation.class_counts(info.name)
             state = "confirmed" if info.confirmed else "open"
-            print(f"{info.name:<16} threshold {info.similarity_threshold:+.3f}  prototypes {prototypes}  "
-                  f"negatives {negatives}  positives {positives}  {state}")
+            print(f"{info.name:<16} threshold {info.similarity_threshold:+.3f}  prototypes {counts.prototypes}  "
+                  f"negatives {counts.negatives}  positives {counts.positives}  {state}")
     return 0
 
 
@@ -179,28 +150,25 @@ def cmd_prototype(args, quiet: bool) -> int:
             if (args.box is None) == (args.box_option is None):
                 raise ConfigError("prototype add: give the box once, as X0,Y0,X1,Y1 or --box=X0,Y0,X1,Y1")
             added = curation.add_prototype(args.class_name, args.image, args.box or args.box_option)
-            print(f"added prototype {added.id} of {added.class_name} in {added.image_id}")
+            print(f"added prototype {added.id} of {added.class_name} in {added.image}")
         elif args.action == "delete":
             curation.remove_prototype(args.id)
-        for proto in project.store.prototypes():
+        for proto in curation.prototypes():
             x0, y0, x1, y1 = proto.box
-            print(f"{proto.id:>4}  {proto.class_name:<16} {proto.image_id}  box {x0:.0f},{y0:.0f},{x1:.0f},{y1:.0f}")
+            print(f"{proto.id:>4}  {proto.class_name:<16} {proto.image}  box {x0:.0f},{y0:.0f},{x1:.0f},{y1:.0f}")
     return 0
 
 
 def _print_suggestions(suggestions: list[Suggestion], csv_path: str | None = None) -> None:
     """One line per suggestion; `size`: its box side in px (the patch's, or its level's in a scale pyramid)."""
-    print(f"{'#':>4}  {'similarity':>10}  {'y':>7}  {'x':>7}  {'size':>4}  flag  image")
+    print(f"{'#':>4}  {'similarity':>10}  {'x':>7}  {'y':>7}  {'size':>4}  flag  image")
     for number, s in enumerate(suggestions, start=1):
-        print(f"{number:>4}  {s.similarity:10.4f}  {s.y:7.1f}  {s.x:7.1f}  {s.box[2] - s.box[0]:4.0f}  "
-              f"{'  x ' if s.flagged else '    '}  {s.image_id}")
+        print(f"{number:>4}  {s.similarity:10.4f}  {s.x:7.1f}  {s.y:7.1f}  {s.box[2] - s.box[0]:4.0f}  "
+              f"{'  x ' if s.flagged else '    '}  {s.image}")
     if csv_path:
-        with open(csv_path, "w", newline="") as handle:
-            writer = csv.writer(handle)
-            writer.writerow(["number", "class", "image", "y", "x", "similarity", "flagged", "size"])
-            for number, s in enumerate(suggestions, start=1):
-                writer.writerow([number, s.class_name, s.image_id, f"{s.y:.1f}", f"{s.x:.1f}", f"{s.similarity:.5f}", int(s.flagged),
-                                 f"{s.box[2] - s.box[0]:.0f}"])
+        write_csv(csv_path, ["number", "class", "image", "x", "y", "similarity", "flagged", "size"], (
+            [number, s.class_name, s.image, f"{s.x:.1f}", f"{s.y:.1f}", f"{s.similarity:.5f}", int(s.flagged),
+             f"{s.box[2] - s.box[0]:.0f}"] for number, s in enumerate(suggestions, start=1)))
 
 
 def cmd_suggest(args, quiet: bool) -> int:
@@ -239,19 +207,19 @@ def cmd_confirm(args, quiet: bool) -> int:
     project, curation = _open(args)
     with project:
         positives = curation.confirm_class(args.class_name, args.threshold)
-        info = project.store.class_info(args.class_name)
+        info = curation.class_info(args.class_name)
         print(f"{args.class_name}: {len(positives)} clean positive(s) at threshold {info.similarity_threshold:+.3f}, "
-              f"{len(project.store.patches(args.class_name, 'negative'))} negative(s)")
+              f"{curation.class_counts(args.class_name).negatives} negative(s)")
     return 0
 
 
 def cmd_similar(args, quiet: bool) -> int:
     project, curation = _open(args)
     with project:
-        print(f"{'rank':>4}  {'similarity':>10}  {'y':>7}  {'x':>7}  {'size':>4}  image")
+        print(f"{'rank':>4}  {'similarity':>10}  {'x':>7}  {'y':>7}  {'size':>4}  image")
         for rank, hit in enumerate(curation.most_similar_anywhere(args.class_name, args.k), start=1):
             size = project.geometry_at(hit.level).patch_size[1]
-            print(f"{rank:>4}  {hit.score:10.4f}  {hit.y:7.1f}  {hit.x:7.1f}  {size:4d}  {hit.image_id}")
+            print(f"{rank:>4}  {hit.score:10.4f}  {hit.x:7.1f}  {hit.y:7.1f}  {size:4d}  {hit.image}")
     return 0
 
 
@@ -271,10 +239,10 @@ def cmd_background(args, quiet: bool) -> int:
             return 0
         else:
             candidates = curation.background_candidates()
-        print(f"{'#':>4}  {'extreme':>7}  {'similarity':>10}  {'y':>7}  {'x':>7}  background  image")
+        print(f"{'#':>4}  {'extreme':>7}  {'similarity':>10}  {'x':>7}  {'y':>7}  background  image")
         for number, c in enumerate(candidates, start=1):
-            print(f"{number:>4}  {c.extreme:>7}  {c.similarity:10.4f}  {c.y:7.1f}  {c.x:7.1f}  "
-                  f"{'yes' if c.is_background else 'NO ':>10}  {c.image_id}")
+            print(f"{number:>4}  {c.extreme:>7}  {c.similarity:10.4f}  {c.x:7.1f}  {c.y:7.1f}  "
+                  f"{'yes' if c.is_background else 'NO ':>10}  {c.image}")
     return 0
 
 
@@ -282,13 +250,13 @@ def cmd_noisy(args, quiet: bool) -> int:
     project, curation = _open(args)
     with project:
         if args.restart:
-            project.store.clear_noisy()
+            curation.clear_noisy()
         bar = ProgressBar(max(1, len(project.undisplayed)), "noisy extraction", quiet=quiet)
         for event in curation.iter_noisy(cap_per_class=args.cap, background_per_image=args.background_per_image, seed=args.seed):
             bar.update(event.done)
         for info in curation.classes():
-            print(f"{info.name:<16} {project.store.noisy_count(info.name)} noisy patch(es)")
-        print(f"{'background':<16} {project.store.noisy_count(None)} noisy patch(es)")
+            print(f"{info.name:<16} {curation.class_counts(info.name).noisy} noisy patch(es)")
+        print(f"{'background':<16} {curation.background_counts().noisy} noisy patch(es)")
     return 0
 
 

@@ -1,96 +1,50 @@
-"""`simsearch` command line: embed a dataset, inspect a project, search similar patches."""
+"""`simsearch` command line: embed a dataset, curate, train, process, evaluate.
+
+A command's module is imported only when that command runs (`COMMANDS` in
+simsearch/cli/commands.py), so `simsearch --help` is quick and loads no library.
+"""
 from __future__ import annotations
 
 import argparse
-import csv
+import importlib
 import logging
 import sys
-import time
-from pathlib import Path
-
 
 from simsearch import __version__
-from simsearch.cli.curation import SCALES_HELP, add_commands as add_curation_commands, channel_list
-from simsearch.cli.model import add_commands as add_model_commands
-from simsearch.cli.model import add_eval_command, add_tui_command
-from simsearch.util.memory import keep_freed_memory
-from simsearch.util.errors import ConfigError, SimSearchError
-from simsearch.io.images import Dataset
-from simsearch.cli.progress import ProgressBar
-from simsearch.project.layout import ProjectLayout
-from simsearch.project.project import Project
+from simsearch.cli.commands import COMMANDS
 
 log = logging.getLogger("simsearch")
 
 
-def _int_list(text: str) -> list[int]:
-    try:
-        return [int(v) for v in text.split(",") if v.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+def _command_in(argv: list[str]) -> str | None:
+    """The command named on the command line (the first word that is not an option), if any."""
+    first = next((word for word in argv if not word.startswith("-")), None)
+    return first if first in COMMANDS else None
 
 
-def _patch_size(text: str) -> tuple[int, int]:
-    try:
-        parts = [int(v) for v in text.lower().replace("x", ",").split(",")]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected S or HxW in pixels, got {text!r}") from None
-    if len(parts) == 1:
-        parts *= 2
-    if len(parts) != 2:
-        raise argparse.ArgumentTypeError(f"expected S or HxW in pixels, got {text!r}")
-    return parts[0], parts[1]
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="simsearch", description=__doc__)
+def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
+    """The parser for `argv`: the full parser of the command it names (its module imported), and
+    a one-line entry for every other command (enough for the command list and its errors)."""
+    parser = argparse.ArgumentParser(prog="simsearch", description=__doc__.split("\n\n")[0])
     parser.add_argument("--version", action="version", version=f"simsearch {__version__}")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars or info logging")
-    sub = parser.add_subparsers(dest="command", required=True)
-
-    embed = sub.add_parser("embed", help="create/open a project and embed every image of a dataset")
-    embed.add_argument("dataset", help="folder (recursive), glob pattern, or text file of image paths")
-    embed.add_argument("--project", default="simsearch-project", help="project folder (default: %(default)s)")
-    embed.add_argument("--patch-size", type=_patch_size, default=(96, 96), help="patch size S or HxW px (default 96)")
-    embed.add_argument("--backbone", default="auto", help="auto (default), resnet18 or efficientnet-lite0")
-    embed.add_argument("--weights", help="weights file for the backbone (resnet18: torchvision's IMAGENET1K_V1 .pth)")
-    embed.add_argument("--channels", type=channel_list, help="channels to use, e.g. 0 or 0,2,3 (default: up to the first 3)")
-    embed.add_argument("--min-cells", type=int, default=4, help="upsample so a patch spans at least this many 16-px cells (default 4)")
-    embed.add_argument("--passes", type=int, default=1, choices=(1, 2, 4), help="shifted passes per axis: grid step 16/passes scaled px")
-    embed.add_argument("--scales", help=SCALES_HELP)
-    embed.add_argument("--device", default="auto", help="auto (default), cpu or cuda")
-    _add_quiet(embed)
-
-    info = sub.add_parser("info", help="describe a project (or a dataset, without creating anything)")
-    info.add_argument("target", nargs="?", default="simsearch-project", help="project folder or dataset (default: %(default)s)")
-    _add_quiet(info)
-
-    search = sub.add_parser("search", help="the patches most similar to one patch, across the whole dataset")
-    search.add_argument("--project", default="simsearch-project")
-    search.add_argument("--image", required=True, help="image id or relative path")
-    where = search.add_mutually_exclusive_group(required=True)
-    where.add_argument("--at", type=_int_list, help="patch centre Y,X in pixels")
-    where.add_argument("--box", type=_int_list, help="box X0,Y0,X1,Y1 in pixels; its centre is used")
-    search.add_argument("-k", type=int, default=10, help="number of hits (default 10)")
-    search.add_argument("--csv", help="also write the hits to this CSV file")
-    search.add_argument("--device", default="auto")
-    _add_quiet(search)
-    embed.set_defaults(handler=cmd_embed)
-    info.set_defaults(handler=cmd_info)
-    search.set_defaults(handler=cmd_search)
-    add_curation_commands(sub, _patch_size)
-    add_model_commands(sub)
-    add_eval_command(sub, _int_list)
-    add_tui_command(sub)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    command = _command_in(sys.argv[1:] if argv is None else argv)
+    module = COMMANDS[command][0] if command else None
+    for name, (where, help_text) in COMMANDS.items():
+        if where == module:
+            if name == command:
+                importlib.import_module(f"simsearch.cli.{module}").add_commands(sub)
+        else:
+            sub.add_parser(name, help=help_text)  # listed; its module defines it when it runs
     return parser
 
 
-def _add_quiet(sub: argparse.ArgumentParser) -> None:
-    sub.add_argument("-q", "--quiet", action="store_true", default=argparse.SUPPRESS, help="no progress bars or info logging")
-
-
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = build_parser(argv).parse_args(argv)
+    from simsearch.util.errors import SimSearchError
+    from simsearch.util.memory import keep_freed_memory
+
     keep_freed_memory()
     quiet = getattr(args, "quiet", False)
     logging.basicConfig(level=logging.WARNING if quiet else logging.INFO, format="%(levelname)s: %(message)s")
@@ -102,117 +56,6 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted; finished work is saved", file=sys.stderr)
         return 130
-
-
-def cmd_embed(args, quiet: bool) -> int:
-    folder = Path(args.project)
-    if ProjectLayout(folder).exists():
-        project = Project.open(folder)
-        if project.geometry is None:
-            project.set_patch_size(args.patch_size)
-        _check_same_settings(project, args)
-        if args.scales is not None:
-            project.set_scales(args.scales)
-        print(f"opened project {project.folder}")
-    else:
-        dataset = Dataset.open(args.dataset)
-        bar = ProgressBar(len(dataset), "normalization", quiet=quiet)
-        project = Project.create(
-            folder, dataset, patch_size=args.patch_size, backbone=args.backbone, weights=args.weights,
-            channels=args.channels, min_cells=args.min_cells, passes=args.passes, scales=args.scales,
-            progress=lambda done, total: bar.update(done),
-        )
-        print(f"created project {project.folder}")
-    project.set_device(args.device)
-    dataset = project.dataset
-    if dataset.skipped:
-        print(f"skipped {len(dataset.skipped)} file(s):")
-        for skipped in dataset.skipped:
-            print(f"  {skipped.path}: {skipped.reason}")
-    start = time.perf_counter()
-    counts = {"embedded": 0, "cached": 0, "failed": 0}
-    bar = ProgressBar(len(dataset), "embedding", quiet=quiet)
-    pixels = 0
-    for event in project.iter_embed():
-        counts[event.status] += 1
-        if event.status == "failed":
-            print(f"  failed: {event.image_id}: {event.message}", file=sys.stderr)
-        elif event.status == "embedded":
-            record = dataset.by_id(event.image_id)
-            pixels += record.height * record.width
-        bar.update(event.done)
-    elapsed = time.perf_counter() - start
-    index = project.build_index()
-    rate = f", {pixels / 1e6 / elapsed:.2f} MP/s" if counts["embedded"] and elapsed > 0 else ""
-    print(
-        f"embedded {counts['embedded']}, cached {counts['cached']}, failed {counts['failed']} "
-        f"of {len(dataset)} image(s) in {elapsed:.1f}s{rate} on {project.embedder.device}"
-    )
-    print(f"index: {len(index)} patch vectors of dimension {index.dim} in {project.index_folder}")
-    print(project.summary())
-    return 1 if counts["failed"] else 0
-
-
-def _check_same_settings(project: Project, args) -> None:
-    wanted = {"patch size": tuple(args.patch_size), "backbone": args.backbone, "passes": args.passes}
-    recorded = {"patch size": tuple(project.geometry.patch_size), "backbone": project.backbone_spec.name, "passes": project.geometry.passes}
-    for name, value in wanted.items():
-        if name == "backbone" and value == "auto":
-            continue
-        if value != recorded[name]:
-            raise ConfigError(
-                f"{name}: project {project.folder} was made with {recorded[name]}, not {value}",
-                hint="use another --project folder for other settings",
-            )
-
-
-def cmd_info(args, quiet: bool) -> int:
-    target = Path(args.target)
-    if ProjectLayout(target).exists():
-        project = Project.open(target, read_only=True)
-        print(project.summary())
-        if project.geometry is None:  # nothing is embedded before the patch size is known
-            print("embeddings: none yet (the first prototype fixes the patch size)")
-            return 0
-        missing = project.failed_images()
-        print(f"embeddings cached: {len(project.dataset) - len(missing)}/{len(project.dataset)}")
-        try:
-            print(f"index: {len(project.load_index())} patch vectors")
-        except SimSearchError:
-            print("index: not built (run `simsearch embed`)")
-    else:
-        print(Dataset.open(target, verify=False).summary())
-    return 0
-
-
-def cmd_search(args, quiet: bool) -> int:
-    project = Project.open(args.project, read_only=True)
-    project.set_device(args.device)
-    record = project.dataset.find(args.image)
-    if args.at is not None:
-        if len(args.at) != 2:
-            raise ConfigError("--at: give Y,X")
-        y, x = args.at
-    else:
-        if len(args.box) != 4:
-            raise ConfigError("--box: give X0,Y0,X1,Y1")
-        x0, y0, x1, y1 = args.box
-        y, x = (y0 + y1) / 2, (x0 + x1) / 2
-    query = project.patch_vector(record.id, y, x)
-    hits = project.load_index().search(query, k=args.k)
-    rows = [
-        (rank + 1, hits.image_ids[0, rank], float(hits.centres[0, rank, 0]), float(hits.centres[0, rank, 1]), float(hits.scores[0, rank]))
-        for rank in range(hits.scores.shape[1]) if hits.image_ids[0, rank]
-    ]
-    print(f"{'rank':>4}  {'similarity':>10}  {'y':>7}  {'x':>7}  image")
-    for rank, image_id, cy, cx, score in rows:
-        print(f"{rank:>4}  {score:10.4f}  {cy:7.1f}  {cx:7.1f}  {image_id}")
-    if args.csv:
-        with open(args.csv, "w", newline="") as handle:
-            writer = csv.writer(handle)
-            writer.writerow(["rank", "image", "y", "x", "similarity"])
-            writer.writerows((r, i, f"{cy:.1f}", f"{cx:.1f}", f"{s:.5f}") for r, i, cy, cx, s in rows)
-    return 0
 
 
 if __name__ == "__main__":

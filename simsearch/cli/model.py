@@ -2,11 +2,12 @@
 the headless end-to-end run."""
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
 from pathlib import Path
 
+from simsearch.cli.commands import add_parser, add_project, add_quiet, int_list
+from simsearch.curation.session import Curation
 from simsearch.util.errors import ConfigError
 from simsearch.evaluate.report import EvalPlan, evaluate
 from simsearch.io.images import Dataset
@@ -19,11 +20,9 @@ from simsearch.training.loop import TRAINING_STRATEGIES, TrainSettings, iter_tra
 
 
 def add_commands(sub) -> None:
-    def project_arg(parser):
-        parser.add_argument("--project", default="simsearch-project", help="project folder (default: %(default)s)")
-        parser.add_argument("-q", "--quiet", action="store_true", default=argparse.SUPPRESS)
+    """Add train, review, threshold, process, run and eval to an argparse subparsers object."""
 
-    trainer = sub.add_parser("train", help="train the model (resumes an interrupted run)")
+    trainer = add_parser(sub, "train")
     trainer.add_argument("--strategy", default="pos+neg+selflearn", choices=TRAINING_STRATEGIES)
     trainer.add_argument("--preset", default="cpu", choices=TrainSettings.PRESETS, help="epochs and batch sizes (paper: GPU)")
     trainer.add_argument("--device", default="auto")
@@ -31,10 +30,10 @@ def add_commands(sub) -> None:
                          help="fine-tune the last model instead of starting from the pretrained backbone")
     trainer.add_argument("--progress", choices=("bar", "json"), default="bar",
                          help="json: one line of JSON per progress event on stdout (for programs driving the training)")
-    project_arg(trainer)
+    add_project(trainer)
     trainer.set_defaults(handler=cmd_train)
 
-    review = sub.add_parser("review", help="judge the model's own detections on undisplayed images; the answers feed the next training")
+    review = add_parser(sub, "review")
     review.add_argument("class_name", nargs="?", metavar="CLASS",
                         help="the class to review (answers without it go to the class listed last)")
     review.add_argument("--count", type=int, default=20, help="items in a new batch (default 20)")
@@ -46,29 +45,30 @@ def add_commands(sub) -> None:
     review.add_argument("--clear", type=int, nargs="+", default=[], metavar="N", help="take these answers back")
     review.add_argument("--list", action="store_true", help="show the current batch instead of proposing a new one")
     review.add_argument("--device", default="auto")
-    project_arg(review)
+    add_project(review)
     review.set_defaults(handler=cmd_review)
 
-    threshold = sub.add_parser("threshold", help="set a class's confidence threshold for detections")
+    threshold = add_parser(sub, "threshold")
     threshold.add_argument("class_name", metavar="CLASS")
     threshold.add_argument("value", type=float)
-    project_arg(threshold)
+    add_project(threshold)
     threshold.set_defaults(handler=cmd_threshold)
 
-    process = sub.add_parser("process", help="run the trained model on the whole dataset (or --images) and export")
+    process = add_parser(sub, "process")
     process.add_argument("--out", required=True, help="results folder")
     process.add_argument("--images", help="another folder, glob or list of images (default: the project's dataset)")
     process.add_argument("--segmentation", action="store_true", help="also write label images")
     process.add_argument("--device", default="auto")
     process.add_argument("--progress", choices=("bar", "json"), default="bar",
                          help="json: one line of JSON per image on stdout, then one with the results (for programs)")
-    project_arg(process)
+    add_project(process)
     process.set_defaults(handler=cmd_process)
 
-    runner = sub.add_parser("run", help="every step, headless, from a YAML file (see README)")
+    runner = add_parser(sub, "run")
     runner.add_argument("config", help="run configuration (YAML)")
-    runner.add_argument("-q", "--quiet", action="store_true", default=argparse.SUPPRESS)
+    add_quiet(runner)
     runner.set_defaults(handler=cmd_run)
+    _add_eval_command(sub)
 
 
 def _train_bar(quiet: bool):
@@ -103,24 +103,24 @@ def cmd_train(args, quiet: bool) -> int:
 
 def cmd_review(args, quiet: bool) -> int:
     with Project.open(args.project) as project:
-        store = project.store
+        curation = Curation(project)
         answers = {"accepted": args.accept, "rejected": args.reject, None: args.clear}
         given = [n for numbers in answers.values() for n in numbers]
         class_name = args.class_name
         if given:
-            class_name = class_name or store.last_reviewed_class()
+            class_name = class_name or curation.last_reviewed_class()
             if class_name is None:
                 raise ConfigError("review: no batch listed yet", hint="list one first: simsearch review CLASS")
             twice = sorted({n for n in given if given.count(n) > 1})
             if twice:
                 raise ConfigError(f"review: item(s) {twice} given more than one answer")
-            listed = {item.number for item in store.review_items(class_name)}
+            listed = {item.number for item in curation.review_items(class_name)}
             unknown = sorted(set(given) - listed)
             if unknown:
                 raise ConfigError(f"review of {class_name!r}: no item numbered {unknown} in the current batch ({len(listed)} item(s))")
             for answer, numbers in answers.items():
                 if numbers:
-                    store.answer_review(class_name, numbers, answer)
+                    curation.answer_review(class_name, numbers, answer)
         elif not args.list:
             if class_name is None:
                 raise ConfigError("review: name the class to review", hint="e.g. simsearch review WBC --count 20")
@@ -129,25 +129,23 @@ def cmd_review(args, quiet: bool) -> int:
             for event in review.iter_prepare():
                 bar.update(event.done)
             review.propose(class_name, count=args.count, order=args.order)
-        class_name = class_name or store.last_reviewed_class()
+        class_name = class_name or curation.last_reviewed_class()
         if class_name is None:
             raise ConfigError("review: no batch listed yet", hint="list one first: simsearch review CLASS")
-        _print_review(store.review_items(class_name), class_name, project)
+        _print_review(curation, class_name)
     return 0
 
 
-def _print_review(items, class_name: str, project: Project) -> None:
-    store = project.store
-    threshold = store.class_info(class_name).confidence_threshold
+def _print_review(curation: Curation, class_name: str) -> None:
+    items = curation.review_items(class_name)
+    threshold = curation.class_info(class_name).confidence_threshold
     print(f"review of {class_name} (confidence threshold {threshold:.2f}): {len(items)} item(s); "
           f"answer with --accept N.. (it is {class_name}) and --reject N.. (it is not)")
-    print(f"{'#':>4}  {'answer':>8}  {'confidence':>10}  {'y':>7}  {'x':>7}  image")
+    print(f"{'#':>4}  {'answer':>8}  {'confidence':>10}  {'x':>7}  {'y':>7}  image")
     for item in items:
-        print(f"{item.number:>4}  {item.answer or '-':>8}  {item.confidence:10.3f}  {item.y:7.1f}  {item.x:7.1f}  {project.dataset.by_id(item.image_id).relpath}")
-    answered = store.review_items(class_name, current_only=False)
-    accepted = sum(i.answer == "accepted" for i in answered)
-    rejected = sum(i.answer == "rejected" for i in answered)
-    print(f"answers so far for {class_name}: {accepted} accepted, {rejected} rejected (simsearch train learns from them)")
+        print(f"{item.number:>4}  {item.answer or '-':>8}  {item.confidence:10.3f}  {item.x:7.1f}  {item.y:7.1f}  {item.image}")
+    counts = curation.class_counts(class_name)
+    print(f"answers so far for {class_name}: {counts.accepted} accepted, {counts.rejected} rejected (simsearch train learns from them)")
 
 
 def _json_progress(event) -> None:
@@ -156,8 +154,9 @@ def _json_progress(event) -> None:
 
 def cmd_threshold(args, quiet: bool) -> int:
     with Project.open(args.project) as project:
-        project.store.set_confidence_threshold(args.class_name, args.value)
-        for info in project.store.classes():
+        curation = Curation(project)
+        curation.set_confidence_threshold(args.class_name, args.value)
+        for info in curation.classes():
             print(f"{info.name:<16} confidence threshold {info.confidence_threshold:.3f}")
     return 0
 
@@ -175,7 +174,7 @@ def cmd_process(args, quiet: bool) -> int:
             if event.status == "failed":
                 failed += 1
                 if args.progress == "bar":
-                    print(f"  failed: {event.image_id}: {event.message}")
+                    print(f"  failed: {event.image}: {event.message}")
         manifest = write_results(project, args.out, images=images, segmentation=args.segmentation)
         if args.progress == "json":
             print(json.dumps({"results": str(args.out), "detections": manifest["detections"], "images": total, "failed": failed}),
@@ -199,8 +198,8 @@ def cmd_run(args, quiet: bool) -> int:
     return 0
 
 
-def add_eval_command(sub, int_list_type) -> None:
-    evaluation = sub.add_parser("eval", help="the paper's simulated-user evaluation on an annotated dataset")
+def _add_eval_command(sub) -> None:
+    evaluation = add_parser(sub, "eval")
     evaluation.add_argument("--images", required=True, help="images folder, glob or list")
     evaluation.add_argument("--truth", required=True, help="ground truth: CSV (image,class,x,y or boxes), VOC folder, COCO JSON, label images")
     evaluation.add_argument("--train-list", help="training image names, one per line")
@@ -209,8 +208,8 @@ def add_eval_command(sub, int_list_type) -> None:
     evaluation.add_argument("--classes", required=True, help="comma-separated class names")
     evaluation.add_argument("--patch-size", required=True,
                             help="S for all classes, or CLASS=S,CLASS=S; 'auto': the median box side (boxes needed)")
-    evaluation.add_argument("--prototypes", type=int_list_type, default=[5, 10])
-    evaluation.add_argument("--negatives", type=int_list_type, default=[5])
+    evaluation.add_argument("--prototypes", type=int_list, default=[5, 10])
+    evaluation.add_argument("--negatives", type=int_list, default=[5])
     evaluation.add_argument("--strategies", default="similarity,pos,pos+neg+selflearn,supervised")
     evaluation.add_argument("--repeats", type=int, default=3)
     evaluation.add_argument("--displayed", type=int, default=6)
@@ -233,7 +232,7 @@ def add_eval_command(sub, int_list_type) -> None:
                                  "prototypes are then marked with their object's own box")
     evaluation.add_argument("--device", default="auto")
     evaluation.add_argument("--out", required=True)
-    evaluation.add_argument("-q", "--quiet", action="store_true", default=argparse.SUPPRESS)
+    add_quiet(evaluation)
     evaluation.set_defaults(handler=cmd_eval)
 
 
@@ -271,25 +270,4 @@ def plan_from_args(args) -> EvalPlan:
 def cmd_eval(args, quiet: bool) -> int:
     evaluate(plan_from_args(args))
     print((Path(args.out) / "report.md").read_text())
-    return 0
-
-
-def add_tui_command(sub) -> None:
-    tui = sub.add_parser("tui", help="the terminal UI: open a project, or create one from images")
-    tui.add_argument("target", nargs="?", metavar="PROJECT_OR_DATASET",
-                     help="a project folder, or images (folder, glob, list file) for the new-project wizard (default: here)")
-    tui.add_argument("--device", default="auto")
-    tui.add_argument("-q", "--quiet", action="store_true", default=argparse.SUPPRESS)
-    tui.set_defaults(handler=cmd_tui)
-
-
-def cmd_tui(args, quiet: bool) -> int:
-    try:  # the UI package, loaded only here: the engine never imports textual
-        from simsearch_tui.__main__ import run
-    except ModuleNotFoundError as error:
-        if error.name not in ("simsearch_tui", "textual", "textual_image"):
-            raise
-        raise ConfigError(f"the terminal UI is not installed ({error.name} is missing)",
-                          hint="pip install 'simsearch[tui]'") from None
-    run(args.target, args.device)
     return 0

@@ -113,7 +113,7 @@ def run(config_path: str | Path, *, say: Callable[[str], None] = print, progress
             if progress:
                 progress("process", event)
             if event.status == "failed":
-                say(f"  failed: {event.image_id}: {event.message}")
+                say(f"  failed: {event.image}: {event.message}")
         manifest = write_results(project, config["output"], segmentation=bool(config.get("segmentation", False)),
                                  extra_manifest={"run_config": str(Path(config_path).resolve())})
     say(f"{manifest['detections']} detection(s) in {manifest['dataset']['images']} image(s); results in {config['output']}")
@@ -124,22 +124,21 @@ def _curate(project: Project, curation: Curation, config: dict, use_noisy: bool,
     """Import the CSV (again each run: lines imported before are not added twice, new ones are,
     and they make the training run again), then set thresholds, confirm classes, curate
     background, extract noisy patches."""
-    store = project.store
     imported = import_annotations(project, curation, config["annotations"])
     if imported["prototype"] or imported["negative"]:
         say(f"imported {imported['prototype']} prototype(s) and {imported['negative']} negative(s)")
     thresholds = config.get("classes") or {}
-    unknown = sorted(set(thresholds) - {c.name for c in store.classes()})
+    unknown = sorted(set(thresholds) - {c.name for c in curation.classes()})
     if unknown:
         raise ConfigError(f"classes: {unknown} have no prototypes in {config['annotations']}")
-    for info in store.classes():
+    for info in curation.classes():
         own = thresholds.get(info.name) or {}
         similarity = float(own.get("similarity_threshold", info.similarity_threshold))
-        store.set_confidence_threshold(info.name, float(own.get("confidence_threshold", info.confidence_threshold)))
+        curation.set_confidence_threshold(info.name, float(own.get("confidence_threshold", info.confidence_threshold)))
         if not info.confirmed or similarity != info.similarity_threshold:
             positives = curation.confirm_class(info.name, similarity)
             say(f"{info.name}: {len(positives)} clean positive(s) at similarity {similarity:.2f}")
-    if not store.background(confirmed_only=True):
+    if not curation.clean_background():  # none yet (or every confirmed one flagged): propose
         count = int((config.get("background") or {}).get("count", 20))
         curation.propose_background(count)
         kept = curation.confirm_background()
@@ -149,5 +148,5 @@ def _curate(project: Project, curation: Curation, config: dict, use_noisy: bool,
         for _ in curation.iter_noisy(cap_per_class=noisy.get("cap"), background_per_image=int(noisy.get("background_per_image", 4)),
                                      seed=int(config.get("seed", 0))):
             pass
-        say("noisy: " + ", ".join(f"{c.name} {store.noisy_count(c.name)}" for c in store.classes())
-            + f", background {store.noisy_count(None)}")
+        say("noisy: " + ", ".join(f"{c.name} {curation.class_counts(c.name).noisy}" for c in curation.classes())
+            + f", background {curation.background_counts().noisy}")

@@ -19,13 +19,14 @@ from typing import Iterator, NamedTuple
 
 import numpy as np
 
+from simsearch.io.images import NamedImage
 from simsearch.util.errors import ConfigError, ProjectError
 from simsearch.project.project import Project
 from simsearch.features.geometry import box_around
 from simsearch.search.index import SimilarPatch
 from simsearch.search.peaks import SizedPeaks, find_peaks, peak_spacing, peaks_across_scales
 from simsearch.search.similarity import similarity_map
-from simsearch.project.store import ClassInfo, PatchRecord, Prototype, check_threshold
+from simsearch.project.store import ClassInfo, PatchRecord, Prototype, ReviewItem, check_threshold
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +39,18 @@ class Suggestion(NamedTuple):
     (y, x): patch centre in pixels; box: (x0, y0, x1, y1), of the size of the pyramid level
     it was found at (the patch size in a one-level project); flagged: the user
     marked it as not-this-class (a negative). A NamedTuple: a low threshold can
-    give tens of thousands, and these are cheap to make."""
+    give tens of thousands, and these are cheap to make.
+
+    Examples
+    --------
+    >>> from simsearch import Suggestion
+    >>> suggestion = Suggestion("WBC", "slide1.png@0123456789ab", y=56.0, x=100.0,
+    ...                         box=(84.0, 40.0, 116.0, 72.0), similarity=0.82)
+    >>> suggestion.record()              # as the store keeps it: a positive once confirmed, or a negative
+    PatchRecord(image_id='slide1.png@0123456789ab', y=56.0, x=100.0, similarity=0.82, level=1.0)
+    >>> [round(s.similarity, 2) for s in curation.suggestions("WBC")[:3]]   # doctest: +SKIP
+    [0.91, 0.88, 0.84]
+    """
 
     class_name: str
     image_id: str
@@ -48,13 +60,27 @@ class Suggestion(NamedTuple):
     similarity: float
     flagged: bool = False
     level: float = 1.0  # of the scale pyramid (the box is its patch)
+    image = NamedImage.image  # the image as the user named it
 
     def record(self) -> PatchRecord:
         return PatchRecord(self.image_id, self.y, self.x, self.similarity, self.level)
 
 
 class BackgroundCandidate(NamedTuple):
-    """An unlabelled patch most ('high') or least ('low') similar to the mean prototype."""
+    """An unlabelled patch most ('high') or least ('low') similar to the mean prototype.
+
+    Examples
+    --------
+    >>> from simsearch import BackgroundCandidate
+    >>> candidate = BackgroundCandidate("slide1.png@0123456789ab", y=200.0, x=40.0,
+    ...                                 box=(24.0, 184.0, 56.0, 216.0), similarity=-0.12, extreme="low")
+    >>> candidate.is_background, candidate.record().similarity     # background unless flagged
+    (True, -0.12)
+    >>> candidates = curation.propose_background(count=20)         # doctest: +SKIP
+    >>> curation.flag_not_background(candidates[0])                # doctest: +SKIP
+    >>> len(curation.confirm_background())                         # doctest: +SKIP
+    39
+    """
 
     image_id: str
     y: float
@@ -63,6 +89,7 @@ class BackgroundCandidate(NamedTuple):
     similarity: float
     extreme: str
     is_background: bool = True
+    image = NamedImage.image  # the image as the user named it
 
     def record(self) -> PatchRecord:
         return PatchRecord(self.image_id, self.y, self.x, self.similarity)
@@ -71,7 +98,19 @@ class BackgroundCandidate(NamedTuple):
 class SuggestionList(Sequence):
     """Suggestions most similar first, kept as arrays: a low threshold can give tens of
     thousands, and a threshold change must stay fast, so Suggestion objects are made only
-    for the items asked for (indexing, slicing, iterating)."""
+    for the items asked for (indexing, slicing, iterating). `Curation.suggestions` makes them.
+
+    Examples
+    --------
+    Two suggestions on one image, 32 px patches, the more similar one first:
+
+    >>> found = SuggestionList("RBC", ["smear.png@0123456789ab"], image_index=[0, 0], ys=[40, 80], xs=[50, 20],
+    ...                        values=[0.61, 0.83], flagged=[False, True], sizes=[(32, 32), (32, 32)], levels=[1, 1])
+    >>> [(s.image, s.x, s.y, round(s.similarity, 2), s.flagged) for s in found]
+    [('smear.png', 20.0, 80.0, 0.83, True), ('smear.png', 50.0, 40.0, 0.61, False)]
+    >>> found.image_counts()
+    {'smear.png@0123456789ab': 2}
+    """
 
     def __init__(self, class_name, image_ids, image_index, ys, xs, values, flagged, sizes, levels):
         """sizes: (N, 2) (h, w) of each suggestion's patch, the patch of its pyramid level (N,)."""
@@ -111,8 +150,18 @@ class SuggestionList(Sequence):
 
 
 @dataclass(frozen=True)
-class NoisyProgress:
-    """One undisplayed image done: counts of noisy patches it added per class (None: background)."""
+class NoisyProgress(NamedImage):
+    """One undisplayed image done: counts of noisy patches it added per class (None: background).
+
+    Examples
+    --------
+    `Curation.iter_noisy` yields one per undisplayed image:
+
+    >>> for event in curation.iter_noisy(cap_per_class=500):       # doctest: +SKIP
+    ...     print(f"{event.done}/{event.total}", event.added)
+    1/40 {'WBC': 3, 'RBC': 41, None: 8}
+    2/40 {'WBC': 1, 'RBC': 37, None: 8}
+    """
 
     done: int
     total: int
@@ -120,8 +169,71 @@ class NoisyProgress:
     added: dict
 
 
+@dataclass(frozen=True)
+class ClassCounts:
+    """What one class holds so far (`Curation.class_counts`).
+
+    prototypes: its prototypes; positives: the clean positives of its last confirmation (kept,
+    while it is no longer confirmed, until the next one); negatives: suggestions flagged as
+    not-this-class; noisy: noisy positives extracted from the undisplayed images; accepted and
+    rejected: the review answers given on the model's detections, current batch and earlier.
+
+    Examples
+    --------
+    >>> counts = ClassCounts("WBC", prototypes=2, positives=12, negatives=1, noisy=300, accepted=4, rejected=1)
+    >>> counts.accepted + counts.rejected
+    5
+    """
+
+    name: str
+    prototypes: int
+    positives: int
+    negatives: int
+    noisy: int
+    accepted: int
+    rejected: int
+
+
+@dataclass(frozen=True)
+class BackgroundCounts:
+    """The background so far (`Curation.background_counts`).
+
+    candidates: proposed patches, confirmed or not (as `Curation.background_candidates` lists
+    them); flagged: those flagged as not background; clean: the confirmed, unflagged ones that
+    training learns from (`Curation.clean_background`); noisy: noisy background patches
+    extracted from the undisplayed images.
+
+    Examples
+    --------
+    >>> BackgroundCounts(candidates=40, flagged=3, clean=37, noisy=120).clean
+    37
+    """
+
+    candidates: int
+    flagged: int
+    clean: int
+    noisy: int
+
+
 class Curation:
-    """The interactive loop on one open (writable) project."""
+    """The interactive loop on one open (writable) project.
+
+    Examples
+    --------
+    The paper's loop on an embedded project (boxes are (x0, y0, x1, y1) px):
+
+    >>> from simsearch import Curation, Project
+    >>> curation = Curation(Project.open("screen1/project"))                   # doctest: +SKIP
+    >>> _ = curation.add_class("WBC", similarity_threshold=0.6)               # doctest: +SKIP
+    >>> _ = curation.add_prototype("WBC", "BloodImage_00001.jpg", (68, 315, 286, 480))   # doctest: +SKIP
+    >>> suggestions = curation.suggestions("WBC")                             # doctest: +SKIP
+    >>> curation.flag_negative(suggestions[4])                                # doctest: +SKIP
+    >>> positives = curation.confirm_class("WBC")                             # doctest: +SKIP
+    >>> _ = curation.propose_background(count=20)                             # doctest: +SKIP
+    >>> background = curation.confirm_background()                            # doctest: +SKIP
+    >>> for event in curation.iter_noisy():                                   # doctest: +SKIP
+    ...     pass
+    """
 
     def __init__(self, project: Project):
         self.project = project
@@ -153,6 +265,52 @@ class Curation:
     def _forget(self, name: str) -> None:
         for cache in (self._maps, self._peaks, self._map_prototypes):
             cache.pop(name, None)
+
+    def class_info(self, class_name: str) -> ClassInfo:
+        """One class: its thresholds and whether it is confirmed.
+
+        Raises ConfigError naming the known classes when there is no such class.
+
+        Examples
+        --------
+        >>> curation.class_info("WBC").similarity_threshold           # doctest: +SKIP
+        0.55
+        """
+        return self.store.class_info(class_name)
+
+    def class_counts(self, class_name: str) -> ClassCounts:
+        """How many prototypes, clean positives, negatives, noisy positives and review
+        answers the class has (see `ClassCounts`).
+
+        Examples
+        --------
+        >>> counts = curation.class_counts("WBC")                     # doctest: +SKIP
+        >>> counts.prototypes, counts.positives, counts.negatives      # doctest: +SKIP
+        (2, 12, 1)
+        """
+        answers = [item.answer for item in self.store.review_items(class_name, current_only=False)]
+        return ClassCounts(
+            class_name,
+            prototypes=len(self.store.prototypes(class_name)),
+            positives=len(self.store.patches(class_name, "positive")),
+            negatives=len(self.store.patches(class_name, "negative")),
+            noisy=self.store.noisy_count(class_name),
+            accepted=answers.count("accepted"),
+            rejected=answers.count("rejected"),
+        )
+
+    def set_confidence_threshold(self, class_name: str, value: float) -> None:
+        """The model's probability in [0, 1] at or above which a detection of the class counts
+        (`Predictor`, `iter_process` and the review round read it); unlike the similarity
+        threshold (`set_threshold`) it leaves the class's confirmation as it is.
+
+        Examples
+        --------
+        >>> curation.set_confidence_threshold("WBC", 0.7)              # doctest: +SKIP
+        >>> curation.class_info("WBC").confidence_threshold            # doctest: +SKIP
+        0.7
+        """
+        self.store.set_confidence_threshold(class_name, value)
 
     # -- prototypes -------------------------------------------------------------------------
 
@@ -189,6 +347,16 @@ class Curation:
         for name, used in list(self._map_prototypes.items()):
             if prototype_id in used:
                 self._forget(name)
+
+    def prototypes(self, class_name: str | None = None) -> list[Prototype]:
+        """The class's prototypes (None: every class's), oldest first.
+
+        Examples
+        --------
+        >>> [p.box for p in curation.prototypes("WBC")]                # doctest: +SKIP
+        [(84.0, 40.0, 116.0, 72.0)]
+        """
+        return self.store.prototypes(class_name)
 
     def prototype_vectors(self, class_name: str) -> np.ndarray:
         """(P * 4, D) float32: every prototype of the class and its three rotations."""
@@ -299,7 +467,55 @@ class Curation:
 
     def flag_negative(self, suggestion: Suggestion, flagged: bool = True) -> None:
         """Mark a suggestion as not-this-class (kept as the class's negative), or unmark it."""
-        self.store.set_negative(suggestion.class_name, suggestion.record(), flagged)
+        self.set_negative(suggestion.class_name, suggestion.record(), flagged)
+
+    def set_negative(self, class_name: str, patch: PatchRecord, flagged: bool = True) -> None:
+        """`flag_negative` for a patch given as a record (e.g. one kept from an earlier
+        suggestion, to take a flag back): flag it as not-this-class, or with flagged=False
+        clear the flag. Either way the class is no longer confirmed.
+
+        Examples
+        --------
+        >>> patch = curation.suggestions("WBC")[3].record()             # doctest: +SKIP
+        >>> curation.set_negative("WBC", patch)                        # doctest: +SKIP
+        >>> curation.set_negative("WBC", patch, flagged=False)         # doctest: +SKIP
+        """
+        self.store.set_negative(class_name, patch, flagged)
+
+    def positives(self, class_name: str) -> list[PatchRecord]:
+        """The clean positives of the class's last confirmation (`confirm_class`), oldest first.
+
+        Examples
+        --------
+        >>> len(curation.positives("WBC"))                             # doctest: +SKIP
+        12
+        """
+        return self.store.patches(class_name, "positive")
+
+    def negatives(self, class_name: str) -> list[PatchRecord]:
+        """The patches flagged as not-this-class (`flag_negative`), oldest first.
+
+        Examples
+        --------
+        >>> [(p.image_id, p.y, p.x) for p in curation.negatives("WBC")]  # doctest: +SKIP
+        [('img3', 120.0, 64.0)]
+        """
+        return self.store.patches(class_name, "negative")
+
+    def restore_confirmation(self, class_name: str, threshold: float, positives: list[PatchRecord], *,
+                             confirmed: bool) -> None:
+        """Put the class back as it was before a `confirm_class`: its similarity threshold, its
+        clean positives and whether it was confirmed (how an undo takes a confirmation back).
+
+        Examples
+        --------
+        >>> before = curation.class_info("WBC")                         # doctest: +SKIP
+        >>> earlier = curation.positives("WBC")                         # doctest: +SKIP
+        >>> curation.confirm_class("WBC", 0.6)                          # doctest: +SKIP
+        >>> curation.restore_confirmation("WBC", before.similarity_threshold, earlier,
+        ...                               confirmed=before.confirmed)  # doctest: +SKIP
+        """
+        self.store.confirm_class(class_name, threshold, list(positives), confirmed=confirmed)
 
     def confirm_class(self, class_name: str, threshold: float | None = None, *, allow_empty: bool = False) -> list[Suggestion]:
         """The unflagged suggestions above the threshold become the class's clean positives.
@@ -389,12 +605,125 @@ class Curation:
         ]
 
     def flag_not_background(self, candidate: BackgroundCandidate, flagged: bool = True) -> None:
-        self.store.set_not_background(candidate.record(), flagged)
+        self.set_not_background(candidate.record(), flagged)
+
+    def set_not_background(self, patch: PatchRecord, flagged: bool = True) -> None:
+        """`flag_not_background` for a candidate given as a record: flag it as not background,
+        or with flagged=False clear the flag; ConfigError when it is no candidate.
+
+        Examples
+        --------
+        >>> patch = curation.background_candidates()[0].record()       # doctest: +SKIP
+        >>> curation.set_not_background(patch)                         # doctest: +SKIP
+        >>> curation.set_not_background(patch, flagged=False)          # doctest: +SKIP
+        """
+        self.store.set_not_background(patch, flagged)
 
     def confirm_background(self) -> list[BackgroundCandidate]:
         """The unflagged candidates become clean background."""
         self.store.confirm_background()
         return [c for c in self.background_candidates() if c.is_background]
+
+    def unconfirmed_background(self) -> list[PatchRecord]:
+        """The candidates not confirmed yet, flagged or not: what the next `confirm_background`
+        confirms (keep them to take it back with `unconfirm_background`).
+
+        Examples
+        --------
+        >>> newly = curation.unconfirmed_background()                   # doctest: +SKIP
+        >>> curation.confirm_background()                               # doctest: +SKIP
+        >>> curation.unconfirm_background(newly)                        # doctest: +SKIP
+        """
+        confirmed = {(p.image_id, p.y, p.x) for p, _, _ in self.store.background(confirmed_only=True)}
+        return [p for p, _, _ in self.store.background() if (p.image_id, p.y, p.x) not in confirmed]
+
+    def unconfirm_background(self, patches: list[PatchRecord]) -> None:
+        """Take the confirmation of these background candidates back: they are candidates
+        again (a later `propose_background` replaces them), their flags as they were.
+
+        Examples
+        --------
+        >>> newly = curation.unconfirmed_background()                   # doctest: +SKIP
+        >>> curation.confirm_background()                               # doctest: +SKIP
+        >>> curation.unconfirm_background(newly)                        # doctest: +SKIP
+        """
+        self.store.confirm_background(list(patches), confirmed=False)
+
+    def clean_background(self) -> list[PatchRecord]:
+        """The confirmed candidates not flagged: the clean background that training learns from.
+
+        Examples
+        --------
+        >>> len(curation.clean_background())                           # doctest: +SKIP
+        37
+        """
+        return self.store.clean_background()
+
+    def background_counts(self) -> BackgroundCounts:
+        """How many background candidates, flags, clean and noisy background patches there
+        are (see `BackgroundCounts`).
+
+        Examples
+        --------
+        >>> curation.background_counts()                               # doctest: +SKIP
+        BackgroundCounts(candidates=40, flagged=3, clean=37, noisy=120)
+        """
+        every = self.store.background()
+        return BackgroundCounts(
+            candidates=len(every),
+            flagged=sum(not is_background for _, _, is_background in every),
+            clean=len(self.store.clean_background()),
+            noisy=self.store.noisy_count(None),
+        )
+
+    # -- review answers (the review round's items; `Review` proposes them) -----------------
+
+    def review_items(self, class_name: str, *, current_only: bool = True) -> list[ReviewItem]:
+        """The class's current review batch in listed order, with the answers given so far;
+        current_only=False: every item ever listed or answered (answered ones outlive their
+        batch, unnumbered). Needs no model: `Review.propose` makes the batches.
+
+        Examples
+        --------
+        >>> items = curation.review_items("WBC")                        # doctest: +SKIP
+        >>> [i.answer for i in curation.review_items("WBC", current_only=False)]  # doctest: +SKIP
+        ['accepted', 'rejected', None]
+        """
+        return self.store.review_items(class_name, current_only=current_only)
+
+    def answer_review(self, class_name: str, numbers: list[int], answer: str | None) -> None:
+        """Answer items of the class's current review batch by number: 'accepted' (a clean
+        positive of the class), 'rejected' (a negative) or None (take the answer back); all or
+        none, an unknown number raises ConfigError and changes nothing (as `Review.answer`,
+        without needing the model).
+
+        Examples
+        --------
+        >>> curation.answer_review("WBC", [1, 2], "accepted")           # doctest: +SKIP
+        >>> curation.answer_review("WBC", [2], None)                    # doctest: +SKIP
+        """
+        self.store.answer_review(class_name, list(numbers), answer)
+
+    def last_reviewed_class(self) -> str | None:
+        """The class whose review batch was listed last (where answers without a class go), or None.
+
+        Examples
+        --------
+        >>> curation.last_reviewed_class()                              # doctest: +SKIP
+        'WBC'
+        """
+        return self.store.last_reviewed_class()
+
+    def clear_noisy(self) -> None:
+        """Discard every noisy patch extracted so far (`iter_noisy` then starts again).
+
+        Examples
+        --------
+        >>> curation.clear_noisy()                                      # doctest: +SKIP
+        >>> curation.background_counts().noisy                          # doctest: +SKIP
+        0
+        """
+        self.store.clear_noisy()
 
     # -- noisy training data ----------------------------------------------------------------
 

@@ -15,7 +15,7 @@ from PIL import Image, ImageDraw
 
 from simsearch.util.errors import ConfigError
 from simsearch.features.geometry import parse_scales, scales_for_sizes
-from simsearch.util.files import write_text_atomic
+from simsearch.util.files import atomic_path, write_text_atomic
 from simsearch.io.images import Dataset
 from simsearch.io.truth import read_truth, unmatched_images
 from simsearch.project.layout import ProjectLayout
@@ -177,7 +177,7 @@ def evaluate(plan: EvalPlan, *, say: Callable[[str], None] = print) -> dict:
     results["plan"] = {k: (str(v) if isinstance(v, Path) else v) for k, v in plan.__dict__.items() if k != "training"}
     results["training"] = plan.training.to_dict()
     write_text_atomic(results_path, json.dumps(results, indent=1))
-    (plan.out / "report.md").write_text(markdown(results))
+    write_text_atomic(plan.out / "report.md", markdown(results))
     plot_curves(results, plan.out)
     return results
 
@@ -396,4 +396,5 @@ def plot_curves(results: dict, out: Path, size: int = 360) -> None:
         for index, (strategy, colour) in enumerate(colours.items()):
             draw.text((40 + size, 14 + 14 * index), strategy, fill=colour)
         draw.text((30, size + 16), f"{label}: precision (up) vs recall (right)", fill=(0, 0, 0))
-        image.save(out / f"pr_{file_name(label)}.png")
+        with atomic_path(out / f"pr_{file_name(label)}.png") as tmp:
+            image.save(tmp, format="PNG")

@@ -8,6 +8,15 @@
   block 10 (112 channels), which searched far better than the first stride-16
   block in our measurements (../shared/DESIGN.md).
 - ``auto``: resnet18 if its weights can be had, else efficientnet-lite0.
+
+Examples
+--------
+``BACKBONES``: the names `load_backbone` accepts besides ``auto`` (the CLI's ``--backbone``
+choices):
+
+>>> from simsearch import BACKBONES
+>>> BACKBONES
+('resnet18', 'efficientnet-lite0')
 """
 from __future__ import annotations
 
@@ -35,7 +44,19 @@ OFFLINE_ENV = "SIMSEARCH_OFFLINE"
 
 @dataclass(frozen=True)
 class BackboneSpec:
-    """What a project records so that its backbone never changes silently."""
+    """What a project records so that its backbone never changes silently.
+
+    Examples
+    --------
+    >>> from simsearch import BackboneSpec
+    >>> recorded = {"name": "resnet18", "weights_path": "/models/resnet18-f37072fd.pth",
+    ...             "weights_sha256": "f37072fd47e8..."}          # as project.yaml keeps it
+    >>> spec = BackboneSpec.from_dict(recorded)
+    >>> spec.name, spec.to_dict() == recorded
+    ('resnet18', True)
+    >>> project.backbone_spec.weights_sha256[:12]                  # doctest: +SKIP
+    '579344248a93'
+    """
 
     name: str
     weights_path: str
@@ -58,6 +79,19 @@ class Backbone:
 
     Input is RGB in [0, 1]; `normalize_input` applies the ImageNet mean/std the
     weights expect.
+
+    Examples
+    --------
+    `load_backbone` builds the pretrained ones; any frozen network of output stride 16 fits
+    the same interface (a trained model's is one):
+
+    >>> import torch
+    >>> from simsearch import Backbone, BackboneSpec
+    >>> network = torch.nn.Conv2d(3, 8, kernel_size=16, stride=16).eval().requires_grad_(False)
+    >>> backbone = Backbone(BackboneSpec("toy", "", ""), network, channels=8)
+    >>> rgb = torch.rand(1, 3, 64, 96)                             # RGB in [0, 1]
+    >>> backbone.network(backbone.normalize_input(rgb)).shape      # (N, channels, H/16, W/16)
+    torch.Size([1, 8, 4, 6])
     """
 
     spec: BackboneSpec
@@ -238,7 +272,23 @@ def resolve_backbone_name(name: str = "auto", *, weights: str | Path | None = No
 
 
 def load_backbone(name: str = "auto", *, weights: str | Path | None = None) -> Backbone:
-    """Build a frozen truncated backbone; logs the resolved choice and weights file."""
+    """Build a frozen truncated backbone; logs the resolved choice and weights file.
+
+    `name`: ``auto``, or one of ``BACKBONES``; `weights`: a weights file instead of the
+    default one of that backbone. Raises WeightsError when the weights cannot be had, and
+    ConfigError for an unknown name.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from simsearch import load_backbone
+    >>> backbone = load_backbone("efficientnet-lite0")   # its ImageNet weights come with the package
+    >>> backbone.name, backbone.channels, backbone.stride
+    ('efficientnet-lite0', 112, 16)
+    >>> rgb = torch.rand(1, 3, 64, 96)                  # RGB in [0, 1]
+    >>> backbone.network(backbone.normalize_input(rgb)).shape
+    torch.Size([1, 112, 4, 6])
+    """
     resolved, path = resolve_backbone_name(name, weights=weights)
     builder = _build_resnet18 if resolved == "resnet18" else _build_efficientnet_lite0
     backbone = builder(path)

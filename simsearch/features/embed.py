@@ -29,7 +29,21 @@ EMBEDDING_VERSION = 1  # bump when the numbers this module produces change
 @dataclass(frozen=True)
 class PatchEmbeddings:
     """vectors: (rows, cols, D) L2-normalised (float32 fresh, float16 from the cache);
-    the patch at grid (r, c) is described by `geometry.centre(r, c)` / `geometry.box(r, c)`."""
+    the patch at grid (r, c) is described by `geometry.centre(r, c)` / `geometry.box(r, c)`.
+
+    Examples
+    --------
+    `DenseEmbedder.embed` and `Project.embeddings` return these; the grid of 64 px patches
+    over a 96 x 128 px image:
+
+    >>> import numpy as np
+    >>> from simsearch import PatchEmbeddings, PatchGeometry
+    >>> embedded = PatchEmbeddings(np.zeros((3, 5, 112), np.float32), PatchGeometry.for_patch(64), (96, 128))
+    >>> embedded.grid_shape, embedded.centres()[1, 2].tolist()     # the patch at grid (1, 2): centre (y, x) px
+    ((3, 5), [48.0, 64.0])
+    >>> embedded.geometry.box(1, 2)                                # its (x0, y0, x1, y1)
+    (32.0, 16.0, 96.0, 80.0)
+    """
 
     vectors: np.ndarray
     geometry: PatchGeometry
@@ -76,6 +90,19 @@ class DenseEmbedder:
     the centre-weighted Gaussian; a trained model may bring its own). An image no larger (in cells) than one
     haloed tile runs whole in one pass; larger ones run in balanced tiles. Memory
     is bounded by one haloed tile plus the (cells x D) feature map of one image.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from simsearch import DenseEmbedder, Normalization, PatchGeometry, load_backbone
+    >>> embedder = DenseEmbedder(load_backbone("efficientnet-lite0"), Normalization(low=(0.0,), high=(255.0,)),
+    ...                          PatchGeometry.for_patch(64), channels=(0,), device="cpu")
+    >>> image = np.random.default_rng(0).integers(0, 256, (96, 128, 1)).astype(np.uint8)   # (H, W, C) raw
+    >>> embedded = embedder.embed(image)
+    >>> embedded.vectors.shape                                     # (rows, cols, D) on the patch grid
+    (3, 5, 112)
+    >>> round(float(np.linalg.norm(embedded.vectors[1, 2])), 3)    # L2-normalised: a dot product is a cosine
+    1.0
     """
 
     def __init__(
@@ -333,7 +360,22 @@ class _Resampler:
 
 
 def display_rgb(image: np.ndarray, normalization: Normalization, channels: tuple[int, ...]) -> np.ndarray:
-    """(H, W, C) raw -> (H, W, 3) float32 in [0, 1]: what the backbone sees, for display."""
+    """(H, W, C) raw -> (H, W, 3) float32 in [0, 1]: what the backbone sees, for display.
+
+    One selected channel is shown as grey, two as red and green, three as RGB.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from simsearch import Normalization, display_rgb
+    >>> image = np.array([[[100], [2100], [4100]]], np.uint16)    # one row of three pixels, one channel
+    >>> rgb = display_rgb(image, Normalization(low=(100.0,), high=(4100.0,)), channels=(0,))
+    >>> rgb.shape, rgb[0, :, 0].tolist()
+    ((1, 3, 3), [0.0, 0.5, 1.0])
+    >>> two = np.array([[[4100, 2100]]], np.uint16)
+    >>> display_rgb(two, Normalization(low=(100.0, 100.0), high=(4100.0, 4100.0)), channels=(0, 1)).tolist()
+    [[[1.0, 0.5, 0.0]]]
+    """
     height, width = image.shape[:2]
     return _Resampler(image, normalization, channels, 1.0).region(0, height, 0, width).permute(1, 2, 0).numpy()
 

@@ -2,8 +2,6 @@
 label TIFFs, per-image summaries and overview PNGs. Every file is written atomically."""
 from __future__ import annotations
 
-import csv
-import io
 import json
 from pathlib import Path
 
@@ -11,6 +9,8 @@ import numpy as np
 import tifffile
 from PIL import Image, ImageDraw
 
+from simsearch.io.images import image_name
+from simsearch.io.tables import write_csv
 from simsearch.util.files import atomic_path, write_text_atomic
 from simsearch.inference.predict import Detection
 
@@ -30,19 +30,13 @@ def spreadsheet_safe(text: str) -> str:
 
 def safe_name(image_id: str) -> str:
     """A file stem from an image id: the relative path with '/' -> '__', frame kept, hash dropped."""
-    relpath = image_id.rsplit("@", 1)[0]
-    return relpath.replace("/", "__").replace("#", "_frame")
+    return image_name(image_id).replace("/", "__").replace("#", "_frame")
 
 
 def detections_csv(path: Path, detections: list[Detection], names: dict[str, str]) -> None:
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
-    writer.writerow(DETECTION_COLUMNS)
-    for d in detections:
-        writer.writerow([spreadsheet_safe(names[d.image_id]), spreadsheet_safe(d.class_name), f"{d.x:.2f}", f"{d.y:.2f}",
-                         f"{d.confidence:.5f}",
-                         *(f"{v:.2f}" for v in d.box)])
-    write_text_atomic(path, buffer.getvalue())
+    write_csv(path, DETECTION_COLUMNS, (
+        [spreadsheet_safe(names[d.image_id]), spreadsheet_safe(d.class_name), f"{d.x:.2f}", f"{d.y:.2f}",
+         f"{d.confidence:.5f}", *(f"{v:.2f}" for v in d.box)] for d in detections))
 
 
 def detections_json(path: Path, detections: list[Detection], names: dict[str, str]) -> None:
@@ -72,12 +66,9 @@ def geojson(path: Path, detections: list[Detection], *, boxes: bool = True) -> N
 
 def napari_points(path: Path, detections: list[Detection]) -> None:
     """napari's points CSV (index, axis-0 = y, axis-1 = x); class and confidence become features."""
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
-    writer.writerow(["index", "axis-0", "axis-1", "class", "confidence"])
-    for index, d in enumerate(detections):
-        writer.writerow([index, f"{d.y:.2f}", f"{d.x:.2f}", spreadsheet_safe(d.class_name), f"{d.confidence:.5f}"])
-    write_text_atomic(path, buffer.getvalue())
+    write_csv(path, ["index", "axis-0", "axis-1", "class", "confidence"], (
+        [index, f"{d.y:.2f}", f"{d.x:.2f}", spreadsheet_safe(d.class_name), f"{d.confidence:.5f}"]
+        for index, d in enumerate(detections)))
 
 
 def label_tiff(path: Path, labels: np.ndarray, class_names: list[str]) -> None:
@@ -105,12 +96,8 @@ def summary_csv(path: Path, rows: list[dict]) -> None:
     if not rows:
         write_text_atomic(path, "")
         return
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
-    writer.writerow([spreadsheet_safe(str(key)) for key in rows[0]])  # headers hold class names
-    for row in rows:
-        writer.writerow([spreadsheet_safe(value) if isinstance(value, str) else value for value in row.values()])
-    write_text_atomic(path, buffer.getvalue())
+    write_csv(path, [spreadsheet_safe(str(key)) for key in rows[0]],  # headers hold class names
+              ([spreadsheet_safe(value) if isinstance(value, str) else value for value in row.values()] for row in rows))
 
 
 def manifest_json(path: Path, manifest: dict) -> None:

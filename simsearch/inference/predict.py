@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from simsearch.io.images import NamedImage
 from simsearch.features.backbones import Backbone
 from simsearch.features.embed import DenseEmbedder
 from simsearch.features.geometry import PatchGeometry, box_around
@@ -17,9 +18,22 @@ from simsearch.training.loop import trained_model_config
 
 
 @dataclass(frozen=True)
-class Detection:
+class Detection(NamedImage):
     """A detected object: centre (y, x) px, box (x0, y0, x1, y1), class, confidence and the
-    level of the scale pyramid it was found at."""
+    level of the scale pyramid it was found at.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from simsearch import PatchGeometry, detections_from_maps
+    >>> maps = np.zeros((10, 10, 2), np.float32)                   # (rows, cols, classes + background)
+    >>> maps[4, 6, 0] = 0.9
+    >>> detection = detections_from_maps(maps, ["cell"], {}, PatchGeometry.for_patch(64), "img1.png@0123456789ab")[0]
+    >>> detection.class_name, round(detection.confidence, 2)
+    ('cell', 0.9)
+    >>> detection.y, detection.x, detection.box, detection.level   # box: the 64 px patch around (y, x)
+    (96.0, 128.0, (96.0, 64.0, 160.0, 128.0), 1.0)
+    """
 
     image_id: str
     class_name: str
@@ -31,7 +45,24 @@ class Detection:
 
 
 class Predictor:
-    """Loads project/model/ (written by training) and runs it densely over images."""
+    """Loads project/model/ (written by training) and runs it densely over images.
+
+    Examples
+    --------
+    On a project with a trained model (`simsearch.train`):
+
+    >>> from simsearch import Predictor, Project
+    >>> project = Project.open("screen1/project", read_only=True)           # doctest: +SKIP
+    >>> predictor = Predictor(project, device="cpu")                         # doctest: +SKIP
+    >>> predictor.class_names                                                # doctest: +SKIP
+    ['RBC', 'WBC', 'background']
+    >>> image_id = project.undisplayed[0]                                    # doctest: +SKIP
+    >>> predictor.probability_maps(project.dataset.read(image_id)).shape     # doctest: +SKIP
+    (29, 39, 3)
+    >>> for detection in predictor.detections(image_id, {"RBC": 0.7, "WBC": 0.5}):   # doctest: +SKIP
+    ...     print(detection.class_name, round(detection.confidence, 2), [round(v) for v in detection.box])
+    WBC 0.97 [212, 140, 308, 236]
+    """
 
     def __init__(self, project: Project, *, device: str = "auto"):
         config = trained_model_config(project)

@@ -38,9 +38,9 @@ from simsearch.inference import export
 from simsearch.util.errors import DatasetError
 from simsearch.features.embed import display_rgb
 from simsearch.features.geometry import NETWORK_STRIDE
-from simsearch.io.images import Dataset
+from simsearch.io.images import Dataset, NamedImage
 from simsearch.inference.predict import Detection, Predictor, detections_from_levels
-from simsearch.util.files import atomic_path
+from simsearch.util.files import atomic_path, write_text_atomic
 from simsearch.project.project import Project
 from simsearch.training.loop import trained_model_config
 
@@ -48,8 +48,18 @@ log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
-class ProcessProgress:
-    """status: 'computed', 'cached' or 'failed' (message says why)."""
+class ProcessProgress(NamedImage):
+    """status: 'computed', 'cached' or 'failed' (message says why).
+
+    Examples
+    --------
+    `iter_process` yields one per image:
+
+    >>> for event in iter_process(project, "screen1/results"):    # doctest: +SKIP
+    ...     if event.status == "failed":
+    ...         print(f"{event.done}/{event.total}", event.image_id, event.message)
+    17/120 plate1/B05.tif@5d41402abc4b cannot read image '/data/screen1/plate1/B05.tif': truncated or corrupt TIFF: ...
+    """
 
     done: int
     total: int
@@ -68,7 +78,25 @@ def iter_process(
     predictor: Predictor | None = None,
 ) -> Iterator[ProcessProgress]:
     """Compute and cache the probability maps of every image (the project's dataset, or
-    `images`), one at a time; images already done are skipped."""
+    `images`), one at a time; images already done are skipped.
+
+    Examples
+    --------
+    On a project with a trained model (`simsearch.train`); `write_results` then exports:
+
+    >>> from simsearch import Dataset, Project, iter_process, write_results
+    >>> project = Project.open("screen1/project")                                  # doctest: +SKIP
+    >>> for event in iter_process(project, "screen1/results", device="cpu"):       # doctest: +SKIP
+    ...     print(f"{event.done}/{event.total} {event.status}")
+    1/120 computed
+    2/120 computed
+    ...
+    >>> manifest = write_results(project, "screen1/results")                       # doctest: +SKIP
+    >>> screen2 = Dataset.open("/data/screen2")         # new images, same channels  # doctest: +SKIP
+    >>> for _ in iter_process(project, "screen2/results", images=screen2):         # doctest: +SKIP
+    ...     pass
+    >>> manifest = write_results(project, "screen2/results", images=screen2)       # doctest: +SKIP
+    """
     dataset = images or project.dataset
     if dataset.channels != project.settings["file_channels"]:
         raise DatasetError(f"images in {dataset.root} have {dataset.channels} channels; the model was trained on {project.settings['file_channels']}")
@@ -111,7 +139,7 @@ def _forget_maps_of_other_models(project: Project, maps_folder: Path) -> None:
         log.info("the model changed: discarding %d cached probability map(s) in %s", len(stale), maps_folder)
     for path in stale:
         path.unlink()
-    stamp.write_text(digest + "\n")
+    write_text_atomic(stamp, digest + "\n")
 
 
 def segment(levels: list[tuple[float, object, np.ndarray]], image_size: tuple[int, int], thresholds: list[float]) -> np.ndarray:
@@ -145,7 +173,20 @@ def write_results(
     overviews: bool = True,
     extra_manifest: dict | None = None,
 ) -> dict:
-    """Detections (or labels) and every export from the cached maps; returns the manifest."""
+    """Detections (or labels) and every export from the cached maps; returns the manifest.
+
+    Run `iter_process` on the same `out` (and `images`) first. `thresholds`: per class
+    confidence (default: the project's); new thresholds only redo this cheap part.
+
+    Examples
+    --------
+    >>> from simsearch import Project, write_results
+    >>> project = Project.open("screen1/project")                                  # doctest: +SKIP
+    >>> manifest = write_results(project, "screen1/results", thresholds={"RBC": 0.7, "WBC": 0.5})   # doctest: +SKIP
+    >>> manifest["detections"], manifest["confidence_thresholds"]                  # doctest: +SKIP
+    (1843, {'RBC': 0.7, 'WBC': 0.5})
+    >>> manifest = write_results(project, "screen1/results", segmentation=True)   # labels/ too  # doctest: +SKIP
+    """
     out = Path(out)
     dataset = images or project.dataset
     predictor_config = trained_model_config(project)

@@ -16,6 +16,15 @@ the batch) are grouped into as many clusters as the batch has items, by FAISS k-
 model's embedding space, and each cluster gives its best-ranked member (the selection of
 Cluster-Margin, Citovsky et al., NeurIPS 2021). Candidates near an item already listed or
 answered for the class are left out.
+
+Examples
+--------
+``REVIEW_ORDERS``: the orders `Review.propose` accepts, the default first:
+
+>>> from simsearch import REVIEW_ORDERS
+>>> REVIEW_ORDERS
+('uncertain', 'confident', 'diverse')
+>>> items = Review(project).propose("WBC", count=20, order=REVIEW_ORDERS[2])   # doctest: +SKIP
 """
 from __future__ import annotations
 
@@ -28,6 +37,7 @@ from typing import Iterator
 import faiss
 import numpy as np
 
+from simsearch.io.images import NamedImage
 from simsearch.project.store import PatchRecord, ReviewItem
 from simsearch.util.errors import ConfigError, ImageReadError
 from simsearch.features.geometry import PatchGeometry
@@ -43,8 +53,20 @@ POOL_FACTOR = 5  # candidates clustered per item listed
 
 
 @dataclass(frozen=True)
-class ReviewProgress:
-    """One review image done: status 'computed', 'cached' or 'failed'."""
+class ReviewProgress(NamedImage):
+    """One review image done: status 'computed', 'cached' or 'failed'.
+
+    Examples
+    --------
+    `Review.iter_prepare` yields one per review image (`Review.propose` runs it silently):
+
+    >>> review = Review(project, max_images=50)                    # doctest: +SKIP
+    >>> for event in review.iter_prepare():                        # doctest: +SKIP
+    ...     print(f"{event.done}/{event.total} {event.status}")
+    1/50 computed
+    2/50 computed
+    ...
+    """
 
     done: int
     total: int

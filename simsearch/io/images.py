@@ -79,9 +79,59 @@ _HASH_CHUNK = 1 << 20
 FrameInfo = tuple[int, int, int, str]  # (height, width, channels, dtype name)
 
 
+def image_name(image_id: str) -> str:
+    """The image as the user knows it: its path relative to the dataset root as found there
+    (``#N`` after it for frame N > 0 of a multi-frame file), i.e. the id without its content hash.
+
+    Examples
+    --------
+    >>> image_name("plate1/A01.tif@3f2a9c0d1b2e")
+    'plate1/A01.tif'
+    >>> image_name("stack.tif#2@3f2a9c0d1b2e")
+    'stack.tif#2'
+    """
+    return image_id.rsplit("@", 1)[0]
+
+
+class NamedImage:
+    """For results that carry an `image_id`: `.image`, the image as the user named it.
+
+    Examples
+    --------
+    >>> from dataclasses import dataclass
+    >>> @dataclass(frozen=True)
+    ... class Hit(NamedImage):
+    ...     image_id: str
+    >>> Hit("a/b.png@0123456789ab").image
+    'a/b.png'
+    """
+
+    __slots__ = ()
+
+    @property
+    def image(self) -> str:
+        """The image's path relative to the dataset root (see `image_name`)."""
+        return image_name(self.image_id)
+
+
 @dataclass(frozen=True)
 class ImageRecord:
-    """One 2-D (multi-channel) image: a whole file, or one frame of a multi-frame TIFF."""
+    """One 2-D (multi-channel) image: a whole file, or one frame of a multi-frame TIFF.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib, numpy as np, tifffile
+    >>> from simsearch import Dataset
+    >>> tmp = tempfile.TemporaryDirectory()
+    >>> stack = np.zeros((2, 32, 48), np.uint16)                  # two Z planes of one channel
+    >>> tifffile.imwrite(pathlib.Path(tmp.name, "stack.tif"), stack, metadata={"axes": "ZYX"})
+    >>> record = Dataset.open(tmp.name).images[1]                 # each frame is its own record
+    >>> record.relpath, record.frame, record.height, record.width, record.channels, record.dtype
+    ('stack.tif', 1, 32, 48, 1, 'uint16')
+    >>> record.id.split("@")[0]                                   # then "@" and 12 hex digits of the file's hash
+    'stack.tif#1'
+    >>> tmp.cleanup()
+    """
 
     id: str  # f"{relpath}@{hash12}", or f"{relpath}#{frame}@{hash12}" for frame > 0
     path: Path  # absolute path
@@ -95,7 +145,21 @@ class ImageRecord:
 
 @dataclass(frozen=True)
 class SkippedFile:
-    """A file that was meant to be an image but could not be used, and why."""
+    """A file that was meant to be an image but could not be used, and why.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib, numpy as np
+    >>> from PIL import Image
+    >>> from simsearch import Dataset
+    >>> tmp = tempfile.TemporaryDirectory()
+    >>> folder = pathlib.Path(tmp.name)
+    >>> Image.fromarray(np.zeros((32, 48), np.uint8)).save(folder / "good.png")
+    >>> (folder / "empty.png").touch()                            # e.g. a copy that was interrupted
+    >>> [(skipped.path.name, skipped.reason) for skipped in Dataset.open(folder).skipped]
+    [('empty.png', 'zero-size file')]
+    >>> tmp.cleanup()
+    """
 
     path: Path
     reason: str
@@ -277,7 +341,25 @@ def probe_frames(path) -> list[FrameInfo]:
 
 
 def read_image(path, frame: int = 0) -> np.ndarray:
-    """Decode one frame as an ``(H, W, C)`` array (C >= 1) in the file's native dtype."""
+    """Decode one frame as an ``(H, W, C)`` array (C >= 1) in the file's native dtype.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib, numpy as np, tifffile
+    >>> from PIL import Image
+    >>> from simsearch import read_image
+    >>> tmp = tempfile.TemporaryDirectory()
+    >>> folder = pathlib.Path(tmp.name)
+    >>> Image.fromarray(np.zeros((32, 48, 4), np.uint8), "RGBA").save(folder / "cells.png")
+    >>> read_image(folder / "cells.png").shape                    # the alpha channel is dropped
+    (32, 48, 3)
+    >>> planes = np.arange(2 * 32 * 48, dtype=np.uint16).reshape(2, 32, 48)
+    >>> tifffile.imwrite(folder / "stack.tif", planes, metadata={"axes": "ZYX"})
+    >>> second = read_image(folder / "stack.tif", frame=1)
+    >>> second.shape, second.dtype, bool((second[..., 0] == planes[1]).all())
+    ((32, 48, 1), dtype('uint16'), True)
+    >>> tmp.cleanup()
+    """
     arr = _inspect(path, "read", frame)[1]
     return np.ascontiguousarray(arr.astype(arr.dtype.newbyteorder("="), copy=False))
 
@@ -348,7 +430,27 @@ def _read_list_file(list_file: Path) -> tuple[list[Path], list[SkippedFile]]:
 
 
 class Dataset:
-    """A set of images sharing one channel count; ``images`` sorted by relpath then frame."""
+    """A set of images sharing one channel count; ``images`` sorted by relpath then frame.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib, numpy as np
+    >>> from PIL import Image
+    >>> from simsearch import Dataset
+    >>> tmp = tempfile.TemporaryDirectory()
+    >>> folder = pathlib.Path(tmp.name)
+    >>> (folder / "plate2").mkdir()
+    >>> for name in ("a.png", "plate2/b.png"):
+    ...     Image.fromarray(np.zeros((32, 48), np.uint8)).save(folder / name)
+    >>> dataset = Dataset.open(folder)                            # a folder (recursive), a glob or a list file
+    >>> len(dataset), dataset.channels, [record.relpath for record in dataset]
+    (2, 1, ['a.png', 'plate2/b.png'])
+    >>> dataset.read(dataset.find("b.png")).shape                 # (H, W, C) in the file's dtype
+    (32, 48, 1)
+    >>> len(Dataset.open(f"{folder}/plate2/*.png"))
+    1
+    >>> tmp.cleanup()
+    """
 
     def __init__(self, root: Path, images: list[ImageRecord], skipped: list[SkippedFile] = (),
                  source: str | None = None):

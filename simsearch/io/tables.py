@@ -7,6 +7,26 @@ import io
 from pathlib import Path
 
 from simsearch.util.errors import DatasetError
+from simsearch.util.files import write_text_atomic
+
+
+def write_csv(path: str | Path, header: list[str], rows) -> None:
+    """A CSV file (UTF-8, the csv module's quoting), written whole or not at all.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> folder = tempfile.TemporaryDirectory()
+    >>> path = pathlib.Path(folder.name, "hits.csv")
+    >>> write_csv(path, ["image", "x", "y"], [("a, b.png", 3.5, 4)])
+    >>> read_csv_rows(path)
+    (['image', 'x', 'y'], [(2, ['a, b.png', '3.5', '4'])])
+    """
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(header)
+    writer.writerows(rows)
+    write_text_atomic(Path(path), buffer.getvalue())
 
 
 def read_csv_rows(path: str | Path) -> tuple[list[str], list[tuple[int, list[str]]]]:

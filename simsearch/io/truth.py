@@ -21,7 +21,17 @@ BOX_COLUMNS = ["image", "class", "x0", "y0", "x1", "y1"]
 @dataclass(frozen=True)
 class Annotation:
     """One object: its image (path relative to the images folder, or file name), class and
-    box (x0, y0, x1, y1) in pixels; objects given as centres have a zero-size box."""
+    box (x0, y0, x1, y1) in pixels; objects given as centres have a zero-size box.
+
+    Examples
+    --------
+    >>> from simsearch import Annotation
+    >>> cell = Annotation("slide1.png", "RBC", x0=10, y0=20, x1=50, y1=60)
+    >>> cell.centre                                 # (y, x)
+    (40.0, 30.0)
+    >>> cell.contains(40, 30), cell.contains(40, 55)    # (y, x) inside the box or not
+    (True, False)
+    """
 
     image: str
     label: str
@@ -41,7 +51,19 @@ class Annotation:
 
 def read_truth(path: str | Path, *, label: str = "object") -> list[Annotation]:
     """Any supported ground truth, by what `path` is: a .csv file, a .json (COCO) file, a
-    folder of VOC .xml files, or a folder of instance-label images (class `label`)."""
+    folder of VOC .xml files, or a folder of instance-label images (class `label`).
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> from simsearch import read_truth
+    >>> tmp = tempfile.TemporaryDirectory()
+    >>> centres = pathlib.Path(tmp.name, "truth.csv")           # or x0,y0,x1,y1 columns for boxes
+    >>> _ = centres.write_text("image,class,x,y\\nslide1.png,RBC,30.5,40\\n")
+    >>> read_truth(centres)
+    [Annotation(image='slide1.png', label='RBC', x0=30.5, y0=40.0, x1=30.5, y1=40.0)]
+    >>> tmp.cleanup()
+    """
     path = Path(path)
     if not path.exists():
         raise DatasetError(f"ground truth '{path}' does not exist")
@@ -83,7 +105,20 @@ def read_csv(path: str | Path) -> list[Annotation]:
 
 
 def read_voc_folder(folder: str | Path) -> list[Annotation]:
-    """Every object of every Pascal VOC .xml file in a folder; errors name the file."""
+    """Every object of every Pascal VOC .xml file in a folder; errors name the file.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> from simsearch import read_voc_folder
+    >>> voc = ("<annotation><filename>BloodImage_00001.jpg</filename><object><name>WBC</name><bndbox>"
+    ...        "<xmin>68</xmin><ymin>315</ymin><xmax>286</xmax><ymax>480</ymax></bndbox></object></annotation>")
+    >>> tmp = tempfile.TemporaryDirectory()
+    >>> _ = pathlib.Path(tmp.name, "BloodImage_00001.xml").write_text(voc)
+    >>> read_voc_folder(tmp.name)
+    [Annotation(image='BloodImage_00001.jpg', label='WBC', x0=68.0, y0=315.0, x1=286.0, y1=480.0)]
+    >>> tmp.cleanup()
+    """
     folder = Path(folder)
     if not folder.is_dir():
         raise DatasetError(f"annotation folder '{folder}' does not exist")

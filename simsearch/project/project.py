@@ -30,7 +30,7 @@ from simsearch.features.embed import DenseEmbedder, PatchEmbeddings
 from simsearch.project.layout import ProjectLayout
 from simsearch.project.store import Store
 from simsearch.features.geometry import AUTO_SCALES, PatchGeometry, nearest_scale, parse_scales, scales_for_sizes
-from simsearch.io.images import Dataset
+from simsearch.io.images import Dataset, NamedImage
 from simsearch.io.preprocess import Normalization, compute_dataset_statistics, resolve_channels
 from simsearch.search.index import PatchIndex
 
@@ -40,8 +40,18 @@ PROJECT_FORMAT = 1
 
 
 @dataclass(frozen=True)
-class EmbedProgress:
-    """One step of embedding a dataset. status: 'embedded', 'cached' or 'failed'."""
+class EmbedProgress(NamedImage):
+    """One step of embedding a dataset. status: 'embedded', 'cached' or 'failed'.
+
+    Examples
+    --------
+    `Project.iter_embed` yields one per image (the Project example runs it):
+
+    >>> for event in project.iter_embed():                         # doctest: +SKIP
+    ...     if event.status == "failed":                           # the others: 'embedded' or 'cached'
+    ...         print(f"{event.done}/{event.total}", event.image_id, event.message)
+    2/3 img1.tif@5d41402abc4b cannot read image '/data/screen1/img1.tif': truncated or corrupt TIFF: ...
+    """
 
     done: int
     total: int
@@ -51,7 +61,33 @@ class EmbedProgress:
 
 
 class Project:
-    """Open with `Project.create(...)` or `Project.open(folder)`."""
+    """Open with `Project.create(...)` or `Project.open(folder)`.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib, numpy as np
+    >>> from PIL import Image
+    >>> from simsearch import Project
+    >>> tmp = tempfile.TemporaryDirectory()
+    >>> images = pathlib.Path(tmp.name, "images")
+    >>> images.mkdir()
+    >>> rng = np.random.default_rng(0)
+    >>> for i in range(3):
+    ...     Image.fromarray(rng.integers(0, 256, (96, 128), np.uint8)).save(images / f"img{i}.png")
+    >>> project = Project.create(pathlib.Path(tmp.name, "project"), images, patch_size=48,
+    ...                          backbone="efficientnet-lite0", displayed=2)
+    >>> len(project.dataset), project.geometry.patch_size, len(project.displayed)
+    (3, (48, 48), 2)
+    >>> [event.status for event in project.iter_embed()]          # every image's patch embeddings, cached
+    ['embedded', 'embedded', 'embedded']
+    >>> project.embeddings(project.displayed[0]).vectors.shape    # (rows, cols, D), float16 from the cache
+    (5, 7, 112)
+    >>> project.close()
+    >>> with Project.open(pathlib.Path(tmp.name, "project")) as project:   # later, in another session
+    ...     print(project.backbone_spec.name, project.channels)
+    efficientnet-lite0 (0,)
+    >>> tmp.cleanup()
+    """
 
     def __init__(self, folder: Path, settings: dict, dataset: Dataset, *, read_only: bool = False):
         self.folder = folder

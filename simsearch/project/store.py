@@ -18,6 +18,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Iterator
 
+from simsearch.io.images import NamedImage
 from simsearch.project.layout import ProjectLayout
 from simsearch.util.errors import ConfigError, ProjectError
 
@@ -25,7 +26,25 @@ SCHEMA_VERSION = 3
 
 
 class ProjectLockedError(ProjectError):
-    """Another process has the project open for writing."""
+    """Another process has the project open for writing.
+
+    Examples
+    --------
+    A second writer of the same folder (a second `Project.open`, e.g. in another terminal)
+    is refused; `Project.open(folder, read_only=True)` may look meanwhile.
+
+    >>> import tempfile
+    >>> from simsearch import ProjectLockedError
+    >>> from simsearch.project.store import Store                  # what an open Project holds (project.store)
+    >>> tmp = tempfile.TemporaryDirectory()
+    >>> writer = Store(tmp.name)
+    >>> try:
+    ...     Store(tmp.name)
+    ... except ProjectLockedError as error:
+    ...     print(error.hint)
+    close the other session, or open this one read-only
+    >>> writer.close(); tmp.cleanup()
+    """
 
 
 _SCHEMA_V1 = """
@@ -113,7 +132,23 @@ def _now() -> str:
 class ClassInfo:
     """confirmed: the clean positives were taken from the class's suggestions as they are now;
     a later prototype, flag or similarity threshold makes it False until confirmed again (the
-    positives of the last confirmation stay stored)."""
+    positives of the last confirmation stay stored).
+
+    Examples
+    --------
+    `Curation.add_class` and `Curation.classes` return these; here from the store itself:
+
+    >>> import tempfile
+    >>> from simsearch.project.store import Store                  # what an open Project holds (project.store)
+    >>> tmp = tempfile.TemporaryDirectory()
+    >>> store = Store(tmp.name)
+    >>> store.add_class("RBC", similarity_threshold=0.6)
+    ClassInfo(id=1, name='RBC', similarity_threshold=0.6, confidence_threshold=0.5, confirmed=False)
+    >>> store.confirm_class("RBC", 0.6, positives=[])
+    >>> store.class_info("RBC").confirmed
+    True
+    >>> store.close(); tmp.cleanup()
+    """
 
     id: int
     name: str
@@ -123,7 +158,20 @@ class ClassInfo:
 
 
 @dataclass(frozen=True)
-class Prototype:
+class Prototype(NamedImage):
+    """One example box of a class (`Curation.add_prototype`): its id in the store, the class,
+    the image and the box (x0, y0, x1, y1) px.
+
+    Examples
+    --------
+    >>> from simsearch import Prototype
+    >>> prototype = Prototype(1, "WBC", "slide1.png@0123456789ab", (84.0, 40.0, 116.0, 72.0))
+    >>> prototype.centre                                           # (y, x)
+    (56.0, 100.0)
+    >>> curation.add_prototype("WBC", "slide1.png", (84, 40, 116, 72))   # doctest: +SKIP
+    Prototype(id=1, class_name='WBC', image_id='slide1.png@...', box=(84.0, 40.0, 116.0, 72.0))
+    """
+
     id: int
     class_name: str
     image_id: str
@@ -137,10 +185,30 @@ class Prototype:
 
 
 @dataclass(frozen=True)
-class ReviewItem:
+class ReviewItem(NamedImage):
     """One of the model's detections put to the user: `number` as listed (None once a later
     batch replaced the one it was listed in), centre (y, x) px, the model's confidence, and
-    the answer: 'accepted' (a clean positive of the class), 'rejected' (a negative) or None."""
+    the answer: 'accepted' (a clean positive of the class), 'rejected' (a negative) or None.
+
+    Examples
+    --------
+    `Review.propose` lists a batch and `Review.answer` answers it; here in the store itself:
+
+    >>> import tempfile
+    >>> from simsearch import PatchRecord
+    >>> from simsearch.project.store import Store                  # what an open Project holds (project.store)
+    >>> tmp = tempfile.TemporaryDirectory()
+    >>> store = Store(tmp.name)
+    >>> _ = store.add_class("WBC")
+    >>> detection = PatchRecord("slide7.png@0123456789ab", y=120.0, x=64.0, similarity=0.55)  # the model's confidence
+    >>> item = store.set_review_batch("WBC", [detection])[0]
+    >>> item.number, (item.y, item.x), item.confidence, item.answer
+    (1, (120.0, 64.0), 0.55, None)
+    >>> store.answer_review("WBC", [item.number], "accepted")
+    >>> [item.answer for item in store.review_items("WBC")]
+    ['accepted']
+    >>> store.close(); tmp.cleanup()
+    """
 
     number: int | None
     class_name: str
@@ -153,9 +221,19 @@ class ReviewItem:
 
 
 @dataclass(frozen=True)
-class PatchRecord:
+class PatchRecord(NamedImage):
     """A stored patch: image id, centre (y, x) px, where known its similarity, and its level
-    of the scale pyramid (object size relative to the patch; 1 without a pyramid)."""
+    of the scale pyramid (object size relative to the patch; 1 without a pyramid).
+
+    Examples
+    --------
+    >>> from simsearch import PatchRecord
+    >>> patch = PatchRecord("slide1.png@0123456789ab", y=56.0, x=100.0, similarity=0.71)
+    >>> patch.level                                                # no scale pyramid: the patch size
+    1.0
+    >>> [(round(p.y), round(p.x)) for p in project.store.patches("WBC", "positive")]   # doctest: +SKIP
+    [(56, 100), (212, 48)]
+    """
 
     image_id: str
     y: float

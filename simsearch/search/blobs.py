@@ -15,7 +15,20 @@ from simsearch.util.errors import ConfigError
 
 @dataclass(frozen=True)
 class Blobs:
-    """Blob centres (y, x) and diameters in image pixels, strongest first: (N,) float arrays."""
+    """Blob centres (y, x) and diameters in image pixels, strongest first: (N,) float arrays.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from simsearch import find_blobs
+    >>> image = np.zeros((64, 64), np.float32)
+    >>> image[10:20, 10:20], image[40:50, 40:50] = 1.0, 0.5       # a bright and a dimmer square
+    >>> blobs = find_blobs(image, count=2)
+    >>> len(blobs), blobs.ys.tolist(), blobs.xs.tolist()           # the brighter one first
+    (2, [15.0, 45.0], [15.0, 45.0])
+    >>> bool(blobs.strengths[0] > blobs.strengths[1]), bool((blobs.sizes > 8).all())
+    (True, True)
+    """
 
     ys: np.ndarray
     xs: np.ndarray

@@ -10,6 +10,7 @@ from pathlib import Path
 import faiss
 import numpy as np
 
+from simsearch.io.images import NamedImage
 from simsearch.util.errors import ConfigError, ProjectError
 from simsearch.util.files import atomic_path
 
@@ -27,6 +28,18 @@ class SearchHits:
     scores: (Q, k) float32 cosine similarity; image_ids: (Q, k) object (str or "");
     rows, cols: (Q, k) int32 grid positions; centres: (Q, k, 2) float32 (y, x) px;
     levels: (Q, k) float32, the scale-pyramid level each patch was indexed at (1: the patch).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from simsearch import PatchIndex
+    >>> index = PatchIndex(2, use_gpu=False)
+    >>> index.add("slide1.png@0123456789ab", np.array([[1.0, 0.0]], np.float32), np.array([[40.0, 56.0]]))
+    >>> hits = index.search(np.array([[2.0, 0.0]]), k=2)           # Q = 1 query, k = 2 answers
+    >>> hits.scores.tolist(), hits.image_ids.tolist()              # one vector only: the second is missing
+    ([[1.0, -inf]], [['slide1.png@0123456789ab', '']])
+    >>> hits.centres[0, 0].tolist(), float(hits.levels[0, 0])      # (y, x) px, pyramid level
+    ([40.0, 56.0], 1.0)
     """
 
     scores: np.ndarray
@@ -46,9 +59,23 @@ def gpu_count() -> int:
 
 
 @dataclass(frozen=True)
-class SimilarPatch:
+class SimilarPatch(NamedImage):
     """One distinct answer of `PatchIndex.most_similar`: a patch centre (y, x) px in an image,
-    at a level of the scale pyramid (its patch is `level` x the project's)."""
+    at a level of the scale pyramid (its patch is `level` x the project's).
+
+    Examples
+    --------
+    Two neighbouring patches of one object and a second object: one answer each.
+
+    >>> import numpy as np
+    >>> from simsearch import PatchIndex
+    >>> index = PatchIndex(2, use_gpu=False)
+    >>> vectors = np.array([[1.0, 0.0], [0.9, 0.43589], [0.8, 0.6]], np.float32)
+    >>> index.add("slide1.png@0123456789ab", vectors, np.array([[40.0, 40.0], [40.0, 48.0], [100.0, 100.0]]))
+    >>> found = index.most_similar(np.array([1.0, 0.0]), k=2, min_distance=16)
+    >>> [(patch.y, patch.x, round(patch.score, 2), patch.level) for patch in found]
+    [(40.0, 40.0, 1.0, 1.0), (100.0, 100.0, 0.8, 1.0)]
+    """
 
     image_id: str
     y: float
@@ -58,7 +85,23 @@ class SimilarPatch:
 
 
 class PatchIndex:
-    """Exact inner-product index over patch vectors plus where each came from."""
+    """Exact inner-product index over patch vectors plus where each came from.
+
+    Examples
+    --------
+    A project indexes every image with `Project.build_index`; by hand, one image's patches:
+
+    >>> import numpy as np
+    >>> from simsearch import PatchEmbeddings, PatchGeometry, PatchIndex
+    >>> vectors = np.random.default_rng(0).normal(size=(3, 5, 16)).astype(np.float32)
+    >>> vectors /= np.linalg.norm(vectors, axis=-1, keepdims=True)          # L2-normalised, as embedded
+    >>> embedded = PatchEmbeddings(vectors, PatchGeometry.for_patch(64), (96, 128))
+    >>> index = PatchIndex(16, use_gpu=False)
+    >>> index.add("slide1.png@0123456789ab", embedded.vectors, embedded.centres())
+    >>> hits = index.search(vectors[1, 2], k=3)                    # a patch finds itself first
+    >>> len(index), int(hits.rows[0, 0]), int(hits.cols[0, 0]), hits.centres[0, 0].tolist()
+    (15, 1, 2, [48.0, 64.0])
+    """
 
     def __init__(self, dim: int, *, use_gpu: bool | None = None):
         if dim <= 0:

@@ -18,6 +18,18 @@ class Peaks:
     rows, cols: (N,) float64 grid positions, refined below one cell by a parabola
     through each peak and its neighbours; values: (N,) float32 map values at the
     (integer) peaks. Thresholding is a cut of this sorted list (`above`).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from simsearch import find_peaks
+    >>> heat = np.zeros((8, 8), np.float32)
+    >>> heat[1, 1], heat[5, 6] = 0.9, 0.4
+    >>> peaks = find_peaks(heat, min_distance=1)
+    >>> peaks.rows.tolist(), peaks.cols.tolist(), [round(float(v), 2) for v in peaks.values]
+    ([1.0, 5.0], [1.0, 6.0], [0.9, 0.4])
+    >>> len(peaks.above(0.5))
+    1
     """
 
     rows: np.ndarray
@@ -82,7 +94,21 @@ class SizedPeaks:
     first: centres (ys, xs) in pixels, values, sizes (N, 2), the (h, w) patch of the level
     each was found at (the box of the suggestion or detection), levels (N,), that level's
     scale (object size relative to the patch), and rows, cols (N,), the refined grid position
-    in that level's map."""
+    in that level's map.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from simsearch import PatchGeometry, peaks_across_scales
+    >>> geometry = PatchGeometry.for_patch(32)                     # grid cells 8 px apart
+    >>> heat = np.zeros((10, 10), np.float32)
+    >>> heat[2, 3], heat[7, 7] = 0.8, 0.6
+    >>> peaks = peaks_across_scales([(1.0, geometry, heat)])       # one level: the patch size
+    >>> peaks.ys.tolist(), peaks.xs.tolist(), peaks.sizes.tolist(), peaks.levels.tolist()
+    ([32.0, 72.0], [40.0, 72.0], [[32, 32], [32, 32]], [1.0, 1.0])
+    >>> len(peaks.above(0.7))
+    1
+    """
 
     ys: np.ndarray
     xs: np.ndarray

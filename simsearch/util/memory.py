@@ -25,7 +25,17 @@ def keep_freed_memory() -> bool:
     """Make glibc malloc reuse freed blocks instead of returning them to the system (it then
     trims only above 2 GB of free memory). Process-wide, so the `simsearch` command and the
     terminal UI call it, and library users may. Returns whether it applied: not off Linux or
-    glibc, nor when the environment variable SIMSEARCH_SYSTEM_MALLOC=1."""
+    glibc, nor when the environment variable SIMSEARCH_SYSTEM_MALLOC=1.
+
+    Examples
+    --------
+    Once, at the start of a script that trains or embeds on the CPU (it changes the whole
+    process, so it is not run here):
+
+    >>> import simsearch
+    >>> simsearch.keep_freed_memory()          # doctest: +SKIP
+    True
+    """
     if os.environ.get(OPT_OUT) == "1" or not sys.platform.startswith("linux"):
         return False
     try:

@@ -98,3 +98,38 @@ def test_the_layer_check_catches_an_upward_import():
     found = _layer_violations({store: text})
     assert any("curation.session: layer curation is above project" in v for v in found), found
     assert any("imports simsearch: outside the layers" in v for v in found), found
+
+
+def _direct_writes(path: Path, text: str) -> list[str]:
+    """Calls that write a file other than through simsearch.util.files: write_text/write_bytes,
+    open(..., 'w'), and np.save / imwrite / .save(...) whose target is not the `tmp` path that
+    `atomic_path` hands out (or an in-memory `buffer`)."""
+    found = []
+    for node in ast.walk(ast.parse(text)):
+        if not isinstance(node, ast.Call):
+            continue
+        name = node.func.attr if isinstance(node.func, ast.Attribute) else getattr(node.func, "id", "")
+        receiver = node.func.value if isinstance(node.func, ast.Attribute) else None
+        target = node.args[0] if node.args else None
+        to_tmp = any(isinstance(n, ast.Name) and n.id in ("tmp", "buffer")  # buffer: in memory
+                     for arg in node.args[:2] for n in ast.walk(arg))
+        if name in ("write_text", "write_bytes") and not (isinstance(receiver, ast.Name) and receiver.id == "tmp"):
+            found.append(f"{path.name}:{node.lineno} {name}")
+        elif name == "open" and any(isinstance(a, ast.Constant) and isinstance(a.value, str) and "w" in a.value
+                                    for a in [*node.args[1:2], *(k.value for k in node.keywords if k.arg == "mode")]):
+            found.append(f"{path.name}:{node.lineno} open for writing")
+        elif name in ("save", "imwrite", "savez", "savez_compressed", "to_file") and target is not None and not to_tmp \
+                and getattr(receiver, "id", getattr(receiver, "attr", None)) not in ("index", "checkpoints"):  # atomic inside
+            found.append(f"{path.name}:{node.lineno} {name}")
+    return found
+
+
+def test_every_file_is_written_through_the_atomic_writer():
+    """One way to write a file, in the engine and the UI: simsearch.util.files (whole or not at
+    all). Docstring examples
+    are text, not code, and are not scanned; util/files.py itself is the writer."""
+    writes = [w for path in sorted([*ENGINE.rglob("*.py"), *(ENGINE.parent / "tui").rglob("*.py")]) if path.name != "files.py"
+              for w in _direct_writes(path, path.read_text())]
+    assert writes == []
+    assert sorted(_direct_writes(Path("x.py"), "open(p, 'w').write('a')\nImage.new('L', (1, 1)).save(out / 'a.png')\n")) == [
+        "x.py:1 open for writing", "x.py:2 save"]

@@ -99,9 +99,14 @@ def test_cli_embed_info_search(tmp_path, image_folder, capsys):
     info = capsys.readouterr().out
     assert "efficientnet-lite0" in info and "embeddings cached: 4/4" in info and "channel correlation" in info
     csv_path = tmp_path / "hits.csv"
-    assert main(["search", "--project", str(proj), "--image", "img1.tif", "--at", "40,40", "-k", "3", "--csv", str(csv_path)]) == 0
-    assert "img1.tif@" in capsys.readouterr().out
-    assert csv_path.read_text().splitlines()[0] == "rank,image,y,x,similarity"
+    assert main(["search", "--project", str(proj), "--image", "img1.tif", "--point", "30,40", "-k", "3", "--csv", str(csv_path)]) == 0
+    out = capsys.readouterr().out
+    assert " img1.tif\n" in out and "@" not in out  # images as the user named them, not ids
+    hits = csv_path.read_text().splitlines()
+    assert hits[0] == "rank,image,x,y,similarity" and hits[1].split(",")[1:4] == ["img1.tif", "32.0", "40.0"]
+    # the old --at Y,X still works for one release, with a warning, at the same place
+    assert main(["search", "--project", str(proj), "--image", "img1.tif", "--at", "40,30", "-k", "3", "--csv", str(csv_path)]) == 0
+    assert "--at Y,X is deprecated" in capsys.readouterr().err and csv_path.read_text().splitlines() == hits
     # a different patch size for the same project is refused, and nothing changes
     assert main(["embed", str(image_folder), "--project", str(proj), "--patch-size", "64", "-q"]) == 2
     assert "patch size" in capsys.readouterr().err

@@ -1,0 +1,89 @@
+"""The `simsearch` subcommands: each one's name, one-line help and the module of this package
+that defines it (loaded only when the command runs, so `simsearch --help` loads no library),
+and the argument types the commands share."""
+from __future__ import annotations
+
+import argparse
+
+# name: (module in simsearch.cli, one-line help); the one list of commands
+COMMANDS = {
+    "embed": ("dataset", "create/open a project and embed every image of a dataset"),
+    "info": ("dataset", "describe a project (or a dataset, without creating anything)"),
+    "search": ("dataset", "the patches most similar to one patch, across the whole dataset"),
+    "create": ("curation", "create a project for curation (embedding happens when needed)"),
+    "class": ("curation", "add, rename, delete or list ROI classes"),
+    "prototype": ("curation", "add, delete or list prototypes"),
+    "suggest": ("curation", "list a class's suggestions on the displayed images"),
+    "flag": ("curation", "flag suggestions (by number in `suggest`) as not-this-class"),
+    "confirm": ("curation", "unflagged suggestions above the threshold become clean positives"),
+    "similar": ("curation", "the patches most similar to a class anywhere in the dataset (FAISS)"),
+    "background": ("curation", "curate background (Algorithm 1)"),
+    "noisy": ("curation", "extract noisy patches from the undisplayed images (resumable)"),
+    "import": ("curation", "import prototypes and negatives from a CSV (kind,class,image,x0,y0,x1,y1)"),
+    "train": ("model", "train the model (resumes an interrupted run)"),
+    "review": ("model", "judge the model's own detections on undisplayed images; the answers feed the next training"),
+    "threshold": ("model", "set a class's confidence threshold for detections"),
+    "process": ("model", "run the trained model on the whole dataset (or --images) and export"),
+    "run": ("model", "every step, headless, from a YAML file (see README)"),
+    "eval": ("model", "the paper's simulated-user evaluation on an annotated dataset"),
+    "tui": ("tui", "the terminal UI: open a project, or create one from images"),
+}
+
+SCALES_HELP = ("object sizes to search besides the patch's, relative to it, e.g. 0.5,1,2 (a scale pyramid: each "
+               "level costs an embedding, 1/s^2 of the patch level's); 'auto': levels a factor 2 apart that cover "
+               "the prototype boxes (default: the patch size only)")
+
+
+def add_parser(sub, name: str) -> argparse.ArgumentParser:
+    """The parser of command `name`, with its help from `COMMANDS`."""
+    return sub.add_parser(name, help=COMMANDS[name][1], description=COMMANDS[name][1])
+
+
+def add_quiet(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("-q", "--quiet", action="store_true", default=argparse.SUPPRESS, help="no progress bars or info logging")
+
+
+def add_project(parser: argparse.ArgumentParser) -> None:
+    """--project (and -q) for a command that works on a project."""
+    parser.add_argument("--project", default="simsearch-project", help="project folder (default: %(default)s)")
+    add_quiet(parser)
+
+
+def int_list(text: str) -> list[int]:
+    try:
+        return [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+
+
+def patch_size(text: str) -> tuple[int, int]:
+    try:
+        parts = [int(v) for v in text.lower().replace("x", ",").split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected S or HxW in pixels, got {text!r}") from None
+    if len(parts) == 1:
+        parts *= 2
+    if len(parts) != 2:
+        raise argparse.ArgumentTypeError(f"expected S or HxW in pixels, got {text!r}")
+    return parts[0], parts[1]
+
+
+def box(text: str) -> tuple[float, float, float, float]:
+    try:
+        values = tuple(float(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected X0,Y0,X1,Y1 in pixels, got {text!r}") from None
+    if len(values) != 4:
+        raise argparse.ArgumentTypeError(f"expected X0,Y0,X1,Y1 in pixels, got {text!r}")
+    return values
+
+
+def channel_list(text: str) -> list[int] | None:
+    """argparse's type for --channels: `parse_channels`, its error as argparse's."""
+    from simsearch.io.preprocess import parse_channels
+    from simsearch.util.errors import ConfigError
+
+    try:
+        return parse_channels(text)
+    except ConfigError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None

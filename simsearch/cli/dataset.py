@@ -1,0 +1,166 @@
+"""`simsearch embed`, `info` and `search`: a dataset's embeddings and index, a project's
+description, the patches most similar to one patch."""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from simsearch.cli.commands import SCALES_HELP, add_parser, add_quiet, channel_list, int_list, patch_size
+from simsearch.cli.progress import ProgressBar
+from simsearch.io.images import Dataset, image_name
+from simsearch.io.tables import write_csv
+from simsearch.project.layout import ProjectLayout
+from simsearch.project.project import Project
+from simsearch.util.errors import ConfigError, SimSearchError
+
+
+def add_commands(sub) -> None:
+    """Add embed, info and search to an argparse subparsers object (handler in defaults)."""
+    embed = add_parser(sub, "embed")
+    embed.add_argument("dataset", help="folder (recursive), glob pattern, or text file of image paths")
+    embed.add_argument("--project", default="simsearch-project", help="project folder (default: %(default)s)")
+    embed.add_argument("--patch-size", type=patch_size, default=(96, 96), help="patch size S or HxW px (default 96)")
+    embed.add_argument("--backbone", default="auto", help="auto (default), resnet18 or efficientnet-lite0")
+    embed.add_argument("--weights", help="weights file for the backbone (resnet18: torchvision's IMAGENET1K_V1 .pth)")
+    embed.add_argument("--channels", type=channel_list, help="channels to use, e.g. 0 or 0,2,3 (default: up to the first 3)")
+    embed.add_argument("--min-cells", type=int, default=4, help="upsample so a patch spans at least this many 16-px cells (default 4)")
+    embed.add_argument("--passes", type=int, default=1, choices=(1, 2, 4), help="shifted passes per axis: grid step 16/passes scaled px")
+    embed.add_argument("--scales", help=SCALES_HELP)
+    embed.add_argument("--device", default="auto", help="auto (default), cpu or cuda")
+    add_quiet(embed)
+
+    info = add_parser(sub, "info")
+    info.add_argument("target", nargs="?", default="simsearch-project", help="project folder or dataset (default: %(default)s)")
+    add_quiet(info)
+
+    search = add_parser(sub, "search")
+    search.add_argument("--project", default="simsearch-project")
+    search.add_argument("--image", required=True, help="image id or relative path")
+    where = search.add_mutually_exclusive_group(required=True)
+    where.add_argument("--point", type=int_list, metavar="X,Y", help="patch centre X,Y in pixels")
+    where.add_argument("--box", type=int_list, metavar="X0,Y0,X1,Y1", help="box in pixels; its centre is used")
+    where.add_argument("--at", type=int_list, metavar="Y,X", help=argparse.SUPPRESS)  # before 0.2: --point X,Y
+    search.add_argument("-k", type=int, default=10, help="number of hits (default 10)")
+    search.add_argument("--csv", help="also write the hits to this CSV file")
+    search.add_argument("--device", default="auto")
+    add_quiet(search)
+    embed.set_defaults(handler=cmd_embed)
+    info.set_defaults(handler=cmd_info)
+    search.set_defaults(handler=cmd_search)
+
+
+def cmd_embed(args, quiet: bool) -> int:
+    folder = Path(args.project)
+    if ProjectLayout(folder).exists():
+        project = Project.open(folder)
+        if project.geometry is None:
+            project.set_patch_size(args.patch_size)
+        _check_same_settings(project, args)
+        if args.scales is not None:
+            project.set_scales(args.scales)
+        print(f"opened project {project.folder}")
+    else:
+        dataset = Dataset.open(args.dataset)
+        bar = ProgressBar(len(dataset), "normalization", quiet=quiet)
+        project = Project.create(
+            folder, dataset, patch_size=args.patch_size, backbone=args.backbone, weights=args.weights,
+            channels=args.channels, min_cells=args.min_cells, passes=args.passes, scales=args.scales,
+            progress=lambda done, total: bar.update(done),
+        )
+        print(f"created project {project.folder}")
+    project.set_device(args.device)
+    dataset = project.dataset
+    if dataset.skipped:
+        print(f"skipped {len(dataset.skipped)} file(s):")
+        for skipped in dataset.skipped:
+            print(f"  {skipped.path}: {skipped.reason}")
+    start = time.perf_counter()
+    counts = {"embedded": 0, "cached": 0, "failed": 0}
+    bar = ProgressBar(len(dataset), "embedding", quiet=quiet)
+    pixels = 0
+    for event in project.iter_embed():
+        counts[event.status] += 1
+        if event.status == "failed":
+            print(f"  failed: {event.image}: {event.message}", file=sys.stderr)
+        elif event.status == "embedded":
+            record = dataset.by_id(event.image_id)
+            pixels += record.height * record.width
+        bar.update(event.done)
+    elapsed = time.perf_counter() - start
+    index = project.build_index()
+    rate = f", {pixels / 1e6 / elapsed:.2f} MP/s" if counts["embedded"] and elapsed > 0 else ""
+    print(
+        f"embedded {counts['embedded']}, cached {counts['cached']}, failed {counts['failed']} "
+        f"of {len(dataset)} image(s) in {elapsed:.1f}s{rate} on {project.embedder.device}"
+    )
+    print(f"index: {len(index)} patch vectors of dimension {index.dim} in {project.index_folder}")
+    print(project.summary())
+    return 1 if counts["failed"] else 0
+
+
+def _check_same_settings(project: Project, args) -> None:
+    wanted = {"patch size": tuple(args.patch_size), "backbone": args.backbone, "passes": args.passes}
+    recorded = {"patch size": tuple(project.geometry.patch_size), "backbone": project.backbone_spec.name, "passes": project.geometry.passes}
+    for name, value in wanted.items():
+        if name == "backbone" and value == "auto":
+            continue
+        if value != recorded[name]:
+            raise ConfigError(
+                f"{name}: project {project.folder} was made with {recorded[name]}, not {value}",
+                hint="use another --project folder for other settings",
+            )
+
+
+def cmd_info(args, quiet: bool) -> int:
+    target = Path(args.target)
+    if ProjectLayout(target).exists():
+        project = Project.open(target, read_only=True)
+        print(project.summary())
+        if project.geometry is None:  # nothing is embedded before the patch size is known
+            print("embeddings: none yet (the first prototype fixes the patch size)")
+            return 0
+        missing = project.failed_images()
+        print(f"embeddings cached: {len(project.dataset) - len(missing)}/{len(project.dataset)}")
+        try:
+            print(f"index: {len(project.load_index())} patch vectors")
+        except SimSearchError:
+            print("index: not built (run `simsearch embed`)")
+    else:
+        print(Dataset.open(target, verify=False).summary())
+    return 0
+
+
+def cmd_search(args, quiet: bool) -> int:
+    project = Project.open(args.project, read_only=True)
+    project.set_device(args.device)
+    record = project.dataset.find(args.image)
+    if args.at is not None:
+        print("simsearch search: --at Y,X is deprecated and goes in the next release; use --point X,Y "
+              "(x first, as in --box X0,Y0,X1,Y1)", file=sys.stderr)
+        if len(args.at) != 2:
+            raise ConfigError("--at: give Y,X")
+        y, x = args.at
+    elif args.point is not None:
+        if len(args.point) != 2:
+            raise ConfigError("--point: give X,Y")
+        x, y = args.point
+    else:
+        if len(args.box) != 4:
+            raise ConfigError("--box: give X0,Y0,X1,Y1")
+        x0, y0, x1, y1 = args.box
+        y, x = (y0 + y1) / 2, (x0 + x1) / 2
+    query = project.patch_vector(record.id, y, x)
+    hits = project.load_index().search(query, k=args.k)
+    rows = [
+        (rank + 1, image_name(hits.image_ids[0, rank]), float(hits.centres[0, rank, 0]), float(hits.centres[0, rank, 1]), float(hits.scores[0, rank]))
+        for rank in range(hits.scores.shape[1]) if hits.image_ids[0, rank]
+    ]
+    print(f"{'rank':>4}  {'similarity':>10}  {'x':>7}  {'y':>7}  image")
+    for rank, image_id, cy, cx, score in rows:
+        print(f"{rank:>4}  {score:10.4f}  {cx:7.1f}  {cy:7.1f}  {image_id}")
+    if args.csv:
+        write_csv(args.csv, ["rank", "image", "x", "y", "similarity"],
+                  ((r, i, f"{cx:.1f}", f"{cy:.1f}", f"{s:.5f}") for r, i, cy, cx, s in rows))
+    return 0

@@ -1,0 +1,27 @@
+"""`simsearch tui`: the terminal UI, from its own package (installed with the `tui` extra)."""
+from __future__ import annotations
+
+
+from simsearch.cli.commands import add_parser, add_quiet
+from simsearch.util.errors import ConfigError
+
+
+def add_commands(sub) -> None:
+    tui = add_parser(sub, "tui")
+    tui.add_argument("target", nargs="?", metavar="PROJECT_OR_DATASET",
+                     help="a project folder, or images (folder, glob, list file) for the new-project wizard (default: here)")
+    tui.add_argument("--device", default="auto")
+    add_quiet(tui)
+    tui.set_defaults(handler=cmd_tui)
+
+
+def cmd_tui(args, quiet: bool) -> int:
+    try:  # the UI package, loaded only here: the engine never imports textual
+        from simsearch_tui.__main__ import run
+    except ModuleNotFoundError as error:
+        if error.name not in ("simsearch_tui", "textual", "textual_image"):
+            raise
+        raise ConfigError(f"the terminal UI is not installed ({error.name} is missing)",
+                          hint="pip install 'simsearch[tui]'") from None
+    run(args.target, args.device)
+    return 0

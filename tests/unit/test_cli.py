@@ -1,0 +1,49 @@
+"""The command line's structure: every command is listed once, defined by the module the list
+names, and `simsearch --help` loads no library."""
+import argparse
+import importlib
+import subprocess
+import sys
+
+import pytest
+
+from simsearch.cli.commands import COMMANDS
+from simsearch.cli.main import build_parser
+
+
+def _subparsers(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
+    return next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices
+
+
+def test_help_lists_every_command_and_loads_no_library():
+    code = ("import sys\n"
+            "from simsearch.cli.main import build_parser\n"
+            "text = build_parser([]).format_help()\n"
+            "heavy = sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'faiss', 'numpy', 'scipy', 'skimage', 'PIL'))\n"
+            "assert not heavy, heavy\n"
+            "print(text)\n")
+    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True).stdout
+    for name, (_, help_text) in COMMANDS.items():
+        assert f"    {name}" in out and help_text.split()[0] in out
+
+
+@pytest.mark.parametrize("name", sorted(COMMANDS))
+def test_each_command_gets_its_full_parser_from_its_module(name):
+    """Named on the command line, a command's parser comes from the module COMMANDS names (it has
+    a handler there); the module defines only commands the list gives it."""
+    module, help_text = COMMANDS[name]
+    parser = _subparsers(build_parser([name]))[name]
+    handler = parser.get_default("handler")
+    assert handler is not None and handler.__module__ == f"simsearch.cli.{module}"
+    assert parser.description == help_text
+    defined = argparse.ArgumentParser().add_subparsers()
+    importlib.import_module(f"simsearch.cli.{module}").add_commands(defined)
+    assert {n for n in defined.choices} == {n for n, (m, _) in COMMANDS.items() if m == module}
+
+
+def test_a_placeholder_is_never_run(capsys):
+    """Options before the command do not hide it, and an unknown command is an argparse error."""
+    assert _subparsers(build_parser(["-q", "train", "--help"]))["train"].get_default("handler") is not None
+    with pytest.raises(SystemExit) as exit_info:
+        build_parser(["bogus"]).parse_args(["bogus"])
+    assert exit_info.value.code == 2 and "invalid choice: 'bogus'" in capsys.readouterr().err
