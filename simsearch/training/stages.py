@@ -1,0 +1,262 @@
+"""The stages of a training run (paper Sec. II-D), one object each, holding all that differs
+between them; `simsearch.training.loop` runs a list of them the same way, whatever they are.
+
+A stage has
+- a name (in progress events, metrics and the seeds of its epochs' random streams);
+- a schedule: its `StageSettings` (epochs, batch size, learning rate, step decay), from which
+  it makes its optimizer (Adam) and learning-rate scheduler (StepLR);
+- the parameters it trains (`trainable`); every other parameter stays as it is;
+- its data: the examples an epoch draws from (`labels`: one class-balanced epoch order is
+  drawn over them) and how a batch of them becomes a loss (`loss`);
+- `trains_embedding`: whether the model is in training mode during the stage.
+
+The stages:
+1. `SelfLearnStage`: SimCLR (NT-Xent, tau 0.5) on two augmented views of each noisy patch;
+2. `SupConStage`: supervised contrastive loss (tau 0.07) on two clean-augmented views of
+   the clean examples, each class's negatives added to its anchors' denominator;
+3. `ClassifierStage`: the embedding frozen, the linear classifier trained with cross
+   entropy (and "not this class" on the negatives) on embeddings computed once (`prepare`).
+Both contrastive stages train the unfrozen backbone layers (the model's frozen prefix stays),
+the learnt pooling window if any and the projection head; the classifier stage only the
+classifier.
+"""
+from __future__ import annotations
+
+import math
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, ClassVar
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from simsearch.project.project import Project
+from simsearch.training.augment import AugmentSettings, augment
+from simsearch.training.crops import patch_crops
+from simsearch.training.losses import NotClassLoss, NTXentLoss, SupConWithNegativesLoss
+from simsearch.training.model import PatchModel
+from simsearch.training.sampling import stream
+
+if TYPE_CHECKING:
+    from simsearch.training.loop import StageSettings, TrainSettings
+
+
+@dataclass
+class StageData:
+    """The pixels a stage learns from: crops (N, 3, H, W) float16 with their labels (N,),
+    and negatives (M, 3, H, W) with the class each is not (M,), empty when there are none."""
+
+    crops: torch.Tensor
+    labels: torch.Tensor
+    negatives: torch.Tensor = field(default_factory=lambda: torch.zeros(0))
+    negative_labels: torch.Tensor = field(default_factory=lambda: torch.zeros(0, dtype=torch.int64))
+
+    @classmethod
+    def load(cls, project: Project, pairs, context_cells: int, negatives=()) -> "StageData":
+        """The crops of (PatchRecord, label) pairs and of the negative pairs."""
+        data = cls(*_crops(project, pairs, context_cells))
+        if negatives:
+            data.negatives, data.negative_labels = _crops(project, negatives, context_cells)
+        return data
+
+
+def _crops(project: Project, pairs, context_cells: int) -> tuple[torch.Tensor, torch.Tensor]:
+    return patch_crops(project, [p for p, _ in pairs], context_cells), torch.tensor([label for _, label in pairs], dtype=torch.int64)
+
+
+class Stage(ABC):
+    """One stage of a run: its schedule, the parameters it trains, its data and its loss."""
+
+    name: ClassVar[str]
+    trains_embedding: ClassVar[bool]  # the model in training mode (False: eval, the embedding fixed)
+
+    def __init__(self, schedule: StageSettings):
+        self.schedule = schedule
+
+    @abstractmethod
+    def trainable(self, model: PatchModel) -> list[nn.Parameter]:
+        """The parameters this stage trains, in the optimizer's order."""
+
+    def frozen(self, model: PatchModel) -> list[nn.Parameter]:
+        """The parameters this stage leaves as they are: all but `trainable`."""
+        mine = {id(p) for p in self.trainable(model)}
+        return [p for p in model.parameters() if id(p) not in mine]
+
+    def optimizer(self, model: PatchModel) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.StepLR]:
+        """Adam over `trainable` at the schedule's rate, which a StepLR multiplies by `gamma`
+        every `step_epochs` epochs (stepped once an epoch)."""
+        optimizer = torch.optim.Adam(self.trainable(model), lr=self.schedule.lr)
+        scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=max(1, self.schedule.step_epochs), gamma=self.schedule.gamma)
+        return optimizer, scheduler
+
+    def prepare(self, model: PatchModel, device: torch.device) -> None:
+        """Before the stage's first epoch of a run (after the stages before it): nothing here."""
+
+    @property
+    @abstractmethod
+    def labels(self) -> torch.Tensor:
+        """The class of each example an epoch draws from (the epoch's order indexes them)."""
+
+    @abstractmethod
+    def loss(self, model: PatchModel, index: torch.Tensor, generator: torch.Generator, device: torch.device) -> torch.Tensor:
+        """The loss of the batch of examples `index`, drawing its augmentations from `generator`."""
+
+    def steps(self, examples: int) -> int:
+        """Optimizer steps of an epoch over `examples` examples."""
+        return math.ceil(examples / self.schedule.batch_size)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.schedule})"
+
+
+class _ContrastiveStage(Stage):
+    """Trains the embedding: the unfrozen backbone layers, the learnt pooling window if any,
+    and the projection head."""
+
+    trains_embedding = True
+
+    def __init__(self, schedule: StageSettings, data: StageData, augment_settings: AugmentSettings):
+        super().__init__(schedule)
+        self.data = data
+        self.augment = augment_settings
+
+    def trainable(self, model: PatchModel) -> list[nn.Parameter]:
+        return model.trainable_backbone_parameters() + list(model.projection.parameters())
+
+    @property
+    def labels(self) -> torch.Tensor:
+        return self.data.labels
+
+
+class SelfLearnStage(_ContrastiveStage):
+    """SimCLR on the noisy patches: NT-Xent (tau 0.5) between two augmented views of each
+    (the full augmentations, solarize and coarse dropout included)."""
+
+    name = "selflearn"
+
+    def __init__(self, schedule: StageSettings, data: StageData, augment_settings: AugmentSettings):
+        super().__init__(schedule, data, augment_settings)
+        self.criterion = NTXentLoss(0.5)
+
+    def loss(self, model, index, generator, device):
+        crops = self.data.crops[index].float()
+        views = [augment(crops, self.augment, generator).to(device) for _ in range(2)]
+        return self.criterion(*(model.project(model.embed(v)) for v in views))
+
+
+class SupConStage(_ContrastiveStage):
+    """Supervised contrastive loss (tau 0.07) on two augmented views of each clean example,
+    with up to a batch of the negatives, each in the denominator of its class's anchors."""
+
+    name = "supcon"
+
+    def __init__(self, schedule: StageSettings, data: StageData, augment_settings: AugmentSettings):
+        super().__init__(schedule, data, augment_settings)
+        self.criterion = SupConWithNegativesLoss(0.07)
+
+    def loss(self, model, index, generator, device):
+        crops = self.data.crops[index].float()
+        views = torch.cat([augment(crops, self.augment, generator) for _ in range(2)]).to(device)
+        labels = torch.cat([self.data.labels[index]] * 2).to(device)
+        negatives = negative_labels = None
+        if len(self.data.negatives):
+            pick = torch.randperm(len(self.data.negatives), generator=generator)[: self.schedule.batch_size]
+            negatives = model.project(model.embed(self.data.negatives[pick].float().to(device)))
+            negative_labels = self.data.negative_labels[pick].to(device)
+        return self.criterion(model.project(model.embed(views)), labels, negatives, negative_labels)
+
+
+@dataclass(frozen=True)
+class ClassifierFeatures:
+    """The frozen embeddings the classifier stage learns from: clean patches (vectors, labels)
+    and negatives (negative_vectors, the class each is not), each with augmented copies."""
+
+    vectors: torch.Tensor
+    labels: torch.Tensor
+    negative_vectors: torch.Tensor
+    negative_labels: torch.Tensor
+
+
+class ClassifierStage(Stage):
+    """The linear classifier on the frozen embedding: cross entropy on the clean examples and,
+    with `use_negatives`, "not this class" (NotClassLoss) on up to a batch of the negatives.
+    The embeddings are computed once (`prepare`), of each example and 3 augmented copies, from
+    random streams of their own (seeded by `seed`)."""
+
+    name = "classifier"
+    trains_embedding = False
+
+    def __init__(self, schedule: StageSettings, data: StageData, augment_settings: AugmentSettings, *, seed: int,
+                 use_negatives: bool = True):
+        super().__init__(schedule)
+        self.data = data
+        self.augment = augment_settings
+        self.seed = seed
+        self.use_negatives = use_negatives
+        self.criterion = NotClassLoss()
+        self.features: ClassifierFeatures | None = None
+
+    def trainable(self, model: PatchModel) -> list[nn.Parameter]:
+        return list(model.classifier.parameters())
+
+    def prepare(self, model: PatchModel, device: torch.device) -> None:
+        vectors, labels = frozen_features(model, self.data.crops, self.data.labels, self.augment,
+                                          stream(self.seed, self.name, "features"), device)
+        negatives, negative_labels = torch.zeros(0, model.dim), torch.zeros(0, dtype=torch.int64)
+        if self.use_negatives and len(self.data.negatives):
+            negatives, negative_labels = frozen_features(model, self.data.negatives, self.data.negative_labels, self.augment,
+                                                         stream(self.seed, self.name, "negative features"), device)
+        self.features = ClassifierFeatures(vectors, labels, negatives, negative_labels)
+
+    @property
+    def labels(self) -> torch.Tensor:
+        return self._features().labels
+
+    def loss(self, model, index, generator, device):
+        features = self._features()
+        loss = F.cross_entropy(model.classifier(features.vectors[index].to(device)).float(), features.labels[index].to(device))
+        if len(features.negative_labels):
+            pick = torch.randperm(len(features.negative_labels), generator=generator)[: self.schedule.batch_size]
+            loss = loss + self.criterion(model.classifier(features.negative_vectors[pick].to(device)),
+                                         features.negative_labels[pick].to(device))
+        return loss
+
+    def _features(self) -> ClassifierFeatures:
+        if self.features is None:
+            raise RuntimeError("the classifier stage learns from embeddings: call prepare(model, device) first")
+        return self.features
+
+
+@torch.no_grad()
+def frozen_features(model: PatchModel, crops: torch.Tensor, labels: torch.Tensor, augment_settings: AugmentSettings,
+                    generator: torch.Generator, device, copies: int = 4) -> tuple[torch.Tensor, torch.Tensor]:
+    """Embeddings of the crops and `copies` - 1 augmented copies of them, with their labels."""
+    model.eval()
+    vectors, out_labels = [], []
+    for copy_index in range(copies):
+        for start in range(0, len(labels), 64):
+            batch = crops[start : start + 64].float()
+            if copy_index:
+                batch = augment(batch, augment_settings, generator)
+            vectors.append(model.embed(batch.to(device)).cpu())
+            out_labels.append(labels[start : start + 64])
+    return torch.cat(vectors), torch.cat(out_labels)
+
+
+# every stage in the order a run trains them; a checkpoint names a stage by its place here
+STAGE_KINDS: tuple[type[Stage], ...] = (SelfLearnStage, SupConStage, ClassifierStage)
+
+
+def training_stages(settings: TrainSettings, clean: StageData, noisy: StageData | None) -> list[Stage]:
+    """The stages a run with `settings` trains, in order: self-learning on the noisy patches
+    (when there are some: `use_noisy`), the supervised contrastive stage (`contrastive`), and
+    always the classifier. The supervised stages augment without solarize and coarse dropout."""
+    stages: list[Stage] = []
+    if noisy is not None:
+        stages.append(SelfLearnStage(settings.selflearn, noisy, settings.augment))
+    if settings.contrastive:
+        stages.append(SupConStage(settings.supcon, clean, settings.augment.clean()))
+    stages.append(ClassifierStage(settings.classifier, clean, settings.augment.clean(), seed=settings.seed,
+                                  use_negatives=settings.negatives_in_classifier))
+    return stages
