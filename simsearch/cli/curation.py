@@ -6,7 +6,8 @@ import sys
 
 from simsearch.cli.commands import SCALES_HELP, add_parser, add_project, box, channel_list, patch_size
 from simsearch.curation.importer import import_annotations
-from simsearch.curation.session import Curation, Suggestion
+from simsearch.curation.results import Suggestion
+from simsearch.curation.session import Curation
 from simsearch.util.errors import ConfigError
 from simsearch.io.images import Dataset
 from simsearch.io.tables import write_csv

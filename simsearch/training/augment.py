@@ -10,6 +10,20 @@ import torch
 
 @dataclass(frozen=True)
 class AugmentSettings:
+    """The augmentations of the self-learning stage (`TrainSettings.augment`); the supervised
+    stages use `clean()` of them.
+
+    Examples
+    --------
+    For fluorescence, where brightness carries the class, leave brightness alone:
+
+    >>> from dataclasses import replace
+    >>> from simsearch import AugmentSettings, TrainSettings
+    >>> settings = replace(TrainSettings.cpu("pos"), augment=AugmentSettings(brightness=0.0))
+    >>> settings.augment.brightness, settings.augment.clean().dropout
+    (0.0, 0.0)
+    """
+
     flips: bool = True
     rotations: bool = True  # 90-degree steps (180 only for non-square crops)
     brightness: float = 0.2  # additive shift in [-b, b]

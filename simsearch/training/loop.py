@@ -335,11 +335,9 @@ def _run(project: Project, settings: TrainSettings, records: TrainingRecords, id
     """A training run of the settings' stages, resumed from its checkpoint where there is one;
     then the check on the held-out examples, the saved model and a 'done' event."""
     names = list(records.names)
-    # the heads' initial weights. NB: a project whose backbone is first loaded here (a project
-    # just opened) draws that load from this seeded stream first: other initial heads than a
-    # project whose backbone was loaded before (by curation), the same ones every time
-    torch.manual_seed(settings.seed)
-    model = PatchModel(project.backbone, project.geometry, len(names), context_cells=settings.context_cells,
+    backbone = project.backbone  # loaded (if it was not) before the seed: loading draws random numbers
+    torch.manual_seed(settings.seed)  # the heads' initial weights
+    model = PatchModel(backbone, project.geometry, len(names), context_cells=settings.context_cells,
                        learn_pooling=settings.learn_pooling, frozen_batch_norm=settings.frozen_batch_norm)
     start = start_from_last(project, model, names) if from_last else "pretrained"
     model.to(device)

@@ -30,7 +30,15 @@ class TrainingRecords:
     Clean: positives, prototypes and accepted review items of each class, then clean
     background. Negatives (flagged suggestions and rejected review items) carry the class they
     are not. Noisy patches are already capped. Held out: clean examples and negatives kept out
-    of training to check the model (`TrainSettings.holdout`)."""
+    of training to check the model (`TrainSettings.holdout`).
+
+    Examples
+    --------
+    >>> from simsearch import PatchRecord, TrainingRecords
+    >>> records = TrainingRecords(("WBC", "background"), clean=((PatchRecord("a.png@0123456789ab", 40.0, 52.0), 0),))
+    >>> records.names[records.clean[0][1]], len(records.digest())
+    ('WBC', 32)
+    """
 
     names: tuple[str, ...]
     clean: tuple[tuple[PatchRecord, int], ...]

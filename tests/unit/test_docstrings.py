@@ -45,3 +45,46 @@ def test_every_public_class_and_function_has_an_example():
                if (inspect.isclass(getattr(simsearch, name)) or inspect.isfunction(getattr(simsearch, name)))
                and ">>>" not in _examples_section(inspect.cleandoc(getattr(simsearch, name).__doc__ or ""))]
     assert not missing, f"no Examples section with a >>> line: {missing}"
+
+
+def _engine_classes() -> dict[str, str]:
+    """Every class the engine defines: {name: module}."""
+    import inspect
+    import pkgutil
+
+    found = {}
+    for info in pkgutil.walk_packages(simsearch.__path__, "simsearch."):
+        if info.name.startswith("simsearch.cli") or info.name == "simsearch.__main__":
+            continue
+        module = importlib.import_module(info.name)
+        for name, value in vars(module).items():
+            if inspect.isclass(value) and value.__module__ == info.name and not name.startswith("_"):
+                found[name] = info.name
+    return found
+
+
+def test_public_signatures_use_only_public_types():
+    """A script sees every type a public function or method takes or returns: an engine class
+    named in the annotations of a public name is itself public (e.g. `Curation.suggestions`
+    returns a SuggestionList, so SuggestionList is exported)."""
+    import inspect
+    import re
+
+    engine = _engine_classes()
+    hidden = {}
+    for name in simsearch.__all__:
+        value = getattr(simsearch, name)
+        functions = [(name, value)] if inspect.isfunction(value) else []
+        if inspect.isclass(value):
+            for attribute, member in vars(value).items():
+                member = getattr(member, "fget", None) or getattr(member, "__func__", member)
+                if inspect.isfunction(member) and (not attribute.startswith("_") or attribute == "__init__"):
+                    functions.append((f"{name}.{attribute}", member))
+        for where, function in functions:
+            signature = inspect.signature(function)
+            annotations = [signature.return_annotation, *(p.annotation for p in signature.parameters.values())]
+            for annotation in annotations:
+                for word in re.findall(r"\b[A-Z]\w*", annotation if isinstance(annotation, str) else repr(annotation)):
+                    if word in engine and word not in simsearch.__all__:
+                        hidden.setdefault(word, []).append(where)
+    assert not hidden, hidden

@@ -470,3 +470,26 @@ def test_every_file_a_project_holds_is_at_a_path_of_its_layout(curated):
     assert files and not stray, stray
     for place in (layout.embeddings, layout.index_folder(""), layout.model, layout.review_folder(""), layout.results):
         assert any(place in path.parents for path in files), place  # each place really holds files
+
+
+def test_the_same_curation_trains_the_same_model_in_a_project_just_opened(curated):
+    """A project just opened (the command line) loads its backbone during training; that load
+    must not shift the seeded initial heads: the same model as in a project whose backbone the
+    curation had loaded (the UI). Before the fix the two models differed."""
+    from simsearch import Project
+
+    project, _ = curated
+    settings = TINY.with_strategy("pos")
+    list(iter_train(project, settings, device="cpu"))
+    loaded = _weights(project)
+    folder = project.folder
+    project.close()
+    shutil.rmtree(folder / "model")
+    with Project.open(folder) as fresh:
+        list(iter_train(fresh, settings, device="cpu"))
+        again = _weights(fresh)
+    assert loaded.keys() == again.keys()
+    for part in loaded:
+        for name, tensor in loaded[part].items() if isinstance(loaded[part], dict) else [(part, loaded[part])]:
+            reference = again[part][name] if isinstance(again[part], dict) else again[part]
+            assert torch.equal(tensor, reference), (part, name)
