@@ -20,13 +20,14 @@ The public API (scripts and the terminal UI use only these names):
 - Peaks: `Peaks`, `find_peaks`; over a scale pyramid `SizedPeaks`, `peaks_across_scales`
   (levels: `parse_scales`, `scales_for_sizes`, `PatchGeometry.at_scale`); likely objects before any example: `Blobs`, `find_blobs`
 - Training: `train` (blocking) and `iter_train` (progress events), `TrainSettings`,
-  `StageSettings`, `TrainProgress`, `TrainedModel`, `TrainingStatus`, `training_status`,
+  `StageSettings`, `AugmentSettings`, what a run learns from: `TrainingRecords`, `TrainProgress`, `TrainedModel`, `TrainingStatus`, `training_status`,
   `training_identity`, `TRAINING_STRATEGIES`; the check on held-out curated examples:
   `model_check`, `ClassCheck`
 - Review of the model's detections (beyond the paper): `Review`, `ReviewItem`, `ReviewProgress`,
   `REVIEW_ORDERS`
 - Inference and exports: `Predictor`, `Detection`, `detections_from_maps`, `detections_from_levels`, `iter_process`,
-  `write_results`, `ProcessProgress`
+  `write_results`, `ProcessProgress`; on a Dask cluster: `cluster_client`, `iter_embed_on_cluster`,
+  `iter_process_on_cluster`
 - CPU speed: `keep_freed_memory` (glibc malloc keeps freed blocks; the CLI and UI call it)
 - Files: `write_text_atomic` (whole or not at all)
 - Errors: `SimSearchError` and its subclasses `ConfigError`, `DatasetError`, `ImageReadError`,
@@ -57,18 +58,21 @@ _PUBLIC = {
     **dict.fromkeys(["Annotation", "read_truth", "read_voc_folder"], "io.truth"),
     **dict.fromkeys(["ChannelStatistics", "Normalization", "compute_dataset_statistics", "compute_statistics",
                      "parse_channels", "resolve_channels"], "io.preprocess"),
-    **dict.fromkeys(["BackgroundCandidate", "BackgroundCounts", "ClassCounts", "Curation", "NoisyProgress", "Suggestion",
-                     "SuggestionList"],
-                    "curation.session"),
+    "Curation": "curation.session",
+    **dict.fromkeys(["BackgroundCandidate", "BackgroundCounts", "ClassCounts", "NoisyProgress", "Suggestion", "SuggestionList"],
+                    "curation.results"),
     **dict.fromkeys(["ClassInfo", "PatchRecord", "ProjectLockedError", "Prototype", "ReviewItem"], "project.store"),
     **dict.fromkeys(["Detection", "Predictor", "detections_from_maps", "detections_from_levels"], "inference.predict"),
     **dict.fromkeys(["ProcessProgress", "iter_process", "write_results"], "inference.process"),
+    **dict.fromkeys(["cluster_client", "iter_embed_on_cluster", "iter_process_on_cluster"], "inference.cluster"),
     **dict.fromkeys(["EmbedProgress", "Project"], "project.project"),
     "ProjectLayout": "project.layout",
     "write_text_atomic": "util.files",
     "keep_freed_memory": "util.memory",
     **dict.fromkeys(["REVIEW_ORDERS", "Review", "ReviewProgress"], "inference.review"),
     "ClassCheck": "training.check",
+    "AugmentSettings": "training.augment",
+    "TrainingRecords": "training.records",
     **dict.fromkeys(["TRAINING_STRATEGIES", "StageSettings", "TrainedModel", "TrainingStatus", "TrainProgress",
                      "TrainSettings", "iter_train", "model_check", "train", "training_identity", "training_status"],
                     "training.loop"),

@@ -4,6 +4,7 @@ and the argument types the commands share."""
 from __future__ import annotations
 
 import argparse
+from contextlib import contextmanager
 
 # name: (module in simsearch.cli, one-line help); the one list of commands
 COMMANDS = {
@@ -32,6 +33,36 @@ COMMANDS = {
 SCALES_HELP = ("object sizes to search besides the patch's, relative to it, e.g. 0.5,1,2 (a scale pyramid: each "
                "level costs an embedding, 1/s^2 of the patch level's); 'auto': levels a factor 2 apart that cover "
                "the prototype boxes (default: the patch size only)")
+
+
+CLUSTER_HELP = ("run on a Dask cluster: local (one worker per GPU, else one per 2 cores), local:N (N workers), "
+                "or the address of a running scheduler, e.g. tcp://HOST:8786 (README, 'Clusters'); needs "
+                "pip install 'simsearch[cluster]'")
+
+
+def check_cluster(address: str | None) -> None:
+    """With --cluster: a valid address, and Dask installed (else a ConfigError, before any work)."""
+    if address is not None:
+        from simsearch.inference.cluster import check_cluster_address, require_dask
+
+        check_cluster_address(address)
+        require_dask()
+
+
+@contextmanager
+def on_cluster(address: str | None):
+    """A Dask client for --cluster (closed after), or None without it. Call `check_cluster` first,
+    before any work, so that a missing Dask is said at once."""
+    if address is None:
+        yield None
+        return
+    from simsearch.inference.cluster import cluster_client
+
+    client = cluster_client(address)
+    try:
+        yield client
+    finally:
+        client.close()
 
 
 def add_parser(sub, name: str) -> argparse.ArgumentParser:

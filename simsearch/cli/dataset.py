@@ -7,7 +7,9 @@ import sys
 import time
 from pathlib import Path
 
-from simsearch.cli.commands import SCALES_HELP, add_parser, add_quiet, channel_list, int_list, patch_size
+from simsearch.cli.commands import (CLUSTER_HELP, SCALES_HELP, add_parser, add_quiet, channel_list, check_cluster, int_list, on_cluster,
+                                     patch_size)
+from simsearch.inference.cluster import iter_embed_on_cluster
 from simsearch.cli.progress import ProgressBar
 from simsearch.io.images import Dataset, image_name
 from simsearch.io.tables import write_csv
@@ -29,6 +31,7 @@ def add_commands(sub) -> None:
     embed.add_argument("--passes", type=int, default=1, choices=(1, 2, 4), help="shifted passes per axis: grid step 16/passes scaled px")
     embed.add_argument("--scales", help=SCALES_HELP)
     embed.add_argument("--device", default="auto", help="auto (default), cpu or cuda")
+    embed.add_argument("--cluster", help=CLUSTER_HELP)
     add_quiet(embed)
 
     info = add_parser(sub, "info")
@@ -52,6 +55,7 @@ def add_commands(sub) -> None:
 
 
 def cmd_embed(args, quiet: bool) -> int:
+    check_cluster(args.cluster)
     folder = Path(args.project)
     if ProjectLayout(folder).exists():
         project = Project.open(folder)
@@ -80,14 +84,16 @@ def cmd_embed(args, quiet: bool) -> int:
     counts = {"embedded": 0, "cached": 0, "failed": 0}
     bar = ProgressBar(len(dataset), "embedding", quiet=quiet)
     pixels = 0
-    for event in project.iter_embed():
-        counts[event.status] += 1
-        if event.status == "failed":
-            print(f"  failed: {event.image}: {event.message}", file=sys.stderr)
-        elif event.status == "embedded":
-            record = dataset.by_id(event.image_id)
-            pixels += record.height * record.width
-        bar.update(event.done)
+    with on_cluster(args.cluster) as client:
+        events = project.iter_embed() if client is None else iter_embed_on_cluster(project, client, device=args.device)
+        for event in events:
+            counts[event.status] += 1
+            if event.status == "failed":
+                print(f"  failed: {event.image}: {event.message}", file=sys.stderr)
+            elif event.status == "embedded":
+                record = dataset.by_id(event.image_id)
+                pixels += record.height * record.width
+            bar.update(event.done)
     elapsed = time.perf_counter() - start
     index = project.build_index()
     rate = f", {pixels / 1e6 / elapsed:.2f} MP/s" if counts["embedded"] and elapsed > 0 else ""

@@ -6,11 +6,12 @@ import dataclasses
 import json
 from pathlib import Path
 
-from simsearch.cli.commands import add_parser, add_project, add_quiet, int_list
+from simsearch.cli.commands import CLUSTER_HELP, add_parser, add_project, add_quiet, check_cluster, int_list, on_cluster
 from simsearch.curation.session import Curation
 from simsearch.util.errors import ConfigError
 from simsearch.evaluate.report import EvalPlan, evaluate
 from simsearch.io.images import Dataset
+from simsearch.inference.cluster import iter_process_on_cluster
 from simsearch.inference.process import iter_process, write_results
 from simsearch.cli.progress import ProgressBar
 from simsearch.project.project import Project
@@ -59,6 +60,7 @@ def add_commands(sub) -> None:
     process.add_argument("--images", help="another folder, glob or list of images (default: the project's dataset)")
     process.add_argument("--segmentation", action="store_true", help="also write label images")
     process.add_argument("--device", default="auto")
+    process.add_argument("--cluster", help=CLUSTER_HELP)
     process.add_argument("--progress", choices=("bar", "json"), default="bar",
                          help="json: one line of JSON per image on stdout, then one with the results (for programs)")
     add_project(process)
@@ -162,19 +164,23 @@ def cmd_threshold(args, quiet: bool) -> int:
 
 
 def cmd_process(args, quiet: bool) -> int:
+    check_cluster(args.cluster)
     with Project.open(args.project, read_only=True) as project:
         images = Dataset.open(args.images) if args.images else None
         total = len(images or project.dataset)
         bar = ProgressBar(total, "processing", quiet=quiet or args.progress == "json")
         failed = 0
-        for event in iter_process(project, args.out, images=images, device=args.device):
-            bar.update(event.done)
-            if args.progress == "json":
-                _json_progress(event)
-            if event.status == "failed":
-                failed += 1
-                if args.progress == "bar":
-                    print(f"  failed: {event.image}: {event.message}")
+        with on_cluster(args.cluster) as client:
+            events = (iter_process(project, args.out, images=images, device=args.device) if client is None else
+                      iter_process_on_cluster(project, args.out, client, images=images, device=args.device))
+            for event in events:
+                bar.update(event.done)
+                if args.progress == "json":
+                    _json_progress(event)
+                if event.status == "failed":
+                    failed += 1
+                    if args.progress == "bar":
+                        print(f"  failed: {event.image}: {event.message}")
         manifest = write_results(project, args.out, images=images, segmentation=args.segmentation)
         if args.progress == "json":
             print(json.dumps({"results": str(args.out), "detections": manifest["detections"], "images": total, "failed": failed}),

@@ -23,6 +23,7 @@ import platform
 import shutil
 import threading
 from dataclasses import dataclass
+from functools import partial
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Iterator
@@ -41,6 +42,7 @@ from simsearch.features.geometry import NETWORK_STRIDE
 from simsearch.io.images import Dataset, NamedImage
 from simsearch.inference.predict import Detection, Predictor, detections_from_levels
 from simsearch.util.files import atomic_path, write_text_atomic
+from simsearch.util.prefetch import prefetched
 from simsearch.project.project import Project
 from simsearch.training.loop import trained_model_config
 
@@ -101,18 +103,20 @@ def iter_process(
     if dataset.channels != project.settings["file_channels"]:
         raise DatasetError(f"images in {dataset.root} have {dataset.channels} channels; the model was trained on {project.settings['file_channels']}")
     predictor = predictor or Predictor(project, device=device)
-    maps_folder = Path(out) / "maps"
-    maps_folder.mkdir(parents=True, exist_ok=True)
-    _forget_maps_of_other_models(project, maps_folder)
-    for done, record in enumerate(dataset, start=1):
+    prepare_maps_folder(project, out)
+    jobs = ((record, {scale: maps_path(out, record.id, scale) for scale in predictor.scales}) for record in dataset)
+    read = partial(_read_unless_done, dataset)
+    for done, loaded in enumerate(prefetched(jobs, read, ahead=project.prefetch_images), start=1):  # decoding ahead
         if cancel is not None and cancel.is_set():
             return
-        paths = {scale: maps_path(out, record.id, scale) for scale in predictor.scales}
-        if all(path.is_file() for path in paths.values()):
+        record, paths = loaded.item
+        if loaded.value is None and loaded.error is None:
             yield ProcessProgress(done, len(dataset), record.id, "cached")
             continue
         try:
-            levels = predictor.level_maps(dataset.read(record))
+            if loaded.error is not None:
+                raise loaded.error
+            levels = predictor.level_maps(loaded.value)
         except (DatasetError, OSError) as exc:
             yield ProcessProgress(done, len(dataset), record.id, "failed", getattr(exc, "message", str(exc)))
             continue
@@ -122,10 +126,25 @@ def iter_process(
         yield ProcessProgress(done, len(dataset), record.id, "computed")
 
 
+def _read_unless_done(dataset: Dataset, job) -> np.ndarray | None:
+    """The pixels of a (record, map paths) job, or None when every map is there already."""
+    record, paths = job
+    return None if all(path.is_file() for path in paths.values()) else dataset.read(record)
+
+
 def maps_path(out: str | Path, image_id: str, scale: float = 1.0) -> Path:
     """Where an image's cached probability maps of one pyramid level lie in a results folder."""
     stem = export.safe_name(image_id)
     return Path(out) / "maps" / (f"{stem}.npy" if scale == 1.0 else f"{stem}.level{scale:g}.npy")
+
+
+def prepare_maps_folder(project: Project, out: str | Path) -> Path:
+    """out/maps, made, and emptied of the maps of another model than the project's (a stamp
+    holds the model's hash); then maps found there are this model's, to be reused."""
+    maps_folder = Path(out) / "maps"
+    maps_folder.mkdir(parents=True, exist_ok=True)
+    _forget_maps_of_other_models(project, maps_folder)
+    return maps_folder
 
 
 def _forget_maps_of_other_models(project: Project, maps_folder: Path) -> None:

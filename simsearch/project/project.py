@@ -17,7 +17,7 @@ import logging
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable, Iterator, Sequence
 
 import numpy as np
 import yaml
@@ -25,6 +25,7 @@ import yaml
 from simsearch.util.errors import ConfigError, ImageReadError, ProjectError
 from simsearch.util.files import atomic_path, remove_orphaned_temporaries, write_text_atomic
 from simsearch.util.memory import release_freed_memory
+from simsearch.util.prefetch import prefetched
 from simsearch.features.backbones import Backbone, BackboneSpec, load_backbone, load_recorded_backbone
 from simsearch.features.embed import DenseEmbedder, PatchEmbeddings
 from simsearch.project.layout import ProjectLayout
@@ -103,6 +104,7 @@ class Project:
         self._backbone: Backbone | None = None
         self._embedders: dict[float, DenseEmbedder] = {}
         self._device = "auto"
+        self.prefetch_images = 2  # images read ahead while one is embedded (0: none)
         # the store holds the single-writer lock for the whole project folder
         self.store = Store(folder, read_only=read_only)
 
@@ -371,35 +373,48 @@ class Project:
         record = self.dataset.by_id(image_id)
         path = self._cache_path(record.id, scale)
         if not path.is_file():
-            self._embed_and_save(record, path, scale)
+            self._embed_and_save(self.dataset.read(record), path, scale)
         vectors = np.load(path, mmap_mode="r")
         return PatchEmbeddings(vectors, self.geometry_at(scale), (record.height, record.width))
 
-    def _embed_and_save(self, record, path: Path, scale: float = 1.0) -> None:
-        embedded = self.embedder_at(scale).embed(self.dataset.read(record))
+    def _embed_and_save(self, pixels: np.ndarray, path: Path, scale: float = 1.0) -> None:
+        embedded = self.embedder_at(scale).embed(pixels)
         with atomic_path(path) as tmp:
             np.save(tmp, embedded.vectors.astype(np.float16))
 
-    def iter_embed(self, *, cancel: threading.Event | None = None) -> Iterator[EmbedProgress]:
+    def iter_embed(self, *, images: Sequence[str] | None = None,
+                   cancel: threading.Event | None = None) -> Iterator[EmbedProgress]:
         """Embed every image not yet cached, at every level of the scale pyramid; yields one
         event per image. Failures are reported and skipped; cancelling stops before the next
-        image (finished ones stay cached)."""
-        total = len(self.dataset)
-        for done, record in enumerate(self.dataset, start=1):
+        image (finished ones stay cached). The next images are read and decoded in a thread
+        while the network embeds this one (`prefetch_images` of them; 0: one at a time).
+        `images`: only these image ids (a batch of a cluster run)."""
+        records = self.dataset if images is None else [self.dataset.by_id(image_id) for image_id in images]
+        total = len(records)
+        jobs = ((record, [(scale, path) for scale in self.scales if not (path := self._cache_path(record.id, scale)).is_file()])
+                for record in records)
+        for done, loaded in enumerate(prefetched(jobs, self._read_if_missing, ahead=self.prefetch_images), start=1):
             if cancel is not None and cancel.is_set():
                 return
-            missing = [(scale, path) for scale in self.scales if not (path := self._cache_path(record.id, scale)).is_file()]
+            record, missing = loaded.item
             if not missing:
                 yield EmbedProgress(done, total, record.id, "cached")
                 continue
             try:
+                if loaded.error is not None:
+                    raise loaded.error
                 for scale, path in missing:
-                    self._embed_and_save(record, path, scale)
+                    self._embed_and_save(loaded.value, path, scale)
                 release_freed_memory()  # the image's feature maps: gone before the next step allocates
             except (ImageReadError, OSError) as exc:
                 yield EmbedProgress(done, total, record.id, "failed", getattr(exc, "message", str(exc)))
                 continue
             yield EmbedProgress(done, total, record.id, "embedded")
+
+    def _read_if_missing(self, job) -> np.ndarray | None:
+        """The pixels of a (record, missing levels) job, or None when every level is cached."""
+        record, missing = job
+        return self.dataset.read(record) if missing else None
 
     def failed_images(self) -> list[str]:
         return [r.id for r in self.dataset if not self._cache_path(r.id).is_file()]

@@ -33,3 +33,19 @@ def test_the_installed_ui_is_this_checkout_and_its_command_says_how_to_install_i
             "sys.exit(main(['tui', '.']))\n")
     done = subprocess.run([sys.executable, "-c", hide], cwd=tmp_path, capture_output=True, text=True)
     assert done.returncode == 2 and "pip install 'simsearch[tui]'" in done.stderr, done.stderr
+
+
+def test_cluster_runs_need_the_cluster_extra_and_say_how_to_install_it(tmp_path):
+    config = tomllib.loads((REPO / "pyproject.toml").read_text())
+    assert "dask" not in " ".join(config["project"]["dependencies"])  # the single-machine path needs no Dask
+    assert any(d.startswith("dask") for d in config["project"]["optional-dependencies"]["cluster"])
+    hide = ("import sys, importlib.abc\n"
+            "class Hide(importlib.abc.MetaPathFinder):\n"
+            "    def find_spec(self, name, path, target=None):\n"
+            "        if name.split('.')[0] in ('dask', 'distributed'):\n"
+            "            raise ModuleNotFoundError(f'No module named {name!r}', name=name)\n"
+            "sys.meta_path.insert(0, Hide())\n"
+            "from simsearch.cli.main import main\n"
+            f"sys.exit(main(['process', '--project', {str(tmp_path / 'none')!r}, '--out', 'x', '--cluster', 'local:2']))\n")
+    done = subprocess.run([sys.executable, "-c", hide], cwd=tmp_path, capture_output=True, text=True)
+    assert done.returncode == 2 and "pip install 'simsearch[cluster]'" in done.stderr, done.stderr
