@@ -61,7 +61,7 @@ class DatasetScreen(StepScreen):
         project = self.app.project
         dataset = project.dataset
         lines = [f"[b]Project[/b] {escape(str(project.folder))}", escape(dataset.summary()), ""]
-        lines.append(f"[b]Channels[/b]: the images have {project.settings['file_channels']}; the network sees "
+        lines.append(f"[b]Channels[/b]: the images have {project.file_channels}; the network sees "
                      f"{list(project.channels)} (1 channel: grey; 2: red and green)")
         if project.channel_correlation.size > 1:
             lines += ["mean correlation between channels (* = used):",
@@ -94,7 +94,7 @@ class DatasetScreen(StepScreen):
             self.refresh_view()
 
         self.app.push_screen(PromptScreen(
-            f"Channels for red, green, blue (0..{project.settings['file_channels'] - 1}, 1 to 3 of them):",
+            f"Channels for red, green, blue (0..{project.file_channels - 1}, 1 to 3 of them):",
             ",".join(map(str, project.channels))), chosen)
 
     def action_displayed(self) -> None:

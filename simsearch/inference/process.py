@@ -100,8 +100,8 @@ def iter_process(
     >>> manifest = write_results(project, "screen2/results", images=screen2)       # doctest: +SKIP
     """
     dataset = images or project.dataset
-    if dataset.channels != project.settings["file_channels"]:
-        raise DatasetError(f"images in {dataset.root} have {dataset.channels} channels; the model was trained on {project.settings['file_channels']}")
+    if dataset.channels != project.file_channels:
+        raise DatasetError(f"images in {dataset.root} have {dataset.channels} channels; the model was trained on {project.file_channels}")
     predictor = predictor or Predictor(project, device=device)
     prepare_maps_folder(project, out)
     jobs = ((record, {scale: maps_path(out, record.id, scale) for scale in predictor.scales}) for record in dataset)
@@ -279,7 +279,7 @@ def _manifest(project, dataset, thresholds, model_config, detections, segmentati
         "geometry": project.geometry.to_dict(),
         "scales": model_config.get("scales", [1.0]),
         "displayed": project.displayed,
-        "seed": project.settings.get("seed"),
+        "seed": project.displayed_seed,
         "training": {"strategy": model_config.get("strategy"), "settings": model_config.get("settings"), "metrics": model_config.get("metrics")},
         "confidence_thresholds": thresholds,
         "similarity_thresholds": {c.name: c.similarity_threshold for c in store.classes()},

@@ -294,7 +294,7 @@ class Project:
     def set_channels(self, channels: list[int] | None) -> tuple[int, ...]:
         """Choose the file channels shown to the backbone (as `Project.create(channels=)`);
         only before the first prototype, whose vector depends on them."""
-        selection = resolve_channels(self.settings["file_channels"], channels)
+        selection = resolve_channels(self.file_channels, channels)
         if selection == self.channels:
             return selection
         if self.store.prototypes():
@@ -322,6 +322,16 @@ class Project:
     @property
     def displayed(self) -> list[str]:
         return list(self.settings.get("displayed") or [])
+
+    @property
+    def displayed_seed(self) -> int | None:
+        """The seed the displayed images were drawn with (None before they were chosen)."""
+        return self.settings.get("seed")
+
+    @property
+    def file_channels(self) -> int:
+        """Channels in the dataset's files (`channels` are those the network sees)."""
+        return int(self.settings["file_channels"])
 
     @property
     def undisplayed(self) -> list[str]:

@@ -133,3 +133,15 @@ def test_every_file_is_written_through_the_atomic_writer():
     assert writes == []
     assert sorted(_direct_writes(Path("x.py"), "open(p, 'w').write('a')\nImage.new('L', (1, 1)).save(out / 'a.png')\n")) == [
         "x.py:1 open for writing", "x.py:2 save"]
+
+
+def test_project_settings_are_read_only_through_project_properties():
+    """The raw settings dict of project.yaml is the Project's own: outside simsearch/project/ no
+    module reads `project.settings` (it asks for `file_channels`, `displayed`, `scales`, ...)."""
+    import re
+
+    raw = re.compile(r"project\.settings\b|\.settings\[\"|\.settings\.get\(\"")
+    files = [*ENGINE.rglob("*.py"), *(ENGINE.parent / "tui").rglob("*.py")]
+    readers = [f"{path.relative_to(ENGINE.parent)}:{number}" for path in files if path.parent.name != "project"
+               for number, line in enumerate(path.read_text().splitlines(), start=1) if raw.search(line)]
+    assert readers == []
