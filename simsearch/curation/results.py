@@ -69,10 +69,11 @@ class BackgroundCandidate(NamedTuple):
     similarity: float
     extreme: str
     is_background: bool = True
+    level: float = 1.0  # of the scale pyramid (the box is its patch)
     image = NamedImage.image  # the image as the user named it
 
     def record(self) -> PatchRecord:
-        return PatchRecord(self.image_id, self.y, self.x, self.similarity)
+        return PatchRecord(self.image_id, self.y, self.x, self.similarity, self.level)
 
 
 class SuggestionList(Sequence):

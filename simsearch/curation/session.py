@@ -21,7 +21,7 @@ from simsearch.util.errors import ConfigError, ProjectError
 from simsearch.project.project import Project
 from simsearch.features.geometry import box_around
 from simsearch.search.index import SimilarPatch
-from simsearch.search.peaks import SizedPeaks, find_peaks, peak_spacing, peaks_across_scales
+from simsearch.search.peaks import SizedPeaks, peaks_across_scales
 from simsearch.search.similarity import similarity_map
 from simsearch.curation.results import (BackgroundCandidate, BackgroundCounts, ClassCounts, NoisyProgress, Suggestion,
                                          SuggestionList)
@@ -374,22 +374,24 @@ class Curation:
         return mean / max(np.linalg.norm(mean), 1e-12)
 
     def _extremes(self, image_id: str, mean: np.ndarray, count: int, occupied: list[PatchRecord],
-                  vectors: np.ndarray | None = None) -> list[BackgroundCandidate]:
-        """Up to `count` patches most and `count` least similar to `mean` in one image (its
-        patch `vectors` when already loaded), none overlapping an occupied patch."""
-        geometry = self.project.geometry
-        if vectors is None:
-            vectors = self.project.embeddings(image_id).vectors
-        heat = similarity_map(vectors, mean, device=self.project.embedder.device)
-        spacing = peak_spacing(geometry)
+                  vectors: dict[float, np.ndarray] | None = None) -> list[BackgroundCandidate]:
+        """Up to `count` patches most and `count` least similar to `mean` in one image, over
+        every level of the scale pyramid (one place, one candidate; a level-s candidate is s
+        times the patch), none overlapping an occupied patch. `vectors`: the image's
+        embeddings per level, when already loaded."""
+        device = self.project.embedder.device
+        levels = []
+        for scale in self.project.scales:
+            level_vectors = vectors[scale] if vectors is not None else self.project.embeddings(image_id, scale).vectors
+            levels.append((scale, self.project.geometry_at(scale), similarity_map(level_vectors, mean, device=device)))
         found = []
         for extreme, sign in (("high", 1.0), ("low", -1.0)):
-            peaks = find_peaks(sign * heat, min_distance=spacing)
-            ys, xs = geometry.centre(peaks.rows, peaks.cols)
-            free = ~_overlaps(occupied, ys, xs, geometry.patch_size)
-            for y, x, value in list(zip(ys[free], xs[free], peaks.values[free]))[:count]:
-                found.append(BackgroundCandidate(image_id, float(y), float(x), box_around(float(y), float(x), geometry.patch_size),
-                                                 float(sign * value), extreme))
+            peaks = peaks_across_scales([(scale, geometry, sign * heat) for scale, geometry, heat in levels])
+            free = np.flatnonzero(~_overlaps(occupied, peaks.ys, peaks.xs, peaks.sizes, self.project.geometry.patch_size))
+            for i in free[:count]:
+                y, x = float(peaks.ys[i]), float(peaks.xs[i])
+                found.append(BackgroundCandidate(image_id, y, x, box_around(y, x, tuple(peaks.sizes[i])),
+                                                 float(sign * peaks.values[i]), extreme, level=float(peaks.levels[i])))
         return found
 
     def propose_background(self, count: int = 20) -> list[BackgroundCandidate]:
@@ -415,9 +417,10 @@ class Curation:
         return occupied
 
     def background_candidates(self) -> list[BackgroundCandidate]:
-        geometry = self.project.geometry
+        """The candidates proposed (confirmed or not), each with the box of its pyramid level."""
         return [
-            BackgroundCandidate(p.image_id, p.y, p.x, box_around(p.y, p.x, geometry.patch_size), p.similarity, extreme, flag)
+            BackgroundCandidate(p.image_id, p.y, p.x, box_around(p.y, p.x, self.project.geometry_at(p.level).patch_size),
+                                p.similarity, extreme, flag, p.level)
             for p, extreme, flag in self.store.background()
         ]
 
@@ -598,7 +601,7 @@ class Curation:
                 per_class[info.name] = patches[:room] if room is not None else patches
                 counts[info.name] += len(per_class[info.name])
             occupied = [p for patches in per_class.values() for p in patches]
-            background = self._extremes(image_id, mean, background_per_image, occupied, embedded[1.0])
+            background = self._extremes(image_id, mean, background_per_image, occupied, embedded)
             per_class[None] = [c.record() for c in background]
             self.store.add_noisy(image_id, per_class)
             yield NoisyProgress(position, len(order), image_id, {k: len(v) for k, v in per_class.items()})
@@ -653,14 +656,16 @@ def _near(patches: list[PatchRecord] | None, ys: np.ndarray, xs: np.ndarray, tol
     return (distance <= tolerance).any(axis=1)
 
 
-def _overlaps(patches: list[PatchRecord], ys: np.ndarray, xs: np.ndarray, patch_size: tuple[int, int]) -> np.ndarray:
-    """(N,) bool: which patches of `patch_size` centred at (y, x) overlap one of `patches`, each
-    of `patch_size` times its pyramid level (an object twice the patch's size covers twice as much)."""
+def _overlaps(patches: list[PatchRecord], ys: np.ndarray, xs: np.ndarray, sizes: np.ndarray,
+              patch_size: tuple[int, int]) -> np.ndarray:
+    """(N,) bool: which candidates centred at (y, x), of sizes (N, 2) (h, w), overlap one of
+    `patches`, each of `patch_size` times its pyramid level (an object twice the patch's size
+    covers twice as much)."""
     if not patches or not len(ys):
         return np.zeros(len(ys), bool)
     points = np.array([(p.y, p.x) for p in patches])
-    reach = 0.5 * (1.0 + np.array([p.level for p in patches]))  # half the candidate's side plus half the patch's
-    return (
-        (np.abs(ys[:, None] - points[None, :, 0]) < patch_size[0] * reach[None, :])
-        & (np.abs(xs[:, None] - points[None, :, 1]) < patch_size[1] * reach[None, :])
-    ).any(axis=1)
+    levels = np.array([p.level for p in patches])
+    sizes = np.asarray(sizes, np.float64).reshape(-1, 2)
+    half_h = 0.5 * (sizes[:, :1] + patch_size[0] * levels[None, :])  # half of each side, summed
+    half_w = 0.5 * (sizes[:, 1:] + patch_size[1] * levels[None, :])
+    return ((np.abs(ys[:, None] - points[None, :, 0]) < half_h) & (np.abs(xs[:, None] - points[None, :, 1]) < half_w)).any(axis=1)

@@ -22,7 +22,7 @@ from simsearch.io.images import NamedImage
 from simsearch.project.layout import ProjectLayout
 from simsearch.util.errors import ConfigError, ProjectError
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 
 class ProjectLockedError(ProjectError):
@@ -118,8 +118,14 @@ ALTER TABLE noisy_patches ADD COLUMN level REAL NOT NULL DEFAULT 1.0;
 ALTER TABLE review_items ADD COLUMN level REAL NOT NULL DEFAULT 1.0;
 """
 
+# 4: background candidates at every level of the pyramid (a level-2 candidate is background
+# twice the patch's size, as a level-2 object is; training crops it at its scale)
+_SCHEMA_V4 = """
+ALTER TABLE background ADD COLUMN level REAL NOT NULL DEFAULT 1.0;
+"""
+
 # version reached -> SQL that brings a store from the previous version to it
-MIGRATIONS: dict[int, str] = {1: _SCHEMA_V1, 2: _SCHEMA_V2, 3: _SCHEMA_V3}
+MIGRATIONS: dict[int, str] = {1: _SCHEMA_V1, 2: _SCHEMA_V2, 3: _SCHEMA_V3, 4: _SCHEMA_V4}
 
 REVIEW_ANSWERS = ("accepted", "rejected")
 
@@ -483,9 +489,9 @@ class Store:
                 "SELECT image_id, y, x FROM background WHERE is_background = 0 AND confirmed = 0")}
             conn.execute("DELETE FROM background WHERE confirmed = 0")
             conn.executemany(
-                "INSERT OR IGNORE INTO background (image_id, y, x, similarity, extreme, is_background, created_at) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                [(p.image_id, p.y, p.x, p.similarity, extreme, int((p.image_id, p.y, p.x) not in flagged), _now())
+                "INSERT OR IGNORE INTO background (image_id, y, x, similarity, extreme, is_background, created_at, level) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                [(p.image_id, p.y, p.x, p.similarity, extreme, int((p.image_id, p.y, p.x) not in flagged), _now(), p.level)
                  for p, extreme in candidates],
             )
 
@@ -514,10 +520,10 @@ class Store:
 
     def background(self, *, confirmed_only: bool = False) -> list[tuple[PatchRecord, str, bool]]:
         """(patch, 'high' | 'low', is_background) for every candidate (or every confirmed one)."""
-        query = "SELECT image_id, y, x, similarity, extreme, is_background FROM background"
+        query = "SELECT image_id, y, x, similarity, level, extreme, is_background FROM background"
         if confirmed_only:
             query += " WHERE confirmed = 1"
-        return [(PatchRecord(*r[:4]), r[4], bool(r[5])) for r in self.conn.execute(query + " ORDER BY id")]
+        return [(PatchRecord(*r[:5]), r[5], bool(r[6])) for r in self.conn.execute(query + " ORDER BY id")]
 
     # -- noisy patches ----------------------------------------------------------------------
 

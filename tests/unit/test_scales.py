@@ -253,7 +253,8 @@ def test_segmentation_takes_the_best_level_per_pixel():
 
 
 def test_background_keeps_clear_of_large_objects(disc_project):
-    """A positive at level 2 occupies twice the patch: no background candidate overlaps it."""
+    """A positive at level 2 occupies twice the patch: no background candidate, of any level,
+    overlaps it."""
     project, truth = disc_project
     curation, _, _ = _one_prototype(project, truth, "large", 0, 64, 64)
     curation.confirm_class("large", threshold=float(curation.suggestions("large", -1.0)[5].similarity))
@@ -261,6 +262,31 @@ def test_background_keeps_clear_of_large_objects(disc_project):
     assert large
     candidates = curation.propose_background(count=40)
     for candidate in candidates:
+        reach = (candidate.box[2] - candidate.box[0]) / 2 + 32  # half the candidate's side + half the object's (64)
         for patch in large:
             if patch.image_id == candidate.image_id:
-                assert abs(patch.y - candidate.y) >= 48 or abs(patch.x - candidate.x) >= 48  # 16 + 32 px
+                assert abs(patch.y - candidate.y) >= reach or abs(patch.x - candidate.x) >= reach
+
+
+def test_background_is_proposed_and_trained_at_every_level(disc_project, tmp_path):
+    """Background over the pyramid (Algorithm 1 at each level, one candidate per place): the
+    candidates carry their level and its box, confirmed ones are stored at it, and training
+    learns each at its level."""
+    from simsearch.training.loop import training_records
+    from conftest import TINY
+
+    project, truth = disc_project
+    curation, _, _ = _one_prototype(project, truth, "small", 2, 16, 16)
+    candidates = curation.propose_background(count=30)
+    levels = {c.level for c in candidates}
+    assert levels - {1.0}, levels  # not the patch level only
+    for candidate in candidates:
+        side = 32 * candidate.level
+        assert (candidate.box[2] - candidate.box[0], candidate.box[3] - candidate.box[1]) == (side, side)
+    curation.confirm_background()
+    stored = sorted((p.image_id, p.y, p.x, p.level) for p in curation.clean_background())
+    assert stored == sorted((c.image_id, c.y, c.x, c.level) for c in candidates if c.is_background)
+    curation.confirm_class("small", threshold=float(curation.suggestions("small", -1.0)[3].similarity))
+    records = training_records(project, TINY.with_strategy("pos"))
+    background = {patch.level for patch, label in records.clean if label == len(records.names) - 1}
+    assert background == {c.level for c in candidates if c.is_background}  # training crops each at its level

@@ -193,8 +193,9 @@ def test_an_import_killed_midway_stores_nothing(tmp_path):
 
 
 def test_a_store_from_before_scale_pyramids_upgrades_and_keeps_its_patches(tmp_path):
-    """A version 2 store (written before levels existed) opens at version 3: its patches are
-    at level 1 (the patch size), and levels written now come back."""
+    """A version 2 store (written before levels existed) opens at the current version: its
+    patches and background candidates are at level 1 (the patch size), and levels written now
+    come back."""
     from simsearch.project.store import MIGRATIONS
 
     conn = sqlite3.connect(ProjectLayout(tmp_path).store_file)
@@ -203,11 +204,15 @@ def test_a_store_from_before_scale_pyramids_upgrades_and_keeps_its_patches(tmp_p
     conn.execute("INSERT INTO class_patches (class_id, kind, image_id, y, x, similarity, created_at) "
                  "VALUES (1, 'positive', 'img', 5.0, 6.0, 0.9, 'then')")
     conn.execute("INSERT INTO noisy_patches (class_id, image_id, y, x, similarity) VALUES (1, 'img', 7.0, 8.0, 0.8)")
+    conn.execute("INSERT INTO background (image_id, y, x, similarity, extreme, is_background, confirmed, created_at) "
+                 "VALUES ('img', 11.0, 12.0, 0.1, 'low', 1, 1, 'then')")
     conn.commit()
     conn.close()
     with Store(tmp_path) as store:
         assert store.patches("A", "positive") == [PatchRecord("img", 5.0, 6.0, 0.9, 1.0)]
         assert store.noisy("A") == [PatchRecord("img", 7.0, 8.0, 0.8, 1.0)]
+        assert store.clean_background() == [PatchRecord("img", 11.0, 12.0, 0.1, 1.0)]
+        store.set_background_candidates([(PatchRecord("img", 20.0, 20.0, 0.9, level=2.0), "high")])
         store.confirm_class("A", 0.5, [PatchRecord("img", 1.0, 2.0, 0.7, level=2.0)])
         store.set_negative("A", PatchRecord("img", 3.0, 4.0, 0.6, level=0.5))
         store.add_noisy("img", {"A": [PatchRecord("img", 9.0, 9.0, 0.7, level=4.0)], None: []})
@@ -215,4 +220,5 @@ def test_a_store_from_before_scale_pyramids_upgrades_and_keeps_its_patches(tmp_p
         assert [p.level for p in store.patches("A", "positive")] == [2.0]
         assert [p.level for p in store.patches("A", "negative")] == [0.5]
         assert [p.level for p in store.noisy("A")] == [4.0]
-    assert sqlite3.connect(ProjectLayout(tmp_path).store_file).execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 3
+        assert [(p.y, p.level) for p, _, _ in store.background()] == [(11.0, 1.0), (20.0, 2.0)]
+    assert sqlite3.connect(ProjectLayout(tmp_path).store_file).execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 4
