@@ -4,7 +4,8 @@ The public API (scripts and the terminal UI use only these names):
 
 - Images: `Dataset`, `ImageRecord`, `SkippedFile`, `read_image`, `display_rgb`; names: every result
   that carries an image id also has `.image`, the image as the user named it (`image_name`,
-  `NamedImage`)
+  `NamedImage`); slides (large tiled TIFFs) come as `LazyImage`, read region by region
+  (`lazy_image_pixels`), with `overview` for a small copy
 - Normalisation: `Normalization`, `ChannelStatistics`, `compute_statistics`,
   `compute_dataset_statistics`; channels: `parse_channels` (as typed), `resolve_channels`
 - Backbones: `load_backbone`, `Backbone`, `BackboneSpec`, `BACKBONES`; devices: `resolve_device`
@@ -55,6 +56,7 @@ _PUBLIC = {
     **dict.fromkeys(["DenseEmbedder", "PatchEmbeddings", "display_rgb", "resolve_device"], "features.embed"),
     **dict.fromkeys(["PatchGeometry", "parse_scales", "scales_for_sizes"], "features.geometry"),
     **dict.fromkeys(["Dataset", "ImageRecord", "NamedImage", "SkippedFile", "image_name", "read_image"], "io.images"),
+    **dict.fromkeys(["LazyImage", "lazy_image_pixels", "overview"], "io.slides"),
     **dict.fromkeys(["Annotation", "read_truth", "read_voc_folder"], "io.truth"),
     **dict.fromkeys(["ChannelStatistics", "Normalization", "compute_dataset_statistics", "compute_statistics",
                      "parse_channels", "resolve_channels"], "io.preprocess"),

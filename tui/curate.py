@@ -4,6 +4,7 @@ confirmed (paper Sec. II-B, Fig. 2)."""
 from __future__ import annotations
 
 import logging
+from functools import partial
 
 import numpy as np
 from rich.markup import escape
@@ -279,7 +280,7 @@ class CurateScreen(ClassActions, StepScreen):
         if self.cursor is None or not (0 <= self.cursor[0] <= record.height and 0 <= self.cursor[1] <= record.width):
             self.cursor = (record.height / 2, record.width / 2)
         overlays = self.overlays(image_id)
-        view.show(rgb, factor, viewport, overlays)
+        view.show(rgb, factor, viewport, overlays, detail=partial(self.app.images.detail, image_id))
         self.show_focus(rgb, factor, record, overlays)
         counts = self.suggestions.image_counts() if len(self.suggestions) else {}
         strip = " ".join(

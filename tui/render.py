@@ -45,26 +45,72 @@ class DisplayImages:
         self.project = project
         self.capacity = capacity
         self._cache: OrderedDict[str, tuple[np.ndarray, float]] = OrderedDict()
+        self._slides: set[str] = set()  # images read region by region: a zoomed view reads detail
+        self._detail: dict[str, Detail] = {}  # per slide the last detail read, reused while panning
 
     def forget(self) -> None:
         """Drop every kept image (after the channels or the normalisation changed)."""
         self._cache.clear()
+        self._detail.clear()
 
     def get(self, image_id: str) -> tuple[np.ndarray, float]:
         """(H', W', 3) uint8 and the factor from image pixels to its pixels (<= 1)."""
         if image_id in self._cache:
             self._cache.move_to_end(image_id)
             return self._cache[image_id]
-        raw = self.project.dataset.read(image_id)
+        pixels = self.project.dataset.read(image_id)
+        if isinstance(pixels, simsearch.LazyImage):
+            self._slides.add(image_id)
+        raw, smaller = simsearch.overview(pixels)  # a slide: a pyramid level
         rgb = (simsearch.display_rgb(raw, self.project.normalization, self.project.channels) * 255).astype(np.uint8)
         factor = min(1.0, MAX_DISPLAY_SIDE / max(rgb.shape[:2]))
         if factor < 1.0:
             size = (max(1, round(rgb.shape[1] * factor)), max(1, round(rgb.shape[0] * factor)))
             rgb = np.asarray(Image.fromarray(rgb).resize(size, Image.Resampling.BILINEAR))
+        factor /= smaller
         self._cache[image_id] = (rgb, factor)
         while len(self._cache) > self.capacity:
             self._cache.popitem(last=False)
         return rgb, factor
+
+    def detail(self, image_id: str, region: tuple[float, float, float, float], scale: float) -> "Detail | None":
+        """For a slide shown `scale` view px per image px over `region` (x0, y0, x1, y1 image px):
+        that part read from the coarsest pyramid level that is sharp enough, with a margin for
+        panning; None when the kept overview is sharp enough (or the image is no slide)."""
+        if image_id not in self._slides or scale <= self.get(image_id)[1] * 1.05:
+            return None
+        x0, y0, x1, y1 = region
+        kept = self._detail.get(image_id)
+        if kept is not None and kept.factor >= min(1.0, scale) / 1.05 and kept.covers(region):
+            return kept
+        slide = self.project.dataset.read(image_id)
+        height = slide.shape[0]
+        index = max((i for i, (h, _) in enumerate(slide.levels) if h / height >= min(1.0, scale)), default=0)
+        down = height / slide.levels[index][0]  # image px per level px
+        margin_x, margin_y = (x1 - x0) / 2, (y1 - y0) / 2
+        top, bottom = int(max(0.0, y0 - margin_y) / down), int(np.ceil((y1 + margin_y) / down))
+        left, right = int(max(0.0, x0 - margin_x) / down), int(np.ceil((x1 + margin_x) / down))
+        raw = slide.level_region(index, top, bottom, left, right)
+        rgb = (simsearch.display_rgb(raw, self.project.normalization, self.project.channels) * 255).astype(np.uint8)
+        piece = Detail(rgb, 1.0 / down, (left * down, top * down))
+        self._detail[image_id] = piece
+        return piece
+
+
+@dataclass(frozen=True)
+class Detail:
+    """Part of a slide read for a zoomed view: `rgb` shows image px from `origin` (x, y) on,
+    `factor` rgb px per image px."""
+
+    rgb: np.ndarray
+    factor: float
+    origin: tuple[float, float]
+
+    def covers(self, region: tuple[float, float, float, float]) -> bool:
+        x0, y0, x1, y1 = region
+        ox, oy = self.origin
+        height, width = self.rgb.shape[0] / self.factor, self.rgb.shape[1] / self.factor
+        return ox <= max(0.0, x0) and oy <= max(0.0, y0) and x1 <= ox + width + 1 and y1 <= oy + height + 1
 
 
 @dataclass
@@ -104,7 +150,8 @@ class Viewport:
             self.cy = y
 
     def set_zoom(self, zoom: float) -> None:
-        self.zoom = float(min(32.0, max(1.0, zoom)))
+        """1 (the whole image) to 32x, or on a slide until about 64 image px fill the view."""
+        self.zoom = float(min(max(32.0, max(self.height, self.width) / 64), max(1.0, zoom)))
 
     def fit(self, box: tuple[float, float, float, float], aspect: float, context: float = 0.75) -> None:
         """Centre on the box and zoom so that it fills the view with `context` x its size of
@@ -125,21 +172,23 @@ def _clamp_start(start: float, extent: float, size: float) -> float:
 
 
 def render_view(rgb: np.ndarray, factor: float, region: tuple[float, float, float, float], target: tuple[int, int],
-                overlays: list[Overlay] = ()) -> Image.Image:
+                overlays: list[Overlay] = (), *, origin: tuple[float, float] = (0.0, 0.0)) -> Image.Image:
     """The `region` (image px) of a display image, resized to `target` (w, h) px, with the
-    overlays drawn; outside the image is dark grey."""
+    overlays drawn; outside the image is dark grey. `rgb` shows the image from `origin` (x, y
+    image px) on: the whole image, or the part of a slide read for a zoomed view."""
     width, height = max(1, target[0]), max(1, target[1])
     x0, y0, x1, y1 = region
+    ox, oy = origin
     scale = width / (x1 - x0)
     canvas = Image.new("RGB", (width, height), (40, 40, 40))
     # the part of the image inside the region, in display px
-    sx0, sy0 = max(0.0, x0) * factor, max(0.0, y0) * factor
-    sx1, sy1 = min(rgb.shape[1], x1 * factor), min(rgb.shape[0], y1 * factor)
+    sx0, sy0 = (max(ox, x0) - ox) * factor, (max(oy, y0) - oy) * factor
+    sx1, sy1 = min(rgb.shape[1], (x1 - ox) * factor), min(rgb.shape[0], (y1 - oy) * factor)
     if sx1 > sx0 and sy1 > sy0:
         crop = Image.fromarray(rgb[int(sy0): int(np.ceil(sy1)), int(sx0): int(np.ceil(sx1))])
-        px0, py0 = round((max(0.0, x0) - x0) * scale), round((max(0.0, y0) - y0) * scale)
-        px1 = round((sx1 / factor - x0) * scale)
-        py1 = round((sy1 / factor - y0) * scale)
+        px0, py0 = round((max(ox, x0) - x0) * scale), round((max(oy, y0) - y0) * scale)
+        px1 = round((sx1 / factor + ox - x0) * scale)
+        py1 = round((sy1 / factor + oy - y0) * scale)
         if px1 > px0 and py1 > py0:
             resample = Image.Resampling.NEAREST if scale / factor > 2 else Image.Resampling.BILINEAR
             canvas.paste(crop.resize((px1 - px0, py1 - py0), resample), (px0, py0))

@@ -3,6 +3,8 @@ displayed images and a few undisplayed ones drawn live and counted per class and
 and the precision the user's own review answers give at the threshold."""
 from __future__ import annotations
 
+from functools import partial
+
 import numpy as np
 from rich.markup import escape
 from textual import work
@@ -154,7 +156,7 @@ class ThresholdScreen(StepScreen):
         overlays = [Overlay(d.box, class_colour(self.model_names.index(d.class_name)),
                             "solid" if self.model_names.index(d.class_name) == self.class_index else "thin")
                     for d in per_image[image_id]]
-        view.show(rgb, factor, viewport, overlays)
+        view.show(rgb, factor, viewport, overlays, detail=partial(self.app.images.detail, image_id))
         self.query_one("#th-bar", Static).update(
             f"image {self.image_index + 1}/{len(displayed)} {escape(record.relpath)}"
             f"{'' if image_id in project.displayed else ' (undisplayed)'}  {len(per_image[image_id])} detections  n/p  zoom {viewport.zoom:g}x")

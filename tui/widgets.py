@@ -84,6 +84,7 @@ class ImageView(Widget):
         super().__init__(**kwargs)
         self.rgb: np.ndarray | None = None
         self.factor = 1.0
+        self.detail = None
         self.viewport: Viewport | None = None
         self.overlays: list[Overlay] = []
         self.rendered: Image.Image | None = None
@@ -98,8 +99,11 @@ class ImageView(Widget):
         cols, rows = max(1, self.size.width), max(1, self.size.height)
         return cols * cw / (rows * ch)
 
-    def show(self, rgb: np.ndarray, factor: float, viewport: Viewport, overlays: list[Overlay]) -> None:
+    def show(self, rgb: np.ndarray, factor: float, viewport: Viewport, overlays: list[Overlay], *, detail=None) -> None:
+        """`detail`: for a slide, (region, view px per image px) -> a sharper `Detail` of that
+        region, or None (`DisplayImages.detail`)."""
         self.rgb, self.factor, self.viewport, self.overlays = rgb, factor, viewport, list(overlays)
+        self.detail = detail
         self._draw()
 
     def clear(self, message: str) -> None:
@@ -115,7 +119,12 @@ class ImageView(Widget):
         if self.rgb is None or self.viewport is None or not self.size.width or not self.size.height:
             return
         target = view_pixels(self.size.width, self.size.height)
-        self.rendered = render_view(self.rgb, self.factor, self.viewport.region(self.aspect), target, self.overlays)
+        region = self.viewport.region(self.aspect)
+        piece = self.detail(region, target[0] / (region[2] - region[0])) if self.detail is not None else None
+        if piece is not None:  # a slide zoomed in: the part in view, read sharper than its overview
+            self.rendered = render_view(piece.rgb, piece.factor, region, target, self.overlays, origin=piece.origin)
+        else:
+            self.rendered = render_view(self.rgb, self.factor, region, target, self.overlays)
         show_pixels(self, self.rendered)
 
     def show_hints(self, hints: list[tuple[str, float, float]]) -> None:

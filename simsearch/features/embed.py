@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Iterator
 
 import numpy as np
 import torch
@@ -24,6 +25,7 @@ from simsearch.features.backbones import Backbone
 from simsearch.features.geometry import NETWORK_STRIDE, PatchGeometry, gaussian_window
 
 EMBEDDING_VERSION = 1  # bump when the numbers this module produces change
+BAND_BYTES = 128 << 20  # an image whose float32 vectors take more is embedded in bands of rows
 
 
 @dataclass(frozen=True)
@@ -154,32 +156,73 @@ class DenseEmbedder:
 
     # -- the dense path ------------------------------------------------------------------
 
-    @torch.inference_mode()
-    def embed(self, image: np.ndarray) -> PatchEmbeddings:
-        """(H, W, C) raw pixels -> PatchEmbeddings with float32 vectors."""
+    def embed(self, image) -> PatchEmbeddings:
+        """(H, W, C) raw pixels (an array or a `LazyImage`) -> PatchEmbeddings with float32 vectors."""
         height, width = image.shape[:2]
+        bands = [vectors for _, vectors in self.iter_rows(image)]
+        vectors = bands[0] if len(bands) == 1 else np.concatenate(bands)
+        return PatchEmbeddings(vectors, self.geometry, (height, width))
+
+    def band_rows(self, height: int, width: int) -> int:
+        """Grid rows embedded at once: the whole image when its vectors take at most
+        BAND_BYTES, else bands of rows (a multiple of the passes) that do."""
+        rows, cols = self.geometry.grid_shape(height, width)
+        row_bytes = max(1, cols) * self.dim * 4
+        if rows * row_bytes <= BAND_BYTES:
+            return max(1, rows)
+        passes = self.geometry.passes
+        return max(passes, BAND_BYTES // row_bytes // passes * passes)
+
+    @torch.inference_mode()
+    def iter_rows(self, image, *, band_rows: int | None = None) -> Iterator[tuple[int, np.ndarray]]:
+        """The patch grid of an (H, W, C) image in bands of rows, top to bottom: (first row,
+        (rows, cols, D) float32 L2-normalised vectors). Memory is bounded by one band, so an
+        image of any size (a `LazyImage` slide) can be embedded and written band by band.
+        Each band's features see `halo_cells` of context above and below, as tiles do; an
+        image that fits one band (`band_rows`) gives exactly the vectors of `embed`."""
+        height, width = image.shape[:2]
+        rows, cols = self.geometry.grid_shape(height, width)
+        if not (rows and cols):
+            yield 0, np.zeros((rows, cols, self.dim), np.float32)
+            return
+        band = band_rows or self.band_rows(height, width)
+        if band < rows and band % self.geometry.passes:
+            raise ConfigError(f"band_rows: {band} is not a multiple of the {self.geometry.passes} passes")
+        resampler = _Resampler(image, self.normalization, self.channels, self.geometry.scale, self.device)
+        for first in range(0, rows, band):
+            out = self._embed_rows(resampler, first, min(rows, first + band), rows, cols)
+            out.div_(torch.linalg.vector_norm(out, dim=2, keepdim=True).clamp_min_(1e-12))  # as F.normalize
+            yield first, out.cpu().numpy()
+            del out
+            if band < rows:
+                release_freed_memory()  # a band's feature maps go back before the next band allocates
+
+    def _embed_rows(self, resampler: "_Resampler", first: int, stop: int, rows: int, cols: int) -> torch.Tensor:
+        """Unnormalised (stop - first, cols, D) pooled features of grid rows [first, stop) of an
+        image whose grid has `rows` rows. Shift (sy, sx) of `passes` covers the rows and columns
+        sy, sy + passes, ... whose windows lie whole cells apart: one feature map per shift.
+        (`first` is a multiple of the passes; feature cell c of shift sy lies at scaled pixel
+        sy * step + 16 c.)"""
         geometry = self.geometry
-        rows, cols = geometry.grid_shape(height, width)
-        # (rows, cols, D), normalised in place: a large image's feature maps are hundreds of MB
-        # each, and at most two are held at once (the features and their pooling)
         passes, step = geometry.passes, geometry.step_scaled
-        if rows and cols:
-            resampler = _Resampler(image, self.normalization, self.channels, geometry.scale, self.device)
-        if rows and cols and passes == 1:
-            cells = (rows + geometry.kernel[0] - 1, cols + geometry.kernel[1] - 1)
-            out = self._pool(self._feature_map(resampler, 0, 0, cells))[:, :rows, :cols].permute(1, 2, 0).contiguous()
-        else:
-            out = torch.zeros((rows, cols, self.dim), dtype=torch.float32, device=self.device)
-            for shift_y in range(min(passes, rows)):
-                for shift_x in range(min(passes, cols)):
-                    n_rows = len(range(shift_y, rows, passes))
-                    n_cols = len(range(shift_x, cols, passes))
-                    cells = (n_rows + geometry.kernel[0] - 1, n_cols + geometry.kernel[1] - 1)
-                    pooled = self._pool(self._feature_map(resampler, shift_y * step, shift_x * step, cells))
-                    out[shift_y::passes, shift_x::passes] = pooled[:, :n_rows, :n_cols].permute(1, 2, 0)
-                    del pooled
-        out.div_(torch.linalg.vector_norm(out, dim=2, keepdim=True).clamp_min_(1e-12))  # as F.normalize
-        return PatchEmbeddings(out.cpu().numpy(), geometry, (height, width))
+        kh, kw = geometry.kernel
+        out = None if passes == 1 else torch.zeros((stop - first, cols, self.dim), dtype=torch.float32, device=self.device)
+        for shift_y in range(min(passes, stop - first)):
+            for shift_x in range(min(passes, cols)):
+                n_rows, n_cols = len(range(first + shift_y, stop, passes)), len(range(shift_x, cols, passes))
+                top = first // passes  # this band's first row among the shift's rows
+                map_rows = len(range(shift_y, rows, passes)) + kh - 1  # the shift's feature map over the whole image
+                above = min(self.halo_cells, top)  # context beyond the band, never beyond the whole map
+                below = min(self.halo_cells, map_rows - (top + n_rows + kh - 1))
+                cells = (above + n_rows + kh - 1 + below, n_cols + kw - 1)
+                features = self._feature_map(resampler, shift_y * step + (top - above) * NETWORK_STRIDE, shift_x * step, cells)
+                pooled = self._pool(features[:, above : above + n_rows + kh - 1])[:, :n_rows, :n_cols].permute(1, 2, 0)
+                del features
+                if out is None:
+                    return pooled.contiguous()
+                out[shift_y::passes, shift_x::passes] = pooled
+                del pooled
+        return out
 
     def _feature_map(self, resampler: "_Resampler", offset_y: int, offset_x: int, cells: tuple[int, int]) -> torch.Tensor:
         """(D, cells_h, cells_w) float32 features of the scaled image from pixel (offset_y, offset_x)."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Iterable
 
 import numpy as np
 import tifffile
@@ -15,6 +16,7 @@ from simsearch.util.files import atomic_path, write_text_atomic
 from simsearch.inference.predict import Detection
 
 DETECTION_COLUMNS = ["image", "class", "x", "y", "confidence", "x0", "y0", "x1", "y1"]
+LABEL_TILE = 256  # rows per band and tile side of a slide's label image
 PALETTE = [(230, 25, 75), (60, 180, 75), (0, 130, 200), (245, 130, 48), (145, 30, 180), (70, 240, 240), (240, 50, 230), (210, 245, 60)]
 
 
@@ -71,19 +73,43 @@ def napari_points(path: Path, detections: list[Detection]) -> None:
         for index, d in enumerate(detections)))
 
 
+def _label_description(class_names: list[str]) -> str:
+    return json.dumps({"labels": {str(i + 1): name for i, name in enumerate(class_names)}, "0": "background"})
+
+
 def label_tiff(path: Path, labels: np.ndarray, class_names: list[str]) -> None:
     """uint8/uint16 label image: 0 background, i the i-th class (names in the description)."""
-    description = json.dumps({"labels": {str(i + 1): name for i, name in enumerate(class_names)}, "0": "background"})
     with atomic_path(path) as tmp:
-        tifffile.imwrite(tmp, labels, description=description, compression="zlib")
+        tifffile.imwrite(tmp, labels, description=_label_description(class_names), compression="zlib")
 
 
-def overview_png(path: Path, rgb01: np.ndarray, detections: list[Detection], class_names: list[str], *, max_side: int = 1024) -> None:
-    """The (normalised) image with detection boxes drawn in one colour per class."""
-    scale = min(1.0, max_side / max(rgb01.shape[:2]))
+def label_tiff_in_bands(path: Path, shape: tuple[int, int], bands: Iterable[np.ndarray], class_names: list[str]) -> None:
+    """A slide's label image (as `label_tiff`) from `bands` of LABEL_TILE rows, top to bottom,
+    written as a tiled BigTIFF without ever holding the whole image."""
+    height, width = shape
+    dtype = np.uint8 if len(class_names) < 255 else np.uint16
+
+    def tiles():
+        for band in bands:
+            for left in range(0, width, LABEL_TILE):
+                tile = np.zeros((LABEL_TILE, LABEL_TILE), dtype)
+                part = band[:, left:left + LABEL_TILE]
+                tile[: part.shape[0], : part.shape[1]] = part
+                yield tile
+
+    with atomic_path(path) as tmp:
+        tifffile.imwrite(tmp, tiles(), shape=(height, width), dtype=dtype, tile=(LABEL_TILE, LABEL_TILE),
+                         bigtiff=True, description=_label_description(class_names), compression="zlib")
+
+
+def overview_png(path: Path, rgb01: np.ndarray, detections: list[Detection], class_names: list[str], *,
+                 max_side: int = 1024, smaller: float = 1.0) -> None:
+    """The (normalised) image with detection boxes drawn in one colour per class; `smaller`:
+    how many times smaller `rgb01` is than the image the boxes are given in (a slide's overview)."""
+    scale = min(1.0, max_side / max(rgb01.shape[:2])) / smaller
     image = Image.fromarray(np.asarray(np.clip(rgb01, 0, 1) * 255, np.uint8))
-    if scale < 1:
-        image = image.resize((round(image.width * scale), round(image.height * scale)))
+    if scale * smaller < 1:
+        image = image.resize((round(image.width * scale * smaller), round(image.height * scale * smaller)))
     draw = ImageDraw.Draw(image)
     for d in detections:
         colour = PALETTE[class_names.index(d.class_name) % len(PALETTE)] if d.class_name in class_names else (255, 255, 255)

@@ -85,24 +85,28 @@ class Predictor:
         self.classifier.load_state_dict(weights["classifier"])
         self.classifier.to(self.embedder.device).eval()
 
-    def probability_maps(self, image: np.ndarray) -> np.ndarray:
-        """(H, W, C) raw image -> (rows, cols, classes) float32 softmax on the patch grid
-        (last class: background)."""
-        return self.vectors_and_maps(image)[1]
+    def probability_maps(self, image, scale: float = 1.0) -> np.ndarray:
+        """(H, W, C) raw image (an array or a `LazyImage` slide) -> (rows, cols, classes) float32
+        softmax on the patch grid of one pyramid level (last class: background). The image is
+        embedded in bands of rows: memory holds one band's vectors and the maps."""
+        embedder = self.embedders[scale]
+        return np.concatenate([self._softmax(vectors, embedder.device) for _, vectors in embedder.iter_rows(image)])
 
     @torch.inference_mode()
+    def _softmax(self, vectors: np.ndarray, device) -> np.ndarray:
+        return torch.softmax(self.classifier(torch.from_numpy(vectors).to(device)), dim=-1).cpu().numpy()
+
     def vectors_and_maps(self, image: np.ndarray, scale: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
         """(H, W, C) raw image -> the trained embedding (rows, cols, D) float32, L2-normalised,
         and the probability maps (rows, cols, classes) float32, at one level of the pyramid."""
         embedder = self.embedders[scale]
         vectors = embedder.embed(image).vectors
-        maps = torch.softmax(self.classifier(torch.from_numpy(vectors).to(embedder.device)), dim=-1)
-        return vectors, maps.cpu().numpy()
+        return vectors, self._softmax(vectors, embedder.device)
 
     def level_maps(self, image: np.ndarray) -> list[tuple[float, PatchGeometry, np.ndarray]]:
         """The probability maps at every level of the model's scale pyramid, as (scale,
         geometry, (rows, cols, classes) maps): what `detections_from_levels` reads."""
-        return [(scale, embedder.geometry, self.vectors_and_maps(image, scale)[1]) for scale, embedder in self.embedders.items()]
+        return [(scale, embedder.geometry, self.probability_maps(image, scale)) for scale, embedder in self.embedders.items()]
 
     def detections(self, image_id: str, thresholds: dict[str, float] | None = None) -> list[Detection]:
         """Local maxima of each class's maps above its confidence threshold (default: the

@@ -40,6 +40,7 @@ from simsearch.util.errors import DatasetError
 from simsearch.features.embed import display_rgb
 from simsearch.features.geometry import NETWORK_STRIDE
 from simsearch.io.images import Dataset, NamedImage
+from simsearch.io.slides import lazy_image_pixels, overview
 from simsearch.inference.predict import Detection, Predictor, detections_from_levels
 from simsearch.util.files import atomic_path, write_text_atomic
 from simsearch.util.prefetch import prefetched
@@ -161,17 +162,20 @@ def _forget_maps_of_other_models(project: Project, maps_folder: Path) -> None:
     write_text_atomic(stamp, digest + "\n")
 
 
-def segment(levels: list[tuple[float, object, np.ndarray]], image_size: tuple[int, int], thresholds: list[float]) -> np.ndarray:
+def segment(levels: list[tuple[float, object, np.ndarray]], image_size: tuple[int, int], thresholds: list[float],
+            *, rows: tuple[int, int] | None = None) -> np.ndarray:
     """(scale, geometry, (rows, cols, C + 1) maps) per level of the scale pyramid -> (H, W)
     labels: per pixel the most probable ROI class whose probability (bilinear from each level's
-    patch grid, the best over levels) reaches its threshold, 1-based; else 0."""
+    patch grid, the best over levels) reaches its threshold, 1-based; else 0. `rows`: only the
+    image rows [top, bottom), a band of a slide's labels."""
     height, width = image_size
+    top, bottom = rows or (0, height)
     classes = levels[0][2].shape[-1] - 1
-    best = np.zeros((height, width), np.float32)
-    labels = np.zeros((height, width), np.uint8 if classes < 255 else np.uint16)
+    best = np.zeros((bottom - top, width), np.float32)
+    labels = np.zeros((bottom - top, width), np.uint8 if classes < 255 else np.uint16)
     for _, geometry, maps in levels:
         kh, kw = geometry.kernel
-        ys = (np.arange(height) + 0.5) * geometry.scale - kh * NETWORK_STRIDE / 2
+        ys = (np.arange(top, bottom) + 0.5) * geometry.scale - kh * NETWORK_STRIDE / 2
         xs = (np.arange(width) + 0.5) * geometry.scale - kw * NETWORK_STRIDE / 2
         rows, cols = np.meshgrid(ys / geometry.step_scaled, xs / geometry.step_scaled, indexing="ij")
         for index in range(classes):
@@ -180,6 +184,26 @@ def segment(levels: list[tuple[float, object, np.ndarray]], image_size: tuple[in
             labels[better] = index + 1
             best[better] = probability[better]
     return labels
+
+
+def _write_labels(path: Path, levels, image_size: tuple[int, int], thresholds: list[float], class_names: list[str]) -> list[float]:
+    """The label image of one image (`segment`), written whole, or for a slide (more than
+    `lazy_image_pixels`) in tiled bands of rows, never whole; returns each class's area fraction."""
+    height, width = image_size
+    if height * width <= lazy_image_pixels():
+        labels = segment(levels, image_size, thresholds)
+        export.label_tiff(path, labels, class_names)
+        return [float((labels == index).mean()) for index in range(1, len(class_names) + 1)]
+    counts = np.zeros(len(class_names) + 1, np.int64)
+
+    def bands():
+        for top in range(0, height, export.LABEL_TILE):
+            labels = segment(levels, image_size, thresholds, rows=(top, min(height, top + export.LABEL_TILE)))
+            counts[:] += np.bincount(labels.ravel(), minlength=len(counts))[: len(counts)]
+            yield labels
+
+    export.label_tiff_in_bands(path, (height, width), bands(), class_names)
+    return [float(count / (height * width)) for count in counts[1:]]
 
 
 def write_results(
@@ -232,14 +256,15 @@ def write_results(
             row[f"{name}_count"] = count
             row[f"{name}_fraction"] = round(count / len(found), 5) if found else 0.0
         if segmentation:
-            labels = segment(levels, (record.height, record.width), [thresholds.get(n, 0.5) for n in class_names])
-            export.label_tiff(out / "labels" / f"{stem}.tif", labels, class_names)
-            for index, name in enumerate(class_names, start=1):
-                row[f"{name}_area_fraction"] = round(float((labels == index).mean()), 6)
+            fractions = _write_labels(out / "labels" / f"{stem}.tif", levels, (record.height, record.width),
+                                      [thresholds.get(n, 0.5) for n in class_names], class_names)
+            for name, fraction in zip(class_names, fractions):
+                row[f"{name}_area_fraction"] = round(fraction, 6)
         summary.append(row)
-        if overviews:
-            rgb = display_rgb(dataset.read(record), project.normalization, project.channels)
-            export.overview_png(out / "overviews" / f"{stem}.png", rgb, found, class_names)
+        if overviews:  # a slide is drawn from its overview (a pyramid level), never read whole
+            pixels, smaller = overview(dataset.read(record))
+            rgb = display_rgb(pixels, project.normalization, project.channels)
+            export.overview_png(out / "overviews" / f"{stem}.png", rgb, found, class_names, smaller=smaller)
     export.detections_csv(out / "detections.csv", everything, names)
     export.detections_json(out / "detections.json", everything, names)
     export.summary_csv(out / "summary.csv", summary)

@@ -5,7 +5,10 @@ Every image is returned as an ``(H, W, C)`` array in the file's native dtype
 and the channel axis (T, Z, Q, I, ...) is flattened in C order into *frames*,
 and each frame is its own :class:`ImageRecord`.  PNG/JPEG/BMP are read with
 Pillow; alpha channels are dropped (RGBA -> 3 channels, LA -> 1 channel),
-palette images become RGB and bilevel images become uint8 0/255.
+palette images become RGB and bilevel images become uint8 0/255. OME-Zarr images (folders
+named *.zarr) are read with zarr, their axes as TIFF's. A large tiled TIFF or Zarr image (a
+slide, above `lazy_image_pixels`) comes as a `LazyImage` that decodes only the regions sliced
+from it (see slides.py).
 """
 from __future__ import annotations
 
@@ -25,11 +28,13 @@ import numpy as np
 import tifffile
 from PIL import Image, ImageFile
 
+from simsearch.io.slides import (LazyImage, is_zarr_image, lazy_image_pixels, open_tiff, overview, readable_by_region,
+                                 zarr_content_hash, zarr_image)
 from simsearch.util.errors import DatasetError, ImageReadError
 from simsearch.util.memory import release_freed_memory
 
-SUPPORTED_SUFFIXES = (".tif", ".tiff", ".png", ".jpg", ".jpeg", ".bmp")
-_FORMAT_NAMES = {".tif": "TIFF", ".tiff": "TIFF", ".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".bmp": "BMP"}
+SUPPORTED_SUFFIXES = (".tif", ".tiff", ".png", ".jpg", ".jpeg", ".bmp", ".zarr")  # .zarr: a folder (OME-Zarr)
+_FORMAT_NAMES = {".tif": "TIFF", ".tiff": "TIFF", ".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".bmp": "BMP", ".zarr": "Zarr"}
 _LIST_SUFFIXES = ("", ".txt", ".lst", ".list")
 _PIXEL_TYPES = ("uint8", "int8", "uint16", "int16", "uint32", "int32", "float32", "float64")
 # decoders read an image whole: a header claiming more pixels than this is refused before any
@@ -245,6 +250,14 @@ def _read_tiff(path: Path, frame: int | None) -> tuple[list[FrameInfo], np.ndarr
         frames = [(h, w, layout.channels, dtype)] * n_frames
         if frame is None:
             return frames, None
+        if frame in (0, -1) and readable_by_region(series.keyframe, h, w, n_frames):
+            # a slide: read region by region, never whole; verifying decodes its smallest level
+            lazy = open_tiff(path, layout.y, layout.x, lambda arr: _to_hwc(arr, layout, dict.fromkeys(layout.frame_axes, 0)))
+            if frame == 0:
+                return frames, lazy
+            overview(lazy)
+            lazy.close()
+            return frames, None
         _check_size(path, h, w)
         lead = _page_mode(series, layout)
         if frame == -1:  # verify: decode everything, one page at a time when possible
@@ -266,6 +279,33 @@ def _read_tiff(path: Path, frame: int | None) -> tuple[list[FrameInfo], np.ndarr
         stack = stack.reshape([len(r) for r in ranges] + list(layout.shape[lead:]))
         local = {i: (0 if i < lead else v) for i, v in positions.items()}
         return frames, _check_finite(path, _to_hwc(stack, layout, local))
+
+
+def _read_zarr(path: Path, frame: int | None) -> tuple[list[FrameInfo], "np.ndarray | LazyImage | None"]:
+    """An OME-Zarr folder, as `_read_tiff`: probe (None), verify (-1: its overview) or read one
+    frame, region by region (a LazyImage) above `lazy_image_pixels`, else whole."""
+    if not is_zarr_image(path):
+        raise _read_error(path, "not a Zarr folder (no zarr.json, .zgroup or .zarray in it)")
+    levels, axes = zarr_image(path)
+    dtype = _check_dtype(levels[0].dtype, path)
+    layout = _tiff_layout(axes, tuple(levels[0].shape), path)
+    n_frames = math.prod(layout.frame_shape)
+    h, w = layout.shape[layout.y], layout.shape[layout.x]
+    frames = [(h, w, layout.channels, dtype)] * n_frames
+    if frame is None:
+        return frames, None
+    if not -1 <= frame < n_frames:
+        raise _read_error(path, f"frame {frame} out of range (file has {n_frames} frames)")
+    position = np.unravel_index(max(frame, 0), layout.frame_shape)
+    fixed = {axis: slice(int(p), int(p) + 1) for axis, p in zip(layout.frame_axes, position)}
+    lazy = LazyImage(path, levels, layout.y, layout.x, fixed, lambda arr: _to_hwc(arr, layout, dict.fromkeys(layout.frame_axes, 0)))
+    if frame == -1:
+        overview(lazy)
+        return frames, None
+    if h * w > lazy_image_pixels():
+        return frames, lazy
+    _check_size(path, h, w)
+    return frames, lazy.level(0)
 
 
 _pil_lock = threading.Lock()
@@ -318,13 +358,15 @@ def _inspect(path, mode: str, frame: int = 0) -> tuple[list[FrameInfo], np.ndarr
     except OSError as exc:
         reason = "file not found" if isinstance(exc, FileNotFoundError) else f"cannot access file: {exc}"
         raise _read_error(path, reason) from None
-    if size == 0:
+    if size == 0 and not path.is_dir():
         raise _read_error(path, "zero-size file")
     if mode != "probe":
         release_freed_memory()  # the last image decoded is freed: its memory goes back first
     try:
         if suffix in (".tif", ".tiff"):
             return _read_tiff(path, {"probe": None, "verify": -1, "read": frame}[mode])
+        if suffix == ".zarr":
+            return _read_zarr(path, {"probe": None, "verify": -1, "read": frame}[mode])
         if mode == "read" and frame != 0:
             raise _read_error(path, f"frame {frame} out of range (file has 1 frame)")
         return _read_pil(path, decode=mode != "probe")
@@ -340,8 +382,9 @@ def probe_frames(path) -> list[FrameInfo]:
     return _inspect(path, "probe")[0]
 
 
-def read_image(path, frame: int = 0) -> np.ndarray:
-    """Decode one frame as an ``(H, W, C)`` array (C >= 1) in the file's native dtype.
+def read_image(path, frame: int = 0) -> "np.ndarray | LazyImage":
+    """Decode one frame as an ``(H, W, C)`` array (C >= 1) in the file's native dtype; a large
+    tiled TIFF (a slide, see `lazy_image_pixels`) comes as a `LazyImage`, read region by region.
 
     Examples
     --------
@@ -361,11 +404,16 @@ def read_image(path, frame: int = 0) -> np.ndarray:
     >>> tmp.cleanup()
     """
     arr = _inspect(path, "read", frame)[1]
+    if isinstance(arr, LazyImage):
+        return arr
     return np.ascontiguousarray(arr.astype(arr.dtype.newbyteorder("="), copy=False))
 
 
 def _hash12(path) -> str:
-    """First 12 hex chars of blake2b(digest_size=16) of the file content, streamed."""
+    """First 12 hex chars of blake2b(digest_size=16) of the file content, streamed (a Zarr
+    folder: `zarr_content_hash`)."""
+    if Path(path).is_dir():
+        return zarr_content_hash(path)
     digest = hashlib.blake2b(digest_size=16)
     with open(path, "rb") as fh:
         for chunk in iter(lambda: fh.read(_HASH_CHUNK), b""):
@@ -388,6 +436,9 @@ def _find_in_folder(root: Path) -> list[Path]:
     found = []
     for folder, dirs, files in os.walk(root):
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        images = [d for d in dirs if is_zarr_image(Path(folder, d))]  # an OME-Zarr image is a folder
+        found += [Path(folder, d) for d in images]
+        dirs[:] = [d for d in dirs if d not in images]
         found += [Path(folder, f) for f in sorted(files)
                   if not f.startswith(".") and Path(f).suffix.lower() in SUPPORTED_SUFFIXES]
     return found
@@ -401,7 +452,7 @@ def _find_by_glob(pattern: str) -> tuple[Path, list[Path]]:
         root = root.parent
     root = root.resolve()
     paths = sorted(Path(p).resolve() for p in glob.glob(pattern, recursive=True))
-    return root, [p for p in paths if p.is_file() and p.suffix.lower() in SUPPORTED_SUFFIXES
+    return root, [p for p in paths if (p.is_file() or is_zarr_image(p)) and p.suffix.lower() in SUPPORTED_SUFFIXES
                   and not _is_hidden(_relpath(p, root))]
 
 
@@ -421,7 +472,7 @@ def _read_list_file(list_file: Path) -> tuple[list[Path], list[SkippedFile]]:
         where = f"(listed in {list_file.name} line {number})"
         if path.suffix.lower() not in SUPPORTED_SUFFIXES:
             skipped.append(SkippedFile(path, f"{_unsupported_suffix(path.suffix.lower())} {where}"))
-        elif not path.is_file():
+        elif not path.is_file() and not is_zarr_image(path):
             reason = "is a folder, not an image file" if path.is_dir() else "file not found"
             skipped.append(SkippedFile(path, f"{reason} {where}"))
         else:
@@ -489,7 +540,9 @@ class Dataset:
             if not path.exists():
                 raise DatasetError(f"image source '{source}' does not exist",
                                    "give a folder, a glob pattern or a text file listing images")
-            if path.is_dir():
+            if is_zarr_image(path):
+                root, paths, kind = path.parent, [path], f"Zarr image '{path}'"
+            elif path.is_dir():
                 root, paths, kind = path, _find_in_folder(path), f"folder '{path}'"
             elif path.suffix.lower() in SUPPORTED_SUFFIXES:
                 root, paths, kind = path.parent, [path], f"file '{path}'"
@@ -538,8 +591,9 @@ class Dataset:
                                "ids look like 'relpath@hash12'; the file may have changed since "
                                "the id was made") from None
 
-    def read(self, image: ImageRecord | str) -> np.ndarray:
-        """Pixels of one image (record or id) as (H, W, C) in the native dtype."""
+    def read(self, image: ImageRecord | str) -> "np.ndarray | LazyImage":
+        """Pixels of one image (record or id) as (H, W, C) in the native dtype; a slide (a large
+        tiled TIFF) as a `LazyImage` that decodes only the regions sliced from it."""
         record = self.by_id(image) if isinstance(image, str) else image
         return read_image(record.path, record.frame)
 

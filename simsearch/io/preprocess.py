@@ -17,6 +17,7 @@ from typing import Callable, Iterable, Sequence
 
 import numpy as np
 
+from simsearch.io.slides import LazyImage, overview
 from simsearch.util.errors import ConfigError, DatasetError, ImageReadError
 
 log = logging.getLogger(__name__)
@@ -221,7 +222,8 @@ def compute_statistics(
 
 
 def compute_dataset_statistics(dataset, *, progress: Callable[[int], None] | None = None, **kwargs) -> ChannelStatistics:
-    """compute_statistics over every image of a Dataset; unreadable images are logged and skipped.
+    """compute_statistics over every image of a Dataset; unreadable images are logged and skipped;
+    a slide (`LazyImage`) counts through its overview (see `overview`).
 
     Examples
     --------
@@ -242,7 +244,9 @@ def compute_dataset_statistics(dataset, *, progress: Callable[[int], None] | Non
     def readable_images():
         for record in dataset:
             try:
-                yield dataset.read(record)
+                image = dataset.read(record)
+                # a slide: its percentiles from an overview (a pyramid level), never read whole
+                yield overview(image)[0] if isinstance(image, LazyImage) else image
             except ImageReadError as exc:
                 log.warning("normalization: skipping %s: %s", record.relpath, exc.message)
 

@@ -23,7 +23,7 @@ import numpy as np
 import yaml
 
 from simsearch.util.errors import ConfigError, ImageReadError, ProjectError
-from simsearch.util.files import atomic_path, remove_orphaned_temporaries, write_text_atomic
+from simsearch.util.files import atomic_path, remove_orphaned_temporaries, save_npy_rows, write_text_atomic
 from simsearch.util.memory import release_freed_memory
 from simsearch.util.prefetch import prefetched
 from simsearch.features.backbones import Backbone, BackboneSpec, load_backbone, load_recorded_backbone
@@ -387,10 +387,12 @@ class Project:
         vectors = np.load(path, mmap_mode="r")
         return PatchEmbeddings(vectors, self.geometry_at(scale), (record.height, record.width))
 
-    def _embed_and_save(self, pixels: np.ndarray, path: Path, scale: float = 1.0) -> None:
-        embedded = self.embedder_at(scale).embed(pixels)
-        with atomic_path(path) as tmp:
-            np.save(tmp, embedded.vectors.astype(np.float16))
+    def _embed_and_save(self, pixels, path: Path, scale: float = 1.0) -> None:
+        """Embed an image (array or LazyImage) and cache its float16 vectors, band by band: a
+        slide's vectors are never all in memory."""
+        embedder = self.embedder_at(scale)
+        rows, cols = embedder.geometry.grid_shape(*pixels.shape[:2])
+        save_npy_rows(path, (rows, cols, embedder.dim), np.float16, (vectors for _, vectors in embedder.iter_rows(pixels)))
 
     def iter_embed(self, *, images: Sequence[str] | None = None,
                    cancel: threading.Event | None = None) -> Iterator[EmbedProgress]:

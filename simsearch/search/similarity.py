@@ -7,6 +7,8 @@ import torch
 from simsearch.util.errors import ConfigError
 from simsearch.util.tensors import from_numpy
 
+_BAND_VALUES = 1 << 24  # vector components compared at a time (64 MB as float32)
+
 
 def similarity_map(vectors: np.ndarray, prototypes: np.ndarray, *, device: str | torch.device = "cpu") -> np.ndarray:
     """Max cosine similarity over prototypes for every patch.
@@ -32,7 +34,10 @@ def similarity_map(vectors: np.ndarray, prototypes: np.ndarray, *, device: str |
     rows, cols, dim = vectors.shape
     if len(prototypes) == 0 or rows * cols == 0:
         return np.full((rows, cols), -1.0 if len(prototypes) == 0 else 0.0, np.float32)[: rows, : cols]
-    patches = from_numpy(np.ascontiguousarray(vectors).reshape(-1, dim)).to(device, torch.float32)
     queries = torch.nn.functional.normalize(torch.from_numpy(prototypes).to(device), dim=1)
-    scores = (patches @ queries.T).amax(dim=1)
-    return scores.reshape(rows, cols).cpu().numpy()
+    out = np.empty((rows, cols), np.float32)
+    band = max(1, _BAND_VALUES // (cols * dim))  # rows at a time: a slide's (memory-mapped) vectors never all in memory
+    for top in range(0, rows, band):
+        patches = from_numpy(np.ascontiguousarray(vectors[top : top + band]).reshape(-1, dim)).to(device, torch.float32)
+        out[top : top + band] = (patches @ queries.T).amax(dim=1).reshape(-1, cols).cpu().numpy()
+    return out

@@ -44,7 +44,7 @@ class ImageReadError(SimSearchError):
     ...     read_image("notes.txt")
     ... except ImageReadError as error:
     ...     print(error)
-    cannot read image 'notes.txt': unsupported file type '.txt' (supported: .tif, .tiff, .png, .jpg, .jpeg, .bmp)
+    cannot read image 'notes.txt': unsupported file type '.txt' (supported: .tif, .tiff, .png, .jpg, .jpeg, .bmp, .zarr)
     """
 
 
@@ -60,7 +60,7 @@ class DatasetError(SimSearchError):
     ...         Dataset.open(empty_folder)
     ...     except DatasetError as error:
     ...         print(error.hint)
-    supported file types: .tif, .tiff, .png, .jpg, .jpeg, .bmp
+    supported file types: .tif, .tiff, .png, .jpg, .jpeg, .bmp, .zarr
     """
 
 

@@ -7,7 +7,7 @@ import re
 import threading
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
+from typing import Iterable, Iterator
 
 # .NAME.PID.THREAD.tmp[.SUFFIX]: the temporary files of `atomic_path`
 _TEMPORARY = re.compile(r"^\..+\.(\d+)\.\d+\.tmp(\.[A-Za-z0-9]+)?$")
@@ -80,3 +80,34 @@ def _alive(pid: int) -> bool:
     except PermissionError:
         return True  # someone else's process
     return True
+
+
+def save_npy_rows(path: Path, shape: tuple[int, ...], dtype, bands: Iterable) -> None:
+    """Write a .npy file of `shape` and `dtype` from `bands`, arrays of consecutive rows (first
+    axis) in order, whole or not at all (`atomic_path`): the same bytes as `np.save` of their
+    concatenation, without ever holding it.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib, numpy as np
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "vectors.npy"
+    >>> save_npy_rows(path, (3, 2), np.float16, (np.ones((2, 2)), np.zeros((1, 2))))
+    >>> np.load(path).tolist()
+    [[1.0, 1.0], [1.0, 1.0], [0.0, 0.0]]
+    """
+    import numpy as np
+
+    dtype = np.dtype(dtype)
+    written = 0
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as handle:
+            np.lib.format.write_array_header_1_0(
+                handle, {"descr": np.lib.format.dtype_to_descr(dtype), "fortran_order": False, "shape": tuple(shape)})
+            for band in bands:
+                band = np.ascontiguousarray(band, dtype=dtype)
+                if band.shape[1:] != tuple(shape[1:]):
+                    raise ValueError(f"save_npy_rows: a band of shape {band.shape} in an array of shape {shape}")
+                handle.write(memoryview(band.reshape(-1)))  # no copy of the band
+                written += len(band)
+        if written != shape[0]:
+            raise ValueError(f"save_npy_rows: {written} rows written, the array has {shape[0]}")

@@ -101,3 +101,52 @@ def test_crop_patch_pads_outside_the_image_and_mosaic_marks():
 def test_sparkline():
     assert sparkline([0, 1, 2, 3, 4, 5, 6, 7]) == "▁▂▃▄▅▆▇█"
     assert sparkline([]) == "" and sparkline([float("nan"), 1.0]) == "▁"
+
+
+def test_a_part_of_the_image_from_an_origin_renders_as_the_whole_image():
+    rgb = gradient(120, 160)
+    region, target = (50.0, 30.0, 90.0, 60.0), (40, 30)
+    whole = np.asarray(render_view(rgb, 1.0, region, target, [Overlay((60, 40, 70, 50), (255, 0, 0))]))
+    part = np.asarray(render_view(rgb[20:90, 40:130], 1.0, region, target, [Overlay((60, 40, 70, 50), (255, 0, 0))],
+                                  origin=(40.0, 20.0)))
+    np.testing.assert_array_equal(part, whole)
+
+
+def test_a_zoomed_slide_is_read_sharper_than_its_overview(tmp_path, monkeypatch):
+    """A slide is kept as its overview; zoomed in, the view shows full-resolution pixels read for
+    the region in view (the same rendering a terminal gets), reused while panning nearby."""
+    import tifffile
+
+    import simsearch
+    from simsearch_tui.render import DisplayImages
+
+    monkeypatch.setenv("SIMSEARCH_LAZY_IMAGE_PIXELS", "100000")
+    monkeypatch.setattr("simsearch_tui.render.MAX_DISPLAY_SIDE", 128)
+    rng = np.random.default_rng(0)
+    slide = rng.integers(0, 256, (600, 800, 3), dtype=np.uint8)
+    (tmp_path / "images").mkdir()
+    with tifffile.TiffWriter(tmp_path / "images" / "slide.ome.tif", bigtiff=True, ome=True) as tif:
+        tif.write(slide, tile=(128, 128), subifds=2, photometric="rgb")
+        tif.write(slide[::2, ::2], tile=(128, 128), subfiletype=1, photometric="rgb")
+        tif.write(slide[::4, ::4], tile=(128, 128), subfiletype=1, photometric="rgb")
+    project = simsearch.Project.create(tmp_path / "proj", tmp_path / "images", backbone="efficientnet-lite0",
+                                       normalization=simsearch.Normalization((0.0,) * 3, (255.0,) * 3))
+    try:
+        images = DisplayImages(project)
+        image_id = project.dataset.images[0].id
+        rgb, factor = images.get(image_id)
+        assert max(rgb.shape[:2]) == 128 and factor == pytest.approx(128 / 800)
+        assert images.detail(image_id, (0, 0, 800, 600), 0.1) is None  # the overview is sharp enough
+        region = (300.0, 200.0, 340.0, 230.0)
+        piece = images.detail(image_id, region, 1.0)  # one view px per image px: level 0
+        assert piece.factor == 1.0
+        view = np.asarray(render_view(piece.rgb, piece.factor, region, (40, 30), origin=piece.origin))
+        np.testing.assert_array_equal(view, slide[200:230, 300:340])
+        assert images.detail(image_id, (310.0, 205.0, 350.0, 235.0), 1.0) is piece  # panning nearby: no new read
+        coarse = images.detail(image_id, (100.0, 100.0, 400.0, 325.0), 0.4)
+        assert coarse.factor == 0.5  # the coarsest level sharp enough
+        plain = DisplayImages(project)
+        monkeypatch.setenv("SIMSEARCH_LAZY_IMAGE_PIXELS", str(10**9))  # the same file read whole: no slide
+        assert plain.detail(image_id, region, 1.0) is None
+    finally:
+        project.close()

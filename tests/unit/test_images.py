@@ -309,7 +309,7 @@ def test_read_by_id_and_unknown_id(tree):
 
 
 def test_supported_suffixes_constant():
-    assert SUPPORTED_SUFFIXES == (".tif", ".tiff", ".png", ".jpg", ".jpeg", ".bmp")
+    assert SUPPORTED_SUFFIXES == (".tif", ".tiff", ".png", ".jpg", ".jpeg", ".bmp", ".zarr")
 
 
 def test_non_finite_pixels_are_refused_by_name(tmp_path):

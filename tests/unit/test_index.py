@@ -69,3 +69,16 @@ def test_similarity_map_matches_numpy_reference():
     np.testing.assert_allclose(heat, expected, rtol=1e-5, atol=1e-6)
     with pytest.raises(ConfigError):
         similarity_map(vectors, np.zeros((2, 8)))
+
+
+def test_similarity_map_of_a_slide_goes_in_bands_of_rows(tmp_path, monkeypatch):
+    """A memory-mapped slide's vectors are compared a few rows at a time: the same map."""
+    import simsearch.search.similarity as similarity
+
+    rng = np.random.default_rng(2)
+    np.save(tmp_path / "vectors.npy", _unit(rng, 9 * 5, 16).reshape(9, 5, 16).astype(np.float16))
+    vectors = np.load(tmp_path / "vectors.npy", mmap_mode="r")
+    prototypes = rng.normal(size=(2, 16)).astype(np.float32)
+    whole = similarity_map(vectors, prototypes)
+    monkeypatch.setattr(similarity, "_BAND_VALUES", 2 * 5 * 16)  # two rows at a time
+    np.testing.assert_allclose(similarity_map(vectors, prototypes), whole, rtol=1e-6, atol=1e-7)
