@@ -209,7 +209,7 @@ def main() -> None:
         f"Embedding {megapixels / embedded['embed_s']:.1f} MP/s of slide pixels. Target: under 2 GB for both. "
         f"Detections: {processed['detections']} for {processed['discs']} planted discs, "
         f"{processed['detections_on_a_disc']} of them within a disc radius of one (full-resolution coordinates). "
-        f"About 0.87 GB of each peak is the process with torch imported.\n")
+        "About 1.0 GB of each peak is the process with torch (the CUDA build) and the backbone loaded, before any image.\n")
     (args.out / f"{args.name}.md").write_text(text)
     print(text)
 

@@ -65,8 +65,8 @@ class LazyImage:
     to_hwc : turns a region read with those axes into (h, w, C).
     on_close : called once by `close` (e.g. to close the file).
 
-    `Dataset.read` returns one for a large tiled TIFF (see `lazy_image_pixels`); a script
-    rarely builds one itself.
+    `Dataset.read` returns one for a large tiled TIFF or OME-Zarr image (see
+    `lazy_image_pixels`); a script rarely builds one itself.
 
     Examples
     --------

@@ -12,6 +12,7 @@ backbone or the normalisation silently.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import logging
 import threading
@@ -392,7 +393,10 @@ class Project:
         slide's vectors are never all in memory."""
         embedder = self.embedder_at(scale)
         rows, cols = embedder.geometry.grid_shape(*pixels.shape[:2])
-        save_npy_rows(path, (rows, cols, embedder.dim), np.float16, (vectors for _, vectors in embedder.iter_rows(pixels)))
+        bands = (vectors for _, vectors in embedder.iter_rows(pixels))
+        first = next(bands)  # before the file is opened: an image of one band (most) is written in a moment,
+        # so a process killed while embedding leaves no temporary file (a slide's stays until the next open)
+        save_npy_rows(path, (rows, cols, embedder.dim), np.float16, itertools.chain([first], bands))
 
     def iter_embed(self, *, images: Sequence[str] | None = None,
                    cancel: threading.Event | None = None) -> Iterator[EmbedProgress]:
