@@ -110,7 +110,7 @@ def train_small_project(folder: Path, patch: int) -> None:
         train(project, TrainSettings.cpu(), device="cpu")
 
 
-def embed_slide(slides: Path, project: Path, patch: int, trained: Path) -> dict:
+def embed_slide(slides: Path, project: Path, patch: int) -> dict:
     from simsearch import Project
 
     started = time.perf_counter()
@@ -176,7 +176,7 @@ def main() -> None:
             train_small_project(paths[0], args.patch)
             result = {}
         elif args.stage == "embed":
-            result = embed_slide(paths[0], paths[1], args.patch, paths[2])
+            result = embed_slide(paths[0], paths[1], args.patch)
         else:
             result = process_slide(paths[0], paths[1], paths[2], args.side)
         print(json.dumps(result))
@@ -187,7 +187,7 @@ def main() -> None:
         (tmp / "slides").mkdir()
         written, write_rss, write_s = run_stage("write", *common, str(tmp / "slides" / "slide.ome.tif"))
         _, train_rss, train_s = run_stage("train", *common, str(tmp / "small"))
-        embedded, embed_rss, _ = run_stage("embed", *common, str(tmp / "slides"), str(tmp / "slide-project"), str(tmp / "small" / "project"))
+        embedded, embed_rss, _ = run_stage("embed", *common, str(tmp / "slides"), str(tmp / "slide-project"))
         processed, process_rss, _ = run_stage("process", *common, str(tmp / "slides"), str(tmp / "small" / "project"), str(tmp / "results"))
     result = {"date": datetime.date.today().isoformat(), "side": args.side, "patch": args.patch,
               "file_bytes": written["bytes"], "write_s": round(write_s, 1), "train_small_s": round(train_s, 1),

@@ -106,10 +106,11 @@ def overview_png(path: Path, rgb01: np.ndarray, detections: list[Detection], cla
                  max_side: int = 1024, smaller: float = 1.0) -> None:
     """The (normalised) image with detection boxes drawn in one colour per class; `smaller`:
     how many times smaller `rgb01` is than the image the boxes are given in (a slide's overview)."""
-    scale = min(1.0, max_side / max(rgb01.shape[:2])) / smaller
+    shrink = min(1.0, max_side / max(rgb01.shape[:2]))  # of rgb01 to the PNG
+    scale = shrink / smaller  # of the image the boxes are given in to the PNG
     image = Image.fromarray(np.asarray(np.clip(rgb01, 0, 1) * 255, np.uint8))
-    if scale * smaller < 1:
-        image = image.resize((round(image.width * scale * smaller), round(image.height * scale * smaller)))
+    if shrink < 1:
+        image = image.resize((round(image.width * shrink), round(image.height * shrink)))
     draw = ImageDraw.Draw(image)
     for d in detections:
         colour = PALETTE[class_names.index(d.class_name) % len(PALETTE)] if d.class_name in class_names else (255, 255, 255)

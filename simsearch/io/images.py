@@ -21,6 +21,7 @@ import threading
 from collections import Counter
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Iterator
 
@@ -226,6 +227,11 @@ def _to_hwc(arr: np.ndarray, layout: _TiffLayout, positions: dict[int, int]) -> 
     return sub.reshape(sub.shape[0], sub.shape[1], -1)
 
 
+def _region_to_hwc(layout: _TiffLayout, region: np.ndarray) -> np.ndarray:
+    """A region read by a LazyImage (the series' axes, each frame axis cut to one) -> (h, w, C)."""
+    return _to_hwc(region, layout, dict.fromkeys(layout.frame_axes, 0))
+
+
 def _page_mode(series, layout: _TiffLayout) -> int | None:
     """Number of leading axes that index pages, if pages can be read one by one."""
     page_shape = tuple(series.keyframe.shape)
@@ -252,7 +258,7 @@ def _read_tiff(path: Path, frame: int | None) -> tuple[list[FrameInfo], np.ndarr
             return frames, None
         if frame in (0, -1) and readable_by_region(series.keyframe, h, w, n_frames):
             # a slide: read region by region, never whole; verifying decodes its smallest level
-            lazy = open_tiff(path, layout.y, layout.x, lambda arr: _to_hwc(arr, layout, dict.fromkeys(layout.frame_axes, 0)))
+            lazy = open_tiff(path, layout.y, layout.x, partial(_region_to_hwc, layout))
             if frame == 0:
                 return frames, lazy
             overview(lazy)
@@ -298,7 +304,7 @@ def _read_zarr(path: Path, frame: int | None) -> tuple[list[FrameInfo], "np.ndar
         raise _read_error(path, f"frame {frame} out of range (file has {n_frames} frames)")
     position = np.unravel_index(max(frame, 0), layout.frame_shape)
     fixed = {axis: slice(int(p), int(p) + 1) for axis, p in zip(layout.frame_axes, position)}
-    lazy = LazyImage(path, levels, layout.y, layout.x, fixed, lambda arr: _to_hwc(arr, layout, dict.fromkeys(layout.frame_axes, 0)))
+    lazy = LazyImage(path, levels, layout.y, layout.x, fixed, partial(_region_to_hwc, layout))
     if frame == -1:
         overview(lazy)
         return frames, None

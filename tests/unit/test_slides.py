@@ -28,7 +28,7 @@ def _pyramid_tiff(path, image, levels=(1, 2, 4), axes="YXS"):
 
 
 def _slide(rows=3, cols=4):
-    """Planted discs and crosses tiled into one larger (H, W, 3) uint8 'slide' and the truth."""
+    """Planted discs and crosses tiled into one larger (H, W, 3) uint8 'slide'."""
     tiles = [[planted_image(r * cols + c) for c in range(cols)] for r in range(rows)]
     grey = np.block([[tile[0] for tile in row] for row in tiles])
     return np.repeat(grey[..., None], 3, axis=-1)
