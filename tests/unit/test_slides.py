@@ -36,7 +36,7 @@ def _slide(rows=3, cols=4):
 
 @pytest.fixture
 def lazy_above(monkeypatch):
-    def set_limit(pixels: int):
+    def set_limit(pixels):
         monkeypatch.setenv("SIMSEARCH_LAZY_IMAGE_PIXELS", str(pixels))
     return set_limit
 
@@ -266,3 +266,27 @@ def test_a_zarr_folder_without_an_image_is_skipped_by_name(tmp_path):
     dataset = Dataset.open(tmp_path)
     assert [r.relpath for r in dataset] == ["fine.tif"]
     assert [(s.path.name, "multiscales" in s.reason) for s in dataset.skipped] == [("labels.zarr", True)]
+
+
+def test_a_corrupt_tile_or_a_bad_limit_is_named(tmp_path, lazy_above):
+    """A slide whose tile fails to decode fails by its file name where the tile is read, and
+    only that image fails; a malformed SIMSEARCH_LAZY_IMAGE_PIXELS names the variable."""
+    from simsearch import DatasetError, ImageReadError
+    from simsearch.io.slides import lazy_image_pixels
+
+    rgb = np.random.default_rng(5).integers(0, 256, (512, 512, 3), dtype=np.uint8)
+    path = tmp_path / "broken.ome.tif"
+    _pyramid_tiff(path, rgb, levels=(1,))
+    with tifffile.TiffFile(path) as tif:
+        offset, size = tif.pages[0].dataoffsets[5], tif.pages[0].databytecounts[5]
+    with open(path, "r+b") as handle:  # garble the middle of one zlib tile
+        handle.seek(offset + size // 4)
+        handle.write(b"\xff" * (size // 2))
+    lazy_above(1000)
+    image = read_image(path)
+    np.testing.assert_array_equal(image[:100, :100], rgb[:100, :100])  # tiles before it read fine
+    with pytest.raises(ImageReadError, match="broken.ome.tif"):
+        image[:, :]
+    lazy_above("many")
+    with pytest.raises(DatasetError, match="SIMSEARCH_LAZY_IMAGE_PIXELS"):
+        lazy_image_pixels()
