@@ -26,6 +26,7 @@ from simsearch.features.geometry import NETWORK_STRIDE, PatchGeometry, gaussian_
 
 EMBEDDING_VERSION = 1  # bump when the numbers this module produces change
 BAND_BYTES = 128 << 20  # an image whose float32 vectors take more is embedded in bands of rows
+_POOL_CHUNK_BYTES = 16 << 20  # pooled vectors computed at once
 
 
 @dataclass(frozen=True)
@@ -131,8 +132,9 @@ class DenseEmbedder:
         self.tile_cells = tile_cells
         self.halo_cells = halo_cells
         self.backbone.to(self.device)
+        self._network = backbone.network
         if self.device.type == "cuda":
-            self.backbone.network.to(memory_format=torch.channels_last)
+            self._network.to(memory_format=torch.channels_last)
         if window is None:
             window = torch.tensor(gaussian_window(geometry.kernel), dtype=torch.float32)
         elif tuple(window.shape) != tuple(geometry.kernel):
@@ -173,7 +175,6 @@ class DenseEmbedder:
         passes = self.geometry.passes
         return max(passes, BAND_BYTES // row_bytes // passes * passes)
 
-    @torch.inference_mode()
     def iter_rows(self, image, *, band_rows: int | None = None) -> Iterator[tuple[int, np.ndarray]]:
         """The patch grid of an (H, W, C) image in bands of rows, top to bottom: (first row,
         (rows, cols, D) float32 L2-normalised vectors). Memory is bounded by one band, so an
@@ -190,10 +191,15 @@ class DenseEmbedder:
             raise ConfigError(f"band_rows: {band} is not a multiple of the {self.geometry.passes} passes")
         resampler = _Resampler(image, self.normalization, self.channels, self.geometry.scale, self.device)
         for first in range(0, rows, band):
-            out = self._embed_rows(resampler, first, min(rows, first + band), rows, cols)
-            out.div_(torch.linalg.vector_norm(out, dim=2, keepdim=True).clamp_min_(1e-12))  # as F.normalize
-            yield first, out.cpu().numpy()
-            del out
+            # Inference mode per band, not as a decorator: torch's generator wrapper would hold the last band
+            # yielded while the next is computed (a slide's peak memory held two bands).
+            with torch.inference_mode():
+                out = self._embed_rows(resampler, first, min(rows, first + band), rows, cols)
+                out.div_(torch.linalg.vector_norm(out, dim=2, keepdim=True).clamp_min_(1e-12))  # as F.normalize
+                vectors = out.cpu().numpy()
+                del out
+            yield first, vectors
+            del vectors
             if band < rows:
                 release_freed_memory()  # a band's feature maps go back before the next band allocates
 
@@ -206,7 +212,7 @@ class DenseEmbedder:
         geometry = self.geometry
         passes, step = geometry.passes, geometry.step_scaled
         kh, kw = geometry.kernel
-        out = None if passes == 1 else torch.zeros((stop - first, cols, self.dim), dtype=torch.float32, device=self.device)
+        out = None  # allocated once the first feature map is done: it is not held beside the tiles' activations
         for shift_y in range(min(passes, stop - first)):
             for shift_x in range(min(passes, cols)):
                 n_rows, n_cols = len(range(first + shift_y, stop, passes)), len(range(shift_x, cols, passes))
@@ -216,12 +222,10 @@ class DenseEmbedder:
                 below = min(self.halo_cells, map_rows - (top + n_rows + kh - 1))
                 cells = (above + n_rows + kh - 1 + below, n_cols + kw - 1)
                 features = self._feature_map(resampler, shift_y * step + (top - above) * NETWORK_STRIDE, shift_x * step, cells)
-                pooled = self._pool(features[:, above : above + n_rows + kh - 1])[:, :n_rows, :n_cols].permute(1, 2, 0)
-                del features
                 if out is None:
-                    return pooled.contiguous()
-                out[shift_y::passes, shift_x::passes] = pooled
-                del pooled
+                    out = torch.empty((stop - first, cols, self.dim), dtype=torch.float32, device=self.device)
+                self._pool_into(features[:, above : above + n_rows + kh - 1], out[shift_y::passes, shift_x::passes])
+                del features
         return out
 
     def _feature_map(self, resampler: "_Resampler", offset_y: int, offset_x: int, cells: tuple[int, int]) -> torch.Tensor:
@@ -247,8 +251,10 @@ class DenseEmbedder:
                 features[:, top:bottom, left:right] = tile_features[
                     :, top - in_top : bottom - in_top, left - in_left : right - in_left
                 ]
-        if (tile_h, tile_w) != (cells_h, cells_w):
-            release_freed_memory()  # a large image: the tiles' activations go back before the pooling allocates
+                del tile_features, pixels
+            if (tile_h, tile_w) != (cells_h, cells_w):
+                release_freed_memory()  # after each row of tiles: the heap's holes, fragmented by the small
+                # allocations between tiles, go back (a slide's peak grew by a third of the activations without)
         return features
 
     def _run_network(self, rgb01: torch.Tensor) -> torch.Tensor:
@@ -257,13 +263,22 @@ class DenseEmbedder:
         if self.device.type == "cuda":
             batch = batch.contiguous(memory_format=torch.channels_last)
             with torch.autocast("cuda", dtype=torch.bfloat16):
-                return self.backbone.network(batch).float()
-        return self.backbone.network(batch)
+                return self._network(batch).float()
+        return self._network(batch)
 
-    def _pool(self, features: torch.Tensor) -> torch.Tensor:
-        """(D, h, w) -> (D, h - kh + 1, w - kw + 1): Gaussian-weighted window sums."""
-        weight = self._window.expand(features.shape[0], 1, *self._window.shape)
-        return F.conv2d(features[None], weight, groups=features.shape[0])[0]
+    def _pool_into(self, features: torch.Tensor, target: torch.Tensor) -> None:
+        """Gaussian-weighted window sums of (D, rows + kh - 1, >= cols + kw - 1) features into
+        `target` (rows, cols, D), a few rows at a time: a band's pooled map is never held
+        twice (whole, and in the target's layout) nor in the convolution's own buffers."""
+        rows, cols = target.shape[:2]
+        kh, kw = self._window.shape
+        dim = features.shape[0]
+        weight = self._window.expand(dim, 1, kh, kw)
+        chunk = max(1, _POOL_CHUNK_BYTES // max(1, cols * dim * 4))
+        for start in range(0, rows, chunk):
+            stop = min(rows, start + chunk)
+            pooled = F.conv2d(features[None, :, start : stop + kh - 1, : cols + kw - 1], weight, groups=dim)[0]
+            target[start:stop] = pooled.permute(1, 2, 0)
 
     # -- the per-patch reference -----------------------------------------------------------
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass
+from typing import Iterator
 
 import numpy as np
 import torch
@@ -89,8 +90,22 @@ class Predictor:
         """(H, W, C) raw image (an array or a `LazyImage` slide) -> (rows, cols, classes) float32
         softmax on the patch grid of one pyramid level (last class: background). The image is
         embedded in bands of rows: memory holds one band's vectors and the maps."""
+        maps = []
+        for vectors, band_maps in self.iter_bands(image, scale):
+            maps.append(band_maps)
+            del vectors  # not held while the next band is embedded (a comprehension would hold it)
+        return maps[0] if len(maps) == 1 else np.concatenate(maps)
+
+    def iter_bands(self, image, scale: float = 1.0) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """The trained embedding and the probability maps of an image (an array or a `LazyImage`
+        slide) at one pyramid level, in bands of grid rows, top to bottom: ((rows, cols, D)
+        float32 L2-normalised vectors, (rows, cols, classes) float32 maps) per band
+        (`DenseEmbedder.iter_rows`); each band's vectors are let go before the next is embedded."""
         embedder = self.embedders[scale]
-        return np.concatenate([self._softmax(vectors, embedder.device) for _, vectors in embedder.iter_rows(image)])
+        for _, vectors in embedder.iter_rows(image):
+            band_maps = self._softmax(vectors, embedder.device)
+            yield vectors, band_maps
+            del vectors, band_maps
 
     @torch.inference_mode()
     def _softmax(self, vectors: np.ndarray, device) -> np.ndarray:
@@ -98,10 +113,10 @@ class Predictor:
 
     def vectors_and_maps(self, image: np.ndarray, scale: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
         """(H, W, C) raw image -> the trained embedding (rows, cols, D) float32, L2-normalised,
-        and the probability maps (rows, cols, classes) float32, at one level of the pyramid."""
-        embedder = self.embedders[scale]
-        vectors = embedder.embed(image).vectors
-        return vectors, self._softmax(vectors, embedder.device)
+        and the probability maps (rows, cols, classes) float32, at one level of the pyramid
+        (`iter_bands` whole)."""
+        vectors, maps = zip(*self.iter_bands(image, scale))
+        return (vectors[0], maps[0]) if len(maps) == 1 else (np.concatenate(vectors), np.concatenate(maps))
 
     def level_maps(self, image: np.ndarray) -> list[tuple[float, PatchGeometry, np.ndarray]]:
         """The probability maps at every level of the model's scale pyramid, as (scale,

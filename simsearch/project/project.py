@@ -12,7 +12,6 @@ backbone or the normalisation silently.
 from __future__ import annotations
 
 import hashlib
-import itertools
 import json
 import logging
 import threading
@@ -393,10 +392,9 @@ class Project:
         slide's vectors are never all in memory."""
         embedder = self.embedder_at(scale)
         rows, cols = embedder.geometry.grid_shape(*pixels.shape[:2])
-        bands = (vectors for _, vectors in embedder.iter_rows(pixels))
-        first = next(bands)  # before the file is opened: an image of one band (most) is written in a moment,
-        # so a process killed while embedding leaves no temporary file (a slide's stays until the next open)
-        save_npy_rows(path, (rows, cols, embedder.dim), np.float16, itertools.chain([first], bands))
+        # The first band is computed before the file is opened: a process killed while embedding leaves no
+        # temporary file (a slide's stays until the next open); one band is held at a time.
+        save_npy_rows(path, (rows, cols, embedder.dim), np.float16, _vectors_only(embedder.iter_rows(pixels)))
 
     def iter_embed(self, *, images: Sequence[str] | None = None,
                    cancel: threading.Event | None = None) -> Iterator[EmbedProgress]:
@@ -523,3 +521,11 @@ def _paper_stride(geometry: PatchGeometry) -> float:
 
 def _write_yaml_atomic(path: Path, data: dict) -> None:
     write_text_atomic(path, yaml.safe_dump(data, sort_keys=False))
+
+
+def _vectors_only(bands: Iterator[tuple[int, np.ndarray]]) -> Iterator[np.ndarray]:
+    """The vectors of `iter_rows` bands, each let go once the consumer asks for the next (a
+    generator expression would hold the last one while the next is computed)."""
+    for _, vectors in bands:
+        yield vectors
+        del vectors

@@ -87,6 +87,11 @@ def save_npy_rows(path: Path, shape: tuple[int, ...], dtype, bands: Iterable) ->
     axis) in order, whole or not at all (`atomic_path`): the same bytes as `np.save` of their
     concatenation, without ever holding it.
 
+    `bands` may be a generator that computes each band: the first is drawn before the file is
+    created (a file of one band, the usual case, exists only for the moment of its writing, so
+    a process killed while computing leaves no temporary behind), and only one band is held at
+    a time (each written band is let go before the next is computed).
+
     Examples
     --------
     >>> import tempfile, pathlib, numpy as np
@@ -98,16 +103,20 @@ def save_npy_rows(path: Path, shape: tuple[int, ...], dtype, bands: Iterable) ->
     import numpy as np
 
     dtype = np.dtype(dtype)
+    bands = iter(bands)
+    band = next(bands, None)
     written = 0
     with atomic_path(path) as tmp:
         with open(tmp, "wb") as handle:
             np.lib.format.write_array_header_1_0(
                 handle, {"descr": np.lib.format.dtype_to_descr(dtype), "fortran_order": False, "shape": tuple(shape)})
-            for band in bands:
+            while band is not None:
                 band = np.ascontiguousarray(band, dtype=dtype)
                 if band.shape[1:] != tuple(shape[1:]):
                     raise ValueError(f"save_npy_rows: a band of shape {band.shape} in an array of shape {shape}")
                 handle.write(memoryview(band.reshape(-1)))  # no copy of the band
                 written += len(band)
+                del band  # let it go before the next band is computed
+                band = next(bands, None)
         if written != shape[0]:
             raise ValueError(f"save_npy_rows: {written} rows written, the array has {shape[0]}")

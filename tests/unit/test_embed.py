@@ -134,6 +134,28 @@ def test_tiled_embedding_matches_whole_image(lite0):
     assert cosine.min() > 0.97 and cosine.mean() > 0.995
 
 
+def test_pooling_a_few_rows_at_a_time_equals_one_convolution(lite0, monkeypatch):
+    """The Gaussian pooling written into the (rows, cols, D) target a few rows at a time (here
+    2 rows per chunk), also into a strided target as the passes use, equals one depthwise
+    convolution over the whole feature map."""
+    import torch.nn.functional as F
+    import simsearch.features.embed as embed_module
+
+    embedder = DenseEmbedder(lite0, NORM8, PatchGeometry.for_patch(48), channels=(0, 1, 2), device="cpu")
+    kh, kw = embedder.geometry.kernel
+    features = torch.randn(112, 9 + kh - 1, 7 + kw - 1, generator=torch.Generator().manual_seed(0))
+    window = embedder._window
+    reference = F.conv2d(features[None], window.expand(112, 1, kh, kw), groups=112)[0].permute(1, 2, 0)
+    monkeypatch.setattr(embed_module, "_POOL_CHUNK_BYTES", 2 * 7 * 112 * 4)
+    target = torch.full((9, 7, 112), float("nan"))
+    embedder._pool_into(features, target)
+    torch.testing.assert_close(target, reference, rtol=1e-5, atol=1e-5)
+    strided = torch.full((18, 14, 112), float("nan"))
+    embedder._pool_into(features, strided[1::2, 0::2])
+    torch.testing.assert_close(strided[1::2, 0::2], reference, rtol=1e-5, atol=1e-5)
+    assert strided[0::2].isnan().all() and strided[1::2, 1::2].isnan().all()  # nothing written beside the target
+
+
 def test_image_smaller_than_patch_gives_empty_grid(lite0):
     geometry = PatchGeometry.for_patch(96)
     out = DenseEmbedder(lite0, NORM8, geometry, channels=(0, 1, 2), device="cpu").embed(_textured((40, 300)))

@@ -1,6 +1,7 @@
 """Whole-slide images: read region by region (LazyImage), embedded and processed in bands of
 rows, exported in full-resolution coordinates; each compared with the whole-image path."""
 import json
+import weakref
 
 import numpy as np
 import pytest
@@ -32,6 +33,37 @@ def _slide(rows=3, cols=4):
     tiles = [[planted_image(r * cols + c) for c in range(cols)] for r in range(rows)]
     grey = np.block([[tile[0] for tile in row] for row in tiles])
     return np.repeat(grey[..., None], 3, axis=-1)
+
+
+@pytest.fixture
+def one_band_held(monkeypatch):
+    """Fails a test if a band of vectors yielded by `DenseEmbedder.iter_rows` is still held by
+    anyone (the generator, torch's wrappers, the consumer) while the next band is computed:
+    a slide's peak memory is one band, not two. Returns a function that stops the watch (e.g.
+    before `embed`, which keeps every band by design) and says how many bands were checked."""
+    yielded, checked, watching = [], [], [True]
+    iter_rows, embed_rows = DenseEmbedder.iter_rows, DenseEmbedder._embed_rows
+
+    def watched_rows(self, *args, **kwargs):
+        for first, vectors in iter_rows(self, *args, **kwargs):
+            yielded.append(weakref.ref(vectors))
+            yield first, vectors
+            del vectors
+
+    def watched_embed(self, *args, **kwargs):
+        if watching[0]:
+            alive = sum(ref() is not None for ref in yielded)
+            assert alive == 0, f"{alive} band(s) yielded earlier still held while the next is computed"
+            checked.append(len(yielded))
+        return embed_rows(self, *args, **kwargs)
+
+    def stop() -> int:
+        watching[0] = False
+        return sum(1 for n in checked if n)
+
+    monkeypatch.setattr(DenseEmbedder, "iter_rows", watched_rows)
+    monkeypatch.setattr(DenseEmbedder, "_embed_rows", watched_embed)
+    return stop
 
 
 @pytest.fixture
@@ -92,6 +124,25 @@ def test_statistics_of_a_slide_come_from_its_overview(tmp_path, lazy_above):
     np.testing.assert_allclose(lazy.normalization.high, whole.normalization.high, atol=2)
 
 
+def test_npy_rows_draw_the_first_band_before_the_file_and_hold_one_band(tmp_path):
+    """A generator of bands is asked for its first before any file exists (a process killed
+    while computing it leaves nothing), and each band written is let go before the next is
+    computed."""
+    path, refs = tmp_path / "vectors.npy", []
+
+    def bands():
+        for k in range(3):
+            assert not list(tmp_path.iterdir()) if k == 0 else True, "the file was created before the first band"
+            assert all(ref() is None for ref in refs), "an earlier band is still held"
+            band = np.full((2, 4), k, np.float16)  # already the file's dtype: written without a copy
+            refs.append(weakref.ref(band))
+            yield band
+            del band
+
+    save_npy_rows(path, (6, 4), np.float16, bands())
+    np.testing.assert_array_equal(np.load(path)[:, 0], [0, 0, 1, 1, 2, 2])
+
+
 def test_npy_written_in_bands_is_np_save(tmp_path):
     vectors = np.random.default_rng(2).normal(size=(7, 5, 3)).astype(np.float32)
     np.save(tmp_path / "whole.npy", vectors.astype(np.float16))
@@ -138,7 +189,7 @@ class _Counting(LazyImage):
         return block
 
 
-def test_processing_a_slide_in_bands_matches_the_whole_image(curated, tmp_path, lazy_above, monkeypatch):
+def test_processing_a_slide_in_bands_matches_the_whole_image(curated, tmp_path, lazy_above, monkeypatch, one_band_held):
     """A 528 x 832 slide of planted objects processed as a LazyImage, in bands of rows (a small
     band budget stands in for a slide's size) gives the detections, label image and exports of
     the same pixels processed whole, in full-resolution coordinates, reading only regions."""
@@ -162,8 +213,9 @@ def test_processing_a_slide_in_bands_matches_the_whole_image(curated, tmp_path, 
         _Counting.largest = 0
         events = list(iter_process(project, out, images=dataset, device="cpu"))
         assert [e.status for e in events] == ["computed"]
-        if mode == "bands":  # the network saw regions, never the whole slide at once
+        if mode == "bands":  # the network saw regions, never the whole slide at once, and one band at a time
             assert 0 < _Counting.largest < slide.shape[0] * slide.shape[1] / 2
+            assert one_band_held() >= 2
         write_results(project, out, images=dataset, segmentation=True)
         results[mode] = out
 
@@ -203,7 +255,7 @@ def test_labels_in_bands_equal_labels_whole(tmp_path, lazy_above):
     np.testing.assert_allclose(fractions_bands, fractions_whole)
 
 
-def test_project_caches_a_slide_band_by_band(lite0, tmp_path, lazy_above, monkeypatch):
+def test_project_caches_a_slide_band_by_band(lite0, tmp_path, lazy_above, monkeypatch, one_band_held):
     slide = _slide(2, 3)
     (tmp_path / "images").mkdir()
     _pyramid_tiff(tmp_path / "images" / "slide.ome.tif", slide)
@@ -213,7 +265,7 @@ def test_project_caches_a_slide_band_by_band(lite0, tmp_path, lazy_above, monkey
     try:
         image_id = project.dataset.images[0].id
         events = list(project.iter_embed())
-        assert [e.status for e in events] == ["embedded"]
+        assert [e.status for e in events] == ["embedded"] and one_band_held() >= 2
         cached = project.embeddings(image_id)
         whole = project.embedder.embed(slide).vectors
         cosine = (np.asarray(cached.vectors, np.float32) * whole).sum(axis=-1)
