@@ -41,7 +41,7 @@ from simsearch.io.images import NamedImage
 from simsearch.project.store import PatchRecord, ReviewItem
 from simsearch.util.errors import ConfigError, ImageReadError
 from simsearch.features.geometry import PatchGeometry
-from simsearch.util.files import atomic_path
+from simsearch.util.files import atomic_path, save_npy_rows
 from simsearch.inference.predict import Predictor
 from simsearch.project.project import Project
 from simsearch.search.peaks import peaks_across_scales
@@ -151,11 +151,24 @@ class Review:
         if self._predictor is None:
             self._predictor = Predictor(self.project, device=self.device)
         image = self.project.dataset.read(image_id)
-        levels = []
-        for scale in self._predictor.scales:
-            vectors, maps = self._predictor.vectors_and_maps(image, scale)
-            levels.append((scale, self._predictor.embedders[scale].geometry, vectors, maps[..., : len(self.class_names)]))
-        return candidate_arrays(levels)
+        levels, scratch = [], []
+        try:
+            for scale in self._predictor.scales:
+                embedder = self._predictor.embedders[scale]
+                rows, cols = embedder.geometry.grid_shape(*image.shape[:2])
+                if embedder.band_rows(*image.shape[:2]) >= rows:
+                    vectors, maps = self._predictor.vectors_and_maps(image, scale)
+                else:  # a slide: its vectors go to a scratch file band by band, only the candidates' are read back
+                    scratch.append(self.folder / f".scratch-{scale:g}.npy")
+                    band_maps = []
+                    save_npy_rows(scratch[-1], (rows, cols, embedder.dim), np.float16,
+                                  _keeping_maps(self._predictor.iter_bands(image, scale), band_maps))
+                    vectors, maps = np.load(scratch[-1], mmap_mode="r"), np.concatenate(band_maps)
+                levels.append((scale, embedder.geometry, vectors, maps[..., : len(self.class_names)]))
+            return candidate_arrays(levels)
+        finally:
+            for path in scratch:
+                path.unlink(missing_ok=True)
 
     def _candidates(self, class_name: str) -> _Candidates:
         index = self.class_names.index(class_name)
@@ -214,6 +227,15 @@ class Review:
         """'accepted' (a clean positive of the class), 'rejected' (a negative of the class), or
         None (take the answer back); by item number in the current batch."""
         self.project.store.answer_review(class_name, list(numbers), answer)
+
+
+def _keeping_maps(bands: Iterator[tuple[np.ndarray, np.ndarray]], maps: list[np.ndarray]) -> Iterator[np.ndarray]:
+    """The vectors of `Predictor.iter_bands`, each let go once the next is asked for; the maps
+    are appended to `maps`."""
+    for vectors, band_maps in bands:
+        maps.append(band_maps)
+        yield vectors
+        del vectors
 
 
 def candidate_arrays(levels: list[tuple[float, PatchGeometry, np.ndarray, np.ndarray]]) -> dict[str, np.ndarray]:

@@ -448,14 +448,18 @@ class Project:
 
     def build_index(self) -> PatchIndex:
         """Index every cached embedding, at every level of the scale pyramid (images that failed
-        to embed are left out), and save it."""
+        to embed are left out), and save it. Images embedded in bands (slides) stay in their
+        cache files and are searched from disk, so the index's memory does not grow with them."""
         index = PatchIndex(self.embedder.dim)
         for record in self.dataset:
             if not self._cache_path(record.id).is_file():
                 continue
             for scale in self.scales:
                 embedded = self.embeddings(record.id, scale)
-                index.add(record.id, np.asarray(embedded.vectors, np.float32), embedded.centres(), level=scale)
+                if self.embedder_at(scale).band_rows(record.height, record.width) < len(embedded.vectors):  # a slide
+                    index.add_on_disk(record.id, self._cache_path(record.id, scale), embedded.geometry, level=scale)
+                else:
+                    index.add(record.id, np.asarray(embedded.vectors, np.float32), embedded.centres(), level=scale)
         index.save(self.index_folder)
         return index
 

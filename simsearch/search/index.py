@@ -1,9 +1,12 @@
 """FAISS index of every patch embedding of a dataset: exact inner product on
-L2-normalised vectors (= cosine similarity), on the GPU when FAISS sees one."""
+L2-normalised vectors (= cosine similarity), on the GPU when FAISS sees one. Images too large to
+hold (whole slides) are searched from their cached vectors on disk, a few rows at a time, and
+their answers merged with FAISS's: memory does not grow with an image's size."""
 from __future__ import annotations
 
 import json
 import logging
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -11,6 +14,8 @@ import faiss
 import numpy as np
 
 from simsearch.io.images import NamedImage
+from simsearch.features.geometry import PatchGeometry
+from simsearch.search.similarity import _BAND_VALUES
 from simsearch.util.errors import ConfigError, ProjectError
 from simsearch.util.files import atomic_path
 
@@ -84,6 +89,28 @@ class SimilarPatch(NamedImage):
     level: float = 1.0
 
 
+@dataclass(frozen=True)
+class _OnDisk:
+    """An image searched from its cached (rows, cols, D) vectors file, a few rows at a time."""
+
+    image: int  # into PatchIndex.image_ids
+    path: Path
+    geometry: PatchGeometry
+    level: float
+    grid: tuple[int, int]
+
+    def vectors(self) -> np.ndarray:
+        try:
+            vectors = np.load(self.path, mmap_mode="r")
+        except (OSError, ValueError) as exc:
+            raise ProjectError(f"patch index: cannot read the cached vectors '{self.path}': {exc}",
+                               hint="delete the project's index folder and run `simsearch embed` again") from exc
+        if tuple(vectors.shape[:2]) != self.grid:
+            raise ProjectError(f"patch index: '{self.path}' holds a {vectors.shape[:2]} grid, the index recorded {self.grid}",
+                               hint="delete the project's index folder and run `simsearch embed` again")
+        return vectors
+
+
 class PatchIndex:
     """Exact inner-product index over patch vectors plus where each came from.
 
@@ -101,6 +128,16 @@ class PatchIndex:
     >>> hits = index.search(vectors[1, 2], k=3)                    # a patch finds itself first
     >>> len(index), int(hits.rows[0, 0]), int(hits.cols[0, 0]), hits.centres[0, 0].tolist()
     (15, 1, 2, [48.0, 64.0])
+
+    A whole slide's vectors stay in their cache file, searched from disk (`add_on_disk`):
+
+    >>> import tempfile, pathlib
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "slide.npy"
+    >>> np.save(path, vectors.astype(np.float16))
+    >>> index.add_on_disk("slide.ome.tif@0123456789ab", path, PatchGeometry.for_patch(64))
+    >>> hits = index.search(vectors[1, 2], k=2)                    # the same patch, in memory and on disk
+    >>> len(index), sorted(name.split("@")[0] for name in hits.image_ids[0])
+    (30, ['slide.ome.tif', 'slide1.png'])
     """
 
     def __init__(self, dim: int, *, use_gpu: bool | None = None):
@@ -117,9 +154,16 @@ class PatchIndex:
         self._gpu_index = None
         self.use_gpu = gpu_count() > 0 if use_gpu is None else (use_gpu and gpu_count() > 0)
         self._meta_cache = None
+        self._on_disk: list[_OnDisk] = []
 
     def __len__(self) -> int:
-        return int(self._cpu_index.ntotal)
+        return int(self._cpu_index.ntotal) + sum(image.grid[0] * image.grid[1] for image in self._on_disk)
+
+    def _image_number(self, image_id: str) -> int:
+        if image_id not in self._image_index:
+            self._image_index[image_id] = len(self.image_ids)
+            self.image_ids.append(image_id)
+        return self._image_index[image_id]
 
     def add(self, image_id: str, vectors: np.ndarray, centres: np.ndarray, *, level: float = 1.0) -> None:
         """vectors: (rows, cols, D) or (n, D); centres: matching (..., 2) (y, x) px; level: the
@@ -132,16 +176,25 @@ class PatchIndex:
         else:
             positions = np.stack([np.arange(len(vectors)), np.zeros(len(vectors), int)], axis=1)
         flat = np.ascontiguousarray(vectors.reshape(-1, self.dim), dtype=np.float32)
-        if image_id not in self._image_index:
-            self._image_index[image_id] = len(self.image_ids)
-            self.image_ids.append(image_id)
-        self._owner.append(np.full(len(flat), self._image_index[image_id], np.int32))
+        self._owner.append(np.full(len(flat), self._image_number(image_id), np.int32))
         self._positions.append(positions.astype(np.int32))
         self._centres.append(np.asarray(centres, np.float32).reshape(-1, 2))
         self._levels.append(np.full(len(flat), level, np.float32))
         self._cpu_index.add(flat)
         self._gpu_index = None
         self._meta_cache = None
+
+    def add_on_disk(self, image_id: str, path: str | Path, geometry: PatchGeometry, *, level: float = 1.0) -> None:
+        """Index an image by its cached (rows, cols, D) vectors file (`.npy`, e.g. float16), on the
+        grid of `geometry`, without loading it: each search reads it a few rows at a time, so
+        memory does not grow with the image (a whole slide). The file must stay where it is."""
+        try:
+            vectors = np.load(Path(path), mmap_mode="r")
+        except (OSError, ValueError) as exc:
+            raise ConfigError(f"vectors of {image_id}: cannot read '{path}': {exc}") from exc
+        if vectors.ndim != 3 or vectors.shape[-1] != self.dim:
+            raise ConfigError(f"vectors of {image_id} in '{path}': shape {vectors.shape}, the index needs (rows, cols, {self.dim})")
+        self._on_disk.append(_OnDisk(self._image_number(image_id), Path(path), geometry, float(level), tuple(vectors.shape[:2])))
 
     def _metadata(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         if self._meta_cache is None:
@@ -174,30 +227,53 @@ class PatchIndex:
             raise ConfigError(f"k: must be at least 1, got {k}")
         norms = np.linalg.norm(queries, axis=1, keepdims=True)
         queries = queries / np.maximum(norms, 1e-12)
-        owner, positions, centres, levels = self._metadata()
-        count = len(queries)
-        if len(self) == 0:
-            empty = np.full((count, k), -1, np.int64)
-        else:
-            scores, empty = self._searcher().search(np.ascontiguousarray(queries), min(k, len(self)))
-            if empty.shape[1] < k:
-                pad = k - empty.shape[1]
-                scores = np.pad(scores, ((0, 0), (0, pad)), constant_values=-np.inf)
-                empty = np.pad(empty, ((0, 0), (0, pad)), constant_values=-1)
-        labels = empty
-        valid = labels >= 0
-        safe = np.where(valid, labels, 0)
-        result_scores = np.where(valid, scores, -np.inf).astype(np.float32) if len(self) else np.full((count, k), -np.inf, np.float32)
+        parts = [self._search_memory(queries, k)] + [self._search_on_disk(image, queries, k) for image in self._on_disk]
+        scores, image_idx, rows, cols, centres, levels = (np.concatenate(arrays, axis=1) for arrays in zip(*parts))
+        order = np.argsort(-scores, axis=1, kind="stable")[:, :k]
+        pick = lambda values: np.take_along_axis(values, order if values.ndim == 2 else order[..., None], axis=1)  # noqa: E731
+        scores, image_idx, rows, cols, centres, levels = (pick(values) for values in (scores, image_idx, rows, cols, centres, levels))
+        if scores.shape[1] < k:  # fewer vectors than k: the rest are missing
+            pad = k - scores.shape[1]
+            fill = lambda values, value: np.pad(values, ((0, 0), (0, pad)) + ((0, 0),) * (values.ndim - 2), constant_values=value)  # noqa: E731
+            scores, image_idx, rows, cols = fill(scores, -np.inf), fill(image_idx, -1), fill(rows, -1), fill(cols, -1)
+            centres, levels = fill(centres, np.nan), fill(levels, 1.0)
         ids = np.array(self.image_ids + [""], dtype=object)
-        image_idx = np.where(valid, owner[safe] if len(owner) else -1, -1)
-        return SearchHits(
-            scores=result_scores,
-            image_ids=ids[image_idx],
-            rows=np.where(valid, positions[safe, 0] if len(owner) else -1, -1).astype(np.int32),
-            cols=np.where(valid, positions[safe, 1] if len(owner) else -1, -1).astype(np.int32),
-            centres=np.where(valid[..., None], centres[safe] if len(owner) else 0, np.nan).astype(np.float32),
-            levels=np.where(valid, levels[safe] if len(owner) else 1.0, 1.0).astype(np.float32),
-        )
+        return SearchHits(scores=scores.astype(np.float32), image_ids=ids[image_idx], rows=rows.astype(np.int32),
+                          cols=cols.astype(np.int32), centres=centres.astype(np.float32), levels=levels.astype(np.float32))
+
+    def _search_memory(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, ...]:
+        """FAISS's top k of the vectors held in memory: (scores, image, rows, cols, centres,
+        levels), each (Q, <= k, ...)."""
+        owner, positions, centres, levels = self._metadata()
+        if self._cpu_index.ntotal == 0:
+            count = len(queries)
+            return (np.zeros((count, 0), np.float32), np.zeros((count, 0), np.int64), np.zeros((count, 0), np.int32),
+                    np.zeros((count, 0), np.int32), np.zeros((count, 0, 2), np.float32), np.zeros((count, 0), np.float32))
+        scores, labels = self._searcher().search(np.ascontiguousarray(queries), min(k, self._cpu_index.ntotal))
+        return scores, owner[labels].astype(np.int64), positions[labels, 0], positions[labels, 1], centres[labels], levels[labels]
+
+    def _search_on_disk(self, image: _OnDisk, queries: np.ndarray, k: int) -> tuple[np.ndarray, ...]:
+        """The top k of one image's cached vectors, read a few rows at a time (as FAISS's answers)."""
+        vectors = image.vectors()
+        grid_rows, grid_cols = image.grid
+        count = len(queries)
+        best_scores, best_flat = np.zeros((count, 0), np.float32), np.zeros((count, 0), np.int64)
+        band = max(1, _BAND_VALUES // max(1, grid_cols * self.dim))
+        for top in range(0, grid_rows, band):
+            patches = np.asarray(vectors[top : top + band], np.float32).reshape(-1, self.dim)
+            scores = queries @ patches.T  # (Q, n)
+            keep = min(k, scores.shape[1])
+            part = np.argpartition(-scores, keep - 1, axis=1)[:, :keep]
+            best_scores = np.concatenate([best_scores, np.take_along_axis(scores, part, axis=1)], axis=1)
+            best_flat = np.concatenate([best_flat, part + top * grid_cols], axis=1)
+            if best_scores.shape[1] > k:
+                top_k = np.argsort(-best_scores, axis=1, kind="stable")[:, :k]
+                best_scores, best_flat = np.take_along_axis(best_scores, top_k, axis=1), np.take_along_axis(best_flat, top_k, axis=1)
+            del patches, scores
+        rows, cols = best_flat // grid_cols, best_flat % grid_cols
+        y, x = image.geometry.centre(rows.astype(np.float64), cols.astype(np.float64))
+        return (best_scores, np.full(rows.shape, image.image, np.int64), rows, cols, np.stack([y, x], axis=-1),
+                np.full(rows.shape, image.level, np.float32))
 
     def most_similar(
         self, queries: np.ndarray, k: int = 10, *, min_distance: float, oversample: int = 20
@@ -240,8 +316,10 @@ class PatchIndex:
         with atomic_path(folder / INDEX_FILE) as tmp:
             faiss.write_index(self._cpu_index, str(tmp))
         with atomic_path(folder / META_FILE) as tmp:
+            on_disk = [{"image": image.image, "path": os.path.relpath(image.path, folder), "geometry": image.geometry.to_dict(),
+                        "level": image.level, "grid": list(image.grid)} for image in self._on_disk]  # paths relative: the project may move
             np.savez(tmp, owner=owner, positions=positions, centres=centres, levels=levels,
-                     image_ids=np.array(json.dumps(self.image_ids)))
+                     image_ids=np.array(json.dumps(self.image_ids)), on_disk=np.array(json.dumps(on_disk)))
 
     @classmethod
     def load(cls, folder: str | Path, *, use_gpu: bool | None = None) -> "PatchIndex":
@@ -255,6 +333,9 @@ class PatchIndex:
                 owner, positions, centres = meta["owner"], meta["positions"], meta["centres"]
                 levels = meta["levels"] if "levels" in meta.files else np.ones(len(owner), np.float32)  # saved before pyramids
                 image_ids = json.loads(str(meta["image_ids"]))
+                on_disk = json.loads(str(meta["on_disk"])) if "on_disk" in meta.files else []  # saved before slides
+                on_disk = [_OnDisk(int(entry["image"]), folder / entry["path"], PatchGeometry.from_dict(entry["geometry"]),
+                                   float(entry["level"]), tuple(entry["grid"])) for entry in on_disk]
         except Exception as exc:
             raise ProjectError(f"patch index in {folder} is unreadable: {exc}", hint="delete it and run `simsearch embed` again") from exc
         if cpu_index.ntotal != len(owner):
@@ -264,4 +345,5 @@ class PatchIndex:
         index.image_ids = list(image_ids)
         index._image_index = {image_id: i for i, image_id in enumerate(image_ids)}
         index._owner, index._positions, index._centres, index._levels = [owner], [positions], [centres], [levels]
+        index._on_disk = on_disk
         return index

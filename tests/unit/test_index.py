@@ -82,3 +82,44 @@ def test_similarity_map_of_a_slide_goes_in_bands_of_rows(tmp_path, monkeypatch):
     whole = similarity_map(vectors, prototypes)
     monkeypatch.setattr(similarity, "_BAND_VALUES", 2 * 5 * 16)  # two rows at a time
     np.testing.assert_allclose(similarity_map(vectors, prototypes), whole, rtol=1e-6, atol=1e-7)
+
+
+def test_an_image_searched_from_disk_answers_as_in_memory(tmp_path, monkeypatch):
+    """A slide's vectors left in their cache file (`add_on_disk`), read a few rows at a time,
+    give the same answers, scores, positions, centres and levels as the same vectors held by
+    FAISS; merged with images in memory; the same after save and load; a vanished file is
+    named."""
+    import simsearch.search.index as index_module
+    from simsearch import PatchGeometry
+
+    rng = np.random.default_rng(5)
+    slide = rng.normal(size=(23, 17, 16))
+    slide = (slide / np.linalg.norm(slide, axis=-1, keepdims=True)).astype(np.float16).astype(np.float32)  # as cached
+    small = rng.normal(size=(4, 6, 16)).astype(np.float32)
+    small /= np.linalg.norm(small, axis=-1, keepdims=True)
+    geometry = PatchGeometry.for_patch(64).at_scale(2.0)
+    centres = lambda v: np.stack(np.meshgrid(*(np.arange(n) for n in v.shape[:2]), indexing="ij"), -1)  # noqa: E731
+    path = tmp_path / "cache" / "slide.npy"
+    path.parent.mkdir()
+    np.save(path, slide.astype(np.float16))
+    monkeypatch.setattr(index_module, "_BAND_VALUES", 3 * 17 * 16)  # three grid rows at a time: eight reads
+
+    memory, disk = PatchIndex(16, use_gpu=False), PatchIndex(16, use_gpu=False)
+    for index in (memory, disk):
+        index.add("small.png@1", small, np.stack(geometry.centre(*np.moveaxis(centres(small), -1, 0)), -1))
+    memory.add("slide.tif@2", slide, np.stack(geometry.centre(*np.moveaxis(centres(slide), -1, 0)), -1), level=2.0)
+    disk.add_on_disk("slide.tif@2", path, geometry, level=2.0)
+    assert len(disk) == len(memory) == 4 * 6 + 23 * 17
+    queries = np.concatenate([slide[[0, 11, 22], [3, 9, 16]], small[2:3, 1], rng.normal(size=(2, 16))])
+    disk.save(tmp_path / "index")
+    for index in (disk, PatchIndex.load(tmp_path / "index")):
+        for k in (1, 7, 500):  # 500: more than every vector, the rest missing
+            want, got = memory.search(queries, k=k), index.search(queries, k=k)
+            np.testing.assert_allclose(got.scores, want.scores, rtol=1e-5, atol=1e-6)
+            assert (got.image_ids == want.image_ids).all() and (got.rows == want.rows).all() and (got.cols == want.cols).all()
+            np.testing.assert_allclose(got.centres, want.centres)
+            np.testing.assert_array_equal(got.levels, want.levels)
+    assert disk.search(slide[11, 9], k=1).image_ids[0, 0] == "slide.tif@2"
+    path.unlink()
+    with pytest.raises(ProjectError, match="slide.npy"):
+        PatchIndex.load(tmp_path / "index").search(queries, k=3)

@@ -122,3 +122,34 @@ def test_candidates_over_a_pyramid_are_one_per_object_with_their_level():
                                (2.0, base.at_scale(2), 2 * np.ones((20, 20, 3), np.float32), large)])
     assert arrays["places0"][:, 2:].tolist() == [[0.75, 2.0], [0.625, 1.0]]
     assert arrays["vectors0"][:, 0].tolist() == [2.0, 1.0]  # each vector from its own level
+
+
+def test_candidates_of_a_slide_come_from_a_scratch_file_as_from_memory(curated, monkeypatch):
+    """An image embedded in bands (a slide; here a small band budget stands in for its size)
+    has its trained vectors spilled band by band to a scratch file, which is gone afterwards;
+    its candidates equal those computed from the same bands held in memory."""
+    import simsearch.features.embed as embed_module
+    from simsearch.inference.review import candidate_arrays
+
+    project, _ = curated
+    train(project, TINY, device="cpu")
+    review = Review(project, device="cpu")
+    image_id = project.undisplayed[0]
+    image = project.dataset.read(image_id)
+    monkeypatch.setattr(embed_module, "BAND_BYTES", 3 * 20 * 112 * 4)  # a few grid rows per band
+    review.folder.mkdir(parents=True, exist_ok=True)
+    import simsearch.inference.review as review_module
+    spills = []
+    save = review_module.save_npy_rows
+    monkeypatch.setattr(review_module, "save_npy_rows", lambda path, *a: (spills.append(path.name), save(path, *a)))
+    spilled = review._image_candidates(image_id)
+    assert spills == [".scratch-1.npy"]  # the vectors went to disk, not into one array
+    predictor = review._predictor
+    embedder = predictor.embedders[1.0]
+    assert embedder.band_rows(*image.shape[:2]) < embedder.geometry.grid_shape(*image.shape[:2])[0]  # really in bands
+    vectors, maps = predictor.vectors_and_maps(image)
+    held = candidate_arrays([(1.0, embedder.geometry, vectors, maps[..., : len(review.class_names)])])
+    assert spilled.keys() == held.keys() and len(held["places0"]) > 0
+    for name in held:
+        np.testing.assert_array_equal(spilled[name], held[name])
+    assert not list(review.folder.glob(".scratch*"))

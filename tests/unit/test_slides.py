@@ -270,8 +270,11 @@ def test_project_caches_a_slide_band_by_band(lite0, tmp_path, lazy_above, monkey
         whole = project.embedder.embed(slide).vectors
         cosine = (np.asarray(cached.vectors, np.float32) * whole).sum(axis=-1)
         assert cached.vectors.shape == whole.shape and cosine.min() > 0.97
-        hits = project.build_index().search(np.asarray(cached.vectors[3, 5], np.float32), k=1)
-        np.testing.assert_allclose(hits.centres[0, 0], cached.centres()[3, 5])  # full-resolution pixels
+        index = project.build_index()
+        assert len(index._on_disk) == 1 and index._cpu_index.ntotal == 0  # the slide is searched from its cache file
+        for index in (index, project.load_index()):
+            hits = index.search(np.asarray(cached.vectors[3, 5], np.float32), k=1)
+            np.testing.assert_allclose(hits.centres[0, 0], cached.centres()[3, 5])  # full-resolution pixels
     finally:
         project.close()
 
