@@ -22,6 +22,7 @@ from simsearch.util.memory import release_freed_memory
 from simsearch.io.preprocess import Normalization
 from simsearch.util.tensors import from_numpy
 from simsearch.features.backbones import Backbone
+from simsearch.features.fold import fold_batch_norm
 from simsearch.features.geometry import NETWORK_STRIDE, PatchGeometry, gaussian_window
 
 EMBEDDING_VERSION = 1  # bump when the numbers this module produces change
@@ -132,7 +133,7 @@ class DenseEmbedder:
         self.tile_cells = tile_cells
         self.halo_cells = halo_cells
         self.backbone.to(self.device)
-        self._network = backbone.network
+        self._network = fold_batch_norm(backbone.network)  # the same numbers, faster (features/fold.py)
         if self.device.type == "cuda":
             self._network.to(memory_format=torch.channels_last)
         if window is None:
