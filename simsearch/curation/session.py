@@ -30,6 +30,7 @@ from simsearch.project.store import ClassInfo, PatchRecord, Prototype, ReviewIte
 log = logging.getLogger(__name__)
 
 ROTATIONS = (0, 1, 2, 3)  # the prototype and its 90, 180, 270 degree rotations
+_PAIRS_AT_ONCE = 1 << 22  # (candidate, patch) pairs judged at once for overlap: a few tens of MB
 
 
 class Curation:
@@ -387,8 +388,7 @@ class Curation:
         found = []
         for extreme, sign in (("high", 1.0), ("low", -1.0)):
             peaks = peaks_across_scales([(scale, geometry, sign * heat) for scale, geometry, heat in levels])
-            free = np.flatnonzero(~_overlaps(occupied, peaks.ys, peaks.xs, peaks.sizes, self.project.geometry.patch_size))
-            for i in free[:count]:
+            for i in _first_free(occupied, peaks.ys, peaks.xs, peaks.sizes, self.project.geometry.patch_size, count):
                 y, x = float(peaks.ys[i]), float(peaks.xs[i])
                 found.append(BackgroundCandidate(image_id, y, x, box_around(y, x, tuple(peaks.sizes[i])),
                                                  float(sign * peaks.values[i]), extreme, level=float(peaks.levels[i])))
@@ -656,16 +656,27 @@ def _near(patches: list[PatchRecord] | None, ys: np.ndarray, xs: np.ndarray, tol
     return (distance <= tolerance).any(axis=1)
 
 
-def _overlaps(patches: list[PatchRecord], ys: np.ndarray, xs: np.ndarray, sizes: np.ndarray,
-              patch_size: tuple[int, int]) -> np.ndarray:
-    """(N,) bool: which candidates centred at (y, x), of sizes (N, 2) (h, w), overlap one of
-    `patches`, each of `patch_size` times its pyramid level (an object twice the patch's size
-    covers twice as much)."""
+def _first_free(patches: list[PatchRecord], ys: np.ndarray, xs: np.ndarray, sizes: np.ndarray,
+                patch_size: tuple[int, int], count: int) -> np.ndarray:
+    """Indices of the first `count` candidates (in the order given) centred at (y, x), of sizes
+    (N, 2) (h, w), that overlap none of `patches`, each of `patch_size` times its pyramid level
+    (an object twice the patch's size covers twice as much). Judged a block of candidates at a
+    time, stopping once `count` are found: a slide has hundreds of thousands of candidates and
+    thousands of patches, whose pairs would not fit in memory at once."""
     if not patches or not len(ys):
-        return np.zeros(len(ys), bool)
+        return np.arange(min(count, len(ys)))
     points = np.array([(p.y, p.x) for p in patches])
     levels = np.array([p.level for p in patches])
     sizes = np.asarray(sizes, np.float64).reshape(-1, 2)
-    half_h = 0.5 * (sizes[:, :1] + patch_size[0] * levels[None, :])  # half of each side, summed
-    half_w = 0.5 * (sizes[:, 1:] + patch_size[1] * levels[None, :])
-    return ((np.abs(ys[:, None] - points[None, :, 0]) < half_h) & (np.abs(xs[:, None] - points[None, :, 1]) < half_w)).any(axis=1)
+    free = []
+    block = max(1, _PAIRS_AT_ONCE // len(points))
+    for start in range(0, len(ys), block):
+        part = slice(start, start + block)
+        half_h = 0.5 * (sizes[part, :1] + patch_size[0] * levels[None, :])  # half of each side, summed
+        half_w = 0.5 * (sizes[part, 1:] + patch_size[1] * levels[None, :])
+        overlap = ((np.abs(ys[part, None] - points[None, :, 0]) < half_h)
+                   & (np.abs(xs[part, None] - points[None, :, 1]) < half_w)).any(axis=1)
+        free += (np.flatnonzero(~overlap) + start).tolist()
+        if len(free) >= count:
+            break
+    return np.array(free[:count], np.int64)

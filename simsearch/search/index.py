@@ -18,6 +18,7 @@ from simsearch.features.geometry import PatchGeometry
 from simsearch.search.similarity import _BAND_VALUES
 from simsearch.util.errors import ConfigError, ProjectError
 from simsearch.util.files import atomic_path
+from simsearch.util.memory import drop_mapped_pages
 
 log = logging.getLogger(__name__)
 
@@ -270,6 +271,7 @@ class PatchIndex:
                 top_k = np.argsort(-best_scores, axis=1, kind="stable")[:, :k]
                 best_scores, best_flat = np.take_along_axis(best_scores, top_k, axis=1), np.take_along_axis(best_flat, top_k, axis=1)
             del patches, scores
+            drop_mapped_pages(vectors)  # the bands read do not stay resident
         rows, cols = best_flat // grid_cols, best_flat % grid_cols
         y, x = image.geometry.centre(rows.astype(np.float64), cols.astype(np.float64))
         return (best_scores, np.full(rows.shape, image.image, np.int64), rows, cols, np.stack([y, x], axis=-1),

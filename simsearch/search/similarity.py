@@ -5,6 +5,7 @@ import numpy as np
 import torch
 
 from simsearch.util.errors import ConfigError
+from simsearch.util.memory import drop_mapped_pages
 from simsearch.util.tensors import from_numpy
 
 _BAND_VALUES = 1 << 24  # vector components compared at a time (64 MB as float32)
@@ -40,4 +41,5 @@ def similarity_map(vectors: np.ndarray, prototypes: np.ndarray, *, device: str |
     for top in range(0, rows, band):
         patches = from_numpy(np.ascontiguousarray(vectors[top : top + band]).reshape(-1, dim)).to(device, torch.float32)
         out[top : top + band] = (patches @ queries.T).amax(dim=1).reshape(-1, cols).cpu().numpy()
+        drop_mapped_pages(vectors)  # a slide's cache file read band by band does not stay resident
     return out

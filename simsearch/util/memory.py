@@ -11,6 +11,7 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import logging
+import mmap
 import os
 import sys
 
@@ -61,3 +62,25 @@ def release_freed_memory() -> None:
     and after the tiles of a large image (benchmarks/results/large-image.md)."""
     if _trim is not None:
         _trim(0)
+
+
+def drop_mapped_pages(array) -> None:
+    """Drop the pages of a memory-mapped array (`np.load(..., mmap_mode="r")`, or a slice of
+    one) from this process's resident memory; they stay in the page cache and are read back
+    from it when touched again. Without it, reading a slide's cached vectors band by band
+    leaves every band read resident: the process grows to the file's size (1.4 GB for a
+    40,000 px slide). Anything else is left alone.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib, numpy as np
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "vectors.npy"
+    >>> np.save(path, np.arange(12.0).reshape(3, 4))
+    >>> vectors = np.load(path, mmap_mode="r")
+    >>> first = float(vectors[0].sum()); drop_mapped_pages(vectors)
+    >>> float(vectors[2].sum())                    # still readable: the pages come back from the cache
+    38.0
+    """
+    mapping = getattr(array, "_mmap", None)  # numpy keeps the mmap of a memmap (and of its slices) there
+    if isinstance(mapping, mmap.mmap) and hasattr(mmap, "MADV_DONTNEED"):
+        mapping.madvise(mmap.MADV_DONTNEED)

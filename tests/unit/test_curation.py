@@ -186,3 +186,28 @@ def test_blobs_find_discs_of_their_size_in_both_polarities(bright):
         assert 0.6 * 2 * r <= blobs.sizes[nearest] <= 1.6 * 2 * r, (r, blobs.sizes[nearest])
     assert list(blobs.strengths) == sorted(blobs.strengths, reverse=True)
     assert len(find_blobs(np.full((50, 50), 0.5), count=10)) == 0  # nothing to find: none
+
+
+def test_free_background_places_are_judged_in_blocks_as_all_at_once(monkeypatch):
+    """The first `count` candidates overlapping no occupied patch, judged a few candidates at a
+    time (as on a slide, where all pairs would not fit in memory), are those of a plain loop
+    over every pair; a candidate twice the patch's size reaches twice as far."""
+    import simsearch.curation.session as session
+    from simsearch.project.store import PatchRecord
+
+    rng = np.random.default_rng(3)
+    patches = [PatchRecord("img", float(y), float(x), level=float(level))
+               for y, x, level in zip(rng.uniform(0, 500, 40), rng.uniform(0, 500, 40), rng.choice([1.0, 2.0], 40))]
+    ys, xs = rng.uniform(0, 500, 300), rng.uniform(0, 500, 300)
+    sizes = np.repeat(rng.choice([16.0, 32.0], 300)[:, None], 2, axis=1)
+
+    def overlaps(i):
+        return any(abs(ys[i] - p.y) < (sizes[i, 0] + 16 * p.level) / 2 and abs(xs[i] - p.x) < (sizes[i, 1] + 16 * p.level) / 2
+                   for p in patches)
+
+    want = [i for i in range(300) if not overlaps(i)]
+    assert 20 < len(want) < 280
+    monkeypatch.setattr(session, "_PAIRS_AT_ONCE", 7 * 40)  # seven candidates at a time
+    for count in (5, len(want), 1000):
+        assert session._first_free(patches, ys, xs, sizes, (16, 16), count).tolist() == want[:count]
+    assert session._first_free([], ys, xs, sizes, (16, 16), 4).tolist() == [0, 1, 2, 3]
