@@ -58,27 +58,29 @@ def render(top: int, left: int, height: int, width: int, factor: int, discs: np.
     return np.clip(image, 0, 255).astype(np.uint8)
 
 
-def write_slide(path: Path, side: int) -> None:
-    """The pyramidal OME-TIFF, written tile by tile (never whole)."""
+def write_slide(path: Path, side: int, height: int | None = None, smallest: int = 1000) -> None:
+    """The pyramidal OME-TIFF (side wide, `height` tall, default square), written tile by tile
+    (never whole); levels halve while the smaller side stays at least `smallest` px."""
+    height = side if height is None else height
     discs = centres(side)
     factors = [1]
-    while side // (factors[-1] * 2) >= 1000:
+    while min(side, height) // (factors[-1] * 2) >= smallest:
         factors.append(factors[-1] * 2)
 
     def tiles(factor: int):
-        size = -(-side // factor)
-        for top in range(0, size, TILE):
-            for left in range(0, size, TILE):
+        rows, cols = -(-height // factor), -(-side // factor)
+        for top in range(0, rows, TILE):
+            for left in range(0, cols, TILE):
                 tile = np.zeros((TILE, TILE), np.uint8)
-                part = render(top, left, min(TILE, size - top), min(TILE, size - left), factor, discs)
+                part = render(top, left, min(TILE, rows - top), min(TILE, cols - left), factor, discs)
                 tile[: part.shape[0], : part.shape[1]] = part
                 yield tile
 
     with tifffile.TiffWriter(path, bigtiff=True, ome=True) as tif:
         for index, factor in enumerate(factors):
-            size = -(-side // factor)
             options = {"subifds": len(factors) - 1} if index == 0 else {"subfiletype": 1}
-            tif.write(tiles(factor), shape=(size, size), dtype=np.uint8, tile=(TILE, TILE), compression="zlib", **options)
+            tif.write(tiles(factor), shape=(-(-height // factor), -(-side // factor)), dtype=np.uint8,
+                      tile=(TILE, TILE), compression="zlib", **options)
 
 
 def train_small_project(folder: Path, patch: int) -> None:

@@ -23,36 +23,10 @@ import threading
 import time
 from pathlib import Path
 
-import numpy as np
-import tifffile
-
-from bench_slide import RADIUS, TILE, centres, render
+from bench_slide import RADIUS, centres, write_slide
 
 REPO = Path(__file__).resolve().parents[1]
 WIDTH = 40_000
-
-
-def write_slide(path: Path, height: int) -> None:
-    """A WIDTH x height pyramidal OME-TIFF of bench_slide's discs, written tile by tile."""
-    discs = centres(WIDTH)
-    factors = [1]
-    while min(height, WIDTH) // (factors[-1] * 2) >= 300:
-        factors.append(factors[-1] * 2)
-
-    def tiles(factor: int):
-        rows, cols = -(-height // factor), -(-WIDTH // factor)
-        for top in range(0, rows, TILE):
-            for left in range(0, cols, TILE):
-                tile = np.zeros((TILE, TILE), np.uint8)
-                part = render(top, left, min(TILE, rows - top), min(TILE, cols - left), factor, discs)
-                tile[: part.shape[0], : part.shape[1]] = part
-                yield tile
-
-    with tifffile.TiffWriter(path, bigtiff=True, ome=True) as tif:
-        for index, factor in enumerate(factors):
-            options = {"subifds": len(factors) - 1} if index == 0 else {"subfiletype": 1}
-            tif.write(tiles(factor), shape=(-(-height // factor), -(-WIDTH // factor)), dtype=np.uint8,
-                      tile=(TILE, TILE), compression="zlib", **options)
 
 
 def embed(slides: Path, project: Path, patch: int) -> dict:
@@ -131,7 +105,7 @@ def main() -> None:
         simsearch.keep_freed_memory()  # as the simsearch command does
         paths = [Path(p) for p in args.paths]
         if args.stage == "write":
-            write_slide(paths[0], heights[0])
+            write_slide(paths[0], WIDTH, heights[0], smallest=300)
             result = {}
         elif args.stage == "embed":
             result = embed(paths[0], paths[1], args.patch)
