@@ -101,15 +101,20 @@ class _OnDisk:
     grid: tuple[int, int]
 
     def vectors(self) -> np.ndarray:
-        try:
-            vectors = np.load(self.path, mmap_mode="r")
-        except (OSError, ValueError) as exc:
-            raise ProjectError(f"patch index: cannot read the cached vectors '{self.path}': {exc}",
-                               hint="delete the project's index folder and run `simsearch embed` again") from exc
+        vectors = _mapped_vectors(self.path)
         if tuple(vectors.shape[:2]) != self.grid:
             raise ProjectError(f"patch index: '{self.path}' holds a {vectors.shape[:2]} grid, the index recorded {self.grid}",
                                hint="delete the project's index folder and run `simsearch embed` again")
         return vectors
+
+
+def _mapped_vectors(path: Path) -> np.ndarray:
+    """A cached vectors file (`.npy`), memory-mapped: nothing is read until it is indexed."""
+    try:
+        return np.load(path, mmap_mode="r")
+    except (OSError, ValueError) as exc:
+        raise ProjectError(f"patch index: cannot read the cached vectors '{path}': {exc}",
+                           hint="delete the project's index folder and run `simsearch embed` again") from exc
 
 
 class PatchIndex:
@@ -189,10 +194,7 @@ class PatchIndex:
         """Index an image by its cached (rows, cols, D) vectors file (`.npy`, e.g. float16), on the
         grid of `geometry`, without loading it: each search reads it a few rows at a time, so
         memory does not grow with the image (a whole slide). The file must stay where it is."""
-        try:
-            vectors = np.load(Path(path), mmap_mode="r")
-        except (OSError, ValueError) as exc:
-            raise ConfigError(f"vectors of {image_id}: cannot read '{path}': {exc}") from exc
+        vectors = _mapped_vectors(Path(path))
         if vectors.ndim != 3 or vectors.shape[-1] != self.dim:
             raise ConfigError(f"vectors of {image_id} in '{path}': shape {vectors.shape}, the index needs (rows, cols, {self.dim})")
         self._on_disk.append(_OnDisk(self._image_number(image_id), Path(path), geometry, float(level), tuple(vectors.shape[:2])))

@@ -123,3 +123,8 @@ def test_an_image_searched_from_disk_answers_as_in_memory(tmp_path, monkeypatch)
     path.unlink()
     with pytest.raises(ProjectError, match="slide.npy"):
         PatchIndex.load(tmp_path / "index").search(queries, k=3)
+    with pytest.raises(ProjectError, match="slide.npy"):  # named alike when the file is added
+        PatchIndex(16, use_gpu=False).add_on_disk("slide.tif@2", path, geometry)
+    np.save(path, slide[..., :8])
+    with pytest.raises(ConfigError, match=r"slide.npy.*\(rows, cols, 16\)"):
+        PatchIndex(16, use_gpu=False).add_on_disk("slide.tif@2", path, geometry)
