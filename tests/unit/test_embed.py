@@ -125,13 +125,41 @@ def test_dense_embedding_equals_window_run_alone(lite0, patch, passes):
     assert (bare * dense.vectors[rr, cc]).sum(axis=1).mean() < cosine.mean()
 
 
-def test_tiled_embedding_matches_whole_image(lite0):
+def test_tiled_embedding_matches_whole_image(lite0, monkeypatch):
+    """Tiles with halos give the whole image's vectors within tolerance, and every tile the
+    network sees has one shape: edge tiles take their context from inside the image (tiles
+    of many shapes fragmented the heap of a slide's process)."""
     geometry = PatchGeometry.for_patch(48)
     image = _textured((176, 208), seed=4)
     whole = DenseEmbedder(lite0, NORM8, geometry, channels=(0, 1, 2), device="cpu").embed(image)
-    tiled = DenseEmbedder(lite0, NORM8, geometry, channels=(0, 1, 2), device="cpu", tile_cells=6, halo_cells=4).embed(image)
+    tiler = DenseEmbedder(lite0, NORM8, geometry, channels=(0, 1, 2), device="cpu", tile_cells=6, halo_cells=4)
+    shapes = []
+    run_network = tiler._run_network
+    monkeypatch.setattr(tiler, "_run_network", lambda pixels: shapes.append(tuple(pixels.shape)) or run_network(pixels))
+    tiled = tiler.embed(image)
     cosine = (whole.vectors * tiled.vectors).sum(axis=-1)
     assert cosine.min() > 0.97 and cosine.mean() > 0.995
+    assert len(shapes) == 9 and len(set(shapes)) == 1, shapes  # 3 x 3 tiles of 5 or 6 cells and a halo of 4
+
+
+def test_tiles_cover_an_axis_with_one_input_span_and_their_halos():
+    """Tiles along an axis: interiors cover it in order without gaps; every input window has
+    one span and lies inside the axis; each interior sees `halo` cells of context on both sides
+    but the edge's; ceil(size / tile) tiles, computing no more cells than halos cut at the edges."""
+    from simsearch.features.embed import _tiles
+
+    for size in range(1, 400):
+        for tile in (4, 6, 32, 128):
+            for halo in (0, 4, 8):
+                tiles, span = _tiles(size, tile, halo)
+                assert [t[0] for t in tiles] == [0] + [t[1] for t in tiles[:-1]] and tiles[-1][1] == size
+                for first, stop, start in tiles:
+                    assert first < stop and 0 <= start and start + span <= size
+                    assert first - start >= min(halo, first) and start + span - stop >= min(halo, size - stop)
+                assert len(tiles) <= -(-size // tile)
+                if len(tiles) > 1:
+                    assert len(tiles) == -(-size // tile) or tile < 2 * halo
+                    assert len(tiles) * span <= size + 2 * halo * (len(tiles) - 1) + len(tiles)
 
 
 def test_pooling_a_few_rows_at_a_time_equals_one_convolution(lite0, monkeypatch):
