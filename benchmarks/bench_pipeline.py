@@ -1,10 +1,12 @@
 """End-to-end embedding throughput, files on disk to cached embeddings, and where the time goes.
 
-A generated folder of JPEG and TIFF images (textured, 1-4 MP by default) is embedded by
-`Project.iter_embed` into a fresh project, once with images read one at a time
-(`prefetch_images = 0`: decoding and the network take turns) and once with the next images
-decoded in a thread while the network runs (the default). The two runs alternate, `--repeats`
-times each, and the best of each counts (the machine may be shared). Reported: MP/s of image
+A generated folder of JPEG and TIFF images (textured, 1-4 MP by default, images of one size
+next to each other as an instrument writes them) is embedded by `Project.iter_embed` into a
+fresh project: with images read one at a time (`prefetch_images = 0`: decoding and the network
+take turns), with the next images decoded in a thread while the network runs (the default),
+and, besides, with same-size images embedded together (`embed_batch_pixels`, 16 MP per
+batch). The runs alternate, `--repeats` times each, and the best of each counts (the machine
+may be shared). Reported: MP/s of image
 pixels end to end, and, measured separately on the same files, the seconds spent decoding
 (`Dataset.read`) and in the network with pooling (`DenseEmbedder.embed` on decoded pixels).
 
@@ -39,7 +41,7 @@ def write_images(folder: Path, count: int, seed: int = 0) -> int:
     folder.mkdir(parents=True)
     pixels = 0
     for i in range(count):
-        height, width = SIZES[i % len(SIZES)]
+        height, width = SIZES[i * len(SIZES) // count]  # images of one size together
         coarse = rng.integers(0, 256, (height // 16 + 1, width // 16 + 1, 3), dtype=np.uint8)
         image = np.asarray(Image.fromarray(coarse).resize((width, height), Image.BILINEAR))
         image = np.clip(image.astype(np.int16) + rng.integers(-20, 21, image.shape), 0, 255).astype(np.uint8)
@@ -51,12 +53,13 @@ def write_images(folder: Path, count: int, seed: int = 0) -> int:
     return pixels
 
 
-def time_embedding(images: Path, scratch: Path, patch: int, device: str, prefetch: int) -> float:
+def time_embedding(images: Path, scratch: Path, patch: int, device: str, prefetch: int, batch_pixels: int = 0) -> float:
     """Seconds for `iter_embed` of every image into a fresh project."""
     folder = scratch / f"project-{prefetch}-{time.monotonic_ns()}"
     with Project.create(folder, images, patch_size=patch, backbone="efficientnet-lite0") as project:
         project.set_device(device)
         project.prefetch_images = prefetch
+        project.embed_batch_pixels = batch_pixels
         project.embedder  # the backbone loaded before the clock starts
         started = time.perf_counter()
         statuses = [event.status for event in project.iter_embed()]
@@ -98,10 +101,12 @@ def main(argv: list[str] | None = None) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         scratch = Path(tmp)
         pixels = write_images(scratch / "images", args.images)
-        best = {0: float("inf"), 2: float("inf")}
+        variants = {"one_at_a_time": (0, 0), "read_ahead": (2, 0), "batched": (2, 16_000_000)}  # (prefetch, batch pixels)
+        best = dict.fromkeys(variants, float("inf"))
         for _ in range(args.repeats):
-            for prefetch in best:
-                best[prefetch] = min(best[prefetch], time_embedding(scratch / "images", scratch, args.patch, args.device, prefetch))
+            for name, (prefetch, batch_pixels) in variants.items():
+                seconds = time_embedding(scratch / "images", scratch, args.patch, args.device, prefetch, batch_pixels)
+                best[name] = min(best[name], seconds)
         parts = time_parts(scratch / "images", scratch, args.patch, args.device)
     megapixels = pixels / 1e6
     result = {
@@ -109,9 +114,9 @@ def main(argv: list[str] | None = None) -> None:
         "processor": platform.processor() or platform.machine(), "torch_threads": torch.get_num_threads(),
         "device": args.device if args.device != "cuda" else torch.cuda.get_device_name(0),
         "patch": args.patch, "images": args.images, "megapixels": megapixels,
-        "seconds_one_at_a_time": best[0], "seconds_read_ahead": best[2],
-        "mp_per_s_one_at_a_time": megapixels / best[0], "mp_per_s_read_ahead": megapixels / best[2],
-        "speedup": best[0] / best[2], **parts,
+        **{f"seconds_{name}": seconds for name, seconds in best.items()},
+        **{f"mp_per_s_{name}": megapixels / seconds for name, seconds in best.items()},
+        "speedup": best["one_at_a_time"] / best["read_ahead"], "batched_speedup": best["read_ahead"] / best["batched"], **parts,
     }
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / f"{args.name}.json").write_text(json.dumps(result, indent=1))
@@ -119,9 +124,10 @@ def main(argv: list[str] | None = None) -> None:
              f"{megapixels:.1f} MP, patch {args.patch}, {result['device']} ({result['torch_threads']} torch threads), "
              f"{result['date'][:10]} (benchmarks/bench_pipeline.py, best of {args.repeats})", "",
              "| images decoded | seconds | MP/s |", "|---|---|---|",
-             f"| one at a time (decoding and network take turns) | {best[0]:.1f} | {result['mp_per_s_one_at_a_time']:.2f} |",
-             f"| read ahead in a thread (default) | {best[2]:.1f} | {result['mp_per_s_read_ahead']:.2f} |", "",
-             f"Read ahead: {result['speedup']:.2f}x. Where the time goes, measured apart on the same files: decoding "
+             f"| one at a time (decoding and network take turns) | {best['one_at_a_time']:.1f} | {result['mp_per_s_one_at_a_time']:.2f} |",
+             f"| read ahead in a thread (default) | {best['read_ahead']:.1f} | {result['mp_per_s_read_ahead']:.2f} |",
+             f"| read ahead, same-size images embedded together (16 MP a batch) | {best['batched']:.1f} | {result['mp_per_s_batched']:.2f} |", "",
+             f"Read ahead: {result['speedup']:.2f}x; batched over read ahead: {result['batched_speedup']:.2f}x. Where the time goes, measured apart on the same files: decoding "
              f"{parts['decode_seconds']:.1f} s, network and pooling {parts['network_seconds']:.1f} s."]
     (args.out / f"{args.name}.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Iterator
+from typing import Iterator, Sequence
 
 import numpy as np
 import torch
@@ -166,6 +166,38 @@ class DenseEmbedder:
         vectors = bands[0] if len(bands) == 1 else np.concatenate(bands)
         return PatchEmbeddings(vectors, self.geometry, (height, width))
 
+    def embed_batch(self, images: Sequence[np.ndarray]) -> list[PatchEmbeddings]:
+        """Several (H, W, C) raw images of one shape embedded together: at each tile position
+        all of them go through the network as one (N, 3, h, w) batch, which is what keeps a GPU
+        busy with small images. Equal to `embed` of each image to float rounding; memory grows
+        with N (the caller bounds it, e.g. `Project.embed_batch_pixels`). Images of other shapes
+        or needing bands (slides) are embedded one at a time.
+
+        Examples
+        --------
+        Three grey 96 x 128 images of one shape:
+
+        >>> import numpy as np
+        >>> from simsearch import DenseEmbedder, Normalization, PatchGeometry, load_backbone
+        >>> grey = Normalization(low=(0.0,), high=(255.0,))
+        >>> embedder = DenseEmbedder(load_backbone("efficientnet-lite0"), grey, PatchGeometry.for_patch(64), channels=(0,), device="cpu")
+        >>> images = np.random.default_rng(0).integers(0, 256, (3, 96, 128, 1)).astype(np.uint8)
+        >>> together = embedder.embed_batch(list(images))
+        >>> [e.vectors.shape for e in together]
+        [(3, 5, 112), (3, 5, 112), (3, 5, 112)]
+        >>> bool(np.allclose(together[1].vectors, embedder.embed(images[1]).vectors, atol=1e-4))
+        True
+        """
+        height, width = images[0].shape[:2] if len(images) else (0, 0)
+        rows, cols = self.geometry.grid_shape(height, width)
+        if len(images) < 2 or len({tuple(image.shape) for image in images}) > 1 or not (rows and cols) \
+                or self.band_rows(height, width) < rows:
+            return [self.embed(image) for image in images]
+        resamplers = [_Resampler(image, self.normalization, self.channels, self.geometry.scale, self.device) for image in images]
+        with torch.inference_mode():
+            vectors = _unit_vectors(self._embed_rows(resamplers, 0, rows, rows, cols))
+        return [PatchEmbeddings(one, self.geometry, (height, width)) for one in vectors]
+
     def band_rows(self, height: int, width: int) -> int:
         """Grid rows embedded at once: the whole image when its vectors take at most
         BAND_BYTES, else bands of rows (a multiple of the passes) that do."""
@@ -190,23 +222,20 @@ class DenseEmbedder:
         band = band_rows or self.band_rows(height, width)
         if band < rows and band % self.geometry.passes:
             raise ConfigError(f"band_rows: {band} is not a multiple of the {self.geometry.passes} passes")
-        resampler = _Resampler(image, self.normalization, self.channels, self.geometry.scale, self.device)
+        resamplers = [_Resampler(image, self.normalization, self.channels, self.geometry.scale, self.device)]
         for first in range(0, rows, band):
             # Inference mode per band, not as a decorator: torch's generator wrapper would hold the last band
             # yielded while the next is computed (a slide's peak memory held two bands).
             with torch.inference_mode():
-                out = self._embed_rows(resampler, first, min(rows, first + band), rows, cols)
-                out.div_(torch.linalg.vector_norm(out, dim=2, keepdim=True).clamp_min_(1e-12))  # as F.normalize
-                vectors = out.cpu().numpy()
-                del out
+                vectors = _unit_vectors(self._embed_rows(resamplers, first, min(rows, first + band), rows, cols))[0]
             yield first, vectors
             del vectors
             if band < rows:
                 release_freed_memory()  # a band's feature maps go back before the next band allocates
 
-    def _embed_rows(self, resampler: "_Resampler", first: int, stop: int, rows: int, cols: int) -> torch.Tensor:
-        """Unnormalised (stop - first, cols, D) pooled features of grid rows [first, stop) of an
-        image whose grid has `rows` rows. Shift (sy, sx) of `passes` covers the rows and columns
+    def _embed_rows(self, resamplers: list["_Resampler"], first: int, stop: int, rows: int, cols: int) -> torch.Tensor:
+        """Unnormalised (N, stop - first, cols, D) pooled features of grid rows [first, stop) of N
+        images of one shape whose grid has `rows` rows. Shift (sy, sx) of `passes` covers the rows and columns
         sy, sy + passes, ... whose windows lie whole cells apart: one feature map per shift.
         (`first` is a multiple of the passes; feature cell c of shift sy lies at scaled pixel
         sy * step + 16 c.)"""
@@ -222,17 +251,19 @@ class DenseEmbedder:
                 above = min(self.halo_cells, top)  # context beyond the band, never beyond the whole map
                 below = min(self.halo_cells, map_rows - (top + n_rows + kh - 1))
                 cells = (above + n_rows + kh - 1 + below, n_cols + kw - 1)
-                features = self._feature_map(resampler, shift_y * step + (top - above) * NETWORK_STRIDE, shift_x * step, cells)
+                features = self._feature_map(resamplers, shift_y * step + (top - above) * NETWORK_STRIDE, shift_x * step, cells)
                 if out is None:
-                    out = torch.empty((stop - first, cols, self.dim), dtype=torch.float32, device=self.device)
-                self._pool_into(features[:, above : above + n_rows + kh - 1], out[shift_y::passes, shift_x::passes])
+                    out = torch.empty((len(resamplers), stop - first, cols, self.dim), dtype=torch.float32, device=self.device)
+                for image_features, image_out in zip(features, out):
+                    self._pool_into(image_features[:, above : above + n_rows + kh - 1], image_out[shift_y::passes, shift_x::passes])
                 del features
         return out
 
-    def _feature_map(self, resampler: "_Resampler", offset_y: int, offset_x: int, cells: tuple[int, int]) -> torch.Tensor:
-        """(D, cells_h, cells_w) float32 features of the scaled image from pixel (offset_y, offset_x)."""
+    def _feature_map(self, resamplers: list["_Resampler"], offset_y: int, offset_x: int, cells: tuple[int, int]) -> torch.Tensor:
+        """(N, D, cells_h, cells_w) float32 features of N scaled images of one shape from pixel
+        (offset_y, offset_x); each tile runs through the network once for all N."""
         cells_h, cells_w = cells
-        features = torch.empty((self.dim, cells_h, cells_w), dtype=torch.float32, device=self.device)
+        features = torch.empty((len(resamplers), self.dim, cells_h, cells_w), dtype=torch.float32, device=self.device)
         halo = self.halo_cells
         if cells_h * cells_w <= (self.tile_cells + 2 * halo) ** 2:  # costs no more than one haloed tile
             rows, span_h = [(0, cells_h, 0)], cells_h
@@ -241,13 +272,12 @@ class DenseEmbedder:
             (rows, span_h), (cols, span_w) = (_tiles(n, self.tile_cells, halo) for n in cells)
         for top, bottom, in_top in rows:
             for left, right, in_left in cols:
-                pixels = resampler.region(
-                    offset_y + in_top * NETWORK_STRIDE, offset_y + (in_top + span_h) * NETWORK_STRIDE,
-                    offset_x + in_left * NETWORK_STRIDE, offset_x + (in_left + span_w) * NETWORK_STRIDE,
-                )
-                tile_features = self._run_network(pixels[None])[0]
-                features[:, top:bottom, left:right] = tile_features[
-                    :, top - in_top : bottom - in_top, left - in_left : right - in_left
+                box = (offset_y + in_top * NETWORK_STRIDE, offset_y + (in_top + span_h) * NETWORK_STRIDE,
+                       offset_x + in_left * NETWORK_STRIDE, offset_x + (in_left + span_w) * NETWORK_STRIDE)
+                pixels = torch.stack([resampler.region(*box) for resampler in resamplers])
+                tile_features = self._run_network(pixels)
+                features[:, :, top:bottom, left:right] = tile_features[
+                    :, :, top - in_top : bottom - in_top, left - in_left : right - in_left
                 ]
                 del tile_features, pixels
             if len(rows) * len(cols) > 1:
@@ -323,6 +353,12 @@ class DenseEmbedder:
         """Embed patches centred anywhere (y, x original px; not only on the grid), with
         context and optional rotations, as `embed_windows`: (N * len(rotations), D)."""
         return self.embed_windows(image, window_corners(self.geometry, centres), context_cells=context_cells, rotations=rotations)
+
+
+def _unit_vectors(pooled: torch.Tensor) -> np.ndarray:
+    """Pooled features (..., D) L2-normalised in place (as F.normalize), as a float32 array."""
+    pooled.div_(torch.linalg.vector_norm(pooled, dim=-1, keepdim=True).clamp_min_(1e-12))
+    return pooled.cpu().numpy()
 
 
 def _tiles(size: int, tile: int, halo: int) -> tuple[list[tuple[int, int, int]], int]:

@@ -31,7 +31,7 @@ from simsearch.features.embed import DenseEmbedder, PatchEmbeddings
 from simsearch.project.layout import ProjectLayout
 from simsearch.project.store import Store
 from simsearch.features.geometry import AUTO_SCALES, PatchGeometry, nearest_scale, parse_scales, scales_for_sizes
-from simsearch.io.images import Dataset, NamedImage
+from simsearch.io.images import Dataset, ImageRecord, NamedImage
 from simsearch.io.preprocess import Normalization, compute_dataset_statistics, resolve_channels
 from simsearch.search.index import PatchIndex
 
@@ -105,6 +105,7 @@ class Project:
         self._embedders: dict[float, DenseEmbedder] = {}
         self._device = "auto"
         self.prefetch_images = 2  # images read ahead while one is embedded (0: none)
+        self.embed_batch_pixels = 0  # same-shape images embedded together up to this many pixels (0: one at a time)
         # the store holds the single-writer lock for the whole project folder
         self.store = Store(folder, read_only=read_only)
 
@@ -407,10 +408,18 @@ class Project:
         total = len(records)
         jobs = ((record, [(scale, path) for scale in self.scales if not (path := self._cache_path(record.id, scale)).is_file()])
                 for record in records)
+        together: list[tuple[int, ImageRecord, list, np.ndarray]] = []  # decoded images of one shape, not yet embedded
         for done, loaded in enumerate(prefetched(jobs, self._read_if_missing, ahead=self.prefetch_images), start=1):
             if cancel is not None and cancel.is_set():
                 return
             record, missing = loaded.item
+            decoded = bool(missing) and loaded.error is None
+            if together and not (decoded and self._joins(together, missing, loaded.value)):
+                yield from self._embed_together(together, total)
+                together = []
+            if decoded and self._joins(together, missing, loaded.value):
+                together.append((done, record, missing, loaded.value))
+                continue
             if not missing:
                 yield EmbedProgress(done, total, record.id, "cached")
                 continue
@@ -423,6 +432,32 @@ class Project:
             except (ImageReadError, OSError) as exc:
                 yield EmbedProgress(done, total, record.id, "failed", getattr(exc, "message", str(exc)))
                 continue
+            yield EmbedProgress(done, total, record.id, "embedded")
+        if together:
+            yield from self._embed_together(together, total)
+
+    def _joins(self, together: list, missing: list, pixels) -> bool:
+        """Whether a decoded image is embedded together with `together` (`embed_batch_pixels`):
+        an array (not a slide) of their shape, missing the same levels, within the pixel budget."""
+        if not isinstance(pixels, np.ndarray) or pixels.shape[0] * pixels.shape[1] * (len(together) + 1) > self.embed_batch_pixels:
+            return False
+        return not together or (together[0][3].shape == pixels.shape and [s for s, _ in together[0][2]] == [s for s, _ in missing])
+
+    def _embed_together(self, together: list, total: int) -> Iterator[EmbedProgress]:
+        """Embed decoded images of one shape as one batch per level (`DenseEmbedder.embed_batch`),
+        cache each, and report each in order."""
+        try:
+            for level, (scale, _) in enumerate(together[0][2]):
+                embedded = self.embedder_at(scale).embed_batch([pixels for *_, pixels in together])
+                for (_, _, missing, _), one in zip(together, embedded):
+                    save_npy_rows(missing[level][1], one.vectors.shape, np.float16, [one.vectors])
+                del embedded
+            release_freed_memory()
+        except OSError as exc:
+            for done, record, *_ in together:
+                yield EmbedProgress(done, total, record.id, "failed", str(exc))
+            return
+        for done, record, *_ in together:
             yield EmbedProgress(done, total, record.id, "embedded")
 
     def _read_if_missing(self, job) -> np.ndarray | None:

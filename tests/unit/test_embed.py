@@ -142,6 +142,23 @@ def test_tiled_embedding_matches_whole_image(lite0, monkeypatch):
     assert len(shapes) == 9 and len(set(shapes)) == 1, shapes  # 3 x 3 tiles of 5 or 6 cells and a halo of 4
 
 
+@pytest.mark.parametrize("patch, passes, scale, tile_cells", [(48, 1, 1.0, 128), (96, 2, 1.0, 128), (64, 1, 2.0, 128), (48, 1, 1.0, 6)])
+def test_images_embedded_together_equal_each_embedded_alone(lite0, patch, passes, scale, tile_cells):
+    """`embed_batch`: same-shape images through the network as one batch, tile by tile, give
+    each image's vectors as `embed` does (upscaled, two passes, reduced, 3 x 3 tiles);
+    images of mixed shapes are embedded one at a time."""
+    geometry = PatchGeometry.for_patch(patch, passes=passes).at_scale(scale)
+    embedder = DenseEmbedder(lite0, NORM8, geometry, channels=(0, 1, 2), device="cpu", tile_cells=tile_cells, halo_cells=4)
+    images = [_textured((176, 224), seed=seed) for seed in (1, 2, 3)]
+    together = embedder.embed_batch(images)
+    for image, embedded in zip(images, together):
+        alone = embedder.embed(image)
+        assert embedded.vectors.shape == alone.vectors.shape and embedded.image_size == (176, 224)
+        np.testing.assert_allclose(embedded.vectors, alone.vectors, atol=1e-4)
+    mixed = embedder.embed_batch([images[0], images[1][:160]])
+    np.testing.assert_array_equal(mixed[1].vectors, embedder.embed(images[1][:160]).vectors)
+
+
 def test_tiles_cover_an_axis_with_one_input_span_and_their_halos():
     """Tiles along an axis: interiors cover it in order without gaps; every input window has
     one span and lies inside the axis; each interior sees `halo` cells of context on both sides

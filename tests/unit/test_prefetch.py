@@ -81,3 +81,35 @@ def test_embedding_with_images_read_ahead_equals_one_at_a_time(tmp_path):
     assert runs[0][0] == runs[1][0] == ["embedded"] * 4 + ["failed", "embedded"]
     for reference, ahead in zip(runs[0][1], runs[1][1]):
         np.testing.assert_array_equal(reference, ahead)
+
+
+def test_images_embedded_together_equal_one_at_a_time(tmp_path, monkeypatch):
+    """Same-shape images embedded as batches (`embed_batch_pixels`: here up to 3 images) give
+    the same events in the same order (a broken file fails in its place and ends a batch; an
+    image of another shape is embedded alone) and the cached vectors of one image at a time."""
+    import numpy as np
+    import tifffile
+    from conftest import planted_project
+    from simsearch.features.embed import DenseEmbedder
+
+    batches = []
+    embed_batch = DenseEmbedder.embed_batch
+    monkeypatch.setattr(DenseEmbedder, "embed_batch", lambda self, images: batches.append(len(images)) or embed_batch(self, images))
+    runs = []
+    for budget in (0, None):
+        project, _ = planted_project(tmp_path / f"budget{budget}", 8)
+        project.set_patch_size(32)
+        folder = tmp_path / f"budget{budget}" / "images"
+        (folder / "img4.tif").write_bytes(b"II*\x00 truncated")
+        tifffile.imwrite(folder / "img6.tif", tifffile.imread(folder / "img6.tif")[:-16])  # another shape
+        height, width = tifffile.imread(folder / "img0.tif").shape[:2]
+        project.embed_batch_pixels = budget if budget is not None else 3 * height * width
+        events = [(event.done, event.image_id, event.status) for event in project.iter_embed()]
+        vectors = [np.asarray(project.embeddings(r.id).vectors) for r in project.dataset if r.relpath != "img4.tif"]
+        runs.append((events, vectors))
+        project.close()
+    assert [status for *_, status in runs[0][0]] == ["embedded"] * 4 + ["failed"] + ["embedded"] * 3
+    assert runs[0][0] == runs[1][0]
+    assert batches == [3, 1, 1, 1, 1], batches  # img0-2; img3 (then the broken img4); img5; img6 (another shape); img7
+    for alone, together in zip(runs[0][1], runs[1][1]):
+        np.testing.assert_allclose(together, alone, atol=2e-3)
