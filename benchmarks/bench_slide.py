@@ -145,10 +145,11 @@ def process_slide(slides: Path, trained: Path, out: Path, side: int) -> dict:
             "detections_on_a_disc": int(hits)}
 
 
-def run_stage(stage: str, *args: str) -> tuple[dict, int, float]:
-    """(result, peak RSS bytes, seconds) of one stage in a fresh process."""
+def run_stage(stage: str, *args: str, script: str = __file__) -> tuple[dict, int, float]:
+    """(result, peak RSS bytes, seconds) of one stage of `script` (this benchmark's by default),
+    run as `script --stage STAGE ARGS` in a fresh process that prints its result as JSON last."""
     started = time.perf_counter()
-    process = subprocess.Popen([sys.executable, __file__, "--stage", stage, *args], cwd=REPO,
+    process = subprocess.Popen([sys.executable, script, "--stage", stage, *args], cwd=REPO,
                                env={**os.environ, "SIMSEARCH_OFFLINE": "1"}, stdout=subprocess.PIPE)
     output = process.stdout.read()
     _, status, usage = os.wait4(process.pid, 0)

@@ -16,14 +16,12 @@ import argparse
 import datetime
 import json
 import os
-import subprocess
-import sys
 import tempfile
 import threading
 import time
 from pathlib import Path
 
-from bench_slide import RADIUS, centres, write_slide
+from bench_slide import RADIUS, centres, run_stage, write_slide
 
 REPO = Path(__file__).resolve().parents[1]
 WIDTH = 40_000
@@ -79,16 +77,6 @@ def curate(project_dir: Path, height: int) -> dict:
     return {"steps": steps, "suggestions": len(suggestions), "best_hit": round(hits[0].score, 3)}
 
 
-def run_stage(stage: str, *args: str) -> tuple[dict, int]:
-    process = subprocess.Popen([sys.executable, __file__, "--stage", stage, *args], cwd=REPO,
-                               env={**os.environ, "SIMSEARCH_OFFLINE": "1"}, stdout=subprocess.PIPE)
-    output = process.stdout.read()
-    _, status, usage = os.wait4(process.pid, 0)
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise SystemExit(f"stage {stage} failed")
-    return json.loads(output.decode().strip().splitlines()[-1]), usage.ru_maxrss * 1024
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--heights", default="2400,8000")
@@ -119,9 +107,9 @@ def main() -> None:
             tmp = Path(tmp)
             (tmp / "slides").mkdir()
             common = ["--heights", str(height), "--patch", str(args.patch)]
-            run_stage("write", *common, str(tmp / "slides" / "slide.ome.tif"))
-            embedded, embed_rss = run_stage("embed", *common, str(tmp / "slides"), str(tmp / "project"))
-            curated, curate_rss = run_stage("curate", *common, str(tmp / "project"))
+            run_stage("write", *common, str(tmp / "slides" / "slide.ome.tif"), script=__file__)
+            embedded, embed_rss, _ = run_stage("embed", *common, str(tmp / "slides"), str(tmp / "project"), script=__file__)
+            curated, curate_rss, _ = run_stage("curate", *common, str(tmp / "project"), script=__file__)
         runs.append({"height": height, "embed": {**embedded, "peak_rss_bytes": embed_rss},
                      "curate": {**curated, "peak_rss_bytes": curate_rss}})
     result = {"date": datetime.date.today().isoformat(), "width": WIDTH, "patch": args.patch, "runs": runs, "cores": os.cpu_count()}
