@@ -414,10 +414,12 @@ class Project:
                 return
             record, missing = loaded.item
             decoded = bool(missing) and loaded.error is None
-            if together and not (decoded and self._joins(together, missing, loaded.value)):
+            joins = decoded and self._joins(together, missing, loaded.value)
+            if together and not joins:
                 yield from self._embed_together(together, total)
                 together = []
-            if decoded and self._joins(together, missing, loaded.value):
+                joins = decoded and self._joins(together, missing, loaded.value)  # the first of a new batch
+            if joins:
                 together.append((done, record, missing, loaded.value))
                 continue
             if not missing:
