@@ -1,13 +1,14 @@
 """The paper's metric: a detection is a true positive if its centre lies within `radius`
 (3 x stride, stride = 0.1 x patch width unless set) of a not-yet-matched ground-truth
 centre of the same class in the same image; detections are matched greedily by
-descending confidence. Per class: precision-recall curve, PR-AUC (trapezoid, from
+descending confidence. Beyond the paper, the radius may grow with the object (`Matching`):
+objects several times the patch are found off their centre. Per class: precision-recall curve, PR-AUC (trapezoid, from
 recall 0 at precision 1, as scikit-learn's precision_recall_curve + auc) and VOC
 all-point average precision."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Iterable
+from typing import Iterable, Sequence
 
 import numpy as np
 
@@ -46,22 +47,70 @@ def matching_radius(patch_width: float, stride: float | None = None) -> float:
     return 3.0 * (stride if stride is not None else 0.1 * patch_width)
 
 
-def match(detections: list[Scored], truth: list[Annotation], radius: float) -> np.ndarray:
-    """(N,) bool true-positive flags for detections of ONE class, in descending confidence order."""
-    centres: dict[str, np.ndarray] = {}
+MATCHING_RULES = ("patch", "object")
+
+
+@dataclass(frozen=True)
+class Matching:
+    """When a detection finds an object: its centre lies within the object's radius of the
+    object's centre. An object's radius is max(`radius`, `fraction` x its longer box side):
+    with `fraction` 0 the paper's, one radius for every object; with 0.3 an object larger than
+    the patch is found as far off its centre as a patch-sized one is relative to the patch.
+    Objects given as centres (zero-size boxes) take `radius`.
+
+    Examples
+    --------
+    >>> from simsearch import Annotation
+    >>> from simsearch.evaluate.metrics import Matching
+    >>> big = Annotation("a.png", "particle", x0=0, y0=0, x1=150, y1=150)   # centre (75, 75)
+    >>> Matching.rule("patch", 40).finds(75, 105, [big]), Matching.rule("object", 40).finds(75, 105, [big])
+    (False, True)
+    """
+
+    radius: float
+    fraction: float = 0.0
+
+    @classmethod
+    def rule(cls, name: str, patch_width: float) -> "Matching":
+        """'patch': the paper's 3 x stride = 0.3 x the patch width for every object;
+        'object': 0.3 x the larger of the patch width and the object's longer box side."""
+        if name not in MATCHING_RULES:
+            raise ConfigError(f"matching: unknown rule {name!r}; choose from {', '.join(MATCHING_RULES)}")
+        return cls(matching_radius(patch_width), 0.3 if name == "object" else 0.0)
+
+    def radii(self, objects: Sequence[Annotation]) -> np.ndarray:
+        """(N,) each object's radius, px."""
+        sides = np.array([max(a.x1 - a.x0, a.y1 - a.y0) for a in objects], dtype=np.float64)
+        return np.maximum(self.radius, self.fraction * sides)
+
+    def finds(self, y: float, x: float, objects: Sequence[Annotation]) -> bool:
+        """Whether a detection centred at (y, x) lies within the radius of any of `objects`."""
+        if not objects:
+            return False
+        centres = np.array([a.centre for a in objects], dtype=np.float64)
+        return bool((np.hypot(centres[:, 0] - y, centres[:, 1] - x) <= self.radii(objects)).any())
+
+
+def match(detections: list[Scored], truth: list[Annotation], radius: float | Matching) -> np.ndarray:
+    """(N,) bool true-positive flags for detections of ONE class, in descending confidence
+    order; `radius` in px for every object, or a `Matching`."""
+    matching = radius if isinstance(radius, Matching) else Matching(radius)
+    objects: dict[str, list[Annotation]] = {}
     for annotation in truth:
-        centres.setdefault(annotation.image, []).append(annotation.centre)
-    centres = {image: np.array(points, dtype=np.float64) for image, points in centres.items()}
+        objects.setdefault(annotation.image, []).append(annotation)
+    centres = {image: np.array([a.centre for a in mine], dtype=np.float64) for image, mine in objects.items()}
+    radii = {image: matching.radii(mine) for image, mine in objects.items()}
     used = {image: np.zeros(len(points), bool) for image, points in centres.items()}
     flags = np.zeros(len(detections), bool)
     for index, detection in enumerate(detections):
         points = centres.get(detection.image)
         if points is None:
             continue
+        # the nearest free object that the detection lies within the radius of
         distance = np.hypot(points[:, 0] - detection.y, points[:, 1] - detection.x)
-        distance[used[detection.image]] = np.inf
+        distance[used[detection.image] | (distance > radii[detection.image])] = np.inf
         nearest = int(np.argmin(distance))
-        if distance[nearest] <= radius:
+        if np.isfinite(distance[nearest]):
             used[detection.image][nearest] = True
             flags[index] = True
     return flags
@@ -87,8 +136,9 @@ def average_precision(precision: np.ndarray, recall: np.ndarray) -> float:
     return float(np.sum((r[changes + 1] - r[changes]) * p[changes + 1]))
 
 
-def score_class(detections: Iterable[Scored], truth: Iterable[Annotation], label: str, radius: float) -> ClassScore:
-    if radius <= 0:
+def score_class(detections: Iterable[Scored], truth: Iterable[Annotation], label: str, radius: float | Matching) -> ClassScore:
+    """The class's precision-recall curve; `radius` in px for every object, or a `Matching`."""
+    if (radius.radius if isinstance(radius, Matching) else radius) <= 0:
         raise ConfigError(f"matching radius must be positive, got {radius}")
     mine = sorted((d for d in detections if d.label == label), key=lambda d: -d.confidence)
     objects = [a for a in truth if a.label == label]
@@ -104,6 +154,6 @@ def score_class(detections: Iterable[Scored], truth: Iterable[Annotation], label
     )
 
 
-def score(detections: list[Scored], truth: list[Annotation], radius: float, labels: list[str] | None = None) -> dict[str, ClassScore]:
+def score(detections: list[Scored], truth: list[Annotation], radius: float | Matching, labels: list[str] | None = None) -> dict[str, ClassScore]:
     labels = labels or sorted({a.label for a in truth})
     return {label: score_class(detections, truth, label, radius) for label in labels}

@@ -22,6 +22,7 @@ from simsearch.project.layout import ProjectLayout
 from simsearch.project.project import Project
 from simsearch.training.check import ClassCheck
 from simsearch.training.loop import TrainSettings
+from simsearch.evaluate.metrics import MATCHING_RULES, Matching
 from simsearch.evaluate.simulate import STRATEGIES, SimulatedUser, Trial, annotations_by_image, file_name, result_key
 
 
@@ -51,6 +52,7 @@ class EvalPlan:
     retrain: int = 1  # trainings per curated data set, with training seeds 0..retrain-1
     joint: bool = False  # also trials whose project holds every class at once (one patch size)
     scales: str = ""  # the similarity search's pyramid: '' one level, '0.5,1,2', or 'auto' per class from its boxes
+    matching: str = "patch"  # scoring: 'patch' (the paper's 0.3 x patch radius) or 'object' (grows with the object)
 
     @property
     def joint_label(self) -> str:
@@ -116,6 +118,8 @@ def evaluate(plan: EvalPlan, *, say: Callable[[str], None] = print) -> dict:
     unknown = sorted(set(plan.strategies) - set(STRATEGIES))
     if unknown:
         raise ConfigError(f"strategies: unknown {unknown}; choose from {', '.join(STRATEGIES)}")
+    if plan.matching not in MATCHING_RULES:
+        raise ConfigError(f"--matching: unknown rule {plan.matching!r}; choose from {', '.join(MATCHING_RULES)}")
     for name, value, least in (("--review-rounds", plan.review_rounds, 0), ("--review-size", plan.review_size, 1),
                                ("--review-images", plan.review_images, 1), ("--retrain", plan.retrain, 1)):
         if value < least:
@@ -141,11 +145,20 @@ def evaluate(plan: EvalPlan, *, say: Callable[[str], None] = print) -> dict:
     _check_classes(plan, annotations_by_image(truth, dataset), train_ids, test_ids, say)
     results_path = plan.out / "results.json"
     results = json.loads(results_path.read_text()) if results_path.is_file() else {"trials": {}}
+    scored_with = results.get("matching", "patch")  # results written before the choice existed used the paper's
+    if results["trials"] and scored_with != plan.matching:
+        raise ConfigError(f"{results_path}: its trials were scored with --matching {scored_with}, not {plan.matching}",
+                          hint="give another --out, or the same --matching to resume")
+    results["matching"] = plan.matching
     results["classes"] = sizes = class_sizes(plan, truth)
     for label, entry in sizes.items():
         if entry["box_sides"] and entry["box_sides"][2] > 2 * entry["box_sides"][0] and len(entry["scales"]) == 1:
             say(f"note: {label} boxes span {entry['box_sides'][0]:.0f}-{entry['box_sides'][2]:.0f} px (5th-95th percentile), "
                 f"more than one patch size serves; try --scales auto")
+        if plan.matching == "patch" and entry["box_sides"] and entry["box_sides"][2] > 1.5 * entry["patch"]:
+            say(f"note: {label} boxes reach {entry['box_sides'][2]:.0f} px (95th percentile), beyond the {entry['patch']} px patch; "
+                f"the paper's matching radius ({Matching.rule('patch', entry['patch']).radius:.0f} px) counts detections "
+                f"off their centre as false; --matching object lets it grow with the object")
     trials = plan.trials()
     say(f"{len(trials)} trial(s); {len(train_ids)} training and {len(test_ids)} test image(s)")
     groups = [(label, None) for label in plan.classes] + ([(plan.joint_label, plan.classes)] if plan.joint else [])
@@ -158,7 +171,8 @@ def evaluate(plan: EvalPlan, *, say: Callable[[str], None] = print) -> dict:
                              label=label, displayed=plan.displayed,
                              workdir=plan.out / "work", settings=plan.training, device=plan.device, seed=plan.seed,
                              review_rounds=plan.review_rounds, review_size=plan.review_size,
-                             review_images=plan.review_images, retrain=plan.retrain, joint_labels=joint_labels)
+                             review_images=plan.review_images, retrain=plan.retrain, joint_labels=joint_labels,
+                             matching=plan.matching)
         def finished(trial: Trial) -> bool:
             return all(key in results["trials"] for key in plan.measurements(trial))
         for trial in (t for t in trials if t.label == label and t.joint == bool(joint_labels)):
@@ -315,7 +329,16 @@ def markdown(results: dict) -> str:
         lines.append(f"| {label} | {strategy} | {prototypes if strategy != 'supervised' else 'all'} | {negatives} |{answered} "
                      f"{values.mean():.3f} ± {values.std():.3f} | {len(values)} | "
                      f"{np.mean([row['seconds'] for row in groups[key]]):.0f} s |")
-    return "\n".join(lines) + "\n" + _sizes_table(results.get("classes", {})) + _retrain_table(rows) + _check_table(rows)
+    rule = MATCHING_NOTES[results.get("matching", "patch")]
+    return ("\n".join(lines) + "\n\n" + rule + "\n" + _sizes_table(results.get("classes", {})) + _retrain_table(rows)
+            + _check_table(rows))
+
+
+MATCHING_NOTES = {
+    "patch": "A detection is right within 0.3 x the patch width of a true centre (the paper's matching radius).",
+    "object": "A detection is right within 0.3 x the larger of the patch width and the object's longer box side "
+              "of a true centre (`--matching object`).",
+}
 
 
 def _sizes_table(sizes: dict[str, dict]) -> str:

@@ -6,7 +6,8 @@ import pytest
 import tifffile
 
 from simsearch import DatasetError
-from simsearch.evaluate.metrics import Scored, average_precision, match, matching_radius, pr_auc, score
+from simsearch import ConfigError
+from simsearch.evaluate.metrics import Matching, Scored, average_precision, match, matching_radius, pr_auc, score
 from simsearch.io.truth import Annotation, read_truth, unmatched_images
 
 
@@ -21,6 +22,52 @@ def test_greedy_matching_by_confidence_within_radius():
     assert match(detections, truth, radius=5).tolist() == [True, False, True, False]
     assert match(detections, truth, radius=30).tolist() == [True, False, True, True]
     assert matching_radius(96) == pytest.approx(28.8) and matching_radius(96, stride=4) == 12
+
+
+
+def test_the_object_rule_lets_the_radius_grow_with_the_object():
+    """Particles of 16, 40 and 150 px at patch 40: the paper's radius is 12 px for each; the
+    object rule keeps it for objects up to the patch (and centres) and gives the 150 px one 45."""
+    truth = [Annotation("a", "p", 0, 0, 16, 16), Annotation("a", "p", 100, 0, 140, 40),
+             Annotation("a", "p", 200, 0, 350, 150), Annotation("a", "p", 500, 500, 500, 500)]
+    assert Matching.rule("patch", 40).radii(truth).tolist() == pytest.approx([12, 12, 12, 12])
+    assert Matching.rule("object", 40).radii(truth).tolist() == pytest.approx([12, 12, 45, 12])
+    off_centre = [Scored("a", "p", 8 + 11, 8, 0.9), Scored("a", "p", 20 + 13, 120, 0.8),
+                  Scored("a", "p", 75 + 40, 275, 0.7), Scored("a", "p", 500, 500 + 13, 0.6)]
+    assert match(off_centre, truth, Matching.rule("patch", 40)).tolist() == [True, False, False, False]
+    assert match(off_centre, truth, Matching.rule("object", 40)).tolist() == [True, False, True, False]
+    assert match(off_centre, truth, 12.0).tolist() == match(off_centre, truth, Matching.rule("patch", 40)).tolist()
+    with pytest.raises(ConfigError, match="unknown rule 'box'"):
+        Matching.rule("box", 40)
+
+
+def _greedy_reference(detections, truth, radii):
+    """Plain loops: each detection, by descending confidence, takes the nearest free object of
+    its image that it lies within the radius of."""
+    free = [True] * len(truth)
+    flags = []
+    for d in detections:
+        best = None
+        for i, a in enumerate(truth):
+            distance = ((a.centre[0] - d.y) ** 2 + (a.centre[1] - d.x) ** 2) ** 0.5
+            if free[i] and a.image == d.image and distance <= radii[i] and (best is None or distance < best[0]):
+                best = (distance, i)
+        if best is not None:
+            free[best[1]] = False
+        flags.append(best is not None)
+    return flags
+
+
+def test_matching_with_a_radius_per_object_equals_plain_greedy_matching():
+    rng = np.random.default_rng(4)
+    for trial in range(20):
+        truth = []
+        for _ in range(12):
+            y, x, side = rng.uniform(0, 300), rng.uniform(0, 300), rng.choice([0, 10, 40, 120, 200])
+            truth.append(Annotation(str(rng.integers(2)), "c", x - side / 2, y - side / 2, x + side / 2, y + side / 2))
+        detections = [Scored(str(rng.integers(2)), "c", *rng.uniform(0, 300, 2), c) for c in np.sort(rng.random(40))[::-1]]
+        rule = Matching.rule("object", 40)
+        assert match(detections, truth, rule).tolist() == _greedy_reference(detections, truth, rule.radii(truth)), trial
 
 
 def test_curves_auc_and_ap_by_hand():

@@ -1,5 +1,6 @@
 """The similarity search over a scale pyramid: objects of other sizes than the prototypes'."""
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -7,6 +8,8 @@ import tifffile
 
 from simsearch import Curation, Project
 from simsearch.evaluate.report import EvalPlan, evaluate
+from simsearch.evaluate.simulate import SimulatedUser, Trial
+from simsearch.io.truth import Annotation
 from simsearch.features.geometry import PatchGeometry, nearest_scale, parse_scales, scales_for_sizes
 from simsearch.search.peaks import find_peaks, peak_spacing, peaks_across_scales
 from simsearch.util.errors import ConfigError
@@ -14,18 +17,19 @@ from simsearch.util.errors import ConfigError
 DIAMETERS = (16, 32, 64)
 
 
-def _planted_discs(folder, count=3, size=288, seed=0):
-    """Bright discs of three diameters on a noisy dark background, two of each per image:
-    {image name: [(y, x, diameter), ...]}."""
+def _planted_discs(folder, count=3, size=288, seed=0, diameters=DIAMETERS, border=None):
+    """Bright discs of the diameters on a noisy dark background, two of each per image, each
+    at least `border` px (default: its radius) inside the image: {image name: [(y, x, diameter), ...]}."""
     rng = np.random.default_rng(seed)
     yy, xx = np.mgrid[:size, :size]
     truth = {}
     for index in range(count):
         image = rng.normal(40, 8, (size, size))
         discs = []
-        for diameter in [d for d in DIAMETERS for _ in range(2)]:
+        for diameter in [d for d in diameters for _ in range(2)]:
             for _ in range(500):
-                y, x = rng.uniform(diameter, size - diameter, 2)
+                margin = diameter / 2 + (diameter / 2 if border is None else border)
+                y, x = rng.uniform(margin, size - margin, 2)
                 if all(np.hypot(y - v, x - u) > (diameter + d) / 2 + 12 for v, u, d in discs):
                     break
             discs.append((y, x, diameter))
@@ -148,17 +152,52 @@ def test_eval_searches_the_pyramid_and_reports_the_size_spread(tmp_path, lite0):
     (tmp_path / "truth.csv").write_text("\n".join(rows) + "\n")
     (tmp_path / "train.txt").write_text("discs0.tif\ndiscs1.tif\n")
     (tmp_path / "test.txt").write_text("discs2.tif\ndiscs3.tif\n")
-    scores = {}
-    for scales in ("", "auto"):
-        plan = EvalPlan(images=str(tmp_path / "images"), truth=str(tmp_path / "truth.csv"), out=tmp_path / f"eval{scales}",
+    scores, said = {}, []
+    for scales, matching in (("", "patch"), ("auto", "patch"), ("auto", "object")):
+        plan = EvalPlan(images=str(tmp_path / "images"), truth=str(tmp_path / "truth.csv"), out=tmp_path / f"eval{scales}{matching}",
                         classes=["disc"], patch_sizes={"disc": 32}, prototypes=[2], negatives=[0], strategies=["similarity"],
                         repeats=2, displayed=2, train_list=str(tmp_path / "train.txt"), test_list=str(tmp_path / "test.txt"),
-                        backbone="efficientnet-lite0", device="cpu", scales=scales)
-        results = evaluate(plan, say=lambda line: None)
-        scores[scales] = np.mean([row["pr_auc"] for row in results["trials"].values()])
+                        backbone="efficientnet-lite0", device="cpu", scales=scales, matching=matching)
+        results = evaluate(plan, say=said.append)
+        scores[scales, matching] = np.mean([row["pr_auc"] for row in results["trials"].values()])
+        assert results["matching"] == matching
     assert results["classes"]["disc"] == {"patch": 32, "scales": [0.5, 1.0, 2.0], "box_sides": [16.0, 32.0, 64.0]}
-    assert "| disc | 16 / 32 / 64 | 32 | 0.5, 1, 2 |" in (tmp_path / "evalauto" / "report.md").read_text()
-    assert scores["auto"] > scores[""] + 0.2, scores
+    assert "| disc | 16 / 32 / 64 | 32 | 0.5, 1, 2 |" in (tmp_path / "evalautopatch" / "report.md").read_text()
+    assert scores["auto", "patch"] > scores["", "patch"] + 0.2, scores
+    # the paper's radius (10 px) against 64 px discs: said, and the object rule scores at least as high
+    assert any("the paper's matching radius (10 px)" in line and "--matching object" in line for line in said)
+    assert scores["auto", "object"] >= scores["auto", "patch"], scores
+    assert "larger of the patch width and the object's longer box side" in (tmp_path / "evalautoobject" / "report.md").read_text()
+    with pytest.raises(ConfigError, match="scored with --matching object, not patch"):
+        evaluate(replace(plan, matching="patch"), say=said.append)  # a resumed evaluation keeps its rule
+
+
+
+def test_the_simulated_user_takes_no_large_object_for_a_negative(tmp_path, lite0):
+    """Over a pyramid (patch 24, levels 1, 2, 4) a level-4 suggestion on a 96 px disc near the
+    border lands 7-12 px off its centre; the user sees the disc and does not flag it. With the
+    paper's fixed radius (7 px here) it flagged one in every repeat. (A 24 px box on a large
+    disc's rim, 36 px or more off its centre, is still a fair negative.)"""
+    from conftest import TINY
+
+    (tmp_path / "images").mkdir()
+    discs = _planted_discs(tmp_path / "images", count=3, size=320, seed=2, diameters=(24, 96), border=4)
+    truth = [Annotation(name, "disc", x - d / 2, y - d / 2, x + d / 2, y + d / 2) for name, found in discs.items() for y, x, d in found]
+    with Project.create(tmp_path / "base", tmp_path / "images", patch_size=24, backbone="efficientnet-lite0", scales="1,2,4") as base:
+        base.set_device("cpu")
+        for _ in base.iter_embed():
+            pass
+        ids = [record.id for record in base.dataset]
+        user = SimulatedUser(base, truth, ids, ids, label="disc", displayed=3, workdir=tmp_path / "work", settings=TINY, device="cpu")
+        trial = Trial("disc", 2, 5, "pos+neg", 0)
+        with user._new_project(trial) as project:
+            found, _ = user._curate(project, trial, np.random.default_rng(0))
+            negatives = project.store.patches("disc", "negative")
+            assert found["disc"] == len(negatives) == 5
+            for patch in negatives:
+                name = base.dataset.by_id(patch.image_id).path.name
+                middle = [d for y, x, d in discs[name] if np.hypot(y - patch.y, x - patch.x) <= d / 4]
+                assert not middle, (patch, middle)
 
 
 @pytest.mark.slow
