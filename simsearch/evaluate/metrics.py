@@ -62,9 +62,9 @@ class Matching:
     --------
     >>> from simsearch import Annotation
     >>> from simsearch.evaluate.metrics import Matching
-    >>> big = Annotation("a.png", "particle", x0=0, y0=0, x1=150, y1=150)   # centre (75, 75)
-    >>> Matching.rule("patch", 40).finds(75, 105, [big]), Matching.rule("object", 40).finds(75, 105, [big])
-    (False, True)
+    >>> small, big = Annotation("a.png", "particle", 0, 0, 20, 20), Annotation("a.png", "particle", 0, 0, 150, 150)
+    >>> Matching.rule("patch", 40).radii([small, big]).tolist(), Matching.rule("object", 40).radii([small, big]).tolist()
+    ([12.0, 12.0], [12.0, 45.0])
     """
 
     radius: float
@@ -82,13 +82,6 @@ class Matching:
         """(N,) each object's radius, px."""
         sides = np.array([max(a.x1 - a.x0, a.y1 - a.y0) for a in objects], dtype=np.float64)
         return np.maximum(self.radius, self.fraction * sides)
-
-    def finds(self, y: float, x: float, objects: Sequence[Annotation]) -> bool:
-        """Whether a detection centred at (y, x) lies within the radius of any of `objects`."""
-        if not objects:
-            return False
-        centres = np.array([a.centre for a in objects], dtype=np.float64)
-        return bool((np.hypot(centres[:, 0] - y, centres[:, 1] - x) <= self.radii(objects)).any())
 
 
 def match(detections: list[Scored], truth: list[Annotation], radius: float | Matching) -> np.ndarray:

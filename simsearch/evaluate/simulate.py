@@ -6,7 +6,7 @@ For one class and one (prototypes P, negatives N, strategy, repeat):
 2. take P of their ground-truth objects at random as prototypes (a patch of the project
    size centred on each), among the objects whose centred patch fits inside the image;
 3. lower the similarity threshold until exactly N suggestions on the displayed images are
-   false (not on a true object of the class, judged by `judge_for`): those become
+   false (not on a true object of the class, judged by `judged_on_object`): those become
    negatives, the true ones clean positives;
 4. background: candidates on a true object of the trial's classes are flagged; objects of
    other classes stay background, as for a user who looks for one class (before, they were
@@ -47,7 +47,7 @@ from simsearch.search.peaks import peaks_across_scales
 from simsearch.search.similarity import similarity_map
 from simsearch.training.check import ClassCheck
 from simsearch.training.loop import TRAINING_STRATEGIES, TrainSettings, crops_within, train
-from simsearch.evaluate.metrics import ClassScore, Matching, Scored, score_class
+from simsearch.evaluate.metrics import ClassScore, Matching, Scored, matching_radius, score_class
 
 log = logging.getLogger(__name__)
 
@@ -141,13 +141,20 @@ def annotations_by_image(truth: list[Annotation], dataset) -> dict[str, list[Ann
     return {r.id: by_name.get(r.relpath, by_name.get(r.path.name, [])) for r in dataset}
 
 
-def judge_for(patch_width: float) -> Matching:
-    """How the simulated user judges a suggestion, review item or background candidate: on an
-    object when its centre lies within 0.3 x the larger of the patch and the object's box of
-    the object's centre. A user sees a box on a large object as that object; the paper's fixed
-    0.3 x patch had called suggestions 12-43 px off the centre of 86-180 px particles false
-    (over a scale pyramid, patch 40) and handed them to training as negatives."""
-    return Matching.rule("object", patch_width)
+def judged_on_object(y: float, x: float, level: float, objects: list[Annotation], patch_width: float) -> bool:
+    """How the simulated user judges a suggestion, review item or background candidate found at
+    pyramid level `level` (its box: `level` x the patch): on an object when its centre lies
+    within the paper's radius at that level (0.3 x its box side) of the object's centre, but
+    no farther than 0.3 x the larger of the patch and the object's box. With one level this is
+    the paper's 0.3 x patch. Over a pyramid a large box a few pixels off a large object's
+    centre frames it (with the patch's 12 px the user had flagged level-2 and level-4
+    suggestions 12-43 px off 86-180 px particles as negatives), while a small box on its rim,
+    or a large box beside a small object, does not."""
+    if not objects:
+        return False
+    centres = np.array([a.centre for a in objects], dtype=np.float64)
+    radii = np.minimum(Matching.rule("object", patch_width).radii(objects), matching_radius(level * patch_width))
+    return bool((np.hypot(centres[:, 0] - y, centres[:, 1] - x) <= radii).any())
 
 
 def _inside_patch(y: float, x: float, points: np.ndarray, patch_h: float, patch_w: float) -> bool:
@@ -179,7 +186,6 @@ class SimulatedUser:
         self.names = {r.id: r for r in base.dataset}
         self.train_dataset = base.dataset.subset(train_ids)
         self.truth_of = annotations_by_image(truth, base.dataset)
-        self.judge = judge_for(base.geometry.patch_size[1])
         self.scoring = Matching.rule(matching, base.geometry.patch_size[1])  # the metric's radius
 
     def _annotations(self, image_id: str, label: str | list[str] | None = None) -> list[Annotation]:
@@ -191,9 +197,10 @@ class SimulatedUser:
         """Centres (y, x) of the image's objects: all, of one class, or of a list of classes."""
         return np.array([a.centre for a in self._annotations(image_id, label)]).reshape(-1, 2)
 
-    def _on_object(self, image_id: str, label: str | list[str], y: float, x: float) -> bool:
-        """Whether the user sees an item centred at (y, x) as an object of the class(es)."""
-        return self.judge.finds(y, x, self._annotations(image_id, label))
+    def _on_object(self, image_id: str, label: str | list[str], item) -> bool:
+        """Whether the user sees an item (its centre y, x and pyramid level) as an object of
+        the class(es)."""
+        return judged_on_object(item.y, item.x, item.level, self._annotations(image_id, label), self.base.geometry.patch_size[1])
 
     def _new_project(self, trial: Trial) -> Project:
         folder = self.workdir / file_name(trial.key.replace("|", "_"))
@@ -249,7 +256,7 @@ class SimulatedUser:
         counts = {}
         for label in self.labels:
             for item in review.propose(label, count=self.review_size, order="uncertain", seed=trial.repeat):
-                correct = self._on_object(item.image_id, label, item.y, item.x)
+                correct = self._on_object(item.image_id, label, item)
                 review.answer(label, [item.number], "accepted" if correct else "rejected")
             answered = [i for i in project.store.review_items(label, current_only=False) if i.answer]
             counts[label] = (len(answered), sum(i.answer == "accepted" for i in answered))
@@ -289,7 +296,7 @@ class SimulatedUser:
             return {}, curation
         negatives = {label: self._flag_and_confirm(curation, label, trial.negatives) for label in self.labels}
         for candidate in curation.propose_background(self.background_count):
-            if self._on_object(candidate.image_id, self.labels, candidate.y, candidate.x):
+            if self._on_object(candidate.image_id, self.labels, candidate):
                 curation.flag_not_background(candidate)
         curation.confirm_background()
         if self.settings.with_strategy(trial.strategy).use_noisy:
@@ -314,7 +321,7 @@ class SimulatedUser:
         object of the class): flag those, confirm the rest. Returns the negatives found."""
         threshold, false = 1.0, []
         for suggestion in curation.suggestions(label, threshold=-1.0):
-            if not self._on_object(suggestion.image_id, label, suggestion.y, suggestion.x):
+            if not self._on_object(suggestion.image_id, label, suggestion):
                 if len(false) == negatives:
                     break
                 false.append(suggestion)

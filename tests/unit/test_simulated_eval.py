@@ -11,7 +11,8 @@ from simsearch.cli.main import main
 from simsearch.evaluate.report import EvalPlan, evaluate, split
 from simsearch.io.images import Dataset
 from simsearch.evaluate.metrics import matching_radius
-from simsearch.evaluate.simulate import SimulatedUser
+from simsearch.evaluate.simulate import SimulatedUser, judged_on_object
+from simsearch.io.truth import Annotation
 from simsearch.training.loop import StageSettings, TrainSettings, crop_pixels
 
 TINY = TrainSettings(
@@ -103,6 +104,18 @@ def test_eval_input_errors(annotated, tmp_path, capsys):
                  "--patch-size", "RBC=32", "--out", str(tmp_path / "e2")]) == 2
     assert "no size for ['disc']" in capsys.readouterr().err
 
+
+
+def test_the_user_judges_an_item_by_its_box_and_the_objects_size():
+    """Patch 40: with one level, the paper's 12 px whatever the object; over a pyramid a
+    160 px box 40 px off a 160 px particle's centre is on it, a 10 px box there is not, and a
+    160 px box 20 px beside a 20 px particle is not either."""
+    big, small = Annotation("a", "p", 0, 0, 160, 160), Annotation("a", "p", 300, 0, 320, 20)  # centres (80, 80), (10, 310)
+    assert judged_on_object(80, 92, 1.0, [big], 40) and not judged_on_object(80, 93, 1.0, [big], 40)
+    assert judged_on_object(80, 120, 4.0, [big], 40) and not judged_on_object(80, 129, 4.0, [big], 40)
+    assert not judged_on_object(80, 120, 0.25, [big], 40) and judged_on_object(80, 83, 0.25, [big], 40)
+    assert judged_on_object(10, 322, 4.0, [small], 40) and not judged_on_object(10, 330, 4.0, [small], 40)
+    assert not judged_on_object(10, 310, 1.0, [], 40)
 
 def test_trials_run_the_supervised_baseline_once_per_class(tmp_path):
     plan = EvalPlan(images="x", truth="y", out=tmp_path, classes=["a", "b"], patch_sizes={"a": 32, "b": 32},
