@@ -207,6 +207,7 @@ def _row(result) -> dict:
         "precision": score.precision[:: max(1, len(score.precision) // 200)].round(4).tolist(),
         "recall": score.recall[:: max(1, len(score.recall) // 200)].round(4).tolist(),
         **({"check": result.check.to_dict()} if result.check is not None else {}),
+        "pr_auc_by_rule": result.pr_auc_by_rule,
     }
 
 
@@ -330,8 +331,27 @@ def markdown(results: dict) -> str:
                      f"{values.mean():.3f} ± {values.std():.3f} | {len(values)} | "
                      f"{np.mean([row['seconds'] for row in groups[key]]):.0f} s |")
     rule = MATCHING_NOTES[results.get("matching", "patch")]
-    return ("\n".join(lines) + "\n\n" + rule + "\n" + _sizes_table(results.get("classes", {})) + _retrain_table(rows)
-            + _check_table(rows))
+    return ("\n".join(lines) + "\n\n" + rule + "\n" + _rules_table(rows) + _sizes_table(results.get("classes", {}))
+            + _retrain_table(rows) + _check_table(rows))
+
+
+def _rules_table(rows: list[dict]) -> str:
+    """Mean PR-AUC of the same detections under each matching rule (training seed 0, before
+    review), where the rules differ for some trial (objects larger than the patch)."""
+    scored = [r for r in rows if r.get("pr_auc_by_rule") and r.get("seed", 0) == 0 and r.get("review_round", 0) == 0]
+    if not any(len(set(r["pr_auc_by_rule"].values())) > 1 for r in scored):
+        return ""
+    groups: dict[tuple, list[dict]] = {}
+    for row in scored:
+        groups.setdefault((row["class"], row["strategy"], row["prototypes"], row["negatives"]), []).append(row)
+    lines = ["", "The same detections under each matching rule (mean PR-AUC; `--matching` picks the one above):", "",
+             "| class | strategy | P | N | " + " | ".join(MATCHING_RULES) + " |", "|---|---|---|---|" + "---|" * len(MATCHING_RULES)]
+    for key in sorted(groups):
+        means = [np.mean([r["pr_auc_by_rule"][name] for r in groups[key]]) for name in MATCHING_RULES]
+        label, strategy, prototypes, negatives = key
+        lines.append(f"| {label} | {strategy} | {prototypes if strategy != 'supervised' else 'all'} | {negatives} | "
+                     + " | ".join(f"{m:.3f}" for m in means) + " |")
+    return "\n".join(lines) + "\n"
 
 
 MATCHING_NOTES = {

@@ -32,7 +32,7 @@ import logging
 import re
 import shutil
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -47,7 +47,7 @@ from simsearch.search.peaks import peaks_across_scales
 from simsearch.search.similarity import similarity_map
 from simsearch.training.check import ClassCheck
 from simsearch.training.loop import TRAINING_STRATEGIES, TrainSettings, crops_within, train
-from simsearch.evaluate.metrics import ClassScore, Matching, Scored, matching_radius, score_class
+from simsearch.evaluate.metrics import MATCHING_RULES, ClassScore, Matching, Scored, matching_radius, score_class
 
 log = logging.getLogger(__name__)
 
@@ -89,6 +89,7 @@ class TrialResult:
     accepted: int = 0
     class_name: str = ""  # the class scored (a joint trial scores each of its classes)
     check: ClassCheck | None = None  # the trained model's check on held-out curated examples
+    pr_auc_by_rule: dict[str, float] = field(default_factory=dict)  # the same detections under each matching rule
 
     @property
     def key(self) -> str:
@@ -186,7 +187,8 @@ class SimulatedUser:
         self.names = {r.id: r for r in base.dataset}
         self.train_dataset = base.dataset.subset(train_ids)
         self.truth_of = annotations_by_image(truth, base.dataset)
-        self.scoring = Matching.rule(matching, base.geometry.patch_size[1])  # the metric's radius
+        self.matching = matching  # the rule of the score; every rule's PR-AUC is reported beside it
+        self.rules = {name: Matching.rule(name, base.geometry.patch_size[1]) for name in MATCHING_RULES}
 
     def _annotations(self, image_id: str, label: str | list[str] | None = None) -> list[Annotation]:
         """The image's objects: all, of one class, or of a list of classes."""
@@ -223,8 +225,12 @@ class SimulatedUser:
 
         def scored(found: list[Scored], extra=()) -> list[TrialResult]:
             seconds = time.perf_counter() - started
-            return [TrialResult(trial, score_class(found, truth, label, self.scoring), negatives.get(label, 0), seconds,
-                                used[label], *extra, class_name=label) for label in self.labels]
+            results = []
+            for label in self.labels:
+                scores = {name: score_class(found, truth, label, rule) for name, rule in self.rules.items()}
+                results.append(TrialResult(trial, scores[self.matching], negatives.get(label, 0), seconds, used[label], *extra,
+                                           class_name=label, pr_auc_by_rule={n: c.pr_auc for n, c in scores.items()}))
+            return results
 
         with self._new_project(trial) as project:
             if trial.strategy == "supervised":

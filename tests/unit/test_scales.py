@@ -152,7 +152,7 @@ def test_eval_searches_the_pyramid_and_reports_the_size_spread(tmp_path, lite0):
     (tmp_path / "truth.csv").write_text("\n".join(rows) + "\n")
     (tmp_path / "train.txt").write_text("discs0.tif\ndiscs1.tif\n")
     (tmp_path / "test.txt").write_text("discs2.tif\ndiscs3.tif\n")
-    scores, said = {}, []
+    scores, said, rows = {}, [], {}
     for scales, matching in (("", "patch"), ("auto", "patch"), ("auto", "object")):
         plan = EvalPlan(images=str(tmp_path / "images"), truth=str(tmp_path / "truth.csv"), out=tmp_path / f"eval{scales}{matching}",
                         classes=["disc"], patch_sizes={"disc": 32}, prototypes=[2], negatives=[0], strategies=["similarity"],
@@ -160,6 +160,7 @@ def test_eval_searches_the_pyramid_and_reports_the_size_spread(tmp_path, lite0):
                         backbone="efficientnet-lite0", device="cpu", scales=scales, matching=matching)
         results = evaluate(plan, say=said.append)
         scores[scales, matching] = np.mean([row["pr_auc"] for row in results["trials"].values()])
+        rows[scales, matching] = results["trials"]
         assert results["matching"] == matching
     assert results["classes"]["disc"] == {"patch": 32, "scales": [0.5, 1.0, 2.0], "box_sides": [16.0, 32.0, 64.0]}
     assert "| disc | 16 / 32 / 64 | 32 | 0.5, 1, 2 |" in (tmp_path / "evalautopatch" / "report.md").read_text()
@@ -168,6 +169,15 @@ def test_eval_searches_the_pyramid_and_reports_the_size_spread(tmp_path, lite0):
     assert any("the paper's matching radius (10 px)" in line and "--matching object" in line for line in said)
     assert scores["auto", "object"] >= scores["auto", "patch"], scores
     assert "larger of the patch width and the object's longer box side" in (tmp_path / "evalautoobject" / "report.md").read_text()
+    # every trial is scored under both rules: the patch run's 'object' PR-AUC is the object run's score
+    for key, row in rows["auto", "patch"].items():
+        assert row["pr_auc_by_rule"]["patch"] == row["pr_auc"]
+        assert row["pr_auc_by_rule"]["object"] == pytest.approx(rows["auto", "object"][key]["pr_auc"])
+    # one level: the 64 px discs' detections off their centre count under the object rule only
+    one_level = rows["", "patch"].values()
+    assert any(row["pr_auc_by_rule"]["object"] > row["pr_auc"] + 0.2 for row in one_level), list(one_level)
+    assert "| disc | similarity | 2 | 0 | " in (tmp_path / "evalpatch" / "report.md").read_text().split("under each matching rule")[1]
+    assert "under each matching rule" not in (tmp_path / "evalautopatch" / "report.md").read_text()  # no difference, no table
     with pytest.raises(ConfigError, match="scored with --matching object, not patch"):
         evaluate(replace(plan, matching="patch"), say=said.append)  # a resumed evaluation keeps its rule
 
