@@ -2,9 +2,9 @@
 (3 x stride, stride = 0.1 x patch width unless set) of a not-yet-matched ground-truth
 centre of the same class in the same image; detections are matched greedily by
 descending confidence. Beyond the paper, the radius may grow with the object (`Matching`):
-objects several times the patch are found off their centre. Per class: precision-recall curve, PR-AUC (trapezoid, from
-recall 0 at precision 1, as scikit-learn's precision_recall_curve + auc) and VOC
-all-point average precision."""
+objects several times the patch are found off their centre. Per class: precision-recall
+curve, PR-AUC (trapezoid, from recall 0 at precision 1, as scikit-learn's
+precision_recall_curve + auc) and VOC all-point average precision."""
 from __future__ import annotations
 
 from dataclasses import dataclass

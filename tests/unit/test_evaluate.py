@@ -24,7 +24,6 @@ def test_greedy_matching_by_confidence_within_radius():
     assert matching_radius(96) == pytest.approx(28.8) and matching_radius(96, stride=4) == 12
 
 
-
 def test_the_object_rule_lets_the_radius_grow_with_the_object():
     """Particles of 16, 40 and 150 px at patch 40: the paper's radius is 12 px for each; the
     object rule keeps it for objects up to the patch (and centres) and gives the 150 px one 45."""

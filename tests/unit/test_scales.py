@@ -182,7 +182,6 @@ def test_eval_searches_the_pyramid_and_reports_the_size_spread(tmp_path, lite0):
         evaluate(replace(plan, matching="patch"), say=said.append)  # a resumed evaluation keeps its rule
 
 
-
 def test_the_simulated_user_takes_no_large_object_for_a_negative(tmp_path, lite0):
     """Over a pyramid (patch 24, levels 1, 2, 4) a level-4 suggestion on a 96 px disc near the
     border lands 7-12 px off its centre; the user sees the disc and does not flag it. With the

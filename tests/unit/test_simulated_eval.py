@@ -105,7 +105,6 @@ def test_eval_input_errors(annotated, tmp_path, capsys):
     assert "no size for ['disc']" in capsys.readouterr().err
 
 
-
 def test_the_user_judges_an_item_by_its_box_and_the_objects_size():
     """Patch 40: with one level, the paper's 12 px whatever the object; over a pyramid a
     160 px box 40 px off a 160 px particle's centre is on it, a 10 px box there is not, and a
@@ -116,6 +115,7 @@ def test_the_user_judges_an_item_by_its_box_and_the_objects_size():
     assert not judged_on_object(80, 120, 0.25, [big], 40) and judged_on_object(80, 83, 0.25, [big], 40)
     assert judged_on_object(10, 322, 4.0, [small], 40) and not judged_on_object(10, 330, 4.0, [small], 40)
     assert not judged_on_object(10, 310, 1.0, [], 40)
+
 
 def test_trials_run_the_supervised_baseline_once_per_class(tmp_path):
     plan = EvalPlan(images="x", truth="y", out=tmp_path, classes=["a", "b"], patch_sizes={"a": 32, "b": 32},
