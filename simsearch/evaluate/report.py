@@ -118,8 +118,7 @@ def evaluate(plan: EvalPlan, *, say: Callable[[str], None] = print) -> dict:
     unknown = sorted(set(plan.strategies) - set(STRATEGIES))
     if unknown:
         raise ConfigError(f"strategies: unknown {unknown}; choose from {', '.join(STRATEGIES)}")
-    if plan.matching not in MATCHING_RULES:
-        raise ConfigError(f"--matching: unknown rule {plan.matching!r}; choose from {', '.join(MATCHING_RULES)}")
+    Matching.rule(plan.matching, 1.0)  # an unknown rule stops here, before any work
     for name, value, least in (("--review-rounds", plan.review_rounds, 0), ("--review-size", plan.review_size, 1),
                                ("--review-images", plan.review_images, 1), ("--retrain", plan.retrain, 1)):
         if value < least:

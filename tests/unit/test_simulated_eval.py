@@ -126,6 +126,14 @@ def test_trials_run_the_supervised_baseline_once_per_class(tmp_path):
     assert len(set(keys)) == len(keys)
 
 
+def test_an_unknown_matching_rule_stops_the_evaluation_before_any_work(tmp_path):
+    plan = EvalPlan(images="x", truth="y", out=tmp_path / "eval", classes=["a"], patch_sizes={"a": 32},
+                    prototypes=[5], negatives=[5], strategies=["similarity"], matching="box")
+    with pytest.raises(ConfigError, match="matching: unknown rule 'box'; choose from patch, object"):
+        evaluate(plan, say=lambda line: None)
+    assert not (tmp_path / "eval").exists()
+
+
 def test_prototypes_are_whole_objects_where_there_are_enough():
     import numpy as np
 
