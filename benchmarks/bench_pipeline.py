@@ -1,12 +1,15 @@
-"""End-to-end embedding throughput, files on disk to cached embeddings, and where the time goes.
+"""End-to-end throughput of embedding (files on disk to cached embeddings) and of `process`
+(files to cached probability maps of a trained model), and where the time goes.
 
 A generated folder of JPEG and TIFF images (textured, 1-4 MP by default, images of one size
 next to each other as an instrument writes them) is embedded by `Project.iter_embed` into a
 fresh project: with images read one at a time (`prefetch_images = 0`: decoding and the network
 take turns), with the next images decoded in a thread while the network runs (the default),
 and, besides, with same-size images embedded together (`embed_batch_pixels`, 16 MP per
-batch). The runs alternate, `--repeats` times each, and the best of each counts (the machine
-may be shared). Reported: MP/s of image
+batch). The same three ways then run `iter_process` with a model trained (seconds of tiny
+settings: its weights do not change the cost) on a curated project of the same images. The
+runs alternate, `--repeats` times each, and the best of each counts (the machine may be
+shared). Reported: MP/s of image
 pixels end to end, and, measured separately on the same files, the seconds spent decoding
 (`Dataset.read`) and in the network with pooling (`DenseEmbedder.embed` on decoded pixels).
 
@@ -29,7 +32,8 @@ import tifffile
 import torch
 from PIL import Image
 
-from simsearch import Dataset, Project
+from simsearch import Curation, Dataset, Predictor, Project, TrainSettings, iter_process, train
+from simsearch.training.loop import StageSettings
 
 REPO = Path(__file__).resolve().parents[1]
 SIZES = [(1024, 1024), (1536, 1536), (2048, 1536), (2048, 2048)]  # 1 to 4 MP
@@ -53,6 +57,15 @@ def write_images(folder: Path, count: int, seed: int = 0) -> int:
     return pixels
 
 
+def timed(events, device: str) -> tuple[float, set[str]]:
+    """Seconds to run a generator of progress events (its work starts with the first), and their statuses."""
+    started = time.perf_counter()
+    statuses = {event.status for event in events}
+    if device == "cuda":
+        torch.cuda.synchronize()
+    return time.perf_counter() - started, statuses
+
+
 def time_embedding(images: Path, scratch: Path, patch: int, device: str, prefetch: int, batch_pixels: int = 0) -> float:
     """Seconds for `iter_embed` of every image into a fresh project."""
     folder = scratch / f"project-{prefetch}-{time.monotonic_ns()}"
@@ -61,14 +74,43 @@ def time_embedding(images: Path, scratch: Path, patch: int, device: str, prefetc
         project.prefetch_images = prefetch
         project.embed_batch_pixels = batch_pixels
         project.embedder  # the backbone loaded before the clock starts
-        started = time.perf_counter()
-        statuses = [event.status for event in project.iter_embed()]
-        if device == "cuda":
-            torch.cuda.synchronize()
-        seconds = time.perf_counter() - started
-    assert set(statuses) == {"embedded"}, statuses
+        seconds, statuses = timed(project.iter_embed(), device)
+    assert statuses == {"embedded"}, statuses
     shutil.rmtree(folder)
     return seconds
+
+
+def time_processing(project_folder: Path, scratch: Path, device: str, prefetch: int, batch_pixels: int = 0) -> float:
+    """Seconds for `iter_process` of every image with the project's trained model into a fresh folder."""
+    out = scratch / f"maps-{prefetch}-{batch_pixels}-{time.monotonic_ns()}"
+    with Project.open(project_folder, read_only=True) as project:
+        project.prefetch_images = prefetch
+        project.embed_batch_pixels = batch_pixels
+        predictor = Predictor(project, device=device)  # the model loaded before the clock starts
+        seconds, statuses = timed(iter_process(project, out, predictor=predictor), device)
+    assert statuses == {"computed"}, statuses
+    shutil.rmtree(out)
+    return seconds
+
+
+def trained_project(images: Path, folder: Path, patch: int, device: str) -> Path:
+    """A project on the images with a model trained in seconds: one class from a prototype at
+    the first displayed image's centre, its 5 best suggestions, curated background, noisy patches."""
+    settings = TrainSettings(selflearn=StageSettings(1, 16, 1e-3, 1, 0.5), supcon=StageSettings(2, 16, 1e-3, 1, 0.5),
+                             classifier=StageSettings(5, 32, 1e-2, 10, 0.1))
+    with Project.create(folder, images, patch_size=patch, backbone="efficientnet-lite0", displayed=2) as project:
+        project.set_device(device)
+        curation = Curation(project)
+        curation.add_class("blob")
+        first = project.dataset.by_id(project.displayed[0])
+        y, x = first.height // 2, first.width // 2
+        curation.add_prototype("blob", first.id, (x - patch // 2, y - patch // 2, x + patch // 2, y + patch // 2))
+        curation.confirm_class("blob", threshold=curation.suggestions("blob", threshold=-1.0)[5].similarity)
+        curation.propose_background(count=5)
+        curation.confirm_background()
+        list(curation.iter_noisy(background_per_image=3))
+        train(project, settings, device=device)
+    return folder
 
 
 def time_parts(images: Path, scratch: Path, patch: int, device: str) -> dict:
@@ -108,6 +150,12 @@ def main(argv: list[str] | None = None) -> None:
                 seconds = time_embedding(scratch / "images", scratch, args.patch, args.device, prefetch, batch_pixels)
                 best[name] = min(best[name], seconds)
         parts = time_parts(scratch / "images", scratch, args.patch, args.device)
+        trained = trained_project(scratch / "images", scratch / "trained", args.patch, args.device)
+        best_process = dict.fromkeys(variants, float("inf"))
+        for _ in range(args.repeats):
+            for name, (prefetch, batch_pixels) in variants.items():
+                seconds = time_processing(trained, scratch, args.device, prefetch, batch_pixels)
+                best_process[name] = min(best_process[name], seconds)
     megapixels = pixels / 1e6
     result = {
         "date": datetime.datetime.now().isoformat(timespec="seconds"), "machine": platform.platform(),
@@ -116,6 +164,8 @@ def main(argv: list[str] | None = None) -> None:
         "patch": args.patch, "images": args.images, "megapixels": megapixels,
         **{f"seconds_{name}": seconds for name, seconds in best.items()},
         **{f"mp_per_s_{name}": megapixels / seconds for name, seconds in best.items()},
+        **{f"process_seconds_{name}": seconds for name, seconds in best_process.items()},
+        **{f"process_mp_per_s_{name}": megapixels / seconds for name, seconds in best_process.items()},
         "speedup": best["one_at_a_time"] / best["read_ahead"], "batched_speedup": best["read_ahead"] / best["batched"], **parts,
     }
     args.out.mkdir(parents=True, exist_ok=True)
@@ -127,6 +177,12 @@ def main(argv: list[str] | None = None) -> None:
              f"| one at a time (decoding and network take turns) | {best['one_at_a_time']:.1f} | {result['mp_per_s_one_at_a_time']:.2f} |",
              f"| read ahead in a thread (default) | {best['read_ahead']:.1f} | {result['mp_per_s_read_ahead']:.2f} |",
              f"| read ahead, same-size images embedded together (16 MP a batch) | {best['batched']:.1f} | {result['mp_per_s_batched']:.2f} |", "",
+             "`process` with a trained model, files to cached probability maps, the same ways:", "",
+             "| images decoded | seconds | MP/s | time against embedding |", "|---|---|---|---|",
+             *[f"| {label} | {best_process[name]:.1f} | {result[f'process_mp_per_s_{name}']:.2f} | {best_process[name] / best[name]:.2f}x |"
+               for name, label in (("one_at_a_time", "one at a time"), ("read_ahead", "read ahead (default)"),
+                                   ("batched", "read ahead, together (16 MP a batch)"))], "",
+             "In every row each image's vectors or maps are written in a thread while the network works on the next.", "",
              f"Read ahead: {result['speedup']:.2f}x; batched over read ahead: {result['batched_speedup']:.2f}x. Where the time goes, measured apart on the same files: decoding "
              f"{parts['decode_seconds']:.1f} s, network and pooling {parts['network_seconds']:.1f} s."]
     (args.out / f"{args.name}.md").write_text("\n".join(lines) + "\n")

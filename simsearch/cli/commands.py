@@ -40,6 +40,27 @@ CLUSTER_HELP = ("run on a Dask cluster: local (one worker per GPU, else one per 
                 "pip install 'simsearch[cluster]'")
 
 
+BATCH_HELP = ("images of one shape through the network together, up to this many megapixels a batch, e.g. 16 on "
+              "a GPU, where one small image at a time leaves it waiting (default 0: one image at a time; same "
+              "results to float rounding)")
+
+
+def add_batch(parser: argparse.ArgumentParser) -> None:
+    """--batch-megapixels, for `Project.embed_batch_pixels`."""
+    parser.add_argument("--batch-megapixels", type=megapixels, default=0, metavar="MP", help=BATCH_HELP)
+
+
+def megapixels(text: str) -> int:
+    """argparse's type for --batch-megapixels: a number >= 0 of megapixels, as pixels."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of megapixels, got {text!r}") from None
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"expected a number of megapixels >= 0, got {text!r}")
+    return int(value * 1e6)
+
+
 def check_cluster(address: str | None) -> None:
     """With --cluster: a valid address, and Dask installed (else a ConfigError, before any work)."""
     if address is not None:

@@ -191,7 +191,7 @@ class DenseEmbedder:
         height, width = images[0].shape[:2] if len(images) else (0, 0)
         rows, cols = self.geometry.grid_shape(height, width)
         if len(images) < 2 or len({tuple(image.shape) for image in images}) > 1 or not (rows and cols) \
-                or self.band_rows(height, width) < rows:
+                or not self.in_one_band(height, width):
             return [self.embed(image) for image in images]
         resamplers = [_Resampler(image, self.normalization, self.channels, self.geometry.scale, self.device) for image in images]
         with torch.inference_mode():
@@ -207,6 +207,10 @@ class DenseEmbedder:
             return max(1, rows)
         passes = self.geometry.passes
         return max(passes, BAND_BYTES // row_bytes // passes * passes)
+
+    def in_one_band(self, height: int, width: int) -> bool:
+        """Whether an image's vectors are embedded in one band (`band_rows`): held whole at once."""
+        return self.band_rows(height, width) >= self.geometry.grid_shape(height, width)[0]
 
     def iter_rows(self, image, *, band_rows: int | None = None) -> Iterator[tuple[int, np.ndarray]]:
         """The patch grid of an (H, W, C) image in bands of rows, top to bottom: (first row,
@@ -353,6 +357,32 @@ class DenseEmbedder:
         """Embed patches centred anywhere (y, x original px; not only on the grid), with
         context and optional rotations, as `embed_windows`: (N * len(rotations), D)."""
         return self.embed_windows(image, window_corners(self.geometry, centres), context_cells=context_cells, rotations=rotations)
+
+
+def joins_batch(budget: int, batch: list, candidate) -> bool:
+    """Whether a decoded image is embedded together with the images of `batch`: numbered
+    loaded jobs ``(n, Loaded)`` (`simsearch.util.prefetch`) whose item is ``(record, {scale:
+    output path})``, the work left. It joins when every one is a decoded array (not a slide,
+    a failure or an image with nothing to do) of one shape with the same levels to compute,
+    within `budget` pixels in all (`Project.embed_batch_pixels`; 0: never).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from simsearch.util.prefetch import Loaded
+    >>> job = lambda pixels: (0, Loaded(("record", {1.0: "out.npy"}), pixels))
+    >>> image = np.zeros((100, 100, 1))
+    >>> joins_batch(25_000, [job(image)], job(image)), joins_batch(25_000, [job(image), job(image)], job(image))
+    (True, False)
+    >>> joins_batch(25_000, [job(image)], job(np.zeros((100, 90, 1))))     # another shape
+    False
+    """
+    first, last = batch[0][1], candidate[1]
+    if not all(one.error is None and one.item[1] and isinstance(one.value, np.ndarray) for one in (first, last)):
+        return False
+    height, width = last.value.shape[:2]
+    return (first.value.shape == last.value.shape and list(first.item[1]) == list(last.item[1])
+            and height * width * (len(batch) + 1) <= budget)
 
 
 def _unit_vectors(pooled: torch.Tensor) -> np.ndarray:

@@ -102,7 +102,8 @@ def _closing_cluster_too(client, cluster):
 def iter_embed_on_cluster(project: Project, client, *, batch_size: int = 8, device: str = "auto",
                           cancel: threading.Event | None = None) -> Iterator[EmbedProgress]:
     """`Project.iter_embed` with the images in batches on the cluster's workers; one event per
-    image, as batches finish. Build the index afterwards (`Project.build_index`).
+    image, as batches finish. Build the index afterwards (`Project.build_index`). The
+    workers embed same-shape images together as `project.embed_batch_pixels` says.
 
     Examples
     --------
@@ -113,7 +114,8 @@ def iter_embed_on_cluster(project: Project, client, *, batch_size: int = 8, devi
     """
     ids = [record.id for record in project.dataset]
     batches = _batches(ids, batch_size)
-    futures = [client.submit(_embed_batch, str(project.folder), batch, device, pure=False) for batch in batches]
+    futures = [client.submit(_embed_batch, str(project.folder), batch, device, project.embed_batch_pixels, pure=False)
+               for batch in batches]
     yield from _events(futures, len(ids), EmbedProgress, cancel)
 
 
@@ -121,7 +123,8 @@ def iter_process_on_cluster(project: Project, out: str | Path, client, *, images
                             batch_size: int = 8, device: str = "auto",
                             cancel: threading.Event | None = None) -> Iterator[ProcessProgress]:
     """`iter_process` with the images in batches on the cluster's workers; one event per image,
-    as batches finish. Then `write_results` exports, as after a single-process run.
+    as batches finish. Then `write_results` exports, as after a single-process run. The
+    workers run same-shape images together as `project.embed_batch_pixels` says.
 
     Examples
     --------
@@ -134,7 +137,8 @@ def iter_process_on_cluster(project: Project, out: str | Path, client, *, images
     prepare_maps_folder(project, out)  # here, once: workers then find the maps folder made for this model
     shared = client.scatter(dataset, broadcast=True)
     ids = [record.id for record in dataset]
-    futures = [client.submit(_process_batch, str(project.folder), str(out), shared, batch, device, pure=False)
+    futures = [client.submit(_process_batch, str(project.folder), str(out), shared, batch, device, project.embed_batch_pixels,
+                             pure=False)
                for batch in _batches(ids, batch_size)]
     yield from _events(futures, len(ids), ProcessProgress, cancel)
 
@@ -192,15 +196,18 @@ def _worker_device(device: str, name) -> str:
     return device
 
 
-def _embed_batch(folder: str, ids: list[str], device: str) -> list[tuple[str, str, str]]:
+def _embed_batch(folder: str, ids: list[str], device: str, batch_pixels: int) -> list[tuple[str, str, str]]:
     project = _worker_project(folder, device)
+    project.embed_batch_pixels = batch_pixels  # the client's
     return [(e.image_id, e.status, e.message) for e in project.iter_embed(images=ids)]
 
 
-def _process_batch(folder: str, out: str, dataset: Dataset, ids: list[str], device: str) -> list[tuple[str, str, str]]:
+def _process_batch(folder: str, out: str, dataset: Dataset, ids: list[str], device: str,
+                   batch_pixels: int) -> list[tuple[str, str, str]]:
     from simsearch.inference.predict import Predictor
 
     project = _worker_project(folder, device)
+    project.embed_batch_pixels = batch_pixels  # the client's
     key = ("predictor", folder, device, project.layout.model_weights.stat().st_mtime_ns)
     if key not in _OPEN:
         from dask.distributed import get_worker

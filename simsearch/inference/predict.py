@@ -123,6 +123,19 @@ class Predictor:
         geometry, (rows, cols, classes) maps): what `detections_from_levels` reads."""
         return [(scale, embedder.geometry, self.probability_maps(image, scale)) for scale, embedder in self.embedders.items()]
 
+    def level_maps_batch(self, images: list) -> list[list[tuple[float, PatchGeometry, np.ndarray]]]:
+        """`level_maps` of each image; images of one shape go through the network together,
+        one batch per level (`DenseEmbedder.embed_batch`), equal to one at a time to float
+        rounding. The caller bounds the batch (`Project.embed_batch_pixels`); one image, or a
+        slide, is `level_maps` itself (in bands)."""
+        if len(images) < 2:
+            return [self.level_maps(image) for image in images]
+        per_image: list[list] = [[] for _ in images]
+        for scale, embedder in self.embedders.items():
+            for levels, embedded in zip(per_image, embedder.embed_batch(images)):
+                levels.append((scale, embedder.geometry, self._softmax(embedded.vectors, embedder.device)))
+        return per_image
+
     def detections(self, image_id: str, thresholds: dict[str, float] | None = None) -> list[Detection]:
         """Local maxima of each class's maps above its confidence threshold (default: the
         thresholds in the project store), across the levels of the pyramid, most confident first."""

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from functools import partial
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 import faiss
 import numpy as np
@@ -36,14 +36,14 @@ from scipy.ndimage import map_coordinates
 
 from simsearch import __version__
 from simsearch.inference import export
-from simsearch.util.errors import DatasetError
-from simsearch.features.embed import display_rgb
+from simsearch.util.errors import DatasetError, ImageReadError
+from simsearch.features.embed import display_rgb, joins_batch
 from simsearch.features.geometry import NETWORK_STRIDE
 from simsearch.io.images import Dataset, NamedImage
 from simsearch.io.slides import lazy_image_pixels, overview
 from simsearch.inference.predict import Detection, Predictor, detections_from_levels
 from simsearch.util.files import atomic_path, write_text_atomic
-from simsearch.util.prefetch import prefetched
+from simsearch.util.prefetch import grouped, prefetched, written_behind
 from simsearch.project.project import Project
 from simsearch.training.loop import trained_model_config
 
@@ -81,7 +81,10 @@ def iter_process(
     predictor: Predictor | None = None,
 ) -> Iterator[ProcessProgress]:
     """Compute and cache the probability maps of every image (the project's dataset, or
-    `images`), one at a time; images already done are skipped.
+    `images`); images already done are skipped. The next images are decoded in a thread
+    while the network runs (`Project.prefetch_images`); consecutive images of one shape go
+    through the network together up to `Project.embed_batch_pixels` pixels (default 0: one
+    at a time), with the same maps to float rounding and the same events in the same order.
 
     Examples
     --------
@@ -105,26 +108,44 @@ def iter_process(
         raise DatasetError(f"images in {dataset.root} have {dataset.channels} channels; the model was trained on {project.file_channels}")
     predictor = predictor or Predictor(project, device=device)
     prepare_maps_folder(project, out)
+    for event, error in written_behind(_steps(project, dataset, predictor, out, cancel)):  # maps written during the next image
+        if error is not None:
+            raise error  # a map that cannot be written (a full disk) stops the run, as it would the next
+        yield event
+
+
+def _steps(project: Project, dataset: Dataset, predictor: Predictor, out: str | Path,
+           cancel: threading.Event | None) -> Iterator[tuple[Callable[[], None] | None, ProcessProgress]]:
+    """`iter_process`'s work: (the write of an image's maps, or None, and its event) per image."""
     jobs = ((record, {scale: maps_path(out, record.id, scale) for scale in predictor.scales}) for record in dataset)
     read = partial(_read_unless_done, dataset)
-    for done, loaded in enumerate(prefetched(jobs, read, ahead=project.prefetch_images), start=1):  # decoding ahead
+    loaded = enumerate(prefetched(jobs, read, ahead=project.prefetch_images), start=1)  # decoding ahead
+    for group in grouped(loaded, partial(joins_batch, project.embed_batch_pixels)):  # same-shape images together
         if cancel is not None and cancel.is_set():
             return
-        record, paths = loaded.item
-        if loaded.value is None and loaded.error is None:
-            yield ProcessProgress(done, len(dataset), record.id, "cached")
+        done, first = group[0]
+        if first.value is None and first.error is None:
+            yield None, ProcessProgress(done, len(dataset), first.item[0].id, "cached")
             continue
         try:
-            if loaded.error is not None:
-                raise loaded.error
-            levels = predictor.level_maps(loaded.value)
-        except (DatasetError, OSError) as exc:
-            yield ProcessProgress(done, len(dataset), record.id, "failed", getattr(exc, "message", str(exc)))
+            if first.error is not None:
+                raise first.error
+            per_image = predictor.level_maps_batch([one.value for _, one in group])
+        except (ImageReadError, DatasetError, OSError) as exc:  # that image (or batch) fails, the others go on
+            for done, one in group:
+                yield None, ProcessProgress(done, len(dataset), one.item[0].id, "failed", getattr(exc, "message", str(exc)))
             continue
-        for scale, _, maps in sorted(levels, key=lambda level: level[0] == 1.0):  # the patch level last: it marks the image done
-            with atomic_path(paths[scale]) as tmp:
-                np.save(tmp, maps.astype(np.float16))
-        yield ProcessProgress(done, len(dataset), record.id, "computed")
+        for (done, one), levels in zip(group, per_image):
+            record, paths = one.item
+            yield partial(_write_maps, paths, levels), ProcessProgress(done, len(dataset), record.id, "computed")
+
+
+def _write_maps(paths: dict[float, Path], levels: list) -> None:
+    """An image's maps at every level, float16, each whole or not at all; the patch level last:
+    its file marks the image done."""
+    for scale, _, maps in sorted(levels, key=lambda level: level[0] == 1.0):
+        with atomic_path(paths[scale]) as tmp:
+            np.save(tmp, maps.astype(np.float16))
 
 
 def _read_unless_done(dataset: Dataset, job) -> np.ndarray | None:

@@ -15,7 +15,8 @@ import hashlib
 import json
 import logging
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from functools import partial
 from pathlib import Path
 from typing import Callable, Iterator, Sequence
 
@@ -25,13 +26,13 @@ import yaml
 from simsearch.util.errors import ConfigError, ImageReadError, ProjectError
 from simsearch.util.files import atomic_path, remove_orphaned_temporaries, save_npy_rows, write_text_atomic
 from simsearch.util.memory import release_freed_memory
-from simsearch.util.prefetch import prefetched
+from simsearch.util.prefetch import grouped, prefetched, written_behind
 from simsearch.features.backbones import Backbone, BackboneSpec, load_backbone, load_recorded_backbone
-from simsearch.features.embed import DenseEmbedder, PatchEmbeddings
+from simsearch.features.embed import DenseEmbedder, PatchEmbeddings, joins_batch
 from simsearch.project.layout import ProjectLayout
 from simsearch.project.store import Store
 from simsearch.features.geometry import AUTO_SCALES, PatchGeometry, nearest_scale, parse_scales, scales_for_sizes
-from simsearch.io.images import Dataset, ImageRecord, NamedImage
+from simsearch.io.images import Dataset, NamedImage
 from simsearch.io.preprocess import Normalization, compute_dataset_statistics, resolve_channels
 from simsearch.search.index import PatchIndex
 
@@ -400,67 +401,60 @@ class Project:
     def iter_embed(self, *, images: Sequence[str] | None = None,
                    cancel: threading.Event | None = None) -> Iterator[EmbedProgress]:
         """Embed every image not yet cached, at every level of the scale pyramid; yields one
-        event per image. Failures are reported and skipped; cancelling stops before the next
-        image (finished ones stay cached). The next images are read and decoded in a thread
-        while the network embeds this one (`prefetch_images` of them; 0: one at a time).
+        event per image, once its vectors are cached. Failures are reported and skipped;
+        cancelling stops before the next image (finished ones stay cached). The next images
+        are read and decoded in a thread while the network embeds this one (`prefetch_images`
+        of them; 0: one at a time), and each image's vectors are written in another while the
+        network embeds the next; consecutive images of one shape go through the network
+        together up to `embed_batch_pixels` pixels (0: one at a time).
         `images`: only these image ids (a batch of a cluster run)."""
+        for event, error in written_behind(self._embed_steps(images, cancel)):
+            if error is not None:  # the write failed: nothing of it is cached
+                event = replace(event, status="failed", message=getattr(error, "message", str(error)))
+            yield event
+
+    def _embed_steps(self, images: Sequence[str] | None,
+                     cancel: threading.Event | None) -> Iterator[tuple[Callable[[], None] | None, EmbedProgress]]:
+        """`iter_embed`'s work: (the write of an image's vectors, or None, and its event) per image."""
         records = self.dataset if images is None else [self.dataset.by_id(image_id) for image_id in images]
         total = len(records)
-        jobs = ((record, [(scale, path) for scale in self.scales if not (path := self._cache_path(record.id, scale)).is_file()])
+        jobs = ((record, {scale: path for scale in self.scales if not (path := self._cache_path(record.id, scale)).is_file()})
                 for record in records)
-        together: list[tuple[int, ImageRecord, list, np.ndarray]] = []  # decoded images of one shape, not yet embedded
-        for done, loaded in enumerate(prefetched(jobs, self._read_if_missing, ahead=self.prefetch_images), start=1):
+        loaded = enumerate(prefetched(jobs, self._read_if_missing, ahead=self.prefetch_images), start=1)
+        for group in grouped(loaded, partial(joins_batch, self.embed_batch_pixels)):  # same-shape images together
             if cancel is not None and cancel.is_set():
                 return
-            record, missing = loaded.item
-            decoded = bool(missing) and loaded.error is None
-            joins = decoded and self._joins(together, missing, loaded.value)
-            if together and not joins:
-                yield from self._embed_together(together, total)
-                together = []
-                joins = decoded and self._joins(together, missing, loaded.value)  # the first of a new batch
-            if joins:
-                together.append((done, record, missing, loaded.value))
-                continue
+            done, first = group[0]
+            record, missing = first.item
             if not missing:
-                yield EmbedProgress(done, total, record.id, "cached")
+                yield None, EmbedProgress(done, total, record.id, "cached")
                 continue
             try:
-                if loaded.error is not None:
-                    raise loaded.error
-                for scale, path in missing:
-                    self._embed_and_save(loaded.value, path, scale)
-                release_freed_memory()  # the image's feature maps: gone before the next step allocates
+                if first.error is not None:
+                    raise first.error
+                writes = self._embed_group([one.value for _, one in group], [one.item[1] for _, one in group])
+                release_freed_memory()  # the feature maps: gone before the next step allocates
             except (ImageReadError, OSError) as exc:
-                yield EmbedProgress(done, total, record.id, "failed", getattr(exc, "message", str(exc)))
+                for done, one in group:
+                    yield None, EmbedProgress(done, total, one.item[0].id, "failed", getattr(exc, "message", str(exc)))
                 continue
-            yield EmbedProgress(done, total, record.id, "embedded")
-        if together:
-            yield from self._embed_together(together, total)
+            for (done, one), write in zip(group, writes):
+                yield write, EmbedProgress(done, total, one.item[0].id, "embedded")
 
-    def _joins(self, together: list, missing: list, pixels) -> bool:
-        """Whether a decoded image is embedded together with `together` (`embed_batch_pixels`):
-        an array (not a slide) of their shape, missing the same levels, within the pixel budget."""
-        if not isinstance(pixels, np.ndarray) or pixels.shape[0] * pixels.shape[1] * (len(together) + 1) > self.embed_batch_pixels:
-            return False
-        return not together or (together[0][3].shape == pixels.shape and [s for s, _ in together[0][2]] == [s for s, _ in missing])
-
-    def _embed_together(self, together: list, total: int) -> Iterator[EmbedProgress]:
-        """Embed decoded images of one shape as one batch per level (`DenseEmbedder.embed_batch`),
-        cache each, and report each in order."""
-        try:
-            for level, (scale, _) in enumerate(together[0][2]):
-                embedded = self.embedder_at(scale).embed_batch([pixels for *_, pixels in together])
-                for (_, _, missing, _), one in zip(together, embedded):
-                    save_npy_rows(missing[level][1], one.vectors.shape, np.float16, [one.vectors])
-                del embedded
-            release_freed_memory()
-        except OSError as exc:
-            for done, record, *_ in together:
-                yield EmbedProgress(done, total, record.id, "failed", str(exc))
-            return
-        for done, record, *_ in together:
-            yield EmbedProgress(done, total, record.id, "embedded")
+    def _embed_group(self, images: list, paths: list[dict[float, Path]]) -> list[Callable[[], None] | None]:
+        """Embed images of one shape (one, or a batch: `DenseEmbedder.embed_batch`) at the levels
+        of `paths` (the same for each); returns each image's write of its vectors to the cache.
+        An image that needs bands (a slide) is written band by band here (its write: None)."""
+        height, width = images[0].shape[:2]
+        if len(images) == 1 and not (isinstance(images[0], np.ndarray)
+                                     and all(self.embedder_at(scale).in_one_band(height, width) for scale in paths[0])):
+            for scale, path in paths[0].items():
+                self._embed_and_save(images[0], path, scale)
+            return [None]
+        levels = {scale: self.embedder_at(scale).embed_batch(images) if len(images) > 1 else [self.embedder_at(scale).embed(images[0])]
+                  for scale in paths[0]}
+        return [partial(_save_vectors, mine, {scale: embedded[index].vectors for scale, embedded in levels.items()})
+                for index, mine in enumerate(paths)]
 
     def _read_if_missing(self, job) -> np.ndarray | None:
         """The pixels of a (record, missing levels) job, or None when every level is cached."""
@@ -562,6 +556,12 @@ def _paper_stride(geometry: PatchGeometry) -> float:
 
 def _write_yaml_atomic(path: Path, data: dict) -> None:
     write_text_atomic(path, yaml.safe_dump(data, sort_keys=False))
+
+
+def _save_vectors(paths: dict[float, Path], vectors: dict[float, np.ndarray]) -> None:
+    """An image's vectors at its levels, cached as float16, each file whole or not at all."""
+    for scale, path in paths.items():
+        save_npy_rows(path, vectors[scale].shape, np.float16, [vectors[scale]])
 
 
 def _vectors_only(bands: Iterator[tuple[int, np.ndarray]]) -> Iterator[np.ndarray]:

@@ -4,7 +4,7 @@ import threading
 
 import pytest
 
-from simsearch.util.prefetch import prefetched
+from simsearch.util.prefetch import grouped, prefetched, written_behind
 
 
 def _square_or_fail(n: int) -> int:
@@ -62,6 +62,71 @@ def test_the_next_item_loads_while_the_caller_holds_this_one():
     assert run(1) and not run(0)
 
 
+def _steps(log: list, lock: threading.Lock, count: int = 12):
+    """(write, item) per item: every third item has nothing to write, item 4's write fails."""
+    for n in range(count):
+        with lock:
+            log.append(("computed", n))
+
+        def write(n=n):
+            if n == 4:
+                raise OSError(f"disk full at {n}")
+            with lock:
+                log.append(("written", n))
+
+        yield (None if n % 3 == 2 else write), n
+
+
+@pytest.mark.parametrize("depth", [1, 2, 5])
+def test_written_behind_gives_the_items_and_write_errors_of_writing_each_in_turn(depth):
+    def view(results):
+        return [(item, None if error is None else str(error)) for item, error in results]
+
+    reference_log, log, lock = [], [], threading.Lock()
+    reference = view(written_behind(_steps(reference_log, lock), depth=0))
+    assert reference[4] == (4, "disk full at 4") and reference[5] == (5, None) and len(reference) == 12
+    assert view(written_behind(_steps(log, lock), depth=depth)) == reference
+    written = [n for kind, n in log if kind == "written"]
+    assert written == [n for kind, n in reference_log if kind == "written"]  # one writer: files in order
+
+
+def test_each_item_comes_after_its_write_and_at_most_depth_writes_wait():
+    for depth in (1, 3):
+        log, lock = [], threading.Lock()
+        for item, _ in written_behind(_steps(log, lock), depth=depth):
+            with lock:
+                if item % 3 != 2 and item != 4:
+                    assert ("written", item) in log  # an item is announced once its file is there
+                computed = max(n for kind, n in log if kind == "computed")
+                assert computed <= item + depth  # never more than `depth` steps beyond the item in hand
+
+
+def test_the_next_step_is_computed_while_the_write_runs_and_closing_waits_for_it():
+    release, computing_next, finished = threading.Event(), threading.Event(), []
+
+    def steps():
+        yield (lambda: release.wait(10) and finished.append(0)), 0
+        computing_next.set()  # the write of item 0 is still waiting: work overlaps it
+        release.set()
+        yield None, 1
+
+    results = written_behind(steps())
+    assert next(results)[0] == 0 and computing_next.is_set() and finished == [0]
+    results.close()
+
+    slow_write = (lambda: threading.Event().wait(0.3) or finished.append(2)), 2
+    results = written_behind(iter([(lambda: finished.append(1), 1), slow_write, (None, 3)]))
+    assert next(results)[0] == 1 and finished == [0, 1]  # item 2's write is in flight now
+    results.close()  # closing early waits for it: its file is whole when the caller goes on
+    assert finished == [0, 1, 2]
+
+
+def test_grouped_keeps_the_order_and_starts_a_group_where_an_item_does_not_join():
+    joins = lambda group, n: n % 2 == group[0] % 2 and len(group) < 3  # noqa: E731
+    assert list(grouped([], joins)) == []
+    assert list(grouped([1, 3, 5, 7, 2, 9], joins)) == [[1, 3, 5], [7], [2], [9]]
+
+
 def test_embedding_with_images_read_ahead_equals_one_at_a_time(tmp_path):
     """The same statuses (a file broken after the project was made fails in its place) and
     bitwise the same cached embeddings, read ahead or not."""
@@ -110,6 +175,22 @@ def test_images_embedded_together_equal_one_at_a_time(tmp_path, monkeypatch):
         project.close()
     assert [status for *_, status in runs[0][0]] == ["embedded"] * 4 + ["failed"] + ["embedded"] * 3
     assert runs[0][0] == runs[1][0]
-    assert batches == [3, 1, 1, 1, 1], batches  # img0-2; img3 (then the broken img4); img5; img6 (another shape); img7
+    assert batches == [3], batches  # img0-2 together; img3 (then the broken img4), img5, img6 (another shape), img7 alone
     for alone, together in zip(runs[0][1], runs[1][1]):
         np.testing.assert_allclose(together, alone, atol=2e-3)
+
+
+def test_a_cache_file_that_cannot_be_written_fails_its_image_only(tmp_path):
+    """Vectors are written behind the network: a write that fails (here a folder stands where
+    img2's cache file goes) reports img2 as failed, caches nothing of it, and the others go on."""
+    from conftest import planted_project
+
+    project, _ = planted_project(tmp_path, 5)
+    project.set_patch_size(32)
+    blocked = project._cache_path(project.dataset.images[2].id)
+    (blocked / "in-the-way").mkdir(parents=True)
+    events = list(project.iter_embed())
+    assert [e.status for e in events] == ["embedded", "embedded", "failed", "embedded", "embedded"]
+    assert str(blocked) in events[2].message and not blocked.is_file()
+    assert [e.status for e in project.iter_embed()] == ["cached", "cached", "failed", "cached", "cached"]
+    project.close()

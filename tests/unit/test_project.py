@@ -114,6 +114,28 @@ def test_cli_embed_info_search(tmp_path, image_folder, capsys):
     assert "images: 4" in capsys.readouterr().out
 
 
+def test_cli_embeds_images_together_with_the_same_vectors(tmp_path, image_folder, monkeypatch, capsys):
+    """`embed --batch-megapixels`: same-shape images through the network together (here two of
+    112 x 144 px a batch), the vectors of one image at a time; a bad value names the option."""
+    from simsearch.features.embed import DenseEmbedder
+
+    batches = []
+    embed_batch = DenseEmbedder.embed_batch
+    monkeypatch.setattr(DenseEmbedder, "embed_batch", lambda self, images: batches.append(len(images)) or embed_batch(self, images))
+    vectors = {}
+    for name, budget in (("alone", "0"), ("together", "0.04")):
+        proj = tmp_path / name
+        assert main(["-q", "embed", str(image_folder), "--project", str(proj), "--patch-size", "32", "--batch-megapixels", budget]) == 0
+        with Project.open(proj, read_only=True) as project:
+            vectors[name] = [np.asarray(project.embeddings(r.id).vectors, np.float32) for r in project.dataset]
+    assert batches == [2, 2]
+    for alone, together in zip(vectors["alone"], vectors["together"]):
+        np.testing.assert_allclose(together, alone, atol=2e-3)
+    with pytest.raises(SystemExit):
+        main(["embed", str(image_folder), "--batch-megapixels", "-1"])
+    assert "argument --batch-megapixels: expected a number of megapixels >= 0, got '-1'" in capsys.readouterr().err
+
+
 def test_cli_reports_bad_dataset_clearly(tmp_path, capsys):
     assert main(["-q", "embed", str(tmp_path / "missing"), "--project", str(tmp_path / "p")]) == 2
     assert "missing" in capsys.readouterr().err

@@ -235,6 +235,35 @@ def test_process_exports_and_rethreshold(curated, tmp_path):
 
 
 @pytest.mark.slow
+def test_images_processed_together_equal_one_at_a_time(curated, tmp_path, monkeypatch):
+    """Same-shape images through the network together (`embed_batch_pixels`: here up to 3)
+    give the same events in the same order (a broken file fails in its place and ends the
+    batch) and the maps of one image at a time."""
+    from simsearch import iter_process
+    from simsearch.features.embed import DenseEmbedder
+    from simsearch.inference.process import maps_path
+
+    project, _ = curated
+    list(iter_train(project, TINY, device="cpu"))
+    (tmp_path / "images" / "img3.tif").write_bytes(b"II*\x00 truncated")
+    batches = []
+    embed_batch = DenseEmbedder.embed_batch
+    monkeypatch.setattr(DenseEmbedder, "embed_batch", lambda self, images: batches.append(len(images)) or embed_batch(self, images))
+    height, width = tifffile.imread(tmp_path / "images" / "img0.tif").shape[:2]
+    runs = []
+    for budget in (0, 3 * height * width):
+        project.embed_batch_pixels = budget
+        out = tmp_path / f"out{budget}"
+        events = [(event.done, event.image_id, event.status) for event in iter_process(project, out, device="cpu")]
+        runs.append((events, [np.load(maps_path(out, r.id)) for r in project.dataset if r.relpath != "img3.tif"]))
+    assert [status for *_, status in runs[0][0]] == ["computed"] * 3 + ["failed", "computed"]
+    assert runs[0][0] == runs[1][0]
+    assert batches == [3], batches  # img0-2 together; img4 alone after the broken img3
+    for alone, together in zip(runs[0][1], runs[1][1]):
+        np.testing.assert_allclose(together.astype(np.float32), alone.astype(np.float32), atol=2e-3)
+
+
+@pytest.mark.slow
 def test_training_killed_with_sigkill_resumes(curated):
     """A `simsearch train` process killed after its first checkpoint resumes from it."""
     import os
