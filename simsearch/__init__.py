@@ -13,7 +13,8 @@ The public API (scripts and the terminal UI use only these names):
 - Search: `PatchIndex`, `SearchHits`, `SimilarPatch`, `similarity_map`
 - Ground truth: `Annotation`, `read_truth` (CSV, VOC, COCO, label images), `read_voc_folder`
 - Projects: `Project`, `EmbedProgress`, `ProjectLockedError`; every path in a project folder:
-  `ProjectLayout` (`Project.layout`)
+  `ProjectLayout` (`Project.layout`); images decoded ahead of the network: `Loaded`
+  (`Project.read_ahead`)
 - Curation (the iterative patch selection loop): `Curation`, `Suggestion` (`Curation.suggestions`
   gives a `SuggestionList`),
   `BackgroundCandidate`, `NoisyProgress`, `ClassInfo`, `Prototype`, `PatchRecord`; what is
@@ -70,6 +71,7 @@ _PUBLIC = {
     **dict.fromkeys(["EmbedProgress", "Project"], "project.project"),
     "ProjectLayout": "project.layout",
     "write_text_atomic": "util.files",
+    "Loaded": "util.prefetch",
     "keep_freed_memory": "util.memory",
     **dict.fromkeys(["REVIEW_ORDERS", "Review", "ReviewProgress"], "inference.review"),
     "ClassCheck": "training.check",

@@ -45,20 +45,40 @@ BATCH_HELP = ("images of one shape through the network together, up to this many
               "results to float rounding)")
 
 
-def add_batch(parser: argparse.ArgumentParser) -> None:
-    """--batch-megapixels, for `Project.embed_batch_pixels`."""
+def add_throughput(parser: argparse.ArgumentParser) -> None:
+    """--batch-megapixels and --decode-threads, for `Project.embed_batch_pixels` and `decode_threads`
+    (`set_throughput`)."""
     parser.add_argument("--batch-megapixels", type=megapixels, default=0, metavar="MP", help=BATCH_HELP)
+    parser.add_argument("--decode-threads", type=positive_int, metavar="N",
+                        help="threads decoding the next images while the network runs (default: 1 on a CPU, "
+                             "up to 8 beside a GPU)")
+
+
+def set_throughput(project, args) -> None:
+    """The project's batching and decoding as the command line says."""
+    project.embed_batch_pixels = args.batch_megapixels
+    project.decode_threads = args.decode_threads
+
+
+def at_least(convert, least: float, what: str):
+    """An argparse type: `convert(text)`, refused unless it is a number >= `least`."""
+    def parse(text: str):
+        try:
+            value = convert(text)
+        except ValueError:
+            value = None
+        if value is None or not value >= least:
+            raise argparse.ArgumentTypeError(f"expected {what} >= {least}, got {text!r}")
+        return value
+    return parse
+
+
+positive_int = at_least(int, 1, "a whole number")
 
 
 def megapixels(text: str) -> int:
     """argparse's type for --batch-megapixels: a number >= 0 of megapixels, as pixels."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number of megapixels, got {text!r}") from None
-    if not value >= 0:
-        raise argparse.ArgumentTypeError(f"expected a number of megapixels >= 0, got {text!r}")
-    return int(value * 1e6)
+    return int(at_least(float, 0, "a number of megapixels")(text) * 1e6)
 
 
 def check_cluster(address: str | None) -> None:

@@ -7,8 +7,8 @@ import sys
 import time
 from pathlib import Path
 
-from simsearch.cli.commands import (CLUSTER_HELP, SCALES_HELP, add_batch, add_parser, add_quiet, channel_list, check_cluster,
-                                     int_list, on_cluster, patch_size)
+from simsearch.cli.commands import (CLUSTER_HELP, SCALES_HELP, add_parser, add_quiet, add_throughput, channel_list, check_cluster,
+                                     int_list, on_cluster, patch_size, set_throughput)
 from simsearch.inference.cluster import iter_embed_on_cluster
 from simsearch.cli.progress import ProgressBar
 from simsearch.io.images import Dataset, image_name
@@ -32,7 +32,7 @@ def add_commands(sub) -> None:
     embed.add_argument("--scales", help=SCALES_HELP)
     embed.add_argument("--device", default="auto", help="auto (default), cpu or cuda")
     embed.add_argument("--cluster", help=CLUSTER_HELP)
-    add_batch(embed)
+    add_throughput(embed)
     add_quiet(embed)
 
     info = add_parser(sub, "info")
@@ -76,7 +76,7 @@ def cmd_embed(args, quiet: bool) -> int:
         )
         print(f"created project {project.folder}")
     project.set_device(args.device)
-    project.embed_batch_pixels = args.batch_megapixels
+    set_throughput(project, args)
     dataset = project.dataset
     if dataset.skipped:
         print(f"skipped {len(dataset.skipped)} file(s):")

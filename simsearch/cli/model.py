@@ -6,8 +6,8 @@ import dataclasses
 import json
 from pathlib import Path
 
-from simsearch.cli.commands import (CLUSTER_HELP, add_batch, add_parser, add_project, add_quiet, check_cluster, int_list,
-                                     on_cluster)
+from simsearch.cli.commands import (CLUSTER_HELP, add_parser, add_project, add_quiet, add_throughput, check_cluster, int_list,
+                                     on_cluster, set_throughput)
 from simsearch.curation.session import Curation
 from simsearch.util.errors import ConfigError
 from simsearch.evaluate.metrics import MATCHING_RULES
@@ -63,7 +63,7 @@ def add_commands(sub) -> None:
     process.add_argument("--segmentation", action="store_true", help="also write label images")
     process.add_argument("--device", default="auto")
     process.add_argument("--cluster", help=CLUSTER_HELP)
-    add_batch(process)
+    add_throughput(process)
     process.add_argument("--progress", choices=("bar", "json"), default="bar",
                          help="json: one line of JSON per image on stdout, then one with the results (for programs)")
     add_project(process)
@@ -169,7 +169,7 @@ def cmd_threshold(args, quiet: bool) -> int:
 def cmd_process(args, quiet: bool) -> int:
     check_cluster(args.cluster)
     with Project.open(args.project, read_only=True) as project:
-        project.embed_batch_pixels = args.batch_megapixels
+        set_throughput(project, args)
         images = Dataset.open(args.images) if args.images else None
         total = len(images or project.dataset)
         bar = ProgressBar(total, "processing", quiet=quiet or args.progress == "json")

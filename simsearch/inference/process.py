@@ -43,7 +43,7 @@ from simsearch.io.images import Dataset, NamedImage
 from simsearch.io.slides import lazy_image_pixels, overview
 from simsearch.inference.predict import Detection, Predictor, detections_from_levels
 from simsearch.util.files import atomic_path, write_text_atomic
-from simsearch.util.prefetch import grouped, prefetched, written_behind
+from simsearch.util.prefetch import grouped, written_behind
 from simsearch.project.project import Project
 from simsearch.training.loop import trained_model_config
 
@@ -81,8 +81,8 @@ def iter_process(
     predictor: Predictor | None = None,
 ) -> Iterator[ProcessProgress]:
     """Compute and cache the probability maps of every image (the project's dataset, or
-    `images`); images already done are skipped. The next images are decoded in a thread
-    while the network runs (`Project.prefetch_images`); consecutive images of one shape go
+    `images`); images already done are skipped. The next images are decoded in threads
+    while the network runs (`Project.read_ahead`); consecutive images of one shape go
     through the network together up to `Project.embed_batch_pixels` pixels (default 0: one
     at a time), with the same maps to float rounding and the same events in the same order.
 
@@ -119,7 +119,7 @@ def _steps(project: Project, dataset: Dataset, predictor: Predictor, out: str | 
     """`iter_process`'s work: (the write of an image's maps, or None, and its event) per image."""
     jobs = ((record, {scale: maps_path(out, record.id, scale) for scale in predictor.scales}) for record in dataset)
     read = partial(_read_unless_done, dataset)
-    loaded = enumerate(prefetched(jobs, read, ahead=project.prefetch_images), start=1)  # decoding ahead
+    loaded = enumerate(project.read_ahead(jobs, read, predictor.embedder.device), start=1)  # decoding ahead
     for group in grouped(loaded, partial(joins_batch, project.embed_batch_pixels)):  # same-shape images together
         if cancel is not None and cancel.is_set():
             return

@@ -14,7 +14,15 @@ Value = TypeVar("Value")
 
 @dataclass(frozen=True)
 class Loaded(Generic[Item, Value]):
-    """One item with what `load` made of it, or the exception it raised (then `value` is None)."""
+    """One item with what `load` made of it, or the exception it raised (then `value` is None).
+
+    Examples
+    --------
+    >>> from simsearch import Loaded
+    >>> loaded = Loaded("img1.tif", None, OSError("truncated"))
+    >>> loaded.item, loaded.value is None, str(loaded.error)
+    ('img1.tif', True, 'truncated')
+    """
 
     item: Item
     value: Value | None

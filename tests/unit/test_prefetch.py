@@ -4,6 +4,8 @@ import threading
 
 import pytest
 
+from simsearch import ConfigError
+
 from simsearch.util.prefetch import grouped, prefetched, written_behind
 
 
@@ -129,23 +131,52 @@ def test_grouped_keeps_the_order_and_starts_a_group_where_an_item_does_not_join(
 
 def test_embedding_with_images_read_ahead_equals_one_at_a_time(tmp_path):
     """The same statuses (a file broken after the project was made fails in its place) and
-    bitwise the same cached embeddings, read ahead or not."""
+    bitwise the same cached embeddings, read ahead or not, by one or three decoding threads."""
     import numpy as np
     from conftest import planted_project
 
     runs = []
-    for ahead in (0, 3):
-        project, _ = planted_project(tmp_path / f"ahead{ahead}", 6)
+    for ahead, threads in ((0, None), (3, None), (2, 3)):
+        project, _ = planted_project(tmp_path / f"ahead{ahead}-{threads}", 6)
         project.set_patch_size(32)
-        (tmp_path / f"ahead{ahead}" / "images" / "img4.tif").write_bytes(b"II*\x00 truncated")
-        project.prefetch_images = ahead
+        (tmp_path / f"ahead{ahead}-{threads}" / "images" / "img4.tif").write_bytes(b"II*\x00 truncated")
+        project.prefetch_images, project.decode_threads = ahead, threads
         statuses = [event.status for event in project.iter_embed()]
         vectors = [np.asarray(project.embeddings(r.id).vectors) for r in project.dataset if r.relpath != "img4.tif"]
         runs.append((statuses, vectors))
         project.close()
-    assert runs[0][0] == runs[1][0] == ["embedded"] * 4 + ["failed", "embedded"]
-    for reference, ahead in zip(runs[0][1], runs[1][1]):
-        np.testing.assert_array_equal(reference, ahead)
+    assert runs[0][0] == runs[1][0] == runs[2][0] == ["embedded"] * 4 + ["failed", "embedded"]
+    for reference, *others in zip(*(vectors for _, vectors in runs)):
+        for other in others:
+            np.testing.assert_array_equal(reference, other)
+
+
+def test_read_ahead_decodes_in_one_thread_beside_a_cpu_network_and_as_many_as_asked(tmp_path):
+    """By default one decoding thread where the network runs on the CPU; `decode_threads` N
+    decodes N images at once, with at least two images ahead per thread."""
+    from conftest import planted_project
+
+    project, _ = planted_project(tmp_path, 6)
+    running, most, lock = [0], [0], threading.Lock()
+    both = threading.Barrier(2, timeout=5)
+
+    def load(n):
+        with lock:
+            running[0] += 1
+            most[0] = max(most[0], running[0])
+        if project.decode_threads == 2 and n < 2:
+            both.wait()  # the first two loads overlap, or this times out
+        with lock:
+            running[0] -= 1
+        return n
+
+    assert [x.value for x in project.read_ahead(range(6), load, device="cpu")] == list(range(6)) and most[0] == 1
+    project.decode_threads = 2
+    assert [x.value for x in project.read_ahead(range(6), load, device="cpu")] == list(range(6)) and most[0] == 2
+    project.decode_threads = 0
+    with pytest.raises(ConfigError, match="decode threads: at least 1, got 0"):
+        list(project.read_ahead(range(2), load))
+    project.close()
 
 
 def test_images_embedded_together_equal_one_at_a_time(tmp_path, monkeypatch):

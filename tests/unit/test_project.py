@@ -116,16 +116,17 @@ def test_cli_embed_info_search(tmp_path, image_folder, capsys):
 
 def test_cli_embeds_images_together_with_the_same_vectors(tmp_path, image_folder, monkeypatch, capsys):
     """`embed --batch-megapixels`: same-shape images through the network together (here two of
-    112 x 144 px a batch), the vectors of one image at a time; a bad value names the option."""
+    112 x 144 px a batch, decoded by two threads), the vectors of one image at a time; a bad
+    value names the option."""
     from simsearch.features.embed import DenseEmbedder
 
     batches = []
     embed_batch = DenseEmbedder.embed_batch
     monkeypatch.setattr(DenseEmbedder, "embed_batch", lambda self, images: batches.append(len(images)) or embed_batch(self, images))
     vectors = {}
-    for name, budget in (("alone", "0"), ("together", "0.04")):
+    for name, options in (("alone", ["--batch-megapixels", "0"]), ("together", ["--batch-megapixels", "0.04", "--decode-threads", "2"])):
         proj = tmp_path / name
-        assert main(["-q", "embed", str(image_folder), "--project", str(proj), "--patch-size", "32", "--batch-megapixels", budget]) == 0
+        assert main(["-q", "embed", str(image_folder), "--project", str(proj), "--patch-size", "32", *options]) == 0
         with Project.open(proj, read_only=True) as project:
             vectors[name] = [np.asarray(project.embeddings(r.id).vectors, np.float32) for r in project.dataset]
     assert batches == [2, 2]
@@ -134,6 +135,9 @@ def test_cli_embeds_images_together_with_the_same_vectors(tmp_path, image_folder
     with pytest.raises(SystemExit):
         main(["embed", str(image_folder), "--batch-megapixels", "-1"])
     assert "argument --batch-megapixels: expected a number of megapixels >= 0, got '-1'" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["process", "--out", str(tmp_path / "out"), "--decode-threads", "0"])
+    assert "argument --decode-threads: expected a whole number >= 1, got '0'" in capsys.readouterr().err
 
 
 def test_cli_reports_bad_dataset_clearly(tmp_path, capsys):
