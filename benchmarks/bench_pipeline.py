@@ -8,8 +8,8 @@ take turns), with the next images decoded in a thread while the network runs (th
 and, besides, with same-size images embedded together (`embed_batch_pixels`, 16 MP per
 batch). The same three ways then run `iter_process` with a model trained (seconds of tiny
 settings: its weights do not change the cost) on a curated project of the same images. The
-runs alternate, `--repeats` times each, and the best of each counts (the machine may be
-shared). Reported: MP/s of image
+runs alternate, embedding and processing in turn, `--repeats` times each, and the best of each
+counts (the machine may be shared and its speed drifts over minutes). Reported: MP/s of image
 pixels end to end, and, measured separately on the same files, the seconds spent decoding
 (`Dataset.read`) and in the network with pooling (`DenseEmbedder.embed` on decoded pixels).
 
@@ -149,18 +149,16 @@ def main(argv: list[str] | None = None) -> None:
         scratch = Path(tmp)
         pixels = write_images(scratch / "images", args.images)
         variants = {"one_at_a_time": (0, 0), "read_ahead": (2, 0), "batched": (2, 16_000_000)}  # (prefetch, batch pixels)
+        trained = trained_project(scratch / "images", scratch / "trained", args.patch, args.device)
         best = dict.fromkeys(variants, float("inf"))
-        for _ in range(args.repeats):
+        best_process = dict.fromkeys(variants, float("inf"))
+        for _ in range(args.repeats):  # embedding and processing alternate: a machine that drifts affects both alike
             for name, (prefetch, batch_pixels) in variants.items():
                 seconds = time_embedding(scratch / "images", scratch, args.patch, args.device, prefetch, batch_pixels)
                 best[name] = min(best[name], seconds)
-        parts = time_parts(scratch / "images", scratch, args.patch, args.device)
-        trained = trained_project(scratch / "images", scratch / "trained", args.patch, args.device)
-        best_process = dict.fromkeys(variants, float("inf"))
-        for _ in range(args.repeats):
-            for name, (prefetch, batch_pixels) in variants.items():
                 seconds = time_processing(trained, scratch, args.device, prefetch, batch_pixels)
                 best_process[name] = min(best_process[name], seconds)
+        parts = time_parts(scratch / "images", scratch, args.patch, args.device)
     megapixels = pixels / 1e6
     result = {
         "date": datetime.datetime.now().isoformat(timespec="seconds"), "machine": platform.platform(),

@@ -241,6 +241,11 @@ def test_training_and_detection_run_over_the_pyramid(tmp_path, lite0):
         out = tmp_path / "results"
         list(iter_process(project, out, device="cpu"))
         assert len(list((out / "maps").glob("*.level2.npy"))) == len(list((out / "maps").glob("*.level0.5.npy"))) == 4
+        project.embed_batch_pixels = 10**8  # the four images through the network together at each level: the same maps
+        list(iter_process(project, tmp_path / "together", device="cpu"))
+        for path in sorted((out / "maps").glob("*.npy")):
+            together = np.load(tmp_path / "together" / "maps" / path.name).astype(np.float32)
+            np.testing.assert_allclose(together, np.load(path).astype(np.float32), atol=2e-3, err_msg=path.name)
         write_results(project, out, thresholds={"disc": 0.5}, overviews=False)
         sides = {round(f["geometry"]["coordinates"][0][1][0] - f["geometry"]["coordinates"][0][0][0])
                  for path in (out / "geojson").glob("*.geojson") for f in json.loads(path.read_text())["features"]}
