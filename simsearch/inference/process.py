@@ -240,7 +240,8 @@ def write_results(
     """Detections (or labels) and every export from the cached maps; returns the manifest.
 
     Run `iter_process` on the same `out` (and `images`) first. `thresholds`: per class
-    confidence (default: the project's); new thresholds only redo this cheap part.
+    confidence (default: the project's); new thresholds only redo this cheap part. Images
+    without maps (those that failed) are listed in the manifest (`dataset.without_results`).
 
     Examples
     --------
@@ -261,9 +262,11 @@ def write_results(
     names = {r.id: r.relpath for r in dataset}
     everything: list[Detection] = []
     summary = []
+    without_maps = []  # failed (or not yet processed): named in the manifest, so that no image is missed silently
     for record in dataset:
         paths = {scale: maps_path(out, record.id, scale) for scale in scales}
         if not all(path.is_file() for path in paths.values()):
+            without_maps.append(record.relpath)
             continue
         levels = [(scale, project.geometry_at(scale), np.load(path).astype(np.float32)) for scale, path in paths.items()]
         found = detections_from_levels(levels, class_names, thresholds, record.id)
@@ -294,6 +297,7 @@ def write_results(
     for path in (project.layout.model_weights, project.layout.model_config):
         shutil.copy2(path, model_out / path.name)
     manifest = _manifest(project, dataset, thresholds, predictor_config, len(everything), segmentation, extra_manifest)
+    manifest["dataset"]["without_results"] = without_maps
     export.manifest_json(out / "manifest.json", manifest)
     return manifest
 

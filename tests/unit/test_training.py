@@ -238,8 +238,8 @@ def test_process_exports_and_rethreshold(curated, tmp_path):
 def test_images_processed_together_equal_one_at_a_time(curated, tmp_path, monkeypatch):
     """Same-shape images through the network together (`embed_batch_pixels`: here up to 3)
     give the same events in the same order (a broken file fails in its place and ends the
-    batch) and the maps of one image at a time."""
-    from simsearch import iter_process
+    batch) and the maps of one image at a time; the export names the image that failed."""
+    from simsearch import iter_process, write_results
     from simsearch.features.embed import DenseEmbedder
     from simsearch.inference.process import maps_path
 
@@ -261,6 +261,9 @@ def test_images_processed_together_equal_one_at_a_time(curated, tmp_path, monkey
     assert batches == [3], batches  # img0-2 together; img4 alone after the broken img3
     for alone, together in zip(runs[0][1], runs[1][1]):
         np.testing.assert_allclose(together.astype(np.float32), alone.astype(np.float32), atol=2e-3)
+    project.store.set_confidence_threshold("disc", 0.5)
+    manifest = write_results(project, tmp_path / "out0", overviews=False)
+    assert manifest["dataset"]["without_results"] == ["img3.tif"]  # the image that failed is named, not missed silently
 
 
 @pytest.mark.slow
