@@ -55,8 +55,9 @@ class ClassActions:
             if not yes:
                 return
             with self.app.engine_lock:
-                self.app.curation.delete_class(name)
-            self.notify(f"class {name} deleted (this cannot be undone)")
+                saved = self.app.curation.delete_class(name)
+            self.app.remember(f"deleting class {name}", "restore_class", {"file": str(saved)})
+            self.notify(f"class {name} deleted (u undoes it)")
             self.class_name = None
             self.refresh_view()
             self.update_step_bar()

@@ -30,6 +30,7 @@ def _answers(app, args: dict) -> None:
 # operation -> the engine call, given the app and the step's arguments
 OPERATIONS: dict[str, Callable[[Any, dict], None]] = {
     "delete_class": lambda app, a: app.curation.delete_class(a["name"]),
+    "restore_class": lambda app, a: app.curation.restore_class(a["file"]),
     "rename_class": lambda app, a: app.curation.rename_class(a["old"], a["new"]),
     "set_similarity_threshold": lambda app, a: app.curation.set_threshold(a["name"], a["value"]),
     "set_confidence_threshold": lambda app, a: app.curation.set_confidence_threshold(a["name"], a["value"]),

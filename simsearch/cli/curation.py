@@ -31,8 +31,10 @@ def add_commands(sub) -> None:
 
     klass = add_parser(sub, "class")
     klass_sub = klass.add_subparsers(dest="action", required=True)
-    for action, args in (("add", ("name",)), ("rename", ("old", "new")), ("delete", ("name",)), ("list", ())):
-        parser = klass_sub.add_parser(action)
+    for action, args in (("add", ("name",)), ("rename", ("old", "new")), ("delete", ("name",)), ("restore", ("file",)),
+                         ("list", ())):
+        parser = klass_sub.add_parser(action, help="a class deleted before, from the file `delete` saved it to"
+                                      if action == "restore" else None)
         for arg in args:
             parser.add_argument(arg)
         if action == "add":
@@ -135,7 +137,11 @@ def cmd_class(args, quiet: bool) -> int:
         elif args.action == "rename":
             curation.rename_class(args.old, args.new)
         elif args.action == "delete":
-            curation.delete_class(args.name)
+            saved = curation.delete_class(args.name)
+            print(f"deleted {args.name}; everything curated for it is saved in {saved} "
+                  f"(simsearch class restore {saved} brings it back)")
+        elif args.action == "restore":
+            print(f"restored {curation.restore_class(args.file).name}")
         for info in curation.classes():
             counts = curation.class_counts(info.name)
             state = "confirmed" if info.confirmed else "open"

@@ -12,12 +12,16 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import re
 import threading
+from datetime import datetime, timezone
+from pathlib import Path
 from typing import Iterator
 
 import numpy as np
 
 from simsearch.util.errors import ConfigError, ProjectError
+from simsearch.util.files import write_text_atomic
 from simsearch.project.project import Project
 from simsearch.features.geometry import box_around
 from simsearch.search.index import SimilarPatch
@@ -76,9 +80,45 @@ class Curation:
             if old in cache:
                 cache[new] = cache.pop(old)
 
-    def delete_class(self, name: str) -> None:
-        self.store.delete_class(name)
+    def delete_class(self, name: str) -> Path:
+        """Delete a class with everything curated for it (prototypes, flags, positives, noisy
+        patches, review answers). All of it is first saved to a file in the project's
+        deleted-classes/ folder, returned, which `restore_class` brings back: a deletion
+        never loses curated work.
+
+        Examples
+        --------
+        >>> saved = curation.delete_class("RBC")          # doctest: +SKIP
+        >>> curation.restore_class(saved).name            # doctest: +SKIP
+        'RBC'
+        """
+        stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%f")
+        saved = self.project.layout.deleted_classes / f"{re.sub(r'[^A-Za-z0-9._-]+', '_', name)}.{stamp}.json"
+        self.store.delete_class(name, keep=lambda rows: write_text_atomic(saved, json.dumps(rows)))
         self._forget(name)
+        return saved
+
+    def restore_class(self, saved: str | Path) -> ClassInfo:
+        """Bring back a class deleted by `delete_class` from the file it saved, as it was (its
+        file is then removed). A ConfigError naming the file when it cannot be read, or when a
+        class of that name exists again; nothing changes then.
+
+        Examples
+        --------
+        >>> curation.restore_class("project/deleted-classes/RBC.20261201T101500000000.json").name   # doctest: +SKIP
+        'RBC'
+        """
+        saved = Path(saved)
+        try:
+            rows = json.loads(saved.read_text())
+        except (OSError, ValueError) as error:
+            raise ConfigError(f"restore class: cannot read {saved}: {error}") from None
+        try:
+            info = self.store.restore_class(rows)
+        except ConfigError as error:
+            raise ConfigError(f"{saved}: {error.message}", hint=error.hint) from None
+        saved.unlink(missing_ok=True)
+        return info
 
     def _forget(self, name: str) -> None:
         for cache in (self._maps, self._peaks, self._map_prototypes):

@@ -13,6 +13,7 @@
     results/            what the terminal UI processes into unless told otherwise
     tui-state.yaml      the terminal UI's place (screen, class, thresholds being tried)
     tui-undo.json       the terminal UI's undo history
+    deleted-classes/    each deleted class with all that was curated for it (`Curation.restore_class`)
 """
 from __future__ import annotations
 
@@ -104,3 +105,7 @@ class ProjectLayout:
     @property
     def ui_undo(self) -> Path:
         return self.folder / "tui-undo.json"
+
+    @property
+    def deleted_classes(self) -> Path:
+        return self.folder / "deleted-classes"

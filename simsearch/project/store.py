@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 from simsearch.io.images import NamedImage
 from simsearch.project.layout import ProjectLayout
@@ -46,6 +46,9 @@ class ProjectLockedError(ProjectError):
     >>> writer.close(); tmp.cleanup()
     """
 
+
+# the tables whose rows belong to one class (class_id), deleted with it
+_CLASS_TABLES = ("prototypes", "class_patches", "noisy_patches", "review_items")
 
 _SCHEMA_V1 = """
 CREATE TABLE classes (
@@ -389,10 +392,56 @@ class Store:
         with self.transaction() as conn:
             conn.execute("UPDATE classes SET name = ? WHERE id = ?", (new, info.id))
 
-    def delete_class(self, name: str) -> None:
+    def delete_class(self, name: str, keep: Callable[[dict], None] | None = None) -> dict:
+        """Delete a class and everything that belongs to it (prototypes, flags, positives,
+        noisy patches, review answers); returns all of it as rows (`restore_class` brings it
+        back). `keep(rows)` runs first, in the same transaction: if it fails, nothing is deleted."""
         info = self.class_info(name)
         with self.transaction() as conn:
+            rows = {"format": 1, "classes": self._rows(conn, "classes", "id", info.id)}
+            for table in _CLASS_TABLES:
+                rows[table] = self._rows(conn, table, "class_id", info.id)
+            if keep is not None:
+                keep(rows)
             conn.execute("DELETE FROM classes WHERE id = ?", (info.id,))
+        return rows
+
+    @staticmethod
+    def _rows(conn: sqlite3.Connection, table: str, column: str, value: int) -> list[dict]:
+        cursor = conn.execute(f"SELECT * FROM {table} WHERE {column} = ? ORDER BY id", (value,))
+        names = [d[0] for d in cursor.description]
+        return [dict(zip(names, row)) for row in cursor.fetchall()]
+
+    def restore_class(self, rows: dict) -> ClassInfo:
+        """Bring back a class deleted by `delete_class` from its rows, with the ids it had
+        where they are still free (so it keeps its place among the classes). A ConfigError
+        when a class of that name exists again; nothing changes then."""
+        if rows.get("format") != 1 or len(rows.get("classes", [])) != 1:
+            raise ConfigError("restore class: these are not the rows of one deleted class")
+        name = rows["classes"][0]["name"]
+        if any(c.name == name for c in self.classes()):
+            raise ConfigError(f"restore class: a class {name!r} exists again", hint="rename or delete it first")
+        with self.transaction() as conn:
+            class_id = self._insert_rows(conn, "classes", rows["classes"], {})[0]
+            for table in _CLASS_TABLES:
+                self._insert_rows(conn, table, rows.get(table, []), {"class_id": class_id})
+        return self.class_info(name)
+
+    @staticmethod
+    def _insert_rows(conn: sqlite3.Connection, table: str, rows: list[dict], override: dict) -> list[int]:
+        """Insert rows into `table` with `override` applied, each with its old id when it is free."""
+        columns = {d[1] for d in conn.execute(f"PRAGMA table_info({table})")}
+        taken = {row[0] for row in conn.execute(f"SELECT id FROM {table}")}
+        ids = []
+        for row in rows:
+            row = {key: value for key, value in {**row, **override}.items() if key in columns}
+            if row.get("id") in taken:
+                del row["id"]
+            names = list(row)
+            cursor = conn.execute(f"INSERT INTO {table} ({', '.join(names)}) VALUES ({', '.join('?' * len(names))})",
+                                  [row[n] for n in names])
+            ids.append(cursor.lastrowid)
+        return ids
 
     def set_similarity_threshold(self, name: str, value: float) -> None:
         check_threshold(value, "similarity threshold")

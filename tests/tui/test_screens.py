@@ -469,7 +469,7 @@ def test_a_box_drawn_with_the_mouse_becomes_the_prototype(fresh_project):
     run(scenario)
 
 
-def test_rename_and_delete_a_class(fresh_project):
+def test_rename_delete_and_undelete_a_class(fresh_project):
     folder, _ = fresh_project
     with Project.open(folder) as project:
         curation = Curation(project)
@@ -491,6 +491,9 @@ def test_rename_and_delete_a_class(fresh_project):
             await pilot.press("d", "y")
             await wait_until(pilot, lambda: [c.name for c in app.curation.classes()] == ["round"], what="the delete")
             assert app.screen.class_name == "round"
+            await pilot.press("u")  # undo brings the class back, with its place among the classes
+            await wait_until(pilot, lambda: [c.name for c in app.curation.classes()] == ["round", "cross"], what="the undo")
+            assert not list(app.project.layout.deleted_classes.iterdir())  # its saved file is used up
 
     run(scenario)
 

@@ -26,6 +26,12 @@ def test_scripted_session(tmp_path, capsys):
     assert run("class", "delete", "gone") == 0
     out = capsys.readouterr().out
     assert "gone" not in out.splitlines()[-1] and out.splitlines()[-1].startswith("disc")
+    saved = out.split("simsearch class restore ")[1].split(" brings")[0]  # the command says where it is kept
+    assert run("class", "restore", saved) == 0
+    assert [line.split()[0] for line in capsys.readouterr().out.splitlines()[-2:]] == ["disc", "gone"]
+    assert run("class", "restore", saved) == 2 and f"restore class: cannot read {saved}" in capsys.readouterr().err
+    assert run("class", "delete", "gone") == 0
+    capsys.readouterr()
     y, x = truth["img0.tif"][0][0]
     assert run("prototype", "add", "disc", "img0.tif", "--box=-5,-5,27,27") == 2  # a minus sign: parsed, refused by name
     assert "lies outside image img0.tif" in capsys.readouterr().err

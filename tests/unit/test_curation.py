@@ -211,3 +211,36 @@ def test_free_background_places_are_judged_in_blocks_as_all_at_once(monkeypatch)
     for count in (5, len(want), 1000):
         assert session._first_free(patches, ys, xs, sizes, (16, 16), count).tolist() == want[:count]
     assert session._first_free([], ys, xs, sizes, (16, 16), 4).tolist() == [0, 1, 2, 3]
+
+
+def test_a_deleted_class_comes_back_as_it_was(curated):
+    """Deleting a class saves everything curated for it to deleted-classes/; restoring brings
+    it back with the same ids, order and content, so the same training identity. A class of
+    that name in the way, or an unreadable file, is refused naming the file."""
+    from conftest import TINY
+    from simsearch import training_identity
+
+    project, _ = curated
+    curation, store = Curation(project), project.store
+
+    def state(name):
+        return (curation.class_info(name), store.prototypes(name), store.patches(name, "positive"),
+                store.patches(name, "negative"), store.noisy(name), [c.name for c in curation.classes()])
+
+    before, identity = state("disc"), training_identity(project, TINY)
+    assert before[2] and before[4]  # positives and noisy patches to lose
+    saved = curation.delete_class("disc")
+    assert saved.parent == project.layout.deleted_classes and saved.is_file()
+    assert [c.name for c in curation.classes()] == ["cross"]
+    with pytest.raises(ConfigError, match="unknown class 'disc'"):
+        curation.class_info("disc")
+    curation.add_class("disc")  # another class of that name in the way: refused, nothing changes
+    with pytest.raises(ConfigError, match=f"{saved}: restore class: a class 'disc' exists again"):
+        curation.restore_class(saved)
+    assert saved.is_file() and not store.prototypes("disc")
+    curation.delete_class("disc")
+    restored = curation.restore_class(saved)
+    assert restored == before[0] and state("disc") == before and training_identity(project, TINY) == identity
+    assert not saved.exists()
+    with pytest.raises(ConfigError, match=f"restore class: cannot read {saved}"):
+        curation.restore_class(saved)
