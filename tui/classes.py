@@ -62,4 +62,5 @@ class ClassActions:
             self.refresh_view()
             self.update_step_bar()
 
-        self.app.push_screen(ConfirmScreen(f"Delete class {name} with its {prototypes} prototype(s), negatives and positives?"), answered)
+        self.app.push_screen(ConfirmScreen(f"Delete class {name} with its {prototypes} prototype(s), negatives and positives? "
+                                           "(u brings it back)"), answered)
