@@ -72,6 +72,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--diameters", default="", help="e.g. 16,32,64: only these sizes (default: log-normal)")
     parser.add_argument("--size", type=int, default=512, help="image side in px")
     parser.add_argument("--bits", type=int, choices=(8, 16), default=8)
+    parser.add_argument("--exposure-spread", type=float, default=1.0,
+                        help="F > 1: each image recorded with its own gain, from 1/F to 1 of the range (log-uniform), "
+                             "and its own offset, as micrographs taken at different doses (default 1: all alike)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     fixed = [float(v) for v in args.diameters.split(",") if v.strip()]
@@ -84,6 +87,10 @@ def main(argv: list[str] | None = None) -> None:
         shape = (args.size, args.size)
         particles = place(rng, diameters(rng, args.per_image, fixed), shape)
         image = render(rng, particles, shape)
+        if args.exposure_spread > 1:  # drawn from its own stream: the same particles whatever the spread
+            exposure = np.random.default_rng([args.seed, index])
+            gain = args.exposure_spread ** -exposure.uniform(0, 1)
+            image = exposure.uniform(0, 1 - gain) + gain * image
         tifffile.imwrite(args.out / "images" / name, np.round(image * peak).astype(np.uint8 if args.bits == 8 else np.uint16))
         for y, x, diameter in particles:
             half = diameter / 2

@@ -91,7 +91,8 @@ class DisplayImages:
         top, bottom = int(max(0.0, y0 - margin_y) / down), int(np.ceil((y1 + margin_y) / down))
         left, right = int(max(0.0, x0 - margin_x) / down), int(np.ceil((x1 + margin_x) / down))
         raw = slide.level_region(index, top, bottom, left, right)
-        rgb = (simsearch.display_rgb(raw, self.project.normalization, self.project.channels) * 255).astype(np.uint8)
+        whole = self.project.normalization.for_image(slide)  # a per-image range is the slide's, not the region's
+        rgb = (simsearch.display_rgb(raw, whole, self.project.channels) * 255).astype(np.uint8)
         piece = Detail(rgb, 1.0 / down, (left * down, top * down))
         self._detail[image_id] = piece
         return piece

@@ -40,6 +40,11 @@ CLUSTER_HELP = ("run on a Dask cluster: local (one worker per GPU, else one per 
                 "pip install 'simsearch[cluster]'")
 
 
+NORMALIZATION_HELP = ("auto (default): each image by its own intensity range where the images' ranges differ widely "
+                      "(different exposures or gains), else one range for the dataset; dataset: the paper's one range; "
+                      "image: each image's own")
+
+
 BATCH_HELP = ("images of one shape through the network together, up to this many megapixels a batch, e.g. 16 on "
               "a GPU, where one small image at a time leaves it waiting (default 0: one image at a time; same "
               "results to float rounding)")

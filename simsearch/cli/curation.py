@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import sys
 
-from simsearch.cli.commands import SCALES_HELP, add_parser, add_project, box, channel_list, patch_size
+from simsearch.cli.commands import NORMALIZATION_HELP, SCALES_HELP, add_parser, add_project, box, channel_list, patch_size
 from simsearch.curation.importer import import_annotations
 from simsearch.curation.results import Suggestion
 from simsearch.curation.session import Curation
 from simsearch.util.errors import ConfigError
 from simsearch.io.images import Dataset
+from simsearch.io.preprocess import NORMALIZATION_MODES
 from simsearch.io.tables import write_csv
 from simsearch.cli.progress import ProgressBar
 from simsearch.project.project import Project
@@ -28,6 +29,7 @@ def add_commands(sub) -> None:
     create.add_argument("--weights")
     create.add_argument("--channels", type=channel_list, help="channels to use, e.g. 0 or 0,2,3 (default: up to the first 3)")
     create.add_argument("--scales", help=SCALES_HELP)
+    create.add_argument("--normalization", default="auto", choices=NORMALIZATION_MODES, help=NORMALIZATION_HELP)
 
     klass = add_parser(sub, "class")
     klass_sub = klass.add_subparsers(dest="action", required=True)
@@ -117,6 +119,7 @@ def cmd_create(args, quiet: bool) -> int:
         args.project, dataset, patch_size=args.patch_size, backbone=args.backbone, weights=args.weights,
         channels=args.channels, progress=lambda done, total: bar.update(done), scales=args.scales,
         displayed=args.displayed_images or min(args.displayed, len(dataset)), seed=args.seed,
+        normalization=args.normalization,
     )
     with project:
         print(f"created project {project.folder}")

@@ -7,11 +7,12 @@ import sys
 import time
 from pathlib import Path
 
-from simsearch.cli.commands import (CLUSTER_HELP, SCALES_HELP, add_parser, add_quiet, add_throughput, channel_list, check_cluster,
-                                     int_list, on_cluster, patch_size, set_throughput)
+from simsearch.cli.commands import (CLUSTER_HELP, NORMALIZATION_HELP, SCALES_HELP, add_parser, add_quiet, add_throughput,
+                                     channel_list, check_cluster, int_list, on_cluster, patch_size, set_throughput)
 from simsearch.inference.cluster import iter_embed_on_cluster
 from simsearch.cli.progress import ProgressBar
 from simsearch.io.images import Dataset, image_name
+from simsearch.io.preprocess import NORMALIZATION_MODES
 from simsearch.io.tables import write_csv
 from simsearch.project.layout import ProjectLayout
 from simsearch.project.project import Project
@@ -30,6 +31,7 @@ def add_commands(sub) -> None:
     embed.add_argument("--min-cells", type=int, default=4, help="upsample so a patch spans at least this many 16-px cells (default 4)")
     embed.add_argument("--passes", type=int, default=1, choices=(1, 2, 4), help="shifted passes per axis: grid step 16/passes scaled px")
     embed.add_argument("--scales", help=SCALES_HELP)
+    embed.add_argument("--normalization", default="auto", choices=NORMALIZATION_MODES, help=NORMALIZATION_HELP)
     embed.add_argument("--device", default="auto", help="auto (default), cpu or cuda")
     embed.add_argument("--cluster", help=CLUSTER_HELP)
     add_throughput(embed)
@@ -72,6 +74,7 @@ def cmd_embed(args, quiet: bool) -> int:
         project = Project.create(
             folder, dataset, patch_size=args.patch_size, backbone=args.backbone, weights=args.weights,
             channels=args.channels, min_cells=args.min_cells, passes=args.passes, scales=args.scales,
+            normalization=args.normalization,
             progress=lambda done, total: bar.update(done),
         )
         print(f"created project {project.folder}")

@@ -6,11 +6,12 @@ import dataclasses
 import json
 from pathlib import Path
 
-from simsearch.cli.commands import (CLUSTER_HELP, add_parser, add_project, add_quiet, add_throughput, check_cluster, int_list,
-                                     on_cluster, set_throughput)
+from simsearch.cli.commands import (CLUSTER_HELP, NORMALIZATION_HELP, add_parser, add_project, add_quiet, add_throughput,
+                                     check_cluster, int_list, on_cluster, set_throughput)
 from simsearch.curation.session import Curation
 from simsearch.util.errors import ConfigError
 from simsearch.evaluate.metrics import MATCHING_RULES
+from simsearch.io.preprocess import NORMALIZATION_MODES
 from simsearch.evaluate.report import EvalPlan, evaluate
 from simsearch.io.images import Dataset
 from simsearch.inference.cluster import iter_process_on_cluster
@@ -240,6 +241,7 @@ def _add_eval_command(sub) -> None:
                             help="the similarity search's scale pyramid, e.g. 0.5,1,2 (object sizes relative to the patch); "
                                  "'auto': per class, levels a factor 2 apart covering its 5th-95th percentile box sides; "
                                  "prototypes are then marked with their object's own box")
+    evaluation.add_argument("--normalization", default="auto", choices=NORMALIZATION_MODES, help=NORMALIZATION_HELP)
     evaluation.add_argument("--matching", default="patch", choices=MATCHING_RULES,
                             help="scoring: 'patch', the paper's radius (0.3 x the patch width) for every object; 'object', "
                                  "0.3 x the larger of the patch and the object's box (objects larger than the patch)")
@@ -276,7 +278,7 @@ def plan_from_args(args) -> EvalPlan:
         test_fraction=args.test_fraction, backbone=args.backbone, weights=args.weights,
         training=training_settings({"preset": args.preset}), device=args.device, review_rounds=args.review_rounds,
         review_size=args.review_size, review_images=args.review_images, retrain=args.retrain, joint=args.joint,
-        scales=args.scales, matching=args.matching,
+        scales=args.scales, matching=args.matching, normalization=args.normalization,
     )
 
 

@@ -8,6 +8,7 @@
     backbone: auto
     patch_size: 96                   # optional: else the first prototype's box
     scales: [0.5, 1, 2]              # optional: a scale pyramid (object sizes x the patch), or auto
+    normalization: auto              # optional: auto, dataset (the paper's one range) or image (each its own)
     annotations: prototypes.csv      # kind,class,image,x0,y0,x1,y1 (kind prototype | negative)
     classes:                         # per class thresholds (defaults 0.5 / 0.5)
       WBC: {similarity_threshold: 0.6, confidence_threshold: 0.5}
@@ -92,7 +93,8 @@ def run(config_path: str | Path, *, say: Callable[[str], None] = print, progress
         project = Project.create(folder, dataset, patch_size=config.get("patch_size"), backbone=config.get("backbone", "auto"),
                                  weights=config.get("weights"), channels=config.get("channels"),
                                  displayed=displayed if isinstance(displayed, list) else min(int(displayed), len(dataset)),
-                                 seed=int(config.get("seed", 0)), scales=config.get("scales"))
+                                 seed=int(config.get("seed", 0)), scales=config.get("scales"),
+                                 normalization=config.get("normalization", "auto"))
         say(f"created project {folder}")
     with project:
         project.set_device(device)

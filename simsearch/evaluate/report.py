@@ -53,6 +53,7 @@ class EvalPlan:
     joint: bool = False  # also trials whose project holds every class at once (one patch size)
     scales: str = ""  # the similarity search's pyramid: '' one level, '0.5,1,2', or 'auto' per class from its boxes
     matching: str = "patch"  # scoring: 'patch' (the paper's 0.3 x patch radius) or 'object' (grows with the object)
+    normalization: str = "auto"  # 'auto', 'dataset' (the paper's one range) or 'image' (each image's own)
 
     @property
     def joint_label(self) -> str:
@@ -295,8 +296,14 @@ def _base_project(plan: EvalPlan, dataset: Dataset, label: str, scales: list[flo
     if ProjectLayout(folder).exists():
         project = Project.open(folder, dataset=plan.images)
         project.set_scales(scales)
+        if plan.normalization != "auto" and project.normalization.per_image != (plan.normalization == "image"):
+            project.close()
+            raise ConfigError(f"--normalization {plan.normalization}: the embeddings in {folder} were normalised otherwise",
+                              hint="keep the setting of the run you resume, or give another --out")
     else:
-        project = Project.create(folder, dataset, patch_size=size, backbone=plan.backbone, weights=plan.weights, scales=scales)
+        project = Project.create(folder, dataset, patch_size=size, backbone=plan.backbone, weights=plan.weights, scales=scales,
+                                 normalization=plan.normalization)
+    say(f"{label}: normalization {'per image' if project.normalization.per_image else 'over the dataset (the paper)'}")
     project.set_device(plan.device)
     started = time.perf_counter()
     for event in project.iter_embed():

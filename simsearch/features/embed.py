@@ -422,7 +422,8 @@ class _Resampler:
     the image (low-pass filtered first when scale < 1), so any region is computed identically whether the image is
     processed whole or in tiles, and beyond the border the edge is replicated.
     Only the source pixels a region needs are copied to the device (in their
-    stored dtype); normalisation and resampling run there in float32.
+    stored dtype); normalisation and resampling run there in float32. A per-image
+    normalisation takes the range of the whole image given (`Normalization.for_image`).
     """
 
     def __init__(
@@ -441,7 +442,7 @@ class _Resampler:
         self.channels = list(channels)
         self.scale = scale
         self.device = device
-        low, span = normalization.low_and_span(self.channels)
+        low, span = normalization.for_image(image).low_and_span(self.channels)  # the dataset's range, or the image's own
         self._low = torch.from_numpy(low).to(device)
         self._span = torch.from_numpy(span).to(device)
 

@@ -26,21 +26,33 @@ log = logging.getLogger(__name__)
 _CORRELATION_PIXELS = 1_000_000
 
 
+# how images are normalised: the paper's one range for the dataset, each image's own range, or
+# "auto": per image where the images' own ranges are a small part of the common one
+NORMALIZATION_MODES = ("auto", "dataset", "image")
+PER_IMAGE_BELOW = 0.4  # "auto": per image when the median image range is below this share of the dataset's
+
+
 @dataclass(frozen=True)
 class Normalization:
     """Per-channel intensity range mapped to [0, 1].
 
-    low, high: one value per channel of the files (not of the selection).
+    low, high: one value per channel of the files (not of the selection): the dataset's range.
+    per_image: each image is mapped by its own range instead (`for_image`), the paper's rule
+    with the image as its own dataset: for images recorded at different exposures or gains.
 
     Examples
     --------
     >>> import numpy as np
     >>> Normalization(low=(100.0,), high=(4100.0,)).apply(np.array([[[2100]]], np.uint16)).tolist()
     [[[0.5]]]
+    >>> dim = np.array([[[100], [300], [500]]], np.uint16)       # an image at a fifth of the exposure
+    >>> Normalization(low=(100.0,), high=(4100.0,), per_image=True).for_image(dim)
+    Normalization(low=(120.0,), high=(480.0,), per_image=False)
     """
 
     low: tuple[float, ...]
     high: tuple[float, ...]
+    per_image: bool = False
 
     def __post_init__(self) -> None:
         if len(self.low) != len(self.high) or not self.low:
@@ -73,20 +85,35 @@ class Normalization:
         out = (image.astype(np.float32) - low) / span
         return np.clip(out, 0.0, 1.0, out=out)
 
+    def for_image(self, image) -> "Normalization":
+        """The range that maps `image` ((H, W, C) array or a `LazyImage` slide, read through its
+        overview): the dataset's, or with `per_image` the image's own 5th and 95th percentiles
+        per channel."""
+        if not self.per_image:
+            return self
+        lows, highs = image_percentiles(overview(image)[0] if isinstance(image, LazyImage) else image)
+        return Normalization(tuple(float(v) for v in lows), tuple(float(v) for v in highs))
+
     def fingerprint(self) -> str:
         """Short stable hash, used in embedding cache keys."""
-        text = json.dumps({"low": list(self.low), "high": list(self.high)})
+        text = json.dumps(self.to_dict())
         return hashlib.blake2b(text.encode(), digest_size=8).hexdigest()
 
     def to_dict(self) -> dict:
-        return {"low": [float(v) for v in self.low], "high": [float(v) for v in self.high]}
+        ranges = {"low": [float(v) for v in self.low], "high": [float(v) for v in self.high]}
+        return {**ranges, "per_image": True} if self.per_image else ranges  # older projects' keys unchanged
 
     @classmethod
     def from_dict(cls, data: dict) -> "Normalization":
         try:
-            return cls(tuple(float(v) for v in data["low"]), tuple(float(v) for v in data["high"]))
+            return cls(tuple(float(v) for v in data["low"]), tuple(float(v) for v in data["high"]),
+                       per_image=bool(data.get("per_image", False)))
         except (KeyError, TypeError, ValueError) as exc:
             raise ConfigError(f"normalization: malformed entry {data!r}: {exc}") from exc
+
+    def describe(self) -> str:
+        ranges = ", ".join(f"ch{c}: [{lo:.4g}, {hi:.4g}]" for c, (lo, hi) in enumerate(zip(self.low, self.high)))
+        return f"per image (each image's own 5th-95th percentiles; the dataset's: {ranges})" if self.per_image else ranges
 
 
 @dataclass(frozen=True)
@@ -118,6 +145,34 @@ class ChannelStatistics:
     correlation: np.ndarray
     image_lows: np.ndarray = field(repr=False)
     image_highs: np.ndarray = field(repr=False)
+
+
+def choose_normalization(stats: "ChannelStatistics", mode: str = "auto") -> Normalization:
+    """The project's normalisation from a pass over the dataset. 'dataset': the paper's one
+    range; 'image': each image's own; 'auto': per image when, in every channel, the median
+    image's 5th-95th percentile range covers less than PER_IMAGE_BELOW of the dataset's range
+    (images recorded at different exposures, where one range leaves some nearly flat), else
+    the paper's.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from simsearch import compute_statistics
+    >>> rng = np.random.default_rng(0)
+    >>> images = [(gain * rng.integers(0, 1000, (32, 32, 1))).astype(np.uint16) for gain in (1, 10, 50)]
+    >>> choose_normalization(compute_statistics(images)).per_image, choose_normalization(compute_statistics(images[:1])).per_image
+    (True, False)
+    """
+    if mode not in NORMALIZATION_MODES:
+        raise ConfigError(f"normalization: {mode!r} is not one of {', '.join(NORMALIZATION_MODES)}")
+    dataset = stats.normalization
+    if mode == "auto":
+        low, span = dataset.low_and_span()
+        shares = np.median((stats.image_highs - stats.image_lows) / span, axis=0) if len(stats.image_lows) else np.ones(1)
+        mode = "image" if float(np.max(shares)) < PER_IMAGE_BELOW else "dataset"
+        log.info("normalization: %s (median image range %s of the dataset's)", "per image" if mode == "image" else "the dataset's",
+                 ", ".join(f"{v:.0%}" for v in shares))
+    return Normalization(dataset.low, dataset.high, per_image=mode == "image")
 
 
 _HISTOGRAM_ROWS = 1 << 22  # pixels per block when counting 8- and 16-bit values
@@ -200,7 +255,7 @@ def compute_statistics(
     >>> stats.image_lows[:, 0].tolist(), stats.image_highs[:, 0].tolist()   # per image: 5th, 95th percentile
     ([5.0, 10.0], [95.0, 190.0])
     >>> stats.normalization      # over the images: 0.5th percentile of the lows, 99.5th of the highs
-    Normalization(low=(5.025,), high=(189.525,))
+    Normalization(low=(5.025,), high=(189.525,), per_image=False)
     """
     lows, highs = [], []
     corr_sum = None
@@ -237,7 +292,7 @@ def compute_dataset_statistics(dataset, *, progress: Callable[[int], None] | Non
     image 1
     image 2
     >>> stats.normalization
-    Normalization(low=(50.75,), high=(199.25,))
+    Normalization(low=(50.75,), high=(199.25,), per_image=False)
     >>> tmp.cleanup()
     """
 

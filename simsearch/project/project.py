@@ -34,7 +34,7 @@ from simsearch.project.layout import ProjectLayout
 from simsearch.project.store import Store
 from simsearch.features.geometry import AUTO_SCALES, PatchGeometry, nearest_scale, parse_scales, scales_for_sizes
 from simsearch.io.images import Dataset, NamedImage
-from simsearch.io.preprocess import Normalization, compute_dataset_statistics, resolve_channels
+from simsearch.io.preprocess import Normalization, choose_normalization, compute_dataset_statistics, resolve_channels
 from simsearch.search.index import PatchIndex
 
 log = logging.getLogger(__name__)
@@ -128,7 +128,7 @@ class Project:
         passes: int = 1,
         progress: Callable[[int, int], None] | None = None,
         embedding_cache: str | Path | None = None,
-        normalization: Normalization | None = None,
+        normalization: Normalization | str = "auto",
         displayed: int | list[str] | None = None,
         seed: int = 0,
         scales: str | list[float] | None = None,
@@ -137,7 +137,8 @@ class Project:
 
         patch_size None leaves it to the first prototype (`set_patch_size`). `embedding_cache`
         names a folder shared with other projects on the same images; `normalization`
-        reuses a known one instead of computing it. `displayed` (a count, chosen at random with
+        is 'auto', 'dataset' (the paper's one range) or 'image' (`choose_normalization`), or a
+        known `Normalization` reused without a pass over the images. `displayed` (a count, chosen at random with
         `seed`, or image names) chooses the displayed images now, so that the project file is
         complete when it appears. `scales` (e.g. [0.5, 1, 2]) makes the similarity search a
         pyramid: objects of those sizes relative to the patch are matched too (`set_scales`).
@@ -155,9 +156,9 @@ class Project:
         shown = [] if displayed is None else displayed_ids(dataset, displayed, seed)
         loaded = load_backbone(backbone, weights=weights)
         total = len(dataset)
-        if normalization is None:
+        if isinstance(normalization, str):
             stats = compute_dataset_statistics(dataset, progress=(lambda done: progress(done, total)) if progress else None)
-            normalization, correlation = stats.normalization, stats.correlation
+            normalization, correlation = choose_normalization(stats, normalization), stats.correlation
         else:  # given (e.g. shared by the projects of an evaluation): no pass over the images
             correlation = np.eye(dataset.channels)
         settings = {
@@ -553,9 +554,7 @@ class Project:
             + (" (one level)" if len(self.scales) == 1 else " (similarity search over a pyramid)"),
             f"displayed {len(self.displayed)} image(s), undisplayed {len(self.undisplayed)}",
             f"backbone  {spec.name} ({spec.weights_path}, sha256 {spec.weights_sha256[:12]})",
-            "normalization  " + ", ".join(
-                f"ch{c}: [{lo:.4g}, {hi:.4g}]" for c, (lo, hi) in enumerate(zip(self.normalization.low, self.normalization.high))
-            ),
+            "normalization  " + self.normalization.describe(),
         ]
         if len(self.channel_correlation) > 1:
             lines.append("channel correlation")

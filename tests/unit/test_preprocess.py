@@ -101,3 +101,44 @@ def test_low_and_span_is_the_one_mapping_of_values_to_the_unit_range():
     assert low.tolist() == [2.0, 5.0] and span.tolist() == [8.0, 1.0]  # a constant channel keeps span 1
     image = np.array([[[2.0, 5.0, 6.0]]], np.float32)
     np.testing.assert_allclose(norm.apply(image), [[[0.5, 0.0, 0.5]]])
+
+
+def test_per_image_normalization_undoes_each_image_s_exposure():
+    """Per image, an image recorded at a fifth of the gain with an offset gives the same patch
+    vectors as the original (each is mapped by its own percentiles); over the dataset it does not.
+    `auto` chooses per image only where the images' own ranges are a small part of the common one."""
+    from simsearch import DenseEmbedder, PatchGeometry, load_backbone
+    from simsearch.io.preprocess import choose_normalization
+
+    rng = np.random.default_rng(0)
+    bright = np.zeros((96, 128, 1), np.float64)
+    yy, xx = np.mgrid[:96, :128]
+    for y, x in ((30, 40), (60, 90), (70, 30)):
+        bright[..., 0] += 30000 * np.exp(-((yy - y) ** 2 + (xx - x) ** 2) / 60.0)
+    bright = np.clip(bright + 2000 + rng.normal(0, 300, bright.shape), 0, 65535)
+    dim = np.round(bright / 5 + 7000).astype(np.uint16)
+    bright = np.round(bright).astype(np.uint16)
+    backbone = load_backbone("efficientnet-lite0")
+    stats = compute_statistics([bright, dim])
+    vectors = {}
+    for mode in ("dataset", "image"):
+        normalization = choose_normalization(stats, mode)
+        assert normalization.per_image == (mode == "image") and normalization.low == stats.normalization.low
+        embedder = DenseEmbedder(backbone, normalization, PatchGeometry.for_patch(32), channels=(0,), device="cpu")
+        vectors[mode] = [embedder.embed(image).vectors for image in (bright, dim)]
+    cosine = lambda a, b: float(np.mean(np.sum(a * b, axis=-1)))  # noqa: E731 (unit vectors)
+    assert cosine(*vectors["image"]) > 0.99 > 0.9 > cosine(*vectors["dataset"]), (cosine(*vectors["image"]), cosine(*vectors["dataset"]))
+    darker = [np.round(bright.astype(np.float64) / gain + offset).astype(np.uint16) for gain, offset in ((8, 20000), (6, 40000))]
+    assert choose_normalization(compute_statistics([bright, dim, *darker]), "auto").per_image  # one range squeezes most images
+    assert not choose_normalization(compute_statistics([bright, bright[::-1]]), "auto").per_image
+    with pytest.raises(ConfigError, match="normalization: 'per-image' is not one of auto, dataset, image"):
+        choose_normalization(stats, "per-image")
+
+
+def test_a_per_image_normalization_is_kept_with_the_project_and_older_ones_read_as_before():
+    per_image = Normalization((1.0,), (9.0,), per_image=True)
+    assert Normalization.from_dict(per_image.to_dict()) == per_image
+    assert Normalization.from_dict({"low": [1.0], "high": [9.0]}) == Normalization((1.0,), (9.0,))  # an older project
+    assert Normalization((1.0,), (9.0,)).to_dict() == {"low": [1.0], "high": [9.0]}  # its cache keys unchanged
+    assert per_image.fingerprint() != Normalization((1.0,), (9.0,)).fingerprint()
+    assert per_image.describe().startswith("per image") and Normalization((1.0,), (9.0,)).describe() == "ch0: [1, 9]"

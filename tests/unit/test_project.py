@@ -226,3 +226,19 @@ def test_the_project_file_appears_complete_and_once(tmp_path):
     assert [code for code, _ in results] == [0, 2], results
     assert "already holds a project" in results[1][1]
     assert len(yaml.safe_load((tmp_path / "race" / "project.yaml").read_text())["displayed"]) == 2
+
+
+def test_a_per_image_normalization_is_the_project_s_and_info_says_so(tmp_path, image_folder, capsys):
+    with Project.create(tmp_path / "proj", image_folder, patch_size=32, backbone="efficientnet-lite0",
+                        normalization="image") as project:
+        assert project.normalization.per_image
+        first = project.dataset.images[0]
+        pixels = project.dataset.read(first)
+        own = project.normalization.for_image(pixels)
+        assert not own.per_image and own.low != project.normalization.low  # the image's own range, not the dataset's
+    with Project.open(tmp_path / "proj") as project:
+        assert project.normalization.per_image
+    assert main(["info", str(tmp_path / "proj")]) == 0
+    assert "normalization  per image" in capsys.readouterr().out
+    with pytest.raises(ConfigError, match="normalization: 'global' is not one of auto, dataset, image"):
+        Project.create(tmp_path / "other", image_folder, normalization="global")

@@ -88,7 +88,7 @@ def test_the_whole_run_file_is_checked_before_any_work(tmp_path, capsys):
     data = yaml.safe_load(config.read_text())
     data.update(displayed="abc", seed=-1, backbone="vgg", device="tpu", segmentation="maybe", annotations="missing.csv",
                 patch_size=[96], classes={"disc": {"similarity": 0.9, "similarity_threshold": 2}},
-                background={"count": "lots"}, noisy={"capp": 3, "cap": "many"}, scales=[0.5, 100])
+                background={"count": "lots"}, noisy={"capp": 3, "cap": "many"}, scales=[0.5, 100], normalization="global")
     data["training"] = {"preset": "gpu", "supcon": {"epochs": -3, "batch_size": "x"}, "max_noisy": 0}
     config.write_text(yaml.safe_dump(data))
     assert main(["-q", "run", str(config)]) == 2
@@ -101,7 +101,8 @@ def test_the_whole_run_file_is_checked_before_any_work(tmp_path, capsys):
                     "background.count: expected a whole number of at least 1, got 'lots'", "noisy.capp: unknown key",
                     "noisy.cap: expected a whole number of at least 0 or null, got 'many'",
                     "training.preset: expected one of cpu, paper, got 'gpu'", "training.supcon.epochs: expected a whole number of at least 1, got -3",
-                    "training.supcon.batch_size:", "training.max_noisy:", "scales[1]: expected a number in [0.05, 20.0], got 100"):
+                    "training.supcon.batch_size:", "training.max_noisy:", "scales[1]: expected a number in [0.05, 20.0], got 100",
+                    "normalization: expected one of auto, dataset, image, got 'global'"):
         assert problem in err, problem
     assert "nothing was done" in err and not (tmp_path / "proj").exists()
 

@@ -180,6 +180,9 @@ def test_eval_searches_the_pyramid_and_reports_the_size_spread(tmp_path, lite0):
     assert "under each matching rule" not in (tmp_path / "evalautopatch" / "report.md").read_text()  # no difference, no table
     with pytest.raises(ConfigError, match="scored with --matching object, not patch"):
         evaluate(replace(plan, matching="patch"), say=said.append)  # a resumed evaluation keeps its rule
+    assert "disc: normalization over the dataset (the paper)" in said  # planted discs of one exposure: auto keeps the paper's
+    with pytest.raises(ConfigError, match="--normalization image: the embeddings in .* were normalised otherwise"):
+        evaluate(replace(plan, normalization="image"), say=said.append)  # nor another normalisation
 
 
 def test_the_simulated_user_takes_no_large_object_for_a_negative(tmp_path, lite0):
