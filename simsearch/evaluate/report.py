@@ -164,6 +164,8 @@ def evaluate(plan: EvalPlan, *, say: Callable[[str], None] = print) -> dict:
     groups = [(label, None) for label in plan.classes] + ([(plan.joint_label, plan.classes)] if plan.joint else [])
     for label, joint_labels in groups:
         base = _base_project(plan, dataset, label, sizes[joint_labels[0] if joint_labels else label]["scales"], say)
+        if label in sizes:  # recorded with the class, in results.json and the report
+            sizes[label]["normalization"] = "image" if base.normalization.per_image else "dataset"
         failed = set(base.failed_images())
         if failed:
             say(f"warning: {len(failed)} image(s) could not be embedded and are left out, e.g. {sorted(failed)[:3]}")
@@ -371,11 +373,15 @@ def _sizes_table(sizes: dict[str, dict]) -> str:
     """Box sizes against the patch and the scales searched, per class."""
     if not sizes:
         return ""
-    lines = ["", "Object sizes (box sides, px) against the patch and the similarity search's scales:", "",
-             "| class | box side 5th / 50th / 95th percentile | patch | scales (x the patch) |", "|---|---|---|---|"]
+    lines = ["", "Object sizes (box sides, px) against the patch and the similarity search's scales, and each class's "
+             "intensity normalisation:", "",
+             "| class | box side 5th / 50th / 95th percentile | patch | scales (x the patch) | normalisation |",
+             "|---|---|---|---|---|"]
+    names = {"image": "per image", "dataset": "over the dataset"}
     for label, entry in sizes.items():
         spread = " / ".join(f"{v:.0f}" for v in entry["box_sides"]) or "centres only"
-        lines.append(f"| {label} | {spread} | {entry['patch']} | {', '.join(f'{v:g}' for v in entry['scales'])} |")
+        lines.append(f"| {label} | {spread} | {entry['patch']} | {', '.join(f'{v:g}' for v in entry['scales'])} "
+                     f"| {names.get(entry.get('normalization'), '')} |")
     return "\n".join(lines) + "\n"
 
 

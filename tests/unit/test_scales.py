@@ -162,7 +162,8 @@ def test_eval_searches_the_pyramid_and_reports_the_size_spread(tmp_path, lite0):
         scores[scales, matching] = np.mean([row["pr_auc"] for row in results["trials"].values()])
         rows[scales, matching] = results["trials"]
         assert results["matching"] == matching
-    assert results["classes"]["disc"] == {"patch": 32, "scales": [0.5, 1.0, 2.0], "box_sides": [16.0, 32.0, 64.0]}
+    assert results["classes"]["disc"] == {"patch": 32, "scales": [0.5, 1.0, 2.0], "box_sides": [16.0, 32.0, 64.0],
+                                          "normalization": "dataset"}
     assert "| disc | 16 / 32 / 64 | 32 | 0.5, 1, 2 |" in (tmp_path / "evalautopatch" / "report.md").read_text()
     assert scores["auto", "patch"] > scores["", "patch"] + 0.2, scores
     # the paper's radius (10 px) against 64 px discs: said, and the object rule scores at least as high
@@ -181,6 +182,8 @@ def test_eval_searches_the_pyramid_and_reports_the_size_spread(tmp_path, lite0):
     with pytest.raises(ConfigError, match="scored with --matching object, not patch"):
         evaluate(replace(plan, matching="patch"), say=said.append)  # a resumed evaluation keeps its rule
     assert "disc: normalization over the dataset (the paper)" in said  # planted discs of one exposure: auto keeps the paper's
+    assert "| 1 | over the dataset |" in (tmp_path / "evalpatch" / "report.md").read_text()  # the report records it
+    assert json.loads((tmp_path / "evalpatch" / "results.json").read_text())["classes"]["disc"]["normalization"] == "dataset"
     with pytest.raises(ConfigError, match="--normalization image: the embeddings in .* were normalised otherwise"):
         evaluate(replace(plan, normalization="image"), say=said.append)  # nor another normalisation
 
