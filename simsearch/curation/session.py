@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import re
 import threading
 from datetime import datetime, timezone
 from pathlib import Path
@@ -21,7 +20,7 @@ from typing import Iterator
 import numpy as np
 
 from simsearch.util.errors import ConfigError, ProjectError
-from simsearch.util.files import write_text_atomic
+from simsearch.util.files import file_name, write_text_atomic
 from simsearch.project.project import Project
 from simsearch.features.geometry import box_around
 from simsearch.search.index import SimilarPatch
@@ -93,7 +92,7 @@ class Curation:
         'RBC'
         """
         stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%f")
-        saved = self.project.layout.deleted_classes / f"{re.sub(r'[^A-Za-z0-9._-]+', '_', name)}.{stamp}.json"
+        saved = self.project.layout.deleted_classes / f"{file_name(name)}.{stamp}.json"
         self.store.delete_class(name, keep=lambda rows: write_text_atomic(saved, json.dumps(rows)))
         self._forget(name)
         return saved

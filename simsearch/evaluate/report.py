@@ -15,7 +15,7 @@ from PIL import Image, ImageDraw
 
 from simsearch.util.errors import ConfigError
 from simsearch.features.geometry import parse_scales, scales_for_sizes
-from simsearch.util.files import atomic_path, write_text_atomic
+from simsearch.util.files import atomic_path, file_name, write_text_atomic
 from simsearch.io.images import Dataset
 from simsearch.io.truth import read_truth, unmatched_images
 from simsearch.project.layout import ProjectLayout
@@ -23,7 +23,7 @@ from simsearch.project.project import Project
 from simsearch.training.check import ClassCheck
 from simsearch.training.loop import TrainSettings
 from simsearch.evaluate.metrics import MATCHING_RULES, Matching
-from simsearch.evaluate.simulate import STRATEGIES, SimulatedUser, Trial, annotations_by_image, file_name, result_key
+from simsearch.evaluate.simulate import STRATEGIES, SimulatedUser, Trial, annotations_by_image, result_key
 
 
 @dataclass(frozen=True)

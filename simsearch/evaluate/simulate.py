@@ -27,9 +27,7 @@ annotation-free places.
 """
 from __future__ import annotations
 
-import hashlib
 import logging
-import re
 import shutil
 import time
 from dataclasses import dataclass, field, replace
@@ -37,6 +35,7 @@ from pathlib import Path
 
 import numpy as np
 
+from simsearch.util.files import file_name
 from simsearch.curation.session import Curation
 from simsearch.project.store import PatchRecord
 from simsearch.io.truth import Annotation
@@ -123,15 +122,6 @@ def pick_prototypes(objects: dict[str, list[tuple[float, float]]], sizes: dict[s
     if len(picks) < count:
         picks += [border[i] for i in rng.permutation(len(border))[: count - len(picks)]]
     return picks
-
-
-def file_name(text: str) -> str:
-    """`text` made safe as a file name (class names may hold '/', ':' or spaces); a short hash
-    keeps two names that differ only in unsafe characters apart."""
-    safe = re.sub(r"[^A-Za-z0-9._+=-]", "_", text)
-    if safe == text:
-        return text
-    return f"{safe}-{hashlib.blake2b(text.encode(), digest_size=3).hexdigest()}"
 
 
 def annotations_by_image(truth: list[Annotation], dataset) -> dict[str, list[Annotation]]:

@@ -2,6 +2,7 @@
 temporary files of processes that died are removed the next time the project is opened."""
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import threading
@@ -37,6 +38,21 @@ def atomic_path(path: Path, *, exclusive: bool = False) -> Iterator[Path]:
             tmp.replace(path)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def file_name(text: str) -> str:
+    """`text` made safe as a file name (class names may hold '/', ':' or spaces); a short hash
+    keeps two names that differ only in unsafe characters apart.
+
+    Examples
+    --------
+    >>> file_name("RBC"), file_name("cells/dividing")
+    ('RBC', 'cells_dividing-dc8723')
+    """
+    safe = re.sub(r"[^A-Za-z0-9._+=-]", "_", text)
+    if safe == text:
+        return text
+    return f"{safe}-{hashlib.blake2b(text.encode(), digest_size=3).hexdigest()}"
 
 
 def write_text_atomic(path: Path, text: str) -> None:
