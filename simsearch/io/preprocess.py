@@ -147,6 +147,12 @@ class ChannelStatistics:
     image_highs: np.ndarray = field(repr=False)
 
 
+def check_normalization_mode(mode: str) -> None:
+    """A ConfigError naming the parameter unless `mode` is one of NORMALIZATION_MODES."""
+    if mode not in NORMALIZATION_MODES:
+        raise ConfigError(f"normalization: {mode!r} is not one of {', '.join(NORMALIZATION_MODES)}")
+
+
 def choose_normalization(stats: "ChannelStatistics", mode: str = "auto") -> Normalization:
     """The project's normalisation from a pass over the dataset. 'dataset': the paper's one
     range; 'image': each image's own; 'auto': per image when, in every channel, the median
@@ -163,11 +169,10 @@ def choose_normalization(stats: "ChannelStatistics", mode: str = "auto") -> Norm
     >>> choose_normalization(compute_statistics(images)).per_image, choose_normalization(compute_statistics(images[:1])).per_image
     (True, False)
     """
-    if mode not in NORMALIZATION_MODES:
-        raise ConfigError(f"normalization: {mode!r} is not one of {', '.join(NORMALIZATION_MODES)}")
+    check_normalization_mode(mode)
     dataset = stats.normalization
     if mode == "auto":
-        low, span = dataset.low_and_span()
+        _, span = dataset.low_and_span()
         shares = np.median((stats.image_highs - stats.image_lows) / span, axis=0) if len(stats.image_lows) else np.ones(1)
         mode = "image" if float(np.max(shares)) < PER_IMAGE_BELOW else "dataset"
         log.info("normalization: %s (median image range %s of the dataset's)", "per image" if mode == "image" else "the dataset's",

@@ -34,7 +34,8 @@ from simsearch.project.layout import ProjectLayout
 from simsearch.project.store import Store
 from simsearch.features.geometry import AUTO_SCALES, PatchGeometry, nearest_scale, parse_scales, scales_for_sizes
 from simsearch.io.images import Dataset, NamedImage
-from simsearch.io.preprocess import Normalization, choose_normalization, compute_dataset_statistics, resolve_channels
+from simsearch.io.preprocess import (Normalization, check_normalization_mode, choose_normalization, compute_dataset_statistics,
+                                     resolve_channels)
 from simsearch.search.index import PatchIndex
 
 log = logging.getLogger(__name__)
@@ -152,6 +153,8 @@ class Project:
         geometry = PatchGeometry.for_patch(patch_size, min_cells=min_cells, passes=passes) if patch_size else None
         pyramid = _scales_setting(scales)
         PatchGeometry.for_patch(64, min_cells=min_cells, passes=passes)  # validates the two settings now
+        if isinstance(normalization, str):
+            check_normalization_mode(normalization)  # before the pass over the images
         selection = resolve_channels(dataset.channels, channels)
         shown = [] if displayed is None else displayed_ids(dataset, displayed, seed)
         loaded = load_backbone(backbone, weights=weights)

@@ -228,7 +228,7 @@ def test_the_project_file_appears_complete_and_once(tmp_path):
     assert len(yaml.safe_load((tmp_path / "race" / "project.yaml").read_text())["displayed"]) == 2
 
 
-def test_a_per_image_normalization_is_the_project_s_and_info_says_so(tmp_path, image_folder, capsys):
+def test_a_per_image_normalization_is_the_project_s_and_info_says_so(tmp_path, image_folder, capsys, monkeypatch):
     with Project.create(tmp_path / "proj", image_folder, patch_size=32, backbone="efficientnet-lite0",
                         normalization="image") as project:
         assert project.normalization.per_image
@@ -240,5 +240,10 @@ def test_a_per_image_normalization_is_the_project_s_and_info_says_so(tmp_path, i
         assert project.normalization.per_image
     assert main(["info", str(tmp_path / "proj")]) == 0
     assert "normalization  per image" in capsys.readouterr().out
+    def no_pass(*args, **kwargs):
+        raise AssertionError("a bad mode must be refused before the pass over the images")
+
+    monkeypatch.setattr("simsearch.project.project.compute_dataset_statistics", no_pass)
     with pytest.raises(ConfigError, match="normalization: 'global' is not one of auto, dataset, image"):
         Project.create(tmp_path / "other", image_folder, normalization="global")
+    assert not (tmp_path / "other").exists()
