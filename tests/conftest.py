@@ -15,7 +15,8 @@ import numpy as np
 import pytest
 
 os.environ["SIMSEARCH_OFFLINE"] = "1"
-os.environ["TORCH_HOME"] = tempfile.mkdtemp(prefix="simsearch-torch-home-")
+_TORCH_HOME = tempfile.TemporaryDirectory(prefix="simsearch-torch-home-")  # removed when the run ends
+os.environ["TORCH_HOME"] = _TORCH_HOME.name
 
 REPO = Path(__file__).resolve().parents[1]
 BCCD = REPO.parent / "shared" / "data" / "bccd"
