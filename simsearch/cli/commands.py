@@ -116,6 +116,20 @@ def add_parser(sub, name: str) -> argparse.ArgumentParser:
     return sub.add_parser(name, help=COMMANDS[name][1], description=COMMANDS[name][1])
 
 
+def add_device(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--device", default="auto",
+                        help="auto (default): the GPU when torch sees one, else the CPU; or a torch device: cpu, cuda, cuda:1")
+
+
+def add_backbone(parser: argparse.ArgumentParser) -> None:
+    """--backbone and --weights (the names are `simsearch.BACKBONES`, not imported here: the
+    CLI's help loads no library)."""
+    parser.add_argument("--backbone", default="auto",
+                        help="auto (default): resnet18 when its weights can be had, else efficientnet-lite0 (packaged, "
+                             "works offline); or resnet18, efficientnet-lite0")
+    parser.add_argument("--weights", help="weights file for the backbone (resnet18: torchvision's IMAGENET1K_V1 .pth)")
+
+
 def add_quiet(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-q", "--quiet", action="store_true", default=argparse.SUPPRESS, help="no progress bars or info logging")
 

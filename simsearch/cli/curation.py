@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import sys
 
-from simsearch.cli.commands import NORMALIZATION_HELP, SCALES_HELP, add_parser, add_project, box, channel_list, patch_size
+from simsearch.cli.commands import (NORMALIZATION_HELP, SCALES_HELP, add_backbone, add_parser, add_project, box,
+                                     channel_list, patch_size)
 from simsearch.curation.importer import import_annotations
 from simsearch.curation.results import Suggestion
 from simsearch.curation.session import Curation
@@ -25,8 +26,7 @@ def add_commands(sub) -> None:
     create.add_argument("--displayed", type=int, default=6, help="number of displayed images, chosen at random (default 6)")
     create.add_argument("--displayed-images", nargs="+", metavar="IMAGE", help="name the displayed images instead")
     create.add_argument("--seed", type=int, default=0, help="seed for choosing the displayed images")
-    create.add_argument("--backbone", default="auto")
-    create.add_argument("--weights")
+    add_backbone(create)
     create.add_argument("--channels", type=channel_list, help="channels to use, e.g. 0 or 0,2,3 (default: up to the first 3)")
     create.add_argument("--scales", help=SCALES_HELP)
     create.add_argument("--normalization", default="auto", choices=NORMALIZATION_MODES, help=NORMALIZATION_HELP)
@@ -67,18 +67,18 @@ def add_commands(sub) -> None:
 
     flag = add_parser(sub, "flag")
     flag.add_argument("class_name", metavar="CLASS")
-    flag.add_argument("numbers", type=int, nargs="+")
-    flag.add_argument("--unflag", action="store_true")
+    flag.add_argument("numbers", type=int, nargs="+", help="suggestion numbers, as `simsearch suggest` lists them")
+    flag.add_argument("--unflag", action="store_true", help="take the flags back")
     add_project(flag)
 
     confirm = add_parser(sub, "confirm")
     confirm.add_argument("class_name", metavar="CLASS")
-    confirm.add_argument("--threshold", type=float)
+    confirm.add_argument("--threshold", type=float, help="similarity threshold (default: the class's stored one)")
     add_project(confirm)
 
     similar = add_parser(sub, "similar")
     similar.add_argument("class_name", metavar="CLASS")
-    similar.add_argument("-k", type=int, default=20)
+    similar.add_argument("-k", type=int, default=20, help="number of hits (default 20)")
     add_project(similar)
 
     background = add_parser(sub, "background")
@@ -89,14 +89,15 @@ def add_commands(sub) -> None:
     for action in ("list", "confirm"):
         add_project(background_sub.add_parser(action))
     bg_flag = background_sub.add_parser("flag", help="flag candidates (by number in `background list`) as not background")
-    bg_flag.add_argument("numbers", type=int, nargs="+")
-    bg_flag.add_argument("--unflag", action="store_true")
+    bg_flag.add_argument("numbers", type=int, nargs="+", help="candidate numbers, as `simsearch background list` lists them")
+    bg_flag.add_argument("--unflag", action="store_true", help="take the flags back")
     add_project(bg_flag)
 
     noisy = add_parser(sub, "noisy")
     noisy.add_argument("--cap", type=int, help="at most this many noisy patches per class")
-    noisy.add_argument("--background-per-image", type=int, default=4)
-    noisy.add_argument("--seed", type=int, default=0)
+    noisy.add_argument("--background-per-image", type=int, default=4,
+                       help="background patches per undisplayed image, most and least like the prototypes each (default 4)")
+    noisy.add_argument("--seed", type=int, default=0, help="seed of the random choices (default 0)")
     noisy.add_argument("--restart", action="store_true", help="discard earlier noisy patches first")
     add_project(noisy)
 

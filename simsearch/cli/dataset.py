@@ -7,8 +7,9 @@ import sys
 import time
 from pathlib import Path
 
-from simsearch.cli.commands import (CLUSTER_HELP, NORMALIZATION_HELP, SCALES_HELP, add_parser, add_quiet, add_throughput,
-                                     channel_list, check_cluster, int_list, on_cluster, patch_size, set_throughput)
+from simsearch.cli.commands import (CLUSTER_HELP, NORMALIZATION_HELP, SCALES_HELP, add_backbone, add_device, add_parser,
+                                     add_project, add_quiet, add_throughput, channel_list, check_cluster, int_list, on_cluster,
+                                     patch_size, set_throughput)
 from simsearch.inference.cluster import iter_embed_on_cluster
 from simsearch.cli.progress import ProgressBar
 from simsearch.io.images import Dataset, image_name
@@ -23,26 +24,24 @@ def add_commands(sub) -> None:
     """Add embed, info and search to an argparse subparsers object (handler in defaults)."""
     embed = add_parser(sub, "embed")
     embed.add_argument("dataset", help="folder (recursive), glob pattern, or text file of image paths")
-    embed.add_argument("--project", default="simsearch-project", help="project folder (default: %(default)s)")
+    add_project(embed)
     embed.add_argument("--patch-size", type=patch_size, default=(96, 96), help="patch size S or HxW px (default 96)")
-    embed.add_argument("--backbone", default="auto", help="auto (default), resnet18 or efficientnet-lite0")
-    embed.add_argument("--weights", help="weights file for the backbone (resnet18: torchvision's IMAGENET1K_V1 .pth)")
+    add_backbone(embed)
     embed.add_argument("--channels", type=channel_list, help="channels to use, e.g. 0 or 0,2,3 (default: up to the first 3)")
     embed.add_argument("--min-cells", type=int, default=4, help="upsample so a patch spans at least this many 16-px cells (default 4)")
     embed.add_argument("--passes", type=int, default=1, choices=(1, 2, 4), help="shifted passes per axis: grid step 16/passes scaled px")
     embed.add_argument("--scales", help=SCALES_HELP)
     embed.add_argument("--normalization", default="auto", choices=NORMALIZATION_MODES, help=NORMALIZATION_HELP)
-    embed.add_argument("--device", default="auto", help="auto (default), cpu or cuda")
+    add_device(embed)
     embed.add_argument("--cluster", help=CLUSTER_HELP)
     add_throughput(embed)
-    add_quiet(embed)
 
     info = add_parser(sub, "info")
     info.add_argument("target", nargs="?", default="simsearch-project", help="project folder or dataset (default: %(default)s)")
     add_quiet(info)
 
     search = add_parser(sub, "search")
-    search.add_argument("--project", default="simsearch-project")
+    add_project(search)
     search.add_argument("--image", required=True, help="image id or relative path")
     where = search.add_mutually_exclusive_group(required=True)
     where.add_argument("--point", type=int_list, metavar="X,Y", help="patch centre X,Y in pixels")
@@ -50,8 +49,7 @@ def add_commands(sub) -> None:
     where.add_argument("--at", type=int_list, metavar="Y,X", help=argparse.SUPPRESS)  # before 0.2: --point X,Y
     search.add_argument("-k", type=int, default=10, help="number of hits (default 10)")
     search.add_argument("--csv", help="also write the hits to this CSV file")
-    search.add_argument("--device", default="auto")
-    add_quiet(search)
+    add_device(search)
     embed.set_defaults(handler=cmd_embed)
     info.set_defaults(handler=cmd_info)
     search.set_defaults(handler=cmd_search)

@@ -6,11 +6,12 @@ import dataclasses
 import json
 from pathlib import Path
 
-from simsearch.cli.commands import (CLUSTER_HELP, NORMALIZATION_HELP, add_parser, add_project, add_quiet, add_throughput,
-                                     check_cluster, int_list, on_cluster, set_throughput)
+from simsearch.cli.commands import (CLUSTER_HELP, NORMALIZATION_HELP, add_backbone, add_device, add_parser, add_project,
+                                     add_quiet, add_throughput, check_cluster, int_list, on_cluster, set_throughput)
 from simsearch.curation.session import Curation
 from simsearch.util.errors import ConfigError
 from simsearch.evaluate.metrics import MATCHING_RULES
+from simsearch.evaluate.simulate import STRATEGIES
 from simsearch.io.preprocess import NORMALIZATION_MODES
 from simsearch.evaluate.report import EvalPlan, evaluate
 from simsearch.io.images import Dataset
@@ -27,9 +28,11 @@ def add_commands(sub) -> None:
     """Add train, review, threshold, process, run and eval to an argparse subparsers object."""
 
     trainer = add_parser(sub, "train")
-    trainer.add_argument("--strategy", default="pos+neg+selflearn", choices=TRAINING_STRATEGIES)
+    trainer.add_argument("--strategy", default="pos+neg+selflearn", choices=TRAINING_STRATEGIES,
+                         help="the paper's stages and data to use (default pos+neg+selflearn; probe: the classifier alone, "
+                              "seconds on a CPU; README, 'Training, detection and exports')")
     trainer.add_argument("--preset", default="cpu", choices=TrainSettings.PRESETS, help="epochs and batch sizes (paper: GPU)")
-    trainer.add_argument("--device", default="auto")
+    add_device(trainer)
     trainer.add_argument("--from-last", action="store_true",
                          help="fine-tune the last model instead of starting from the pretrained backbone")
     trainer.add_argument("--progress", choices=("bar", "json"), default="bar",
@@ -48,7 +51,7 @@ def add_commands(sub) -> None:
     review.add_argument("--reject", type=int, nargs="+", default=[], metavar="N", help="items that are not the class")
     review.add_argument("--clear", type=int, nargs="+", default=[], metavar="N", help="take these answers back")
     review.add_argument("--list", action="store_true", help="show the current batch instead of proposing a new one")
-    review.add_argument("--device", default="auto")
+    add_device(review)
     add_project(review)
     review.set_defaults(handler=cmd_review)
 
@@ -62,7 +65,7 @@ def add_commands(sub) -> None:
     process.add_argument("--out", required=True, help="results folder")
     process.add_argument("--images", help="another folder, glob or list of images (default: the project's dataset)")
     process.add_argument("--segmentation", action="store_true", help="also write label images")
-    process.add_argument("--device", default="auto")
+    add_device(process)
     process.add_argument("--cluster", help=CLUSTER_HELP)
     add_throughput(process)
     process.add_argument("--progress", choices=("bar", "json"), default="bar",
@@ -215,19 +218,24 @@ def _add_eval_command(sub) -> None:
     evaluation.add_argument("--truth", required=True, help="ground truth: CSV (image,class,x,y or boxes), VOC folder, COCO JSON, label images")
     evaluation.add_argument("--train-list", help="training image names, one per line")
     evaluation.add_argument("--test-list", help="test image names, one per line")
-    evaluation.add_argument("--test-fraction", type=float, default=0.25)
+    evaluation.add_argument("--test-fraction", type=float, default=0.25,
+                            help="without --test-list: the share of the images held out for testing (default 0.25)")
     evaluation.add_argument("--classes", required=True, help="comma-separated class names")
     evaluation.add_argument("--patch-size", required=True,
                             help="S for all classes, or CLASS=S,CLASS=S; 'auto': the median box side (boxes needed)")
-    evaluation.add_argument("--prototypes", type=int_list, default=[5, 10])
-    evaluation.add_argument("--negatives", type=int_list, default=[5])
-    evaluation.add_argument("--strategies", default="similarity,pos,pos+neg+selflearn,supervised")
-    evaluation.add_argument("--repeats", type=int, default=3)
-    evaluation.add_argument("--displayed", type=int, default=6)
-    evaluation.add_argument("--seed", type=int, default=0)
-    evaluation.add_argument("--preset", default="cpu", choices=TrainSettings.PRESETS)
-    evaluation.add_argument("--backbone", default="auto")
-    evaluation.add_argument("--weights", help="weights file for the backbone (e.g. torchvision's ResNet-18 IMAGENET1K_V1 .pth)")
+    evaluation.add_argument("--prototypes", type=int_list, default=[5, 10],
+                            help="prototypes per class the simulated user marks, e.g. 5,10: one set of trials each (default 5,10)")
+    evaluation.add_argument("--negatives", type=int_list, default=[5],
+                            help="wrong suggestions it flags before it confirms, e.g. 0,5 (default 5)")
+    evaluation.add_argument("--strategies", default="similarity,pos,pos+neg+selflearn,supervised",
+                            help=f"comma-separated, of: {', '.join(STRATEGIES)} (default similarity,pos,pos+neg+selflearn,supervised)")
+    evaluation.add_argument("--repeats", type=int, default=3,
+                            help="trials per setting, each with other displayed images and prototypes (default 3)")
+    evaluation.add_argument("--displayed", type=int, default=6, help="images the simulated user is shown (default 6)")
+    evaluation.add_argument("--seed", type=int, default=0, help="seed of the trials' random choices (default 0)")
+    evaluation.add_argument("--preset", default="cpu", choices=TrainSettings.PRESETS,
+                            help="training settings: cpu (short, the default) or paper (the paper's epochs, for a GPU)")
+    add_backbone(evaluation)
     evaluation.add_argument("--review-rounds", type=int, default=0,
                             help="review rounds after training: the simulated user answers the model's own detections, then retrains")
     evaluation.add_argument("--review-size", type=int, default=20, help="items answered per review round (default 20)")
@@ -245,8 +253,9 @@ def _add_eval_command(sub) -> None:
     evaluation.add_argument("--matching", default="patch", choices=MATCHING_RULES,
                             help="scoring: 'patch', the paper's radius (0.3 x the patch width) for every object; 'object', "
                                  "0.3 x the larger of the patch and the object's box (objects larger than the patch)")
-    evaluation.add_argument("--device", default="auto")
-    evaluation.add_argument("--out", required=True)
+    add_device(evaluation)
+    evaluation.add_argument("--out", required=True,
+                            help="folder for report.md, results.json and the PR curves; a rerun resumes its finished trials")
     add_quiet(evaluation)
     evaluation.set_defaults(handler=cmd_eval)
 

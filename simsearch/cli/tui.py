@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 
-from simsearch.cli.commands import add_parser, add_quiet
+from simsearch.cli.commands import add_device, add_parser, add_quiet
 from simsearch.util.errors import ConfigError
 
 
@@ -10,7 +10,7 @@ def add_commands(sub) -> None:
     tui = add_parser(sub, "tui")
     tui.add_argument("target", nargs="?", metavar="PROJECT_OR_DATASET",
                      help="a project folder, or images (folder, glob, list file) for the new-project wizard (default: here)")
-    tui.add_argument("--device", default="auto")
+    add_device(tui)
     add_quiet(tui)
     tui.set_defaults(handler=cmd_tui)
 

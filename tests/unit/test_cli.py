@@ -47,3 +47,24 @@ def test_a_placeholder_is_never_run(capsys):
     with pytest.raises(SystemExit) as exit_info:
         build_parser(["bogus"]).parse_args(["bogus"])
     assert exit_info.value.code == 2 and "invalid choice: 'bogus'" in capsys.readouterr().err
+
+
+def test_every_option_says_what_it_does():
+    """Every option of every command has a help text (or is hidden on purpose);
+    --backbone names every backbone and eval's --strategies every strategy."""
+    from simsearch import BACKBONES
+    from simsearch.evaluate.simulate import STRATEGIES
+
+    def undocumented(path, parser):
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for name, child in action.choices.items():
+                    yield from undocumented(f"{path} {name}", child)
+            elif action.option_strings and action.help is None:
+                yield f"{path} {action.option_strings[0]}"
+
+    missing = [item for name in COMMANDS for item in undocumented(name, _subparsers(build_parser([name]))[name])]
+    assert not missing, missing
+    options = {a.dest: a for a in _subparsers(build_parser(["eval"]))["eval"]._actions}
+    assert all(name in options["backbone"].help for name in BACKBONES)
+    assert all(name in options["strategies"].help for name in STRATEGIES)
