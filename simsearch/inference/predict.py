@@ -158,7 +158,7 @@ def detections_from_levels(levels: list[tuple[float, PatchGeometry, np.ndarray]]
     >>> from simsearch import PatchGeometry
     >>> base = PatchGeometry.for_patch(32)
     >>> small, large = np.zeros((40, 40, 2), np.float32), np.zeros((20, 20, 2), np.float32)
-    >>> small[8, 8, 0], large[4, 4, 0] = 0.6, 0.9     # one object, surer at twice the patch size
+    >>> small[11, 10, 0], large[4, 4, 0] = 0.6, 0.9   # one object, surer at twice the patch size
     >>> found = detections_from_levels([(1.0, base, small), (2.0, base.at_scale(2), large)], ["cell"], {}, "img")
     >>> [(d.class_name, round(d.confidence, 2), d.box[2] - d.box[0]) for d in found]
     [('cell', 0.9, 64.0)]

@@ -117,7 +117,7 @@ def test_candidates_over_a_pyramid_are_one_per_object_with_their_level():
 
     base = PatchGeometry.for_patch(32)
     small, large = np.zeros((40, 40, 1), np.float32), np.zeros((20, 20, 1), np.float32)
-    small[8, 8, 0], large[4, 4, 0] = 0.5, 0.75  # one object at two levels: the surer one stays
+    small[10, 10, 0], large[4, 4, 0] = 0.5, 0.75  # one object at two levels, centres (96, 96): the surer one stays
     small[8, 20, 0] = 0.625  # another object, 80 px away
     arrays = candidate_arrays([(1.0, base, np.ones((40, 40, 3), np.float32), small),
                                (2.0, base.at_scale(2), 2 * np.ones((20, 20, 3), np.float32), large)])

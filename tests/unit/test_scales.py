@@ -122,12 +122,29 @@ def test_one_object_one_peak_across_levels_but_neighbours_stay():
     base = PatchGeometry.for_patch(32)
     large = base.at_scale(2)
     small_map, large_map = np.zeros((40, 40), np.float32), np.zeros((20, 20), np.float32)
-    small_map[8, 8] = 0.5      # centre (80, 80): inside the large peak's object, weaker: dropped
+    small_map[11, 10] = 0.5    # centre (104, 96): in the middle of the large peak's box, weaker: dropped
     large_map[4, 4] = 0.75     # centre (96, 96), 64 px
     small_map[8, 20] = 0.625   # centre (80, 176): 80 px away from the large object: kept
     peaks = peaks_across_scales([(1.0, base, small_map), (2.0, large, large_map)])
     assert peaks.values.tolist() == [0.75, 0.625]
     assert peaks.sizes.tolist() == [[64, 64], [32, 32]] and peaks.levels.tolist() == [2.0, 1.0]
+
+
+def test_a_small_object_beside_a_stronger_larger_peak_stays():
+    """A weaker peak of a smaller level inside a stronger larger box but off its middle is
+    another object (29 px from the centre of a 64 px box: kept; half the larger side, the old
+    rule, dropped it); a weaker larger box around a stronger small peak is the same object."""
+    base = PatchGeometry.for_patch(32)
+    large = base.at_scale(2)
+    small_map, large_map = np.zeros((40, 40), np.float32), np.zeros((20, 20), np.float32)
+    large_map[4, 4] = 0.9      # centre (96, 96), 64 px
+    small_map[12, 7] = 0.8     # centre (112, 72): 29 px away, beside it
+    small_map[13, 24] = 0.7    # centre (120, 208), alone
+    large_map[7, 11] = 0.6     # centre (144, 208), 64 px around the stronger small peak, 24 px away
+    peaks = peaks_across_scales([(1.0, base, small_map), (2.0, large, large_map)])
+    assert peaks.values.tolist() == pytest.approx([0.9, 0.8, 0.7])
+    assert peaks.levels.tolist() == [2.0, 1.0, 1.0]
+    assert (peaks.ys[1], peaks.xs[1]) == (112, 72)
 
 
 def test_scale_settings_are_checked_and_picked_from_sizes():

@@ -1,0 +1,96 @@
+"""Cross-scale suppression rules compared on a finished `simsearch eval` over a scale pyramid:
+every trial's per-level maps on the test images (similarity to its prototypes, or its trained
+model's probabilities) are computed once (cached in EVAL/levels.pkl), then the peaks are merged
+under each rule and scored with both matching rules.
+
+    python benchmarks/bench_suppression.py --eval E --truth truth.csv --test-list test.txt \\
+        --class particle --patch 40 --out benchmarks/results/issue14-scales/suppression
+
+Rules: `same_object_distance` (the project's: a stronger larger box takes smaller peaks only
+to half the geometric mean of the two sides), `half the larger side` (the rule before it, in
+either direction), and `none` (no cross-scale suppression).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import pickle
+from pathlib import Path
+
+import numpy as np
+
+import simsearch.search.peaks as peaks_module
+from simsearch import Project, Predictor, read_truth
+from simsearch.curation.session import Curation
+from simsearch.evaluate.metrics import MATCHING_RULES, Matching, Scored, score_class
+from simsearch.evaluate.simulate import STRATEGIES, annotations_by_image
+from simsearch.search.similarity import similarity_map
+
+RULES = {
+    "same_object_distance": peaks_module.same_object_distance,
+    "half the larger side": lambda stronger, weaker: 0.5 * np.maximum(stronger, weaker),
+    "none": lambda stronger, weaker: np.zeros(np.shape(weaker)),
+}
+
+
+def trial_levels(trial: Path, label: str, test: set[str]) -> dict[str, list]:
+    """image id -> [(scale, geometry, (rows, cols) map)] on the trial's test images."""
+    project = Project.open(trial, read_only=True)
+    images = [r for r in project.dataset if r.path.name in test or r.path.stem in test]
+    if "similarity" in trial.name:
+        prototypes = Curation(project).prototype_vectors(label)
+        return {r.id: [(s, project.geometry_at(s), similarity_map(project.embeddings(r.id, s).vectors, prototypes))
+                       for s in project.scales] for r in images}
+    predictor = Predictor(project, device="cpu")
+    return {r.id: [(s, g, maps[..., 0]) for s, g, maps in predictor.level_maps(project.dataset.read(r.id))]
+            for r in images}
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--eval", type=Path, required=True, help="a finished simsearch eval --out folder")
+    parser.add_argument("--truth", required=True)
+    parser.add_argument("--test-list", required=True)
+    parser.add_argument("--class", dest="label", required=True)
+    parser.add_argument("--patch", type=int, required=True)
+    parser.add_argument("--out", type=Path, required=True, help="results: OUT.json and OUT.md")
+    args = parser.parse_args(argv)
+    truth = read_truth(args.truth)
+    test = set(Path(args.test_list).read_text().split())
+    cache = args.eval / "levels.pkl"
+    levels = pickle.loads(cache.read_bytes()) if cache.exists() else {}
+    scores: dict[str, dict[str, dict[str, float]]] = {}
+    for trial in sorted((args.eval / "work").iterdir()):
+        if trial.name not in levels:
+            levels[trial.name] = trial_levels(trial, args.label, test)
+            cache.write_bytes(pickle.dumps(levels))
+        project = Project.open(trial, read_only=True)
+        by_image = annotations_by_image(truth, project.dataset)
+        objects = [a for image_id in levels[trial.name] for a in by_image[image_id] if a.label == args.label]
+        scores[trial.name] = {}
+        for rule, distance in RULES.items():
+            peaks_module.same_object_distance = distance
+            found = []
+            for image_id, image_levels in levels[trial.name].items():
+                peaks = peaks_module.peaks_across_scales(image_levels)
+                name = by_image[image_id][0].image
+                found += [Scored(name, args.label, y, x, v) for y, x, v in zip(peaks.ys, peaks.xs, peaks.values)]
+            scores[trial.name][rule] = {m: score_class(found, objects, args.label, Matching.rule(m, args.patch)).pr_auc
+                                        for m in MATCHING_RULES}
+        peaks_module.same_object_distance = RULES["same_object_distance"]
+        print(trial.name, scores[trial.name], flush=True)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.with_suffix(".json").write_text(json.dumps({"eval": str(args.eval), "scores": scores}, indent=1))
+    lines = ["| strategy (trials) | " + " | ".join(RULES) + " |", "|---|" + "---|" * len(RULES)]
+    for strategy in STRATEGIES:
+        trials = [t for t in scores if t.rsplit("_", 2)[1] == strategy]
+        if trials:
+            cells = [" / ".join(f"{np.mean([scores[t][rule][m] for t in trials]):.3f}" for m in MATCHING_RULES) for rule in RULES]
+            lines.append(f"| {strategy} ({len(trials)}) | " + " | ".join(cells) + " |")
+    lines.append(f"\nPR-AUC, mean over the trials, scored with `--matching {' / '.join(MATCHING_RULES)}`; maps of {args.eval}.")
+    args.out.with_suffix(".md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
