@@ -7,8 +7,9 @@ under each rule and scored with both matching rules.
         --class particle --patch 40 --out benchmarks/results/issue14-scales/suppression
 
 Rules: `same_object_distance` (the project's: a stronger larger box takes smaller peaks only
-to half the geometric mean of the two sides), `half the larger side` (the rule before it, in
-either direction), and `none` (no cross-scale suppression).
+nearer its middle), `half the larger side` (the rule before it, in either direction), and
+`none` (no cross-scale suppression); then each level's peaks alone, to see which level's
+maps a merged result loses to.
 """
 from __future__ import annotations
 
@@ -78,14 +79,23 @@ def main(argv: list[str] | None = None) -> None:
             scores[trial.name][rule] = {m: score_class(found, objects, args.label, Matching.rule(m, args.patch)).pr_auc
                                         for m in MATCHING_RULES}
         peaks_module.same_object_distance = RULES["same_object_distance"]
+        for scale in sorted({level[0] for image_levels in levels[trial.name].values() for level in image_levels}):
+            found = []
+            for image_id, image_levels in levels[trial.name].items():
+                peaks = peaks_module.peaks_across_scales([level for level in image_levels if level[0] == scale])
+                name = by_image[image_id][0].image
+                found += [Scored(name, args.label, y, x, v) for y, x, v in zip(peaks.ys, peaks.xs, peaks.values)]
+            scores[trial.name][f"level {scale:g} alone"] = {
+                m: score_class(found, objects, args.label, Matching.rule(m, args.patch)).pr_auc for m in MATCHING_RULES}
         print(trial.name, scores[trial.name], flush=True)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.with_suffix(".json").write_text(json.dumps({"eval": str(args.eval), "scores": scores}, indent=1))
-    lines = ["| strategy (trials) | " + " | ".join(RULES) + " |", "|---|" + "---|" * len(RULES)]
+    columns = list(next(iter(scores.values())))  # the rules, then each level's peaks alone
+    lines = ["| strategy (trials) | " + " | ".join(columns) + " |", "|---|" + "---|" * len(columns)]
     for strategy in STRATEGIES:
         trials = [t for t in scores if t.rsplit("_", 2)[1] == strategy]
         if trials:
-            cells = [" / ".join(f"{np.mean([scores[t][rule][m] for t in trials]):.3f}" for m in MATCHING_RULES) for rule in RULES]
+            cells = [" / ".join(f"{np.mean([scores[t][rule][m] for t in trials]):.3f}" for m in MATCHING_RULES) for rule in columns]
             lines.append(f"| {strategy} ({len(trials)}) | " + " | ".join(cells) + " |")
     lines.append(f"\nPR-AUC, mean over the trials, scored with `--matching {' / '.join(MATCHING_RULES)}`; maps of {args.eval}.")
     args.out.with_suffix(".md").write_text("\n".join(lines) + "\n")
