@@ -34,11 +34,10 @@ RULES = {
 }
 
 
-def trial_levels(trial: Path, label: str, test: set[str]) -> dict[str, list]:
+def trial_levels(project: Project, label: str, test: set[str]) -> dict[str, list]:
     """image id -> [(scale, geometry, (rows, cols) map)] on the trial's test images."""
-    project = Project.open(trial, read_only=True)
     images = [r for r in project.dataset if r.path.name in test or r.path.stem in test]
-    if "similarity" in trial.name:
+    if "similarity" in project.folder.name:
         prototypes = Curation(project).prototype_vectors(label)
         return {r.id: [(s, project.geometry_at(s), similarity_map(project.embeddings(r.id, s).vectors, prototypes))
                        for s in project.scales] for r in images}
@@ -62,31 +61,30 @@ def main(argv: list[str] | None = None) -> None:
     levels = pickle.loads(cache.read_bytes()) if cache.exists() else {}
     scores: dict[str, dict[str, dict[str, float]]] = {}
     for trial in sorted((args.eval / "work").iterdir()):
-        if trial.name not in levels:
-            levels[trial.name] = trial_levels(trial, args.label, test)
-            cache.write_bytes(pickle.dumps(levels))
         project = Project.open(trial, read_only=True)
+        if trial.name not in levels:
+            levels[trial.name] = trial_levels(project, args.label, test)
+            cache.write_bytes(pickle.dumps(levels))
         by_image = annotations_by_image(truth, project.dataset)
         objects = [a for image_id in levels[trial.name] for a in by_image[image_id] if a.label == args.label]
+
+        def pr_aucs(pick=lambda level: True) -> dict[str, float]:
+            """PR-AUC under each matching rule of the peaks merged over the picked levels."""
+            found = []
+            for image_id, image_levels in levels[trial.name].items():
+                peaks = peaks_module.peaks_across_scales([level for level in image_levels if pick(level)])
+                name = by_image[image_id][0].image
+                found += [Scored(name, args.label, y, x, v) for y, x, v in zip(peaks.ys, peaks.xs, peaks.values)]
+            return {m: score_class(found, objects, args.label, Matching.rule(m, args.patch)).pr_auc for m in MATCHING_RULES}
+
         scores[trial.name] = {}
         for rule, distance in RULES.items():
             peaks_module.same_object_distance = distance
-            found = []
-            for image_id, image_levels in levels[trial.name].items():
-                peaks = peaks_module.peaks_across_scales(image_levels)
-                name = by_image[image_id][0].image
-                found += [Scored(name, args.label, y, x, v) for y, x, v in zip(peaks.ys, peaks.xs, peaks.values)]
-            scores[trial.name][rule] = {m: score_class(found, objects, args.label, Matching.rule(m, args.patch)).pr_auc
-                                        for m in MATCHING_RULES}
+            scores[trial.name][rule] = pr_aucs()
         peaks_module.same_object_distance = RULES["same_object_distance"]
         for scale in sorted({level[0] for image_levels in levels[trial.name].values() for level in image_levels}):
-            found = []
-            for image_id, image_levels in levels[trial.name].items():
-                peaks = peaks_module.peaks_across_scales([level for level in image_levels if level[0] == scale])
-                name = by_image[image_id][0].image
-                found += [Scored(name, args.label, y, x, v) for y, x, v in zip(peaks.ys, peaks.xs, peaks.values)]
-            scores[trial.name][f"level {scale:g} alone"] = {
-                m: score_class(found, objects, args.label, Matching.rule(m, args.patch)).pr_auc for m in MATCHING_RULES}
+            scores[trial.name][f"level {scale:g} alone"] = pr_aucs(lambda level: level[0] == scale)
+        project.close()
         print(trial.name, scores[trial.name], flush=True)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.with_suffix(".json").write_text(json.dumps({"eval": str(args.eval), "scores": scores}, indent=1))
