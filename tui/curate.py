@@ -397,7 +397,7 @@ class CurateScreen(ClassActions, StepScreen):
         if x1 <= x0 or y1 <= y0:
             return
         self.cursor = ((y0 + y1) / 2, (x0 + x1) / 2)
-        self.size_box(max(x1 - x0, y1 - y0))
+        self.size_box(simsearch.object_side(y1 - y0, x1 - x0))
         self.show_image()
 
     # -- keys -----------------------------------------------------------------------------------

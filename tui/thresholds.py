@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from functools import partial
 
-import numpy as np
 from rich.markup import escape
 from textual import work
 from textual.app import ComposeResult

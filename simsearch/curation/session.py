@@ -22,7 +22,7 @@ import numpy as np
 from simsearch.util.errors import ConfigError, ProjectError
 from simsearch.util.files import file_name, write_text_atomic
 from simsearch.project.project import Project
-from simsearch.features.geometry import box_around
+from simsearch.features.geometry import box_around, object_side
 from simsearch.search.index import SimilarPatch
 from simsearch.search.peaks import SizedPeaks, peaks_across_scales
 from simsearch.search.similarity import similarity_map
@@ -183,7 +183,7 @@ class Curation:
             self.project.set_patch_size((max(4, round(height)), max(4, round(width))))
         if self.project.automatic_scales:  # the box keeps its size: the pyramid follows the boxes
             return self.store.add_prototype(class_name, record.id, (x0, y0, x1, y1))
-        patch_h, patch_w = self.project.geometry_at(self.project.nearest_level(min(height, width))).patch_size
+        patch_h, patch_w = self.project.geometry_at(self.project.nearest_level(object_side(height, width))).patch_size
         if abs(height - patch_h) > 1 or abs(width - patch_w) > 1:
             if patch_h > record.height or patch_w > record.width:
                 raise ConfigError(f"image {record.relpath} ({record.width}x{record.height} px) is smaller than the "
@@ -650,7 +650,7 @@ def prototype_record(project: Project, prototype: Prototype) -> PatchRecord:
     """A prototype as a patch record (a training example, an occupied place): its centre, at the
     pyramid level nearest its box."""
     x0, y0, x1, y1 = prototype.box
-    return PatchRecord(prototype.image_id, *prototype.centre, level=project.nearest_level(min(x1 - x0, y1 - y0)))
+    return PatchRecord(prototype.image_id, *prototype.centre, level=project.nearest_level(object_side(y1 - y0, x1 - x0)))
 
 
 def _noisy_source(store, classes: list[ClassInfo], displayed: list[str], cap, background_per_image: int, seed: int,

@@ -14,7 +14,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from simsearch.util.errors import ConfigError
-from simsearch.features.geometry import parse_scales, scales_for_sizes
+from simsearch.features.geometry import object_side, parse_scales, scales_for_sizes
 from simsearch.util.files import atomic_path, file_name, write_text_atomic
 from simsearch.io.images import Dataset
 from simsearch.io.truth import read_truth, unmatched_images
@@ -214,8 +214,8 @@ def _row(result) -> dict:
 
 
 def box_sides(truth: list, label: str) -> list[float]:
-    """The longer side of each box of the class (objects given as centres have none)."""
-    return [side for a in truth if a.label == label and (side := max(a.x1 - a.x0, a.y1 - a.y0)) > 0]
+    """The size (`object_side`) of each box of the class (objects given as centres have none)."""
+    return [side for a in truth if a.label == label and (side := object_side(a.y1 - a.y0, a.x1 - a.x0)) > 0]
 
 
 def auto_patch_sizes(truth: list, classes: list[str]) -> dict[str, int]:

@@ -39,6 +39,7 @@ from simsearch.util.files import file_name
 from simsearch.curation.session import Curation
 from simsearch.project.store import PatchRecord
 from simsearch.io.truth import Annotation
+from simsearch.features.geometry import object_side
 from simsearch.inference.predict import Predictor, detections_from_levels
 from simsearch.project.project import Project
 from simsearch.inference.review import Review
@@ -302,7 +303,7 @@ class SimulatedUser:
 
     def _level(self, project: Project, image_id: str, y: float, x: float) -> float:
         """The pyramid level of the annotated object centred at (y, x) (1 without a pyramid)."""
-        return project.nearest_level(min(self._box_size(image_id, y, x)))
+        return project.nearest_level(object_side(*self._box_size(image_id, y, x)))
 
     def _box_size(self, image_id: str, y: float, x: float) -> tuple[float, float]:
         """(h, w) of the annotated box centred at (y, x): what a user marks over a scale

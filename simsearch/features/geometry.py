@@ -186,6 +186,20 @@ def scales_for_sizes(sizes: "Sequence[float]", patch: float, *, step: float = 2.
     return parse_scales([step ** k for k in range(min(low, 0), max(high, 0) + 1)])
 
 
+def object_side(height: float, width: float) -> float:
+    """The size of an object's box as the scale pyramid measures it: its longer side, the
+    patch that frames the whole object (as `--patch-size auto` measures it). A box cut by the
+    image border keeps the object's size on its uncut side; a shorter-side measure would put
+    such a cell one level down, where the patch sees only its middle.
+
+    Examples
+    --------
+    >>> object_side(100, 200), object_side(48, 48)
+    (200, 48)
+    """
+    return max(height, width)
+
+
 def nearest_scale(size: float, patch: float, scales: "Sequence[float]") -> float:
     """The level whose patch side is nearest (in ratio) to an object of side `size`."""
     return min(scales, key=lambda level: abs(math.log(max(size, 1e-6) / (patch * level))))

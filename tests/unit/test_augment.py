@@ -1,5 +1,4 @@
 """Augmentations of training crops: each transform against what it must do, and seeded repeatability."""
-import pytest
 import torch
 
 from simsearch.training.augment import AugmentSettings, augment

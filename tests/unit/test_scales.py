@@ -105,6 +105,18 @@ def test_a_prototype_box_of_another_size_takes_the_nearest_level(disc_project):
     assert best.box[2] - best.box[0] == 64
 
 
+def test_a_box_cut_short_on_one_side_takes_the_level_of_its_longer_side(disc_project):
+    """A 64 x 30 px box, as on a 64 px disc cut by the image border: the object's size is its
+    longer side, so the box gets the 64 px patch, not the 32 px one that sees only its middle."""
+    project, truth = disc_project
+    curation = Curation(project)
+    curation.add_class("cut")
+    name = sorted(truth)[1]
+    y, x, _ = next(d for d in truth[name] if d[2] == 64)
+    x0, y0, x1, y1 = curation.add_prototype("cut", name, (x - 32, y - 15, x + 32, y + 15)).box
+    assert (x1 - x0, y1 - y0) == (64, 64)
+
+
 def test_one_level_is_the_single_scale_search():
     """peaks_across_scales with one level returns exactly find_peaks' peaks at their centres."""
     heat = np.random.default_rng(1).random((30, 40)).astype(np.float32)
