@@ -4,6 +4,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tifffile
+from PIL import Image
 
 from simsearch import DatasetError
 from simsearch import ConfigError
@@ -145,6 +146,30 @@ def test_bccd_to_csv_example_keeps_every_box(tmp_path):
            [(Path(a.image).stem, a.label, a.x0, a.y0, a.x1, a.y1) for a in csv]
     image = tifffile.imread(tmp_path / "images" / "BloodImage_00011.tif")
     assert image.dtype == np.uint16 and image.ndim == 2 and image.max() > 255
+
+
+def test_bccd_to_csv_example_rescales_images_and_boxes_together(tmp_path):
+    """--scales 0.5,1: every other image (in name order) at half size, its boxes halved."""
+    import runpy
+
+    from conftest import REPO
+
+    sample = REPO / "examples" / "data" / "bccd"
+    runpy.run_path(str(REPO / "examples" / "bccd_to_csv.py"))["convert"](sample, tmp_path, (0.5, 1.0))
+    voc = {(Path(a.image).stem, a.label, a.x0, a.y0): a for a in read_truth(sample / "annotations")}
+    stems = sorted({key[0] for key in voc})
+    halved = set(stems[::2])
+    for a in read_truth(tmp_path / "truth.csv"):
+        stem = Path(a.image).stem
+        scale = 0.5 if stem in halved else 1.0
+        original = next(v for k, v in voc.items() if k[0] == stem and k[1] == a.label
+                        and abs(v.x0 * scale - a.x0) <= 0.05 and abs(v.y0 * scale - a.y0) <= 0.05)
+        assert a.x1 == pytest.approx(original.x1 * scale, abs=0.05) and a.y1 == pytest.approx(original.y1 * scale, abs=0.05)
+    for stem in stems[:2]:
+        pixels = np.asarray(Image.open(sample / "images" / f"{stem}.jpg"))
+        image = tifffile.imread(tmp_path / "images" / f"{stem}.tif")
+        scale = 0.5 if stem in halved else 1.0
+        assert image.shape == (round(pixels.shape[0] * scale), round(pixels.shape[1] * scale))
 
 
 def test_planted_lookalikes_example(tmp_path):
