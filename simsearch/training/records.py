@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import torch
 
 from simsearch.curation.session import prototype_record
-from simsearch.features.geometry import NETWORK_STRIDE, PatchGeometry
+from simsearch.features.geometry import NETWORK_STRIDE, PatchGeometry, object_side
 from simsearch.project.project import Project
 from simsearch.project.store import PatchRecord
 from simsearch.training.sampling import balanced_subset, stream
@@ -28,7 +29,8 @@ class TrainingRecords:
     """What a run learns from, as store records (no pixels). Each list holds (patch, label)
     pairs, the label an index into `names`: the ROI classes in creation order, then background.
     Clean: positives, prototypes and accepted review items of each class, then clean
-    background. Negatives (flagged suggestions and rejected review items) carry the class they
+    background, then over a scale pyramid each class example seen as background at the levels
+    an octave or more from its size (`off_level_views`). Negatives (flagged suggestions and rejected review items) carry the class they
     are not. Noisy patches are already capped. Held out: clean examples and negatives kept out
     of training to check the model (`TrainSettings.holdout`).
 
@@ -63,6 +65,7 @@ def training_records(project: Project, settings: TrainSettings) -> TrainingRecor
     store = project.store
     names = class_names(project)
     prototypes: list[tuple[PatchRecord, int]] = []
+    prototype_sizes: list[float] = []  # each one's object side relative to the patch
     confirmed: list[tuple[PatchRecord, int]] = []
     negatives: list[tuple[PatchRecord, int]] = []
     for label, name in enumerate(names[:-1]):
@@ -71,6 +74,7 @@ def training_records(project: Project, settings: TrainSettings) -> TrainingRecor
         if not own_prototypes and not own_confirmed:
             raise ConfigError(f"training: class {name!r} has no clean positives", hint="confirm the class first")
         prototypes += [(prototype_record(project, p), label) for p in own_prototypes]
+        prototype_sizes += [object_side(p.box[3] - p.box[1], p.box[2] - p.box[0]) / min(project.geometry.patch_size) for p in own_prototypes]
         confirmed += [(_position(p), label) for p in own_confirmed]
         if settings.use_negatives:
             negatives += [(_position(p), label) for p in store.patches(name, "negative") + store.review_answers(name, "rejected")]
@@ -80,7 +84,9 @@ def training_records(project: Project, settings: TrainSettings) -> TrainingRecor
     confirmed += [(_position(p), len(names) - 1) for p in background]
     confirmed, held_out = hold_out(confirmed, settings.holdout, settings.seed)
     negatives, held_out_negatives = hold_out(negatives, settings.holdout, settings.seed)
-    clean = prototypes + confirmed
+    sized = [(record, label, size) for (record, label), size in zip(prototypes, prototype_sizes)]
+    sized += [(record, label, record.level) for record, label in confirmed if label != len(names) - 1]
+    clean = prototypes + confirmed + off_level_views(sized, project.scales, len(names) - 1)
     noisy: list[tuple[PatchRecord, int]] = []
     if settings.use_noisy:
         for label, name in enumerate(names):
@@ -92,6 +98,24 @@ def training_records(project: Project, settings: TrainSettings) -> TrainingRecor
             keep = balanced_subset(torch.tensor([label for _, label in noisy]), cap, stream(settings.seed, "noisy cap"))
             noisy = [noisy[i] for i in keep.tolist()]
     return TrainingRecords(tuple(names), tuple(clean), tuple(negatives), tuple(noisy), tuple(held_out), tuple(held_out_negatives))
+
+
+def off_level_views(examples: list[tuple[PatchRecord, int, float]], scales: tuple[float, ...], background: int) -> list[tuple[PatchRecord, int]]:
+    """Each example of a class (record, label, its object's size relative to the patch) seen at
+    every pyramid level a full octave or more from that size, labelled `background`: at level s
+    a class means an object of about s x the patch centred there (the level assignment of
+    feature-pyramid detectors), so a white cell's middle seen one level down, or a small
+    particle among its neighbours seen two levels up, is not the class. Without them the
+    half-size level of BCCD white cells fired on the middle of whole cells, twice per cell.
+
+    Examples
+    --------
+    >>> views = off_level_views([(PatchRecord("a.png@0123456789ab", 40.0, 52.0, level=1.0), 0, 1.0)], (0.5, 1.0, 2.0), 1)
+    >>> [(view.level, label) for view, label in views]
+    [(0.5, 1), (2.0, 1)]
+    """
+    return [(PatchRecord(record.image_id, float(record.y), float(record.x), level=level), background)
+            for record, _, size in examples for level in scales if abs(math.log2(level / size)) >= 1 - 1e-6]
 
 
 def hold_out(pairs: list[tuple[PatchRecord, int]], fraction: float, seed: int) -> tuple[list, list]:

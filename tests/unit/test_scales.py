@@ -378,3 +378,41 @@ def test_background_is_proposed_and_trained_at_every_level(disc_project, tmp_pat
     records = training_records(project, TINY.with_strategy("pos"))
     background = {patch.level for patch, label in records.clean if label == len(records.names) - 1}
     assert background == {c.level for c in candidates if c.is_background}  # training crops each at its level
+
+
+def test_each_example_is_background_at_the_levels_an_octave_from_its_size(disc_project):
+    """At level s a class means an object of about s x the patch: training sees each example
+    of a class (prototype or confirmed suggestion), at its own place, as background at every
+    other level of a pyramid an octave apart, and adds no background anywhere else."""
+    from simsearch.training.loop import training_records
+    from conftest import TINY
+
+    project, truth = disc_project
+    curation, _, _ = _one_prototype(project, truth, "mid", 0, 32, 32)
+    curation.confirm_class("mid", threshold=float(curation.suggestions("mid", -1.0)[4].similarity))
+    curation.propose_background(count=20)
+    curation.confirm_background()
+    records = training_records(project, TINY.with_strategy("pos"))
+    background = len(records.names) - 1
+    views = {(p.image_id, p.y, p.x, p.level) for p, label in records.clean if label == background}
+    own = [p for p, label in records.clean if label == records.names.index("mid")]
+    assert len(own) >= 4
+    for patch in own:
+        at = {level for level in project.scales if (patch.image_id, patch.y, patch.x, level) in views}
+        assert at == set(project.scales) - {patch.level}
+    examples = {(p.image_id, p.y, p.x) for p, label in records.clean if label != background}
+    added = views - {(p.image_id, p.y, p.x, p.level) for p in project.store.clean_background()}
+    assert all(place[:3] in examples for place in added)  # every other background is the user's
+
+
+def test_off_level_views_go_a_full_octave_from_the_object_size():
+    """A box kept at its own size (--scales auto): 0.75 x the patch is seen as background at
+    level 2 (1.4 octaves away), not at 0.5 (0.6 octaves: an object of that size is nearly
+    there); one level adds nothing."""
+    from simsearch import PatchRecord
+    from simsearch.training.records import off_level_views
+
+    record = PatchRecord("a.png@0123456789ab", 40.0, 52.0, level=1.0)
+    assert [(v.level, label) for v, label in off_level_views([(record, 0, 0.75)], (0.5, 1.0, 2.0), 3)] == [(2.0, 3)]
+    assert [v.level for v, _ in off_level_views([(record, 0, 1.0)], (0.25, 0.5, 1.0, 2.0, 4.0), 1)] == [0.25, 0.5, 2.0, 4.0]
+    assert off_level_views([(record, 0, 1.0)], (1.0,), 1) == []
