@@ -12,6 +12,7 @@ import hashlib
 import json
 import logging
 import math
+import weakref
 from dataclasses import dataclass, field
 from typing import Callable, Iterable, Sequence
 
@@ -88,11 +89,18 @@ class Normalization:
     def for_image(self, image) -> "Normalization":
         """The range that maps `image` ((H, W, C) array or a `LazyImage` slide, read through its
         overview): the dataset's, or with `per_image` the image's own 5th and 95th percentiles
-        per channel."""
+        per channel, counted once per image object while it lives (every pyramid level and
+        crop of an image read once share them; an array changed in place keeps its first range)."""
         if not self.per_image:
             return self
+        known = _IMAGE_RANGES.get(id(image))
+        if known is not None and known[0]() is image:
+            return known[1]
         lows, highs = image_percentiles(overview(image)[0] if isinstance(image, LazyImage) else image)
-        return Normalization(tuple(float(v) for v in lows), tuple(float(v) for v in highs))
+        found = Normalization(tuple(float(v) for v in lows), tuple(float(v) for v in highs))
+        key = id(image)
+        _IMAGE_RANGES[key] = (weakref.ref(image, lambda _, key=key: _IMAGE_RANGES.pop(key, None)), found)
+        return found
 
     def fingerprint(self) -> str:
         """Short stable hash, used in embedding cache keys."""
@@ -181,6 +189,11 @@ def choose_normalization(stats: "ChannelStatistics", mode: str = "auto") -> Norm
 
 
 _HISTOGRAM_ROWS = 1 << 22  # pixels per block when counting 8- and 16-bit values
+
+
+# id of a living image -> (a weak reference to it, its own range): `Normalization.for_image`.
+# The entry goes with the image, before its id can be reused.
+_IMAGE_RANGES: dict[int, tuple[weakref.ref, Normalization]] = {}
 
 
 def image_percentiles(image: np.ndarray, *, low: float = 5.0, high: float = 95.0) -> tuple[np.ndarray, np.ndarray]:

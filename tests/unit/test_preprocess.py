@@ -135,6 +135,27 @@ def test_per_image_normalization_undoes_each_image_s_exposure():
         choose_normalization(stats, "per-image")
 
 
+def test_an_image_s_own_range_is_counted_once_while_it_lives():
+    """Every pyramid level and crop of one image read shares its percentiles: the same array
+    gives the same range object, an equal copy the same values (counted again), and the entry
+    goes with the array."""
+    from simsearch.io.preprocess import _IMAGE_RANGES, image_percentiles
+
+    image = np.random.default_rng(3).integers(0, 4096, (64, 80, 2)).astype(np.uint16)
+    per_image = Normalization(low=(0.0, 0.0), high=(65535.0, 65535.0), per_image=True)
+    first = per_image.for_image(image)
+    assert per_image.for_image(image) is first
+    assert Normalization(low=(1.0, 1.0), high=(9.0, 9.0), per_image=True).for_image(image) is first  # the image's range only
+    copy = image.copy()
+    again = per_image.for_image(copy)
+    assert again is not first and again == first
+    lows, highs = image_percentiles(image)
+    assert first.low == tuple(lows) and first.high == tuple(highs)
+    held = len(_IMAGE_RANGES)
+    del image, copy
+    assert len(_IMAGE_RANGES) == held - 2
+
+
 def test_a_per_image_normalization_is_kept_with_the_project_and_older_ones_read_as_before():
     per_image = Normalization((1.0,), (9.0,), per_image=True)
     assert Normalization.from_dict(per_image.to_dict()) == per_image
