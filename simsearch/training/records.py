@@ -30,7 +30,8 @@ class TrainingRecords:
     pairs, the label an index into `names`: the ROI classes in creation order, then background.
     Clean: positives, prototypes and accepted review items of each class, then clean
     background, then over a scale pyramid each class example seen as background at the levels
-    an octave or more from its size (`off_level_views`). Negatives (flagged suggestions and rejected review items) carry the class they
+    an octave or more from its size (`off_level_views`; at most as many as the user's clean
+    background, spread over the levels). Negatives (flagged suggestions and rejected review items) carry the class they
     are not. Noisy patches are already capped. Held out: clean examples and negatives kept out
     of training to check the model (`TrainSettings.holdout`).
 
@@ -86,7 +87,13 @@ def training_records(project: Project, settings: TrainSettings) -> TrainingRecor
     negatives, held_out_negatives = hold_out(negatives, settings.holdout, settings.seed)
     sized = [(record, label, size) for (record, label), size in zip(prototypes, prototype_sizes)]
     sized += [(record, label, record.level) for record, label in confirmed if label != len(names) - 1]
-    clean = prototypes + confirmed + off_level_views(sized, project.scales, len(names) - 1)
+    views = off_level_views(sized, project.scales, len(names) - 1)
+    user_background = sum(1 for _, label in confirmed if label == len(names) - 1)
+    if len(views) > user_background:  # a supplement to the user's background, never most of it
+        keep = balanced_subset(torch.tensor([project.scales.index(v.level) for v, _ in views]), user_background,
+                               stream(settings.seed, "off-level views"))
+        views = [views[i] for i in keep.tolist()]
+    clean = prototypes + confirmed + views
     noisy: list[tuple[PatchRecord, int]] = []
     if settings.use_noisy:
         for label, name in enumerate(names):
