@@ -649,8 +649,7 @@ class Curation:
 def prototype_record(project: Project, prototype: Prototype) -> PatchRecord:
     """A prototype as a patch record (a training example, an occupied place): its centre, at the
     pyramid level nearest its box."""
-    x0, y0, x1, y1 = prototype.box
-    return PatchRecord(prototype.image_id, *prototype.centre, level=project.nearest_level(object_side(y1 - y0, x1 - x0)))
+    return PatchRecord(prototype.image_id, *prototype.centre, level=project.nearest_level(prototype.side))
 
 
 def _noisy_source(store, classes: list[ClassInfo], displayed: list[str], cap, background_per_image: int, seed: int,

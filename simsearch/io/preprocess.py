@@ -93,12 +93,12 @@ class Normalization:
         crop of an image read once share them; an array changed in place keeps its first range)."""
         if not self.per_image:
             return self
-        known = _IMAGE_RANGES.get(id(image))
+        key = id(image)
+        known = _IMAGE_RANGES.get(key)
         if known is not None and known[0]() is image:
             return known[1]
         lows, highs = image_percentiles(overview(image)[0] if isinstance(image, LazyImage) else image)
         found = Normalization(tuple(float(v) for v in lows), tuple(float(v) for v in highs))
-        key = id(image)
         _IMAGE_RANGES[key] = (weakref.ref(image, lambda _, key=key: _IMAGE_RANGES.pop(key, None)), found)
         return found
 

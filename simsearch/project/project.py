@@ -32,7 +32,7 @@ from simsearch.features.backbones import Backbone, BackboneSpec, load_backbone, 
 from simsearch.features.embed import DenseEmbedder, PatchEmbeddings, joins_batch, resolve_device
 from simsearch.project.layout import ProjectLayout
 from simsearch.project.store import Store
-from simsearch.features.geometry import AUTO_SCALES, PatchGeometry, nearest_scale, object_side, parse_scales, scales_for_sizes
+from simsearch.features.geometry import AUTO_SCALES, PatchGeometry, nearest_scale, parse_scales, scales_for_sizes
 from simsearch.io.images import Dataset, NamedImage
 from simsearch.io.preprocess import (Normalization, check_normalization_mode, choose_normalization, compute_dataset_statistics,
                                      resolve_channels)
@@ -267,7 +267,7 @@ class Project:
         With 'auto', levels a factor 2 apart that cover the prototype boxes' sizes."""
         setting = self.settings.get("scales")
         if setting == AUTO_SCALES:
-            sides = [object_side(p.box[3] - p.box[1], p.box[2] - p.box[0]) for p in self.store.prototypes()]
+            sides = [p.side for p in self.store.prototypes()]
             return scales_for_sizes(sides, min(self.geometry.patch_size)) if self.geometry is not None else (1.0,)
         return parse_scales(setting)
 

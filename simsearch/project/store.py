@@ -18,6 +18,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable, Iterator
 
+from simsearch.features.geometry import object_side
 from simsearch.io.images import NamedImage
 from simsearch.project.layout import ProjectLayout
 from simsearch.util.errors import ConfigError, ProjectError
@@ -175,8 +176,8 @@ class Prototype(NamedImage):
     --------
     >>> from simsearch import Prototype
     >>> prototype = Prototype(1, "WBC", "slide1.png@0123456789ab", (84.0, 40.0, 116.0, 72.0))
-    >>> prototype.centre                                           # (y, x)
-    (56.0, 100.0)
+    >>> prototype.centre, prototype.side                           # (y, x); its size (`object_side`)
+    ((56.0, 100.0), 32.0)
     >>> curation.add_prototype("WBC", "slide1.png", (84, 40, 116, 72))   # doctest: +SKIP
     Prototype(id=1, class_name='WBC', image_id='slide1.png@...', box=(84.0, 40.0, 116.0, 72.0))
     """
@@ -191,6 +192,12 @@ class Prototype(NamedImage):
         """(y, x)"""
         x0, y0, x1, y1 = self.box
         return (y0 + y1) / 2, (x0 + x1) / 2
+
+    @property
+    def side(self) -> float:
+        """The object's size as the scale pyramid measures it (`object_side` of the box)."""
+        x0, y0, x1, y1 = self.box
+        return object_side(y1 - y0, x1 - x0)
 
 
 @dataclass(frozen=True)

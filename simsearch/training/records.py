@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 import torch
 
 from simsearch.curation.session import prototype_record
-from simsearch.features.geometry import NETWORK_STRIDE, PatchGeometry, object_side
+from simsearch.features.geometry import NETWORK_STRIDE, PatchGeometry
 from simsearch.project.project import Project
 from simsearch.project.store import PatchRecord
 from simsearch.training.sampling import balanced_subset, stream
@@ -31,8 +31,8 @@ class TrainingRecords:
     Clean: positives, prototypes and accepted review items of each class, then clean
     background, then over a scale pyramid each class example seen as background at the levels
     an octave or more from its size (`off_level_views`; at most as many as the user's clean
-    background, spread over the levels). Negatives (flagged suggestions and rejected review items) carry the class they
-    are not. Noisy patches are already capped. Held out: clean examples and negatives kept out
+    background, spread over the levels). Negatives (flagged suggestions and rejected review
+    items) carry the class they are not. Noisy patches are already capped. Held out: clean examples and negatives kept out
     of training to check the model (`TrainSettings.holdout`).
 
     Examples
@@ -65,8 +65,7 @@ def training_records(project: Project, settings: TrainSettings) -> TrainingRecor
     """The records a run with `settings` learns from; ConfigError when a part is missing."""
     store = project.store
     names = class_names(project)
-    prototypes: list[tuple[PatchRecord, int]] = []
-    prototype_sizes: list[float] = []  # each one's object side relative to the patch
+    prototypes: list[tuple[PatchRecord, int, float]] = []  # with the object's size relative to the patch
     confirmed: list[tuple[PatchRecord, int]] = []
     negatives: list[tuple[PatchRecord, int]] = []
     for label, name in enumerate(names[:-1]):
@@ -74,8 +73,7 @@ def training_records(project: Project, settings: TrainSettings) -> TrainingRecor
         own_confirmed = store.patches(name, "positive") + store.review_answers(name, "accepted")
         if not own_prototypes and not own_confirmed:
             raise ConfigError(f"training: class {name!r} has no clean positives", hint="confirm the class first")
-        prototypes += [(prototype_record(project, p), label) for p in own_prototypes]
-        prototype_sizes += [object_side(p.box[3] - p.box[1], p.box[2] - p.box[0]) / min(project.geometry.patch_size) for p in own_prototypes]
+        prototypes += [(prototype_record(project, p), label, p.side / min(project.geometry.patch_size)) for p in own_prototypes]
         confirmed += [(_position(p), label) for p in own_confirmed]
         if settings.use_negatives:
             negatives += [(_position(p), label) for p in store.patches(name, "negative") + store.review_answers(name, "rejected")]
@@ -85,15 +83,14 @@ def training_records(project: Project, settings: TrainSettings) -> TrainingRecor
     confirmed += [(_position(p), len(names) - 1) for p in background]
     confirmed, held_out = hold_out(confirmed, settings.holdout, settings.seed)
     negatives, held_out_negatives = hold_out(negatives, settings.holdout, settings.seed)
-    sized = [(record, label, size) for (record, label), size in zip(prototypes, prototype_sizes)]
-    sized += [(record, label, record.level) for record, label in confirmed if label != len(names) - 1]
+    sized = prototypes + [(record, label, record.level) for record, label in confirmed if label != len(names) - 1]
     views = off_level_views(sized, project.scales, len(names) - 1)
     user_background = sum(1 for _, label in confirmed if label == len(names) - 1)
     if len(views) > user_background:  # a supplement to the user's background, never most of it
         keep = balanced_subset(torch.tensor([project.scales.index(v.level) for v, _ in views]), user_background,
                                stream(settings.seed, "off-level views"))
         views = [views[i] for i in keep.tolist()]
-    clean = prototypes + confirmed + views
+    clean = [(record, label) for record, label, _ in prototypes] + confirmed + views
     noisy: list[tuple[PatchRecord, int]] = []
     if settings.use_noisy:
         for label, name in enumerate(names):
