@@ -200,6 +200,36 @@ def test_planted_lookalikes_example(tmp_path):
     assert (tmp_path / "a" / "test.txt").read_text().split() == ["cells002.tif"]
 
 
+def test_planted_nuclei_example(tmp_path):
+    """examples/planted_nuclei.py: 16-bit images with most of the range unused, every nucleus
+    boxed inside the image and brighter than the background at its centre, nuclei of several
+    brightnesses, the same files for the same seed, a train/test split."""
+    import runpy
+
+    from conftest import REPO
+
+    main = runpy.run_path(str(REPO / "examples" / "planted_nuclei.py"))["main"]
+    main([str(tmp_path / "a"), "--images", "3", "--seed", "1"])
+    truth = read_truth(tmp_path / "a" / "truth.csv")
+    assert {a.label for a in truth} == {"nucleus"} and 3 * 30 <= len(truth) <= 3 * 45
+    image = tifffile.imread(tmp_path / "a" / "images" / "nuclei_000.tif")
+    assert image.dtype == np.uint16 and image.max() < 65535 // 4
+    background = np.median(image)
+    centres = []
+    for a in [a for a in truth if a.image == "nuclei_000.tif"]:
+        assert 0 <= a.x0 < a.x1 <= image.shape[1] and 0 <= a.y0 < a.y1 <= image.shape[0]
+        assert 6 <= max(a.x1 - a.x0, a.y1 - a.y0) <= 40 or a.x0 == 0 or a.y0 == 0 or a.x1 == image.shape[1] or a.y1 == image.shape[0]
+        y, x = int((a.y0 + a.y1) / 2), int((a.x0 + a.x1) / 2)
+        centres.append(image[max(y - 2, 0) : y + 3, max(x - 2, 0) : x + 3].mean())
+    assert min(centres) > background + 20  # even a dim, blurred nucleus stands above the background
+    above = np.asarray(centres) - background
+    assert np.percentile(above, 90) > 2.5 * np.percentile(above, 10)  # brightness spread several-fold
+    main([str(tmp_path / "b"), "--images", "3", "--seed", "1"])
+    assert (tmp_path / "a" / "truth.csv").read_bytes() == (tmp_path / "b" / "truth.csv").read_bytes()
+    assert np.array_equal(image, tifffile.imread(tmp_path / "b" / "images" / "nuclei_000.tif"))
+    assert (tmp_path / "a" / "test.txt").read_text().split() == ["nuclei_002.tif"]
+
+
 def test_ablation_variants_reach_nested_training_settings():
     import sys
 
