@@ -134,6 +134,9 @@ class TrainSettings:
     # beyond the paper: the classifier stage also learns from the negatives ("not this
     # class", NotClassLoss), not only the contrastive stage's denominator
     negatives_in_classifier: bool = True
+    # beyond the paper: each class example also trains as background half a patch off its
+    # centre (`off_centre_views`), so that a clump of touching objects gives one peak each
+    off_centre_views: bool = True
     # the paper's Gaussian pooling is initialised as a Gaussian and learnt in the contrastive
     # stages; False keeps it fixed (the dense path's own)
     learn_pooling: bool = False

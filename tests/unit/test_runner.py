@@ -114,6 +114,7 @@ def test_training_section_sets_augmentations_and_batch_norm(tmp_path, capsys):
     assert settings.augment.brightness == 0.0 and settings.augment.solarize == 0.1 and settings.augment.contrast == 0.2
     assert settings.augment.clean().brightness == 0.0 and settings.augment.clean().solarize == 0.0
     assert not settings.frozen_batch_norm and training_settings({}).frozen_batch_norm
+    assert not training_settings({"off_centre_views": False}).off_centre_views and training_settings({}).off_centre_views
     with pytest.raises(ConfigError, match=r"training.augment: .*keys: flips, rotations, brightness"):
         training_settings({"augment": {"hue": 0.1}})
     config = _write_inputs(tmp_path)

@@ -395,7 +395,7 @@ def test_each_example_is_background_at_the_levels_an_octave_from_its_size(disc_p
     curation.confirm_class("mid", threshold=float(curation.suggestions("mid", -1.0)[11].similarity))
     curation.propose_background(count=6)
     curation.confirm_background()
-    records = training_records(project, TINY.with_strategy("pos"))
+    records = training_records(project, replace(TINY.with_strategy("pos"), off_centre_views=False))  # those at other places
     background = len(records.names) - 1
     examples = {(p.image_id, p.y, p.x): p.level for p, label in records.clean if label != background}
     user = {(p.image_id, p.y, p.x, p.level) for p in project.store.clean_background()}

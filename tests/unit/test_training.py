@@ -525,3 +525,58 @@ def test_the_same_curation_trains_the_same_model_in_a_project_just_opened(curate
         for name, tensor in loaded[part].items() if isinstance(loaded[part], dict) else [(part, loaded[part])]:
             reference = again[part][name] if isinstance(again[part], dict) else again[part]
             assert torch.equal(tensor, reference), (part, name)
+
+
+def test_off_centre_views_sit_half_a_patch_off_each_example_inside_the_image():
+    """Four views a quarter turn apart, half the example's level's patch off its centre, at its
+    level, labelled background; none outside the image."""
+    from simsearch import PatchRecord
+    from simsearch.training.records import off_centre_views
+
+    sizes = {"a.png@0123456789ab": (256, 300)}
+    for level in (1.0, 2.0):
+        example = PatchRecord("a.png@0123456789ab", 128.0, 150.0, level=level)
+        views = off_centre_views([(example, 0, level)], (32, 48), sizes, 3, seed=1)
+        assert len(views) == 4 and {label for _, label in views} == {3} and {v.level for v, _ in views} == {level}
+        offsets = np.array([((v.y - 128) / (32 * level), (v.x - 150) / (48 * level)) for v, _ in views])
+        assert np.allclose(np.hypot(offsets[:, 0], offsets[:, 1]), 0.5)
+        angles = np.sort(np.mod(np.arctan2(offsets[:, 0], offsets[:, 1]) - np.arctan2(offsets[0, 0], offsets[0, 1]), 2 * np.pi))
+        assert np.allclose(angles, [0, np.pi / 2, np.pi, 3 * np.pi / 2])
+    corner = off_centre_views([(PatchRecord("a.png@0123456789ab", 3.0, 3.0), 0, 1.0)], (32, 32), sizes, 1, seed=1)
+    assert len(corner) < 4 and all(0 <= v.y < 256 and 0 <= v.x < 300 for v, _ in corner)
+
+
+def test_off_centre_views_keep_clear_of_the_other_examples():
+    """Two touching cells 16 px apart (patch 32): no view lands within 0.3 x the patch of
+    either (it would be a cell called background); some turns lose a view to that rule."""
+    from simsearch import PatchRecord
+    from simsearch.training.records import off_centre_views
+
+    cells = [PatchRecord("a.png@0123456789ab", 64.0, 64.0), PatchRecord("a.png@0123456789ab", 64.0, 80.0)]
+    counts = []
+    for seed in range(12):
+        views = off_centre_views([(cell, 0, 1.0) for cell in cells], (32, 32), {"a.png@0123456789ab": (128, 128)}, 1, seed)
+        assert min(np.hypot(v.y - c.y, v.x - c.x) for v, _ in views for c in cells) >= 0.3 * 32
+        counts.append(len(views))
+    assert min(counts) < 8 and max(counts) <= 8
+
+
+def test_training_sees_examples_off_centre_as_background_under_the_users_own_count(curated):
+    """With `off_centre_views` (the default) the clean background gains views half a patch off
+    the class examples, never more than the user's own background; without, none."""
+    from simsearch.training.records import training_records
+
+    project, _ = curated
+    background = 2
+    records = training_records(project, TINY)
+    user = {(p.image_id, p.y, p.x) for p in project.store.clean_background()}
+    examples = [(p.image_id, p.y, p.x) for p, label in records.clean if label != background]
+    views = [(p.image_id, p.y, p.x) for p, label in records.clean if label == background and (p.image_id, p.y, p.x) not in user]
+    kept_user = sum(label == background for _, label in records.clean) - len(views)
+    assert 0 < len(views) <= kept_user
+    half = 0.5 * project.geometry.patch_size[0]
+    for image_id, y, x in views:
+        assert min(abs(np.hypot(y - ey, x - ex) - half) for eid, ey, ex in examples if eid == image_id) < 1e-6
+    plain = training_records(project, replace(TINY, off_centre_views=False))
+    assert sum(label == background for _, label in plain.clean) == kept_user
+    assert records.digest() != plain.digest()
