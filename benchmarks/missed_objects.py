@@ -79,5 +79,6 @@ def main(argv: list[str] | None = None) -> None:
         print(f"{title} (x the {patch} px patch)")
         print("\n".join(bands(table[:, column] / patch, missed, edges)))
 
+
 if __name__ == "__main__":
     main()

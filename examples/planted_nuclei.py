@@ -108,5 +108,6 @@ def main(argv: list[str] | None = None) -> None:
         (args.out / f"{part}.txt").write_text("\n".join(members) + "\n")
     print(f"{len(names)} images, {len(rows)} nuclei -> {args.out}")
 
+
 if __name__ == "__main__":
     main()

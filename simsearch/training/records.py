@@ -9,6 +9,7 @@ import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+import numpy as np
 import torch
 
 from simsearch.curation.session import prototype_record
@@ -32,9 +33,10 @@ class TrainingRecords:
     background, then over a scale pyramid each class example seen as background at the levels
     an octave or more from its size (`off_level_views`; at most as many as the user's clean
     background, spread over the levels), then each class example seen half a patch off its
-    centre as background (`off_centre_views`; at most as many as the user's clean background). Negatives (flagged suggestions and rejected review
-    items) carry the class they are not. Noisy patches are already capped. Held out: clean examples and negatives kept out
-    of training to check the model (`TrainSettings.holdout`).
+    centre as background (`off_centre_views`; at most as many as the user's clean background).
+    Negatives (flagged suggestions and rejected review items) carry the class they are not.
+    Noisy patches are already capped. Held out: clean examples and negatives kept out of
+    training to check the model (`TrainSettings.holdout`).
 
     Examples
     --------
@@ -85,20 +87,15 @@ def training_records(project: Project, settings: TrainSettings) -> TrainingRecor
     confirmed, held_out = hold_out(confirmed, settings.holdout, settings.seed)
     negatives, held_out_negatives = hold_out(negatives, settings.holdout, settings.seed)
     sized = prototypes + [(record, label, record.level) for record, label in confirmed if label != len(names) - 1]
-    views = off_level_views(sized, project.scales, len(names) - 1)
     user_background = sum(1 for _, label in confirmed if label == len(names) - 1)
-    if len(views) > user_background:  # a supplement to the user's background, never most of it
-        keep = balanced_subset(torch.tensor([project.scales.index(v.level) for v, _ in views]), user_background,
-                               stream(settings.seed, "off-level views"))
-        views = [views[i] for i in keep.tolist()]
+    levelled = off_level_views(sized, project.scales, len(names) - 1)
+    views = _at_most(levelled, user_background, [project.scales.index(v.level) for v, _ in levelled],
+                     stream(settings.seed, "off-level views"))
     if settings.off_centre_views:
         images = {record.image_id: project.dataset.by_id(record.image_id) for record, _, _ in sized}
-        sizes = {image_id: (image.height, image.width) for image_id, image in images.items()}
-        shifted = off_centre_views(sized, project.geometry.patch_size, sizes, len(names) - 1, settings.seed)
-        if len(shifted) > user_background:  # the same bound: a supplement, never most of the background
-            keep = torch.randperm(len(shifted), generator=stream(settings.seed, "off-centre views"))[:user_background]
-            shifted = [shifted[i] for i in sorted(keep.tolist())]
-        views += shifted
+        shifted = off_centre_views(sized, project.geometry.patch_size, {i: (r.height, r.width) for i, r in images.items()},
+                                   len(names) - 1, settings.seed)
+        views += _at_most(shifted, user_background, [0] * len(shifted), stream(settings.seed, "off-centre views"))
     clean = [(record, label) for record, label, _ in prototypes] + confirmed + views
     noisy: list[tuple[PatchRecord, int]] = []
     if settings.use_noisy:
@@ -136,10 +133,11 @@ def off_centre_views(examples: list[tuple[PatchRecord, int, float]], patch_size:
                      image_sizes: dict[str, tuple[int, int]], background: int, seed: int) -> list[tuple[PatchRecord, int]]:
     """Each example of a class (record, label, size) seen half its level's patch off its
     centre (`patch_size` at level 1), in four directions a quarter turn apart (the first
-    turned at random, from `seed`), labelled `background`: a class means an object centred in the patch, so a patch that holds half a
-    cell, or the gap between two touching cells, is not the class. A view that falls outside
-    its image ((height, width) in `image_sizes`), or within 0.3 x the patch (the user's "on the object") of another example of
-    the same image and level, is left out. Without them the model's map stays high across a
+    turned at random, from `seed`), labelled `background`: a class means an object centred in
+    the patch, so a patch that holds half a cell, or the gap between two touching cells, is not
+    the class. A view that falls outside its image ((height, width) in `image_sizes`), or within
+    0.3 x the patch (the user's "on the object") of another example of the same image and
+    level, is left out. Without them the model's map stays high across a
     clump of touching objects and gives one peak for the clump: on planted nuclei
     (`examples/planted_nuclei.py`, patch 32) the supervised baseline found at most 0.63 of
     the nuclei (PR-AUC 0.587) and 0.74 (0.733) with them; Pos+Neg+Selflearn (P 10, N 5) went
@@ -157,17 +155,16 @@ def off_centre_views(examples: list[tuple[PatchRecord, int, float]], patch_size:
     >>> min(math.hypot(v.y - c.y, v.x - c.x) for v, _ in views for c in (cell, beside)) >= 0.3 * 32   # none on a cell
     True
     """
-    import numpy as np
-
-    centres: dict[tuple[str, float], list[tuple[float, float]]] = {}
+    places: dict[tuple[str, float], list[tuple[float, float]]] = {}
     for record, _, _ in examples:
-        centres.setdefault((record.image_id, record.level), []).append((record.y, record.x))
+        places.setdefault((record.image_id, record.level), []).append((record.y, record.x))
+    centres = {key: np.asarray(points) for key, points in places.items()}
     turns = torch.rand(len(examples), generator=stream(seed, "off-centre turns")).tolist()
     views = []
     for (record, _, _), turn in zip(examples, turns):
         patch_h, patch_w = (side * record.level for side in patch_size)
         height, width = image_sizes[record.image_id]
-        others = np.asarray(centres[(record.image_id, record.level)])
+        others = centres[(record.image_id, record.level)]
         for quarter in range(4):
             angle = (turn + quarter) * math.pi / 2
             y, x = record.y + 0.5 * patch_h * math.sin(angle), record.x + 0.5 * patch_w * math.cos(angle)
@@ -175,6 +172,14 @@ def off_centre_views(examples: list[tuple[PatchRecord, int, float]], patch_size:
             if inside and np.hypot((others[:, 0] - y) / patch_h, (others[:, 1] - x) / patch_w).min() >= 0.3:
                 views.append((PatchRecord(record.image_id, float(y), float(x), level=record.level), background))
     return views
+
+
+def _at_most(views: list[tuple[PatchRecord, int]], count: int, groups: list[int], generator) -> list:
+    """The views, or `count` of them spread over `groups` (`balanced_subset`) when there are
+    more: views supplement the user's background, never make most of it."""
+    if len(views) <= count:
+        return views
+    return [views[i] for i in balanced_subset(torch.tensor(groups, dtype=torch.int64), count, generator).tolist()]
 
 
 def hold_out(pairs: list[tuple[PatchRecord, int]], fraction: float, seed: int) -> tuple[list, list]:
