@@ -288,6 +288,27 @@ class Curation:
             self._peaks.pop(class_name, None)
         return maps
 
+    def similarity_at(self, class_name: str, places: "list[PatchRecord]") -> np.ndarray:
+        """(n,) float32: the similarity search's score of each place (max cosine to the class's
+        prototype vectors, as `level_maps` scores it) at the grid patch nearest its centre, at
+        its pyramid level; its image is embedded first if it is not cached.
+
+        Examples
+        --------
+        >>> place = curation.suggestions("WBC")[0].record()                  # doctest: +SKIP
+        >>> curation.similarity_at("WBC", [place])                          # doctest: +SKIP
+        array([0.93], dtype=float32)
+        """
+        vectors = self.prototype_vectors(class_name)
+        if not places:
+            return np.zeros(0, np.float32)
+        patches = []
+        for place in places:
+            embedded = self.project.embeddings(place.image_id, place.level)
+            row, col = self.project.geometry_at(place.level).nearest_position(place.y, place.x, embedded.grid_shape)
+            patches.append(np.asarray(embedded.vectors[row, col], np.float32))
+        return similarity_map(np.stack(patches)[None], vectors, device=self.project.embedder.device)[0]
+
     def _class_peaks(self, class_name: str) -> dict[str, SizedPeaks]:
         maps = self.level_maps(class_name)
         if class_name not in self._peaks:

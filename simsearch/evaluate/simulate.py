@@ -392,7 +392,9 @@ class SimulatedUser:
         background = sample(empty, self.supervised_cap - len(others)) + others
         first = positives[0]
         store.add_prototype(self.label, first.image_id, (first.x - patch_w / 2, first.y - patch_h / 2, first.x + patch_w / 2, first.y + patch_h / 2))
-        store.confirm_class(self.label, -1.0, positives)
+        # similarity 1: the search offers nothing (every object is annotated), so no example is
+        # taken to sit inside a larger object (`off_centre_views`)
+        store.confirm_class(self.label, 1.0, positives)
         store.set_background_candidates(background)
         store.confirm_background()
         train(project, self.settings.with_strategy("pos"), device=self.device)

@@ -7,12 +7,12 @@ import hashlib
 import json
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 import torch
 
-from simsearch.curation.session import prototype_record
+from simsearch.curation.session import Curation, prototype_record
 from simsearch.features.geometry import NETWORK_STRIDE, PatchGeometry
 from simsearch.project.project import Project
 from simsearch.project.store import PatchRecord
@@ -94,7 +94,7 @@ def training_records(project: Project, settings: TrainSettings) -> TrainingRecor
     if settings.off_centre_views:
         images = {record.image_id: project.dataset.by_id(record.image_id) for record, _, _ in sized}
         shifted = off_centre_views(sized, project.geometry.patch_size, {i: (r.height, r.width) for i, r in images.items()},
-                                   len(names) - 1, settings.seed)
+                                   len(names) - 1, settings.seed, suggested=_suggested_by(project, names[:-1]))
         views += _at_most(shifted, user_background, [0] * len(shifted), stream(settings.seed, "off-centre views"))
     clean = [(record, label) for record, label, _ in prototypes] + confirmed + views
     noisy: list[tuple[PatchRecord, int]] = []
@@ -130,19 +130,28 @@ def off_level_views(examples: list[tuple[PatchRecord, int, float]], scales: tupl
 
 
 def off_centre_views(examples: list[tuple[PatchRecord, int, float]], patch_size: tuple[int, int],
-                     image_sizes: dict[str, tuple[int, int]], background: int, seed: int) -> list[tuple[PatchRecord, int]]:
+                     image_sizes: dict[str, tuple[int, int]], background: int, seed: int,
+                     suggested: "Callable[[list[PatchRecord], list[int]], np.ndarray] | None" = None) -> list[tuple[PatchRecord, int]]:
     """Each example of a class (record, label, size) seen half its level's patch off its
     centre (`patch_size` at level 1), in four directions a quarter turn apart (the first
     turned at random, from `seed`), labelled `background`: a class means an object centred in
     the patch, so a patch that holds half a cell, or the gap between two touching cells, is not
     the class. A view that falls outside its image ((height, width) in `image_sizes`), or within
     0.3 x the patch (the user's "on the object") of another example of the same image and
-    level, is left out. Without them the model's map stays high across a
-    clump of touching objects and gives one peak for the clump: on planted nuclei
-    (`examples/planted_nuclei.py`, patch 32) the supervised baseline found at most 0.63 of
-    the nuclei (PR-AUC 0.587) and 0.74 (0.733) with them; Pos+Neg+Selflearn (P 10, N 5) went
-    from 0.650 to 0.727 there and from 0.620 to 0.702 on BCCD red cells, where similarity
-    search gives 0.703 and 0.669.
+    level, is left out. Without them the model's map stays high across a clump of touching
+    objects and gives one peak for the clump: on planted nuclei (`examples/planted_nuclei.py`,
+    patch 32) the supervised baseline found at most 0.63 of the nuclei (PR-AUC 0.587) and 0.74
+    (0.733) with them; Pos+Neg+Selflearn (P 10, N 5) went from 0.650 to 0.727 there and from
+    0.620 to 0.702 on BCCD red cells, where similarity search gives 0.703 and 0.669.
+
+    An object larger than the patch holds its example's views. `suggested(places, labels)`
+    says (a bool per place) whether the similarity search scores a place at or above the
+    threshold of the class `labels` names; an example three or more of whose views it
+    suggests sits on a plateau wider than the patch, and a class with half or more of its
+    examples so is larger than the patch and gets no views. The bundled sample frames its
+    ~200 px white cells with its 112 px patch: 4 of its 5 white-cell examples sit on plateaus
+    (2 of 32 red-cell examples; 2 of 184 and 6 of 214 planted nuclei, whose views stay: left
+    out one by one they cost 0.04-0.07 PR-AUC).
 
     Examples
     --------
@@ -154,24 +163,53 @@ def off_centre_views(examples: list[tuple[PatchRecord, int, float]], patch_size:
     >>> views = off_centre_views([(cell, 0, 1.0), (beside, 0, 1.0)], (32, 32), {cell.image_id: (128, 128)}, 1, seed=0)
     >>> min(math.hypot(v.y - c.y, v.x - c.x) for v, _ in views for c in (cell, beside)) >= 0.3 * 32   # none on a cell
     True
+    >>> off_centre_views([(cell, 0, 1.0)], (32, 32), {cell.image_id: (128, 128)}, 1, seed=0,
+    ...                  suggested=lambda places, labels: np.ones(len(places), bool))   # a class larger than the patch
+    []
     """
     places: dict[tuple[str, float], list[tuple[float, float]]] = {}
     for record, _, _ in examples:
         places.setdefault((record.image_id, record.level), []).append((record.y, record.x))
     centres = {key: np.asarray(points) for key, points in places.items()}
     turns = torch.rand(len(examples), generator=stream(seed, "off-centre turns")).tolist()
-    views = []
-    for (record, _, _), turn in zip(examples, turns):
+    candidates: list[tuple[int, PatchRecord]] = []  # (example, view) for every view inside its image
+    for index, ((record, _, _), turn) in enumerate(zip(examples, turns)):
         patch_h, patch_w = (side * record.level for side in patch_size)
         height, width = image_sizes[record.image_id]
-        others = centres[(record.image_id, record.level)]
         for quarter in range(4):
             angle = (turn + quarter) * math.pi / 2
             y, x = record.y + 0.5 * patch_h * math.sin(angle), record.x + 0.5 * patch_w * math.cos(angle)
-            inside = 0 <= y < height and 0 <= x < width
-            if inside and np.hypot((others[:, 0] - y) / patch_h, (others[:, 1] - x) / patch_w).min() >= 0.3:
-                views.append((PatchRecord(record.image_id, float(y), float(x), level=record.level), background))
+            if 0 <= y < height and 0 <= x < width:
+                candidates.append((index, PatchRecord(record.image_id, float(y), float(x), level=record.level)))
+    larger: set[int] = set()  # labels of classes larger than the patch
+    if suggested is not None and candidates:
+        high = suggested([view for _, view in candidates], [examples[index][1] for index, _ in candidates])
+        plateau = np.bincount([index for (index, _), h in zip(candidates, high) if h], minlength=len(examples)) >= 3
+        labels = np.array([label for _, label, _ in examples])
+        larger = {int(label) for label in np.unique(labels) if plateau[labels == label].mean() >= 0.5}
+    views = []
+    for index, view in candidates:
+        patch_h, patch_w = (side * view.level for side in patch_size)
+        others = centres[(view.image_id, view.level)]
+        if examples[index][1] not in larger and np.hypot((others[:, 0] - view.y) / patch_h, (others[:, 1] - view.x) / patch_w).min() >= 0.3:
+            views.append((view, background))
     return views
+
+
+def _suggested_by(project: Project, classes: list[str]) -> "Callable[[list[PatchRecord], list[int]], np.ndarray]":
+    """`off_centre_views`'s `suggested`: whether the project's similarity search scores each
+    place at or above the threshold of its class (index into `classes`). A class confirmed at
+    similarity 1 (the search offers nothing: every object annotated) has no place suggested."""
+    def suggested(places: list[PatchRecord], labels: list[int]) -> np.ndarray:
+        curation = Curation(project)
+        thresholds = {c.name: c.similarity_threshold for c in project.store.classes()}
+        high = np.zeros(len(places), bool)
+        for label, name in enumerate(classes):
+            own = [i for i, origin in enumerate(labels) if origin == label]
+            if own and thresholds[name] < 1:
+                high[own] = curation.similarity_at(name, [places[i] for i in own]) >= thresholds[name]
+        return high
+    return suggested
 
 
 def _at_most(views: list[tuple[PatchRecord, int]], count: int, groups: list[int], generator) -> list:

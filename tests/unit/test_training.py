@@ -580,3 +580,43 @@ def test_training_sees_examples_off_centre_as_background_under_the_users_own_cou
     plain = training_records(project, replace(TINY, off_centre_views=False))
     assert sum(label == background for _, label in plain.clean) == kept_user
     assert records.digest() != plain.digest()
+
+
+def test_a_class_larger_than_the_patch_gets_no_off_centre_views():
+    """An example three or more of whose views the similarity search suggests sits on a plateau
+    wider than the patch; a class with half or more of its examples so is larger than the patch
+    and gets no views, while a class with fewer (a clump's cell, neighbours on three sides) keeps
+    every view, those of its plateau examples too."""
+    from simsearch import PatchRecord
+    from simsearch.training.records import off_centre_views
+
+    sizes = {"a.png@0123456789ab": (512, 512)}
+    place = lambda y, x: PatchRecord("a.png@0123456789ab", float(y), float(x))  # noqa: E731
+    large = [(place(64, 64), 0, 1.0), (place(64, 192), 0, 1.0)]  # class 0: both on plateaus
+    small = [(place(320, 64 + 64 * i), 1, 1.0) for i in range(4)]  # class 1: one of four on a plateau
+    on_plateau = lambda places, labels: np.array([p.y < 128 or p.x < 100 for p in places])  # noqa: E731
+    views = off_centre_views(large + small, (32, 32), sizes, 2, seed=0, suggested=on_plateau)
+    assert len(views) == 16 and all(v.y > 256 for v, _ in views)  # every view of class 1, none of class 0
+    half = off_centre_views(large[:1] + [(place(192, 320), 0, 1.0)], (32, 32), sizes, 2, seed=0, suggested=on_plateau)
+    assert half == []  # one of two examples on a plateau: half, so the class is larger than the patch
+
+
+def test_suggested_asks_the_similarity_search_at_each_class_threshold(curated):
+    """`_suggested_by` scores a place with its own class's prototypes against that class's
+    threshold: a disc is suggested as a disc, not as a cross; empty background as neither; a
+    class confirmed at similarity 1 (every object annotated) suggests nothing."""
+    from simsearch import PatchRecord
+    from simsearch.training.records import _suggested_by
+
+    project, truth = curated
+    image = project.dataset.find("img3.tif").id
+    (disc, *_), (cross, *_) = truth["img3.tif"]
+    objects = truth["img3.tif"][0] + truth["img3.tif"][1]
+    empty = next((y, x) for y in range(20, 160, 8) for x in range(20, 190, 8)
+                 if min(np.hypot(y - cy, x - cx) for cy, cx in objects) > 40)
+    on_disc, on_cross, on_nothing = (PatchRecord(image, float(y), float(x)) for y, x in (disc, cross, empty))
+    suggested = _suggested_by(project, ["disc", "cross"])
+    places = [on_disc, on_cross, on_nothing, on_disc, on_cross, on_nothing]
+    assert suggested(places, [0, 0, 0, 1, 1, 1]).tolist() == [True, False, False, False, True, False]
+    project.store.set_similarity_threshold("disc", 1.0)
+    assert suggested(places, [0, 0, 0, 1, 1, 1]).tolist() == [False, False, False, False, True, False]
