@@ -129,6 +129,10 @@ def _curate(project: Project, curation: Curation, config: dict, use_noisy: bool,
     imported = import_annotations(project, curation, config["annotations"])
     if imported["prototype"] or imported["negative"]:
         say(f"imported {imported['prototype']} prototype(s) and {imported['negative']} negative(s)")
+    if imported["not_in_file"]:
+        say(f"note: {imported['not_in_file']} prototype(s) of the project are on no line of {config['annotations']} "
+            "(added by hand, or their line was edited since): they stay; remove them in the terminal UI, "
+            "or give the run a new project folder")
     thresholds = config.get("classes") or {}
     unknown = sorted(set(thresholds) - {c.name for c in curation.classes()})
     if unknown:

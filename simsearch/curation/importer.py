@@ -16,8 +16,17 @@ def import_annotations(project, curation: Curation, csv_file: str | Path) -> dic
     """Check every line (header, numbers, image, box inside the image) before storing
     anything; classes are created when missing; all lines are stored in one transaction.
     Importing a file again adds nothing it already added (a prototype of the same class, image
-    and box is there already; a negative is one place). Returns counts per kind, and under
-    'already' the lines that were there before."""
+    and box is there already; a negative is one place). Returns counts per kind, under
+    'already' the lines that were there before, and under 'not_in_file' the project's
+    prototypes that no line of the file names (added by hand, or from a line since edited:
+    they stay, and the caller says so).
+
+    Examples
+    --------
+    >>> counts = import_annotations(project, Curation(project), "prototypes.csv")    # doctest: +SKIP
+    >>> counts                                                                       # doctest: +SKIP
+    {'prototype': 2, 'negative': 1, 'already': 0, 'not_in_file': 0}
+    """
     path = Path(csv_file)
     header, lines = read_csv_rows(path)
     if header != IMPORT_COLUMNS:
@@ -41,15 +50,19 @@ def import_annotations(project, curation: Curation, csv_file: str | Path) -> dic
     counts = {"prototype": 0, "negative": 0, "already": 0}
     with project.store.transaction():  # every line or none: a kill mid-import stores nothing
         _store_rows(project, curation, path, rows, known, counts)
+    named = {_key(name, record.id, box) for _, kind, name, record, box in rows if kind == "prototype"}
+    counts["not_in_file"] = sum(_key(p.class_name, p.image_id, p.box) not in named for p in project.store.prototypes())
     return counts
 
 
-def _store_rows(project, curation: Curation, path: Path, rows: list, known: set[str], counts: dict[str, int]) -> None:
-    def key(name, image_id, box):  # one object: the class, the image and the box's centre
-        x0, y0, x1, y1 = (float(v) for v in box)
-        return name, image_id, round((y0 + y1) / 2, 2), round((x0 + x1) / 2, 2)
+def _key(name: str, image_id: str, box) -> tuple:
+    """One prototype's identity: the class, the image and the box's centre."""
+    x0, y0, x1, y1 = (float(v) for v in box)
+    return name, image_id, round((y0 + y1) / 2, 2), round((x0 + x1) / 2, 2)
 
-    there = {key(p.class_name, p.image_id, p.box) for p in project.store.prototypes()}
+
+def _store_rows(project, curation: Curation, path: Path, rows: list, known: set[str], counts: dict[str, int]) -> None:
+    there = {_key(p.class_name, p.image_id, p.box) for p in project.store.prototypes()}
     negatives: dict[str, set] = {}  # per class, the places flagged already
     for line, kind, name, record, box in rows:
         if name not in known:
@@ -57,7 +70,7 @@ def _store_rows(project, curation: Curation, path: Path, rows: list, known: set[
             known.add(name)
         try:
             if kind == "prototype":
-                place = key(name, record.id, box)
+                place = _key(name, record.id, box)
                 if place in there:
                     counts["already"] += 1
                     continue

@@ -89,6 +89,15 @@ def test_csv_import_checks_every_line_first(tmp_path, capsys):
     assert "(2 line(s) were there already)" in out
     with Project.open(proj, read_only=True) as project:
         assert len(project.store.prototypes("disc")) == 1 and len(project.store.patches("disc", "negative")) == 1
+    from simsearch import Curation
+    from simsearch.curation.importer import import_annotations
+
+    moved = tmp_path / "moved.csv"  # the user edits the prototype's line: its box moves 8 px
+    moved.write_text(f"kind,class,image,x0,y0,x1,y1\nprototype,disc,img1.tif,{x - 8},{y - 16},{x + 24},{y + 16}\n")
+    with Project.open(proj) as project:
+        assert import_annotations(project, Curation(project), ok)["not_in_file"] == 0
+        counts = import_annotations(project, Curation(project), moved)
+        assert (counts["prototype"], counts["not_in_file"]) == (1, 1)  # the old one stays, and is counted
     (tmp_path / "header.csv").write_text("a,b\n1,2\n")
     assert main(["-q", "import", str(tmp_path / "header.csv"), "--project", proj]) == 2
     assert "header must be" in capsys.readouterr().err

@@ -51,6 +51,7 @@ def test_run_end_to_end_and_again(tmp_path, capsys):
     assert main(["-q", "run", str(config)]) == 0  # everything reused
     again = capsys.readouterr().out
     assert "reusing project" in again and "reusing the trained model" in again and "imported" not in again
+    assert "on no line of" not in out + again  # every prototype of the project is in the file
     with open(tmp_path / "prototypes.csv", "a") as csv_file:  # the user adds a line: only it is imported, and trains
         csv_file.write(f"negative,cross,{manifest_first_disc(tmp_path)}\n")
     assert main(["-q", "run", str(config)]) == 0
