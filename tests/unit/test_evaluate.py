@@ -262,3 +262,34 @@ def test_report_sets_the_held_out_check_against_the_test_images():
             row("pos", 0, 0.6, model=0.9), row("pos", 1, 0.4, model=0.6), row("pos", 2, 0.3, model=0.7)]
     table = markdown({"trials": {str(i): r for i, r in enumerate(rows)}}).split("Check on held-out curated examples")[1]
     assert "| a | pos | 5 | 2 | 0.73 | 0.80 | 0.70 | 2 of 3 | 1 of 3 |" in table
+
+
+def test_border_padded_copy_mirrors_images_and_shifts_boxes(tmp_path):
+    """benchmarks/border_padded.py: each image mirrored `--pad` px outwards (its dtype and
+    channels kept, written as TIFF), the boxes shifted by the pad, list files rewritten to the
+    new names (with or without a suffix), an image without objects kept."""
+    import runpy
+
+    from conftest import REPO
+    from simsearch.io.tables import write_csv
+
+    images = tmp_path / "images"
+    images.mkdir()
+    grey = np.arange(40 * 50, dtype=np.uint16).reshape(40, 50) * 7
+    tifffile.imwrite(images / "a.tif", grey)
+    tifffile.imwrite(images / "empty.tif", grey[::-1])
+    write_csv(tmp_path / "truth.csv", ["image", "class", "x0", "y0", "x1", "y1"], [("a.tif", "cell", 1, 2, 11, 12)])
+    (tmp_path / "train.txt").write_text("a\n")
+    (tmp_path / "test.txt").write_text("empty.tif\n")
+    main = runpy.run_path(str(REPO / "benchmarks" / "border_padded.py"))["main"]
+    main(["--images", str(images), "--truth", str(tmp_path / "truth.csv"), "--pad", "4", "--out", str(tmp_path / "out"),
+          "--lists", str(tmp_path / "train.txt"), str(tmp_path / "test.txt")])
+    padded = tifffile.imread(tmp_path / "out" / "images" / "a.tif")
+    assert padded.dtype == np.uint16 and padded.shape == (48, 58)
+    np.testing.assert_array_equal(padded[4:-4, 4:-4], grey)
+    np.testing.assert_array_equal(padded[:4, 4:-4], grey[4:0:-1])  # mirrored about the first row
+    (box,) = read_truth(tmp_path / "out" / "truth.csv")
+    assert (box.image, box.x0, box.y0, box.x1, box.y1) == ("a.tif", 5, 6, 15, 16)
+    assert (tmp_path / "out" / "train.txt").read_text() == "a.tif\n"
+    assert (tmp_path / "out" / "test.txt").read_text() == "empty.tif\n"
+    assert tifffile.imread(tmp_path / "out" / "images" / "empty.tif").shape == (48, 58)
