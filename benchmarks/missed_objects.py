@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 from scipy.spatial import cKDTree
 
-from simsearch import Project, read_truth
+from simsearch import Project, object_side, read_truth
 from simsearch.inference.predict import Predictor, detections_from_levels
 from simsearch.io.images import read_image
 
@@ -48,7 +48,7 @@ def main(argv: list[str] | None = None) -> None:
     objects = defaultdict(list)
     for annotation in read_truth(args.truth):
         if annotation.label == args.label:
-            side = max(annotation.x1 - annotation.x0, annotation.y1 - annotation.y0)
+            side = object_side(annotation.y1 - annotation.y0, annotation.x1 - annotation.x0)
             objects[Path(annotation.image).stem].append((*annotation.centre, side))
     names = [line.strip() for line in args.test_list.read_text().splitlines() if line.strip()][: args.limit]
     with Project.open(args.project, read_only=True) as project:

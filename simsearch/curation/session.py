@@ -302,12 +302,8 @@ class Curation:
         vectors = self.prototype_vectors(class_name)
         if not places:
             return np.zeros(0, np.float32)
-        patches = []
-        for place in places:
-            embedded = self.project.embeddings(place.image_id, place.level)
-            row, col = self.project.geometry_at(place.level).nearest_position(place.y, place.x, embedded.grid_shape)
-            patches.append(np.asarray(embedded.vectors[row, col], np.float32))
-        return similarity_map(np.stack(patches)[None], vectors, device=self.project.embedder.device)[0]
+        patches = np.stack([self.project.patch_vector(p.image_id, p.y, p.x, p.level) for p in places])
+        return similarity_map(patches[None], vectors, device=self.project.embedder.device)[0]
 
     def _class_peaks(self, class_name: str) -> dict[str, SizedPeaks]:
         maps = self.level_maps(class_name)

@@ -531,15 +531,16 @@ class Project:
     def load_index(self) -> PatchIndex:
         return PatchIndex.load(self.index_folder)
 
-    def patch_vector(self, image_id: str, y: float, x: float) -> np.ndarray:
-        """(D,) float32 embedding of the grid patch whose centre is nearest to (y, x) px."""
-        embedded = self.embeddings(image_id)
+    def patch_vector(self, image_id: str, y: float, x: float, scale: float = 1.0) -> np.ndarray:
+        """(D,) float32 embedding of the grid patch whose centre is nearest to (y, x) px, at one
+        pyramid level (default: the patch size)."""
+        embedded = self.embeddings(image_id, scale)
         record = self.dataset.by_id(image_id)
         if not (0 <= y < record.height and 0 <= x < record.width):
             raise ConfigError(f"point ({y:.0f}, {x:.0f}) lies outside image {image_id} ({record.height}x{record.width})")
         if 0 in embedded.grid_shape:
-            raise ConfigError(f"image {image_id} is smaller than one patch {self.geometry.patch_size}")
-        row, col = self.geometry.nearest_position(y, x, embedded.grid_shape)
+            raise ConfigError(f"image {image_id} is smaller than one patch {embedded.geometry.patch_size}")
+        row, col = embedded.geometry.nearest_position(y, x, embedded.grid_shape)
         return np.asarray(embedded.vectors[row, col], np.float32)
 
     def summary(self) -> str:
