@@ -45,6 +45,11 @@ NORMALIZATION_HELP = ("auto (default): each image by its own intensity range whe
                       "image: each image's own")
 
 
+NO_BORDER_HELP = ("keep every patch inside the image (projects made before the border grid do): without it the patch grid reaches a quarter patch "
+                  "beyond the image's edge, the image mirrored there, so objects cut by the edge are found; a project "
+                  "keeps the grid it was made with")
+
+
 BATCH_HELP = ("images of one shape through the network together, up to this many megapixels a batch, e.g. 16 on "
               "a GPU, where one small image at a time leaves it waiting (default 0: one image at a time; same "
               "results to float rounding)")

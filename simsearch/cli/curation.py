@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from simsearch.cli.commands import (NORMALIZATION_HELP, SCALES_HELP, add_backbone, add_parser, add_project, box,
+from simsearch.cli.commands import (NO_BORDER_HELP, NORMALIZATION_HELP, SCALES_HELP, add_backbone, add_parser, add_project, box,
                                      channel_list, patch_size)
 from simsearch.curation.importer import import_annotations
 from simsearch.curation.results import Suggestion
@@ -30,6 +30,7 @@ def add_commands(sub) -> None:
     create.add_argument("--channels", type=channel_list, help="channels to use, e.g. 0 or 0,2,3 (default: up to the first 3)")
     create.add_argument("--scales", help=SCALES_HELP)
     create.add_argument("--normalization", default="auto", choices=NORMALIZATION_MODES, help=NORMALIZATION_HELP)
+    create.add_argument("--no-border", dest="border", action="store_false", help=NO_BORDER_HELP)
 
     klass = add_parser(sub, "class")
     klass_sub = klass.add_subparsers(dest="action", required=True)
@@ -120,7 +121,7 @@ def cmd_create(args, quiet: bool) -> int:
         args.project, dataset, patch_size=args.patch_size, backbone=args.backbone, weights=args.weights,
         channels=args.channels, progress=lambda done, total: bar.update(done), scales=args.scales,
         displayed=args.displayed_images or min(args.displayed, len(dataset)), seed=args.seed,
-        normalization=args.normalization,
+        normalization=args.normalization, border=args.border,
     )
     with project:
         print(f"created project {project.folder}")

@@ -7,7 +7,7 @@ import sys
 import time
 from pathlib import Path
 
-from simsearch.cli.commands import (CLUSTER_HELP, NORMALIZATION_HELP, SCALES_HELP, add_backbone, add_device, add_parser,
+from simsearch.cli.commands import (CLUSTER_HELP, NO_BORDER_HELP, NORMALIZATION_HELP, SCALES_HELP, add_backbone, add_device, add_parser,
                                      add_project, add_quiet, add_throughput, channel_list, check_cluster, int_list, on_cluster,
                                      patch_size, set_throughput)
 from simsearch.inference.cluster import iter_embed_on_cluster
@@ -31,6 +31,7 @@ def add_commands(sub) -> None:
     embed.add_argument("--min-cells", type=int, default=4, help="upsample so a patch spans at least this many 16-px cells (default 4)")
     embed.add_argument("--passes", type=int, default=1, choices=(1, 2, 4), help="shifted passes per axis: grid step 16/passes scaled px")
     embed.add_argument("--scales", help=SCALES_HELP)
+    embed.add_argument("--no-border", dest="border", action="store_false", help=NO_BORDER_HELP)
     embed.add_argument("--normalization", default="auto", choices=NORMALIZATION_MODES, help=NORMALIZATION_HELP)
     add_device(embed)
     embed.add_argument("--cluster", help=CLUSTER_HELP)
@@ -72,7 +73,7 @@ def cmd_embed(args, quiet: bool) -> int:
         project = Project.create(
             folder, dataset, patch_size=args.patch_size, backbone=args.backbone, weights=args.weights,
             channels=args.channels, min_cells=args.min_cells, passes=args.passes, scales=args.scales,
-            normalization=args.normalization,
+            normalization=args.normalization, border=args.border,
             progress=lambda done, total: bar.update(done),
         )
         print(f"created project {project.folder}")

@@ -94,7 +94,7 @@ def run(config_path: str | Path, *, say: Callable[[str], None] = print, progress
                                  weights=config.get("weights"), channels=config.get("channels"),
                                  displayed=displayed if isinstance(displayed, list) else min(int(displayed), len(dataset)),
                                  seed=int(config.get("seed", 0)), scales=config.get("scales"),
-                                 normalization=config.get("normalization", "auto"))
+                                 normalization=config.get("normalization", "auto"), border=config.get("border", True))
         say(f"created project {folder}")
     with project:
         project.set_device(device)

@@ -54,6 +54,7 @@ class EvalPlan:
     scales: str = ""  # the similarity search's pyramid: '' one level, '0.5,1,2', or 'auto' per class from its boxes
     matching: str = "patch"  # scoring: 'patch' (the paper's 0.3 x patch radius) or 'object' (grows with the object)
     normalization: str = "auto"  # 'auto', 'dataset' (the paper's one range) or 'image' (each image's own)
+    border: bool = True  # the patch grid reaches the image's edge, mirrored beyond it (`PatchGeometry`)
 
     @property
     def joint_label(self) -> str:
@@ -302,9 +303,14 @@ def _base_project(plan: EvalPlan, dataset: Dataset, label: str, scales: list[flo
             project.close()
             raise ConfigError(f"--normalization {plan.normalization}: the embeddings in {folder} were normalised otherwise",
                               hint="keep the setting of the run you resume, or give another --out")
+        if project.geometry.border != plan.border:
+            project.close()
+            made, asked = ("with" if value else "without" for value in (project.geometry.border, plan.border))
+            raise ConfigError(f"--no-border: the embeddings in {folder} were made {made} the border grid, this run is {asked} it",
+                              hint="keep the setting of the run you resume, or give another --out")
     else:
         project = Project.create(folder, dataset, patch_size=size, backbone=plan.backbone, weights=plan.weights, scales=scales,
-                                 normalization=plan.normalization)
+                                 normalization=plan.normalization, border=plan.border)
     say(f"{label}: normalization {'per image' if project.normalization.per_image else 'over the dataset (the paper)'}")
     project.set_device(plan.device)
     started = time.perf_counter()

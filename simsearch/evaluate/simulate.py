@@ -202,7 +202,8 @@ class SimulatedUser:
         project = Project.create(folder, self.train_dataset, patch_size=self.base.geometry.patch_size,
                                  backbone=self.base.backbone_spec.name, weights=self.base.backbone_spec.weights_path,
                                  channels=list(self.base.channels), embedding_cache=self.base.embedding_folder,
-                                 normalization=self.base.normalization, scales=list(self.base.scales))
+                                 normalization=self.base.normalization, scales=list(self.base.scales),
+                                 border=self.base.geometry.border)
         project.set_device(self.device)
         return project
 

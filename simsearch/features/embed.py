@@ -242,9 +242,9 @@ class DenseEmbedder:
         images of one shape whose grid has `rows` rows. Shift (sy, sx) of `passes` covers the rows and columns
         sy, sy + passes, ... whose windows lie whole cells apart: one feature map per shift.
         (`first` is a multiple of the passes; feature cell c of shift sy lies at scaled pixel
-        sy * step + 16 c.)"""
+        `geometry.window_top_left(sy, 0)` + 16 c: the margin of a border grid lies before 0.)"""
         geometry = self.geometry
-        passes, step = geometry.passes, geometry.step_scaled
+        passes = geometry.passes
         kh, kw = geometry.kernel
         out = None  # allocated once the first feature map is done: it is not held beside the tiles' activations
         for shift_y in range(min(passes, stop - first)):
@@ -255,7 +255,7 @@ class DenseEmbedder:
                 above = min(self.halo_cells, top)  # context beyond the band, never beyond the whole map
                 below = min(self.halo_cells, map_rows - (top + n_rows + kh - 1))
                 cells = (above + n_rows + kh - 1 + below, n_cols + kw - 1)
-                features = self._feature_map(resamplers, shift_y * step + (top - above) * NETWORK_STRIDE, shift_x * step, cells)
+                features = self._feature_map(resamplers, *geometry.window_top_left(shift_y + (top - above) * passes, shift_x), cells)
                 if out is None:
                     out = torch.empty((len(resamplers), stop - first, cols, self.dim), dtype=torch.float32, device=self.device)
                 for image_features, image_out in zip(features, out):
@@ -333,7 +333,7 @@ class DenseEmbedder:
         context the unrotated result matches the dense path (which sees the whole
         image) away from the image borders.
         tops_lefts: (N, 2) top-left corners in *scaled* pixels (grid position (r, c)
-        is (r, c) * geometry.step_scaled). Returns (N * len(rotations), D) float32,
+        is `geometry.window_top_left(r, c)`, `scaled_tops_lefts`). Returns (N * len(rotations), D) float32,
         L2-normalised, window-major (all rotations of window 0 first).
         """
         resampler = _Resampler(image, self.normalization, self.channels, self.geometry.scale, self.device)
@@ -418,9 +418,11 @@ _WIDEN = {torch.uint16: torch.int32, torch.uint32: torch.int64}
 class _Resampler:
     """Regions of the normalised, channel-selected, bilinearly resampled image, on the device.
 
-    Scaled pixel v samples the original at y = (v + 0.5) / scale - 0.5, clamped to
-    the image (low-pass filtered first when scale < 1), so any region is computed identically whether the image is
-    processed whole or in tiles, and beyond the border the edge is replicated.
+    Scaled pixel v samples the original at y = (v + 0.5) / scale - 0.5 (low-pass filtered
+    first when scale < 1), so any region is computed identically whether the image is
+    processed whole or in tiles; beyond the border the image is mirrored (about its edge
+    pixels, as numpy's 'reflect' padding), so the context of a window there looks like
+    the image's own.
     Only the source pixels a region needs are copied to the device (in their
     stored dtype); normalisation and resampling run there in float32. A per-image
     normalisation takes the range of the whole image given (`Normalization.for_image`).
@@ -448,6 +450,10 @@ class _Resampler:
 
     def _source_coords(self, start: int, stop: int, size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         coords = (np.arange(start, stop, dtype=np.float64) + 0.5) / self.scale - 0.5
+        if size > 1:  # mirrored beyond the edges (numpy's 'reflect' padding), as often as a small image needs
+            period = 2.0 * (size - 1)
+            coords = np.abs(coords) % period
+            coords = np.where(coords > size - 1, period - coords, coords)
         coords = np.clip(coords, 0, size - 1)
         lower = np.floor(coords).astype(np.int64)
         upper = np.minimum(lower + 1, size - 1)
@@ -551,4 +557,4 @@ def crop_windows(
 
 def scaled_tops_lefts(geometry: PatchGeometry, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
     """Grid positions -> (N, 2) top-left corners in scaled pixels, for embed_windows."""
-    return np.stack([np.asarray(rows) * geometry.step_scaled, np.asarray(cols) * geometry.step_scaled], axis=1)
+    return np.stack(geometry.window_top_left(np.asarray(rows), np.asarray(cols)), axis=1)

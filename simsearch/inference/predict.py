@@ -141,16 +141,19 @@ class Predictor:
         thresholds in the project store), across the levels of the pyramid, most confident first."""
         if thresholds is None:
             thresholds = {c.name: c.confidence_threshold for c in self.project.store.classes()}
-        levels = self.level_maps(self.project.dataset.read(image_id))
-        return detections_from_levels(levels, self.class_names[:-1], thresholds, image_id)
+        image = self.project.dataset.read(image_id)
+        return detections_from_levels(self.level_maps(image), self.class_names[:-1], thresholds, image_id, image.shape[:2])
 
 
 def detections_from_levels(levels: list[tuple[float, PatchGeometry, np.ndarray]], class_names: list[str],
-                           thresholds: dict[str, float], image_id: str) -> list[Detection]:
+                           thresholds: dict[str, float], image_id: str,
+                           image_size: tuple[int, int] | None = None) -> list[Detection]:
     """Detections from one image's per-class probability maps at one or more levels of a scale
     pyramid ((scale, geometry, (rows, cols, classes) maps), the background last and not
     detected): each class's local maxima above its threshold (0.5 when not given), one per
-    object across levels (`peaks_across_scales`), with the box of the level each was found at.
+    object across levels (`peaks_across_scales`), with the box of the level each was found at,
+    cut to the image when its (height, width) `image_size` is given (a border grid's patches
+    reach beyond it).
 
     Examples
     --------
@@ -162,18 +165,35 @@ def detections_from_levels(levels: list[tuple[float, PatchGeometry, np.ndarray]]
     >>> found = detections_from_levels([(1.0, base, small), (2.0, base.at_scale(2), large)], ["cell"], {}, "img")
     >>> [(d.class_name, round(d.confidence, 2), d.box[2] - d.box[0]) for d in found]
     [('cell', 0.9, 64.0)]
+
+    On a border grid an object in the image's corner is found there, its box cut to the image:
+
+    >>> edge = PatchGeometry.for_patch(32, border=True)
+    >>> maps = np.zeros((*edge.grid_shape(200, 200), 2), np.float32)
+    >>> maps[0, 1, 0] = 0.8
+    >>> [(d.y, d.x, d.box) for d in detections_from_levels([(1.0, edge, maps)], ["cell"], {}, "img", (200, 200))]
+    [(8.0, 16.0, (0.0, 0.0, 32.0, 24.0))]
     """
     found = []
     for index, name in enumerate(class_names):
         peaks = peaks_across_scales([(scale, geometry, maps[..., index]) for scale, geometry, maps in levels],
                                     threshold=thresholds.get(name, 0.5))
         found += [
-            Detection(image_id, name, y, x, value, box_around(y, x, (int(h), int(w))), level)
+            Detection(image_id, name, y, x, value, _within(box_around(y, x, (int(h), int(w))), image_size), level)
             for y, x, value, (h, w), level in zip(peaks.ys.tolist(), peaks.xs.tolist(), peaks.values.tolist(),
                                                    peaks.sizes.tolist(), peaks.levels.tolist())
         ]
     found.sort(key=lambda d: -d.confidence)
     return found
+
+
+def _within(box: tuple[float, float, float, float], image_size: tuple[int, int] | None) -> tuple[float, float, float, float]:
+    """(x0, y0, x1, y1) cut to an image of (height, width), or as it is without a size."""
+    if image_size is None:
+        return box
+    height, width = image_size
+    x0, y0, x1, y1 = box
+    return (max(0.0, x0), max(0.0, y0), min(float(width), x1), min(float(height), y1))
 
 
 def detections_from_maps(maps: np.ndarray, class_names: list[str], thresholds: dict[str, float], geometry, image_id: str) -> list[Detection]:

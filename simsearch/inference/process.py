@@ -38,7 +38,6 @@ from simsearch import __version__
 from simsearch.inference import export
 from simsearch.util.errors import DatasetError, ImageReadError
 from simsearch.features.embed import display_rgb, joins_batch
-from simsearch.features.geometry import NETWORK_STRIDE
 from simsearch.io.images import Dataset, NamedImage
 from simsearch.io.slides import lazy_image_pixels, overview
 from simsearch.inference.predict import Detection, Predictor, detections_from_levels
@@ -195,10 +194,9 @@ def segment(levels: list[tuple[float, object, np.ndarray]], image_size: tuple[in
     best = np.zeros((bottom - top, width), np.float32)
     labels = np.zeros((bottom - top, width), np.uint8 if classes < 255 else np.uint16)
     for _, geometry, maps in levels:
-        kh, kw = geometry.kernel
-        ys = (np.arange(top, bottom) + 0.5) * geometry.scale - kh * NETWORK_STRIDE / 2
-        xs = (np.arange(width) + 0.5) * geometry.scale - kw * NETWORK_STRIDE / 2
-        rows, cols = np.meshgrid(ys / geometry.step_scaled, xs / geometry.step_scaled, indexing="ij")
+        ys, _ = geometry.grid_position(np.arange(top, bottom) + 0.5, 0.0)
+        _, xs = geometry.grid_position(0.0, np.arange(width) + 0.5)
+        rows, cols = np.meshgrid(ys, xs, indexing="ij")
         for index in range(classes):
             probability = map_coordinates(maps[..., index].astype(np.float32), [rows, cols], order=1, mode="nearest")
             better = (probability >= thresholds[index]) & (probability > best)
@@ -269,7 +267,7 @@ def write_results(
             without_maps.append(record.relpath)
             continue
         levels = [(scale, project.geometry_at(scale), np.load(path).astype(np.float32)) for scale, path in paths.items()]
-        found = detections_from_levels(levels, class_names, thresholds, record.id)
+        found = detections_from_levels(levels, class_names, thresholds, record.id, (record.height, record.width))
         everything += found
         stem = export.safe_name(record.id)
         export.geojson(out / "geojson" / f"{stem}.geojson", found)

@@ -85,7 +85,7 @@ class Project:
     >>> [event.status for event in project.iter_embed()]          # every image's patch embeddings, cached
     ['embedded', 'embedded', 'embedded']
     >>> project.embeddings(project.displayed[0]).vectors.shape    # (rows, cols, D), float16 from the cache
-    (5, 7, 112)
+    (7, 9, 112)
     >>> project.close()
     >>> with Project.open(pathlib.Path(tmp.name, "project")) as project:   # later, in another session
     ...     print(project.backbone_spec.name, project.channels)
@@ -127,6 +127,7 @@ class Project:
         channels: list[int] | None = None,
         min_cells: int = 4,
         passes: int = 1,
+        border: bool = True,
         progress: Callable[[int, int], None] | None = None,
         embedding_cache: str | Path | None = None,
         normalization: Normalization | str = "auto",
@@ -143,6 +144,8 @@ class Project:
         `seed`, or image names) chooses the displayed images now, so that the project file is
         complete when it appears. `scales` (e.g. [0.5, 1, 2]) makes the similarity search a
         pyramid: objects of those sizes relative to the patch are matched too (`set_scales`).
+        `border` lets the patch grid reach the image's edge, the image mirrored beyond it
+        (`PatchGeometry`); projects made before it was an option keep the grid inside the image.
         The file is written once and exclusively: of two processes
         creating the same project, one wins and the other gets a ProjectError."""
         folder = Path(folder).expanduser().resolve()
@@ -150,7 +153,8 @@ class Project:
             raise ProjectError(f"{folder} already holds a project", hint="open it with Project.open, or choose another folder")
         if not isinstance(dataset, Dataset):
             dataset = Dataset.open(dataset)
-        geometry = PatchGeometry.for_patch(patch_size, min_cells=min_cells, passes=passes) if patch_size else None
+        embedding = {"min_cells": min_cells, "passes": passes, "border": bool(border)}
+        geometry = PatchGeometry.for_patch(patch_size, **embedding) if patch_size else None
         pyramid = _scales_setting(scales)
         PatchGeometry.for_patch(64, min_cells=min_cells, passes=passes)  # validates the two settings now
         if isinstance(normalization, str):
@@ -171,7 +175,7 @@ class Project:
             "file_channels": dataset.channels,
             "geometry": geometry.to_dict() if geometry else None,
             "stride": _paper_stride(geometry) if geometry else None,
-            "embedding": {"min_cells": min_cells, "passes": passes},
+            "embedding": embedding,
             "scales": pyramid,
             "displayed": shown,
             "seed": seed,
@@ -547,7 +551,8 @@ class Project:
         spec, geometry = self.backbone_spec, self.geometry
         patch = (
             f"{geometry.patch_size[0]}x{geometry.patch_size[1]} px, scale {geometry.scale:g}, pooling "
-            f"{geometry.kernel[0]}x{geometry.kernel[1]} cells, grid step {geometry.grid_step:.2f} px"
+            f"{geometry.kernel[0]}x{geometry.kernel[1]} cells, grid step {geometry.grid_step:.2f} px, "
+            + ("reaching the image's edge (mirrored beyond it)" if geometry.border else "inside the image")
             if geometry else "not set yet (the first prototype fixes it)"
         )
         lines = [

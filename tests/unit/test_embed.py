@@ -42,6 +42,63 @@ def test_geometry_scale_kernel_and_grid():
         PatchGeometry.for_patch(2)
 
 
+def test_border_grid_reaches_the_image_edge_around_the_plain_grid():
+    """A border grid holds the plain grid's positions (shifted by the margin's steps) and
+    a quarter window more on every side, so row 0's centre lies a quarter patch from the
+    image's edge; `grid_position`
+    inverts `centre`; projects made before it keep their settings and cache keys."""
+    for patch, passes, margin_steps in ((40, 1, 1), (96, 2, 3), (80, 1, 1), (192, 1, 3)):
+        plain = PatchGeometry.for_patch(patch, passes=passes)
+        bordered = PatchGeometry.for_patch(patch, passes=passes, border=True)
+        assert bordered.margin == (margin_steps * bordered.step_scaled,) * 2 and plain.margin == (0, 0)
+        rows, cols = plain.grid_shape(300, 260)
+        assert bordered.grid_shape(300, 260) == (rows + 2 * margin_steps, cols + 2 * margin_steps)
+        assert bordered.centre(3 + margin_steps, 5 + margin_steps) == pytest.approx(plain.centre(3, 5))
+        first = bordered.centre(0, 0)  # a quarter patch from the edge, or up to a step more
+        assert first[0] == first[1] == pytest.approx((bordered.kernel[0] * 8 - bordered.margin[0]) / bordered.scale)
+        assert patch / 4 - 1 <= first[0] < patch / 4 + bordered.grid_step
+        last = bordered.centre(*(n - 1 for n in bordered.grid_shape(300, 260)))
+        assert 300 - bordered.grid_step - first[0] < last[0] <= 300 and 260 - bordered.grid_step - first[1] < last[1] <= 260
+        r, c = np.meshgrid(np.arange(7.0), np.arange(4.0), indexing="ij")
+        back = bordered.grid_position(*bordered.centre(r, c))
+        np.testing.assert_allclose(back[0], r, atol=1e-9)
+        np.testing.assert_allclose(back[1], c, atol=1e-9)
+        assert bordered.nearest_position(*bordered.centre(4, 6), (50, 50)) == (4, 6)
+        assert bordered.at_scale(2).border and bordered.at_scale(2).margin == bordered.margin
+        assert PatchGeometry.from_dict(bordered.to_dict()) == bordered
+        assert "border" not in plain.to_dict() and PatchGeometry.from_dict(plain.to_dict()) == plain
+    assert PatchGeometry.for_patch(64, border=True).grid_shape(50, 640) == (0, 39)  # smaller than a patch: none
+
+
+def test_resampler_mirrors_the_image_beyond_its_edges():
+    """Beyond the border a region is the image mirrored about its edge pixels (numpy's 'reflect'
+    padding), as far as the region reaches; inside, the image itself."""
+    image = _textured((37, 41))
+    region = _Resampler(image, NORM8, (0, 1, 2), 1.0).region(-20, 60, -3, 47)
+    mirrored = np.pad(image, ((20, 23), (3, 6), (0, 0)), mode="reflect").astype(np.float32) / 255
+    torch.testing.assert_close(region, torch.from_numpy(mirrored).permute(2, 0, 1))
+    tiny = np.array([[[10], [20]]], np.uint8)  # 1 x 2 px: rows have nothing to mirror
+    row = _Resampler(tiny, Normalization((0.0,), (255.0,)), (0,), 1.0).region(-1, 2, -3, 5)[0] * 255
+    torch.testing.assert_close(row, torch.tensor([[20.0, 10, 20, 10, 20, 10, 20, 10]] * 3))
+
+
+@pytest.mark.parametrize("patch, passes, tile_cells", [(64, 1, 32), (96, 2, 32), (64, 1, 6)])
+def test_border_grid_equals_the_plain_grid_over_the_mirrored_image(lite0, patch, passes, tile_cells):
+    """The border grid's vectors are those of the plain grid over the image mirrored outwards
+    by the margin (what benchmarks/border_padded.py measured), whole or in tiles."""
+    bordered = PatchGeometry.for_patch(patch, passes=passes, border=True)
+    plain = PatchGeometry.for_patch(patch, passes=passes)
+    image = _textured((176, 224), seed=5)
+    margin = bordered.margin[0]
+    padded = np.pad(image, ((margin, margin), (margin, margin), (0, 0)), mode="reflect")
+    make = lambda geometry: DenseEmbedder(lite0, NORM8, geometry, channels=(0, 1, 2), device="cpu",  # noqa: E731
+                                          tile_cells=tile_cells, halo_cells=4)
+    at_edge = make(bordered).embed(image)
+    reference = make(plain).embed(padded)
+    assert at_edge.grid_shape == reference.grid_shape == bordered.grid_shape(176, 224)
+    np.testing.assert_allclose(at_edge.vectors, reference.vectors, atol=1e-4)
+
+
 def test_channel_selection_to_three_backbone_channels():
     image = np.random.default_rng(3).integers(0, 256, (5, 6, 4)).astype(np.uint8)
     norm = Normalization((0.0,) * 4, (255.0,) * 4)
@@ -142,12 +199,13 @@ def test_tiled_embedding_matches_whole_image(lite0, monkeypatch):
     assert len(shapes) == 9 and len(set(shapes)) == 1, shapes  # 3 x 3 tiles of 5 or 6 cells and a halo of 4
 
 
-@pytest.mark.parametrize("patch, passes, scale, tile_cells", [(48, 1, 1.0, 128), (96, 2, 1.0, 128), (64, 1, 2.0, 128), (48, 1, 1.0, 6)])
-def test_images_embedded_together_equal_each_embedded_alone(lite0, patch, passes, scale, tile_cells):
+@pytest.mark.parametrize("patch, passes, scale, tile_cells, border", [
+    (48, 1, 1.0, 128, False), (96, 2, 1.0, 128, True), (64, 1, 2.0, 128, False), (48, 1, 1.0, 6, True)])
+def test_images_embedded_together_equal_each_embedded_alone(lite0, patch, passes, scale, tile_cells, border):
     """`embed_batch`: same-shape images through the network as one batch, tile by tile, give
     each image's vectors as `embed` does (upscaled, two passes, reduced, 3 x 3 tiles);
     images of mixed shapes are embedded one at a time."""
-    geometry = PatchGeometry.for_patch(patch, passes=passes).at_scale(scale)
+    geometry = PatchGeometry.for_patch(patch, passes=passes, border=border).at_scale(scale)
     embedder = DenseEmbedder(lite0, NORM8, geometry, channels=(0, 1, 2), device="cpu", tile_cells=tile_cells, halo_cells=4)
     images = [_textured((176, 224), seed=seed) for seed in (1, 2, 3)]
     together = embedder.embed_batch(images)

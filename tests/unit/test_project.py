@@ -112,6 +112,16 @@ def test_cli_embed_info_search(tmp_path, image_folder, capsys):
     assert "patch size" in capsys.readouterr().err
     assert main(["info", str(image_folder)]) == 0
     assert "images: 4" in capsys.readouterr().out
+    # the grid inside the image, as projects made before the border grid have it
+    inside = tmp_path / "inside-proj"
+    assert main(["-q", "embed", str(image_folder), "--project", str(inside), "--patch-size", "32", "--no-border"]) == 0
+    assert "grid step 8.00 px, inside the image" in capsys.readouterr().out
+    with Project.open(inside) as project, Project.open(proj) as bordered:
+        assert not project.geometry.border and bordered.geometry.border
+        image = project.dataset.find("img1.tif").id
+        assert project.embeddings(image).grid_shape == (11, 15) and bordered.embeddings(image).grid_shape == (13, 17)
+    assert main(["-q", "embed", str(image_folder), "--project", str(inside), "--patch-size", "32"]) == 0  # it keeps its grid
+    assert "embedded 0, cached 4" in capsys.readouterr().out
 
 
 def test_cli_embeds_images_together_with_the_same_vectors(tmp_path, image_folder, monkeypatch, capsys):
@@ -247,3 +257,35 @@ def test_a_per_image_normalization_is_the_project_s_and_info_says_so(tmp_path, i
     with pytest.raises(ConfigError, match="normalization: 'global' is not one of auto, dataset, image"):
         Project.create(tmp_path / "other", image_folder, normalization="global")
     assert not (tmp_path / "other").exists()
+
+
+def test_a_border_grid_finds_objects_cut_by_the_image_edge(tmp_path):
+    """Discs cut by the image's edge (centres 4 px inside it) are found from a prototype on a
+    whole disc with the border grid of a new project: a patch centre comes within the matching
+    radius (0.3 x the patch) of each. A project whose file predates the border grid keeps its
+    grid inside the image, where no centre comes that near."""
+    folder = tmp_path / "images"
+    folder.mkdir()
+    cut = [(4, 60), (80, 196), (156, 130)]  # cut by the top, right and bottom edges
+    for i in range(3):
+        tifffile.imwrite(folder / f"img{i}.tif", blob_image((160, 200), cut + [(90, 100), (40, 150)], seed=i)[..., 0])
+    radius = 0.3 * 24
+    found = {}
+    for border in (True, False):
+        project = Project.create(tmp_path / f"border-{border}", folder, patch_size=24, backbone="efficientnet-lite0")
+        if not border:  # as written before the border grid existed
+            settings = yaml.safe_load(project.layout.settings_file.read_text())
+            del settings["embedding"]["border"], settings["geometry"]["border"]
+            project.layout.settings_file.write_text(yaml.safe_dump(settings, sort_keys=False))
+            project.close()
+            project = Project.open(tmp_path / f"border-{border}")
+        with project:
+            assert project.geometry.border is border
+            assert ("reaching the image's edge" in project.summary()) is border
+            list(project.iter_embed())
+            index = project.build_index()
+            query = project.patch_vector(project.dataset.images[0].id, 90, 100)
+            hits = index.most_similar(query, k=15, min_distance=12)
+            found[border] = sum(any(np.hypot(h.y - y, h.x - x) <= radius for h in hits if h.image_id == record.id)
+                                for record in project.dataset.images for y, x in cut)
+    assert found == {True: 9, False: 0}, found

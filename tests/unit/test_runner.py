@@ -38,6 +38,7 @@ def test_run_end_to_end_and_again(tmp_path, capsys):
     config = _write_inputs(tmp_path)
     data = yaml.safe_load(config.read_text())
     data["scales"] = [1, 2]  # a pyramid through every step (its level 2 is cheap)
+    data["border"] = False  # and the patch grid inside the image
     config.write_text(yaml.safe_dump(data))
     assert main(["-q", "run", str(config)]) == 0
     out = capsys.readouterr().out
@@ -48,6 +49,7 @@ def test_run_end_to_end_and_again(tmp_path, capsys):
     assert manifest["confidence_thresholds"]["disc"] == 0.5 and manifest["similarity_thresholds"]["disc"] == 0.8
     assert (tmp_path / "results" / "labels" / "img3.tif.tif").is_file()
     assert manifest["scales"] == [1.0, 2.0] and (tmp_path / "results" / "maps" / "img3.tif.level2.npy").is_file()
+    assert yaml.safe_load((tmp_path / "proj" / "project.yaml").read_text())["embedding"]["border"] is False
     assert main(["-q", "run", str(config)]) == 0  # everything reused
     again = capsys.readouterr().out
     assert "reusing project" in again and "reusing the trained model" in again and "imported" not in again
@@ -89,7 +91,8 @@ def test_the_whole_run_file_is_checked_before_any_work(tmp_path, capsys):
     data = yaml.safe_load(config.read_text())
     data.update(displayed="abc", seed=-1, backbone="vgg", device="tpu", segmentation="maybe", annotations="missing.csv",
                 patch_size=[96], classes={"disc": {"similarity": 0.9, "similarity_threshold": 2}},
-                background={"count": "lots"}, noisy={"capp": 3, "cap": "many"}, scales=[0.5, 100], normalization="global")
+                background={"count": "lots"}, noisy={"capp": 3, "cap": "many"}, scales=[0.5, 100], normalization="global",
+                border="sometimes")
     data["training"] = {"preset": "gpu", "supcon": {"epochs": -3, "batch_size": "x"}, "max_noisy": 0}
     config.write_text(yaml.safe_dump(data))
     assert main(["-q", "run", str(config)]) == 2
@@ -103,7 +106,8 @@ def test_the_whole_run_file_is_checked_before_any_work(tmp_path, capsys):
                     "noisy.cap: expected a whole number of at least 0 or null, got 'many'",
                     "training.preset: expected one of cpu, paper, got 'gpu'", "training.supcon.epochs: expected a whole number of at least 1, got -3",
                     "training.supcon.batch_size:", "training.max_noisy:", "scales[1]: expected a number in [0.05, 20.0], got 100",
-                    "normalization: expected one of auto, dataset, image, got 'global'"):
+                    "normalization: expected one of auto, dataset, image, got 'global'",
+                    "border: expected true or false, got 'sometimes'"):
         assert problem in err, problem
     assert "nothing was done" in err and not (tmp_path / "proj").exists()
 

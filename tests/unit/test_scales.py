@@ -215,6 +215,8 @@ def test_eval_searches_the_pyramid_and_reports_the_size_spread(tmp_path, lite0):
     assert json.loads((tmp_path / "evalpatch" / "results.json").read_text())["classes"]["disc"]["normalization"] == "dataset"
     with pytest.raises(ConfigError, match="--normalization image: the embeddings in .* were normalised otherwise"):
         evaluate(replace(plan, normalization="image"), say=said.append)  # nor another normalisation
+    with pytest.raises(ConfigError, match="made with the border grid, this run is without it"):
+        evaluate(replace(plan, border=False), say=said.append)  # nor another grid
 
 
 def test_the_simulated_user_takes_no_large_object_for_a_negative(tmp_path, lite0):
@@ -338,6 +340,26 @@ def test_segmentation_takes_the_best_level_per_pixel():
     labels = segment([(1.0, base, small_maps), (2.0, large, large_maps)], (96, 96), [0.5])
     assert labels[48, 48] == 1 and labels[5, 5] == 0 and labels[90, 90] == 0
     assert not segment([(1.0, base, small_maps)], (96, 96), [0.5]).any()
+
+
+def test_segmentation_reads_a_border_grid_where_its_patches_lie():
+    """A border grid's maps hold the plain grid's positions one margin in: with the plain
+    maps padded by their edge values they segment alike; an object at the border grid's
+    first position labels the image's corner, a patch's width away it does not."""
+    from simsearch.inference.process import segment
+
+    plain, bordered = PatchGeometry.for_patch(32), PatchGeometry.for_patch(32, border=True)
+    steps = bordered.margin[0] // bordered.step_scaled
+    maps = np.random.default_rng(0).random((*plain.grid_shape(96, 112), 2)).astype(np.float32)
+    padded = np.pad(maps, ((steps, steps), (steps, steps), (0, 0)), mode="edge")
+    assert padded.shape[:2] == bordered.grid_shape(96, 112)
+    np.testing.assert_array_equal(segment([(1.0, bordered, padded)], (96, 112), [0.5]),
+                                  segment([(1.0, plain, maps)], (96, 112), [0.5]))
+    corner = np.zeros((*bordered.grid_shape(96, 112), 2), np.float32)
+    corner[..., 1] = 1.0
+    corner[0, 0] = (0.9, 0.1)
+    labels = segment([(1.0, bordered, corner)], (96, 112), [0.5])
+    assert labels[0, 0] == labels[int(bordered.centre(0, 0)[0]), 0] == 1 and labels[32, 32] == 0
 
 
 def test_background_keeps_clear_of_large_objects(disc_project):

@@ -153,10 +153,11 @@ def test_npy_written_in_bands_is_np_save(tmp_path):
     assert not (tmp_path / "short.npy").exists()
 
 
-@pytest.mark.parametrize("patch, passes", [(48, 1), (40, 2), (96, 1)])
-def test_embedding_in_bands_matches_the_whole_image(lite0, patch, passes):
+@pytest.mark.parametrize("patch, passes, border", [(48, 1, False), (40, 2, True), (96, 1, True)])
+def test_embedding_in_bands_matches_the_whole_image(lite0, patch, passes, border):
     image = _slide(2, 2)
-    embedder = DenseEmbedder(lite0, NORM8, PatchGeometry.for_patch(patch, passes=passes), channels=(0, 1, 2), device="cpu")
+    geometry = PatchGeometry.for_patch(patch, passes=passes, border=border)
+    embedder = DenseEmbedder(lite0, NORM8, geometry, channels=(0, 1, 2), device="cpu")
     whole = embedder.embed(image).vectors
     bands = list(embedder.iter_rows(image, band_rows=2 * passes))
     assert [first for first, _ in bands] == list(range(0, len(whole), 2 * passes))
