@@ -50,13 +50,16 @@ def _images(folder: Path | None, count: int, scratch: Path) -> Path:
     return target
 
 
-def _time_set(images: Path, scratch: Path, patch: int, scales: tuple[float, ...], device: str, repeats: int) -> dict:
-    """Best seconds per image and cache bytes per image of every level, embedding afresh."""
+def _time_set(images: Path, scratch: Path, patch: int, scales: tuple[float, ...], device: str, repeats: int,
+              border: bool = True) -> dict:
+    """Best seconds per image and cache bytes per image of every level, embedding afresh (with
+    the grid reaching the image's edge, or inside it)."""
     dataset = Dataset.open(images)
     per_level = {scale: {"seconds": float("inf"), "bytes": 0} for scale in scales}
     for repeat in range(repeats):
         folder = scratch / f"p{len(list(scratch.iterdir()))}"
-        with Project.create(folder, dataset, patch_size=patch, backbone="efficientnet-lite0", scales=list(scales)) as project:
+        with Project.create(folder, dataset, patch_size=patch, backbone="efficientnet-lite0", scales=list(scales),
+                            border=border) as project:
             project.set_device(device)
             for scale in scales:
                 seconds, size = 0.0, 0
@@ -72,6 +75,21 @@ def _time_set(images: Path, scratch: Path, patch: int, scales: tuple[float, ...]
                 per_level[scale]["geometry"] = project.geometry_at(scale).to_dict()
         shutil.rmtree(folder)
     return per_level
+
+
+def machine(device: str) -> dict:
+    """When and where a benchmark ran: the start of its results file."""
+    return {"date": datetime.datetime.now().isoformat(timespec="seconds"), "machine": platform.platform(),
+            "processor": platform.processor() or platform.machine(), "torch_threads": torch.get_num_threads(),
+            "device": device if device != "cuda" else torch.cuda.get_device_name(0)}
+
+
+def write_results(out: Path, name: str, result: dict, lines: list[str]) -> None:
+    """<out>/<name>.json (the numbers) and <out>/<name>.md (the table), which is printed too."""
+    out.mkdir(parents=True, exist_ok=True)
+    (out / f"{name}.json").write_text(json.dumps(result, indent=1))
+    (out / f"{name}.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -100,14 +118,9 @@ def main(argv: list[str] | None = None) -> None:
                      "largest_level": largest, "time_vs_largest_level": seconds / measured[largest]["seconds"],
                      "time_vs_patch_level": seconds / measured[1.0]["seconds"]})
     result = {
-        "date": datetime.datetime.now().isoformat(timespec="seconds"), "machine": platform.platform(),
-        "processor": platform.processor() or platform.machine(), "torch_threads": torch.get_num_threads(),
-        "device": args.device if args.device != "cuda" else torch.cuda.get_device_name(0),
-        "patch": args.patch, "images": args.count, "image_size": [size.height, size.width],
+        **machine(args.device), "patch": args.patch, "images": args.count, "image_size": [size.height, size.width],
         "levels": {str(k): v for k, v in measured.items()}, "sets": rows,
     }
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / f"{args.name}.json").write_text(json.dumps(result, indent=1))
     lines = [f"Scale pyramid cost: patch {args.patch} px, {args.count} images of {size.width}x{size.height} px, "
              f"{result['device']}, {result['date'][:10]} (benchmarks/bench_scales.py)", "",
              "| scales (x the patch) | s per image | cache per image | time vs its largest level | time vs the patch level alone |",
@@ -116,8 +129,7 @@ def main(argv: list[str] | None = None) -> None:
         lines.append(f"| {', '.join(f'{v:g}' for v in row['scales'])} | {row['seconds_per_image']:.3f} | "
                      f"{row['cache_bytes_per_image'] / 1e6:.2f} MB | {row['time_vs_largest_level']:.2f}x | "
                      f"{row['time_vs_patch_level']:.2f}x |")
-    (args.out / f"{args.name}.md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    write_results(args.out, args.name, result, lines)
 
 
 if __name__ == "__main__":

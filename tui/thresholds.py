@@ -113,7 +113,9 @@ class ThresholdScreen(StepScreen):
         return {c.name: c.confidence_threshold for c in self.app.curation.classes()}
 
     def detections(self, image_id: str) -> list:
-        return simsearch.detections_from_levels(self.maps[image_id], self.model_names, self.thresholds(), image_id)
+        record = self.app.project.dataset.by_id(image_id)
+        return simsearch.detections_from_levels(self.maps[image_id], self.model_names, self.thresholds(), image_id,
+                                                (record.height, record.width))
 
     def show(self) -> None:
         if not self.model_names:

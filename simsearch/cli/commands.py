@@ -46,7 +46,7 @@ NORMALIZATION_HELP = ("auto (default): each image by its own intensity range whe
 
 
 NO_BORDER_HELP = ("keep every patch inside the image (projects made before the border grid do): without it the patch grid reaches a quarter patch "
-                  "beyond the image's edge, the image mirrored there, so objects cut by the edge are found; a project "
+                  "beyond the image's edge (a neutral colour there), so objects cut by the edge are found; a project "
                   "keeps the grid it was made with")
 
 

@@ -54,7 +54,7 @@ class EvalPlan:
     scales: str = ""  # the similarity search's pyramid: '' one level, '0.5,1,2', or 'auto' per class from its boxes
     matching: str = "patch"  # scoring: 'patch' (the paper's 0.3 x patch radius) or 'object' (grows with the object)
     normalization: str = "auto"  # 'auto', 'dataset' (the paper's one range) or 'image' (each image's own)
-    border: bool = True  # the patch grid reaches the image's edge, mirrored beyond it (`PatchGeometry`)
+    border: bool = True  # the patch grid reaches the image's edge, neutral beyond it (`PatchGeometry`)
 
     @property
     def joint_label(self) -> str:

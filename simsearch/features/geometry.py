@@ -8,13 +8,11 @@ pooling has a centre to weight. Grid positions are `16 / passes` scaled pixels
 apart; passes > 1 uses shifted backbone passes (see embed.py).
 
 With `border`, the grid reaches beyond the image by a quarter of the window (in whole steps)
-on every side, the network seeing the image mirrored there: patch centres then come within
-about a quarter patch of the image's edge, within the matching radius (0.3 x the patch) of
-an object cut by it. Without it no centre lies within half a patch of the edge (on planted
-nuclei at patch 32, 16 % of the objects). Half a window would reach the edge itself, but
-there a window holds as much mirror image as image: an object near the edge and its mirror
-image look like one object on the edge, a second answer beside the object (BCCD white cells
-at patch 192: 6 of 25 similarity-search answers, against none at a quarter).
+on every side, where the network sees a neutral colour (embed.py's `_Resampler`): patch
+centres then come within about a quarter patch of the image's edge, within the matching
+radius (0.3 x the patch) of an object cut by it. Without it no centre lies within half a
+patch of the edge (on planted nuclei at patch 32, 16 % of the objects). A quarter is enough
+for that, and keeps every window at least three quarters image.
 """
 from __future__ import annotations
 

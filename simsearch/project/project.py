@@ -144,7 +144,7 @@ class Project:
         `seed`, or image names) chooses the displayed images now, so that the project file is
         complete when it appears. `scales` (e.g. [0.5, 1, 2]) makes the similarity search a
         pyramid: objects of those sizes relative to the patch are matched too (`set_scales`).
-        `border` lets the patch grid reach the image's edge, the image mirrored beyond it
+        `border` lets the patch grid reach the image's edge, a neutral colour beyond it
         (`PatchGeometry`); projects made before it was an option keep the grid inside the image.
         The file is written once and exclusively: of two processes
         creating the same project, one wins and the other gets a ProjectError."""
@@ -552,7 +552,7 @@ class Project:
         patch = (
             f"{geometry.patch_size[0]}x{geometry.patch_size[1]} px, scale {geometry.scale:g}, pooling "
             f"{geometry.kernel[0]}x{geometry.kernel[1]} cells, grid step {geometry.grid_step:.2f} px, "
-            + ("reaching the image's edge (mirrored beyond it)" if geometry.border else "inside the image")
+            + ("reaching the image's edge (neutral beyond it)" if geometry.border else "inside the image")
             if geometry else "not set yet (the first prototype fixes it)"
         )
         lines = [

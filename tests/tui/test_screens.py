@@ -262,6 +262,12 @@ def test_confidence_threshold_and_export(trained_project, tmp_path):
             await wait_until(pilot, lambda: app.screen.id == "thresholds")
             screen = app.screen
             await wait_until(pilot, lambda: len(screen.maps) == 4, what="the detection maps")  # 2 displayed, 2 more
+            kept = app.project.store.class_info("disc").confidence_threshold
+            app.curation.set_confidence_threshold("disc", 0.0)  # every peak, the border grid's edge too
+            boxes = [(d.box, app.project.dataset.by_id(image_id)) for image_id in screen.maps for d in screen.detections(image_id)]
+            assert any(box[0] == 0 or box[1] == 0 for box, _ in boxes)  # some at the edge: cut to the image
+            assert all(0 <= x0 < x1 <= r.width and 0 <= y0 < y1 <= r.height for (x0, y0, x1, y1), r in boxes)
+            app.curation.set_confidence_threshold("disc", kept)
             side = str(screen.query_one("#th-side").render())
             assert "image disc" in side and "review (5) gives a precision estimate" in side  # the table has its header
             await pilot.press("p")  # the last image: an undisplayed one, as a preview

@@ -5,6 +5,7 @@ from skimage.feature import peak_local_max
 
 from conftest import blob_image
 from simsearch import ConfigError, DenseEmbedder, Normalization, PatchGeometry, similarity_map
+from simsearch.features.backbones import IMAGENET_MEAN
 from simsearch.features.embed import _Resampler, scaled_tops_lefts
 
 NORM8 = Normalization((0.0, 0.0, 0.0), (255.0, 255.0, 255.0))
@@ -70,27 +71,32 @@ def test_border_grid_reaches_the_image_edge_around_the_plain_grid():
     assert PatchGeometry.for_patch(64, border=True).grid_shape(50, 640) == (0, 39)  # smaller than a patch: none
 
 
-def test_resampler_mirrors_the_image_beyond_its_edges():
-    """Beyond the border a region is the image mirrored about its edge pixels (numpy's 'reflect'
-    padding), as far as the region reaches; inside, the image itself."""
+def test_resampler_fills_beyond_the_image_with_the_backbone_mean():
+    """Beyond the border a region holds the fill colour (the backbone's input mean, 0 after
+    its normalisation), at any scale; inside, the image itself, up to its edge pixels."""
     image = _textured((37, 41))
+    fill = torch.tensor(IMAGENET_MEAN).view(3, 1, 1)
     region = _Resampler(image, NORM8, (0, 1, 2), 1.0).region(-20, 60, -3, 47)
-    mirrored = np.pad(image, ((20, 23), (3, 6), (0, 0)), mode="reflect").astype(np.float32) / 255
-    torch.testing.assert_close(region, torch.from_numpy(mirrored).permute(2, 0, 1))
-    tiny = np.array([[[10], [20]]], np.uint8)  # 1 x 2 px: rows have nothing to mirror
-    row = _Resampler(tiny, Normalization((0.0,), (255.0,)), (0,), 1.0).region(-1, 2, -3, 5)[0] * 255
-    torch.testing.assert_close(row, torch.tensor([[20.0, 10, 20, 10, 20, 10, 20, 10]] * 3))
+    torch.testing.assert_close(region[:, 20:57, 3:44], torch.from_numpy(image.astype(np.float32) / 255).permute(2, 0, 1))
+    outside = torch.ones(region.shape[1:], dtype=torch.bool)
+    outside[20:57, 3:44] = False
+    assert (region == fill).all(dim=0)[outside].all()
+    upscaled = _Resampler(image, NORM8, (0, 1, 2), 2.5).region(-10, 110, -10, 110)  # 37 px x 2.5: scaled rows 0-92
+    is_fill = (upscaled == fill).all(dim=0).all(dim=1)
+    assert is_fill[:10].all() and is_fill[103:].all() and not is_fill[10:103].any()
+    grey = _Resampler(image[..., :1], Normalization((0.0,), (255.0,)), (0,), 1.0, fill=(0.5, 0.5, 0.5)).region(-1, 1, 0, 1)
+    assert grey[:, 0].flatten().tolist() == [0.5, 0.5, 0.5]
 
 
 @pytest.mark.parametrize("patch, passes, tile_cells", [(64, 1, 32), (96, 2, 32), (64, 1, 6)])
-def test_border_grid_equals_the_plain_grid_over_the_mirrored_image(lite0, patch, passes, tile_cells):
-    """The border grid's vectors are those of the plain grid over the image mirrored outwards
-    by the margin (what benchmarks/border_padded.py measured), whole or in tiles."""
+def test_border_grid_equals_the_plain_grid_over_the_padded_image(lite0, patch, passes, tile_cells):
+    """The border grid's vectors are those of the plain grid over the image padded by the
+    margin with the backbone's mean colour, whole or in tiles."""
     bordered = PatchGeometry.for_patch(patch, passes=passes, border=True)
     plain = PatchGeometry.for_patch(patch, passes=passes)
-    image = _textured((176, 224), seed=5)
+    image = _textured((176, 224), seed=5).astype(np.float32)
     margin = bordered.margin[0]
-    padded = np.pad(image, ((margin, margin), (margin, margin), (0, 0)), mode="reflect")
+    padded = np.stack([np.pad(image[..., c], margin, constant_values=255 * IMAGENET_MEAN[c]) for c in range(3)], axis=-1)
     make = lambda geometry: DenseEmbedder(lite0, NORM8, geometry, channels=(0, 1, 2), device="cpu",  # noqa: E731
                                           tile_cells=tile_cells, halo_cells=4)
     at_edge = make(bordered).embed(image)
