@@ -194,9 +194,7 @@ def segment(levels: list[tuple[float, object, np.ndarray]], image_size: tuple[in
     best = np.zeros((bottom - top, width), np.float32)
     labels = np.zeros((bottom - top, width), np.uint8 if classes < 255 else np.uint16)
     for _, geometry, maps in levels:
-        ys, _ = geometry.grid_position(np.arange(top, bottom) + 0.5, 0.0)
-        _, xs = geometry.grid_position(0.0, np.arange(width) + 0.5)
-        rows, cols = np.meshgrid(ys, xs, indexing="ij")
+        rows, cols = np.meshgrid(*geometry.grid_position(np.arange(top, bottom) + 0.5, np.arange(width) + 0.5), indexing="ij")
         for index in range(classes):
             probability = map_coordinates(maps[..., index].astype(np.float32), [rows, cols], order=1, mode="nearest")
             better = (probability >= thresholds[index]) & (probability > best)

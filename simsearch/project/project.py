@@ -156,7 +156,7 @@ class Project:
         embedding = {"min_cells": min_cells, "passes": passes, "border": bool(border)}
         geometry = PatchGeometry.for_patch(patch_size, **embedding) if patch_size else None
         pyramid = _scales_setting(scales)
-        PatchGeometry.for_patch(64, min_cells=min_cells, passes=passes)  # validates the two settings now
+        PatchGeometry.for_patch(64, **embedding)  # validates the settings now
         if isinstance(normalization, str):
             check_normalization_mode(normalization)  # before the pass over the images
         selection = resolve_channels(dataset.channels, channels)
