@@ -20,7 +20,8 @@ The public API (scripts and the terminal UI use only these names):
   `BackgroundCandidate`, `NoisyProgress`, `ClassInfo`, `Prototype`, `PatchRecord`; what is
   gathered so far: `ClassCounts`, `BackgroundCounts`
 - Peaks: `Peaks`, `find_peaks`; over a scale pyramid `SizedPeaks`, `peaks_across_scales`
-  (levels: `parse_scales`, `scales_for_sizes`, `object_side`, `PatchGeometry.at_scale`); likely objects before any example: `Blobs`, `find_blobs`
+  (levels: `parse_scales`, `scales_for_sizes`, `object_side`, `PatchGeometry.at_scale`); a box cut
+  to its image: `box_within`; likely objects before any example: `Blobs`, `find_blobs`
 - Training: `train` (blocking) and `iter_train` (progress events), `TrainSettings`,
   `StageSettings`, `AugmentSettings`, what a run learns from: `TrainingRecords`, `TrainProgress`, `TrainedModel`, `TrainingStatus`, `training_status`,
   `training_identity`, `TRAINING_STRATEGIES`; the check on held-out curated examples:
@@ -55,7 +56,7 @@ _PUBLIC = {
     **dict.fromkeys(["ConfigError", "DatasetError", "ImageReadError", "ProjectError", "SimSearchError", "WeightsError"], "util.errors"),
     **dict.fromkeys(["BACKBONES", "Backbone", "BackboneSpec", "load_backbone"], "features.backbones"),
     **dict.fromkeys(["DenseEmbedder", "PatchEmbeddings", "display_rgb", "resolve_device"], "features.embed"),
-    **dict.fromkeys(["PatchGeometry", "object_side", "parse_scales", "scales_for_sizes"], "features.geometry"),
+    **dict.fromkeys(["PatchGeometry", "box_within", "object_side", "parse_scales", "scales_for_sizes"], "features.geometry"),
     **dict.fromkeys(["Dataset", "ImageRecord", "NamedImage", "SkippedFile", "image_name", "read_image"], "io.images"),
     **dict.fromkeys(["LazyImage", "lazy_image_pixels", "overview"], "io.slides"),
     **dict.fromkeys(["Annotation", "read_truth", "read_voc_folder"], "io.truth"),

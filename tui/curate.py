@@ -391,9 +391,7 @@ class CurateScreen(ClassActions, StepScreen):
         """A box drawn with the mouse becomes the cursor box (its size too, before the first
         prototype fixes the patch size); enter adds it."""
         record = self.project.dataset.by_id(self.image_id)
-        x0, y0, x1, y1 = event.box
-        x0, x1 = max(0.0, x0), min(float(record.width), x1)
-        y0, y1 = max(0.0, y0), min(float(record.height), y1)
+        x0, y0, x1, y1 = simsearch.box_within(event.box, (record.height, record.width))
         if x1 <= x0 or y1 <= y0:
             return
         self.cursor = ((y0 + y1) / 2, (x0 + x1) / 2)

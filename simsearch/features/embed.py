@@ -455,9 +455,15 @@ class _Resampler:
         self._span = torch.from_numpy(span).to(device)
         self._fill = torch.tensor(fill, dtype=torch.float32, device=device).view(3, 1, 1)
 
+    def _sampled_at(self, start: int, stop: int) -> np.ndarray:
+        """Where scaled pixels [start, stop) sample the original along an axis, in original
+        pixel coordinates (pixel i spans [i, i + 1))."""
+        return (np.arange(start, stop, dtype=np.float64) + 0.5) / self.scale
+
     def _source_coords(self, start: int, stop: int, size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        coords = (np.arange(start, stop, dtype=np.float64) + 0.5) / self.scale - 0.5
-        coords = np.clip(coords, 0, size - 1)
+        """The source pixels (lower, upper) and weight of the upper that scaled pixels
+        [start, stop) interpolate, clamped to an axis of `size`."""
+        coords = np.clip(self._sampled_at(start, stop) - 0.5, 0, size - 1)
         lower = np.floor(coords).astype(np.int64)
         upper = np.minimum(lower + 1, size - 1)
         return lower, upper, (coords - lower).astype(np.float32)
@@ -508,7 +514,7 @@ class _Resampler:
 
     def _inside(self, start: int, stop: int, size: int) -> np.ndarray:
         """Which scaled pixels [start, stop) sample within the image's pixels along an axis of `size`."""
-        coords = (np.arange(start, stop, dtype=np.float64) + 0.5) / self.scale
+        coords = self._sampled_at(start, stop)
         return (coords >= 0) & (coords <= size)
 
     def _resampled(self, top: int, bottom: int, left: int, right: int) -> torch.Tensor:

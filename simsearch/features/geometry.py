@@ -251,6 +251,22 @@ def box_around(y: float, x: float, patch_size: tuple[int, int]) -> tuple[float, 
     return (x - half_w, y - half_h, x + half_w, y + half_h)
 
 
+def box_within(box: tuple[float, float, float, float], image_size: tuple[int, int] | None) -> tuple[float, float, float, float]:
+    """(x0, y0, x1, y1) cut to an image of `image_size` (height, width); as it is without a
+    size. A box wholly outside comes back empty (x1 <= x0 or y1 <= y0).
+
+    Examples
+    --------
+    >>> box_within((-8.0, 4.0, 24.0, 36.0), (30, 100))
+    (0.0, 4.0, 24.0, 30.0)
+    """
+    if image_size is None:
+        return box
+    height, width = image_size
+    x0, y0, x1, y1 = box
+    return (max(0.0, x0), max(0.0, y0), min(float(width), x1), min(float(height), y1))
+
+
 def gaussian_window(cells: tuple[int, int]) -> "list[list[float]]":
     """Centre-weighted Gaussian pooling weights over (kh, kw) cells, sigma = size / 4, sum 1."""
     rows, cols = cells

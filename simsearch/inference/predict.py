@@ -12,7 +12,7 @@ import torch
 from simsearch.io.images import NamedImage
 from simsearch.features.backbones import Backbone
 from simsearch.features.embed import DenseEmbedder
-from simsearch.features.geometry import PatchGeometry, box_around
+from simsearch.features.geometry import PatchGeometry, box_around, box_within
 from simsearch.project.project import Project
 from simsearch.search.peaks import peaks_across_scales
 from simsearch.training.loop import trained_model_config
@@ -179,21 +179,12 @@ def detections_from_levels(levels: list[tuple[float, PatchGeometry, np.ndarray]]
         peaks = peaks_across_scales([(scale, geometry, maps[..., index]) for scale, geometry, maps in levels],
                                     threshold=thresholds.get(name, 0.5))
         found += [
-            Detection(image_id, name, y, x, value, _within(box_around(y, x, (int(h), int(w))), image_size), level)
+            Detection(image_id, name, y, x, value, box_within(box_around(y, x, (int(h), int(w))), image_size), level)
             for y, x, value, (h, w), level in zip(peaks.ys.tolist(), peaks.xs.tolist(), peaks.values.tolist(),
                                                    peaks.sizes.tolist(), peaks.levels.tolist())
         ]
     found.sort(key=lambda d: -d.confidence)
     return found
-
-
-def _within(box: tuple[float, float, float, float], image_size: tuple[int, int] | None) -> tuple[float, float, float, float]:
-    """(x0, y0, x1, y1) cut to an image of (height, width), or as it is without a size."""
-    if image_size is None:
-        return box
-    height, width = image_size
-    x0, y0, x1, y1 = box
-    return (max(0.0, x0), max(0.0, y0), min(float(width), x1), min(float(height), y1))
 
 
 def detections_from_maps(maps: np.ndarray, class_names: list[str], thresholds: dict[str, float], geometry, image_id: str) -> list[Detection]:
