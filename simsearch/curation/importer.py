@@ -50,13 +50,15 @@ def import_annotations(project, curation: Curation, csv_file: str | Path) -> dic
     counts = {"prototype": 0, "negative": 0, "already": 0}
     with project.store.transaction():  # every line or none: a kill mid-import stores nothing
         _store_rows(project, curation, path, rows, known, counts)
-    named = {_key(name, record.id, box) for _, kind, name, record, box in rows if kind == "prototype"}
+    named = {_key(name, record.id, curation.prototype_box(record.id, box)) for _, kind, name, record, box in rows
+             if kind == "prototype"}
     counts["not_in_file"] = sum(_key(p.class_name, p.image_id, p.box) not in named for p in project.store.prototypes())
     return counts
 
 
 def _key(name: str, image_id: str, box) -> tuple:
-    """One prototype's identity: the class, the image and the box's centre."""
+    """One prototype's identity: the class, the image and the centre of its stored box
+    (`Curation.prototype_box`)."""
     x0, y0, x1, y1 = (float(v) for v in box)
     return name, image_id, round((y0 + y1) / 2, 2), round((x0 + x1) / 2, 2)
 
@@ -70,7 +72,7 @@ def _store_rows(project, curation: Curation, path: Path, rows: list, known: set[
             known.add(name)
         try:
             if kind == "prototype":
-                place = _key(name, record.id, box)
+                place = _key(name, record.id, curation.prototype_box(record.id, box))  # where it is stored
                 if place in there:
                     counts["already"] += 1
                     continue

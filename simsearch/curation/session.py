@@ -174,29 +174,61 @@ class Curation:
     def add_prototype(self, class_name: str, image: str, box: tuple[float, float, float, float]) -> Prototype:
         """box: (x0, y0, x1, y1) px. The first prototype of the project fixes the patch
         size; a later box of another size is re-centred to that size, with a warning (in a
-        project with a scale pyramid, to the patch of the level nearest the box's size)."""
+        project with a scale pyramid, to the patch of the level nearest the box's size). Where
+        it is stored: `prototype_box`."""
         self.store.class_info(class_name)
         record = self.project.dataset.find(image)
-        x0, y0, x1, y1 = validate_box(box, record)
-        height, width = y1 - y0, x1 - x0
+        x0, y0, x1, y1 = validate_box(box, record, self._reach(box))
         if self.project.geometry is None:
-            self.project.set_patch_size((max(4, round(height)), max(4, round(width))))
-        if self.project.automatic_scales:  # the box keeps its size: the pyramid follows the boxes
-            return self.store.add_prototype(class_name, record.id, (x0, y0, x1, y1))
-        patch_h, patch_w = self.project.geometry_at(self.project.nearest_level(object_side(height, width))).patch_size
-        if abs(height - patch_h) > 1 or abs(width - patch_w) > 1:
-            if patch_h > record.height or patch_w > record.width:
-                raise ConfigError(f"image {record.relpath} ({record.width}x{record.height} px) is smaller than the "
-                                  f"project's patch ({patch_w}x{patch_h} px)")
-            # the patch centred on the box, moved inside the image where the box is near its border
-            cy = min(max((y0 + y1) / 2, patch_h / 2), record.height - patch_h / 2)
-            cx = min(max((x0 + x1) / 2, patch_w / 2), record.width - patch_w / 2)
+            self.project.set_patch_size((max(4, round(y1 - y0)), max(4, round(x1 - x0))))
+        placed = self.prototype_box(record.id, (x0, y0, x1, y1))
+        if abs((placed[3] - placed[1]) - (y1 - y0)) > 1 or abs((placed[2] - placed[0]) - (x1 - x0)) > 1:
             (log.warning if len(self.project.scales) == 1 else log.info)(  # a pyramid's levels are the sizes to choose from
-                "prototype box %.0fx%.0f px differs from the project's patch size %dx%d px; re-centred on (%.0f, %.0f)",
-                height, width, patch_h, patch_w, cy, cx,
+                "prototype box %.0fx%.0f px differs from the project's patch size %.0fx%.0f px; re-centred on (%.0f, %.0f)",
+                y1 - y0, x1 - x0, placed[3] - placed[1], placed[2] - placed[0],
+                (placed[1] + placed[3]) / 2, (placed[0] + placed[2]) / 2,
             )
-            x0, y0, x1, y1 = cx - patch_w / 2, cy - patch_h / 2, cx + patch_w / 2, cy + patch_h / 2
-        return self.store.add_prototype(class_name, record.id, (x0, y0, x1, y1))
+        return self.store.add_prototype(class_name, record.id, placed)
+
+    def prototype_box(self, image: str, box: tuple[float, float, float, float]) -> tuple[float, float, float, float]:
+        """The box `add_prototype` stores for `box` (x0, y0, x1, y1) on `image`: in a project
+        whose pyramid follows the boxes, or before the patch size is fixed, the box itself;
+        else the patch of the level nearest the box's size, centred on the box, moved only as
+        far as needed for its centre to lie on the patch grid's reach (inside the image, or up
+        to the grid's margin beyond the edge with the border grid, `PatchGeometry.margin`).
+
+        Examples
+        --------
+        >>> curation.prototype_box("img0.tif", (0, 0, 10, 10))         # doctest: +SKIP
+        (-8.0, -8.0, 24.0, 24.0)
+        """
+        record = self.project.dataset.find(image)
+        if self.project.geometry is None or self.project.automatic_scales:
+            return tuple(float(v) for v in box)
+        x0, y0, x1, y1 = (float(v) for v in box)
+        geometry = self.project.geometry_at(self.project.nearest_level(object_side(y1 - y0, x1 - x0)))
+        patch_h, patch_w = geometry.patch_size
+        if patch_h > record.height or patch_w > record.width:
+            raise ConfigError(f"image {record.relpath} ({record.width}x{record.height} px) is smaller than the "
+                              f"project's patch ({patch_w}x{patch_h} px)")
+        reach_y, reach_x = (margin / geometry.scale for margin in geometry.margin)
+        cy = min(max((y0 + y1) / 2, patch_h / 2 - reach_y), record.height - patch_h / 2 + reach_y)
+        cx = min(max((x0 + x1) / 2, patch_w / 2 - reach_x), record.width - patch_w / 2 + reach_x)
+        if abs(y1 - y0 - patch_h) <= 1 and abs(x1 - x0 - patch_w) <= 1 and (cy, cx) == ((y0 + y1) / 2, (x0 + x1) / 2):
+            return (x0, y0, x1, y1)  # the patch, as drawn
+        return (cx - patch_w / 2, cy - patch_h / 2, cx + patch_w / 2, cy + patch_h / 2)
+
+    def _reach(self, box) -> tuple[float, float]:
+        """(y, x) px a box may reach beyond the image: a stored prototype's patch on the
+        border grid does, by up to the margin of its level (`prototype_box`)."""
+        if self.project.geometry is None or self.project.automatic_scales:
+            return (0.0, 0.0)
+        try:
+            x0, y0, x1, y1 = (float(v) for v in box)
+        except (TypeError, ValueError):
+            return (0.0, 0.0)  # validate_box says what is wrong
+        geometry = self.project.geometry_at(self.project.nearest_level(object_side(abs(y1 - y0), abs(x1 - x0)) or 1.0))
+        return tuple(margin / geometry.scale for margin in geometry.margin)
 
     def remove_prototype(self, prototype_id: int) -> None:
         self.store.delete_prototype(prototype_id)
@@ -680,15 +712,17 @@ def _noisy_source(store, classes: list[ClassInfo], displayed: list[str], cap, ba
     return hashlib.blake2b(json.dumps(content).encode(), digest_size=12).hexdigest()
 
 
-def validate_box(box, record) -> tuple[float, float, float, float]:
-    """(x0, y0, x1, y1) numbers of non-zero size inside the image of `record`, or ConfigError."""
+def validate_box(box, record, reach: tuple[float, float] = (0.0, 0.0)) -> tuple[float, float, float, float]:
+    """(x0, y0, x1, y1) numbers of non-zero size inside the image of `record` (grown by
+    `reach` (y, x) px on every side), or ConfigError."""
     try:
         x0, y0, x1, y1 = (float(v) for v in box)
     except (TypeError, ValueError):
         raise ConfigError(f"box: expected (x0, y0, x1, y1) numbers, got {box!r}") from None
     if not (x1 > x0 and y1 > y0):
         raise ConfigError(f"box {box!r}: zero or negative size (need x1 > x0 and y1 > y0)")
-    if x0 < 0 or y0 < 0 or x1 > record.width or y1 > record.height:
+    reach_y, reach_x = reach
+    if x0 < -reach_x or y0 < -reach_y or x1 > record.width + reach_x or y1 > record.height + reach_y:
         raise ConfigError(
             f"box {box!r} lies outside image {record.relpath} ({record.width}x{record.height} px)"
         )

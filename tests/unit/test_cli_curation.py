@@ -98,6 +98,11 @@ def test_csv_import_checks_every_line_first(tmp_path, capsys):
         assert import_annotations(project, Curation(project), ok)["not_in_file"] == 0
         counts = import_annotations(project, Curation(project), moved)
         assert (counts["prototype"], counts["not_in_file"]) == (1, 1)  # the old one stays, and is counted
+        edge = tmp_path / "edge.csv"  # a small box at the corner: stored re-centred, found again
+        edge.write_text("kind,class,image,x0,y0,x1,y1\nprototype,disc,img1.tif,0,0,10,10\n")
+        assert import_annotations(project, Curation(project), edge)["prototype"] == 1
+        counts = import_annotations(project, Curation(project), edge)
+        assert (counts["prototype"], counts["already"], counts["not_in_file"]) == (0, 1, 2)
     (tmp_path / "header.csv").write_text("a,b\n1,2\n")
     assert main(["-q", "import", str(tmp_path / "header.csv"), "--project", proj]) == 2
     assert "header must be" in capsys.readouterr().err

@@ -165,8 +165,29 @@ def test_box_of_another_size_is_recentred(planted, caplog):
     assert "re-centred" in caplog.text
     x0, y0, x1, y1 = proto.box
     assert (x1 - x0, y1 - y0) == (32, 32) and proto.centre == (y, x)
-    corner = curation.add_prototype("disc", "img1.tif", (0, 0, 10, 10))  # small, in the corner: moved inside
-    assert corner.box == (0.0, 0.0, 32.0, 32.0)
+    # small, in the corner: moved only as far as the border grid reaches (a quarter of the
+    # 64 px window at scale 2: 8 px beyond the edge), so its centre stays nearer the object
+    assert project.geometry.margin == (16, 16) and project.geometry.scale == 2.0
+    corner = curation.add_prototype("disc", "img1.tif", (0, 0, 10, 10))
+    assert corner.box == (-8.0, -8.0, 24.0, 24.0)
+    assert curation.prototype_box("img1.tif", (0, 0, 10, 10)) == corner.box  # what add_prototype stores
+    curation.remove_prototype(corner.id)  # the stored box goes back in as it is (the TUI's undo)
+    assert curation.add_prototype("disc", "img1.tif", corner.box).box == corner.box
+    with pytest.raises(ConfigError, match="lies outside image"):  # beyond the grid's reach
+        curation.add_prototype("disc", "img1.tif", (-9, -9, 23, 23))
+
+
+def test_box_near_the_edge_stays_inside_the_image_without_the_border_grid(tmp_path):
+    from conftest import write_planted
+
+    write_planted(tmp_path / "images", 2)
+    with Project.create(tmp_path / "proj", tmp_path / "images", backbone="efficientnet-lite0", border=False,
+                        patch_size=32) as project:
+        curation = Curation(project)
+        curation.add_class("disc")
+        assert curation.add_prototype("disc", "img1.tif", (0, 0, 10, 10)).box == (0.0, 0.0, 32.0, 32.0)
+        with pytest.raises(ConfigError, match="lies outside image"):
+            curation.add_prototype("disc", "img1.tif", (-8, -8, 24, 24))
 
 
 @pytest.mark.parametrize("bright", [True, False])
