@@ -25,14 +25,14 @@ def add_commands(sub) -> None:
     embed = add_parser(sub, "embed")
     embed.add_argument("dataset", help="folder (recursive), glob pattern, or text file of image paths")
     add_project(embed)
-    embed.add_argument("--patch-size", type=patch_size, default=(96, 96), help="patch size S or HxW px (default 96)")
+    embed.add_argument("--patch-size", type=patch_size, help="patch size S or HxW px (default 96; an existing project keeps its own)")
     add_backbone(embed)
     embed.add_argument("--channels", type=channel_list, help="channels to use, e.g. 0 or 0,2,3 (default: up to the first 3)")
-    embed.add_argument("--min-cells", type=int, default=4, help="upsample so a patch spans at least this many 16-px cells (default 4)")
-    embed.add_argument("--passes", type=int, default=1, choices=(1, 2, 4), help="shifted passes per axis: grid step 16/passes scaled px")
+    embed.add_argument("--min-cells", type=int, help="upsample so a patch spans at least this many 16-px cells (default 4)")
+    embed.add_argument("--passes", type=int, choices=(1, 2, 4), help="shifted passes per axis: grid step 16/passes scaled px (default 1)")
     embed.add_argument("--scales", help=SCALES_HELP)
-    embed.add_argument("--no-border", dest="border", action="store_false", help=NO_BORDER_HELP)
-    embed.add_argument("--normalization", default="auto", choices=NORMALIZATION_MODES, help=NORMALIZATION_HELP)
+    embed.add_argument("--no-border", dest="border", action="store_const", const=False, help=NO_BORDER_HELP)
+    embed.add_argument("--normalization", choices=NORMALIZATION_MODES, help=NORMALIZATION_HELP)
     add_device(embed)
     embed.add_argument("--cluster", help=CLUSTER_HELP)
     add_throughput(embed)
@@ -62,7 +62,7 @@ def cmd_embed(args, quiet: bool) -> int:
     if ProjectLayout(folder).exists():
         project = Project.open(folder)
         if project.geometry is None:
-            project.set_patch_size(args.patch_size)
+            project.set_patch_size(args.patch_size or NEW_PROJECT["patch_size"])
         _check_same_settings(project, args)
         if args.scales is not None:
             project.set_scales(args.scales)
@@ -70,11 +70,10 @@ def cmd_embed(args, quiet: bool) -> int:
     else:
         dataset = Dataset.open(args.dataset)
         bar = ProgressBar(len(dataset), "normalization", quiet=quiet)
+        given = {name: getattr(args, name) for name in NEW_PROJECT if getattr(args, name) is not None}
         project = Project.create(
-            folder, dataset, patch_size=args.patch_size, backbone=args.backbone, weights=args.weights,
-            channels=args.channels, min_cells=args.min_cells, passes=args.passes, scales=args.scales,
-            normalization=args.normalization, border=args.border,
-            progress=lambda done, total: bar.update(done),
+            folder, dataset, backbone=args.backbone, weights=args.weights, channels=args.channels, scales=args.scales,
+            progress=lambda done, total: bar.update(done), **{**NEW_PROJECT, **given},
         )
         print(f"created project {project.folder}")
     project.set_device(args.device)
@@ -110,16 +109,34 @@ def cmd_embed(args, quiet: bool) -> int:
     return 1 if counts["failed"] else 0
 
 
+# a new project's settings where the command line gives none (an existing project keeps its own)
+NEW_PROJECT = {"patch_size": (96, 96), "min_cells": 4, "passes": 1, "border": True, "normalization": "auto"}
+
+
 def _check_same_settings(project: Project, args) -> None:
-    wanted = {"patch size": tuple(args.patch_size), "backbone": args.backbone, "passes": args.passes}
-    recorded = {"patch size": tuple(project.geometry.patch_size), "backbone": project.backbone_spec.name, "passes": project.geometry.passes}
+    """Every embedding setting the command line gives must be the existing project's: its
+    vectors were made with those (a setting not given is the project's)."""
+    recorded = {
+        "--patch-size": tuple(project.geometry.patch_size), "--backbone": project.backbone_spec.name,
+        "--passes": project.geometry.passes, "--min-cells": project.settings.get("embedding", {}).get("min_cells", 4),
+        "--no-border": project.geometry.border, "--channels": tuple(project.channels),
+        "--normalization": "image" if project.normalization.per_image else "dataset",
+    }
+    wanted = {
+        "--patch-size": None if args.patch_size is None else tuple(args.patch_size),
+        "--backbone": None if args.backbone == "auto" else args.backbone,
+        "--passes": args.passes, "--min-cells": args.min_cells, "--no-border": args.border,
+        "--channels": None if args.channels is None else tuple(args.channels),
+        "--normalization": None if args.normalization in (None, "auto") else args.normalization,
+    }
+    shown = {"--patch-size": lambda size: "x".join(map(str, size)), "--channels": lambda chosen: ",".join(map(str, chosen))}
     for name, value in wanted.items():
-        if name == "backbone" and value == "auto":
-            continue
-        if value != recorded[name]:
+        if value is not None and value != recorded[name]:
+            show = shown.get(name, str)
             raise ConfigError(
-                f"{name}: project {project.folder} was made with {recorded[name]}, not {value}",
-                hint="use another --project folder for other settings",
+                f"--no-border: project {project.folder} was made with the border grid" if name == "--no-border"
+                else f"{name}: project {project.folder} was made with {show(recorded[name])}, not {show(value)}",
+                hint="leave the option out to use the project's own, or use another --project folder for other settings",
             )
 
 

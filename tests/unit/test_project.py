@@ -1,3 +1,4 @@
+import re
 import shutil
 
 import numpy as np
@@ -109,7 +110,7 @@ def test_cli_embed_info_search(tmp_path, image_folder, capsys):
     assert "--at Y,X is deprecated" in capsys.readouterr().err and csv_path.read_text().splitlines() == hits
     # a different patch size for the same project is refused, and nothing changes
     assert main(["embed", str(image_folder), "--project", str(proj), "--patch-size", "64", "-q"]) == 2
-    assert "patch size" in capsys.readouterr().err
+    assert "--patch-size: project" in capsys.readouterr().err
     assert main(["info", str(image_folder)]) == 0
     assert "images: 4" in capsys.readouterr().out
     # the grid inside the image, as projects made before the border grid have it
@@ -122,6 +123,17 @@ def test_cli_embed_info_search(tmp_path, image_folder, capsys):
         assert project.embeddings(image).grid_shape == (11, 15) and bordered.embeddings(image).grid_shape == (13, 17)
     assert main(["-q", "embed", str(image_folder), "--project", str(inside), "--patch-size", "32"]) == 0  # it keeps its grid
     assert "embedded 0, cached 4" in capsys.readouterr().out
+    # an existing project keeps every setting the command leaves out (not the new-project
+    # defaults: patch 96 refused a project made at 32); one given must be the project's
+    assert main(["-q", "embed", str(image_folder), "--project", str(inside)]) == 0
+    assert "embedded 0, cached 4" in capsys.readouterr().out
+    for option, message in ((["--no-border"], "--no-border: project .* was made with the border grid"),
+                            (["--passes", "2"], "--passes: project .* was made with 1, not 2"),
+                            (["--min-cells", "2"], "--min-cells: project .* was made with 4, not 2"),
+                            (["--channels", "0"], "--channels: project .* was made with 0,1, not 0"),
+                            (["--patch-size", "64"], "--patch-size: project .* was made with 32x32, not 64x64")):
+        assert main(["-q", "embed", str(image_folder), "--project", str(proj), *option]) == 2
+        assert re.search(message, capsys.readouterr().err), option
 
 
 def test_cli_embeds_images_together_with_the_same_vectors(tmp_path, image_folder, monkeypatch, capsys):
