@@ -24,7 +24,8 @@ import simsearch.search.peaks as peaks_module
 from simsearch import Project, Predictor, read_truth
 from simsearch.curation.session import Curation
 from simsearch.evaluate.metrics import MATCHING_RULES, Matching, Scored, score_class
-from simsearch.evaluate.simulate import STRATEGIES, annotations_by_image
+from simsearch.evaluate.simulate import STRATEGIES
+from simsearch.io.truth import annotations_by_image
 from simsearch.search.similarity import similarity_map
 
 RULES = {

@@ -17,13 +17,13 @@ from simsearch.util.errors import ConfigError
 from simsearch.features.geometry import object_side, parse_scales, scales_for_sizes
 from simsearch.util.files import atomic_path, file_name, write_text_atomic
 from simsearch.io.images import Dataset
-from simsearch.io.truth import read_truth, unmatched_images
+from simsearch.io.truth import annotations_by_image, read_truth, unmatched_images
 from simsearch.project.layout import ProjectLayout
 from simsearch.project.project import Project
 from simsearch.training.check import ClassCheck
 from simsearch.training.loop import TrainSettings
 from simsearch.evaluate.metrics import MATCHING_RULES, Matching
-from simsearch.evaluate.simulate import STRATEGIES, SimulatedUser, Trial, annotations_by_image, result_key
+from simsearch.evaluate.simulate import STRATEGIES, SimulatedUser, Trial, result_key
 
 
 @dataclass(frozen=True)
@@ -130,7 +130,7 @@ def evaluate(plan: EvalPlan, *, say: Callable[[str], None] = print) -> dict:
                           hint="give one size for all classes, e.g. --patch-size 96")
     plan.out.mkdir(parents=True, exist_ok=True)
     dataset = Dataset.open(plan.images)
-    truth = read_truth(plan.truth)
+    truth = read_truth(plan.truth, label=plan.classes[0])  # label images: their objects are of the class asked for
     missing = unmatched_images(truth, dataset)
     if missing:
         say(f"warning: annotations for {len(missing)} image(s) not in the dataset, e.g. {missing[:3]}")

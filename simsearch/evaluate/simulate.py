@@ -38,7 +38,7 @@ import numpy as np
 from simsearch.util.files import file_name
 from simsearch.curation.session import Curation
 from simsearch.project.store import PatchRecord
-from simsearch.io.truth import Annotation
+from simsearch.io.truth import Annotation, annotations_by_image
 from simsearch.features.geometry import object_side
 from simsearch.inference.predict import Predictor, detections_from_levels
 from simsearch.project.project import Project
@@ -123,14 +123,6 @@ def pick_prototypes(objects: dict[str, list[tuple[float, float]]], sizes: dict[s
     if len(picks) < count:
         picks += [border[i] for i in rng.permutation(len(border))[: count - len(picks)]]
     return picks
-
-
-def annotations_by_image(truth: list[Annotation], dataset) -> dict[str, list[Annotation]]:
-    """image id -> its annotations, matched by relative path or else by file name."""
-    by_name: dict[str, list[Annotation]] = {}
-    for annotation in truth:
-        by_name.setdefault(annotation.image, []).append(annotation)
-    return {r.id: by_name.get(r.relpath, by_name.get(r.path.name, [])) for r in dataset}
 
 
 def judged_on_object(y: float, x: float, level: float, objects: list[Annotation], patch_width: float) -> bool:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import xml.etree.ElementTree as ElementTree
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import numpy as np
 from skimage.measure import regionprops
@@ -156,23 +156,71 @@ def read_coco(path: str | Path) -> list[Annotation]:
 
 def read_instance_labels(folder: str | Path, *, label: str = "object") -> list[Annotation]:
     """Label images (0 = background, each other value one object): boxes of the regions,
-    image names as the label files' names. Every object gets class `label`."""
+    image names as the label files' names without a mask suffix (`MASK_SUFFIXES`:
+    `a_masks.png` stands for image `a`, whatever its extension; `annotations_by_image`).
+    Every object gets class `label`."""
     folder = Path(folder)
     annotations = []
     files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in SUPPORTED_SUFFIXES)
     if not files:
         raise DatasetError(f"no label images in '{folder}'")
     for path in files:
+        name = _image_name(path.relative_to(folder).as_posix())
         labels = read_image(path)[..., 0]
         if not np.issubdtype(labels.dtype, np.integer):
             raise DatasetError(f"label image '{path}' must hold integers, not {labels.dtype}")
         for region in regionprops(labels.astype(np.int64)):
             y0, x0, y1, x1 = region.bbox
-            annotations.append(Annotation(path.relative_to(folder).as_posix(), label, float(x0), float(y0), float(x1), float(y1)))
+            annotations.append(Annotation(name, label, float(x0), float(y0), float(x1), float(y1)))
     return annotations
 
 
+MASK_SUFFIXES = ("_masks", "_mask", "_labels", "_label", "_seg")  # label files named after their image, e.g. Cellpose's
+
+
+def _image_name(label_file: str) -> str:
+    """The image a label file stands for: its name, without a mask suffix before the extension
+    (`img_001_masks.tif` -> `img_001.tif`)."""
+    path = PurePosixPath(label_file)
+    for suffix in MASK_SUFFIXES:
+        if path.stem.endswith(suffix) and len(path.stem) > len(suffix):
+            return str(path.with_name(path.stem[: -len(suffix)] + path.suffix))
+    return label_file
+
+
+def annotations_by_image(truth: list[Annotation], dataset) -> dict[str, list[Annotation]]:
+    """image id -> its annotations. An annotation names its image by relative path or by file
+    name; where neither matches, by either without its extension (a label image `a.png`, or
+    `a_masks.png` (`read_instance_labels`), for an image `a.tif`).
+
+    Examples
+    --------
+    >>> from types import SimpleNamespace
+    >>> from pathlib import Path
+    >>> images = [SimpleNamespace(id="a@1", relpath="a.tif", path=Path("a.tif")), SimpleNamespace(id="b@2", relpath="b.tif", path=Path("b.tif"))]
+    >>> found = annotations_by_image([Annotation("a.png", "nucleus", 1, 1, 5, 5)], images)
+    >>> [(key, len(value)) for key, value in found.items()]
+    [('a@1', 1), ('b@2', 0)]
+    """
+    by_name: dict[str, list[Annotation]] = {}
+    for annotation in truth:
+        by_name.setdefault(annotation.image, []).append(annotation)
+    by_stem: dict[str, list[Annotation]] = {}
+    for name, named in by_name.items():
+        by_stem.setdefault(_without_suffix(name), []).extend(named)
+    found = {}
+    for record in dataset:
+        keys = ((record.relpath, by_name), (record.path.name, by_name),
+                (_without_suffix(record.relpath), by_stem), (record.path.stem, by_stem))
+        found[record.id] = next((table[key] for key, table in keys if key in table), [])
+    return found
+
+
 def unmatched_images(annotations: list[Annotation], dataset) -> list[str]:
-    """Image names in the annotations that match no image of the dataset (by relative path or file name)."""
-    known = {r.relpath for r in dataset} | {r.path.name for r in dataset}
-    return sorted({a.image for a in annotations} - known)
+    """Image names in the annotations that match no image of the dataset (`annotations_by_image`)."""
+    matched = {a.image for found in annotations_by_image(annotations, dataset).values() for a in found}
+    return sorted({a.image for a in annotations} - matched)
+
+
+def _without_suffix(name: str) -> str:
+    return str(PurePosixPath(name).with_suffix(""))

@@ -129,6 +129,8 @@ def test_annotations_for_missing_images_are_reported(tmp_path):
     tifffile.imwrite(folder / "a.tif", np.zeros((8, 8), np.uint8))
     truth = [Annotation("a.tif", "c", 1, 1, 2, 2), Annotation("gone.tif", "c", 1, 1, 2, 2)]
     assert unmatched_images(truth, Dataset.open(folder)) == ["gone.tif"]
+    # a label image of another format names its image without the extension
+    assert unmatched_images([Annotation("a.png", "c", 1, 1, 2, 2), Annotation("b.png", "c", 1, 1, 2, 2)], Dataset.open(folder)) == ["b.png"]
 
 
 def test_bccd_to_csv_example_keeps_every_box(tmp_path):

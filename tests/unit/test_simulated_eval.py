@@ -296,3 +296,32 @@ def test_joint_trials_hold_every_class_in_one_project(annotated, tmp_path):
     assert "| cross | pos (joint) | 2 | 1 |" in report
     with pytest.raises(ConfigError, match="--joint: a project has one patch size"):
         evaluate(replace(plan, patch_sizes={"disc": 32, "cross": 48}, out=tmp_path / "e2"))
+
+
+def test_label_images_named_after_their_images_give_the_class_asked_for(tmp_path, capsys):
+    """Instance-label images as ground truth, as fluorescence sets ship them: 16-bit TIFF
+    images, PNG labels named with a mask suffix (`f3_masks.png` for `f3.tif`). Their objects
+    are of the class given by --classes, and every image finds its labels."""
+    import tifffile
+    from PIL import Image
+
+    from conftest import planted_image
+
+    folder, labels = tmp_path / "images", tmp_path / "labels"
+    folder.mkdir()
+    labels.mkdir()
+    for i in range(8):
+        image, discs, _ = planted_image(i)
+        tifffile.imwrite(folder / f"f{i}.tif", image.astype(np.uint16) * 200)
+        yy, xx = np.mgrid[: image.shape[0], : image.shape[1]]
+        label = np.zeros(image.shape, np.uint8)
+        for number, (y, x) in enumerate(discs, start=1):
+            label[(yy - y) ** 2 + (xx - x) ** 2 <= 81] = number
+        Image.fromarray(label).save(labels / f"f{i}_masks.png")
+    assert main(["-q", "eval", "--images", str(folder), "--truth", str(labels), "--classes", "nucleus", "--patch-size", "32",
+                 "--prototypes", "3", "--negatives", "0", "--strategies", "similarity", "--repeats", "1", "--displayed", "2",
+                 "--backbone", "efficientnet-lite0", "--device", "cpu", "--out", str(tmp_path / "eval")]) == 0
+    out = capsys.readouterr().out
+    assert "not in the dataset" not in out
+    trial = json.loads((tmp_path / "eval" / "results.json").read_text())["trials"]["nucleus|P3|N0|similarity|r0"]
+    assert trial["true_objects"] == 6 and trial["pr_auc"] > 0.6  # 2 test images of 3 discs each
