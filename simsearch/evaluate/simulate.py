@@ -108,10 +108,10 @@ def result_key(trial: Trial, class_name: str | None = None, review_round: int = 
 def pick_prototypes(objects: dict[str, list[tuple[float, float]]], sizes: dict[str, tuple[int, int]], count: int,
                     patch: tuple[int, int], rng: np.random.Generator) -> list[tuple[str, tuple[float, float]]]:
     """`count` of the objects (image id -> centres (y, x)) at random, among those whose
-    centred patch lies inside the image (sizes: image id -> (height, width)); a user marks
-    whole cells, and a patch cannot be centred on a cell cut by the border. Objects at the
-    border only when there are too few others. (Prototypes pushed off their cell by the
-    border had cut BCCD RBC similarity-only PR-AUC to 0.1-0.2.)"""
+    centred patch lies inside the image (sizes: image id -> (height, width)): a user marks
+    whole cells, not cells cut by the image's edge. Objects at the border only when there are
+    too few others. (Before the border grid, prototypes pushed off such cells had cut BCCD RBC
+    similarity-only PR-AUC to 0.1-0.2.)"""
     patch_h, patch_w = patch
     inside, border = [], []
     for image_id, centres in objects.items():

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 import numpy as np
+from skimage.measure import label as measure_label
 from skimage.measure import regionprops
 
 from simsearch.util.errors import DatasetError
@@ -158,7 +159,12 @@ def read_instance_labels(folder: str | Path, *, label: str = "object") -> list[A
     """Label images (0 = background, each other value one object): boxes of the regions,
     image names as the label files' names without a mask suffix (`MASK_SUFFIXES`:
     `a_masks.png` stands for image `a`, whatever its extension; `annotations_by_image`).
-    Every object gets class `label`."""
+    Every object gets class `label`.
+
+    Colour-coded label images (each object its own RGB colour, black the background) are
+    read by colour, not by their first channel; a channel constant over the image (an opaque
+    alpha) is left out. A binary mask (one value besides 0) is split into its connected
+    regions: touching objects then make one region."""
     folder = Path(folder)
     annotations = []
     files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in SUPPORTED_SUFFIXES)
@@ -166,13 +172,40 @@ def read_instance_labels(folder: str | Path, *, label: str = "object") -> list[A
         raise DatasetError(f"no label images in '{folder}'")
     for path in files:
         name = _image_name(path.relative_to(folder).as_posix())
-        labels = read_image(path)[..., 0]
-        if not np.issubdtype(labels.dtype, np.integer):
-            raise DatasetError(f"label image '{path}' must hold integers, not {labels.dtype}")
-        for region in regionprops(labels.astype(np.int64)):
+        pixels = read_image(path)
+        if not np.issubdtype(pixels.dtype, np.integer):
+            raise DatasetError(f"label image '{path}' must hold integers, not {pixels.dtype}")
+        for region in regionprops(object_labels(pixels)):
             y0, x0, y1, x1 = region.bbox
             annotations.append(Annotation(name, label, float(x0), float(y0), float(x1), float(y1)))
     return annotations
+
+
+def object_labels(pixels: np.ndarray) -> np.ndarray:
+    """(H, W) int64 object numbers, 0 the background, of an (H, W, C) integer label image:
+    its values, or its colours where the channels differ; a binary mask's connected regions.
+
+    Examples
+    --------
+    >>> colours = np.zeros((4, 6, 3), np.uint8)
+    >>> colours[:2, :2], colours[:2, 4:] = (255, 0, 0), (255, 255, 0)    # the same red, two objects
+    >>> np.unique(object_labels(colours)).tolist()
+    [0, 1, 2]
+    >>> binary = np.zeros((4, 6, 1), np.uint8)
+    >>> binary[:2, :2, 0] = binary[:2, 4:, 0] = 255
+    >>> np.unique(object_labels(binary)).tolist()
+    [0, 1, 2]
+    """
+    varying = [c for c in range(pixels.shape[2]) if pixels[..., c].min() != pixels[..., c].max()]
+    pixels = pixels[..., varying] if varying else pixels[..., :1]
+    if pixels.shape[2] == 1 or all(np.array_equal(pixels[..., 0], pixels[..., c]) for c in range(1, pixels.shape[2])):
+        labels = pixels[..., 0].astype(np.int64)
+    else:  # one colour per object: number the colours, black (the smallest) the background
+        colours, labels = np.unique(pixels.reshape(-1, pixels.shape[2]), axis=0, return_inverse=True)
+        labels = labels.reshape(pixels.shape[:2]).astype(np.int64) + (1 if colours[0].any() else 0)
+    if len(np.unique(labels)) <= 2:  # a binary mask: its connected regions
+        labels = measure_label(labels > 0)
+    return labels
 
 
 MASK_SUFFIXES = ("_masks", "_mask", "_labels", "_label", "_seg")  # label files named after their image, e.g. Cellpose's

@@ -107,6 +107,26 @@ def test_read_truth_formats(tmp_path):
     assert {a.label for a in regions} == {"nucleus"}
 
 
+def test_label_images_coloured_or_binary(tmp_path):
+    """A label image with one colour per object (RGBA PNG, opaque alpha; two objects share the
+    red channel) and a binary mask give one box per object, not one per first-channel value."""
+    from PIL import Image
+
+    coloured = np.zeros((30, 40, 4), np.uint8)
+    coloured[..., 3] = 255
+    coloured[2:6, 3:9, :3] = (200, 0, 0)
+    coloured[10:20, 20:25, :3] = (200, 100, 0)
+    (tmp_path / "colours").mkdir()
+    Image.fromarray(coloured, "RGBA").save(tmp_path / "colours" / "a.png")
+    boxes = sorted((a.x0, a.y0, a.x1, a.y1) for a in read_truth(tmp_path / "colours"))
+    assert boxes == [(3, 2, 9, 6), (20, 10, 25, 20)]
+    binary = np.zeros((30, 40), np.uint8)
+    binary[2:6, 3:9] = binary[10:20, 20:25] = 255
+    (tmp_path / "binary").mkdir()
+    Image.fromarray(binary).save(tmp_path / "binary" / "a.png")
+    assert sorted((a.x0, a.y0, a.x1, a.y1) for a in read_truth(tmp_path / "binary")) == boxes
+
+
 @pytest.mark.parametrize("text,match_text", [
     ("image,class,x\na,b,1\n", "header"),
     ("image,class,x,y\na.png,WBC,1\n", "line 2: expected 4 fields"),
