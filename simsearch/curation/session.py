@@ -203,10 +203,10 @@ class Curation:
         (-8.0, -8.0, 24.0, 24.0)
         """
         record = self.project.dataset.find(image)
-        if self.project.geometry is None or self.project.automatic_scales:
-            return tuple(float(v) for v in box)
         x0, y0, x1, y1 = (float(v) for v in box)
-        geometry = self.project.geometry_at(self.project.nearest_level(object_side(y1 - y0, x1 - x0)))
+        geometry = self._stored_at((x0, y0, x1, y1))
+        if geometry is None:
+            return (x0, y0, x1, y1)
         patch_h, patch_w = geometry.patch_size
         if patch_h > record.height or patch_w > record.width:
             raise ConfigError(f"image {record.relpath} ({record.width}x{record.height} px) is smaller than the "
@@ -218,17 +218,23 @@ class Curation:
             return (x0, y0, x1, y1)  # the patch, as drawn
         return (cx - patch_w / 2, cy - patch_h / 2, cx + patch_w / 2, cy + patch_h / 2)
 
+    def _stored_at(self, box: tuple[float, float, float, float]):
+        """The patch geometry of the level a prototype of `box` is stored at (the level nearest
+        its size); None where the box is stored as it is (no patch size yet, or a pyramid that
+        follows the boxes)."""
+        if self.project.geometry is None or self.project.automatic_scales:
+            return None
+        x0, y0, x1, y1 = box
+        return self.project.geometry_at(self.project.nearest_level(object_side(abs(y1 - y0), abs(x1 - x0)) or 1.0))
+
     def _reach(self, box) -> tuple[float, float]:
         """(y, x) px a box may reach beyond the image: a stored prototype's patch on the
         border grid does, by up to the margin of its level (`prototype_box`)."""
-        if self.project.geometry is None or self.project.automatic_scales:
-            return (0.0, 0.0)
         try:
-            x0, y0, x1, y1 = (float(v) for v in box)
+            geometry = self._stored_at(tuple(float(v) for v in box))
         except (TypeError, ValueError):
             return (0.0, 0.0)  # validate_box says what is wrong
-        geometry = self.project.geometry_at(self.project.nearest_level(object_side(abs(y1 - y0), abs(x1 - x0)) or 1.0))
-        return tuple(margin / geometry.scale for margin in geometry.margin)
+        return (0.0, 0.0) if geometry is None else tuple(margin / geometry.scale for margin in geometry.margin)
 
     def remove_prototype(self, prototype_id: int) -> None:
         self.store.delete_prototype(prototype_id)
