@@ -55,6 +55,7 @@ class EvalPlan:
     matching: str = "patch"  # scoring: 'patch' (the paper's 0.3 x patch radius) or 'object' (grows with the object)
     normalization: str = "auto"  # 'auto', 'dataset' (the paper's one range) or 'image' (each image's own)
     border: bool = True  # the patch grid reaches the image's edge, neutral beyond it (`PatchGeometry`)
+    channels: list[int] | None = None  # the image channels to use (None: up to the first 3, as a project's default)
 
     @property
     def joint_label(self) -> str:
@@ -303,6 +304,11 @@ def _base_project(plan: EvalPlan, dataset: Dataset, label: str, scales: list[flo
             project.close()
             raise ConfigError(f"--normalization {plan.normalization}: the embeddings in {folder} were normalised otherwise",
                               hint="keep the setting of the run you resume, or give another --out")
+        if plan.channels is not None and list(project.channels) != list(plan.channels):
+            project.close()
+            raise ConfigError(f"--channels: the embeddings in {folder} were made from channels "
+                              f"{','.join(map(str, project.channels))}, this run asks for {','.join(map(str, plan.channels))}",
+                              hint="keep the setting of the run you resume, or give another --out")
         if project.geometry.border != plan.border:
             project.close()
             made, asked = ("with" if value else "without" for value in (project.geometry.border, plan.border))
@@ -310,8 +316,9 @@ def _base_project(plan: EvalPlan, dataset: Dataset, label: str, scales: list[flo
                               hint="keep the setting of the run you resume, or give another --out")
     else:
         project = Project.create(folder, dataset, patch_size=size, backbone=plan.backbone, weights=plan.weights, scales=scales,
-                                 normalization=plan.normalization, border=plan.border)
-    say(f"{label}: normalization {'per image' if project.normalization.per_image else 'over the dataset (the paper)'}")
+                                 normalization=plan.normalization, border=plan.border, channels=plan.channels)
+    say(f"{label}: channels {','.join(map(str, project.channels))} of {project.dataset.channels}, "
+        f"normalization {'per image' if project.normalization.per_image else 'over the dataset (the paper)'}")
     project.set_device(plan.device)
     started = time.perf_counter()
     for event in project.iter_embed():

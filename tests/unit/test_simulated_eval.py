@@ -325,3 +325,32 @@ def test_label_images_named_after_their_images_give_the_class_asked_for(tmp_path
     assert "not in the dataset" not in out
     trial = json.loads((tmp_path / "eval" / "results.json").read_text())["trials"]["nucleus|P3|N0|similarity|r0"]
     assert trial["true_objects"] == 6 and trial["pr_auc"] > 0.6  # 2 test images of 3 discs each
+
+
+def test_eval_uses_the_channels_asked_for_and_keeps_them_on_resume(tmp_path, capsys):
+    """Two-channel images whose objects are in channel 1 only: --channels 1 embeds that channel
+    (recorded in the plan), and resuming the evaluation with other channels is refused."""
+    import tifffile
+
+    from conftest import planted_image
+
+    folder = tmp_path / "images"
+    folder.mkdir()
+    rows = ["image,class,x,y"]
+    rng = np.random.default_rng(0)
+    for i in range(8):
+        image, discs, _ = planted_image(i)
+        tifffile.imwrite(folder / f"f{i}.tif", np.stack([rng.integers(0, 255, image.shape).astype(np.uint8), image]))
+        rows += [f"f{i}.tif,disc,{x},{y}" for y, x in discs]
+    (tmp_path / "truth.csv").write_text("\n".join(rows) + "\n")
+    command = ["-q", "eval", "--images", str(folder), "--truth", str(tmp_path / "truth.csv"), "--classes", "disc",
+               "--patch-size", "32", "--prototypes", "3", "--negatives", "0", "--strategies", "similarity", "--repeats", "1",
+               "--displayed", "2", "--backbone", "efficientnet-lite0", "--device", "cpu", "--out", str(tmp_path / "eval")]
+    assert main(command + ["--channels", "1"]) == 0
+    results = json.loads((tmp_path / "eval" / "results.json").read_text())
+    assert results["plan"]["channels"] == [1] and results["trials"]["disc|P3|N0|similarity|r0"]["pr_auc"] > 0.6
+    with Project.open(tmp_path / "eval" / "base" / "disc-32", read_only=True) as base:
+        assert base.channels == (1,)
+    capsys.readouterr()
+    assert main(command + ["--channels", "0"]) == 2
+    assert "--channels: the embeddings in" in capsys.readouterr().err
