@@ -118,7 +118,7 @@ def _check_same_settings(project: Project, args) -> None:
     vectors were made with those (a setting not given is the project's)."""
     recorded = {
         "--patch-size": tuple(project.geometry.patch_size), "--backbone": project.backbone_spec.name,
-        "--passes": project.geometry.passes, "--min-cells": project.settings.get("embedding", {}).get("min_cells", 4),
+        "--passes": project.geometry.passes, "--min-cells": project.embedding_options["min_cells"],
         "--no-border": project.geometry.border, "--channels": tuple(project.channels),
         "--normalization": "image" if project.normalization.per_image else "dataset",
     }

@@ -248,8 +248,7 @@ class Project:
 
     def set_patch_size(self, patch_size: int | tuple[int, int]) -> PatchGeometry:
         """Fix the patch shape (once: the first prototype does it, as in the paper)."""
-        embedding = self.settings.get("embedding", {"min_cells": 4, "passes": 1})
-        geometry = PatchGeometry.for_patch(patch_size, **embedding)
+        geometry = PatchGeometry.for_patch(patch_size, **self.embedding_options)
         if self.geometry is not None:
             if geometry.patch_size != self.geometry.patch_size:
                 raise ConfigError(
@@ -263,6 +262,12 @@ class Project:
         self.geometry = geometry
         self._embedders.clear()
         return geometry
+
+    @property
+    def embedding_options(self) -> dict:
+        """How the project's patch grid is made, as `PatchGeometry.for_patch` takes them:
+        min_cells, passes, and border for projects made since the border grid."""
+        return dict(self.settings.get("embedding", {"min_cells": 4, "passes": 1}))
 
     @property
     def scales(self) -> tuple[float, ...]:
