@@ -317,8 +317,8 @@ def _base_project(plan: EvalPlan, dataset: Dataset, label: str, scales: list[flo
     else:
         project = Project.create(folder, dataset, patch_size=size, backbone=plan.backbone, weights=plan.weights, scales=scales,
                                  normalization=plan.normalization, border=plan.border, channels=plan.channels)
-    say(f"{label}: channels {','.join(map(str, project.channels))} of {project.dataset.channels}, "
-        f"normalization {'per image' if project.normalization.per_image else 'over the dataset (the paper)'}")
+    say(f"{label}: normalization {'per image' if project.normalization.per_image else 'over the dataset (the paper)'}")
+    say(f"{label}: channels {','.join(map(str, project.channels))} of {project.dataset.channels}")
     project.set_device(plan.device)
     started = time.perf_counter()
     for event in project.iter_embed():
