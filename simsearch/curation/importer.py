@@ -48,10 +48,9 @@ def import_annotations(project, curation: Curation, csv_file: str | Path) -> dic
         rows.append((line, kind, name, record, box))
     known = {c.name for c in curation.classes()}
     counts = {"prototype": 0, "negative": 0, "already": 0}
+    named: set[tuple] = set()  # the stored places of the file's prototypes
     with project.store.transaction():  # every line or none: a kill mid-import stores nothing
-        _store_rows(project, curation, path, rows, known, counts)
-    named = {_key(name, record.id, curation.prototype_box(record.id, box)) for _, kind, name, record, box in rows
-             if kind == "prototype"}
+        _store_rows(project, curation, path, rows, known, counts, named)
     counts["not_in_file"] = sum(_key(p.class_name, p.image_id, p.box) not in named for p in project.store.prototypes())
     return counts
 
@@ -63,7 +62,8 @@ def _key(name: str, image_id: str, box) -> tuple:
     return name, image_id, round((y0 + y1) / 2, 2), round((x0 + x1) / 2, 2)
 
 
-def _store_rows(project, curation: Curation, path: Path, rows: list, known: set[str], counts: dict[str, int]) -> None:
+def _store_rows(project, curation: Curation, path: Path, rows: list, known: set[str], counts: dict[str, int],
+                named: set[tuple]) -> None:
     there = {_key(p.class_name, p.image_id, p.box) for p in project.store.prototypes()}
     negatives: dict[str, set] = {}  # per class, the places flagged already
     for line, kind, name, record, box in rows:
@@ -75,9 +75,11 @@ def _store_rows(project, curation: Curation, path: Path, rows: list, known: set[
                 place = _key(name, record.id, curation.prototype_box(record.id, box))  # where it is stored
                 if place in there:
                     counts["already"] += 1
+                    named.add(place)
                     continue
-                curation.add_prototype(name, record.id, box)
+                stored = curation.add_prototype(name, record.id, box)
                 there.add(place)
+                named.add(_key(name, record.id, stored.box))
             else:
                 x0, y0, x1, y1 = box
                 patch = PatchRecord(record.id, (y0 + y1) / 2, (x0 + x1) / 2)
