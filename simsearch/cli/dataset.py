@@ -116,28 +116,18 @@ NEW_PROJECT = {"patch_size": (96, 96), "min_cells": 4, "passes": 1, "border": Tr
 def _check_same_settings(project: Project, args) -> None:
     """Every embedding setting the command line gives must be the existing project's: its
     vectors were made with those (a setting not given is the project's)."""
-    recorded = {
-        "--patch-size": tuple(project.geometry.patch_size), "--backbone": project.backbone_spec.name,
-        "--passes": project.geometry.passes, "--min-cells": project.embedding_options["min_cells"],
-        "--no-border": project.geometry.border, "--channels": tuple(project.channels),
-        "--normalization": "image" if project.normalization.per_image else "dataset",
-    }
-    wanted = {
-        "--patch-size": None if args.patch_size is None else tuple(args.patch_size),
-        "--backbone": None if args.backbone == "auto" else args.backbone,
-        "--passes": args.passes, "--min-cells": args.min_cells, "--no-border": args.border,
-        "--channels": None if args.channels is None else tuple(args.channels),
-        "--normalization": None if args.normalization in (None, "auto") else args.normalization,
-    }
-    shown = {"--patch-size": lambda size: "x".join(map(str, size)), "--channels": lambda chosen: ",".join(map(str, chosen))}
-    for name, value in wanted.items():
-        if value is not None and value != recorded[name]:
-            show = shown.get(name, str)
-            raise ConfigError(
-                f"--no-border: project {project.folder} was made with the border grid" if name == "--no-border"
-                else f"{name}: project {project.folder} was made with {show(recorded[name])}, not {show(value)}",
-                hint="leave the option out to use the project's own, or use another --project folder for other settings",
-            )
+    differing = project.differing_settings(
+        patch_size=args.patch_size, backbone=args.backbone, passes=args.passes, min_cells=args.min_cells, border=args.border,
+        channels=args.channels, normalization=args.normalization,
+    )
+    shown = {"patch_size": lambda size: "x".join(map(str, size)), "channels": lambda chosen: ",".join(map(str, chosen))}
+    for name, (recorded, wanted) in differing.items():
+        show = shown.get(name, str)
+        raise ConfigError(
+            f"--no-border: project {project.folder} was made with the border grid" if name == "border"
+            else f"--{name.replace('_', '-')}: project {project.folder} was made with {show(recorded)}, not {show(wanted)}",
+            hint="leave the option out to use the project's own, or use another --project folder for other settings",
+        )
 
 
 def cmd_info(args, quiet: bool) -> int:

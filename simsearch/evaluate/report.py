@@ -300,20 +300,18 @@ def _base_project(plan: EvalPlan, dataset: Dataset, label: str, scales: list[flo
     if ProjectLayout(folder).exists():
         project = Project.open(folder, dataset=plan.images)
         project.set_scales(scales)
-        if plan.normalization != "auto" and project.normalization.per_image != (plan.normalization == "image"):
+        differing = project.differing_settings(normalization=plan.normalization, channels=plan.channels, border=plan.border)
+        if differing:
             project.close()
-            raise ConfigError(f"--normalization {plan.normalization}: the embeddings in {folder} were normalised otherwise",
-                              hint="keep the setting of the run you resume, or give another --out")
-        if plan.channels is not None and list(project.channels) != list(plan.channels):
-            project.close()
-            raise ConfigError(f"--channels: the embeddings in {folder} were made from channels "
-                              f"{','.join(map(str, project.channels))}, this run asks for {','.join(map(str, plan.channels))}",
-                              hint="keep the setting of the run you resume, or give another --out")
-        if project.geometry.border != plan.border:
-            project.close()
-            made, asked = ("with" if value else "without" for value in (project.geometry.border, plan.border))
-            raise ConfigError(f"--no-border: the embeddings in {folder} were made {made} the border grid, this run is {asked} it",
-                              hint="keep the setting of the run you resume, or give another --out")
+            if "normalization" in differing:
+                message = f"--normalization {plan.normalization}: the embeddings in {folder} were normalised otherwise"
+            elif "channels" in differing:
+                made, asked = (",".join(map(str, channels)) for channels in differing["channels"])
+                message = f"--channels: the embeddings in {folder} were made from channels {made}, this run asks for {asked}"
+            else:
+                made, asked = ("with" if value else "without" for value in differing["border"])
+                message = f"--no-border: the embeddings in {folder} were made {made} the border grid, this run is {asked} it"
+            raise ConfigError(message, hint="keep the setting of the run you resume, or give another --out")
     else:
         project = Project.create(folder, dataset, patch_size=size, backbone=plan.backbone, weights=plan.weights, scales=scales,
                                  normalization=plan.normalization, border=plan.border, channels=plan.channels)

@@ -239,6 +239,59 @@ class Project:
     def __exit__(self, *exc) -> None:
         self.close()
 
+    def differing_settings(self, *, patch_size: int | tuple[int, int] | None = None, backbone: str | None = None,
+                           passes: int | None = None, min_cells: int | None = None, border: bool | None = None,
+                           channels: Sequence[int] | None = None, normalization: str | None = None) -> dict[str, tuple]:
+        """The asked embedding settings that are not those the project was made with: reusing
+        its embeddings for other settings would mix vectors of two kinds.
+
+        Parameters
+        ----------
+        patch_size, backbone, passes, min_cells, border, channels, normalization
+            As `Project.create` takes them. None asks nothing, nor does 'auto' for the
+            backbone and the normalization; another normalization mode is a ConfigError.
+
+        Returns
+        -------
+        dict
+            {setting: (recorded, asked)} for each asked setting that differs, in the order of the
+            parameters; empty when the project's embeddings are those asked for. The patch size
+            is compared as (height, width), the channels as a tuple, the normalization as
+            'dataset' or 'image'; a project whose patch size is not set yet records None.
+
+        Examples
+        --------
+        >>> import tempfile, pathlib, numpy as np
+        >>> from PIL import Image
+        >>> tmp = tempfile.TemporaryDirectory()
+        >>> images = pathlib.Path(tmp.name, "images")
+        >>> images.mkdir()
+        >>> Image.fromarray(np.random.default_rng(0).integers(0, 256, (64, 64), np.uint8)).save(images / "img.png")
+        >>> project = Project.create(pathlib.Path(tmp.name, "project"), images, patch_size=32, backbone="efficientnet-lite0")
+        >>> project.differing_settings(patch_size=48, channels=[0], border=False, normalization="auto")
+        {'patch_size': ((32, 32), (48, 48)), 'border': (True, False)}
+        >>> project.differing_settings(patch_size=32, backbone="auto")
+        {}
+        >>> project.close()
+        >>> tmp.cleanup()
+        """
+        if normalization is not None:
+            check_normalization_mode(normalization)
+        if isinstance(patch_size, int):
+            patch_size = (patch_size, patch_size)
+        options = self.embedding_options
+        recorded = {
+            "patch_size": self.geometry.patch_size if self.geometry else None, "backbone": self.backbone_spec.name,
+            "passes": options["passes"], "min_cells": options["min_cells"], "border": options.get("border", False),
+            "channels": self.channels, "normalization": "image" if self.normalization.per_image else "dataset",
+        }
+        asked = {
+            "patch_size": None if patch_size is None else tuple(patch_size), "backbone": None if backbone == "auto" else backbone,
+            "passes": passes, "min_cells": min_cells, "border": border, "channels": None if channels is None else tuple(channels),
+            "normalization": None if normalization == "auto" else normalization,
+        }
+        return {name: (recorded[name], value) for name, value in asked.items() if value is not None and value != recorded[name]}
+
     def _save_settings(self) -> None:
         if self.read_only:
             raise ProjectError(f"project {self.folder} is open read-only")

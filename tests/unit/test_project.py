@@ -136,6 +136,40 @@ def test_cli_embed_info_search(tmp_path, image_folder, capsys):
         assert re.search(message, capsys.readouterr().err), option
 
 
+def test_differing_settings_names_each_asked_setting_the_project_was_not_made_with(tmp_path, image_folder):
+    """A setting asked as the project has it, or not asked (None, 'auto'), is not reported;
+    each other one is, with the recorded and the asked value. A project file written before
+    the border grid records none; a project without a patch size yet records None."""
+    made = dict(patch_size=32, backbone="efficientnet-lite0", passes=1, min_cells=4, border=True, channels=[0, 1],
+                normalization="dataset")
+    other = dict(patch_size=48, backbone="resnet18", passes=2, min_cells=2, border=False, channels=[0], normalization="image")
+    with Project.create(tmp_path / "proj", image_folder, **made) as project:
+        assert project.differing_settings() == {}
+        assert project.differing_settings(**made) == {}
+        assert project.differing_settings(patch_size=(32, 32), backbone="auto", channels=(0, 1), normalization="auto") == {}
+        assert project.differing_settings(**other) == {
+            "patch_size": ((32, 32), (48, 48)), "backbone": ("efficientnet-lite0", "resnet18"), "passes": (1, 2),
+            "min_cells": (4, 2), "border": (True, False), "channels": ((0, 1), (0,)), "normalization": ("dataset", "image")}
+        for name, value in other.items():  # each alone, the others as made or not asked
+            assert list(project.differing_settings(**{name: value})) == [name]
+            assert list(project.differing_settings(**{**made, name: value})) == [name]
+        assert project.differing_settings(patch_size=(32, 48)) == {"patch_size": ((32, 32), (32, 48))}
+        with pytest.raises(ConfigError, match="normalization: 'global' is not one of"):
+            project.differing_settings(normalization="global")
+    with Project.create(tmp_path / "inside", image_folder, patch_size=32, backbone="efficientnet-lite0", border=False,
+                        channels=[1], normalization="image") as inside:
+        assert inside.differing_settings(border=False, channels=[1], normalization="image") == {}
+        assert inside.differing_settings(border=True, channels=[0, 1], normalization="dataset") == {
+            "border": (False, True), "channels": ((1,), (0, 1)), "normalization": ("image", "dataset")}
+    settings = yaml.safe_load((tmp_path / "proj" / "project.yaml").read_text())
+    del settings["embedding"]["border"], settings["geometry"]["border"]  # as written before the border grid existed
+    (tmp_path / "proj" / "project.yaml").write_text(yaml.safe_dump(settings, sort_keys=False))
+    with Project.open(tmp_path / "proj") as old:
+        assert old.differing_settings(border=True) == {"border": (False, True)} and old.differing_settings(border=False) == {}
+    with Project.create(tmp_path / "unset", image_folder, backbone="efficientnet-lite0") as unset:
+        assert unset.differing_settings(patch_size=32, passes=1) == {"patch_size": (None, (32, 32))}
+
+
 def test_cli_embeds_images_together_with_the_same_vectors(tmp_path, image_folder, monkeypatch, capsys):
     """`embed --batch-megapixels`: same-shape images through the network together (here two of
     112 x 144 px a batch, decoded by two threads), the vectors of one image at a time; a bad
