@@ -45,6 +45,9 @@ NORMALIZATION_HELP = ("auto (default): each image by its own intensity range whe
                       "image: each image's own")
 
 
+MIN_CELLS_HELP = ("upsample small patches so that a patch spans at least this many 16-px feature cells per side "
+                  "(default 6; projects made before 2026-12-02 have 4): more cells separate touching small objects; "
+                  "the embedding cost grows with the square")
 NO_BORDER_HELP = ("keep every patch inside the image (projects made before the border grid do): without it the patch grid reaches a quarter patch "
                   "beyond the image's edge (a neutral colour there), so objects cut by the edge are found; a project "
                   "keeps the grid it was made with")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from simsearch.cli.commands import (NO_BORDER_HELP, NORMALIZATION_HELP, SCALES_HELP, add_backbone, add_parser, add_project, box,
+from simsearch.cli.commands import (MIN_CELLS_HELP, NO_BORDER_HELP, NORMALIZATION_HELP, SCALES_HELP, add_backbone, add_parser, add_project, box,
                                      channel_list, patch_size)
 from simsearch.curation.importer import import_annotations
 from simsearch.curation.results import Suggestion
@@ -31,6 +31,7 @@ def add_commands(sub) -> None:
     create.add_argument("--scales", help=SCALES_HELP)
     create.add_argument("--normalization", default="auto", choices=NORMALIZATION_MODES, help=NORMALIZATION_HELP)
     create.add_argument("--no-border", dest="border", action="store_false", help=NO_BORDER_HELP)
+    create.add_argument("--min-cells", type=int, help=MIN_CELLS_HELP)
 
     klass = add_parser(sub, "class")
     klass_sub = klass.add_subparsers(dest="action", required=True)
@@ -121,7 +122,7 @@ def cmd_create(args, quiet: bool) -> int:
         args.project, dataset, patch_size=args.patch_size, backbone=args.backbone, weights=args.weights,
         channels=args.channels, progress=lambda done, total: bar.update(done), scales=args.scales,
         displayed=args.displayed_images or min(args.displayed, len(dataset)), seed=args.seed,
-        normalization=args.normalization, border=args.border,
+        normalization=args.normalization, border=args.border, **({} if args.min_cells is None else {"min_cells": args.min_cells}),
     )
     with project:
         print(f"created project {project.folder}")

@@ -7,11 +7,12 @@ import sys
 import time
 from pathlib import Path
 
-from simsearch.cli.commands import (CLUSTER_HELP, NO_BORDER_HELP, NORMALIZATION_HELP, SCALES_HELP, add_backbone, add_device, add_parser,
+from simsearch.cli.commands import (CLUSTER_HELP, MIN_CELLS_HELP, NO_BORDER_HELP, NORMALIZATION_HELP, SCALES_HELP, add_backbone, add_device, add_parser,
                                      add_project, add_quiet, add_throughput, channel_list, check_cluster, int_list, on_cluster,
                                      patch_size, set_throughput)
 from simsearch.inference.cluster import iter_embed_on_cluster
 from simsearch.cli.progress import ProgressBar
+from simsearch.features.geometry import MIN_CELLS
 from simsearch.io.images import Dataset, image_name
 from simsearch.io.preprocess import NORMALIZATION_MODES
 from simsearch.io.tables import write_csv
@@ -28,7 +29,7 @@ def add_commands(sub) -> None:
     embed.add_argument("--patch-size", type=patch_size, help="patch size S or HxW px (default 96; an existing project keeps its own)")
     add_backbone(embed)
     embed.add_argument("--channels", type=channel_list, help="channels to use, e.g. 0 or 0,2,3 (default: up to the first 3)")
-    embed.add_argument("--min-cells", type=int, help="upsample so a patch spans at least this many 16-px cells (default 4)")
+    embed.add_argument("--min-cells", type=int, help=MIN_CELLS_HELP)
     embed.add_argument("--passes", type=int, choices=(1, 2, 4), help="shifted passes per axis: grid step 16/passes scaled px (default 1)")
     embed.add_argument("--scales", help=SCALES_HELP)
     embed.add_argument("--no-border", dest="border", action="store_const", const=False, help=NO_BORDER_HELP)
@@ -110,7 +111,7 @@ def cmd_embed(args, quiet: bool) -> int:
 
 
 # a new project's settings where the command line gives none (an existing project keeps its own)
-NEW_PROJECT = {"patch_size": (96, 96), "min_cells": 4, "passes": 1, "border": True, "normalization": "auto"}
+NEW_PROJECT = {"patch_size": (96, 96), "min_cells": MIN_CELLS, "passes": 1, "border": True, "normalization": "auto"}
 
 
 def _check_same_settings(project: Project, args) -> None:

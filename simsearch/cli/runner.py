@@ -94,7 +94,8 @@ def run(config_path: str | Path, *, say: Callable[[str], None] = print, progress
                                  weights=config.get("weights"), channels=config.get("channels"),
                                  displayed=displayed if isinstance(displayed, list) else min(int(displayed), len(dataset)),
                                  seed=int(config.get("seed", 0)), scales=config.get("scales"),
-                                 normalization=config.get("normalization", "auto"), border=config.get("border", True))
+                                 normalization=config.get("normalization", "auto"), border=config.get("border", True),
+                                 **({"min_cells": config["min_cells"]} if "min_cells" in config else {}))
         say(f"created project {folder}")
     with project:
         project.set_device(device)

@@ -14,7 +14,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from simsearch.util.errors import ConfigError
-from simsearch.features.geometry import object_side, parse_scales, scales_for_sizes
+from simsearch.features.geometry import MIN_CELLS, object_side, parse_scales, scales_for_sizes
 from simsearch.util.files import atomic_path, file_name, write_text_atomic
 from simsearch.io.images import Dataset
 from simsearch.io.truth import annotations_by_image, read_truth, unmatched_images
@@ -56,6 +56,7 @@ class EvalPlan:
     normalization: str = "auto"  # 'auto', 'dataset' (the paper's one range) or 'image' (each image's own)
     border: bool = True  # the patch grid reaches the image's edge, neutral beyond it (`PatchGeometry`)
     channels: list[int] | None = None  # the image channels to use (None: up to the first 3, as a project's default)
+    min_cells: int = MIN_CELLS  # a patch spans at least this many feature cells (`PatchGeometry.for_patch`)
 
     @property
     def joint_label(self) -> str:
@@ -300,7 +301,8 @@ def _base_project(plan: EvalPlan, dataset: Dataset, label: str, scales: list[flo
     if ProjectLayout(folder).exists():
         project = Project.open(folder, dataset=plan.images)
         project.set_scales(scales)
-        differing = project.differing_settings(normalization=plan.normalization, channels=plan.channels, border=plan.border)
+        differing = project.differing_settings(normalization=plan.normalization, channels=plan.channels, border=plan.border,
+                                               min_cells=plan.min_cells)
         if differing:
             project.close()
             if "normalization" in differing:
@@ -308,13 +310,17 @@ def _base_project(plan: EvalPlan, dataset: Dataset, label: str, scales: list[flo
             elif "channels" in differing:
                 made, asked = (",".join(map(str, channels)) for channels in differing["channels"])
                 message = f"--channels: the embeddings in {folder} were made from channels {made}, this run asks for {asked}"
+            elif "min_cells" in differing:
+                made, asked = differing["min_cells"]
+                message = f"--min-cells: the embeddings in {folder} were made with {made} cells per patch, this run asks for {asked}"
             else:
                 made, asked = ("with" if value else "without" for value in differing["border"])
                 message = f"--no-border: the embeddings in {folder} were made {made} the border grid, this run is {asked} it"
             raise ConfigError(message, hint="keep the setting of the run you resume, or give another --out")
     else:
         project = Project.create(folder, dataset, patch_size=size, backbone=plan.backbone, weights=plan.weights, scales=scales,
-                                 normalization=plan.normalization, border=plan.border, channels=plan.channels)
+                                 normalization=plan.normalization, border=plan.border, channels=plan.channels,
+                                 min_cells=plan.min_cells)
     say(f"{label}: normalization {'per image' if project.normalization.per_image else 'over the dataset (the paper)'}")
     say(f"{label}: channels {','.join(map(str, project.channels))} of {project.dataset.channels}")
     project.set_device(plan.device)

@@ -42,7 +42,7 @@ class PatchEmbeddings:
 
     >>> import numpy as np
     >>> from simsearch import PatchEmbeddings, PatchGeometry
-    >>> embedded = PatchEmbeddings(np.zeros((3, 5, 112), np.float32), PatchGeometry.for_patch(64), (96, 128))
+    >>> embedded = PatchEmbeddings(np.zeros((3, 5, 112), np.float32), PatchGeometry.for_patch(64, min_cells=4), (96, 128))
     >>> embedded.grid_shape, embedded.centres()[1, 2].tolist()     # the patch at grid (1, 2): centre (y, x) px
     ((3, 5), [48.0, 64.0])
     >>> embedded.geometry.box(1, 2)                                # its (x0, y0, x1, y1)
@@ -100,7 +100,7 @@ class DenseEmbedder:
     >>> import numpy as np
     >>> from simsearch import DenseEmbedder, Normalization, PatchGeometry, load_backbone
     >>> embedder = DenseEmbedder(load_backbone("efficientnet-lite0"), Normalization(low=(0.0,), high=(255.0,)),
-    ...                          PatchGeometry.for_patch(64), channels=(0,), device="cpu")
+    ...                          PatchGeometry.for_patch(64, min_cells=4), channels=(0,), device="cpu")
     >>> image = np.random.default_rng(0).integers(0, 256, (96, 128, 1)).astype(np.uint8)   # (H, W, C) raw
     >>> embedded = embedder.embed(image)
     >>> embedded.vectors.shape                                     # (rows, cols, D) on the patch grid
@@ -180,7 +180,7 @@ class DenseEmbedder:
         >>> import numpy as np
         >>> from simsearch import DenseEmbedder, Normalization, PatchGeometry, load_backbone
         >>> grey = Normalization(low=(0.0,), high=(255.0,))
-        >>> embedder = DenseEmbedder(load_backbone("efficientnet-lite0"), grey, PatchGeometry.for_patch(64), channels=(0,), device="cpu")
+        >>> embedder = DenseEmbedder(load_backbone("efficientnet-lite0"), grey, PatchGeometry.for_patch(64, min_cells=4), channels=(0,), device="cpu")
         >>> images = np.random.default_rng(0).integers(0, 256, (3, 96, 128, 1)).astype(np.uint8)
         >>> together = embedder.embed_batch(list(images))
         >>> [e.vectors.shape for e in together]

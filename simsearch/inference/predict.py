@@ -29,7 +29,7 @@ class Detection(NamedImage):
     >>> from simsearch import PatchGeometry, detections_from_maps
     >>> maps = np.zeros((10, 10, 2), np.float32)                   # (rows, cols, classes + background)
     >>> maps[4, 6, 0] = 0.9
-    >>> detection = detections_from_maps(maps, ["cell"], {}, PatchGeometry.for_patch(64), "img1.png@0123456789ab")[0]
+    >>> detection = detections_from_maps(maps, ["cell"], {}, PatchGeometry.for_patch(64, min_cells=4), "img1.png@0123456789ab")[0]
     >>> detection.class_name, round(detection.confidence, 2)
     ('cell', 0.9)
     >>> detection.y, detection.x, detection.box, detection.level   # box: the 64 px patch around (y, x)
@@ -159,7 +159,7 @@ def detections_from_levels(levels: list[tuple[float, PatchGeometry, np.ndarray]]
     --------
     >>> import numpy as np
     >>> from simsearch import PatchGeometry
-    >>> base = PatchGeometry.for_patch(32)
+    >>> base = PatchGeometry.for_patch(32, min_cells=4)
     >>> small, large = np.zeros((40, 40, 2), np.float32), np.zeros((20, 20, 2), np.float32)
     >>> small[11, 10, 0], large[4, 4, 0] = 0.6, 0.9   # one object, surer at twice the patch size
     >>> found = detections_from_levels([(1.0, base, small), (2.0, base.at_scale(2), large)], ["cell"], {}, "img")
@@ -168,7 +168,7 @@ def detections_from_levels(levels: list[tuple[float, PatchGeometry, np.ndarray]]
 
     On a border grid an object in the image's corner is found there, its box cut to the image:
 
-    >>> edge = PatchGeometry.for_patch(32, border=True)
+    >>> edge = PatchGeometry.for_patch(32, min_cells=4, border=True)
     >>> maps = np.zeros((*edge.grid_shape(200, 200), 2), np.float32)
     >>> maps[0, 1, 0] = 0.8
     >>> [(d.y, d.x, d.box) for d in detections_from_levels([(1.0, edge, maps)], ["cell"], {}, "img", (200, 200))]
@@ -189,7 +189,7 @@ def detections_from_levels(levels: list[tuple[float, PatchGeometry, np.ndarray]]
 
 def detections_from_maps(maps: np.ndarray, class_names: list[str], thresholds: dict[str, float], geometry, image_id: str) -> list[Detection]:
     """Detections from one image's per-class probability maps ((rows, cols, classes), the
-    background last and not detected): each class's local maxima at least half a patch apart,
+    background last and not detected): each class's local maxima `peak_spacing` apart,
     above its threshold (0.5 when not given), as Detections in image pixels with their boxes
     (`detections_from_levels` with one level).
 
@@ -199,7 +199,7 @@ def detections_from_maps(maps: np.ndarray, class_names: list[str], thresholds: d
     >>> from simsearch import PatchGeometry
     >>> maps = np.zeros((10, 10, 2), np.float32)
     >>> maps[4, 6, 0] = 0.9                               # one confident cell of class "cell"
-    >>> found = detections_from_maps(maps, ["cell"], {"cell": 0.5}, PatchGeometry.for_patch(64), "img")
+    >>> found = detections_from_maps(maps, ["cell"], {"cell": 0.5}, PatchGeometry.for_patch(64, min_cells=4), "img")
     >>> [(d.class_name, round(d.confidence, 2)) for d in found]
     [('cell', 0.9)]
     """

@@ -32,7 +32,7 @@ from simsearch.features.backbones import Backbone, BackboneSpec, load_backbone, 
 from simsearch.features.embed import DenseEmbedder, PatchEmbeddings, joins_batch, resolve_device
 from simsearch.project.layout import ProjectLayout
 from simsearch.project.store import Store
-from simsearch.features.geometry import AUTO_SCALES, PatchGeometry, nearest_scale, parse_scales, scales_for_sizes
+from simsearch.features.geometry import AUTO_SCALES, MIN_CELLS, PatchGeometry, nearest_scale, parse_scales, scales_for_sizes
 from simsearch.io.images import Dataset, NamedImage
 from simsearch.io.preprocess import (Normalization, check_normalization_mode, choose_normalization, compute_dataset_statistics,
                                      resolve_channels)
@@ -85,7 +85,7 @@ class Project:
     >>> [event.status for event in project.iter_embed()]          # every image's patch embeddings, cached
     ['embedded', 'embedded', 'embedded']
     >>> project.embeddings(project.displayed[0]).vectors.shape    # (rows, cols, D), float16 from the cache
-    (7, 9, 112)
+    (9, 13, 112)
     >>> project.close()
     >>> with Project.open(pathlib.Path(tmp.name, "project")) as project:   # later, in another session
     ...     print(project.backbone_spec.name, project.channels)
@@ -125,7 +125,7 @@ class Project:
         backbone: str = "auto",
         weights: str | Path | None = None,
         channels: list[int] | None = None,
-        min_cells: int = 4,
+        min_cells: int = MIN_CELLS,
         passes: int = 1,
         border: bool = True,
         progress: Callable[[int, int], None] | None = None,

@@ -128,7 +128,7 @@ class PatchIndex:
     >>> from simsearch import PatchEmbeddings, PatchGeometry, PatchIndex
     >>> vectors = np.random.default_rng(0).normal(size=(3, 5, 16)).astype(np.float32)
     >>> vectors /= np.linalg.norm(vectors, axis=-1, keepdims=True)          # L2-normalised, as embedded
-    >>> embedded = PatchEmbeddings(vectors, PatchGeometry.for_patch(64), (96, 128))
+    >>> embedded = PatchEmbeddings(vectors, PatchGeometry.for_patch(64, min_cells=4), (96, 128))
     >>> index = PatchIndex(16, use_gpu=False)
     >>> index.add("slide1.png@0123456789ab", embedded.vectors, embedded.centres())
     >>> hits = index.search(vectors[1, 2], k=3)                    # a patch finds itself first
@@ -140,7 +140,7 @@ class PatchIndex:
     >>> import tempfile, pathlib
     >>> path = pathlib.Path(tempfile.mkdtemp()) / "slide.npy"
     >>> np.save(path, vectors.astype(np.float16))
-    >>> index.add_on_disk("slide.ome.tif@0123456789ab", path, PatchGeometry.for_patch(64))
+    >>> index.add_on_disk("slide.ome.tif@0123456789ab", path, PatchGeometry.for_patch(64, min_cells=4))
     >>> hits = index.search(vectors[1, 2], k=2)                    # the same patch, in memory and on disk
     >>> len(index), sorted(name.split("@")[0] for name in hits.image_ids[0])
     (30, ['slide.ome.tif', 'slide1.png'])

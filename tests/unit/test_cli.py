@@ -68,3 +68,17 @@ def test_every_option_says_what_it_does():
     options = {a.dest: a for a in _subparsers(build_parser(["eval"]))["eval"]._actions}
     assert all(name in options["backbone"].help for name in BACKBONES)
     assert all(name in options["strategies"].help for name in STRATEGIES)
+
+
+def test_min_cells_reaches_every_command_that_makes_embeddings():
+    """--min-cells goes into the evaluation's plan (the engine's default where left out), and
+    every command that makes a project takes it; the help states the engine's default."""
+    from simsearch.cli.model import plan_from_args
+    from simsearch.features.geometry import MIN_CELLS
+
+    eval_args = ["eval", "--images", "i", "--truth", "t", "--classes", "a", "--patch-size", "32", "--out", "o"]
+    assert plan_from_args(build_parser(eval_args).parse_args(eval_args)).min_cells == MIN_CELLS
+    assert plan_from_args(build_parser(eval_args).parse_args(eval_args + ["--min-cells", "8"])).min_cells == 8
+    for name in ("embed", "create", "eval"):
+        option = {a.dest: a for a in _subparsers(build_parser([name]))[name]._actions}["min_cells"]
+        assert f"default {MIN_CELLS}" in option.help

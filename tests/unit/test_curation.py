@@ -7,7 +7,7 @@ import pytest
 from simsearch import ConfigError, DatasetError, Project
 from simsearch.curation.session import Curation
 
-from conftest import planted_project
+from conftest import below_the_objects, planted_project
 
 @pytest.fixture
 def planted(tmp_path):
@@ -45,7 +45,7 @@ def test_suggestions_recover_planted_objects_of_their_kind(planted):
         other = suggestions[count]  # the best remaining suggestion is clearly less similar
         assert other.similarity < top[-1].similarity
         x0, y0, x1, y1 = top[0].box
-        assert (x1 - x0, y1 - y0) == (32, 32)
+        assert (x1 - x0, y1 - y0) == pytest.approx((32, 32))
 
 
 def test_threshold_flags_and_confirmation_round_trip(planted, tmp_path):
@@ -84,7 +84,7 @@ def test_background_excludes_positives_and_records_flags(planted):
     curation = Curation(project)
     curation.add_class("disc")
     curation.add_prototype("disc", "img0.tif", _box(truth["img0.tif"][0][0]))
-    curation.confirm_class("disc", threshold=curation.suggestions("disc", threshold=-1.0)[8].similarity)
+    curation.confirm_class("disc", threshold=below_the_objects(curation.suggestions("disc", threshold=-1.0), 9))
     candidates = curation.propose_background(count=5)
     assert [c.extreme for c in candidates].count("high") == 5 and [c.extreme for c in candidates].count("low") == 5
     positives = project.store.patches("disc", "positive")
@@ -104,7 +104,7 @@ def test_noisy_extraction_is_resumable_and_capped(planted):
     curation = Curation(project)
     curation.add_class("disc")
     curation.add_prototype("disc", "img0.tif", _box(truth["img0.tif"][0][0]))
-    threshold = curation.suggestions("disc", threshold=-1.0)[8].similarity  # the 9 displayed discs
+    threshold = below_the_objects(curation.suggestions("disc", threshold=-1.0), 9)  # the 9 displayed discs
     curation.confirm_class("disc", threshold=threshold)
     cancel = threading.Event()
     first = []
@@ -166,10 +166,11 @@ def test_box_of_another_size_is_recentred(planted, caplog):
     x0, y0, x1, y1 = proto.box
     assert (x1 - x0, y1 - y0) == (32, 32) and proto.centre == (y, x)
     # small, in the corner: moved only as far as the border grid reaches (a quarter of the
-    # 64 px window at scale 2: 8 px beyond the edge), so its centre stays nearer the object
-    assert project.geometry.margin == (16, 16) and project.geometry.scale == 2.0
+    # 96 px window at scale 3, in whole 16 px steps: 16 / 3 px beyond the edge), so its centre
+    # stays nearer the object
+    assert project.geometry.margin == (16, 16) and project.geometry.scale == 3.0
     corner = curation.add_prototype("disc", "img1.tif", (0, 0, 10, 10))
-    assert corner.box == (-8.0, -8.0, 24.0, 24.0)
+    assert corner.box == pytest.approx((-16 / 3, -16 / 3, 32 - 16 / 3, 32 - 16 / 3))
     assert curation.prototype_box("img1.tif", (0, 0, 10, 10)) == corner.box  # what add_prototype stores
     curation.remove_prototype(corner.id)  # the stored box goes back in as it is (the TUI's undo)
     assert curation.add_prototype("disc", "img1.tif", corner.box).box == corner.box

@@ -4,9 +4,10 @@ import torch
 from skimage.feature import peak_local_max
 
 from conftest import blob_image
-from simsearch import ConfigError, DenseEmbedder, Normalization, PatchGeometry, similarity_map
+from simsearch import ConfigError, DenseEmbedder, Normalization, PatchGeometry, find_peaks, similarity_map
 from simsearch.features.backbones import IMAGENET_MEAN
 from simsearch.features.embed import _Resampler, scaled_tops_lefts
+from simsearch.search.peaks import peak_spacing
 
 NORM8 = Normalization((0.0, 0.0, 0.0), (255.0, 255.0, 255.0))
 
@@ -22,15 +23,17 @@ def _textured(shape=(176, 224), seed=0):
 def test_geometry_scale_kernel_and_grid():
     g = PatchGeometry.for_patch(96)
     assert (g.scale, g.kernel, g.grid_step) == (1.0, (6, 6), 16.0)
-    small = PatchGeometry.for_patch(40)
-    assert small.scale == pytest.approx(1.6) and small.kernel == (4, 4) and small.grid_step == pytest.approx(10.0)
+    small = PatchGeometry.for_patch(40)  # upsampled to span MIN_CELLS = 6 cells
+    assert small.scale == pytest.approx(2.4) and small.kernel == (6, 6) and small.grid_step == pytest.approx(16 / 2.4)
+    coarse = PatchGeometry.for_patch(40, min_cells=4)
+    assert coarse.scale == pytest.approx(1.6) and coarse.kernel == (4, 4) and coarse.grid_step == pytest.approx(10.0)
     fine = PatchGeometry.for_patch(96, passes=2)
     assert fine.grid_step == 8.0
     assert g.grid_shape(480, 640) == (25, 35)
     assert fine.grid_shape(480, 640) == (49, 69)
     assert g.grid_shape(50, 640) == (0, 35)  # image smaller than a patch: no positions
     rect = PatchGeometry.for_patch((100, 60))
-    assert rect.kernel == (7, 4) and rect.scale == pytest.approx(64 / 60, rel=1e-5)
+    assert rect.kernel == (10, 6) and rect.scale == pytest.approx(96 / 60, rel=1e-5)
     for geometry in (g, small, fine):
         y, x = geometry.centre(3, 5)
         assert geometry.nearest_position(y, x, (50, 50)) == (3, 5)
@@ -68,7 +71,7 @@ def test_border_grid_reaches_the_image_edge_around_the_plain_grid():
         assert bordered.at_scale(2).border and bordered.at_scale(2).margin == bordered.margin
         assert PatchGeometry.from_dict(bordered.to_dict()) == bordered
         assert "border" not in plain.to_dict() and PatchGeometry.from_dict(plain.to_dict()) == plain
-    assert PatchGeometry.for_patch(64, border=True).grid_shape(50, 640) == (0, 39)  # smaller than a patch: none
+    assert PatchGeometry.for_patch(64, min_cells=4, border=True).grid_shape(50, 640) == (0, 39)  # smaller than a patch: none
 
 
 def test_resampler_fills_beyond_the_image_with_the_backbone_mean():
@@ -92,8 +95,8 @@ def test_resampler_fills_beyond_the_image_with_the_backbone_mean():
 def test_border_grid_equals_the_plain_grid_over_the_padded_image(lite0, patch, passes, tile_cells):
     """The border grid's vectors are those of the plain grid over the image padded by the
     margin with the backbone's mean colour, whole or in tiles."""
-    bordered = PatchGeometry.for_patch(patch, passes=passes, border=True)
-    plain = PatchGeometry.for_patch(patch, passes=passes)
+    bordered = PatchGeometry.for_patch(patch, min_cells=4, passes=passes, border=True)
+    plain = PatchGeometry.for_patch(patch, min_cells=4, passes=passes)
     image = _textured((176, 224), seed=5).astype(np.float32)
     margin = bordered.margin[0]
     padded = np.stack([np.pad(image[..., c], margin, constant_values=255 * IMAGENET_MEAN[c]) for c in range(3)], axis=-1)
@@ -192,7 +195,7 @@ def test_tiled_embedding_matches_whole_image(lite0, monkeypatch):
     """Tiles with halos give the whole image's vectors within tolerance, and every tile the
     network sees has one shape: edge tiles take their context from inside the image (tiles
     of many shapes fragmented the heap of a slide's process)."""
-    geometry = PatchGeometry.for_patch(48)
+    geometry = PatchGeometry.for_patch(48, min_cells=4)
     image = _textured((176, 208), seed=4)
     whole = DenseEmbedder(lite0, NORM8, geometry, channels=(0, 1, 2), device="cpu").embed(image)
     tiler = DenseEmbedder(lite0, NORM8, geometry, channels=(0, 1, 2), device="cpu", tile_cells=6, halo_cells=4)
@@ -304,6 +307,31 @@ def test_small_crowded_objects_are_localised_after_upsampling(lite0):
     merged = _peaks(coarse, image, centres[6], threshold=0.8)
     hits = (np.linalg.norm(merged[:, None] - np.array(centres)[None], axis=-1).min(axis=0) <= 0.3 * 24).sum()
     assert hits < len(centres)  # the stride-16 grid cannot place a peak on each nucleus
+
+
+def test_touching_objects_each_get_a_peak_at_the_default_upsampling(lite0):
+    """Pairs of touching discs (14 px, centres 15 px apart, patch 32) beside lone ones, the
+    similarity to a lone disc: with the default upsampling (6 cells per patch) and peaks 0.3 x
+    the patch apart, each of the 14 discs has one of the 14 best peaks within the matching
+    radius; at 4 cells per patch the map has one maximum for some pairs."""
+    centres = []
+    for i in range(3):
+        for j in range(3):
+            y, x = 36 + 56 * i, 36 + 64 * j
+            centres += [(y, x - 7.5), (y, x + 7.5)] if (i + j) % 2 == 0 else [(y, x)]
+    image = blob_image((190, 220), centres, radius=7, seed=3)
+    lone = centres[2]
+
+    def found(geometry):
+        dense = DenseEmbedder(lite0, NORM8, geometry, channels=(0, 1, 2), device="cpu").embed(image)
+        heat = similarity_map(dense.vectors, dense.vectors[geometry.nearest_position(*lone, dense.grid_shape)])
+        peaks = find_peaks(heat, min_distance=peak_spacing(geometry))
+        ys, xs = geometry.centre(peaks.rows[: len(centres)], peaks.cols[: len(centres)])
+        distance = np.hypot(np.subtract.outer(ys, [c[0] for c in centres]), np.subtract.outer(xs, [c[1] for c in centres]))
+        return int((distance.min(axis=0) <= 0.3 * 32).sum())
+
+    assert found(PatchGeometry.for_patch(32)) == len(centres)
+    assert found(PatchGeometry.for_patch(32, min_cells=4)) < len(centres) - 1
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")

@@ -26,7 +26,7 @@ def image_folder(tmp_path):
 def test_create_embed_index_and_reopen(tmp_path, image_folder):
     project = Project.create(tmp_path / "proj", image_folder, patch_size=32, backbone="efficientnet-lite0")
     assert len(project.dataset) == 4 and [s.path.name for s in project.dataset.skipped] == ["broken.tif"]
-    assert project.channels == (0, 1) and project.geometry.scale == 2.0
+    assert project.channels == (0, 1) and project.geometry.scale == 3.0
     events = list(project.iter_embed())
     assert [e.status for e in events] == ["embedded"] * 4 and events[-1].done == events[-1].total == 4
     assert [e.status for e in project.iter_embed()] == ["cached"] * 4
@@ -104,7 +104,7 @@ def test_cli_embed_info_search(tmp_path, image_folder, capsys):
     out = capsys.readouterr().out
     assert " img1.tif\n" in out and "@" not in out  # images as the user named them, not ids
     hits = csv_path.read_text().splitlines()
-    assert hits[0] == "rank,image,x,y,similarity" and hits[1].split(",")[1:4] == ["img1.tif", "32.0", "40.0"]
+    assert hits[0] == "rank,image,x,y,similarity" and hits[1].split(",")[1:4] == ["img1.tif", "32.0", "42.7"]
     # the old --at Y,X still works for one release, with a warning, at the same place
     assert main(["search", "--project", str(proj), "--image", "img1.tif", "--at", "40,30", "-k", "3", "--csv", str(csv_path)]) == 0
     assert "--at Y,X is deprecated" in capsys.readouterr().err and csv_path.read_text().splitlines() == hits
@@ -116,11 +116,11 @@ def test_cli_embed_info_search(tmp_path, image_folder, capsys):
     # the grid inside the image, as projects made before the border grid have it
     inside = tmp_path / "inside-proj"
     assert main(["-q", "embed", str(image_folder), "--project", str(inside), "--patch-size", "32", "--no-border"]) == 0
-    assert "grid step 8.00 px, inside the image" in capsys.readouterr().out
+    assert "grid step 5.33 px, inside the image" in capsys.readouterr().out
     with Project.open(inside) as project, Project.open(proj) as bordered:
         assert not project.geometry.border and bordered.geometry.border
         image = project.dataset.find("img1.tif").id
-        assert project.embeddings(image).grid_shape == (11, 15) and bordered.embeddings(image).grid_shape == (13, 17)
+        assert project.embeddings(image).grid_shape == (16, 22) and bordered.embeddings(image).grid_shape == (18, 24)
     assert main(["-q", "embed", str(image_folder), "--project", str(inside), "--patch-size", "32"]) == 0  # it keeps its grid
     assert "embedded 0, cached 4" in capsys.readouterr().out
     # an existing project keeps every setting the command leaves out (not the new-project
@@ -129,7 +129,7 @@ def test_cli_embed_info_search(tmp_path, image_folder, capsys):
     assert "embedded 0, cached 4" in capsys.readouterr().out
     for option, message in ((["--no-border"], "--no-border: project .* was made with the border grid"),
                             (["--passes", "2"], "--passes: project .* was made with 1, not 2"),
-                            (["--min-cells", "2"], "--min-cells: project .* was made with 4, not 2"),
+                            (["--min-cells", "2"], "--min-cells: project .* was made with 6, not 2"),
                             (["--channels", "0"], "--channels: project .* was made with 0,1, not 0"),
                             (["--patch-size", "64"], "--patch-size: project .* was made with 32x32, not 64x64")):
         assert main(["-q", "embed", str(image_folder), "--project", str(proj), *option]) == 2

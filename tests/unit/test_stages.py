@@ -16,7 +16,7 @@ from simsearch.training.sampling import stream
 from simsearch.training.stages import (STAGE_KINDS, ClassifierStage, SelfLearnStage, StageData, SupConStage,
                                        training_stages)
 
-GEOMETRY = PatchGeometry.for_patch(32)  # 96 px crops with a context of 2 cells
+GEOMETRY = PatchGeometry.for_patch(32, min_cells=4)  # 96 px crops with a context of 2 cells
 SCHEDULE = StageSettings(2, 4, 1e-2, 1, 0.5)
 
 

@@ -467,7 +467,7 @@ def test_patch_model_freezes_the_early_layers_and_batch_norm_statistics(name, fr
         weights = tmp_path / "resnet18.pth"
         torch.save(resnet18(weights=None).state_dict(), weights)
     backbone = load_backbone(name, weights=weights)
-    geometry = PatchGeometry.for_patch(32)
+    geometry = PatchGeometry.for_patch(32, min_cells=4)
     for frozen_batch_norm in (True, False):
         model = PatchModel(backbone, geometry, 2, frozen_batch_norm=frozen_batch_norm).train()
         for parameter_name, parameter in model.network.named_parameters():
