@@ -25,7 +25,7 @@ from simsearch.util.errors import ConfigError
 NETWORK_STRIDE = 16
 # a patch spans at least this many feature cells per side (smaller patches are upsampled): at
 # 4, two touching planted nuclei (patch 32) gave one maximum of the trained map between them
-# for 101 of 339 close pairs, at 6 the maps have a maximum on each (with peaks 0.3 x the patch
+# for 101 of 339 close pairs, at 6 the maps have a maximum on each (with peaks 0.4 x the patch
 # apart, `peak_spacing`): PR-AUC 0.793 against 0.782, similarity search 0.789 against 0.727
 # (benchmarks/results/issue14-crowding)
 MIN_CELLS = 6
