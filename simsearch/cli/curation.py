@@ -10,6 +10,7 @@ from simsearch.curation.importer import import_annotations
 from simsearch.curation.results import Suggestion
 from simsearch.curation.session import Curation
 from simsearch.util.errors import ConfigError
+from simsearch.features.geometry import MIN_CELLS
 from simsearch.io.images import Dataset
 from simsearch.io.preprocess import NORMALIZATION_MODES
 from simsearch.io.tables import write_csv
@@ -31,7 +32,7 @@ def add_commands(sub) -> None:
     create.add_argument("--scales", help=SCALES_HELP)
     create.add_argument("--normalization", default="auto", choices=NORMALIZATION_MODES, help=NORMALIZATION_HELP)
     create.add_argument("--no-border", dest="border", action="store_false", help=NO_BORDER_HELP)
-    create.add_argument("--min-cells", type=int, help=MIN_CELLS_HELP)
+    create.add_argument("--min-cells", type=int, default=MIN_CELLS, help=MIN_CELLS_HELP)
 
     klass = add_parser(sub, "class")
     klass_sub = klass.add_subparsers(dest="action", required=True)
@@ -122,7 +123,7 @@ def cmd_create(args, quiet: bool) -> int:
         args.project, dataset, patch_size=args.patch_size, backbone=args.backbone, weights=args.weights,
         channels=args.channels, progress=lambda done, total: bar.update(done), scales=args.scales,
         displayed=args.displayed_images or min(args.displayed, len(dataset)), seed=args.seed,
-        normalization=args.normalization, border=args.border, **({} if args.min_cells is None else {"min_cells": args.min_cells}),
+        normalization=args.normalization, border=args.border, min_cells=args.min_cells,
     )
     with project:
         print(f"created project {project.folder}")

@@ -4,8 +4,9 @@ A patch of (h, w) original pixels becomes a window of (kh, kw) feature cells of
 16 scaled pixels. Small patches are upsampled first so that they span at least
 `min_cells` cells per side (`MIN_CELLS`, 6): a 40 px platelet at scale 2.4 spans 6
 cells instead of 2.5, so neighbours are no longer merged into one cell, the centre-weighted
-pooling has a centre to weight, and the maps of touching objects keep a maximum on each. Grid positions are `16 / passes` scaled pixels
-apart; passes > 1 uses shifted backbone passes (see embed.py).
+pooling has a centre to weight, and the maps of touching objects keep a maximum on each.
+Grid positions are `16 / passes` scaled pixels apart; passes > 1 uses shifted backbone
+passes (see embed.py).
 
 With `border`, the grid reaches beyond the image by a quarter of the window (in whole steps)
 on every side, where the network sees a neutral colour (embed.py's `_Resampler`): patch

@@ -1,7 +1,6 @@
 import numpy as np
 import pytest
 import torch
-from skimage.feature import peak_local_max
 
 from conftest import blob_image
 from simsearch import ConfigError, DenseEmbedder, Normalization, PatchGeometry, find_peaks, similarity_map
@@ -44,6 +43,9 @@ def test_geometry_scale_kernel_and_grid():
         PatchGeometry.for_patch(96, passes=3)
     with pytest.raises(ConfigError, match="patch_size"):
         PatchGeometry.for_patch(2)
+    for cells in (0, 17):
+        with pytest.raises(ConfigError, match=f"min_cells: must be between 1 and 16, got {cells}"):
+            PatchGeometry.for_patch(32, min_cells=cells)
 
 
 def test_border_grid_reaches_the_image_edge_around_the_plain_grid():
@@ -286,9 +288,8 @@ def _peaks(embedder, image, prototype_centre, threshold):
     geometry = embedder.geometry
     row, col = geometry.nearest_position(*prototype_centre, dense.grid_shape)
     heat = similarity_map(dense.vectors, dense.vectors[row, col])
-    spacing = max(1, int(0.5 * geometry.patch_size[1] / geometry.grid_step) - 1)
-    peaks = peak_local_max(heat, min_distance=spacing, threshold_abs=threshold, exclude_border=False)
-    return np.array([geometry.centre(r, c) for r, c in peaks])
+    peaks = find_peaks(heat, min_distance=peak_spacing(geometry), threshold=threshold)
+    return np.stack(geometry.centre(peaks.rows, peaks.cols), axis=1)
 
 
 def test_small_crowded_objects_are_localised_after_upsampling(lite0):
