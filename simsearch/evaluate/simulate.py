@@ -195,7 +195,7 @@ class SimulatedUser:
                                  backbone=self.base.backbone_spec.name, weights=self.base.backbone_spec.weights_path,
                                  channels=list(self.base.channels), embedding_cache=self.base.embedding_folder,
                                  normalization=self.base.normalization, scales=list(self.base.scales),
-                                 border=self.base.geometry.border)
+                                 **{**self.base.embedding_options, "border": self.base.geometry.border})
         project.set_device(self.device)
         return project
 

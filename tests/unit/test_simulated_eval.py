@@ -11,7 +11,7 @@ from simsearch.cli.main import main
 from simsearch.evaluate.report import EvalPlan, evaluate, split
 from simsearch.io.images import Dataset
 from simsearch.evaluate.metrics import matching_radius
-from simsearch.evaluate.simulate import SimulatedUser, judged_on_object
+from simsearch.evaluate.simulate import SimulatedUser, Trial, judged_on_object
 from simsearch.io.truth import Annotation
 from simsearch.training.loop import StageSettings, TrainSettings, crop_pixels
 
@@ -157,6 +157,21 @@ def test_supervised_baseline_takes_fewer_patches_when_crops_are_large(annotated,
         assert cap(supervised_cap=200, supervised_pixels=10**12) == 200
         assert cap(supervised_cap=200, supervised_pixels=7 * area + 1) == 7
         assert cap(supervised_cap=200, supervised_pixels=1) == 1
+
+
+@pytest.mark.parametrize("options", [{"min_cells": 4, "passes": 1, "border": True}, {"min_cells": 6, "passes": 2, "border": False}])
+def test_trial_projects_embed_as_their_base_does(annotated, tmp_path, options):
+    # a trial's prototype vectors must come from the grid of the base's cached maps: a trial
+    # project at the default 6 cells beside a base at 4 matched prototypes of one grid against
+    # maps of another (planted particles: similarity PR-AUC 0.83 against 0.98)
+    folder, _ = annotated
+    with Project.create(tmp_path / "base", folder, patch_size=32, backbone="efficientnet-lite0", **options) as base:
+        user = SimulatedUser(base, [], [r.id for r in base.dataset], [], label="disc", displayed=2, workdir=tmp_path / "work",
+                             settings=TINY)
+        with user._new_project(Trial("disc", 2, 0, "similarity", 0)) as trial:
+            assert trial.geometry == base.geometry
+            assert trial.embedding_options == base.embedding_options == options
+            assert trial.differing_settings(**options) == {}
 
 
 @pytest.mark.slow
