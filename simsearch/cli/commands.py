@@ -48,6 +48,9 @@ NORMALIZATION_HELP = ("auto (default): each image by its own intensity range whe
 MIN_CELLS_HELP = ("upsample small patches so that a patch spans at least this many 16-px feature cells per side "
                   "(default 6; projects made before 2026-12-02 have 4): more cells separate touching small objects; "
                   "the embedding cost grows with the square")
+POOLING_HELP = ("the width of the Gaussian that pools a patch's feature cells into its vector: its sigma as a fraction "
+                "of the patch side (default 0.25; projects made before 2026-12-02 have 0.25); narrower weights "
+                "the patch's centre more")
 NO_BORDER_HELP = ("keep every patch inside the image (projects made before the border grid do): without it the patch grid reaches a quarter patch "
                   "beyond the image's edge (a neutral colour there), so objects cut by the edge are found; a project "
                   "keeps the grid it was made with")

@@ -7,12 +7,12 @@ import sys
 import time
 from pathlib import Path
 
-from simsearch.cli.commands import (CLUSTER_HELP, MIN_CELLS_HELP, NO_BORDER_HELP, NORMALIZATION_HELP, SCALES_HELP, add_backbone, add_device, add_parser,
+from simsearch.cli.commands import (CLUSTER_HELP, MIN_CELLS_HELP, NO_BORDER_HELP, NORMALIZATION_HELP, POOLING_HELP, SCALES_HELP, add_backbone, add_device, add_parser,
                                      add_project, add_quiet, add_throughput, channel_list, check_cluster, int_list, on_cluster,
                                      patch_size, set_throughput)
 from simsearch.inference.cluster import iter_embed_on_cluster
 from simsearch.cli.progress import ProgressBar
-from simsearch.features.geometry import MIN_CELLS
+from simsearch.features.geometry import MIN_CELLS, POOLING
 from simsearch.io.images import Dataset, image_name
 from simsearch.io.preprocess import NORMALIZATION_MODES
 from simsearch.io.tables import write_csv
@@ -30,6 +30,7 @@ def add_commands(sub) -> None:
     add_backbone(embed)
     embed.add_argument("--channels", type=channel_list, help="channels to use, e.g. 0 or 0,2,3 (default: up to the first 3)")
     embed.add_argument("--min-cells", type=int, help=MIN_CELLS_HELP)
+    embed.add_argument("--pooling", type=float, help=POOLING_HELP)
     embed.add_argument("--passes", type=int, choices=(1, 2, 4), help="shifted passes per axis: grid step 16/passes scaled px (default 1)")
     embed.add_argument("--scales", help=SCALES_HELP)
     embed.add_argument("--no-border", dest="border", action="store_const", const=False, help=NO_BORDER_HELP)
@@ -111,7 +112,7 @@ def cmd_embed(args, quiet: bool) -> int:
 
 
 # a new project's settings where the command line gives none (an existing project keeps its own)
-NEW_PROJECT = {"patch_size": (96, 96), "min_cells": MIN_CELLS, "passes": 1, "border": True, "normalization": "auto"}
+NEW_PROJECT = {"patch_size": (96, 96), "min_cells": MIN_CELLS, "pooling": POOLING, "passes": 1, "border": True, "normalization": "auto"}
 
 
 def _check_same_settings(project: Project, args) -> None:
@@ -119,7 +120,7 @@ def _check_same_settings(project: Project, args) -> None:
     vectors were made with those (a setting not given is the project's)."""
     differing = project.differing_settings(
         patch_size=args.patch_size, backbone=args.backbone, passes=args.passes, min_cells=args.min_cells, border=args.border,
-        channels=args.channels, normalization=args.normalization,
+        pooling=args.pooling, channels=args.channels, normalization=args.normalization,
     )
     shown = {"patch_size": lambda size: "x".join(map(str, size)), "channels": lambda chosen: ",".join(map(str, chosen))}
     for name, (recorded, wanted) in differing.items():

@@ -124,7 +124,7 @@ RUN_FILE = section({
     "scales": lambda value, key, base: [] if value == "auto" else (
         list_of(number(0.05, 20.0))(value, key, base) if isinstance(value, list)
         else [f"{key}: expected auto or a list of object sizes relative to the patch (e.g. [0.5, 1, 2]), got {value!r}"]),
-    "normalization": choice(*NORMALIZATION_MODES), "border": boolean, "min_cells": integer(1),
+    "normalization": choice(*NORMALIZATION_MODES), "border": boolean, "min_cells": integer(1), "pooling": number(0.05, 1.0),
     "classes": section({}, any_key=section({"similarity_threshold": number(-1.0, 1.0),
                                              "confidence_threshold": number(0.0, 1.0)})),
     "background": section({"count": integer(1)}),

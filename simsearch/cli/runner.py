@@ -37,7 +37,7 @@ from simsearch.curation.importer import import_annotations
 from simsearch.curation.session import Curation
 from simsearch.util.errors import ConfigError
 from simsearch.io.images import Dataset
-from simsearch.features.geometry import MIN_CELLS
+from simsearch.features.geometry import MIN_CELLS, POOLING
 from simsearch.inference.process import iter_process, write_results
 from simsearch.project.layout import ProjectLayout
 from simsearch.project.project import Project
@@ -96,7 +96,7 @@ def run(config_path: str | Path, *, say: Callable[[str], None] = print, progress
                                  displayed=displayed if isinstance(displayed, list) else min(int(displayed), len(dataset)),
                                  seed=int(config.get("seed", 0)), scales=config.get("scales"),
                                  normalization=config.get("normalization", "auto"), border=config.get("border", True),
-                                 min_cells=config.get("min_cells", MIN_CELLS))
+                                 min_cells=config.get("min_cells", MIN_CELLS), pooling=config.get("pooling", POOLING))
         say(f"created project {folder}")
     with project:
         project.set_device(device)

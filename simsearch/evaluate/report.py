@@ -14,7 +14,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from simsearch.util.errors import ConfigError
-from simsearch.features.geometry import MIN_CELLS, object_side, parse_scales, scales_for_sizes
+from simsearch.features.geometry import MIN_CELLS, POOLING, object_side, parse_scales, scales_for_sizes
 from simsearch.util.files import atomic_path, file_name, write_text_atomic
 from simsearch.io.images import Dataset
 from simsearch.io.truth import annotations_by_image, read_truth, unmatched_images
@@ -57,6 +57,7 @@ class EvalPlan:
     border: bool = True  # the patch grid reaches the image's edge, neutral beyond it (`PatchGeometry`)
     channels: list[int] | None = None  # the image channels to use (None: up to the first 3, as a project's default)
     min_cells: int = MIN_CELLS  # a patch spans at least this many feature cells (`PatchGeometry.for_patch`)
+    pooling: float = POOLING  # the Gaussian pooling's sigma, a fraction of the patch side (`PatchGeometry.for_patch`)
 
     @property
     def joint_label(self) -> str:
@@ -302,7 +303,7 @@ def _base_project(plan: EvalPlan, dataset: Dataset, label: str, scales: list[flo
         project = Project.open(folder, dataset=plan.images)
         project.set_scales(scales)
         differing = project.differing_settings(normalization=plan.normalization, channels=plan.channels, border=plan.border,
-                                               min_cells=plan.min_cells)
+                                               min_cells=plan.min_cells, pooling=plan.pooling)
         if differing:
             project.close()
             if "normalization" in differing:
@@ -313,6 +314,9 @@ def _base_project(plan: EvalPlan, dataset: Dataset, label: str, scales: list[flo
             elif "min_cells" in differing:
                 made, asked = differing["min_cells"]
                 message = f"--min-cells: the embeddings in {folder} were made with {made} cells per patch, this run asks for {asked}"
+            elif "pooling" in differing:
+                made, asked = differing["pooling"]
+                message = f"--pooling: the embeddings in {folder} were pooled with sigma {made:g} x the patch, this run asks for {asked:g}"
             else:
                 made, asked = ("with" if value else "without" for value in differing["border"])
                 message = f"--no-border: the embeddings in {folder} were made {made} the border grid, this run is {asked} it"
@@ -320,7 +324,7 @@ def _base_project(plan: EvalPlan, dataset: Dataset, label: str, scales: list[flo
     else:
         project = Project.create(folder, dataset, patch_size=size, backbone=plan.backbone, weights=plan.weights, scales=scales,
                                  normalization=plan.normalization, border=plan.border, channels=plan.channels,
-                                 min_cells=plan.min_cells)
+                                 min_cells=plan.min_cells, pooling=plan.pooling)
     say(f"{label}: normalization {'per image' if project.normalization.per_image else 'over the dataset (the paper)'}")
     say(f"{label}: channels {','.join(map(str, project.channels))} of {project.dataset.channels}")
     project.set_device(plan.device)

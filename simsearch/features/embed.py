@@ -23,7 +23,7 @@ from simsearch.io.preprocess import Normalization
 from simsearch.util.tensors import from_numpy
 from simsearch.features.backbones import IMAGENET_MEAN, Backbone
 from simsearch.features.fold import fold_batch_norm
-from simsearch.features.geometry import NETWORK_STRIDE, PatchGeometry, gaussian_window
+from simsearch.features.geometry import NETWORK_STRIDE, PatchGeometry
 
 EMBEDDING_VERSION = 1  # bump when the numbers this module produces change
 BAND_BYTES = 128 << 20  # an image whose float32 vectors take more is embedded in bands of rows
@@ -137,7 +137,7 @@ class DenseEmbedder:
         if self.device.type == "cuda":
             self._network.to(memory_format=torch.channels_last)
         if window is None:
-            window = torch.tensor(gaussian_window(geometry.kernel), dtype=torch.float32)
+            window = torch.tensor(geometry.window, dtype=torch.float32)
         elif tuple(window.shape) != tuple(geometry.kernel):
             raise ConfigError(f"pooling window: shape {tuple(window.shape)}, the patch geometry needs {tuple(geometry.kernel)}")
         self._window = window.float().to(self.device)

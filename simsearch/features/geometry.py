@@ -30,6 +30,10 @@ NETWORK_STRIDE = 16
 # apart, `peak_spacing`): PR-AUC 0.793 against 0.782, similarity search 0.789 against 0.727
 # (benchmarks/results/issue14-crowding)
 MIN_CELLS = 6
+# the Gaussian pooling window's sigma as a fraction of the window's side (`gaussian_window`);
+# projects made before it was a setting pooled with LEGACY_POOLING
+POOLING = 0.25
+LEGACY_POOLING = 0.25
 AUTO_SCALES = "auto"  # a project's scale pyramid follows its prototype boxes
 
 
@@ -39,7 +43,8 @@ class PatchGeometry:
     backbone (>= 1 for a project's base patch; below 1 at the larger levels of a scale
     pyramid, see `at_scale`); kernel: (kh, kw) pooling window in feature cells;
     passes: shifted passes per axis (1, 2 or 4); border: whether the grid reaches beyond the
-    image by `margin` (then row 0's window starts `margin` scaled pixels above the image).
+    image by `margin` (then row 0's window starts `margin` scaled pixels above the image);
+    pooling: the sigma of the Gaussian pooling window as a fraction of its side (`window`).
 
     Examples
     --------
@@ -58,10 +63,11 @@ class PatchGeometry:
     kernel: tuple[int, int]
     passes: int = 1
     border: bool = False
+    pooling: float = POOLING
 
     @classmethod
     def for_patch(cls, patch_size: int | tuple[int, int], *, min_cells: int = MIN_CELLS, passes: int = 1,
-                  border: bool = False) -> "PatchGeometry":
+                  border: bool = False, pooling: float = POOLING) -> "PatchGeometry":
         if isinstance(patch_size, int):
             patch_size = (patch_size, patch_size)
         height, width = (int(v) for v in patch_size)
@@ -71,12 +77,14 @@ class PatchGeometry:
             raise ConfigError(f"passes: must be 1, 2 or 4, got {passes}")
         if not 1 <= min_cells <= 16:
             raise ConfigError(f"min_cells: must be between 1 and 16, got {min_cells}")
+        if not 0.05 <= pooling <= 1:
+            raise ConfigError(f"pooling: the window's sigma must be 0.05 to 1 x its side, got {pooling}")
         scale = max(1.0, min_cells * NETWORK_STRIDE / min(height, width))
         kernel = (
             max(1, round(height * scale / NETWORK_STRIDE)),
             max(1, round(width * scale / NETWORK_STRIDE)),
         )
-        return cls((height, width), round(scale, 6), kernel, passes, bool(border))
+        return cls((height, width), round(scale, 6), kernel, passes, bool(border), float(pooling))
 
     def at_scale(self, factor: float) -> "PatchGeometry":
         """The geometry of objects `factor` times this patch's size, seen by the network
@@ -99,7 +107,7 @@ class PatchGeometry:
         if factor == 1.0:
             return self
         height, width = (max(1, round(v * factor)) for v in self.patch_size)
-        return PatchGeometry((height, width), round(self.scale / factor, 6), self.kernel, self.passes, self.border)
+        return PatchGeometry((height, width), round(self.scale / factor, 6), self.kernel, self.passes, self.border, self.pooling)
 
     @property
     def step_scaled(self) -> int:
@@ -168,19 +176,26 @@ class PatchGeometry:
         row, col = (round(v) for v in self.grid_position(y, x))
         return (min(max(row, 0), grid_shape[0] - 1), min(max(col, 0), grid_shape[1] - 1))
 
+    @property
+    def window(self) -> "list[list[float]]":
+        """The pooling weights over the window's (kh, kw) cells (`gaussian_window`)."""
+        return gaussian_window(self.kernel, self.pooling)
+
     def to_dict(self) -> dict:
         data = asdict(self)
         data["patch_size"] = list(self.patch_size)
         data["kernel"] = list(self.kernel)
         if not self.border:  # the settings and cache keys of projects made before the border grid
             del data["border"]
+        if self.pooling == LEGACY_POOLING:  # ... and before the pooling was a setting
+            del data["pooling"]
         return data
 
     @classmethod
     def from_dict(cls, data: dict) -> "PatchGeometry":
         try:
             return cls(tuple(data["patch_size"]), float(data["scale"]), tuple(data["kernel"]), int(data["passes"]),
-                       bool(data.get("border", False)))
+                       bool(data.get("border", False)), float(data.get("pooling", LEGACY_POOLING)))
         except (KeyError, TypeError, ValueError) as exc:
             raise ConfigError(f"geometry: malformed entry {data!r}") from exc
 
@@ -274,11 +289,12 @@ def box_within(box: tuple[float, float, float, float], image_size: tuple[int, in
     return (max(0.0, x0), max(0.0, y0), min(float(width), x1), min(float(height), y1))
 
 
-def gaussian_window(cells: tuple[int, int]) -> "list[list[float]]":
-    """Centre-weighted Gaussian pooling weights over (kh, kw) cells, sigma = size / 4, sum 1."""
+def gaussian_window(cells: tuple[int, int], pooling: float = LEGACY_POOLING) -> "list[list[float]]":
+    """Centre-weighted Gaussian pooling weights over (kh, kw) cells, sigma = `pooling` x the
+    size (at least half a cell), sum 1."""
     rows, cols = cells
     def axis(size: int) -> list[float]:
-        sigma = max(size / 4.0, 0.5)
+        sigma = max(size * pooling, 0.5)
         centre = (size - 1) / 2.0
         return [math.exp(-0.5 * ((i - centre) / sigma) ** 2) for i in range(size)]
     wy, wx = axis(rows), axis(cols)

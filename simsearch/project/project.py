@@ -32,7 +32,7 @@ from simsearch.features.backbones import Backbone, BackboneSpec, load_backbone, 
 from simsearch.features.embed import DenseEmbedder, PatchEmbeddings, joins_batch, resolve_device
 from simsearch.project.layout import ProjectLayout
 from simsearch.project.store import Store
-from simsearch.features.geometry import AUTO_SCALES, MIN_CELLS, PatchGeometry, nearest_scale, parse_scales, scales_for_sizes
+from simsearch.features.geometry import AUTO_SCALES, LEGACY_POOLING, MIN_CELLS, POOLING, PatchGeometry, nearest_scale, parse_scales, scales_for_sizes
 from simsearch.io.images import Dataset, NamedImage
 from simsearch.io.preprocess import (Normalization, check_normalization_mode, choose_normalization, compute_dataset_statistics,
                                      resolve_channels)
@@ -128,6 +128,7 @@ class Project:
         min_cells: int = MIN_CELLS,
         passes: int = 1,
         border: bool = True,
+        pooling: float = POOLING,
         progress: Callable[[int, int], None] | None = None,
         embedding_cache: str | Path | None = None,
         normalization: Normalization | str = "auto",
@@ -146,6 +147,8 @@ class Project:
         pyramid: objects of those sizes relative to the patch are matched too (`set_scales`).
         `border` lets the patch grid reach the image's edge, a neutral colour beyond it
         (`PatchGeometry`); projects made before it was an option keep the grid inside the image.
+        `pooling` is the sigma of the Gaussian pooling window, a fraction of its side; projects
+        made before it was a setting keep 0.25.
         The file is written once and exclusively: of two processes
         creating the same project, one wins and the other gets a ProjectError."""
         folder = Path(folder).expanduser().resolve()
@@ -153,7 +156,7 @@ class Project:
             raise ProjectError(f"{folder} already holds a project", hint="open it with Project.open, or choose another folder")
         if not isinstance(dataset, Dataset):
             dataset = Dataset.open(dataset)
-        embedding = {"min_cells": min_cells, "passes": passes, "border": bool(border)}
+        embedding = {"min_cells": min_cells, "passes": passes, "border": bool(border), "pooling": float(pooling)}
         geometry = PatchGeometry.for_patch(patch_size, **embedding) if patch_size else None
         pyramid = _scales_setting(scales)
         PatchGeometry.for_patch(64, **embedding)  # validates the settings now
@@ -241,13 +244,13 @@ class Project:
 
     def differing_settings(self, *, patch_size: int | tuple[int, int] | None = None, backbone: str | None = None,
                            passes: int | None = None, min_cells: int | None = None, border: bool | None = None,
-                           channels: Sequence[int] | None = None, normalization: str | None = None) -> dict[str, tuple]:
+                           pooling: float | None = None, channels: Sequence[int] | None = None, normalization: str | None = None) -> dict[str, tuple]:
         """The asked embedding settings that are not those the project was made with: reusing
         its embeddings for other settings would mix vectors of two kinds.
 
         Parameters
         ----------
-        patch_size, backbone, passes, min_cells, border, channels, normalization
+        patch_size, backbone, passes, min_cells, border, pooling, channels, normalization
             As `Project.create` takes them. None asks nothing, nor does 'auto' for the
             backbone and the normalization; another normalization mode is a ConfigError.
 
@@ -283,11 +286,11 @@ class Project:
         recorded = {
             "patch_size": self.geometry.patch_size if self.geometry else None, "backbone": self.backbone_spec.name,
             "passes": options["passes"], "min_cells": options["min_cells"], "border": options.get("border", False),
-            "channels": self.channels, "normalization": "image" if self.normalization.per_image else "dataset",
+            "pooling": options["pooling"], "channels": self.channels, "normalization": "image" if self.normalization.per_image else "dataset",
         }
         asked = {
             "patch_size": None if patch_size is None else tuple(patch_size), "backbone": None if backbone == "auto" else backbone,
-            "passes": passes, "min_cells": min_cells, "border": border, "channels": None if channels is None else tuple(channels),
+            "passes": passes, "min_cells": min_cells, "border": border, "pooling": pooling, "channels": None if channels is None else tuple(channels),
             "normalization": None if normalization == "auto" else normalization,
         }
         return {name: (recorded[name], value) for name, value in asked.items() if value is not None and value != recorded[name]}
@@ -319,8 +322,8 @@ class Project:
     @property
     def embedding_options(self) -> dict:
         """How the project's patch grid is made, as `PatchGeometry.for_patch` takes them:
-        min_cells, passes, and border for projects made since the border grid."""
-        return dict(self.settings.get("embedding", {"min_cells": 4, "passes": 1}))
+        min_cells, passes, pooling, and border for projects made since the border grid."""
+        return {"pooling": LEGACY_POOLING, **self.settings.get("embedding", {"min_cells": 4, "passes": 1})}
 
     @property
     def scales(self) -> tuple[float, ...]:
@@ -609,7 +612,7 @@ class Project:
         spec, geometry = self.backbone_spec, self.geometry
         patch = (
             f"{geometry.patch_size[0]}x{geometry.patch_size[1]} px, scale {geometry.scale:g}, pooling "
-            f"{geometry.kernel[0]}x{geometry.kernel[1]} cells, grid step {geometry.grid_step:.2f} px, "
+            f"{geometry.kernel[0]}x{geometry.kernel[1]} cells (sigma {geometry.pooling:.3g} x the patch), grid step {geometry.grid_step:.2f} px, "
             + ("reaching the image's edge (neutral beyond it)" if geometry.border else "inside the image")
             if geometry else "not set yet (the first prototype fixes it)"
         )

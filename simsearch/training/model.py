@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from simsearch.features.backbones import Backbone
-from simsearch.features.geometry import PatchGeometry, gaussian_window
+from simsearch.features.geometry import PatchGeometry
 
 
 def frozen_prefix(backbone: Backbone) -> list[nn.Module]:
@@ -36,7 +36,7 @@ class PatchModel(nn.Module):
         self.network = copy.deepcopy(backbone.network)
         self.register_buffer("mean", torch.tensor(backbone.mean).view(1, 3, 1, 1))
         self.register_buffer("std", torch.tensor(backbone.std).view(1, 3, 1, 1))
-        window = torch.tensor(gaussian_window(geometry.kernel), dtype=torch.float32)
+        window = torch.tensor(geometry.window, dtype=torch.float32)
         # the paper initialises the pooling with a Gaussian and trains it; fixed, it is the dense path's
         if learn_pooling:
             self.window = nn.Parameter(window)

@@ -5,10 +5,13 @@ import importlib
 import subprocess
 import sys
 
+import numpy as np
 import pytest
+from PIL import Image
 
+from simsearch import Project
 from simsearch.cli.commands import COMMANDS
-from simsearch.cli.main import build_parser
+from simsearch.cli.main import build_parser, main
 
 
 def _subparsers(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
@@ -70,15 +73,32 @@ def test_every_option_says_what_it_does():
     assert all(name in options["strategies"].help for name in STRATEGIES)
 
 
-def test_min_cells_reaches_every_command_that_makes_embeddings():
-    """--min-cells goes into the evaluation's plan (the engine's default where left out), and
-    every command that makes a project takes it; the help states the engine's default."""
+@pytest.mark.parametrize("option, dest, value", [("--min-cells", "min_cells", "8"), ("--pooling", "pooling", "0.2")])
+def test_embedding_options_reach_every_command_that_makes_embeddings(option, dest, value):
+    """--min-cells and --pooling go into the evaluation's plan (the engine's default where left
+    out), and every command that makes a project takes them; the help states the engine's default."""
     from simsearch.cli.model import plan_from_args
-    from simsearch.features.geometry import MIN_CELLS
+    from simsearch.features import geometry
 
+    default = getattr(geometry, dest.upper())
     eval_args = ["eval", "--images", "i", "--truth", "t", "--classes", "a", "--patch-size", "32", "--out", "o"]
-    assert plan_from_args(build_parser(eval_args).parse_args(eval_args)).min_cells == MIN_CELLS
-    assert plan_from_args(build_parser(eval_args).parse_args(eval_args + ["--min-cells", "8"])).min_cells == 8
+    assert getattr(plan_from_args(build_parser(eval_args).parse_args(eval_args)), dest) == default
+    assert getattr(plan_from_args(build_parser(eval_args).parse_args(eval_args + [option, value])), dest) == float(value)
     for name in ("embed", "create", "eval"):
-        option = {a.dest: a for a in _subparsers(build_parser([name]))[name]._actions}["min_cells"]
-        assert f"default {MIN_CELLS}" in option.help
+        action = {a.dest: a for a in _subparsers(build_parser([name]))[name]._actions}[dest]
+        assert f"default {default:g}" in action.help
+
+
+def test_pooling_is_the_project_s_and_an_existing_one_refuses_another(tmp_path, capsys):
+    """create and embed make the project with the --pooling given; embed on it refuses another."""
+    images = tmp_path / "images"
+    images.mkdir()
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (64, 64), np.uint8)).save(images / "a.png")
+    for command in ("create", "embed"):
+        project = tmp_path / command
+        args = [command, str(images), "--project", str(project)]
+        assert main(["-q", *args, "--patch-size", "32", "--backbone", "efficientnet-lite0", "--pooling", "0.2"]) == 0
+        with Project.open(project) as made:
+            assert made.geometry.pooling == 0.2 and made.embedding_options["pooling"] == 0.2
+    assert main(["-q", "embed", str(images), "--project", str(tmp_path / "embed"), "--pooling", "0.3"]) == 2
+    assert "was made with 0.2, not 0.3" in capsys.readouterr().err

@@ -48,6 +48,25 @@ def test_geometry_scale_kernel_and_grid():
             PatchGeometry.for_patch(32, min_cells=cells)
 
 
+def test_pooling_sets_the_width_of_the_gaussian_window(lite0):
+    """The window's sigma is `pooling` x its side: narrower weights the centre more; a geometry
+    written before the setting reads the old 0.25 and writes the dict (the cache key) it had."""
+    wide, narrow = (np.array(PatchGeometry.for_patch(32, pooling=p).window) for p in (0.25, 1 / 6))
+    assert wide.shape == narrow.shape == (6, 6) and wide.sum() == pytest.approx(1) and narrow.sum() == pytest.approx(1)
+    assert narrow[2:4, 2:4].sum() > wide[2:4, 2:4].sum() and narrow[0, 0] < wide[0, 0]
+    sigma = np.sqrt((narrow.sum(axis=1) * (np.arange(6) - 2.5) ** 2).sum())  # the discrete window's spread, in cells
+    assert 0.85 < sigma < 1.0  # a Gaussian of sigma 1 cell, cut at the window's edge
+    geometry = PatchGeometry.for_patch(32, pooling=1 / 6)
+    assert PatchGeometry.from_dict(geometry.to_dict()) == geometry and geometry.at_scale(2).pooling == geometry.pooling
+    embedder = DenseEmbedder(lite0, NORM8, geometry, channels=(0, 1, 2), device="cpu")
+    np.testing.assert_allclose(embedder._window.numpy(), narrow, rtol=1e-6)  # what the dense path pools with
+    old = PatchGeometry.for_patch(32, pooling=0.25).to_dict()
+    assert "pooling" not in old and PatchGeometry.from_dict(old).pooling == 0.25
+    for bad in (0, 2):
+        with pytest.raises(ConfigError, match=f"pooling: the window's sigma must be 0.05 to 1 x its side, got {bad}"):
+            PatchGeometry.for_patch(32, pooling=bad)
+
+
 def test_border_grid_reaches_the_image_edge_around_the_plain_grid():
     """A border grid holds the plain grid's positions (shifted by the margin's steps) and
     a quarter window more on every side, so row 0's centre lies a quarter patch from the

@@ -140,16 +140,17 @@ def test_differing_settings_names_each_asked_setting_the_project_was_not_made_wi
     """A setting asked as the project has it, or not asked (None, 'auto'), is not reported;
     each other one is, with the recorded and the asked value. A project file written before
     the border grid records none; a project without a patch size yet records None."""
-    made = dict(patch_size=32, backbone="efficientnet-lite0", passes=1, min_cells=4, border=True, channels=[0, 1],
+    made = dict(patch_size=32, backbone="efficientnet-lite0", passes=1, min_cells=4, border=True, pooling=0.2, channels=[0, 1],
                 normalization="dataset")
-    other = dict(patch_size=48, backbone="resnet18", passes=2, min_cells=2, border=False, channels=[0], normalization="image")
+    other = dict(patch_size=48, backbone="resnet18", passes=2, min_cells=2, border=False, pooling=0.15, channels=[0],
+                 normalization="image")
     with Project.create(tmp_path / "proj", image_folder, **made) as project:
         assert project.differing_settings() == {}
         assert project.differing_settings(**made) == {}
         assert project.differing_settings(patch_size=(32, 32), backbone="auto", channels=(0, 1), normalization="auto") == {}
         assert project.differing_settings(**other) == {
             "patch_size": ((32, 32), (48, 48)), "backbone": ("efficientnet-lite0", "resnet18"), "passes": (1, 2),
-            "min_cells": (4, 2), "border": (True, False), "channels": ((0, 1), (0,)), "normalization": ("dataset", "image")}
+            "min_cells": (4, 2), "border": (True, False), "pooling": (0.2, 0.15), "channels": ((0, 1), (0,)), "normalization": ("dataset", "image")}
         for name, value in other.items():  # each alone, the others as made or not asked
             assert list(project.differing_settings(**{name: value})) == [name]
             assert list(project.differing_settings(**{**made, name: value})) == [name]
@@ -163,9 +164,12 @@ def test_differing_settings_names_each_asked_setting_the_project_was_not_made_wi
             "border": (False, True), "channels": ((1,), (0, 1)), "normalization": ("image", "dataset")}
     settings = yaml.safe_load((tmp_path / "proj" / "project.yaml").read_text())
     del settings["embedding"]["border"], settings["geometry"]["border"]  # as written before the border grid existed
+    del settings["embedding"]["pooling"], settings["geometry"]["pooling"]  # ... and before the pooling setting
     (tmp_path / "proj" / "project.yaml").write_text(yaml.safe_dump(settings, sort_keys=False))
     with Project.open(tmp_path / "proj") as old:
         assert old.differing_settings(border=True) == {"border": (False, True)} and old.differing_settings(border=False) == {}
+        assert old.geometry.pooling == 0.25 and old.differing_settings(pooling=0.25) == {}
+        assert old.geometry.to_dict() == settings["geometry"]  # its cache keys as they were
     with Project.create(tmp_path / "unset", image_folder, backbone="efficientnet-lite0") as unset:
         assert unset.differing_settings(patch_size=32, passes=1) == {"patch_size": (None, (32, 32))}
 

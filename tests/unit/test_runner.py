@@ -40,6 +40,7 @@ def test_run_end_to_end_and_again(tmp_path, capsys):
     data["scales"] = [1, 2]  # a pyramid through every step (its level 2 is cheap)
     data["border"] = False  # and the patch grid inside the image
     data["min_cells"] = 4  # at 4 cells per patch
+    data["pooling"] = 0.2  # pooled by a Gaussian of sigma 0.2 x the patch
     config.write_text(yaml.safe_dump(data))
     assert main(["-q", "run", str(config)]) == 0
     out = capsys.readouterr().out
@@ -50,7 +51,7 @@ def test_run_end_to_end_and_again(tmp_path, capsys):
     assert manifest["confidence_thresholds"]["disc"] == 0.5 and manifest["similarity_thresholds"]["disc"] == 0.8
     assert (tmp_path / "results" / "labels" / "img3.tif.tif").is_file()
     assert manifest["scales"] == [1.0, 2.0] and (tmp_path / "results" / "maps" / "img3.tif.level2.npy").is_file()
-    assert yaml.safe_load((tmp_path / "proj" / "project.yaml").read_text())["embedding"] == {"border": False, "min_cells": 4, "passes": 1}
+    assert yaml.safe_load((tmp_path / "proj" / "project.yaml").read_text())["embedding"] == {"border": False, "min_cells": 4, "passes": 1, "pooling": 0.2}
     assert main(["-q", "run", str(config)]) == 0  # everything reused
     again = capsys.readouterr().out
     assert "reusing project" in again and "reusing the trained model" in again and "imported" not in again

@@ -219,6 +219,8 @@ def test_eval_searches_the_pyramid_and_reports_the_size_spread(tmp_path, lite0):
         evaluate(replace(plan, border=False), say=said.append)  # nor another grid
     with pytest.raises(ConfigError, match="--min-cells: the embeddings in .* were made with 6 cells per patch, this run asks for 4"):
         evaluate(replace(plan, min_cells=4), say=said.append)  # nor other cells per patch
+    with pytest.raises(ConfigError, match="--pooling: the embeddings in .* were pooled with sigma 0.25 x the patch, this run asks for 0.2"):
+        evaluate(replace(plan, pooling=0.2), say=said.append)  # nor another pooling
 
 
 def test_the_simulated_user_takes_no_large_object_for_a_negative(tmp_path, lite0):

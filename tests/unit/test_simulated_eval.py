@@ -159,7 +159,8 @@ def test_supervised_baseline_takes_fewer_patches_when_crops_are_large(annotated,
         assert cap(supervised_cap=200, supervised_pixels=1) == 1
 
 
-@pytest.mark.parametrize("options", [{"min_cells": 4, "passes": 1, "border": True}, {"min_cells": 6, "passes": 2, "border": False}])
+@pytest.mark.parametrize("options", [{"min_cells": 4, "passes": 1, "border": True, "pooling": 0.25},
+                                     {"min_cells": 6, "passes": 2, "border": False, "pooling": 0.15}])
 def test_trial_projects_embed_as_their_base_does(annotated, tmp_path, options):
     # a trial's prototype vectors must come from the grid of the base's cached maps: a trial
     # project at the default 6 cells beside a base at 4 matched prototypes of one grid against

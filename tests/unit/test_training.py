@@ -350,14 +350,13 @@ def _status_comes_from_the_summary_only_while_it_matches_the_checkpoint(project,
 def test_a_learnt_pooling_window_is_what_detection_uses(curated):
     """learn_pooling: the Gaussian pooling is trained in the contrastive stages, saved with the
     model, and the dense inference pools with it: its vectors match the training path's."""
-    from simsearch.features.geometry import gaussian_window
     from simsearch.training.model import PatchModel
 
     project, truth = curated
     settings = replace(TINY, learn_pooling=True)
     train(project, settings, device="cpu")
     window = torch.load(project.folder / "model" / "model.pt", weights_only=True)["window"]
-    gaussian = torch.tensor(gaussian_window(project.geometry.kernel))
+    gaussian = torch.tensor(project.geometry.window)
     assert window.shape == gaussian.shape and not torch.allclose(window, gaussian, atol=1e-4)  # it was learnt
     predictor = Predictor(project, device="cpu")
     torch.testing.assert_close(predictor.embedder._window, window)
