@@ -37,7 +37,7 @@ def main(argv: list[str] | None = None) -> None:
     truth = [a for a in read_truth(args.truth) if a.label == args.label and Path(a.image).stem in stems]
     with Project.open(args.trial, read_only=True) as trial:
         vectors = Curation(trial).prototype_vectors(args.label)
-    found, levels = [], {}
+    found, levels = [], []
     with Project.open(args.base, read_only=True) as base:
         rule = Matching.rule(args.matching, base.geometry.patch_size[1])
         truth_name = {Path(a.image).stem: a.image for a in truth}
@@ -48,13 +48,14 @@ def main(argv: list[str] | None = None) -> None:
             image = truth_name.get(Path(name).stem, name)
             for y, x, value, level in zip(peaks.ys, peaks.xs, peaks.values, peaks.levels):
                 found.append(Scored(image, args.label, float(y), float(x), float(value)))
-                levels[id(found[-1])] = float(level)
+                levels.append(float(level))
     score = score_class(found, truth, args.label, rule)
-    ranked = sorted(found, key=lambda d: -d.confidence)
+    order = sorted(range(len(found)), key=lambda i: -found[i].confidence)  # as score_class ranks them
+    ranked = [found[i] for i in order]
     flags = match(ranked, truth, rule)
     first = int(1.2 * len(truth))
     kinds, by_level, rims = Counter(), Counter(), []
-    for detection, right in zip(ranked[:first], flags[:first]):
+    for detection, level, right in zip(ranked[:first], [levels[i] for i in order[:first]], flags[:first]):
         if right:
             continue
         objects = [a for a in truth if a.image == detection.image]
@@ -62,7 +63,7 @@ def main(argv: list[str] | None = None) -> None:
         near = [a for a in objects if np.hypot(a.centre[0] - detection.y, a.centre[1] - detection.x) < object_side(a.y1 - a.y0, a.x1 - a.x0)]
         kind = "inside a box" if inside else "within a box side" if near else "background"
         kinds[kind] += 1
-        by_level[(kind, levels[id(detection)])] += 1
+        by_level[(kind, level)] += 1
         if inside:
             a = inside[0]
             rims.append(np.hypot(a.centre[0] - detection.y, a.centre[1] - detection.x) / object_side(a.y1 - a.y0, a.x1 - a.x0))
