@@ -22,7 +22,9 @@ The whole file is checked against one schema (simsearch/cli/runfile.py) before a
 keys at every level, types, ranges and the files that must exist; every problem is reported with
 its key's path and the value given, and nothing is created. Every step resumes: a second run reuses the
 project, its store, the embeddings, a finished training and computed maps; lines added to the
-annotations file since are imported (and the model trained again).
+annotations file since are imported (and the model trained again). The embedding settings
+(patch_size, backbone, min_cells, border, pooling, channels, normalization) are the project's:
+a reused project refuses a run file that asks for others, naming the key.
 """
 from __future__ import annotations
 
@@ -85,6 +87,11 @@ def run(config_path: str | Path, *, say: Callable[[str], None] = print, progress
     folder = Path(config["project"])
     if ProjectLayout(folder).exists():
         project = Project.open(folder, dataset=config["dataset"])
+        try:
+            _check_run_file_settings(project, config, config_path)
+        except ConfigError:
+            project.close()
+            raise
         if "scales" in config:
             project.set_scales(config["scales"])
         say(f"reusing project {folder}")
@@ -122,6 +129,27 @@ def run(config_path: str | Path, *, say: Callable[[str], None] = print, progress
                                  extra_manifest={"run_config": str(Path(config_path).resolve())})
     say(f"{manifest['detections']} detection(s) in {manifest['dataset']['images']} image(s); results in {config['output']}")
     return manifest
+
+
+# the run file's keys that say how the embeddings are made (as Project.differing_settings names them)
+EMBEDDING_KEYS = ("patch_size", "backbone", "min_cells", "border", "pooling", "channels", "normalization")
+
+
+def _check_run_file_settings(project: Project, config: dict, config_path: str | Path) -> None:
+    """A reused project keeps the embeddings it was made with: a run file that asks for others
+    (edited since the first run) is a ConfigError naming the key, before any work. A patch size
+    the project has not fixed yet (no prototype so far) is fixed by the run file's."""
+    if "patch_size" in config and project.geometry is None:
+        project.set_patch_size(config["patch_size"])
+    differing = project.differing_settings(**{key: config[key] for key in EMBEDDING_KEYS if key in config})
+    shown = {"patch_size": lambda size: "x".join(map(str, size)), "channels": lambda chosen: list(chosen)}
+    for key, (recorded, asked) in differing.items():
+        show = shown.get(key, str)
+        raise ConfigError(
+            f"{config_path}: {key}: project {project.folder} was made with {key} {show(recorded)}, the run file asks for {show(asked)}",
+            hint=f"remove {key} from the run file to use the project's own, or give the run another project folder "
+                 "(its embeddings and training are made with these settings)",
+        )
 
 
 def _curate(project: Project, curation: Curation, config: dict, use_noisy: bool, say) -> None:

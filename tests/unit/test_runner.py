@@ -7,7 +7,8 @@ import yaml
 from conftest import write_planted
 from simsearch import ConfigError
 from simsearch.cli.main import main
-from simsearch.cli.runner import load_config
+from simsearch.cli.runner import _check_run_file_settings, load_config
+from simsearch.project.project import Project
 
 
 def _write_inputs(tmp_path):
@@ -133,3 +134,41 @@ def test_training_section_sets_augmentations_and_batch_norm(tmp_path, capsys):
     for problem in ("training.augment.brightness: expected a number in [0.0, 1.0], got 2", "training.augment.hue: unknown key",
                     "training.frozen_batch_norm: expected true or false, got 'yes'"):
         assert problem in err, problem
+
+
+@pytest.mark.parametrize("key, value, shown", [
+    ("pooling", 0.125, "pooling 0.2, the run file asks for 0.125"),
+    ("min_cells", 6, "min_cells 4, the run file asks for 6"),
+    ("patch_size", 48, "patch_size 32x32, the run file asks for 48x48"),
+    ("border", True, "border False, the run file asks for True"),
+])
+def test_a_reused_project_refuses_a_run_file_asking_other_embeddings(tmp_path, capsys, key, value, shown):
+    """A run file edited after the first run must not mix two kinds of vectors in one project:
+    the run stops before any work, naming the key, and the project is unchanged."""
+    config = _write_inputs(tmp_path)
+    project = Project.create(tmp_path / "proj", tmp_path / "images", patch_size=32, backbone="efficientnet-lite0",
+                             min_cells=4, pooling=0.2, border=False)
+    project.close()
+    before = (tmp_path / "proj" / "project.yaml").read_text()
+    data = yaml.safe_load(config.read_text())
+    data.update(patch_size=32, min_cells=4, pooling=0.2, border=False)  # the project's own: accepted
+    data[key] = value
+    config.write_text(yaml.safe_dump(data))
+    assert main(["-q", "run", str(config)]) == 2
+    err = capsys.readouterr().err
+    assert f"{key}: project {tmp_path / 'proj'} was made with {shown}" in err and str(config) in err
+    assert (tmp_path / "proj" / "project.yaml").read_text() == before
+    assert not (tmp_path / "results").exists()
+
+
+def test_a_reused_project_without_a_patch_size_takes_the_run_file_s(tmp_path):
+    config = _write_inputs(tmp_path)
+    Project.create(tmp_path / "proj", tmp_path / "images", backbone="efficientnet-lite0").close()
+    data = yaml.safe_load(config.read_text())
+    data["patch_size"] = 40
+    config.write_text(yaml.safe_dump(data))
+    project = Project.open(tmp_path / "proj", dataset=tmp_path / "images")
+    _check_run_file_settings(project, load_config(config), config)
+    assert project.geometry.patch_size == (40, 40)
+    project.close()
+    assert Project.open(tmp_path / "proj", read_only=True).geometry.patch_size == (40, 40)
