@@ -49,8 +49,11 @@ MIN_CELLS_HELP = ("upsample small patches so that a patch spans at least this ma
                   "(default 6; projects made before 2026-12-02 have 4): more cells separate touching small objects; "
                   "the embedding cost grows with the square")
 POOLING_HELP = ("the width of the Gaussian that pools a patch's feature cells into its vector: its sigma as a fraction "
-                "of the patch side (default 0.25; projects made before 2026-12-02 have 0.25); narrower weights "
-                "the patch's centre more")
+                "of the patch side (default 0.15, for a patch that frames one object; projects made before 2026-12-03 "
+                "have 0.25); narrower describes the patch's middle, wider takes in its neighbours")
+EVAL_POOLING_HELP = (POOLING_HELP + "; 'auto' (the default here): per class, the width that pools 0.15 x its median "
+                     "box side whatever the patch, as a project whose patch is the objects' box does (0.15 x the patch "
+                     "for objects given as centres)")
 NO_BORDER_HELP = ("keep every patch inside the image (projects made before the border grid do): without it the patch grid reaches a quarter patch "
                   "beyond the image's edge (a neutral colour there), so objects cut by the edge are found; a project "
                   "keeps the grid it was made with")
@@ -178,6 +181,16 @@ def box(text: str) -> tuple[float, float, float, float]:
     if len(values) != 4:
         raise argparse.ArgumentTypeError(f"expected X0,Y0,X1,Y1 in pixels, got {text!r}")
     return values
+
+
+def pooling_or_auto(text: str) -> float | str:
+    """argparse's type for eval's --pooling: 'auto' or a number."""
+    if text == "auto":
+        return text
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected auto or a fraction of the patch side such as 0.15, got {text!r}") from None
 
 
 def channel_list(text: str) -> list[int] | None:

@@ -6,15 +6,15 @@ import dataclasses
 import json
 from pathlib import Path
 
-from simsearch.cli.commands import (CLUSTER_HELP, MIN_CELLS_HELP, NO_BORDER_HELP, NORMALIZATION_HELP, POOLING_HELP, add_backbone, add_device, add_parser, add_project,
-                                     add_quiet, add_throughput, channel_list, check_cluster, int_list, on_cluster, set_throughput)
+from simsearch.cli.commands import (CLUSTER_HELP, MIN_CELLS_HELP, NO_BORDER_HELP, NORMALIZATION_HELP, EVAL_POOLING_HELP, add_backbone, add_device, add_parser, add_project,
+                                     add_quiet, add_throughput, channel_list, check_cluster, int_list, on_cluster, pooling_or_auto, set_throughput)
 from simsearch.curation.session import Curation
 from simsearch.util.errors import ConfigError
 from simsearch.evaluate.metrics import MATCHING_RULES
 from simsearch.evaluate.simulate import STRATEGIES
 from simsearch.io.preprocess import NORMALIZATION_MODES
 from simsearch.evaluate.report import EvalPlan, evaluate
-from simsearch.features.geometry import MIN_CELLS, POOLING
+from simsearch.features.geometry import MIN_CELLS
 from simsearch.io.images import Dataset
 from simsearch.inference.cluster import iter_process_on_cluster
 from simsearch.inference.process import iter_process, write_results
@@ -254,7 +254,7 @@ def _add_eval_command(sub) -> None:
     evaluation.add_argument("--normalization", default="auto", choices=NORMALIZATION_MODES, help=NORMALIZATION_HELP)
     evaluation.add_argument("--no-border", dest="border", action="store_false", help=NO_BORDER_HELP)
     evaluation.add_argument("--min-cells", type=int, default=MIN_CELLS, help=MIN_CELLS_HELP)
-    evaluation.add_argument("--pooling", type=float, default=POOLING, help=POOLING_HELP)
+    evaluation.add_argument("--pooling", type=pooling_or_auto, default="auto", help=EVAL_POOLING_HELP)
     evaluation.add_argument("--channels", type=channel_list,
                             help="image channels to use, e.g. 0 or 0,2 (default: up to the first 3), as for embed")
     evaluation.add_argument("--matching", default="patch", choices=MATCHING_RULES,

@@ -14,7 +14,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from simsearch.util.errors import ConfigError
-from simsearch.features.geometry import MIN_CELLS, POOLING, object_side, parse_scales, scales_for_sizes
+from simsearch.features.geometry import MIN_CELLS, POOLING, object_side, parse_scales, pooling_for_objects, scales_for_sizes
 from simsearch.util.files import atomic_path, file_name, write_text_atomic
 from simsearch.io.images import Dataset
 from simsearch.io.truth import annotations_by_image, read_truth, unmatched_images
@@ -57,7 +57,7 @@ class EvalPlan:
     border: bool = True  # the patch grid reaches the image's edge, neutral beyond it (`PatchGeometry`)
     channels: list[int] | None = None  # the image channels to use (None: up to the first 3, as a project's default)
     min_cells: int = MIN_CELLS  # a patch spans at least this many feature cells (`PatchGeometry.for_patch`)
-    pooling: float = POOLING  # the Gaussian pooling's sigma, a fraction of the patch side (`PatchGeometry.for_patch`)
+    pooling: float | str = "auto"  # the Gaussian pooling's sigma, a fraction of the patch side, or 'auto': per class from its boxes (`pooling_for_objects`)
 
     @property
     def joint_label(self) -> str:
@@ -167,7 +167,12 @@ def evaluate(plan: EvalPlan, *, say: Callable[[str], None] = print) -> dict:
     say(f"{len(trials)} trial(s); {len(train_ids)} training and {len(test_ids)} test image(s)")
     groups = [(label, None) for label in plan.classes] + ([(plan.joint_label, plan.classes)] if plan.joint else [])
     for label, joint_labels in groups:
-        base = _base_project(plan, dataset, label, sizes[joint_labels[0] if joint_labels else label]["scales"], say)
+        if joint_labels:  # one project for every class: pooled for all their boxes
+            sides = [side for name in joint_labels for side in box_sides(truth, name)]
+            scales, pooling = sizes[joint_labels[0]]["scales"], class_pooling(plan, sides, sizes[joint_labels[0]]["patch"])
+        else:
+            scales, pooling = sizes[label]["scales"], sizes[label]["pooling"]
+        base = _base_project(plan, dataset, label, scales, pooling, say)
         if label in sizes:  # recorded with the class, in results.json and the report
             sizes[label]["normalization"] = "image" if base.normalization.per_image else "dataset"
         failed = set(base.failed_images())
@@ -291,11 +296,20 @@ def class_sizes(plan: EvalPlan, truth: list) -> dict[str, dict]:
             scales = scales_for_sizes(spread[::2], patch) if spread else (1.0,)
         else:
             scales = parse_scales(plan.scales)
-        sizes[label] = {"patch": patch, "scales": list(scales), "box_sides": spread}
+        sizes[label] = {"patch": patch, "scales": list(scales), "box_sides": spread, "pooling": class_pooling(plan, sides, patch)}
     return sizes
 
 
-def _base_project(plan: EvalPlan, dataset: Dataset, label: str, scales: list[float], say) -> Project:
+def class_pooling(plan: EvalPlan, sides: list[float], patch: int) -> float:
+    """The pooling width of a class's (or a joint project's) embeddings: `--pooling` as given,
+    or with 'auto' the one that pools `POOLING` x the median box side (`pooling_for_objects`),
+    as a project whose patch is its objects' box does; `POOLING` for objects given as centres."""
+    if plan.pooling != "auto":
+        return float(plan.pooling)
+    return pooling_for_objects(float(np.median(sides)), patch) if sides else POOLING
+
+
+def _base_project(plan: EvalPlan, dataset: Dataset, label: str, scales: list[float], pooling: float, say) -> Project:
     """One project per class (patch size) holding the shared embeddings of all images."""
     size = plan.patch_sizes[label] if label in plan.patch_sizes else plan.patch_sizes[plan.classes[0]]  # joint: the one size
     folder = plan.out / "base" / f"{file_name(label)}-{size}"
@@ -303,7 +317,7 @@ def _base_project(plan: EvalPlan, dataset: Dataset, label: str, scales: list[flo
         project = Project.open(folder, dataset=plan.images)
         project.set_scales(scales)
         differing = project.differing_settings(normalization=plan.normalization, channels=plan.channels, border=plan.border,
-                                               min_cells=plan.min_cells, pooling=plan.pooling)
+                                               min_cells=plan.min_cells, pooling=pooling)
         if differing:
             project.close()
             if "normalization" in differing:
@@ -324,7 +338,7 @@ def _base_project(plan: EvalPlan, dataset: Dataset, label: str, scales: list[flo
     else:
         project = Project.create(folder, dataset, patch_size=size, backbone=plan.backbone, weights=plan.weights, scales=scales,
                                  normalization=plan.normalization, border=plan.border, channels=plan.channels,
-                                 min_cells=plan.min_cells, pooling=plan.pooling)
+                                 min_cells=plan.min_cells, pooling=pooling)
     say(f"{label}: normalization {'per image' if project.normalization.per_image else 'over the dataset (the paper)'}")
     say(f"{label}: channels {','.join(map(str, project.channels))} of {project.dataset.channels}")
     project.set_device(plan.device)
@@ -394,15 +408,16 @@ def _sizes_table(sizes: dict[str, dict]) -> str:
     """Box sizes against the patch and the scales searched, per class."""
     if not sizes:
         return ""
-    lines = ["", "Object sizes (box sides, px) against the patch and the similarity search's scales, and each class's "
-             "intensity normalisation:", "",
-             "| class | box side 5th / 50th / 95th percentile | patch | scales (x the patch) | normalisation |",
-             "|---|---|---|---|---|"]
+    lines = ["", "Object sizes (box sides, px) against the patch and the similarity search's scales, each class's "
+             "pooling width (the Gaussian's sigma as a fraction of the patch) and intensity normalisation:", "",
+             "| class | box side 5th / 50th / 95th percentile | patch | scales (x the patch) | pooling | normalisation |",
+             "|---|---|---|---|---|---|"]
     names = {"image": "per image", "dataset": "over the dataset"}
     for label, entry in sizes.items():
         spread = " / ".join(f"{v:.0f}" for v in entry["box_sides"]) or "centres only"
+        pooling = f"{entry['pooling']:g}" if "pooling" in entry else ""  # results written before it was recorded have none
         lines.append(f"| {label} | {spread} | {entry['patch']} | {', '.join(f'{v:g}' for v in entry['scales'])} "
-                     f"| {names.get(entry.get('normalization'), '')} |")
+                     f"| {pooling} | {names.get(entry.get('normalization'), '')} |")
     return "\n".join(lines) + "\n"
 
 

@@ -30,9 +30,14 @@ NETWORK_STRIDE = 16
 # apart, `peak_spacing`): PR-AUC 0.793 against 0.782, similarity search 0.789 against 0.727
 # (benchmarks/results/issue14-crowding)
 MIN_CELLS = 6
-# the Gaussian pooling window's sigma as a fraction of the window's side (`gaussian_window`);
-# projects made before it was a setting pooled with LEGACY_POOLING
-POOLING = 0.25
+# the Gaussian pooling window's sigma as a fraction of the window's side (`gaussian_window`).
+# What counts is the pooled area against the object: sigma about 0.15 x the object's side served
+# objects of 19 to 207 px best (planted nuclei, BCCD platelets, red and white cells; wider takes
+# in the neighbours, narrower sees only the object's middle; benchmarks/results/issue14-pooling).
+# A project takes its patch (the first prototype's box) for the object; an evaluation knows its
+# objects' boxes (`pooling_for_objects`). Projects made before it was a setting pooled with
+# LEGACY_POOLING, and those made before 2026-12-03 by default too.
+POOLING = 0.15
 LEGACY_POOLING = 0.25
 AUTO_SCALES = "auto"  # a project's scale pyramid follows its prototype boxes
 
@@ -287,6 +292,19 @@ def box_within(box: tuple[float, float, float, float], image_size: tuple[int, in
     height, width = image_size
     x0, y0, x1, y1 = box
     return (max(0.0, x0), max(0.0, y0), min(float(width), x1), min(float(height), y1))
+
+
+def pooling_for_objects(object_side: float, patch: float) -> float:
+    """The pooling width (a fraction of the patch side, as `PatchGeometry.pooling`) that pools
+    `POOLING` x the object's side: a patch larger than its objects pools narrower, one smaller
+    wider, within the range `PatchGeometry.for_patch` takes (0.05 to 1).
+
+    Examples
+    --------
+    >>> pooling_for_objects(19, 32), pooling_for_objects(96, 96), pooling_for_objects(207, 112)
+    (0.089, 0.15, 0.277)
+    """
+    return round(min(1.0, max(0.05, POOLING * object_side / patch)), 3)
 
 
 def gaussian_window(cells: tuple[int, int], pooling: float = LEGACY_POOLING) -> "list[list[float]]":

@@ -147,8 +147,9 @@ class Project:
         pyramid: objects of those sizes relative to the patch are matched too (`set_scales`).
         `border` lets the patch grid reach the image's edge, a neutral colour beyond it
         (`PatchGeometry`); projects made before it was an option keep the grid inside the image.
-        `pooling` is the sigma of the Gaussian pooling window, a fraction of its side; projects
-        made before it was a setting keep 0.25.
+        `pooling` is the sigma of the Gaussian pooling window, a fraction of its side (0.15:
+        about the best for a patch that frames its object, `POOLING`); projects made before it
+        was a setting, and by default before 2026-12-03, keep 0.25.
         The file is written once and exclusively: of two processes
         creating the same project, one wins and the other gets a ProjectError."""
         folder = Path(folder).expanduser().resolve()

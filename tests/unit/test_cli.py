@@ -76,13 +76,14 @@ def test_every_option_says_what_it_does():
 @pytest.mark.parametrize("option, dest, value", [("--min-cells", "min_cells", "8"), ("--pooling", "pooling", "0.2")])
 def test_embedding_options_reach_every_command_that_makes_embeddings(option, dest, value):
     """--min-cells and --pooling go into the evaluation's plan (the engine's default where left
-    out), and every command that makes a project takes them; the help states the engine's default."""
+    out; the pooling's is 'auto', from each class's boxes), and every command that makes a project
+    takes them; the help states the engine's default."""
     from simsearch.cli.model import plan_from_args
     from simsearch.features import geometry
 
     default = getattr(geometry, dest.upper())
     eval_args = ["eval", "--images", "i", "--truth", "t", "--classes", "a", "--patch-size", "32", "--out", "o"]
-    assert getattr(plan_from_args(build_parser(eval_args).parse_args(eval_args)), dest) == default
+    assert getattr(plan_from_args(build_parser(eval_args).parse_args(eval_args)), dest) == ("auto" if dest == "pooling" else default)
     assert getattr(plan_from_args(build_parser(eval_args).parse_args(eval_args + [option, value])), dest) == float(value)
     for name in ("embed", "create", "eval"):
         action = {a.dest: a for a in _subparsers(build_parser([name]))[name]._actions}[dest]

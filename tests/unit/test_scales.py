@@ -1,16 +1,17 @@
 """The similarity search over a scale pyramid: objects of other sizes than the prototypes'."""
 import json
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pytest
 import tifffile
 
 from simsearch import Curation, Project
-from simsearch.evaluate.report import EvalPlan, evaluate
+from simsearch.evaluate.report import EvalPlan, class_pooling, evaluate
 from simsearch.evaluate.simulate import SimulatedUser, Trial
 from simsearch.io.truth import Annotation
-from simsearch.features.geometry import PatchGeometry, nearest_scale, parse_scales, scales_for_sizes
+from simsearch.features.geometry import POOLING, PatchGeometry, nearest_scale, parse_scales, pooling_for_objects, scales_for_sizes
 from simsearch.search.peaks import find_peaks, peak_spacing, peaks_across_scales
 from simsearch.util.errors import ConfigError
 
@@ -170,6 +171,21 @@ def test_scale_settings_are_checked_and_picked_from_sizes():
     assert nearest_scale(60, 32, (0.5, 1.0, 2.0)) == 2.0 and nearest_scale(20, 32, (0.5, 1.0, 2.0)) == 0.5
 
 
+def test_an_evaluation_pools_as_its_objects_ask_whatever_the_patch():
+    """eval --pooling auto: sigma 0.15 x the median box side, as a project whose patch is its
+    objects' box pools (0.15 x the patch); a width given is kept; centres only pool the default."""
+    plan = EvalPlan(images="i", truth="t", out=Path("o"), classes=["a"], patch_sizes={"a": 32}, prototypes=[5],
+                    negatives=[0], strategies=["similarity"])
+    assert plan.pooling == "auto" and POOLING == 0.15
+    sides = [12.0, 19.0, 24.0]
+    assert class_pooling(plan, sides, 32) == pooling_for_objects(19, 32) == 0.089  # sigma 2.85 px = 0.15 x 19 px
+    assert PatchGeometry.for_patch(32, pooling=class_pooling(plan, sides, 32)).pooling * 32 == pytest.approx(0.15 * 19, abs=0.01)
+    assert class_pooling(plan, [19.0], 19) == POOLING  # the patch is the object: the projects' default
+    assert class_pooling(plan, [207.0], 112) == 0.277 and class_pooling(plan, [2000.0], 32) == 1.0  # wider, within range
+    assert class_pooling(plan, [], 32) == POOLING  # objects given as centres
+    assert class_pooling(replace(plan, pooling=0.2), sides, 32) == 0.2
+
+
 @pytest.mark.slow
 def test_eval_searches_the_pyramid_and_reports_the_size_spread(tmp_path, lite0):
     """`simsearch eval --scales`: the simulated user marks whole objects, the similarity
@@ -192,8 +208,8 @@ def test_eval_searches_the_pyramid_and_reports_the_size_spread(tmp_path, lite0):
         rows[scales, matching] = results["trials"]
         assert results["matching"] == matching
     assert results["classes"]["disc"] == {"patch": 32, "scales": [0.5, 1.0, 2.0], "box_sides": [16.0, 32.0, 64.0],
-                                          "normalization": "dataset"}
-    assert "| disc | 16 / 32 / 64 | 32 | 0.5, 1, 2 |" in (tmp_path / "evalautopatch" / "report.md").read_text()
+                                          "pooling": 0.15, "normalization": "dataset"}  # auto: 0.15 x the median box, the patch here
+    assert "| disc | 16 / 32 / 64 | 32 | 0.5, 1, 2 | 0.15 |" in (tmp_path / "evalautopatch" / "report.md").read_text()
     assert scores["auto", "patch"] > scores["", "patch"] + 0.2, scores
     # the paper's radius (10 px) against 64 px discs: said, and the object rule scores at least as high
     assert any("the paper's matching radius (10 px)" in line and "--matching object" in line for line in said)
@@ -211,7 +227,7 @@ def test_eval_searches_the_pyramid_and_reports_the_size_spread(tmp_path, lite0):
     with pytest.raises(ConfigError, match="scored with --matching object, not patch"):
         evaluate(replace(plan, matching="patch"), say=said.append)  # a resumed evaluation keeps its rule
     assert "disc: normalization over the dataset (the paper)" in said  # planted discs of one exposure: auto keeps the paper's
-    assert "| 1 | over the dataset |" in (tmp_path / "evalpatch" / "report.md").read_text()  # the report records it
+    assert "| 1 | 0.15 | over the dataset |" in (tmp_path / "evalpatch" / "report.md").read_text()  # the report records it
     assert json.loads((tmp_path / "evalpatch" / "results.json").read_text())["classes"]["disc"]["normalization"] == "dataset"
     with pytest.raises(ConfigError, match="--normalization image: the embeddings in .* were normalised otherwise"):
         evaluate(replace(plan, normalization="image"), say=said.append)  # nor another normalisation
@@ -219,7 +235,7 @@ def test_eval_searches_the_pyramid_and_reports_the_size_spread(tmp_path, lite0):
         evaluate(replace(plan, border=False), say=said.append)  # nor another grid
     with pytest.raises(ConfigError, match="--min-cells: the embeddings in .* were made with 6 cells per patch, this run asks for 4"):
         evaluate(replace(plan, min_cells=4), say=said.append)  # nor other cells per patch
-    with pytest.raises(ConfigError, match="--pooling: the embeddings in .* were pooled with sigma 0.25 x the patch, this run asks for 0.2"):
+    with pytest.raises(ConfigError, match="--pooling: the embeddings in .* were pooled with sigma 0.15 x the patch, this run asks for 0.2"):
         evaluate(replace(plan, pooling=0.2), say=said.append)  # nor another pooling
 
 
