@@ -294,17 +294,17 @@ def box_within(box: tuple[float, float, float, float], image_size: tuple[int, in
     return (max(0.0, x0), max(0.0, y0), min(float(width), x1), min(float(height), y1))
 
 
-def pooling_for_objects(object_side: float, patch: float) -> float:
+def pooling_for_objects(side: float, patch: float) -> float:
     """The pooling width (a fraction of the patch side, as `PatchGeometry.pooling`) that pools
-    `POOLING` x the object's side: a patch larger than its objects pools narrower, one smaller
-    wider, within the range `PatchGeometry.for_patch` takes (0.05 to 1).
+    `POOLING` x the objects' `side` (`object_side`): a patch larger than its objects pools
+    narrower, one smaller wider, within the range `PatchGeometry.for_patch` takes (0.05 to 1).
 
     Examples
     --------
     >>> pooling_for_objects(19, 32), pooling_for_objects(96, 96), pooling_for_objects(207, 112)
     (0.089, 0.15, 0.277)
     """
-    return round(min(1.0, max(0.05, POOLING * object_side / patch)), 3)
+    return round(min(1.0, max(0.05, POOLING * side / patch)), 3)
 
 
 def gaussian_window(cells: tuple[int, int], pooling: float = LEGACY_POOLING) -> "list[list[float]]":
