@@ -186,6 +186,24 @@ def test_an_evaluation_pools_as_its_objects_ask_whatever_the_patch():
     assert class_pooling(replace(plan, pooling=0.2), sides, 32) == 0.2
 
 
+def test_an_evaluation_made_at_another_width_is_not_resumed_by_auto(tmp_path):
+    """Evaluations made before 2026-12-03 pooled 0.25 unless told: resumed with today's 'auto'
+    they stop before any work, saying what auto asks for and why."""
+    (tmp_path / "images").mkdir()
+    truth = _planted_discs(tmp_path / "images", count=4, seed=3)
+    rows = ["image,class,x0,y0,x1,y1"] + [f"{name},disc,{x - d / 2},{y - d / 2},{x + d / 2},{y + d / 2}"
+                                           for name, discs in truth.items() for y, x, d in discs]
+    (tmp_path / "truth.csv").write_text("\n".join(rows) + "\n")
+    Project.create(tmp_path / "eval" / "base" / "disc-32", tmp_path / "images", patch_size=32, backbone="efficientnet-lite0",
+                   pooling=0.25).close()  # as an evaluation of before left it
+    plan = EvalPlan(images=str(tmp_path / "images"), truth=str(tmp_path / "truth.csv"), out=tmp_path / "eval", classes=["disc"],
+                    patch_sizes={"disc": 32}, prototypes=[2], negatives=[0], strategies=["similarity"], repeats=1, displayed=2,
+                    backbone="efficientnet-lite0", device="cpu")
+    with pytest.raises(ConfigError, match=r"pooled with sigma 0.25 x the patch, this run asks for 0.15 \(auto: 0.15 x the median box side"):
+        evaluate(plan, say=lambda line: None)
+    assert not list((tmp_path / "eval" / "base" / "disc-32").glob("embeddings/*/*"))  # nothing embedded
+
+
 @pytest.mark.slow
 def test_eval_searches_the_pyramid_and_reports_the_size_spread(tmp_path, lite0):
     """`simsearch eval --scales`: the simulated user marks whole objects, the similarity
