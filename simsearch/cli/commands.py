@@ -183,6 +183,15 @@ def box(text: str) -> tuple[float, float, float, float]:
     return values
 
 
+def setting_text(name: str, value) -> str:
+    """A value of `Project.differing_settings` as a user writes it: a patch size 32x48, channels 0,2."""
+    if name == "patch_size":
+        return "x".join(map(str, value))
+    if name == "channels":
+        return ",".join(map(str, value))
+    return str(value)
+
+
 def pooling_or_auto(text: str) -> float | str:
     """argparse's type for eval's --pooling: 'auto' or a number."""
     if text == "auto":

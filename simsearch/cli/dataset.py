@@ -9,7 +9,7 @@ from pathlib import Path
 
 from simsearch.cli.commands import (CLUSTER_HELP, MIN_CELLS_HELP, NO_BORDER_HELP, NORMALIZATION_HELP, POOLING_HELP, SCALES_HELP, add_backbone, add_device, add_parser,
                                      add_project, add_quiet, add_throughput, channel_list, check_cluster, int_list, on_cluster,
-                                     patch_size, set_throughput)
+                                     patch_size, set_throughput, setting_text)
 from simsearch.inference.cluster import iter_embed_on_cluster
 from simsearch.cli.progress import ProgressBar
 from simsearch.features.geometry import MIN_CELLS, POOLING
@@ -122,12 +122,11 @@ def _check_same_settings(project: Project, args) -> None:
         patch_size=args.patch_size, backbone=args.backbone, passes=args.passes, min_cells=args.min_cells, border=args.border,
         pooling=args.pooling, channels=args.channels, normalization=args.normalization,
     )
-    shown = {"patch_size": lambda size: "x".join(map(str, size)), "channels": lambda chosen: ",".join(map(str, chosen))}
     for name, (recorded, wanted) in differing.items():
-        show = shown.get(name, str)
         raise ConfigError(
             f"--no-border: project {project.folder} was made with the border grid" if name == "border"
-            else f"--{name.replace('_', '-')}: project {project.folder} was made with {show(recorded)}, not {show(wanted)}",
+            else f"--{name.replace('_', '-')}: project {project.folder} was made with {setting_text(name, recorded)}, "
+                 f"not {setting_text(name, wanted)}",
             hint="leave the option out to use the project's own, or use another --project folder for other settings",
         )
 

@@ -43,6 +43,7 @@ from simsearch.features.geometry import MIN_CELLS, POOLING
 from simsearch.inference.process import iter_process, write_results
 from simsearch.project.layout import ProjectLayout
 from simsearch.project.project import Project
+from simsearch.cli.commands import setting_text
 from simsearch.cli.runfile import validate
 from simsearch.training.loop import TrainSettings, iter_train, model_check
 
@@ -142,11 +143,10 @@ def _check_run_file_settings(project: Project, config: dict, config_path: str | 
     if "patch_size" in config and project.geometry is None:
         project.set_patch_size(config["patch_size"])
     differing = project.differing_settings(**{key: config[key] for key in EMBEDDING_KEYS if key in config})
-    shown = {"patch_size": lambda size: "x".join(map(str, size)), "channels": lambda chosen: list(chosen)}
     for key, (recorded, asked) in differing.items():
-        show = shown.get(key, str)
         raise ConfigError(
-            f"{config_path}: {key}: project {project.folder} was made with {key} {show(recorded)}, the run file asks for {show(asked)}",
+            f"{config_path}: {key}: project {project.folder} was made with {key} {setting_text(key, recorded)}, "
+            f"the run file asks for {setting_text(key, asked)}",
             hint=f"remove {key} from the run file to use the project's own, or give the run another project folder "
                  "(its embeddings and training are made with these settings)",
         )

@@ -331,7 +331,7 @@ def _base_project(plan: EvalPlan, dataset: Dataset, label: str, scales: list[flo
             elif "pooling" in differing:
                 made, asked = differing["pooling"]
                 message = (f"--pooling: the embeddings in {folder} were pooled with sigma {made:g} x the patch, this run asks for {asked:g}"
-                           + (" (auto: 0.15 x the median box side; evaluations made before 2026-12-03 pooled 0.25 unless told)"
+                           + (f" (auto: {POOLING:g} x the median box side; evaluations made before 2026-12-03 pooled 0.25 unless told)"
                               if plan.pooling == "auto" else ""))
             else:
                 made, asked = ("with" if value else "without" for value in differing["border"])
