@@ -77,8 +77,9 @@ __all__ = [
 
 STAGES = tuple(kind.name for kind in STAGE_KINDS)  # ("selflearn", "supcon", "classifier")
 # part of every run's identity: bump it when the same data and settings give another model
-# (2: class-balanced epochs, per-epoch random streams, content-keyed runs)
-TRAINING_VERSION = 2
+# (2: class-balanced epochs, per-epoch random streams, content-keyed runs; 3: each negative
+# weighs as one clean example in the classifier stage)
+TRAINING_VERSION = 3
 # strategy -> (use_noisy, use_negatives, contrastive). "probe" is beyond the paper: only the
 # linear classifier, on the frozen pretrained features (seconds on a CPU), with the negatives
 STRATEGIES = {"probe": (False, True, False), "pos": (False, False, True), "pos+neg": (False, True, True),

@@ -180,8 +180,12 @@ class ClassifierFeatures:
 
 class ClassifierStage(Stage):
     """The linear classifier on the frozen embedding: cross entropy on the clean examples and,
-    with `use_negatives`, "not this class" (NotClassLoss) on up to a batch of the negatives.
-    The embeddings are computed once (`prepare`), of each example and 3 augmented copies, from
+    with `use_negatives`, "not this class" (NotClassLoss) on the negatives, each negative
+    weighing as much as one clean example over an epoch (every step sees all the negatives,
+    scaled by their count against the clean examples'). A few negatives are then a few
+    examples among many: one that looks like the class (an object the annotation missed) no
+    longer outweighs the positives on features that cannot move apart (the probe). The
+    embeddings are computed once (`prepare`), of each example and 3 augmented copies, from
     random streams of their own (seeded by `seed`)."""
 
     name = "classifier"
@@ -217,9 +221,9 @@ class ClassifierStage(Stage):
         features = self._features()
         loss = F.cross_entropy(model.classifier(features.vectors[index].to(device)).float(), features.labels[index].to(device))
         if len(features.negative_labels):
-            pick = torch.randperm(len(features.negative_labels), generator=generator)[: self.schedule.batch_size]
-            loss = loss + self.criterion(model.classifier(features.negative_vectors[pick].to(device)),
-                                         features.negative_labels[pick].to(device))
+            share = len(features.negative_labels) / len(features.labels)
+            loss = loss + share * self.criterion(model.classifier(features.negative_vectors.to(device)),
+                                                 features.negative_labels.to(device))
         return loss
 
     def _features(self) -> ClassifierFeatures:

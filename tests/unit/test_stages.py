@@ -12,8 +12,8 @@ from simsearch.features.geometry import PatchGeometry
 from simsearch.training.augment import AugmentSettings
 from simsearch.training.loop import STAGES, TRAINING_STRATEGIES, StageSettings
 from simsearch.training.model import PatchModel, frozen_prefix
-from simsearch.training.sampling import stream
-from simsearch.training.stages import (STAGE_KINDS, ClassifierStage, SelfLearnStage, StageData, SupConStage,
+from simsearch.training.sampling import balanced_order, stream
+from simsearch.training.stages import (STAGE_KINDS, ClassifierFeatures, ClassifierStage, SelfLearnStage, StageData, SupConStage,
                                        training_stages)
 
 GEOMETRY = PatchGeometry.for_patch(32, min_cells=4)  # 96 px crops with a context of 2 cells
@@ -148,3 +148,25 @@ def test_the_classifier_stage_learns_from_embeddings_made_once(lite0):
     alone = ClassifierStage(SCHEDULE, data, AugmentSettings().clean(), seed=0, use_negatives=False)
     alone.prepare(model, torch.device("cpu"))
     assert len(alone.features.negative_vectors) == 0 and torch.equal(alone.features.vectors, features.vectors)
+
+
+def test_over_an_epoch_the_classifier_stage_weighs_each_negative_as_one_clean_example():
+    # the naive reference: the epoch's loss summed example by example, clean (cross entropy)
+    # and negative (-log(1 - p(the class it is not))) alike, over the batch size
+    generator = torch.Generator().manual_seed(0)
+    stage = ClassifierStage(SCHEDULE, _data(count=0, negatives=0), AugmentSettings().clean(), seed=0)
+    stage.features = ClassifierFeatures(torch.randn(12, 5, generator=generator), torch.arange(12) % 3,
+                                        torch.randn(2, 5, generator=generator), torch.tensor([0, 1]))
+    model = torch.nn.Module()
+    model.classifier = torch.nn.Linear(5, 3)
+    order = balanced_order(stage.labels, len(stage.labels), generator)
+    batch = SCHEDULE.batch_size
+    steps = [order[start : start + batch] for start in range(0, len(order), batch)]
+    assert len(steps) == stage.steps(len(order)) == 3
+    epoch = sum(stage.loss(model, index, generator, torch.device("cpu")) for index in steps)
+    with torch.no_grad():
+        clean = model.classifier(stage.features.vectors).log_softmax(1)
+        negative = model.classifier(stage.features.negative_vectors).softmax(1)
+        naive = (sum(-clean[i, stage.labels[i]] for i in order)
+                 + sum(-torch.log(1 - negative[j, stage.features.negative_labels[j]]) for j in range(2))) / batch
+    assert float(epoch) == pytest.approx(float(naive), rel=1e-5)
