@@ -133,7 +133,8 @@ class TrainSettings:
     use_negatives: bool = True
     contrastive: bool = True  # False: no supervised contrastive stage (the probe)
     # beyond the paper: the classifier stage also learns from the negatives ("not this
-    # class", NotClassLoss), not only the contrastive stage's denominator
+    # class", NotClassLoss; each weighs as one clean example), not only the contrastive
+    # stage's denominator
     negatives_in_classifier: bool = True
     # beyond the paper: each class example also trains as background half a patch off its
     # centre (`off_centre_views`), so that a clump of touching objects gives one peak each
