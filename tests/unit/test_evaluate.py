@@ -315,3 +315,42 @@ def test_border_padded_copy_mirrors_images_and_shifts_boxes(tmp_path):
     assert (tmp_path / "out" / "train.txt").read_text() == "a.tif\n"
     assert (tmp_path / "out" / "test.txt").read_text() == "empty.tif\n"
     assert tifffile.imread(tmp_path / "out" / "images" / "empty.tif").shape == (48, 58)
+
+
+def test_show_curation_draws_each_negative_with_its_box_and_the_truth_around_it(tmp_path):
+    """benchmarks/show_curation.py: a row per trial, its negatives first, each tile framing the
+    patch (yellow) and the class's annotated boxes (green) nearby: a negative on an annotated
+    disc shows green, one on a cross (not annotated as a disc) none."""
+    import runpy
+
+    from PIL import Image
+
+    from conftest import REPO, planted_project
+    from simsearch import Curation, PatchRecord
+    from simsearch.io.tables import write_csv
+
+    project, truth = planted_project(tmp_path, 3)
+    curation = Curation(project)
+    curation.add_class("disc")
+    (y, x), (cy, cx) = truth["img0.tif"][0][0], truth["img0.tif"][1][0]
+    curation.add_prototype("disc", "img0.tif", (x - 16, y - 16, x + 16, y + 16))
+    disc = truth["img1.tif"][0][0]
+    ids = {record.relpath: record.id for record in project.dataset}
+    curation.set_negative("disc", PatchRecord(ids["img0.tif"], y=cy, x=cx))
+    curation.set_negative("disc", PatchRecord(ids["img1.tif"], y=disc[0], x=disc[1]))
+    project.close()
+    rows = [(name, "disc", dx - 9, dy - 9, dx + 9, dy + 9) for name, (discs, _) in truth.items() for dy, dx in discs]
+    write_csv(tmp_path / "truth.csv", ["image", "class", "x0", "y0", "x1", "y1"], rows)
+    main = runpy.run_path(str(REPO / "benchmarks" / "show_curation.py"))
+    main["main"]([str(tmp_path / "proj"), "--truth", str(tmp_path / "truth.csv"), "--class", "disc",
+                  "--positives", "0", "--background", "0", "--out", str(tmp_path / "sheet.png")])
+    sheet = np.asarray(Image.open(tmp_path / "sheet.png").convert("RGB")).astype(int)
+    tile = main["TILE"]
+    assert sheet.shape == (tile, 2 * tile, 3)
+
+    def has(colour, part):
+        return bool((np.abs(part - np.array(colour)).sum(axis=2) < 60).any())
+
+    on_cross, on_disc = sheet[:, :tile], sheet[:, tile:]  # the negatives in the order they were flagged
+    assert has(main["YELLOW"], on_cross) and has(main["YELLOW"], on_disc)
+    assert has(main["GREEN"], on_disc) and not has(main["GREEN"], on_cross)
