@@ -133,7 +133,7 @@ def evaluate(plan: EvalPlan, *, say: Callable[[str], None] = print) -> dict:
                           hint="give one size for all classes, e.g. --patch-size 96")
     plan.out.mkdir(parents=True, exist_ok=True)
     dataset = Dataset.open(plan.images)
-    truth = read_truth(plan.truth, label=plan.classes[0])  # label images: their objects are of the class asked for
+    truth = read_truth(plan.truth, label=plan.classes[0], images=dataset)  # label images: the class asked for; YOLO: the sizes
     missing = unmatched_images(truth, dataset)
     if missing:
         say(f"warning: annotations for {len(missing)} image(s) not in the dataset, e.g. {missing[:3]}")

@@ -1,8 +1,11 @@
-"""Ground-truth annotations: canonical CSV (centres or boxes), Pascal VOC, COCO JSON and
-instance-label images. Malformed input is an error naming the file (and line)."""
+"""Ground-truth annotations: canonical CSV (centres or boxes), Pascal VOC, COCO JSON, the
+image/objects JSON of the Broad's BBBC041 malaria set, YOLO label files, instance-label images
+and folders of one mask per object (the Data Science Bowl 2018 layout). Malformed input is an
+error naming the file (and line)."""
 from __future__ import annotations
 
 import json
+import logging
 import xml.etree.ElementTree as ElementTree
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -11,9 +14,13 @@ import numpy as np
 from skimage.measure import label as measure_label
 from skimage.measure import regionprops
 
+import yaml
+
 from simsearch.util.errors import DatasetError
 from simsearch.io.images import SUPPORTED_SUFFIXES, read_image
 from simsearch.io.tables import read_csv_rows
+
+log = logging.getLogger(__name__)
 
 CENTRE_COLUMNS = ["image", "class", "x", "y"]
 BOX_COLUMNS = ["image", "class", "x0", "y0", "x1", "y1"]
@@ -50,9 +57,12 @@ class Annotation:
         return self.y0 <= y <= self.y1 and self.x0 <= x <= self.x1
 
 
-def read_truth(path: str | Path, *, label: str = "object") -> list[Annotation]:
-    """Any supported ground truth, by what `path` is: a .csv file, a .json (COCO) file, a
-    folder of VOC .xml files, or a folder of instance-label images (class `label`).
+def read_truth(path: str | Path, *, label: str = "object", images=None) -> list[Annotation]:
+    """Any supported ground truth, by what `path` is: a .csv file; a .json file (COCO, or a list
+    of image/objects entries as BBBC041 ships); a folder of VOC .xml files; a folder of YOLO
+    .txt label files (`read_yolo`: needs `images`, the `Dataset`, for the image sizes); or a
+    folder of instance-label images or of one mask per object (`read_instance_labels`; their
+    objects are of class `label`).
 
     Examples
     --------
@@ -71,12 +81,15 @@ def read_truth(path: str | Path, *, label: str = "object") -> list[Annotation]:
     if path.is_file() and path.suffix.lower() == ".csv":
         return read_csv(path)
     if path.is_file() and path.suffix.lower() == ".json":
-        return read_coco(path)
+        return read_json(path)
     if path.is_dir() and any(path.glob("*.xml")):
         return read_voc_folder(path)
+    if path.is_dir() and _yolo_label_files(path):
+        return read_yolo(path, images)
     if path.is_dir():
         return read_instance_labels(path, label=label)
-    raise DatasetError(f"ground truth '{path}': expected a .csv, a COCO .json, a folder of VOC .xml or of label images")
+    raise DatasetError(f"ground truth '{path}': expected a .csv, a .json (COCO or BBBC041), a folder of VOC .xml, "
+                       f"of YOLO .txt labels or of label images")
 
 
 def read_csv(path: str | Path) -> list[Annotation]:
@@ -137,11 +150,22 @@ def read_voc_folder(folder: str | Path) -> list[Annotation]:
     return annotations
 
 
-def read_coco(path: str | Path) -> list[Annotation]:
-    """COCO detection JSON: images (id, file_name), categories (id, name), annotations (bbox x, y, w, h)."""
+def read_json(path: str | Path) -> list[Annotation]:
+    """A JSON ground truth: COCO detection (an object with images, categories and annotations)
+    or a list of image/objects entries (`read_image_objects`, as BBBC041 ships)."""
     path = Path(path)
     try:
         data = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise DatasetError(f"malformed JSON file '{path}': {exc}") from exc
+    return read_image_objects(path, data) if isinstance(data, list) else read_coco(path, data)
+
+
+def read_coco(path: str | Path, data: dict | None = None) -> list[Annotation]:
+    """COCO detection JSON: images (id, file_name), categories (id, name), annotations (bbox x, y, w, h)."""
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text()) if data is None else data
         images = {image["id"]: image["file_name"] for image in data["images"]}
         categories = {category["id"]: category["name"] for category in data["categories"]}
         annotations = []
@@ -155,6 +179,162 @@ def read_coco(path: str | Path) -> list[Annotation]:
     return annotations
 
 
+def read_image_objects(path: str | Path, data: list | None = None) -> list[Annotation]:
+    """A JSON list of images with their objects, as the Broad Bioimage Benchmark Collection's
+    malaria set (BBBC041) ships it: each entry ``{"image": {"pathname": "/images/a.png", ...},
+    "objects": [{"category": "trophozoite", "bounding_box": {"minimum": {"r": 10, "c": 20},
+    "maximum": {"r": 40, "c": 60}}}, ...]}`` (r rows, c columns). Images are named by their
+    file name.
+
+    Examples
+    --------
+    >>> import json, tempfile, pathlib
+    >>> from simsearch.io.truth import read_image_objects
+    >>> entry = {"image": {"pathname": "/images/a.png"}, "objects": [{"category": "ring",
+    ...          "bounding_box": {"minimum": {"r": 10, "c": 20}, "maximum": {"r": 40, "c": 60}}}]}
+    >>> tmp = tempfile.TemporaryDirectory()
+    >>> _ = pathlib.Path(tmp.name, "training.json").write_text(json.dumps([entry]))
+    >>> read_image_objects(pathlib.Path(tmp.name, "training.json"))
+    [Annotation(image='a.png', label='ring', x0=20.0, y0=10.0, x1=60.0, y1=40.0)]
+    >>> tmp.cleanup()
+    """
+    path = Path(path)
+    data = json.loads(path.read_text()) if data is None else data
+    annotations = []
+    for index, entry in enumerate(data):
+        try:
+            image = PurePosixPath(str(entry["image"]["pathname"]).replace("\\", "/")).name
+            for item in entry["objects"]:
+                low, high = item["bounding_box"]["minimum"], item["bounding_box"]["maximum"]
+                y0, x0, y1, x1 = (float(v) for v in (low["r"], low["c"], high["r"], high["c"]))
+                if not (np.isfinite([x0, y0, x1, y1]).all() and x1 >= x0 and y1 >= y0):
+                    raise ValueError(f"box {(x0, y0, x1, y1)} is not finite or has its maximum below its minimum")
+                annotations.append(Annotation(image, str(item["category"]).strip(), x0, y0, x1, y1))
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise DatasetError(f"malformed image/objects JSON file '{path}', entry {index}: {exc!r}",
+                               hint="expected a list of {\"image\": {\"pathname\": ...}, \"objects\": [{\"category\": ..., "
+                                    "\"bounding_box\": {\"minimum\": {\"r\", \"c\"}, \"maximum\": {\"r\", \"c\"}}}]}") from exc
+    return annotations
+
+
+YOLO_CLASS_FILES = ("classes.txt", "obj.names", "data.yaml", "dataset.yaml")  # where YOLO sets name their classes
+
+
+def _yolo_label_files(folder: Path) -> list[Path]:
+    """The folder's YOLO label files (.txt, at any depth): those whose first non-empty line is
+    a class number and at least four numbers; none when no .txt file looks so."""
+    files = sorted(p for p in folder.rglob("*.txt") if p.name not in YOLO_CLASS_FILES)
+    for file in files:
+        try:
+            first = next((line.split() for line in file.read_text().splitlines() if line.strip()), None)
+        except (OSError, UnicodeDecodeError):
+            continue
+        if first and len(first) >= 5 and first[0].isdigit() and _numbers(first[1:]):
+            return files
+    return []
+
+
+def _numbers(fields: list[str]) -> bool:
+    try:
+        return all(np.isfinite(float(field)) for field in fields)
+    except ValueError:
+        return False
+
+
+def yolo_class_names(folder: str | Path) -> dict[int, str]:
+    """Class number -> name from the YOLO set's class list beside its labels (in the label
+    folder or up to two folders above it): `classes.txt` or `obj.names` (one name per line) or
+    `data.yaml` / `dataset.yaml` (``names:`` a list or a mapping); {} when there is none, and
+    the classes are then named by their numbers.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> from simsearch.io.truth import yolo_class_names
+    >>> tmp = tempfile.TemporaryDirectory()
+    >>> _ = pathlib.Path(tmp.name, "data.yaml").write_text("names: [nucleus, mitosis]\\n")
+    >>> yolo_class_names(tmp.name)
+    {0: 'nucleus', 1: 'mitosis'}
+    >>> tmp.cleanup()
+    """
+    folder = Path(folder)
+    for place in (folder, folder.parent, folder.parent.parent):
+        for name in YOLO_CLASS_FILES:
+            file = place / name
+            if not file.is_file():
+                continue
+            if file.suffix == ".yaml":
+                try:
+                    names = (yaml.safe_load(file.read_text()) or {}).get("names")
+                except (yaml.YAMLError, AttributeError) as exc:
+                    raise DatasetError(f"malformed YOLO data file '{file}': {exc}") from exc
+                if isinstance(names, dict):
+                    return {int(number): str(value) for number, value in names.items()}
+                if isinstance(names, list):
+                    return dict(enumerate(str(value) for value in names))
+                raise DatasetError(f"YOLO data file '{file}' has no 'names:' list or mapping")
+            return dict(enumerate(line.strip() for line in file.read_text().splitlines() if line.strip()))
+    return {}
+
+
+def read_yolo(folder: str | Path, images) -> list[Annotation]:
+    """A folder of YOLO label files, one `.txt` per image named after it (`a.txt` for `a.png`,
+    at any depth): a line per object, its class number and its box's centre, width and height
+    as fractions of the image's (``0 0.5 0.4 0.1 0.2``), or a polygon of fractions
+    (``0 x1 y1 x2 y2 x3 y3 ...``, the segmentation format), whose bounding box is taken. Class
+    names come from `yolo_class_names`. `images`: the `Dataset`, whose image sizes turn the
+    fractions into pixels; label files of images it lacks are left out, with a warning.
+
+    Examples
+    --------
+    >>> from types import SimpleNamespace
+    >>> import tempfile, pathlib
+    >>> from simsearch.io.truth import read_yolo
+    >>> tmp = tempfile.TemporaryDirectory()
+    >>> _ = pathlib.Path(tmp.name, "a.txt").write_text("0 0.5 0.25 0.1 0.1\\n")
+    >>> images = [SimpleNamespace(relpath="a.png", path=pathlib.Path("a.png"), height=200, width=400)]
+    >>> read_yolo(tmp.name, images)
+    [Annotation(image='a.png', label='0', x0=180.0, y0=40.0, x1=220.0, y1=60.0)]
+    >>> tmp.cleanup()
+    """
+    folder = Path(folder)
+    if images is None:
+        raise DatasetError(f"YOLO labels in '{folder}' give boxes as fractions of the image size: the images are needed",
+                           hint="read_truth(path, images=Dataset.open(images_folder))")
+    by_rel, by_stem = {}, {}
+    for record in images:
+        by_rel[_without_suffix(record.relpath)] = record
+        by_stem.setdefault(record.path.stem, []).append(record)
+    names = yolo_class_names(folder)
+    annotations, orphans = [], []
+    for file in _yolo_label_files(folder):
+        rel = _without_suffix(file.relative_to(folder).as_posix())
+        record = by_rel.get(rel) or (by_stem[file.stem][0] if len(by_stem.get(file.stem, ())) == 1 else None)
+        if record is None:
+            orphans.append(file.name)
+            continue
+        for line_number, line in enumerate(file.read_text().splitlines(), start=1):
+            fields = line.split()
+            if not fields:
+                continue
+            if not (fields[0].isdigit() and _numbers(fields[1:]) and (len(fields) == 5 or (len(fields) >= 7 and len(fields) % 2))):
+                raise DatasetError(f"{file} line {line_number}: expected a class number and x y width height "
+                                   f"(or a polygon's x y pairs) as fractions of the image, got {line.strip()!r}")
+            xs, ys = (np.asarray([float(v) for v in fields[1 + axis::2]]) * side for axis, side in ((0, record.width), (1, record.height)))
+            if len(fields) == 5:
+                (cx, w), (cy, h) = xs, ys
+                if w < 0 or h < 0:
+                    raise DatasetError(f"{file} line {line_number}: negative width or height")
+                x0, y0, x1, y1 = cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2
+            else:
+                x0, y0, x1, y1 = xs.min(), ys.min(), xs.max(), ys.max()
+            number = int(fields[0])
+            annotations.append(Annotation(record.relpath, names.get(number, str(number)), float(x0), float(y0), float(x1), float(y1)))
+    if orphans:
+        log.warning("YOLO labels: %d label file(s) name no image of the dataset, left out, e.g. %s", len(orphans), orphans[:3])
+    return annotations
+
+
 def read_instance_labels(folder: str | Path, *, label: str = "object") -> list[Annotation]:
     """Label images (0 = background, each other value one object): boxes of the regions,
     image names as the label files' names without a mask suffix (`MASK_SUFFIXES`:
@@ -164,21 +344,66 @@ def read_instance_labels(folder: str | Path, *, label: str = "object") -> list[A
     Colour-coded label images (each object its own RGB colour, black the background) are
     read by colour, not by their first channel; a channel constant over the image (an opaque
     alpha) is left out. A binary mask (one value besides 0) is split into its connected
-    regions: touching objects then make one region."""
+    regions: touching objects then make one region.
+
+    One mask per object: a folder named `masks` beside an `images` folder that holds a single
+    image, none of whose masks is named after it (the Data Science Bowl 2018 layout,
+    `<id>/images/<id>.png` and `<id>/masks/*.png`), holds one binary mask per object of that
+    image; each gives one box around all its pixels, and the image itself is not read as labels.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> from PIL import Image
+    >>> from simsearch.io.truth import read_instance_labels
+    >>> folder = tempfile.TemporaryDirectory()
+    >>> tmp = pathlib.Path(folder.name)
+    >>> for part in ("cell7/images", "cell7/masks"):
+    ...     (tmp / part).mkdir(parents=True)
+    >>> Image.new("L", (40, 30)).save(tmp / "cell7/images/cell7.png")
+    >>> nucleus = np.zeros((30, 40), np.uint8)
+    >>> nucleus[2:6, 3:9] = 255
+    >>> Image.fromarray(nucleus).save(tmp / "cell7/masks/a1f3.png")
+    >>> read_instance_labels(tmp, label="nucleus")
+    [Annotation(image='cell7.png', label='nucleus', x0=3.0, y0=2.0, x1=9.0, y1=6.0)]
+    >>> folder.cleanup()
+    """
     folder = Path(folder)
     annotations = []
     files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in SUPPORTED_SUFFIXES)
     if not files:
         raise DatasetError(f"no label images in '{folder}'")
+    owners = _object_mask_folders(files)
+    their_images = set(owners.values())
     for path in files:
-        name = _image_name(path.relative_to(folder).as_posix())
+        if path in their_images:
+            continue
         pixels = read_image(path)
         if not np.issubdtype(pixels.dtype, np.integer):
             raise DatasetError(f"label image '{path}' must hold integers, not {pixels.dtype}")
+        if path.parent in owners:
+            rows, columns = np.nonzero(pixels.any(axis=2))
+            if len(rows):
+                annotations.append(Annotation(owners[path.parent].name, label, float(columns.min()), float(rows.min()),
+                                              float(columns.max() + 1), float(rows.max() + 1)))
+            continue
+        name = _image_name(path.relative_to(folder).as_posix())
         for region in regionprops(object_labels(pixels)):
             y0, x0, y1, x1 = region.bbox
             annotations.append(Annotation(name, label, float(x0), float(y0), float(x1), float(y1)))
     return annotations
+
+
+def _object_mask_folders(files: list[Path]) -> dict[Path, Path]:
+    """`masks` folder -> the one image whose objects it holds, one mask each (the Data Science
+    Bowl layout; `read_instance_labels`), for the folders of `files` that are so."""
+    found = {}
+    for masks in sorted({path.parent for path in files if path.parent.name.lower() == "masks"}):
+        beside = masks.parent / "images"
+        images = sorted(p for p in beside.glob("*") if p.suffix.lower() in SUPPORTED_SUFFIXES) if beside.is_dir() else []
+        if len(images) == 1 and not any(p.stem == images[0].stem for p in masks.iterdir()):
+            found[masks] = images[0]
+    return found
 
 
 def object_labels(pixels: np.ndarray) -> np.ndarray:

@@ -141,6 +141,82 @@ def test_malformed_csv_names_file_and_line(tmp_path, text, match_text):
     assert "truth.csv" in str(err.value)
 
 
+def test_yolo_labels_in_pixels_of_their_own_image_with_the_sets_class_names(tmp_path, caplog):
+    """A YOLO set: `labels/*.txt` beside `images/`, class names from data.yaml; boxes are
+    fractions of each image's own size (two sizes here), a polygon line gives its bounding
+    box, an empty file is an image without objects, a label file with no image is left out
+    with a warning; without the images, and on a malformed line, the error names the cause."""
+    from simsearch import Dataset
+
+    images, labels = tmp_path / "images", tmp_path / "labels"
+    images.mkdir()
+    labels.mkdir()
+    Image.new("RGB", (400, 200)).save(images / "a.png")
+    tifffile.imwrite(images / "b.tif", np.zeros((100, 50, 3), np.uint16))
+    Image.new("RGB", (10, 10)).save(images / "empty.png")
+    (tmp_path / "data.yaml").write_text("path: .\nnames:\n  0: nucleus\n  1: mitosis\n")
+    (labels / "a.txt").write_text("0 0.5 0.25 0.1 0.1\n\n1 0.1 0.1 0.3 0.1 0.2 0.5\n")
+    (labels / "b.txt").write_text("0 0.5 0.5 1.0 0.2\n")
+    (labels / "empty.txt").write_text("")
+    (labels / "gone.txt").write_text("0 0.5 0.5 0.1 0.1\n")
+    found = read_truth(labels, images=Dataset.open(images))
+    assert sorted(found, key=lambda a: (a.image, a.label)) == [
+        Annotation("a.png", "mitosis", 40, 20, 120, 100),        # the polygon's box, x by 400, y by 200
+        Annotation("a.png", "nucleus", 180, 40, 220, 60),
+        Annotation("b.tif", "nucleus", 0, 40, 50, 60)]
+    assert "gone.txt" in caplog.text
+    with pytest.raises(DatasetError, match="the images are needed"):
+        read_truth(labels)
+    (labels / "b.txt").write_text("0 0.5 0.5 1.0 0.2\n0 0.5 half 0.1 0.1\n")
+    with pytest.raises(DatasetError, match="b.txt line 2"):
+        read_truth(labels, images=Dataset.open(images))
+
+
+def test_image_objects_json_as_bbbc041_ships_it(tmp_path):
+    """A JSON list of images with their objects (BBBC041, the malaria set): boxes from rows and
+    columns, images by file name; a malformed entry is an error naming the file and entry."""
+    def entry(name, *objects):
+        return {"image": {"checksum": "x", "pathname": f"/images/{name}", "shape": {"r": 1200, "c": 1600, "channels": 3}},
+                "objects": [{"category": category, "bounding_box": {"minimum": {"r": r0, "c": c0}, "maximum": {"r": r1, "c": c1}}}
+                            for category, r0, c0, r1, c1 in objects]}
+
+    path = tmp_path / "training.json"
+    path.write_text(json.dumps([entry("a.png", ("red blood cell", 10, 20, 50, 70), ("trophozoite", 100, 200, 150, 260)),
+                                entry("b.png")]))
+    assert read_truth(path) == [Annotation("a.png", "red blood cell", 20, 10, 70, 50),
+                                Annotation("a.png", "trophozoite", 200, 100, 260, 150)]
+    path.write_text(json.dumps([entry("a.png", ("ring", 10, 20, 50, 70)), {"image": {"pathname": "/images/b.png"}}]))
+    with pytest.raises(DatasetError, match="training.json', entry 1"):
+        read_truth(path)
+
+
+def test_one_mask_per_object_folders_as_the_data_science_bowl_ships_them(tmp_path):
+    """`<id>/images/<id>.png` with `<id>/masks/*.png`, one binary mask per nucleus: one box per
+    mask file around all its pixels (two touching nuclei stay two), the image never read as
+    labels. A `masks` folder of label images named after the images of an `images` folder
+    beside it is read as label images, as before."""
+    def save(path, mask):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(mask).save(path)
+
+    canvas = np.zeros((30, 40), np.uint8)
+    first, second = canvas.copy(), canvas.copy()
+    first[2:6, 3:9], second[2:6, 9:12] = 255, 255                   # touching
+    for sample in ("s1", "s2"):
+        save(tmp_path / "dsb" / sample / "images" / f"{sample}.png", np.full((30, 40), 90, np.uint8))
+        save(tmp_path / "dsb" / sample / "masks" / f"{sample}a9.png", first)
+        save(tmp_path / "dsb" / sample / "masks" / "0c1d.png", second)
+    boxes = sorted((a.image, a.x0, a.y0, a.x1, a.y1) for a in read_truth(tmp_path / "dsb", label="nucleus"))
+    assert boxes == [("s1.png", 3, 2, 9, 6), ("s1.png", 9, 2, 12, 6), ("s2.png", 3, 2, 9, 6), ("s2.png", 9, 2, 12, 6)]
+    labels = canvas.copy()
+    labels[2:6, 3:9], labels[2:6, 9:12] = 1, 2
+    for name in ("p.png", "q.png"):
+        save(tmp_path / "pairs" / "images" / name, canvas)
+        save(tmp_path / "pairs" / "masks" / name, labels)
+    boxes = sorted((a.image, a.x0, a.x1) for a in read_truth(tmp_path / "pairs" / "masks"))
+    assert boxes == [("p.png", 3, 9), ("p.png", 9, 12), ("q.png", 3, 9), ("q.png", 9, 12)]
+
+
 def test_annotations_for_missing_images_are_reported(tmp_path):
     from simsearch import Dataset
 

@@ -343,6 +343,45 @@ def test_label_images_named_after_their_images_give_the_class_asked_for(tmp_path
     assert trial["true_objects"] == 6 and trial["pr_auc"] > 0.6  # 2 test images of 3 discs each
 
 
+@pytest.mark.parametrize("layout", ["yolo", "one mask per object"])
+def test_eval_reads_yolo_labels_and_one_mask_per_object_folders(tmp_path, capsys, layout):
+    """Ground truth as public sets ship it, end to end: YOLO labels (fractions of each image's
+    size, read with the dataset's sizes) with their class names, or the Data Science Bowl
+    layout (`<id>/images/<id>.png`, `<id>/masks/*.png`, the images found by a glob)."""
+    from PIL import Image
+
+    from conftest import planted_image
+
+    yy, xx = np.mgrid[:160, :200]
+    for i in range(8):
+        image, discs, _ = planted_image(i)
+        if layout == "yolo":
+            (tmp_path / "images").mkdir(exist_ok=True)
+            (tmp_path / "labels").mkdir(exist_ok=True)
+            Image.fromarray(image).save(tmp_path / "images" / f"f{i}.png")
+            (tmp_path / "labels" / f"f{i}.txt").write_text(
+                "".join(f"0 {x / image.shape[1]} {y / image.shape[0]} {18 / image.shape[1]} {18 / image.shape[0]}\n" for y, x in discs))
+            (tmp_path / "classes.txt").write_text("nucleus\n")
+        else:
+            sample = tmp_path / "dsb" / f"s{i}"
+            (sample / "images").mkdir(parents=True)
+            (sample / "masks").mkdir()
+            Image.fromarray(image).save(sample / "images" / f"s{i}.png")
+            for number, (y, x) in enumerate(discs):
+                Image.fromarray(((yy - y) ** 2 + (xx - x) ** 2 <= 81).astype(np.uint8) * 255).save(sample / "masks" / f"m{number}.png")
+    images, truth = ((str(tmp_path / "images"), str(tmp_path / "labels")) if layout == "yolo"
+                     else (str(tmp_path / "dsb" / "*" / "images" / "*.png"), str(tmp_path / "dsb")))
+    assert main(["-q", "eval", "--images", images, "--truth", truth, "--classes", "nucleus", "--patch-size", "32",
+                 "--prototypes", "3", "--negatives", "0", "--strategies", "similarity", "--repeats", "1", "--displayed", "2",
+                 "--backbone", "efficientnet-lite0", "--device", "cpu", "--out", str(tmp_path / "eval")]) == 0
+    assert "not in the dataset" not in capsys.readouterr().out
+    results = json.loads((tmp_path / "eval" / "results.json").read_text())
+    side = 18 if layout == "yolo" else 19                            # a mask of radius 9 spans 19 px
+    assert results["classes"]["nucleus"]["box_sides"][1] == pytest.approx(side)
+    trial = results["trials"]["nucleus|P3|N0|similarity|r0"]
+    assert trial["true_objects"] == 6 and trial["pr_auc"] > 0.6  # 2 test images of 3 discs each
+
+
 def test_eval_uses_the_channels_asked_for_and_keeps_them_on_resume(tmp_path, capsys):
     """Two-channel images whose objects are in channel 1 only: --channels 1 embeds that channel
     (recorded in the plan), and resuming the evaluation with other channels is refused."""
