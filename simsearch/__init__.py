@@ -11,7 +11,7 @@ The public API (scripts and the terminal UI use only these names):
 - Backbones: `load_backbone`, `Backbone`, `BackboneSpec`, `BACKBONES`; devices: `resolve_device`
 - Dense embeddings: `PatchGeometry`, `DenseEmbedder`, `PatchEmbeddings`
 - Search: `PatchIndex`, `SearchHits`, `SimilarPatch`, `similarity_map`
-- Ground truth: `Annotation`, `read_truth` (CSV, VOC, COCO, BBBC041, YOLO, label images, masks per object), `read_voc_folder`
+- Ground truth: `Annotation`, `read_truth` (CSV, VOC, COCO, BBBC041, YOLO, GeoJSON, label images, masks per object), `read_voc_folder`
 - Projects: `Project`, `EmbedProgress`, `ProjectLockedError`; every path in a project folder:
   `ProjectLayout` (`Project.layout`); images decoded ahead of the network: `Loaded`
   (`Project.read_ahead`)

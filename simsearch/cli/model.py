@@ -217,7 +217,7 @@ def _add_eval_command(sub) -> None:
     evaluation = add_parser(sub, "eval")
     evaluation.add_argument("--images", required=True, help="images folder, glob or list")
     evaluation.add_argument("--truth", required=True, help="ground truth: CSV (image,class,x,y or boxes), VOC folder, COCO or BBBC041 JSON, "
-                                                                 "a folder of YOLO .txt labels, or a folder of instance-label images or of one mask "
+                                                                 "a folder of YOLO .txt labels or of GeoJSON (QuPath), or a folder of instance-label images or of one mask "
                                                                  "per object (their objects are of the first of --classes)")
     evaluation.add_argument("--train-list", help="training image names, one per line")
     evaluation.add_argument("--test-list", help="test image names, one per line")

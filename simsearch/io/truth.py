@@ -1,6 +1,6 @@
 """Ground-truth annotations: canonical CSV (centres or boxes), Pascal VOC, COCO JSON, the
-image/objects JSON of the Broad's BBBC041 malaria set, YOLO label files, instance-label images
-and folders of one mask per object (the Data Science Bowl 2018 layout). Malformed input is an
+image/objects JSON of the Broad's BBBC041 malaria set, YOLO label files, GeoJSON (QuPath),
+instance-label images and folders of one mask per object (the Data Science Bowl 2018 layout). Malformed input is an
 error naming the file (and line)."""
 from __future__ import annotations
 
@@ -60,7 +60,8 @@ class Annotation:
 def read_truth(path: str | Path, *, label: str = "object", images=None) -> list[Annotation]:
     """Any supported ground truth, by what `path` is: a .csv file; a .json file (COCO, or a list
     of image/objects entries as BBBC041 ships); a folder of VOC .xml files; a folder of YOLO
-    .txt label files (`read_yolo`: needs `images`, the `Dataset`, for the image sizes); or a
+    .txt label files (`read_yolo`: needs `images`, the `Dataset`, for the image sizes); a
+    folder of GeoJSON files, one per image (`read_geojson_folder`, as QuPath exports them); or a
     folder of instance-label images or of one mask per object (`read_instance_labels`; their
     objects are of class `label`).
 
@@ -86,10 +87,12 @@ def read_truth(path: str | Path, *, label: str = "object", images=None) -> list[
         return read_voc_folder(path)
     if path.is_dir() and _yolo_label_files(path):
         return read_yolo(path, images)
+    if path.is_dir() and any(path.rglob("*.geojson")):
+        return read_geojson_folder(path, label=label)
     if path.is_dir():
         return read_instance_labels(path, label=label)
     raise DatasetError(f"ground truth '{path}': expected a .csv, a .json (COCO or BBBC041), a folder of VOC .xml, "
-                       f"of YOLO .txt labels or of label images")
+                       f"of YOLO .txt labels, of GeoJSON or of label images")
 
 
 def read_csv(path: str | Path) -> list[Annotation]:
@@ -333,6 +336,66 @@ def read_yolo(folder: str | Path, images) -> list[Annotation]:
     if orphans:
         log.warning("YOLO labels: %d label file(s) name no image of the dataset, left out, e.g. %s", len(orphans), orphans[:3])
     return annotations
+
+
+def read_geojson_folder(folder: str | Path, *, label: str = "object") -> list[Annotation]:
+    """A folder of GeoJSON files in pixel coordinates, one per image and named after it
+    (`a.geojson` or `a.tif.geojson` for `a.tif`; at any depth), as QuPath exports annotations and
+    `simsearch process` writes detections: each polygon (or multipolygon) gives its bounding
+    box, each point a centre. The class is the feature's classification (QuPath's
+    ``classification.name``, or a ``class`` property), else `label`. Other geometries (lines)
+    are errors naming the file and feature.
+
+    Examples
+    --------
+    >>> import json, tempfile, pathlib
+    >>> from simsearch.io.truth import read_geojson_folder
+    >>> cell = {"type": "Feature", "properties": {"classification": {"name": "Tumor"}},
+    ...         "geometry": {"type": "Polygon", "coordinates": [[[10, 20], [50, 20], [50, 60], [10, 20]]]}}
+    >>> tmp = tempfile.TemporaryDirectory()
+    >>> _ = pathlib.Path(tmp.name, "slide1.svs.geojson").write_text(json.dumps({"type": "FeatureCollection", "features": [cell]}))
+    >>> read_geojson_folder(tmp.name)
+    [Annotation(image='slide1.svs', label='Tumor', x0=10.0, y0=20.0, x1=50.0, y1=60.0)]
+    >>> tmp.cleanup()
+    """
+    folder = Path(folder)
+    annotations = []
+    for path in sorted(folder.rglob("*.geojson")):
+        image = path.relative_to(folder).as_posix()[: -len(".geojson")]
+        try:
+            data = json.loads(path.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise DatasetError(f"malformed GeoJSON file '{path}': {exc}") from exc
+        features = data.get("features", []) if isinstance(data, dict) and data.get("type") == "FeatureCollection" else (
+            [data] if isinstance(data, dict) else data)
+        for index, feature in enumerate(features):
+            try:
+                annotations += _feature_boxes(feature, image, label)
+            except (KeyError, TypeError, ValueError, AttributeError) as exc:
+                raise DatasetError(f"GeoJSON file '{path}', feature {index}: {exc}",
+                                   hint="expected Point, MultiPoint, Polygon or MultiPolygon geometries in pixels") from exc
+    return annotations
+
+
+def _feature_boxes(feature: dict, image: str, label: str) -> list[Annotation]:
+    """The annotations of one GeoJSON feature (`read_geojson_folder`)."""
+    properties = feature.get("properties") or {}
+    classification = properties.get("classification")
+    name = classification.get("name") if isinstance(classification, dict) else classification
+    name = str(name or properties.get("class") or label).strip()
+    geometry = feature["geometry"]
+    kind, coordinates = geometry["type"], geometry["coordinates"]
+    if kind in ("Point", "MultiPoint"):
+        points = np.asarray([coordinates] if kind == "Point" else coordinates, dtype=float).reshape(-1, 2)
+        return [Annotation(image, name, float(x), float(y), float(x), float(y)) for x, y in points]
+    if kind not in ("Polygon", "MultiPolygon"):
+        raise ValueError(f"geometry {kind!r} is not a point or a polygon")
+    rings = [coordinates[0]] if kind == "Polygon" else [polygon[0] for polygon in coordinates]
+    points = np.concatenate([np.asarray(ring, dtype=float).reshape(-1, 2) for ring in rings])
+    if not np.isfinite(points).all():
+        raise ValueError("a coordinate is not finite")
+    (x0, y0), (x1, y1) = points.min(axis=0), points.max(axis=0)
+    return [Annotation(image, name, float(x0), float(y0), float(x1), float(y1))]
 
 
 def read_instance_labels(folder: str | Path, *, label: str = "object") -> list[Annotation]:

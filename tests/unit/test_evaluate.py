@@ -217,6 +217,35 @@ def test_one_mask_per_object_folders_as_the_data_science_bowl_ships_them(tmp_pat
     assert boxes == [("p.png", 3, 9), ("p.png", 9, 12), ("q.png", 3, 9), ("q.png", 9, 12)]
 
 
+def test_geojson_folders_as_qupath_exports_them_and_as_simsearch_writes_detections(tmp_path):
+    """GeoJSON ground truth, one file per image: `simsearch process`'s own export reads back as
+    the boxes it wrote (a round trip, the image named by the file), and a QuPath-style file gives
+    a multipolygon's box, a point's centre and the fallback class where a feature has none; a
+    line is an error naming the file and feature."""
+    from simsearch.inference import export
+    from simsearch.inference.predict import Detection
+
+    (tmp_path / "detections").mkdir()
+    found = [Detection("BloodImage_00011.jpg@0123456789ab", "WBC", 100.0, 200.0, 0.9, (150.0, 50.0, 250.0, 150.0)),
+             Detection("BloodImage_00011.jpg@0123456789ab", "RBC", 30.0, 40.0, 0.7, (10.0, 10.0, 70.0, 50.0))]
+    export.geojson(tmp_path / "detections" / f"{export.safe_name(found[0].image_id)}.geojson", found)
+    assert read_truth(tmp_path / "detections") == [Annotation("BloodImage_00011.jpg", "WBC", 150, 50, 250, 150),
+                                                   Annotation("BloodImage_00011.jpg", "RBC", 10, 10, 70, 50)]
+    square = [[[0, 0], [4, 0], [4, 4], [0, 0]]]
+    features = [
+        {"type": "Feature", "properties": {"classification": {"name": "Tumor", "color": [200, 0, 0]}},
+         "geometry": {"type": "MultiPolygon", "coordinates": [square, [[[10, 20], [12, 20], [12, 25], [10, 20]]]]}},
+        {"type": "Feature", "properties": {"objectType": "annotation"}, "geometry": {"type": "Point", "coordinates": [7.5, 3]}}]
+    (tmp_path / "qupath" / "slides").mkdir(parents=True)
+    (tmp_path / "qupath" / "slides" / "a.geojson").write_text(json.dumps({"type": "FeatureCollection", "features": features}))
+    assert read_truth(tmp_path / "qupath", label="cell") == [Annotation("slides/a", "Tumor", 0, 0, 12, 25),
+                                                             Annotation("slides/a", "cell", 7.5, 3, 7.5, 3)]
+    features.append({"type": "Feature", "properties": {}, "geometry": {"type": "LineString", "coordinates": [[0, 0], [1, 1]]}})
+    (tmp_path / "qupath" / "slides" / "a.geojson").write_text(json.dumps(features))
+    with pytest.raises(DatasetError, match="a.geojson', feature 2: geometry 'LineString'"):
+        read_truth(tmp_path / "qupath")
+
+
 def test_annotations_for_missing_images_are_reported(tmp_path):
     from simsearch import Dataset
 
