@@ -46,10 +46,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--positives", type=int, default=3, help="positives per row (default 3)")
     parser.add_argument("--background", type=int, default=3, help="background patches per row (default 3)")
     args = parser.parse_args(argv)
-    truth = [a for a in read_truth(args.truth) if a.label == args.label]
     rows = []
     for folder in args.trials:
         with Project.open(folder, read_only=True) as project:
+            truth = [a for a in read_truth(args.truth, images=project.dataset) if a.label == args.label]
             curation = Curation(project)
             by_image = annotations_by_image(truth, project.dataset)
             patch = max(project.geometry_at(1.0).patch_size)
