@@ -224,17 +224,19 @@ YOLO_CLASS_FILES = ("classes.txt", "obj.names", "data.yaml", "dataset.yaml")  # 
 
 
 def _yolo_label_files(folder: Path) -> list[Path]:
-    """The folder's YOLO label files (.txt, at any depth): those whose first non-empty line is
-    a class number and at least four numbers; none when no .txt file looks so."""
-    files = sorted(p for p in folder.rglob("*.txt") if p.name not in YOLO_CLASS_FILES)
-    for file in files:
+    """The folder's YOLO label files (.txt at any depth, but the class lists and the image
+    lists such as train.txt, whose lines hold one field), or none when no file's first line
+    is a class number and at least four numbers."""
+    files, looks_so = [], False
+    for file in sorted(p for p in folder.rglob("*.txt") if p.name not in YOLO_CLASS_FILES):
         try:
-            first = next((line.split() for line in file.read_text().splitlines() if line.strip()), None)
+            first = next((line.split() for line in file.read_text().splitlines() if line.strip()), [])
         except (OSError, UnicodeDecodeError):
             continue
-        if first and len(first) >= 5 and first[0].isdigit() and _numbers(first[1:]):
-            return files
-    return []
+        if len(first) != 1:
+            files.append(file)
+            looks_so = looks_so or (len(first) >= 5 and first[0].isdigit() and _numbers(first[1:]))
+    return files if looks_so else []
 
 
 def _numbers(fields: list[str]) -> bool:

@@ -159,6 +159,7 @@ def test_yolo_labels_in_pixels_of_their_own_image_with_the_sets_class_names(tmp_
     (labels / "b.txt").write_text("0 0.5 0.5 1.0 0.2\n")
     (labels / "empty.txt").write_text("")
     (labels / "gone.txt").write_text("0 0.5 0.5 0.1 0.1\n")
+    (labels / "train.txt").write_text("images/a.png\nimages/b.tif\n")            # an image list, not labels
     found = read_truth(labels, images=Dataset.open(images))
     assert sorted(found, key=lambda a: (a.image, a.label)) == [
         Annotation("a.png", "mitosis", 40, 20, 120, 100),        # the polygon's box, x by 400, y by 200
