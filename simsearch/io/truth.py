@@ -90,7 +90,9 @@ def read_truth(path: str | Path, *, label: str = "object", images=None) -> list[
     if path.is_dir() and any(path.rglob("*.geojson")):
         return read_geojson_folder(path, label=label)
     if path.is_dir():
-        return read_instance_labels(path, label=label)
+        annotations = read_instance_labels(path, label=label)
+        _check_masks_are_not_images(path, images)
+        return annotations
     raise DatasetError(f"ground truth '{path}': expected a .csv, a .json (COCO or BBBC041), a folder of VOC .xml, "
                        f"of YOLO .txt labels, of GeoJSON or of label images")
 
@@ -457,6 +459,19 @@ def read_instance_labels(folder: str | Path, *, label: str = "object") -> list[A
             y0, x0, y1, x1 = region.bbox
             annotations.append(Annotation(name, label, float(x0), float(y0), float(x1), float(y1)))
     return annotations
+
+
+def _check_masks_are_not_images(folder: Path, images) -> None:
+    """Refuse a dataset (`images`, where given) that holds the masks of a one-mask-per-object
+    ground truth in `folder` as images: `--images` named the whole Data Science Bowl folder."""
+    if images is None:
+        return
+    files = [p for p in folder.rglob("*") if p.suffix.lower() in SUPPORTED_SUFFIXES]
+    masks = {masks.resolve() for masks in _object_mask_folders(files)}
+    inside = [record.relpath for record in images if Path(record.path).resolve().parent in masks]
+    if inside:
+        raise DatasetError(f"the images include {len(inside)} mask file(s) of the ground truth in '{folder}', e.g. {inside[0]}",
+                           hint=f"give only the images, e.g. --images '{folder}/*/images/*.png'")
 
 
 def _object_mask_folders(files: list[Path]) -> dict[Path, Path]:

@@ -194,8 +194,9 @@ def test_image_objects_json_as_bbbc041_ships_it(tmp_path):
 def test_one_mask_per_object_folders_as_the_data_science_bowl_ships_them(tmp_path):
     """`<id>/images/<id>.png` with `<id>/masks/*.png`, one binary mask per nucleus: one box per
     mask file around all its pixels (two touching nuclei stay two), the image never read as
-    labels. A `masks` folder of label images named after the images of an `images` folder
-    beside it is read as label images, as before."""
+    labels; a dataset that holds the masks as images is refused. A `masks` folder of label
+    images named after the images of an `images` folder beside it is read as label images, as
+    before."""
     def save(path, mask):
         path.parent.mkdir(parents=True, exist_ok=True)
         Image.fromarray(mask).save(path)
@@ -209,6 +210,11 @@ def test_one_mask_per_object_folders_as_the_data_science_bowl_ships_them(tmp_pat
         save(tmp_path / "dsb" / sample / "masks" / "0c1d.png", second)
     boxes = sorted((a.image, a.x0, a.y0, a.x1, a.y1) for a in read_truth(tmp_path / "dsb", label="nucleus"))
     assert boxes == [("s1.png", 3, 2, 9, 6), ("s1.png", 9, 2, 12, 6), ("s2.png", 3, 2, 9, 6), ("s2.png", 9, 2, 12, 6)]
+    from simsearch import Dataset
+
+    assert len(read_truth(tmp_path / "dsb", images=Dataset.open(str(tmp_path / "dsb" / "*" / "images" / "*.png")))) == 4
+    with pytest.raises(DatasetError, match="the images include 4 mask file"):   # --images named the whole folder
+        read_truth(tmp_path / "dsb", images=Dataset.open(tmp_path / "dsb"))
     labels = canvas.copy()
     labels[2:6, 3:9], labels[2:6, 9:12] = 1, 2
     for name in ("p.png", "q.png"):
