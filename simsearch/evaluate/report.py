@@ -23,7 +23,7 @@ from simsearch.project.project import Project
 from simsearch.training.check import ClassCheck
 from simsearch.training.loop import TrainSettings
 from simsearch.evaluate.metrics import MATCHING_RULES, Matching
-from simsearch.evaluate.simulate import STRATEGIES, SimulatedUser, Trial, result_key
+from simsearch.evaluate.simulate import BASELINES, STRATEGIES, SimulatedUser, Trial, result_key
 
 
 @dataclass(frozen=True)
@@ -67,26 +67,26 @@ class EvalPlan:
         """The results.json keys one trial writes: per class scored (every class for a joint
         trial), one per review round and training seed of a trained strategy."""
         labels = self.classes if trial.joint else [trial.label]
-        if trial.strategy in ("similarity", "supervised"):
+        if trial.strategy == "similarity" or trial.strategy in BASELINES:
             return [result_key(trial, label) for label in labels]
         return [result_key(trial, label, r, s) for label in labels for r in range(self.review_rounds + 1) for s in range(self.retrain)]
 
     def trials(self) -> list[Trial]:
         """Every (class, repeat, P, N, strategy); N only where the curated suggestions are used;
-        one supervised baseline per class (it uses every annotation with a fixed seed, so
-        repeats would be identical)."""
+        one run of each baseline on every annotation per class (`BASELINES`: it uses every
+        annotation with a fixed seed, so repeats would be identical)."""
         trials = []
         for label, repeat in itertools.product(self.classes, range(self.repeats)):
-            if "supervised" in self.strategies and repeat == 0:
-                trials.append(Trial(label, 0, 0, "supervised", repeat))
+            if repeat == 0:
+                trials += [Trial(label, 0, 0, strategy, repeat) for strategy in self.strategies if strategy in BASELINES]
             for prototypes, strategy in itertools.product(self.prototypes, self.strategies):
-                if strategy == "supervised":
+                if strategy in BASELINES:
                     continue
                 for negatives in [0] if strategy == "similarity" else self.negatives:
                     trials.append(Trial(label, prototypes, negatives, strategy, repeat))
-        if self.joint:  # the supervised baseline stays per class
+        if self.joint:  # the baselines stay per class
             for repeat, prototypes, strategy in itertools.product(range(self.repeats), self.prototypes, self.strategies):
-                for negatives in [] if strategy == "supervised" else [0] if strategy == "similarity" else self.negatives:
+                for negatives in [] if strategy in BASELINES else [0] if strategy == "similarity" else self.negatives:
                     trials.append(Trial(self.joint_label, prototypes, negatives, strategy, repeat, joint=True))
         return trials
 
@@ -372,7 +372,7 @@ def markdown(results: dict) -> str:
         if reviewed:
             answered = (f" {review_round} | {np.mean([r.get('reviewed', 0) for r in groups[key]]):.0f} "
                         f"({np.mean([r.get('accepted', 0) for r in groups[key]]):.0f}) |")
-        lines.append(f"| {label} | {strategy} | {prototypes if strategy != 'supervised' else 'all'} | {negatives} |{answered} "
+        lines.append(f"| {label} | {strategy} | {'all' if strategy in BASELINES else prototypes} | {negatives} |{answered} "
                      f"{values.mean():.3f} ± {values.std():.3f} | {len(values)} | "
                      f"{np.mean([row['seconds'] for row in groups[key]]):.0f} s |")
     rule = MATCHING_NOTES[results.get("matching", "patch")]
@@ -394,7 +394,7 @@ def _rules_table(rows: list[dict]) -> str:
     for key in sorted(groups):
         means = [np.mean([r["pr_auc_by_rule"][name] for r in groups[key]]) for name in MATCHING_RULES]
         label, strategy, prototypes, negatives = key
-        lines.append(f"| {label} | {strategy} | {prototypes if strategy != 'supervised' else 'all'} | {negatives} | "
+        lines.append(f"| {label} | {strategy} | {'all' if strategy in BASELINES else prototypes} | {negatives} | "
                      + " | ".join(f"{m:.3f}" for m in means) + " |")
     return "\n".join(lines) + "\n"
 
@@ -430,7 +430,7 @@ def _retrain_table(rows: list[dict]) -> str:
         return ""
     by_data: dict[tuple, dict[int, list[float]]] = {}
     for row in rows:
-        if row["strategy"].split(" ")[0] in ("similarity", "supervised"):
+        if row["strategy"].split(" ")[0] == "similarity" or row["strategy"].split(" ")[0] in BASELINES:
             continue
         key = (row["class"], row["strategy"], row["prototypes"], row["negatives"], row.get("review_round", 0))
         by_data.setdefault(key, {}).setdefault(row["repeat"], []).append(row["pr_auc"])
@@ -476,7 +476,7 @@ def _check_table(rows: list[dict]) -> str:
 def plot_curves(results: dict, out: Path, size: int = 360) -> None:
     """One PNG per class: the precision-recall curve of every trial, coloured by strategy."""
     colours = dict(zip(STRATEGIES, [(120, 120, 120), (204, 121, 167), (0, 114, 178), (230, 159, 0), (0, 158, 115),
-                                    (213, 94, 0), (0, 0, 0)]))
+                                    (213, 94, 0), (0, 0, 0), (86, 180, 233)]))
     for label in sorted({row["class"] for row in results["trials"].values()}):
         image = Image.new("RGB", (size + 140, size + 40), "white")
         draw = ImageDraw.Draw(image)

@@ -23,7 +23,8 @@ For one class and one (prototypes P, negatives N, strategy, repeat):
    on the same curated data with training seeds 0..N-1; the reviews follow the seed-0 model.
 'similarity' skips training and scores the similarity peaks of the test images;
 'supervised' trains (Pos) on every training annotation of the class, with background from
-annotation-free places.
+annotation-free places and other classes' objects; 'supervised-probe' trains the linear
+classifier alone on the frozen features from the same data (the probe at equal data).
 """
 from __future__ import annotations
 
@@ -51,7 +52,10 @@ from simsearch.evaluate.metrics import MATCHING_RULES, ClassScore, Matching, Sco
 
 log = logging.getLogger(__name__)
 
-STRATEGIES = ("similarity", *TRAINING_STRATEGIES, "supervised")  # what an evaluation compares
+# the baselines on every training annotation, each by the training strategy it runs: the
+# paper's training (Pos), and the linear classifier alone on the frozen features (the probe)
+BASELINES = {"supervised": "pos", "supervised-probe": "probe"}
+STRATEGIES = ("similarity", *TRAINING_STRATEGIES, *BASELINES)  # what an evaluation compares
 
 
 @dataclass(frozen=True)
@@ -217,8 +221,8 @@ class SimulatedUser:
             return results
 
         with self._new_project(trial) as project:
-            if trial.strategy == "supervised":
-                found = self._supervised(project)
+            if trial.strategy in BASELINES:
+                found = self._supervised(project, BASELINES[trial.strategy])
                 negatives, used = {}, {self.label: len(project.store.patches(self.label, "positive"))}
                 return scored(found)
             negatives, curation = self._curate(project, trial, rng)
@@ -349,9 +353,9 @@ class SimulatedUser:
             found += [Scored(name, d.class_name, d.y, d.x, d.confidence) for d in detections if d.class_name in self.labels]
         return found
 
-    def _supervised(self, project: Project) -> list[Scored]:
-        """Pos training on the training annotations (at most `supervised_cap`, sampled), with
-        as many background patches: half from annotation-free places (4 random tries per
+    def _supervised(self, project: Project, strategy: str = "pos") -> list[Scored]:
+        """Training with `strategy` (`BASELINES`) on the training annotations (at most
+        `supervised_cap`, sampled), with as many background patches: half from annotation-free places (4 random tries per
         image), the rest centred on objects of other classes (with full supervision every
         other annotated object is known not to be the class: the look-alikes a few-shot
         user's background also holds)."""
@@ -390,5 +394,5 @@ class SimulatedUser:
         store.confirm_class(self.label, 1.0, positives)
         store.set_background_candidates(background)
         store.confirm_background()
-        train(project, self.settings.with_strategy("pos"), device=self.device)
+        train(project, self.settings.with_strategy(strategy), device=self.device)
         return self._predict_test(project)

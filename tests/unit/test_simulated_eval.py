@@ -343,6 +343,31 @@ def test_label_images_named_after_their_images_give_the_class_asked_for(tmp_path
     assert trial["true_objects"] == 6 and trial["pr_auc"] > 0.6  # 2 test images of 3 discs each
 
 
+@pytest.mark.slow
+def test_the_probe_on_every_annotation_is_a_baseline_on_the_supervised_data(annotated, tmp_path):
+    """`supervised-probe`: the linear classifier alone on the frozen features, trained once per
+    class on exactly the supervised baseline's positives and background (the probe at equal
+    data, which the supervised training must beat); reported as 'all' prototypes."""
+    from simsearch.training.saved import saved_model_config
+
+    folder, truth = annotated
+    plan = EvalPlan(images=str(folder), truth=str(truth), out=tmp_path / "eval", classes=["disc"], patch_sizes={"disc": 32},
+                    prototypes=[2], negatives=[1], strategies=["similarity", "supervised", "supervised-probe"],
+                    repeats=2, displayed=2, test_fraction=0.25, backbone="efficientnet-lite0", training=TINY, device="cpu")
+    assert [(t.strategy, t.repeat) for t in plan.trials()] == [
+        ("supervised", 0), ("supervised-probe", 0), ("similarity", 0), ("similarity", 1)]
+    trials = evaluate(replace(plan, repeats=1, strategies=["supervised", "supervised-probe"]), say=lambda line: None)["trials"]
+    assert trials["disc|P0|N0|supervised-probe|r0"]["pr_auc"] > 0.6
+    places = {}
+    for strategy in ("supervised", "supervised-probe"):
+        with Project.open(tmp_path / "eval" / "work" / f"disc_P0_N0_{strategy}_r0", read_only=True) as project:
+            places[strategy] = (sorted((p.image_id, p.y, p.x) for p in project.store.patches("disc", "positive")),
+                                sorted((p.image_id, p.y, p.x) for p in project.store.clean_background()))
+            assert saved_model_config(project)["strategy"] == {"supervised": "pos", "supervised-probe": "probe"}[strategy]
+    assert places["supervised"] == places["supervised-probe"] and places["supervised"][0] and places["supervised"][1]
+    assert "| disc | supervised-probe | all | 0 |" in (tmp_path / "eval" / "report.md").read_text()
+
+
 @pytest.mark.parametrize("layout", ["yolo", "one mask per object"])
 def test_eval_reads_yolo_labels_and_one_mask_per_object_folders(tmp_path, capsys, layout):
     """Ground truth as public sets ship it, end to end: YOLO labels (fractions of each image's
