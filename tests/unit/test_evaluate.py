@@ -383,6 +383,28 @@ def test_ablation_variants_reach_nested_training_settings():
             parse_variant(bad)
 
 
+def test_ablation_table_holds_every_trained_strategy_baselines_included(tmp_path):
+    """The variants change the baselines' training too, so `supervised` rows are compared;
+    similarity search, which nothing trains, is not."""
+    import json
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
+    from bench_ablation import summarise
+
+    for name, shift in (("default", 0.0), ("supcon.lr-0.0001", 0.1)):
+        trials = {str(i): {"class": "RBC", "strategy": strategy, "prototypes": p, "negatives": n, "pr_auc": value + shift}
+                  for i, (strategy, p, n, value) in enumerate([("similarity", 10, 0, 0.5), ("supervised", 0, 0, 0.6),
+                                                              ("pos+neg+selflearn", 10, 5, 0.7)])}
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "results.json").write_text(json.dumps({"trials": trials}))
+    lines = summarise(tmp_path)
+    assert lines[0] == "| class | strategy | P N | review round | default | supcon.lr-0.0001 |"
+    assert "| RBC | supervised | P0 N0 | round 0 | 0.600 ± 0.000 | 0.700 ± 0.000 |" in lines
+    assert "| RBC | pos+neg+selflearn | P10 N5 | round 0 | 0.700 ± 0.000 | 0.800 ± 0.000 |" in lines
+    assert not any("similarity" in line for line in lines)
+
+
 def test_report_sets_the_held_out_check_against_the_test_images():
     from simsearch.evaluate.report import markdown
 
@@ -427,6 +449,32 @@ def test_border_padded_copy_mirrors_images_and_shifts_boxes(tmp_path):
     assert (tmp_path / "out" / "train.txt").read_text() == "a.tif\n"
     assert (tmp_path / "out" / "test.txt").read_text() == "empty.tif\n"
     assert tifffile.imread(tmp_path / "out" / "images" / "empty.tif").shape == (48, 58)
+
+
+def test_drop_annotations_thins_one_class_in_the_training_images_only(tmp_path):
+    """benchmarks/drop_annotations.py: the asked share of the class's annotations in the
+    training images is left out, drawn by the seed; test images and other classes keep all."""
+    import runpy
+
+    from conftest import REPO
+    from simsearch.io.tables import write_csv
+
+    rows = ([(f"t{i}.tif", "cell", i, i, i + 4, i + 4) for i in range(10)] + [("t0.tif", "dust", 1, 1, 3, 3)]
+            + [("test.tif", "cell", i, i, i + 4, i + 4) for i in range(5)])
+    write_csv(tmp_path / "truth.csv", ["image", "class", "x0", "y0", "x1", "y1"], rows)
+    (tmp_path / "train.txt").write_text("".join(f"t{i}.tif\n" for i in range(10)))
+    main = runpy.run_path(str(REPO / "benchmarks" / "drop_annotations.py"))["main"]
+    kept = {}
+    for seed in (0, 1):
+        out = tmp_path / f"gaps{seed}.csv"
+        main([str(tmp_path / "truth.csv"), str(tmp_path / "train.txt"), "cell", "0.4", str(out), "--seed", str(seed)])
+        kept[seed] = read_truth(out)
+        assert sum(a.label == "cell" and a.image != "test.tif" for a in kept[seed]) == 6
+        assert sum(a.image == "test.tif" for a in kept[seed]) == 5
+        assert [a.label for a in kept[seed]].count("dust") == 1
+    assert {a.image for a in kept[0]} != {a.image for a in kept[1]}  # the seed draws which ones
+    with pytest.raises(ValueError, match="share"):
+        main([str(tmp_path / "truth.csv"), str(tmp_path / "train.txt"), "cell", "1.5", str(tmp_path / "bad.csv")])
 
 
 def test_show_curation_draws_each_negative_with_its_box_and_the_truth_around_it(tmp_path):
