@@ -20,3 +20,11 @@ G16="--images /tmp/bccd16/images --truth /tmp/bccd16/truth.csv --train-list /tmp
   --images $B/JPEGImages --truth $B/Annotations --train-list $B/ImageSets/Main/train.txt \
   --test-list $B/ImageSets/Main/test.txt --classes WBC --patch-size WBC=192 --prototypes 10 --negatives 5 \
   --repeats 3 --device cpu --strategies supervised > /tmp/sp/wbc-ablation.log 2>&1; date
+# then the few-shot model (P 10, N 5, 3 trials) on both red-cell sets without the views
+. benchmarks/results/issue17-standing/data.sh
+.venv/bin/python benchmarks/bench_ablation.py --out /tmp/sp/fewshot-views --no-default --variant off_centre_views=false -- \
+  $BCCD --classes RBC --patch-size RBC=96 --prototypes 10 --negatives 5 --repeats 3 --device cpu \
+  --strategies pos+neg+selflearn > /tmp/sp/fewshot-views.log 2>&1; date
+.venv/bin/python benchmarks/bench_ablation.py --out /tmp/sp/fewshot-views-g16 --no-default --variant off_centre_views=false -- \
+  $G16 --classes RBC --patch-size RBC=auto --prototypes 10 --negatives 5 --repeats 3 --device cpu \
+  --strategies pos+neg+selflearn > /tmp/sp/fewshot-views-g16.log 2>&1; date
