@@ -28,3 +28,7 @@ G16="--images /tmp/bccd16/images --truth /tmp/bccd16/truth.csv --train-list /tmp
 .venv/bin/python benchmarks/bench_ablation.py --out /tmp/sp/fewshot-views-g16 --no-default --variant off_centre_views=false -- \
   $G16 --classes RBC --patch-size RBC=auto --prototypes 10 --negatives 5 --repeats 3 --device cpu \
   --strategies pos+neg+selflearn > /tmp/sp/fewshot-views-g16.log 2>&1; date
+# then BCCD platelets' supervised baseline without the views
+.venv/bin/python benchmarks/bench_ablation.py --out /tmp/sp/plt-ablation --no-default --variant off_centre_views=false -- \
+  $BCCD --classes Platelets --patch-size Platelets=48 --prototypes 10 --negatives 5 --repeats 3 --device cpu \
+  --strategies supervised > /tmp/sp/plt-ablation.log 2>&1; date
