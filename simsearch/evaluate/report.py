@@ -430,7 +430,7 @@ def _retrain_table(rows: list[dict]) -> str:
         return ""
     by_data: dict[tuple, dict[int, list[float]]] = {}
     for row in rows:
-        if row["strategy"].split(" ")[0] == "similarity" or row["strategy"].split(" ")[0] in BASELINES:
+        if row["strategy"].split(" ")[0] in ("similarity", *BASELINES):
             continue
         key = (row["class"], row["strategy"], row["prototypes"], row["negatives"], row.get("review_round", 0))
         by_data.setdefault(key, {}).setdefault(row["repeat"], []).append(row["pr_auc"])

@@ -90,9 +90,7 @@ def read_truth(path: str | Path, *, label: str = "object", images=None) -> list[
     if path.is_dir() and any(path.rglob("*.geojson")):
         return read_geojson_folder(path, label=label)
     if path.is_dir():
-        annotations = read_instance_labels(path, label=label)
-        _check_masks_are_not_images(path, images)
-        return annotations
+        return read_instance_labels(path, label=label, images=images)
     raise DatasetError(f"ground truth '{path}': expected a .csv, a .json (COCO or BBBC041), a folder of VOC .xml, "
                        f"of YOLO .txt labels, of GeoJSON or of label images")
 
@@ -402,7 +400,7 @@ def _feature_boxes(feature: dict, image: str, label: str) -> list[Annotation]:
     return [Annotation(image, name, float(x0), float(y0), float(x1), float(y1))]
 
 
-def read_instance_labels(folder: str | Path, *, label: str = "object") -> list[Annotation]:
+def read_instance_labels(folder: str | Path, *, label: str = "object", images=None) -> list[Annotation]:
     """Label images (0 = background, each other value one object): boxes of the regions,
     image names as the label files' names without a mask suffix (`MASK_SUFFIXES`:
     `a_masks.png` stands for image `a`, whatever its extension; `annotations_by_image`).
@@ -417,6 +415,8 @@ def read_instance_labels(folder: str | Path, *, label: str = "object") -> list[A
     image, none of whose masks is named after it (the Data Science Bowl 2018 layout,
     `<id>/images/<id>.png` and `<id>/masks/*.png`), holds one binary mask per object of that
     image; each gives one box around all its pixels, and the image itself is not read as labels.
+    A dataset (`images`, where given) that holds such masks as images is refused before any
+    mask is read: `--images` named the whole Data Science Bowl folder.
 
     Examples
     --------
@@ -441,6 +441,8 @@ def read_instance_labels(folder: str | Path, *, label: str = "object") -> list[A
     if not files:
         raise DatasetError(f"no label images in '{folder}'")
     owners = _object_mask_folders(files)
+    if images is not None:
+        _check_masks_are_not_images(folder, owners, images)
     their_images = set(owners.values())
     for path in files:
         if path in their_images:
@@ -461,13 +463,10 @@ def read_instance_labels(folder: str | Path, *, label: str = "object") -> list[A
     return annotations
 
 
-def _check_masks_are_not_images(folder: Path, images) -> None:
-    """Refuse a dataset (`images`, where given) that holds the masks of a one-mask-per-object
-    ground truth in `folder` as images: `--images` named the whole Data Science Bowl folder."""
-    if images is None:
-        return
-    files = [p for p in folder.rglob("*") if p.suffix.lower() in SUPPORTED_SUFFIXES]
-    masks = {masks.resolve() for masks in _object_mask_folders(files)}
+def _check_masks_are_not_images(folder: Path, owners: dict[Path, Path], images) -> None:
+    """Refuse a dataset `images` that holds as images the masks of the one-mask-per-object
+    folders `owners` (`_object_mask_folders`) found in `folder`."""
+    masks = {masks.resolve() for masks in owners}
     inside = [record.relpath for record in images if Path(record.path).resolve().parent in masks]
     if inside:
         raise DatasetError(f"the images include {len(inside)} mask file(s) of the ground truth in '{folder}', e.g. {inside[0]}",
