@@ -462,7 +462,7 @@ def test_drop_annotations_thins_one_class_in_the_training_images_only(tmp_path):
     rows = ([(f"t{i}.tif", "cell", i, i, i + 4, i + 4) for i in range(10)] + [("t0.tif", "dust", 1, 1, 3, 3)]
             + [("test.tif", "cell", i, i, i + 4, i + 4) for i in range(5)])
     write_csv(tmp_path / "truth.csv", ["image", "class", "x0", "y0", "x1", "y1"], rows)
-    (tmp_path / "train.txt").write_text("".join(f"t{i}.tif\n" for i in range(10)))
+    (tmp_path / "train.txt").write_text("".join(f"t{i}\n" for i in range(10)))   # stems, as BCCD's lists
     main = runpy.run_path(str(REPO / "benchmarks" / "drop_annotations.py"))["main"]
     kept = {}
     for seed in (0, 1):
@@ -475,6 +475,8 @@ def test_drop_annotations_thins_one_class_in_the_training_images_only(tmp_path):
     assert {a.image for a in kept[0]} != {a.image for a in kept[1]}  # the seed draws which ones
     with pytest.raises(ValueError, match="share"):
         main([str(tmp_path / "truth.csv"), str(tmp_path / "train.txt"), "cell", "1.5", str(tmp_path / "bad.csv")])
+    with pytest.raises(ValueError, match="no 'nucleus' annotation"):
+        main([str(tmp_path / "truth.csv"), str(tmp_path / "train.txt"), "nucleus", "0.4", str(tmp_path / "bad.csv")])
 
 
 def test_show_curation_draws_each_negative_with_its_box_and_the_truth_around_it(tmp_path):
