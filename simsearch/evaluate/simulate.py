@@ -48,7 +48,7 @@ from simsearch.search.peaks import peaks_across_scales
 from simsearch.search.similarity import similarity_map
 from simsearch.training.check import ClassCheck
 from simsearch.training.loop import TRAINING_STRATEGIES, TrainSettings, crops_within, train
-from simsearch.evaluate.metrics import MATCHING_RULES, ClassScore, Matching, Scored, matching_radius, score_class
+from simsearch.evaluate.metrics import MATCHING_RULES, ClassScore, Matching, Scored, away_from_edge, matching_radius, score_class
 
 log = logging.getLogger(__name__)
 
@@ -94,6 +94,7 @@ class TrialResult:
     class_name: str = ""  # the class scored (a joint trial scores each of its classes)
     check: ClassCheck | None = None  # the trained model's check on held-out curated examples
     pr_auc_by_rule: dict[str, float] = field(default_factory=dict)  # the same detections under each matching rule
+    pr_auc_away_from_edge: float | None = None  # the same, half a patch or more inside the image (`away_from_edge`)
 
     @property
     def key(self) -> str:
@@ -176,6 +177,7 @@ class SimulatedUser:
         self.truth_of = annotations_by_image(truth, base.dataset)
         self.matching = matching  # the rule of the score; every rule's PR-AUC is reported beside it
         self.rules = {name: Matching.rule(name, base.geometry.patch_size[1]) for name in MATCHING_RULES}
+        self.test_sizes = {self._truth_name(i, self.names[i].path.name): (self.names[i].height, self.names[i].width) for i in test_ids}
 
     def _annotations(self, image_id: str, label: str | list[str] | None = None) -> list[Annotation]:
         """The image's objects: all, of one class, or of a list of classes."""
@@ -214,10 +216,12 @@ class SimulatedUser:
         def scored(found: list[Scored], extra=()) -> list[TrialResult]:
             seconds = time.perf_counter() - started
             results = []
+            inner = away_from_edge(found, truth, self.test_sizes, self.base.geometry.patch_size[1] / 2)
             for label in self.labels:
                 scores = {name: score_class(found, truth, label, rule) for name, rule in self.rules.items()}
                 results.append(TrialResult(trial, scores[self.matching], negatives.get(label, 0), seconds, used[label], *extra,
-                                           class_name=label, pr_auc_by_rule={n: c.pr_auc for n, c in scores.items()}))
+                                           class_name=label, pr_auc_by_rule={n: c.pr_auc for n, c in scores.items()},
+                                           pr_auc_away_from_edge=score_class(*inner, label, self.rules[self.matching]).pr_auc))
             return results
 
         with self._new_project(trial) as project:

@@ -8,7 +8,8 @@ from PIL import Image
 
 from simsearch import DatasetError
 from simsearch import ConfigError
-from simsearch.evaluate.metrics import Matching, Scored, average_precision, match, matching_radius, pr_auc, score
+from simsearch.evaluate.metrics import (Matching, Scored, average_precision, away_from_edge, match, matching_radius, pr_auc, score,
+                                       score_class)
 from simsearch.io.truth import Annotation, read_truth, unmatched_images
 
 
@@ -68,6 +69,22 @@ def test_matching_with_a_radius_per_object_equals_plain_greedy_matching():
         detections = [Scored(str(rng.integers(2)), "c", *rng.uniform(0, 300, 2), c) for c in np.sort(rng.random(40))[::-1]]
         rule = Matching.rule("object", 40)
         assert match(detections, truth, rule).tolist() == _greedy_reference(detections, truth, rule.radii(truth)), trial
+
+
+def test_away_from_the_edge_a_truth_that_skips_cut_objects_scores_the_detector_that_finds_them_fairly():
+    """Cells every 40 px over a 200 x 200 image, annotated only inside (as annotators skip the
+    ones the edge cuts): a detector that finds every cell loses precision to the edge cells,
+    and away from the edge (half a 40 px patch) scores 1."""
+    cells = [(y, x) for y in range(0, 201, 40) for x in range(0, 201, 40)]
+    truth = [Annotation("a.png", "cell", x - 10, y - 10, x + 10, y + 10) for y, x in cells if 0 < y < 200 and 0 < x < 200]
+    found = [Scored("a.png", "cell", y, x, 0.9 if min(y, x, 200 - y, 200 - x) == 0 else 0.5) for y, x in cells]  # edge cells first
+    assert score_class(found, truth, "cell", 12).pr_auc < 0.7
+    inner_found, inner_truth = away_from_edge(found, truth, {"a.png": (200, 200)}, 20)
+    assert len(inner_truth) == len(truth) == 16 and len(inner_found) == 16
+    assert score_class(inner_found, inner_truth, "cell", 12).pr_auc == pytest.approx(1.0)
+    # a margin of 0 keeps everything; an object centred exactly at the margin stays
+    assert away_from_edge(found, truth, {"a.png": (200, 200)}, 0) == (found, truth)
+    assert len(away_from_edge(found, truth, {"a.png": (200, 200)}, 40)[1]) == 16
 
 
 def test_curves_auc_and_ap_by_hand():
@@ -418,6 +435,20 @@ def test_report_sets_the_held_out_check_against_the_test_images():
             row("pos", 0, 0.6, model=0.9), row("pos", 1, 0.4, model=0.6), row("pos", 2, 0.3, model=0.7)]
     table = markdown({"trials": {str(i): r for i, r in enumerate(rows)}}).split("Check on held-out curated examples")[1]
     assert "| a | pos | 5 | 2 | 0.73 | 0.80 | 0.70 | 2 of 3 | 1 of 3 |" in table
+
+
+def test_report_gives_each_rule_and_the_score_away_from_the_image_edge():
+    from simsearch.evaluate.report import markdown
+
+    def row(strategy, repeat, inner):
+        return {"class": "a", "strategy": strategy, "prototypes": 5, "negatives": 2, "repeat": repeat, "pr_auc": 0.5,
+                "seconds": 1.0, "pr_auc_by_rule": {"patch": 0.5, "object": 0.5}, "pr_auc_away_from_edge": inner}
+
+    rows = [row("pos", 0, 0.6), row("pos", 1, 0.8), row("similarity", 0, None)]  # results from before: no edge score
+    table = markdown({"trials": {str(i): r for i, r in enumerate(rows)}}).split("under each matching rule")[1]
+    assert "| patch | object | away from the edge |" in table
+    assert "| a | pos | 5 | 2 | 0.500 | 0.500 | 0.700 |" in table
+    assert "| a | similarity | 5 | 2 | 0.500 | 0.500 |  |" in table
 
 
 def test_border_padded_copy_mirrors_images_and_shifts_boxes(tmp_path):
