@@ -73,12 +73,11 @@ class EvalPlan:
 
     def trials(self) -> list[Trial]:
         """Every (class, repeat, P, N, strategy); N only where the curated suggestions are used;
-        one run of each baseline on every annotation per class (`BASELINES`: it uses every
-        annotation with a fixed seed, so repeats would be identical)."""
+        a baseline (`BASELINES`) once per class and repeat: the same sample of annotations each
+        time, trained with the repeat's seed, so its spread is the training's own."""
         trials = []
         for label, repeat in itertools.product(self.classes, range(self.repeats)):
-            if repeat == 0:
-                trials += [Trial(label, 0, 0, strategy, repeat) for strategy in self.strategies if strategy in BASELINES]
+            trials += [Trial(label, 0, 0, strategy, repeat) for strategy in self.strategies if strategy in BASELINES]
             for prototypes, strategy in itertools.product(self.prototypes, self.strategies):
                 if strategy in BASELINES:
                     continue

@@ -226,7 +226,7 @@ class SimulatedUser:
 
         with self._new_project(trial) as project:
             if trial.strategy in BASELINES:
-                found = self._supervised(project, BASELINES[trial.strategy])
+                found = self._supervised(project, BASELINES[trial.strategy], seed=self.settings.seed + trial.repeat)
                 negatives, used = {}, {self.label: len(project.store.patches(self.label, "positive"))}
                 return scored(found)
             negatives, curation = self._curate(project, trial, rng)
@@ -357,12 +357,13 @@ class SimulatedUser:
             found += [Scored(name, d.class_name, d.y, d.x, d.confidence) for d in detections if d.class_name in self.labels]
         return found
 
-    def _supervised(self, project: Project, strategy: str = "pos") -> list[Scored]:
-        """Training with `strategy` (`BASELINES`) on the training annotations (at most
-        `supervised_cap`, sampled), with as many background patches: half from annotation-free places (4 random tries per
-        image), the rest centred on objects of other classes (with full supervision every
-        other annotated object is known not to be the class: the look-alikes a few-shot
-        user's background also holds)."""
+    def _supervised(self, project: Project, strategy: str = "pos", seed: int = 0) -> list[Scored]:
+        """Training with `strategy` (`BASELINES`) and training seed `seed` on the training
+        annotations (at most `supervised_cap`, sampled the same for every seed), with as many
+        background patches: half from annotation-free places (4 random tries per image), the
+        rest centred on objects of other classes (with full supervision every other annotated
+        object is known not to be the class: the look-alikes a few-shot user's background also
+        holds)."""
         store = project.store
         store.add_class(self.label)
         patch_h, patch_w = project.geometry.patch_size
@@ -398,5 +399,5 @@ class SimulatedUser:
         store.confirm_class(self.label, 1.0, positives)
         store.set_background_candidates(background)
         store.confirm_background()
-        train(project, self.settings.with_strategy(strategy), device=self.device)
+        train(project, replace(self.settings.with_strategy(strategy), seed=seed), device=self.device)
         return self._predict_test(project)

@@ -1,4 +1,5 @@
 """The simulated-user evaluation end to end on planted discs and crosses (CSV ground truth)."""
+import itertools
 import json
 from dataclasses import replace
 
@@ -117,12 +118,12 @@ def test_the_user_judges_an_item_by_its_box_and_the_objects_size():
     assert not judged_on_object(10, 310, 1.0, [], 40)
 
 
-def test_trials_run_the_supervised_baseline_once_per_class(tmp_path):
+def test_trials_run_the_supervised_baseline_once_per_class_and_repeat(tmp_path):
     plan = EvalPlan(images="x", truth="y", out=tmp_path, classes=["a", "b"], patch_sizes={"a": 32, "b": 32},
                     prototypes=[5, 10], negatives=[0, 5], strategies=["similarity", "pos", "supervised"], repeats=3)
     keys = [t.key for t in plan.trials()]
-    assert [k for k in keys if "supervised" in k] == ["a|P0|N0|supervised|r0", "b|P0|N0|supervised|r0"]
-    assert len(keys) == 2 * (1 + 3 * (2 * 1 + 2 * 2))  # per class: supervised, and per repeat similarity per P, pos per P and N
+    assert [k for k in keys if "supervised" in k] == [f"{c}|P0|N0|supervised|r{r}" for c in "ab" for r in range(3)]
+    assert len(keys) == 2 * 3 * (1 + 2 * 1 + 2 * 2)  # per class and repeat: supervised, similarity per P, pos per P and N
     assert len(set(keys)) == len(keys)
 
 
@@ -355,16 +356,19 @@ def test_the_probe_on_every_annotation_is_a_baseline_on_the_supervised_data(anno
                     prototypes=[2], negatives=[1], strategies=["similarity", "supervised", "supervised-probe"],
                     repeats=2, displayed=2, test_fraction=0.25, backbone="efficientnet-lite0", training=TINY, device="cpu")
     assert [(t.strategy, t.repeat) for t in plan.trials()] == [
-        ("supervised", 0), ("supervised-probe", 0), ("similarity", 0), ("similarity", 1)]
-    trials = evaluate(replace(plan, repeats=1, strategies=["supervised", "supervised-probe"]), say=lambda line: None)["trials"]
+        ("supervised", 0), ("supervised-probe", 0), ("similarity", 0), ("supervised", 1), ("supervised-probe", 1), ("similarity", 1)]
+    trials = evaluate(replace(plan, strategies=["supervised", "supervised-probe"]), say=lambda line: None)["trials"]
     assert trials["disc|P0|N0|supervised-probe|r0"]["pr_auc"] > 0.6
     places = {}
-    for strategy in ("supervised", "supervised-probe"):
-        with Project.open(tmp_path / "eval" / "work" / f"disc_P0_N0_{strategy}_r0", read_only=True) as project:
-            places[strategy] = (sorted((p.image_id, p.y, p.x) for p in project.store.patches("disc", "positive")),
-                                sorted((p.image_id, p.y, p.x) for p in project.store.clean_background()))
-            assert saved_model_config(project)["strategy"] == {"supervised": "pos", "supervised-probe": "probe"}[strategy]
-    assert places["supervised"] == places["supervised-probe"] and places["supervised"][0] and places["supervised"][1]
+    for strategy, repeat in itertools.product(("supervised", "supervised-probe"), (0, 1)):
+        with Project.open(tmp_path / "eval" / "work" / f"disc_P0_N0_{strategy}_r{repeat}", read_only=True) as project:
+            places[strategy, repeat] = (sorted((p.image_id, p.y, p.x) for p in project.store.patches("disc", "positive")),
+                                        sorted((p.image_id, p.y, p.x) for p in project.store.clean_background()))
+            config = saved_model_config(project)
+            assert config["strategy"] == {"supervised": "pos", "supervised-probe": "probe"}[strategy]
+            assert config["settings"]["seed"] == TINY.seed + repeat  # each repeat its own training seed
+    # one sample of annotations and background for both baselines and every repeat
+    assert all(p == places["supervised", 0] for p in places.values()) and places["supervised", 0][0] and places["supervised", 0][1]
     assert "| disc | supervised-probe | all | 0 |" in (tmp_path / "eval" / "report.md").read_text()
 
 
