@@ -177,7 +177,9 @@ class SimulatedUser:
         self.truth_of = annotations_by_image(truth, base.dataset)
         self.matching = matching  # the rule of the score; every rule's PR-AUC is reported beside it
         self.rules = {name: Matching.rule(name, base.geometry.patch_size[1]) for name in MATCHING_RULES}
-        self.test_sizes = {self._truth_name(i, self.names[i].path.name): (self.names[i].height, self.names[i].width) for i in test_ids}
+        # each test image by its name in the truth (its file name where it holds no object), and its size
+        self.test_names = {i: self.truth_of[i][0].image if self.truth_of[i] else self.names[i].path.name for i in test_ids}
+        self.test_sizes = {self.test_names[i]: (self.names[i].height, self.names[i].width) for i in test_ids}
 
     def _annotations(self, image_id: str, label: str | list[str] | None = None) -> list[Annotation]:
         """The image's objects: all, of one class, or of a list of classes."""
@@ -338,13 +340,8 @@ class SimulatedUser:
                     (scale, self.base.geometry_at(scale), similarity_map(self.base.embeddings(image_id, scale).vectors, vectors))
                     for scale in self.base.scales
                 ])
-                name = self._truth_name(image_id, self.names[image_id].path.name)
-                found += [Scored(name, label, y, x, v) for y, x, v in zip(peaks.ys, peaks.xs, peaks.values)]
+                found += [Scored(self.test_names[image_id], label, y, x, v) for y, x, v in zip(peaks.ys, peaks.xs, peaks.values)]
         return found
-
-    def _truth_name(self, image_id: str, default: str) -> str:
-        objects = self.truth_of[image_id]
-        return objects[0].image if objects else default
 
     def _predict_test(self, project: Project) -> list[Scored]:
         predictor = Predictor(project, device=self.device)
@@ -353,8 +350,8 @@ class SimulatedUser:
         for image_id in self.test_ids:
             levels = predictor.level_maps(self.base.dataset.read(image_id))
             detections = detections_from_levels(levels, names, dict.fromkeys(names, 0.0), image_id)
-            name = self._truth_name(image_id, self.names[image_id].path.name)
-            found += [Scored(name, d.class_name, d.y, d.x, d.confidence) for d in detections if d.class_name in self.labels]
+            found += [Scored(self.test_names[image_id], d.class_name, d.y, d.x, d.confidence)
+                      for d in detections if d.class_name in self.labels]
         return found
 
     def _supervised(self, project: Project, strategy: str = "pos", seed: int = 0) -> list[Scored]:

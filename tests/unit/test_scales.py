@@ -241,7 +241,7 @@ def test_eval_searches_the_pyramid_and_reports_the_size_spread(tmp_path, lite0):
     one_level = rows["", "patch"].values()
     assert any(row["pr_auc_by_rule"]["object"] > row["pr_auc"] + 0.2 for row in one_level), list(one_level)
     assert "| disc | similarity | 2 | 0 | " in (tmp_path / "evalpatch" / "report.md").read_text().split("under each matching rule")[1]
-    for key, row in rows["auto", "patch"].items():  # and away from the image edge, the discs planted inside it
+    for row in rows["auto", "patch"].values():  # and away from the image edge, the discs planted inside it
         assert 0 < row["pr_auc_away_from_edge"] <= 1
     with pytest.raises(ConfigError, match="scored with --matching object, not patch"):
         evaluate(replace(plan, matching="patch"), say=said.append)  # a resumed evaluation keeps its rule
