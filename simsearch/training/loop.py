@@ -139,6 +139,10 @@ class TrainSettings:
     # beyond the paper: each class example also trains as background half a patch off its
     # centre (`off_centre_views`), so that a clump of touching objects gives one peak each
     off_centre_views: bool = True
+    # beyond the paper: after the contrastive stages the backbone moves this share of the way
+    # back to its pretrained weights (`blend_weights`, WiSE-FT), before the classifier stage;
+    # 0: the fine-tuned backbone, as the paper
+    pretrained_share: float = 0.0
     # the paper's Gaussian pooling is initialised as a Gaussian and learnt in the contrastive
     # stages; False keeps it fixed (the dense path's own)
     learn_pooling: bool = False
@@ -280,9 +284,12 @@ def training_identity(project: Project, settings: TrainSettings, records: Traini
     if project.geometry is None:
         raise ConfigError("training: the project has no patch size yet", hint="add prototypes first")
     records = records or training_records(project, settings)
+    described = settings.to_dict()
+    if not settings.pretrained_share:
+        del described["pretrained_share"]  # at its no-op default: models trained before it keep their identity
     content = {
         "version": TRAINING_VERSION,
-        "settings": settings.to_dict(),
+        "settings": described,
         "records": records.digest(),
         "backbone": [project.backbone_spec.name, project.backbone_spec.weights_sha256],
         "geometry": project.geometry.to_dict(),
@@ -353,7 +360,9 @@ def _run(project: Project, settings: TrainSettings, records: TrainingRecords, id
     clean = StageData.load(project, records.clean, settings.context_cells, records.negatives)
     noisy = StageData.load(project, records.noisy, settings.context_cells) if settings.use_noisy else None
     runner = _Runner(model, checkpoints, key, seed=settings.seed, device=device, cancel=cancel)
-    metrics = yield from runner.run(training_stages(settings, clean, noisy), resume)
+    pretrained = {name: value.detach().clone() for name, value in backbone.network.state_dict().items()} \
+        if settings.pretrained_share else None
+    metrics = yield from runner.run(training_stages(settings, clean, noisy, pretrained), resume)
     if metrics is None:
         return  # cancelled: the last checkpoint stays
     checks = check_held_out(project, model, names, clean.crops, clean.labels, records.held_out, records.held_out_negatives,
@@ -425,6 +434,7 @@ class _Runner:
                 scheduler.step()
                 metrics.setdefault(stage.name, []).append(float(np.mean(losses)) if losses else float("nan"))
                 self._save(place, epoch + 1, metrics, optimizer.state_dict(), scheduler.state_dict())
+            stage.finish(self.model)
             self._save(place + 1, 0, metrics, {}, {})
         return metrics
 

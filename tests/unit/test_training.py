@@ -58,29 +58,57 @@ def test_probe_trains_only_a_linear_classifier_on_the_frozen_features(curated):
         assert sum(any(np.hypot(d.y - oy, d.x - ox) <= 12 for d in mine) for oy, ox in objects) >= 2, (kind, mine)
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("stage, epoch", [("supcon", 2), ("classifier", 5)])
-def test_cancel_then_resume_gives_exactly_the_same_model(curated, stage, epoch):
+def test_pretrained_share_moves_the_trained_backbone_back_toward_the_pretrained_one(curated):
+    """The blend happens once, after the contrastive stages and before the classifier learns
+    on the blended features: share 0.5 saves exactly the midpoint of the fine-tuned and the
+    pretrained backbone (the contrastive stages train the same either way), share 1 the
+    pretrained backbone itself."""
     project, _ = curated
-    list(iter_train(project, TINY, device="cpu"))
+    pos = TINY.with_strategy("pos")
+    pretrained = {name: value.cpu() for name, value in project.backbone.network.state_dict().items()}
+    tuned = train(project, pos, device="cpu")
+    fine = _weights(project)["network"]
+    moved = [name for name, value in fine.items() if value.is_floating_point() and not torch.equal(value, pretrained[name])]
+    assert len(moved) > 20  # training moved the unfrozen layers
+    half = train(project, replace(pos, pretrained_share=0.5), device="cpu")
+    assert half.identity != tuned.identity and not half.reused
+    blended = _weights(project)
+    for name in moved:
+        torch.testing.assert_close(blended["network"][name], (fine[name] + pretrained[name]) / 2, rtol=1e-5, atol=1e-6)
+    train(project, replace(pos, pretrained_share=1.0), device="cpu")
+    back = _weights(project)["network"]
+    assert all(torch.allclose(back[name], pretrained[name], atol=1e-6) for name in moved)
+    saved = yaml.safe_load((project.folder / "model" / "model.yaml").read_text())
+    assert saved["settings"]["pretrained_share"] == 1.0
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("stage, epoch, share", [("supcon", 2, 0.0), ("classifier", 5, 0.0), ("supcon", 2, 0.5),
+                                                 ("classifier", 5, 0.5)])
+def test_cancel_then_resume_gives_exactly_the_same_model(curated, stage, epoch, share):
+    """Also with a pretrained share: the blend at the end of the contrastive stages happens
+    once, whether the run resumes before it or after it."""
+    project, _ = curated
+    settings = replace(TINY, pretrained_share=share)
+    list(iter_train(project, settings, device="cpu"))
     uninterrupted = _weights(project)
     shutil.rmtree(project.folder / "model")
     cancel = threading.Event()
-    for event in iter_train(project, TINY, device="cpu", cancel=cancel):
+    for event in iter_train(project, settings, device="cpu", cancel=cancel):
         if event.stage == stage and event.epoch == epoch and event.step == 1:
             cancel.set()  # mid-epoch: the previous epoch's checkpoint stays
     assert not (project.folder / "model" / "model.pt").exists()
-    status = training_status(project, TINY)
+    status = training_status(project, settings)
     assert (status.has_model, status.checkpoint_stage, status.checkpoint_epoch) == (False, stage, epoch - 1)
     assert status.resumable and not status.up_to_date
     _status_comes_from_the_summary_only_while_it_matches_the_checkpoint(project, training_status(project))
-    resumed_events = list(iter_train(project, TINY, device="cpu"))
+    resumed_events = list(iter_train(project, settings, device="cpu"))
     assert resumed_events[0].stage == stage and resumed_events[0].epoch == epoch  # resumed, not restarted
     resumed = _weights(project)
     for part in ("network", "classifier"):
         for key, value in uninterrupted[part].items():
             torch.testing.assert_close(resumed[part][key], value, rtol=0, atol=0)  # each epoch draws its own stream
-    status = training_status(project, TINY)
+    status = training_status(project, settings)
     assert status.has_model and status.checkpoint_stage is None and status.model_stamp is not None  # finished: no checkpoint
     assert status.up_to_date
 
