@@ -360,9 +360,8 @@ def _run(project: Project, settings: TrainSettings, records: TrainingRecords, id
     clean = StageData.load(project, records.clean, settings.context_cells, records.negatives)
     noisy = StageData.load(project, records.noisy, settings.context_cells) if settings.use_noisy else None
     runner = _Runner(model, checkpoints, key, seed=settings.seed, device=device, cancel=cancel)
-    pretrained = {name: value.detach().clone() for name, value in backbone.network.state_dict().items()} \
-        if settings.pretrained_share else None
-    metrics = yield from runner.run(training_stages(settings, clean, noisy, pretrained), resume)
+    # the model trains a copy of the backbone's network, which stays pretrained
+    metrics = yield from runner.run(training_stages(settings, clean, noisy, backbone.network), resume)
     if metrics is None:
         return  # cancelled: the last checkpoint stays
     checks = check_held_out(project, model, names, clean.crops, clean.labels, records.held_out, records.held_out_negatives,

@@ -123,9 +123,9 @@ class _ContrastiveStage(Stage):
         super().__init__(schedule)
         self.data = data
         self.augment = augment_settings
-        # (the pretrained backbone's state, its share) when this stage ends the embedding's
+        # (the pretrained backbone's network, its share) when this stage ends the embedding's
         # training and moves it back toward the pretrained weights (`TrainSettings.pretrained_share`)
-        self.blend: tuple[dict[str, torch.Tensor], float] | None = None
+        self.blend: tuple[nn.Module, float] | None = None
 
     def trainable(self, model: PatchModel) -> list[nn.Parameter]:
         return model.trainable_backbone_parameters() + list(model.projection.parameters())
@@ -259,9 +259,9 @@ def frozen_features(model: PatchModel, crops: torch.Tensor, labels: torch.Tensor
 
 
 @torch.no_grad()
-def blend_weights(network: nn.Module, pretrained: dict[str, torch.Tensor], share: float) -> None:
+def blend_weights(network: nn.Module, pretrained: nn.Module, share: float) -> None:
     """Move every floating-point weight and buffer of `network` `share` of the way back to
-    `pretrained` (its state before training): (1 - share) x trained + share x pretrained, the
+    those of `pretrained` (the same network before training): (1 - share) x trained + share x pretrained, the
     weight-space ensemble of a fine-tuned and a pretrained network (WiSE-FT, Wortsman et al.,
     CVPR 2022). Fine-tuning on a few examples moves features the pretrained network already
     separates well; the blend keeps part of what it knew. Layers training left alone stay as
@@ -269,13 +269,15 @@ def blend_weights(network: nn.Module, pretrained: dict[str, torch.Tensor], share
 
     Examples
     --------
-    >>> layer = nn.Linear(2, 1)
-    >>> before = {name: value.clone() for name, value in layer.state_dict().items()}
+    >>> import copy
+    >>> before = nn.Linear(2, 1)
+    >>> layer = copy.deepcopy(before)
     >>> _ = layer.weight.data.add_(1.0)       # "training"
     >>> blend_weights(layer, before, 0.25)
-    >>> torch.allclose(layer.weight, before["weight"] + 0.75)
+    >>> torch.allclose(layer.weight, before.weight + 0.75)
     True
     """
+    pretrained = pretrained.state_dict()
     for name, value in network.state_dict().items():
         if value.is_floating_point():
             value.mul_(1 - share).add_(pretrained[name].to(value.device, value.dtype), alpha=share)
@@ -286,12 +288,12 @@ STAGE_KINDS: tuple[type[Stage], ...] = (SelfLearnStage, SupConStage, ClassifierS
 
 
 def training_stages(settings: TrainSettings, clean: StageData, noisy: StageData | None,
-                    pretrained: dict[str, torch.Tensor] | None = None) -> list[Stage]:
+                    pretrained: nn.Module | None = None) -> list[Stage]:
     """The stages a run with `settings` trains, in order: self-learning on the noisy patches
     (when there are some: `use_noisy`), the supervised contrastive stage (`contrastive`), and
     always the classifier. The supervised stages augment without solarize and coarse dropout.
     With a `pretrained_share`, the last stage that trains the embedding ends by moving the
-    backbone that share of the way back to `pretrained` (the backbone's state dict)."""
+    backbone that share of the way back to `pretrained` (the pretrained backbone's network)."""
     stages: list[Stage] = []
     if noisy is not None:
         stages.append(SelfLearnStage(settings.selflearn, noisy, settings.augment))
@@ -299,7 +301,7 @@ def training_stages(settings: TrainSettings, clean: StageData, noisy: StageData 
         stages.append(SupConStage(settings.supcon, clean, settings.augment.clean()))
     if settings.pretrained_share and stages:
         if pretrained is None:
-            raise ValueError("training_stages: pretrained_share needs the pretrained backbone's state")
+            raise ValueError("training_stages: pretrained_share needs the pretrained backbone's network")
         stages[-1].blend = (pretrained, settings.pretrained_share)
     stages.append(ClassifierStage(settings.classifier, clean, settings.augment.clean(), seed=settings.seed,
                                   use_negatives=settings.negatives_in_classifier))
