@@ -67,7 +67,7 @@ from simsearch.util.errors import ConfigError
 
 __all__ = [
     # defined here
-    "STAGES", "STRATEGIES", "TRAINING_STRATEGIES", "TRAINING_VERSION", "StageSettings", "TrainSettings", "TrainProgress",
+    "LATER_SETTINGS", "STAGES", "STRATEGIES", "TRAINING_STRATEGIES", "TRAINING_VERSION", "StageSettings", "TrainSettings", "TrainProgress",
     "TrainedModel", "TrainingStatus", "iter_train", "model_check", "train", "training_identity", "training_status",
     # from records, sampling, saved and stages
     "BACKGROUND", "TrainingRecords", "class_names", "crop_pixels", "crops_within", "hold_out", "noisy_cap",
@@ -82,6 +82,9 @@ STAGES = tuple(kind.name for kind in STAGE_KINDS)  # ("selflearn", "supcon", "cl
 TRAINING_VERSION = 3
 # strategy -> (use_noisy, use_negatives, contrastive). "probe" is beyond the paper: only the
 # linear classifier, on the frozen pretrained features (seconds on a CPU), with the negatives
+# settings added since TRAINING_VERSION, with the value at which they change nothing: at that
+# value a setting is left out of a run's identity, so models saved before it keep theirs
+LATER_SETTINGS = {"pretrained_share": 0.0}
 STRATEGIES = {"probe": (False, True, False), "pos": (False, False, True), "pos+neg": (False, True, True),
               "pos+selflearn": (True, False, True), "pos+neg+selflearn": (True, True, True)}
 TRAINING_STRATEGIES = tuple(STRATEGIES)  # the public names, simplest first
@@ -211,6 +214,20 @@ class TrainSettings:
     def to_dict(self) -> dict:
         return asdict(self)
 
+    def identity_dict(self) -> dict:
+        """The settings as a run's identity holds them: `to_dict` without the settings added
+        since TRAINING_VERSION that are at their no-op value (`LATER_SETTINGS`).
+
+        Examples
+        --------
+        >>> "pretrained_share" in TrainSettings.cpu().identity_dict()
+        False
+        >>> replace(TrainSettings.cpu(), pretrained_share=0.5).identity_dict()["pretrained_share"]
+        0.5
+        """
+        return {key: value for key, value in self.to_dict().items()
+                if key not in LATER_SETTINGS or value != LATER_SETTINGS[key]}
+
 
 @dataclass(frozen=True)
 class TrainProgress:
@@ -284,12 +301,9 @@ def training_identity(project: Project, settings: TrainSettings, records: Traini
     if project.geometry is None:
         raise ConfigError("training: the project has no patch size yet", hint="add prototypes first")
     records = records or training_records(project, settings)
-    described = settings.to_dict()
-    if not settings.pretrained_share:
-        del described["pretrained_share"]  # at its no-op default: models trained before it keep their identity
     content = {
         "version": TRAINING_VERSION,
-        "settings": described,
+        "settings": settings.identity_dict(),
         "records": records.digest(),
         "backbone": [project.backbone_spec.name, project.backbone_spec.weights_sha256],
         "geometry": project.geometry.to_dict(),

@@ -16,7 +16,7 @@ from simsearch.inference.predict import Predictor
 from simsearch.features.embed import crop_windows
 from simsearch.features.geometry import PatchGeometry
 from simsearch.io.preprocess import Normalization
-from simsearch.training.loop import (StageSettings, TrainSettings, balanced_order, balanced_subset, crop_pixels, iter_train,
+from simsearch.training.loop import (LATER_SETTINGS, TRAINING_VERSION, StageSettings, TrainSettings, balanced_order, balanced_subset, crop_pixels, iter_train,
                                   noisy_cap, train, training_records, training_status)
 
 def _weights(project):
@@ -40,6 +40,25 @@ def test_training_stages_and_detections(curated):
         mine = [d for d in found if d.class_name == kind]
         hits = sum(any(np.hypot(d.y - oy, d.x - ox) <= 12 for d in mine) for oy, ox in objects)
         assert hits >= 2, (kind, mine)
+
+
+# the settings every run's identity has held since TRAINING_VERSION 3
+VERSION_3_SETTINGS = {"augment", "classifier", "context_cells", "contrastive", "frozen_batch_norm", "holdout",
+                      "learn_pooling", "max_noisy", "max_noisy_pixels", "negatives_in_classifier", "off_centre_views",
+                      "seed", "selflearn", "supcon", "use_negatives", "use_noisy"}
+
+
+def test_a_setting_added_at_its_no_op_value_leaves_saved_models_their_identity():
+    """A setting added to TrainSettings changes every run's identity, and so retrains every
+    saved model, unless it is in LATER_SETTINGS with the value at which it changes nothing (or
+    TRAINING_VERSION is bumped, and this set with it)."""
+    assert TRAINING_VERSION == 3
+    for settings in (TrainSettings(), TrainSettings.cpu(), TrainSettings.cpu("probe")):
+        assert set(settings.identity_dict()) == VERSION_3_SETTINGS
+    for key, value in LATER_SETTINGS.items():
+        assert getattr(TrainSettings(), key) == value  # the default changes nothing
+        moved = replace(TrainSettings(), **{key: 0.5 if isinstance(value, float) else not value})
+        assert key in moved.identity_dict()
 
 
 def test_probe_trains_only_a_linear_classifier_on_the_frozen_features(curated):
