@@ -1,0 +1,13 @@
+#!/bin/bash
+# the output ensemble of the probe and Pos+Neg+Selflearn on the trials of ../cu130 (run-cu130.sh)
+cd /work/main
+. benchmarks/results/issue17-standing/data.sh
+A="--prototypes 10 --negatives 5 --repeats 3 --device cpu"
+e() { name=$1; shift; echo "== $name"; .venv/bin/python benchmarks/results/issue17-standing/ensemble/ensemble.py "$@" $A --out /tmp/cu130/$name 2>&1 | grep -v INFO; }
+e rbc $BCCD --classes RBC --patch-size RBC=96
+e plt $BCCD --classes Platelets --patch-size Platelets=48
+e g16-plt $G16 --classes Platelets --patch-size Platelets=40 --pooling 0.15
+e g16-rbc $G16 --classes RBC --patch-size RBC=auto
+e nuc $NUC --classes nucleus --patch-size nucleus=32 --pooling 0.089
+e g16-wbc $G16 --classes WBC --patch-size WBC=auto
+e wbc $BCCD --classes WBC --patch-size WBC=192
