@@ -67,8 +67,9 @@ from simsearch.util.errors import ConfigError
 
 __all__ = [
     # defined here
-    "LATER_SETTINGS", "STAGES", "STRATEGIES", "TRAINING_STRATEGIES", "TRAINING_VERSION", "StageSettings", "TrainSettings", "TrainProgress",
-    "TrainedModel", "TrainingStatus", "iter_train", "model_check", "train", "training_identity", "training_status",
+    "LATER_SETTINGS", "STAGES", "STRATEGIES", "TRAINING_STRATEGIES", "TRAINING_VERSION", "StageSettings", "TrainSettings",
+    "TrainProgress", "TrainedModel", "TrainingStatus", "iter_train", "model_check", "train", "training_identity",
+    "training_status",
     # from records, sampling, saved and stages
     "BACKGROUND", "TrainingRecords", "class_names", "crop_pixels", "crops_within", "hold_out", "noisy_cap",
     "training_records", "balanced_order", "balanced_subset", "stream", "Checkpoints", "save_model", "saved_check",
@@ -80,11 +81,11 @@ STAGES = tuple(kind.name for kind in STAGE_KINDS)  # ("selflearn", "supcon", "cl
 # (2: class-balanced epochs, per-epoch random streams, content-keyed runs; 3: each negative
 # weighs as one clean example in the classifier stage)
 TRAINING_VERSION = 3
-# strategy -> (use_noisy, use_negatives, contrastive). "probe" is beyond the paper: only the
-# linear classifier, on the frozen pretrained features (seconds on a CPU), with the negatives
 # settings added since TRAINING_VERSION, with the value at which they change nothing: at that
 # value a setting is left out of a run's identity, so models saved before it keep theirs
 LATER_SETTINGS = {"pretrained_share": 0.0}
+# strategy -> (use_noisy, use_negatives, contrastive). "probe" is beyond the paper: only the
+# linear classifier, on the frozen pretrained features (seconds on a CPU), with the negatives
 STRATEGIES = {"probe": (False, True, False), "pos": (False, False, True), "pos+neg": (False, True, True),
               "pos+selflearn": (True, False, True), "pos+neg+selflearn": (True, True, True)}
 TRAINING_STRATEGIES = tuple(STRATEGIES)  # the public names, simplest first

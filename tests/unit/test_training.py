@@ -16,8 +16,9 @@ from simsearch.inference.predict import Predictor
 from simsearch.features.embed import crop_windows
 from simsearch.features.geometry import PatchGeometry
 from simsearch.io.preprocess import Normalization
-from simsearch.training.loop import (LATER_SETTINGS, TRAINING_VERSION, StageSettings, TrainSettings, balanced_order, balanced_subset, crop_pixels, iter_train,
-                                  noisy_cap, train, training_records, training_status)
+from simsearch.training.loop import (LATER_SETTINGS, TRAINING_VERSION, StageSettings, TrainSettings, balanced_order,
+                                     balanced_subset, crop_pixels, iter_train, noisy_cap, train, training_records,
+                                     training_status)
 
 def _weights(project):
     return torch.load(project.folder / "model" / "model.pt", weights_only=True)
