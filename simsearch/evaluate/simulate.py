@@ -195,8 +195,12 @@ class SimulatedUser:
         the class(es)."""
         return judged_on_object(item.y, item.x, item.level, self._annotations(image_id, label), self.base.geometry.patch_size[1])
 
+    def trial_folder(self, trial: Trial) -> Path:
+        """The folder of the trial's project, which holds its curation and model after the run."""
+        return self.workdir / file_name(trial.key.replace("|", "_"))
+
     def _new_project(self, trial: Trial) -> Project:
-        folder = self.workdir / file_name(trial.key.replace("|", "_"))
+        folder = self.trial_folder(trial)
         if folder.exists():
             shutil.rmtree(folder)
         project = Project.create(folder, self.train_dataset, patch_size=self.base.geometry.patch_size,

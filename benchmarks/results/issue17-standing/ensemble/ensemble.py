@@ -12,13 +12,12 @@ import sys
 from simsearch.cli.main import build_parser
 from simsearch.cli.model import plan_from_args
 from simsearch.evaluate.report import split, auto_patch_sizes
-from simsearch.evaluate.simulate import SimulatedUser
+from simsearch.evaluate.simulate import SimulatedUser, Trial
 from simsearch.evaluate.metrics import Scored, score_class, away_from_edge
 from simsearch.inference.predict import Predictor, detections_from_levels
 from simsearch.io.images import Dataset
 from simsearch.io.truth import read_truth
 from simsearch.project.project import Project
-from simsearch.util.files import file_name
 from dataclasses import replace
 
 args = build_parser(["eval"]).parse_args(["eval"] + sys.argv[1:])
@@ -36,7 +35,7 @@ W = (0.0, 0.25, 0.5, 0.75, 1.0)
 for r in range(plan.repeats):
     preds = {}
     for s in ("probe", "pos+neg+selflearn"):
-        folder = plan.out / "work" / file_name(f"{label}_P10_N5_{s}_r{r}")
+        folder = user.trial_folder(Trial(label, plan.prototypes[0], plan.negatives[0], s, r))
         preds[s] = Predictor(Project.open(folder, dataset=plan.images), device="cpu")
     found = {w: [] for w in W}
     for image_id in test_ids:
