@@ -28,7 +28,8 @@ from .dialogs import PromptScreen
 from .render import sparkline
 
 STAGES = [("noisy", "noisy extraction"), ("selflearn", "self-supervised (SimCLR)"),
-          ("supcon", "supervised contrastive"), ("classifier", "linear classifier")]
+          ("supcon", "supervised contrastive"), ("classifier", "linear classifier"),
+          ("probe", "linear probe (pretrained features)")]
 STRATEGIES = list(reversed(simsearch.TRAINING_STRATEGIES))  # the paper's full method first
 PRESETS = list(simsearch.TrainSettings.PRESETS)
 

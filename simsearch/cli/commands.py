@@ -79,15 +79,17 @@ def set_throughput(project, args) -> None:
     project.decode_threads = args.decode_threads
 
 
-def at_least(convert, least: float, what: str):
-    """An argparse type: `convert(text)`, refused unless it is a number >= `least`."""
+def at_least(convert, least: float, what: str, most: float | None = None):
+    """An argparse type: `convert(text)`, refused unless it is a number >= `least` (and <=
+    `most` when given)."""
     def parse(text: str):
         try:
             value = convert(text)
         except ValueError:
             value = None
-        if value is None or not value >= least:
-            raise argparse.ArgumentTypeError(f"expected {what} >= {least}, got {text!r}")
+        if value is None or not value >= least or (most is not None and not value <= most):
+            bounds = f">= {least}" if most is None else f"from {least} to {most}"
+            raise argparse.ArgumentTypeError(f"expected {what} {bounds}, got {text!r}")
         return value
     return parse
 

@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 from simsearch.cli.commands import (CLUSTER_HELP, MIN_CELLS_HELP, NO_BORDER_HELP, NORMALIZATION_HELP, EVAL_POOLING_HELP, add_backbone, add_device, add_parser, add_project,
-                                     add_quiet, add_throughput, channel_list, check_cluster, int_list, on_cluster, pooling_or_auto, set_throughput)
+                                     add_quiet, at_least, add_throughput, channel_list, check_cluster, int_list, on_cluster, pooling_or_auto, set_throughput)
 from simsearch.curation.session import Curation
 from simsearch.util.errors import ConfigError
 from simsearch.evaluate.metrics import MATCHING_RULES
@@ -33,6 +33,7 @@ def add_commands(sub) -> None:
                          help="the paper's stages and data to use (default pos+neg+selflearn; probe: the classifier alone, "
                               "seconds on a CPU; README, 'Training, detection and exports')")
     trainer.add_argument("--preset", default="cpu", choices=TrainSettings.PRESETS, help="epochs and batch sizes (paper: GPU)")
+    add_probe_share(trainer)
     add_device(trainer)
     trainer.add_argument("--from-last", action="store_true",
                          help="fine-tune the last model instead of starting from the pretrained backbone")
@@ -99,7 +100,7 @@ def cmd_train(args, quiet: bool) -> int:
     # training writes only files of its own (checkpoints, the model), never the store: read-only,
     # so that it can run while the project is open elsewhere (the terminal UI trains this way)
     with Project.open(args.project, read_only=True) as project:
-        settings = training_settings({"preset": args.preset, "strategy": args.strategy})
+        settings = chosen_training(args, strategy=args.strategy)
         show = _train_bar(quiet) if args.progress == "bar" else _json_progress
         for event in iter_train(project, settings, device=args.device, from_last=args.from_last):
             show(event)
@@ -238,6 +239,7 @@ def _add_eval_command(sub) -> None:
     evaluation.add_argument("--seed", type=int, default=0, help="seed of the trials' random choices (default 0)")
     evaluation.add_argument("--preset", default="cpu", choices=TrainSettings.PRESETS,
                             help="training settings: cpu (short, the default) or paper (the paper's epochs, for a GPU)")
+    add_probe_share(evaluation)
     add_backbone(evaluation)
     evaluation.add_argument("--review-rounds", type=int, default=0,
                             help="review rounds after training: the simulated user answers the model's own detections, then retrains")
@@ -268,6 +270,18 @@ def _add_eval_command(sub) -> None:
     evaluation.set_defaults(handler=cmd_eval)
 
 
+def add_probe_share(parser) -> None:
+    parser.add_argument("--probe-share", type=at_least(float, 0, "a share", most=1), default=None, metavar="S",
+                        help="detection averages the trained model's probabilities with a linear probe's on the pretrained "
+                             "features, S of the probe's (default: the preset's, cpu 0.5, paper 0: the model alone)")
+
+
+def chosen_training(args, **section) -> TrainSettings:
+    """The training settings of the --preset (and --probe-share when given) and `section`."""
+    extra = {} if args.probe_share is None else {"probe_share": args.probe_share}
+    return training_settings({"preset": args.preset, **section, **extra})
+
+
 def _patch_sizes(text: str, classes: list[str]) -> dict[str, int | str]:
     def size(value: str) -> int | str:
         value = value.strip()
@@ -293,7 +307,7 @@ def plan_from_args(args) -> EvalPlan:
         strategies=[s.strip() for s in args.strategies.split(",")], repeats=args.repeats, seed=args.seed,
         displayed=args.displayed, train_list=args.train_list, test_list=args.test_list,
         test_fraction=args.test_fraction, backbone=args.backbone, weights=args.weights,
-        training=training_settings({"preset": args.preset}), device=args.device, review_rounds=args.review_rounds,
+        training=chosen_training(args), device=args.device, review_rounds=args.review_rounds,
         review_size=args.review_size, review_images=args.review_images, retrain=args.retrain, joint=args.joint,
         scales=args.scales, matching=args.matching, normalization=args.normalization, border=args.border,
         channels=args.channels, min_cells=args.min_cells, pooling=args.pooling,

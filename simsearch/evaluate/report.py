@@ -21,7 +21,7 @@ from simsearch.io.truth import annotations_by_image, read_truth, unmatched_image
 from simsearch.project.layout import ProjectLayout
 from simsearch.project.project import Project
 from simsearch.training.check import ClassCheck
-from simsearch.training.loop import TrainSettings
+from simsearch.training.loop import LATER_SETTINGS, TrainSettings
 from simsearch.evaluate.metrics import MATCHING_RULES, Matching
 from simsearch.evaluate.simulate import BASELINES, STRATEGIES, SimulatedUser, Trial, result_key
 
@@ -153,6 +153,14 @@ def evaluate(plan: EvalPlan, *, say: Callable[[str], None] = print) -> dict:
         raise ConfigError(f"{results_path}: its trials were scored with --matching {scored_with}, not {plan.matching}",
                           hint="give another --out, or the same --matching to resume")
     results["matching"] = plan.matching
+    training = json.loads(json.dumps(plan.training.to_dict()))  # as results.json holds it
+    # results written before a setting existed were trained at its no-op value (LATER_SETTINGS)
+    trained_with = {**LATER_SETTINGS, **results.get("training", training)}
+    if results["trials"] and trained_with != training:
+        changed = sorted(key for key in training if trained_with.get(key) != training[key])
+        raise ConfigError(f"{results_path}: its trials were trained with other settings ({', '.join(changed)})",
+                          hint="give another --out, or the same training settings to resume")
+    results["training"] = training
     results["classes"] = sizes = class_sizes(plan, truth)
     for label, entry in sizes.items():
         if entry["box_sides"] and entry["box_sides"][2] > 2 * entry["box_sides"][0] and len(entry["scales"]) == 1:
@@ -199,7 +207,6 @@ def evaluate(plan: EvalPlan, *, say: Callable[[str], None] = print) -> dict:
                 f"({seconds:.0f} s; {_duration(remaining_seconds(results, left, lambda t: len(plan.measurements(t))))} left)")
         base.close()
     results["plan"] = {k: (str(v) if isinstance(v, Path) else v) for k, v in plan.__dict__.items() if k != "training"}
-    results["training"] = plan.training.to_dict()
     write_text_atomic(results_path, json.dumps(results, indent=1))
     write_text_atomic(plan.out / "report.md", markdown(results))
     plot_curves(results, plan.out)

@@ -24,7 +24,9 @@ For one class and one (prototypes P, negatives N, strategy, repeat):
 'similarity' skips training and scores the similarity peaks of the test images;
 'supervised' trains (Pos) on every training annotation of the class, with background from
 annotation-free places and other classes' objects; 'supervised-probe' trains the linear
-classifier alone on the frozen features from the same data (the probe at equal data).
+classifier alone on the frozen features from the same data (the probe at equal data); both
+train without a probe beside them (`TrainSettings.probe_share` 0), so that they measure the
+training itself.
 """
 from __future__ import annotations
 
@@ -400,5 +402,6 @@ class SimulatedUser:
         store.confirm_class(self.label, 1.0, positives)
         store.set_background_candidates(background)
         store.confirm_background()
-        train(project, replace(self.settings.with_strategy(strategy), seed=seed), device=self.device)
+        # the training itself at equal data: no probe averaged in (the probe is the other baseline)
+        train(project, replace(self.settings.with_strategy(strategy), seed=seed, probe_share=0.0), device=self.device)
         return self._predict_test(project)

@@ -16,6 +16,7 @@ from simsearch.features.geometry import PatchGeometry, box_around, box_within
 from simsearch.project.project import Project
 from simsearch.search.peaks import peaks_across_scales
 from simsearch.training.loop import trained_model_config
+from simsearch.util.errors import ProjectError
 
 
 @dataclass(frozen=True)
@@ -46,7 +47,10 @@ class Detection(NamedImage):
 
 
 class Predictor:
-    """Loads project/model/ (written by training) and runs it densely over images.
+    """Loads project/model/ (written by training) and runs it densely over images. A model
+    trained with a probe beside it (`TrainSettings.probe_share`) gives the average of its own
+    class probabilities and the probe's, the probe's on the pretrained embedding (a second
+    pass of the pretrained network).
 
     Examples
     --------
@@ -82,9 +86,23 @@ class Predictor:
             for scale in self.scales
         }
         self.embedder = self.embedders[1.0]
-        self.classifier = torch.nn.Linear(base.channels, len(self.class_names))
-        self.classifier.load_state_dict(weights["classifier"])
-        self.classifier.to(self.embedder.device).eval()
+        self.classifier = self._linear(weights["classifier"])
+        # the probe trained beside the model: its share of the probabilities, its classifier and the pretrained embedding
+        self.probe_share = float(config.get("probe_share", 0.0))
+        self.probe_embedders: dict[float, DenseEmbedder] = {}
+        if self.probe_share:
+            if "probe_classifier" not in weights:
+                raise ProjectError(f"the model in {project.layout.model} has a probe share but no probe",
+                                   hint="train again (simsearch train)")
+            self.probe_classifier = self._linear(weights["probe_classifier"])
+            self.probe_embedders = {scale: DenseEmbedder(base, project.normalization, project.geometry_at(scale),
+                                                         channels=project.channels, device=device)
+                                    for scale in self.scales}
+
+    def _linear(self, state: dict) -> torch.nn.Linear:
+        linear = torch.nn.Linear(self.project.backbone.channels, len(self.class_names))
+        linear.load_state_dict(state)
+        return linear.to(self.embedder.device).eval()
 
     def probability_maps(self, image, scale: float = 1.0) -> np.ndarray:
         """(H, W, C) raw image (an array or a `LazyImage` slide) -> (rows, cols, classes) float32
@@ -102,14 +120,24 @@ class Predictor:
         float32 L2-normalised vectors, (rows, cols, classes) float32 maps) per band
         (`DenseEmbedder.iter_rows`); each band's vectors are let go before the next is embedded."""
         embedder = self.embedders[scale]
-        for _, vectors in embedder.iter_rows(image):
-            band_maps = self._softmax(vectors, embedder.device)
+        probe_bands = self.probe_embedders[scale].iter_rows(image) if self.probe_share else None
+        for top, vectors in embedder.iter_rows(image):
+            band_maps = self._softmax(self.classifier, vectors, embedder.device)
+            if probe_bands is not None:
+                probe_top, plain = next(probe_bands)
+                assert probe_top == top and plain.shape == vectors.shape, "the probe's bands are the model's"
+                band_maps = self._average(band_maps, plain)
             yield vectors, band_maps
             del vectors, band_maps
 
     @torch.inference_mode()
-    def _softmax(self, vectors: np.ndarray, device) -> np.ndarray:
-        return torch.softmax(self.classifier(torch.from_numpy(vectors).to(device)), dim=-1).cpu().numpy()
+    def _softmax(self, classifier: torch.nn.Linear, vectors: np.ndarray, device) -> np.ndarray:
+        return torch.softmax(classifier(torch.from_numpy(vectors).to(device)), dim=-1).cpu().numpy()
+
+    def _average(self, maps: np.ndarray, plain: np.ndarray) -> np.ndarray:
+        """The model's probability maps averaged with the probe's on the pretrained vectors `plain`."""
+        share = self.probe_share
+        return (1 - share) * maps + share * self._softmax(self.probe_classifier, plain, self.embedder.device)
 
     def vectors_and_maps(self, image: np.ndarray, scale: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
         """(H, W, C) raw image -> the trained embedding (rows, cols, D) float32, L2-normalised,
@@ -132,8 +160,10 @@ class Predictor:
             return [self.level_maps(image) for image in images]
         per_image: list[list] = [[] for _ in images]
         for scale, embedder in self.embedders.items():
-            for levels, embedded in zip(per_image, embedder.embed_batch(images)):
-                levels.append((scale, embedder.geometry, self._softmax(embedded.vectors, embedder.device)))
+            probed = self.probe_embedders[scale].embed_batch(images) if self.probe_share else [None] * len(images)
+            for levels, embedded, plain in zip(per_image, embedder.embed_batch(images), probed):
+                maps = self._softmax(self.classifier, embedded.vectors, embedder.device)
+                levels.append((scale, embedder.geometry, maps if plain is None else self._average(maps, plain.vectors)))
         return per_image
 
     def detections(self, image_id: str, thresholds: dict[str, float] | None = None) -> list[Detection]:

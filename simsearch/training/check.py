@@ -112,10 +112,13 @@ def fit_probe(vectors: torch.Tensor, labels: torch.Tensor, classes: int, *, seed
 
 
 def check_held_out(project: Project, model: PatchModel, names: list[str], train_crops: torch.Tensor, train_labels: torch.Tensor,
-                   held_out, held_out_negatives, *, context_cells: int, seed: int, device: torch.device) -> list[ClassCheck]:
+                   held_out, held_out_negatives, *, context_cells: int, seed: int, device: torch.device,
+                   probe_beside: tuple[torch.nn.Linear, float] | None = None) -> list[ClassCheck]:
     """Rank the held-out examples of every class with the trained `model`, similarity search
     and a probe fitted on the training crops (those training used, with their labels); the
-    held-out pairs are (PatchRecord, label index into `names`, background last)."""
+    held-out pairs are (PatchRecord, label index into `names`, background last). With
+    `probe_beside` (the classifier of the probe trained beside the model, on the pretrained
+    features, and its share) the model's ranking is the average detection uses."""
     if not held_out:
         return []
     pretrained = PatchModel(project.backbone, project.geometry, len(names), context_cells=context_cells).to(device)
@@ -127,6 +130,10 @@ def check_held_out(project: Project, model: PatchModel, names: list[str], train_
                    for key, batch in crops.items()}
         plain = {key: _embed(pretrained, batch, device) for key, batch in crops.items()}
         probed = {key: F.softmax(probe(vectors), 1) for key, vectors in plain.items()}
+        if probe_beside is not None:
+            beside, share = probe_beside
+            trained = {key: (1 - share) * trained[key] + share * F.softmax(beside(plain[key].to(device)).float(), 1).cpu()
+                       for key in trained}
     held_labels = np.array([label for _, label in held_out])
     negative_labels = np.array([label for _, label in held_out_negatives])
     checks = []

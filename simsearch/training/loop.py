@@ -17,7 +17,9 @@ covered once in random order.
 The strategies (`TRAINING_STRATEGIES`, simplest first) choose the stages and the data: "probe"
 trains only the linear classifier on the frozen pretrained features (beyond the paper; seconds
 on a CPU), "pos" adds the supervised contrastive stage, "+neg" the user's negatives, and
-"+selflearn" self-learning on the noisy patches first.
+"+selflearn" self-learning on the noisy patches first. Beyond the paper too, the CPU preset
+trains a probe beside the model of the other strategies and detection averages the two
+(`TrainSettings.probe_share`); the paper preset trains the model alone.
 
 >>> TRAINING_STRATEGIES
 ('probe', 'pos', 'pos+neg', 'pos+selflearn', 'pos+neg+selflearn')
@@ -62,7 +64,7 @@ from simsearch.training.records import (BACKGROUND, TrainingRecords, class_names
 from simsearch.training.sampling import balanced_order, balanced_subset, stream
 from simsearch.training.saved import (Checkpoints, save_model, saved_check, saved_model_config,
                                       start_from_last, trained_model_config)
-from simsearch.training.stages import STAGE_KINDS, Stage, StageData, training_stages
+from simsearch.training.stages import STAGE_KINDS, ClassifierStage, Stage, StageData, training_stages
 from simsearch.util.errors import ConfigError
 
 __all__ = [
@@ -83,7 +85,7 @@ STAGES = tuple(kind.name for kind in STAGE_KINDS)  # ("selflearn", "supcon", "cl
 TRAINING_VERSION = 3
 # settings added since TRAINING_VERSION, with the value at which they change nothing: at that
 # value a setting is left out of a run's identity, so models saved before it keep theirs
-LATER_SETTINGS = {"pretrained_share": 0.0}
+LATER_SETTINGS = {"pretrained_share": 0.0, "probe_share": 0.0}
 # strategy -> (use_noisy, use_negatives, contrastive). "probe" is beyond the paper: only the
 # linear classifier, on the frozen pretrained features (seconds on a CPU), with the negatives
 STRATEGIES = {"probe": (False, True, False), "pos": (False, False, True), "pos+neg": (False, True, True),
@@ -147,6 +149,11 @@ class TrainSettings:
     # back to its pretrained weights (`blend_weights`, WiSE-FT), before the classifier stage;
     # 0: the fine-tuned backbone, as the paper
     pretrained_share: float = 0.0
+    # beyond the paper: a linear probe on the frozen pretrained features is trained beside the
+    # model on the same examples (the "probe" strategy's classifier), and detection averages the
+    # two models' class probabilities, this share of the probe's (`probe_average`); 0: the
+    # trained model alone, as the paper
+    probe_share: float = 0.0
     # the paper's Gaussian pooling is initialised as a Gaussian and learnt in the contrastive
     # stages; False keeps it fixed (the dense path's own)
     learn_pooling: bool = False
@@ -199,6 +206,10 @@ class TrainSettings:
             # context), fewer for larger patches (BCCD WBC, 192 px: 100 crops of 256 px)
             max_noisy=256,
             max_noisy_pixels=256 * 160 * 160,
+            # the plain mean of the trained model and the probe met max(similarity, probe) on
+            # every BCCD, grey 16-bit and planted-nuclei class where the model alone missed the
+            # red cells (P 10, N 5; benchmarks/results/issue17-standing/ensemble, README)
+            probe_share=0.5,
         ).with_strategy(strategy)
 
     def with_strategy(self, strategy: str) -> "TrainSettings":
@@ -212,12 +223,25 @@ class TrainSettings:
         flags = (self.use_noisy, self.use_negatives, self.contrastive)
         return {value: key for key, value in STRATEGIES.items()}.get(flags, "custom")
 
+    @property
+    def probe_average(self) -> float:
+        """The probe's share of detection's class probabilities: `probe_share` where the
+        strategy trains the embedding; 0 for the probe strategy, whose model is the probe.
+
+        Examples
+        --------
+        >>> TrainSettings.cpu().probe_average, TrainSettings.cpu("probe").probe_average, TrainSettings.paper().probe_average
+        (0.5, 0.0, 0.0)
+        """
+        return self.probe_share if self.contrastive else 0.0
+
     def to_dict(self) -> dict:
         return asdict(self)
 
     def identity_dict(self) -> dict:
-        """The settings as a run's identity holds them: `to_dict` without the settings added
-        since TRAINING_VERSION that are at their no-op value (`LATER_SETTINGS`).
+        """The settings as a run's identity holds them: `to_dict` with the probe's share as the
+        strategy uses it (`probe_average`), without the settings added since TRAINING_VERSION
+        that are at their no-op value (`LATER_SETTINGS`).
 
         Examples
         --------
@@ -225,15 +249,17 @@ class TrainSettings:
         False
         >>> replace(TrainSettings.cpu(), pretrained_share=0.5).identity_dict()["pretrained_share"]
         0.5
+        >>> "probe_share" in TrainSettings.cpu("probe").identity_dict()   # the probe has no probe beside it
+        False
         """
-        return {key: value for key, value in self.to_dict().items()
-                if key not in LATER_SETTINGS or value != LATER_SETTINGS[key]}
+        values = {**self.to_dict(), "probe_share": self.probe_average}
+        return {key: value for key, value in values.items() if key not in LATER_SETTINGS or value != LATER_SETTINGS[key]}
 
 
 @dataclass(frozen=True)
 class TrainProgress:
     """One event of a run: after each optimizer step, the stage ('selflearn' | 'supcon' |
-    'classifier'), its epoch (from 1) of `epochs`, the step (from 1) of `steps` in the epoch,
+    'classifier' | 'probe': the probe trained beside the model, `TrainSettings.probe_share`), its epoch (from 1) of `epochs`, the step (from 1) of `steps` in the epoch,
     the mean loss over the epoch so far, the throughput and the time left in the stage; last,
     one 'done' event. reused (on 'done' only): the saved model already holds this content,
     nothing was trained.
@@ -379,11 +405,43 @@ def _run(project: Project, settings: TrainSettings, records: TrainingRecords, id
     metrics = yield from runner.run(training_stages(settings, clean, noisy, backbone.network), resume)
     if metrics is None:
         return  # cancelled: the last checkpoint stays
+    probe = None
+    if settings.probe_average:
+        probe = yield from _probe_beside(project, settings, clean, names, device=device, cancel=cancel)
+        if probe is None:
+            return  # cancelled: the checkpoint of the finished stages stays, and the probe trains again
+        metrics["probe"] = probe.metrics
     checks = check_held_out(project, model, names, clean.crops, clean.labels, records.held_out, records.held_out_negatives,
-                            context_cells=settings.context_cells, seed=settings.seed, device=device)
-    save_model(project, model, names, settings, metrics, identity=identity, start=start, checks=checks)
+                            context_cells=settings.context_cells, seed=settings.seed, device=device,
+                            probe_beside=None if probe is None else (probe.model.classifier, settings.probe_average))
+    save_model(project, model, names, settings, metrics, identity=identity, start=start, checks=checks,
+               probe=None if probe is None else probe.model)
     checkpoints.clear()
     yield TrainProgress("done", 0, 0, 0, 0, float(metrics.get("classifier", [float("nan")])[-1]), 0.0, 0.0)
+
+
+@dataclass(frozen=True)
+class _Probe:
+    """The probe trained beside a model: a PatchModel whose embedding stays pretrained, and
+    the classifier's per-epoch losses."""
+
+    model: PatchModel
+    metrics: list[float]
+
+
+def _probe_beside(project: Project, settings: TrainSettings, clean: StageData, names: list[str], *,
+                  device: torch.device, cancel: threading.Event | None) -> Generator[TrainProgress, None, _Probe | None]:
+    """The linear probe averaged with the model (`TrainSettings.probe_average`): the "probe"
+    strategy's run on the same examples (its classifier stage alone on a pretrained PatchModel,
+    seeded as that run: the same weights to the bit), shown as stage "probe". Not checkpointed:
+    it takes seconds, and a run cancelled here trains it again. None when cancelled."""
+    torch.manual_seed(settings.seed)  # the classifier's initial weights, as in a run of the probe strategy
+    model = PatchModel(project.backbone, project.geometry, len(names), context_cells=settings.context_cells,
+                       frozen_batch_norm=settings.frozen_batch_norm).to(device)
+    stages = training_stages(replace(settings, use_noisy=False, contrastive=False), clean, None)
+    runner = _Runner(model, None, "", seed=settings.seed, device=device, cancel=cancel, shown_as="probe")
+    metrics = yield from runner.run(stages, _Resume())
+    return None if metrics is None else _Probe(model, metrics[ClassifierStage.name])
 
 
 @dataclass(frozen=True)
@@ -415,12 +473,14 @@ class _Resume:
 class _Runner:
     """Runs stages on one model, each the same way: epoch by epoch, each epoch from its own
     random stream, progress after every step, a checkpoint after every epoch and stage; it
-    stops as soon as `cancel` is set, leaving the last checkpoint."""
+    stops as soon as `cancel` is set, leaving the last checkpoint. Without `checkpoints` it
+    saves none; with `shown_as` its progress events name that stage instead of each stage's own."""
 
-    def __init__(self, model: PatchModel, checkpoints: Checkpoints, key: str, *, seed: int, device: torch.device,
-                 cancel: threading.Event | None):
+    def __init__(self, model: PatchModel, checkpoints: Checkpoints | None, key: str, *, seed: int, device: torch.device,
+                 cancel: threading.Event | None, shown_as: str | None = None):
         self.model, self.checkpoints, self.key = model, checkpoints, key
         self.seed, self.device, self.cancel = seed, device, cancel
+        self.shown_as = shown_as
 
     def cancelled(self) -> bool:
         return self.cancel is not None and self.cancel.is_set()
@@ -477,12 +537,14 @@ class _Runner:
             elapsed = time.perf_counter() - started
             rate = seen / elapsed if elapsed > 0 else 0.0
             remaining = (schedule.epochs - epoch - 1) * len(order) + (len(order) - seen)
-            yield TrainProgress(stage.name, epoch + 1, schedule.epochs, step + 1, steps, float(np.mean(losses)), rate,
-                                remaining / rate if rate > 0 else 0.0)
+            yield TrainProgress(self.shown_as or stage.name, epoch + 1, schedule.epochs, step + 1, steps,
+                                float(np.mean(losses)), rate, remaining / rate if rate > 0 else 0.0)
         return losses
 
     def _save(self, place: int, epoch: int, metrics: dict, optimizer: dict, scheduler: dict) -> None:
         """The checkpoint after `epoch` epochs of the stage at `place` of STAGES."""
+        if self.checkpoints is None:
+            return
         self.checkpoints.save({"key": self.key, "stage": place, "epoch": epoch, "model": self.model.state_dict(),
                                "optimizer": optimizer, "scheduler": scheduler, "metrics": metrics})
 

@@ -151,12 +151,17 @@ def torch_bytes(state: dict) -> bytes:
 
 
 def save_model(project: Project, model: PatchModel, names: list[str], settings: TrainSettings, metrics: dict,
-               *, identity: str, start: str, checks: list[ClassCheck] = ()) -> Path:
+               *, identity: str, start: str, checks: list[ClassCheck] = (), probe: PatchModel | None = None) -> Path:
     """Write model/model.pt, then model.yaml (classes, identity, settings, metrics, check)
-    with model.pt's hash; returns model.pt's path."""
+    with model.pt's hash; returns model.pt's path. With the `probe` trained beside the model,
+    model.pt holds its classifier too ("probe_classifier"; its embedding is the pretrained one)
+    and model.yaml the probe's share of detection's probabilities ("probe_share")."""
     layout = project.layout
-    weights = torch_bytes({"network": model.network.state_dict(), "classifier": model.classifier.state_dict(),
-                           "projection": model.projection.state_dict(), "window": model.window.detach().cpu()})
+    state = {"network": model.network.state_dict(), "classifier": model.classifier.state_dict(),
+             "projection": model.projection.state_dict(), "window": model.window.detach().cpu()}
+    if probe is not None:
+        state["probe_classifier"] = probe.classifier.state_dict()
+    weights = torch_bytes(state)
     write_bytes_atomic(layout.model_weights, weights)
     config = {  # written last, with the weights' hash: a save cut short between the two is seen as no model
         "weights_blake2b": weights_hash(weights),
@@ -170,6 +175,7 @@ def save_model(project: Project, model: PatchModel, names: list[str], settings: 
         "normalization": project.normalization.to_dict(),
         "channels": list(project.channels),
         "strategy": settings.strategy,
+        "probe_share": settings.probe_average if probe is not None else 0.0,
         "settings": settings.to_dict(),
         "metrics": metrics,
         "check": [check.to_dict() for check in checks],

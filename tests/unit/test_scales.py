@@ -245,6 +245,14 @@ def test_eval_searches_the_pyramid_and_reports_the_size_spread(tmp_path, lite0):
         assert 0 < row["pr_auc_away_from_edge"] <= 1
     with pytest.raises(ConfigError, match="scored with --matching object, not patch"):
         evaluate(replace(plan, matching="patch"), say=said.append)  # a resumed evaluation keeps its rule
+    with pytest.raises(ConfigError, match=r"trained with other settings \(probe_share, seed\)"):
+        evaluate(replace(plan, training=replace(plan.training, probe_share=0.25, seed=3)), say=said.append)  # and its training
+    saved = json.loads((plan.out / "results.json").read_text())
+    del saved["training"]["probe_share"]  # written before the setting existed: trained at its no-op value
+    (plan.out / "results.json").write_text(json.dumps(saved))
+    plan = replace(plan, training=replace(plan.training, probe_share=0.0))
+    resumed = evaluate(plan, say=said.append)
+    assert resumed["trials"] == rows["auto", "object"] and resumed["training"]["probe_share"] == 0.0
     assert "disc: normalization over the dataset (the paper)" in said  # planted discs of one exposure: auto keeps the paper's
     assert "| 1 | 0.15 | over the dataset |" in (tmp_path / "evalpatch" / "report.md").read_text()  # the report records it
     assert json.loads((tmp_path / "evalpatch" / "results.json").read_text())["classes"]["disc"]["normalization"] == "dataset"

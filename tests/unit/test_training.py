@@ -11,14 +11,17 @@ import torch
 import yaml
 
 from conftest import TINY
-from simsearch import ConfigError, Curation, Project
+from simsearch import ConfigError, Curation, Project, ProjectError
 from simsearch.inference.predict import Predictor
 from simsearch.features.embed import crop_windows
 from simsearch.features.geometry import PatchGeometry
 from simsearch.io.preprocess import Normalization
+from simsearch.training.check import check_held_out
+from simsearch.training.model import PatchModel
+from simsearch.training.stages import StageData
 from simsearch.training.loop import (LATER_SETTINGS, TRAINING_VERSION, StageSettings, TrainSettings, balanced_order,
-                                     balanced_subset, crop_pixels, iter_train, noisy_cap, train, training_records,
-                                     training_status)
+                                     balanced_subset, crop_pixels, iter_train, model_check, noisy_cap, train,
+                                     training_records, training_status)
 
 def _weights(project):
     return torch.load(project.folder / "model" / "model.pt", weights_only=True)
@@ -54,8 +57,11 @@ def test_a_setting_added_at_its_no_op_value_leaves_saved_models_their_identity()
     saved model, unless it is in LATER_SETTINGS with the value at which it changes nothing (or
     TRAINING_VERSION is bumped, and this set with it)."""
     assert TRAINING_VERSION == 3
-    for settings in (TrainSettings(), TrainSettings.cpu(), TrainSettings.cpu("probe")):
+    for settings in (TrainSettings(), TrainSettings.paper("pos"), TrainSettings.cpu("probe"),
+                     replace(TrainSettings.cpu(), probe_share=0.0)):
         assert set(settings.identity_dict()) == VERSION_3_SETTINGS
+    # the CPU preset's probe beside the model changed its default on purpose: its models train again
+    assert set(TrainSettings.cpu().identity_dict()) == VERSION_3_SETTINGS | {"probe_share"}
     for key, value in LATER_SETTINGS.items():
         assert getattr(TrainSettings(), key) == value  # the default changes nothing
         moved = replace(TrainSettings(), **{key: 0.5 if isinstance(value, float) else not value})
@@ -76,6 +82,92 @@ def test_probe_trains_only_a_linear_classifier_on_the_frozen_features(curated):
     for kind, objects in (("disc", discs), ("cross", crosses)):
         mine = [d for d in found if d.class_name == kind]
         assert sum(any(np.hypot(d.y - oy, d.x - ox) <= 12 for d in mine) for oy, ox in objects) >= 2, (kind, mine)
+
+
+def test_a_probe_trained_beside_the_model_is_averaged_into_its_probabilities(curated):
+    """The probe beside the model is the probe strategy's model on the same curation, to the
+    bit; detection's maps are the share-weighted mean of the model alone and that probe, each
+    run as its own Predictor (the reference); the held-out check ranks with the same mean."""
+    project, _ = curated
+    image = project.dataset.read(project.dataset.find("img4.tif").id)
+    pos = replace(TINY.with_strategy("pos+neg"), holdout=0.3)
+    probe = train(project, pos.with_strategy("probe"), device="cpu")
+    probe_weights, probe_maps = _weights(project), Predictor(project, device="cpu").level_maps(image)
+    train(project, pos, device="cpu")
+    alone_weights, alone_maps = _weights(project), Predictor(project, device="cpu").level_maps(image)
+    events = list(iter_train(project, replace(pos, probe_share=0.25), device="cpu"))
+    assert [e.stage for e in events][-2:] == ["probe", "done"]
+    assert {e.epochs for e in events if e.stage == "probe"} == {pos.classifier.epochs}
+    both = _weights(project)
+    for part in ("network", "classifier"):  # the model as trained alone
+        for key, value in alone_weights[part].items():
+            torch.testing.assert_close(both[part][key], value, rtol=0, atol=0)
+    for key, value in probe_weights["classifier"].items():
+        torch.testing.assert_close(both["probe_classifier"][key], value, rtol=0, atol=0)
+    predictor = Predictor(project, device="cpu")
+    assert predictor.probe_share == 0.25
+    for (_, _, mixed), (_, _, model), (_, _, linear) in zip(predictor.level_maps(image), alone_maps, probe_maps):
+        np.testing.assert_allclose(mixed, 0.75 * model + 0.25 * linear, rtol=1e-6, atol=1e-6)
+    batch = predictor.level_maps_batch([image, image])  # images of one shape go through the network together
+    np.testing.assert_allclose(batch[1][0][2], predictor.level_maps(image)[0][2], rtol=1e-4, atol=1e-5)
+    saved = yaml.safe_load((project.folder / "model" / "model.yaml").read_text())
+    assert saved["probe_share"] == 0.25 and len(saved["metrics"]["probe"]) == pos.classifier.epochs
+    assert len(model_check(project)) == 2
+    # the probe strategy has no probe beside it: the share changes neither the run nor its identity
+    assert train(project, replace(pos.with_strategy("probe"), probe_share=0.5), device="cpu").identity == probe.identity
+
+
+def test_the_held_out_check_ranks_with_the_probe_beside_the_model_at_its_share(curated):
+    """At share 1 the check's model ranking is the probe beside it alone: one that gives every
+    example the same probabilities ties every pair (ROC-AUC 0.5), whatever the model."""
+    project, _ = curated
+    settings = replace(TINY.with_strategy("pos+neg"), holdout=0.3)
+    records = training_records(project, settings)
+    clean = StageData.load(project, records.clean, settings.context_cells, records.negatives)
+    names = list(records.names)
+    model = PatchModel(project.backbone, project.geometry, len(names), context_cells=settings.context_cells)
+    constant = torch.nn.Linear(model.dim, len(names))
+    torch.nn.init.zeros_(constant.weight)
+    args = (project, model, names, clean.crops, clean.labels, records.held_out, records.held_out_negatives)
+    kwargs = dict(context_cells=settings.context_cells, seed=0, device=torch.device("cpu"))
+    alone = check_held_out(*args, **kwargs)
+    beside = check_held_out(*args, **kwargs, probe_beside=(constant, 1.0))
+    assert [c.model for c in beside] == [0.5, 0.5] and [c.model for c in alone] != [0.5, 0.5]
+    assert [(c.similarity, c.probe) for c in beside] == [(c.similarity, c.probe) for c in alone]
+
+
+def test_a_run_cancelled_while_its_probe_trains_trains_only_the_probe_again(curated):
+    project, _ = curated
+    settings = replace(TINY.with_strategy("pos"), probe_share=0.5)
+    list(iter_train(project, settings, device="cpu"))
+    uninterrupted = _weights(project)
+    shutil.rmtree(project.folder / "model")
+    cancel = threading.Event()
+    for event in iter_train(project, settings, device="cpu", cancel=cancel):
+        if event.stage == "probe" and event.epoch == 3:
+            cancel.set()
+    assert not (project.folder / "model" / "model.pt").exists()
+    status = training_status(project, settings)
+    assert (status.checkpoint_stage, status.resumable) == ("done", True)  # every stage of the model finished
+    resumed = [(e.stage, e.epoch) for e in iter_train(project, settings, device="cpu")]
+    assert resumed[0] == ("probe", 1) and {stage for stage, _ in resumed} == {"probe", "done"}
+    weights = _weights(project)
+    for part in ("network", "classifier", "probe_classifier"):
+        for key, value in uninterrupted[part].items():
+            torch.testing.assert_close(weights[part][key], value, rtol=0, atol=0)
+
+
+def test_a_model_whose_probe_is_missing_is_refused(curated):
+    project, _ = curated
+    train(project, replace(TINY.with_strategy("pos"), probe_share=0.5), device="cpu")
+    weights = _weights(project)
+    del weights["probe_classifier"]
+    config = yaml.safe_load((project.folder / "model" / "model.yaml").read_text())
+    config.pop("weights_blake2b")  # a model of an older SimSearch: taken as it is
+    torch.save(weights, project.folder / "model" / "model.pt")
+    (project.folder / "model" / "model.yaml").write_text(yaml.safe_dump(config))
+    with pytest.raises(ProjectError, match="has a probe share but no probe"):
+        Predictor(project, device="cpu")
 
 
 def test_pretrained_share_moves_the_trained_backbone_back_toward_the_pretrained_one(curated):
