@@ -107,8 +107,11 @@ class EfficientNetLite0Stride16(nn.Module):
         self._bn0 = full._bn0
         self._blocks = nn.ModuleList(list(full._blocks)[: LAST_STRIDE16_BLOCK + 1])
 
+    def stem(self, x: torch.Tensor) -> torch.Tensor:
+        return F.relu6(self._bn0(self._conv_stem(self._stem_pad(x))))
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = F.relu6(self._bn0(self._conv_stem(self._stem_pad(x))))
+        x = self.stem(x)
         for block in self._blocks:
             x = block(x)
         return x

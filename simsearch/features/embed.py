@@ -91,7 +91,9 @@ class DenseEmbedder:
     CPU, where it bounds host memory, and 128 on a GPU, where launches cost more;
     halo_cells: context added around each tile so that tiling does not change
     the features beyond a small tolerance. window: the (kh, kw) pooling weights (default:
-    the centre-weighted Gaussian; a trained model may bring its own). An image no larger (in cells) than one
+    the centre-weighted Gaussian; a trained model may bring its own), or (G, kh, kw) for a
+    network whose D channels are G feature maps side by side (`TwinNetwork`): group g pools
+    with window g and each group's vector is L2-normalised on its own. An image no larger (in cells) than one
     haloed tile runs whole in one pass; larger ones run in tiles of one shape (`_tiles`). Memory
     is bounded by one haloed tile plus the (cells x D) feature map of one image.
 
@@ -138,8 +140,11 @@ class DenseEmbedder:
             self._network.to(memory_format=torch.channels_last)
         if window is None:
             window = torch.tensor(geometry.window, dtype=torch.float32)
-        elif tuple(window.shape) != tuple(geometry.kernel):
+        elif tuple(window.shape[-2:]) != tuple(geometry.kernel) or window.dim() not in (2, 3):
             raise ConfigError(f"pooling window: shape {tuple(window.shape)}, the patch geometry needs {tuple(geometry.kernel)}")
+        self.groups = window.shape[0] if window.dim() == 3 else 1  # feature maps side by side, each its own vector
+        if backbone.channels % self.groups:
+            raise ConfigError(f"pooling window: {self.groups} groups do not divide the network's {backbone.channels} channels")
         self._window = window.float().to(self.device)
 
     @property
@@ -196,7 +201,7 @@ class DenseEmbedder:
         resamplers = [_Resampler(image, self.normalization, self.channels, self.geometry.scale, self.device, self.backbone.mean)
                       for image in images]
         with torch.inference_mode():
-            vectors = _unit_vectors(self._embed_rows(resamplers, 0, rows, rows, cols))
+            vectors = _unit_vectors(self._embed_rows(resamplers, 0, rows, rows, cols), self.groups)
         return [PatchEmbeddings(one, self.geometry, (height, width)) for one in vectors]
 
     def band_rows(self, height: int, width: int) -> int:
@@ -232,7 +237,7 @@ class DenseEmbedder:
             # Inference mode per band, not as a decorator: torch's generator wrapper would hold the last band
             # yielded while the next is computed (a slide's peak memory held two bands).
             with torch.inference_mode():
-                vectors = _unit_vectors(self._embed_rows(resamplers, first, min(rows, first + band), rows, cols))[0]
+                vectors = _unit_vectors(self._embed_rows(resamplers, first, min(rows, first + band), rows, cols), self.groups)[0]
             yield first, vectors
             del vectors
             if band < rows:
@@ -304,14 +309,21 @@ class DenseEmbedder:
         `target` (rows, cols, D), a few rows at a time: a band's pooled map is never held
         twice (whole, and in the target's layout) nor in the convolution's own buffers."""
         rows, cols = target.shape[:2]
-        kh, kw = self._window.shape
+        kh, kw = self._window.shape[-2:]
         dim = features.shape[0]
-        weight = self._window.expand(dim, 1, kh, kw)
+        weight = self._channel_windows(dim)[:, None]
         chunk = max(1, _POOL_CHUNK_BYTES // max(1, cols * dim * 4))
         for start in range(0, rows, chunk):
             stop = min(rows, start + chunk)
             pooled = F.conv2d(features[None, :, start : stop + kh - 1, : cols + kw - 1], weight, groups=dim)[0]
             target[start:stop] = pooled.permute(1, 2, 0)
+
+    def _channel_windows(self, dim: int, *, transposed: bool = False) -> torch.Tensor:
+        """(dim, kh, kw): each channel's pooling window (its group's)."""
+        window = self._window.transpose(-1, -2) if transposed else self._window
+        if window.dim() == 2:
+            return window.expand(dim, *window.shape)
+        return window.repeat_interleave(dim // len(window), dim=0)
 
     # -- the per-patch reference -----------------------------------------------------------
 
@@ -348,10 +360,10 @@ class DenseEmbedder:
                 for top, left in corners[start : start + batch_size].tolist()
             ])
             for index, k in enumerate(rotations):
-                window = self._window if k % 2 == 0 else self._window.T
+                window = self._channel_windows(self.dim, transposed=k % 2 == 1)
                 features = self._run_network(torch.rot90(crops, k, dims=(2, 3)))
-                cells = features[:, :, context_cells : context_cells + window.shape[0], context_cells : context_cells + window.shape[1]]
-                out[start : start + len(crops), index] = F.normalize((cells * window).sum(dim=(2, 3)), dim=1).cpu()
+                cells = features[:, :, context_cells : context_cells + window.shape[1], context_cells : context_cells + window.shape[2]]
+                out[start : start + len(crops), index] = torch.from_numpy(_unit_vectors((cells * window).sum(dim=(2, 3)), self.groups))
         return out.reshape(-1, self.dim).numpy()
 
     def embed_at(self, image: np.ndarray, centres: np.ndarray, *, rotations: tuple[int, ...] = (0,), context_cells: int = 4) -> np.ndarray:
@@ -386,9 +398,11 @@ def joins_batch(budget: int, batch: list, candidate) -> bool:
             and height * width * (len(batch) + 1) <= budget)
 
 
-def _unit_vectors(pooled: torch.Tensor) -> np.ndarray:
-    """Pooled features (..., D) L2-normalised in place (as F.normalize), as a float32 array."""
-    pooled.div_(torch.linalg.vector_norm(pooled, dim=-1, keepdim=True).clamp_min_(1e-12))
+def _unit_vectors(pooled: torch.Tensor, groups: int = 1) -> np.ndarray:
+    """Pooled features (..., D) L2-normalised in place (as F.normalize), each of `groups`
+    equal parts of D on its own, as a float32 array."""
+    parts = pooled.unflatten(-1, (groups, -1))  # a view: dividing it divides `pooled`
+    parts.div_(torch.linalg.vector_norm(parts, dim=-1, keepdim=True).clamp_min_(1e-12))
     return pooled.cpu().numpy()
 
 

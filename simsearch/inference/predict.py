@@ -16,6 +16,7 @@ from simsearch.features.geometry import PatchGeometry, box_around, box_within
 from simsearch.project.project import Project
 from simsearch.search.peaks import peaks_across_scales
 from simsearch.training.loop import trained_model_config
+from simsearch.training.model import TwinNetwork
 from simsearch.util.errors import ProjectError
 
 
@@ -49,8 +50,8 @@ class Detection(NamedImage):
 class Predictor:
     """Loads project/model/ (written by training) and runs it densely over images. A model
     trained with a probe beside it (`TrainSettings.probe_share`) gives the average of its own
-    class probabilities and the probe's, the probe's on the pretrained embedding (a second
-    pass of the pretrained network).
+    class probabilities and the probe's, the probe's on the pretrained embedding: the trained
+    and the pretrained network run as one (`TwinNetwork`), sharing the layers training froze.
 
     Examples
     --------
@@ -76,31 +77,38 @@ class Predictor:
         self.class_names: list[str] = self.config["classes"]
         weights = torch.load(project.layout.model_weights, map_location="cpu", weights_only=True)
         base = project.backbone
+        self.dim = base.channels  # of the trained embedding
         network = copy.deepcopy(base.network)
         network.load_state_dict(weights["network"])
-        trained = Backbone(spec=base.spec, network=network.eval().requires_grad_(False), channels=base.channels)
+        # the probe trained beside the model: its share of the probabilities; its embedding is the pretrained one
+        self.probe_share = float(config.get("probe_share", 0.0))
+        if self.probe_share and "probe_classifier" not in weights:
+            raise ProjectError(f"the model in {project.layout.model} has a probe share but no probe",
+                               hint="train again (simsearch train)")
+        if self.probe_share:  # each cell's vector: the trained embedding, then the pretrained one
+            network = TwinNetwork(network, base.network, base.name)
+        trained = Backbone(spec=base.spec, network=network.eval().requires_grad_(False),
+                           channels=base.channels * (2 if self.probe_share else 1))
         self.scales: tuple[float, ...] = tuple(float(v) for v in config.get("scales", [1.0]))  # the pyramid it was trained over
         self.embedders = {
             scale: DenseEmbedder(trained, project.normalization, project.geometry_at(scale), channels=project.channels,
-                                 device=device, window=weights.get("window"))
+                                 device=device, window=self._window(weights.get("window"), project.geometry_at(scale)))
             for scale in self.scales
         }
         self.embedder = self.embedders[1.0]
         self.classifier = self._linear(weights["classifier"])
-        # the probe trained beside the model: its share of the probabilities, its classifier and the pretrained embedding
-        self.probe_share = float(config.get("probe_share", 0.0))
-        self.probe_embedders: dict[float, DenseEmbedder] = {}
         if self.probe_share:
-            if "probe_classifier" not in weights:
-                raise ProjectError(f"the model in {project.layout.model} has a probe share but no probe",
-                                   hint="train again (simsearch train)")
             self.probe_classifier = self._linear(weights["probe_classifier"])
-            self.probe_embedders = {scale: DenseEmbedder(base, project.normalization, project.geometry_at(scale),
-                                                         channels=project.channels, device=device)
-                                    for scale in self.scales}
+
+    def _window(self, trained: torch.Tensor | None, geometry: PatchGeometry) -> torch.Tensor | None:
+        """The pooling window(s): the model's own (None: the geometry's), then the pretrained one's."""
+        if not self.probe_share:
+            return trained
+        pretrained = torch.tensor(geometry.window, dtype=torch.float32)
+        return torch.stack([pretrained if trained is None else trained.float(), pretrained])
 
     def _linear(self, state: dict) -> torch.nn.Linear:
-        linear = torch.nn.Linear(self.project.backbone.channels, len(self.class_names))
+        linear = torch.nn.Linear(self.dim, len(self.class_names))
         linear.load_state_dict(state)
         return linear.to(self.embedder.device).eval()
 
@@ -119,25 +127,24 @@ class Predictor:
         slide) at one pyramid level, in bands of grid rows, top to bottom: ((rows, cols, D)
         float32 L2-normalised vectors, (rows, cols, classes) float32 maps) per band
         (`DenseEmbedder.iter_rows`); each band's vectors are let go before the next is embedded."""
-        embedder = self.embedders[scale]
-        probe_bands = self.probe_embedders[scale].iter_rows(image) if self.probe_share else None
-        for top, vectors in embedder.iter_rows(image):
-            band_maps = self._softmax(self.classifier, vectors, embedder.device)
-            if probe_bands is not None:
-                probe_top, plain = next(probe_bands)
-                assert probe_top == top and plain.shape == vectors.shape, "the probe's bands are the model's"
-                band_maps = self._average(band_maps, plain)
+        for _, vectors in self.embedders[scale].iter_rows(image):
+            vectors, band_maps = self._vectors_and_maps(vectors)
             yield vectors, band_maps
             del vectors, band_maps
 
-    @torch.inference_mode()
-    def _softmax(self, classifier: torch.nn.Linear, vectors: np.ndarray, device) -> np.ndarray:
-        return torch.softmax(classifier(torch.from_numpy(vectors).to(device)), dim=-1).cpu().numpy()
-
-    def _average(self, maps: np.ndarray, plain: np.ndarray) -> np.ndarray:
-        """The model's probability maps averaged with the probe's on the pretrained vectors `plain`."""
+    def _vectors_and_maps(self, vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The embedder's (..., D or 2 D) vectors -> the trained embedding (..., D) and the
+        probability maps: the classifier's, or its and the probe's averaged at the probe's share."""
+        maps = self._softmax(self.classifier, vectors[..., : self.dim])
+        if not self.probe_share:
+            return vectors, maps
         share = self.probe_share
-        return (1 - share) * maps + share * self._softmax(self.probe_classifier, plain, self.embedder.device)
+        maps = (1 - share) * maps + share * self._softmax(self.probe_classifier, vectors[..., self.dim :])
+        return np.ascontiguousarray(vectors[..., : self.dim]), maps
+
+    @torch.inference_mode()
+    def _softmax(self, classifier: torch.nn.Linear, vectors: np.ndarray) -> np.ndarray:
+        return torch.softmax(classifier(torch.from_numpy(vectors).to(self.embedder.device)), dim=-1).cpu().numpy()
 
     def vectors_and_maps(self, image: np.ndarray, scale: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
         """(H, W, C) raw image -> the trained embedding (rows, cols, D) float32, L2-normalised,
@@ -160,10 +167,8 @@ class Predictor:
             return [self.level_maps(image) for image in images]
         per_image: list[list] = [[] for _ in images]
         for scale, embedder in self.embedders.items():
-            probed = self.probe_embedders[scale].embed_batch(images) if self.probe_share else [None] * len(images)
-            for levels, embedded, plain in zip(per_image, embedder.embed_batch(images), probed):
-                maps = self._softmax(self.classifier, embedded.vectors, embedder.device)
-                levels.append((scale, embedder.geometry, maps if plain is None else self._average(maps, plain.vectors)))
+            for levels, embedded in zip(per_image, embedder.embed_batch(images)):
+                levels.append((scale, embedder.geometry, self._vectors_and_maps(embedded.vectors)[1]))
         return per_image
 
     def detections(self, image_id: str, thresholds: dict[str, float] | None = None) -> list[Detection]:

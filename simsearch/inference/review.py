@@ -161,7 +161,7 @@ class Review:
                 else:  # a slide: its vectors go to a scratch file band by band, only the candidates' are read back
                     scratch.append(self.folder / f".scratch-{scale:g}.npy")
                     band_maps = []
-                    save_npy_rows(scratch[-1], (rows, cols, embedder.dim), np.float16,
+                    save_npy_rows(scratch[-1], (rows, cols, self._predictor.dim), np.float16,
                                   _keeping_maps(self._predictor.iter_bands(image, scale), band_maps))
                     vectors, maps = np.load(scratch[-1], mmap_mode="r"), np.concatenate(band_maps)
                 levels.append((scale, embedder.geometry, vectors, maps[..., : len(self.class_names)]))

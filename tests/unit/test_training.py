@@ -487,27 +487,32 @@ def _status_comes_from_the_summary_only_while_it_matches_the_checkpoint(project,
     os.utime(checkpoint, ns=(info.st_atime_ns, info.st_mtime_ns))
 
 
-def test_a_learnt_pooling_window_is_what_detection_uses(curated):
+@pytest.mark.parametrize("probe_share", [0.0, 0.5])
+def test_a_learnt_pooling_window_is_what_detection_uses(curated, probe_share):
     """learn_pooling: the Gaussian pooling is trained in the contrastive stages, saved with the
-    model, and the dense inference pools with it: its vectors match the training path's."""
-    from simsearch.training.model import PatchModel
-
+    model, and the dense inference pools with it: its vectors match the training path's. With
+    a probe beside the model, the one pass of both networks pools the trained half with the
+    learnt window and the pretrained half with the Gaussian, each half a unit vector, on the
+    dense path and on the per-window reference alike."""
     project, truth = curated
-    settings = replace(TINY, learn_pooling=True)
+    settings = replace(TINY, learn_pooling=True, probe_share=probe_share)
     train(project, settings, device="cpu")
     window = torch.load(project.folder / "model" / "model.pt", weights_only=True)["window"]
     gaussian = torch.tensor(project.geometry.window)
     assert window.shape == gaussian.shape and not torch.allclose(window, gaussian, atol=1e-4)  # it was learnt
     predictor = Predictor(project, device="cpu")
-    torch.testing.assert_close(predictor.embedder._window, window)
+    torch.testing.assert_close(predictor.embedder._window, torch.stack([window, gaussian]) if probe_share else window)
     model = PatchModel(project.backbone, project.geometry, 3, context_cells=settings.context_cells, learn_pooling=True)
     weights = torch.load(project.folder / "model" / "model.pt", weights_only=True)
     model.network.load_state_dict(weights["network"])
     model.window.data.copy_(window)
-    model.eval()
+    pretrained = PatchModel(project.backbone, project.geometry, 3, context_cells=settings.context_cells)
+    model.eval(), pretrained.eval()
     image_id = project.dataset.find("img4.tif").id
     pixels = project.dataset.read(image_id)
     dense = predictor.embedder.embed(pixels)
+    dim = predictor.dim
+    assert dense.vectors.shape[-1] == (2 * dim if probe_share else dim)
     y, x = truth["img4.tif"][0][0]
     row, col = project.geometry.nearest_position(y, x, dense.grid_shape)
     cy, cx = project.geometry.centre(row, col)
@@ -515,7 +520,15 @@ def test_a_learnt_pooling_window_is_what_detection_uses(curated):
                         context_cells=settings.context_cells)
     with torch.no_grad():
         alone = model.embed(crop)[0].numpy()
-    assert float(alone @ dense.vectors[row, col]) > 0.97
+        plain = pretrained.embed(crop)[0].numpy()
+    assert float(alone @ dense.vectors[row, col, :dim]) > 0.97
+    if probe_share:
+        assert float(plain @ dense.vectors[row, col, dim:]) > 0.97
+        corner = np.array([project.geometry.window_top_left(row, col)])
+        reference = predictor.embedder.embed_windows(pixels, corner, context_cells=4, rotations=(0, 1))
+        for vector in reference:  # the window and its turn: each half a unit vector
+            np.testing.assert_allclose([np.linalg.norm(vector[:dim]), np.linalg.norm(vector[dim:])], 1.0, rtol=1e-5)
+        assert float(reference[0, :dim] @ alone) > 0.97 and float(reference[0, dim:] @ plain) > 0.97
 
 
 def test_one_training_run_at_a_time_in_a_project(curated):
