@@ -103,3 +103,19 @@ def test_pooling_is_the_project_s_and_an_existing_one_refuses_another(tmp_path, 
             assert made.geometry.pooling == 0.2 and made.embedding_options["pooling"] == 0.2
     assert main(["-q", "embed", str(images), "--project", str(tmp_path / "embed"), "--pooling", "0.3"]) == 2
     assert "was made with 0.2, not 0.3" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command", ["train", "eval"])
+def test_probe_share_is_a_share_of_the_preset_unless_given(command, capsys):
+    from simsearch.cli.model import chosen_training
+
+    required = (["--project", "p"] if command == "train"
+                else ["--images", "i", "--truth", "t", "--classes", "c", "--patch-size", "32", "--out", "o"])
+    parse = build_parser([command]).parse_args
+    assert chosen_training(parse([command, *required])).probe_share == 0.5
+    assert chosen_training(parse([command, *required, "--preset", "paper"])).probe_share == 0.0
+    assert chosen_training(parse([command, *required, "--preset", "paper", "--probe-share", "0.25"])).probe_share == 0.25
+    with pytest.raises(SystemExit):
+        parse([command, *required, "--probe-share", "1.5"])
+    assert "--probe-share: expected a share from 0 to 1, got '1.5'" in capsys.readouterr().err
+

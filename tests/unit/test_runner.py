@@ -124,17 +124,21 @@ def test_training_section_sets_augmentations_and_batch_norm(tmp_path, capsys):
     assert not settings.frozen_batch_norm and training_settings({}).frozen_batch_norm
     assert not training_settings({"off_centre_views": False}).off_centre_views and training_settings({}).off_centre_views
     assert training_settings({"pretrained_share": 0.5}).pretrained_share == 0.5 and training_settings({}).pretrained_share == 0.0
+    assert training_settings({}).probe_share == 0.5 and training_settings({"preset": "paper"}).probe_share == 0.0
+    assert training_settings({"probe_share": 0.0}).probe_average == 0.0
     with pytest.raises(ConfigError, match=r"training.augment: .*keys: flips, rotations, brightness"):
         training_settings({"augment": {"hue": 0.1}})
     config = _write_inputs(tmp_path)
     data = yaml.safe_load(config.read_text())
-    data["training"] = {"augment": {"brightness": 2, "hue": 0.1}, "frozen_batch_norm": "yes", "pretrained_share": 1.5}
+    data["training"] = {"augment": {"brightness": 2, "hue": 0.1}, "frozen_batch_norm": "yes", "pretrained_share": 1.5,
+                        "probe_share": -0.1}
     config.write_text(yaml.safe_dump(data))
     assert main(["-q", "run", str(config)]) == 2
     err = capsys.readouterr().err
     for problem in ("training.augment.brightness: expected a number in [0.0, 1.0], got 2", "training.augment.hue: unknown key",
                     "training.frozen_batch_norm: expected true or false, got 'yes'",
-                    "training.pretrained_share: expected a number in [0.0, 1.0], got 1.5"):
+                    "training.pretrained_share: expected a number in [0.0, 1.0], got 1.5",
+                    "training.probe_share: expected a number in [0.0, 1.0], got -0.1"):
         assert problem in err, problem
 
 
