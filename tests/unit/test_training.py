@@ -772,3 +772,36 @@ def test_suggested_asks_the_similarity_search_at_each_class_threshold(curated):
     assert suggested(places, [0, 0, 0, 1, 1, 1]).tolist() == [True, False, False, False, True, False]
     project.store.set_similarity_threshold("disc", 1.0)
     assert suggested(places, [0, 0, 0, 1, 1, 1]).tolist() == [False, False, False, False, True, False]
+
+
+def _resnet18_network():
+    from torchvision.models import resnet18
+
+    full = resnet18(weights=None)  # random weights: the layout is what matters here
+    return torch.nn.Sequential(full.conv1, full.bn1, full.relu, full.maxpool, full.layer1, full.layer2, full.layer3).eval()
+
+
+@pytest.mark.parametrize("name", ["efficientnet-lite0", "resnet18"])
+def test_a_twin_network_is_both_networks_side_by_side(name):
+    """TwinNetwork runs the shared frozen layers once and gives what the two networks give
+    apart; where training moved the frozen layers too (batch-norm statistics that followed the
+    batches) each network runs its own."""
+    import copy
+
+    from simsearch.features.backbones import load_backbone
+    from simsearch.training.model import TwinNetwork, prefix_and_rest
+
+    pretrained = load_backbone(name).network if name == "efficientnet-lite0" else _resnet18_network()
+    x = torch.rand(2, 3, 64, 96)
+    for moved_prefix in (False, True):
+        trained = copy.deepcopy(pretrained)
+        prefix, rest = prefix_and_rest(trained, name)
+        with torch.no_grad():
+            next(p for p in rest.parameters() if p.dim() == 4).mul_(1.5)  # training moved the later layers
+            if moved_prefix:
+                next(p for p in prefix.parameters() if p.dim() == 4).mul_(0.5)
+        twin = TwinNetwork(trained, pretrained, name).eval()
+        assert twin.shares_prefix is not moved_prefix
+        with torch.no_grad():
+            torch.testing.assert_close(rest(prefix(x)), trained(x), rtol=0, atol=0)  # the split is the network
+            torch.testing.assert_close(twin(x), torch.cat([trained(x), pretrained(x)], dim=1), rtol=1e-6, atol=1e-6)
