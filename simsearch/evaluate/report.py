@@ -21,7 +21,7 @@ from simsearch.io.truth import annotations_by_image, read_truth, unmatched_image
 from simsearch.project.layout import ProjectLayout
 from simsearch.project.project import Project
 from simsearch.training.check import ClassCheck
-from simsearch.training.loop import LATER_SETTINGS, TrainSettings
+from simsearch.training.loop import LATER_SETTINGS, TRAINING_STRATEGIES, TrainSettings
 from simsearch.evaluate.metrics import MATCHING_RULES, Matching
 from simsearch.evaluate.simulate import BASELINES, STRATEGIES, SimulatedUser, Trial, result_key
 
@@ -382,8 +382,20 @@ def markdown(results: dict) -> str:
                      f"{values.mean():.3f} ± {values.std():.3f} | {len(values)} | "
                      f"{np.mean([row['seconds'] for row in groups[key]]):.0f} s |")
     rule = MATCHING_NOTES[results.get("matching", "patch")]
-    return ("\n".join(lines) + "\n\n" + rule + "\n" + _rules_table(rows) + _sizes_table(results.get("classes", {}))
-            + _retrain_table(rows) + _check_table(rows))
+    return ("\n".join(lines) + "\n\n" + rule + "\n" + _probe_note(results, rows) + _rules_table(rows)
+            + _sizes_table(results.get("classes", {})) + _retrain_table(rows) + _check_table(rows))
+
+
+def _probe_note(results: dict, rows: list[dict]) -> str:
+    """How the training strategies' detections were made: with a probe beside the model or not."""
+    trained = {row["strategy"].split(" ")[0] for row in rows} & (set(TRAINING_STRATEGIES) - {"probe"})
+    if not trained:
+        return ""
+    share = float({**LATER_SETTINGS, **results.get("training", {})}["probe_share"])
+    how = (f"average their probabilities with a linear probe's on the pretrained features, trained beside the model "
+           f"on the same examples, the probe's at {share:g}" if share else "detect with the trained model alone")
+    baselines = "; the baselines train without a probe" if any(row["strategy"] in BASELINES for row in rows) else ""
+    return f"\nThe training strategies ({', '.join(sorted(trained))}) {how} (`--probe-share`){baselines}.\n"
 
 
 def _rules_table(rows: list[dict]) -> str:

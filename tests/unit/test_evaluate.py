@@ -451,6 +451,23 @@ def test_report_gives_each_rule_and_the_score_away_from_the_image_edge():
     assert "| a | similarity | 5 | 2 | 0.500 | 0.500 |  |" in table
 
 
+def test_report_says_whether_the_training_strategies_had_a_probe_beside_them():
+    from simsearch.evaluate.report import markdown
+
+    def results(strategies, training):
+        rows = [{"class": "a", "strategy": s, "prototypes": 5, "negatives": 2, "repeat": 0, "pr_auc": 0.5, "seconds": 1.0}
+                for s in strategies]
+        return markdown({"trials": {str(i): r for i, r in enumerate(rows)}, **training})
+
+    with_probe = results(["pos+neg+selflearn", "supervised"], {"training": {"probe_share": 0.5}})
+    assert ("The training strategies (pos+neg+selflearn) average their probabilities with a linear probe's on the "
+            "pretrained features, trained beside the model on the same examples, the probe's at 0.5 (`--probe-share`); "
+            "the baselines train without a probe.") in with_probe
+    # results written before the setting existed were trained at its no-op value
+    assert "The training strategies (pos) detect with the trained model alone (`--probe-share`)." in results(["pos"], {})
+    assert "The training strategies" not in results(["similarity", "probe", "supervised"], {"training": {"probe_share": 0.5}})
+
+
 def test_border_padded_copy_mirrors_images_and_shifts_boxes(tmp_path):
     """benchmarks/border_padded.py: each image mirrored `--pad` px outwards (its dtype and
     channels kept, written as TIFF), the boxes shifted by the pad, list files rewritten to the
