@@ -161,6 +161,15 @@ def evaluate(plan: EvalPlan, *, say: Callable[[str], None] = print) -> dict:
         raise ConfigError(f"{results_path}: its trials were trained with other settings ({', '.join(changed)})",
                           hint="give another --out, or the same training settings to resume")
     results["training"] = training
+    # the supervised baseline trains as the strategies do, probe beside it included; results
+    # written before it did (no "supervised_probe_share") trained it alone
+    baseline_share = plan.training.with_strategy(BASELINES["supervised"]).probe_average
+    supervised_with = results.get("supervised_probe_share", 0.0)
+    if any(t["strategy"] == "supervised" for t in results["trials"].values()) and supervised_with != baseline_share:
+        raise ConfigError(f"{results_path}: its supervised trials were trained with the probe at {supervised_with:g}, "
+                          f"this run trains them with it at {baseline_share:g} (`--probe-share`)",
+                          hint="give another --out to train the baseline as the strategies are trained")
+    results["supervised_probe_share"] = baseline_share
     results["classes"] = sizes = class_sizes(plan, truth)
     for label, entry in sizes.items():
         if entry["box_sides"] and entry["box_sides"][2] > 2 * entry["box_sides"][0] and len(entry["scales"]) == 1:
@@ -387,15 +396,21 @@ def markdown(results: dict) -> str:
 
 
 def _probe_note(results: dict, rows: list[dict]) -> str:
-    """How the training strategies' detections were made: with a probe beside the model or not."""
-    trained = {row["strategy"].split(" ")[0] for row in rows} & (set(TRAINING_STRATEGIES) - {"probe"})
-    if not trained:
-        return ""
+    """How the trained strategies' detections were made: with a probe beside the model or not."""
+    present = {row["strategy"].split(" ")[0] for row in rows}
     share = float({**LATER_SETTINGS, **results.get("training", {})}["probe_share"])
-    how = (f"average their probabilities with a linear probe's on the pretrained features, trained beside the model "
-           f"on the same examples, the probe's at {share:g}" if share else "detect with the trained model alone")
-    baselines = "; the baselines train without a probe" if any(row["strategy"] in BASELINES for row in rows) else ""
-    return f"\nThe training strategies ({', '.join(sorted(trained))}) {how} (`--probe-share`){baselines}.\n"
+    shares = dict.fromkeys(present & (set(TRAINING_STRATEGIES) - {"probe"}), share)
+    if "supervised" in present:  # results written before the baseline followed the setting: trained alone
+        shares["supervised"] = float(results.get("supervised_probe_share", 0.0))
+    sentences = []
+    for share in sorted(set(shares.values()), reverse=True):
+        how = "detect with the trained model alone"
+        if share:
+            how = (f"average their probabilities with a linear probe's on the pretrained features, trained beside "
+                   f"the model on the same examples, the probe's at {share:g}")
+        names = ", ".join(sorted(name for name, value in shares.items() if value == share))
+        sentences.append(f"The trained strategies ({names}) {how} (`--probe-share`).")
+    return "".join(f"\n{sentence}\n" for sentence in sentences)
 
 
 def _rules_table(rows: list[dict]) -> str:

@@ -24,9 +24,11 @@ For one class and one (prototypes P, negatives N, strategy, repeat):
 'similarity' skips training and scores the similarity peaks of the test images;
 'supervised' trains (Pos) on every training annotation of the class, with background from
 annotation-free places and other classes' objects; 'supervised-probe' trains the linear
-classifier alone on the frozen features from the same data (the probe at equal data); both
-train without a probe beside them (`TrainSettings.probe_share` 0), so that they measure the
-training itself.
+classifier alone on the frozen features from the same data (the probe at equal data).
+'supervised' trains as the training strategies do, with the probe beside the model at the
+settings' `TrainSettings.probe_share` (the CPU preset's 0.5): what the pipeline reaches with
+every annotation, its probe being the 'supervised-probe' model to the bit; `probe_share` 0
+measures the training alone.
 """
 from __future__ import annotations
 
@@ -366,7 +368,7 @@ class SimulatedUser:
         background patches: half from annotation-free places (4 random tries per image), the
         rest centred on objects of other classes (with full supervision every other annotated
         object is known not to be the class: the look-alikes a few-shot user's background also
-        holds)."""
+        holds). The settings' probe share holds for 'pos' as for every training strategy."""
         store = project.store
         store.add_class(self.label)
         patch_h, patch_w = project.geometry.patch_size
@@ -402,6 +404,5 @@ class SimulatedUser:
         store.confirm_class(self.label, 1.0, positives)
         store.set_background_candidates(background)
         store.confirm_background()
-        # the training itself at equal data: no probe averaged in (the probe is the other baseline)
-        train(project, replace(self.settings.with_strategy(strategy), seed=seed, probe_share=0.0), device=self.device)
+        train(project, replace(self.settings.with_strategy(strategy), seed=seed), device=self.device)
         return self._predict_test(project)

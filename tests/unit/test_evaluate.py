@@ -451,7 +451,7 @@ def test_report_gives_each_rule_and_the_score_away_from_the_image_edge():
     assert "| a | similarity | 5 | 2 | 0.500 | 0.500 |  |" in table
 
 
-def test_report_says_whether_the_training_strategies_had_a_probe_beside_them():
+def test_report_says_which_trained_strategies_had_a_probe_beside_them():
     from simsearch.evaluate.report import markdown
 
     def results(strategies, training):
@@ -459,13 +459,19 @@ def test_report_says_whether_the_training_strategies_had_a_probe_beside_them():
                 for s in strategies]
         return markdown({"trials": {str(i): r for i, r in enumerate(rows)}, **training})
 
-    with_probe = results(["pos+neg+selflearn", "supervised"], {"training": {"probe_share": 0.5}})
-    assert ("The training strategies (pos+neg+selflearn) average their probabilities with a linear probe's on the "
-            "pretrained features, trained beside the model on the same examples, the probe's at 0.5 (`--probe-share`); "
-            "the baselines train without a probe.") in with_probe
-    # results written before the setting existed were trained at its no-op value
-    assert "The training strategies (pos) detect with the trained model alone (`--probe-share`)." in results(["pos"], {})
-    assert "The training strategies" not in results(["similarity", "probe", "supervised"], {"training": {"probe_share": 0.5}})
+    with_probe = results(["pos+neg+selflearn", "supervised"],
+                         {"training": {"probe_share": 0.5}, "supervised_probe_share": 0.5})
+    assert ("The trained strategies (pos+neg+selflearn, supervised) average their probabilities with a linear "
+            "probe's on the pretrained features, trained beside the model on the same examples, the probe's at 0.5 "
+            "(`--probe-share`).") in with_probe
+    # results written before the setting existed were trained at its no-op value, and the
+    # supervised baseline alone before it followed the setting
+    assert "The trained strategies (pos) detect with the trained model alone (`--probe-share`)." in results(["pos"], {})
+    before = results(["pos+neg+selflearn", "supervised"], {"training": {"probe_share": 0.5}})
+    assert "The trained strategies (pos+neg+selflearn) average their probabilities" in before
+    assert "The trained strategies (supervised) detect with the trained model alone" in before
+    probes_only = results(["similarity", "probe", "supervised-probe"], {"training": {"probe_share": 0.5}})
+    assert "The trained strategies" not in probes_only
 
 
 def test_border_padded_copy_mirrors_images_and_shifts_boxes(tmp_path):

@@ -348,18 +348,24 @@ def test_label_images_named_after_their_images_give_the_class_asked_for(tmp_path
 def test_the_probe_on_every_annotation_is_a_baseline_on_the_supervised_data(annotated, tmp_path):
     """`supervised-probe`: the linear classifier alone on the frozen features, trained once per
     class on exactly the supervised baseline's positives and background (the probe at equal
-    data, which the supervised training must beat); reported as 'all' prototypes."""
+    data, which the supervised training must beat); reported as 'all' prototypes. `supervised`
+    trains as the strategies do, the probe beside it at the plan's share: that probe is the
+    `supervised-probe` model to the bit. Results whose supervised trials were trained alone
+    (written before the baseline followed the setting) are not resumed with a probe."""
+    import torch
+
     from simsearch.training.saved import saved_model_config
 
     folder, truth = annotated
     plan = EvalPlan(images=str(folder), truth=str(truth), out=tmp_path / "eval", classes=["disc"], patch_sizes={"disc": 32},
                     prototypes=[2], negatives=[1], strategies=["similarity", "supervised", "supervised-probe"],
-                    repeats=2, displayed=2, test_fraction=0.25, backbone="efficientnet-lite0", training=TINY, device="cpu")
+                    repeats=2, displayed=2, test_fraction=0.25, backbone="efficientnet-lite0",
+                    training=replace(TINY, probe_share=0.5), device="cpu")
     assert [(t.strategy, t.repeat) for t in plan.trials()] == [
         ("supervised", 0), ("supervised-probe", 0), ("similarity", 0), ("supervised", 1), ("supervised-probe", 1), ("similarity", 1)]
     trials = evaluate(replace(plan, strategies=["supervised", "supervised-probe"]), say=lambda line: None)["trials"]
     assert trials["disc|P0|N0|supervised-probe|r0"]["pr_auc"] > 0.6
-    places = {}
+    places, weights = {}, {}
     for strategy, repeat in itertools.product(("supervised", "supervised-probe"), (0, 1)):
         with Project.open(tmp_path / "eval" / "work" / f"disc_P0_N0_{strategy}_r{repeat}", read_only=True) as project:
             places[strategy, repeat] = (sorted((p.image_id, p.y, p.x) for p in project.store.patches("disc", "positive")),
@@ -367,9 +373,22 @@ def test_the_probe_on_every_annotation_is_a_baseline_on_the_supervised_data(anno
             config = saved_model_config(project)
             assert config["strategy"] == {"supervised": "pos", "supervised-probe": "probe"}[strategy]
             assert config["settings"]["seed"] == TINY.seed + repeat  # each repeat its own training seed
+            assert config["probe_share"] == {"supervised": 0.5, "supervised-probe": 0.0}[strategy]
+            weights[strategy, repeat] = torch.load(project.layout.model_weights, weights_only=True)
+    for repeat in (0, 1):  # the probe beside the supervised model is the supervised-probe model
+        for key, value in weights["supervised-probe", repeat]["classifier"].items():
+            torch.testing.assert_close(weights["supervised", repeat]["probe_classifier"][key], value, rtol=0, atol=0)
     # one sample of annotations and background for both baselines and every repeat
     assert all(p == places["supervised", 0] for p in places.values()) and places["supervised", 0][0] and places["supervised", 0][1]
-    assert "| disc | supervised-probe | all | 0 |" in (tmp_path / "eval" / "report.md").read_text()
+    report = (tmp_path / "eval" / "report.md").read_text()
+    assert "| disc | supervised-probe | all | 0 |" in report
+    assert "The trained strategies (supervised) average their probabilities with a linear probe's" in report
+    saved = json.loads((tmp_path / "eval" / "results.json").read_text())
+    assert saved["supervised_probe_share"] == 0.5
+    del saved["supervised_probe_share"]  # written before the baseline followed the setting: trained alone
+    (tmp_path / "eval" / "results.json").write_text(json.dumps(saved))
+    with pytest.raises(ConfigError, match="supervised trials were trained with the probe at 0, this run .* at 0.5"):
+        evaluate(plan, say=lambda line: None)
 
 
 @pytest.mark.parametrize("layout", ["yolo", "one mask per object"])
