@@ -7,12 +7,14 @@ reproduce the evaluation's own probe and Pos+Neg+Selflearn scores.
     python benchmarks/results/issue17-standing/ensemble/ensemble.py EVAL-ARGS --out EVAL-OUT
 
 EVAL-ARGS and EVAL-OUT: those of the finished evaluation (P 10, N 5; see ../run-cu130.sh and
-run.sh here)."""
+run.sh here). PAIR=supervised-probe,supervised averages the two baselines' models instead
+(the probe's model first)."""
+import os
 import sys
 from simsearch.cli.main import build_parser
 from simsearch.cli.model import plan_from_args
 from simsearch.evaluate.report import split, auto_patch_sizes
-from simsearch.evaluate.simulate import SimulatedUser, Trial
+from simsearch.evaluate.simulate import BASELINES, SimulatedUser, Trial
 from simsearch.evaluate.metrics import Scored, score_class, away_from_edge
 from simsearch.inference.predict import Predictor, detections_from_levels
 from simsearch.io.images import Dataset
@@ -32,17 +34,19 @@ user = SimulatedUser(base, truth, train_ids, test_ids, label=label, displayed=pl
                      settings=plan.training, device="cpu", seed=plan.seed)
 gt = [a for i in test_ids for a in user.truth_of[i]]
 W = (0.0, 0.25, 0.5, 0.75, 1.0)
+PROBE, MODEL = os.environ.get("PAIR", "probe,pos+neg+selflearn").split(",")
 for r in range(plan.repeats):
     preds = {}
-    for s in ("probe", "pos+neg+selflearn"):
-        folder = user.trial_folder(Trial(label, plan.prototypes[0], plan.negatives[0], s, r))
+    for s in (PROBE, MODEL):
+        p, n = (0, 0) if s in BASELINES else (plan.prototypes[0], plan.negatives[0])
+        folder = user.trial_folder(Trial(label, p, n, s, r))
         preds[s] = Predictor(Project.open(folder, dataset=plan.images), device="cpu")
     found = {w: [] for w in W}
     for image_id in test_ids:
         image = base.dataset.read(image_id)
-        a = preds["probe"].level_maps(image)
-        b = preds["pos+neg+selflearn"].level_maps(image)
-        names = preds["probe"].class_names[:-1]
+        a = preds[PROBE].level_maps(image)
+        b = preds[MODEL].level_maps(image)
+        names = preds[PROBE].class_names[:-1]
         for w in W:
             levels = [(s, g, (w * mb + (1 - w) * ma)) for (s, g, ma), (_, _, mb) in zip(a, b)]
             for d in detections_from_levels(levels, names, dict.fromkeys(names, 0.0), image_id):
