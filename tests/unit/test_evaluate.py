@@ -348,6 +348,14 @@ def test_planted_lookalikes_example(tmp_path):
     assert (tmp_path / "a" / "truth.csv").read_bytes() == (tmp_path / "b" / "truth.csv").read_bytes()
     assert np.array_equal(image, tifffile.imread(tmp_path / "b" / "images" / "cells000.tif"))
     assert (tmp_path / "a" / "train.txt").read_text().split() == ["cells000.tif", "cells001.tif"]
+    # one shape rare: the same places, each object that shape with the probability
+    example["write"](tmp_path / "c", images=3, bits=16, seed=1, rare=("ring", 0.6))
+    rare = read_truth(tmp_path / "c" / "truth.csv")
+    assert [(a.image, a.x0, a.y0) for a in rare] == [(a.image, a.x0, a.y0) for a in truth]
+    rings = [a.label for a in rare].count("ring")
+    assert 35 <= rings <= 65 and set(a.label for a in rare) == set(example["SHAPES"])  # 50 expected of 84, 14 in turn
+    with pytest.raises(ValueError, match="'blob'=0.1 is not one of disc"):
+        example["write"](tmp_path / "d", images=1, rare=("blob", 0.1))
     assert (tmp_path / "a" / "test.txt").read_text().split() == ["cells002.tif"]
 
 
