@@ -202,7 +202,8 @@ class Project:
 
     @classmethod
     def open(cls, folder: str | Path, *, dataset: str | Path | None = None, read_only: bool = False) -> "Project":
-        """Reopen a project; `dataset` re-points it when the images moved (ids must match).
+        """Reopen a project; `dataset` re-points it when the images moved (ids must match;
+        recorded unless read_only).
 
         Only one process may have a project open for writing; read_only=True lets
         another look (and embed into the cache) without changing settings or actions."""
@@ -230,7 +231,8 @@ class Project:
                 log.info("removed %s, left by a process that died while writing it", path)
         if dataset is not None:
             settings["dataset"]["source"] = str(opened.source)
-            project._save_settings()
+            if not read_only:  # a read-only look uses the new place without recording it
+                project._save_settings()
         return project
 
     def close(self) -> None:

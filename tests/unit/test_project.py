@@ -61,6 +61,10 @@ def test_project_survives_moving_the_images(tmp_path, image_folder):
     moved = shutil.move(str(image_folder), str(tmp_path / "elsewhere"))
     with pytest.raises(DatasetError, match="does not exist"):
         Project.open(project.folder)
+    with Project.open(project.folder, dataset=moved, read_only=True) as looking:  # a look records nothing
+        assert [r.id for r in looking.dataset] == ids and looking.dataset.read(ids[0]).size
+    with pytest.raises(DatasetError, match="does not exist"):
+        Project.open(project.folder)
     with Project.open(project.folder, dataset=moved) as reopened:
         assert [r.id for r in reopened.dataset] == ids
         assert [e.status for e in reopened.iter_embed()] == ["cached"] * 4
