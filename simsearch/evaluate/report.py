@@ -398,8 +398,8 @@ def markdown(results: dict) -> str:
 def _probe_note(results: dict, rows: list[dict]) -> str:
     """How the trained strategies' detections were made: with a probe beside the model or not."""
     present = {row["strategy"].split(" ")[0] for row in rows}
-    share = float({**LATER_SETTINGS, **results.get("training", {})}["probe_share"])
-    shares = dict.fromkeys(present & (set(TRAINING_STRATEGIES) - {"probe"}), share)
+    strategies_share = float({**LATER_SETTINGS, **results.get("training", {})}["probe_share"])
+    shares = dict.fromkeys(present & (set(TRAINING_STRATEGIES) - {"probe"}), strategies_share)
     if "supervised" in present:  # results written before the baseline followed the setting: trained alone
         shares["supervised"] = float(results.get("supervised_probe_share", 0.0))
     sentences = []
