@@ -325,7 +325,8 @@ def test_bccd_to_csv_example_rescales_images_and_boxes_together(tmp_path):
 
 def test_planted_lookalikes_example(tmp_path):
     """examples/planted_lookalikes.py: every object annotated with its shape, the shapes in
-    turn, the same files for the same seed, 16-bit on request, a train/test split."""
+    turn, the same files for the same seed, 16-bit on request, a train/test split; one shape
+    rare on request, at the same places."""
     import runpy
 
     from conftest import REPO
@@ -348,6 +349,7 @@ def test_planted_lookalikes_example(tmp_path):
     assert (tmp_path / "a" / "truth.csv").read_bytes() == (tmp_path / "b" / "truth.csv").read_bytes()
     assert np.array_equal(image, tifffile.imread(tmp_path / "b" / "images" / "cells000.tif"))
     assert (tmp_path / "a" / "train.txt").read_text().split() == ["cells000.tif", "cells001.tif"]
+    assert (tmp_path / "a" / "test.txt").read_text().split() == ["cells002.tif"]
     # one shape rare: the same places, each object that shape with the probability
     example["write"](tmp_path / "c", images=3, bits=16, seed=1, rare=("ring", 0.6))
     rare = read_truth(tmp_path / "c" / "truth.csv")
@@ -356,7 +358,6 @@ def test_planted_lookalikes_example(tmp_path):
     assert 35 <= rings <= 65 and set(a.label for a in rare) == set(example["SHAPES"])  # 50 expected of 84, 14 in turn
     with pytest.raises(ValueError, match="'blob'=0.1 is not one of disc"):
         example["write"](tmp_path / "d", images=1, rare=("blob", 0.1))
-    assert (tmp_path / "a" / "test.txt").read_text().split() == ["cells002.tif"]
 
 
 def test_planted_nuclei_example(tmp_path):
