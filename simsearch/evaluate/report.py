@@ -488,7 +488,8 @@ def _check_table(rows: list[dict]) -> str:
     """Whether the check on held-out curated examples foretells the test images: per trained
     class, strategy, P and N (training seed 0, before review), the held-out ROC-AUC of the
     model, similarity search and the probe; the trials it warned about (the model below
-    either); and the trials whose test PR-AUC beat similarity search's on the same repeat."""
+    either) and those it could not tell (all three alike, `ClassCheck.alike`); and the trials
+    whose test PR-AUC beat similarity search's on the same repeat."""
     similarity = {(r["class"], r["prototypes"], r["repeat"]): r["pr_auc"] for r in rows if r["strategy"] == "similarity"}
     groups: dict[tuple, list[dict]] = {}
     for row in rows:
@@ -497,16 +498,19 @@ def _check_table(rows: list[dict]) -> str:
     if not groups:
         return ""
     lines = ["", "Check on held-out curated examples (what a user is told after training) against the test images:", "",
-             "| class | strategy | P | N | held-out ROC-AUC: model | similarity | probe | warned | test: beat similarity |",
-             "|---|---|---|---|---|---|---|---|---|"]
+             "| class | strategy | P | N | held-out ROC-AUC: model | similarity | probe | warned | alike | "
+             "test: beat similarity |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for key in sorted(groups):
         checks = [ClassCheck.from_dict(row["check"]) for row in groups[key]]
         warned = sum(not check.helps for check in checks)
+        alike = sum(check.alike for check in checks)
         beat = [row["pr_auc"] >= similarity[(row["class"], row["prototypes"], row["repeat"])] for row in groups[key]
                 if (row["class"], row["prototypes"], row["repeat"]) in similarity]
         mean = {name: np.mean([getattr(check, name) for check in checks]) for name in ("model", "similarity", "probe")}
         lines.append(f"| {' | '.join(str(k) for k in key)} | {mean['model']:.2f} | {mean['similarity']:.2f} | {mean['probe']:.2f} | "
-                     f"{warned} of {len(checks)} | " + (f"{sum(beat)} of {len(beat)} |" if beat else "no similarity trials |"))
+                     f"{warned} of {len(checks)} | {alike} of {len(checks)} | "
+                     + (f"{sum(beat)} of {len(beat)} |" if beat else "no similarity trials |"))
     return "\n".join(lines) + "\n"
 
 

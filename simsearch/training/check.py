@@ -28,6 +28,8 @@ class ClassCheck:
     >>> check = ClassCheck("RBC", positives=4, others=9, model=0.97, similarity=0.88, probe=0.91)
     >>> check.helps, check.best_other
     (True, ('probe', 0.91))
+    >>> ClassCheck("WBC", positives=2, others=9, model=1.0, similarity=1.0, probe=1.0).alike
+    True
     """
 
     name: str
@@ -52,6 +54,13 @@ class ClassCheck:
         probe (True where nothing could be checked)."""
         return not self.checked or self.model >= self.best_other[1]
 
+    @property
+    def alike(self) -> bool:
+        """The three rankers score the held-out examples alike (to the two decimals shown),
+        most often all 1.00: the examples are too few or too easy to tell whether training
+        helped."""
+        return self.checked and round(self.model, 2) == round(self.similarity, 2) == round(self.probe, 2)
+
     def to_dict(self) -> dict:
         return asdict(self)
 
@@ -67,6 +76,9 @@ class ClassCheck:
         other, value = self.best_other
         line = (f"{self.name}: held-out ROC-AUC model {self.model:.2f}, similarity {self.similarity:.2f}, "
                 f"probe {self.probe:.2f} ({self.positives} positive(s), {self.others} other(s))")
+        if self.alike:
+            return (f"{line}; all three alike, so these examples cannot tell whether training helped: "
+                    "review its detections")
         if self.helps:
             return line
         return (f"{line}. WARNING: training does not beat {other} on your held-out examples; add prototypes and "

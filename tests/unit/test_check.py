@@ -56,6 +56,10 @@ def test_class_check_verdicts():
     assert not bad.helps and "WARNING: training does not beat probe" in bad.verdict()
     assert unchecked.helps and not unchecked.checked and "not checked" in unchecked.verdict()
     assert ClassCheck.from_dict(bad.to_dict()) == bad
+    alike = ClassCheck("wbc", 2, 9, model=1.0, similarity=1.0, probe=0.996)  # 1.00 all three, as shown
+    assert alike.alike and alike.helps and "cannot tell whether training helped" in alike.verdict()
+    assert not good.alike and not bad.alike and not unchecked.alike
+    assert "cannot tell" not in good.verdict() and "cannot tell" not in bad.verdict()
 
 
 def test_training_holds_out_curated_examples_and_checks_the_model(curated):
