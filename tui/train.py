@@ -32,6 +32,8 @@ STAGES = [("noisy", "noisy extraction"), ("selflearn", "self-supervised (SimCLR)
           ("probe", "linear probe (pretrained features)")]
 STRATEGIES = list(reversed(simsearch.TRAINING_STRATEGIES))  # the paper's full method first
 PRESETS = list(simsearch.TrainSettings.PRESETS)
+UP_TO_DATE = ("[b]the model is up to date[/b] with this curation and these settings: review its detections (5), "
+              "set thresholds (6)")
 
 
 def reserve_a_core_for_the_ui(device: str) -> None:
@@ -124,7 +126,7 @@ class TrainScreen(StepScreen):
         if self.running:
             lines.append("training ... (x cancels)")
         elif status.up_to_date:
-            lines.append("[b]the model is up to date[/b] with this curation and these settings: set thresholds (5)")
+            lines.append(UP_TO_DATE)
         elif status.has_model:
             lines.append("[b]the curation or settings changed[/b] since the model was trained: t trains again")
         if status.has_model and not self.running:

@@ -1,6 +1,7 @@
 """Pilot tests of every screen's key paths: a real Textual app on a real project (planted
 discs and crosses), checked through the project store after the app has closed."""
 import asyncio
+import re
 import shutil
 import time
 
@@ -12,6 +13,7 @@ from simsearch import Curation, Project, StageSettings, TrainSettings, iter_trai
 
 pytest.importorskip("textual")
 from simsearch_tui.app import SimSearchApp  # noqa: E402
+from simsearch_tui.train import UP_TO_DATE  # noqa: E402
 from simsearch_tui.widgets import PatchGrid  # noqa: E402
 
 TINY = TrainSettings(selflearn=StageSettings(1, 16, 1e-3, 1, 0.5), supcon=StageSettings(1, 16, 1e-3, 1, 0.5),
@@ -322,6 +324,26 @@ def test_review_the_models_detections_then_train_again(trained_project):
             await wait_until(pilot, lambda: app.screen.id == "train" and app.screen.running, what="training again")
             await wait_until(pilot, lambda: not app.screen.running, timeout=300, what="the training")
             assert training_status(app.project).model_stamp != before  # a new model, not the old one reused
+
+    run(scenario)
+
+
+def test_an_up_to_date_model_names_the_keys_of_the_next_steps(trained_project):
+    folder, _ = trained_project
+
+    async def scenario():
+        app = SimSearchApp(folder)
+        async with app.run_test(size=(100, 30)) as pilot:
+            await wait_until(pilot, lambda: app.screen.id == "curate")
+            await pilot.press("4")
+            await wait_until(pilot, lambda: app.screen.id == "train")
+            steps = {"review": "review", "set thresholds": "thresholds"}
+            for words, screen_id in steps.items():  # each key the line names opens that step
+                key = re.search(re.escape(words) + r"[^(]*\((\d)\)", UP_TO_DATE).group(1)
+                await pilot.press(key)
+                await wait_until(pilot, lambda: app.screen.id == screen_id, what=f"{screen_id} after {key}")
+                await pilot.press("4")
+                await wait_until(pilot, lambda: app.screen.id == "train")
 
     run(scenario)
 
