@@ -30,6 +30,12 @@ async def wait_until(pilot, condition, timeout: float = 60.0, what: str = "the c
     raise AssertionError(f"timed out waiting for {what}")
 
 
+async def open_step(pilot, app, key: str, screen_id: str):
+    """Press a step's key and wait for its screen."""
+    await pilot.press(key)
+    await wait_until(pilot, lambda: app.screen.id == screen_id, what=f"{screen_id} after {key}")
+
+
 def run(scenario):
     asyncio.run(scenario())
 
@@ -237,8 +243,7 @@ def test_start_and_cancel_training(curated_project):
         app = SimSearchApp(folder)
         async with app.run_test(size=(100, 30)) as pilot:
             await wait_until(pilot, lambda: app.screen.id == "curate")
-            await pilot.press("4")
-            await wait_until(pilot, lambda: app.screen.id == "train")
+            await open_step(pilot, app, "4", "train")
             screen = app.screen
             await pilot.press("s", "s", "s")  # strategy pos: no noisy extraction
             assert screen.strategy == "pos"
@@ -335,15 +340,10 @@ def test_an_up_to_date_model_names_the_keys_of_the_next_steps(trained_project):
         app = SimSearchApp(folder)
         async with app.run_test(size=(100, 30)) as pilot:
             await wait_until(pilot, lambda: app.screen.id == "curate")
-            await pilot.press("4")
-            await wait_until(pilot, lambda: app.screen.id == "train")
-            steps = {"review": "review", "set thresholds": "thresholds"}
-            for words, screen_id in steps.items():  # each key the line names opens that step
-                key = re.search(re.escape(words) + r"[^(]*\((\d)\)", UP_TO_DATE).group(1)
-                await pilot.press(key)
-                await wait_until(pilot, lambda: app.screen.id == screen_id, what=f"{screen_id} after {key}")
-                await pilot.press("4")
-                await wait_until(pilot, lambda: app.screen.id == "train")
+            for words, screen_id in {"review": "review", "set thresholds": "thresholds"}.items():
+                await open_step(pilot, app, "4", "train")
+                # each key the line names opens that step
+                await open_step(pilot, app, re.search(re.escape(words) + r"[^(]*\((\d)\)", UP_TO_DATE).group(1), screen_id)
 
     run(scenario)
 
