@@ -40,18 +40,12 @@ class SimSearchApp(App):
     .panel { border: round $primary; padding: 0 1; }
     """
     BINDINGS = [
-        Binding("1", "step('dataset')", "dataset", show=False),
-        Binding("2", "step('curate')", "curate", show=False),
-        Binding("3", "step('background')", "background", show=False),
-        Binding("4", "step('train')", "train", show=False),
-        Binding("5", "step('review')", "review", show=False),
-        Binding("6", "step('thresholds')", "thresholds", show=False),
-        Binding("7", "step('run')", "run", show=False),
+        *[Binding(key, f"step('{name}')", name, show=False) for key, name, _ in STEPS],
         Binding("u", "undo", "undo"),
         Binding("question_mark", "help", "help"),
         Binding("q", "quit", "quit"),
     ]
-    STEP_KEYS_HELP = ("1-7", "step: dataset curate background train review thresholds run")
+    STEP_KEYS_HELP = (f"{STEPS[0][0]}-{STEPS[-1][0]}", "step: " + " ".join(name for _, name, _ in STEPS))
 
     def __init__(self, target: str | Path | None = None, *, device: str = "auto"):
         super().__init__()

@@ -16,7 +16,7 @@ from textual.widgets import Static
 
 import simsearch
 
-from .base import IMAGE_AND_CLASS_BINDINGS, StepScreen, threshold_bindings
+from .base import IMAGE_AND_CLASS_BINDINGS, KEYS, StepScreen, threshold_bindings
 from .classes import ClassActions
 from .dialogs import HINT_KEYS, HintScreen, PromptScreen, hint_labels
 from .render import CURSOR, FOCUS, NEGATIVE, Overlay, Viewport, class_colour, crop_patch, sparkline
@@ -271,7 +271,7 @@ class CurateScreen(ClassActions, StepScreen):
         view = self.query_one("#image", ImageView)
         image_id = self.image_id
         if image_id is None:
-            view.clear("no displayed images: choose them on the dataset screen (1)")
+            view.clear(f"no displayed images: choose them on the dataset screen ({KEYS['dataset']})")
             self.query_one("#imagebar", Static).update("")
             return
         rgb, factor = self.app.images.get(image_id)

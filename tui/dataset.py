@@ -15,7 +15,7 @@ from textual.widgets import ProgressBar, Static
 
 import simsearch
 
-from .base import StepScreen
+from .base import KEYS, StepScreen
 from .dialogs import PromptScreen
 
 
@@ -122,7 +122,7 @@ class DatasetScreen(StepScreen):
 
     def action_embed(self) -> None:
         if self.app.project.geometry is None:
-            self.notify("the patch size is not set yet: add the first prototype (2), then embed", severity="warning")
+            self.notify(f"the patch size is not set yet: add the first prototype ({KEYS['curate']}), then embed", severity="warning")
             return
         self.cancel.clear()
         self.embed_all()

@@ -10,6 +10,7 @@ from textual.binding import Binding
 
 import simsearch
 
+from .base import KEYS
 from .gridscreen import GridScreen
 from .render import NEGATIVE, class_colour, crop_patch
 
@@ -62,7 +63,7 @@ class ReviewScreen(GridScreen):
         name = self.class_name
         if not simsearch.training_status(self.app.project).has_model or name is None:
             self.items = []
-            self.set_status(["No trained model yet: train first (4). Then review its detections here."])
+            self.set_status([f"No trained model yet: train first ({KEYS['train']}). Then review its detections here."])
             self.grid.set_items(0, lambda i: None, lambda i: False)
             self.show_focused()
             return

@@ -15,7 +15,7 @@ from textual.widgets import DataTable, ProgressBar, Static
 
 import simsearch
 
-from .base import StepScreen
+from .base import KEYS, StepScreen
 from .child import EngineChild
 from .dialogs import PromptScreen
 
@@ -71,7 +71,7 @@ class RunScreen(StepScreen):
                  f"segmentation labels {'on' if self.segmentation else 'off'} (S)",
                  "thresholds " + ", ".join(f"{escape(c.name)} {c.confidence_threshold:.2f}" for c in self.app.curation.classes())]
         if not has_model:
-            lines.append("[b]no trained model yet[/b]: train first (4)")
+            lines.append(f"[b]no trained model yet[/b]: train first ({KEYS['train']})")
         self.query_one("#run-settings", Static).update("\n".join(lines))
         summary = self.output / "summary.csv"
         if summary.is_file() and not self.running:

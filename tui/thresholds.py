@@ -13,7 +13,7 @@ from textual.widgets import Static
 
 import simsearch
 
-from .base import IMAGE_AND_CLASS_BINDINGS, StepScreen, threshold_bindings
+from .base import IMAGE_AND_CLASS_BINDINGS, KEYS, StepScreen, threshold_bindings
 from .render import Overlay, Viewport, class_colour
 from .widgets import ImageView
 
@@ -55,7 +55,7 @@ class ThresholdScreen(StepScreen):
         project = self.app.project
         status = simsearch.training_status(project)
         if not status.has_model:
-            self.query_one("#th-side", Static).update("No trained model yet: train first (4).")
+            self.query_one("#th-side", Static).update(f"No trained model yet: train first ({KEYS['train']}).")
             self.query_one("#th-image", ImageView).clear("no model")
             return
         stamp = status.model_stamp
@@ -106,7 +106,7 @@ class ThresholdScreen(StepScreen):
         if lines:
             lines.insert(0, "")
         elif self.model_names:
-            lines = ["", "review (5) gives a precision estimate"]
+            lines = ["", f"review ({KEYS['review']}) gives a precision estimate"]
         return lines
 
     def thresholds(self) -> dict[str, float]:

@@ -22,7 +22,7 @@ from textual.widgets import ProgressBar, Static
 
 import simsearch
 
-from .base import StepScreen
+from .base import KEYS, StepScreen
 from .child import EngineChild
 from .dialogs import PromptScreen
 from .render import sparkline
@@ -32,8 +32,8 @@ STAGES = [("noisy", "noisy extraction"), ("selflearn", "self-supervised (SimCLR)
           ("probe", "linear probe (pretrained features)")]
 STRATEGIES = list(reversed(simsearch.TRAINING_STRATEGIES))  # the paper's full method first
 PRESETS = list(simsearch.TrainSettings.PRESETS)
-UP_TO_DATE = ("[b]the model is up to date[/b] with this curation and these settings: review its detections (5), "
-              "set thresholds (6)")
+UP_TO_DATE = ("[b]the model is up to date[/b] with this curation and these settings: "
+              f"review its detections ({KEYS['review']}), set thresholds ({KEYS['thresholds']})")
 
 
 def reserve_a_core_for_the_ui(device: str) -> None:
