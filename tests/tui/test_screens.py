@@ -152,15 +152,13 @@ def test_reopening_returns_to_the_same_place(fresh_project):
             await pilot.press("n")  # and the next image
             place.update(cursor=screen.cursor, image=screen.image_index, zooms={i: screen.viewport(i).zoom for i in screen.displayed},
                          focus=screen.query_one("#grid", PatchGrid).focus_index)
-            await pilot.press("3")
-            await wait_until(pilot, lambda: app.screen.id == "background")
+            await open_step(pilot, app, "3", "background")
 
     async def second():
         app = SimSearchApp(folder)
         async with app.run_test(size=(80, 24)) as pilot:
             await wait_until(pilot, lambda: app.screen.id == "background", what="the background screen again")
-            await pilot.press("2")
-            await wait_until(pilot, lambda: app.screen.id == "curate")
+            await open_step(pilot, app, "2", "curate")
             screen = app.screen
             assert screen.class_name == "cross"  # the second class
             assert screen.image_index == place["image"] != 0
@@ -186,8 +184,7 @@ def test_background_flag_and_confirm(curated_project):
         async with app.run_test(size=(100, 30)) as pilot:
             await wait_until(pilot, lambda: app.screen.id == "curate")
             app.project.store.confirm_background(confirmed=False)  # the fixture's confirmation taken back
-            await pilot.press("3")
-            await wait_until(pilot, lambda: app.screen.id == "background")
+            await open_step(pilot, app, "3", "background")
             await pilot.press("b")
             await pilot.press("enter")  # the default count
             await wait_until(pilot, lambda: len(app.screen.candidates) > 8, what="new candidates")
@@ -266,8 +263,7 @@ def test_confidence_threshold_and_export(trained_project, tmp_path):
         app = SimSearchApp(folder)
         async with app.run_test(size=(100, 30)) as pilot:
             await wait_until(pilot, lambda: app.screen.id == "curate")
-            await pilot.press("6")
-            await wait_until(pilot, lambda: app.screen.id == "thresholds")
+            await open_step(pilot, app, "6", "thresholds")
             screen = app.screen
             await wait_until(pilot, lambda: len(screen.maps) == 4, what="the detection maps")  # 2 displayed, 2 more
             kept = app.project.store.class_info("disc").confidence_threshold
@@ -284,8 +280,7 @@ def test_confidence_threshold_and_export(trained_project, tmp_path):
             before = app.project.store.class_info("disc").confidence_threshold
             await pilot.press("right_curly_bracket")
             assert app.project.store.class_info("disc").confidence_threshold == pytest.approx(before + 0.05)
-            await pilot.press("7")
-            await wait_until(pilot, lambda: app.screen.id == "run")
+            await open_step(pilot, app, "7", "run")
             app.remember_place(output=str(out))
             await pilot.press("r")
             await wait_until(pilot, lambda: (out / "summary.csv").is_file() and not app.screen.running, what="the export")
@@ -303,8 +298,7 @@ def test_review_the_models_detections_then_train_again(trained_project):
         app = SimSearchApp(folder)
         async with app.run_test(size=(100, 30)) as pilot:
             await wait_until(pilot, lambda: app.screen.id == "curate")
-            await pilot.press("5")
-            await wait_until(pilot, lambda: app.screen.id == "review")
+            await open_step(pilot, app, "5", "review")
             screen = app.screen
             await pilot.press("r")
             await wait_until(pilot, lambda: screen.items and not screen.busy, what="a review batch")
@@ -552,8 +546,7 @@ def test_dataset_screen_channels_as_typed_and_a_bad_list_in_the_error_dialog(fre
         app = SimSearchApp(folder)
         async with app.run_test(size=(100, 32)) as pilot:
             await wait_until(pilot, lambda: app.screen.id == "curate", what="the curation screen")
-            await pilot.press("1")
-            await wait_until(pilot, lambda: app.screen.id == "dataset", what="the dataset screen")
+            await open_step(pilot, app, "1", "dataset")
             await pilot.press("c", "ctrl+u", *"0 x", "enter")
             await wait_until(pilot, lambda: isinstance(app.screen, ErrorScreen), what="the error dialog")
             assert "'0 x' is not a list of channel numbers" in app.screen.message
