@@ -225,8 +225,8 @@ def _add_eval_command(sub) -> None:
     evaluation.add_argument("--test-fraction", type=float, default=0.25,
                             help="without --test-list: the share of the images held out for testing (default 0.25)")
     evaluation.add_argument("--classes", required=True, help="comma-separated class names")
-    evaluation.add_argument("--patch-size", required=True,
-                            help="S for all classes, or CLASS=S,CLASS=S; 'auto': the median box side (boxes needed)")
+    evaluation.add_argument("--patch-size", default="auto",
+                            help="S for all classes, or CLASS=S,CLASS=S; 'auto' (default): the median box side (boxes needed)")
     evaluation.add_argument("--prototypes", type=int_list, default=[5, 10],
                             help="prototypes per class the simulated user marks, e.g. 5,10: one set of trials each (default 5,10)")
     evaluation.add_argument("--negatives", type=int_list, default=[5],

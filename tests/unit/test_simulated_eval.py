@@ -245,6 +245,10 @@ def test_auto_patch_size_is_the_median_box_side(annotated, tmp_path):
         auto_patch_sizes(boxes + centres, ["dot"])
     assert _patch_sizes("auto", ["a", "b"]) == {"a": "auto", "b": "auto"}
     assert _patch_sizes("a=auto,b=32", ["a", "b"]) == {"a": "auto", "b": 32}
+    from simsearch.cli.main import build_parser
+    argv = ["eval", "--images", "i", "--truth", "t", "--classes", "a", "--out", "o"]
+    args = build_parser(argv).parse_args(argv)
+    assert args.patch_size == "auto"  # the default: a new user's first evaluation needs no size
     folder, truth = annotated  # centres only: 'auto' is refused before any work, naming the class
     plan = EvalPlan(images=str(folder), truth=str(truth), out=tmp_path / "e", classes=["disc"], patch_sizes={"disc": "auto"},
                     prototypes=[2], negatives=[0], strategies=["similarity"], backbone="efficientnet-lite0")
