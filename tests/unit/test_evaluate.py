@@ -390,6 +390,39 @@ def test_planted_nuclei_example(tmp_path):
     assert (tmp_path / "a" / "test.txt").read_text().split() == ["nuclei_002.tif"]
 
 
+def test_planted_smear_example(tmp_path):
+    """examples/planted_smear.py: RGB JPEG smears with every class on request, each box inside
+    the image; red cells pink (green absorbed most); an infected cell holds darker purple pixels
+    than a plain red cell does; the same files for the same seed; a train/test split."""
+    import runpy
+
+    from PIL import Image
+
+    from conftest import REPO
+
+    main = runpy.run_path(str(REPO / "examples" / "planted_smear.py"))["main"]
+    main([str(tmp_path / "a"), "--images", "3", "--seed", "1", "--infected", "0.2", "--gametocytes", "2"])
+    truth = read_truth(tmp_path / "a" / "truth.csv")
+    assert {a.label for a in truth} == {"rbc", "infected", "gametocyte", "leukocyte"}
+    image = np.asarray(Image.open(tmp_path / "a" / "images" / "smear_000.jpg"))
+    assert image.dtype == np.uint8 and image.shape == (384, 384, 3)
+    darkest = {"rbc": [], "infected": []}
+    for a in truth:
+        assert 0 <= a.x0 < a.x1 <= 384 and 0 <= a.y0 < a.y1 <= 384
+        if a.image == "smear_000.jpg" and a.label in darkest and min(a.x0, a.y0) > 0 and max(a.x1, a.y1) < 384:
+            y, x = int((a.y0 + a.y1) / 2), int((a.x0 + a.x1) / 2)
+            r, g, b = image[y - 4 : y + 5, x - 4 : x + 5].reshape(-1, 3).mean(0)  # the pale centre, still pink
+            assert g < r - 15 and g < b
+            inner = image[int(a.y0) + 3 : int(a.y1) - 2, int(a.x0) + 3 : int(a.x1) - 2]
+            darkest[a.label].append(inner[..., 1].min())
+    assert np.median(darkest["infected"]) < np.median(darkest["rbc"]) - 40  # the parasite's chromatin
+    main([str(tmp_path / "b"), "--images", "3", "--seed", "1", "--infected", "0.2", "--gametocytes", "2"])
+    assert (tmp_path / "a" / "truth.csv").read_bytes() == (tmp_path / "b" / "truth.csv").read_bytes()
+    first, again = (tmp_path / run / "images" / "smear_000.jpg" for run in "ab")
+    assert first.read_bytes() == again.read_bytes()
+    assert (tmp_path / "a" / "test.txt").read_text().split() == ["smear_002.jpg"]
+
+
 def test_ablation_variants_reach_nested_training_settings():
     import sys
 
