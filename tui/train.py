@@ -59,7 +59,8 @@ class TrainScreen(StepScreen):
     TITLE = "Train"
     ABOUT = ("Noisy examples from the undisplayed images, then training: self-supervised on the noisy patches, "
              "supervised contrastive with your negatives, a linear classifier (and, in the cpu preset, a linear probe "
-             "beside it). Runs in the background; x cancels, t resumes from the last finished epoch, even after closing the app.")
+             "beside it, and scores held to how like your prototypes a patch is). Runs in the background; x cancels, "
+             "t resumes from the last finished epoch, even after closing the app.")
     DEFAULT_CSS = """
     TrainScreen #train-settings { height: auto; padding: 0 1; }
     TrainScreen .stage { height: 3; padding: 0 1; }

@@ -33,7 +33,7 @@ def add_commands(sub) -> None:
                          help="the paper's stages and data to use (default pos+neg+selflearn; probe: the classifier alone, "
                               "seconds on a CPU; README, 'Training, detection and exports')")
     trainer.add_argument("--preset", default="cpu", choices=TrainSettings.PRESETS, help="epochs and batch sizes (paper: GPU)")
-    add_probe_share(trainer)
+    add_training_choices(trainer)
     add_device(trainer)
     trainer.add_argument("--from-last", action="store_true",
                          help="fine-tune the last model instead of starting from the pretrained backbone")
@@ -239,7 +239,7 @@ def _add_eval_command(sub) -> None:
     evaluation.add_argument("--seed", type=int, default=0, help="seed of the trials' random choices (default 0)")
     evaluation.add_argument("--preset", default="cpu", choices=TrainSettings.PRESETS,
                             help="training settings: cpu (short, the default) or paper (the paper's epochs, for a GPU)")
-    add_probe_share(evaluation)
+    add_training_choices(evaluation)
     add_backbone(evaluation)
     evaluation.add_argument("--review-rounds", type=int, default=0,
                             help="review rounds after training: the simulated user answers the model's own detections, then retrains")
@@ -270,15 +270,22 @@ def _add_eval_command(sub) -> None:
     evaluation.set_defaults(handler=cmd_eval)
 
 
-def add_probe_share(parser) -> None:
+def add_training_choices(parser) -> None:
+    """The options that change a preset's detection: --probe-share and --similarity-gate."""
     parser.add_argument("--probe-share", type=at_least(float, 0, "a share", most=1), default=None, metavar="S",
                         help="detection averages the trained model's probabilities with a linear probe's on the pretrained "
                              "features, S of the probe's (default: the preset's, cpu 0.5, paper 0: the model alone)")
+    parser.add_argument("--similarity-gate", choices=("on", "off"), default=None,
+                        help="detection scores each class as the geometric mean of its probability and the similarity "
+                             "to its prototypes (default: the preset's, cpu on, paper off)")
 
 
 def chosen_training(args, **section) -> TrainSettings:
-    """The training settings of the --preset (and --probe-share when given) and `section`."""
+    """The training settings of the --preset (and --probe-share and --similarity-gate when
+    given) and `section`."""
     extra = {} if args.probe_share is None else {"probe_share": args.probe_share}
+    if args.similarity_gate is not None:
+        extra["similarity_gate"] = args.similarity_gate == "on"
     return training_settings({"preset": args.preset, **section, **extra})
 
 

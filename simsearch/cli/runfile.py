@@ -113,7 +113,7 @@ TRAINING = section({
     "max_noisy": integer(1, optional=True), "max_noisy_pixels": integer(1, optional=True),
     "context_cells": integer(0), "seed": integer(0), "frozen_batch_norm": boolean, "off_centre_views": boolean,
     "holdout": number(0.0, 0.5), "pretrained_share": number(0.0, 1.0),
-    "probe_share": number(0.0, 1.0),
+    "probe_share": number(0.0, 1.0), "similarity_gate": boolean,
     "augment": section({"flips": boolean, "rotations": boolean, "brightness": number(0.0, 1.0), "contrast": number(0.0, 1.0),
                         "solarize": number(0.0, 1.0), "dropout": number(0.0, 1.0)}),
 })

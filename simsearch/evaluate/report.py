@@ -410,6 +410,11 @@ def _probe_note(results: dict, rows: list[dict]) -> str:
                    f"the model on the same examples, the probe's at {share:g}")
         names = ", ".join(sorted(name for name, value in shares.items() if value == share))
         sentences.append(f"The trained strategies ({names}) {how} (`--probe-share`).")
+    gated = sorted(present & set(TRAINING_STRATEGIES))
+    if gated and {**LATER_SETTINGS, **results.get("training", {})}["similarity_gate"]:
+        sentences.append(f"Their detections ({', '.join(gated)}) are gated by the similarity to the trial's "
+                         "prototypes: the geometric mean of the class probability and that similarity "
+                         "(`--similarity-gate`).")
     return "".join(f"\n{sentence}\n" for sentence in sentences)
 
 

@@ -368,7 +368,8 @@ class SimulatedUser:
         background patches: half from annotation-free places (4 random tries per image), the
         rest centred on objects of other classes (with full supervision every other annotated
         object is known not to be the class: the look-alikes a few-shot user's background also
-        holds). The settings' probe share holds for 'pos' as for every training strategy."""
+        holds). The settings' probe share holds for 'pos' as for every training strategy; the
+        similarity gate does not (there are no prototypes to resemble)."""
         store = project.store
         store.add_class(self.label)
         patch_h, patch_w = project.geometry.patch_size
@@ -404,5 +405,7 @@ class SimulatedUser:
         store.confirm_class(self.label, 1.0, positives)
         store.set_background_candidates(background)
         store.confirm_background()
-        train(project, replace(self.settings.with_strategy(strategy), seed=seed), device=self.device)
+        # no similarity gate: the one prototype above only stands in for a class given by every annotation
+        settings = replace(self.settings.with_strategy(strategy), seed=seed, similarity_gate=False)
+        train(project, settings, device=self.device)
         return self._predict_test(project)

@@ -15,6 +15,7 @@ from simsearch.features.embed import DenseEmbedder
 from simsearch.features.geometry import PatchGeometry, box_around, box_within
 from simsearch.project.project import Project
 from simsearch.search.peaks import peaks_across_scales
+from simsearch.search.similarity import gate_by_similarity
 from simsearch.training.loop import trained_model_config
 from simsearch.training.model import TwinNetwork
 from simsearch.util.errors import ProjectError
@@ -52,6 +53,9 @@ class Predictor:
     trained with a probe beside it (`TrainSettings.probe_share`) gives the average of its own
     class probabilities and the probe's, the probe's on the pretrained embedding: the trained
     and the pretrained network run as one (`TwinNetwork`), sharing the layers training froze.
+    A model trained with the similarity gate (`TrainSettings.similarity_gate`) scores each class
+    as the geometric mean of that probability and the patch's similarity to the class's
+    prototypes, on the pretrained embedding of the same pass (`gate_by_similarity`).
 
     Examples
     --------
@@ -85,10 +89,18 @@ class Predictor:
         if self.probe_share and "probe_classifier" not in weights:
             raise ProjectError(f"the model in {project.layout.model} has a probe share but no probe",
                                hint="train again (simsearch train)")
-        if self.probe_share:  # each cell's vector: the trained embedding, then the pretrained one
+        # the similarity gate: prototype vectors on the pretrained embedding and their classes
+        self.gate: tuple[np.ndarray, np.ndarray] | None = None
+        if config.get("similarity_gate"):
+            if "gate_prototypes" not in weights:
+                raise ProjectError(f"the model in {project.layout.model} gates by similarity but has no "
+                                   "prototype vectors", hint="train again (simsearch train)")
+            self.gate = (weights["gate_prototypes"].numpy(), weights["gate_classes"].numpy())
+        self.twin = bool(self.probe_share or self.gate is not None)
+        if self.twin:  # each cell's vector: the trained embedding, then the pretrained one
             network = TwinNetwork(network, base.network, base.name)
         trained = Backbone(spec=base.spec, network=network.eval().requires_grad_(False),
-                           channels=base.channels * (2 if self.probe_share else 1))
+                           channels=base.channels * (2 if self.twin else 1))
         self.scales: tuple[float, ...] = tuple(float(v) for v in config.get("scales", [1.0]))  # the pyramid it was trained over
         self.embedders = {
             scale: DenseEmbedder(trained, project.normalization, project.geometry_at(scale), channels=project.channels,
@@ -102,7 +114,7 @@ class Predictor:
 
     def _window(self, trained: torch.Tensor | None, geometry: PatchGeometry) -> torch.Tensor | None:
         """The pooling window(s): the model's own (None: the geometry's), then the pretrained one's."""
-        if not self.probe_share:
+        if not self.twin:
             return trained
         pretrained = torch.tensor(geometry.window, dtype=torch.float32)
         return torch.stack([pretrained if trained is None else trained.float(), pretrained])
@@ -134,12 +146,16 @@ class Predictor:
 
     def _vectors_and_maps(self, vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The embedder's (..., D or 2 D) vectors -> the trained embedding (..., D) and the
-        probability maps: the classifier's, or its and the probe's averaged at the probe's share."""
+        probability maps: the classifier's, or its and the probe's averaged at the probe's share;
+        with the similarity gate, each class's gated by the similarity to its prototypes."""
         maps = self._softmax(self.classifier, vectors[..., : self.dim])
-        if not self.probe_share:
+        if not self.twin:
             return vectors, maps
-        share = self.probe_share
-        maps = (1 - share) * maps + share * self._softmax(self.probe_classifier, vectors[..., self.dim :])
+        pretrained = vectors[..., self.dim :]
+        if self.probe_share:
+            maps = (1 - self.probe_share) * maps + self.probe_share * self._softmax(self.probe_classifier, pretrained)
+        if self.gate is not None:
+            maps = gate_by_similarity(maps, pretrained, *self.gate)
         return np.ascontiguousarray(vectors[..., : self.dim]), maps
 
     @torch.inference_mode()

@@ -13,6 +13,7 @@ import torch.nn.functional as F
 
 from simsearch.project.project import Project
 from simsearch.curation.session import prototype_record
+from simsearch.search.similarity import gate_by_similarity
 from simsearch.training.crops import patch_crops
 from simsearch.training.model import PatchModel
 
@@ -125,12 +126,14 @@ def fit_probe(vectors: torch.Tensor, labels: torch.Tensor, classes: int, *, seed
 
 def check_held_out(project: Project, model: PatchModel, names: list[str], train_crops: torch.Tensor, train_labels: torch.Tensor,
                    held_out, held_out_negatives, *, context_cells: int, seed: int, device: torch.device,
-                   probe_beside: tuple[torch.nn.Linear, float] | None = None) -> list[ClassCheck]:
+                   probe_beside: tuple[torch.nn.Linear, float] | None = None,
+                   gate: tuple[torch.Tensor, torch.Tensor] | None = None) -> list[ClassCheck]:
     """Rank the held-out examples of every class with the trained `model`, similarity search
     and a probe fitted on the training crops (those training used, with their labels); the
     held-out pairs are (PatchRecord, label index into `names`, background last). With
     `probe_beside` (the classifier of the probe trained beside the model, on the pretrained
-    features, and its share) the model's ranking is the average detection uses."""
+    features, and its share) the model's ranking is the average detection uses, and with a
+    `gate` (prototype vectors and their classes, `gate_by_similarity`) it is gated as there."""
     if not held_out:
         return []
     pretrained = PatchModel(project.backbone, project.geometry, len(names), context_cells=context_cells).to(device)
@@ -146,6 +149,10 @@ def check_held_out(project: Project, model: PatchModel, names: list[str], train_
             beside, share = probe_beside
             trained = {key: (1 - share) * trained[key] + share * F.softmax(beside(plain[key].to(device)).float(), 1).cpu()
                        for key in trained}
+        if gate is not None:
+            rows, classes = (part.numpy() for part in gate)
+            trained = {key: torch.from_numpy(gate_by_similarity(maps.numpy(), plain[key].numpy(), rows, classes))
+                       for key, maps in trained.items()}
     held_labels = np.array([label for _, label in held_out])
     negative_labels = np.array([label for _, label in held_out_negatives])
     checks = []

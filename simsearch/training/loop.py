@@ -19,7 +19,9 @@ trains only the linear classifier on the frozen pretrained features (beyond the 
 on a CPU), "pos" adds the supervised contrastive stage, "+neg" the user's negatives, and
 "+selflearn" self-learning on the noisy patches first. Beyond the paper too, the CPU preset
 trains a probe beside the model of the other strategies and detection averages the two
-(`TrainSettings.probe_share`); the paper preset trains the model alone.
+(`TrainSettings.probe_share`), and every strategy's detections are gated by the similarity to
+the class's prototypes (`TrainSettings.similarity_gate`); the paper preset trains the model
+alone and detects with its probabilities.
 
 >>> TRAINING_STRATEGIES
 ('probe', 'pos', 'pos+neg', 'pos+selflearn', 'pos+neg+selflearn')
@@ -53,6 +55,7 @@ from typing import ClassVar, Generator, Iterator
 import numpy as np
 import torch
 
+from simsearch.curation.session import Curation
 from simsearch.features.embed import resolve_device
 from simsearch.project.project import Project
 from simsearch.training.augment import AugmentSettings
@@ -85,7 +88,7 @@ STAGES = tuple(kind.name for kind in STAGE_KINDS)  # ("selflearn", "supcon", "cl
 TRAINING_VERSION = 3
 # settings added since TRAINING_VERSION, with the value at which they change nothing: at that
 # value a setting is left out of a run's identity, so models saved before it keep theirs
-LATER_SETTINGS = {"pretrained_share": 0.0, "probe_share": 0.0}
+LATER_SETTINGS = {"pretrained_share": 0.0, "probe_share": 0.0, "similarity_gate": False}
 # strategy -> (use_noisy, use_negatives, contrastive). "probe" is beyond the paper: only the
 # linear classifier, on the frozen pretrained features (seconds on a CPU), with the negatives
 STRATEGIES = {"probe": (False, True, False), "pos": (False, False, True), "pos+neg": (False, True, True),
@@ -154,6 +157,12 @@ class TrainSettings:
     # two models' class probabilities, this share of the probe's (`probe_average`); 0: the
     # trained model alone, as the paper
     probe_share: float = 0.0
+    # beyond the paper: detection scores each class as the geometric mean of its probability
+    # and the patch's similarity to the class's prototypes (`gate_by_similarity`: cosine on the
+    # pretrained embedding, the best over the prototypes and their rotations, 0 below 0), so
+    # that a patch unlike every example the user gave is not detected however the classifier
+    # extrapolates; False: the probability alone, as the paper
+    similarity_gate: bool = False
     # the paper's Gaussian pooling is initialised as a Gaussian and learnt in the contrastive
     # stages; False keeps it fixed (the dense path's own)
     learn_pooling: bool = False
@@ -210,6 +219,9 @@ class TrainSettings:
             # every BCCD, grey 16-bit and planted-nuclei class where the model alone missed the
             # red cells (P 10, N 5; benchmarks/results/issue17-standing/ensemble, README)
             probe_share=0.5,
+            # where the classifiers ranked first what the curation never showed (leukocytes on a
+            # planted smear: infected cells 0.695 -> 0.799, P 5; README "A similarity gate")
+            similarity_gate=True,
         ).with_strategy(strategy)
 
     def with_strategy(self, strategy: str) -> "TrainSettings":
@@ -411,13 +423,28 @@ def _run(project: Project, settings: TrainSettings, records: TrainingRecords, id
         if probe is None:
             return  # cancelled: the checkpoint of the finished stages stays, and the probe trains again
         metrics["probe"] = probe.metrics
+    gate = gate_prototypes(project, names) if settings.similarity_gate else None
     checks = check_held_out(project, model, names, clean.crops, clean.labels, records.held_out, records.held_out_negatives,
                             context_cells=settings.context_cells, seed=settings.seed, device=device,
-                            probe_beside=None if probe is None else (probe.model.classifier, settings.probe_average))
+                            probe_beside=None if probe is None else (probe.model.classifier, settings.probe_average),
+                            gate=gate)
     save_model(project, model, names, settings, metrics, identity=identity, start=start, checks=checks,
-               probe=None if probe is None else probe.model)
+               probe=None if probe is None else probe.model, gate=gate)
     checkpoints.clear()
     yield TrainProgress("done", 0, 0, 0, 0, float(metrics.get("classifier", [float("nan")])[-1]), 0.0, 0.0)
+
+
+def gate_prototypes(project: Project, names: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+    """What detection's similarity gate (`TrainSettings.similarity_gate`) compares patches with:
+    every prototype of the classes of `names` (background last) and its rotations on the
+    pretrained embedding, as similarity search compares them, (K, D) unit rows, and each row's
+    class index (K,)."""
+    curation = Curation(project)
+    vectors = [curation.prototype_vectors(name) for name in names[:-1]]
+    classes = np.concatenate([np.full(len(rows), index, np.int64) for index, rows in enumerate(vectors)])
+    rows = np.concatenate(vectors).astype(np.float32)
+    rows /= np.maximum(np.linalg.norm(rows, axis=1, keepdims=True), 1e-12)
+    return torch.from_numpy(rows), torch.from_numpy(classes)
 
 
 @dataclass(frozen=True)

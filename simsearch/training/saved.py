@@ -151,16 +151,22 @@ def torch_bytes(state: dict) -> bytes:
 
 
 def save_model(project: Project, model: PatchModel, names: list[str], settings: TrainSettings, metrics: dict,
-               *, identity: str, start: str, checks: list[ClassCheck] = (), probe: PatchModel | None = None) -> Path:
+               *, identity: str, start: str, checks: list[ClassCheck] = (), probe: PatchModel | None = None,
+               gate: tuple[torch.Tensor, torch.Tensor] | None = None) -> Path:
     """Write model/model.pt, then model.yaml (classes, identity, settings, metrics, check)
     with model.pt's hash; returns model.pt's path. With the `probe` trained beside the model,
     model.pt holds its classifier too ("probe_classifier"; its embedding is the pretrained one)
-    and model.yaml the probe's share of detection's probabilities ("probe_share")."""
+    and model.yaml the probe's share of detection's probabilities ("probe_share"). With a
+    `gate` ((K, D) prototype vectors on the pretrained embedding, (K,) their class indices;
+    `TrainSettings.similarity_gate`) model.pt holds them ("gate_prototypes", "gate_classes")
+    and model.yaml says detection gates ("similarity_gate")."""
     layout = project.layout
     state = {"network": model.network.state_dict(), "classifier": model.classifier.state_dict(),
              "projection": model.projection.state_dict(), "window": model.window.detach().cpu()}
     if probe is not None:
         state["probe_classifier"] = probe.classifier.state_dict()
+    if gate is not None:
+        state["gate_prototypes"], state["gate_classes"] = gate
     weights = torch_bytes(state)
     write_bytes_atomic(layout.model_weights, weights)
     config = {  # written last, with the weights' hash: a save cut short between the two is seen as no model
@@ -176,6 +182,7 @@ def save_model(project: Project, model: PatchModel, names: list[str], settings: 
         "channels": list(project.channels),
         "strategy": settings.strategy,
         "probe_share": settings.probe_average if probe is not None else 0.0,
+        "similarity_gate": gate is not None,
         "settings": settings.to_dict(),
         "metrics": metrics,
         "check": [check.to_dict() for check in checks],

@@ -106,7 +106,7 @@ def test_pooling_is_the_project_s_and_an_existing_one_refuses_another(tmp_path, 
 
 
 @pytest.mark.parametrize("command", ["train", "eval"])
-def test_probe_share_is_a_share_of_the_preset_unless_given(command, capsys):
+def test_probe_share_and_similarity_gate_are_the_presets_unless_given(command, capsys):
     from simsearch.cli.model import chosen_training
 
     required = (["--project", "p"] if command == "train"
@@ -118,4 +118,9 @@ def test_probe_share_is_a_share_of_the_preset_unless_given(command, capsys):
     with pytest.raises(SystemExit):
         parse([command, *required, "--probe-share", "1.5"])
     assert "--probe-share: expected a share from 0 to 1, got '1.5'" in capsys.readouterr().err
+    assert chosen_training(parse([command, *required])).similarity_gate is True
+    assert chosen_training(parse([command, *required, "--preset", "paper"])).similarity_gate is False
+    assert chosen_training(parse([command, *required, "--similarity-gate", "off"])).similarity_gate is False
+    paper_gated = parse([command, *required, "--preset", "paper", "--similarity-gate", "on"])
+    assert chosen_training(paper_gated).similarity_gate is True
 

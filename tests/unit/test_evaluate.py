@@ -516,6 +516,10 @@ def test_report_says_which_trained_strategies_had_a_probe_beside_them():
     assert "The trained strategies (supervised) detect with the trained model alone" in before
     probes_only = results(["similarity", "probe", "supervised-probe"], {"training": {"probe_share": 0.5}})
     assert "The trained strategies" not in probes_only
+    gate = {"training": {"probe_share": 0.5, "similarity_gate": True}}
+    gated = results(["probe", "pos+neg+selflearn", "supervised"], gate)
+    assert "Their detections (pos+neg+selflearn, probe) are gated by the similarity to the trial's prototypes" in gated
+    assert "are gated" not in before and "are gated" not in results(["supervised"], gate)
 
 
 def test_border_padded_copy_mirrors_images_and_shifts_boxes(tmp_path):

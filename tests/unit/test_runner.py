@@ -126,6 +126,8 @@ def test_training_section_sets_augmentations_and_batch_norm(tmp_path, capsys):
     assert training_settings({"pretrained_share": 0.5}).pretrained_share == 0.5 and training_settings({}).pretrained_share == 0.0
     assert training_settings({}).probe_share == 0.5 and training_settings({"preset": "paper"}).probe_share == 0.0
     assert training_settings({"probe_share": 0.0}).probe_average == 0.0
+    assert training_settings({}).similarity_gate and not training_settings({"preset": "paper"}).similarity_gate
+    assert not training_settings({"similarity_gate": False}).similarity_gate
     with pytest.raises(ConfigError, match=r"training.augment: .*keys: flips, rotations, brightness"):
         training_settings({"augment": {"hue": 0.1}})
     config = _write_inputs(tmp_path)

@@ -27,6 +27,16 @@ def _weights(project):
     return torch.load(project.folder / "model" / "model.pt", weights_only=True)
 
 
+def _save_without(project, weights: dict, part: str) -> None:
+    """The saved model again without one part of its weights, as a model of an older SimSearch
+    (model.yaml without the weights' hash: taken as it is)."""
+    del weights[part]
+    config = yaml.safe_load((project.folder / "model" / "model.yaml").read_text())
+    config.pop("weights_blake2b")
+    torch.save(weights, project.folder / "model" / "model.pt")
+    (project.folder / "model" / "model.yaml").write_text(yaml.safe_dump(config))
+
+
 def test_training_stages_and_detections(curated):
     project, truth = curated
     events = list(iter_train(project, TINY, device="cpu"))
@@ -57,11 +67,14 @@ def test_a_setting_added_at_its_no_op_value_leaves_saved_models_their_identity()
     saved model, unless it is in LATER_SETTINGS with the value at which it changes nothing (or
     TRAINING_VERSION is bumped, and this set with it)."""
     assert TRAINING_VERSION == 3
-    for settings in (TrainSettings(), TrainSettings.paper("pos"), TrainSettings.cpu("probe"),
-                     replace(TrainSettings.cpu(), probe_share=0.0)):
+    for settings in (TrainSettings(), TrainSettings.paper("pos"),
+                     replace(TrainSettings.cpu("probe"), similarity_gate=False),
+                     replace(TrainSettings.cpu(), probe_share=0.0, similarity_gate=False)):
         assert set(settings.identity_dict()) == VERSION_3_SETTINGS
-    # the CPU preset's probe beside the model changed its default on purpose: its models train again
-    assert set(TrainSettings.cpu().identity_dict()) == VERSION_3_SETTINGS | {"probe_share"}
+    # the CPU preset's probe beside the model and its similarity gate changed its default on
+    # purpose: its models train again
+    assert set(TrainSettings.cpu().identity_dict()) == VERSION_3_SETTINGS | {"probe_share", "similarity_gate"}
+    assert set(TrainSettings.cpu("probe").identity_dict()) == VERSION_3_SETTINGS | {"similarity_gate"}
     for key, value in LATER_SETTINGS.items():
         assert getattr(TrainSettings(), key) == value  # the default changes nothing
         moved = replace(TrainSettings(), **{key: 0.5 if isinstance(value, float) else not value})
@@ -117,9 +130,11 @@ def test_a_probe_trained_beside_the_model_is_averaged_into_its_probabilities(cur
     assert train(project, replace(pos.with_strategy("probe"), probe_share=0.5), device="cpu").identity == probe.identity
 
 
-def test_the_held_out_check_ranks_with_the_probe_beside_the_model_at_its_share(curated):
+def test_the_held_out_check_ranks_with_the_probe_beside_the_model_and_the_gate(curated):
     """At share 1 the check's model ranking is the probe beside it alone: one that gives every
-    example the same probabilities ties every pair (ROC-AUC 0.5), whatever the model."""
+    example the same probabilities ties every pair (ROC-AUC 0.5), whatever the model. A gate
+    whose prototypes resemble nothing (zero vectors) scores every example 0: ties again.
+    Similarity search and the probe of the check are neither averaged nor gated."""
     project, _ = curated
     settings = replace(TINY.with_strategy("pos+neg"), holdout=0.3)
     records = training_records(project, settings)
@@ -132,8 +147,45 @@ def test_the_held_out_check_ranks_with_the_probe_beside_the_model_at_its_share(c
     kwargs = dict(context_cells=settings.context_cells, seed=0, device=torch.device("cpu"))
     alone = check_held_out(*args, **kwargs)
     beside = check_held_out(*args, **kwargs, probe_beside=(constant, 1.0))
-    assert [c.model for c in beside] == [0.5, 0.5] and [c.model for c in alone] != [0.5, 0.5]
-    assert [(c.similarity, c.probe) for c in beside] == [(c.similarity, c.probe) for c in alone]
+    gated = check_held_out(*args, **kwargs, gate=(torch.zeros(2, model.dim), torch.tensor([0, 1])))
+    assert [c.model for c in beside] == [c.model for c in gated] == [0.5, 0.5]
+    assert [c.model for c in alone] != [0.5, 0.5]
+    assert [(c.similarity, c.probe) for c in beside] == [(c.similarity, c.probe) for c in gated] \
+        == [(c.similarity, c.probe) for c in alone]
+
+
+@pytest.mark.parametrize("probe_share", [0.0, 0.25])
+def test_the_similarity_gate_scales_each_class_by_its_similarity_to_its_prototypes(curated, probe_share):
+    """With the gate, each class's map is the geometric mean of the ungated model's and the
+    largest cosine similarity (0 below 0) of the cached pretrained embedding to the class's
+    prototype vectors as similarity search compares them (the reference, computed here from the
+    project); the background's is unchanged. Training itself is not changed by it."""
+    project, _ = curated
+    image_id = project.dataset.find("img4.tif").id
+    image = project.dataset.read(image_id)
+    settings = replace(TINY.with_strategy("pos+neg"), probe_share=probe_share)
+    train(project, settings, device="cpu")
+    plain_weights, plain = _weights(project), Predictor(project, device="cpu").level_maps(image)[0][2]
+    train(project, replace(settings, similarity_gate=True), device="cpu")
+    weights, predictor = _weights(project), Predictor(project, device="cpu")
+    for key, value in plain_weights["classifier"].items():
+        torch.testing.assert_close(weights["classifier"][key], value, rtol=0, atol=0)
+    gated = predictor.level_maps(image)[0][2]
+    vectors = np.asarray(project.embeddings(image_id).vectors, np.float32)
+    curation = Curation(project)
+    expected = plain.copy()
+    for index, name in enumerate(["disc", "cross"]):
+        prototypes = curation.prototype_vectors(name)
+        prototypes /= np.linalg.norm(prototypes, axis=1, keepdims=True)
+        expected[..., index] = np.sqrt(plain[..., index] * np.clip((vectors @ prototypes.T).max(axis=-1), 0, None))
+    np.testing.assert_allclose(gated, expected, atol=3e-3)
+    np.testing.assert_array_equal(gated[..., -1], plain[..., -1])
+    assert np.abs(gated - plain)[..., :2].max() > 0.05  # the gate changed the classes' maps
+    assert yaml.safe_load((project.folder / "model" / "model.yaml").read_text())["similarity_gate"] is True
+    assert weights["gate_classes"].tolist().count(0) == 4 * len(project.store.prototypes("disc"))  # and rotations
+    _save_without(project, weights, "gate_prototypes")
+    with pytest.raises(ProjectError, match="gates by similarity but has no prototype vectors"):
+        Predictor(project, device="cpu")
 
 
 def test_a_run_cancelled_while_its_probe_trains_trains_only_the_probe_again(curated):
@@ -160,12 +212,7 @@ def test_a_run_cancelled_while_its_probe_trains_trains_only_the_probe_again(cura
 def test_a_model_whose_probe_is_missing_is_refused(curated):
     project, _ = curated
     train(project, replace(TINY.with_strategy("pos"), probe_share=0.5), device="cpu")
-    weights = _weights(project)
-    del weights["probe_classifier"]
-    config = yaml.safe_load((project.folder / "model" / "model.yaml").read_text())
-    config.pop("weights_blake2b")  # a model of an older SimSearch: taken as it is
-    torch.save(weights, project.folder / "model" / "model.pt")
-    (project.folder / "model" / "model.yaml").write_text(yaml.safe_dump(config))
+    _save_without(project, _weights(project), "probe_classifier")
     with pytest.raises(ProjectError, match="has a probe share but no probe"):
         Predictor(project, device="cpu")
 
