@@ -155,7 +155,7 @@ class Predictor:
         if self.probe_share:
             maps = (1 - self.probe_share) * maps + self.probe_share * self._softmax(self.probe_classifier, pretrained)
         if self.gate is not None:
-            maps = gate_by_similarity(maps, pretrained, *self.gate)
+            maps = gate_by_similarity(maps, pretrained, *self.gate, device=self.embedder.device)
         return np.ascontiguousarray(vectors[..., : self.dim]), maps
 
     @torch.inference_mode()

@@ -45,15 +45,15 @@ def similarity_map(vectors: np.ndarray, prototypes: np.ndarray, *, device: str |
     return out
 
 
-def gate_by_similarity(maps: np.ndarray, vectors: np.ndarray, prototypes: np.ndarray,
-                       classes: np.ndarray) -> np.ndarray:
+def gate_by_similarity(maps: np.ndarray, vectors: np.ndarray, prototypes: np.ndarray, classes: np.ndarray, *,
+                       device: str | torch.device = "cpu") -> np.ndarray:
     """Class probabilities gated by similarity to the class's prototypes: `maps` (..., C + 1),
-    the last channel background; `vectors` (..., D) the same patches' pretrained embeddings;
-    `prototypes` (K, D) and `classes` (K,), each prototype vector's class index. Channel c
-    becomes the geometric mean of its probability and the patch's largest cosine similarity
-    to the rows of class c (0 where that is below 0): ranked as their product, on the scale of
-    a probability, so confidence thresholds keep their range. Background and classes without
-    rows are left as they are. Returns a new array.
+    the last channel background; `vectors` (..., D) the same patches' L2-normalised pretrained
+    embeddings; `prototypes` (K, D) and `classes` (K,), each prototype vector's class index.
+    Channel c becomes the geometric mean of its probability and the patch's largest cosine
+    similarity to the rows of class c (`similarity_map`; 0 where that is below 0): ranked as
+    their product, on the scale of a probability, so confidence thresholds keep their range.
+    Background and classes without rows are left as they are. Returns a new array.
 
     Examples
     --------
@@ -64,11 +64,9 @@ def gate_by_similarity(maps: np.ndarray, vectors: np.ndarray, prototypes: np.nda
     [[0.73, 0.1], [0.8, 0.2]]
     """
     gated = np.array(maps, np.float32, copy=True)
-    flat_vectors = np.asarray(vectors, np.float32).reshape(-1, np.shape(vectors)[-1])
-    norms = np.maximum(np.linalg.norm(flat_vectors, axis=1, keepdims=True), 1e-12)
-    similarity = (flat_vectors / norms) @ np.asarray(prototypes, np.float32).T  # (patches, K)
+    patches = np.asarray(vectors).reshape(1, -1, np.shape(vectors)[-1])  # one row of every patch
     flat_maps = gated.reshape(-1, gated.shape[-1])
     for index in np.unique(classes):
-        nearest = np.clip(similarity[:, classes == index].max(axis=1), 0.0, None)
+        nearest = np.clip(similarity_map(patches, prototypes[classes == index], device=device)[0], 0.0, None)
         flat_maps[:, index] = np.sqrt(flat_maps[:, index] * nearest)
     return gated

@@ -151,7 +151,8 @@ def check_held_out(project: Project, model: PatchModel, names: list[str], train_
                        for key in trained}
         if gate is not None:
             rows, classes = (part.numpy() for part in gate)
-            trained = {key: torch.from_numpy(gate_by_similarity(maps.numpy(), plain[key].numpy(), rows, classes))
+            trained = {key: torch.from_numpy(gate_by_similarity(maps.numpy(), plain[key].numpy(), rows, classes,
+                                                                device=device))
                        for key, maps in trained.items()}
     held_labels = np.array([label for _, label in held_out])
     negative_labels = np.array([label for _, label in held_out_negatives])

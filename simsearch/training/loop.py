@@ -437,14 +437,12 @@ def _run(project: Project, settings: TrainSettings, records: TrainingRecords, id
 def gate_prototypes(project: Project, names: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
     """What detection's similarity gate (`TrainSettings.similarity_gate`) compares patches with:
     every prototype of the classes of `names` (background last) and its rotations on the
-    pretrained embedding, as similarity search compares them, (K, D) unit rows, and each row's
-    class index (K,)."""
+    pretrained embedding, as similarity search compares them (`Curation.prototype_vectors`,
+    (K, D)), and each row's class index (K,)."""
     curation = Curation(project)
     vectors = [curation.prototype_vectors(name) for name in names[:-1]]
     classes = np.concatenate([np.full(len(rows), index, np.int64) for index, rows in enumerate(vectors)])
-    rows = np.concatenate(vectors).astype(np.float32)
-    rows /= np.maximum(np.linalg.norm(rows, axis=1, keepdims=True), 1e-12)
-    return torch.from_numpy(rows), torch.from_numpy(classes)
+    return torch.from_numpy(np.concatenate(vectors).astype(np.float32)), torch.from_numpy(classes)
 
 
 @dataclass(frozen=True)
