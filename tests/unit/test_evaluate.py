@@ -323,6 +323,39 @@ def test_bccd_to_csv_example_rescales_images_and_boxes_together(tmp_path):
         assert image.shape == (round(pixels.shape[0] * scale), round(pixels.shape[1] * scale))
 
 
+def test_dsb_nuclei_script_tiles_image_and_boxes_together(tmp_path):
+    """benchmarks/dsb_nuclei.py: read from a wheel-shaped zip, each tile's boxes are the
+    nuclei visible in it (parts cut by a tile edge included, slivers under 20 px left out),
+    the split alternates like a checkerboard, and --invert flips the stored intensities."""
+    import runpy
+    import zipfile
+
+    from conftest import REPO
+
+    image = np.full((64, 64), 10, np.uint16)
+    mask = np.zeros((64, 64), np.uint16)
+    mask[4:12, 6:14] = 1      # whole, in tile (0, 0)
+    mask[20:28, 28:36] = 2    # cut by the edge between tiles (0, 0) and (0, 1): 4 columns each side
+    mask[40:42, 40:42] = 3    # 4 px: a speck, left out
+    image[mask > 0] = 200
+    wheel = tmp_path / "stardist-0-py3-none-any.whl"
+    with zipfile.ZipFile(wheel, "w") as archive:
+        for name, array in (("img2d", image), ("mask2d", mask)):
+            path = tmp_path / f"{name}.tif"
+            tifffile.imwrite(path, array)
+            archive.write(path, f"stardist/data/images/{name}.tif")
+    script = runpy.run_path(str(REPO / "benchmarks" / "dsb_nuclei.py"))
+    pixels, labels = script["read_wheel"](wheel)
+    assert script["write_tiles"](pixels, labels, tmp_path / "out", 32, invert=False) == 3
+    boxes = sorted((a.image, a.x0, a.y0, a.x1, a.y1) for a in read_truth(tmp_path / "out" / "truth.csv"))
+    assert boxes == [("dsb_0_0.tif", 6, 4, 14, 12), ("dsb_0_0.tif", 28, 20, 32, 28), ("dsb_0_1.tif", 0, 20, 4, 28)]
+    assert (tmp_path / "out" / "train.txt").read_text().split() == ["dsb_0_0.tif", "dsb_1_1.tif"]
+    assert (tmp_path / "out" / "test.txt").read_text().split() == ["dsb_0_1.tif", "dsb_1_0.tif"]
+    script["write_tiles"](pixels, labels, tmp_path / "inverted", 32, invert=True)
+    stored = tifffile.imread(tmp_path / "inverted" / "images" / "dsb_0_0.tif")
+    assert stored.dtype == np.uint16 and stored[8, 10] == 0 and stored[0, 0] == 190
+
+
 def test_planted_lookalikes_example(tmp_path):
     """examples/planted_lookalikes.py: every object annotated with its shape, the shapes in
     turn, the same files for the same seed, 16-bit on request, a train/test split; one shape
