@@ -55,7 +55,7 @@ EVAL_POOLING_HELP = (POOLING_HELP + "; 'auto' (the default here): per class, the
                      "box side whatever the patch, as a project whose patch is the objects' box does (0.15 x the patch "
                      "for objects given as centres)")
 NO_BORDER_HELP = ("keep every patch inside the image (projects made before the border grid do): without it the patch grid reaches a quarter patch "
-                  "beyond the image's edge (a neutral colour there), so objects cut by the edge are found; a project "
+                  "beyond the image's edge (the image's median colour there), so objects cut by the edge are found; a project "
                   "keeps the grid it was made with")
 
 

@@ -54,7 +54,7 @@ class EvalPlan:
     scales: str = ""  # the similarity search's pyramid: '' one level, '0.5,1,2', or 'auto' per class from its boxes
     matching: str = "patch"  # scoring: 'patch' (the paper's 0.3 x patch radius) or 'object' (grows with the object)
     normalization: str = "auto"  # 'auto', 'dataset' (the paper's one range) or 'image' (each image's own)
-    border: bool = True  # the patch grid reaches the image's edge, neutral beyond it (`PatchGeometry`)
+    border: bool = True  # the patch grid reaches the image's edge, the image's median colour beyond it (`PatchGeometry`)
     channels: list[int] | None = None  # the image channels to use (None: up to the first 3, as a project's default)
     min_cells: int = MIN_CELLS  # a patch spans at least this many feature cells (`PatchGeometry.for_patch`)
     pooling: float | str = "auto"  # the Gaussian pooling's sigma, a fraction of the patch side, or 'auto': per class from its boxes (`pooling_for_objects`)

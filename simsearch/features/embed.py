@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from simsearch.util.errors import ConfigError
 from simsearch.util.memory import release_freed_memory
 from simsearch.io.preprocess import Normalization
+from simsearch.io.slides import overview
 from simsearch.util.tensors import from_numpy
 from simsearch.features.backbones import IMAGENET_MEAN, Backbone
 from simsearch.features.fold import fold_batch_norm
@@ -131,6 +132,7 @@ class DenseEmbedder:
         self.backbone = backbone
         self.normalization = normalization
         self.geometry = geometry
+        self._margin_fill = _margin_fill(geometry, backbone.mean)
         self.channels = tuple(channels)
         self.tile_cells = tile_cells
         self.halo_cells = halo_cells
@@ -198,7 +200,7 @@ class DenseEmbedder:
         if len(images) < 2 or len({tuple(image.shape) for image in images}) > 1 or not (rows and cols) \
                 or not self.in_one_band(height, width):
             return [self.embed(image) for image in images]
-        resamplers = [_Resampler(image, self.normalization, self.channels, self.geometry.scale, self.device, self.backbone.mean)
+        resamplers = [_Resampler(image, self.normalization, self.channels, self.geometry.scale, self.device, self._margin_fill)
                       for image in images]
         with torch.inference_mode():
             vectors = _unit_vectors(self._embed_rows(resamplers, 0, rows, rows, cols), self.groups)
@@ -232,7 +234,7 @@ class DenseEmbedder:
         band = band_rows or self.band_rows(height, width)
         if band < rows and band % self.geometry.passes:
             raise ConfigError(f"band_rows: {band} is not a multiple of the {self.geometry.passes} passes")
-        resamplers = [_Resampler(image, self.normalization, self.channels, self.geometry.scale, self.device, self.backbone.mean)]
+        resamplers = [_Resampler(image, self.normalization, self.channels, self.geometry.scale, self.device, self._margin_fill)]
         for first in range(0, rows, band):
             # Inference mode per band, not as a decorator: torch's generator wrapper would hold the last band
             # yielded while the next is computed (a slide's peak memory held two bands).
@@ -349,7 +351,7 @@ class DenseEmbedder:
         is `geometry.window_top_left(r, c)`, `scaled_tops_lefts`). Returns (N * len(rotations), D) float32,
         L2-normalised, window-major (all rotations of window 0 first).
         """
-        resampler = _Resampler(image, self.normalization, self.channels, self.geometry.scale, self.device, self.backbone.mean)
+        resampler = _Resampler(image, self.normalization, self.channels, self.geometry.scale, self.device, self._margin_fill)
         kh, kw = self.geometry.kernel
         margin = context_cells * NETWORK_STRIDE
         corners = np.asarray(tops_lefts, np.int64).reshape(-1, 2)
@@ -430,18 +432,27 @@ def _tiles(size: int, tile: int, halo: int) -> tuple[list[tuple[int, int, int]],
 _WIDEN = {torch.uint16: torch.int32, torch.uint32: torch.int64}
 
 
+def _margin_fill(geometry: PatchGeometry, neutral: tuple[float, float, float]) -> "tuple[float, float, float] | str":
+    """`_Resampler`'s fill for a geometry: 'background' (the image's median colour), or the
+    backbone's input mean `neutral`."""
+    return "background" if geometry.fill == "background" else neutral
+
+
 class _Resampler:
     """Regions of the normalised, channel-selected, bilinearly resampled image, on the device.
 
     Scaled pixel v samples the original at y = (v + 0.5) / scale - 0.5, clamped to the
     image (low-pass filtered first when scale < 1), so any region is computed identically
     whether the image is processed whole or in tiles. A scaled pixel whose source lies
-    outside the image's pixels takes `fill`, the backbone's input mean (RGB in [0, 1]), which
-    the network's input normalisation turns into 0: the margin of a border grid
-    (`PatchGeometry.margin`) is neutral, as the network's own zero padding is, and holds
-    nothing that could pass for an object (a mirrored margin did: an object near the edge
-    and its mirror image looked like one object, and on BCCD similarity search lost
-    0.016-0.031 PR-AUC where a neutral margin lost at most 0.005).
+    outside the image's pixels takes `fill` (RGB in [0, 1]), or with 'background' the image's
+    median colour (`background_colour`, from the whole image, so tiles and bands agree). The
+    margin of a border grid (`PatchGeometry.margin`) holds nothing that could pass for an
+    object either way (a mirrored margin did: an object near the edge and its mirror image
+    looked like one object, and on BCCD similarity search lost 0.016-0.031 PR-AUC). The
+    backbone's input mean (0 after its input normalisation, as the network's own zero padding)
+    is what projects made before 2026-12-04 see; on fluorescence, a dark ground, that grey
+    beside a nucleus cut by the edge looks like nothing inside the image, and the background
+    colour lifted similarity search on real nuclei (benchmarks/results/issue17-fill).
     Only the source pixels a region needs are copied to the device (in their
     stored dtype); normalisation and resampling run there in float32. A per-image
     normalisation takes the range of the whole image given (`Normalization.for_image`).
@@ -454,7 +465,7 @@ class _Resampler:
         channels: tuple[int, ...],
         scale: float,
         device: torch.device = torch.device("cpu"),
-        fill: tuple[float, float, float] = IMAGENET_MEAN,
+        fill: "tuple[float, float, float] | str" = IMAGENET_MEAN,
     ):
         if image.ndim != 3:
             raise ConfigError(f"expected an (H, W, C) image, got shape {image.shape}")
@@ -467,7 +478,18 @@ class _Resampler:
         low, span = normalization.for_image(image).low_and_span(self.channels)  # the dataset's range, or the image's own
         self._low = torch.from_numpy(low).to(device)
         self._span = torch.from_numpy(span).to(device)
-        self._fill = torch.tensor(fill, dtype=torch.float32, device=device).view(3, 1, 1)
+        colour = self.background_colour() if fill == "background" else fill
+        self._fill = torch.tensor(colour, dtype=torch.float32, device=device).view(3, 1, 1)
+
+    def background_colour(self) -> tuple[float, float, float]:
+        """The median of each selected channel over the image (an overview of at most 2^16
+        pixels), normalised and mapped to RGB as the image is: the colour around objects in most
+        microscopy (the dark ground of fluorescence, the pale one of a smear or a micrograph)."""
+        sample = np.asarray(overview(self.image, max_pixels=1 << 16)[0])[..., self.channels]
+        median = np.median(sample.reshape(-1, len(self.channels)).astype(np.float32), axis=0)
+        level = torch.from_numpy(median).to(self.device).view(-1, 1, 1)
+        rgb = self._as_rgb(((level - self._low.view(-1, 1, 1)) / self._span.view(-1, 1, 1)).clamp_(0.0, 1.0))
+        return tuple(float(v) for v in rgb.flatten().cpu())
 
     def _sampled_at(self, start: int, stop: int) -> np.ndarray:
         """Where scaled pixels [start, stop) sample the original along an axis, in original
@@ -488,12 +510,16 @@ class _Resampler:
         if crop.dtype in _WIDEN:  # CUDA kernels lack unsigned 16/32-bit arithmetic
             crop = crop.to(_WIDEN[crop.dtype])
         crop = crop.to(self.device, non_blocking=True).float()[..., self.channels].permute(2, 0, 1)
-        crop = ((crop - self._low.view(-1, 1, 1)) / self._span.view(-1, 1, 1)).clamp_(0.0, 1.0)
-        if crop.shape[0] == 1:
-            return crop.expand(3, -1, -1)
-        if crop.shape[0] == 2:  # a two-colour overlay: R and G, B left at 0
-            return torch.cat([crop, torch.zeros_like(crop[:1])])
-        return crop
+        return self._as_rgb(((crop - self._low.view(-1, 1, 1)) / self._span.view(-1, 1, 1)).clamp_(0.0, 1.0))
+
+    @staticmethod
+    def _as_rgb(planes: torch.Tensor) -> torch.Tensor:
+        """(C, h, w) normalised selected channels -> (3, h, w): one as grey, two as R and G."""
+        if planes.shape[0] == 1:
+            return planes.expand(3, -1, -1)
+        if planes.shape[0] == 2:  # a two-colour overlay: R and G, B left at 0
+            return torch.cat([planes, torch.zeros_like(planes[:1])])
+        return planes
 
     def _smoothed(self, y0: int, y1: int, x0: int, x1: int) -> torch.Tensor:
         """Source pixels [y0:y1, x0:x1] low-pass filtered before a reduction (scale < 1), as
@@ -581,8 +607,9 @@ def crop_windows(
 ) -> torch.Tensor:
     """(N, 3, H, W) float32 crops in [0, 1] of the windows centred at `centres` (y, x px),
     with `context_cells` cells of margin, exactly as the network sees them (scaled, normalised;
-    beyond the image the ImageNet mean every backbone here normalises with, as `DenseEmbedder`)."""
-    resampler = _Resampler(image, normalization, channels, geometry.scale)
+    beyond the image the geometry's `fill`: the image's median colour, or the ImageNet mean every
+    backbone here normalises with, as `DenseEmbedder`)."""
+    resampler = _Resampler(image, normalization, channels, geometry.scale, fill=_margin_fill(geometry, IMAGENET_MEAN))
     kh, kw = geometry.kernel
     margin = context_cells * NETWORK_STRIDE
     crops = [

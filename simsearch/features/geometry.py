@@ -9,11 +9,16 @@ Grid positions are `16 / passes` scaled pixels apart; passes > 1 uses shifted ba
 passes (see embed.py).
 
 With `border`, the grid reaches beyond the image by a quarter of the window (in whole steps)
-on every side, where the network sees a neutral colour (embed.py's `_Resampler`): patch
-centres then come within about a quarter patch of the image's edge, within the matching
-radius (0.3 x the patch) of an object cut by it. Without it no centre lies within half a
-patch of the edge (on planted nuclei at patch 32, 16 % of the objects). A quarter is enough
-for that, and keeps every window at least three quarters image.
+on every side, where the network sees `fill` (embed.py's `_Resampler`): patch centres then
+come within about a quarter patch of the image's edge, within the matching radius (0.3 x the
+patch) of an object cut by it. Without it no centre lies within half a patch of the edge (on
+planted nuclei at patch 32, 16 % of the objects). A quarter is enough for that, and keeps
+every window at least three quarters image.
+
+`fill` is what lies beyond the edge: 'background', the image's own median colour, so that an
+object cut by the edge sits beside what surrounds objects inside the image (new projects); or
+'neutral', the backbone's input mean, a grey that a dark fluorescence ground never holds
+(projects made before 2026-12-04).
 """
 from __future__ import annotations
 
@@ -39,6 +44,7 @@ MIN_CELLS = 6
 # LEGACY_POOLING, and those made before 2026-12-03 by default too.
 POOLING = 0.15
 LEGACY_POOLING = 0.25
+FILLS = ("background", "neutral")  # beyond the image's edge: its median colour, or the backbone's input mean
 AUTO_SCALES = "auto"  # a project's scale pyramid follows its prototype boxes
 
 
@@ -49,7 +55,8 @@ class PatchGeometry:
     pyramid, see `at_scale`); kernel: (kh, kw) pooling window in feature cells;
     passes: shifted passes per axis (1, 2 or 4); border: whether the grid reaches beyond the
     image by `margin` (then row 0's window starts `margin` scaled pixels above the image);
-    pooling: the sigma of the Gaussian pooling window as a fraction of its side (`window`).
+    pooling: the sigma of the Gaussian pooling window as a fraction of its side (`window`);
+    fill: what the network sees beyond the image, one of `FILLS`.
 
     Examples
     --------
@@ -69,10 +76,15 @@ class PatchGeometry:
     passes: int = 1
     border: bool = False
     pooling: float = POOLING
+    fill: str = "neutral"
+
+    def __post_init__(self) -> None:
+        if self.fill not in FILLS:
+            raise ConfigError(f"fill: {self.fill!r} is not one of {', '.join(FILLS)}")
 
     @classmethod
     def for_patch(cls, patch_size: int | tuple[int, int], *, min_cells: int = MIN_CELLS, passes: int = 1,
-                  border: bool = False, pooling: float = POOLING) -> "PatchGeometry":
+                  border: bool = False, pooling: float = POOLING, fill: str = "neutral") -> "PatchGeometry":
         if isinstance(patch_size, int):
             patch_size = (patch_size, patch_size)
         height, width = (int(v) for v in patch_size)
@@ -89,7 +101,7 @@ class PatchGeometry:
             max(1, round(height * scale / NETWORK_STRIDE)),
             max(1, round(width * scale / NETWORK_STRIDE)),
         )
-        return cls((height, width), round(scale, 6), kernel, passes, bool(border), float(pooling))
+        return cls((height, width), round(scale, 6), kernel, passes, bool(border), float(pooling), fill)
 
     def at_scale(self, factor: float) -> "PatchGeometry":
         """The geometry of objects `factor` times this patch's size, seen by the network
@@ -112,7 +124,8 @@ class PatchGeometry:
         if factor == 1.0:
             return self
         height, width = (max(1, round(v * factor)) for v in self.patch_size)
-        return PatchGeometry((height, width), round(self.scale / factor, 6), self.kernel, self.passes, self.border, self.pooling)
+        return PatchGeometry((height, width), round(self.scale / factor, 6), self.kernel, self.passes, self.border, self.pooling,
+                             self.fill)
 
     @property
     def step_scaled(self) -> int:
@@ -194,13 +207,15 @@ class PatchGeometry:
             del data["border"]
         if self.pooling == LEGACY_POOLING:  # ... and before the pooling was a setting
             del data["pooling"]
+        if self.fill == "neutral":  # ... and before the background fill
+            del data["fill"]
         return data
 
     @classmethod
     def from_dict(cls, data: dict) -> "PatchGeometry":
         try:
             return cls(tuple(data["patch_size"]), float(data["scale"]), tuple(data["kernel"]), int(data["passes"]),
-                       bool(data.get("border", False)), float(data.get("pooling", LEGACY_POOLING)))
+                       bool(data.get("border", False)), float(data.get("pooling", LEGACY_POOLING)), str(data.get("fill", "neutral")))
         except (KeyError, TypeError, ValueError) as exc:
             raise ConfigError(f"geometry: malformed entry {data!r}") from exc
 

@@ -129,6 +129,7 @@ class Project:
         passes: int = 1,
         border: bool = True,
         pooling: float = POOLING,
+        fill: str = "background",
         progress: Callable[[int, int], None] | None = None,
         embedding_cache: str | Path | None = None,
         normalization: Normalization | str = "auto",
@@ -145,8 +146,10 @@ class Project:
         `seed`, or image names) chooses the displayed images now, so that the project file is
         complete when it appears. `scales` (e.g. [0.5, 1, 2]) makes the similarity search a
         pyramid: objects of those sizes relative to the patch are matched too (`set_scales`).
-        `border` lets the patch grid reach the image's edge, a neutral colour beyond it
-        (`PatchGeometry`); projects made before it was an option keep the grid inside the image.
+        `border` lets the patch grid reach the image's edge, `fill` beyond it ('background', the
+        image's median colour, or 'neutral', the backbone's input mean; `PatchGeometry`); projects
+        made before it was an option keep the grid inside the image, and those made before
+        2026-12-04 a neutral fill.
         `pooling` is the sigma of the Gaussian pooling window, a fraction of its side (0.15:
         about the best for a patch that frames its object, `POOLING`); projects made before it
         was a setting, and by default before 2026-12-03, keep 0.25.
@@ -157,7 +160,7 @@ class Project:
             raise ProjectError(f"{folder} already holds a project", hint="open it with Project.open, or choose another folder")
         if not isinstance(dataset, Dataset):
             dataset = Dataset.open(dataset)
-        embedding = {"min_cells": min_cells, "passes": passes, "border": bool(border), "pooling": float(pooling)}
+        embedding = {"min_cells": min_cells, "passes": passes, "border": bool(border), "pooling": float(pooling), "fill": fill}
         geometry = PatchGeometry.for_patch(patch_size, **embedding) if patch_size else None
         pyramid = _scales_setting(scales)
         PatchGeometry.for_patch(64, **embedding)  # validates the settings now
@@ -325,7 +328,8 @@ class Project:
     @property
     def embedding_options(self) -> dict:
         """How the project's patch grid is made, as `PatchGeometry.for_patch` takes them:
-        min_cells, passes, pooling, and border for projects made since the border grid."""
+        min_cells, passes, pooling, and border for projects made since the border grid, fill since
+        the background fill."""
         return {"pooling": LEGACY_POOLING, **self.settings.get("embedding", {"min_cells": 4, "passes": 1})}
 
     @property
@@ -616,7 +620,8 @@ class Project:
         patch = (
             f"{geometry.patch_size[0]}x{geometry.patch_size[1]} px, scale {geometry.scale:g}, pooling "
             f"{geometry.kernel[0]}x{geometry.kernel[1]} cells (sigma {geometry.pooling:.3g} x the patch), grid step {geometry.grid_step:.2f} px, "
-            + ("reaching the image's edge (neutral beyond it)" if geometry.border else "inside the image")
+            + (f"reaching the image's edge ({'its median colour' if geometry.fill == 'background' else 'neutral'} beyond it)"
+               if geometry.border else "inside the image")
             if geometry else "not set yet (the first prototype fixes it)"
         )
         lines = [

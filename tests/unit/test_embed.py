@@ -95,6 +95,21 @@ def test_border_grid_reaches_the_image_edge_around_the_plain_grid():
     assert PatchGeometry.for_patch(64, min_cells=4, border=True).grid_shape(50, 640) == (0, 39)  # smaller than a patch: none
 
 
+def test_fill_is_part_of_the_geometry_and_its_cache_key_but_not_of_older_projects(lite0):
+    """The background fill travels with the geometry (over the pyramid too) and changes the
+    embedding cache key; a geometry without the key (made before it) fills neutrally, and
+    keeps its key; an unknown fill is refused by name."""
+    neutral = PatchGeometry.for_patch(40, border=True)
+    background = PatchGeometry.for_patch(40, border=True, fill="background")
+    assert "fill" not in neutral.to_dict() and background.to_dict()["fill"] == "background"
+    assert PatchGeometry.from_dict(neutral.to_dict()).fill == "neutral"
+    assert PatchGeometry.from_dict(background.to_dict()) == background and background.at_scale(2).fill == "background"
+    embedder = lambda geometry: DenseEmbedder(lite0, NORM8, geometry, channels=(0, 1, 2), device="cpu")  # noqa: E731
+    assert embedder(neutral).cache_settings() != embedder(background).cache_settings()
+    with pytest.raises(ConfigError, match="fill: 'mirror'"):
+        PatchGeometry.for_patch(40, fill="mirror")
+
+
 def test_resampler_fills_beyond_the_image_with_the_backbone_mean():
     """Beyond the border a region holds the fill colour (the backbone's input mean, 0 after
     its normalisation), at any scale; inside, the image itself, up to its edge pixels."""
@@ -112,15 +127,37 @@ def test_resampler_fills_beyond_the_image_with_the_backbone_mean():
     assert grey[:, 0].flatten().tolist() == [0.5, 0.5, 0.5]
 
 
-@pytest.mark.parametrize("patch, passes, tile_cells", [(64, 1, 32), (96, 2, 32), (64, 1, 6)])
-def test_border_grid_equals_the_plain_grid_over_the_padded_image(lite0, patch, passes, tile_cells):
+def test_background_fill_is_the_images_median_colour_mapped_as_its_channels():
+    """fill='background': beyond the edge each selected channel's median over the image,
+    normalised, as the image's channels are shown (one as grey, two as red and green); a
+    slide is sampled through its overview, never read whole."""
+    rng = np.random.default_rng(2)
+    image = rng.integers(0, 256, (60, 70, 3)).astype(np.uint8)
+    image[:40] = (10, 200, 90)  # most of the image: its ground
+    median = np.median(image.reshape(-1, 3), axis=0) / 255
+    region = _Resampler(image, NORM8, (0, 1, 2), 1.0, fill="background").region(-4, 0, 0, 3)
+    np.testing.assert_allclose(region[:, 0, 0].numpy(), median, atol=1e-6)
+    grey = _Resampler(image, NORM8, (1,), 2.0, fill="background").region(-2, 0, 0, 1)
+    np.testing.assert_allclose(grey[:, 0, 0].numpy(), [median[1]] * 3, atol=1e-6)
+    two = _Resampler(image, NORM8, (2, 0), 1.0, fill="background").region(0, 1, -1, 0)
+    np.testing.assert_allclose(two[:, 0, 0].numpy(), [median[2], median[0], 0.0], atol=1e-6)
+    dark = Normalization((5.0,) * 3, (105.0,) * 3)  # a dataset's range: the median maps through it, clipped
+    np.testing.assert_allclose(_Resampler(image, dark, (0, 1, 2), 1.0, fill="background").background_colour(),
+                               np.clip((median * 255 - 5) / 100, 0, 1), atol=1e-6)
+
+
+@pytest.mark.parametrize("patch, passes, tile_cells, fill", [(64, 1, 32, "neutral"), (96, 2, 32, "neutral"), (64, 1, 6, "neutral"),
+                                                             (64, 1, 6, "background"), (96, 2, 32, "background")])
+def test_border_grid_equals_the_plain_grid_over_the_padded_image(lite0, patch, passes, tile_cells, fill):
     """The border grid's vectors are those of the plain grid over the image padded by the
-    margin with the backbone's mean colour, whole or in tiles."""
-    bordered = PatchGeometry.for_patch(patch, min_cells=4, passes=passes, border=True)
+    margin with the fill colour (the backbone's mean, or the image's median colour), whole or
+    in tiles: every tile of an image sees the same fill."""
+    bordered = PatchGeometry.for_patch(patch, min_cells=4, passes=passes, border=True, fill=fill)
     plain = PatchGeometry.for_patch(patch, min_cells=4, passes=passes)
     image = _textured((176, 224), seed=5).astype(np.float32)
     margin = bordered.margin[0]
-    padded = np.stack([np.pad(image[..., c], margin, constant_values=255 * IMAGENET_MEAN[c]) for c in range(3)], axis=-1)
+    colour = np.median(image.reshape(-1, 3), axis=0) if fill == "background" else 255 * np.array(IMAGENET_MEAN)
+    padded = np.stack([np.pad(image[..., c], margin, constant_values=colour[c]) for c in range(3)], axis=-1)
     make = lambda geometry: DenseEmbedder(lite0, NORM8, geometry, channels=(0, 1, 2), device="cpu",  # noqa: E731
                                           tile_cells=tile_cells, halo_cells=4)
     at_edge = make(bordered).embed(image)

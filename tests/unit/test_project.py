@@ -169,10 +169,13 @@ def test_differing_settings_names_each_asked_setting_the_project_was_not_made_wi
     settings = yaml.safe_load((tmp_path / "proj" / "project.yaml").read_text())
     del settings["embedding"]["border"], settings["geometry"]["border"]  # as written before the border grid existed
     del settings["embedding"]["pooling"], settings["geometry"]["pooling"]  # ... and before the pooling setting
+    assert settings["embedding"]["fill"] == settings["geometry"]["fill"] == "background"  # new projects: the image's colour
+    del settings["embedding"]["fill"], settings["geometry"]["fill"]  # ... and before the background fill
     (tmp_path / "proj" / "project.yaml").write_text(yaml.safe_dump(settings, sort_keys=False))
     with Project.open(tmp_path / "proj") as old:
         assert old.differing_settings(border=True) == {"border": (False, True)} and old.differing_settings(border=False) == {}
         assert old.geometry.pooling == 0.25 and old.differing_settings(pooling=0.25) == {}
+        assert old.geometry.fill == "neutral" and old.embedding_options.get("fill", "neutral") == "neutral"
         assert old.geometry.to_dict() == settings["geometry"]  # its cache keys as they were
     with Project.create(tmp_path / "unset", image_folder, backbone="efficientnet-lite0") as unset:
         assert unset.differing_settings(patch_size=32, passes=1) == {"patch_size": (None, (32, 32))}
