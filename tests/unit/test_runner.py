@@ -52,7 +52,8 @@ def test_run_end_to_end_and_again(tmp_path, capsys):
     assert manifest["confidence_thresholds"]["disc"] == 0.5 and manifest["similarity_thresholds"]["disc"] == 0.8
     assert (tmp_path / "results" / "labels" / "img3.tif.tif").is_file()
     assert manifest["scales"] == [1.0, 2.0] and (tmp_path / "results" / "maps" / "img3.tif.level2.npy").is_file()
-    assert yaml.safe_load((tmp_path / "proj" / "project.yaml").read_text())["embedding"] == {"border": False, "min_cells": 4, "passes": 1, "pooling": 0.2}
+    embedding = yaml.safe_load((tmp_path / "proj" / "project.yaml").read_text())["embedding"]
+    assert embedding == {"border": False, "min_cells": 4, "passes": 1, "pooling": 0.2, "fill": "background"}
     assert main(["-q", "run", str(config)]) == 0  # everything reused
     again = capsys.readouterr().out
     assert "reusing project" in again and "reusing the trained model" in again and "imported" not in again

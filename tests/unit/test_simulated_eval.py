@@ -160,12 +160,13 @@ def test_supervised_baseline_takes_fewer_patches_when_crops_are_large(annotated,
         assert cap(supervised_cap=200, supervised_pixels=1) == 1
 
 
-@pytest.mark.parametrize("options", [{"min_cells": 4, "passes": 1, "border": True, "pooling": 0.25},
-                                     {"min_cells": 6, "passes": 2, "border": False, "pooling": 0.15}])
+@pytest.mark.parametrize("options", [{"min_cells": 4, "passes": 1, "border": True, "pooling": 0.25, "fill": "neutral"},
+                                     {"min_cells": 6, "passes": 2, "border": False, "pooling": 0.15, "fill": "background"}])
 def test_trial_projects_embed_as_their_base_does(annotated, tmp_path, options):
     # a trial's prototype vectors must come from the grid of the base's cached maps: a trial
     # project at the default 6 cells beside a base at 4 matched prototypes of one grid against
-    # maps of another (planted particles: similarity PR-AUC 0.83 against 0.98)
+    # maps of another (planted particles: similarity PR-AUC 0.83 against 0.98); the fill beyond
+    # the edge is the base's too
     folder, _ = annotated
     with Project.create(tmp_path / "base", folder, patch_size=32, backbone="efficientnet-lite0", **options) as base:
         user = SimulatedUser(base, [], [r.id for r in base.dataset], [], label="disc", displayed=2, workdir=tmp_path / "work",
@@ -173,7 +174,8 @@ def test_trial_projects_embed_as_their_base_does(annotated, tmp_path, options):
         with user._new_project(Trial("disc", 2, 0, "similarity", 0)) as trial:
             assert trial.geometry == base.geometry
             assert trial.embedding_options == base.embedding_options == options
-            assert trial.differing_settings(**options) == {}
+            assert trial.geometry.fill == options["fill"]
+            assert trial.differing_settings(**{name: value for name, value in options.items() if name != "fill"}) == {}
 
 
 @pytest.mark.slow
