@@ -23,7 +23,7 @@ from simsearch.project.project import Project
 from simsearch.training.check import ClassCheck
 from simsearch.training.loop import LATER_SETTINGS, TRAINING_STRATEGIES, TrainSettings
 from simsearch.evaluate.metrics import MATCHING_RULES, Matching
-from simsearch.evaluate.simulate import BASELINES, STRATEGIES, SimulatedUser, Trial, result_key
+from simsearch.evaluate.simulate import BASELINES, STRATEGIES, USER_VERSION, SimulatedUser, Trial, result_key
 
 
 @dataclass(frozen=True)
@@ -153,6 +153,12 @@ def evaluate(plan: EvalPlan, *, say: Callable[[str], None] = print) -> dict:
         raise ConfigError(f"{results_path}: its trials were scored with --matching {scored_with}, not {plan.matching}",
                           hint="give another --out, or the same --matching to resume")
     results["matching"] = plan.matching
+    curated_by = results.get("simulated_user", 1)  # results written before the version existed: the first user
+    if results["trials"] and curated_by != USER_VERSION:
+        raise ConfigError(f"{results_path}: its trials were curated by version {curated_by} of the simulated user, "
+                          f"this is version {USER_VERSION} (it shows more images where the first hold too few whole objects)",
+                          hint="give another --out")
+    results["simulated_user"] = USER_VERSION
     training = json.loads(json.dumps(plan.training.to_dict()))  # as results.json holds it
     # results written before a setting existed were trained at its no-op value (LATER_SETTINGS)
     trained_with = {**LATER_SETTINGS, **results.get("training", training)}

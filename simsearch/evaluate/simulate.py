@@ -2,7 +2,7 @@
 
 For one class and one (prototypes P, negatives N, strategy, repeat):
 1. choose the displayed training images (seeded), drawn from those that contain the
-   class, enough of them that P objects exist;
+   class, enough of them that P whole objects exist (`choose_displayed`);
 2. take P of their ground-truth objects at random as prototypes (a patch of the project
    size centred on each), among the objects whose centred patch fits inside the image;
 3. lower the similarity threshold until exactly N suggestions on the displayed images are
@@ -60,6 +60,10 @@ log = logging.getLogger(__name__)
 # paper's training (Pos), and the linear classifier alone on the frozen features (the probe)
 BASELINES = {"supervised": "pos", "supervised-probe": "probe"}
 STRATEGIES = ("similarity", *TRAINING_STRATEGIES, *BASELINES)  # what an evaluation compares
+# How the simulated user curates, recorded in results.json so that an evaluation never mixes
+# trials of two users: 2 (2026-12-05) shows more images where the first hold too few whole
+# objects (`SimulatedUser._choose_displayed`); 1 took objects cut by the edge as prototypes then.
+USER_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -114,24 +118,65 @@ def result_key(trial: Trial, class_name: str | None = None, review_round: int = 
             + (f"|seed{seed}" if seed else ""))
 
 
+def fits_inside(centre: tuple[float, float], size: tuple[int, int], patch: tuple[int, int]) -> bool:
+    """Whether the patch centred at `centre` (y, x) lies inside an image of `size` (height,
+    width): an object the simulated user marks as a whole cell, not one cut by the image's edge."""
+    (y, x), (height, width), (patch_h, patch_w) = centre, size, patch
+    return patch_h / 2 <= y <= height - patch_h / 2 and patch_w / 2 <= x <= width - patch_w / 2
+
+
 def pick_prototypes(objects: dict[str, list[tuple[float, float]]], sizes: dict[str, tuple[int, int]], count: int,
                     patch: tuple[int, int], rng: np.random.Generator) -> list[tuple[str, tuple[float, float]]]:
     """`count` of the objects (image id -> centres (y, x)) at random, among those whose
-    centred patch lies inside the image (sizes: image id -> (height, width)): a user marks
-    whole cells, not cells cut by the image's edge. Objects at the border only when there are
-    too few others. (Before the border grid, prototypes pushed off such cells had cut BCCD RBC
-    similarity-only PR-AUC to 0.1-0.2.)"""
-    patch_h, patch_w = patch
+    centred patch lies inside the image (sizes: image id -> (height, width); `fits_inside`):
+    a user marks whole cells, not cells cut by the image's edge. Objects at the border only
+    when there are too few others. (Before the border grid, prototypes pushed off such cells
+    had cut BCCD RBC similarity-only PR-AUC to 0.1-0.2.)"""
     inside, border = [], []
     for image_id, centres in objects.items():
-        height, width = sizes[image_id]
-        for y, x in centres:
-            fits = patch_h / 2 <= y <= height - patch_h / 2 and patch_w / 2 <= x <= width - patch_w / 2
-            (inside if fits else border).append((image_id, (y, x)))
+        for centre in centres:
+            (inside if fits_inside(centre, sizes[image_id], patch) else border).append((image_id, tuple(centre)))
     picks = [inside[i] for i in rng.permutation(len(inside))[:count]]
     if len(picks) < count:
         picks += [border[i] for i in rng.permutation(len(border))[: count - len(picks)]]
     return picks
+
+
+def choose_displayed(objects: dict[str, dict[str, np.ndarray]], sizes: dict[str, tuple[int, int]], displayed: int,
+                     prototypes: int, patch: tuple[int, int], rng: np.random.Generator) -> list[str]:
+    """The displayed images: those with objects of the classes (objects: image id -> class ->
+    centres (y, x); sizes: image id -> (height, width)) in seeded random order, until there are
+    `displayed` of them and every class has `prototypes` whole objects on them (`fits_inside`):
+    a user who finds too few whole cells on the first images looks at more. Where whole
+    objects are rarer, it stops at `prototypes` objects of any kind once half the images with
+    the classes are shown (the rest stay undisplayed for the noisy examples), or when none are
+    left. (`USER_VERSION` 1 counted every object, cut or whole.)
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> cut, whole = np.array([[5.0, 50.0]]), np.array([[50.0, 50.0]])   # (y, x) in 100 x 100 px
+    >>> objects = {name: {"cell": cut if name in "abc" else whole} for name in "abcdef"}
+    >>> sizes = dict.fromkeys(objects, (100, 100))
+    >>> choose_displayed(objects, sizes, 1, 1, (32, 32), np.random.default_rng(3))   # c's cell is cut
+    ['c', 'f']
+    >>> choose_displayed(objects, sizes, 1, 1, (32, 32), np.random.default_rng(4))   # half shown, all cut
+    ['b', 'c', 'a']
+    """
+    labels = sorted({label for by_class in objects.values() for label in by_class})
+    with_class = [i for i in objects if any(len(centres) for centres in objects[i].values())]
+    counted, whole = dict.fromkeys(labels, 0), dict.fromkeys(labels, 0)
+    chosen: list[str] = []
+    for index in rng.permutation(len(with_class)):
+        if len(chosen) >= displayed and (min(whole.values()) >= prototypes
+                                         or (len(chosen) >= len(with_class) / 2 and min(counted.values()) >= prototypes)):
+            break
+        image_id = with_class[index]
+        chosen.append(image_id)
+        for label, centres in objects[image_id].items():
+            counted[label] += len(centres)
+            whole[label] += sum(fits_inside(tuple(centre), sizes[image_id], patch) for centre in centres)
+    return chosen
 
 
 def judged_on_object(y: float, x: float, level: float, objects: list[Annotation], patch_width: float) -> bool:
@@ -271,18 +316,10 @@ class SimulatedUser:
         return counts
 
     def _choose_displayed(self, rng, prototypes: int) -> list[str]:
-        """Training images with objects of the classes, in seeded random order, until there are
-        `displayed` of them and every class has `prototypes` objects on them (or none are left)."""
-        with_class = [i for i in self.train_ids if any(len(self._objects(i, label)) for label in self.labels)]
-        order = list(rng.permutation(len(with_class)))
-        chosen, objects = [], dict.fromkeys(self.labels, 0)
-        for index in order:
-            if len(chosen) >= self.displayed_count and min(objects.values()) >= prototypes:
-                break
-            chosen.append(with_class[index])
-            for label in self.labels:
-                objects[label] += len(self._objects(with_class[index], label))
-        return chosen
+        """The trial's displayed training images (`choose_displayed`)."""
+        objects = {i: {label: self._objects(i, label) for label in self.labels} for i in self.train_ids}
+        sizes = {i: (self.names[i].height, self.names[i].width) for i in self.train_ids}
+        return choose_displayed(objects, sizes, self.displayed_count, prototypes, self.base.geometry.patch_size, rng)
 
     def _curate(self, project: Project, trial: Trial, rng) -> tuple[dict[str, int], Curation]:
         """Steps 1-5 up to training: returns (negatives found per class, the curation)."""

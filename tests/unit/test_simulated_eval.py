@@ -149,6 +149,55 @@ def test_prototypes_are_whole_objects_where_there_are_enough():
     assert len(five) == 5 and set(five[3:]) == {("a", (5.0, 50.0)), ("a", (95.0, 95.0))}  # the border ones last
 
 
+def test_more_images_are_shown_until_they_hold_p_whole_objects():
+    import numpy as np
+
+    from simsearch.evaluate.simulate import choose_displayed, fits_inside
+
+    cut, whole = np.array([[5.0, 50.0]]), np.array([[50.0, 50.0]])  # patch 32 in 100 x 100 px
+    names = [f"i{k}" for k in range(12)]
+    objects = {name: {"cell": cut if k < 8 else whole} for k, name in enumerate(names)}
+    sizes = dict.fromkeys(names, (100, 100))
+    shown_more = 0
+    for seed in range(30):
+        order = [names[k] for k in np.random.default_rng(seed).permutation(len(names))]
+        chosen = choose_displayed(objects, sizes, 2, 3, (32, 32), np.random.default_rng(seed))
+        assert chosen == order[:len(chosen)] and len(chosen) >= 2
+        wholes = [sum(fits_inside(tuple(c), (100, 100), (32, 32)) for c in objects[n]["cell"]) for n in chosen]
+        if sum(wholes) >= 3:  # stops at the image that brings the third whole cell
+            assert wholes[-1] == 1 and sum(wholes[:-1]) == 2 or len(chosen) == 2
+            shown_more += len(chosen) > 3
+        else:  # too few whole cells among the first half: stops there, 3 cells of any kind shown
+            assert len(chosen) == 6
+    assert shown_more > 0
+    # each class needs its P whole objects (y's whole one is on b alone); images without the classes are never shown
+    none = cut[:0]
+    objects = {"a": {"x": whole, "y": cut}, "b": {"x": whole, "y": whole}, "c": {"x": none, "y": none},
+               "d": {"x": whole, "y": cut}, "e": {"x": whole, "y": none}, "f": {"x": cut, "y": cut}}
+    sizes = dict.fromkeys(objects, (100, 100))
+    with_classes, lengths = ["a", "b", "d", "e", "f"], set()
+    for seed in range(20):
+        order = [with_classes[k] for k in np.random.default_rng(seed).permutation(5)]
+        chosen = choose_displayed(objects, sizes, 1, 1, (32, 32), np.random.default_rng(seed))
+        assert chosen == order[:len(chosen)]
+        assert chosen[-1] == "b" if "b" in chosen else len(chosen) == 3
+        lengths.add(len(chosen))
+    assert {1, 2, 3} <= lengths
+
+
+def test_an_evaluation_of_the_earlier_simulated_user_is_not_resumed(annotated, tmp_path):
+    folder, truth = annotated
+    (tmp_path / "eval").mkdir()
+    earlier = {"trials": {"disc|P2|N0|similarity|r0": {"pr_auc": 0.5}}, "matching": "patch"}  # no "simulated_user": 1
+    (tmp_path / "eval" / "results.json").write_text(json.dumps(earlier))
+    plan = EvalPlan(images=str(folder), truth=str(truth), out=tmp_path / "eval", classes=["disc"], patch_sizes={"disc": 32},
+                    prototypes=[2], negatives=[0], strategies=["similarity"], backbone="efficientnet-lite0")
+    with pytest.raises(ConfigError, match="curated by version 1 of the simulated user, this is version 2"):
+        evaluate(plan, say=lambda line: None)
+    assert json.loads((tmp_path / "eval" / "results.json").read_text()) == earlier
+    assert not (tmp_path / "eval" / "base").exists()
+
+
 def test_supervised_baseline_takes_fewer_patches_when_crops_are_large(annotated, tmp_path):
     folder, _ = annotated
     with Project.create(tmp_path / "base", folder, patch_size=32, backbone="efficientnet-lite0") as base:
