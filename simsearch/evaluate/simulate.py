@@ -62,7 +62,7 @@ BASELINES = {"supervised": "pos", "supervised-probe": "probe"}
 STRATEGIES = ("similarity", *TRAINING_STRATEGIES, *BASELINES)  # what an evaluation compares
 # How the simulated user curates, recorded in results.json so that an evaluation never mixes
 # trials of two users: 2 (2026-12-05) shows more images where the first hold too few whole
-# objects (`SimulatedUser._choose_displayed`); 1 took objects cut by the edge as prototypes then.
+# objects (`choose_displayed`); 1 took objects cut by the edge as prototypes then.
 USER_VERSION = 2
 
 
