@@ -21,3 +21,4 @@ one g16-rbc $G16 --classes RBC --patch-size RBC=auto
 INV="--images /tmp/bccd12inv/images --truth /tmp/bccd12inv/truth.csv --train-list /tmp/bccd12inv/train.txt
   --test-list /tmp/bccd12inv/test.txt"   # ../issue17-inverted/convert.py /tmp/bccd16 /tmp/bccd12inv --invert
 one inv-plt $INV --classes Platelets --patch-size Platelets=40 --pooling 0.15
+one inv-wbc $INV --classes WBC --patch-size WBC=auto --pooling 0.15
