@@ -175,7 +175,7 @@ def choose_displayed(objects: dict[str, dict[str, np.ndarray]], sizes: dict[str,
         chosen.append(image_id)
         for label, centres in objects[image_id].items():
             counted[label] += len(centres)
-            whole[label] += sum(fits_inside(tuple(centre), sizes[image_id], patch) for centre in centres)
+            whole[label] += sum(fits_inside(centre, sizes[image_id], patch) for centre in centres)
     return chosen
 
 

@@ -488,8 +488,7 @@ class _Resampler:
         sample = np.asarray(overview(self.image, max_pixels=1 << 16)[0])[..., self.channels]
         median = np.median(sample.reshape(-1, len(self.channels)).astype(np.float32), axis=0)
         level = torch.from_numpy(median).to(self.device).view(-1, 1, 1)
-        rgb = self._as_rgb(((level - self._low.view(-1, 1, 1)) / self._span.view(-1, 1, 1)).clamp_(0.0, 1.0))
-        return tuple(float(v) for v in rgb.flatten().cpu())
+        return tuple(float(v) for v in self._as_rgb(level).flatten().cpu())
 
     def _sampled_at(self, start: int, stop: int) -> np.ndarray:
         """Where scaled pixels [start, stop) sample the original along an axis, in original
@@ -510,11 +509,12 @@ class _Resampler:
         if crop.dtype in _WIDEN:  # CUDA kernels lack unsigned 16/32-bit arithmetic
             crop = crop.to(_WIDEN[crop.dtype])
         crop = crop.to(self.device, non_blocking=True).float()[..., self.channels].permute(2, 0, 1)
-        return self._as_rgb(((crop - self._low.view(-1, 1, 1)) / self._span.view(-1, 1, 1)).clamp_(0.0, 1.0))
+        return self._as_rgb(crop)
 
-    @staticmethod
-    def _as_rgb(planes: torch.Tensor) -> torch.Tensor:
-        """(C, h, w) normalised selected channels -> (3, h, w): one as grey, two as R and G."""
+    def _as_rgb(self, planes: torch.Tensor) -> torch.Tensor:
+        """(C, h, w) selected channels, float32 in stored units on the device -> (3, h, w) in
+        [0, 1]: normalised to the range, one channel as grey, two as R and G."""
+        planes = ((planes - self._low.view(-1, 1, 1)) / self._span.view(-1, 1, 1)).clamp_(0.0, 1.0)
         if planes.shape[0] == 1:
             return planes.expand(3, -1, -1)
         if planes.shape[0] == 2:  # a two-colour overlay: R and G, B left at 0
