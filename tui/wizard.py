@@ -22,6 +22,8 @@ FIELDS = [
     ("channels", "Channels for the network, e.g. 0 or 0,1,2 (empty: the first three)"),
     ("backbone", "Backbone: auto, efficientnet-lite0 (offline) or resnet18"),
     ("weights", "Backbone weights file (empty: the packaged or cached ones), e.g. resnet18-f37072fd.pth"),
+    ("flat_field", "Flat field (uneven light, dust on the optics; 8+ images of one size): none, divide "
+                   "(brightfield) or subtract (fluorescence)"),
 ]
 
 
@@ -47,7 +49,7 @@ class WizardScreen(Screen):
     def compose(self) -> ComposeResult:
         dataset = "" if (self.target == Path.cwd()) else str(self.target)
         values = {"dataset": dataset, "folder": str(default_folder(self.target)) if dataset else "", "patch": "",
-                  "displayed": "6", "channels": "", "backbone": "auto", "weights": ""}
+                  "displayed": "6", "channels": "", "backbone": "auto", "weights": "", "flat_field": "none"}
         with VerticalScroll():
             yield Static("[b]SimSearch · new project[/b]\nTab moves between the fields; enter creates the project.")
             for key, label in FIELDS:
@@ -96,17 +98,18 @@ class WizardScreen(Screen):
         channels = simsearch.parse_channels(self.value("channels"))
         return {"dataset": self.value("dataset"), "folder": folder, "patch": number("patch size", self.value("patch")),
                 "displayed": number("displayed images", self.value("displayed")) or 6, "channels": channels,
-                "backbone": self.value("backbone") or "auto", "weights": self.value("weights") or None}
+                "backbone": self.value("backbone") or "auto", "weights": self.value("weights") or None,
+                "flat_field": self.value("flat_field") or "none"}
 
     @work(thread=True, exclusive=True, group="create")
     def create(self, dataset: str, folder: str, patch: int | None, displayed: int, channels, backbone: str,
-               weights: str | None) -> None:
+               weights: str | None, flat_field: str) -> None:
         def make() -> simsearch.Project:
             images = simsearch.Dataset.open(dataset)
             return simsearch.Project.create(
                 folder, images, patch_size=patch, backbone=backbone, weights=weights, channels=channels,
                 progress=lambda done, total: self.app.call_from_thread(self.show_progress, done, total),
-                displayed=min(displayed, len(images)))
+                displayed=min(displayed, len(images)), flat_field=flat_field)
 
         self.app.run_in_worker(make, self.app.open_project, locked=False, failed=lambda: self.query_one(
             "#wizard-message", Static).update("not created: fix the field and press enter"))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from simsearch.cli.commands import (MIN_CELLS_HELP, NO_BORDER_HELP, NORMALIZATION_HELP, POOLING_HELP, SCALES_HELP, add_backbone, add_parser, add_project, box,
+from simsearch.cli.commands import (FLAT_FIELD_HELP, MIN_CELLS_HELP, NO_BORDER_HELP, NORMALIZATION_HELP, POOLING_HELP, SCALES_HELP, add_backbone, add_parser, add_project, box,
                                      channel_list, patch_size)
 from simsearch.curation.importer import import_annotations
 from simsearch.curation.results import Suggestion
@@ -12,6 +12,7 @@ from simsearch.curation.session import Curation
 from simsearch.util.errors import ConfigError
 from simsearch.features.geometry import MIN_CELLS, POOLING
 from simsearch.io.images import Dataset
+from simsearch.io.flatfield import FLAT_FIELD_MODES
 from simsearch.io.preprocess import NORMALIZATION_MODES
 from simsearch.io.tables import write_csv
 from simsearch.cli.progress import ProgressBar
@@ -31,6 +32,7 @@ def add_commands(sub) -> None:
     create.add_argument("--channels", type=channel_list, help="channels to use, e.g. 0 or 0,2,3 (default: up to the first 3)")
     create.add_argument("--scales", help=SCALES_HELP)
     create.add_argument("--normalization", default="auto", choices=NORMALIZATION_MODES, help=NORMALIZATION_HELP)
+    create.add_argument("--flat-field", default="none", choices=FLAT_FIELD_MODES, help=FLAT_FIELD_HELP)
     create.add_argument("--no-border", dest="border", action="store_false", help=NO_BORDER_HELP)
     create.add_argument("--min-cells", type=int, default=MIN_CELLS, help=MIN_CELLS_HELP)
     create.add_argument("--pooling", type=float, default=POOLING, help=POOLING_HELP)
@@ -125,7 +127,7 @@ def cmd_create(args, quiet: bool) -> int:
         channels=args.channels, progress=lambda done, total: bar.update(done), scales=args.scales,
         displayed=args.displayed_images or min(args.displayed, len(dataset)), seed=args.seed,
         normalization=args.normalization, border=args.border, min_cells=args.min_cells,
-        pooling=args.pooling,
+        pooling=args.pooling, flat_field=args.flat_field,
     )
     with project:
         print(f"created project {project.folder}")

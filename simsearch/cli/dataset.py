@@ -7,13 +7,14 @@ import sys
 import time
 from pathlib import Path
 
-from simsearch.cli.commands import (CLUSTER_HELP, MIN_CELLS_HELP, NO_BORDER_HELP, NORMALIZATION_HELP, POOLING_HELP, SCALES_HELP, add_backbone, add_device, add_parser,
+from simsearch.cli.commands import (CLUSTER_HELP, FLAT_FIELD_HELP, MIN_CELLS_HELP, NO_BORDER_HELP, NORMALIZATION_HELP, POOLING_HELP, SCALES_HELP, add_backbone, add_device, add_parser,
                                      add_project, add_quiet, add_throughput, channel_list, check_cluster, int_list, on_cluster,
                                      patch_size, set_throughput, setting_text)
 from simsearch.inference.cluster import iter_embed_on_cluster
 from simsearch.cli.progress import ProgressBar
 from simsearch.features.geometry import MIN_CELLS, POOLING
 from simsearch.io.images import Dataset, image_name
+from simsearch.io.flatfield import FLAT_FIELD_MODES
 from simsearch.io.preprocess import NORMALIZATION_MODES
 from simsearch.io.tables import write_csv
 from simsearch.project.layout import ProjectLayout
@@ -35,6 +36,7 @@ def add_commands(sub) -> None:
     embed.add_argument("--scales", help=SCALES_HELP)
     embed.add_argument("--no-border", dest="border", action="store_const", const=False, help=NO_BORDER_HELP)
     embed.add_argument("--normalization", choices=NORMALIZATION_MODES, help=NORMALIZATION_HELP)
+    embed.add_argument("--flat-field", choices=FLAT_FIELD_MODES, help=FLAT_FIELD_HELP)
     add_device(embed)
     embed.add_argument("--cluster", help=CLUSTER_HELP)
     add_throughput(embed)
@@ -112,7 +114,8 @@ def cmd_embed(args, quiet: bool) -> int:
 
 
 # a new project's settings where the command line gives none (an existing project keeps its own)
-NEW_PROJECT = {"patch_size": (96, 96), "min_cells": MIN_CELLS, "pooling": POOLING, "passes": 1, "border": True, "normalization": "auto"}
+NEW_PROJECT = {"patch_size": (96, 96), "min_cells": MIN_CELLS, "pooling": POOLING, "passes": 1, "border": True, "normalization": "auto",
+               "flat_field": "none"}
 
 
 def _check_same_settings(project: Project, args) -> None:
@@ -120,7 +123,7 @@ def _check_same_settings(project: Project, args) -> None:
     vectors were made with those (a setting not given is the project's)."""
     differing = project.differing_settings(
         patch_size=args.patch_size, backbone=args.backbone, passes=args.passes, min_cells=args.min_cells, border=args.border,
-        pooling=args.pooling, channels=args.channels, normalization=args.normalization,
+        pooling=args.pooling, channels=args.channels, normalization=args.normalization, flat_field=args.flat_field,
     )
     for name, (recorded, wanted) in differing.items():
         raise ConfigError(

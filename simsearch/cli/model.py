@@ -6,12 +6,13 @@ import dataclasses
 import json
 from pathlib import Path
 
-from simsearch.cli.commands import (CLUSTER_HELP, MIN_CELLS_HELP, NO_BORDER_HELP, NORMALIZATION_HELP, EVAL_POOLING_HELP, add_backbone, add_device, add_parser, add_project,
+from simsearch.cli.commands import (CLUSTER_HELP, FLAT_FIELD_HELP, MIN_CELLS_HELP, NO_BORDER_HELP, NORMALIZATION_HELP, EVAL_POOLING_HELP, add_backbone, add_device, add_parser, add_project,
                                      add_quiet, at_least, add_throughput, channel_list, check_cluster, int_list, on_cluster, pooling_or_auto, set_throughput)
 from simsearch.curation.session import Curation
 from simsearch.util.errors import ConfigError
 from simsearch.evaluate.metrics import MATCHING_RULES
 from simsearch.evaluate.simulate import STRATEGIES
+from simsearch.io.flatfield import FLAT_FIELD_MODES
 from simsearch.io.preprocess import NORMALIZATION_MODES
 from simsearch.evaluate.report import EvalPlan, evaluate
 from simsearch.features.geometry import MIN_CELLS
@@ -255,6 +256,7 @@ def _add_eval_command(sub) -> None:
                                  "'auto': per class, levels a factor 2 apart covering its 5th-95th percentile box sides; "
                                  "prototypes are then marked with their object's own box")
     evaluation.add_argument("--normalization", default="auto", choices=NORMALIZATION_MODES, help=NORMALIZATION_HELP)
+    evaluation.add_argument("--flat-field", default="none", choices=FLAT_FIELD_MODES, help=FLAT_FIELD_HELP)
     evaluation.add_argument("--no-border", dest="border", action="store_false", help=NO_BORDER_HELP)
     evaluation.add_argument("--min-cells", type=int, default=MIN_CELLS, help=MIN_CELLS_HELP)
     evaluation.add_argument("--pooling", type=pooling_or_auto, default="auto", help=EVAL_POOLING_HELP)
@@ -316,7 +318,7 @@ def plan_from_args(args) -> EvalPlan:
         test_fraction=args.test_fraction, backbone=args.backbone, weights=args.weights,
         training=chosen_training(args), device=args.device, review_rounds=args.review_rounds,
         review_size=args.review_size, review_images=args.review_images, retrain=args.retrain, joint=args.joint,
-        scales=args.scales, matching=args.matching, normalization=args.normalization, border=args.border,
+        scales=args.scales, matching=args.matching, normalization=args.normalization, flat_field=args.flat_field, border=args.border,
         channels=args.channels, min_cells=args.min_cells, pooling=args.pooling,
     )
 

@@ -9,6 +9,7 @@ from typing import Any, Callable
 
 from simsearch.util.errors import ConfigError
 from simsearch.features.backbones import BACKBONES
+from simsearch.io.flatfield import FLAT_FIELD_MODES
 from simsearch.io.preprocess import NORMALIZATION_MODES
 from simsearch.training.loop import TRAINING_STRATEGIES, TrainSettings
 
@@ -125,7 +126,7 @@ RUN_FILE = section({
     "scales": lambda value, key, base: [] if value == "auto" else (
         list_of(number(0.05, 20.0))(value, key, base) if isinstance(value, list)
         else [f"{key}: expected auto or a list of object sizes relative to the patch (e.g. [0.5, 1, 2]), got {value!r}"]),
-    "normalization": choice(*NORMALIZATION_MODES), "border": boolean, "min_cells": integer(1), "pooling": number(0.05, 1.0),
+    "normalization": choice(*NORMALIZATION_MODES), "flat_field": choice(*FLAT_FIELD_MODES), "border": boolean, "min_cells": integer(1), "pooling": number(0.05, 1.0),
     "classes": section({}, any_key=section({"similarity_threshold": number(-1.0, 1.0),
                                              "confidence_threshold": number(0.0, 1.0)})),
     "background": section({"count": integer(1)}),

@@ -9,6 +9,7 @@
     patch_size: 96                   # optional: else the first prototype's box
     scales: [0.5, 1, 2]              # optional: a scale pyramid (object sizes x the patch), or auto
     normalization: auto              # optional: auto, dataset (the paper's one range) or image (each its own)
+    flat_field: none                 # optional: divide or subtract the dataset's fixed background (none)
     annotations: prototypes.csv      # kind,class,image,x0,y0,x1,y1 (kind prototype | negative)
     classes:                         # per class thresholds (defaults 0.5 / 0.5)
       WBC: {similarity_threshold: 0.6, confidence_threshold: 0.5}
@@ -23,7 +24,7 @@ keys at every level, types, ranges and the files that must exist; every problem 
 its key's path and the value given, and nothing is created. Every step resumes: a second run reuses the
 project, its store, the embeddings, a finished training and computed maps; lines added to the
 annotations file since are imported (and the model trained again). The embedding settings
-(patch_size, backbone, min_cells, border, pooling, channels, normalization) are the project's:
+(patch_size, backbone, min_cells, border, pooling, channels, normalization, flat_field) are the project's:
 a reused project refuses a run file that asks for others, naming the key.
 """
 from __future__ import annotations
@@ -103,7 +104,8 @@ def run(config_path: str | Path, *, say: Callable[[str], None] = print, progress
                                  weights=config.get("weights"), channels=config.get("channels"),
                                  displayed=displayed if isinstance(displayed, list) else min(int(displayed), len(dataset)),
                                  seed=int(config.get("seed", 0)), scales=config.get("scales"),
-                                 normalization=config.get("normalization", "auto"), border=config.get("border", True),
+                                 normalization=config.get("normalization", "auto"), flat_field=config.get("flat_field", "none"),
+                                 border=config.get("border", True),
                                  min_cells=config.get("min_cells", MIN_CELLS), pooling=config.get("pooling", POOLING))
         say(f"created project {folder}")
     with project:
@@ -133,7 +135,7 @@ def run(config_path: str | Path, *, say: Callable[[str], None] = print, progress
 
 
 # the run file's keys that say how the embeddings are made (as Project.differing_settings names them)
-EMBEDDING_KEYS = ("patch_size", "backbone", "min_cells", "border", "pooling", "channels", "normalization")
+EMBEDDING_KEYS = ("patch_size", "backbone", "min_cells", "border", "pooling", "channels", "normalization", "flat_field")
 
 
 def _check_run_file_settings(project: Project, config: dict, config_path: str | Path) -> None:

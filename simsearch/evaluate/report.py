@@ -54,6 +54,7 @@ class EvalPlan:
     scales: str = ""  # the similarity search's pyramid: '' one level, '0.5,1,2', or 'auto' per class from its boxes
     matching: str = "patch"  # scoring: 'patch' (the paper's 0.3 x patch radius) or 'object' (grows with the object)
     normalization: str = "auto"  # 'auto', 'dataset' (the paper's one range) or 'image' (each image's own)
+    flat_field: str = "none"  # 'none', 'divide' or 'subtract' the dataset's fixed background (`FlatField`)
     border: bool = True  # the patch grid reaches the image's edge, the image's median colour beyond it (`PatchGeometry`)
     channels: list[int] | None = None  # the image channels to use (None: up to the first 3, as a project's default)
     min_cells: int = MIN_CELLS  # a patch spans at least this many feature cells (`PatchGeometry.for_patch`)
@@ -197,6 +198,8 @@ def evaluate(plan: EvalPlan, *, say: Callable[[str], None] = print) -> dict:
         base = _base_project(plan, dataset, label, scales, pooling, say)
         if label in sizes:  # recorded with the class, in results.json and the report
             sizes[label]["normalization"] = "image" if base.normalization.per_image else "dataset"
+            if base.normalization.flat_field is not None:
+                sizes[label]["flat_field"] = base.normalization.flat_field.mode
         failed = set(base.failed_images())
         if failed:
             say(f"warning: {len(failed)} image(s) could not be embedded and are left out, e.g. {sorted(failed)[:3]}")
@@ -338,11 +341,14 @@ def _base_project(plan: EvalPlan, dataset: Dataset, label: str, scales: list[flo
         project = Project.open(folder, dataset=plan.images)
         project.set_scales(scales)
         differing = project.differing_settings(normalization=plan.normalization, channels=plan.channels, border=plan.border,
-                                               min_cells=plan.min_cells, pooling=pooling)
+                                               min_cells=plan.min_cells, pooling=pooling, flat_field=plan.flat_field)
         if differing:
             project.close()
             if "normalization" in differing:
                 message = f"--normalization {plan.normalization}: the embeddings in {folder} were normalised otherwise"
+            elif "flat_field" in differing:
+                message = (f"--flat-field {plan.flat_field}: the embeddings in {folder} were made with flat field "
+                           f"{differing['flat_field'][0]}")
             elif "channels" in differing:
                 made, asked = (",".join(map(str, channels)) for channels in differing["channels"])
                 message = f"--channels: the embeddings in {folder} were made from channels {made}, this run asks for {asked}"
@@ -360,9 +366,11 @@ def _base_project(plan: EvalPlan, dataset: Dataset, label: str, scales: list[flo
             raise ConfigError(message, hint="keep the setting of the run you resume, or give another --out")
     else:
         project = Project.create(folder, dataset, patch_size=size, backbone=plan.backbone, weights=plan.weights, scales=scales,
-                                 normalization=plan.normalization, border=plan.border, channels=plan.channels,
+                                 normalization=plan.normalization, flat_field=plan.flat_field, border=plan.border, channels=plan.channels,
                                  min_cells=plan.min_cells, pooling=pooling)
     say(f"{label}: normalization {'per image' if project.normalization.per_image else 'over the dataset (the paper)'}")
+    if project.normalization.flat_field is not None:
+        say(f"{label}: flat field: {project.normalization.flat_field.describe()}")
     say(f"{label}: channels {','.join(map(str, project.channels))} of {project.dataset.channels}")
     project.set_device(plan.device)
     started = time.perf_counter()
@@ -466,8 +474,9 @@ def _sizes_table(sizes: dict[str, dict]) -> str:
     for label, entry in sizes.items():
         spread = " / ".join(f"{v:.0f}" for v in entry["box_sides"]) or "centres only"
         pooling = f"{entry['pooling']:g}" if "pooling" in entry else ""  # results written before it was recorded have none
+        flat = {"divide": ", divided by the flat field", "subtract": ", less the flat field"}.get(entry.get("flat_field"), "")
         lines.append(f"| {label} | {spread} | {entry['patch']} | {', '.join(f'{v:g}' for v in entry['scales'])} "
-                     f"| {pooling} | {names.get(entry.get('normalization'), '')} |")
+                     f"| {pooling} | {names.get(entry.get('normalization'), '')}{flat} |")
     return "\n".join(lines) + "\n"
 
 

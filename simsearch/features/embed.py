@@ -454,7 +454,8 @@ class _Resampler:
     beside a nucleus cut by the edge looks like nothing inside the image, and the background
     colour lifted similarity search on real nuclei (benchmarks/results/issue17-fill).
     Only the source pixels a region needs are copied to the device (in their
-    stored dtype); normalisation and resampling run there in float32. A per-image
+    stored dtype); the flat field's correction (`FlatField`), normalisation and resampling run
+    there in float32. A per-image
     normalisation takes the range of the whole image given (`Normalization.for_image`).
     """
 
@@ -476,6 +477,9 @@ class _Resampler:
         self.scale = scale
         self.device = device
         low, span = normalization.for_image(image).low_and_span(self.channels)  # the dataset's range, or the image's own
+        self._flat = normalization.flat_field
+        if self._flat is not None:
+            self._flat.check_shape(*image.shape[:2])
         self._low = torch.from_numpy(low).to(device)
         self._span = torch.from_numpy(span).to(device)
         colour = self.background_colour() if fill == "background" else fill
@@ -486,6 +490,9 @@ class _Resampler:
         pixels), normalised and mapped to RGB as the image is: the colour around objects in most
         microscopy (the dark ground of fluorescence, the pale one of a smear or a micrograph)."""
         sample = np.asarray(overview(self.image, max_pixels=1 << 16)[0])[..., self.channels]
+        if self._flat is not None:  # the same pixels of the flat field (an overview of one size subsamples alike)
+            sample = sample.astype(np.float32)
+            sample = self._flat.remove(sample, overview(self._flat.factors, max_pixels=1 << 16)[0][..., self.channels])
         median = np.median(sample.reshape(-1, len(self.channels)).astype(np.float32), axis=0)
         level = torch.from_numpy(median).to(self.device).view(-1, 1, 1)
         return tuple(float(v) for v in self._as_rgb(level).flatten().cpu())
@@ -509,6 +516,10 @@ class _Resampler:
         if crop.dtype in _WIDEN:  # CUDA kernels lack unsigned 16/32-bit arithmetic
             crop = crop.to(_WIDEN[crop.dtype])
         crop = crop.to(self.device, non_blocking=True).float()[..., self.channels].permute(2, 0, 1)
+        if self._flat is not None:  # the dataset's fixed background out, in stored units
+            factors = torch.from_numpy(np.ascontiguousarray(self._flat.factors[y0:y1, x0:x1][..., self.channels]))
+            factors = factors.to(self.device, non_blocking=True).permute(2, 0, 1)
+            crop = self._flat.remove(crop, factors)
         return self._as_rgb(crop)
 
     def _as_rgb(self, planes: torch.Tensor) -> torch.Tensor:

@@ -14,10 +14,12 @@ import logging
 import math
 import weakref
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
 import numpy as np
 
+from simsearch.io.flatfield import FLAT_FIELD_FILE, FlatField
 from simsearch.io.slides import LazyImage, overview
 from simsearch.util.errors import ConfigError, DatasetError, ImageReadError
 
@@ -40,6 +42,8 @@ class Normalization:
     low, high: one value per channel of the files (not of the selection): the dataset's range.
     per_image: each image is mapped by its own range instead (`for_image`), the paper's rule
     with the image as its own dataset: for images recorded at different exposures or gains.
+    flat_field: the dataset's fixed background (`FlatField`), taken out of every image before
+    the range maps it (the range is then that of the corrected images); None: no correction.
 
     Examples
     --------
@@ -54,6 +58,7 @@ class Normalization:
     low: tuple[float, ...]
     high: tuple[float, ...]
     per_image: bool = False
+    flat_field: FlatField | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         if len(self.low) != len(self.high) or not self.low:
@@ -83,22 +88,25 @@ class Normalization:
                 f"normalization expects (H, W, {self.channels}) images, got shape {image.shape}"
             )
         low, span = self.low_and_span()
-        out = (image.astype(np.float32) - low) / span
+        values = self.flat_field.correct(image) if self.flat_field is not None else image.astype(np.float32)
+        out = (values - low) / span
         return np.clip(out, 0.0, 1.0, out=out)
 
     def for_image(self, image) -> "Normalization":
         """The range that maps `image` ((H, W, C) array or a `LazyImage` slide, read through its
         overview): the dataset's, or with `per_image` the image's own 5th and 95th percentiles
         per channel, counted once per image object while it lives (every pyramid level and
-        crop of an image read once share them; an array changed in place keeps its first range)."""
+        crop of an image read once share them; an array changed in place keeps its first range),
+        after the flat field's correction."""
         if not self.per_image:
             return self
         key = id(image)
         known = _IMAGE_RANGES.get(key)
         if known is not None and known[0]() is image:
             return known[1]
-        lows, highs = image_percentiles(overview(image)[0] if isinstance(image, LazyImage) else image)
-        found = Normalization(tuple(float(v) for v in lows), tuple(float(v) for v in highs))
+        pixels = overview(image)[0] if isinstance(image, LazyImage) else image
+        lows, highs = image_percentiles(self.flat_field.correct(pixels) if self.flat_field is not None else pixels)
+        found = Normalization(tuple(float(v) for v in lows), tuple(float(v) for v in highs), flat_field=self.flat_field)
         _IMAGE_RANGES[key] = (weakref.ref(image, lambda _, key=key: _IMAGE_RANGES.pop(key, None)), found)
         return found
 
@@ -108,20 +116,30 @@ class Normalization:
         return hashlib.blake2b(text.encode(), digest_size=8).hexdigest()
 
     def to_dict(self) -> dict:
-        ranges = {"low": [float(v) for v in self.low], "high": [float(v) for v in self.high]}
-        return {**ranges, "per_image": True} if self.per_image else ranges  # older projects' keys unchanged
+        """The settings entry; a flat field is named by its file, FLAT_FIELD_FILE in the project
+        folder (`FlatField.save` writes it), and its digest."""
+        data = {"low": [float(v) for v in self.low], "high": [float(v) for v in self.high]}
+        if self.per_image:  # older projects' keys unchanged
+            data["per_image"] = True
+        if self.flat_field is not None:
+            data["flat_field"] = self.flat_field.to_dict(FLAT_FIELD_FILE)
+        return data
 
     @classmethod
-    def from_dict(cls, data: dict) -> "Normalization":
+    def from_dict(cls, data: dict, folder: Path | None = None) -> "Normalization":
+        """The normalisation a settings entry records; a flat field is read from `folder`."""
         try:
-            return cls(tuple(float(v) for v in data["low"]), tuple(float(v) for v in data["high"]),
-                       per_image=bool(data.get("per_image", False)))
+            low, high = tuple(float(v) for v in data["low"]), tuple(float(v) for v in data["high"])
+            per_image = bool(data.get("per_image", False))
         except (KeyError, TypeError, ValueError) as exc:
             raise ConfigError(f"normalization: malformed entry {data!r}: {exc}") from exc
+        flat = FlatField.from_dict(data["flat_field"], folder) if data.get("flat_field") else None
+        return cls(low, high, per_image=per_image, flat_field=flat)
 
     def describe(self) -> str:
         ranges = ", ".join(f"ch{c}: [{lo:.4g}, {hi:.4g}]" for c, (lo, hi) in enumerate(zip(self.low, self.high)))
-        return f"per image (each image's own 5th-95th percentiles; the dataset's: {ranges})" if self.per_image else ranges
+        text = f"per image (each image's own 5th-95th percentiles; the dataset's: {ranges})" if self.per_image else ranges
+        return text if self.flat_field is None else f"{text}; flat field: {self.flat_field.describe()}"
 
 
 @dataclass(frozen=True)
@@ -294,9 +312,11 @@ def compute_statistics(
     return ChannelStatistics(normalization, corr_sum / len(lows), image_lows, image_highs)
 
 
-def compute_dataset_statistics(dataset, *, progress: Callable[[int], None] | None = None, **kwargs) -> ChannelStatistics:
-    """compute_statistics over every image of a Dataset; unreadable images are logged and skipped;
-    a slide (`LazyImage`) counts through its overview (see `overview`).
+def compute_dataset_statistics(dataset, *, progress: Callable[[int], None] | None = None, flat_field: FlatField | None = None,
+                               **kwargs) -> ChannelStatistics:
+    """compute_statistics over every image of a Dataset, corrected by `flat_field` if given;
+    unreadable images are logged and skipped; a slide (`LazyImage`) counts through its overview
+    (see `overview`).
 
     Examples
     --------
@@ -319,7 +339,8 @@ def compute_dataset_statistics(dataset, *, progress: Callable[[int], None] | Non
             try:
                 image = dataset.read(record)
                 # a slide: its percentiles from an overview (a pyramid level), never read whole
-                yield overview(image)[0] if isinstance(image, LazyImage) else image
+                pixels = overview(image)[0] if isinstance(image, LazyImage) else image
+                yield flat_field.correct(pixels) if flat_field is not None else pixels
             except ImageReadError as exc:
                 log.warning("normalization: skipping %s: %s", record.relpath, exc.message)
 

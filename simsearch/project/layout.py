@@ -3,6 +3,7 @@
 ::
 
     project.yaml        settings (dataset, channels, geometry, backbone, normalisation, scales)
+    flat_field.npy      the dataset's per-pixel background, when the project corrects by it
     store.sqlite        the curation store (classes, prototypes, flags, review answers)
     store.lock          held by the one writer
     embeddings/         the embedding cache (unless a shared cache was named at creation)
@@ -19,6 +20,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+
+from simsearch.io.flatfield import FLAT_FIELD_FILE
 
 
 @dataclass(frozen=True)
@@ -43,6 +46,11 @@ class ProjectLayout:
     def exists(self) -> bool:
         """Whether the folder holds a project (its settings file)."""
         return self.settings_file.is_file()
+
+    @property
+    def flat_field(self) -> Path:
+        """The flat field's background (`FlatField`), named in project.yaml's normalisation."""
+        return self.folder / FLAT_FIELD_FILE
 
     @property
     def store_file(self) -> Path:

@@ -33,6 +33,7 @@ from simsearch.features.embed import DenseEmbedder, PatchEmbeddings, joins_batch
 from simsearch.project.layout import ProjectLayout
 from simsearch.project.store import Store
 from simsearch.features.geometry import AUTO_SCALES, LEGACY_POOLING, MIN_CELLS, POOLING, PatchGeometry, nearest_scale, parse_scales, scales_for_sizes
+from simsearch.io.flatfield import check_flat_field_mode, compute_flat_field
 from simsearch.io.images import Dataset, NamedImage
 from simsearch.io.preprocess import (Normalization, check_normalization_mode, choose_normalization, compute_dataset_statistics,
                                      resolve_channels)
@@ -99,7 +100,7 @@ class Project:
         self.settings = settings
         self.dataset = dataset
         self.read_only = read_only
-        self.normalization = Normalization.from_dict(settings["normalization"])
+        self.normalization = Normalization.from_dict(settings["normalization"], folder=folder)
         self.geometry = PatchGeometry.from_dict(settings["geometry"]) if settings.get("geometry") else None
         self.channels = tuple(settings["channels"])
         self.backbone_spec = BackboneSpec.from_dict(settings["backbone"])
@@ -133,6 +134,7 @@ class Project:
         progress: Callable[[int, int], None] | None = None,
         embedding_cache: str | Path | None = None,
         normalization: Normalization | str = "auto",
+        flat_field: str = "none",
         displayed: int | list[str] | None = None,
         seed: int = 0,
         scales: str | list[float] | None = None,
@@ -142,7 +144,12 @@ class Project:
         patch_size None leaves it to the first prototype (`set_patch_size`). `embedding_cache`
         names a folder shared with other projects on the same images; `normalization`
         is 'auto', 'dataset' (the paper's one range) or 'image' (`choose_normalization`), or a
-        known `Normalization` reused without a pass over the images. `displayed` (a count, chosen at random with
+        known `Normalization` reused without a pass over the images (with its flat field, if it has
+        one). `flat_field` 'divide' (transmitted light) or 'subtract' (a dark ground) takes the
+        dataset's fixed background, the per-pixel median of its images (`FlatField`), out of every
+        image before it is normalised: uneven illumination and dust on the optics; the images
+        must be of one size; 'none' (the default, and what projects made before 2026-12-05 do)
+        leaves them as they are. `displayed` (a count, chosen at random with
         `seed`, or image names) chooses the displayed images now, so that the project file is
         complete when it appears. `scales` (e.g. [0.5, 1, 2]) makes the similarity search a
         pyramid: objects of those sizes relative to the patch are matched too (`set_scales`).
@@ -166,13 +173,19 @@ class Project:
         PatchGeometry.for_patch(64, **embedding)  # validates the settings now
         if isinstance(normalization, str):
             check_normalization_mode(normalization)  # before the pass over the images
+        check_flat_field_mode(flat_field)
+        if not isinstance(normalization, str) and flat_field != "none":
+            raise ConfigError(f"flat_field {flat_field!r}: a given Normalization carries its own flat field (or none)",
+                              hint="give a normalization mode ('auto', 'dataset', 'image') to compute one")
         selection = resolve_channels(dataset.channels, channels)
         shown = [] if displayed is None else displayed_ids(dataset, displayed, seed)
         loaded = load_backbone(backbone, weights=weights)
         total = len(dataset)
         if isinstance(normalization, str):
-            stats = compute_dataset_statistics(dataset, progress=(lambda done: progress(done, total)) if progress else None)
-            normalization, correlation = choose_normalization(stats, normalization), stats.correlation
+            flat = compute_flat_field(dataset, flat_field)
+            stats = compute_dataset_statistics(dataset, progress=(lambda done: progress(done, total)) if progress else None,
+                                               flat_field=flat)
+            normalization, correlation = replace(choose_normalization(stats, normalization), flat_field=flat), stats.correlation
         else:  # given (e.g. shared by the projects of an evaluation): no pass over the images
             correlation = np.eye(dataset.channels)
         settings = {
@@ -192,6 +205,8 @@ class Project:
             "embedding_cache": str(Path(embedding_cache).resolve()) if embedding_cache else None,
         }
         folder.mkdir(parents=True, exist_ok=True)
+        if normalization.flat_field is not None:  # before the settings that name it
+            normalization.flat_field.save(ProjectLayout(folder).flat_field)
         try:
             with atomic_path(ProjectLayout(folder).settings_file, exclusive=True) as tmp:  # one creator wins
                 tmp.write_text(yaml.safe_dump(settings, sort_keys=False))
@@ -250,15 +265,16 @@ class Project:
 
     def differing_settings(self, *, patch_size: int | tuple[int, int] | None = None, backbone: str | None = None,
                            passes: int | None = None, min_cells: int | None = None, border: bool | None = None,
-                           pooling: float | None = None, channels: Sequence[int] | None = None, normalization: str | None = None) -> dict[str, tuple]:
+                           pooling: float | None = None, channels: Sequence[int] | None = None, normalization: str | None = None,
+                           flat_field: str | None = None) -> dict[str, tuple]:
         """The asked embedding settings that are not those the project was made with: reusing
         its embeddings for other settings would mix vectors of two kinds.
 
         Parameters
         ----------
-        patch_size, backbone, passes, min_cells, border, pooling, channels, normalization
+        patch_size, backbone, passes, min_cells, border, pooling, channels, normalization, flat_field
             As `Project.create` takes them. None asks nothing, nor does 'auto' for the
-            backbone and the normalization; another normalization mode is a ConfigError.
+            backbone and the normalization; another normalization or flat field mode is a ConfigError.
 
         Returns
         -------
@@ -286,6 +302,8 @@ class Project:
         """
         if normalization is not None:
             check_normalization_mode(normalization)
+        if flat_field is not None:
+            check_flat_field_mode(flat_field)
         if isinstance(patch_size, int):
             patch_size = (patch_size, patch_size)
         options = self.embedding_options
@@ -293,11 +311,12 @@ class Project:
             "patch_size": self.geometry.patch_size if self.geometry else None, "backbone": self.backbone_spec.name,
             "passes": options["passes"], "min_cells": options["min_cells"], "border": options.get("border", False),
             "pooling": options["pooling"], "channels": self.channels, "normalization": "image" if self.normalization.per_image else "dataset",
+            "flat_field": self.normalization.flat_field.mode if self.normalization.flat_field is not None else "none",
         }
         asked = {
             "patch_size": None if patch_size is None else tuple(patch_size), "backbone": None if backbone == "auto" else backbone,
             "passes": passes, "min_cells": min_cells, "border": border, "pooling": pooling, "channels": None if channels is None else tuple(channels),
-            "normalization": None if normalization == "auto" else normalization,
+            "normalization": None if normalization == "auto" else normalization, "flat_field": flat_field,
         }
         return {name: (recorded[name], value) for name, value in asked.items() if value is not None and value != recorded[name]}
 
@@ -534,6 +553,13 @@ class Project:
             record, missing = first.item
             if not missing:
                 yield None, EmbedProgress(done, total, record.id, "cached")
+                continue
+            flat = self.normalization.flat_field
+            if flat is not None and (record.height, record.width) != flat.shape:  # a group is of one shape
+                message = (f"{record.height}x{record.width} pixels; the project's flat field is for images of "
+                           f"{flat.shape[0]}x{flat.shape[1]}")
+                for done, one in group:
+                    yield None, EmbedProgress(done, total, one.item[0].id, "failed", message)
                 continue
             try:
                 if first.error is not None:

@@ -345,7 +345,7 @@ def test_an_up_to_date_model_names_the_keys_of_the_next_steps(trained_project):
 def test_wizard_creates_a_project(tmp_path):
     from conftest import write_planted
 
-    write_planted(tmp_path / "images", 3)
+    write_planted(tmp_path / "images", 8)
     folder = tmp_path / "new-project"
 
     async def scenario():
@@ -355,12 +355,19 @@ def test_wizard_creates_a_project(tmp_path):
             app.screen.query_one("#field-folder").value = str(folder)
             app.screen.query_one("#field-displayed").value = "2"
             app.screen.query_one("#field-backbone").value = "efficientnet-lite0"
+            app.screen.query_one("#field-flat_field").value = "dust"
+            await pilot.press("enter")
+            await wait_until(pilot, lambda: app.screen.query("#error-text"), what="the error dialog")
+            assert "flat_field: 'dust' is not one of none, divide, subtract" in str(app.screen.query_one("#error-text").render())
+            await pilot.press("escape")
+            await wait_until(pilot, lambda: app.screen.id == "wizard", what="the wizard again")
+            app.screen.query_one("#field-flat_field").value = "divide"
             await pilot.press("enter")
             await wait_until(pilot, lambda: app.project is not None and app.screen.id == "curate", what="the new project")
 
     run(scenario)
     with Project.open(folder, read_only=True) as project:
-        assert len(project.displayed) == 2
+        assert len(project.displayed) == 2 and project.normalization.flat_field.mode == "divide"
 
 
 def test_wizard_takes_a_weights_file(tmp_path):

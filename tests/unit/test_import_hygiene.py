@@ -119,7 +119,7 @@ def _direct_writes(path: Path, text: str) -> list[str]:
                                     for a in [*node.args[1:2], *(k.value for k in node.keywords if k.arg == "mode")]):
             found.append(f"{path.name}:{node.lineno} open for writing")
         elif name in ("save", "imwrite", "savez", "savez_compressed", "to_file") and target is not None and not to_tmp \
-                and getattr(receiver, "id", getattr(receiver, "attr", None)) not in ("index", "checkpoints"):  # atomic inside
+                and getattr(receiver, "id", getattr(receiver, "attr", None)) not in ("index", "checkpoints", "flat_field"):  # atomic inside
             found.append(f"{path.name}:{node.lineno} {name}")
     return found
 
