@@ -203,15 +203,15 @@ def compute_flat_field(dataset, mode: str, *, max_images: int = FLAT_FIELD_IMAGE
     if mode == "none":
         return None
     records = list(dataset)
+    if len(records) < MIN_FLAT_FIELD_IMAGES:
+        raise ConfigError(f"flat field: the per-pixel background needs at least {MIN_FLAT_FIELD_IMAGES} images; "
+                          f"the dataset has {len(records)}", hint="use flat_field 'none'")
     first = records[0]
     for record in records:
         if (record.height, record.width) != (first.height, first.width):
             raise ConfigError(f"flat field: needs images of one size; {first.relpath} is {first.height}x{first.width} pixels, "
                               f"{record.relpath} {record.height}x{record.width}",
                               hint="use flat_field 'none', or one project per camera")
-    if len(records) < MIN_FLAT_FIELD_IMAGES:
-        raise ConfigError(f"flat field: the per-pixel background needs at least {MIN_FLAT_FIELD_IMAGES} images; "
-                          f"the dataset has {len(records)}", hint="use flat_field 'none'")
     itemsize = max(np.dtype(record.dtype).itemsize for record in records)
     per_image = first.height * first.width * dataset.channels * itemsize
     count = min(len(records), max_images, memory // per_image)
@@ -219,7 +219,8 @@ def compute_flat_field(dataset, mode: str, *, max_images: int = FLAT_FIELD_IMAGE
         raise ConfigError(f"flat field: {MIN_FLAT_FIELD_IMAGES} images of {per_image / 2**20:.0f} MiB do not fit in "
                           f"{memory / 2**20:.0f} MiB", hint="use flat_field 'none' for images this large")
     picked = [records[i] for i in np.unique(np.linspace(0, len(records) - 1, count).round().astype(int))]
-    stack = []
+    pixels = np.empty((len(picked), first.height, first.width, dataset.channels), np.result_type(*{r.dtype for r in picked}))
+    read = 0  # the stack is filled in place: memory holds it once
     for done, record in enumerate(picked, start=1):
         try:
             image = dataset.read(record)
@@ -229,14 +230,13 @@ def compute_flat_field(dataset, mode: str, *, max_images: int = FLAT_FIELD_IMAGE
         if not isinstance(image, np.ndarray):
             raise ConfigError(f"flat field: {record.relpath} is a slide; a flat field is for fields of view of one camera",
                               hint="use flat_field 'none'")
-        stack.append(image)
+        pixels[read] = image
+        read += 1
         if progress is not None:
             progress(done, len(picked))
-    if len(stack) < MIN_FLAT_FIELD_IMAGES:
-        raise ConfigError(f"flat field: only {len(stack)} of the sampled images could be read; "
-                          f"it needs {MIN_FLAT_FIELD_IMAGES}")
-    pixels = np.stack(stack)
-    del stack
+    if read < MIN_FLAT_FIELD_IMAGES:
+        raise ConfigError(f"flat field: only {read} of the sampled images could be read; it needs {MIN_FLAT_FIELD_IMAGES}")
+    pixels = pixels[:read]
     background, first_half, second_half = (_percentile_image(part, BACKGROUND_PERCENTILE[mode])
                                            for part in (pixels, pixels[0::2], pixels[1::2]))
     flat = FlatField(mode, background, images=len(pixels), agreement=_agreement(first_half, second_half))

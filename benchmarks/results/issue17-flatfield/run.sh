@@ -15,5 +15,4 @@ one inv-plt $INV --classes Platelets --patch-size Platelets=40 --pooling 0.15 --
 one plt $BCCD --classes Platelets --patch-size Platelets=48 --flat-field divide
 one nuc $NUC --classes nucleus --patch-size nucleus=32 --pooling 0.089 --flat-field subtract
 one g16-wbc $G16 --classes WBC --patch-size WBC=auto --flat-field divide
-one g16-rbc $G16 --classes RBC --patch-size RBC=auto --flat-field divide
 date
