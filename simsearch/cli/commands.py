@@ -43,8 +43,8 @@ CLUSTER_HELP = ("run on a Dask cluster: local (one worker per GPU, else one per 
 NORMALIZATION_HELP = ("auto (default): each image by its own intensity range where the images' ranges differ widely "
                       "(different exposures or gains), else one range for the dataset; dataset: the paper's one range; "
                       "image: each image's own")
-FLAT_FIELD_HELP = ("take the dataset's fixed background (uneven illumination, dust on the optics: the per-pixel median "
-                   "of up to 64 of its images, all of one size) out of every image: divide for transmitted light "
+FLAT_FIELD_HELP = ("take the dataset's fixed background (uneven illumination, dust on the optics: a per-pixel percentile "
+                   "of up to 256 of its images, all of one size) out of every image: divide for transmitted light "
                    "(brightfield, smears, micrographs), subtract for a dark ground (fluorescence); none (default) "
                    "leaves the images as they are")
 

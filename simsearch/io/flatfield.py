@@ -26,7 +26,7 @@ import logging
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable
 
 import numpy as np
 
@@ -69,8 +69,8 @@ class FlatField:
     >>> flat = FlatField("divide", background, images=40)
     >>> flat.correct(np.array([[[50], [100], [150]]], np.uint16)).ravel().tolist()   # the background itself
     [100.0, 100.0, 100.0]
-    >>> flat.correct(np.array([[[25]]], np.uint16), left=0).item()                    # half as bright as its place
-    50.0
+    >>> flat.correct(np.array([[[25], [100], [300]]], np.uint16)).ravel().tolist()   # half, as, twice as bright
+    [50.0, 100.0, 200.0]
     >>> FlatField("subtract", background).correct(np.array([[[60], [110], [160]]], np.uint16)).ravel().tolist()
     [110.0, 110.0, 110.0]
     """
@@ -120,16 +120,11 @@ class FlatField:
             raise ConfigError(f"flat field: {what} is {height}x{width} pixels, the flat field {self.shape[0]}x{self.shape[1]}",
                               hint="a flat field needs images of one size, from one camera")
 
-    def correct(self, pixels: np.ndarray, channels: Sequence[int] | None = None, *, top: int = 0, left: int = 0) -> np.ndarray:
-        """(h, w, c) pixels in stored units, the region at (top, left) of an image, holding the
-        given channels of the files (all by default) -> float32, corrected."""
-        picked = slice(None) if channels is None else list(channels)
-        factors = self.factors[top:top + pixels.shape[0], left:left + pixels.shape[1]][..., picked]
-        if factors.shape != pixels.shape:
-            self.check_shape(*pixels.shape[:2])
-            raise ConfigError(f"flat field: a region of shape {pixels.shape} at ({top}, {left}) reaches beyond the "
-                              f"{self.shape[0]}x{self.shape[1]} flat field")
-        return self.remove(pixels.astype(np.float32), factors)
+    def correct(self, pixels: np.ndarray) -> np.ndarray:
+        """A whole (H, W, C) image in stored units, every channel of the files -> float32, corrected
+        (a region of it, on the device: `_Resampler` in features/embed.py)."""
+        self.check_shape(*pixels.shape[:2])
+        return self.remove(pixels.astype(np.float32), self.factors)
 
     def remove(self, values, factors):
         """`values` (float, a numpy array or a torch tensor) with `factors`, the same pixels of
@@ -141,9 +136,9 @@ class FlatField:
         with atomic_path(Path(path)) as tmp:
             np.save(tmp, self.background)
 
-    def to_dict(self, file: str) -> dict:
-        """The settings entry: the mode, the file (relative to the project folder) and the digest."""
-        return {"mode": self.mode, "file": file, "images": int(self.images), "agreement": round(float(self.agreement), 4),
+    def to_dict(self) -> dict:
+        """The settings entry: the mode, the file (FLAT_FIELD_FILE, in the project folder) and the digest."""
+        return {"mode": self.mode, "file": FLAT_FIELD_FILE, "images": int(self.images), "agreement": round(float(self.agreement), 4),
                 "digest": self.digest}
 
     @classmethod

@@ -19,7 +19,7 @@ from typing import Callable, Iterable, Sequence
 
 import numpy as np
 
-from simsearch.io.flatfield import FLAT_FIELD_FILE, FlatField
+from simsearch.io.flatfield import FlatField
 from simsearch.io.slides import LazyImage, overview
 from simsearch.util.errors import ConfigError, DatasetError, ImageReadError
 
@@ -116,13 +116,13 @@ class Normalization:
         return hashlib.blake2b(text.encode(), digest_size=8).hexdigest()
 
     def to_dict(self) -> dict:
-        """The settings entry; a flat field is named by its file, FLAT_FIELD_FILE in the project
-        folder (`FlatField.save` writes it), and its digest."""
+        """The settings entry; a flat field is named by its file in the project folder
+        (`FlatField.save` writes it) and its digest."""
         data = {"low": [float(v) for v in self.low], "high": [float(v) for v in self.high]}
         if self.per_image:  # older projects' keys unchanged
             data["per_image"] = True
         if self.flat_field is not None:
-            data["flat_field"] = self.flat_field.to_dict(FLAT_FIELD_FILE)
+            data["flat_field"] = self.flat_field.to_dict()
         return data
 
     @classmethod
