@@ -26,7 +26,6 @@ from simsearch.curation.session import Curation
 from simsearch.evaluate.metrics import MATCHING_RULES, Matching, Scored, score_class
 from simsearch.evaluate.simulate import STRATEGIES
 from simsearch.io.truth import annotations_by_image
-from simsearch.search.similarity import similarity_map
 
 RULES = {
     "same_object_distance": peaks_module.same_object_distance,
@@ -39,8 +38,8 @@ def trial_levels(project: Project, label: str, test: set[str]) -> dict[str, list
     """image id -> [(scale, geometry, (rows, cols) map)] on the trial's test images."""
     images = [r for r in project.dataset if r.path.name in test or r.path.stem in test]
     if "similarity" in project.folder.name:
-        prototypes = Curation(project).prototype_vectors(label)
-        return {r.id: [(s, project.geometry_at(s), similarity_map(project.embeddings(r.id, s).vectors, prototypes))
+        curation = Curation(project)
+        return {r.id: [(s, project.geometry_at(s), curation.class_similarity(label, project.embeddings(r.id, s).vectors))
                        for s in project.scales] for r in images}
     predictor = Predictor(project, device="cpu")
     return {r.id: [(s, g, maps[..., 0]) for s, g, maps in predictor.level_maps(project.dataset.read(r.id))]

@@ -20,7 +20,6 @@ import numpy as np
 
 from simsearch import Curation, Project, object_side, peaks_across_scales, read_truth
 from simsearch.evaluate.metrics import Matching, Scored, match, score_class
-from simsearch.search.similarity import similarity_map
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -35,15 +34,15 @@ def main(argv: list[str] | None = None) -> None:
     names = [line.strip() for line in args.test_list.read_text().splitlines() if line.strip()]
     stems = {Path(name).stem for name in names}
     truth = [a for a in read_truth(args.truth) if a.label == args.label and Path(a.image).stem in stems]
-    with Project.open(args.trial, read_only=True) as trial:
-        vectors = Curation(trial).prototype_vectors(args.label)
     found, levels = [], []
-    with Project.open(args.base, read_only=True) as base:
+    with Project.open(args.trial, read_only=True) as trial, Project.open(args.base, read_only=True) as base:
+        curation = Curation(trial)
         rule = Matching.rule(args.matching, base.geometry.patch_size[1])
         truth_name = {Path(a.image).stem: a.image for a in truth}
         for name in names:
             image_id = base.dataset.find(name).id
-            peaks = peaks_across_scales([(scale, base.geometry_at(scale), similarity_map(base.embeddings(image_id, scale).vectors, vectors))
+            peaks = peaks_across_scales([(scale, base.geometry_at(scale),
+                                          curation.class_similarity(args.label, base.embeddings(image_id, scale).vectors))
                                          for scale in base.scales])
             image = truth_name.get(Path(name).stem, name)
             for y, x, value, level in zip(peaks.ys, peaks.xs, peaks.values, peaks.levels):

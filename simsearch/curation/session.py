@@ -13,6 +13,7 @@ import hashlib
 import json
 import logging
 import threading
+from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Iterator
@@ -25,7 +26,7 @@ from simsearch.project.project import Project
 from simsearch.features.geometry import box_around, object_side
 from simsearch.search.index import SimilarPatch
 from simsearch.search.peaks import SizedPeaks, peaks_across_scales
-from simsearch.search.similarity import similarity_map
+from simsearch.search.similarity import SECOND_PROTOTYPE_WEIGHT, similarity_map
 from simsearch.curation.results import (BackgroundCandidate, BackgroundCounts, ClassCounts, NoisyProgress, Suggestion,
                                          SuggestionList)
 from simsearch.project.store import ClassInfo, PatchRecord, Prototype, ReviewItem, check_threshold
@@ -33,6 +34,7 @@ from simsearch.project.store import ClassInfo, PatchRecord, Prototype, ReviewIte
 log = logging.getLogger(__name__)
 
 ROTATIONS = (0, 1, 2, 3)  # the prototype and its 90, 180, 270 degree rotations
+ANYWHERE_CANDIDATES = 3  # x k: how many patches FAISS proposes to most_similar_anywhere
 _PAIRS_AT_ONCE = 1 << 22  # (candidate, patch) pairs judged at once for overlap: a few tens of MB
 
 
@@ -62,7 +64,7 @@ class Curation:
         self._prototype_vectors: dict[int, np.ndarray] = {}
         self._maps: dict[str, dict[str, np.ndarray]] = {}
         self._peaks: dict[str, dict[str, SizedPeaks]] = {}
-        self._map_prototypes: dict[str, set[int]] = {}
+        self._map_prototypes: dict[str, tuple] = {}  # class -> what its maps were made from
         self._scales: tuple[float, ...] = ()  # the pyramid the cached maps were made for
 
     # -- classes ----------------------------------------------------------------------------
@@ -239,7 +241,7 @@ class Curation:
     def remove_prototype(self, prototype_id: int) -> None:
         self.store.delete_prototype(prototype_id)
         self._prototype_vectors.pop(prototype_id, None)
-        for name, used in list(self._map_prototypes.items()):
+        for name, (used, _) in list(self._map_prototypes.items()):
             if prototype_id in used:
                 self._forget(name)
 
@@ -260,6 +262,21 @@ class Curation:
             return np.zeros((0, self.project.embedder.dim), np.float32)
         self._follow_the_pyramid()
         return np.concatenate([self._vectors_of(p) for p in prototypes])
+
+    def class_similarity(self, class_name: str, vectors: np.ndarray) -> np.ndarray:
+        """(rows, cols) float32: the class's similarity for each of (rows, cols, D) patch
+        embeddings, as similarity search scores it everywhere (suggestions, noisy extraction,
+        `simsearch eval`): `similarity_map` over the class's prototype vectors and their
+        rotations, the best prototype weighted with the second best; -1 without prototypes.
+
+        Examples
+        --------
+        >>> vectors = curation.project.embeddings(curation.project.displayed[0]).vectors   # doctest: +SKIP
+        >>> curation.class_similarity("WBC", vectors).shape                              # doctest: +SKIP
+        (30, 40)
+        """
+        return similarity_map(vectors, self.prototype_vectors(class_name), per_prototype=len(ROTATIONS),
+                              device=self.project.embedder.device)
 
     def _follow_the_pyramid(self) -> None:
         """When the scale pyramid changed (set_scales, or 'auto' after a new box), every cached
@@ -296,39 +313,24 @@ class Curation:
         return {image_id: levels[1.0] for image_id, levels in self.level_maps(class_name).items()}
 
     def level_maps(self, class_name: str) -> dict[str, dict[float, np.ndarray]]:
-        """image id -> pyramid level -> (rows, cols) similarity map, for every displayed image;
-        updated incrementally when prototypes are added."""
+        """image id -> pyramid level -> (rows, cols) similarity map, for every displayed image:
+        the class's similarity (`similarity_map` over its prototypes and their rotations: the
+        best prototype weighted with the second best); -1 everywhere for a class without
+        prototypes. Made again when the prototypes or the displayed images change."""
         prototypes = self.store.prototypes(class_name)
         self._follow_the_pyramid()
-        wanted = {p.id for p in prototypes}
-        done = self._map_prototypes.get(class_name, set())
-        if done - wanted:  # a prototype was removed: start again
+        made_from = (tuple(p.id for p in prototypes), tuple(self._displayed()))
+        if self._map_prototypes.get(class_name) != made_from:
             self._forget(class_name)
-            done = set()
-        maps = self._maps.setdefault(class_name, {})
-        new = [p for p in prototypes if p.id not in done]
-        if new or not maps:
-            vectors = np.concatenate([self._vectors_of(p) for p in new]) if new else None
-            device = self.project.embedder.device
-            scales = self.project.scales  # with 'auto', read from the store: once
-            for image_id in self._displayed():
-                levels = maps.setdefault(image_id, {})
-                for scale in scales:
-                    embedded = self.project.embeddings(image_id, scale).vectors
-                    if vectors is None:
-                        heat = np.full(embedded.shape[:2], -1.0, np.float32)
-                    else:
-                        heat = similarity_map(embedded, vectors, device=device)
-                        if scale in levels:
-                            heat = np.maximum(levels[scale], heat)
-                    levels[scale] = heat
-            self._map_prototypes[class_name] = wanted
-            self._peaks.pop(class_name, None)
-        return maps
+            maps = {image_id: {scale: self.class_similarity(class_name, self.project.embeddings(image_id, scale).vectors)
+                               for scale in self.project.scales}
+                    for image_id in made_from[1]}
+            self._maps[class_name], self._map_prototypes[class_name] = maps, made_from
+        return self._maps[class_name]
 
     def similarity_at(self, class_name: str, places: "list[PatchRecord]") -> np.ndarray:
-        """(n,) float32: the similarity search's score of each place (max cosine to the class's
-        prototype vectors, as `level_maps` scores it) at the grid patch nearest its centre, at
+        """(n,) float32: the similarity search's score of each place (the class's similarity
+        to its prototypes, as `level_maps` scores it) at the grid patch nearest its centre, at
         its pyramid level; its image is embedded first if it is not cached.
 
         Examples
@@ -337,11 +339,10 @@ class Curation:
         >>> curation.similarity_at("WBC", [place])                          # doctest: +SKIP
         array([0.93], dtype=float32)
         """
-        vectors = self.prototype_vectors(class_name)
         if not places:
             return np.zeros(0, np.float32)
         patches = np.stack([self.project.patch_vector(p.image_id, p.y, p.x, p.level) for p in places])
-        return similarity_map(patches[None], vectors, device=self.project.embedder.device)[0]
+        return self.class_similarity(class_name, patches[None])[0]
 
     def _class_peaks(self, class_name: str) -> dict[str, SizedPeaks]:
         maps = self.level_maps(class_name)
@@ -445,8 +446,10 @@ class Curation:
         return positives
 
     def most_similar_anywhere(self, class_name: str, k: int = 20) -> list[SimilarPatch]:
-        """The k patches most similar to the class's prototypes in the whole dataset (FAISS), at every
-        level of the scale pyramid (each answer's `level`)."""
+        """The k patches most similar to the class's prototypes in the whole dataset, at every
+        level of the scale pyramid (each answer's `level`): FAISS's `ANYWHERE_CANDIDATES` x k
+        closest to any one prototype vector, each scored as the displayed images are
+        (`similarity_at`), best first."""
         vectors = self.prototype_vectors(class_name)
         if not len(vectors):
             return []
@@ -456,7 +459,10 @@ class Curation:
             for _ in self.project.iter_embed():
                 pass
             index = self.project.build_index()
-        return index.most_similar(vectors, k=k, min_distance=min(self.project.geometry.patch_size) / 2)
+        found = index.most_similar(vectors, k=ANYWHERE_CANDIDATES * k, min_distance=min(self.project.geometry.patch_size) / 2)
+        scores = self.similarity_at(class_name, [PatchRecord(p.image_id, p.y, p.x, level=p.level) for p in found])
+        rescored = [replace(p, score=float(score)) for p, score in zip(found, scores)]
+        return sorted(rescored, key=lambda p: -p.score)[:k]
 
     # -- background (Algorithm 1) -----------------------------------------------------------
 
@@ -669,14 +675,12 @@ class Curation:
             if self.store.noisy_done():
                 log.info("prototypes, thresholds or options changed since the noisy patches were extracted: extracting again")
             self.store.clear_noisy(source)
-        vectors = {c.name: self.prototype_vectors(c.name) for c in classes}
         mean = self._mean_prototype()
         scales = self.project.scales
         images = self.project.undisplayed
         order = [images[i] for i in np.random.default_rng(seed).permutation(len(images))]
         done = self.store.noisy_done()
         counts = {c.name: self.store.noisy_count(c.name) for c in classes}
-        device = self.project.embedder.device
         for position, image_id in enumerate(order, start=1):
             if cancel is not None and cancel.is_set():
                 return
@@ -687,7 +691,7 @@ class Curation:
             for info in classes:
                 room = None if cap_per_class is None else max(0, cap_per_class - counts[info.name])
                 peaks = peaks_across_scales([
-                    (scale, self.project.geometry_at(scale), similarity_map(embedded[scale], vectors[info.name], device=device))
+                    (scale, self.project.geometry_at(scale), self.class_similarity(info.name, embedded[scale]))
                     for scale in scales
                 ], threshold=info.similarity_threshold)
                 patches = [PatchRecord(image_id, float(y), float(x), float(v), float(level))
@@ -710,10 +714,12 @@ def prototype_record(project: Project, prototype: Prototype) -> PatchRecord:
 def _noisy_source(store, classes: list[ClassInfo], displayed: list[str], cap, background_per_image: int, seed: int,
                   scales: tuple[float, ...] = (1.0,)) -> str:
     """A hash of everything noisy extraction depends on (the scale pyramid only when it has
-    several levels, so that stores from before pyramids keep their patches)."""
+    several levels, so that stores from before pyramids keep their patches; the class's
+    similarity, `similarity_map`: stores made when it was the best prototype's alone extract
+    again)."""
     content = [
         [(c.name, c.similarity_threshold, [(p.image_id, p.box) for p in store.prototypes(c.name)]) for c in classes],
-        sorted(displayed), cap, background_per_image, seed,
+        sorted(displayed), cap, background_per_image, seed, ["second prototype", SECOND_PROTOTYPE_WEIGHT],
     ] + ([list(scales)] if len(scales) > 1 else [])
     return hashlib.blake2b(json.dumps(content).encode(), digest_size=12).hexdigest()
 

@@ -49,7 +49,6 @@ from simsearch.inference.predict import Predictor, detections_from_levels
 from simsearch.project.project import Project
 from simsearch.inference.review import Review
 from simsearch.search.peaks import peaks_across_scales
-from simsearch.search.similarity import similarity_map
 from simsearch.training.check import ClassCheck
 from simsearch.training.loop import TRAINING_STRATEGIES, TrainSettings, crops_within, train
 from simsearch.evaluate.metrics import MATCHING_RULES, ClassScore, Matching, Scored, away_from_edge, matching_radius, score_class
@@ -379,10 +378,9 @@ class SimulatedUser:
     def _similarity_on_test(self, project: Project, curation: Curation) -> list[Scored]:
         found = []
         for label in self.labels:
-            vectors = curation.prototype_vectors(label)
             for image_id in self.test_ids:
                 peaks = peaks_across_scales([
-                    (scale, self.base.geometry_at(scale), similarity_map(self.base.embeddings(image_id, scale).vectors, vectors))
+                    (scale, self.base.geometry_at(scale), curation.class_similarity(label, self.base.embeddings(image_id, scale).vectors))
                     for scale in self.base.scales
                 ])
                 found += [Scored(self.test_names[image_id], label, y, x, v) for y, x, v in zip(peaks.ys, peaks.xs, peaks.values)]

@@ -4,8 +4,9 @@ import threading
 import numpy as np
 import pytest
 
-from simsearch import ConfigError, DatasetError, Project
+from simsearch import ConfigError, DatasetError, Project, similarity_map
 from simsearch.curation.session import Curation
+from simsearch.project.store import PatchRecord
 
 from conftest import below_the_objects, planted_project
 
@@ -46,6 +47,36 @@ def test_suggestions_recover_planted_objects_of_their_kind(planted):
         assert other.similarity < top[-1].similarity
         x0, y0, x1, y1 = top[0].box
         assert (x1 - x0, y1 - y0) == pytest.approx((32, 32))
+
+
+def test_one_prototype_on_something_frequent_does_not_lift_it_everywhere(planted):
+    """The class's similarity is the best prototype's weighted with the second best's: two disc
+    prototypes plus a 'disc' marked on a cross score the crosses clearly below every disc (with
+    the max over prototypes the crosses would tie the discs). The maps are made again when a
+    prototype comes or goes, and agree with `similarity_at` and `class_similarity`."""
+    project, truth = planted
+    curation = Curation(project)
+    curation.add_class("disc")
+    curation.add_prototype("disc", "img0.tif", _box(truth["img0.tif"][0][0]))
+    curation.add_prototype("disc", "img1.tif", _box(truth["img1.tif"][0][0]))
+    before = {i: levels[1.0].copy() for i, levels in curation.level_maps("disc").items()}
+    wrong = curation.add_prototype("disc", "img1.tif", _box(truth["img1.tif"][1][0]))  # a cross
+    maps = curation.level_maps("disc")
+    image = project.dataset.find("img2.tif").id
+    np.testing.assert_allclose(maps[image][1.0], curation.class_similarity("disc", project.embeddings(image).vectors))
+    geometry, heat = project.geometry, maps[image][1.0]
+    at = lambda y, x: heat[geometry.nearest_position(y, x, heat.shape)]  # noqa: E731
+    discs = [at(*centre) for centre in truth["img2.tif"][0]]
+    crosses = [at(*centre) for centre in truth["img2.tif"][1]]
+    plain = similarity_map(project.embeddings(image).vectors, curation.prototype_vectors("disc"))
+    assert max(plain[geometry.nearest_position(y, x, heat.shape)] for y, x in truth["img2.tif"][1]) > min(
+        plain[geometry.nearest_position(y, x, heat.shape)] for y, x in truth["img2.tif"][0]) - 0.02
+    assert min(discs) > max(crosses) + 0.03, (discs, crosses)
+    records = [PatchRecord(image, float(y), float(x)) for y, x in truth["img2.tif"][0]]
+    np.testing.assert_allclose(curation.similarity_at("disc", records), discs, atol=1e-5)
+    curation.remove_prototype(wrong.id)
+    for image_id, levels in curation.level_maps("disc").items():
+        np.testing.assert_allclose(levels[1.0], before[image_id], atol=1e-6)
 
 
 def test_threshold_flags_and_confirmation_round_trip(planted, tmp_path):

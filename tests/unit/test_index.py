@@ -71,6 +71,27 @@ def test_similarity_map_matches_numpy_reference():
         similarity_map(vectors, np.zeros((2, 8)))
 
 
+def test_a_class_similarity_weighs_the_best_prototype_with_the_second():
+    """With rows grouped by prototype (a prototype and its rotations), each prototype's max over
+    its rows, then (best + w x second) / (1 + w): against numpy; one prototype is its max;
+    rows that are not whole groups are refused."""
+    from simsearch.search.similarity import SECOND_PROTOTYPE_WEIGHT
+
+    rng = np.random.default_rng(3)
+    vectors = _unit(rng, 5 * 6, 16).reshape(5, 6, 16).astype(np.float16)
+    prototypes = rng.normal(size=(3 * 4, 16)).astype(np.float32)  # 3 prototypes x 4 rotations
+    unit = prototypes / np.linalg.norm(prototypes, axis=1, keepdims=True)
+    per_prototype = (vectors.astype(np.float32) @ unit.T).reshape(5, 6, 3, 4).max(axis=-1)
+    best, second = np.sort(per_prototype, axis=-1)[..., -1], np.sort(per_prototype, axis=-1)[..., -2]
+    expected = (best + SECOND_PROTOTYPE_WEIGHT * second) / (1 + SECOND_PROTOTYPE_WEIGHT)
+    np.testing.assert_allclose(similarity_map(vectors, prototypes, per_prototype=4), expected, rtol=1e-5, atol=1e-6)
+    assert np.all(similarity_map(vectors, prototypes, per_prototype=4) < similarity_map(vectors, prototypes) + 1e-6)
+    np.testing.assert_allclose(similarity_map(vectors, prototypes[:4], per_prototype=4), per_prototype[..., 0],
+                               rtol=1e-5, atol=1e-6)
+    with pytest.raises(ConfigError, match="groups of 4"):
+        similarity_map(vectors, prototypes[:6], per_prototype=4)
+
+
 def test_similarity_map_of_a_slide_goes_in_bands_of_rows(tmp_path, monkeypatch):
     """A memory-mapped slide's vectors are compared a few rows at a time: the same map."""
     import simsearch.search.similarity as similarity
