@@ -364,6 +364,11 @@ def test_the_whole_dataset_index_holds_every_level(disc_project, tmp_path):
         nearest = np.argmin(np.hypot(discs[:, 0] - hit.y, discs[:, 1] - hit.x))
         matched += np.hypot(*(discs[nearest, :2] - (hit.y, hit.x))) <= max(4, discs[nearest, 2] / 4) and discs[nearest, 2] == 32 * hit.level
     assert matched >= 15, matched  # the 18 discs, each at its own level
+    from simsearch.project.store import PatchRecord
+
+    scored = curation.similarity_at("indexed", [PatchRecord(h.image_id, h.y, h.x, level=h.level) for h in hits])
+    np.testing.assert_allclose([h.score for h in hits], scored, atol=1e-6)  # scored as the displayed images are
+    assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
     index = project.load_index()
     index.save(tmp_path / "index")
     np.testing.assert_array_equal(PatchIndex.load(tmp_path / "index").search(np.ones(index.dim), k=5).levels,
