@@ -322,8 +322,9 @@ class Curation:
         made_from = (tuple(p.id for p in prototypes), tuple(self._displayed()))
         if self._map_prototypes.get(class_name) != made_from:
             self._forget(class_name)
+            scales = self.project.scales  # with 'auto', read from the store: once
             maps = {image_id: {scale: self.class_similarity(class_name, self.project.embeddings(image_id, scale).vectors)
-                               for scale in self.project.scales}
+                               for scale in scales}
                     for image_id in made_from[1]}
             self._maps[class_name], self._map_prototypes[class_name] = maps, made_from
         return self._maps[class_name]
