@@ -240,10 +240,7 @@ class Curation:
 
     def remove_prototype(self, prototype_id: int) -> None:
         self.store.delete_prototype(prototype_id)
-        self._prototype_vectors.pop(prototype_id, None)
-        for name, (used, _) in list(self._map_prototypes.items()):
-            if prototype_id in used:
-                self._forget(name)
+        self._prototype_vectors.pop(prototype_id, None)  # the class's maps see the change (`level_maps`)
 
     def prototypes(self, class_name: str | None = None) -> list[Prototype]:
         """The class's prototypes (None: every class's), oldest first.
@@ -275,8 +272,11 @@ class Curation:
         >>> curation.class_similarity("WBC", vectors).shape                              # doctest: +SKIP
         (30, 40)
         """
-        return similarity_map(vectors, self.prototype_vectors(class_name), per_prototype=len(ROTATIONS),
-                              device=self.project.embedder.device)
+        return self._similarity(vectors, self.prototype_vectors(class_name))
+
+    def _similarity(self, vectors: np.ndarray, prototype_vectors: np.ndarray) -> np.ndarray:
+        """`class_similarity` with the class's `prototype_vectors` already fetched (once per loop)."""
+        return similarity_map(vectors, prototype_vectors, per_prototype=len(ROTATIONS), device=self.project.embedder.device)
 
     def _follow_the_pyramid(self) -> None:
         """When the scale pyramid changed (set_scales, or 'auto' after a new box), every cached
@@ -323,7 +323,8 @@ class Curation:
         if self._map_prototypes.get(class_name) != made_from:
             self._forget(class_name)
             scales = self.project.scales  # with 'auto', read from the store: once
-            maps = {image_id: {scale: self.class_similarity(class_name, self.project.embeddings(image_id, scale).vectors)
+            vectors = self.prototype_vectors(class_name)
+            maps = {image_id: {scale: self._similarity(self.project.embeddings(image_id, scale).vectors, vectors)
                                for scale in scales}
                     for image_id in made_from[1]}
             self._maps[class_name], self._map_prototypes[class_name] = maps, made_from
@@ -676,6 +677,7 @@ class Curation:
             if self.store.noisy_done():
                 log.info("prototypes, thresholds or options changed since the noisy patches were extracted: extracting again")
             self.store.clear_noisy(source)
+        vectors = {c.name: self.prototype_vectors(c.name) for c in classes}
         mean = self._mean_prototype()
         scales = self.project.scales
         images = self.project.undisplayed
@@ -692,7 +694,7 @@ class Curation:
             for info in classes:
                 room = None if cap_per_class is None else max(0, cap_per_class - counts[info.name])
                 peaks = peaks_across_scales([
-                    (scale, self.project.geometry_at(scale), self.class_similarity(info.name, embedded[scale]))
+                    (scale, self.project.geometry_at(scale), self._similarity(embedded[scale], vectors[info.name]))
                     for scale in scales
                 ], threshold=info.similarity_threshold)
                 patches = [PatchRecord(image_id, float(y), float(x), float(v), float(level))
