@@ -8,7 +8,7 @@ The public API (scripts and the terminal UI use only these names):
   (`lazy_image_pixels`), with `overview` for a small copy
 - Normalisation: `Normalization`, `ChannelStatistics`, `compute_statistics`,
   `compute_dataset_statistics`; the dataset's fixed background (flat field): `FlatField`,
-  `compute_flat_field`; channels: `parse_channels` (as typed), `resolve_channels`
+  `compute_flat_field`, `choose_flat_field`; channels: `parse_channels` (as typed), `resolve_channels`
 - Backbones: `load_backbone`, `Backbone`, `BackboneSpec`, `BACKBONES`; devices: `resolve_device`
 - Dense embeddings: `PatchGeometry`, `DenseEmbedder`, `PatchEmbeddings`
 - Search: `PatchIndex`, `SearchHits`, `SimilarPatch`, `similarity_map`
@@ -61,7 +61,7 @@ _PUBLIC = {
     **dict.fromkeys(["Dataset", "ImageRecord", "NamedImage", "SkippedFile", "image_name", "read_image"], "io.images"),
     **dict.fromkeys(["LazyImage", "lazy_image_pixels", "overview"], "io.slides"),
     **dict.fromkeys(["Annotation", "read_truth", "read_voc_folder"], "io.truth"),
-    **dict.fromkeys(["FlatField", "compute_flat_field"], "io.flatfield"),
+    **dict.fromkeys(["FlatField", "choose_flat_field", "compute_flat_field"], "io.flatfield"),
     **dict.fromkeys(["ChannelStatistics", "Normalization", "compute_dataset_statistics", "compute_statistics",
                      "parse_channels", "resolve_channels"], "io.preprocess"),
     "Curation": "curation.session",

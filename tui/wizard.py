@@ -23,7 +23,7 @@ FIELDS = [
     ("backbone", "Backbone: auto, efficientnet-lite0 (offline) or resnet18"),
     ("weights", "Backbone weights file (empty: the packaged or cached ones), e.g. resnet18-f37072fd.pth"),
     ("flat_field", "Flat field (uneven light, dust on the optics; 8+ images of one size): none, divide "
-                   "(brightfield) or subtract (fluorescence)"),
+                   "(brightfield), subtract (fluorescence) or auto"),
 ]
 
 

@@ -45,8 +45,9 @@ NORMALIZATION_HELP = ("auto (default): each image by its own intensity range whe
                       "image: each image's own")
 FLAT_FIELD_HELP = ("take the dataset's fixed background (uneven illumination, dust on the optics: a per-pixel percentile "
                    "of up to 256 of its images, all of one size) out of every image: divide for transmitted light "
-                   "(brightfield, smears, micrographs), subtract for a dark ground (fluorescence); none (default) "
-                   "leaves the images as they are")
+                   "(brightfield, smears, micrographs), subtract for a dark ground (fluorescence); auto: one of "
+                   "these where two halves of the images share the pattern (else none), chosen by which side of the "
+                   "values the ground is; none (default) leaves the images as they are")
 
 
 MIN_CELLS_HELP = ("upsample small patches so that a patch spans at least this many 16-px feature cells per side "

@@ -9,7 +9,7 @@
     patch_size: 96                   # optional: else the first prototype's box
     scales: [0.5, 1, 2]              # optional: a scale pyramid (object sizes x the patch), or auto
     normalization: auto              # optional: auto, dataset (the paper's one range) or image (each its own)
-    flat_field: none                 # optional: divide or subtract the dataset's fixed background (none)
+    flat_field: none                 # optional: divide, subtract or auto: the dataset's fixed background (none)
     annotations: prototypes.csv      # kind,class,image,x0,y0,x1,y1 (kind prototype | negative)
     classes:                         # per class thresholds (defaults 0.5 / 0.5)
       WBC: {similarity_threshold: 0.6, confidence_threshold: 0.5}

@@ -18,6 +18,11 @@ images correlate 0.73 (pixel by pixel, less their mean), their 80th percentiles 
 Dividing by the median image, outside the product, lifted the grey platelets' similarity search
 from 0.494 to 0.797 PR-AUC, the dust specks having passed for platelets
 (benchmarks/results/issue17-user/flat-field, benchmarks/results/issue17-flatfield).
+
+'auto' decides from the data (`choose_flat_field`): no correction unless the images are
+fields of one size and the patterns of two halves of them agree at least AUTO_AGREEMENT; then
+'divide' where the ground is the bright side of the images' values, 'subtract' where it is the
+dark side.
 """
 from __future__ import annotations
 
@@ -35,12 +40,17 @@ from simsearch.util.files import atomic_path
 
 log = logging.getLogger(__name__)
 
-FLAT_FIELD_MODES = ("none", "divide", "subtract")
+FLAT_FIELD_MODES = ("none", "divide", "subtract", "auto")
 FLAT_FIELD_FILE = "flat_field.npy"  # in the project folder (`ProjectLayout.flat_field`)
 FLAT_FIELD_IMAGES = 256  # the pattern is taken over at most this many images, spread over the dataset
 MIN_FLAT_FIELD_IMAGES = 8  # fewer, and the objects themselves make the pattern
 BACKGROUND_PERCENTILE = {"divide": 80.0, "subtract": 20.0}  # per pixel, on the background's side of the objects
 UNRELIABLE_BELOW = 0.5  # a warning when the patterns of two halves of the images correlate less
+# 'auto' corrects when two halves agree this much: their correlation r is S / (S + N) for a pattern of
+# variance S estimated with noise N per half, so the whole estimate leaves a pattern of variance
+# N / 2 = S (1 - r) / 2r, under 1/8 of the uncorrected one at r = 0.8
+AUTO_AGREEMENT = 0.8
+AUTO_SAMPLE_PIXELS = 1 << 22  # 'auto' tells the ground's side from about this many pixels of the stack
 FLAT_FIELD_MEMORY = 1 << 30  # bytes the stack of sampled images may take
 MIN_GAIN = 0.05  # 'divide': where the background is darker than this share of its mean, it counts as this
 
@@ -81,8 +91,8 @@ class FlatField:
     agreement: float = float("nan")
 
     def __post_init__(self) -> None:
-        if self.mode not in FLAT_FIELD_MODES[1:]:
-            raise ConfigError(f"flat_field: {self.mode!r} is not one of {', '.join(FLAT_FIELD_MODES[1:])}")
+        if self.mode not in BACKGROUND_PERCENTILE:
+            raise ConfigError(f"flat_field: {self.mode!r} is not one of {', '.join(BACKGROUND_PERCENTILE)}")
         if self.background.ndim != 3 or self.background.dtype != np.float32 or not np.isfinite(self.background).all():
             raise ConfigError(f"flat_field: the background must be a finite (H, W, C) float32 array, got "
                               f"{self.background.dtype} of shape {self.background.shape}")
@@ -173,10 +183,12 @@ def compute_flat_field(dataset, mode: str, *, max_images: int = FLAT_FIELD_IMAGE
                        progress: Callable[[int, int], None] | None = None) -> FlatField | None:
     """The per-pixel background (BACKGROUND_PERCENTILE of `mode`) over up to `max_images` images
     spread evenly over a Dataset (all of one size), as a `FlatField` of `mode`, with how far two
-    halves of them agree (a warning is logged below UNRELIABLE_BELOW); None for mode 'none'.
+    halves of them agree (a warning is logged below UNRELIABLE_BELOW); None for mode 'none';
+    for 'auto' what `choose_flat_field` decides, its reason logged.
 
     Raises ConfigError naming the files when the images differ in size, are slides or are too
-    few (MIN_FLAT_FIELD_IMAGES), or when the stack would not fit in `memory` bytes.
+    few (MIN_FLAT_FIELD_IMAGES), or when the stack would not fit in `memory` bytes ('auto' then
+    gives None).
 
     Examples
     --------
@@ -197,6 +209,67 @@ def compute_flat_field(dataset, mode: str, *, max_images: int = FLAT_FIELD_IMAGE
     check_flat_field_mode(mode)
     if mode == "none":
         return None
+    if mode == "auto":
+        flat, reason = choose_flat_field(dataset, max_images=max_images, memory=memory, progress=progress)
+        log.info("flat field auto: %s", reason)
+        return flat
+    flat = _flat_field(_sampled_images(dataset, max_images, memory, progress), mode)
+    log.info("flat field: %s", flat.describe())
+    if not flat.agreement >= UNRELIABLE_BELOW:
+        log.warning("flat field: the patterns of two halves of the images agree only %.2f: these images share little "
+                    "fixed background, and correcting by it adds noise (flat_field 'none' leaves them as they are)",
+                    flat.agreement)
+    return flat
+
+
+def choose_flat_field(dataset, *, max_images: int = FLAT_FIELD_IMAGES, memory: int = FLAT_FIELD_MEMORY,
+                      progress: Callable[[int, int], None] | None = None) -> tuple[FlatField | None, str]:
+    """Flat field 'auto': (the FlatField to correct by, or None, and why, in words).
+
+    None where the images cannot have one (too few, of several sizes, slides, too large: the
+    reason is compute_flat_field's error) or where the patterns of two halves of them agree less
+    than AUTO_AGREEMENT (no fixed background worth taking out: each image lit its own way, or
+    too few images to tell). Otherwise 'divide' when the median of the images' values lies in
+    the upper half of their 1st-99th percentile range (a bright ground: transmitted light),
+    'subtract' when in the lower half (a dark ground: fluorescence).
+
+    Examples
+    --------
+    >>> import tempfile, pathlib, numpy as np
+    >>> from PIL import Image
+    >>> from simsearch import Dataset
+    >>> tmp = tempfile.TemporaryDirectory()
+    >>> rng = np.random.default_rng(0)
+    >>> light = np.linspace(140, 220, 32)[None, :]          # every field lit from the right
+    >>> for i in range(12):
+    ...     image = light + rng.normal(0, 2, (32, 32))
+    ...     Image.fromarray(image.astype(np.uint8)).save(pathlib.Path(tmp.name, f"field{i}.png"))
+    >>> flat, reason = choose_flat_field(Dataset.open(tmp.name))
+    >>> flat.mode, reason.split(":")[0]
+    ('divide', 'divide')
+    >>> tmp.cleanup()
+    """
+    try:
+        pixels = _sampled_images(dataset, max_images, memory, progress)
+    except ConfigError as exc:
+        return None, f"none: {exc.message}"
+    step = max(1, int(np.ceil(np.sqrt(pixels[..., 0].size / AUTO_SAMPLE_PIXELS))))  # a grid of pixels is enough
+    low, median, high = np.percentile(pixels[:, ::step, ::step].mean(axis=3, dtype=np.float32), [1, 50, 99])
+    mode = "divide" if median - low > high - median else "subtract"
+    near, far = (f"99th percentile {high:.4g}", f"1st {low:.4g}") if mode == "divide" else (f"1st percentile {low:.4g}",
+                                                                                           f"99th {high:.4g}")
+    ground = (f"the images' median {median:.4g} lies nearer their {near} than their {far}: "
+              f"a {'bright' if mode == 'divide' else 'dark'} ground")
+    flat = _flat_field(pixels, mode)
+    if not flat.agreement >= AUTO_AGREEMENT:
+        return None, (f"none: the patterns of two halves of {flat.images} images agree {flat.agreement:.2f}, under "
+                      f"{AUTO_AGREEMENT:g}; they share no fixed background worth taking out ({ground})")
+    return flat, f"{mode}: {ground}; {flat.describe()}"
+
+
+def _sampled_images(dataset, max_images: int, memory: int, progress) -> np.ndarray:
+    """(N, H, W, C): up to `max_images` images spread evenly over the dataset, as stored; a
+    ConfigError naming the files where the dataset cannot give a flat field."""
     records = list(dataset)
     if len(records) < MIN_FLAT_FIELD_IMAGES:
         raise ConfigError(f"flat field: the per-pixel background needs at least {MIN_FLAT_FIELD_IMAGES} images; "
@@ -231,15 +304,15 @@ def compute_flat_field(dataset, mode: str, *, max_images: int = FLAT_FIELD_IMAGE
             progress(done, len(picked))
     if read < MIN_FLAT_FIELD_IMAGES:
         raise ConfigError(f"flat field: only {read} of the sampled images could be read; it needs {MIN_FLAT_FIELD_IMAGES}")
-    pixels = pixels[:read]
+    return pixels[:read]
+
+
+def _flat_field(pixels: np.ndarray, mode: str) -> FlatField:
+    """The FlatField of `mode` over a stack of images, with how far its two halves agree."""
     background, first_half, second_half = (_percentile_image(part, BACKGROUND_PERCENTILE[mode])
                                            for part in (pixels, pixels[0::2], pixels[1::2]))
     flat = FlatField(mode, background, images=len(pixels), agreement=_agreement(first_half, second_half))
     flat.factors  # noqa: B018 - 'divide' on a dark ground fails now, not at the first image
-    log.info("flat field: %s", flat.describe())
-    if not flat.agreement >= UNRELIABLE_BELOW:
-        log.warning("flat field: the patterns of two halves of the images agree only %.2f: these images share little "
-                    "fixed background, and correcting by it adds noise (flat_field 'none' leaves them as they are)", flat.agreement)
     return flat
 
 

@@ -146,10 +146,11 @@ class Project:
         is 'auto', 'dataset' (the paper's one range) or 'image' (`choose_normalization`), or a
         known `Normalization` reused without a pass over the images (with its flat field, if it has
         one). `flat_field` 'divide' (transmitted light) or 'subtract' (a dark ground) takes the
-        dataset's fixed background, the per-pixel median of its images (`FlatField`), out of every
+        dataset's fixed background, a per-pixel percentile of its images (`FlatField`), out of every
         image before it is normalised: uneven illumination and dust on the optics; the images
         must be of one size; 'none' (the default, and what projects made before 2026-12-05 do)
-        leaves them as they are. `displayed` (a count, chosen at random with
+        leaves them as they are; 'auto' decides from the images (`choose_flat_field`) and
+        records what it decided. `displayed` (a count, chosen at random with
         `seed`, or image names) chooses the displayed images now, so that the project file is
         complete when it appears. `scales` (e.g. [0.5, 1, 2]) makes the similarity search a
         pyramid: objects of those sizes relative to the patch are matched too (`set_scales`).
@@ -274,7 +275,8 @@ class Project:
         ----------
         patch_size, backbone, passes, min_cells, border, pooling, channels, normalization, flat_field
             As `Project.create` takes them. None asks nothing, nor does 'auto' for the
-            backbone and the normalization; another normalization or flat field mode is a ConfigError.
+            backbone, the normalization and the flat field (what it decided when the project was
+            made stands); another normalization or flat field mode is a ConfigError.
 
         Returns
         -------
@@ -316,7 +318,8 @@ class Project:
         asked = {
             "patch_size": None if patch_size is None else tuple(patch_size), "backbone": None if backbone == "auto" else backbone,
             "passes": passes, "min_cells": min_cells, "border": border, "pooling": pooling, "channels": None if channels is None else tuple(channels),
-            "normalization": None if normalization == "auto" else normalization, "flat_field": flat_field,
+            "normalization": None if normalization == "auto" else normalization,
+            "flat_field": None if flat_field == "auto" else flat_field,
         }
         return {name: (recorded[name], value) for name, value in asked.items() if value is not None and value != recorded[name]}
 

@@ -358,7 +358,8 @@ def test_wizard_creates_a_project(tmp_path):
             app.screen.query_one("#field-flat_field").value = "dust"
             await pilot.press("enter")
             await wait_until(pilot, lambda: app.screen.query("#error-text"), what="the error dialog")
-            assert "flat_field: 'dust' is not one of none, divide, subtract" in str(app.screen.query_one("#error-text").render())
+            error = str(app.screen.query_one("#error-text").render())
+            assert "flat_field: 'dust' is not one of none, divide, subtract, auto" in error
             await pilot.press("escape")
             await wait_until(pilot, lambda: app.screen.id == "wizard", what="the wizard again")
             app.screen.query_one("#field-flat_field").value = "divide"

@@ -15,7 +15,7 @@ import yaml
 
 from simsearch import ConfigError, Dataset, DenseEmbedder, Normalization, PatchGeometry, Project, ProjectError, display_rgb
 from simsearch.features.embed import crop_windows
-from simsearch.io.flatfield import MIN_GAIN, FlatField, compute_flat_field
+from simsearch.io.flatfield import AUTO_AGREEMENT, MIN_GAIN, FlatField, choose_flat_field, compute_flat_field
 
 SHAPE = (64, 80)
 SPECK = (20, 30)  # dust on the optics: a dark speck at the same place in every image
@@ -93,6 +93,45 @@ def test_subtracting_takes_out_an_added_background_on_a_dark_ground(tmp_path):
     corrected = flat.correct(images[3])
     np.testing.assert_allclose(corrected, images[3] - (flat.background - flat.background.mean()), rtol=1e-6)
     assert corrected[SPECK].item() == pytest.approx(np.median(corrected), abs=30)  # the bright speck is gone
+
+
+def test_auto_divides_a_bright_ground_subtracts_a_dark_one_and_leaves_images_sharing_no_pattern(tmp_path, caplog):
+    caplog.set_level(logging.INFO)
+    write_fields(tmp_path / "bright", 16)
+    write_fields(tmp_path / "dark", 16, dark_ground=True)
+    for folder, mode in (("bright", "divide"), ("dark", "subtract")):
+        flat = compute_flat_field(Dataset.open(tmp_path / folder), "auto")
+        asked = compute_flat_field(Dataset.open(tmp_path / folder), mode)
+        assert flat.mode == mode and flat.agreement >= AUTO_AGREEMENT
+        np.testing.assert_array_equal(flat.background, asked.background)  # what asking for that mode gives
+        assert f"flat field auto: {mode}: the images' median" in caplog.text
+    lit_alone = tmp_path / "lit-alone"  # each field lit from its own side: no fixed background
+    lit_alone.mkdir()
+    rng = np.random.default_rng(1)
+    xx = np.mgrid[:SHAPE[0], :SHAPE[1]][1] / SHAPE[1]
+    for i in range(16):
+        light = 1 + 0.4 * (xx - 0.5) * rng.choice([-1, 1]) + rng.normal(0, 0.05, SHAPE)
+        tifffile.imwrite(lit_alone / f"f{i:02d}.tif", (2000 * light).astype(np.uint16))
+    flat, reason = choose_flat_field(Dataset.open(lit_alone))
+    assert flat is None and reason.startswith("none: the patterns of two halves of 16 images agree")
+    write_fields(tmp_path / "mixed", 9)  # what 'divide' refuses, 'auto' leaves as it is, saying why
+    tifffile.imwrite(tmp_path / "mixed" / "other.tif", np.zeros((50, 50), np.uint16))
+    assert compute_flat_field(Dataset.open(tmp_path / "mixed"), "auto") is None
+    assert "flat field auto: none: flat field: needs images of one size" in caplog.text
+    write_fields(tmp_path / "few", 5)
+    assert choose_flat_field(Dataset.open(tmp_path / "few"))[1] == ("none: flat field: the per-pixel background needs at "
+                                                                    "least 8 images; the dataset has 5")
+
+
+def test_a_project_made_with_auto_records_what_it_decided(tmp_path):
+    write_fields(tmp_path / "images", 12, dark_ground=True)
+    project = Project.create(tmp_path / "project", tmp_path / "images", patch_size=24, backbone="efficientnet-lite0",
+                             flat_field="auto")
+    assert project.normalization.flat_field.mode == "subtract"
+    assert yaml.safe_load(project.layout.settings_file.read_text())["normalization"]["flat_field"]["mode"] == "subtract"
+    assert project.differing_settings(flat_field="auto") == {}  # what it decided stands
+    assert project.differing_settings(flat_field="divide") == {"flat_field": ("subtract", "divide")}
+    project.close()
 
 
 def test_every_path_sees_the_corrected_pixels(tmp_path, lite0):
@@ -184,7 +223,7 @@ def test_bad_datasets_and_parameters_are_named(tmp_path):
     tifffile.imwrite(tmp_path / "mixed" / "other.tif", np.zeros((50, 50), np.uint16))
     with pytest.raises(ConfigError, match=r"one size; field00.tif is 64x80 pixels, other.tif 50x50"):
         compute_flat_field(Dataset.open(tmp_path / "mixed"), "divide")
-    with pytest.raises(ConfigError, match="flat_field: 'flat' is not one of none, divide, subtract"):
+    with pytest.raises(ConfigError, match="flat_field: 'flat' is not one of none, divide, subtract, auto"):
         Project.create(tmp_path / "p", tmp_path / "few", backbone="efficientnet-lite0", flat_field="flat")
     assert not (tmp_path / "p").exists()
     dark = tmp_path / "dark"
