@@ -260,7 +260,10 @@ def choose_flat_field(dataset, *, max_images: int = FLAT_FIELD_IMAGES, memory: i
                                                                                            f"99th {high:.4g}")
     ground = (f"the images' median {median:.4g} lies nearer their {near} than their {far}: "
               f"a {'bright' if mode == 'divide' else 'dark'} ground")
-    flat = _flat_field(pixels, mode)
+    try:
+        flat = _flat_field(pixels, mode)
+    except ConfigError as exc:  # e.g. a bright ground in one channel, nothing in another: not a flat field to divide by
+        return None, f"none: {exc.message} ({ground})"
     if not flat.agreement >= AUTO_AGREEMENT:
         return None, (f"none: the patterns of two halves of {flat.images} images agree {flat.agreement:.2f}, under "
                       f"{AUTO_AGREEMENT:g}; they share no fixed background worth taking out ({ground})")

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import tifffile
 import yaml
+from PIL import Image
 
 from simsearch import ConfigError, Dataset, DenseEmbedder, Normalization, PatchGeometry, Project, ProjectError, display_rgb
 from simsearch.features.embed import crop_windows
@@ -118,6 +119,13 @@ def test_auto_divides_a_bright_ground_subtracts_a_dark_one_and_leaves_images_sha
     tifffile.imwrite(tmp_path / "mixed" / "other.tif", np.zeros((50, 50), np.uint16))
     assert compute_flat_field(Dataset.open(tmp_path / "mixed"), "auto") is None
     assert "flat field auto: none: flat field: needs images of one size" in caplog.text
+    empty_channel = tmp_path / "empty-channel"  # a bright ground in red and green, nothing in blue
+    empty_channel.mkdir()
+    for i, image in enumerate(write_fields(tmp_path / "bright-again", 8)):
+        grey = (image[..., 0] // 16).astype(np.uint8)
+        Image.fromarray(np.stack([grey, grey, np.zeros_like(grey)], axis=2)).save(empty_channel / f"f{i}.png")
+    flat, reason = choose_flat_field(Dataset.open(empty_channel))
+    assert flat is None and "'divide' needs a background brighter than 0" in reason
     write_fields(tmp_path / "few", 5)
     assert choose_flat_field(Dataset.open(tmp_path / "few"))[1] == ("none: flat field: the per-pixel background needs at "
                                                                     "least 8 images; the dataset has 5")
