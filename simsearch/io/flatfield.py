@@ -255,11 +255,11 @@ def choose_flat_field(dataset, *, max_images: int = FLAT_FIELD_IMAGES, memory: i
         return None, f"none: {exc.message}"
     step = max(1, int(np.ceil(np.sqrt(pixels[..., 0].size / AUTO_SAMPLE_PIXELS))))  # a grid of pixels is enough
     low, median, high = np.percentile(pixels[:, ::step, ::step].mean(axis=3, dtype=np.float32), [1, 50, 99])
-    mode = "divide" if median - low > high - median else "subtract"
-    near, far = (f"99th percentile {high:.4g}", f"1st {low:.4g}") if mode == "divide" else (f"1st percentile {low:.4g}",
-                                                                                           f"99th {high:.4g}")
-    ground = (f"the images' median {median:.4g} lies nearer their {near} than their {far}: "
-              f"a {'bright' if mode == 'divide' else 'dark'} ground")
+    bright = median - low > high - median
+    mode = "divide" if bright else "subtract"
+    (near, near_value), (far, far_value) = (("99th", high), ("1st", low)) if bright else (("1st", low), ("99th", high))
+    ground = (f"the images' median {median:.4g} lies nearer their {near} percentile {near_value:.4g} than their "
+              f"{far} {far_value:.4g}: a {'bright' if bright else 'dark'} ground")
     try:
         flat = _flat_field(pixels, mode)
     except ConfigError as exc:  # e.g. a bright ground in one channel, nothing in another: not a flat field to divide by
