@@ -8,11 +8,9 @@ cd /work/main
 while pgrep -f "simsearch eval" > /dev/null; do sleep 20; done  # one evaluation at a time on 2 cores
 . benchmarks/results/issue17-standing/data.sh
 O=/tmp/cs
-INV="--images /tmp/bccd12inv/images --truth /tmp/bccd12inv/truth.csv --train-list /tmp/bccd12inv/train.txt
-  --test-list /tmp/bccd12inv/test.txt"   # ../issue17-inverted/convert.py /tmp/bccd16 /tmp/bccd12inv --invert
+mkdir -p $O
 ALL="--prototypes 10 --negatives 5 --repeats 3 --device cpu --strategies similarity,probe,pos+neg+selflearn"
 one() { name=$1; shift; [ -f $O/$name/report.md ] && return; date; $S eval "$@" $ALL --out $O/$name > $O/$name.log 2>&1; echo "$name rc $?"; }
-SM="--images /tmp/smear/images --truth /tmp/smear/truth.csv --train-list /tmp/smear/train.txt --test-list /tmp/smear/test.txt"
 one inv-plt $INV --classes Platelets --patch-size Platelets=40 --pooling 0.15
 one smear10 $SM --classes infected --patch-size auto
 bash benchmarks/results/issue17-flatfield/run-auto.sh

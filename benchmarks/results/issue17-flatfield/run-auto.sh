@@ -7,7 +7,6 @@ cd /work/main
 . benchmarks/results/issue17-standing/data.sh
 O=/tmp/ff-auto
 mkdir -p $O
-SM="--images /tmp/smear/images --truth /tmp/smear/truth.csv --train-list /tmp/smear/train.txt --test-list /tmp/smear/test.txt"
 ALL="--prototypes 10 --negatives 5 --repeats 3 --device cpu --strategies similarity,probe,pos+neg+selflearn --flat-field auto"
 one() { name=$1; shift; [ -f $O/$name/report.md ] && return; date; $S eval "$@" $ALL --out $O/$name > $O/$name.log 2>&1; echo "$name rc $?"; }
 one smear10 $SM --classes infected --patch-size auto
