@@ -110,6 +110,7 @@ def _tiny_training():
         selflearn=StageSettings(1, 16, 1e-3, 1, 0.5),
         supcon=StageSettings(2, 16, 1e-3, 1, 0.5),
         classifier=StageSettings(15, 32, 1e-2, 10, 0.1),
+        classifier_copies=4,  # the presets' 16 embed 4x the crops
     )
 
 

@@ -7,7 +7,8 @@ import json
 from pathlib import Path
 
 from simsearch.cli.commands import (CLUSTER_HELP, FLAT_FIELD_HELP, MIN_CELLS_HELP, NO_BORDER_HELP, NORMALIZATION_HELP, EVAL_POOLING_HELP, add_backbone, add_device, add_parser, add_project,
-                                     add_quiet, at_least, add_throughput, channel_list, check_cluster, int_list, on_cluster, pooling_or_auto, set_throughput)
+                                     add_quiet, at_least, add_throughput, channel_list, check_cluster, int_list, on_cluster, pooling_or_auto,
+                                     positive_int, set_throughput)
 from simsearch.curation.session import Curation
 from simsearch.util.errors import ConfigError
 from simsearch.evaluate.metrics import MATCHING_RULES
@@ -273,7 +274,11 @@ def _add_eval_command(sub) -> None:
 
 
 def add_training_choices(parser) -> None:
-    """The options that change a preset's detection: --probe-share and --similarity-gate."""
+    """The options that change a preset's training or detection: --classifier-copies, --probe-share and
+    --similarity-gate."""
+    parser.add_argument("--classifier-copies", type=positive_int, default=None, metavar="N",
+                        help="the classifier stage learns from each example's embedding and N-1 augmented copies' "
+                             "(default 16; 4 until 2026-12, when the training seed moved results 3x more)")
     parser.add_argument("--probe-share", type=at_least(float, 0, "a share", most=1), default=None, metavar="S",
                         help="detection averages the trained model's probabilities with a linear probe's on the pretrained "
                              "features, S of the probe's (default: the preset's, cpu 0.5, paper 0: the model alone)")
@@ -283,9 +288,11 @@ def add_training_choices(parser) -> None:
 
 
 def chosen_training(args, **section) -> TrainSettings:
-    """The training settings of the --preset (and --probe-share and --similarity-gate when
-    given) and `section`."""
+    """The training settings of the --preset (and --classifier-copies, --probe-share and
+    --similarity-gate when given) and `section`."""
     extra = {} if args.probe_share is None else {"probe_share": args.probe_share}
+    if args.classifier_copies is not None:
+        extra["classifier_copies"] = args.classifier_copies
     if args.similarity_gate is not None:
         extra["similarity_gate"] = args.similarity_gate == "on"
     return training_settings({"preset": args.preset, **section, **extra})

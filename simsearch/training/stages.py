@@ -37,6 +37,7 @@ from simsearch.training.crops import patch_crops
 from simsearch.training.losses import NotClassLoss, NTXentLoss, SupConWithNegativesLoss
 from simsearch.training.model import PatchModel
 from simsearch.training.sampling import stream
+from simsearch.util.errors import ConfigError
 
 if TYPE_CHECKING:
     from simsearch.training.loop import StageSettings, TrainSettings
@@ -195,19 +196,23 @@ class ClassifierStage(Stage):
     scaled by their count against the clean examples'). A few negatives are then a few
     examples among many: one that looks like the class (an object the annotation missed) no
     longer outweighs the positives on features that cannot move apart (the probe). The
-    embeddings are computed once (`prepare`), of each example and 3 augmented copies, from
-    random streams of their own (seeded by `seed`)."""
+    embeddings are computed once (`prepare`), of each example and `copies` - 1 augmented
+    copies of it, from random streams of their own (seeded by `seed`): the more copies, the
+    less the fit depends on which augmentations the seed drew."""
 
     name = "classifier"
     trains_embedding = False
 
     def __init__(self, schedule: StageSettings, data: StageData, augment_settings: AugmentSettings, *, seed: int,
-                 use_negatives: bool = True):
+                 use_negatives: bool = True, copies: int = 16):
         super().__init__(schedule)
+        if copies < 1:
+            raise ConfigError(f"classifier_copies: expected 1 or more, got {copies}")
         self.data = data
         self.augment = augment_settings
         self.seed = seed
         self.use_negatives = use_negatives
+        self.copies = copies
         self.criterion = NotClassLoss()
         self.features: ClassifierFeatures | None = None
 
@@ -216,11 +221,12 @@ class ClassifierStage(Stage):
 
     def prepare(self, model: PatchModel, device: torch.device) -> None:
         vectors, labels = frozen_features(model, self.data.crops, self.data.labels, self.augment,
-                                          stream(self.seed, self.name, "features"), device)
+                                          stream(self.seed, self.name, "features"), device, self.copies)
         negatives, negative_labels = torch.zeros(0, model.dim), torch.zeros(0, dtype=torch.int64)
         if self.use_negatives and len(self.data.negatives):
             negatives, negative_labels = frozen_features(model, self.data.negatives, self.data.negative_labels, self.augment,
-                                                         stream(self.seed, self.name, "negative features"), device)
+                                                         stream(self.seed, self.name, "negative features"), device,
+                                                         self.copies)
         self.features = ClassifierFeatures(vectors, labels, negatives, negative_labels)
 
     @property
@@ -244,7 +250,7 @@ class ClassifierStage(Stage):
 
 @torch.no_grad()
 def frozen_features(model: PatchModel, crops: torch.Tensor, labels: torch.Tensor, augment_settings: AugmentSettings,
-                    generator: torch.Generator, device, copies: int = 4) -> tuple[torch.Tensor, torch.Tensor]:
+                    generator: torch.Generator, device, copies: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Embeddings of the crops and `copies` - 1 augmented copies of them, with their labels."""
     model.eval()
     vectors, out_labels = [], []
@@ -304,5 +310,5 @@ def training_stages(settings: TrainSettings, clean: StageData, noisy: StageData 
             raise ValueError("training_stages: pretrained_share needs the pretrained backbone's network")
         stages[-1].blend = (pretrained, settings.pretrained_share)
     stages.append(ClassifierStage(settings.classifier, clean, settings.augment.clean(), seed=settings.seed,
-                                  use_negatives=settings.negatives_in_classifier))
+                                  use_negatives=settings.negatives_in_classifier, copies=settings.classifier_copies))
     return stages

@@ -106,7 +106,7 @@ def test_pooling_is_the_project_s_and_an_existing_one_refuses_another(tmp_path, 
 
 
 @pytest.mark.parametrize("command", ["train", "eval"])
-def test_probe_share_and_similarity_gate_are_the_presets_unless_given(command, capsys):
+def test_classifier_copies_probe_share_and_similarity_gate_are_the_presets_unless_given(command, capsys):
     from simsearch.cli.model import chosen_training
 
     required = (["--project", "p"] if command == "train"
@@ -123,4 +123,9 @@ def test_probe_share_and_similarity_gate_are_the_presets_unless_given(command, c
     assert chosen_training(parse([command, *required, "--similarity-gate", "off"])).similarity_gate is False
     paper_gated = parse([command, *required, "--preset", "paper", "--similarity-gate", "on"])
     assert chosen_training(paper_gated).similarity_gate is True
+    assert chosen_training(parse([command, *required])).classifier_copies == 16
+    assert chosen_training(parse([command, *required, "--classifier-copies", "4"])).classifier_copies == 4
+    with pytest.raises(SystemExit):
+        parse([command, *required, "--classifier-copies", "0"])
+    assert "--classifier-copies: expected a whole number >= 1, got '0'" in capsys.readouterr().err
 

@@ -129,19 +129,21 @@ def test_training_section_sets_augmentations_and_batch_norm(tmp_path, capsys):
     assert training_settings({"probe_share": 0.0}).probe_average == 0.0
     assert training_settings({}).similarity_gate and not training_settings({"preset": "paper"}).similarity_gate
     assert not training_settings({"similarity_gate": False}).similarity_gate
+    assert training_settings({"classifier_copies": 4}).classifier_copies == 4 and training_settings({}).classifier_copies == 16
     with pytest.raises(ConfigError, match=r"training.augment: .*keys: flips, rotations, brightness"):
         training_settings({"augment": {"hue": 0.1}})
     config = _write_inputs(tmp_path)
     data = yaml.safe_load(config.read_text())
     data["training"] = {"augment": {"brightness": 2, "hue": 0.1}, "frozen_batch_norm": "yes", "pretrained_share": 1.5,
-                        "probe_share": -0.1}
+                        "probe_share": -0.1, "classifier_copies": 0}
     config.write_text(yaml.safe_dump(data))
     assert main(["-q", "run", str(config)]) == 2
     err = capsys.readouterr().err
     for problem in ("training.augment.brightness: expected a number in [0.0, 1.0], got 2", "training.augment.hue: unknown key",
                     "training.frozen_batch_norm: expected true or false, got 'yes'",
                     "training.pretrained_share: expected a number in [0.0, 1.0], got 1.5",
-                    "training.probe_share: expected a number in [0.0, 1.0], got -0.1"):
+                    "training.probe_share: expected a number in [0.0, 1.0], got -0.1",
+                    "training.classifier_copies: expected a whole number of at least 1, got 0"):
         assert problem in err, problem
 
 

@@ -15,6 +15,7 @@ from simsearch.training.model import PatchModel, frozen_prefix
 from simsearch.training.sampling import balanced_order, stream
 from simsearch.training.stages import (STAGE_KINDS, ClassifierFeatures, ClassifierStage, SelfLearnStage, StageData, SupConStage,
                                        training_stages)
+from simsearch.util.errors import ConfigError
 
 GEOMETRY = PatchGeometry.for_patch(32, min_cells=4)  # 96 px crops with a context of 2 cells
 SCHEDULE = StageSettings(2, 4, 1e-2, 1, 0.5)
@@ -125,13 +126,15 @@ def test_the_strategy_chooses_the_stages_and_their_data(strategy):
         # self-learning augments fully; the supervised stages without solarize and coarse dropout
         assert stage.augment == (settings.augment if isinstance(stage, SelfLearnStage) else settings.augment.clean())
     assert stages[-1].use_negatives == settings.negatives_in_classifier
+    assert stages[-1].copies == settings.classifier_copies == 4
+    assert training_stages(replace(settings, classifier_copies=16), clean, None)[-1].copies == 16
     assert not training_stages(replace(settings, negatives_in_classifier=False), clean, None)[-1].use_negatives
 
 
 def test_the_classifier_stage_learns_from_embeddings_made_once(lite0):
     model = _model(lite0)
     data = _data(count=6, negatives=3)
-    stage = ClassifierStage(SCHEDULE, data, AugmentSettings().clean(), seed=0)
+    stage = ClassifierStage(SCHEDULE, data, AugmentSettings().clean(), seed=0, copies=4)
     with pytest.raises(RuntimeError, match="prepare"):
         stage.labels
     stage.prepare(model, torch.device("cpu"))
@@ -139,13 +142,19 @@ def test_the_classifier_stage_learns_from_embeddings_made_once(lite0):
     assert features.vectors.shape == (24, model.dim) and torch.equal(stage.labels, data.labels.repeat(4))  # 3 augmented copies
     assert torch.equal(features.vectors[:6], model.embed(data.crops.float()).detach())  # the first copy: the crops as they are
     assert features.negative_vectors.shape == (12, model.dim) and torch.equal(features.negative_labels, data.negative_labels.repeat(4))
-    again = ClassifierStage(SCHEDULE, data, AugmentSettings().clean(), seed=0)
+    again = ClassifierStage(SCHEDULE, data, AugmentSettings().clean(), seed=0, copies=4)
     again.prepare(model, torch.device("cpu"))
     assert torch.equal(again.features.vectors, features.vectors)  # seeded
-    other = ClassifierStage(SCHEDULE, data, AugmentSettings().clean(), seed=1)
+    other = ClassifierStage(SCHEDULE, data, AugmentSettings().clean(), seed=1, copies=4)
     other.prepare(model, torch.device("cpu"))
     assert not torch.equal(other.features.vectors[6:], features.vectors[6:])
-    alone = ClassifierStage(SCHEDULE, data, AugmentSettings().clean(), seed=0, use_negatives=False)
+    more = ClassifierStage(SCHEDULE, data, AugmentSettings().clean(), seed=0, copies=6)
+    more.prepare(model, torch.device("cpu"))
+    assert more.features.vectors.shape == (36, model.dim) and more.features.negative_vectors.shape == (18, model.dim)
+    assert torch.equal(more.features.vectors[:6], features.vectors[:6])  # the crops as they are, then the copies
+    with pytest.raises(ConfigError, match="classifier_copies"):
+        ClassifierStage(SCHEDULE, data, AugmentSettings().clean(), seed=0, copies=0)
+    alone = ClassifierStage(SCHEDULE, data, AugmentSettings().clean(), seed=0, copies=4, use_negatives=False)
     alone.prepare(model, torch.device("cpu"))
     assert len(alone.features.negative_vectors) == 0 and torch.equal(alone.features.vectors, features.vectors)
 

@@ -67,17 +67,20 @@ def test_a_setting_added_at_its_no_op_value_leaves_saved_models_their_identity()
     saved model, unless it is in LATER_SETTINGS with the value at which it changes nothing (or
     TRAINING_VERSION is bumped, and this set with it)."""
     assert TRAINING_VERSION == 3
+    old = {"classifier_copies": 4}  # 16 since 2026-12, on purpose: every saved model trains again
+    assert TrainSettings.cpu().classifier_copies == TrainSettings.paper().classifier_copies == 16
     for settings in (TrainSettings(), TrainSettings.paper("pos"),
                      replace(TrainSettings.cpu("probe"), similarity_gate=False),
                      replace(TrainSettings.cpu(), probe_share=0.0, similarity_gate=False)):
-        assert set(settings.identity_dict()) == VERSION_3_SETTINGS
+        assert set(settings.identity_dict()) == VERSION_3_SETTINGS | set(old)
+        assert set(replace(settings, **old).identity_dict()) == VERSION_3_SETTINGS
     # the CPU preset's probe beside the model and its similarity gate changed its default on
     # purpose: its models train again
-    assert set(TrainSettings.cpu().identity_dict()) == VERSION_3_SETTINGS | {"probe_share", "similarity_gate"}
-    assert set(TrainSettings.cpu("probe").identity_dict()) == VERSION_3_SETTINGS | {"similarity_gate"}
+    assert set(TrainSettings.cpu().identity_dict()) == VERSION_3_SETTINGS | {"probe_share", "similarity_gate", *old}
+    assert set(TrainSettings.cpu("probe").identity_dict()) == VERSION_3_SETTINGS | {"similarity_gate", *old}
     for key, value in LATER_SETTINGS.items():
-        assert getattr(TrainSettings(), key) == value  # the default changes nothing
-        moved = replace(TrainSettings(), **{key: 0.5 if isinstance(value, float) else not value})
+        assert getattr(replace(TrainSettings(), **old), key) == value  # the default changes nothing, or did
+        moved = replace(TrainSettings(), **{key: {float: 0.5, bool: not value, int: value + 1}[type(value)]})
         assert key in moved.identity_dict()
 
 
