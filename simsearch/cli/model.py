@@ -278,7 +278,7 @@ def add_training_choices(parser) -> None:
     --similarity-gate."""
     parser.add_argument("--classifier-copies", type=positive_int, default=None, metavar="N",
                         help="the classifier stage learns from each example's embedding and N-1 augmented copies' "
-                             "(default 16; 4 until 2026-12, when the training seed moved results 3x more)")
+                             "(default 16; 4 until 2026-12-05)")
     parser.add_argument("--probe-share", type=at_least(float, 0, "a share", most=1), default=None, metavar="S",
                         help="detection averages the trained model's probabilities with a linear probe's on the pretrained "
                              "features, S of the probe's (default: the preset's, cpu 0.5, paper 0: the model alone)")

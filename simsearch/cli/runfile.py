@@ -110,7 +110,8 @@ STAGE = section({"epochs": integer(1), "batch_size": integer(1), "lr": number(1e
 TRAINING = section({
     "preset": choice(*TrainSettings.PRESETS), "strategy": choice(*TRAINING_STRATEGIES),
     "selflearn": STAGE, "supcon": STAGE, "classifier": STAGE,
-    "use_noisy": boolean, "use_negatives": boolean, "negatives_in_classifier": boolean, "classifier_copies": integer(1), "learn_pooling": boolean,
+    "use_noisy": boolean, "use_negatives": boolean, "negatives_in_classifier": boolean, "classifier_copies": integer(1),
+    "learn_pooling": boolean,
     "max_noisy": integer(1, optional=True), "max_noisy_pixels": integer(1, optional=True),
     "context_cells": integer(0), "seed": integer(0), "frozen_batch_norm": boolean, "off_centre_views": boolean,
     "holdout": number(0.0, 0.5), "pretrained_share": number(0.0, 1.0),

@@ -146,9 +146,9 @@ class TrainSettings:
     # stage's denominator
     negatives_in_classifier: bool = True
     # the classifier stage learns from the embeddings of each example and this many - 1
-    # augmented copies of it, computed once: 4 (until 2026-12) let the training seed move a
-    # trial's PR-AUC by up to 0.11 (the planted smear's probe); 16 cut that spread to a third
-    # at the same mean (benchmarks/results/issue17-seeds)
+    # augmented copies of it, computed once: with 4 (until 2026-12-05) the training seed moved a
+    # trial's PR-AUC by up to 0.11 (the planted smear's probe); 16 cut the seed's spread 2.4-2.6x
+    # on three of four noisy rows, no mean lower beyond its noise (benchmarks/results/issue17-seeds)
     classifier_copies: int = 16
     # beyond the paper: each class example also trains as background half a patch off its
     # centre (`off_centre_views`), so that a clump of touching objects gives one peak each

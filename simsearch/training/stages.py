@@ -204,7 +204,7 @@ class ClassifierStage(Stage):
     trains_embedding = False
 
     def __init__(self, schedule: StageSettings, data: StageData, augment_settings: AugmentSettings, *, seed: int,
-                 use_negatives: bool = True, copies: int = 16):
+                 copies: int, use_negatives: bool = True):
         super().__init__(schedule)
         if copies < 1:
             raise ConfigError(f"classifier_copies: expected 1 or more, got {copies}")
@@ -310,5 +310,5 @@ def training_stages(settings: TrainSettings, clean: StageData, noisy: StageData 
             raise ValueError("training_stages: pretrained_share needs the pretrained backbone's network")
         stages[-1].blend = (pretrained, settings.pretrained_share)
     stages.append(ClassifierStage(settings.classifier, clean, settings.augment.clean(), seed=settings.seed,
-                                  use_negatives=settings.negatives_in_classifier, copies=settings.classifier_copies))
+                                  copies=settings.classifier_copies, use_negatives=settings.negatives_in_classifier))
     return stages

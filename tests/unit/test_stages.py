@@ -42,7 +42,7 @@ def _ids(parameters) -> set[int]:
 
 def _stage(kind, data):
     if kind is ClassifierStage:
-        return ClassifierStage(SCHEDULE, data, AugmentSettings().clean(), seed=0)
+        return ClassifierStage(SCHEDULE, data, AugmentSettings().clean(), seed=0, copies=4)
     return kind(SCHEDULE, data, AugmentSettings() if kind is SelfLearnStage else AugmentSettings().clean())
 
 
@@ -163,7 +163,7 @@ def test_over_an_epoch_the_classifier_stage_weighs_each_negative_as_one_clean_ex
     # the naive reference: the epoch's loss summed example by example, clean (cross entropy)
     # and negative (-log(1 - p(the class it is not))) alike, over the batch size
     generator = torch.Generator().manual_seed(0)
-    stage = ClassifierStage(SCHEDULE, _data(count=0, negatives=0), AugmentSettings().clean(), seed=0)
+    stage = ClassifierStage(SCHEDULE, _data(count=0, negatives=0), AugmentSettings().clean(), seed=0, copies=4)
     stage.features = ClassifierFeatures(torch.randn(12, 5, generator=generator), torch.arange(12) % 3,
                                         torch.randn(2, 5, generator=generator), torch.tensor([0, 1]))
     model = torch.nn.Module()
