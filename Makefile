@@ -21,7 +21,7 @@ similar: $(STAMP)
 	$(BIN)/python examples/find_similar.py --out out/similar
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n logical --maxprocesses 4 --dist worksteal
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_embedding.py

@@ -17,6 +17,11 @@ import pytest
 os.environ["SIMSEARCH_OFFLINE"] = "1"
 _TORCH_HOME = tempfile.TemporaryDirectory(prefix="simsearch-torch-home-")  # removed when the run ends
 os.environ["TORCH_HOME"] = _TORCH_HOME.name
+if "PYTEST_XDIST_WORKER_COUNT" in os.environ:  # `make test` runs the tests in parallel processes (pytest-xdist)
+    # that share the cores between them; set before torch is imported, and inherited by the
+    # commands the tests start, so that a test's process and its commands compute alike
+    _THREADS = str(max(1, (os.cpu_count() or 1) // int(os.environ["PYTEST_XDIST_WORKER_COUNT"])))
+    os.environ["OMP_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = _THREADS
 
 REPO = Path(__file__).resolve().parents[1]
 BCCD = REPO.parent / "shared" / "data" / "bccd"
