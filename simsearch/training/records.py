@@ -84,8 +84,8 @@ def training_records(project: Project, settings: TrainSettings) -> TrainingRecor
     if not background:
         raise ConfigError("training: no clean background", hint="propose and confirm background first")
     confirmed += [(_position(p), len(names) - 1) for p in background]
-    confirmed, held_out = hold_out(confirmed, settings.holdout, settings.seed)
-    negatives, held_out_negatives = hold_out(negatives, settings.holdout, settings.seed)
+    confirmed, held_out = hold_out(confirmed, settings.holdout)
+    negatives, held_out_negatives = hold_out(negatives, settings.holdout)
     sized = prototypes + [(record, label, record.level) for record, label in confirmed if label != len(names) - 1]
     user_background = sum(1 for _, label in confirmed if label == len(names) - 1)
     levelled = off_level_views(sized, project.scales, len(names) - 1)
@@ -220,17 +220,19 @@ def _at_most(views: list[tuple[PatchRecord, int]], count: int, groups: list[int]
     return [views[i] for i in balanced_subset(torch.tensor(groups, dtype=torch.int64), count, generator).tolist()]
 
 
-def hold_out(pairs: list[tuple[PatchRecord, int]], fraction: float, seed: int) -> tuple[list, list]:
+def hold_out(pairs: list[tuple[PatchRecord, int]], fraction: float) -> tuple[list, list]:
     """(kept, held out): of each label, the `fraction` (rounded down) of the pairs whose place
-    hashes lowest, so the same curation always holds out the same examples and one more
-    example moves at most one. Both lists keep the input order."""
+    hashes lowest, so the same curation always holds out the same examples, whatever the
+    training seed (retraining with another seed then varies the training alone), and one more
+    example moves at most one. Both lists keep the input order. The hash's 0 keeps the fifth
+    that seed 0 held out when the seed chose it (before 2026-12-05)."""
     by_label: dict[int, list[int]] = {}
     for index, (_, label) in enumerate(pairs):
         by_label.setdefault(label, []).append(index)
     held: set[int] = set()
     for members in by_label.values():
         ranked = sorted(members, key=lambda i: hashlib.blake2b(
-            json.dumps([seed, pairs[i][0].image_id, pairs[i][0].y, pairs[i][0].x]).encode(), digest_size=8).digest())
+            json.dumps([0, pairs[i][0].image_id, pairs[i][0].y, pairs[i][0].x]).encode(), digest_size=8).digest())
         held.update(ranked[: int(fraction * len(members))])
     return [pair for i, pair in enumerate(pairs) if i not in held], [pair for i, pair in enumerate(pairs) if i in held]
 
