@@ -25,6 +25,9 @@ from simsearch.training.loop import LATER_SETTINGS, TRAINING_STRATEGIES, TrainSe
 from simsearch.evaluate.metrics import MATCHING_RULES, Matching
 from simsearch.evaluate.simulate import BASELINES, STRATEGIES, USER_VERSION, SimulatedUser, Trial, result_key
 
+# how training has chosen the examples it holds out for its check since 2026-12-05 (records.hold_out)
+HOLD_OUT_RULE = "by place"
+
 
 @dataclass(frozen=True)
 class EvalPlan:
@@ -177,6 +180,13 @@ def evaluate(plan: EvalPlan, *, say: Callable[[str], None] = print) -> dict:
                           f"this run trains them with it at {baseline_share:g} (`--probe-share`)",
                           hint="give another --out to train the baseline as the strategies are trained")
     results["supervised_probe_share"] = baseline_share
+    # before 2026-12-05 the training seed chose the held-out fifth: seed 0's choice is today's
+    # rule, the other seeds' trials (--retrain) were checked and trained on other examples
+    if results.get("hold_out") != HOLD_OUT_RULE and any(t.get("seed", 0) for t in results["trials"].values()):
+        raise ConfigError(f"{results_path}: its --retrain trials held out a fifth chosen by the training seed; "
+                          f"today every seed holds out the same examples, so they would not compare",
+                          hint="give another --out")
+    results["hold_out"] = HOLD_OUT_RULE
     results["classes"] = sizes = class_sizes(plan, truth)
     for label, entry in sizes.items():
         if entry["box_sides"] and entry["box_sides"][2] > 2 * entry["box_sides"][0] and len(entry["scales"]) == 1:

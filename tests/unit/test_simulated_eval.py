@@ -339,6 +339,14 @@ def test_review_rounds_and_retraining_are_measured(annotated, tmp_path):
     assert any(line.startswith("[2/2] disc|P2|N1|pos+neg|r0: PR-AUC") and line.count(",") >= 6 for line in lines)
     again = evaluate(plan, say=lines.append)  # resumes: nothing recomputed
     assert again["trials"] == trials
+    # trials of other seeds from before every seed held out the same examples are not resumed
+    saved = json.loads((tmp_path / "eval" / "results.json").read_text())
+    assert saved["hold_out"] == "by place"
+    del saved["hold_out"]
+    (tmp_path / "eval" / "results.json").write_text(json.dumps(saved))
+    with pytest.raises(ConfigError, match="held out a fifth chosen by the training seed"):
+        evaluate(plan, say=lines.append)
+    assert json.loads((tmp_path / "eval" / "results.json").read_text()) == saved
 
 
 def _planted_truth(folder):
