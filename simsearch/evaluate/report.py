@@ -22,11 +22,9 @@ from simsearch.project.layout import ProjectLayout
 from simsearch.project.project import Project
 from simsearch.training.check import ClassCheck
 from simsearch.training.loop import LATER_SETTINGS, TRAINING_STRATEGIES, TrainSettings
+from simsearch.training.records import HOLD_OUT_RULE
 from simsearch.evaluate.metrics import MATCHING_RULES, Matching
 from simsearch.evaluate.simulate import BASELINES, STRATEGIES, USER_VERSION, SimulatedUser, Trial, result_key
-
-# how training has chosen the examples it holds out for its check since 2026-12-05 (records.hold_out)
-HOLD_OUT_RULE = "by place"
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,9 @@ if TYPE_CHECKING:
     from simsearch.training.loop import TrainSettings
 
 BACKGROUND = "background"
+# how hold_out chooses the examples training checks on, recorded by `simsearch eval` so that
+# trials held out otherwise (before 2026-12-05 the training seed chose them) are not resumed
+HOLD_OUT_RULE = "by place"
 
 
 @dataclass(frozen=True)
