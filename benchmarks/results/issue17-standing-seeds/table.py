@@ -5,8 +5,8 @@
 Per class: similarity search, the probe and Pos+Neg+Selflearn as the mean ± standard deviation
 over the trials of each trial's mean over training seeds, and the goal: in every trial the
 pipeline's seed mean at least the larger of similarity search and the probe's seed mean, and
-the pipeline's spread over trials under 0.05. "seeds below" counts the single training runs
-under that bar, so a reader sees how often one run would have missed it.
+the pipeline's spread over trials under 0.05. "single runs below" counts the pipeline's single
+training runs under that bar, so a reader sees how often one run would have missed it.
 """
 import json
 import sys
@@ -22,21 +22,23 @@ def rows(path: Path) -> list[str]:
     scores = defaultdict(lambda: defaultdict(dict))  # (class, P) -> strategy -> repeat -> {seed: PR-AUC}
     for trial in json.loads(path.read_text())["trials"].values():
         if trial.get("review_round", 0) == 0:
-            scores[(trial["class"], trial["prototypes"])][trial["strategy"]].setdefault(trial["repeat"], {})[trial.get("seed", 0)] = trial["pr_auc"]
+            by_repeat = scores[(trial["class"], trial["prototypes"])][trial["strategy"]]
+            by_repeat.setdefault(trial["repeat"], {})[trial.get("seed", 0)] = trial["pr_auc"]
     lines = []
     for (label, prototypes), by_strategy in sorted(scores.items()):
         if not {PIPELINE, PROBE, SIMILARITY} <= set(by_strategy):
             continue
         repeats = sorted(set.intersection(*(set(by_strategy[s]) for s in (PIPELINE, PROBE, SIMILARITY))))
-        mean = {s: np.array([np.mean(list(by_strategy[s][r].values())) for r in repeats]) for s in (PIPELINE, PROBE, SIMILARITY)}
+        mean = {s: np.array([np.mean(list(by_strategy[s][r].values())) for r in repeats])
+                for s in (PIPELINE, PROBE, SIMILARITY)}
         bar = np.maximum(mean[SIMILARITY], mean[PROBE])
-        below = [r for r, pipeline, b in zip(repeats, mean[PIPELINE], bar) if pipeline < b]
+        below = [(r, pipeline, b) for r, pipeline, b in zip(repeats, mean[PIPELINE], bar) if pipeline < b]
         runs_below = sum(score < b for r, b in zip(repeats, bar) for score in by_strategy[PIPELINE][r].values())
         runs = sum(len(by_strategy[PIPELINE][r]) for r in repeats)
         spread = mean[PIPELINE].std()
         goal = "met" if not below and spread < 0.05 else "**not met**: " + "; ".join(
             ([f"spread {spread:.3f}"] if spread >= 0.05 else [])
-            + [f"r{r} {mean[PIPELINE][repeats.index(r)]:.3f} against {bar[repeats.index(r)]:.3f}" for r in below])
+            + [f"r{r} {pipeline:.3f} against {b:.3f}" for r, pipeline, b in below])
         cells = " | ".join(f"{mean[s].mean():.3f} ± {mean[s].std():.3f}" for s in (SIMILARITY, PROBE, PIPELINE))
         lines.append(f"| {path.parent.name}: {label} P{prototypes} | {cells} | {goal} | {runs_below} of {runs} |")
     return lines
