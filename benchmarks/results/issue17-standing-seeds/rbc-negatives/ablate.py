@@ -26,7 +26,10 @@ from simsearch.io.truth import read_truth
 from simsearch.training.loop import train
 
 WORK = Path("/tmp/rbc-negatives")
+VARIANTS = ("asis", "nonegs", "negs_as_pos")
 trial, variant, strategy = Path(sys.argv[1]), sys.argv[2], sys.argv[3]
+if variant not in VARIANTS:
+    raise SystemExit(f"VARIANT: one of {', '.join(VARIANTS)}, not {variant!r}")
 argv = ["eval"] + sys.argv[sys.argv.index("--") + 1:]
 plan = plan_from_args(build_parser(argv).parse_args(argv))
 dataset = Dataset.open(plan.images)
@@ -50,8 +53,6 @@ if variant in ("nonegs", "negs_as_pos"):
 if variant == "negs_as_pos":
     threshold = store.class_info(label).similarity_threshold
     store.confirm_class(label, threshold, store.patches(label, "positive") + negatives)
-elif variant != "asis":
-    raise SystemExit(f"VARIANT: asis, nonegs or negs_as_pos, not {variant!r}")
 curated = {"positives": len(store.patches(label, "positive")), "negatives": len(store.patches(label, "negative")),
            "background": len(store.background(confirmed_only=True))}
 train(project, replace(plan.training.with_strategy(strategy), seed=plan.training.seed), device="cpu")
