@@ -4,20 +4,22 @@ import asyncio
 import re
 import shutil
 import time
+from dataclasses import replace
 
 import numpy as np
 import pytest
 
-from conftest import planted_project
-from simsearch import Curation, Project, StageSettings, TrainSettings, iter_train, training_status
+from conftest import TINY as CONFTEST_TINY, planted_project
+from simsearch import Curation, Project, StageSettings, iter_train, training_status
 
 pytest.importorskip("textual")
 from simsearch_tui.app import SimSearchApp  # noqa: E402
 from simsearch_tui.train import UP_TO_DATE  # noqa: E402
 from simsearch_tui.widgets import PatchGrid  # noqa: E402
 
-TINY = TrainSettings(selflearn=StageSettings(1, 16, 1e-3, 1, 0.5), supcon=StageSettings(1, 16, 1e-3, 1, 0.5),
-                     classifier=StageSettings(5, 32, 1e-2, 10, 0.1), max_noisy=32)
+# the suite's tiny training (4 classifier copies) with the epochs these tests were written for
+TINY = replace(CONFTEST_TINY, supcon=StageSettings(1, 16, 1e-3, 1, 0.5), classifier=StageSettings(5, 32, 1e-2, 10, 0.1),
+               max_noisy=32)
 
 
 async def wait_until(pilot, condition, timeout: float = 60.0, what: str = "the condition"):

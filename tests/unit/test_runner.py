@@ -27,7 +27,8 @@ def _write_inputs(tmp_path):
         "classes": {"disc": {"similarity_threshold": 0.8, "confidence_threshold": 0.5}},
         "background": {"count": 4}, "noisy": {"background_per_image": 2},
         "training": {"preset": "cpu", "selflearn": {"epochs": 1, "batch_size": 16},
-                     "supcon": {"epochs": 1, "batch_size": 16}, "classifier": {"epochs": 5}},
+                     "supcon": {"epochs": 1, "batch_size": 16}, "classifier": {"epochs": 5},
+                     "classifier_copies": 4},
         "segmentation": True, "device": "cpu",
     }
     (tmp_path / "run.yaml").write_text(yaml.safe_dump(config))

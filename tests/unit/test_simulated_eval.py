@@ -6,7 +6,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from conftest import write_planted
+from conftest import TINY as CONFTEST_TINY, write_planted
 from simsearch import ConfigError, Curation, Project
 from simsearch.cli.main import main
 from simsearch.evaluate.report import EvalPlan, evaluate, split
@@ -14,14 +14,11 @@ from simsearch.io.images import Dataset
 from simsearch.evaluate.metrics import matching_radius
 from simsearch.evaluate.simulate import SimulatedUser, Trial, judged_on_object
 from simsearch.io.truth import Annotation
-from simsearch.training.loop import StageSettings, TrainSettings, crop_pixels
+from simsearch.training.loop import StageSettings, crop_pixels
 
-TINY = TrainSettings(
-    selflearn=StageSettings(1, 16, 1e-3, 1, 0.5),
-    supcon=StageSettings(1, 16, 1e-3, 1, 0.5),
-    classifier=StageSettings(10, 32, 1e-2, 10, 0.1),
-    max_noisy=64,
-)
+# the suite's tiny training (4 classifier copies) with the epochs these tests were written for
+TINY = replace(CONFTEST_TINY, supcon=StageSettings(1, 16, 1e-3, 1, 0.5),
+               classifier=StageSettings(10, 32, 1e-2, 10, 0.1), max_noisy=64)
 
 
 @pytest.fixture
