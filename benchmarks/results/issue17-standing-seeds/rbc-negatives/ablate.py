@@ -8,8 +8,9 @@ the embeddings). VARIANT:
 - nonegs: the user's negatives taken out;
 - negs_as_pos: the user's negatives moved to the positives, as a user who knew them for cells
   would have confirmed them.
-Prints one JSON line. Uses eval's internals (the base project and the simulated user's scoring),
-so that the numbers compare with results.json."""
+Eval's training options apply (`--classifier-copies 4`: the old rows' count). Prints one JSON
+line. Uses eval's internals (the base project and the simulated user's scoring), so that the
+numbers compare with results.json."""
 import json
 import shutil
 import sys
@@ -59,4 +60,5 @@ train(project, replace(plan.training.with_strategy(strategy), seed=plan.training
 test_truth = [a for i in test_ids for a in user.truth_of[i]]
 scored = score_class(user._predict_test(project), test_truth, label, user.rules[user.matching])
 print(json.dumps({"trial": trial.name, "variant": variant, "strategy": strategy, **curated,
+                  "classifier_copies": plan.training.classifier_copies,
                   "pr_auc": round(scored.pr_auc, 4)}), flush=True)
