@@ -84,10 +84,11 @@ __all__ = [
 STAGES = tuple(kind.name for kind in STAGE_KINDS)  # ("selflearn", "supcon", "classifier")
 # part of every run's identity: bump it when the same data and settings give another model
 # (2: class-balanced epochs, per-epoch random streams, content-keyed runs; 3: each negative
-# weighs as one clean example in the classifier stage). Not bumped when the held-out fifth
+# weighs as one clean example in the classifier stage; 4: a classifier epoch draws EPOCH_DRAWS
+# embeddings of each example, not all its copies). Not bumped when the held-out fifth
 # stopped depending on the training seed (2026-12-05): seed 0's fifth is unchanged, and models
 # saved with another seed before that day had 4 classifier copies, so train again anyway
-TRAINING_VERSION = 3
+TRAINING_VERSION = 4
 # settings added since TRAINING_VERSION, with the value at which they change nothing: at that
 # value a setting is left out of a run's identity, so models saved before it keep theirs
 LATER_SETTINGS = {"pretrained_share": 0.0, "probe_share": 0.0, "similarity_gate": False, "classifier_copies": 4}
@@ -148,9 +149,10 @@ class TrainSettings:
     # stage's denominator
     negatives_in_classifier: bool = True
     # the classifier stage learns from the embeddings of each example and this many - 1
-    # augmented copies of it, computed once: with 4 (until 2026-12-05) the training seed moved a
-    # trial's PR-AUC by up to 0.11 (the planted smear's probe); 16 cut the seed's spread 2.4-2.6x
-    # on three of four noisy rows, no mean lower beyond its noise (benchmarks/results/issue17-seeds)
+    # augmented copies of it, computed once, an epoch drawing 4 of them (EPOCH_DRAWS): with 4
+    # copies (until 2026-12-05) the training seed moved a trial's PR-AUC by up to 0.11 (the planted
+    # smear's probe); 16 cut the seed's spread 2.4-2.6x on three of four noisy rows
+    # (benchmarks/results/issue17-seeds, issue17-epoch-draws)
     classifier_copies: int = 16
     # beyond the paper: each class example also trains as background half a patch off its
     # centre (`off_centre_views`), so that a clump of touching objects gives one peak each
@@ -549,7 +551,7 @@ class _Runner:
         the batches' losses (fewer when cancelled)."""
         generator = stream(self.seed, stage.name, epoch)
         labels = stage.labels
-        order = balanced_order(labels, len(labels), generator)
+        order = balanced_order(labels, stage.epoch_size, generator)
         schedule = stage.schedule
         steps = stage.steps(len(order))
         started, seen, losses = time.perf_counter(), 0, []

@@ -102,6 +102,11 @@ class Stage(ABC):
     def labels(self) -> torch.Tensor:
         """The class of each example an epoch draws from (the epoch's order indexes them)."""
 
+    @property
+    def epoch_size(self) -> int:
+        """How many examples an epoch draws, class-balanced (`balanced_order`): each once."""
+        return len(self.labels)
+
     @abstractmethod
     def loss(self, model: PatchModel, index: torch.Tensor, generator: torch.Generator, device: torch.device) -> torch.Tensor:
         """The loss of the batch of examples `index`, drawing its augmentations from `generator`."""
@@ -189,6 +194,11 @@ class ClassifierFeatures:
     negative_labels: torch.Tensor
 
 
+# embeddings of each example a classifier epoch draws: the presets' classifier schedules were set
+# with 4 copies of each example, all drawn every epoch (benchmarks/results/issue17-epoch-draws)
+EPOCH_DRAWS = 4
+
+
 class ClassifierStage(Stage):
     """The linear classifier on the frozen embedding: cross entropy on the clean examples and,
     with `use_negatives`, "not this class" (NotClassLoss) on the negatives, each negative
@@ -198,7 +208,8 @@ class ClassifierStage(Stage):
     longer outweighs the positives on features that cannot move apart (the probe). The
     embeddings are computed once (`prepare`), of each example and `copies` - 1 augmented
     copies of it, from random streams of their own (seeded by `seed`): the more copies, the
-    less the fit depends on which augmentations the seed drew."""
+    less the fit depends on which augmentations the seed drew. An epoch draws `EPOCH_DRAWS` of
+    each example's embeddings, class-balanced (`epoch_size`), whatever the copies."""
 
     name = "classifier"
     trains_embedding = False
@@ -232,6 +243,13 @@ class ClassifierStage(Stage):
     @property
     def labels(self) -> torch.Tensor:
         return self._features().labels
+
+    @property
+    def epoch_size(self) -> int:
+        """`EPOCH_DRAWS` embeddings of each example, from its `copies`: the schedule's epochs mean
+        as many optimizer steps whatever the copies (an epoch over all 16 copies took 4x the steps
+        of the 4 the schedule was set with, and its classifier ranked worse)."""
+        return len(self.labels) // self.copies * EPOCH_DRAWS
 
     def loss(self, model, index, generator, device):
         features = self._features()

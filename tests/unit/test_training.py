@@ -1,4 +1,5 @@
 """Training on planted discs and crosses: stages, detections, cancel and resume."""
+import math
 import shutil
 import threading
 import time
@@ -18,7 +19,7 @@ from simsearch.features.geometry import PatchGeometry
 from simsearch.io.preprocess import Normalization
 from simsearch.training.check import check_held_out
 from simsearch.training.model import PatchModel
-from simsearch.training.stages import StageData
+from simsearch.training.stages import EPOCH_DRAWS, StageData
 from simsearch.training.loop import (LATER_SETTINGS, TRAINING_VERSION, StageSettings, TrainSettings, balanced_order,
                                      balanced_subset, crop_pixels, iter_train, model_check, noisy_cap, train,
                                      training_records, training_status)
@@ -56,7 +57,7 @@ def test_training_stages_and_detections(curated):
         assert hits >= 2, (kind, mine)
 
 
-# the settings every run's identity has held since TRAINING_VERSION 3
+# the settings every run's identity has held since TRAINING_VERSION 3 (4 changed no setting)
 VERSION_3_SETTINGS = {"augment", "classifier", "context_cells", "contrastive", "frozen_batch_norm", "holdout",
                       "learn_pooling", "max_noisy", "max_noisy_pixels", "negatives_in_classifier", "off_centre_views",
                       "seed", "selflearn", "supcon", "use_negatives", "use_noisy"}
@@ -66,7 +67,7 @@ def test_a_setting_added_at_its_no_op_value_leaves_saved_models_their_identity()
     """A setting added to TrainSettings changes every run's identity, and so retrains every
     saved model, unless it is in LATER_SETTINGS with the value at which it changes nothing (or
     TRAINING_VERSION is bumped, and this set with it)."""
-    assert TRAINING_VERSION == 3
+    assert TRAINING_VERSION == 4
     old = {"classifier_copies": 4}  # 16 since 2026-12, on purpose: every saved model trains again
     assert TrainSettings.cpu().classifier_copies == TrainSettings.paper().classifier_copies == 16
     for settings in (TrainSettings(), TrainSettings.paper("pos"),
@@ -82,6 +83,21 @@ def test_a_setting_added_at_its_no_op_value_leaves_saved_models_their_identity()
         assert getattr(replace(TrainSettings(), **old), key) == value  # the default changes nothing, or did
         moved = replace(TrainSettings(), **{key: {float: 0.5, bool: not value, int: value + 1}[type(value)]})
         assert key in moved.identity_dict()
+
+
+def test_a_classifier_epoch_takes_as_many_steps_whatever_the_copies(curated):
+    """The classifier schedule's epochs were set with 4 embeddings of each example: 16 copies
+    draw 4 of each per epoch (an epoch over all 16 took 4x the steps and ranked worse), 1 copy
+    draws its embedding 4 times, class-balanced as every epoch."""
+    project, _ = curated
+    steps = {}
+    for copies in (1, 4, 16):
+        settings = replace(TINY.with_strategy("probe"), classifier_copies=copies, holdout=0.0,
+                           classifier=replace(TINY.classifier, epochs=1))
+        steps[copies] = {e.steps for e in iter_train(project, settings, device="cpu") if e.stage == "classifier"}
+    examples = len(training_records(project, settings).clean)
+    assert steps[1] == steps[4] == steps[16] == {math.ceil(examples * EPOCH_DRAWS / TINY.classifier.batch_size)}
+    assert EPOCH_DRAWS == 4
 
 
 def test_probe_trains_only_a_linear_classifier_on_the_frozen_features(curated):
