@@ -8,17 +8,20 @@
 # (eval checks the settings). BCCD's colour red cells and the grey white cells (with and without
 # the flat field: `auto` divides there, as `divide` does) are ../issue17-flatfield/run-bccd-auto-seeds.sh's.
 # Results in /tmp/std-seeds/<row>/, copied to <row>/ here; table.py prints the README's rows.
+# Since 2026-12-06 (a classifier epoch draws 4 of the 16 copies, ../issue17-epoch-draws) the rows
+# go to /tmp/std-draws4/<row>/ and draws4/<row>/ here; <row>/ holds the older code's.
 cd /work/main
 . benchmarks/results/issue17-standing/data.sh
 DSB="--images /tmp/dsb/images --truth /tmp/dsb/truth.csv --train-list /tmp/dsb/train.txt --test-list /tmp/dsb/test.txt --displayed 4"
 H=/tmp/bccd-half
 HALF="--images $H/images --truth $H/truth.csv --train-list $H/train.txt --test-list $H/test.txt"
-O=/tmp/std-seeds
-R=benchmarks/results/issue17-standing-seeds
+O=/tmp/std-draws4
+R=benchmarks/results/issue17-standing-seeds/draws4
 mkdir -p $O
 ALL="--prototypes 10 --negatives 5 --repeats 3 --device cpu --strategies similarity,probe,pos+neg+selflearn --retrain 3"
 # one ROW EMBEDDINGS-FROM EVAL-OPTIONS...
 one() { local name=$1 from=$2; shift 2
+  [ "$from" = - ] && from=/tmp/std-seeds/$name/base  # the older code's run of the row, where there was one
   [ -f $R/$name/report.md ] && return
   [ -d $O/$name/base ] || [ ! -d $from ] || { mkdir -p $O/$name && cp -r $from $O/$name/; }
   while pgrep -f "simsearch eval" > /dev/null; do sleep 20; done  # one evaluation at a time on 2 cores
