@@ -249,7 +249,7 @@ class ClassifierStage(Stage):
         """`EPOCH_DRAWS` embeddings of each example, from its `copies`: the schedule's epochs mean
         as many optimizer steps whatever the copies (an epoch over all 16 copies took 4x the steps
         of the 4 the schedule was set with, and its classifier ranked worse)."""
-        return len(self.labels) // self.copies * EPOCH_DRAWS
+        return len(self.data.labels) * EPOCH_DRAWS
 
     def loss(self, model, index, generator, device):
         features = self._features()
