@@ -11,22 +11,10 @@
 # Since 2026-12-06 (a classifier epoch draws 4 of the 16 copies, ../issue17-epoch-draws) the rows
 # go to /tmp/std-draws4/<row>/ and draws4/<row>/ here; <row>/ holds the older code's.
 cd /work/main
-. benchmarks/results/issue17-standing/data.sh
+. benchmarks/results/issue17-standing-seeds/rows.sh
 DSB="--images /tmp/dsb/images --truth /tmp/dsb/truth.csv --train-list /tmp/dsb/train.txt --test-list /tmp/dsb/test.txt --displayed 4"
 H=/tmp/bccd-half
 HALF="--images $H/images --truth $H/truth.csv --train-list $H/train.txt --test-list $H/test.txt"
-O=/tmp/std-draws4
-R=benchmarks/results/issue17-standing-seeds/draws4
-mkdir -p $O
-ALL="--prototypes 10 --negatives 5 --repeats 3 --device cpu --strategies similarity,probe,pos+neg+selflearn --retrain 3"
-# one ROW EMBEDDINGS-FROM EVAL-OPTIONS...
-one() { local name=$1 from=$2; shift 2
-  [ "$from" = - ] && from=/tmp/std-seeds/$name/base  # the older code's run of the row, where there was one
-  [ -f $R/$name/report.md ] && return
-  [ -d $O/$name/base ] || [ ! -d $from ] || { mkdir -p $O/$name && cp -r $from $O/$name/; }
-  while pgrep -f "simsearch eval" > /dev/null; do sleep 20; done  # one evaluation at a time on 2 cores
-  date; $S eval "$@" $ALL --out $O/$name > $O/$name.log 2>&1; local rc=$?; echo "$name rc $rc"
-  [ $rc = 0 ] && mkdir -p $R/$name && cp $O/$name/report.md $O/$name/results.json $R/$name/ && cp $O/$name.log $R/$name/eval.log; }
 one dsb /tmp/c16-dsb/base $DSB --classes nucleus --patch-size nucleus=32
 one inv-plt /tmp/cs/inv-plt/base $INV --classes Platelets --patch-size Platelets=40 --pooling 0.15
 one ff-g16-plt - $G16 --classes Platelets --patch-size Platelets=40 --pooling 0.15 --flat-field divide
