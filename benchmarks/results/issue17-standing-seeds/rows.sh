@@ -14,4 +14,5 @@ one() { local name=$1 from=$2; shift 2
   [ -d $O/$name/base ] || [ ! -d $from ] || { mkdir -p $O/$name && cp -r $from $O/$name/; }
   while pgrep -f "simsearch eval" > /dev/null; do sleep 20; done  # one evaluation at a time on 2 cores
   date; $S eval "$@" $ALL --out $O/$name > $O/$name.log 2>&1; local rc=$?; echo "$name rc $rc"
-  [ $rc = 0 ] && mkdir -p $R/$name && cp $O/$name/report.md $O/$name/results.json $R/$name/ && cp $O/$name.log $R/$name/eval.log; }
+  [ $rc = 0 ] && mkdir -p $R/$name && cp $O/$name/report.md $O/$name/results.json $R/$name/ \
+    && cp $O/$name.log $R/$name/eval.log; }
