@@ -1,4 +1,6 @@
-"""Contrastive losses of the SimSearch paper, one nn.Module each, computed in float32.
+"""Contrastive losses of the SimSearch paper, one nn.Module each, computed in float32 (also
+inside a bf16 autocast region: at tau 0.07 a bf16 cosine's rounding of about 0.004 would move
+a logit by 0.06).
 
 - NTXentLoss: SimCLR's normalised temperature-scaled cross entropy (Chen et al. 2020),
   used on the noisy patches (paper Sec. II-D, tau = 0.5).
@@ -19,7 +21,20 @@ class NTXentLoss(nn.Module):
     For each of the 2N views, the other view of its patch is the positive and the
     remaining 2N - 2 views are negatives:
         loss = mean_i -log( exp(s(i, pos(i)) / tau) / sum_{k != i} exp(s(i, k) / tau) )
-    with s the cosine similarity. Returns a scalar.
+    with s the cosine similarity. With `sources` (N,), the patch each row was cropped from,
+    the views of another row of the same patch (a class-balanced epoch repeats the patches of
+    a rare class) are left out of the denominator: they are the same patch, not a negative.
+    Returns a scalar.
+
+    Examples
+    --------
+    >>> import torch
+    >>> views = torch.randn(2, 4, 8, generator=torch.Generator().manual_seed(0))
+    >>> plain = NTXentLoss(0.5)(views[0], views[1])
+    >>> bool(torch.isclose(plain, NTXentLoss(0.5)(views[0], views[1], sources=torch.arange(4))))  # four patches
+    True
+    >>> bool(NTXentLoss(0.5)(views[0], views[1], sources=torch.tensor([7, 3, 7, 5])) < plain)  # rows 0 and 2 one patch
+    True
     """
 
     def __init__(self, temperature: float = 0.5):
@@ -28,15 +43,22 @@ class NTXentLoss(nn.Module):
             raise ValueError(f"temperature must be positive, got {temperature}")
         self.temperature = temperature
 
-    def forward(self, views_a: torch.Tensor, views_b: torch.Tensor) -> torch.Tensor:
+    def forward(self, views_a: torch.Tensor, views_b: torch.Tensor,
+                sources: torch.Tensor | None = None) -> torch.Tensor:
         if views_a.shape != views_b.shape or views_a.ndim != 2:
             raise ValueError(f"NTXentLoss expects two (N, D) tensors, got {tuple(views_a.shape)} and {tuple(views_b.shape)}")
         count = views_a.shape[0]
-        z = F.normalize(torch.cat([views_a, views_b]).float(), dim=1)
-        logits = z @ z.T / self.temperature
-        logits = logits.masked_fill(torch.eye(2 * count, dtype=torch.bool, device=z.device), float("-inf"))
-        targets = torch.cat([torch.arange(count, 2 * count), torch.arange(count)]).to(z.device)
-        return F.cross_entropy(logits, targets)  # log-softmax subtracts the row max: stable
+        with torch.autocast(views_a.device.type, enabled=False):
+            z = F.normalize(torch.cat([views_a, views_b]).float(), dim=1)
+            logits = z @ z.T / self.temperature
+            targets = torch.cat([torch.arange(count, 2 * count), torch.arange(count)]).to(z.device)
+            left_out = torch.eye(2 * count, dtype=torch.bool, device=z.device)
+            if sources is not None:
+                both = torch.cat([sources, sources]).to(z.device)
+                left_out |= both[:, None] == both[None, :]
+                left_out[torch.arange(2 * count, device=z.device), targets] = False  # the view's own pair stays
+            logits = logits.masked_fill(left_out, float("-inf"))
+            return F.cross_entropy(logits, targets)  # log-softmax subtracts the row max: stable
 
 
 class SupConWithNegativesLoss(nn.Module):
@@ -66,6 +88,10 @@ class SupConWithNegativesLoss(nn.Module):
         negatives: torch.Tensor | None = None,
         negative_labels: torch.Tensor | None = None,
     ) -> torch.Tensor:
+        with torch.autocast(features.device.type, enabled=False):
+            return self._loss(features, labels, negatives, negative_labels)
+
+    def _loss(self, features, labels, negatives, negative_labels) -> torch.Tensor:
         z = F.normalize(features.float(), dim=1)
         count = z.shape[0]
         labels = labels.to(z.device)

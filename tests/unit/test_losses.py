@@ -7,14 +7,15 @@ import torch.nn.functional as F
 from simsearch.training.losses import NTXentLoss, SupConWithNegativesLoss
 
 
-def naive_ntxent(a, b, tau):
+def naive_ntxent(a, b, tau, sources=None):
     z = F.normalize(torch.cat([a, b]), dim=1).double()
     n = a.shape[0]
+    source = list(range(n)) * 2 if sources is None else [int(s) for s in sources] * 2
     total = 0.0
     for i in range(2 * n):
         pos = (i + n) % (2 * n)
         num = math.exp(float(z[i] @ z[pos]) / tau)
-        den = sum(math.exp(float(z[i] @ z[k]) / tau) for k in range(2 * n) if k != i)
+        den = sum(math.exp(float(z[i] @ z[k]) / tau) for k in range(2 * n) if k == pos or source[k] != source[i])
         total += -math.log(num / den)
     return total / (2 * n)
 
@@ -38,6 +39,32 @@ def test_ntxent_matches_naive_reference():
     torch.manual_seed(0)
     a, b = torch.randn(6, 8), torch.randn(6, 8)
     assert NTXentLoss(0.5)(a, b).item() == pytest.approx(naive_ntxent(a, b, 0.5), rel=1e-5)
+
+
+def test_ntxent_leaves_other_rows_of_the_same_patch_out_of_the_denominator():
+    # a class-balanced epoch repeats a rare class's patches: rows 0, 2 and 5 are one patch, whose other views
+    # are not negatives of each other
+    torch.manual_seed(2)
+    a, b = torch.randn(6, 8), torch.randn(6, 8)
+    sources = torch.tensor([4, 9, 4, 1, 7, 4])
+    loss = NTXentLoss(0.5)(a, b, sources=sources).item()
+    assert loss == pytest.approx(naive_ntxent(a, b, 0.5, sources), rel=1e-5)
+    assert loss != pytest.approx(naive_ntxent(a, b, 0.5), rel=1e-3)
+    assert NTXentLoss(0.5)(a, b, sources=torch.arange(6) * 3).item() == pytest.approx(naive_ntxent(a, b, 0.5), rel=1e-5)
+
+
+@pytest.mark.parametrize("loss, inputs", [
+    (NTXentLoss(0.5), lambda z: (z[:16], z[16:])),
+    (SupConWithNegativesLoss(0.07), lambda z: (z[:24], torch.arange(24) % 3, z[24:], torch.arange(8) % 3)),
+])
+def test_losses_stay_float32_inside_a_bf16_autocast_region(loss, inputs):
+    # training runs the step under autocast on a GPU; the losses' similarity matmul must not drop to bf16
+    z = torch.randn(32, 64, generator=torch.Generator().manual_seed(3))
+    plain = loss(*inputs(z)).item()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        autocast = loss(*inputs(z))
+    assert autocast.dtype == torch.float32
+    assert autocast.item() == pytest.approx(plain, rel=1e-6)
 
 
 def test_ntxent_analytic_values():
