@@ -22,7 +22,8 @@ from simsearch.training.model import PatchModel
 class ClassCheck:
     """One class's held-out ranking: the ROC-AUC of each ranker, the chance that a held-out
     positive of the class scores above a held-out example that is not the class (background,
-    the class's negatives, other classes' positives); NaN where either side is empty.
+    the class's negatives, other classes' positives); NaN where either side is empty, and for
+    similarity search where the class has no prototype left (its positives train it).
 
     Examples
     --------
@@ -46,8 +47,11 @@ class ClassCheck:
 
     @property
     def best_other(self) -> tuple[str, float]:
-        """The better of similarity search and the probe: (name, ROC-AUC)."""
-        return max((("similarity search", self.similarity), ("probe", self.probe)), key=lambda item: item[1])
+        """The better of similarity search and the probe: (name, ROC-AUC); a NaN one is not
+        better."""
+        others = [(name, value) for name, value in (("similarity search", self.similarity), ("probe", self.probe))
+                  if not math.isnan(value)]
+        return max(others, key=lambda item: item[1]) if others else ("probe", self.probe)
 
     @property
     def helps(self) -> bool:
@@ -75,7 +79,8 @@ class ClassCheck:
             return (f"{self.name}: not checked ({self.positives} held-out positive(s), {self.others} other(s)); "
                     "curate more examples to have training checked")
         other, value = self.best_other
-        line = (f"{self.name}: held-out ROC-AUC model {self.model:.2f}, similarity {self.similarity:.2f}, "
+        similarity = "- (no prototype)" if math.isnan(self.similarity) else f"{self.similarity:.2f}"
+        line = (f"{self.name}: held-out ROC-AUC model {self.model:.2f}, similarity {similarity}, "
                 f"probe {self.probe:.2f} ({self.positives} positive(s), {self.others} other(s))")
         if self.alike:
             return (f"{line}; all three alike, so these examples cannot tell whether training helped: "
@@ -159,8 +164,11 @@ def check_held_out(project: Project, model: PatchModel, names: list[str], train_
     checks = []
     for label, name in enumerate(names[:-1]):
         prototypes = [prototype_record(project, p) for p in project.store.prototypes(name)]
-        reference = _embed(pretrained, _rotations(patch_crops(project, prototypes, context_cells)), device)
-        similar = {key: (vectors @ reference.T).amax(dim=1) for key, vectors in plain.items()}
+        if prototypes:
+            reference = _embed(pretrained, _rotations(patch_crops(project, prototypes, context_cells)), device)
+            similar = {key: (vectors @ reference.T).amax(dim=1) for key, vectors in plain.items()}
+        else:  # its positives train it, but similarity search has nothing to rank by
+            similar = {key: torch.full((len(vectors),), float("nan")) for key, vectors in plain.items()}
         mine, negatives = held_labels == label, negative_labels == label
 
         def split(scores: dict[str, torch.Tensor]) -> tuple[np.ndarray, np.ndarray]:
@@ -172,7 +180,8 @@ def check_held_out(project: Project, model: PatchModel, names: list[str], train_
 
         rankers = {"model": {k: v[:, label] for k, v in trained.items()}, "similarity": similar,
                    "probe": {k: v[:, label] for k, v in probed.items()}}
-        aucs = {key: roc_auc(*split(scores)) for key, scores in rankers.items()}
+        aucs = {key: roc_auc(*split(scores)) if prototypes or key != "similarity" else float("nan")
+                for key, scores in rankers.items()}
         positives, others = split(similar)
         checks.append(ClassCheck(name, len(positives), len(others), **aucs))
     return checks

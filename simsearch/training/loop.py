@@ -85,10 +85,12 @@ STAGES = tuple(kind.name for kind in STAGE_KINDS)  # ("selflearn", "supcon", "cl
 # part of every run's identity: bump it when the same data and settings give another model
 # (2: class-balanced epochs, per-epoch random streams, content-keyed runs; 3: each negative
 # weighs as one clean example in the classifier stage; 4: a classifier epoch draws EPOCH_DRAWS
-# embeddings of each example, not all its copies). Not bumped when the held-out fifth
+# embeddings of each example, not all its copies; 5: each example of a class as often as the
+# others in a classifier epoch, and a self-learning batch's repeated patch not its own negative).
+# Not bumped when the held-out fifth
 # stopped depending on the training seed (2026-12-05): seed 0's fifth is unchanged, and models
 # saved with another seed before that day had 4 classifier copies, so train again anyway
-TRAINING_VERSION = 4
+TRAINING_VERSION = 5
 # settings added since TRAINING_VERSION, with the value at which they change nothing: at that
 # value a setting is left out of a run's identity, so models saved before it keep theirs
 LATER_SETTINGS = {"pretrained_share": 0.0, "probe_share": 0.0, "similarity_gate": False, "classifier_copies": 4}
@@ -550,8 +552,7 @@ class _Runner:
         """One epoch of `stage`: a class-balanced order of its examples, batch by batch; returns
         the batches' losses (fewer when cancelled)."""
         generator = stream(self.seed, stage.name, epoch)
-        labels = stage.labels
-        order = balanced_order(labels, stage.epoch_size, generator)
+        order = stage.epoch_order(generator)
         schedule = stage.schedule
         steps = stage.steps(len(order))
         started, seen, losses = time.perf_counter(), 0, []

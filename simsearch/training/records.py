@@ -23,6 +23,9 @@ if TYPE_CHECKING:
     from simsearch.training.loop import TrainSettings
 
 BACKGROUND = "background"
+# a place within this share of the patch (at its level) of an example is on that example's object
+# (the paper's matching radius, the user's "on the object")
+ON_OBJECT = 0.3
 # how hold_out chooses the examples training checks on, recorded by `simsearch eval` so that
 # trials held out otherwise (before 2026-12-05 the training seed chose them) are not resumed
 HOLD_OUT_RULE = "by place"
@@ -79,8 +82,12 @@ def training_records(project: Project, settings: TrainSettings) -> TrainingRecor
         own_confirmed = store.patches(name, "positive") + store.review_answers(name, "accepted")
         if not own_prototypes and not own_confirmed:
             raise ConfigError(f"training: class {name!r} has no clean positives", hint="confirm the class first")
-        prototypes += [(prototype_record(project, p), label, p.side / min(project.geometry.patch_size)) for p in own_prototypes]
-        confirmed += [(_position(p), label) for p in own_confirmed]
+        own_records = [prototype_record(project, p) for p in own_prototypes]
+        prototypes += [(record, label, p.side / min(project.geometry.patch_size)) for record, p in zip(own_records, own_prototypes)]
+        # a prototype's own object comes back among its suggestions: one object, one example (and none held out
+        # that training learnt from)
+        twins = on_an_example([_position(p) for p in own_confirmed], own_records, project.geometry.patch_size)
+        confirmed += [(_position(p), label) for p, twin in zip(own_confirmed, twins) if not twin]
         if settings.use_negatives:
             negatives += [(_position(p), label) for p in store.patches(name, "negative") + store.review_answers(name, "rejected")]
     background = store.clean_background()
@@ -97,7 +104,8 @@ def training_records(project: Project, settings: TrainSettings) -> TrainingRecor
     if settings.off_centre_views:
         images = {record.image_id: project.dataset.by_id(record.image_id) for record, _, _ in sized}
         shifted = off_centre_views(sized, project.geometry.patch_size, {i: (r.height, r.width) for i, r in images.items()},
-                                   len(names) - 1, settings.seed, suggested=_suggested_by(project, names[:-1]))
+                                   len(names) - 1, settings.seed, suggested=_suggested_by(project, names[:-1]),
+                                   avoid=[record for record, label in held_out if label != len(names) - 1])
         views += _at_most(shifted, user_background, [0] * len(shifted), stream(settings.seed, "off-centre views"))
     clean = [(record, label) for record, label, _ in prototypes] + confirmed + views
     noisy: list[tuple[PatchRecord, int]] = []
@@ -134,14 +142,16 @@ def off_level_views(examples: list[tuple[PatchRecord, int, float]], scales: tupl
 
 def off_centre_views(examples: list[tuple[PatchRecord, int, float]], patch_size: tuple[int, int],
                      image_sizes: dict[str, tuple[int, int]], background: int, seed: int,
-                     suggested: "Callable[[list[PatchRecord], list[int]], np.ndarray] | None" = None) -> list[tuple[PatchRecord, int]]:
+                     suggested: "Callable[[list[PatchRecord], list[int]], np.ndarray] | None" = None,
+                     avoid: "list[PatchRecord] | tuple" = ()) -> list[tuple[PatchRecord, int]]:
     """Each example of a class (record, label, size) seen half its level's patch off its
     centre (`patch_size` at level 1), in four directions a quarter turn apart (the first
     turned at random, from `seed`), labelled `background`: a class means an object centred in
     the patch, so a patch that holds half a cell, or the gap between two touching cells, is not
     the class. A view that falls outside its image ((height, width) in `image_sizes`), or within
     0.3 x the patch (the user's "on the object") of another example of the same image and
-    level, is left out. Without them the model's map stays high across a clump of touching
+    level, or of a place in `avoid` (the class examples held out of training: they are the
+    class too), is left out. Without them the model's map stays high across a clump of touching
     objects and gives one peak for the clump: on planted nuclei (`examples/planted_nuclei.py`,
     patch 32) the supervised baseline found at most 0.63 of the nuclei (PR-AUC 0.587) and 0.74
     (0.733) with them; Pos+Neg+Selflearn (P 10, N 5) went from 0.650 to 0.727 there and from
@@ -170,10 +180,6 @@ def off_centre_views(examples: list[tuple[PatchRecord, int, float]], patch_size:
     ...                  suggested=lambda places, labels: np.ones(len(places), bool))   # a class larger than the patch
     []
     """
-    places: dict[tuple[str, float], list[tuple[float, float]]] = {}
-    for record, _, _ in examples:
-        places.setdefault((record.image_id, record.level), []).append((record.y, record.x))
-    centres = {key: np.asarray(points) for key, points in places.items()}
     turns = torch.rand(len(examples), generator=stream(seed, "off-centre turns")).tolist()
     candidates: list[tuple[int, PatchRecord]] = []  # (example, view) for every view inside its image
     for index, ((record, _, _), turn) in enumerate(zip(examples, turns)):
@@ -190,13 +196,33 @@ def off_centre_views(examples: list[tuple[PatchRecord, int, float]], patch_size:
         plateau = np.bincount([index for (index, _), h in zip(candidates, high) if h], minlength=len(examples)) >= 3
         labels = np.array([label for _, label, _ in examples])
         larger = {int(label) for label in np.unique(labels) if plateau[labels == label].mean() >= 0.5}
-    views = []
-    for index, view in candidates:
-        patch_h, patch_w = (side * view.level for side in patch_size)
-        others = centres[(view.image_id, view.level)]
-        if examples[index][1] not in larger and np.hypot((others[:, 0] - view.y) / patch_h, (others[:, 1] - view.x) / patch_w).min() >= 0.3:
-            views.append((view, background))
-    return views
+    on_one = on_an_example([view for _, view in candidates], [record for record, _, _ in examples] + list(avoid), patch_size)
+    return [(view, background) for (index, view), on in zip(candidates, on_one) if examples[index][1] not in larger and not on]
+
+
+def on_an_example(places: list[PatchRecord], examples: list[PatchRecord], patch_size: tuple[int, int]) -> np.ndarray:
+    """For each place, whether it lies on one of `examples` of its image and pyramid level:
+    within ON_OBJECT x the patch at that level (`patch_size` at level 1), each axis scaled by
+    its side.
+
+    Examples
+    --------
+    >>> cell = PatchRecord("a.png@0123456789ab", 64.0, 64.0)
+    >>> near, far = PatchRecord(cell.image_id, 64.0, 72.0), PatchRecord(cell.image_id, 64.0, 80.0)
+    >>> on_an_example([near, far, PatchRecord(cell.image_id, 64.0, 72.0, level=2.0)], [cell], (32, 32)).tolist()
+    [True, False, False]
+    """
+    centres: dict[tuple[str, float], list[tuple[float, float]]] = {}
+    for record in examples:
+        centres.setdefault((record.image_id, float(record.level)), []).append((record.y, record.x))
+    found = np.zeros(len(places), bool)
+    for index, place in enumerate(places):
+        others = centres.get((place.image_id, float(place.level)))
+        if others:
+            others = np.asarray(others)
+            patch_h, patch_w = (side * place.level for side in patch_size)
+            found[index] = np.hypot((others[:, 0] - place.y) / patch_h, (others[:, 1] - place.x) / patch_w).min() < ON_OBJECT
+    return found
 
 
 def _suggested_by(project: Project, classes: list[str]) -> "Callable[[list[PatchRecord], list[int]], np.ndarray]":

@@ -15,11 +15,27 @@ def stream(seed: int, *parts) -> torch.Generator:
     return torch.Generator().manual_seed(int.from_bytes(key, "little") & (2**63 - 1))
 
 
-def balanced_order(labels: torch.Tensor, count: int, generator: torch.Generator) -> torch.Tensor:
+def balanced_order(labels: torch.Tensor, count: int, generator: torch.Generator,
+                   examples: torch.Tensor | None = None) -> torch.Tensor:
     """`count` indices into `labels` in which each of the k classes present fills count/k
     places: a class's samples in random order, repeated as often as its share needs (the rare
     ones oversampled, the common ones each drawn at most once more than the others), the whole
-    shuffled. So a batch holds each class at about 1/k whatever the class frequencies."""
+    shuffled. So a batch holds each class at about 1/k whatever the class frequencies.
+
+    With `examples` (for each index, the example it is a copy of: the classifier stage's
+    augmented copies), a class's share goes round its examples instead: each is drawn as often
+    as the others of its class (once more at most), a different copy each time until all its
+    copies have been drawn.
+
+    Examples
+    --------
+    >>> import torch
+    >>> labels = torch.tensor([0] * 8 + [1] * 8)                    # 4 examples x 2 copies a class
+    >>> examples = torch.arange(16) % 8                              # index i is a copy of example i % 8
+    >>> order = balanced_order(labels, 8, torch.Generator().manual_seed(0), examples)
+    >>> sorted(examples[order].tolist())                             # each example once
+    [0, 1, 2, 3, 4, 5, 6, 7]
+    """
     classes = torch.unique(labels)
     if not len(classes) or count <= 0:
         return torch.zeros(0, dtype=torch.int64)
@@ -28,10 +44,30 @@ def balanced_order(labels: torch.Tensor, count: int, generator: torch.Generator)
     parts = []
     for value, share in zip(classes.tolist(), shares.tolist()):
         members = torch.nonzero(labels == value).flatten()
+        if examples is not None:
+            parts.append(_round_the_examples(members, examples[members], share, generator))
+            continue
         rounds = -(-share // len(members))
         parts.append(torch.cat([members[torch.randperm(len(members), generator=generator)] for _ in range(rounds)])[:share])
     order = torch.cat(parts)
     return order[torch.randperm(len(order), generator=generator)]
+
+
+def _round_the_examples(members: torch.Tensor, examples: torch.Tensor, share: int,
+                        generator: torch.Generator) -> torch.Tensor:
+    """`share` of `members` (indices, each a copy of the example beside it in `examples`) in
+    rounds: every example once a round, in random order, its copies in a random order of
+    their own (the next one each round, from the first again after the last)."""
+    _, inverse, counts = torch.unique(examples, return_inverse=True, return_counts=True)
+    jitter = torch.rand(len(members), generator=generator, dtype=torch.float64)  # in [0, 1): shuffles within an example
+    shuffled = members[torch.argsort(inverse.double() + jitter)]
+    starts = torch.cumsum(counts, 0) - counts  # each example's copies lie together in `shuffled`
+    rounds = -(-share // len(counts))
+    picks = []
+    for round_index in range(rounds):
+        turn = torch.randperm(len(counts), generator=generator)
+        picks.append(shuffled[starts[turn] + round_index % counts[turn]])
+    return torch.cat(picks)[:share]
 
 
 def balanced_subset(labels: torch.Tensor, count: int, generator: torch.Generator) -> torch.Tensor:

@@ -36,7 +36,7 @@ from simsearch.training.augment import AugmentSettings, augment
 from simsearch.training.crops import patch_crops
 from simsearch.training.losses import NotClassLoss, NTXentLoss, SupConWithNegativesLoss
 from simsearch.training.model import PatchModel
-from simsearch.training.sampling import stream
+from simsearch.training.sampling import balanced_order, stream
 from simsearch.util.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -107,6 +107,10 @@ class Stage(ABC):
         """How many examples an epoch draws, class-balanced (`balanced_order`): each once."""
         return len(self.labels)
 
+    def epoch_order(self, generator: torch.Generator) -> torch.Tensor:
+        """The indices into `labels` an epoch draws, in order: `epoch_size` of them, class-balanced."""
+        return balanced_order(self.labels, self.epoch_size, generator)
+
     @abstractmethod
     def loss(self, model: PatchModel, index: torch.Tensor, generator: torch.Generator, device: torch.device) -> torch.Tensor:
         """The loss of the batch of examples `index`, drawing its augmentations from `generator`."""
@@ -147,7 +151,8 @@ class _ContrastiveStage(Stage):
 
 class SelfLearnStage(_ContrastiveStage):
     """SimCLR on the noisy patches: NT-Xent (tau 0.5) between two augmented views of each
-    (the full augmentations, solarize and coarse dropout included)."""
+    (the full augmentations, solarize and coarse dropout included). A patch drawn twice into
+    one batch (the class-balanced epoch repeats a rare class's) is not its own negative."""
 
     name = "selflearn"
 
@@ -158,7 +163,7 @@ class SelfLearnStage(_ContrastiveStage):
     def loss(self, model, index, generator, device):
         crops = self.data.crops[index].float()
         views = [augment(crops, self.augment, generator).to(device) for _ in range(2)]
-        return self.criterion(*(model.project(model.embed(v)) for v in views))
+        return self.criterion(*(model.project(model.embed(v)) for v in views), sources=index)
 
 
 class SupConStage(_ContrastiveStage):
@@ -250,6 +255,14 @@ class ClassifierStage(Stage):
         as many optimizer steps whatever the copies (an epoch over all 16 copies took 4x the steps
         of the 4 the schedule was set with, and its classifier ranked worse)."""
         return len(self.data.labels) * EPOCH_DRAWS
+
+    def epoch_order(self, generator: torch.Generator) -> torch.Tensor:
+        """Class-balanced, and within a class each example as often as the others, a different
+        one of its copies each time (`balanced_order` with the examples: embedding i is a copy of
+        example i mod N, `frozen_features`' order). Drawn at random from all the copies, how
+        often an example was seen in an epoch varied from 0 to 9 where 4 was meant."""
+        examples = torch.arange(len(self.labels)) % len(self.data.labels)
+        return balanced_order(self.labels, self.epoch_size, generator, examples)
 
     def loss(self, model, index, generator, device):
         features = self._features()

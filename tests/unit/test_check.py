@@ -8,11 +8,13 @@ import yaml
 from scipy.stats import mannwhitneyu
 
 from conftest import TINY
+from simsearch.curation.session import prototype_record
 from simsearch.project.store import PatchRecord
 from simsearch.training.check import ClassCheck, check_held_out, fit_probe, roc_auc
 from simsearch.training.crops import patch_crops
 from simsearch.training.loop import hold_out, train, training_records
 from simsearch.training.model import PatchModel
+from simsearch.training.records import on_an_example
 
 
 def test_roc_auc_equals_the_mann_whitney_statistic():
@@ -56,6 +58,8 @@ def test_class_check_verdicts():
     assert not bad.helps and "WARNING: training does not beat probe" in bad.verdict()
     assert unchecked.helps and not unchecked.checked and "not checked" in unchecked.verdict()
     assert ClassCheck.from_dict(bad.to_dict()) == bad
+    unsearched = ClassCheck("ring", 3, 8, model=0.8, similarity=float("nan"), probe=0.7)  # no prototype left
+    assert unsearched.best_other == ("probe", 0.7) and unsearched.helps
     alike = ClassCheck("wbc", 2, 9, model=1.0, similarity=1.0, probe=0.996)  # 1.00 all three, as shown
     assert alike.alike and alike.helps and "cannot tell whether training helped" in alike.verdict()
     assert not good.alike and not bad.alike and not unchecked.alike
@@ -69,6 +73,15 @@ def test_training_holds_out_curated_examples_and_checks_the_model(curated):
     prototypes = {(p.image_id, *p.centre) for name in ("disc", "cross") for p in project.store.prototypes(name)}
     held = {(p.image_id, p.y, p.x) for p, _ in records.held_out}
     assert records.held_out and not held & prototypes  # prototypes always train
+    # one object, one example: no positive on a prototype's own object (its suggestion), so none held out that
+    # training learns from; no background view on a held-out positive
+    patch = project.geometry.patch_size
+    positives = [p for p, label in records.clean + records.held_out if label < 2]
+    protos = [prototype_record(project, p) for name in ("disc", "cross") for p in project.store.prototypes(name)]
+    assert sum(on_an_example(positives, protos, patch)) == len(protos)  # the prototypes themselves
+    user_background = {(p.image_id, p.y, p.x) for p in project.store.clean_background()}
+    views = [p for p, label in records.clean if label == 2 and (p.image_id, p.y, p.x) not in user_background]
+    assert views and not on_an_example(views, [p for p, label in records.held_out if label < 2], patch).any()
     assert not held & {(p.image_id, p.y, p.x) for p, _ in records.clean}
     apart = replace(settings, off_centre_views=False)  # views of the examples would follow them out
     everything = training_records(project, replace(apart, holdout=0.0))
@@ -106,3 +119,12 @@ def test_a_model_that_ranks_backwards_is_reported(curated):
     checks = check_held_out(project, model, names, train_crops, train_labels, records.held_out, records.held_out_negatives,
                             context_cells=settings.context_cells, seed=0, device=torch.device("cpu"))
     assert any(not check.helps and "WARNING" in check.verdict() for check in checks)
+    # a class whose prototype was removed keeps its positives, which train it: similarity search has nothing to
+    # rank by, and the check says so instead of failing after the whole run
+    from simsearch import Curation
+    Curation(project).remove_prototype(project.store.prototypes("cross")[0].id)
+    checks = check_held_out(project, model, names, train_crops, train_labels, records.held_out, records.held_out_negatives,
+                            context_cells=settings.context_cells, seed=0, device=torch.device("cpu"))
+    cross = checks[names.index("cross")]
+    assert np.isnan(cross.similarity) and 0 <= cross.model <= 1 and 0 <= cross.probe <= 1
+    assert "similarity - (no prototype)" in cross.verdict() and cross.best_other == ("probe", cross.probe)

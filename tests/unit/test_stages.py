@@ -13,8 +13,8 @@ from simsearch.training.augment import AugmentSettings
 from simsearch.training.loop import STAGES, TRAINING_STRATEGIES, StageSettings
 from simsearch.training.model import PatchModel, frozen_prefix
 from simsearch.training.sampling import balanced_order, stream
-from simsearch.training.stages import (STAGE_KINDS, ClassifierFeatures, ClassifierStage, SelfLearnStage, StageData, SupConStage,
-                                       training_stages)
+from simsearch.training.stages import (EPOCH_DRAWS, STAGE_KINDS, ClassifierFeatures, ClassifierStage, SelfLearnStage,
+                                       StageData, SupConStage, training_stages)
 from simsearch.util.errors import ConfigError
 
 GEOMETRY = PatchGeometry.for_patch(32, min_cells=4)  # 96 px crops with a context of 2 cells
@@ -152,6 +152,9 @@ def test_the_classifier_stage_learns_from_embeddings_made_once(lite0):
     more.prepare(model, torch.device("cpu"))
     assert more.features.vectors.shape == (36, model.dim) and more.features.negative_vectors.shape == (18, model.dim)
     assert torch.equal(more.features.vectors[:6], features.vectors[:6])  # the crops as they are, then the copies
+    order = more.epoch_order(torch.Generator().manual_seed(0))  # embedding i is a copy of example i mod 6
+    assert torch.bincount(order % 6, minlength=6).tolist() == [EPOCH_DRAWS] * 6
+    assert len(set(order.tolist())) == len(order)  # a different copy each time
     with pytest.raises(ConfigError, match="classifier_copies"):
         ClassifierStage(SCHEDULE, data, AugmentSettings().clean(), seed=0, copies=0)
     alone = ClassifierStage(SCHEDULE, data, AugmentSettings().clean(), seed=0, copies=4, use_negatives=False)

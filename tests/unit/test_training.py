@@ -57,7 +57,7 @@ def test_training_stages_and_detections(curated):
         assert hits >= 2, (kind, mine)
 
 
-# the settings every run's identity has held since TRAINING_VERSION 3 (4 changed no setting)
+# the settings every run's identity has held since TRAINING_VERSION 3 (4 and 5 changed no setting)
 VERSION_3_SETTINGS = {"augment", "classifier", "context_cells", "contrastive", "frozen_batch_norm", "holdout",
                       "learn_pooling", "max_noisy", "max_noisy_pixels", "negatives_in_classifier", "off_centre_views",
                       "seed", "selflearn", "supcon", "use_negatives", "use_noisy"}
@@ -67,7 +67,7 @@ def test_a_setting_added_at_its_no_op_value_leaves_saved_models_their_identity()
     """A setting added to TrainSettings changes every run's identity, and so retrains every
     saved model, unless it is in LATER_SETTINGS with the value at which it changes nothing (or
     TRAINING_VERSION is bumped, and this set with it)."""
-    assert TRAINING_VERSION == 4
+    assert TRAINING_VERSION == 5
     old = {"classifier_copies": 4}  # 16 since 2026-12, on purpose: every saved model trains again
     assert TrainSettings.cpu().classifier_copies == TrainSettings.paper().classifier_copies == 16
     for settings in (TrainSettings(), TrainSettings.paper("pos"),
@@ -369,6 +369,28 @@ def test_balanced_order_fills_every_batch_with_each_class_equally():
     assert sorted(counts) == [25, 25, 26, 26]
     again = balanced_order(labels, len(labels), torch.Generator().manual_seed(0))
     assert torch.equal(order, again)  # seeded
+
+
+def test_balanced_order_goes_round_the_examples_of_a_class():
+    # the classifier stage's 16 copies of each example (index i a copy of example i mod 40): class 0 has 10
+    # examples, class 1 has 30; an epoch of 4 draws per example
+    examples, copies = 40, 16
+    labels = (torch.arange(examples * copies) % examples >= 10).long()
+    which = torch.arange(examples * copies) % examples
+    order = balanced_order(labels, examples * 4, torch.Generator().manual_seed(0), which)
+    assert torch.bincount(labels[order]).tolist() == [80, 80]
+    draws = torch.bincount(which[order], minlength=examples)
+    assert draws[:10].tolist() == [8] * 10  # the rare class's examples oversampled alike
+    assert set(draws[10:].tolist()) == {2, 3} and int(draws[10:].sum()) == 80  # at most one more than another
+    assert len(set(order.tolist())) == len(order)  # a different copy each time (none drawn 16 times)
+    # the naive reference: drawn from all the copies of a class, examples are seen unevenly
+    loose = balanced_order(labels, examples * 4, torch.Generator().manual_seed(0))
+    loose = torch.bincount(which[loose], minlength=examples)
+    assert int(loose[:10].max() - loose[:10].min()) >= 3
+    # beyond the copies, each copy again before any thrice
+    many = balanced_order(labels[:80], 40 * 6, torch.Generator().manual_seed(2), which[:80])  # 2 copies of each
+    many = torch.bincount(many, minlength=80)
+    assert set(many[labels[:80] == 0].tolist()) == {6} and set(many[labels[:80] == 1].tolist()) <= {2}
 
 
 def test_balanced_subset_is_distinct_and_even():
@@ -777,6 +799,10 @@ def test_off_centre_views_keep_clear_of_the_other_examples():
         assert min(np.hypot(v.y - c.y, v.x - c.x) for v, _ in views for c in cells) >= 0.3 * 32
         counts.append(len(views))
     assert min(counts) < 8 and max(counts) <= 8
+    # the second cell held out of training: its views go, and none of the first's lands on it
+    for seed in range(12):
+        views = off_centre_views([(cells[0], 0, 1.0)], (32, 32), {"a.png@0123456789ab": (128, 128)}, 1, seed, avoid=cells[1:])
+        assert views and min(np.hypot(v.y - c.y, v.x - c.x) for v, _ in views for c in cells) >= 0.3 * 32
 
 
 def test_training_sees_examples_off_centre_as_background_under_the_users_own_count(curated):

@@ -1,9 +1,9 @@
-# Sourced (from /work/main) by run.sh and run-bccd.sh: where a row's evaluation goes and how it
-# runs. P 10, N 5, 3 trials, --retrain 3, the CPU preset; results in /tmp/std-draws4/<row>/,
-# copied to draws4/<row>/ here once the row is done.
+# Sourced (from /work/main) by run.sh, run-bccd.sh and run-v5.sh: where a row's evaluation goes
+# and how it runs. P 10, N 5, 3 trials, --retrain 3, the CPU preset; results in $O/<row>/
+# (/tmp/std-draws4 unless set), copied to $R/<row>/ (draws4/ here unless set) once the row is done.
 . benchmarks/results/issue17-standing/data.sh
-O=/tmp/std-draws4
-R=benchmarks/results/issue17-standing-seeds/draws4
+O=${O:-/tmp/std-draws4}
+R=${R:-benchmarks/results/issue17-standing-seeds/draws4}
 mkdir -p $O
 ALL="--prototypes 10 --negatives 5 --repeats 3 --device cpu --strategies similarity,probe,pos+neg+selflearn --retrain 3"
 # one ROW EMBEDDINGS-FROM EVAL-OPTIONS...: a row whose report is here is kept, a stopped row
