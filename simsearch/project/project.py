@@ -162,10 +162,20 @@ class Project:
         about the best for a patch that frames its object, `POOLING`); projects made before it
         was a setting, and by default before 2026-12-03, keep 0.25.
         The file is written once and exclusively: of two processes
-        creating the same project, one wins and the other gets a ProjectError."""
+        creating the same project, one wins and the other gets a ProjectError. A folder that
+        holds a project store (store.sqlite) without its project.yaml is refused too: its
+        curation belongs to the settings that were lost, and is left as it is."""
         folder = Path(folder).expanduser().resolve()
-        if ProjectLayout(folder).settings_file.exists():
+        layout = ProjectLayout(folder)
+        if layout.settings_file.exists():
             raise ProjectError(f"{folder} already holds a project", hint="open it with Project.open, or choose another folder")
+        if layout.store_file.exists():  # the curation of a project whose settings were lost: never made anew
+            raise ProjectError(
+                f"{folder} holds a project store ({layout.store_file.name}: its classes, prototypes and answers) "
+                f"without its settings ({layout.settings_file.name} is missing); they belong to settings a new "
+                "project would not have",
+                hint=f"restore {layout.settings_file} (e.g. from a backup) to go on with that project, or choose "
+                     "another folder for a new one; nothing was changed")
         if not isinstance(dataset, Dataset):
             dataset = Dataset.open(dataset)
         embedding = {"min_cells": min_cells, "passes": passes, "border": bool(border), "pooling": float(pooling), "fill": fill}

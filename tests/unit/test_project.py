@@ -346,3 +346,20 @@ def test_a_border_grid_finds_objects_cut_by_the_image_edge(tmp_path):
             found[border] = sum(any(np.hypot(h.y - y, h.x - x) <= radius for h in hits if h.image_id == record.id)
                                 for record in project.dataset.images for y, x in cut)
     assert found == {True: 9, False: 0}, found
+
+
+def test_a_store_without_its_settings_is_never_made_a_new_project(tmp_path, image_folder, capsys):
+    """A folder whose project.yaml is gone but whose store.sqlite holds curation: embed and create
+    refuse it, naming the folder and what is there, and change nothing (the store keeps its bytes)."""
+    from simsearch import Curation
+
+    with Project.create(tmp_path / "proj", image_folder, patch_size=32, backbone="efficientnet-lite0") as project:
+        Curation(project).add_class("disc")
+    project.layout.settings_file.unlink()
+    saved = project.layout.store_file.read_bytes()
+    for command in ("embed", "create"):
+        assert main(["-q", command, str(image_folder), "--project", str(project.folder)]) == 2
+        error = capsys.readouterr().err
+        assert f"{project.folder} holds a project store (store.sqlite" in error and "project.yaml is missing" in error
+        assert "hint: restore" in error and "choose another folder" in error and "Traceback" not in error
+    assert project.layout.store_file.read_bytes() == saved and not project.layout.settings_file.exists()
