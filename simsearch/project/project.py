@@ -100,11 +100,15 @@ class Project:
         self.settings = settings
         self.dataset = dataset
         self.read_only = read_only
-        self.normalization = Normalization.from_dict(settings["normalization"], folder=folder)
-        self.geometry = PatchGeometry.from_dict(settings["geometry"]) if settings.get("geometry") else None
-        self.channels = tuple(settings["channels"])
-        self.backbone_spec = BackboneSpec.from_dict(settings["backbone"])
-        self.channel_correlation = np.asarray(settings["channel_correlation"], dtype=np.float64)
+        try:
+            self.normalization = Normalization.from_dict(settings["normalization"], folder=folder)
+            self.geometry = PatchGeometry.from_dict(settings["geometry"]) if settings.get("geometry") else None
+            self.channels = tuple(int(channel) for channel in settings["channels"])
+            self.backbone_spec = BackboneSpec.from_dict(settings["backbone"])
+            self.channel_correlation = np.asarray(settings["channel_correlation"], dtype=np.float64)
+        except (ConfigError, KeyError, TypeError, ValueError) as exc:  # a damaged project.yaml
+            detail = exc.message if isinstance(exc, ConfigError) else f"{type(exc).__name__}: {exc}"
+            raise ProjectError(f"{self.layout.settings_file}: {detail}", hint=RESTORE_SETTINGS) from exc
         self._backbone: Backbone | None = None
         self._embedders: dict[float, DenseEmbedder] = {}
         self._device = "auto"
@@ -243,11 +247,12 @@ class Project:
         try:
             settings = yaml.safe_load(path.read_text())
         except yaml.YAMLError as exc:
-            raise ProjectError(f"{path} is not valid YAML: {exc}") from exc
+            raise ProjectError(f"{path} is not valid YAML: {exc}", hint=RESTORE_SETTINGS) from exc
         if not isinstance(settings, dict) or "format" not in settings:
-            raise ProjectError(f"{path} is not a SimSearch project file")
-        if settings["format"] > PROJECT_FORMAT:
+            raise ProjectError(f"{path} is not a SimSearch project file", hint=RESTORE_SETTINGS)
+        if isinstance(settings["format"], int) and settings["format"] > PROJECT_FORMAT:
             raise ProjectError(f"{path} was written by a newer SimSearch (format {settings['format']})", hint="upgrade simsearch")
+        _check_settings(path, settings)
         source = dataset if dataset is not None else settings["dataset"]["source"]
         opened = Dataset.open(source, verify=False)
         if opened.channels != settings["file_channels"]:
@@ -678,6 +683,27 @@ class Project:
             lines.append("channel correlation")
             lines += ["  " + " ".join(f"{v:6.3f}" for v in row) for row in self.channel_correlation]
         return "\n".join(lines)
+
+
+# project.yaml's entries that every project has, with their types (the others were added later and
+# have defaults for the projects made before them)
+REQUIRED_SETTINGS = {"format": int, "dataset": dict, "channels": list, "file_channels": int, "backbone": dict,
+                     "normalization": dict, "channel_correlation": list}
+RESTORE_SETTINGS = ("restore project.yaml (e.g. from a backup); the project's store and embeddings are left as they "
+                    "are")
+
+
+def _check_settings(path: Path, settings: dict) -> None:
+    """A ProjectError naming `path` and its first missing or malformed entry (a truncated or
+    hand-edited file), before anything reads them."""
+    for key, kind in REQUIRED_SETTINGS.items():
+        if key not in settings:
+            raise ProjectError(f"{path}: no '{key}' entry (the file is incomplete, e.g. cut short)",
+                               hint=RESTORE_SETTINGS)
+        if not isinstance(settings[key], kind):
+            raise ProjectError(f"{path}: '{key}' is {settings[key]!r}, not a {kind.__name__}", hint=RESTORE_SETTINGS)
+    if not isinstance(settings["dataset"].get("source"), str):
+        raise ProjectError(f"{path}: 'dataset' has no 'source' (the images' place)", hint=RESTORE_SETTINGS)
 
 
 def displayed_ids(dataset: Dataset, displayed: int | list[str], seed: int = 0) -> list[str]:

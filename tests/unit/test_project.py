@@ -363,3 +363,30 @@ def test_a_store_without_its_settings_is_never_made_a_new_project(tmp_path, imag
         assert f"{project.folder} holds a project store (store.sqlite" in error and "project.yaml is missing" in error
         assert "hint: restore" in error and "choose another folder" in error and "Traceback" not in error
     assert project.layout.store_file.read_bytes() == saved and not project.layout.settings_file.exists()
+
+
+def test_a_damaged_project_file_is_a_clear_error_naming_it(tmp_path, image_folder, capsys):
+    """project.yaml cut short anywhere, or with an entry of the wrong kind, is a ProjectError that
+    names the file (and the entry), never a KeyError; the store is left as it is."""
+    Project.create(tmp_path / "proj", image_folder, patch_size=32, backbone="efficientnet-lite0").close()
+    path = tmp_path / "proj" / "project.yaml"
+    whole = path.read_text()
+    for length in range(0, len(whole), 7):
+        path.write_text(whole[:length])
+        try:
+            Project.open(tmp_path / "proj", read_only=True).close()
+        except ProjectError as error:
+            assert str(path) in error.message and "restore project.yaml" in error.hint, (length, error)
+    path.write_text(whole[:whole.index("normalization:")])
+    for args in (["class", "list"], ["embed", str(image_folder)]):
+        assert main(["-q", *args, "--project", str(tmp_path / "proj")]) == 2
+        assert f"error: {path}: no 'normalization' entry" in capsys.readouterr().err
+    settings = yaml.safe_load(whole)
+    for key, value, message in (("channels", 0, "'channels' is 0, not a list"),
+                                ("dataset", {"place": "x"}, "no 'source'"),
+                                ("normalization", {"low": [0]}, "normalization: malformed entry")):
+        path.write_text(yaml.safe_dump({**settings, key: value}))
+        with pytest.raises(ProjectError, match=re.escape(message)):
+            Project.open(tmp_path / "proj")
+    path.write_text(whole)
+    Project.open(tmp_path / "proj").close()
