@@ -390,3 +390,17 @@ def test_a_damaged_project_file_is_a_clear_error_naming_it(tmp_path, image_folde
             Project.open(tmp_path / "proj")
     path.write_text(whole)
     Project.open(tmp_path / "proj").close()
+
+
+def test_a_store_that_is_not_a_database_is_a_clear_error_and_left_as_it_is(tmp_path, image_folder, capsys):
+    Project.create(tmp_path / "proj", image_folder, patch_size=32, backbone="efficientnet-lite0").close()
+    store = tmp_path / "proj" / "store.sqlite"
+    store.write_bytes(np.random.default_rng(0).integers(0, 256, 3000, np.uint8).tobytes())
+    saved = store.read_bytes()
+    for args in (["class", "list", "--project", str(store.parent)], ["info", str(store.parent)]):
+        assert main(["-q", *args]) == 2
+        error = capsys.readouterr().err
+        assert f"project store {store} cannot be read as a SQLite database" in error and "hint: restore it" in error
+    with pytest.raises(ProjectError, match="cannot be read as a SQLite database"):  # the lock was let go
+        Project.open(store.parent)
+    assert store.read_bytes() == saved
