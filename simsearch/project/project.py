@@ -526,11 +526,26 @@ class Project:
         """Cached embeddings of one image (float16, memory-mapped) at one pyramid level
         (default: the patch size), computed if missing."""
         record = self.dataset.by_id(image_id)
-        path = self._cache_path(record.id, scale)
-        if not path.is_file():
+        vectors = self._cached_vectors(record.id, scale)
+        if vectors is None:
+            path = self._cache_path(record.id, scale)
             self._embed_and_save(self.dataset.read(record), path, scale)
-        vectors = np.load(path, mmap_mode="r")
+            vectors = np.load(path, mmap_mode="r")
         return PatchEmbeddings(vectors, self.geometry_at(scale), (record.height, record.width))
+
+    def _cached_vectors(self, image_id: str, scale: float = 1.0) -> np.ndarray | None:
+        """The cached vectors of one image at one level, memory-mapped, or None when there are none
+        or their file cannot be read (cut short, e.g. by a full disk): the cache is derived data, so
+        such a file counts as missing, with a warning, and is embedded again when next needed."""
+        path = self._cache_path(image_id, scale)
+        if not path.is_file():
+            return None
+        try:
+            return np.load(path, mmap_mode="r")
+        except (OSError, ValueError, EOFError) as exc:
+            log.warning("image %s: its cached embeddings %s cannot be read (%s); counted as not embedded, and "
+                        "embedded again when next needed", image_id, path, exc)
+            return None
 
     def _embed_and_save(self, pixels, path: Path, scale: float = 1.0) -> None:
         """Embed an image (array or LazyImage) and cache its float16 vectors, band by band: a
@@ -543,8 +558,8 @@ class Project:
 
     def iter_embed(self, *, images: Sequence[str] | None = None,
                    cancel: threading.Event | None = None) -> Iterator[EmbedProgress]:
-        """Embed every image not yet cached, at every level of the scale pyramid; yields one
-        event per image, once its vectors are cached. Failures are reported and skipped;
+        """Embed every image not yet cached (or whose cache file cannot be read), at every level of
+        the scale pyramid; yields one event per image, once its vectors are cached. Failures are reported and skipped;
         cancelling stops before the next image (finished ones stay cached). The next images
         are read and decoded in threads while the network embeds this one (`read_ahead`), and
         each image's vectors are written in another while the
@@ -561,7 +576,8 @@ class Project:
         """`iter_embed`'s work: (the write of an image's vectors, or None, and its event) per image."""
         records = self.dataset if images is None else [self.dataset.by_id(image_id) for image_id in images]
         total = len(records)
-        jobs = ((record, {scale: path for scale in self.scales if not (path := self._cache_path(record.id, scale)).is_file()})
+        jobs = ((record, {scale: self._cache_path(record.id, scale) for scale in self.scales
+                          if self._cached_vectors(record.id, scale) is None})
                 for record in records)
         loaded = enumerate(self.read_ahead(jobs, self._read_if_missing), start=1)
         for group in grouped(loaded, partial(joins_batch, self.embed_batch_pixels)):  # same-shape images together
@@ -612,7 +628,7 @@ class Project:
         return self.dataset.read(record) if missing else None
 
     def failed_images(self) -> list[str]:
-        return [r.id for r in self.dataset if not self._cache_path(r.id).is_file()]
+        return [r.id for r in self.dataset if self._cached_vectors(r.id) is None]
 
     # -- the index -------------------------------------------------------------------------
 
@@ -633,7 +649,7 @@ class Project:
         cache files and are searched from disk, so the index's memory does not grow with them."""
         index = PatchIndex(self.embedder.dim)
         for record in self.dataset:
-            if not self._cache_path(record.id).is_file():
+            if self._cached_vectors(record.id) is None:
                 continue
             for scale in self.scales:
                 embedded = self.embeddings(record.id, scale)

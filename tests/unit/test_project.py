@@ -404,3 +404,31 @@ def test_a_store_that_is_not_a_database_is_a_clear_error_and_left_as_it_is(tmp_p
     with pytest.raises(ProjectError, match="cannot be read as a SQLite database"):  # the lock was let go
         Project.open(store.parent)
     assert store.read_bytes() == saved
+
+
+def test_an_unreadable_cache_file_is_embedded_again_with_a_warning(tmp_path, image_folder, capsys, caplog):
+    """A cached embedding cut short (at its header or in its vectors) counts as not embedded: info
+    says so, embed embeds that image again and indexes it, with a warning naming the image and
+    the file; `embeddings` does the same."""
+    proj = tmp_path / "proj"
+    assert main(["-q", "embed", str(image_folder), "--project", str(proj), "--patch-size", "32"]) == 0
+    with Project.open(proj, read_only=True) as project:
+        first, second = (record.id for record in project.dataset.images[:2])
+        paths = [project._cache_path(first), project._cache_path(second)]
+        vectors = np.array(project.embeddings(first).vectors)
+        indexed = len(project.load_index())
+    paths[0].write_bytes(paths[0].read_bytes()[:40])  # inside its header
+    paths[1].write_bytes(paths[1].read_bytes()[:1000])  # inside its vectors
+    capsys.readouterr()
+    assert main(["-q", "info", str(proj)]) == 0
+    assert "embeddings cached: 2/4" in capsys.readouterr().out
+    caplog.clear()
+    assert main(["-q", "embed", str(image_folder), "--project", str(proj)]) == 0
+    assert "embedded 2, cached 2, failed 0 of 4" in capsys.readouterr().out
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert any(first in w and str(paths[0]) in w and "cannot be read" in w for w in warnings), warnings
+    with Project.open(proj, read_only=True) as project:
+        np.testing.assert_array_equal(project.embeddings(first).vectors, vectors)
+        assert len(project.load_index()) == indexed
+        paths[0].write_bytes(b"")
+        np.testing.assert_array_equal(project.embeddings(first).vectors, vectors)
