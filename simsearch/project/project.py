@@ -171,6 +171,9 @@ class Project:
         curation belongs to the settings that were lost, and is left as it is."""
         folder = Path(folder).expanduser().resolve()
         layout = ProjectLayout(folder)
+        if folder.exists() and not folder.is_dir():
+            raise ProjectError(f"project folder {folder} is a file, not a folder",
+                               hint="name a new folder (or an empty one) for the project")
         if layout.settings_file.exists():
             raise ProjectError(f"{folder} already holds a project", hint="open it with Project.open, or choose another folder")
         if layout.store_file.exists():  # the curation of a project whose settings were lost: never made anew

@@ -432,3 +432,13 @@ def test_an_unreadable_cache_file_is_embedded_again_with_a_warning(tmp_path, ima
         assert len(project.load_index()) == indexed
         paths[0].write_bytes(b"")
         np.testing.assert_array_equal(project.embeddings(first).vectors, vectors)
+
+
+def test_a_file_named_as_the_project_folder_is_a_clear_error(tmp_path, image_folder, capsys):
+    afile = tmp_path / "notes.txt"
+    afile.write_text("kept")
+    for command in ("embed", "create"):
+        assert main(["-q", command, str(image_folder), "--project", str(afile), "--patch-size", "32"]) == 2
+        error = capsys.readouterr().err
+        assert f"error: project folder {afile} is a file, not a folder" in error and "hint: name a new folder" in error
+    assert afile.read_text() == "kept"
