@@ -109,8 +109,24 @@ def cmd_embed(args, quiet: bool) -> int:
         f"of {len(dataset)} image(s) in {elapsed:.1f}s{rate} on {project.embedder.device}"
     )
     print(f"index: {len(index)} patch vectors of dimension {index.dim} in {project.index_folder}")
+    _warn_of_images_smaller_than_patch(project)
     print(project.summary())
     return 1 if counts["failed"] else 0
+
+
+def _warn_of_images_smaller_than_patch(project: Project, named: int = 5) -> None:
+    """On stderr: the images that hold no patch vector, being smaller than one patch (the first
+    `named` of them by name)."""
+    reasons = [reason for record in project.dataset if (reason := project.smaller_than_patch(record.id))]
+    if not reasons:
+        return
+    print(f"warning: {len(reasons)} of {len(project.dataset)} image(s) hold no patch vectors:", file=sys.stderr)
+    for reason in reasons[:named]:
+        print(f"  {reason}", file=sys.stderr)
+    if len(reasons) > named:
+        print(f"  and {len(reasons) - named} more", file=sys.stderr)
+    print("  hint: a project keeps its patch size; for a smaller one, embed into another --project folder with "
+          "--patch-size", file=sys.stderr)
 
 
 # a new project's settings where the command line gives none (an existing project keeps its own)

@@ -669,14 +669,32 @@ class Project:
     def patch_vector(self, image_id: str, y: float, x: float, scale: float = 1.0) -> np.ndarray:
         """(D,) float32 embedding of the grid patch whose centre is nearest to (y, x) px, at one
         pyramid level (default: the patch size)."""
-        embedded = self.embeddings(image_id, scale)
         record = self.dataset.by_id(image_id)
         if not (0 <= y < record.height and 0 <= x < record.width):
             raise ConfigError(f"point ({y:.0f}, {x:.0f}) lies outside image {image_id} ({record.height}x{record.width})")
-        if 0 in embedded.grid_shape:
-            raise ConfigError(f"image {image_id} is smaller than one patch {embedded.geometry.patch_size}")
+        too_small = self.smaller_than_patch(record.id, scale)
+        if too_small:
+            raise ConfigError(too_small)
+        embedded = self.embeddings(record.id, scale)
         row, col = embedded.geometry.nearest_position(y, x, embedded.grid_shape)
         return np.asarray(embedded.vectors[row, col], np.float32)
+
+    def smaller_than_patch(self, image_id: str, scale: float = 1.0) -> str | None:
+        """Why an image holds no patch at all at one pyramid level (default: the patch size), as
+        an error or a warning says it; None when it holds some.
+
+        Examples
+        --------
+        >>> project.smaller_than_patch(project.dataset.images[0].id)     # doctest: +SKIP
+        'image thumb.png (64x48 px) is smaller than one patch (96x96 px)'
+        """
+        record = self.dataset.by_id(image_id)
+        geometry = self.geometry_at(scale)
+        if 0 not in geometry.grid_shape(record.height, record.width):
+            return None
+        height, width = geometry.patch_size
+        return (f"image {record.relpath} ({record.width}x{record.height} px) is smaller than one patch "
+                f"({width}x{height} px)")
 
     def summary(self) -> str:
         spec, geometry = self.backbone_spec, self.geometry

@@ -442,3 +442,17 @@ def test_a_file_named_as_the_project_folder_is_a_clear_error(tmp_path, image_fol
         error = capsys.readouterr().err
         assert f"error: project folder {afile} is a file, not a folder" in error and "hint: name a new folder" in error
     assert afile.read_text() == "kept"
+
+
+def test_embed_warns_of_images_smaller_than_the_patch_and_search_says_the_same(tmp_path, image_folder, capsys):
+    proj = str(tmp_path / "proj")
+    assert main(["-q", "embed", str(image_folder), "--project", proj, "--patch-size", "200"]) == 0
+    captured = capsys.readouterr()
+    assert "index: 0 patch vectors" in captured.out
+    assert "warning: 4 of 4 image(s) hold no patch vectors" in captured.err
+    message = "image img0.tif (144x112 px) is smaller than one patch (200x200 px)"
+    assert message in captured.err and "--patch-size" in captured.err.split("hint:")[1]
+    assert main(["-q", "search", "--project", proj, "--image", "img0.tif", "--point", "30,40"]) == 2
+    assert f"error: {message}" in capsys.readouterr().err
+    assert main(["-q", "embed", str(image_folder), "--project", str(tmp_path / "fits"), "--patch-size", "32"]) == 0
+    assert "warning" not in capsys.readouterr().err
