@@ -175,7 +175,7 @@ class Project:
             raise ProjectError(f"project folder {folder} is a file, not a folder",
                                hint="name a new folder (or an empty one) for the project")
         if layout.settings_file.exists():
-            raise ProjectError(f"{folder} already holds a project", hint="open it with Project.open, or choose another folder")
+            raise ProjectError(f"{folder} already holds a project", hint=USE_EXISTING_PROJECT)
         if layout.store_file.exists():  # the curation of a project whose settings were lost: never made anew
             raise ProjectError(
                 f"{folder} holds a project store ({layout.store_file.name}: its classes, prototypes and answers) "
@@ -230,7 +230,7 @@ class Project:
                 tmp.write_text(yaml.safe_dump(settings, sort_keys=False))
         except FileExistsError:
             raise ProjectError(f"{folder} already holds a project (created meanwhile by another process)",
-                               hint="open it with Project.open, or choose another folder") from None
+                               hint=USE_EXISTING_PROJECT) from None
         project = cls(folder, settings, dataset)
         project._backbone = loaded
         log.info("created project %s: backbone %s (%s)", folder, loaded.spec.name, loaded.spec.weights_path)
@@ -408,7 +408,8 @@ class Project:
         if self.geometry is None:
             raise ConfigError(
                 f"project {self.folder} has no patch size yet",
-                hint="add a first prototype (it fixes the patch size) or create the project with patch_size",
+                hint="add a first prototype (it fixes the patch size), or create the project with a patch size "
+                     "(--patch-size; Project.create(patch_size=))",
             )
         return self.geometry.at_scale(scale)
 
@@ -721,6 +722,10 @@ class Project:
             lines += ["  " + " ".join(f"{v:6.3f}" for v in row) for row in self.channel_correlation]
         return "\n".join(lines)
 
+
+# the hint of creating a project where one is: the command line's way first, then Python's
+USE_EXISTING_PROJECT = ("use that project with the other commands (--project FOLDER) or Project.open, or choose "
+                        "another folder for a new one")
 
 # project.yaml's entries that every project has, with their types (the others were added later and
 # have defaults for the projects made before them)

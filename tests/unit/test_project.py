@@ -456,3 +456,14 @@ def test_embed_warns_of_images_smaller_than_the_patch_and_search_says_the_same(t
     assert f"error: {message}" in capsys.readouterr().err
     assert main(["-q", "embed", str(image_folder), "--project", str(tmp_path / "fits"), "--patch-size", "32"]) == 0
     assert "warning" not in capsys.readouterr().err
+
+
+def test_creating_over_a_project_gives_the_command_line_s_way_first(tmp_path, image_folder, capsys):
+    proj = str(tmp_path / "proj")
+    assert main(["-q", "create", str(image_folder), "--project", proj]) == 0
+    assert main(["-q", "create", str(image_folder), "--project", proj]) == 2
+    error = capsys.readouterr().err
+    assert f"error: {tmp_path / 'proj'} already holds a project" in error
+    assert "hint: use that project with the other commands (--project FOLDER)" in error
+    assert main(["-q", "search", "--project", proj, "--image", "img0.tif", "--point", "30,40"]) == 2
+    assert "(--patch-size; Project.create(patch_size=))" in capsys.readouterr().err
