@@ -13,13 +13,13 @@ from simsearch.cli.commands import (CLUSTER_HELP, FLAT_FIELD_HELP, MIN_CELLS_HEL
 from simsearch.inference.cluster import iter_embed_on_cluster
 from simsearch.cli.progress import ProgressBar
 from simsearch.features.geometry import MIN_CELLS, POOLING
-from simsearch.io.images import Dataset, image_name
+from simsearch.io.images import Dataset, image_name, is_glob_pattern
 from simsearch.io.flatfield import FLAT_FIELD_MODES
 from simsearch.io.preprocess import NORMALIZATION_MODES
 from simsearch.io.tables import write_csv
 from simsearch.project.layout import ProjectLayout
 from simsearch.project.project import Project
-from simsearch.util.errors import ConfigError, SimSearchError
+from simsearch.util.errors import ConfigError, ProjectError, SimSearchError
 
 
 def add_commands(sub) -> None:
@@ -164,8 +164,12 @@ def cmd_info(args, quiet: bool) -> int:
             print(f"index: {len(project.load_index())} patch vectors")
         except SimSearchError:
             print("index: not built (run `simsearch embed`)")
+    elif target.expanduser().exists() or is_glob_pattern(args.target):
+        print(Dataset.open(args.target, verify=False).summary())
     else:
-        print(Dataset.open(target, verify=False).summary())
+        raise ProjectError(f"info: no project and no images at '{args.target}' (it does not exist)",
+                           hint="give a project folder, or images: a folder, a glob pattern or a text file "
+                                "listing them")
     return 0
 
 

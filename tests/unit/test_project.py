@@ -467,3 +467,11 @@ def test_creating_over_a_project_gives_the_command_line_s_way_first(tmp_path, im
     assert "hint: use that project with the other commands (--project FOLDER)" in error
     assert main(["-q", "search", "--project", proj, "--image", "img0.tif", "--point", "30,40"]) == 2
     assert "(--patch-size; Project.create(patch_size=))" in capsys.readouterr().err
+
+
+def test_info_on_nothing_says_there_is_no_project_and_no_images(tmp_path, image_folder, capsys):
+    assert main(["-q", "info", str(tmp_path / "nope")]) == 2
+    error = capsys.readouterr().err
+    assert f"error: info: no project and no images at '{tmp_path / 'nope'}'" in error and "image source" not in error
+    assert main(["-q", "info", str(image_folder / "img*.tif")]) == 0  # a glob pattern exists as no path
+    assert "images: 4" in capsys.readouterr().out
