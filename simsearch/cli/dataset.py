@@ -166,6 +166,8 @@ def cmd_info(args, quiet: bool) -> int:
             print("index: not built (run `simsearch embed`)")
     elif target.expanduser().exists() or is_glob_pattern(args.target):
         print(Dataset.open(args.target, verify=False).summary())
+        print("files checked by their headers only (quick): `simsearch embed` decodes every image and names those "
+              "it cannot read")
     else:
         raise ProjectError(f"info: no project and no images at '{args.target}' (it does not exist)",
                            hint="give a project folder, or images: a folder, a glob pattern or a text file "

@@ -475,3 +475,16 @@ def test_info_on_nothing_says_there_is_no_project_and_no_images(tmp_path, image_
     assert f"error: info: no project and no images at '{tmp_path / 'nope'}'" in error and "image source" not in error
     assert main(["-q", "info", str(image_folder / "img*.tif")]) == 0  # a glob pattern exists as no path
     assert "images: 4" in capsys.readouterr().out
+
+
+def test_info_on_a_dataset_says_it_checked_the_headers_only(tmp_path, capsys):
+    """info reads headers only (quick on large folders): a TIFF cut short in its pixels is listed,
+    and info says how far it looked."""
+    folder = tmp_path / "images"
+    folder.mkdir()
+    tifffile.imwrite(folder / "whole.tif", blob_image((64, 64))[..., 0])
+    tifffile.imwrite(folder / "cut.tif", blob_image((64, 64))[..., 0])
+    (folder / "cut.tif").write_bytes((folder / "cut.tif").read_bytes()[:2000])
+    assert main(["-q", "info", str(folder)]) == 0
+    out = capsys.readouterr().out
+    assert "images: 2" in out and "files checked by their headers only" in out and "`simsearch embed` decodes" in out
