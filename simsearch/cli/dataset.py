@@ -13,13 +13,13 @@ from simsearch.cli.commands import (CLUSTER_HELP, FLAT_FIELD_HELP, MIN_CELLS_HEL
 from simsearch.inference.cluster import iter_embed_on_cluster
 from simsearch.cli.progress import ProgressBar
 from simsearch.features.geometry import MIN_CELLS, POOLING
-from simsearch.io.images import Dataset, image_name
+from simsearch.io.images import Dataset, image_name, is_glob_pattern
 from simsearch.io.flatfield import FLAT_FIELD_MODES
 from simsearch.io.preprocess import NORMALIZATION_MODES
 from simsearch.io.tables import write_csv
 from simsearch.project.layout import ProjectLayout
 from simsearch.project.project import Project
-from simsearch.util.errors import ConfigError, SimSearchError
+from simsearch.util.errors import ConfigError, ProjectError, SimSearchError
 
 
 def add_commands(sub) -> None:
@@ -109,8 +109,24 @@ def cmd_embed(args, quiet: bool) -> int:
         f"of {len(dataset)} image(s) in {elapsed:.1f}s{rate} on {project.embedder.device}"
     )
     print(f"index: {len(index)} patch vectors of dimension {index.dim} in {project.index_folder}")
+    _warn_of_images_smaller_than_patch(project)
     print(project.summary())
     return 1 if counts["failed"] else 0
+
+
+def _warn_of_images_smaller_than_patch(project: Project, named: int = 5) -> None:
+    """On stderr: the images that hold no patch vector, being smaller than one patch (the first
+    `named` of them by name)."""
+    reasons = [reason for record in project.dataset if (reason := project.smaller_than_patch(record.id))]
+    if not reasons:
+        return
+    print(f"warning: {len(reasons)} of {len(project.dataset)} image(s) hold no patch vectors:", file=sys.stderr)
+    for reason in reasons[:named]:
+        print(f"  {reason}", file=sys.stderr)
+    if len(reasons) > named:
+        print(f"  and {len(reasons) - named} more", file=sys.stderr)
+    print("  hint: a project keeps its patch size; for a smaller one, embed into another --project folder with "
+          "--patch-size", file=sys.stderr)
 
 
 # a new project's settings where the command line gives none (an existing project keeps its own)
@@ -148,8 +164,14 @@ def cmd_info(args, quiet: bool) -> int:
             print(f"index: {len(project.load_index())} patch vectors")
         except SimSearchError:
             print("index: not built (run `simsearch embed`)")
+    elif target.expanduser().exists() or is_glob_pattern(args.target):
+        print(Dataset.open(args.target, verify=False).summary())
+        print("files checked by their headers only (quick): `simsearch embed` decodes every image and names those "
+              "it cannot read")
     else:
-        print(Dataset.open(target, verify=False).summary())
+        raise ProjectError(f"info: no project and no images at '{args.target}' (it does not exist)",
+                           hint="give a project folder, or images: a folder, a glob pattern or a text file "
+                                "listing them")
     return 0
 
 

@@ -450,6 +450,12 @@ def _find_in_folder(root: Path) -> list[Path]:
     return found
 
 
+def is_glob_pattern(text: str) -> bool:
+    """Whether `text` names images by a glob pattern (`Dataset.open`): it holds *, ? or [ and is
+    not the name of a file or folder."""
+    return any(c in text for c in "*?[") and not Path(text).exists()
+
+
 def _find_by_glob(pattern: str) -> tuple[Path, list[Path]]:
     parts = Path(pattern).parts
     fixed = list(itertools.takewhile(lambda p: not any(c in p for c in "*?["), parts))
@@ -536,7 +542,7 @@ class Dataset:
         """
         text = str(source)
         skipped: list[SkippedFile] = []
-        if isinstance(source, str) and any(c in text for c in "*?[") and not Path(text).exists():
+        if isinstance(source, str) and is_glob_pattern(text):
             root, paths = _find_by_glob(os.path.expanduser(text))
             kind = f"glob pattern '{text}'"
             resolved_source = str(Path(os.path.expanduser(text)).absolute())

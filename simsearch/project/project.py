@@ -100,11 +100,15 @@ class Project:
         self.settings = settings
         self.dataset = dataset
         self.read_only = read_only
-        self.normalization = Normalization.from_dict(settings["normalization"], folder=folder)
-        self.geometry = PatchGeometry.from_dict(settings["geometry"]) if settings.get("geometry") else None
-        self.channels = tuple(settings["channels"])
-        self.backbone_spec = BackboneSpec.from_dict(settings["backbone"])
-        self.channel_correlation = np.asarray(settings["channel_correlation"], dtype=np.float64)
+        try:
+            self.normalization = Normalization.from_dict(settings["normalization"], folder=folder)
+            self.geometry = PatchGeometry.from_dict(settings["geometry"]) if settings.get("geometry") else None
+            self.channels = tuple(int(channel) for channel in settings["channels"])
+            self.backbone_spec = BackboneSpec.from_dict(settings["backbone"])
+            self.channel_correlation = np.asarray(settings["channel_correlation"], dtype=np.float64)
+        except (ConfigError, KeyError, TypeError, ValueError) as exc:  # a damaged project.yaml
+            detail = exc.message if isinstance(exc, ConfigError) else f"{type(exc).__name__}: {exc}"
+            raise ProjectError(f"{self.layout.settings_file}: {detail}", hint=RESTORE_SETTINGS) from exc
         self._backbone: Backbone | None = None
         self._embedders: dict[float, DenseEmbedder] = {}
         self._device = "auto"
@@ -162,10 +166,23 @@ class Project:
         about the best for a patch that frames its object, `POOLING`); projects made before it
         was a setting, and by default before 2026-12-03, keep 0.25.
         The file is written once and exclusively: of two processes
-        creating the same project, one wins and the other gets a ProjectError."""
+        creating the same project, one wins and the other gets a ProjectError. A folder that
+        holds a project store (store.sqlite) without its project.yaml is refused too: its
+        curation belongs to the settings that were lost, and is left as it is."""
         folder = Path(folder).expanduser().resolve()
-        if ProjectLayout(folder).settings_file.exists():
-            raise ProjectError(f"{folder} already holds a project", hint="open it with Project.open, or choose another folder")
+        layout = ProjectLayout(folder)
+        if folder.exists() and not folder.is_dir():
+            raise ProjectError(f"project folder {folder} is a file, not a folder",
+                               hint="name a new folder (or an empty one) for the project")
+        if layout.settings_file.exists():
+            raise ProjectError(f"{folder} already holds a project", hint=USE_EXISTING_PROJECT)
+        if layout.store_file.exists():  # the curation of a project whose settings were lost: never made anew
+            raise ProjectError(
+                f"{folder} holds a project store ({layout.store_file.name}: its classes, prototypes and answers) "
+                f"without its settings ({layout.settings_file.name} is missing); they belong to settings a new "
+                "project would not have",
+                hint=f"restore {layout.settings_file} (e.g. from a backup) to go on with that project, or choose "
+                     "another folder for a new one; nothing was changed")
         if not isinstance(dataset, Dataset):
             dataset = Dataset.open(dataset)
         embedding = {"min_cells": min_cells, "passes": passes, "border": bool(border), "pooling": float(pooling), "fill": fill}
@@ -213,7 +230,7 @@ class Project:
                 tmp.write_text(yaml.safe_dump(settings, sort_keys=False))
         except FileExistsError:
             raise ProjectError(f"{folder} already holds a project (created meanwhile by another process)",
-                               hint="open it with Project.open, or choose another folder") from None
+                               hint=USE_EXISTING_PROJECT) from None
         project = cls(folder, settings, dataset)
         project._backbone = loaded
         log.info("created project %s: backbone %s (%s)", folder, loaded.spec.name, loaded.spec.weights_path)
@@ -233,11 +250,12 @@ class Project:
         try:
             settings = yaml.safe_load(path.read_text())
         except yaml.YAMLError as exc:
-            raise ProjectError(f"{path} is not valid YAML: {exc}") from exc
+            raise ProjectError(f"{path} is not valid YAML: {exc}", hint=RESTORE_SETTINGS) from exc
         if not isinstance(settings, dict) or "format" not in settings:
-            raise ProjectError(f"{path} is not a SimSearch project file")
-        if settings["format"] > PROJECT_FORMAT:
+            raise ProjectError(f"{path} is not a SimSearch project file", hint=RESTORE_SETTINGS)
+        if isinstance(settings["format"], int) and settings["format"] > PROJECT_FORMAT:
             raise ProjectError(f"{path} was written by a newer SimSearch (format {settings['format']})", hint="upgrade simsearch")
+        _check_settings(path, settings)
         source = dataset if dataset is not None else settings["dataset"]["source"]
         opened = Dataset.open(source, verify=False)
         if opened.channels != settings["file_channels"]:
@@ -390,7 +408,8 @@ class Project:
         if self.geometry is None:
             raise ConfigError(
                 f"project {self.folder} has no patch size yet",
-                hint="add a first prototype (it fixes the patch size) or create the project with patch_size",
+                hint="add a first prototype (it fixes the patch size), or create the project with a patch size "
+                     "(--patch-size; Project.create(patch_size=))",
             )
         return self.geometry.at_scale(scale)
 
@@ -511,11 +530,26 @@ class Project:
         """Cached embeddings of one image (float16, memory-mapped) at one pyramid level
         (default: the patch size), computed if missing."""
         record = self.dataset.by_id(image_id)
-        path = self._cache_path(record.id, scale)
-        if not path.is_file():
+        vectors = self._cached_vectors(record.id, scale)
+        if vectors is None:
+            path = self._cache_path(record.id, scale)
             self._embed_and_save(self.dataset.read(record), path, scale)
-        vectors = np.load(path, mmap_mode="r")
+            vectors = np.load(path, mmap_mode="r")
         return PatchEmbeddings(vectors, self.geometry_at(scale), (record.height, record.width))
+
+    def _cached_vectors(self, image_id: str, scale: float = 1.0) -> np.ndarray | None:
+        """The cached vectors of one image at one level, memory-mapped, or None when there are none
+        or their file cannot be read (cut short, e.g. by a full disk): the cache is derived data, so
+        such a file counts as missing, with a warning, and is embedded again when next needed."""
+        path = self._cache_path(image_id, scale)
+        if not path.is_file():
+            return None
+        try:
+            return np.load(path, mmap_mode="r")
+        except (OSError, ValueError, EOFError) as exc:
+            log.warning("image %s: its cached embeddings %s cannot be read (%s); counted as not embedded, and "
+                        "embedded again when next needed", image_id, path, exc)
+            return None
 
     def _embed_and_save(self, pixels, path: Path, scale: float = 1.0) -> None:
         """Embed an image (array or LazyImage) and cache its float16 vectors, band by band: a
@@ -528,8 +562,8 @@ class Project:
 
     def iter_embed(self, *, images: Sequence[str] | None = None,
                    cancel: threading.Event | None = None) -> Iterator[EmbedProgress]:
-        """Embed every image not yet cached, at every level of the scale pyramid; yields one
-        event per image, once its vectors are cached. Failures are reported and skipped;
+        """Embed every image not yet cached (or whose cache file cannot be read), at every level of
+        the scale pyramid; yields one event per image, once its vectors are cached. Failures are reported and skipped;
         cancelling stops before the next image (finished ones stay cached). The next images
         are read and decoded in threads while the network embeds this one (`read_ahead`), and
         each image's vectors are written in another while the
@@ -546,7 +580,8 @@ class Project:
         """`iter_embed`'s work: (the write of an image's vectors, or None, and its event) per image."""
         records = self.dataset if images is None else [self.dataset.by_id(image_id) for image_id in images]
         total = len(records)
-        jobs = ((record, {scale: path for scale in self.scales if not (path := self._cache_path(record.id, scale)).is_file()})
+        jobs = ((record, {scale: self._cache_path(record.id, scale) for scale in self.scales
+                          if self._cached_vectors(record.id, scale) is None})
                 for record in records)
         loaded = enumerate(self.read_ahead(jobs, self._read_if_missing), start=1)
         for group in grouped(loaded, partial(joins_batch, self.embed_batch_pixels)):  # same-shape images together
@@ -597,7 +632,7 @@ class Project:
         return self.dataset.read(record) if missing else None
 
     def failed_images(self) -> list[str]:
-        return [r.id for r in self.dataset if not self._cache_path(r.id).is_file()]
+        return [r.id for r in self.dataset if self._cached_vectors(r.id) is None]
 
     # -- the index -------------------------------------------------------------------------
 
@@ -618,7 +653,7 @@ class Project:
         cache files and are searched from disk, so the index's memory does not grow with them."""
         index = PatchIndex(self.embedder.dim)
         for record in self.dataset:
-            if not self._cache_path(record.id).is_file():
+            if self._cached_vectors(record.id) is None:
                 continue
             for scale in self.scales:
                 embedded = self.embeddings(record.id, scale)
@@ -635,14 +670,32 @@ class Project:
     def patch_vector(self, image_id: str, y: float, x: float, scale: float = 1.0) -> np.ndarray:
         """(D,) float32 embedding of the grid patch whose centre is nearest to (y, x) px, at one
         pyramid level (default: the patch size)."""
-        embedded = self.embeddings(image_id, scale)
         record = self.dataset.by_id(image_id)
         if not (0 <= y < record.height and 0 <= x < record.width):
             raise ConfigError(f"point ({y:.0f}, {x:.0f}) lies outside image {image_id} ({record.height}x{record.width})")
-        if 0 in embedded.grid_shape:
-            raise ConfigError(f"image {image_id} is smaller than one patch {embedded.geometry.patch_size}")
+        too_small = self.smaller_than_patch(record.id, scale)
+        if too_small:
+            raise ConfigError(too_small)
+        embedded = self.embeddings(record.id, scale)
         row, col = embedded.geometry.nearest_position(y, x, embedded.grid_shape)
         return np.asarray(embedded.vectors[row, col], np.float32)
+
+    def smaller_than_patch(self, image_id: str, scale: float = 1.0) -> str | None:
+        """Why an image holds no patch at all at one pyramid level (default: the patch size), as
+        an error or a warning says it; None when it holds some.
+
+        Examples
+        --------
+        >>> project.smaller_than_patch(project.dataset.images[0].id)     # doctest: +SKIP
+        'image thumb.png (64x48 px) is smaller than one patch (96x96 px)'
+        """
+        record = self.dataset.by_id(image_id)
+        geometry = self.geometry_at(scale)
+        if 0 not in geometry.grid_shape(record.height, record.width):
+            return None
+        height, width = geometry.patch_size
+        return (f"image {record.relpath} ({record.width}x{record.height} px) is smaller than one patch "
+                f"({width}x{height} px)")
 
     def summary(self) -> str:
         spec, geometry = self.backbone_spec, self.geometry
@@ -668,6 +721,31 @@ class Project:
             lines.append("channel correlation")
             lines += ["  " + " ".join(f"{v:6.3f}" for v in row) for row in self.channel_correlation]
         return "\n".join(lines)
+
+
+# the hint of creating a project where one is: the command line's way first, then Python's
+USE_EXISTING_PROJECT = ("use that project with the other commands (--project FOLDER) or Project.open, or choose "
+                        "another folder for a new one")
+
+# project.yaml's entries that every project has, with their types (the others were added later and
+# have defaults for the projects made before them)
+REQUIRED_SETTINGS = {"format": int, "dataset": dict, "channels": list, "file_channels": int, "backbone": dict,
+                     "normalization": dict, "channel_correlation": list}
+RESTORE_SETTINGS = ("restore project.yaml (e.g. from a backup); the project's store and embeddings are left as they "
+                    "are")
+
+
+def _check_settings(path: Path, settings: dict) -> None:
+    """A ProjectError naming `path` and its first missing or malformed entry (a truncated or
+    hand-edited file), before anything reads them."""
+    for key, kind in REQUIRED_SETTINGS.items():
+        if key not in settings:
+            raise ProjectError(f"{path}: no '{key}' entry (the file is incomplete, e.g. cut short)",
+                               hint=RESTORE_SETTINGS)
+        if not isinstance(settings[key], kind):
+            raise ProjectError(f"{path}: '{key}' is {settings[key]!r}, not a {kind.__name__}", hint=RESTORE_SETTINGS)
+    if not isinstance(settings["dataset"].get("source"), str):
+        raise ProjectError(f"{path}: 'dataset' has no 'source' (the images' place)", hint=RESTORE_SETTINGS)
 
 
 def displayed_ids(dataset: Dataset, displayed: int | list[str], seed: int = 0) -> list[str]:

@@ -273,13 +273,23 @@ class Store:
         if read_only:
             if not self.path.is_file():
                 raise ProjectError(f"no project store at {self.path}")
-            self.conn = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, isolation_level=None, check_same_thread=False)
         else:
             self._take_lock()
-            self.conn = sqlite3.connect(self.path, isolation_level=None, timeout=10, check_same_thread=False)
-            self.conn.execute("PRAGMA journal_mode=WAL")
-            self.conn.execute("PRAGMA synchronous=FULL")
-        self.conn.execute("PRAGMA foreign_keys=ON")
+        try:
+            if read_only:
+                self.conn = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, isolation_level=None,
+                                            check_same_thread=False)
+            else:
+                self.conn = sqlite3.connect(self.path, isolation_level=None, timeout=10, check_same_thread=False)
+                self.conn.execute("PRAGMA journal_mode=WAL")  # reads the file's header first: nothing is written to
+                self.conn.execute("PRAGMA synchronous=FULL")  # a file that is not a database
+            self.conn.execute("PRAGMA foreign_keys=ON")
+            self.conn.execute("PRAGMA user_version").fetchone()
+        except sqlite3.DatabaseError as exc:  # e.g. overwritten, or cut short at its header
+            self.close()
+            raise ProjectError(f"project store {self.path} cannot be read as a SQLite database ({exc}); it was left "
+                               "as it is", hint="restore it from a backup (it holds the project's classes, "
+                               "prototypes and answers), or choose another folder for a new project") from exc
         self._migrate()
 
     def _take_lock(self) -> None:

@@ -346,3 +346,145 @@ def test_a_border_grid_finds_objects_cut_by_the_image_edge(tmp_path):
             found[border] = sum(any(np.hypot(h.y - y, h.x - x) <= radius for h in hits if h.image_id == record.id)
                                 for record in project.dataset.images for y, x in cut)
     assert found == {True: 9, False: 0}, found
+
+
+def test_a_store_without_its_settings_is_never_made_a_new_project(tmp_path, image_folder, capsys):
+    """A folder whose project.yaml is gone but whose store.sqlite holds curation: embed and create
+    refuse it, naming the folder and what is there, and change nothing (the store keeps its bytes)."""
+    from simsearch import Curation
+
+    with Project.create(tmp_path / "proj", image_folder, patch_size=32, backbone="efficientnet-lite0") as project:
+        Curation(project).add_class("disc")
+    project.layout.settings_file.unlink()
+    saved = project.layout.store_file.read_bytes()
+    for command in ("embed", "create"):
+        assert main(["-q", command, str(image_folder), "--project", str(project.folder)]) == 2
+        error = capsys.readouterr().err
+        assert f"{project.folder} holds a project store (store.sqlite" in error and "project.yaml is missing" in error
+        assert "hint: restore" in error and "choose another folder" in error and "Traceback" not in error
+    assert project.layout.store_file.read_bytes() == saved and not project.layout.settings_file.exists()
+
+
+def test_a_damaged_project_file_is_a_clear_error_naming_it(tmp_path, image_folder, capsys):
+    """project.yaml cut short anywhere, or with an entry of the wrong kind, is a ProjectError that
+    names the file (and the entry), never a KeyError; the store is left as it is."""
+    Project.create(tmp_path / "proj", image_folder, patch_size=32, backbone="efficientnet-lite0").close()
+    path = tmp_path / "proj" / "project.yaml"
+    whole = path.read_text()
+    for length in range(0, len(whole), 7):
+        path.write_text(whole[:length])
+        try:
+            Project.open(tmp_path / "proj", read_only=True).close()
+        except ProjectError as error:
+            assert str(path) in error.message and "restore project.yaml" in error.hint, (length, error)
+    path.write_text(whole[:whole.index("normalization:")])
+    for args in (["class", "list"], ["embed", str(image_folder)]):
+        assert main(["-q", *args, "--project", str(tmp_path / "proj")]) == 2
+        assert f"error: {path}: no 'normalization' entry" in capsys.readouterr().err
+    settings = yaml.safe_load(whole)
+    for key, value, message in (("channels", 0, "'channels' is 0, not a list"),
+                                ("dataset", {"place": "x"}, "no 'source'"),
+                                ("normalization", {"low": [0]}, "normalization: malformed entry")):
+        path.write_text(yaml.safe_dump({**settings, key: value}))
+        with pytest.raises(ProjectError, match=re.escape(message)):
+            Project.open(tmp_path / "proj")
+    path.write_text(whole)
+    Project.open(tmp_path / "proj").close()
+
+
+def test_a_store_that_is_not_a_database_is_a_clear_error_and_left_as_it_is(tmp_path, image_folder, capsys):
+    Project.create(tmp_path / "proj", image_folder, patch_size=32, backbone="efficientnet-lite0").close()
+    store = tmp_path / "proj" / "store.sqlite"
+    store.write_bytes(np.random.default_rng(0).integers(0, 256, 3000, np.uint8).tobytes())
+    saved = store.read_bytes()
+    for args in (["class", "list", "--project", str(store.parent)], ["info", str(store.parent)]):
+        assert main(["-q", *args]) == 2
+        error = capsys.readouterr().err
+        assert f"project store {store} cannot be read as a SQLite database" in error and "hint: restore it" in error
+    with pytest.raises(ProjectError, match="cannot be read as a SQLite database"):  # the lock was let go
+        Project.open(store.parent)
+    assert store.read_bytes() == saved
+
+
+def test_an_unreadable_cache_file_is_embedded_again_with_a_warning(tmp_path, image_folder, capsys, caplog):
+    """A cached embedding cut short (at its header or in its vectors) counts as not embedded: info
+    says so, embed embeds that image again and indexes it, with a warning naming the image and
+    the file; `embeddings` does the same."""
+    proj = tmp_path / "proj"
+    assert main(["-q", "embed", str(image_folder), "--project", str(proj), "--patch-size", "32"]) == 0
+    with Project.open(proj, read_only=True) as project:
+        first, second = (record.id for record in project.dataset.images[:2])
+        paths = [project._cache_path(first), project._cache_path(second)]
+        vectors = np.array(project.embeddings(first).vectors)
+        indexed = len(project.load_index())
+    paths[0].write_bytes(paths[0].read_bytes()[:40])  # inside its header
+    paths[1].write_bytes(paths[1].read_bytes()[:1000])  # inside its vectors
+    capsys.readouterr()
+    assert main(["-q", "info", str(proj)]) == 0
+    assert "embeddings cached: 2/4" in capsys.readouterr().out
+    caplog.clear()
+    assert main(["-q", "embed", str(image_folder), "--project", str(proj)]) == 0
+    assert "embedded 2, cached 2, failed 0 of 4" in capsys.readouterr().out
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert any(first in w and str(paths[0]) in w and "cannot be read" in w for w in warnings), warnings
+    with Project.open(proj, read_only=True) as project:
+        np.testing.assert_array_equal(project.embeddings(first).vectors, vectors)
+        assert len(project.load_index()) == indexed
+        paths[0].write_bytes(b"")
+        np.testing.assert_array_equal(project.embeddings(first).vectors, vectors)
+
+
+def test_a_file_named_as_the_project_folder_is_a_clear_error(tmp_path, image_folder, capsys):
+    afile = tmp_path / "notes.txt"
+    afile.write_text("kept")
+    for command in ("embed", "create"):
+        assert main(["-q", command, str(image_folder), "--project", str(afile), "--patch-size", "32"]) == 2
+        error = capsys.readouterr().err
+        assert f"error: project folder {afile} is a file, not a folder" in error and "hint: name a new folder" in error
+    assert afile.read_text() == "kept"
+
+
+def test_embed_warns_of_images_smaller_than_the_patch_and_search_says_the_same(tmp_path, image_folder, capsys):
+    proj = str(tmp_path / "proj")
+    assert main(["-q", "embed", str(image_folder), "--project", proj, "--patch-size", "200"]) == 0
+    captured = capsys.readouterr()
+    assert "index: 0 patch vectors" in captured.out
+    assert "warning: 4 of 4 image(s) hold no patch vectors" in captured.err
+    message = "image img0.tif (144x112 px) is smaller than one patch (200x200 px)"
+    assert message in captured.err and "--patch-size" in captured.err.split("hint:")[1]
+    assert main(["-q", "search", "--project", proj, "--image", "img0.tif", "--point", "30,40"]) == 2
+    assert f"error: {message}" in capsys.readouterr().err
+    assert main(["-q", "embed", str(image_folder), "--project", str(tmp_path / "fits"), "--patch-size", "32"]) == 0
+    assert "warning" not in capsys.readouterr().err
+
+
+def test_creating_over_a_project_gives_the_command_line_s_way_first(tmp_path, image_folder, capsys):
+    proj = str(tmp_path / "proj")
+    assert main(["-q", "create", str(image_folder), "--project", proj]) == 0
+    assert main(["-q", "create", str(image_folder), "--project", proj]) == 2
+    error = capsys.readouterr().err
+    assert f"error: {tmp_path / 'proj'} already holds a project" in error
+    assert "hint: use that project with the other commands (--project FOLDER)" in error
+    assert main(["-q", "search", "--project", proj, "--image", "img0.tif", "--point", "30,40"]) == 2
+    assert "(--patch-size; Project.create(patch_size=))" in capsys.readouterr().err
+
+
+def test_info_on_nothing_says_there_is_no_project_and_no_images(tmp_path, image_folder, capsys):
+    assert main(["-q", "info", str(tmp_path / "nope")]) == 2
+    error = capsys.readouterr().err
+    assert f"error: info: no project and no images at '{tmp_path / 'nope'}'" in error and "image source" not in error
+    assert main(["-q", "info", str(image_folder / "img*.tif")]) == 0  # a glob pattern exists as no path
+    assert "images: 4" in capsys.readouterr().out
+
+
+def test_info_on_a_dataset_says_it_checked_the_headers_only(tmp_path, capsys):
+    """info reads headers only (quick on large folders): a TIFF cut short in its pixels is listed,
+    and info says how far it looked."""
+    folder = tmp_path / "images"
+    folder.mkdir()
+    tifffile.imwrite(folder / "whole.tif", blob_image((64, 64))[..., 0])
+    tifffile.imwrite(folder / "cut.tif", blob_image((64, 64))[..., 0])
+    (folder / "cut.tif").write_bytes((folder / "cut.tif").read_bytes()[:2000])
+    assert main(["-q", "info", str(folder)]) == 0
+    out = capsys.readouterr().out
+    assert "images: 2" in out and "files checked by their headers only" in out and "`simsearch embed` decodes" in out
