@@ -3,6 +3,7 @@ written incrementally (an interrupted evaluation resumes) to results.json, a Mar
 (mean +- std PR-AUC) and PR-curve plots."""
 from __future__ import annotations
 
+import hashlib
 import itertools
 import json
 import time
@@ -185,7 +186,9 @@ def evaluate(plan: EvalPlan, *, say: Callable[[str], None] = print) -> dict:
                           f"today every seed holds out the same examples, so they would not compare",
                           hint="give another --out")
     results["hold_out"] = HOLD_OUT_RULE
-    results["classes"] = sizes = class_sizes(plan, truth)
+    sizes = class_sizes(plan, truth)
+    results["settings"] = resumed_settings(results_path, results, trial_settings(plan, sizes, test_ids))
+    results["classes"] = sizes
     for label, entry in sizes.items():
         if entry["box_sides"] and entry["box_sides"][2] > 2 * entry["box_sides"][0] and len(entry["scales"]) == 1:
             say(f"note: {label} boxes span {entry['box_sides'][0]:.0f}-{entry['box_sides'][2]:.0f} px (5th-95th percentile), "
@@ -330,6 +333,61 @@ def class_sizes(plan: EvalPlan, truth: list) -> dict[str, dict]:
             scales = parse_scales(plan.scales)
         sizes[label] = {"patch": patch, "scales": list(scales), "box_sides": spread, "pooling": class_pooling(plan, sides, patch)}
     return sizes
+
+
+# the results.json "classes" entries that hold a per-class setting, by its option
+_CLASS_SETTINGS = {"--patch-size": "patch", "--scales": "scales"}
+
+
+def trial_settings(plan: EvalPlan, sizes: dict[str, dict], test_ids: list[str]) -> dict:
+    """The settings, by option, that change a trial's result but not its results.json key,
+    beyond those checked elsewhere (the training settings, the matching rule, and the embedding
+    settings the class's base project refuses: its folder is named by class and patch size):
+    per class the patch size and scales as resolved (`class_sizes`), the backbone, the
+    simulated user's options, and the test images (a digest: the split by
+    --train-list/--test-list or --test-fraction and --seed)."""
+    settings = {option: {label: entry[key] for label, entry in sizes.items()}
+                for option, key in _CLASS_SETTINGS.items()}
+    digest = hashlib.blake2b("\n".join(sorted(test_ids)).encode(), digest_size=8).hexdigest()
+    return {**settings, "--backbone": plan.backbone, "--weights": plan.weights, "--seed": plan.seed,
+            "--displayed": plan.displayed, "--review-size": plan.review_size, "--review-images": plan.review_images,
+            "test images": f"{len(test_ids)} images, digest {digest}"}
+
+
+def resumed_settings(results_path: Path, results: dict, settings: dict) -> dict:
+    """The settings (`trial_settings`) to record in results.json; a ConfigError naming the
+    option when its finished trials were run with others (their results would be reused as
+    this run's). Per-class settings are compared for the classes both runs hold, and kept for
+    the others; results written before the settings were recorded compare those their
+    "classes" entries hold (patch size, scales)."""
+    if not results["trials"]:
+        return settings
+    classes = results.get("classes", {})
+    recorded = results.get("settings") or {option: {label: entry[key] for label, entry in classes.items() if key in entry}
+                                           for option, key in _CLASS_SETTINGS.items()}
+    merged = dict(settings)
+    for option, value in settings.items():
+        if option not in recorded:
+            continue
+        if option in _CLASS_SETTINGS:
+            before = recorded[option]
+            differing = [label for label in value if label in before and before[label] != value[label]]
+            merged[option] = {**before, **value}
+            if not differing:
+                continue
+            label = differing[0]
+            was, asked = f"{before[label]} for class {label!r}", f"{value[label]}"
+        elif recorded[option] == value:
+            continue
+        else:
+            was, asked = (("the default" if v is None else v) for v in (recorded[option], value))
+        if option == "test images":
+            raise ConfigError(f"{results_path}: its trials were tested on other images ({was}; this run {asked}): "
+                              f"the split changed (--train-list/--test-list, --test-fraction, --seed or the images)",
+                              hint="give another --out, or the split of the run you resume")
+        raise ConfigError(f"{results_path}: its trials were run with {option} {was}, this run asks for {asked}",
+                          hint=f"give another --out, or the same {option} to resume")
+    return merged
 
 
 def class_pooling(plan: EvalPlan, sides: list[float], patch: int) -> float:

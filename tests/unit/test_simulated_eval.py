@@ -1,5 +1,6 @@
 """The simulated-user evaluation end to end on planted discs and crosses (CSV ground truth)."""
 import itertools
+import re
 import json
 from dataclasses import replace
 
@@ -517,3 +518,26 @@ def test_eval_uses_the_channels_asked_for_and_keeps_them_on_resume(tmp_path, cap
     capsys.readouterr()
     assert main(command + ["--channels", "0"]) == 2
     assert "--channels: the embeddings in" in capsys.readouterr().err
+
+
+def test_a_resumed_evaluation_refuses_settings_that_change_its_trials(annotated, tmp_path):
+    """A rerun in the same --out reuses the finished trials, so every setting that changes a
+    trial's result must be the one they were run with: another patch size (which embeds anew
+    in its own base folder) had reused the first run's detections under the new size."""
+    folder, truth = annotated
+    plan = EvalPlan(images=str(folder), truth=str(truth), out=tmp_path / "eval", classes=["disc"],
+                    patch_sizes={"disc": 32}, prototypes=[2], negatives=[0], strategies=["similarity"], repeats=1,
+                    displayed=2, backbone="efficientnet-lite0", device="cpu")
+    evaluate(plan, say=lambda line: None)
+    saved = (tmp_path / "eval" / "results.json").read_text()
+    for change, option in (({"patch_sizes": {"disc": 40}}, "--patch-size 32 for class 'disc', this run asks for 40"),
+                           ({"scales": "1,2"}, "--scales [1.0] for class 'disc', this run asks for [1.0, 2.0]"),
+                           ({"pooling": 0.2}, "--pooling"), ({"flat_field": "divide"}, "--flat-field"),
+                           ({"displayed": 3}, "--displayed"),
+                           ({"border": False}, "--no-border"), ({"seed": 1}, "--seed"),
+                           ({"test_fraction": 0.5}, "tested on other images (2 images")):
+        with pytest.raises(ConfigError, match=re.escape(option)):
+            evaluate(replace(plan, **change), say=lambda line: None)
+        assert (tmp_path / "eval" / "results.json").read_text() == saved
+    assert not (tmp_path / "eval" / "base" / "disc-40").exists()  # refused before any work
+    assert evaluate(plan, say=lambda line: None)["trials"] == json.loads(saved)["trials"]  # the same settings resume
