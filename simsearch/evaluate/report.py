@@ -18,7 +18,7 @@ from simsearch.util.errors import ConfigError
 from simsearch.features.geometry import MIN_CELLS, POOLING, object_side, parse_scales, pooling_for_objects, scales_for_sizes
 from simsearch.util.files import atomic_path, file_name, write_text_atomic
 from simsearch.io.images import Dataset
-from simsearch.io.truth import annotations_by_image, read_truth, unmatched_images
+from simsearch.io.truth import annotations_by_image, outside_their_images, read_truth, unmatched_images
 from simsearch.project.layout import ProjectLayout
 from simsearch.project.project import Project
 from simsearch.training.check import ClassCheck
@@ -139,6 +139,14 @@ def evaluate(plan: EvalPlan, *, say: Callable[[str], None] = print) -> dict:
     missing = unmatched_images(truth, dataset)
     if missing:
         say(f"warning: annotations for {len(missing)} image(s) not in the dataset, e.g. {missing[:3]}")
+    outside = outside_their_images(truth, dataset)
+    if outside:
+        a, record = outside[0]
+        box = f"({a.x0:g}, {a.y0:g}, {a.x1:g}, {a.y1:g})"
+        raise ConfigError(f"{a.source or plan.truth}: box {box} of class {a.label!r} lies wholly outside "
+                          f"image {record.relpath} ({record.width} x {record.height} px)"
+                          + (f"; {len(outside) - 1} more do" if len(outside) > 1 else ""),
+                          hint="check the box's coordinates (in pixels of that image) and its image name")
     labels = sorted({a.label for a in truth})
     absent = [c for c in plan.classes if c not in labels]
     if absent:

@@ -541,3 +541,21 @@ def test_a_resumed_evaluation_refuses_settings_that_change_its_trials(annotated,
         assert (tmp_path / "eval" / "results.json").read_text() == saved
     assert not (tmp_path / "eval" / "base" / "disc-40").exists()  # refused before any work
     assert evaluate(plan, say=lambda line: None)["trials"] == json.loads(saved)["trials"]  # the same settings resume
+
+
+def test_a_truth_box_wholly_outside_its_image_is_refused_naming_the_file_line_and_image(annotated, tmp_path):
+    """Such a box is an object no detection can find: it had capped recall silently. A box
+    partly outside (an object cut by the edge) is kept."""
+    folder, truth = annotated
+    rows = ["image,class,x0,y0,x1,y1"] + [f"{name},disc,{x - 9},{y - 9},{x + 9},{y + 9}"
+                                          for name, (discs, _) in _planted_truth(folder).items() for y, x in discs]
+    plan = EvalPlan(images=str(folder), truth=str(truth), out=tmp_path / "eval", classes=["disc"],
+                    patch_sizes={"disc": 32}, prototypes=[2], negatives=[0], strategies=["similarity"],
+                    backbone="efficientnet-lite0", device="cpu")
+    for outside in ("500,500,520,520", "-30,10,-2,40"):
+        truth.write_text("\n".join(rows + ["img3.tif,disc,200,170,230,190", f"img4.tif,disc,{outside}"]) + "\n")
+        message = (f"{truth} line {len(rows) + 2}: box ({outside.replace(',', ', ')}) of class 'disc' "
+                   "lies wholly outside image img4.tif (208 x 176 px)")
+        with pytest.raises(ConfigError, match=re.escape(message)):
+            evaluate(plan, say=lambda line: None)
+        assert not (tmp_path / "eval" / "base").exists()
