@@ -98,27 +98,34 @@ def _names(path: str) -> list[str]:
 
 
 def split(dataset: Dataset, plan: EvalPlan) -> tuple[list[str], list[str]]:
-    """(train ids, test ids) from the lists (names, relative paths or stems) or a seeded fraction."""
+    """(train ids, test ids) by file: from the lists (names, relative paths or stems of files)
+    or a seeded fraction of the files. Every frame of a multi-frame file (a z-stack, or
+    channels read as frames) goes with its file, so that no test image has a sibling in
+    training."""
+    frames: dict[str, list[str]] = {}  # relative path -> its frames' ids
+    for record in dataset:
+        frames.setdefault(record.relpath, []).append(record.id)
     if plan.train_list or plan.test_list:
         if not (plan.train_list and plan.test_list):
             raise ConfigError("give both --train-list and --test-list, or --test-fraction")
         lookup = {}
         for record in dataset:
             for key in (record.relpath, record.path.name, record.path.stem):
-                lookup[key] = record.id
+                lookup[key] = record.relpath
         def ids(path):
             names = _names(path)
             missing = [n for n in names if n not in lookup]
             if missing:
                 raise ConfigError(f"{path}: {len(missing)} name(s) match no image, e.g. {missing[:3]}")
-            return [lookup[n] for n in names]
+            return [image_id for n in names for image_id in frames[lookup[n]]]
         return ids(plan.train_list), ids(plan.test_list)
     if not 0 < plan.test_fraction < 1:
         raise ConfigError(f"test fraction: must be in (0, 1), got {plan.test_fraction}")
-    order = np.random.default_rng(plan.seed).permutation(len(dataset))
-    count = max(1, round(len(dataset) * plan.test_fraction))
-    ids = [dataset.images[i].id for i in order]
-    return ids[count:], ids[:count]
+    files = list(frames)
+    order = np.random.default_rng(plan.seed).permutation(len(files))
+    count = max(1, round(len(files) * plan.test_fraction))
+    ids = [frames[files[i]] for i in order]
+    return [i for file in ids[count:] for i in file], [i for file in ids[:count] for i in file]
 
 
 def evaluate(plan: EvalPlan, *, say: Callable[[str], None] = print) -> dict:

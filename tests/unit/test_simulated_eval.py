@@ -559,3 +559,31 @@ def test_a_truth_box_wholly_outside_its_image_is_refused_naming_the_file_line_an
         with pytest.raises(ConfigError, match=re.escape(message)):
             evaluate(plan, say=lambda line: None)
         assert not (tmp_path / "eval" / "base").exists()
+
+
+def test_the_split_keeps_every_frame_of_a_file_on_one_side(tmp_path):
+    """Frames of one TIFF (a z-stack, or channels read as frames) are near copies: shuffled one
+    by one they landed on both sides, and a list naming the file took only one of them."""
+    import tifffile
+
+    folder = tmp_path / "images"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(8):
+        frames = rng.integers(0, 255, (6, 32, 32)).astype(np.uint8)
+        tifffile.imwrite(folder / f"stack{i}.tif", frames, photometric="minisblack")
+    dataset = Dataset.open(folder)
+    assert len(dataset) == 48
+    file_of = {record.id: record.relpath for record in dataset}
+    plan = EvalPlan(images=str(folder), truth="t.csv", out=tmp_path / "eval", classes=["disc"],
+                    patch_sizes={"disc": 16}, prototypes=[2], negatives=[0], strategies=["similarity"])
+    for seed in range(5):
+        train_ids, test_ids = split(dataset, replace(plan, seed=seed))
+        assert len(test_ids) == 12 and len(train_ids) == 36  # 2 of the 8 files, each with its 6 frames
+        assert not {file_of[i] for i in train_ids} & {file_of[i] for i in test_ids}
+    (tmp_path / "train.txt").write_text("stack0.tif\nstack1\nstack2.tif\n")
+    (tmp_path / "test.txt").write_text("stack7.tif\n")
+    train_ids, test_ids = split(dataset, replace(plan, train_list=str(tmp_path / "train.txt"),
+                                                 test_list=str(tmp_path / "test.txt")))
+    assert [file_of[i] for i in train_ids] == ["stack0.tif"] * 6 + ["stack1.tif"] * 6 + ["stack2.tif"] * 6
+    assert sorted(test_ids) == sorted(i for i, name in file_of.items() if name == "stack7.tif")
