@@ -15,7 +15,8 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from simsearch.util.errors import ConfigError
-from simsearch.features.geometry import MIN_CELLS, POOLING, object_side, parse_scales, pooling_for_objects, scales_for_sizes
+from simsearch.features.geometry import (MIN_CELLS, POOLING, check_patch_size, object_side, parse_scales,
+                                         pooling_for_objects, scales_for_sizes)
 from simsearch.util.files import atomic_path, file_name, write_text_atomic
 from simsearch.io.images import Dataset
 from simsearch.io.truth import annotations_by_image, outside_their_images, read_truth, unmatched_images
@@ -129,6 +130,11 @@ def split(dataset: Dataset, plan: EvalPlan) -> tuple[list[str], list[str]]:
 
 
 def evaluate(plan: EvalPlan, *, say: Callable[[str], None] = print) -> dict:
+    if not plan.classes:
+        raise ConfigError("--classes: no class given", hint="name the classes to evaluate, e.g. --classes RBC,WBC")
+    for label, size in plan.patch_sizes.items():
+        if size != "auto":
+            check_patch_size(size, size, f"--patch-size {label}")
     unknown = sorted(set(plan.strategies) - set(STRATEGIES))
     if unknown:
         raise ConfigError(f"strategies: unknown {unknown}; choose from {', '.join(STRATEGIES)}")

@@ -587,3 +587,17 @@ def test_the_split_keeps_every_frame_of_a_file_on_one_side(tmp_path):
                                                  test_list=str(tmp_path / "test.txt")))
     assert [file_of[i] for i in train_ids] == ["stack0.tif"] * 6 + ["stack1.tif"] * 6 + ["stack2.tif"] * 6
     assert sorted(test_ids) == sorted(i for i, name in file_of.items() if name == "stack7.tif")
+
+
+@pytest.mark.parametrize("arguments, message", [
+    (["--patch-size", "0"], "--patch-size disc: 0x0 px is too small (at least 4x4)"),
+    (["--patch-size", "disc=-8"], "--patch-size disc: -8x-8 px is too small"),
+    (["--patch-size", "32", "--classes", ""], "--classes: no class given")])
+def test_eval_refuses_a_patch_too_small_and_no_class_before_any_work(annotated, tmp_path, capsys, arguments, message):
+    folder, truth = annotated
+    command = ["-q", "eval", "--images", str(folder), "--truth", str(truth), "--classes", "disc", "--strategies",
+               "similarity", "--backbone", "efficientnet-lite0", "--out", str(tmp_path / "eval")]
+    assert main(command + arguments) == 2
+    captured = capsys.readouterr()
+    assert message in captured.err and "Traceback" not in captured.err and "note:" not in captured.out
+    assert not (tmp_path / "eval").exists()
