@@ -3,6 +3,7 @@ written incrementally (an interrupted evaluation resumes) to results.json, a Mar
 (mean +- std PR-AUC) and PR-curve plots."""
 from __future__ import annotations
 
+import hashlib
 import itertools
 import json
 import time
@@ -14,10 +15,11 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from simsearch.util.errors import ConfigError
-from simsearch.features.geometry import MIN_CELLS, POOLING, object_side, parse_scales, pooling_for_objects, scales_for_sizes
+from simsearch.features.geometry import (MIN_CELLS, POOLING, check_patch_size, object_side, parse_scales,
+                                         pooling_for_objects, scales_for_sizes)
 from simsearch.util.files import atomic_path, file_name, write_text_atomic
 from simsearch.io.images import Dataset
-from simsearch.io.truth import annotations_by_image, read_truth, unmatched_images
+from simsearch.io.truth import annotations_by_image, outside_their_images, read_truth, unmatched_images
 from simsearch.project.layout import ProjectLayout
 from simsearch.project.project import Project
 from simsearch.training.check import ClassCheck
@@ -97,30 +99,42 @@ def _names(path: str) -> list[str]:
 
 
 def split(dataset: Dataset, plan: EvalPlan) -> tuple[list[str], list[str]]:
-    """(train ids, test ids) from the lists (names, relative paths or stems) or a seeded fraction."""
+    """(train ids, test ids) by file: from the lists (names, relative paths or stems of files)
+    or a seeded fraction of the files. Every frame of a multi-frame file (a z-stack, or
+    channels read as frames) goes with its file, so that no test image has a sibling in
+    training."""
+    frames: dict[str, list[str]] = {}  # relative path -> its frames' ids
+    for record in dataset:
+        frames.setdefault(record.relpath, []).append(record.id)
     if plan.train_list or plan.test_list:
         if not (plan.train_list and plan.test_list):
             raise ConfigError("give both --train-list and --test-list, or --test-fraction")
         lookup = {}
         for record in dataset:
             for key in (record.relpath, record.path.name, record.path.stem):
-                lookup[key] = record.id
+                lookup[key] = record.relpath
         def ids(path):
             names = _names(path)
             missing = [n for n in names if n not in lookup]
             if missing:
                 raise ConfigError(f"{path}: {len(missing)} name(s) match no image, e.g. {missing[:3]}")
-            return [lookup[n] for n in names]
+            return [image_id for n in names for image_id in frames[lookup[n]]]
         return ids(plan.train_list), ids(plan.test_list)
     if not 0 < plan.test_fraction < 1:
         raise ConfigError(f"test fraction: must be in (0, 1), got {plan.test_fraction}")
-    order = np.random.default_rng(plan.seed).permutation(len(dataset))
-    count = max(1, round(len(dataset) * plan.test_fraction))
-    ids = [dataset.images[i].id for i in order]
-    return ids[count:], ids[:count]
+    files = list(frames)
+    order = np.random.default_rng(plan.seed).permutation(len(files))
+    count = max(1, round(len(files) * plan.test_fraction))
+    ids = [frames[files[i]] for i in order]
+    return [i for file in ids[count:] for i in file], [i for file in ids[:count] for i in file]
 
 
 def evaluate(plan: EvalPlan, *, say: Callable[[str], None] = print) -> dict:
+    if not plan.classes:
+        raise ConfigError("--classes: no class given", hint="name the classes to evaluate, e.g. --classes RBC,WBC")
+    for label, size in plan.patch_sizes.items():
+        if size != "auto":
+            check_patch_size(size, size, f"--patch-size {label}")
     unknown = sorted(set(plan.strategies) - set(STRATEGIES))
     if unknown:
         raise ConfigError(f"strategies: unknown {unknown}; choose from {', '.join(STRATEGIES)}")
@@ -138,6 +152,14 @@ def evaluate(plan: EvalPlan, *, say: Callable[[str], None] = print) -> dict:
     missing = unmatched_images(truth, dataset)
     if missing:
         say(f"warning: annotations for {len(missing)} image(s) not in the dataset, e.g. {missing[:3]}")
+    outside = outside_their_images(truth, dataset)
+    if outside:
+        a, record = outside[0]
+        box = f"({a.x0:g}, {a.y0:g}, {a.x1:g}, {a.y1:g})"
+        raise ConfigError(f"{a.source or plan.truth}: box {box} of class {a.label!r} lies wholly outside "
+                          f"image {record.relpath} ({record.width} x {record.height} px)"
+                          + (f"; {len(outside) - 1} more do" if len(outside) > 1 else ""),
+                          hint="check the box's coordinates (in pixels of that image) and its image name")
     labels = sorted({a.label for a in truth})
     absent = [c for c in plan.classes if c not in labels]
     if absent:
@@ -185,7 +207,9 @@ def evaluate(plan: EvalPlan, *, say: Callable[[str], None] = print) -> dict:
                           f"today every seed holds out the same examples, so they would not compare",
                           hint="give another --out")
     results["hold_out"] = HOLD_OUT_RULE
-    results["classes"] = sizes = class_sizes(plan, truth)
+    sizes = class_sizes(plan, truth)
+    results["settings"] = resumed_settings(results_path, results, trial_settings(plan, sizes, test_ids))
+    results["classes"] = sizes
     for label, entry in sizes.items():
         if entry["box_sides"] and entry["box_sides"][2] > 2 * entry["box_sides"][0] and len(entry["scales"]) == 1:
             say(f"note: {label} boxes span {entry['box_sides'][0]:.0f}-{entry['box_sides'][2]:.0f} px (5th-95th percentile), "
@@ -330,6 +354,61 @@ def class_sizes(plan: EvalPlan, truth: list) -> dict[str, dict]:
             scales = parse_scales(plan.scales)
         sizes[label] = {"patch": patch, "scales": list(scales), "box_sides": spread, "pooling": class_pooling(plan, sides, patch)}
     return sizes
+
+
+# the results.json "classes" entries that hold a per-class setting, by its option
+_CLASS_SETTINGS = {"--patch-size": "patch", "--scales": "scales"}
+
+
+def trial_settings(plan: EvalPlan, sizes: dict[str, dict], test_ids: list[str]) -> dict:
+    """The settings, by option, that change a trial's result but not its results.json key,
+    beyond those checked elsewhere (the training settings, the matching rule, and the embedding
+    settings the class's base project refuses: its folder is named by class and patch size):
+    per class the patch size and scales as resolved (`class_sizes`), the backbone, the
+    simulated user's options, and the test images (a digest: the split by
+    --train-list/--test-list or --test-fraction and --seed)."""
+    settings = {option: {label: entry[key] for label, entry in sizes.items()}
+                for option, key in _CLASS_SETTINGS.items()}
+    digest = hashlib.blake2b("\n".join(sorted(test_ids)).encode(), digest_size=8).hexdigest()
+    return {**settings, "--backbone": plan.backbone, "--weights": plan.weights, "--seed": plan.seed,
+            "--displayed": plan.displayed, "--review-size": plan.review_size, "--review-images": plan.review_images,
+            "test images": f"{len(test_ids)} images, digest {digest}"}
+
+
+def resumed_settings(results_path: Path, results: dict, settings: dict) -> dict:
+    """The settings (`trial_settings`) to record in results.json; a ConfigError naming the
+    option when its finished trials were run with others (their results would be reused as
+    this run's). Per-class settings are compared for the classes both runs hold, and kept for
+    the others; results written before the settings were recorded compare those their
+    "classes" entries hold (patch size, scales)."""
+    if not results["trials"]:
+        return settings
+    classes = results.get("classes", {})
+    recorded = results.get("settings") or {option: {label: entry[key] for label, entry in classes.items() if key in entry}
+                                           for option, key in _CLASS_SETTINGS.items()}
+    merged = dict(settings)
+    for option, value in settings.items():
+        if option not in recorded:
+            continue
+        if option in _CLASS_SETTINGS:
+            before = recorded[option]
+            differing = [label for label in value if label in before and before[label] != value[label]]
+            merged[option] = {**before, **value}
+            if not differing:
+                continue
+            label = differing[0]
+            was, asked = f"{before[label]} for class {label!r}", f"{value[label]}"
+        elif recorded[option] == value:
+            continue
+        else:
+            was, asked = (("the default" if v is None else v) for v in (recorded[option], value))
+        if option == "test images":
+            raise ConfigError(f"{results_path}: its trials were tested on other images ({was}; this run {asked}): "
+                              f"the split changed (--train-list/--test-list, --test-fraction, --seed or the images)",
+                              hint="give another --out, or the split of the run you resume")
+        raise ConfigError(f"{results_path}: its trials were run with {option} {was}, this run asks for {asked}",
+                          hint=f"give another --out, or the same {option} to resume")
+    return merged
 
 
 def class_pooling(plan: EvalPlan, sides: list[float], patch: int) -> float:

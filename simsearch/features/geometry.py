@@ -48,6 +48,20 @@ FILLS = ("background", "neutral")  # beyond the image's edge: its median colour,
 AUTO_SCALES = "auto"  # a project's scale pyramid follows its prototype boxes
 
 
+def check_patch_size(height: int, width: int, name: str = "patch_size") -> None:
+    """A ConfigError naming `name` unless the patch is at least 4 x 4 px.
+
+    Examples
+    --------
+    >>> check_patch_size(0, 0, "--patch-size cell")
+    Traceback (most recent call last):
+    ...
+    simsearch.util.errors.ConfigError: --patch-size cell: 0x0 px is too small (at least 4x4)
+    """
+    if height < 4 or width < 4:
+        raise ConfigError(f"{name}: {height}x{width} px is too small (at least 4x4)")
+
+
 @dataclass(frozen=True)
 class PatchGeometry:
     """patch_size: (h, w) original px; scale: resampling factor applied before the
@@ -88,8 +102,7 @@ class PatchGeometry:
         if isinstance(patch_size, int):
             patch_size = (patch_size, patch_size)
         height, width = (int(v) for v in patch_size)
-        if height < 4 or width < 4:
-            raise ConfigError(f"patch_size: {height}x{width} px is too small (at least 4x4)")
+        check_patch_size(height, width)
         if passes not in (1, 2, 4):
             raise ConfigError(f"passes: must be 1, 2 or 4, got {passes}")
         if not 1 <= min_cells <= 16:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import logging
 import xml.etree.ElementTree as ElementTree
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 import numpy as np
@@ -29,7 +29,9 @@ BOX_COLUMNS = ["image", "class", "x0", "y0", "x1", "y1"]
 @dataclass(frozen=True)
 class Annotation:
     """One object: its image (path relative to the images folder, or file name), class and
-    box (x0, y0, x1, y1) in pixels; objects given as centres have a zero-size box.
+    box (x0, y0, x1, y1) in pixels; objects given as centres have a zero-size box. `source`:
+    where it was read, for messages ('truth.csv line 5', or a VOC folder's file; '' where
+    unknown); it takes no part in comparisons.
 
     Examples
     --------
@@ -47,6 +49,7 @@ class Annotation:
     y0: float
     x1: float
     y1: float
+    source: str = field(default="", compare=False, repr=False)
 
     @property
     def centre(self) -> tuple[float, float]:
@@ -112,12 +115,12 @@ def read_csv(path: str | Path) -> list[Annotation]:
             raise DatasetError(f"{path} line {line}: empty image or class, or a non-finite coordinate")
         if len(numbers) == 2:
             x, y = numbers
-            annotations.append(Annotation(image, label, x, y, x, y))
+            annotations.append(Annotation(image, label, x, y, x, y, f"{path} line {line}"))
         else:
             x0, y0, x1, y1 = numbers
             if x1 < x0 or y1 < y0:
                 raise DatasetError(f"{path} line {line}: box has x1 < x0 or y1 < y0")
-            annotations.append(Annotation(image, label, x0, y0, x1, y1))
+            annotations.append(Annotation(image, label, x0, y0, x1, y1, f"{path} line {line}"))
     return annotations
 
 
@@ -147,7 +150,7 @@ def read_voc_folder(folder: str | Path) -> list[Annotation]:
             for obj in root.iter("object"):
                 box = obj.find("bndbox")
                 coords = [float(box.findtext(tag)) for tag in ("xmin", "ymin", "xmax", "ymax")]
-                annotations.append(Annotation(image, obj.findtext("name").strip(), *coords))
+                annotations.append(Annotation(image, obj.findtext("name").strip(), *coords, str(path)))
         except (ElementTree.ParseError, AttributeError, TypeError, ValueError) as exc:
             raise DatasetError(f"malformed Pascal VOC file '{path}': {exc}") from exc
     return annotations
@@ -557,6 +560,25 @@ def unmatched_images(annotations: list[Annotation], dataset) -> list[str]:
     """Image names in the annotations that match no image of the dataset (`annotations_by_image`)."""
     matched = {a.image for found in annotations_by_image(annotations, dataset).values() for a in found}
     return sorted({a.image for a in annotations} - matched)
+
+
+def outside_their_images(truth: list[Annotation], dataset) -> list[tuple[Annotation, object]]:
+    """(annotation, image record) for each annotation whose box (or centre) lies wholly outside
+    its image (`annotations_by_image`): a wrong image name or coordinates in other units, an
+    object the evaluation could never find. A box partly outside is an object cut by the edge.
+
+    Examples
+    --------
+    >>> from types import SimpleNamespace
+    >>> from pathlib import Path
+    >>> image = SimpleNamespace(id="a@1", relpath="a.tif", path=Path("a.tif"), height=128, width=128)
+    >>> boxes = [Annotation("a.tif", "cell", 120, 120, 140, 140), Annotation("a.tif", "cell", 500, 500, 520, 520)]
+    >>> [(a.x0, record.id) for a, record in outside_their_images(boxes, [image])]
+    [(500, 'a@1')]
+    """
+    records = {record.id: record for record in dataset}
+    return [(a, records[image_id]) for image_id, found in annotations_by_image(truth, dataset).items() for a in found
+            if a.x1 < 0 or a.y1 < 0 or a.x0 > records[image_id].width or a.y0 > records[image_id].height]
 
 
 def _without_suffix(name: str) -> str:

@@ -1,5 +1,6 @@
 """The simulated-user evaluation end to end on planted discs and crosses (CSV ground truth)."""
 import itertools
+import re
 import json
 from dataclasses import replace
 
@@ -517,3 +518,86 @@ def test_eval_uses_the_channels_asked_for_and_keeps_them_on_resume(tmp_path, cap
     capsys.readouterr()
     assert main(command + ["--channels", "0"]) == 2
     assert "--channels: the embeddings in" in capsys.readouterr().err
+
+
+def test_a_resumed_evaluation_refuses_settings_that_change_its_trials(annotated, tmp_path):
+    """A rerun in the same --out reuses the finished trials, so every setting that changes a
+    trial's result must be the one they were run with: another patch size (which embeds anew
+    in its own base folder) had reused the first run's detections under the new size."""
+    folder, truth = annotated
+    plan = EvalPlan(images=str(folder), truth=str(truth), out=tmp_path / "eval", classes=["disc"],
+                    patch_sizes={"disc": 32}, prototypes=[2], negatives=[0], strategies=["similarity"], repeats=1,
+                    displayed=2, backbone="efficientnet-lite0", device="cpu")
+    evaluate(plan, say=lambda line: None)
+    saved = (tmp_path / "eval" / "results.json").read_text()
+    for change, option in (({"patch_sizes": {"disc": 40}}, "--patch-size 32 for class 'disc', this run asks for 40"),
+                           ({"scales": "1,2"}, "--scales [1.0] for class 'disc', this run asks for [1.0, 2.0]"),
+                           ({"pooling": 0.2}, "--pooling"), ({"flat_field": "divide"}, "--flat-field"),
+                           ({"displayed": 3}, "--displayed"),
+                           ({"border": False}, "--no-border"), ({"seed": 1}, "--seed"),
+                           ({"test_fraction": 0.5}, "tested on other images (2 images")):
+        with pytest.raises(ConfigError, match=re.escape(option)):
+            evaluate(replace(plan, **change), say=lambda line: None)
+        assert (tmp_path / "eval" / "results.json").read_text() == saved
+    assert not (tmp_path / "eval" / "base" / "disc-40").exists()  # refused before any work
+    assert evaluate(plan, say=lambda line: None)["trials"] == json.loads(saved)["trials"]  # the same settings resume
+
+
+def test_a_truth_box_wholly_outside_its_image_is_refused_naming_the_file_line_and_image(annotated, tmp_path):
+    """Such a box is an object no detection can find: it had capped recall silently. A box
+    partly outside (an object cut by the edge) is kept."""
+    folder, truth = annotated
+    rows = ["image,class,x0,y0,x1,y1"] + [f"{name},disc,{x - 9},{y - 9},{x + 9},{y + 9}"
+                                          for name, (discs, _) in _planted_truth(folder).items() for y, x in discs]
+    plan = EvalPlan(images=str(folder), truth=str(truth), out=tmp_path / "eval", classes=["disc"],
+                    patch_sizes={"disc": 32}, prototypes=[2], negatives=[0], strategies=["similarity"],
+                    backbone="efficientnet-lite0", device="cpu")
+    for outside in ("500,500,520,520", "-30,10,-2,40"):
+        truth.write_text("\n".join(rows + ["img3.tif,disc,200,170,230,190", f"img4.tif,disc,{outside}"]) + "\n")
+        message = (f"{truth} line {len(rows) + 2}: box ({outside.replace(',', ', ')}) of class 'disc' "
+                   "lies wholly outside image img4.tif (208 x 176 px)")
+        with pytest.raises(ConfigError, match=re.escape(message)):
+            evaluate(plan, say=lambda line: None)
+        assert not (tmp_path / "eval" / "base").exists()
+
+
+def test_the_split_keeps_every_frame_of_a_file_on_one_side(tmp_path):
+    """Frames of one TIFF (a z-stack, or channels read as frames) are near copies: shuffled one
+    by one they landed on both sides, and a list naming the file took only one of them."""
+    import tifffile
+
+    folder = tmp_path / "images"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(8):
+        frames = rng.integers(0, 255, (6, 32, 32)).astype(np.uint8)
+        tifffile.imwrite(folder / f"stack{i}.tif", frames, photometric="minisblack")
+    dataset = Dataset.open(folder)
+    assert len(dataset) == 48
+    file_of = {record.id: record.relpath for record in dataset}
+    plan = EvalPlan(images=str(folder), truth="t.csv", out=tmp_path / "eval", classes=["disc"],
+                    patch_sizes={"disc": 16}, prototypes=[2], negatives=[0], strategies=["similarity"])
+    for seed in range(5):
+        train_ids, test_ids = split(dataset, replace(plan, seed=seed))
+        assert len(test_ids) == 12 and len(train_ids) == 36  # 2 of the 8 files, each with its 6 frames
+        assert not {file_of[i] for i in train_ids} & {file_of[i] for i in test_ids}
+    (tmp_path / "train.txt").write_text("stack0.tif\nstack1\nstack2.tif\n")
+    (tmp_path / "test.txt").write_text("stack7.tif\n")
+    train_ids, test_ids = split(dataset, replace(plan, train_list=str(tmp_path / "train.txt"),
+                                                 test_list=str(tmp_path / "test.txt")))
+    assert [file_of[i] for i in train_ids] == ["stack0.tif"] * 6 + ["stack1.tif"] * 6 + ["stack2.tif"] * 6
+    assert sorted(test_ids) == sorted(i for i, name in file_of.items() if name == "stack7.tif")
+
+
+@pytest.mark.parametrize("arguments, message", [
+    (["--patch-size", "0"], "--patch-size disc: 0x0 px is too small (at least 4x4)"),
+    (["--patch-size", "disc=-8"], "--patch-size disc: -8x-8 px is too small"),
+    (["--patch-size", "32", "--classes", ""], "--classes: no class given")])
+def test_eval_refuses_a_patch_too_small_and_no_class_before_any_work(annotated, tmp_path, capsys, arguments, message):
+    folder, truth = annotated
+    command = ["-q", "eval", "--images", str(folder), "--truth", str(truth), "--classes", "disc", "--strategies",
+               "similarity", "--backbone", "efficientnet-lite0", "--out", str(tmp_path / "eval")]
+    assert main(command + arguments) == 2
+    captured = capsys.readouterr()
+    assert message in captured.err and "Traceback" not in captured.err and "note:" not in captured.out
+    assert not (tmp_path / "eval").exists()
