@@ -120,13 +120,41 @@ def split(dataset: Dataset, plan: EvalPlan) -> tuple[list[str], list[str]]:
                 raise ConfigError(f"{path}: {len(missing)} name(s) match no image, e.g. {missing[:3]}")
             return [image_id for n in names for image_id in frames[lookup[n]]]
         return ids(plan.train_list), ids(plan.test_list)
-    if not 0 < plan.test_fraction < 1:
-        raise ConfigError(f"test fraction: must be in (0, 1), got {plan.test_fraction}")
     files = list(frames)
     order = np.random.default_rng(plan.seed).permutation(len(files))
     count = max(1, round(len(files) * plan.test_fraction))
     ids = [frames[files[i]] for i in order]
     return [i for file in ids[count:] for i in file], [i for file in ids[:count] for i in file]
+
+
+def check_counts(plan: EvalPlan) -> None:
+    """A ConfigError naming the option and its range unless every count of the plan is in it:
+    --repeats, --prototypes (each), --displayed, --review-size, --review-images and --retrain at
+    least 1 (0 displayed images showed one, as 1 does; 0 prototypes scored a search for
+    nothing), --negatives (each), --review-rounds and --seed at least 0, and --test-fraction
+    (without --train-list/--test-list) between 0 and 1.
+
+    Examples
+    --------
+    >>> plan = EvalPlan(images="x", truth="y", out=Path("eval"), classes=["a"], patch_sizes={"a": 32},
+    ...                 prototypes=[5, 0], negatives=[5], strategies=["similarity"])
+    >>> check_counts(plan)
+    Traceback (most recent call last):
+    ...
+    simsearch.util.errors.ConfigError: --prototypes: at least 1, got 0
+    """
+    for name, values, least in (("--repeats", [plan.repeats], 1), ("--prototypes", plan.prototypes, 1),
+                                ("--negatives", plan.negatives, 0), ("--displayed", [plan.displayed], 1),
+                                ("--seed", [plan.seed], 0), ("--review-rounds", [plan.review_rounds], 0),
+                                ("--review-size", [plan.review_size], 1), ("--review-images", [plan.review_images], 1),
+                                ("--retrain", [plan.retrain], 1)):
+        if not values:
+            raise ConfigError(f"{name}: no count given", hint=f"give one or more, at least {least}, e.g. {name} 5")
+        for value in values:
+            if value < least:
+                raise ConfigError(f"{name}: at least {least}, got {value}")
+    if not (plan.train_list or plan.test_list) and not 0 < plan.test_fraction < 1:
+        raise ConfigError(f"--test-fraction: between 0 and 1 (both excluded), got {plan.test_fraction:g}")
 
 
 def evaluate(plan: EvalPlan, *, say: Callable[[str], None] = print) -> dict:
@@ -139,10 +167,7 @@ def evaluate(plan: EvalPlan, *, say: Callable[[str], None] = print) -> dict:
     if unknown:
         raise ConfigError(f"strategies: unknown {unknown}; choose from {', '.join(STRATEGIES)}")
     Matching.rule(plan.matching, 1.0)  # an unknown rule stops here, before any work
-    for name, value, least in (("--review-rounds", plan.review_rounds, 0), ("--review-size", plan.review_size, 1),
-                               ("--review-images", plan.review_images, 1), ("--retrain", plan.retrain, 1)):
-        if value < least:
-            raise ConfigError(f"{name}: at least {least}, got {value}")
+    check_counts(plan)
     if plan.joint and len({str(plan.patch_sizes.get(c)) for c in plan.classes}) != 1:
         raise ConfigError(f"--joint: a project has one patch size, the classes have {plan.patch_sizes}",
                           hint="give one size for all classes, e.g. --patch-size 96")

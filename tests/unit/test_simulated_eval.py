@@ -601,3 +601,20 @@ def test_eval_refuses_a_patch_too_small_and_no_class_before_any_work(annotated, 
     captured = capsys.readouterr()
     assert message in captured.err and "Traceback" not in captured.err and "note:" not in captured.out
     assert not (tmp_path / "eval").exists()
+
+
+@pytest.mark.parametrize("arguments, message", [
+    (["--repeats", "0"], "--repeats: at least 1, got 0"), (["--prototypes", "5,0"], "--prototypes: at least 1, got 0"),
+    (["--prototypes", ","], "--prototypes: no count given"), (["--negatives", "-1"], "--negatives: at least 0, got -1"),
+    (["--displayed", "0"], "--displayed: at least 1, got 0"), (["--seed", "-1"], "--seed: at least 0, got -1"),
+    (["--review-rounds", "-1"], "--review-rounds: at least 0"), (["--review-size", "0"], "--review-size: at least 1"),
+    (["--retrain", "0"], "--retrain: at least 1"), (["--test-fraction", "1"], "--test-fraction: between 0 and 1")])
+def test_eval_refuses_counts_out_of_range_before_any_work(annotated, tmp_path, capsys, arguments, message):
+    """--repeats 0 wrote an empty report, --prototypes 0 a PR-AUC 0 row, --displayed 0 showed one image."""
+    folder, truth = annotated
+    command = ["-q", "eval", "--images", str(folder), "--truth", str(truth), "--classes", "disc", "--patch-size", "32",
+               "--strategies", "similarity", "--backbone", "efficientnet-lite0", "--out", str(tmp_path / "eval")]
+    assert main(command + arguments) == 2
+    captured = capsys.readouterr()
+    assert message in captured.err and "Traceback" not in captured.err
+    assert not (tmp_path / "eval").exists()
