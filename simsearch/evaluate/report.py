@@ -157,6 +157,39 @@ def check_counts(plan: EvalPlan) -> None:
         raise ConfigError(f"--test-fraction: between 0 and 1 (both excluded), got {plan.test_fraction:g}")
 
 
+def read_results(path: Path) -> dict:
+    """The results.json of an evaluation to resume ({"trials": {}} when there is none); a
+    ConfigError naming the file when it cannot be resumed: --out is a file, or results.json is
+    not an evaluation's results (cut short, say). Nothing is changed there.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> folder = Path(tempfile.mkdtemp())
+    >>> read_results(folder / "results.json")
+    {'trials': {}}
+    >>> _ = (folder / "results.json").write_text('{"trials": {"a|P5')
+    >>> read_results(folder / "results.json")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    simsearch.util.errors.ConfigError: .../results.json: not an evaluation's results, or cut short (...
+    """
+    if path.parent.exists() and not path.parent.is_dir():
+        raise ConfigError(f"--out {path.parent}: a file, not a folder",
+                          hint="give a folder for the results: a new one, or an evaluation's to resume")
+    if not path.exists():
+        return {"trials": {}}
+    try:
+        results = json.loads(path.read_text())
+        problem = None if isinstance(results, dict) and isinstance(results.get("trials"), dict) else "no trials"
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        results, problem = None, str(error)
+    if problem:
+        raise ConfigError(f"{path}: not an evaluation's results, or cut short ({problem}); it is left as it is",
+                          hint="give another --out, or put back a copy of the file to resume its trials")
+    return results
+
+
 def evaluate(plan: EvalPlan, *, say: Callable[[str], None] = print) -> dict:
     if not plan.classes:
         raise ConfigError("--classes: no class given", hint="name the classes to evaluate, e.g. --classes RBC,WBC")
@@ -171,7 +204,13 @@ def evaluate(plan: EvalPlan, *, say: Callable[[str], None] = print) -> dict:
     if plan.joint and len({str(plan.patch_sizes.get(c)) for c in plan.classes}) != 1:
         raise ConfigError(f"--joint: a project has one patch size, the classes have {plan.patch_sizes}",
                           hint="give one size for all classes, e.g. --patch-size 96")
-    plan.out.mkdir(parents=True, exist_ok=True)
+    results_path = plan.out / "results.json"
+    results = read_results(results_path)
+    try:
+        plan.out.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise ConfigError(f"--out {plan.out}: cannot make the folder ({error.strerror})",
+                          hint="give a folder for the results: a new one, or an evaluation's to resume") from None
     dataset = Dataset.open(plan.images)
     truth = read_truth(plan.truth, label=plan.classes[0], images=dataset)  # label images: the class asked for; YOLO: the sizes
     missing = unmatched_images(truth, dataset)
@@ -195,8 +234,6 @@ def evaluate(plan: EvalPlan, *, say: Callable[[str], None] = print) -> dict:
         say(f"{label}: patch size {plan.patch_sizes[label]} px (the median box side)")
     train_ids, test_ids = split(dataset, plan)
     _check_classes(plan, annotations_by_image(truth, dataset), train_ids, test_ids, say)
-    results_path = plan.out / "results.json"
-    results = json.loads(results_path.read_text()) if results_path.is_file() else {"trials": {}}
     scored_with = results.get("matching", "patch")  # results written before the choice existed used the paper's
     if results["trials"] and scored_with != plan.matching:
         raise ConfigError(f"{results_path}: its trials were scored with --matching {scored_with}, not {plan.matching}",

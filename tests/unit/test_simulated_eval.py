@@ -618,3 +618,25 @@ def test_eval_refuses_counts_out_of_range_before_any_work(annotated, tmp_path, c
     captured = capsys.readouterr()
     assert message in captured.err and "Traceback" not in captured.err
     assert not (tmp_path / "eval").exists()
+
+
+@pytest.mark.parametrize("saved, message", [
+    ('{"trials": {"disc|P2|N0|similarity|r0": {"pr_a', "results.json: not an evaluation's results, or cut short ("),
+    ("[]", "results.json: not an evaluation's results, or cut short (no trials)"),
+    (None, "eval: a file, not a folder")])
+def test_eval_refuses_results_it_cannot_resume_and_leaves_them(annotated, tmp_path, capsys, saved, message):
+    """A results.json cut short was a JSONDecodeError traceback, an --out naming a file a FileExistsError."""
+    folder, truth = annotated
+    out = tmp_path / "eval"
+    if saved is None:
+        out.write_text("my notes")
+    else:
+        out.mkdir()
+        (out / "results.json").write_text(saved)
+    command = ["-q", "eval", "--images", str(folder), "--truth", str(truth), "--classes", "disc", "--patch-size", "32",
+               "--strategies", "similarity", "--backbone", "efficientnet-lite0", "--out", str(out)]
+    assert main(command) == 2
+    captured = capsys.readouterr()
+    assert message in captured.err and "Traceback" not in captured.err
+    assert (out.read_text() == "my notes" if saved is None
+            else [p.name for p in out.iterdir()] == ["results.json"] and (out / "results.json").read_text() == saved)
