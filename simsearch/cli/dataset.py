@@ -83,10 +83,8 @@ def cmd_embed(args, quiet: bool) -> int:
     project.set_device(args.device)
     set_throughput(project, args)
     dataset = project.dataset
-    if dataset.skipped:
-        print(f"skipped {len(dataset.skipped)} file(s):")
-        for skipped in dataset.skipped:
-            print(f"  {skipped.path}: {skipped.reason}")
+    for line in dataset.skipped_lines():
+        print(line)
     start = time.perf_counter()
     counts = {"embedded": 0, "cached": 0, "failed": 0}
     bar = ProgressBar(len(dataset), "embedding", quiet=quiet)

@@ -213,7 +213,14 @@ def evaluate(plan: EvalPlan, *, say: Callable[[str], None] = print) -> dict:
                           hint="give a folder for the results: a new one, or an evaluation's to resume") from None
     dataset = Dataset.open(plan.images)
     truth = read_truth(plan.truth, label=plan.classes[0], images=dataset)  # label images: the class asked for; YOLO: the sizes
+    for line in dataset.skipped_lines():
+        say(f"warning: {line}" if line.startswith("skipped") else line)
     missing = unmatched_images(truth, dataset)
+    unreadable = dataset.skipped_names(missing)
+    if unreadable:
+        say(f"warning: the annotations of {len(unreadable)} skipped file(s) (above) are left out, "
+            f"e.g. {sorted(unreadable)[:3]}")
+    missing = [name for name in missing if name not in unreadable]
     if missing:
         say(f"warning: annotations for {len(missing)} image(s) not in the dataset, e.g. {missing[:3]}")
     outside = outside_their_images(truth, dataset)

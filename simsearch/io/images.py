@@ -22,7 +22,7 @@ from collections import Counter
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import partial
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Iterator
 
 import numpy as np
@@ -614,6 +614,45 @@ class Dataset:
 
     def __iter__(self) -> Iterator[ImageRecord]:
         return iter(self.images)
+
+    def skipped_lines(self) -> list[str]:
+        """What `simsearch embed` and `simsearch eval` say of the files skipped (`SkippedFile`):
+        their count, then each path and why; no line when none was.
+
+        Examples
+        --------
+        >>> import tempfile, pathlib, numpy as np
+        >>> from PIL import Image
+        >>> folder = pathlib.Path(tempfile.mkdtemp())
+        >>> Image.fromarray(np.zeros((32, 48), np.uint8)).save(folder / "good.png")
+        >>> (folder / "empty.png").touch()
+        >>> [line.replace(str(folder), "F") for line in Dataset.open(folder).skipped_lines()]
+        ['skipped 1 file(s):', '  F/empty.png: zero-size file']
+        """
+        if not self.skipped:
+            return []
+        return [f"skipped {len(self.skipped)} file(s):"] + [f"  {s.path}: {s.reason}" for s in self.skipped]
+
+    def skipped_names(self, names) -> dict[str, SkippedFile]:
+        """Of `names` (images named as annotations name them: a relative path or a file name,
+        with or without its extension), those of a skipped file, with that file.
+
+        Examples
+        --------
+        >>> import tempfile, pathlib, numpy as np
+        >>> from PIL import Image
+        >>> folder = pathlib.Path(tempfile.mkdtemp())
+        >>> Image.fromarray(np.zeros((32, 48), np.uint8)).save(folder / "good.png")
+        >>> (folder / "empty.png").touch()
+        >>> {name: s.reason for name, s in Dataset.open(folder).skipped_names(["empty", "gone.png"]).items()}
+        {'empty': 'zero-size file'}
+        """
+        keys = {}
+        for s in self.skipped:
+            relpath = _relpath(s.path, self.root)
+            for key in (relpath, s.path.name, str(PurePosixPath(relpath).with_suffix("")), s.path.stem):
+                keys.setdefault(key, s)
+        return {name: keys[name] for name in names if name in keys}
 
     def summary(self) -> str:
         """A few human-readable lines: root, counts, channels, dtypes, skipped files."""

@@ -640,3 +640,25 @@ def test_eval_refuses_results_it_cannot_resume_and_leaves_them(annotated, tmp_pa
     assert message in captured.err and "Traceback" not in captured.err
     assert (out.read_text() == "my notes" if saved is None
             else [p.name for p in out.iterdir()] == ["results.json"] and (out / "results.json").read_text() == saved)
+
+
+def test_eval_names_the_image_files_it_skips_and_why(annotated, tmp_path):
+    """A truncated TIFF, a 0-byte file and a text file among the images were only reported as
+    annotations 'not in the dataset'."""
+    folder, truth = annotated
+    data = (folder / "img0.tif").read_bytes()
+    (folder / "cut.tif").write_bytes(data[: len(data) // 3])
+    (folder / "empty.tif").touch()
+    (folder / "notes.tif").write_text("not an image")
+    truth.write_text(truth.read_text() + "cut.tif,disc,50,50\nempty,disc,50,50\ngone.tif,disc,50,50\n")
+    plan = EvalPlan(images=str(folder), truth=str(truth), out=tmp_path / "eval", classes=["blob"],
+                    patch_sizes={"blob": 32}, prototypes=[2], negatives=[0], strategies=["similarity"])
+    lines = []
+    with pytest.raises(ConfigError, match="have no annotation"):  # stops after the checks of the inputs
+        evaluate(plan, say=lines.append)
+    assert lines[0] == "warning: skipped 3 file(s):" and lines[2] == f"  {folder / 'empty.tif'}: zero-size file"
+    assert lines[1].startswith(f"  {folder / 'cut.tif'}: truncated or corrupt TIFF")
+    assert lines[3].startswith(f"  {folder / 'notes.tif'}: ")
+    assert lines[4:6] == [
+        "warning: the annotations of 2 skipped file(s) (above) are left out, e.g. ['cut.tif', 'empty']",
+        "warning: annotations for 1 image(s) not in the dataset, e.g. ['gone.tif']"]
