@@ -15,8 +15,8 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from simsearch.util.errors import ConfigError
-from simsearch.features.geometry import (MIN_CELLS, POOLING, check_patch_size, object_side, parse_scales,
-                                         pooling_for_objects, scales_for_sizes)
+from simsearch.features.geometry import (MIN_CELLS, POOLING, PatchGeometry, check_patch_size, object_side,
+                                         parse_scales, pooling_for_objects, scales_for_sizes)
 from simsearch.util.files import atomic_path, file_name, write_text_atomic
 from simsearch.io.images import Dataset
 from simsearch.io.truth import annotations_by_image, outside_their_images, read_truth, unmatched_images
@@ -190,6 +190,37 @@ def read_results(path: Path) -> dict:
     return results
 
 
+def check_images_hold_a_patch(plan: EvalPlan, dataset: Dataset) -> None:
+    """A ConfigError naming the class, its patch size and an image when an image is smaller than
+    one patch of the class (`Project.smaller_than_patch`): it would hold no patch vector, and a
+    prototype on it no patch (the error named a box outside the image after the embedding).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from PIL import Image
+    >>> folder = Path(tempfile.mkdtemp())
+    >>> Image.fromarray(np.zeros((128, 96), np.uint8)).save(folder / "em_2.png")
+    >>> plan = EvalPlan(images=str(folder), truth="y", out=folder / "eval", classes=["cell"],
+    ...                 patch_sizes={"cell": 512}, prototypes=[5], negatives=[5], strategies=["similarity"])
+    >>> check_images_hold_a_patch(plan, Dataset.open(folder))  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    simsearch.util.errors.ConfigError: --patch-size cell: 512 px is larger than 1 of the 1 image(s): image em_2.png ...
+    """
+    for label in plan.classes:
+        size = plan.patch_sizes[label]
+        geometry = PatchGeometry.for_patch(size, min_cells=plan.min_cells)
+        small = [record for record in dataset if 0 in geometry.grid_shape(record.height, record.width)]
+        if small:
+            record = small[0]
+            raise ConfigError(f"--patch-size {label}: {size} px is larger than {len(small)} of the {len(dataset)} "
+                              f"image(s): image {record.relpath} ({record.width}x{record.height} px) is smaller than "
+                              f"one patch ({size}x{size} px)",
+                              hint=f"give a patch size up to {min(min(r.height, r.width) for r in dataset)} px "
+                                   f"(the smallest image side), or leave the smaller images out of --images")
+
+
 def evaluate(plan: EvalPlan, *, say: Callable[[str], None] = print) -> dict:
     if not plan.classes:
         raise ConfigError("--classes: no class given", hint="name the classes to evaluate, e.g. --classes RBC,WBC")
@@ -206,11 +237,6 @@ def evaluate(plan: EvalPlan, *, say: Callable[[str], None] = print) -> dict:
                           hint="give one size for all classes, e.g. --patch-size 96")
     results_path = plan.out / "results.json"
     results = read_results(results_path)
-    try:
-        plan.out.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise ConfigError(f"--out {plan.out}: cannot make the folder ({error.strerror})",
-                          hint="give a folder for the results: a new one, or an evaluation's to resume") from None
     dataset = Dataset.open(plan.images)
     truth = read_truth(plan.truth, label=plan.classes[0], images=dataset)  # label images: the class asked for; YOLO: the sizes
     for line in dataset.skipped_lines():
@@ -239,6 +265,7 @@ def evaluate(plan: EvalPlan, *, say: Callable[[str], None] = print) -> dict:
     plan = replace(plan, patch_sizes={**plan.patch_sizes, **auto_patch_sizes(truth, automatic)})
     for label in automatic:
         say(f"{label}: patch size {plan.patch_sizes[label]} px (the median box side)")
+    check_images_hold_a_patch(plan, dataset)
     train_ids, test_ids = split(dataset, plan)
     _check_classes(plan, annotations_by_image(truth, dataset), train_ids, test_ids, say)
     scored_with = results.get("matching", "patch")  # results written before the choice existed used the paper's
@@ -287,6 +314,11 @@ def evaluate(plan: EvalPlan, *, say: Callable[[str], None] = print) -> dict:
             say(f"note: {label} boxes reach {entry['box_sides'][2]:.0f} px (95th percentile), beyond the {entry['patch']} px patch; "
                 f"the paper's matching radius ({Matching.rule('patch', entry['patch']).radius:.0f} px) counts detections "
                 f"off their centre as false; --matching object lets it grow with the object")
+    try:
+        plan.out.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise ConfigError(f"--out {plan.out}: cannot make the folder ({error.strerror})",
+                          hint="give a folder for the results: a new one, or an evaluation's to resume") from None
     trials = plan.trials()
     say(f"{len(trials)} trial(s); {len(train_ids)} training and {len(test_ids)} test image(s)")
     groups = [(label, None) for label in plan.classes] + ([(plan.joint_label, plan.classes)] if plan.joint else [])

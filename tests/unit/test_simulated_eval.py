@@ -662,3 +662,16 @@ def test_eval_names_the_image_files_it_skips_and_why(annotated, tmp_path):
     assert lines[4:6] == [
         "warning: the annotations of 2 skipped file(s) (above) are left out, e.g. ['cut.tif', 'empty']",
         "warning: annotations for 1 image(s) not in the dataset, e.g. ['gone.tif']"]
+
+
+def test_eval_refuses_a_patch_larger_than_the_images_before_any_work(annotated, tmp_path, capsys):
+    """--patch-size 512 on 176 x 208 px images had embedded, then said a prototype's box lay outside the image."""
+    folder, truth = annotated
+    command = ["-q", "eval", "--images", str(folder), "--truth", str(truth), "--classes", "disc", "--patch-size", "512",
+               "--strategies", "similarity", "--backbone", "efficientnet-lite0", "--out", str(tmp_path / "eval")]
+    assert main(command) == 2
+    captured = capsys.readouterr()
+    assert ("--patch-size disc: 512 px is larger than 8 of the 8 image(s): image img0.tif (208x176 px) is smaller "
+            "than one patch (512x512 px)") in captured.err and "Traceback" not in captured.err
+    assert "hint: give a patch size up to 176 px (the smallest image side)" in captured.err
+    assert not (tmp_path / "eval").exists()
