@@ -86,7 +86,8 @@ STAGES = tuple(kind.name for kind in STAGE_KINDS)  # ("selflearn", "supcon", "cl
 # (2: class-balanced epochs, per-epoch random streams, content-keyed runs; 3: each negative
 # weighs as one clean example in the classifier stage; 4: a classifier epoch draws EPOCH_DRAWS
 # embeddings of each example, not all its copies; 5: each example of a class as often as the
-# others in a classifier epoch, and a self-learning batch's repeated patch not its own negative).
+# others in a classifier epoch, a self-learning batch's repeated patch not its own negative, a
+# positive on a prototype's own object never held out, no off-centre view on a held-out positive).
 # Not bumped when the held-out fifth
 # stopped depending on the training seed (2026-12-05): seed 0's fifth is unchanged, and models
 # saved with another seed before that day had 4 classifier copies, so train again anyway

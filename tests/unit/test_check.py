@@ -48,6 +48,9 @@ def test_hold_out_is_stable_per_label_and_keeps_order():
     more = pairs + [(PatchRecord("im9", 99.0, 1.0), 1)]
     assert len(set(held) - set(hold_out(more, 0.2)[1])) <= 1  # one more example moves at most one
     assert hold_out(pairs, 0.0) == (pairs, [])
+    always = [p.y in (1.0, 4.0) for p, _ in pairs]  # two of those held out always train: others are held out
+    kept, held = hold_out(pairs, 0.2, always_train=always)
+    assert not {1.0, 4.0} & {p.y for p, _ in held} and [sum(label == k for _, label in held) for k in (0, 1)] == [2, 2]
 
 
 def test_class_check_verdicts():
@@ -73,12 +76,12 @@ def test_training_holds_out_curated_examples_and_checks_the_model(curated):
     prototypes = {(p.image_id, *p.centre) for name in ("disc", "cross") for p in project.store.prototypes(name)}
     held = {(p.image_id, p.y, p.x) for p, _ in records.held_out}
     assert records.held_out and not held & prototypes  # prototypes always train
-    # one object, one example: no positive on a prototype's own object (its suggestion), so none held out that
-    # training learns from; no background view on a held-out positive
+    # a positive on a prototype's own object (its suggestion) trains but is never held out: training learns its
+    # prototype; no background view lands on a held-out positive
     patch = project.geometry.patch_size
-    positives = [p for p, label in records.clean + records.held_out if label < 2]
     protos = [prototype_record(project, p) for name in ("disc", "cross") for p in project.store.prototypes(name)]
-    assert sum(on_an_example(positives, protos, patch)) == len(protos)  # the prototypes themselves
+    assert sum(on_an_example([p for p, label in records.clean if label < 2], protos, patch)) > len(protos)
+    assert not on_an_example([p for p, label in records.held_out if label < 2], protos, patch).any()
     user_background = {(p.image_id, p.y, p.x) for p in project.store.clean_background()}
     views = [p for p, label in records.clean if label == 2 and (p.image_id, p.y, p.x) not in user_background]
     assert views and not on_an_example(views, [p for p, label in records.held_out if label < 2], patch).any()

@@ -1,7 +1,8 @@
 #!/bin/bash
 # The standing rows with training version 5 (2026-12-06 evening: a classifier epoch goes round
-# each class's examples; a self-learning batch's repeated patch is not its own negative; no
-# positive on a prototype's own object; no off-centre background view on a held-out positive).
+# each class's examples; a self-learning batch's repeated patch is not its own negative; a
+# positive on a prototype's own object is never held out; no off-centre background view on a
+# held-out positive).
 # The simulated user curates with similarity search alone, so each row's trials hold the same
 # curated data as its draws4/ row: the pairs differ in training alone. Results in /tmp/std-v5/<row>/,
 # copied to v5/<row>/ here. The DSB tiles need benchmarks/dsb_nuclei.py's /tmp/dsb.
