@@ -2,7 +2,6 @@
 import math
 import shutil
 import threading
-import time
 from dataclasses import replace
 
 import numpy as np
@@ -299,9 +298,8 @@ def test_training_is_keyed_on_the_curation(curated):
     first = train(project, TINY, device="cpu")
     assert first is not None and not first.reused
     stamp = training_status(project).model_stamp
-    started = time.perf_counter()
     again = train(project, TINY, device="cpu")
-    assert again.reused and again.identity == first.identity and time.perf_counter() - started < 1.0
+    assert again.reused and again.identity == first.identity and training_status(project).model_stamp == stamp  # untouched
     project.store.set_confidence_threshold("disc", 0.9)  # detections only: the model stays
     assert train(project, TINY, device="cpu").reused and training_status(project).model_stamp == stamp
 
