@@ -21,7 +21,7 @@ from simsearch.util.files import atomic_path, file_name, write_text_atomic
 from simsearch.io.images import Dataset
 from simsearch.io.truth import annotations_by_image, outside_their_images, read_truth, unmatched_images
 from simsearch.project.layout import ProjectLayout
-from simsearch.project.project import Project
+from simsearch.project.project import Project, image_smaller_than_patch
 from simsearch.training.check import ClassCheck
 from simsearch.training.loop import LATER_SETTINGS, TRAINING_STRATEGIES, TrainSettings
 from simsearch.training.records import HOLD_OUT_RULE
@@ -211,12 +211,10 @@ def check_images_hold_a_patch(plan: EvalPlan, dataset: Dataset) -> None:
     for label in plan.classes:
         size = plan.patch_sizes[label]
         geometry = PatchGeometry.for_patch(size, min_cells=plan.min_cells)
-        small = [record for record in dataset if 0 in geometry.grid_shape(record.height, record.width)]
+        small = [reason for record in dataset if (reason := image_smaller_than_patch(record, geometry))]
         if small:
-            record = small[0]
             raise ConfigError(f"--patch-size {label}: {size} px is larger than {len(small)} of the {len(dataset)} "
-                              f"image(s): image {record.relpath} ({record.width}x{record.height} px) is smaller than "
-                              f"one patch ({size}x{size} px)",
+                              f"image(s): {small[0]}",
                               hint=f"give a patch size up to {min(min(r.height, r.width) for r in dataset)} px "
                                    f"(the smallest image side), or leave the smaller images out of --images")
 

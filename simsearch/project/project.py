@@ -34,7 +34,7 @@ from simsearch.project.layout import ProjectLayout
 from simsearch.project.store import Store
 from simsearch.features.geometry import AUTO_SCALES, LEGACY_POOLING, MIN_CELLS, POOLING, PatchGeometry, nearest_scale, parse_scales, scales_for_sizes
 from simsearch.io.flatfield import check_flat_field_mode, compute_flat_field
-from simsearch.io.images import Dataset, NamedImage
+from simsearch.io.images import Dataset, ImageRecord, NamedImage
 from simsearch.io.preprocess import (Normalization, check_normalization_mode, choose_normalization, compute_dataset_statistics,
                                      resolve_channels)
 from simsearch.search.index import PatchIndex
@@ -689,13 +689,7 @@ class Project:
         >>> project.smaller_than_patch(project.dataset.images[0].id)     # doctest: +SKIP
         'image thumb.png (64x48 px) is smaller than one patch (96x96 px)'
         """
-        record = self.dataset.by_id(image_id)
-        geometry = self.geometry_at(scale)
-        if 0 not in geometry.grid_shape(record.height, record.width):
-            return None
-        height, width = geometry.patch_size
-        return (f"image {record.relpath} ({record.width}x{record.height} px) is smaller than one patch "
-                f"({width}x{height} px)")
+        return image_smaller_than_patch(self.dataset.by_id(image_id), self.geometry_at(scale))
 
     def summary(self) -> str:
         spec, geometry = self.backbone_spec, self.geometry
@@ -746,6 +740,15 @@ def _check_settings(path: Path, settings: dict) -> None:
             raise ProjectError(f"{path}: '{key}' is {settings[key]!r}, not a {kind.__name__}", hint=RESTORE_SETTINGS)
     if not isinstance(settings["dataset"].get("source"), str):
         raise ProjectError(f"{path}: 'dataset' has no 'source' (the images' place)", hint=RESTORE_SETTINGS)
+
+
+def image_smaller_than_patch(record: ImageRecord, geometry: PatchGeometry) -> str | None:
+    """Why an image (its record) holds no patch of `geometry` at all, in the words of
+    `Project.smaller_than_patch` and of `simsearch eval`; None when it holds some."""
+    if 0 not in geometry.grid_shape(record.height, record.width):
+        return None
+    height, width = geometry.patch_size
+    return f"image {record.relpath} ({record.width}x{record.height} px) is smaller than one patch ({width}x{height} px)"
 
 
 def displayed_ids(dataset: Dataset, displayed: int | list[str], seed: int = 0) -> list[str]:

@@ -85,8 +85,8 @@ def training_records(project: Project, settings: TrainSettings) -> TrainingRecor
             raise ConfigError(f"training: class {name!r} has no clean positives", hint="confirm the class first")
         own_records = [prototype_record(project, p) for p in own_prototypes]
         prototypes += [(record, label, p.side / min(project.geometry.patch_size)) for record, p in zip(own_records, own_prototypes)]
-        confirmed += [(_position(p), label) for p in own_confirmed]
-        own_places = [place for place, _ in confirmed[len(twins):]]
+        own_places = [_position(p) for p in own_confirmed]
+        confirmed += [(place, label) for place in own_places]
         twins += on_an_example(own_places, own_records, project.geometry.patch_size).tolist()
         if settings.use_negatives:
             negatives += [(_position(p), label) for p in store.patches(name, "negative") + store.review_answers(name, "rejected")]
