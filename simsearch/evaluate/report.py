@@ -19,7 +19,7 @@ from simsearch.features.geometry import (MIN_CELLS, POOLING, PatchGeometry, chec
                                          parse_scales, pooling_for_objects, scales_for_sizes)
 from simsearch.util.files import atomic_path, file_name, write_text_atomic
 from simsearch.io.images import Dataset
-from simsearch.io.truth import annotations_by_image, outside_their_images, read_truth, unmatched_images
+from simsearch.io.truth import Annotation, annotations_by_image, outside_their_images, read_truth, unmatched_images
 from simsearch.project.layout import ProjectLayout
 from simsearch.project.project import Project, image_smaller_than_patch
 from simsearch.training.check import ClassCheck
@@ -302,7 +302,7 @@ def evaluate(plan: EvalPlan, *, say: Callable[[str], None] = print) -> dict:
                           hint="give another --out")
     results["hold_out"] = HOLD_OUT_RULE
     sizes = class_sizes(plan, truth)
-    results["settings"] = resumed_settings(results_path, results, trial_settings(plan, sizes, test_ids))
+    results["settings"] = resumed_settings(results_path, results, trial_settings(plan, sizes, test_ids, truth))
     results["classes"] = sizes
     for label, entry in sizes.items():
         if entry["box_sides"] and entry["box_sides"][2] > 2 * entry["box_sides"][0] and len(entry["scales"]) == 1:
@@ -457,21 +457,32 @@ def class_sizes(plan: EvalPlan, truth: list) -> dict[str, dict]:
 
 # the results.json "classes" entries that hold a per-class setting, by its option
 _CLASS_SETTINGS = {"--patch-size": "patch", "--scales": "scales"}
+# settings recorded per class: a class's own is compared, another's kept
+_PER_CLASS = {*_CLASS_SETTINGS, "--truth"}
 
 
-def trial_settings(plan: EvalPlan, sizes: dict[str, dict], test_ids: list[str]) -> dict:
+def trial_settings(plan: EvalPlan, sizes: dict[str, dict], test_ids: list[str], truth: list[Annotation]) -> dict:
     """The settings, by option, that change a trial's result but not its results.json key,
     beyond those checked elsewhere (the training settings, the matching rule, and the embedding
     settings the class's base project refuses: its folder is named by class and patch size):
-    per class the patch size and scales as resolved (`class_sizes`), the backbone, the
-    simulated user's options, and the test images (a digest: the split by
-    --train-list/--test-list or --test-fraction and --seed)."""
+    per class the patch size and scales as resolved (`class_sizes`) and its ground truth (count
+    and digest of its boxes: the simulated user curates from them and the trials are scored on
+    them), the backbone, the simulated user's options, and the test images (a digest: the split
+    by --train-list/--test-list or --test-fraction and --seed)."""
     settings = {option: {label: entry[key] for label, entry in sizes.items()}
                 for option, key in _CLASS_SETTINGS.items()}
+    settings["--truth"] = {label: _truth_digest([a for a in truth if a.label == label]) for label in sizes}
     digest = hashlib.blake2b("\n".join(sorted(test_ids)).encode(), digest_size=8).hexdigest()
     return {**settings, "--backbone": plan.backbone, "--weights": plan.weights, "--seed": plan.seed,
             "--displayed": plan.displayed, "--review-size": plan.review_size, "--review-images": plan.review_images,
             "test images": f"{len(test_ids)} images, digest {digest}"}
+
+
+def _truth_digest(annotations: list[Annotation]) -> str:
+    """A class's ground truth as results.json records it: its boxes' count and a digest of them
+    in any order (where each was read takes no part)."""
+    boxes = sorted(f"{a.image}|{a.x0:g},{a.y0:g},{a.x1:g},{a.y1:g}" for a in annotations)
+    return f"{len(boxes)} boxes, digest {hashlib.blake2b(chr(10).join(boxes).encode(), digest_size=8).hexdigest()}"
 
 
 def resumed_settings(results_path: Path, results: dict, settings: dict) -> dict:
@@ -489,7 +500,7 @@ def resumed_settings(results_path: Path, results: dict, settings: dict) -> dict:
     for option, value in settings.items():
         if option not in recorded:
             continue
-        if option in _CLASS_SETTINGS:
+        if option in _PER_CLASS:
             before = recorded[option]
             differing = [label for label in value if label in before and before[label] != value[label]]
             merged[option] = {**before, **value}
@@ -501,6 +512,10 @@ def resumed_settings(results_path: Path, results: dict, settings: dict) -> dict:
             continue
         else:
             was, asked = (("the default" if v is None else v) for v in (recorded[option], value))
+        if option == "--truth":
+            raise ConfigError(f"{results_path}: its trials were curated and scored on other ground truth "
+                              f"({was}; this run {asked}): the truth file was edited",
+                              hint="give another --out to evaluate the edited ground truth")
         if option == "test images":
             raise ConfigError(f"{results_path}: its trials were tested on other images ({was}; this run {asked}): "
                               f"the split changed (--train-list/--test-list, --test-fraction, --seed or the images)",

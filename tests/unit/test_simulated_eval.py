@@ -546,6 +546,17 @@ def test_a_resumed_evaluation_refuses_settings_that_change_its_trials(annotated,
             evaluate(replace(plan, **change), say=lambda line: None)
         assert (tmp_path / "eval" / "results.json").read_text() == saved
     assert not (tmp_path / "eval" / "base" / "disc-40").exists()  # refused before any work
+    # an edited truth file (a box moved; the classes and images unchanged) changes what was curated and scored
+    rows = truth.read_text().splitlines()
+    row = next(i for i, line in enumerate(rows) if ",disc," in line)
+    edited = tmp_path / "edited.csv"
+    edited.write_text("\n".join(rows[:row] + [rows[row].rsplit(",", 1)[0] + ",3"] + rows[row + 1:]) + "\n")
+    with pytest.raises(ConfigError, match=r"other ground truth \(\d+ boxes, digest \w+ for class 'disc'; this run"):
+        evaluate(replace(plan, truth=str(edited)), say=lambda line: None)
+    assert (tmp_path / "eval" / "results.json").read_text() == saved
+    shuffled = tmp_path / "shuffled.csv"  # the same boxes in another order resume
+    shuffled.write_text("\n".join(rows[:1] + rows[:0:-1]) + "\n")
+    assert evaluate(replace(plan, truth=str(shuffled)), say=lambda line: None)["trials"] == json.loads(saved)["trials"]
     assert evaluate(plan, say=lambda line: None)["trials"] == json.loads(saved)["trials"]  # the same settings resume
 
 
