@@ -43,6 +43,9 @@ def add_commands(sub) -> None:
 
     info = add_parser(sub, "info")
     info.add_argument("target", nargs="?", default="simsearch-project", help="project folder or dataset (default: %(default)s)")
+    info.add_argument("--decode", action="store_true",
+                      help="of a dataset: decode every image and name those that cannot be read (slow on large "
+                           "folders; by default only the headers are read)")
     add_quiet(info)
 
     search = add_parser(sub, "search")
@@ -163,9 +166,10 @@ def cmd_info(args, quiet: bool) -> int:
         except SimSearchError:
             print("index: not built (run `simsearch embed`)")
     elif target.expanduser().exists() or is_glob_pattern(args.target):
-        print(Dataset.open(args.target, verify=False).summary())
-        print("files checked by their headers only (quick): `simsearch embed` decodes every image and names those "
-              "it cannot read")
+        print(Dataset.open(args.target, verify=args.decode).summary())
+        if not args.decode:
+            print("files checked by their headers only (quick): `simsearch info --decode` or `simsearch embed` "
+                  "decodes every image and names those it cannot read")
     else:
         raise ProjectError(f"info: no project and no images at '{args.target}' (it does not exist)",
                            hint="give a project folder, or images: a folder, a glob pattern or a text file "

@@ -479,7 +479,7 @@ def test_info_on_nothing_says_there_is_no_project_and_no_images(tmp_path, image_
 
 def test_info_on_a_dataset_says_it_checked_the_headers_only(tmp_path, capsys):
     """info reads headers only (quick on large folders): a TIFF cut short in its pixels is listed,
-    and info says how far it looked."""
+    and info says how far it looked; with --decode it is named as skipped."""
     folder = tmp_path / "images"
     folder.mkdir()
     tifffile.imwrite(folder / "whole.tif", blob_image((64, 64))[..., 0])
@@ -487,4 +487,7 @@ def test_info_on_a_dataset_says_it_checked_the_headers_only(tmp_path, capsys):
     (folder / "cut.tif").write_bytes((folder / "cut.tif").read_bytes()[:2000])
     assert main(["-q", "info", str(folder)]) == 0
     out = capsys.readouterr().out
-    assert "images: 2" in out and "files checked by their headers only" in out and "`simsearch embed` decodes" in out
+    assert "images: 2" in out and "files checked by their headers only" in out and "`simsearch info --decode`" in out
+    assert main(["-q", "info", "--decode", str(folder)]) == 0
+    out = capsys.readouterr().out
+    assert "images: 1" in out and "skipped files: 1" in out and "cut.tif:" in out and "headers only" not in out
