@@ -250,14 +250,17 @@ class TrainSettings:
     @property
     def probe_average(self) -> float:
         """The probe's share of detection's class probabilities: `probe_share` where the
-        strategy trains the embedding; 0 for the probe strategy, whose model is the probe.
+        strategy trains the embedding (a contrastive or self-learning stage); 0 for the probe
+        strategy, whose model is the probe.
 
         Examples
         --------
         >>> TrainSettings.cpu().probe_average, TrainSettings.cpu("probe").probe_average, TrainSettings.paper().probe_average
         (0.5, 0.0, 0.0)
+        >>> replace(TrainSettings.cpu("probe"), use_noisy=True).probe_average   # a run file's self-learning probe
+        0.5
         """
-        return self.probe_share if self.contrastive else 0.0
+        return self.probe_share if self.contrastive or self.use_noisy else 0.0
 
     def to_dict(self) -> dict:
         return asdict(self)
