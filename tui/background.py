@@ -38,6 +38,10 @@ class BackgroundScreen(GridScreen):
         status = [f"{len(self.candidates)} candidates, {flagged} flagged as not background; {confirmed} confirmed background patches"]
         if not self.candidates:
             status.append("press b to propose candidates (needs prototypes on the curation screen)")
+        elif self.app.curation.unconfirmed_background():
+            # Algorithm 1's most similar are the objects the search did not accept: c keeps what is not flagged
+            status.append("before c: flag every candidate that shows an object (space, or m and its letter); "
+                          "they are likeliest among the most similar, which come first")
         self.set_status(status)
         self.show_focused()
 

@@ -191,9 +191,12 @@ def test_background_flag_and_confirm(curated_project):
             await pilot.press("enter")  # the default count
             await wait_until(pilot, lambda: len(app.screen.candidates) > 8, what="new candidates")
             first = app.screen.candidates[0]
+            status = app.screen.query_one("#bg-status")
+            assert "before c: flag every candidate that shows an object" in str(status.render())
             await pilot.press("space")
             await pilot.press("c")
             await pilot.pause()
+            assert "before c" not in str(status.render())  # nothing left to check
             background = app.project.store.background(confirmed_only=True)
             flagged = [p for p, _, is_background in background if not is_background]
             assert len(flagged) == 1 and (flagged[0].y, flagged[0].x) == (first.y, first.x)
