@@ -79,15 +79,23 @@ class RunScreen(StepScreen):
 
     def action_output(self) -> None:
         def chosen(text: str | None) -> None:
-            if text:
-                self.app.remember_place(output=str(Path(text).expanduser().resolve()))
-                self.refresh_view()
+            if not text:
+                return
+            if Path(text).expanduser().is_file():
+                self.notify(f"output: {text} is a file; give a folder (a new one, or a run's to resume)", severity="error")
+                return
+            self.app.remember_place(output=str(Path(text).expanduser().resolve()))
+            self.refresh_view()
 
         self.app.push_screen(PromptScreen("Output folder:", str(self.output)), chosen)
 
     def action_images(self) -> None:
         def chosen(text: str | None) -> None:
             if text is None:
+                return
+            if text and not (Path(text).expanduser().exists() or any(c in text for c in "*?[")):
+                self.notify(f"images: {text} does not exist; give a folder, a glob pattern or a list file",
+                            severity="error")
                 return
             self.app.remember_place(run_images=text or None)
             self.refresh_view()

@@ -14,6 +14,7 @@ from simsearch import Curation, Project, StageSettings, iter_train, training_sta
 
 pytest.importorskip("textual")
 from simsearch_tui.app import SimSearchApp  # noqa: E402
+from simsearch_tui.dialogs import PromptScreen  # noqa: E402
 from simsearch_tui.train import UP_TO_DATE  # noqa: E402
 from simsearch_tui.widgets import PatchGrid  # noqa: E402
 
@@ -286,6 +287,13 @@ def test_confidence_threshold_and_export(trained_project, tmp_path):
             await pilot.press("right_curly_bracket")
             assert app.project.store.class_info("disc").confidence_threshold == pytest.approx(before + 0.05)
             await open_step(pilot, app, "7", "run")
+            for key, answer in (("i", str(out / "nowhere")), ("o", str(folder / "project.yaml"))):  # refused on entry
+                await pilot.press(key)
+                await wait_until(pilot, lambda: isinstance(app.screen, PromptScreen), what="the prompt")
+                app.screen.query_one("#answer").value = answer
+                await pilot.press("enter")
+                await wait_until(pilot, lambda: app.screen.id == "run", what="the run screen")
+            assert app.screen.images is None and app.screen.output != folder / "project.yaml"
             app.remember_place(output=str(out))
             await pilot.press("r")
             await wait_until(pilot, lambda: (out / "summary.csv").is_file() and not app.screen.running, what="the export")
