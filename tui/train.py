@@ -43,6 +43,12 @@ def reserve_a_core_for_the_ui(device: str) -> None:
         torch.set_num_threads(max(1, min(torch.get_num_threads(), (os.cpu_count() or 1) - 1)))
 
 
+def trained_stages(settings: simsearch.TrainSettings) -> list[str]:
+    """The stages (`STAGES` names) a run with `settings` trains, in order, as its events name them."""
+    return ((["selflearn"] if settings.use_noisy else []) + (["supcon"] if settings.contrastive else [])
+            + ["classifier"] + (["probe"] if settings.probe_average else []))
+
+
 def check_line(check: simsearch.ClassCheck) -> str:
     """The model's check on held-out examples, a warning in bold red."""
     text = escape(check.verdict())
@@ -81,6 +87,7 @@ class TrainScreen(StepScreen):
         self.running = False
         self.child = EngineChild()
         self.losses: dict[str, list[float]] = {}
+        self.coming: list[str] = []  # the stages the run trains (`trained_stages`)
 
     def body(self) -> ComposeResult:
         with VerticalScroll():
@@ -175,6 +182,9 @@ class TrainScreen(StepScreen):
         self.cancel.clear()
         self.running = True
         self.losses = {}
+        self.coming = trained_stages(simsearch.TrainSettings.preset(self.preset, self.strategy))
+        for stage, _ in STAGES:  # the last run's bars would pass for this one's
+            self.show_stage(stage, 0, 1, "" if stage == "noisy" or stage in self.coming else "(not in this strategy)")
         self.refresh_view()
         self.run_training(self.preset, self.strategy, self.noisy_cap, self.from_last and self.has_model())
 
@@ -202,6 +212,7 @@ class TrainScreen(StepScreen):
                 if self.cancel.is_set():
                     return "cancelled during noisy extraction"
                 self.app.call_from_thread(self.show_stage, "noisy", 1, 1, "done")
+                self.app.call_from_thread(self.refresh_view)  # the noisy counts
             last = None
             arguments = ["train", "--project", str(self.app.project.folder), "--strategy", strategy, "--preset", preset,
                          "--device", self.app.device, *(["--from-last"] if from_last else [])]
@@ -228,6 +239,10 @@ class TrainScreen(StepScreen):
     def show_training(self, progress) -> None:
         if progress.stage == "done":
             return
+        if progress.stage not in self.losses:  # its first event: the stages before it are done (a resumed run: before the stop)
+            for stage in self.coming[: self.coming.index(progress.stage)] if progress.stage in self.coming else []:
+                if self.query_one(f"#bar-{stage}", ProgressBar).percentage != 1:
+                    self.show_stage(stage, 1, 1, "done")
         curve = self.losses.setdefault(progress.stage, [])
         if progress.step == progress.steps:
             curve.append(progress.loss)
@@ -235,6 +250,13 @@ class TrainScreen(StepScreen):
         self.show_stage(progress.stage, done, progress.epochs * progress.steps,
                         f"epoch {progress.epoch}/{progress.epochs}  loss {progress.loss:.3f} {sparkline(curve + [progress.loss], 20)}"
                         f"  {progress.patches_per_s:.0f} patches/s  ETA {duration(progress.eta_s)}")
+        if done == progress.epochs * progress.steps and progress.stage in self.coming:  # what the next seconds do
+            later = self.coming[self.coming.index(progress.stage) + 1:]
+            if later:
+                self.show_stage(later[0], 0, 1, "embedding its examples ..." if later[0] in ("classifier", "probe")
+                                else "starting ...")
+            else:
+                self.notify("checking the model on the held-out examples ...")
 
     def finished(self, message: str) -> None:
         self.running = False

@@ -252,7 +252,10 @@ def test_start_and_cancel_training(curated_project):
             assert screen.strategy == "pos"
             await pilot.press("f", "f")  # from the last model, and back: from the pretrained backbone
             assert not screen.from_last and "from the pretrained backbone" in str(screen.query_one("#train-settings").render())
+            screen.show_stage("classifier", 1, 1, "epoch 40/40")  # as a run before this one left it
             await pilot.press("t")
+            assert "epoch" not in str(screen.query_one("#label-classifier").render())  # not this run's
+            assert "not in this strategy" in str(screen.query_one("#label-selflearn").render())
             await wait_until(pilot, lambda: "epoch" in str(screen.query_one("#label-supcon").render()), what="training progress")
             await pilot.press("x")
             await wait_until(pilot, lambda: not screen.running, what="the cancel")
@@ -612,3 +615,13 @@ def test_over_a_scale_pyramid_plus_and_minus_step_the_box_through_its_levels(fre
     with Project.open(folder) as project:
         sides = sorted(round(p.box[2] - p.box[0]) for p in project.store.prototypes("disc"))
     assert sides == [32, 64]
+
+
+def test_the_training_screen_knows_each_strategys_stages():
+    """Its bars follow the stages a run trains, in the order its events come."""
+    from simsearch import TrainSettings
+    from simsearch_tui.train import trained_stages
+    assert trained_stages(TrainSettings.cpu()) == ["selflearn", "supcon", "classifier", "probe"]
+    assert trained_stages(TrainSettings.cpu("pos")) == ["supcon", "classifier", "probe"]
+    assert trained_stages(TrainSettings.cpu("probe")) == ["classifier"]
+    assert trained_stages(TrainSettings.paper()) == ["selflearn", "supcon", "classifier"]
