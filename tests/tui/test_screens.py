@@ -178,6 +178,31 @@ def test_reopening_returns_to_the_same_place(fresh_project):
     run(second)
 
 
+def test_undoing_a_change_to_a_confirmed_class_confirms_it_again(curated_project):
+    folder, _ = curated_project
+
+    async def scenario():
+        app = SimSearchApp(folder)
+        async with app.run_test(size=(100, 32)) as pilot:
+            await wait_until(pilot, lambda: app.screen.id == "curate")
+            screen = app.screen
+            await wait_until(pilot, lambda: len(screen.suggestions) > 0, what="suggestions")
+            before, positives = app.curation.class_info("disc"), app.curation.positives("disc")
+            assert before.confirmed
+            await pilot.press("right_square_bracket", "right_square_bracket")  # a threshold slip: two presses
+            assert not app.curation.class_info("disc").confirmed
+            await pilot.press("tab", "space")  # and a flag, on a positive (the most similar): it takes it out
+            await wait_until(pilot, lambda: app.curation.negatives("disc"), what="the flag")
+            assert len(app.curation.positives("disc")) == len(positives) - 1
+            await pilot.press("u", "u")  # the flag, then the threshold: the class as it was, confirmed
+            await wait_until(pilot, lambda: app.curation.class_info("disc") == before, what="the confirmation back")
+            await wait_until(pilot, lambda: "changed since confirmed" not in str(screen.query_one("#status").render()),
+                             what="no changed mark")
+            assert not app.curation.negatives("disc") and app.curation.positives("disc") == positives
+
+    run(scenario)
+
+
 def test_background_flag_and_confirm(curated_project):
     folder, _ = curated_project
 
