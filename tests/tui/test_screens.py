@@ -14,6 +14,7 @@ from simsearch import Curation, Project, StageSettings, iter_train, training_sta
 
 pytest.importorskip("textual")
 from simsearch_tui.app import SimSearchApp  # noqa: E402
+from simsearch_tui.dialogs import HintScreen  # noqa: E402
 from simsearch_tui.train import UP_TO_DATE  # noqa: E402
 from simsearch_tui.widgets import PatchGrid  # noqa: E402
 
@@ -350,6 +351,38 @@ def test_review_the_models_detections_then_train_again(trained_project):
             await wait_until(pilot, lambda: app.screen.id == "train" and app.screen.running, what="training again")
             await wait_until(pilot, lambda: not app.screen.running, timeout=300, what="the training")
             assert training_status(app.project).model_stamp != before  # a new model, not the old one reused
+
+    run(scenario)
+
+
+def test_review_marks_never_turn_a_rejection_into_an_acceptance(trained_project):
+    folder, _ = trained_project
+
+    async def scenario():
+        app = SimSearchApp(folder)
+        told = []
+        app.notify = lambda message, **_: told.append(str(message))
+        async with app.run_test(size=(100, 30)) as pilot:
+            await wait_until(pilot, lambda: app.screen.id == "curate")
+            await open_step(pilot, app, "5", "review")
+            screen = app.screen
+            await pilot.press("r")
+            await wait_until(pilot, lambda: screen.items and not screen.busy, what="a review batch")
+            page = screen.grid.page_items()
+            assert 2 < len(page) < 16  # u is no label
+            await pilot.press("a", "x")  # #1 accepted, #2 rejected
+            await pilot.press("m", "s", "space")  # a letter on the rejected #2: it stays rejected, space accepts the rest
+            await pilot.pause()
+            answers = [item.answer for item in app.curation.review_items("disc")]
+            assert answers[1] == "rejected" and all(a == "accepted" for i, a in enumerate(answers[: len(page)]) if i != 1)
+            assert any("#2 was already rejected" in message for message in told)
+            await pilot.press("escape")
+            await wait_until(pilot, lambda: not isinstance(app.screen, HintScreen), what="the end of the marking")
+            await pilot.press("m", "u")  # a key that is no label ends the marking and acts: undoes the page's acceptance
+            await wait_until(pilot, lambda: not isinstance(app.screen, HintScreen), what="the end of the marking")
+            await pilot.pause()
+            answers = [item.answer for item in app.curation.review_items("disc")]
+            assert answers[:2] == ["accepted", "rejected"] and set(answers[2:]) <= {None}
 
     run(scenario)
 
