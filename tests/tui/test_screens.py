@@ -387,6 +387,29 @@ def test_review_marks_never_turn_a_rejection_into_an_acceptance(trained_project)
     run(scenario)
 
 
+def test_the_review_grid_focus_comes_back_after_reopening(trained_project):
+    folder, _ = trained_project
+
+    async def first():
+        app = SimSearchApp(folder)
+        async with app.run_test(size=(100, 30)) as pilot:
+            await wait_until(pilot, lambda: app.screen.id == "curate")
+            await open_step(pilot, app, "5", "review")
+            await pilot.press("r")
+            await wait_until(pilot, lambda: app.screen.items and not app.screen.busy, what="a review batch")
+            await pilot.press("right", "right")
+            assert app.screen.grid.focus_index == 2
+
+    async def second():
+        app = SimSearchApp(folder)
+        async with app.run_test(size=(100, 30)) as pilot:
+            await wait_until(pilot, lambda: app.screen.id == "review" and app.screen.items, what="the review screen again")
+            assert app.screen.grid.focus_index == 2
+
+    run(first)
+    run(second)
+
+
 def test_an_up_to_date_model_names_the_keys_of_the_next_steps(trained_project):
     folder, _ = trained_project
 
