@@ -96,8 +96,9 @@ class StepScreen(Screen):
     def mark_by_label(self, grid, toggle, what: str, page_done=None) -> None:
         """Page-wise marking: every tile of the grid's page gets a letter; typing one calls
         `toggle(item index)` and the labels come back for the next; space calls
-        `page_done(the page's items)` if given and shows the next page; esc ends. Several marks
-        a page, a key each, instead of walking the grid tile by tile."""
+        `page_done(the page's items)` if given and shows the next page; esc ends, and so does any
+        other key that is no label, which then acts. Several marks a page, a key each, instead of
+        walking the grid tile by tile."""
         from .dialogs import HintScreen, hint_labels
 
         items = grid.page_items()

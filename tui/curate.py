@@ -20,7 +20,7 @@ from .base import IMAGE_AND_CLASS_BINDINGS, KEYS, StepScreen, threshold_bindings
 from .classes import ClassActions
 from .dialogs import HINT_KEYS, HintScreen, PromptScreen, hint_labels
 from .render import CURSOR, FOCUS, NEGATIVE, Overlay, Viewport, class_colour, crop_patch, sparkline
-from .undo import patch
+from .undo import confirmation, patch
 from .widgets import FocusView, ImageView, PatchGrid
 
 log = logging.getLogger("simsearch.tui.curate")
@@ -494,10 +494,15 @@ class CurateScreen(ClassActions, StepScreen):
 
     @work(thread=True, group="edit")
     def add_prototype(self, name: str, image_id: str, box) -> None:
-        self.app.run_in_worker(lambda: self.app.curation.add_prototype(name, image_id, box), self.prototype_added)
+        def add():
+            confirmed = confirmation(self.app.curation, name)  # an undo gives it back
+            return confirmed, self.app.curation.add_prototype(name, image_id, box)
 
-    def prototype_added(self, prototype) -> None:
-        self.app.remember(f"prototype of {prototype.class_name}", "remove_prototype", {"id": prototype.id})
+        self.app.run_in_worker(add, lambda result: self.prototype_added(*result))
+
+    def prototype_added(self, confirmed: list | None, prototype) -> None:
+        self.app.remember(f"prototype of {prototype.class_name}", "remove_prototype",
+                          {"name": prototype.class_name, "id": prototype.id, "confirmed": confirmed})
         self.notify(f"prototype added to {prototype.class_name}")
         self.show_classes()
         self.load_suggestions()
@@ -509,11 +514,12 @@ class CurateScreen(ClassActions, StepScreen):
         for prototype in self.app.curation.prototypes():
             x0, y0, x1, y1 = prototype.box
             if prototype.image_id == self.image_id and x0 <= cx <= x1 and y0 <= cy <= y1:
-                with self.app.engine_lock:
-                    self.app.curation.remove_prototype(prototype.id)
                 name, image_id, box = prototype.class_name, prototype.image_id, prototype.box
+                with self.app.engine_lock:
+                    confirmed = confirmation(self.app.curation, name)
+                    self.app.curation.remove_prototype(prototype.id)
                 self.app.remember(f"removing a prototype of {name}", "add_prototype",
-                                  {"name": name, "image_id": image_id, "box": list(box)})
+                                  {"name": name, "image_id": image_id, "box": list(box), "confirmed": confirmed})
                 self.notify(f"prototype of {name} removed")
                 self.refresh_view()
                 return
@@ -525,8 +531,10 @@ class CurateScreen(ClassActions, StepScreen):
         name = self.class_name
         old = self.app.curation.class_info(name).similarity_threshold
         value = round(min(1.0, max(-1.0, old + step)), 4)
+        confirmed = confirmation(self.app.curation, name)
         self.app.curation.set_threshold(name, value)
-        self.app.remember(f"threshold of {name}", "set_similarity_threshold", {"name": name, "value": old}, key=("threshold", name))
+        self.app.remember(f"threshold of {name}", "set_similarity_threshold",
+                          {"name": name, "value": old, "confirmed": confirmed}, key=("threshold", name))
         self.load_suggestions()
 
     def flag_target(self):
@@ -549,13 +557,18 @@ class CurateScreen(ClassActions, StepScreen):
         if target is None:
             self.notify("no suggestion here: tab to the grid, or move the box onto one")
             return
-        flagged = not target.flagged
-        self.app.curation.flag_negative(target, flagged=flagged)
-        self.app.remember("flag" if flagged else "unflag", "set_negative",
-                          {"name": target.class_name, "patch": patch(target.record()), "flagged": not flagged})
+        self.flag(target, not target.flagged)
         if self.grid_mode:
             self.query_one("#grid", PatchGrid).action_move(1, 0)
         self.load_suggestions()
+
+    def flag(self, target, flagged: bool) -> None:
+        """Flag (or unflag) a suggestion as a negative, undoably (the undo confirms the class again
+        if it was confirmed)."""
+        confirmed = confirmation(self.app.curation, target.class_name)
+        self.app.curation.flag_negative(target, flagged=flagged)
+        self.app.remember("flag" if flagged else "unflag", "set_negative", {
+            "name": target.class_name, "patch": patch(target.record()), "flagged": not flagged, "confirmed": confirmed})
 
     def action_mark(self) -> None:
         if not len(self.suggestions):
@@ -568,9 +581,7 @@ class CurateScreen(ClassActions, StepScreen):
         def toggle(position: int) -> None:
             target = self.suggestions[int(self.order[position])]
             flagged = not target.flagged
-            self.app.curation.flag_negative(target, flagged=flagged)
-            self.app.remember("flag" if flagged else "unflag", "set_negative",
-                              {"name": target.class_name, "patch": patch(target.record()), "flagged": not flagged})
+            self.flag(target, flagged)
             self.suggestions.flagged[int(self.order[position])] = flagged  # shown at once; the reload confirms it
             self.show_grid()
             self.load_suggestions()

@@ -120,7 +120,8 @@ def hint_labels(count: int) -> list[str]:
 
 class HintScreen(ModalScreen[str | None]):
     """Reads one hint label, typed over the screen below (which draws the labels): gives the
-    label back, or None on esc or a letter that starts no label."""
+    label back, or None on esc or any other key that starts no label, which then acts on the
+    screen below (u undoes, 5 switches step, ...)."""
 
     DEFAULT_CSS = """
     HintScreen { background: transparent; align: center bottom; }
@@ -150,13 +151,15 @@ class HintScreen(ModalScreen[str | None]):
         if self.pages and event.key in ("space", "pagedown"):
             self.answer(self.NEXT_PAGE)
             return
-        if not (event.character and event.character in HINT_KEYS):
+        letter = event.character if event.character and event.character in HINT_KEYS else None
+        typed = self.typed + (letter or "")
+        if letter is None or not any(label.startswith(typed) for label in self.labels):
+            self.answer(None)  # no label: the labels go and the key acts below, not swallowed
+            self.app.call_later(self.app.simulate_key, event.key)
             return
-        self.typed += event.character
-        if self.typed in self.labels:
-            self.answer(self.typed)
-        elif not any(label.startswith(self.typed) for label in self.labels):
-            self.answer(None)
+        self.typed = typed
+        if typed in self.labels:
+            self.answer(typed)
 
     def answer(self, result: str | None) -> None:
         self.answered = True

@@ -40,7 +40,14 @@ class GridScreen(StepScreen):
                     yield ImageView(id=f"{self.PREFIX}-image")
 
     def on_mount(self) -> None:
+        saved = self.app.state.get(self.focus_key)  # where the user was, as on Curate
+        self.grid.focus_index = saved if isinstance(saved, int) and saved >= 0 else 0
         self.grid.focus()
+
+    @property
+    def focus_key(self) -> str:
+        """The grid's focus in the UI state (PROJECT/tui-state.yaml), for a reopened UI."""
+        return f"{self.NAME}_focus"
 
     @property
     def grid(self) -> PatchGrid:
@@ -63,6 +70,7 @@ class GridScreen(StepScreen):
             bar.update("")
             return
         entry = entries[min(self.grid.focus_index, len(entries) - 1)]
+        self.app.remember_place(**{self.focus_key: self.grid.focus_index})
         record = self.app.project.dataset.by_id(entry.image_id)
         rgb, factor = self.app.images.get(entry.image_id)
         overlays = [Overlay(self.box(other), *self.mark(other)) for other in entries if other.image_id == entry.image_id]

@@ -30,7 +30,8 @@ class ReviewScreen(GridScreen):
         Binding("a", "answer('accepted')", "accept", tooltip="accept: it is the class (a clean positive)"),
         Binding("x", "answer('rejected')", "reject", tooltip="reject: it is not the class (a negative)"),
         Binding("backspace", "answer(None)", "clear", tooltip="take the answer back"),
-        Binding("m", "mark", "mark", tooltip="page by page: a letter rejects its item; space accepts the rest of the page and shows the next"),
+        Binding("m", "mark", "mark",
+                tooltip="page by page: a letter rejects its item; space accepts the page's unanswered ones, then the next"),
         Binding("o", "cycle_order", "order", tooltip="order: " + ", ".join(simsearch.REVIEW_ORDERS)),
         Binding("t", "train", "train", tooltip="train again on the answers (step 4)"),
         Binding("comma", "next_class(-1)", "previous class", show=False),
@@ -158,9 +159,12 @@ class ReviewScreen(GridScreen):
             curation.answer_review(name, numbers, value)
             self.app.remember(f"review answers {numbers}", "answer_review", {"name": name, "answers": before})
 
-        def toggle(index: int) -> None:
+        def reject(index: int) -> None:  # never a toggle: space would accept an item whose rejection it took back
             item = self.items[index]
-            answer([item.number], None if item.answer == "rejected" else "rejected")
+            if item.answer == "rejected":
+                self.notify(f"#{item.number} was already rejected (it stays so)")
+                return
+            answer([item.number], "rejected")
             self.refresh_view()
 
         def accept_rest(indices: list[int]) -> None:
@@ -170,7 +174,7 @@ class ReviewScreen(GridScreen):
             self.refresh_view()
             self.update_step_bar()
 
-        self.mark_by_label(self.grid, toggle, "the letter of a wrong item", accept_rest)
+        self.mark_by_label(self.grid, reject, "the letter of a wrong item", accept_rest)
 
     def action_cycle_order(self) -> None:
         orders = simsearch.REVIEW_ORDERS

@@ -27,17 +27,35 @@ def _answers(app, args: dict) -> None:
         app.curation.answer_review(args["name"], [int(number)], answer)
 
 
+def confirmation(curation: simsearch.Curation, name: str) -> list[dict] | None:
+    """The class's confirmation, for the undo of a change that takes it away (a threshold, a flag,
+    a prototype): its clean positives (a flag may take one out), or None when not confirmed."""
+    return [patch(p) for p in curation.positives(name)] if curation.class_info(name).confirmed else None
+
+
+def reconfirming(undo: Callable[[Any, dict], None]) -> Callable[[Any, dict], None]:
+    """`undo` (the reverse call), then the confirmation that the change took away, if any (the
+    step's "confirmed", see `confirmation`)."""
+    def run(app, a: dict) -> None:
+        undo(app, a)
+        if a.get("confirmed") is not None:
+            positives = [simsearch.PatchRecord(**p) for p in a["confirmed"]]
+            app.curation.restore_confirmation(a["name"], None, positives, confirmed=True)
+    return run
+
+
 # operation -> the engine call, given the app and the step's arguments
 OPERATIONS: dict[str, Callable[[Any, dict], None]] = {
     "delete_class": lambda app, a: app.curation.delete_class(a["name"]),
     "restore_class": lambda app, a: app.curation.restore_class(a["file"]),
     "rename_class": lambda app, a: app.curation.rename_class(a["old"], a["new"]),
-    "set_similarity_threshold": lambda app, a: app.curation.set_threshold(a["name"], a["value"]),
+    "set_similarity_threshold": reconfirming(lambda app, a: app.curation.set_threshold(a["name"], a["value"])),
     "set_confidence_threshold": lambda app, a: app.curation.set_confidence_threshold(a["name"], a["value"]),
-    "set_negative": lambda app, a: app.curation.set_negative(a["name"], simsearch.PatchRecord(**a["patch"]), a["flagged"]),
+    "set_negative": reconfirming(
+        lambda app, a: app.curation.set_negative(a["name"], simsearch.PatchRecord(**a["patch"]), a["flagged"])),
     "set_not_background": lambda app, a: app.curation.set_not_background(simsearch.PatchRecord(**a["patch"]), a["flagged"]),
-    "remove_prototype": lambda app, a: app.curation.remove_prototype(a["id"]),
-    "add_prototype": lambda app, a: app.curation.add_prototype(a["name"], a["image_id"], tuple(a["box"])),
+    "remove_prototype": reconfirming(lambda app, a: app.curation.remove_prototype(a["id"])),
+    "add_prototype": reconfirming(lambda app, a: app.curation.add_prototype(a["name"], a["image_id"], tuple(a["box"]))),
     "answer_review": _answers,
     "unconfirm_background": lambda app, a: app.curation.unconfirm_background(
         [simsearch.PatchRecord(**p) for p in a["patches"]]),

@@ -417,10 +417,12 @@ class Curation:
         """
         return self.store.patches(class_name, "negative")
 
-    def restore_confirmation(self, class_name: str, threshold: float, positives: list[PatchRecord], *,
+    def restore_confirmation(self, class_name: str, threshold: float | None, positives: list[PatchRecord], *,
                              confirmed: bool) -> None:
         """Put the class back as it was before a `confirm_class`: its similarity threshold, its
         clean positives and whether it was confirmed (how an undo takes a confirmation back).
+        threshold None keeps the current one: after the undo of a threshold, flag or prototype,
+        the positives of the confirmation that change took away, confirmed=True.
 
         Examples
         --------
@@ -429,7 +431,13 @@ class Curation:
         >>> curation.confirm_class("WBC", 0.6)                          # doctest: +SKIP
         >>> curation.restore_confirmation("WBC", before.similarity_threshold, earlier,
         ...                               confirmed=before.confirmed)  # doctest: +SKIP
+        >>> confirmed = curation.positives("WBC")                       # doctest: +SKIP
+        >>> curation.flag_negative(curation.suggestions("WBC")[0])      # doctest: +SKIP
+        >>> curation.flag_negative(curation.suggestions("WBC")[0], flagged=False)  # doctest: +SKIP
+        >>> curation.restore_confirmation("WBC", None, confirmed, confirmed=True)  # doctest: +SKIP
         """
+        if threshold is None:
+            threshold = self.store.class_info(class_name).similarity_threshold
         self.store.confirm_class(class_name, threshold, list(positives), confirmed=confirmed)
 
     def confirm_class(self, class_name: str, threshold: float | None = None, *, allow_empty: bool = False) -> list[Suggestion]:

@@ -14,7 +14,7 @@ from simsearch import Curation, Project, StageSettings, iter_train, training_sta
 
 pytest.importorskip("textual")
 from simsearch_tui.app import SimSearchApp  # noqa: E402
-from simsearch_tui.dialogs import PromptScreen  # noqa: E402
+from simsearch_tui.dialogs import HintScreen, PromptScreen  # noqa: E402
 from simsearch_tui.train import UP_TO_DATE  # noqa: E402
 from simsearch_tui.widgets import PatchGrid  # noqa: E402
 
@@ -179,6 +179,31 @@ def test_reopening_returns_to_the_same_place(fresh_project):
     run(second)
 
 
+def test_undoing_a_change_to_a_confirmed_class_confirms_it_again(curated_project):
+    folder, _ = curated_project
+
+    async def scenario():
+        app = SimSearchApp(folder)
+        async with app.run_test(size=(100, 32)) as pilot:
+            await wait_until(pilot, lambda: app.screen.id == "curate")
+            screen = app.screen
+            await wait_until(pilot, lambda: len(screen.suggestions) > 0, what="suggestions")
+            before, positives = app.curation.class_info("disc"), app.curation.positives("disc")
+            assert before.confirmed
+            await pilot.press("right_square_bracket", "right_square_bracket")  # a threshold slip: two presses
+            assert not app.curation.class_info("disc").confirmed
+            await pilot.press("tab", "space")  # and a flag, on a positive (the most similar): it takes it out
+            await wait_until(pilot, lambda: app.curation.negatives("disc"), what="the flag")
+            assert len(app.curation.positives("disc")) == len(positives) - 1
+            await pilot.press("u", "u")  # the flag, then the threshold: the class as it was, confirmed
+            await wait_until(pilot, lambda: app.curation.class_info("disc") == before, what="the confirmation back")
+            await wait_until(pilot, lambda: "changed since confirmed" not in str(screen.query_one("#status").render()),
+                             what="no changed mark")
+            assert not app.curation.negatives("disc") and app.curation.positives("disc") == positives
+
+    run(scenario)
+
+
 def test_background_flag_and_confirm(curated_project):
     folder, _ = curated_project
 
@@ -341,6 +366,61 @@ def test_review_the_models_detections_then_train_again(trained_project):
             assert training_status(app.project).model_stamp != before  # a new model, not the old one reused
 
     run(scenario)
+
+
+def test_review_marks_never_turn_a_rejection_into_an_acceptance(trained_project):
+    folder, _ = trained_project
+
+    async def scenario():
+        app = SimSearchApp(folder)
+        told = []
+        app.notify = lambda message, **_: told.append(str(message))
+        async with app.run_test(size=(100, 30)) as pilot:
+            await wait_until(pilot, lambda: app.screen.id == "curate")
+            await open_step(pilot, app, "5", "review")
+            screen = app.screen
+            await pilot.press("r")
+            await wait_until(pilot, lambda: screen.items and not screen.busy, what="a review batch")
+            page = screen.grid.page_items()
+            assert 2 < len(page) < 16  # u is no label
+            await pilot.press("a", "x")  # #1 accepted, #2 rejected
+            await pilot.press("m", "s", "space")  # a letter on the rejected #2: it stays rejected, space accepts the rest
+            await pilot.pause()
+            answers = [item.answer for item in app.curation.review_items("disc")]
+            assert answers[1] == "rejected" and all(a == "accepted" for i, a in enumerate(answers[: len(page)]) if i != 1)
+            assert any("#2 was already rejected" in message for message in told)
+            await pilot.press("escape")
+            await wait_until(pilot, lambda: not isinstance(app.screen, HintScreen), what="the end of the marking")
+            await pilot.press("m", "u")  # a key that is no label ends the marking and acts: undoes the page's acceptance
+            await wait_until(pilot, lambda: not isinstance(app.screen, HintScreen), what="the end of the marking")
+            await pilot.pause()
+            answers = [item.answer for item in app.curation.review_items("disc")]
+            assert answers[:2] == ["accepted", "rejected"] and set(answers[2:]) <= {None}
+
+    run(scenario)
+
+
+def test_the_review_grid_focus_comes_back_after_reopening(trained_project):
+    folder, _ = trained_project
+
+    async def first():
+        app = SimSearchApp(folder)
+        async with app.run_test(size=(100, 30)) as pilot:
+            await wait_until(pilot, lambda: app.screen.id == "curate")
+            await open_step(pilot, app, "5", "review")
+            await pilot.press("r")
+            await wait_until(pilot, lambda: app.screen.items and not app.screen.busy, what="a review batch")
+            await pilot.press("right", "right")
+            assert app.screen.grid.focus_index == 2
+
+    async def second():
+        app = SimSearchApp(folder)
+        async with app.run_test(size=(100, 30)) as pilot:
+            await wait_until(pilot, lambda: app.screen.id == "review" and app.screen.items, what="the review screen again")
+            assert app.screen.grid.focus_index == 2
+
+    run(first)
+    run(second)
 
 
 def test_an_up_to_date_model_names_the_keys_of_the_next_steps(trained_project):

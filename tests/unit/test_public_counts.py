@@ -96,6 +96,32 @@ def test_restore_confirmation_puts_the_class_back(curated):
     assert not project.store.class_info("disc").confirmed and curation.class_counts("disc").positives == 9
 
 
+def test_an_undone_change_gets_the_confirmation_back(curated):
+    """A threshold, a flag (which takes a positive out) or a prototype unconfirms the class; its
+    undo (the reverse call, then `restore_confirmation` of the positives before, at the threshold
+    as it is) confirms it again."""
+    project, _ = curated
+    curation = Curation(project)
+    before, positives = curation.class_info("disc"), curation.positives("disc")
+    assert before.confirmed
+    suggestion = curation.suggestions("disc")[2].record()
+    assert suggestion in positives
+    prototype = curation.prototypes("disc")[0]
+    changes = [(lambda: curation.set_threshold("disc", before.similarity_threshold + 0.01),
+                lambda: curation.set_threshold("disc", before.similarity_threshold)),
+               (lambda: curation.set_negative("disc", suggestion),
+                lambda: curation.set_negative("disc", suggestion, flagged=False)),
+               (lambda: curation.remove_prototype(prototype.id),
+                lambda: curation.add_prototype("disc", prototype.image_id, prototype.box))]
+    for change, undo in changes:
+        change()
+        assert not curation.class_info("disc").confirmed
+        undo()
+        curation.restore_confirmation("disc", None, positives, confirmed=True)
+        assert curation.class_info("disc") == before
+        assert curation.positives("disc") == positives and curation.negatives("disc") == []
+
+
 def _background_expected(store) -> BackgroundCounts:
     every = store.background()
     return BackgroundCounts(len(every), sum(not flag for _, _, flag in every), len(store.clean_background()),
