@@ -131,6 +131,35 @@ def test_new_class_keyboard_prototype_threshold_flag_undo_confirm(fresh_project)
         assert again.store.patches("disc", "positive")
 
 
+def test_the_help_scrolls_from_the_keyboard(fresh_project):
+    """At 80x24 the curation screen's keys do not fit in the help: the keys scroll it, and its
+    border says which; esc still closes it."""
+    from simsearch_tui.dialogs import HelpScreen, HelpText
+
+    folder, _ = fresh_project
+
+    async def scenario():
+        app = SimSearchApp(folder)
+        async with app.run_test(size=(80, 24)) as pilot:
+            await wait_until(pilot, lambda: app.screen.id == "curate")
+            await pilot.press("question_mark")
+            await wait_until(pilot, lambda: isinstance(app.screen, HelpScreen) and app.screen.query(HelpText),
+                             what="the help")
+            text = app.screen.query_one(HelpText)
+            await wait_until(pilot, lambda: text.max_scroll_y > 0, what="the help's layout")
+            assert "PgDn" in str(text.border_subtitle)
+            for key, where in (("pagedown", lambda y: y > 0), ("end", lambda y: y == text.max_scroll_y),
+                               ("home", lambda y: y == 0), ("j", lambda y: y == 1), ("k", lambda y: y == 0),
+                               ("space", lambda y: y > 1), ("up", lambda y: 0 < y < text.max_scroll_y)):
+                await pilot.press(key)
+                await wait_until(pilot, lambda: where(text.scroll_y) and not text.is_scrolling,
+                                 what=f"the scroll after {key}")
+            await pilot.press("escape")
+            await wait_until(pilot, lambda: app.screen.id == "curate", what="the help closed")
+
+    run(scenario)
+
+
 def test_reopening_returns_to_the_same_place(fresh_project):
     folder, _ = fresh_project
     with Project.open(folder) as project:
