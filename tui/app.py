@@ -242,7 +242,8 @@ class SimSearchApp(App):
         screen = self.screen
         bindings: list[tuple[str, str]] = []
         seen = set()
-        focused = screen.focused if screen.focused is not None and type(screen.focused).__module__.startswith("tui.") else None
+        # the focused widget's keys too, if it is one of this package's (the grid), not Textual's
+        focused = screen.focused if type(screen.focused).__module__.startswith(f"{__package__}.") else None
         for source in (getattr(screen, "BINDINGS", []), getattr(focused, "BINDINGS", [])):
             for binding in source:
                 if isinstance(binding, Binding) and binding.description and binding.key not in seen:

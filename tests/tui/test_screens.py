@@ -160,6 +160,30 @@ def test_the_help_scrolls_from_the_keyboard(fresh_project):
     run(scenario)
 
 
+def test_the_help_lists_the_focused_grids_keys_and_the_grid_its_page(curated_project):
+    folder, _ = curated_project
+
+    async def scenario():
+        app = SimSearchApp(folder)
+        async with app.run_test(size=(80, 24)) as pilot:
+            await wait_until(pilot, lambda: app.screen.id == "curate")
+            screen = app.screen
+            await wait_until(pilot, lambda: len(screen.suggestions) > 0, what="suggestions")
+            await pilot.press("tab")
+            grid = screen.query_one("#grid", PatchGrid)
+            assert grid.has_focus
+            per_page = len(grid.page_items())
+            assert grid.border_title == f"1-{per_page} of {grid.count}" and grid.count > per_page
+            await pilot.press("pagedown")
+            assert grid.border_title.startswith(f"{per_page + 1}-")
+            await pilot.press("question_mark")
+            await wait_until(pilot, lambda: app.screen.query("#help-text"), what="the help")
+            text = str(app.screen.query_one("#help-text").render())
+            assert "grid: next page" in text and "grid: first patch" in text
+
+    run(scenario)
+
+
 def test_reopening_returns_to_the_same_place(fresh_project):
     folder, _ = fresh_project
     with Project.open(folder) as project:
