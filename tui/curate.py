@@ -226,6 +226,7 @@ class CurateScreen(ClassActions, StepScreen):
         self.suggestions = suggestions
         self.sort_grid()
         self.show_classes()  # flag counts and confirmation marks change with every action
+        self.update_step_bar()  # and so do the classes confirmed and whether the model is up to date
         self.show_status(histogram)
         self.show_image()
         self.show_grid()

@@ -157,18 +157,17 @@ class ReviewScreen(GridScreen):
             before = {str(item.number): item.answer for item in self.items if item.number in numbers}
             curation.answer_review(name, numbers, value)
             self.app.remember(f"review answers {numbers}", "answer_review", {"name": name, "answers": before})
+            self.refresh_view()
+            self.update_step_bar()
 
         def toggle(index: int) -> None:
             item = self.items[index]
             answer([item.number], None if item.answer == "rejected" else "rejected")
-            self.refresh_view()
 
         def accept_rest(indices: list[int]) -> None:
             rest = [self.items[i].number for i in indices if self.items[i].answer is None]
             if rest:
                 answer(rest, "accepted")
-            self.refresh_view()
-            self.update_step_bar()
 
         self.mark_by_label(self.grid, toggle, "the letter of a wrong item", accept_rest)
 

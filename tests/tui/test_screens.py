@@ -366,8 +366,12 @@ def test_review_the_models_detections_then_train_again(trained_project):
             assert "5 Review 2" in str(screen.query_one("#steps").render())
             await pilot.press("u")  # undo takes the rejection back
             assert [item.answer for item in app.project.store.review_items("disc")][1] is None
+            assert "5 Review 1" in str(screen.query_one("#steps").render())
             page = screen.query_one("#rv-grid", PatchGrid).page_items()
-            await pilot.press("m", "s", "space")  # page-wise: reject the second, accept the rest of the page
+            await pilot.press("m", "s")  # page-wise: reject the second
+            await pilot.pause()
+            assert "5 Review 2" in str(screen.query_one("#steps").render())
+            await pilot.press("space")  # and accept the rest of the page
             await pilot.pause()
             answers = [item.answer for item in app.project.store.review_items("disc")]
             assert answers[1] == "rejected" and all(a == "accepted" for i, a in enumerate(answers[: len(page)]) if i != 1)
@@ -378,6 +382,38 @@ def test_review_the_models_detections_then_train_again(trained_project):
             await wait_until(pilot, lambda: app.screen.id == "train" and app.screen.running, what="training again")
             await wait_until(pilot, lambda: not app.screen.running, timeout=300, what="the training")
             assert training_status(app.project).model_stamp != before  # a new model, not the old one reused
+
+    run(scenario)
+
+
+def test_the_step_bar_marks_a_model_out_of_date(trained_project, monkeypatch):
+    """4 Train shows ~ instead of ✔ while the Train screen says the curation or the settings
+    changed since the model was trained: after another strategy, or a new prototype."""
+    import simsearch
+
+    folder, _ = trained_project
+    # the keys' settings train as the fixture's model was trained
+    monkeypatch.setattr(simsearch.TrainSettings, "preset", staticmethod(lambda _, strategy: TINY.with_strategy(strategy)))
+
+    async def scenario():
+        app = SimSearchApp(folder)
+        async with app.run_test(size=(100, 30)) as pilot:
+            await wait_until(pilot, lambda: app.screen.id == "curate")
+            app.remember_place(strategy="pos")  # the model's settings: up to date
+            steps = lambda: str(app.screen.query_one("#steps").render())  # noqa: E731
+            await open_step(pilot, app, "4", "train")
+            await wait_until(pilot, lambda: "4 Train ✔" in steps(), what="an up-to-date model")
+            assert "up to date" in str(app.screen.query_one("#train-settings").render())
+            await pilot.press("s")
+            assert "changed" in str(app.screen.query_one("#train-settings").render())
+            await wait_until(pilot, lambda: "4 Train ~" in steps(), what="the model out of date with the settings")
+            await pilot.press(*["s"] * 4)  # round to pos again
+            await wait_until(pilot, lambda: "4 Train ✔" in steps(), what="the model up to date again")
+            await open_step(pilot, app, "2", "curate")
+            await wait_until(pilot, lambda: len(app.screen.suggestions) > 0, what="suggestions")
+            await pilot.press("enter")  # a new prototype: other training records
+            await wait_until(pilot, lambda: len(app.project.store.prototypes("disc")) == 2, what="the prototype")
+            await wait_until(pilot, lambda: "4 Train ~" in steps(), what="the model marked out of date")
 
     run(scenario)
 
