@@ -184,6 +184,25 @@ def test_the_help_lists_the_focused_grids_keys_and_the_grid_its_page(curated_pro
     run(scenario)
 
 
+def test_a_new_class_starts_at_its_first_suggestion(curated_project):
+    folder, _ = curated_project
+
+    async def scenario():
+        app = SimSearchApp(folder)
+        async with app.run_test(size=(80, 24)) as pilot:
+            await wait_until(pilot, lambda: app.screen.id == "curate")
+            screen = app.screen
+            await wait_until(pilot, lambda: len(screen.suggestions) > 0, what="suggestions")
+            grid = screen.query_one("#grid", PatchGrid)
+            await pilot.press("tab", "right")
+            assert grid.focus_index == 1
+            await pilot.press("N", *"cross", "enter")
+            await wait_until(pilot, lambda: screen.class_name == "cross", what="the new class")
+            assert grid.focus_index == 0
+
+    run(scenario)
+
+
 def test_reopening_returns_to_the_same_place(fresh_project):
     folder, _ = fresh_project
     with Project.open(folder) as project:
