@@ -12,17 +12,20 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
 from pathlib import Path
 from typing import Callable
 
 import yaml
+from textual import work
 from textual.app import App
 from textual.binding import Binding
 from textual.screen import ModalScreen
+from textual.worker import get_current_worker
 
 import simsearch
 
-from .base import STEPS
+from .base import STEPS, StepScreen
 from .dialogs import ErrorScreen, HelpScreen
 from .render import DisplayImages
 from .undo import OPERATIONS, UndoLog, UndoStep
@@ -56,6 +59,7 @@ class SimSearchApp(App):
         self.images: DisplayImages | None = None
         self.undo = UndoLog(None)
         self.state: dict = {}
+        self.model_stale = False  # the saved model is older than the curation or the training settings (check_model)
         self.engine_lock = threading.RLock()  # one engine computation at a time (workers)
         self.log_path: Path = Path.home() / ".cache" / "simsearch" / LOG_FILE
 
@@ -200,9 +204,9 @@ class SimSearchApp(App):
             self.show_error(error)
             return
         self.notify(f"undone: {step.description}")
-        refresh = getattr(self.screen, "refresh_view", None)
-        if refresh is not None:
-            refresh()
+        if isinstance(self.screen, StepScreen):
+            self.screen.refresh_view()
+            self.screen.update_step_bar()
 
     # -- navigation ------------------------------------------------------------------------------
 
@@ -226,7 +230,7 @@ class SimSearchApp(App):
             marks["background"] = "✔"
         status = simsearch.training_status(self.project)
         if status.has_model:
-            marks["train"] = "✔"
+            marks["train"] = "~" if self.model_stale else "✔"  # "~" as a class changed since confirmed
             if self.state.get("thresholds_model") == status.model_stamp:
                 marks["thresholds"] = "✔"
         elif status.checkpoint_stage:
@@ -238,11 +242,36 @@ class SimSearchApp(App):
             marks["run"] = "✔"
         return marks
 
+    def check_model(self) -> None:
+        """Whether the saved model is out of date with the curation or the training settings (as
+        the Train screen says), for the step bar. Up to seconds (the training identity embeds the
+        prototypes): off the UI thread, and of a burst of calls (review keys) only the last."""
+        if self.project is not None and simsearch.training_status(self.project).has_model:
+            self._check_model(self.get_screen("train").settings())
+
+    @work(thread=True, exclusive=True, group="model-check")
+    def _check_model(self, settings: simsearch.TrainSettings) -> None:
+        worker = get_current_worker()
+        time.sleep(0.3)
+
+        def stale() -> bool | None:
+            return None if worker.is_cancelled else not simsearch.training_status(self.project, settings).up_to_date
+
+        if not worker.is_cancelled:
+            self.run_in_worker(stale, self.show_model_stale)
+
+    def show_model_stale(self, stale: bool | None) -> None:
+        if stale is not None and stale != self.model_stale:
+            self.model_stale = stale
+            if isinstance(self.screen, StepScreen):
+                self.screen.show_steps()
+
     def action_help(self) -> None:
         screen = self.screen
         bindings: list[tuple[str, str]] = []
         seen = set()
-        focused = screen.focused if screen.focused is not None and type(screen.focused).__module__.startswith("tui.") else None
+        # the focused widget's keys too, if it is one of this package's (the grid), not Textual's
+        focused = screen.focused if type(screen.focused).__module__.startswith(f"{__package__}.") else None
         for source in (getattr(screen, "BINDINGS", []), getattr(focused, "BINDINGS", [])):
             for binding in source:
                 if isinstance(binding, Binding) and binding.description and binding.key not in seen:

@@ -124,6 +124,12 @@ class StepScreen(Screen):
         self.app.push_screen(HintScreen(list(labels), what, pages=True), chosen)
 
     def update_step_bar(self) -> None:
+        """After a change: the step bar's marks now, and whether the model is still up to date
+        once that is checked (`SimSearchApp.check_model`)."""
+        self.show_steps()
+        self.app.check_model()
+
+    def show_steps(self) -> None:
         self.query_one(StepBar).update_steps(self.NAME, self.app.step_marks())
 
     def refresh_view(self) -> None:

@@ -7,7 +7,7 @@ from .dialogs import ConfirmScreen, PromptScreen
 
 
 class ClassActions:
-    """Mixed into the curation screen: it has `class_name`, `refresh_view` and `update_step_bar`."""
+    """Mixed into the curation screen: it has `class_name`, `choose_class`, `refresh_view` and `update_step_bar`."""
 
     def action_new_class(self) -> None:
         def created(name: str | None) -> None:
@@ -19,7 +19,7 @@ class ClassActions:
                 self.app.show_error(error)
                 return
             self.app.remember(f"new class {name}", "delete_class", {"name": name})
-            self.class_name = name
+            self.choose_class(name)
             self.refresh_view()
             self.update_step_bar()
 
@@ -58,7 +58,7 @@ class ClassActions:
                 saved = self.app.curation.delete_class(name)
             self.app.remember(f"deleting class {name}", "restore_class", {"file": str(saved)})
             self.notify(f"class {name} deleted (u undoes it)")
-            self.class_name = None
+            self.choose_class(None)
             self.refresh_view()
             self.update_step_bar()
 

@@ -170,7 +170,7 @@ class CurateScreen(ClassActions, StepScreen):
     def refresh_view(self) -> None:
         names = [c.name for c in self.app.curation.classes()]
         if self.class_name not in names:
-            self.class_name = names[0] if names else None
+            self.choose_class(names[0] if names else None)
         if len(self.suggestions) and self.suggestions.class_name != self.class_name:
             self.suggestions, self.order = [], np.zeros(0, np.int64)  # another class's: not shown
         self.show_classes()
@@ -179,6 +179,13 @@ class CurateScreen(ClassActions, StepScreen):
         if self.class_name is not None and not len(self.suggestions):
             self.query_one("#status", Static).update("computing the similarity maps ...")
         self.load_suggestions()
+
+    def choose_class(self, name: str | None) -> None:
+        """Show another class: its grid starts at its first suggestion (a reopening restores the
+        focus of the class shown last, `restore_place`)."""
+        if name != self.class_name:
+            self.class_name = name
+            self.query_one("#grid", PatchGrid).focus_index = 0
 
     def remember(self) -> None:
         """The user's place, for reopening there after a quit, a kill or a dropped connection:
@@ -226,6 +233,7 @@ class CurateScreen(ClassActions, StepScreen):
         self.suggestions = suggestions
         self.sort_grid()
         self.show_classes()  # flag counts and confirmation marks change with every action
+        self.update_step_bar()  # and so do the classes confirmed and whether the model is up to date
         self.show_status(histogram)
         self.show_image()
         self.show_grid()
@@ -639,8 +647,7 @@ class CurateScreen(ClassActions, StepScreen):
         if not names:
             return
         index = names.index(self.class_name) if self.class_name in names else 0
-        self.class_name = names[(index + step) % len(names)]
-        self.query_one("#grid", PatchGrid).focus_index = 0
+        self.choose_class(names[(index + step) % len(names)])
         self.refresh_view()
 
     def action_confirm(self) -> None:

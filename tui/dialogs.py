@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Vertical
+from textual.containers import Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Input, Static
 
@@ -17,13 +17,25 @@ def key_label(key: str) -> str:
     return ", ".join(names.get(k.strip(), k.strip()) for k in key.split(","))
 
 
+class HelpText(VerticalScroll):
+    """The help's text, focused: arrows, j k, page up/down, space, home/end scroll it; its border
+    says so when it does not fit."""
+
+    BINDINGS = [Binding("j", "scroll_down", show=False), Binding("k", "scroll_up", show=False),
+                Binding("space", "page_down", show=False)]
+    SCROLL_KEYS = "↑↓ j k PgUp PgDn space Home End: scroll"
+
+    def on_resize(self) -> None:  # also when the text's height changes
+        self.border_subtitle = self.SCROLL_KEYS if self.max_scroll_y else ""
+
+
 class HelpScreen(ModalScreen):
     """Every key of the screen below and of the app, from their bindings (never out of date)."""
 
     DEFAULT_CSS = """
     HelpScreen { align: center middle; }
-    HelpScreen > Vertical { width: 84; max-width: 95%; height: auto; max-height: 90%; border: round $accent;
-                            background: $panel; padding: 0 1; overflow-y: auto; }
+    HelpScreen > HelpText { width: 84; max-width: 95%; height: auto; max-height: 90%; border: round $accent;
+                            background: $panel; padding: 0 1; }
     """
     BINDINGS = [Binding("escape,q,question_mark", "dismiss", "close")]
 
@@ -35,8 +47,11 @@ class HelpScreen(ModalScreen):
         width = max((len(key_label(k)) for k, _ in self.bindings), default=4) + 2
         lines = [f"[b]{escape(self.title_text)}[/b]   (esc closes this help)", escape(self.about), ""]
         lines += [f"  {escape(key_label(k)).ljust(width)} {escape(d)}" for k, d in self.bindings]
-        with Vertical():
+        with HelpText():
             yield Static("\n".join(lines), id="help-text")
+
+    def on_mount(self) -> None:
+        self.query_one(HelpText).focus()
 
 
 class ErrorScreen(ModalScreen):

@@ -158,6 +158,8 @@ class ReviewScreen(GridScreen):
             before = {str(item.number): item.answer for item in self.items if item.number in numbers}
             curation.answer_review(name, numbers, value)
             self.app.remember(f"review answers {numbers}", "answer_review", {"name": name, "answers": before})
+            self.refresh_view()
+            self.update_step_bar()
 
         def reject(index: int) -> None:  # never a toggle: space would accept an item whose rejection it took back
             item = self.items[index]
@@ -165,14 +167,11 @@ class ReviewScreen(GridScreen):
                 self.notify(f"#{item.number} was already rejected (it stays so)")
                 return
             answer([item.number], "rejected")
-            self.refresh_view()
 
         def accept_rest(indices: list[int]) -> None:
             rest = [self.items[i].number for i in indices if self.items[i].answer is None]
             if rest:
                 answer(rest, "accepted")
-            self.refresh_view()
-            self.update_step_bar()
 
         self.mark_by_label(self.grid, reject, "the letter of a wrong item", accept_rest)
 

@@ -117,9 +117,13 @@ class TrainScreen(StepScreen):
     def noisy_cap(self) -> int:
         return int(self.app.state.get("noisy_cap", 500))
 
+    def settings(self) -> simsearch.TrainSettings:
+        """The training chosen with the keys (strategy, preset)."""
+        return simsearch.TrainSettings.preset(self.preset, self.strategy)
+
     def refresh_view(self) -> None:
         project = self.app.project
-        status = simsearch.training_status(project, simsearch.TrainSettings.preset(self.preset, self.strategy))
+        status = simsearch.training_status(project, self.settings())
         curation = self.app.curation
         start = "the last model" if self.from_last else "the pretrained backbone"
         lines = [f"strategy [b]{self.strategy}[/b] (s)   preset [b]{self.preset}[/b] (p)   noisy cap {self.noisy_cap}/class (m)"
@@ -151,12 +155,14 @@ class TrainScreen(StepScreen):
             return
         self.app.remember_place(strategy=STRATEGIES[(STRATEGIES.index(self.strategy) + 1) % len(STRATEGIES)])
         self.refresh_view()
+        self.update_step_bar()  # the model may be out of date with other settings, or up to date again
 
     def action_cycle_preset(self) -> None:
         if self.running:
             return
         self.app.remember_place(preset=PRESETS[(PRESETS.index(self.preset) + 1) % len(PRESETS)])
         self.refresh_view()
+        self.update_step_bar()
 
     def action_toggle_start(self) -> None:
         if self.running:

@@ -291,6 +291,7 @@ class PatchGrid(Widget, can_focus=True):
             return
         if not self.count or self.tile is None:
             self.rendered = None
+            self.border_title = ""
             self.remove_children()
             self.mount(Static("nothing to show", classes="empty"))
             return
@@ -298,6 +299,7 @@ class PatchGrid(Widget, can_focus=True):
         side = min(self.TILE_CELLS[0] * cw, self.TILE_CELLS[1] * ch) - 1
         start = self.page_start()
         indices = list(range(start, min(self.count, start + self.columns * self.rows)))
+        self.border_title = f"{start + 1}-{indices[-1] + 1} of {self.count}"  # shown with the focus's border
         tiles = [self.tile(i) for i in indices]
         tiles = [t.resize((side, side)) if t.size != (side, side) else t for t in tiles]
         self.rendered = mosaic(tiles, columns=self.columns, rows=self.rows, tile=side,

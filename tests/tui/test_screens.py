@@ -132,6 +132,78 @@ def test_new_class_keyboard_prototype_threshold_flag_undo_confirm(fresh_project)
         assert again.store.patches("disc", "positive")
 
 
+def test_the_help_scrolls_from_the_keyboard(fresh_project):
+    """At 80x24 the curation screen's keys do not fit in the help: the keys scroll it, and its
+    border says which; esc still closes it."""
+    from simsearch_tui.dialogs import HelpScreen, HelpText
+
+    folder, _ = fresh_project
+
+    async def scenario():
+        app = SimSearchApp(folder)
+        async with app.run_test(size=(80, 24)) as pilot:
+            await wait_until(pilot, lambda: app.screen.id == "curate")
+            await pilot.press("question_mark")
+            await wait_until(pilot, lambda: isinstance(app.screen, HelpScreen) and app.screen.query(HelpText),
+                             what="the help")
+            text = app.screen.query_one(HelpText)
+            await wait_until(pilot, lambda: text.max_scroll_y > 0, what="the help's layout")
+            assert "PgDn" in str(text.border_subtitle)
+            for key, where in (("pagedown", lambda y: y > 0), ("end", lambda y: y == text.max_scroll_y),
+                               ("home", lambda y: y == 0), ("j", lambda y: y == 1), ("k", lambda y: y == 0),
+                               ("space", lambda y: y > 1), ("up", lambda y: 0 < y < text.max_scroll_y)):
+                await pilot.press(key)
+                await wait_until(pilot, lambda: where(text.scroll_y) and not text.is_scrolling,
+                                 what=f"the scroll after {key}")
+            await pilot.press("escape")
+            await wait_until(pilot, lambda: app.screen.id == "curate", what="the help closed")
+
+    run(scenario)
+
+
+def test_the_help_lists_the_focused_grids_keys_and_the_grid_its_page(curated_project):
+    folder, _ = curated_project
+
+    async def scenario():
+        app = SimSearchApp(folder)
+        async with app.run_test(size=(80, 24)) as pilot:
+            await wait_until(pilot, lambda: app.screen.id == "curate")
+            screen = app.screen
+            await wait_until(pilot, lambda: len(screen.suggestions) > 0, what="suggestions")
+            await pilot.press("tab")
+            grid = screen.query_one("#grid", PatchGrid)
+            assert grid.has_focus
+            per_page = len(grid.page_items())
+            assert grid.border_title == f"1-{per_page} of {grid.count}" and grid.count > per_page
+            await pilot.press("pagedown")
+            assert grid.border_title.startswith(f"{per_page + 1}-")
+            await pilot.press("question_mark")
+            await wait_until(pilot, lambda: app.screen.query("#help-text"), what="the help")
+            text = str(app.screen.query_one("#help-text").render())
+            assert "grid: next page" in text and "grid: first patch" in text
+
+    run(scenario)
+
+
+def test_a_new_class_starts_at_its_first_suggestion(curated_project):
+    folder, _ = curated_project
+
+    async def scenario():
+        app = SimSearchApp(folder)
+        async with app.run_test(size=(80, 24)) as pilot:
+            await wait_until(pilot, lambda: app.screen.id == "curate")
+            screen = app.screen
+            await wait_until(pilot, lambda: len(screen.suggestions) > 0, what="suggestions")
+            grid = screen.query_one("#grid", PatchGrid)
+            await pilot.press("tab", "right")
+            assert grid.focus_index == 1
+            await pilot.press("N", *"cross", "enter")
+            await wait_until(pilot, lambda: screen.class_name == "cross", what="the new class")
+            assert grid.focus_index == 0
+
+    run(scenario)
+
+
 def test_reopening_returns_to_the_same_place(fresh_project):
     folder, _ = fresh_project
     with Project.open(folder) as project:
@@ -352,8 +424,12 @@ def test_review_the_models_detections_then_train_again(trained_project):
             assert "5 Review 2" in str(screen.query_one("#steps").render())
             await pilot.press("u")  # undo takes the rejection back
             assert [item.answer for item in app.project.store.review_items("disc")][1] is None
+            assert "5 Review 1" in str(screen.query_one("#steps").render())
             page = screen.query_one("#rv-grid", PatchGrid).page_items()
-            await pilot.press("m", "s", "space")  # page-wise: reject the second, accept the rest of the page
+            await pilot.press("m", "s")  # page-wise: reject the second
+            await pilot.pause()
+            assert "5 Review 2" in str(screen.query_one("#steps").render())
+            await pilot.press("space")  # and accept the rest of the page
             await pilot.pause()
             answers = [item.answer for item in app.project.store.review_items("disc")]
             assert answers[1] == "rejected" and all(a == "accepted" for i, a in enumerate(answers[: len(page)]) if i != 1)
@@ -396,6 +472,38 @@ def test_review_marks_never_turn_a_rejection_into_an_acceptance(trained_project)
             await pilot.pause()
             answers = [item.answer for item in app.curation.review_items("disc")]
             assert answers[:2] == ["accepted", "rejected"] and set(answers[2:]) <= {None}
+
+    run(scenario)
+
+
+def test_the_step_bar_marks_a_model_out_of_date(trained_project, monkeypatch):
+    """4 Train shows ~ instead of ✔ while the Train screen says the curation or the settings
+    changed since the model was trained: after another strategy, or a new prototype."""
+    import simsearch
+
+    folder, _ = trained_project
+    # the keys' settings train as the fixture's model was trained
+    monkeypatch.setattr(simsearch.TrainSettings, "preset", staticmethod(lambda _, strategy: TINY.with_strategy(strategy)))
+
+    async def scenario():
+        app = SimSearchApp(folder)
+        async with app.run_test(size=(100, 30)) as pilot:
+            await wait_until(pilot, lambda: app.screen.id == "curate")
+            app.remember_place(strategy="pos")  # the model's settings: up to date
+            steps = lambda: str(app.screen.query_one("#steps").render())  # noqa: E731
+            await open_step(pilot, app, "4", "train")
+            await wait_until(pilot, lambda: "4 Train ✔" in steps(), what="an up-to-date model")
+            assert "up to date" in str(app.screen.query_one("#train-settings").render())
+            await pilot.press("s")
+            assert "changed" in str(app.screen.query_one("#train-settings").render())
+            await wait_until(pilot, lambda: "4 Train ~" in steps(), what="the model out of date with the settings")
+            await pilot.press(*["s"] * 4)  # round to pos again
+            await wait_until(pilot, lambda: "4 Train ✔" in steps(), what="the model up to date again")
+            await open_step(pilot, app, "2", "curate")
+            await wait_until(pilot, lambda: len(app.screen.suggestions) > 0, what="suggestions")
+            await pilot.press("enter")  # a new prototype: other training records
+            await wait_until(pilot, lambda: len(app.project.store.prototypes("disc")) == 2, what="the prototype")
+            await wait_until(pilot, lambda: "4 Train ~" in steps(), what="the model marked out of date")
 
     run(scenario)
 
