@@ -7,7 +7,10 @@ from textual.containers import Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Input, Static
 
+from rich.console import Group
 from rich.markup import escape
+from rich.table import Table
+from rich.text import Text
 
 
 def key_label(key: str) -> str:
@@ -44,11 +47,14 @@ class HelpScreen(ModalScreen):
         self.title_text, self.about, self.bindings = title, about, bindings
 
     def compose(self) -> ComposeResult:
-        width = max((len(key_label(k)) for k, _ in self.bindings), default=4) + 2
-        lines = [f"[b]{escape(self.title_text)}[/b]   (esc closes this help)", escape(self.about), ""]
-        lines += [f"  {escape(key_label(k)).ljust(width)} {escape(d)}" for k, d in self.bindings]
+        keys = Table.grid(padding=(0, 1))  # a long description wraps within its column
+        keys.add_column(no_wrap=True)
+        keys.add_column()
+        for key, description in self.bindings:
+            keys.add_row(Text(f"  {key_label(key)}  "), Text(description))
+        intro = Text.from_markup(f"[b]{escape(self.title_text)}[/b]   (esc closes this help)\n{escape(self.about)}\n")
         with HelpText():
-            yield Static("\n".join(lines), id="help-text")
+            yield Static(Group(intro, keys), id="help-text")
 
     def on_mount(self) -> None:
         self.query_one(HelpText).focus()

@@ -23,6 +23,15 @@ TINY = replace(CONFTEST_TINY, supcon=StageSettings(1, 16, 1e-3, 1, 0.5), classif
                max_noisy=32)
 
 
+def help_text(app) -> str:
+    """The open help's text as the terminal shows it (its keys are a table: wrapped, not cut)."""
+    from io import StringIO
+    from rich.console import Console
+    console = Console(width=80, file=StringIO(), record=True)
+    console.print(app.screen.query_one("#help-text").content)
+    return console.export_text()
+
+
 async def wait_until(pilot, condition, timeout: float = 60.0, what: str = "the condition"):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -121,7 +130,7 @@ def test_new_class_keyboard_prototype_threshold_flag_undo_confirm(fresh_project)
                              what="the changed mark")
             assert not app.project.store.class_info("disc").confirmed
             await pilot.press("question_mark")
-            assert "cursor box" in str(app.screen.query_one("#help-text").render())
+            assert "cursor box" in help_text(app)
             await pilot.press("escape")
             await pilot.press("q")
 
@@ -179,7 +188,7 @@ def test_the_help_lists_the_focused_grids_keys_and_the_grid_its_page(curated_pro
             assert grid.border_title.startswith(f"{per_page + 1}-")
             await pilot.press("question_mark")
             await wait_until(pilot, lambda: app.screen.query("#help-text"), what="the help")
-            text = str(app.screen.query_one("#help-text").render())
+            text = help_text(app)
             assert "grid: next page" in text and "grid: first patch" in text
 
     run(scenario)
