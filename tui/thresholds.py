@@ -23,9 +23,9 @@ PREVIEW_IMAGES = 3  # undisplayed images shown with their detections
 class ThresholdScreen(StepScreen):
     NAME = "thresholds"
     TITLE = "Thresholds"
-    ABOUT = ("Choose each class's confidence threshold: the detections of the trained model on the displayed "
-             "images and a few undisplayed ones (a preview of the rest), and the precision your review answers give, "
-             "images are drawn and counted as the threshold moves.")
+    ABOUT = ("Choose each class's confidence threshold. The trained model's detections on the displayed images and "
+             "a few undisplayed ones (a preview of the rest) are drawn and counted as the threshold moves, beside the "
+             "precision your review answers give.")
     DEFAULT_CSS = """
     ThresholdScreen #th-side { width: 34; padding: 0 1; }
     ThresholdScreen #th-bar { height: 1; padding: 0 1; background: $boost; }
