@@ -84,7 +84,7 @@ class CurateScreen(ClassActions, StepScreen):
         self.order: np.ndarray = np.zeros(0, np.int64)
         self.sort_near_threshold = False
         self.grid_mode = False  # keys act on the grid's suggestion (tab), not the image's cursor
-        self.blobs: dict[str, simsearch.Blobs] = {}  # per image: likely objects, for hint mode
+        self.blobs: dict[str, simsearch.Blobs | None] = {}  # per image: likely objects, for hint mode (None: being found)
         self.hint_targets: dict[str, tuple[float, float, float]] = {}  # label -> (y, x, diameter) px
 
     def body(self) -> ComposeResult:
@@ -426,14 +426,28 @@ class CurateScreen(ClassActions, StepScreen):
         if image_id is None:
             return
         rgb, factor = self.app.images.get(image_id)
-        if image_id not in self.blobs:
-            self.blobs[image_id] = simsearch.find_blobs(rgb, count=200, min_size=max(4.0, 8 * factor))
+        if image_id not in self.blobs:  # seconds on a large image: say so first
+            self.notify("finding the likely objects in view ...")
+            self.blobs[image_id] = None
+            self.call_after_refresh(self._find_blobs_then_hint, image_id, rgb, factor)
+            return
         blobs = self.blobs[image_id]
+        if blobs is None:  # still being found
+            return
         view = self.query_one("#image", ImageView)
         x0, y0, x1, y1 = self.viewport(image_id).region(view.aspect)
         ys, xs, sizes = blobs.ys / factor, blobs.xs / factor, blobs.sizes / factor
-        # the strongest in view, one letter each (zoom in and press f again for others)
-        inside = [i for i in range(len(blobs)) if x0 <= xs[i] <= x1 and y0 <= ys[i] <= y1][: len(HINT_KEYS)]
+        # the strongest in view, one letter each, on cells of their own: on a small terminal labels
+        # side by side hid each other (zoom in and press f again for others)
+        inside, taken = [], set()
+        for i in (i for i in range(len(blobs)) if x0 <= xs[i] <= x1 and y0 <= ys[i] <= y1):
+            cell = view.hint_cell(float(ys[i]), float(xs[i]))
+            if cell is None or any((cell[0] + d, cell[1]) in taken for d in (-1, 0, 1)):
+                continue
+            inside.append(i)
+            taken.add(cell)
+            if len(inside) == len(HINT_KEYS):
+                break
         if not inside:
             self.notify("no likely objects found in view: move the box with the arrows", severity="warning")
             return
@@ -453,6 +467,11 @@ class CurateScreen(ClassActions, StepScreen):
             self.show_image()
 
         self.app.push_screen(HintScreen(labels, "the label of an object"), chosen)
+
+    def _find_blobs_then_hint(self, image_id: str, rgb, factor: float) -> None:
+        self.blobs[image_id] = simsearch.find_blobs(rgb, count=200, min_size=max(4.0, 8 * factor))
+        if image_id == self.image_id:
+            self.action_hints()
 
     def action_box_size(self) -> None:
         if not self.free_box:

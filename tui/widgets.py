@@ -132,14 +132,22 @@ class ImageView(Widget):
         self.clear_hints()
         if self.viewport is None or not self.size.width or not self.size.height:
             return
-        x0, y0, x1, y1 = self.viewport.region(self.aspect)
         for label, y, x in hints:
-            column = int((x - x0) / (x1 - x0) * self.size.width) - len(label) // 2
-            row = int((y - y0) / (y1 - y0) * self.size.height)
-            if 0 <= row < self.size.height:
+            cell = self.hint_cell(y, x, len(label))
+            if cell is not None:
                 marker = Static(label, classes="hint")
-                marker.styles.offset = (min(max(0, column), self.size.width - len(label)), row)
+                marker.styles.offset = cell
                 self.mount(marker)
+
+    def hint_cell(self, y: float, x: float, width: int = 1) -> tuple[int, int] | None:
+        """The cell (column, row) where `show_hints` draws a label `width` cells wide for the image
+        place (y, x) in px: centred on it, kept inside the view; None above or below the view."""
+        if self.viewport is None or not self.size.width or not self.size.height:
+            return None
+        x0, y0, x1, y1 = self.viewport.region(self.aspect)
+        column = int((x - x0) / (x1 - x0) * self.size.width) - width // 2
+        row = int((y - y0) / (y1 - y0) * self.size.height)
+        return (min(max(0, column), self.size.width - width), row) if 0 <= row < self.size.height else None
 
     def clear_hints(self) -> None:
         self.query(".hint").remove()

@@ -660,13 +660,17 @@ def test_hint_mode_puts_the_box_on_an_object_in_three_keys(fresh_project):
 
     async def scenario():
         app = SimSearchApp(folder)
-        async with app.run_test(size=(100, 32)) as pilot:
+        async with app.run_test(size=(80, 24)) as pilot:
             await wait_until(pilot, lambda: app.screen.id == "curate")
             screen = app.screen
             await wait_until(pilot, lambda: screen.query_one("#image").rgb is not None, what="the image")
             await pilot.press("f")
             await wait_until(pilot, lambda: screen.query(".hint"), what="the hint labels")
             assert {str(hint.render()) for hint in screen.query(".hint")} <= set(screen.hint_targets)
+            cells = [hint.styles.offset for hint in screen.query(".hint")]
+            cells = [(int(o.x.value), int(o.y.value)) for o in cells]
+            assert len(cells) == len(screen.hint_targets) and not any(  # no label hides another
+                a[1] == b[1] and abs(a[0] - b[0]) < 2 for i, a in enumerate(cells) for b in cells[i + 1:])
             label = min(screen.hint_targets, key=lambda k: np.hypot(screen.hint_targets[k][0] - y, screen.hint_targets[k][1] - x))
             assert len(label) == 1
             await pilot.press(label, "enter")  # f, the label, enter: three keys for a prototype
