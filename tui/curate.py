@@ -84,7 +84,8 @@ class CurateScreen(ClassActions, StepScreen):
         self.order: np.ndarray = np.zeros(0, np.int64)
         self.sort_near_threshold = False
         self.grid_mode = False  # keys act on the grid's suggestion (tab), not the image's cursor
-        self.blobs: dict[str, simsearch.Blobs | None] = {}  # per image: likely objects, for hint mode (None: being found)
+        # per image: likely objects, for hint mode (None: being found)
+        self.blobs: dict[str, simsearch.Blobs | None] = {}
         self.hint_targets: dict[str, tuple[float, float, float]] = {}  # label -> (y, x, diameter) px
 
     def body(self) -> ComposeResult:

@@ -31,7 +31,8 @@ class ReviewScreen(GridScreen):
         Binding("x", "answer('rejected')", "reject", tooltip="reject: it is not the class (a negative)"),
         Binding("backspace", "answer(None)", "clear", tooltip="take the answer back"),
         Binding("m", "mark", "mark",
-                tooltip="page by page: a letter rejects its item; space accepts the page's unanswered ones, then the next"),
+                tooltip="page by page: a letter rejects its item; space accepts the page's unanswered ones, "
+                        "then the next"),
         Binding("o", "cycle_order", "order", tooltip="order: " + ", ".join(simsearch.REVIEW_ORDERS)),
         Binding("t", "train", "train", tooltip="train again on the answers (step 4)"),
         Binding("comma", "next_class(-1)", "previous class", show=False),

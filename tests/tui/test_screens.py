@@ -441,7 +441,8 @@ def test_review_the_models_detections_then_train_again(trained_project):
             await pilot.press("space")  # and accept the rest of the page
             await pilot.pause()
             answers = [item.answer for item in app.project.store.review_items("disc")]
-            assert answers[1] == "rejected" and all(a == "accepted" for i, a in enumerate(answers[: len(page)]) if i != 1)
+            assert answers[1] == "rejected"
+            assert all(a == "accepted" for i, a in enumerate(answers[: len(page)]) if i != 1)
             await pilot.press("escape")
             before = training_status(app.project).model_stamp
             app.remember_place(strategy="pos")
@@ -469,14 +470,17 @@ def test_review_marks_never_turn_a_rejection_into_an_acceptance(trained_project)
             page = screen.grid.page_items()
             assert 2 < len(page) < 16  # u is no label
             await pilot.press("a", "x")  # #1 accepted, #2 rejected
-            await pilot.press("m", "s", "space")  # a letter on the rejected #2: it stays rejected, space accepts the rest
+            # a letter on the rejected #2: it stays rejected; space accepts the rest
+            await pilot.press("m", "s", "space")
             await pilot.pause()
             answers = [item.answer for item in app.curation.review_items("disc")]
-            assert answers[1] == "rejected" and all(a == "accepted" for i, a in enumerate(answers[: len(page)]) if i != 1)
+            assert answers[1] == "rejected"
+            assert all(a == "accepted" for i, a in enumerate(answers[: len(page)]) if i != 1)
             assert any("#2 was already rejected" in message for message in told)
             await pilot.press("escape")
             await wait_until(pilot, lambda: not isinstance(app.screen, HintScreen), what="the end of the marking")
-            await pilot.press("m", "u")  # a key that is no label ends the marking and acts: undoes the page's acceptance
+            # a key that is no label ends the marking and acts: u undoes the page's acceptance
+            await pilot.press("m", "u")
             await wait_until(pilot, lambda: not isinstance(app.screen, HintScreen), what="the end of the marking")
             await pilot.pause()
             answers = [item.answer for item in app.curation.review_items("disc")]
@@ -492,7 +496,8 @@ def test_the_step_bar_marks_a_model_out_of_date(trained_project, monkeypatch):
 
     folder, _ = trained_project
     # the keys' settings train as the fixture's model was trained
-    monkeypatch.setattr(simsearch.TrainSettings, "preset", staticmethod(lambda _, strategy: TINY.with_strategy(strategy)))
+    monkeypatch.setattr(simsearch.TrainSettings, "preset",
+                        staticmethod(lambda _, strategy: TINY.with_strategy(strategy)))
 
     async def scenario():
         app = SimSearchApp(folder)
@@ -533,7 +538,8 @@ def test_the_review_grid_focus_comes_back_after_reopening(trained_project):
     async def second():
         app = SimSearchApp(folder)
         async with app.run_test(size=(100, 30)) as pilot:
-            await wait_until(pilot, lambda: app.screen.id == "review" and app.screen.items, what="the review screen again")
+            await wait_until(pilot, lambda: app.screen.id == "review" and app.screen.items,
+                             what="the review screen again")
             assert app.screen.grid.focus_index == 2
 
     run(first)
