@@ -107,7 +107,7 @@ class CurateScreen(ClassActions, StepScreen):
         names = [c.name for c in self.app.curation.classes()]
         self.class_name = state.get("class") if state.get("class") in names else (names[0] if names else None)
         self.image_index = int(state.get("image", 0) or 0)
-        self.query_one("#grid", PatchGrid).display = not state.get("grid_hidden", False)
+        self.show_grid_panel(not state.get("grid_hidden", False), remember=False)
         self.restore_place(state)
         self.query_one("#image", ImageView).focus()
         if self.grid_mode:
@@ -602,9 +602,7 @@ class CurateScreen(ClassActions, StepScreen):
         if not len(self.suggestions):
             return
         grid = self.query_one("#grid", PatchGrid)
-        if not grid.display:
-            grid.display = True
-            self.app.remember_place(grid_hidden=False)
+        self.show_grid_panel(True)
 
         def toggle(position: int) -> None:
             target = self.suggestions[int(self.order[position])]
@@ -617,10 +615,7 @@ class CurateScreen(ClassActions, StepScreen):
         self.mark_by_label(grid, toggle, "the letter of a wrong suggestion")
 
     def action_toggle_focus(self) -> None:
-        grid = self.query_one("#grid", PatchGrid)
-        if not grid.display:  # tab to a hidden grid shows it
-            grid.display = True
-            self.app.remember_place(grid_hidden=False)
+        self.show_grid_panel(True)  # tab to a hidden grid shows it
         self.set_grid_mode(not self.grid_mode)
 
     def set_grid_mode(self, on: bool) -> None:
@@ -635,11 +630,17 @@ class CurateScreen(ClassActions, StepScreen):
             self.grid_mode = isinstance(event.widget, PatchGrid)
 
     def action_toggle_grid(self) -> None:
-        grid = self.query_one("#grid", PatchGrid)
-        grid.display = not grid.display
-        if not grid.display and self.grid_mode:
+        visible = not self.query_one("#grid", PatchGrid).display
+        if not visible and self.grid_mode:
             self.set_grid_mode(False)
-        self.app.remember_place(grid_hidden=not grid.display)
+        self.show_grid_panel(visible)
+
+    def show_grid_panel(self, visible: bool, *, remember: bool = True) -> None:
+        """Show or hide the suggestion grid and its title bar (hidden: more room for the images)."""
+        self.query_one("#grid", PatchGrid).display = visible
+        self.query_one("#gridbar", Static).display = visible
+        if remember:
+            self.app.remember_place(grid_hidden=not visible)
 
     def action_toggle_sort(self) -> None:
         self.sort_near_threshold = not self.sort_near_threshold

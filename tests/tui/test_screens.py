@@ -832,3 +832,24 @@ def test_the_training_screen_knows_each_strategys_stages():
     assert trained_stages(TrainSettings.cpu("pos")) == ["supcon", "classifier", "probe"]
     assert trained_stages(TrainSettings.cpu("probe")) == ["classifier"]
     assert trained_stages(TrainSettings.paper()) == ["selflearn", "supcon", "classifier"]
+
+
+def test_g_hides_the_grid_and_its_title_for_a_larger_image(curated_project):
+    folder, _ = curated_project
+
+    async def scenario():
+        app = SimSearchApp(folder)
+        async with app.run_test(size=(80, 24)) as pilot:
+            await wait_until(pilot, lambda: app.screen.id == "curate")
+            screen = app.screen
+            height = screen.query_one("#views").region.height
+            await pilot.press("g")
+            await pilot.pause()
+            assert not screen.query_one("#grid").display and not screen.query_one("#gridbar").display
+            assert screen.query_one("#views").region.height > height
+            await pilot.press("tab")  # tab to the grid shows it again
+            await pilot.pause()
+            assert screen.query_one("#grid").display and screen.query_one("#gridbar").display
+            assert app.state.get("grid_hidden") is False
+
+    run(scenario)
