@@ -146,7 +146,8 @@ class HintScreen(ModalScreen[str | None]):
 
     DEFAULT_CSS = """
     HintScreen { background: transparent; align: center bottom; }
-    HintScreen > Static { width: auto; height: 1; background: $warning; color: $text; padding: 0 1; margin-bottom: 1; }
+    HintScreen > Static { width: auto; max-width: 100%; height: auto; background: $warning; color: $text; padding: 0 1;
+                          margin-bottom: 1; }
     """
 
     NEXT_PAGE = "+page"  # what `pages=True` gives back for space or page down
