@@ -226,8 +226,8 @@ class SimSearchApp(App):
         if classes:
             confirmed = sum(c.confirmed for c in classes)
             marks["curate"] = "✔" if confirmed == len(classes) else f"{confirmed}/{len(classes)}"
-        if self.curation.clean_background():
-            marks["background"] = "✔"
+        if self.curation.clean_background():  # "~": candidates proposed since, not checked yet
+            marks["background"] = "~" if self.curation.unconfirmed_background() else "✔"
         status = simsearch.training_status(self.project)
         if status.has_model:
             marks["train"] = "~" if self.model_stale else "✔"  # "~" as a class changed since confirmed

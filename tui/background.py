@@ -80,7 +80,11 @@ class BackgroundScreen(GridScreen):
 
     @work(thread=True, exclusive=True, group="background")
     def propose(self, count: int) -> None:
-        self.app.run_in_worker(lambda: self.app.curation.propose_background(count), lambda _: self.refresh_view())
+        def proposed(_) -> None:
+            self.refresh_view()
+            self.update_step_bar()  # new candidates: not checked yet
+
+        self.app.run_in_worker(lambda: self.app.curation.propose_background(count), proposed)
 
     def action_flag(self) -> None:
         if not self.candidates:

@@ -307,6 +307,16 @@ def test_background_flag_and_confirm(curated_project):
             background = app.project.store.background(confirmed_only=True)
             flagged = [p for p, _, is_background in background if not is_background]
             assert len(flagged) == 1 and (flagged[0].y, flagged[0].x) == (first.y, first.x)
+            steps = lambda: str(app.screen.query_one("#steps").render())  # noqa: E731
+            assert "3 Background ✔" in steps()
+            count = len(app.screen.candidates)
+            await pilot.press("b")  # more candidates: not checked yet
+            await wait_until(pilot, lambda: isinstance(app.screen, PromptScreen), what="the prompt")
+            app.screen.query_one("#answer").value = "30"
+            await pilot.press("enter")
+            await wait_until(pilot, lambda: app.screen.id == "background" and len(app.screen.candidates) > count,
+                             what="more candidates")
+            await wait_until(pilot, lambda: "3 Background ~" in steps(), what="the step marked as changed")
             await pilot.press("u")  # the confirmation undone: candidates again, the flag kept
             await wait_until(pilot, lambda: not app.project.store.background(confirmed_only=True), what="the undo")
             assert [(p.y, p.x) for p, _, b in app.project.store.background() if not b] == [(first.y, first.x)]
