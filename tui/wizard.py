@@ -1,5 +1,6 @@
 """The new-project wizard: the settings that matter, then the project is created (the
-images scanned, the normalisation computed) with progress, and the dataset screen opens."""
+images scanned, the normalisation computed) with progress, and the curation screen opens
+(the dataset screen, `1`, lists the images, skipped files and channels)."""
 from __future__ import annotations
 
 from pathlib import Path
