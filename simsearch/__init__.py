@@ -2,7 +2,8 @@
 
 The public API (scripts and the terminal UI use only these names):
 
-- Images: `Dataset`, `ImageRecord`, `SkippedFile`, `read_image`, `display_rgb`; names: every result
+- Images: `Dataset`, `ImageRecord`, `SkippedFile`, `read_image`, `display_rgb`, `is_glob_pattern`
+  (whether a dataset given as text is a glob pattern); names: every result
   that carries an image id also has `.image`, the image as the user named it (`image_name`,
   `NamedImage`); slides (large tiled TIFFs) come as `LazyImage`, read region by region
   (`lazy_image_pixels`), with `overview` for a small copy
@@ -58,7 +59,8 @@ _PUBLIC = {
     **dict.fromkeys(["BACKBONES", "Backbone", "BackboneSpec", "load_backbone"], "features.backbones"),
     **dict.fromkeys(["DenseEmbedder", "PatchEmbeddings", "display_rgb", "resolve_device"], "features.embed"),
     **dict.fromkeys(["PatchGeometry", "box_within", "object_side", "parse_scales", "scales_for_sizes"], "features.geometry"),
-    **dict.fromkeys(["Dataset", "ImageRecord", "NamedImage", "SkippedFile", "image_name", "read_image"], "io.images"),
+    **dict.fromkeys(["Dataset", "ImageRecord", "NamedImage", "SkippedFile", "image_name", "is_glob_pattern", "read_image"],
+                    "io.images"),
     **dict.fromkeys(["LazyImage", "lazy_image_pixels", "overview"], "io.slides"),
     **dict.fromkeys(["Annotation", "read_truth", "read_voc_folder"], "io.truth"),
     **dict.fromkeys(["FlatField", "choose_flat_field", "compute_flat_field"], "io.flatfield"),

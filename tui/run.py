@@ -93,7 +93,7 @@ class RunScreen(StepScreen):
         def chosen(text: str | None) -> None:
             if text is None:
                 return
-            if text and not (Path(text).expanduser().exists() or any(c in text for c in "*?[")):
+            if text and not (Path(text).expanduser().exists() or simsearch.is_glob_pattern(text)):
                 self.notify(f"images: {text} does not exist; give a folder, a glob pattern or a list file",
                             severity="error")
                 return

@@ -188,7 +188,7 @@ class TrainScreen(StepScreen):
         self.cancel.clear()
         self.running = True
         self.losses = {}
-        self.coming = trained_stages(simsearch.TrainSettings.preset(self.preset, self.strategy))
+        self.coming = trained_stages(self.settings())
         for stage, _ in STAGES:  # the last run's bars would pass for this one's
             self.show_stage(stage, 0, 1, "" if stage == "noisy" or stage in self.coming else "(not in this strategy)")
         self.refresh_view()

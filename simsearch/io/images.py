@@ -452,7 +452,14 @@ def _find_in_folder(root: Path) -> list[Path]:
 
 def is_glob_pattern(text: str) -> bool:
     """Whether `text` names images by a glob pattern (`Dataset.open`): it holds *, ? or [ and is
-    not the name of a file or folder."""
+    not the name of a file or folder.
+
+    Examples
+    --------
+    >>> from simsearch import is_glob_pattern
+    >>> is_glob_pattern("plates/*.tif"), is_glob_pattern("plates/well_A1.tif")
+    (True, False)
+    """
     return any(c in text for c in "*?[") and not Path(text).exists()
 
 
