@@ -61,7 +61,6 @@ class Curation:
     def __init__(self, project: Project):
         self.project = project
         self.store = project.store
-        self._prototype_vectors: dict[int, np.ndarray] = {}
         self._maps: dict[str, dict[str, np.ndarray]] = {}
         self._peaks: dict[str, dict[str, SizedPeaks]] = {}
         self._map_prototypes: dict[str, tuple] = {}  # class -> what its maps were made from
@@ -240,7 +239,6 @@ class Curation:
 
     def remove_prototype(self, prototype_id: int) -> None:
         self.store.delete_prototype(prototype_id)
-        self._prototype_vectors.pop(prototype_id, None)  # the class's maps see the change (`level_maps`)
 
     def prototypes(self, class_name: str | None = None) -> list[Prototype]:
         """The class's prototypes (None: every class's), oldest first.
@@ -280,21 +278,16 @@ class Curation:
 
     def _follow_the_pyramid(self) -> None:
         """When the scale pyramid changed (set_scales, or 'auto' after a new box), every cached
-        map and prototype vector is stale."""
+        map is stale."""
         if self._scales != self.project.scales:
             self._scales = self.project.scales
-            self._prototype_vectors.clear()
             for name in list(self._maps):
                 self._forget(name)
 
     def _vectors_of(self, prototype: Prototype) -> np.ndarray:
         """Its vectors at its own level: comparable with every level's (`PatchGeometry.at_scale`)."""
-        if prototype.id not in self._prototype_vectors:
-            pixels = self.project.dataset.read(prototype.image_id)
-            self._prototype_vectors[prototype.id] = self.project.embedder_at(prototype_record(self.project, prototype).level).embed_at(
-                pixels, np.array([prototype.centre]), rotations=ROTATIONS
-            )
-        return self._prototype_vectors[prototype.id]
+        level = prototype_record(self.project, prototype).level
+        return self.project.vectors_at(prototype.image_id, prototype.centre, level, ROTATIONS)
 
     # -- similarity maps and suggestions ---------------------------------------------------
 
@@ -319,7 +312,8 @@ class Curation:
         prototypes. Made again when the prototypes or the displayed images change."""
         prototypes = self.store.prototypes(class_name)
         self._follow_the_pyramid()
-        made_from = (tuple(p.id for p in prototypes), tuple(self._displayed()))
+        # the prototypes themselves, not their ids: the store gives a deleted newest prototype's id to the next
+        made_from = (tuple(prototypes), tuple(self._displayed()))
         if self._map_prototypes.get(class_name) != made_from:
             self._forget(class_name)
             scales = self.project.scales  # with 'auto', read from the store: once

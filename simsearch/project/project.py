@@ -111,6 +111,7 @@ class Project:
             raise ProjectError(f"{self.layout.settings_file}: {detail}", hint=RESTORE_SETTINGS) from exc
         self._backbone: Backbone | None = None
         self._embedders: dict[float, DenseEmbedder] = {}
+        self._vectors_at: dict[tuple, np.ndarray] = {}  # `vectors_at`'s, made by these embedders
         self._device = "auto"
         self.prefetch_images = 2  # images read ahead while one is embedded (0: none; at least 2 per decoding thread)
         self.decode_threads: int | None = None  # threads decoding them (None: `read_ahead` chooses)
@@ -362,7 +363,7 @@ class Project:
         self.settings["stride"] = _paper_stride(geometry)
         self._save_settings()
         self.geometry = geometry
-        self._embedders.clear()
+        self._embedding_changed()
         return geometry
 
     @property
@@ -427,7 +428,7 @@ class Project:
         self.settings["channels"] = list(selection)
         self._save_settings()
         self.channels = selection
-        self._embedders.clear()
+        self._embedding_changed()
         return selection
 
     def choose_displayed(self, count: int | None = None, *, names: list[str] | None = None, seed: int = 0) -> list[str]:
@@ -481,6 +482,32 @@ class Project:
                                                    channels=self.channels, device=self._device)
         return self._embedders[scale]
 
+    def vectors_at(self, image_id: str, centre: tuple[float, float], scale: float = 1.0,
+                   rotations: tuple[int, ...] = (0,)) -> np.ndarray:
+        """(len(rotations), D) float32, read-only: the patch centred at `centre` (y, x px,
+        anywhere, not only on the grid) of one image at one pyramid level, and its rotations
+        (`DenseEmbedder.embed_at`). Kept in memory until the project's embedding changes (patch
+        size, channels, device), so that every `Curation` of the project, and every check of
+        the training identity, embeds a prototype once.
+
+        Examples
+        --------
+        >>> vectors = project.vectors_at(project.displayed[0], (120.0, 200.0), rotations=(0, 1, 2, 3))   # doctest: +SKIP
+        >>> vectors.shape                                                                            # doctest: +SKIP
+        (4, 320)
+        """
+        key = (image_id, tuple(float(v) for v in centre), float(scale), tuple(rotations))
+        if key not in self._vectors_at:
+            pixels = self.dataset.read(image_id)
+            vectors = self.embedder_at(scale).embed_at(pixels, np.array([key[1]]), rotations=key[3])
+            vectors.flags.writeable = False
+            self._vectors_at[key] = vectors
+        return self._vectors_at[key]
+
+    def _embedding_changed(self) -> None:
+        self._embedders.clear()
+        self._vectors_at.clear()
+
     def read_ahead(self, jobs: Iterable, load: Callable, device=None) -> Iterator[Loaded]:
         """`load(job)` of every job, in order (`prefetched`), `prefetch_images` jobs ahead of
         the caller (0: each in its turn; at least 2 per thread), in `decoding_threads` threads:
@@ -512,7 +539,7 @@ class Project:
         """Choose 'auto', 'cpu' or 'cuda' for the embeddings computed from now on."""
         if device != self._device:
             self._device = device
-            self._embedders.clear()
+            self._embedding_changed()
 
     def _cache_path(self, image_id: str, scale: float = 1.0) -> Path:
         settings = self.embedder_at(scale).cache_settings()

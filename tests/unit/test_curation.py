@@ -77,6 +77,34 @@ def test_one_prototype_on_something_frequent_does_not_lift_it_everywhere(planted
     curation.remove_prototype(wrong.id)
     for image_id, levels in curation.level_maps("disc").items():
         np.testing.assert_allclose(levels[1.0], before[image_id], atol=1e-6)
+    # the next prototype may get the deleted one's id (SQLite reuses the largest): the maps follow it too
+    wrong = curation.add_prototype("disc", "img1.tif", _box(truth["img1.tif"][1][0]))
+    curation.level_maps("disc")
+    curation.remove_prototype(wrong.id)
+    curation.add_prototype("disc", "img1.tif", _box(truth["img1.tif"][1][1]))  # another cross
+    fresh = Curation(project).level_maps("disc")
+    for image_id, levels in curation.level_maps("disc").items():
+        np.testing.assert_allclose(levels[1.0], fresh[image_id][1.0], atol=1e-6)
+        assert not np.allclose(levels[1.0], before[image_id], atol=1e-3)
+
+
+def test_a_prototype_is_embedded_once_for_every_curation_of_the_project(planted):
+    """`Project.vectors_at` keeps what it embeds (a second Curation, e.g. a training identity
+    check, reuses it), equal to embedding the patch anew, until the embedding changes."""
+    project, truth = planted
+    curation = Curation(project)
+    curation.add_class("disc")
+    prototype = curation.add_prototype("disc", "img0.tif", _box(truth["img0.tif"][0][0]))
+    vectors = curation.prototype_vectors("disc")
+    again = Curation(project).prototype_vectors("disc")
+    np.testing.assert_array_equal(again, vectors)
+    kept = project.vectors_at(prototype.image_id, prototype.centre, 1.0, (0, 1, 2, 3))
+    assert project.vectors_at(prototype.image_id, prototype.centre, 1.0, (0, 1, 2, 3)) is kept
+    fresh = project.embedder_at(1.0).embed_at(project.dataset.read(prototype.image_id), np.array([prototype.centre]),
+                                              rotations=(0, 1, 2, 3))
+    np.testing.assert_allclose(kept, fresh, atol=1e-6)
+    project.set_device("cpu" if project._device != "cpu" else "auto")  # a change of device embeds again
+    assert project.vectors_at(prototype.image_id, prototype.centre, 1.0, (0, 1, 2, 3)) is not kept
 
 
 def test_threshold_flags_and_confirmation_round_trip(planted, tmp_path):
