@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import csv
 from pathlib import Path
+from typing import Callable
 
 from rich.markup import escape
+from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -168,12 +170,44 @@ class RunScreen(StepScreen):
         self.refresh_view()
 
     def show_summary(self, path: Path) -> None:
+        """summary.csv's counts, and the area of each class with segmentation, in columns that fit
+        80 (the share of each class among an image's detections stays in the file)."""
         table = self.query_one("#run-summary", DataTable)
         table.clear(columns=True)
         with path.open(newline="") as handle:
             rows = list(csv.reader(handle))
         if not rows:
             return
-        table.add_columns(*rows[0])
+        columns = summary_columns(rows[0])
+        table.add_columns(*(label for _, label, _ in columns))
         for row in rows[1:]:
-            table.add_row(*row)
+            table.add_row(*(Text(show(row[index]), justify="left" if index == 0 else "right") for index, _, show in columns))
+
+
+def summary_columns(header: list[str]) -> list[tuple[int, str, Callable[[str], str]]]:
+    """(index in summary.csv, label, formatter) of the columns the Run screen shows: the image,
+    its detections, each class's count ("WBC") and area with segmentation ("WBC area", in %).
+
+    >>> [label for _, label, _ in summary_columns(["image", "detections", "WBC_count", "WBC_fraction", "WBC_area_fraction"])]
+    ['image', 'found', 'WBC', 'WBC area']
+    >>> summary_columns(["image", "detections", "WBC_area_fraction"])[2][2]("0.0257")
+    '2.6%'
+    """
+    columns = []
+    for index, name in enumerate(header):
+        if name == "detections":
+            columns.append((index, "found", str))
+        elif name.endswith("_area_fraction"):
+            columns.append((index, f"{name.removesuffix('_area_fraction')} area", _percent))
+        elif name.endswith("_count"):
+            columns.append((index, name.removesuffix("_count"), str))
+        elif not name.endswith("_fraction"):
+            columns.append((index, name, str))
+    return columns
+
+
+def _percent(value: str) -> str:
+    try:
+        return f"{100 * float(value):.1f}%"
+    except ValueError:
+        return value

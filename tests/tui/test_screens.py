@@ -1,6 +1,7 @@
 """Pilot tests of every screen's key paths: a real Textual app on a real project (planted
 discs and crosses), checked through the project store after the app has closed."""
 import asyncio
+import contextlib
 import re
 import shutil
 import time
@@ -48,6 +49,14 @@ async def open_step(pilot, app, key: str, screen_id: str):
     await wait_until(pilot, lambda: app.screen.id == screen_id, what=f"{screen_id} after {key}")
 
 
+@contextlib.asynccontextmanager
+async def started(app, size: tuple[int, int], screen_id: str = "curate"):
+    """The app in a pilot terminal of `size` (columns, rows), once it shows its first screen."""
+    async with app.run_test(size=size) as pilot:
+        await wait_until(pilot, lambda: app.screen.id == screen_id, what=f"the {screen_id} screen")
+        yield pilot
+
+
 def run(scenario):
     asyncio.run(scenario())
 
@@ -90,8 +99,7 @@ def test_new_class_keyboard_prototype_threshold_flag_undo_confirm(fresh_project)
 
     async def scenario():
         app = SimSearchApp(folder)
-        async with app.run_test(size=(100, 32)) as pilot:
-            await wait_until(pilot, lambda: app.screen.id == "curate", what="the curation screen")
+        async with started(app, (100, 32)) as pilot:
             screen = app.screen
             await pilot.press("N")
             await pilot.press(*"disc", "enter")
@@ -150,8 +158,7 @@ def test_the_help_scrolls_from_the_keyboard(fresh_project):
 
     async def scenario():
         app = SimSearchApp(folder)
-        async with app.run_test(size=(80, 24)) as pilot:
-            await wait_until(pilot, lambda: app.screen.id == "curate")
+        async with started(app, (80, 24)) as pilot:
             await pilot.press("question_mark")
             await wait_until(pilot, lambda: isinstance(app.screen, HelpScreen) and app.screen.query(HelpText),
                              what="the help")
@@ -175,8 +182,7 @@ def test_the_help_lists_the_focused_grids_keys_and_the_grid_its_page(curated_pro
 
     async def scenario():
         app = SimSearchApp(folder)
-        async with app.run_test(size=(80, 24)) as pilot:
-            await wait_until(pilot, lambda: app.screen.id == "curate")
+        async with started(app, (80, 24)) as pilot:
             screen = app.screen
             await wait_until(pilot, lambda: len(screen.suggestions) > 0, what="suggestions")
             await pilot.press("tab")
@@ -199,8 +205,7 @@ def test_a_new_class_starts_at_its_first_suggestion(curated_project):
 
     async def scenario():
         app = SimSearchApp(folder)
-        async with app.run_test(size=(80, 24)) as pilot:
-            await wait_until(pilot, lambda: app.screen.id == "curate")
+        async with started(app, (80, 24)) as pilot:
             screen = app.screen
             await wait_until(pilot, lambda: len(screen.suggestions) > 0, what="suggestions")
             grid = screen.query_one("#grid", PatchGrid)
@@ -224,8 +229,7 @@ def test_reopening_returns_to_the_same_place(fresh_project):
 
     async def first():
         app = SimSearchApp(folder)
-        async with app.run_test(size=(80, 24)) as pilot:
-            await wait_until(pilot, lambda: app.screen.id == "curate")
+        async with started(app, (80, 24)) as pilot:
             screen = app.screen
             await pilot.press("full_stop", "n")
             await pilot.press("enter")  # a prototype of cross at the box
@@ -240,8 +244,7 @@ def test_reopening_returns_to_the_same_place(fresh_project):
 
     async def second():
         app = SimSearchApp(folder)
-        async with app.run_test(size=(80, 24)) as pilot:
-            await wait_until(pilot, lambda: app.screen.id == "background", what="the background screen again")
+        async with started(app, (80, 24), "background") as pilot:
             await open_step(pilot, app, "2", "curate")
             screen = app.screen
             assert screen.class_name == "cross"  # the second class
@@ -265,8 +268,7 @@ def test_undoing_a_change_to_a_confirmed_class_confirms_it_again(curated_project
 
     async def scenario():
         app = SimSearchApp(folder)
-        async with app.run_test(size=(100, 32)) as pilot:
-            await wait_until(pilot, lambda: app.screen.id == "curate")
+        async with started(app, (100, 32)) as pilot:
             screen = app.screen
             await wait_until(pilot, lambda: len(screen.suggestions) > 0, what="suggestions")
             before, positives = app.curation.class_info("disc"), app.curation.positives("disc")
@@ -290,8 +292,7 @@ def test_background_flag_and_confirm(curated_project):
 
     async def scenario():
         app = SimSearchApp(folder)
-        async with app.run_test(size=(100, 30)) as pilot:
-            await wait_until(pilot, lambda: app.screen.id == "curate")
+        async with started(app, (100, 30)) as pilot:
             app.project.store.confirm_background(confirmed=False)  # the fixture's confirmation taken back
             await open_step(pilot, app, "3", "background")
             await pilot.press("b")
@@ -329,8 +330,7 @@ def test_page_by_page_marking_with_letters(curated_project):
 
     async def scenario():
         app = SimSearchApp(folder)
-        async with app.run_test(size=(100, 30)) as pilot:
-            await wait_until(pilot, lambda: app.screen.id == "curate")
+        async with started(app, (100, 30)) as pilot:
             await pilot.press("3", "b", "enter")
             await wait_until(pilot, lambda: app.screen.id == "background" and len(app.screen.candidates) > 8, what="candidates")
             screen = app.screen
@@ -360,8 +360,7 @@ def test_start_and_cancel_training(curated_project):
 
     async def scenario():
         app = SimSearchApp(folder)
-        async with app.run_test(size=(100, 30)) as pilot:
-            await wait_until(pilot, lambda: app.screen.id == "curate")
+        async with started(app, (100, 30)) as pilot:
             await open_step(pilot, app, "4", "train")
             screen = app.screen
             await pilot.press("s", "s", "s")  # strategy pos: no noisy extraction
@@ -386,8 +385,7 @@ def test_confidence_threshold_and_export(trained_project, tmp_path):
 
     async def scenario():
         app = SimSearchApp(folder)
-        async with app.run_test(size=(100, 30)) as pilot:
-            await wait_until(pilot, lambda: app.screen.id == "curate")
+        async with started(app, (100, 30)) as pilot:
             await open_step(pilot, app, "6", "thresholds")
             screen = app.screen
             await wait_until(pilot, lambda: len(screen.maps) == 4, what="the detection maps")  # 2 displayed, 2 more
@@ -414,9 +412,12 @@ def test_confidence_threshold_and_export(trained_project, tmp_path):
                 await wait_until(pilot, lambda: app.screen.id == "run", what="the run screen")
             assert app.screen.images is None and app.screen.output != folder / "project.yaml"
             app.remember_place(output=str(out))
-            await pilot.press("r")
+            await pilot.press("S", "r")  # with segmentation: each class's area too
             await wait_until(pilot, lambda: (out / "summary.csv").is_file() and not app.screen.running, what="the export")
-            assert app.screen.query_one("#run-summary").row_count == 4
+            table = app.screen.query_one("#run-summary")
+            assert table.row_count == 4
+            assert [str(column.label) for column in table.columns.values()] == ["image", "found", "disc", "disc area"]
+            assert str(table.get_row_at(0)[-1]).endswith("%") and table.virtual_size.width <= 80  # fits 80 columns
             assert app.screen.query_one("#run-bar").percentage == 1  # finished: the bar is full
 
     run(scenario)
@@ -428,8 +429,7 @@ def test_review_the_models_detections_then_train_again(trained_project):
 
     async def scenario():
         app = SimSearchApp(folder)
-        async with app.run_test(size=(100, 30)) as pilot:
-            await wait_until(pilot, lambda: app.screen.id == "curate")
+        async with started(app, (100, 30)) as pilot:
             await open_step(pilot, app, "5", "review")
             screen = app.screen
             await pilot.press("r")
@@ -471,8 +471,7 @@ def test_review_marks_never_turn_a_rejection_into_an_acceptance(trained_project)
         app = SimSearchApp(folder)
         told = []
         app.notify = lambda message, **_: told.append(str(message))
-        async with app.run_test(size=(100, 30)) as pilot:
-            await wait_until(pilot, lambda: app.screen.id == "curate")
+        async with started(app, (100, 30)) as pilot:
             await open_step(pilot, app, "5", "review")
             screen = app.screen
             await pilot.press("r")
@@ -511,8 +510,7 @@ def test_the_step_bar_marks_a_model_out_of_date(trained_project, monkeypatch):
 
     async def scenario():
         app = SimSearchApp(folder)
-        async with app.run_test(size=(100, 30)) as pilot:
-            await wait_until(pilot, lambda: app.screen.id == "curate")
+        async with started(app, (100, 30)) as pilot:
             app.remember_place(strategy="pos")  # the model's settings: up to date
             steps = lambda: str(app.screen.query_one("#steps").render())  # noqa: E731
             await open_step(pilot, app, "4", "train")
@@ -537,8 +535,7 @@ def test_the_review_grid_focus_comes_back_after_reopening(trained_project):
 
     async def first():
         app = SimSearchApp(folder)
-        async with app.run_test(size=(100, 30)) as pilot:
-            await wait_until(pilot, lambda: app.screen.id == "curate")
+        async with started(app, (100, 30)) as pilot:
             await open_step(pilot, app, "5", "review")
             await pilot.press("r")
             await wait_until(pilot, lambda: app.screen.items and not app.screen.busy, what="a review batch")
@@ -561,8 +558,7 @@ def test_an_up_to_date_model_names_the_keys_of_the_next_steps(trained_project):
 
     async def scenario():
         app = SimSearchApp(folder)
-        async with app.run_test(size=(100, 30)) as pilot:
-            await wait_until(pilot, lambda: app.screen.id == "curate")
+        async with started(app, (100, 30)) as pilot:
             for words, screen_id in {"review": "review", "set thresholds": "thresholds"}.items():
                 await open_step(pilot, app, "4", "train")
                 # each key the line names opens that step
@@ -579,8 +575,7 @@ def test_wizard_creates_a_project(tmp_path):
 
     async def scenario():
         app = SimSearchApp(tmp_path / "images")
-        async with app.run_test(size=(80, 24)) as pilot:
-            await wait_until(pilot, lambda: app.screen.id == "wizard")
+        async with started(app, (80, 24), "wizard") as pilot:
             app.screen.query_one("#field-folder").value = str(folder)
             app.screen.query_one("#field-displayed").value = "2"
             app.screen.query_one("#field-backbone").value = "efficientnet-lite0"
@@ -611,8 +606,7 @@ def test_wizard_takes_a_weights_file(tmp_path):
 
     async def scenario():
         app = SimSearchApp(tmp_path / "images")
-        async with app.run_test(size=(80, 24)) as pilot:
-            await wait_until(pilot, lambda: app.screen.id == "wizard")
+        async with started(app, (80, 24), "wizard") as pilot:
             app.screen.query_one("#field-folder").value = str(folder)
             app.screen.query_one("#field-backbone").value = "efficientnet-lite0"
             app.screen.query_one("#field-weights").value = str(tmp_path / "missing.pth")
@@ -637,8 +631,7 @@ def test_engine_errors_show_a_dialog_not_a_traceback(tmp_path):
 
     async def scenario():
         app = SimSearchApp(tmp_path / "images")
-        async with app.run_test(size=(80, 24)) as pilot:
-            await wait_until(pilot, lambda: app.screen.id == "wizard")
+        async with started(app, (80, 24), "wizard") as pilot:
             app.screen.query_one("#field-displayed").value = "many"
             await pilot.press("enter")
             await wait_until(pilot, lambda: app.screen.query("#error-text"), what="the error dialog")
@@ -676,8 +669,7 @@ def test_hint_mode_puts_the_box_on_an_object_in_three_keys(fresh_project):
 
     async def scenario():
         app = SimSearchApp(folder)
-        async with app.run_test(size=(80, 24)) as pilot:
-            await wait_until(pilot, lambda: app.screen.id == "curate")
+        async with started(app, (80, 24)) as pilot:
             screen = app.screen
             await wait_until(pilot, lambda: screen.query_one("#image").rgb is not None, what="the image")
             await pilot.press("f")
@@ -709,8 +701,7 @@ def test_a_box_drawn_with_the_mouse_becomes_the_prototype(fresh_project):
 
     async def scenario():
         app = SimSearchApp(folder)
-        async with app.run_test(size=(100, 32)) as pilot:
-            await wait_until(pilot, lambda: app.screen.id == "curate")
+        async with started(app, (100, 32)) as pilot:
             screen = app.screen
             await wait_until(pilot, lambda: screen.query_one("#image").rgb is not None, what="the image")
             view = screen.query_one("#image")
@@ -742,8 +733,7 @@ def test_rename_delete_and_undelete_a_class(fresh_project):
 
     async def scenario():
         app = SimSearchApp(folder)
-        async with app.run_test(size=(100, 32)) as pilot:
-            await wait_until(pilot, lambda: app.screen.id == "curate")
+        async with started(app, (100, 32)) as pilot:
             await pilot.press("r")
             await wait_until(pilot, lambda: app.screen.query("#answer"), what="the prompt")
             app.screen.query_one("#answer").value = "round"
@@ -785,8 +775,7 @@ def test_dataset_screen_channels_as_typed_and_a_bad_list_in_the_error_dialog(fre
 
     async def scenario():
         app = SimSearchApp(folder)
-        async with app.run_test(size=(100, 32)) as pilot:
-            await wait_until(pilot, lambda: app.screen.id == "curate", what="the curation screen")
+        async with started(app, (100, 32)) as pilot:
             await open_step(pilot, app, "1", "dataset")
             await pilot.press("c", "ctrl+u", *"0 x", "enter")
             await wait_until(pilot, lambda: isinstance(app.screen, ErrorScreen), what="the error dialog")
@@ -809,8 +798,7 @@ def test_over_a_scale_pyramid_plus_and_minus_step_the_box_through_its_levels(fre
 
     async def scenario():
         app = SimSearchApp(folder)
-        async with app.run_test(size=(100, 32)) as pilot:
-            await wait_until(pilot, lambda: app.screen.id == "curate")
+        async with started(app, (100, 32)) as pilot:
             screen = app.screen
             await wait_until(pilot, lambda: len(screen.suggestions) > 0, what="the suggestions")
             assert screen.patch_size == (32, 32)
@@ -849,8 +837,7 @@ def test_g_hides_the_grid_and_its_title_for_a_larger_image(curated_project):
 
     async def scenario():
         app = SimSearchApp(folder)
-        async with app.run_test(size=(80, 24)) as pilot:
-            await wait_until(pilot, lambda: app.screen.id == "curate")
+        async with started(app, (80, 24)) as pilot:
             screen = app.screen
             height = screen.query_one("#views").region.height
             await pilot.press("g")
