@@ -36,7 +36,8 @@ class HelpScreen(ModalScreen):
     """Every key of the screen below and of the app, from their bindings (never out of date)."""
 
     DEFAULT_CSS = """
-    HelpScreen { align: center middle; }
+    /* opaque: the screen below is not drawn again behind the help (bytes over SSH) */
+    HelpScreen { align: center middle; background: $background; }
     HelpScreen > HelpText { width: 84; max-width: 95%; height: auto; max-height: 90%; border: round $accent;
                             background: $panel; padding: 0 1; }
     """

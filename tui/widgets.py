@@ -8,7 +8,12 @@ from typing import Callable
 
 import numpy as np
 from PIL import Image
+from rich.color import Color
+from rich.segment import Segment
+from rich.style import Style
 from textual import events
+from textual.geometry import Region
+from textual.strip import Strip
 from textual.binding import Binding
 from textual.message import Message
 from textual.widget import Widget
@@ -46,6 +51,75 @@ def view_pixels(columns: int, rows: int, renderable: type = ActiveRenderable) ->
     return max(1, int(width * shrink)), max(1, int(height * shrink))
 
 
+class HalfBlocks(Widget):
+    """An image as half blocks, as textual-image's half cells draw it ("▀": the upper pixel
+    the character's colour, the lower its background; scaled to the widget), but a new image
+    repaints only the cells that changed. Textual sends a repainted widget whole: over SSH a
+    box moved on the image of a 160x50 screen cost all its cells (about 100 kB at 24-bit
+    colour); now it costs the cells the box crosses (`benchmarks/bench_tui_bytes.py`)."""
+
+    def __init__(self, image: Image.Image, **kwargs):
+        super().__init__(**kwargs)
+        self._image = image
+        self._pixels: np.ndarray | None = None  # (2 * rows, columns, 3) uint8: what the terminal shows
+        self._strips: dict[int, Strip] = {}
+
+    @property
+    def image(self) -> Image.Image:
+        return self._image
+
+    @image.setter
+    def image(self, image: Image.Image) -> None:
+        self._image = image
+        self._update()
+
+    def on_resize(self, event: events.Resize) -> None:
+        self._update()
+
+    def _update(self) -> None:
+        """Scale the image to the widget and repaint the cells whose pixels changed."""
+        columns, rows = self.size.width, self.size.height
+        old = self._pixels
+        if not columns or not rows:
+            self._pixels = None
+            return
+        image = self._image.convert("RGB")
+        if image.size != (columns, 2 * rows):
+            image = image.resize((columns, 2 * rows))  # as textual-image scales
+        self._pixels = np.asarray(image)
+        if old is None or old.shape != self._pixels.shape:
+            self._strips.clear()
+            self.refresh()
+            return
+        changed = (old != self._pixels).any(axis=2)
+        cells = changed[0::2] | changed[1::2]
+        for row in np.flatnonzero(cells.any(axis=1)).tolist():
+            self._strips.pop(row, None)
+            columns_changed = np.flatnonzero(cells[row])
+            self.refresh(Region(int(columns_changed[0]), row, int(columns_changed[-1] - columns_changed[0] + 1), 1))
+
+    def render_line(self, y: int) -> Strip:
+        pixels = self._pixels
+        if pixels is None or y >= pixels.shape[0] // 2:
+            return Strip.blank(self.size.width)
+        if y not in self._strips:
+            upper, lower = pixels[2 * y].tolist(), pixels[2 * y + 1].tolist()
+            segments = [Segment("▀", Style(color=Color.from_rgb(*top), bgcolor=Color.from_rgb(*bottom)))
+                        for top, bottom in zip(upper, lower)]
+            self._strips[y] = Strip(segments, len(segments)).simplify()
+        return self._strips[y]
+
+
+def retitle(widget: Widget, title: str) -> None:
+    """Set the border title when it changes: setting it repaints the whole widget, pixels and all."""
+    if (widget.border_title or "") != title:
+        widget.border_title = title
+
+
+# half blocks where textual-image would draw them (tmux, plain xterm), its own widget for Sixel and Kitty
+PIXELS_WIDGET = HalfBlocks if ActiveRenderable is HalfcellRenderable else TerminalImage
+
+
 def show_pixels(widget: Widget, image: Image.Image) -> None:
     """Put `image` in the widget's one terminal image (made on first use)."""
     pixels = widget.query(".pixels")
@@ -53,7 +127,7 @@ def show_pixels(widget: Widget, image: Image.Image) -> None:
         pixels.first().image = image
     else:
         widget.remove_children()
-        widget.mount(TerminalImage(image, classes="pixels"))
+        widget.mount(PIXELS_WIDGET(image, classes="pixels"))
 
 
 class ImageView(Widget):
@@ -199,7 +273,7 @@ class FocusView(ImageView):
                     box: tuple[float, float, float, float], overlays: list[Overlay], *, title: str = "") -> None:
         """image_size: (height, width) in image px; box: (x0, y0, x1, y1) of the object."""
         self.box = box
-        self.border_title = title
+        retitle(self, title)
         self.show(rgb, factor, Viewport(*image_size), overlays)
 
     def _draw(self) -> None:
@@ -299,7 +373,7 @@ class PatchGrid(Widget, can_focus=True):
             return
         if not self.count or self.tile is None:
             self.rendered = None
-            self.border_title = ""
+            retitle(self, "")
             self.remove_children()
             self.mount(Static("nothing to show", classes="empty"))
             return
@@ -307,7 +381,7 @@ class PatchGrid(Widget, can_focus=True):
         side = min(self.TILE_CELLS[0] * cw, self.TILE_CELLS[1] * ch) - 1
         start = self.page_start()
         indices = list(range(start, min(self.count, start + self.columns * self.rows)))
-        self.border_title = f"{start + 1}-{indices[-1] + 1} of {self.count}"  # shown with the focus's border
+        retitle(self, f"{start + 1}-{indices[-1] + 1} of {self.count}")  # shown with the focus's border
         tiles = [self.tile(i) for i in indices]
         tiles = [t.resize((side, side)) if t.size != (side, side) else t for t in tiles]
         self.rendered = mosaic(tiles, columns=self.columns, rows=self.rows, tile=side,
