@@ -42,7 +42,8 @@ class CurateScreen(ClassActions, StepScreen):
     CurateScreen #views { height: 1fr; }
     CurateScreen #focus { width: 2fr; }
     CurateScreen #image { width: 3fr; }
-    CurateScreen ImageView:focus { border: tall $accent; }
+    CurateScreen #image { border: tall $background; }  /* the same size focused: tab repaints no pixels */
+    CurateScreen #image:focus { border: tall $accent; }
     """
     BINDINGS = [
         Binding("left,h", "move(0, -1)", "move the cursor box left", show=False),

@@ -287,7 +287,7 @@ class PatchGrid(Widget, can_focus=True):
     `Moved`. The screen owns the items: `tile(i)` gives a PIL tile, `flagged(i)` its mark."""
 
     DEFAULT_CSS = """
-    PatchGrid { height: 1fr; width: 1fr; layers: tiles labels; }
+    PatchGrid { height: 1fr; width: 1fr; layers: tiles labels; border: tall $background; }  /* the same size focused */
     PatchGrid:focus { border: tall $accent; }
     PatchGrid > .pixels { width: 100%; height: 100%; }
     PatchGrid > .empty { color: $text-muted; }
