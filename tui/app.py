@@ -210,6 +210,21 @@ class SimSearchApp(App):
 
     # -- navigation ------------------------------------------------------------------------------
 
+    # A change of screen is painted once: Textual paints the whole screen two to four times as
+    # it mounts, resumes and prunes (each copy crosses SSH), so the paints wait 50 ms (as
+    # Textual's own switch_mode does) and the screen is then drawn once.
+    def switch_screen(self, screen):
+        self.delay_update()
+        return super().switch_screen(screen)
+
+    def push_screen(self, screen, *args, **kwargs):
+        self.delay_update()
+        return super().push_screen(screen, *args, **kwargs)
+
+    def pop_screen(self):
+        self.delay_update()
+        return super().pop_screen()
+
     def action_step(self, name: str) -> None:
         if self.project is None or isinstance(self.screen, ModalScreen) or self.screen.id == name:
             return
