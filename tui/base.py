@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from textual.app import ComposeResult
 from textual.binding import Binding
+from textual.reactive import Reactive
 from textual.screen import Screen
 from rich.text import Text
 from textual.widget import Widget
@@ -78,6 +79,9 @@ class StepScreen(Screen):
 
     NAME = ""
     ABOUT = ""
+    # Textual repaints the whole screen when the focus moves (over SSH: 28-145 kB a `tab`); the
+    # widgets whose focus styles change repaint themselves, so the screen need not
+    focused: Reactive[Widget | None] = Reactive(None, repaint=False)
     DEFAULT_CSS = "StepScreen Footer.-compact FooterLabel { margin-right: 1; }"  # a key group's label, apart from the next key
 
     def compose(self) -> ComposeResult:
