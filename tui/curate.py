@@ -301,7 +301,7 @@ class CurateScreen(ClassActions, StepScreen):
         if self.project.geometry is not None and len(self.project.scales) > 1:  # a pyramid: which level the box is (first: it fits 80 columns)
             box = f"box {self.patch_size[1]} of {'/'.join(str(self.project.geometry_at(v).patch_size[1]) for v in self.project.scales)} +-  "
         self.query_one("#imagebar", Static).update(
-            f"{box}image {self.image_index + 1}/{len(self.displayed)} {escape(record.relpath)}  zoom {viewport.zoom:g}x  n/p  {strip}"
+            f"{box}image {self.image_index + 1}/{len(self.displayed)} n/p  zoom {viewport.zoom:g}x  {escape(record.relpath)}  {strip}"
         )
         self.remember()
 

@@ -159,8 +159,8 @@ class ThresholdScreen(StepScreen):
                     for d in per_image[image_id]]
         view.show(rgb, factor, viewport, overlays, detail=partial(self.app.images.detail, image_id))
         self.query_one("#th-bar", Static).update(
-            f"image {self.image_index + 1}/{len(displayed)} {escape(record.relpath)}"
-            f"{'' if image_id in project.displayed else ' (undisplayed)'}  {len(per_image[image_id])} detections  n/p  zoom {viewport.zoom:g}x")
+            f"image {self.image_index + 1}/{len(displayed)}{'' if image_id in project.displayed else ' (undisplayed)'} n/p"
+            f"  {len(per_image[image_id])} detections  zoom {viewport.zoom:g}x  {escape(record.relpath)}")  # the name last: cut first
 
     def action_threshold(self, step: float) -> None:
         if not self.model_names:
