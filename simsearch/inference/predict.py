@@ -108,6 +108,10 @@ class Predictor:
             for scale in self.scales
         }
         self.embedder = self.embedders[1.0]
+        # training changed neither the network nor the pooling (the probe strategy): the model's
+        # embedding is the pretrained one, and its maps can come from cached embeddings
+        geometries = [embedder.geometry for embedder in self.embedders.values()]
+        self.on_pretrained = _unchanged(weights, base.network.state_dict(), geometries)
         self.classifier = self._linear(weights["classifier"])
         if self.probe_share:
             self.probe_classifier = self._linear(weights["probe_classifier"])
@@ -162,6 +166,38 @@ class Predictor:
     def _softmax(self, classifier: torch.nn.Linear, vectors: np.ndarray) -> np.ndarray:
         return torch.softmax(classifier(torch.from_numpy(vectors).to(self.embedder.device)), dim=-1).cpu().numpy()
 
+    def cached_level_maps(self, image_id: str, project: Project | None = None) -> list | None:
+        """`level_maps` of an image from `project`'s cached embeddings (default: the model's
+        project; `Project.cached_embeddings`), without a network pass, where the model's
+        embedding is the pretrained one (`on_pretrained`: the probe strategy) and every level is
+        cached; else None. The same maps as `level_maps` to float16 rounding of the vectors.
+
+        Examples
+        --------
+        >>> levels = predictor.cached_level_maps(image_id)                          # doctest: +SKIP
+        >>> if levels is None:                                                      # doctest: +SKIP
+        ...     levels = predictor.level_maps(project.dataset.read(image_id))
+        """
+        if not self.on_pretrained:
+            return None
+        project = project or self.project
+        levels = []
+        for scale, embedder in self.embedders.items():
+            cached = project.cached_embeddings(image_id, scale)
+            if cached is None or cached.geometry != embedder.geometry or cached.vectors.shape[-1] != self.dim:
+                return None
+            levels.append((scale, embedder.geometry, self._maps_of_cached(cached.vectors)))
+        return levels
+
+    def _maps_of_cached(self, vectors: np.ndarray, rows: int = 64) -> np.ndarray:
+        """Cached (rows, cols, D) float16 pretrained vectors -> the maps, `rows` grid rows at a
+        time (a slide's vectors are memory-mapped, never all in memory as float32)."""
+        maps = []
+        for top in range(0, vectors.shape[0], rows):
+            band = np.asarray(vectors[top : top + rows], dtype=np.float32)
+            maps.append(self._vectors_and_maps(np.concatenate([band, band], -1) if self.twin else band)[1])
+        return maps[0] if len(maps) == 1 else np.concatenate(maps)
+
     def vectors_and_maps(self, image: np.ndarray, scale: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
         """(H, W, C) raw image -> the trained embedding (rows, cols, D) float32, L2-normalised,
         and the probability maps (rows, cols, classes) float32, at one level of the pyramid
@@ -192,8 +228,20 @@ class Predictor:
         thresholds in the project store), across the levels of the pyramid, most confident first."""
         if thresholds is None:
             thresholds = {c.name: c.confidence_threshold for c in self.project.store.classes()}
-        image = self.project.dataset.read(image_id)
-        return detections_from_levels(self.level_maps(image), self.class_names[:-1], thresholds, image_id, image.shape[:2])
+        record = self.project.dataset.by_id(image_id)
+        levels = self.cached_level_maps(image_id)
+        if levels is None:
+            levels = self.level_maps(self.project.dataset.read(record))
+        size = (record.height, record.width)
+        return detections_from_levels(levels, self.class_names[:-1], thresholds, image_id, size)
+
+
+def _unchanged(weights: dict, pretrained: dict, geometries: list[PatchGeometry]) -> bool:
+    """Whether a saved model's network and pooling windows are the pretrained ones."""
+    window = weights.get("window")
+    same_window = window is None or all(torch.equal(window.float(), torch.tensor(g.window, dtype=torch.float32))
+                                        for g in geometries)
+    return same_window and all(torch.equal(weights["network"][name], tensor) for name, tensor in pretrained.items())
 
 
 def detections_from_levels(levels: list[tuple[float, PatchGeometry, np.ndarray]], class_names: list[str],

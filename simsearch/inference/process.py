@@ -117,7 +117,7 @@ def _steps(project: Project, dataset: Dataset, predictor: Predictor, out: str | 
            cancel: threading.Event | None) -> Iterator[tuple[Callable[[], None] | None, ProcessProgress]]:
     """`iter_process`'s work: (the write of an image's maps, or None, and its event) per image."""
     jobs = ((record, {scale: maps_path(out, record.id, scale) for scale in predictor.scales}) for record in dataset)
-    read = partial(_read_unless_done, dataset)
+    read = partial(_read_unless_done, dataset, predictor, project)
     loaded = enumerate(project.read_ahead(jobs, read, predictor.embedder.device), start=1)  # decoding ahead
     for group in grouped(loaded, partial(joins_batch, project.embed_batch_pixels)):  # same-shape images together
         if cancel is not None and cancel.is_set():
@@ -129,7 +129,10 @@ def _steps(project: Project, dataset: Dataset, predictor: Predictor, out: str | 
         try:
             if first.error is not None:
                 raise first.error
-            per_image = predictor.level_maps_batch([one.value for _, one in group])
+            if isinstance(first.value, _Cached):  # never joins a batch
+                per_image = [first.value.levels]
+            else:
+                per_image = predictor.level_maps_batch([one.value for _, one in group])
         except (ImageReadError, DatasetError, OSError) as exc:  # that image (or batch) fails, the others go on
             for done, one in group:
                 yield None, ProcessProgress(done, len(dataset), one.item[0].id, "failed", getattr(exc, "message", str(exc)))
@@ -147,10 +150,22 @@ def _write_maps(paths: dict[float, Path], levels: list) -> None:
             np.save(tmp, maps.astype(np.float16))
 
 
-def _read_unless_done(dataset: Dataset, job) -> np.ndarray | None:
-    """The pixels of a (record, map paths) job, or None when every map is there already."""
+@dataclass(frozen=True)
+class _Cached:
+    """An image's maps computed from the project's cached embeddings (`Predictor.cached_level_maps`)."""
+
+    levels: list
+
+
+def _read_unless_done(dataset: Dataset, predictor: Predictor, project: Project, job) -> np.ndarray | _Cached | None:
+    """The pixels of a (record, map paths) job, or None when every map is there already; for
+    a model on the pretrained embedding (the probe) its maps from the cached embeddings, where
+    the project has them (the image is then not read)."""
     record, paths = job
-    return None if all(path.is_file() for path in paths.values()) else dataset.read(record)
+    if all(path.is_file() for path in paths.values()):
+        return None
+    levels = predictor.cached_level_maps(record.id, project) if dataset is project.dataset else None
+    return dataset.read(record) if levels is None else _Cached(levels)
 
 
 def maps_path(out: str | Path, image_id: str, scale: float = 1.0) -> Path:

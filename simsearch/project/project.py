@@ -24,7 +24,7 @@ from typing import Callable, Iterable, Iterator, Sequence
 import numpy as np
 import yaml
 
-from simsearch.util.errors import ConfigError, ImageReadError, ProjectError
+from simsearch.util.errors import ConfigError, DatasetError, ImageReadError, ProjectError
 from simsearch.util.files import atomic_path, remove_orphaned_temporaries, save_npy_rows, write_text_atomic
 from simsearch.util.memory import release_freed_memory
 from simsearch.util.prefetch import Loaded, grouped, prefetched, written_behind
@@ -556,12 +556,32 @@ class Project:
     def embeddings(self, image_id: str, scale: float = 1.0) -> PatchEmbeddings:
         """Cached embeddings of one image (float16, memory-mapped) at one pyramid level
         (default: the patch size), computed if missing."""
+        cached = self.cached_embeddings(image_id, scale)
+        if cached is not None:
+            return cached
         record = self.dataset.by_id(image_id)
+        path = self._cache_path(record.id, scale)
+        self._embed_and_save(self.dataset.read(record), path, scale)
+        return PatchEmbeddings(np.load(path, mmap_mode="r"), self.geometry_at(scale), (record.height, record.width))
+
+    def cached_embeddings(self, image_id: str, scale: float = 1.0) -> PatchEmbeddings | None:
+        """`embeddings` where they are cached already, else None (nothing is computed; an id
+        the dataset does not hold is None too).
+
+        Examples
+        --------
+        >>> project.cached_embeddings(project.displayed[0]).vectors.dtype    # doctest: +SKIP
+        dtype('float16')
+        >>> project.cached_embeddings("not-embedded.tif@0123456789ab") is None  # doctest: +SKIP
+        True
+        """
+        try:
+            record = self.dataset.by_id(image_id)
+        except DatasetError:
+            return None
         vectors = self._cached_vectors(record.id, scale)
         if vectors is None:
-            path = self._cache_path(record.id, scale)
-            self._embed_and_save(self.dataset.read(record), path, scale)
-            vectors = np.load(path, mmap_mode="r")
+            return None
         return PatchEmbeddings(vectors, self.geometry_at(scale), (record.height, record.width))
 
     def _cached_vectors(self, image_id: str, scale: float = 1.0) -> np.ndarray | None:

@@ -115,6 +115,38 @@ def test_probe_trains_only_a_linear_classifier_on_the_frozen_features(curated):
         assert sum(any(np.hypot(d.y - oy, d.x - ox) <= 12 for d in mine) for oy, ox in objects) >= 2, (kind, mine)
 
 
+@pytest.mark.parametrize("gate", [False, True])
+def test_a_probe_reads_its_maps_from_the_cached_embeddings(curated, tmp_path, monkeypatch, gate):
+    """The probe's embedding is the pretrained one, so its maps come from the project's cached
+    embeddings: the network's maps to float16 rounding, and processing reads no image; a
+    trained embedding, or an image not embedded, goes through the network."""
+    from simsearch import Dataset, iter_process
+    from simsearch.inference.process import maps_path
+
+    project, _ = curated
+    train(project, replace(TINY.with_strategy("probe"), holdout=0.0, similarity_gate=gate), device="cpu")
+    predictor = Predictor(project, device="cpu")
+    assert predictor.on_pretrained and predictor.twin == gate  # gated (the CPU preset): the twin's halves are one
+    for _ in project.iter_embed():
+        pass
+    dense = {r.id: predictor.level_maps(project.dataset.read(r)) for r in project.dataset}
+    for image_id, levels in dense.items():
+        cached = predictor.cached_level_maps(image_id)
+        assert [(s, g) for s, g, _ in cached] == [(s, g) for s, g, _ in levels]
+        for (_, _, mine), (_, _, reference) in zip(cached, levels):
+            np.testing.assert_allclose(mine, reference, atol=2e-3)
+    monkeypatch.setattr(Dataset, "read", lambda *_: pytest.fail("an image was read"))
+    out = tmp_path / "results"
+    assert [e.status for e in iter_process(project, out, predictor=predictor)] == ["computed"] * 5
+    for image_id, levels in dense.items():
+        np.testing.assert_allclose(np.load(maps_path(out, image_id)), levels[0][2], atol=2e-3)
+    monkeypatch.undo()
+    assert predictor.cached_level_maps("elsewhere.tif@0123456789ab") is None
+    train(project, replace(TINY.with_strategy("pos"), holdout=0.0), device="cpu")
+    trained = Predictor(project, device="cpu")
+    assert not trained.on_pretrained and trained.cached_level_maps(next(iter(dense))) is None
+
+
 def test_a_probe_trained_beside_the_model_is_averaged_into_its_probabilities(curated):
     """The probe beside the model is the probe strategy's model on the same curation, to the
     bit; detection's maps are the share-weighted mean of the model alone and that probe, each
