@@ -84,6 +84,9 @@ def iter_process(
     while the network runs (`Project.read_ahead`); consecutive images of one shape go
     through the network together up to `Project.embed_batch_pixels` pixels (default 0: one
     at a time), with the same maps to float rounding and the same events in the same order.
+    A probe's maps (`--strategy probe`: the pretrained embedding) come from the project's
+    cached embeddings where it has them, with no image read and no network pass
+    (`Predictor.cached_level_maps`).
 
     Examples
     --------
