@@ -178,6 +178,12 @@ class Predictor:
         >>> if levels is None:                                                      # doctest: +SKIP
         ...     levels = predictor.level_maps(project.dataset.read(image_id))
         """
+        levels = self.cached_levels(image_id, project)
+        return None if levels is None else [(scale, geometry, maps) for scale, geometry, _, maps in levels]
+
+    def cached_levels(self, image_id: str, project: Project | None = None) -> list | None:
+        """`cached_level_maps` with the embedding too: per level (scale, geometry, (rows, cols,
+        D) float16 cached vectors, memory-mapped, (rows, cols, classes) maps), or None."""
         if not self.on_pretrained:
             return None
         project = project or self.project
@@ -186,7 +192,7 @@ class Predictor:
             cached = project.cached_embeddings(image_id, scale)
             if cached is None or cached.geometry != embedder.geometry or cached.vectors.shape[-1] != self.dim:
                 return None
-            levels.append((scale, embedder.geometry, self._maps_of_cached(cached.vectors)))
+            levels.append((scale, embedder.geometry, cached.vectors, self._maps_of_cached(cached.vectors)))
         return levels
 
     def _maps_of_cached(self, vectors: np.ndarray, rows: int = 64) -> np.ndarray:

@@ -150,6 +150,10 @@ class Review:
     def _image_candidates(self, image_id: str) -> dict[str, np.ndarray]:
         if self._predictor is None:
             self._predictor = Predictor(self.project, device=self.device)
+        cached = self._predictor.cached_levels(image_id)  # the probe: no image read, no network pass
+        if cached is not None:
+            return candidate_arrays([(scale, geometry, vectors, maps[..., : len(self.class_names)])
+                                     for scale, geometry, vectors, maps in cached])
         image = self.project.dataset.read(image_id)
         levels, scratch = [], []
         try:

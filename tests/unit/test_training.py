@@ -122,6 +122,7 @@ def test_a_probe_reads_its_maps_from_the_cached_embeddings(curated, tmp_path, mo
     trained embedding, or an image not embedded, goes through the network."""
     from simsearch import Dataset, iter_process
     from simsearch.inference.process import maps_path
+    from simsearch.inference.review import Review
 
     project, _ = curated
     train(project, replace(TINY.with_strategy("probe"), holdout=0.0, similarity_gate=gate), device="cpu")
@@ -140,7 +141,15 @@ def test_a_probe_reads_its_maps_from_the_cached_embeddings(curated, tmp_path, mo
     assert [e.status for e in iter_process(project, out, predictor=predictor)] == ["computed"] * 5
     for image_id, levels in dense.items():
         np.testing.assert_allclose(np.load(maps_path(out, image_id)), levels[0][2], atol=2e-3)
+    review = Review(project, device="cpu")
+    assert {e.status for e in review.iter_prepare()} == {"computed"}  # the review's candidates too
     monkeypatch.undo()
+    cached = review._image_candidates(review.image_ids[0])
+    review._predictor.on_pretrained = False  # the network's, as a model on another embedding gets them
+    network = review._image_candidates(review.image_ids[0])
+    assert cached.keys() == network.keys() and len(cached["places0"]) > 0
+    for key in cached:
+        np.testing.assert_allclose(cached[key], network[key], rtol=1e-3, atol=2e-3)  # sub-pixel peaks: 0.02 px
     assert predictor.cached_level_maps("elsewhere.tif@0123456789ab") is None
     train(project, replace(TINY.with_strategy("pos"), holdout=0.0), device="cpu")
     trained = Predictor(project, device="cpu")
