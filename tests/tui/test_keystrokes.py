@@ -60,7 +60,7 @@ def test_folder_to_exports_in_at_most_60_keys(terminal):
     keys.press("Enter")  # the wizard's defaults
     project = work / "bccd-simsearch"
     term.wait_for("Classes", timeout=240)
-    image = re.search(r"image 1/\d+ (\S+)", term.wait_for("re:image 1/\\d+ ")).group(1)
+    image = re.search(r"image 1/\d+ n/p  zoom \S+  (\S+)", term.wait_for("re:image 1/\\d+ n/p  zoom \\S+  \\S")).group(1)
     log = project / "tui.log"
 
     def centres(label: str) -> np.ndarray:
