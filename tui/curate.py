@@ -41,8 +41,7 @@ class CurateScreen(ClassActions, StepScreen):
     CurateScreen #grid { height: 10; }
     CurateScreen #views { height: 1fr; }
     CurateScreen #focus { width: 2fr; }
-    CurateScreen #image { width: 3fr; }
-    CurateScreen #image { border: tall $background; }  /* the same size focused: tab repaints no pixels */
+    CurateScreen #image { width: 3fr; border: tall $background; }  /* the same size focused: tab repaints no pixels */
     CurateScreen #image:focus { border: tall $accent; }
     """
     BINDINGS = [

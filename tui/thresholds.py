@@ -75,9 +75,7 @@ class ThresholdScreen(StepScreen):
             predictor = simsearch.Predictor(project, device=self.app.device)
             names = predictor.class_names[:-1]
             for image_id in self.images:  # every level of the model's scale pyramid
-                levels = predictor.cached_level_maps(image_id)  # the probe: no network pass
-                if levels is None:
-                    levels = predictor.level_maps(project.dataset.read(image_id))
+                levels = predictor.level_maps_of(image_id)  # a probe's from the cached embeddings
                 self.app.call_from_thread(self.map_ready, names, image_id, levels)
 
         self.app.run_in_worker(predict_images, locked=False)

@@ -391,9 +391,7 @@ class SimulatedUser:
         names = predictor.class_names[:-1]
         found = []
         for image_id in self.test_ids:
-            levels = predictor.cached_level_maps(image_id, self.base)  # the probe: the test images' embeddings
-            if levels is None:
-                levels = predictor.level_maps(self.base.dataset.read(image_id))
+            levels = predictor.level_maps_of(image_id, self.base)  # the probe: the test images' cached embeddings
             detections = detections_from_levels(levels, names, dict.fromkeys(names, 0.0), image_id)
             found += [Scored(self.test_names[image_id], d.class_name, d.y, d.x, d.confidence)
                       for d in detections if d.class_name in self.labels]

@@ -174,12 +174,24 @@ class Predictor:
 
         Examples
         --------
-        >>> levels = predictor.cached_level_maps(image_id)                          # doctest: +SKIP
-        >>> if levels is None:                                                      # doctest: +SKIP
-        ...     levels = predictor.level_maps(project.dataset.read(image_id))
+        >>> predictor.cached_level_maps(image_id) is None    # a probe, its image embedded   # doctest: +SKIP
+        False
         """
         levels = self.cached_levels(image_id, project)
         return None if levels is None else [(scale, geometry, maps) for scale, geometry, _, maps in levels]
+
+    def level_maps_of(self, image_id: str, project: Project | None = None) -> list:
+        """`level_maps` of one of `project`'s images (default: the model's project): from its
+        cached embeddings where `cached_level_maps` can, else the network on its pixels.
+
+        Examples
+        --------
+        >>> [(scale, maps.shape) for scale, _, maps in predictor.level_maps_of(image_id)]   # doctest: +SKIP
+        [(1.0, (29, 39, 3))]
+        """
+        project = project or self.project
+        levels = self.cached_level_maps(image_id, project)
+        return levels if levels is not None else self.level_maps(project.dataset.read(image_id))
 
     def cached_levels(self, image_id: str, project: Project | None = None) -> list | None:
         """`cached_level_maps` with the embedding too: per level (scale, geometry, (rows, cols,
@@ -235,11 +247,8 @@ class Predictor:
         if thresholds is None:
             thresholds = {c.name: c.confidence_threshold for c in self.project.store.classes()}
         record = self.project.dataset.by_id(image_id)
-        levels = self.cached_level_maps(image_id)
-        if levels is None:
-            levels = self.level_maps(self.project.dataset.read(record))
-        size = (record.height, record.width)
-        return detections_from_levels(levels, self.class_names[:-1], thresholds, image_id, size)
+        return detections_from_levels(self.level_maps_of(image_id), self.class_names[:-1], thresholds, image_id,
+                                      (record.height, record.width))
 
 
 def _unchanged(weights: dict, pretrained: dict, geometries: list[PatchGeometry]) -> bool:
