@@ -18,6 +18,7 @@ from .render import Overlay, Viewport, class_colour
 from .widgets import ImageView
 
 PREVIEW_IMAGES = 3  # undisplayed images shown with their detections
+KEY_LEGEND = "[ ] ±0.01  { } ±0.05  , . class"  # one line of the side panel (32 columns)
 
 
 class ThresholdScreen(StepScreen):
@@ -102,11 +103,11 @@ class ThresholdScreen(StepScreen):
             above = [i for i in answered if i.confidence >= thresholds.get(name, 0.5)]
             if above:
                 accepted = sum(i.answer == "accepted" for i in above)
-                lines.append(f"{escape(name)[:12]}: precision ≈ {accepted / len(above):.0%} ({accepted} of {len(above)} reviewed)")
-        if lines:
-            lines.insert(0, "")
+                lines.append(f" {escape(name)[:12]:<12} ≈ {accepted / len(above):.0%}  {accepted} of {len(above)}")
+        if lines:  # each line within the side panel's 32 columns
+            lines[:0] = ["", "precision at the threshold", "(your review answers above it)"]
         elif self.model_names:
-            lines = ["", f"review ({KEYS['review']}) gives a precision estimate"]
+            lines = ["", f"review ({KEYS['review']}) to estimate precision"]
         return lines
 
     def thresholds(self) -> dict[str, float]:
@@ -124,7 +125,7 @@ class ThresholdScreen(StepScreen):
         thresholds = self.thresholds()
         self.class_index %= len(self.model_names)
         per_image = {image_id: self.detections(image_id) for image_id in self.maps}
-        lines = ["[b]Confidence thresholds[/b]  , . class  [ ] { }", ""]
+        lines = ["[b]Confidence thresholds[/b]", KEY_LEGEND, ""]
         for index, name in enumerate(self.model_names):
             total = sum(1 for found in per_image.values() for d in found if d.class_name == name)
             r, g, b = class_colour(index)

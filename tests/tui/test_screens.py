@@ -396,7 +396,8 @@ def test_confidence_threshold_and_export(trained_project, tmp_path):
             assert all(0 <= x0 < x1 <= r.width and 0 <= y0 < y1 <= r.height for (x0, y0, x1, y1), r in boxes)
             app.curation.set_confidence_threshold("disc", kept)
             side = str(screen.query_one("#th-side").render())
-            assert "image disc" in side and "review (5) gives a precision estimate" in side  # the table has its header
+            assert "image disc" in side and "review (5) to estimate precision" in side  # the table has its header
+            assert side.splitlines()[1] == "[ ] ±0.01  { } ±0.05  , . class"  # what the keys do, on one line
             await pilot.press("p")  # the last image: an undisplayed one, as a preview
             bar = str(screen.query_one("#th-bar").render())
             # the keys before the file's name, which a narrow terminal cuts first
@@ -462,6 +463,14 @@ def test_review_the_models_detections_then_train_again(trained_project):
             await wait_until(pilot, lambda: app.screen.id == "train" and app.screen.running, what="training again")
             await wait_until(pilot, lambda: not app.screen.running, timeout=300, what="the training")
             assert training_status(app.project).model_stamp != before  # a new model, not the old one reused
+            await open_step(pilot, app, "6", "thresholds")
+            await wait_until(pilot, lambda: len(app.screen.maps) == 4, what="the detection maps")
+            threshold = app.project.store.class_info("disc").confidence_threshold
+            above = [i.answer for i in app.project.store.review_items("disc", current_only=False) if i.answer and i.confidence >= threshold]
+            side = str(app.screen.query_one("#th-side").render()).splitlines()
+            precision = f" disc         ≈ {above.count('accepted') / len(above):.0%}  {above.count('accepted')} of {len(above)}"
+            assert side[side.index("precision at the threshold") + 2] == precision, side
+            assert max(len(line) for line in side) <= 32  # no line wraps in the panel
 
     run(scenario)
 
