@@ -264,14 +264,15 @@ class CurateScreen(ClassActions, StepScreen):
             lines.append(sparkline([float(np.log1p(c)) for c in counts], width=20))
             position = int(np.clip(np.searchsorted(edges, info.similarity_threshold) - 1, 0, 19))
             lines.append(" " * position + "▲")
-        lines.append(f"{len(self.suggestions)} suggestions in {images} image(s)")
+        count = len(self.suggestions)  # each line within the side panel's 26 columns at 80x24, where it can
+        lines.append(f"{count} suggestion{'' if count == 1 else 's'} in {images} image{'' if images == 1 else 's'}")
         lines.append(f"{flagged} flagged as negative")
-        if len(self.suggestions):  # from the user's own flags: at most this, if every wrong one is flagged
-            lines.append(f"precision ≈ {1 - flagged / len(self.suggestions):.0%} above it")
+        if count:  # from the user's own flags: at most this, if every wrong one is flagged
+            lines.append(f"precision ≈ {1 - flagged / count:.0%} above it")
         if info.confirmed:
-            lines.append("[b]confirmed[/b] (c again after changes)")
+            lines.append("[b]confirmed[/b]")
         elif self.app.curation.positives(self.class_name):
-            lines.append("[b]changed since confirmed[/b]: c confirms again")
+            lines.append("[b]changed[/b]: c confirms again")
         if not self.app.curation.prototypes(self.class_name):
             lines.append("no prototype yet: move the box onto an example and press enter")
         status.update("\n".join(lines))

@@ -78,7 +78,7 @@ def test_folder_to_exports_in_at_most_60_keys(terminal):
         # the label and enter at once, as a fast typist sends them (the enter once went to the
         # label prompt, still closing, and was lost): the box on the object becomes the prototype
         keys.type_then(hint_label(log, image, centres(name), seen), "Enter")
-        term.wait_for(r"re:[1-9]\d* suggestions in", timeout=240)
+        term.wait_for(r"re:[1-9]\d* suggestions? in", timeout=240)
         keys.press(*["}"] * threshold_steps)  # similarity 0.5 -> 0.75
         keys.press("c")
         term.wait_for("confirmed (c again", timeout=120)

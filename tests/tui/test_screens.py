@@ -134,7 +134,7 @@ def test_new_class_keyboard_prototype_threshold_flag_undo_confirm(fresh_project)
             await wait_until(pilot, lambda: app.project.store.class_info("disc").confirmed, what="confirmation again")
             assert app.project.store.patches("disc", "positive") == positives
             await pilot.press("right_square_bracket")  # a change after confirming: the class shows it
-            await wait_until(pilot, lambda: "changed since confirmed" in str(screen.query_one("#status").render()),
+            await wait_until(pilot, lambda: "changed: c confirms again" in str(screen.query_one("#status").render()),
                              what="the changed mark")
             assert not app.project.store.class_info("disc").confirmed
             await pilot.press("question_mark")
@@ -280,7 +280,7 @@ def test_undoing_a_change_to_a_confirmed_class_confirms_it_again(curated_project
             assert len(app.curation.positives("disc")) == len(positives) - 1
             await pilot.press("u", "u")  # the flag, then the threshold: the class as it was, confirmed
             await wait_until(pilot, lambda: app.curation.class_info("disc") == before, what="the confirmation back")
-            await wait_until(pilot, lambda: "changed since confirmed" not in str(screen.query_one("#status").render()),
+            await wait_until(pilot, lambda: "changed: c confirms again" not in str(screen.query_one("#status").render()),
                              what="no changed mark")
             assert not app.curation.negatives("disc") and app.curation.positives("disc") == positives
 
@@ -850,6 +850,10 @@ def test_g_hides_the_grid_and_its_title_for_a_larger_image(curated_project):
         app = SimSearchApp(folder)
         async with started(app, (80, 24)) as pilot:
             screen = app.screen
+            status = screen.query_one("#status")
+            await wait_until(pilot, lambda: "suggestions in" in str(status.render()), what="the suggestions")
+            lines = str(status.render()).splitlines()
+            assert max(len(line) for line in lines) <= status.content_size.width, lines  # none wraps at 80x24
             height = screen.query_one("#views").region.height
             await pilot.press("g")
             await pilot.pause()

@@ -63,7 +63,7 @@ def test_new_user_in_tmux_closing_the_terminal_loses_nothing(terminal):
     first.keys("Enter")
     first.wait_for("RBC")
     first.keys("Enter")  # the cursor box, at the image centre, becomes a prototype
-    first.wait_for(r"re:[1-9]\d* suggestions in", timeout=180)
+    first.wait_for(r"re:[1-9]\d* suggestions? in", timeout=180)
     # the prototype's box is drawn where the user sees it: along its outline, not a stray cell or two
     assert first.cells_coloured(class_colour(0)) >= 12
     first.keys("]", "]")
