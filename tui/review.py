@@ -73,9 +73,9 @@ class ReviewScreen(GridScreen):
         self.items = curation.review_items(name)
         counts = curation.class_counts(name)
         colour = "rgb({},{},{})".format(*class_colour(self.class_names.index(name)))
-        lines = [f"[{colour}]■[/] [b]{escape(name)}[/b] (, .)   order [b]{self.order}[/b] (o)   "
-                 f"confidence threshold {curation.class_info(name).confidence_threshold:.2f}   "
-                 f"answers: {counts.accepted} accepted, {counts.rejected} rejected"]
+        lines = [f"[{colour}]■[/] [b]{escape(name)}[/b] (, .)  order [b]{self.order}[/b] (o)  "  # 78 columns at 80x24
+                 f"threshold {curation.class_info(name).confidence_threshold:.2f}  "
+                 f"{counts.accepted} accepted, {counts.rejected} rejected"]
         if self.busy:
             lines.append("running the model on undisplayed images ...")
         elif not self.items:

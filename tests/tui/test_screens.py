@@ -442,7 +442,8 @@ def test_review_the_models_detections_then_train_again(trained_project):
             await pilot.press("a", "x")  # the first accepted, the second rejected (the focus moves on)
             answers = [item.answer for item in app.project.store.review_items("disc")]
             assert answers[:2] == ["accepted", "rejected"] and set(answers[2:]) <= {None}
-            assert "1 accepted, 1 rejected" in str(screen.query_one("#rv-status").render())
+            status = screen.query_one("#rv-status")
+            assert re.search(r"\(o\)  threshold \d\.\d\d  1 accepted, 1 rejected$", str(status.render()).splitlines()[0])
             assert "5 Review 2" in str(screen.query_one("#steps").render())
             await pilot.press("u")  # undo takes the rejection back
             assert [item.answer for item in app.project.store.review_items("disc")][1] is None
