@@ -25,7 +25,8 @@ The public API (scripts and the terminal UI use only these names):
   (levels: `parse_scales`, `scales_for_sizes`, `object_side`, `PatchGeometry.at_scale`); a box cut
   to its image: `box_within`; likely objects before any example: `Blobs`, `find_blobs`
 - Training: `train` (blocking) and `iter_train` (progress events), `TrainSettings`,
-  `StageSettings`, `AugmentSettings`, what a run learns from: `TrainingRecords`, `TrainProgress`, `TrainedModel`, `TrainingStatus`, `training_status`,
+  `StageSettings`, `AugmentSettings`, what a run learns from: `TrainingRecords`, `TrainProgress`, `TrainedModel` (the saved one:
+  `saved_model`), `TrainingStatus`, `training_status`,
   `training_identity`, `TRAINING_STRATEGIES`; the check on held-out curated examples:
   `model_check`, `ClassCheck`
 - Review of the model's detections (beyond the paper): `Review`, `ReviewItem`, `ReviewProgress`,
@@ -83,7 +84,8 @@ _PUBLIC = {
     "AugmentSettings": "training.augment",
     "TrainingRecords": "training.records",
     **dict.fromkeys(["TRAINING_STRATEGIES", "StageSettings", "TrainedModel", "TrainingStatus", "TrainProgress",
-                     "TrainSettings", "iter_train", "model_check", "train", "training_identity", "training_status"],
+                     "TrainSettings", "iter_train", "model_check", "saved_model", "train", "training_identity",
+                     "training_status"],
                     "training.loop"),
     **dict.fromkeys(["Blobs", "find_blobs"], "search.blobs"),
     **dict.fromkeys(["Peaks", "SizedPeaks", "find_peaks", "peaks_across_scales"], "search.peaks"),

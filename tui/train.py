@@ -88,6 +88,8 @@ class TrainScreen(StepScreen):
         self.child = EngineChild()
         self.losses: dict[str, list[float]] = {}
         self.coming: list[str] = []  # the stages the run trains (`trained_stages`)
+        self.saved_stamp: int | None = None  # the saved model whose stages the bars show (`show_saved`)
+        self.saved: simsearch.TrainedModel | None = None
 
     def body(self) -> ComposeResult:
         with VerticalScroll():
@@ -142,7 +144,10 @@ class TrainScreen(StepScreen):
         elif status.has_model:
             lines.append("[b]the curation or settings changed[/b] since the model was trained: t trains again")
         if status.has_model and not self.running:
-            lines += [check_line(check) for check in simsearch.model_check(project)]
+            if status.model_stamp != self.saved_stamp:  # on opening, or a run saved a model: its stages
+                self.saved_stamp, self.saved = status.model_stamp, simsearch.saved_model(project)
+                self.show_saved()
+            lines += [check_line(check) for check in (self.saved.check if self.saved else ())]
         if status.checkpoint_stage and not self.running:
             if status.resumable:
                 lines.append(f"an earlier run stopped in {status.checkpoint_stage} after {status.checkpoint_epoch} epoch(s): t resumes it")
@@ -241,6 +246,20 @@ class TrainScreen(StepScreen):
         title = dict(STAGES)[stage]
         self.query_one(f"#label-{stage}", Static).update(f"[b]{title}[/b]  {text}")
         self.query_one(f"#bar-{stage}", ProgressBar).update(total=total, progress=done)
+
+    def show_saved(self) -> None:
+        """Each stage of the saved model as it finished: a full bar, its epochs and losses (the
+        bars of a run cancelled in this session stay, as the saved model is not that run's)."""
+        metrics = self.saved.metrics if self.saved else {}
+        for stage, _ in STAGES:
+            losses = metrics.get("selflearn" if stage == "noisy" else stage)  # noisy examples: for self-learning
+            if not losses:
+                self.show_stage(stage, 0, 1, "(not in the saved model)")
+            elif stage == "noisy":
+                self.show_stage(stage, 1, 1, "done (saved model)")
+            else:
+                self.show_stage(stage, 1, 1, f"{len(losses)} epochs  loss {losses[-1]:.3f} {sparkline(losses, 20)}"
+                                             "  (saved model)")
 
     def show_training(self, progress) -> None:
         if progress.stage == "done":

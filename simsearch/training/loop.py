@@ -609,8 +609,24 @@ def train(
         pass
     if last is None or last.stage != "done":
         return None
-    config = saved_model_config(project) or {}
-    return TrainedModel(project.layout.model, config.get("identity", ""), last.reused, config.get("metrics", {}),
+    return replace(saved_model(project) or TrainedModel(project.layout.model, "", False, {}), reused=last.reused)
+
+
+def saved_model(project: Project) -> TrainedModel | None:
+    """The project's saved model as `train` returned it (`reused` False): its content identity,
+    each stage's per-epoch losses and the held-out check, from its model.yaml; None without a
+    model, or where model.yaml does not describe model.pt.
+
+    Examples
+    --------
+    >>> model = saved_model(project)                                          # doctest: +SKIP
+    >>> {stage: len(losses) for stage, losses in model.metrics.items()}     # doctest: +SKIP
+    {'selflearn': 4, 'supcon': 8, 'classifier': 40, 'probe': 40}
+    """
+    config = saved_model_config(project)
+    if config is None:
+        return None
+    return TrainedModel(project.layout.model, config.get("identity", ""), False, config.get("metrics", {}),
                         saved_check(config))
 
 
@@ -625,7 +641,8 @@ def model_check(project: Project) -> tuple[ClassCheck, ...]:
     ...     print(check.verdict())
     disc: held-out ROC-AUC model 0.98, similarity 0.91, probe 0.95 (2 positive(s), 5 other(s))
     """
-    return saved_check(saved_model_config(project))
+    model = saved_model(project)
+    return model.check if model is not None else ()
 
 
 @dataclass(frozen=True)

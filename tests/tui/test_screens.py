@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from conftest import TINY as CONFTEST_TINY, planted_project
-from simsearch import Curation, Project, StageSettings, iter_train, training_status
+from simsearch import Curation, Project, StageSettings, iter_train, saved_model, training_status
 
 pytest.importorskip("textual")
 from simsearch_tui.app import SimSearchApp  # noqa: E402
@@ -375,6 +375,27 @@ def test_start_and_cancel_training(curated_project):
             await pilot.press("x")
             await wait_until(pilot, lambda: not screen.running, what="the cancel")
             assert not training_status(app.project).has_model
+
+    run(scenario)
+
+
+def test_the_training_screen_shows_the_saved_models_stages(trained_project):
+    folder, _ = trained_project
+
+    async def scenario():
+        app = SimSearchApp(folder)
+        async with started(app, (100, 30)) as pilot:
+            await open_step(pilot, app, "4", "train")
+            screen = app.screen
+            metrics = saved_model(app.project).metrics  # strategy pos: supervised contrastive, the classifier
+            for stage in ("noisy", "selflearn", "supcon", "classifier", "probe"):
+                label, bar = str(screen.query_one(f"#label-{stage}").render()), screen.query_one(f"#bar-{stage}")
+                losses = metrics.get("selflearn" if stage == "noisy" else stage)
+                if losses:  # finished, as the saved model records it: not 0 % as if nothing had trained
+                    assert bar.percentage == 1 and f"{len(losses)} epochs  loss {losses[-1]:.3f}" in label, label
+                else:
+                    assert bar.percentage == 0 and "(not in the saved model)" in label, label
+            assert {"supcon", "classifier"} <= set(metrics)
 
     run(scenario)
 

@@ -20,8 +20,8 @@ from simsearch.training.check import check_held_out
 from simsearch.training.model import PatchModel
 from simsearch.training.stages import EPOCH_DRAWS, StageData
 from simsearch.training.loop import (LATER_SETTINGS, TRAINING_VERSION, StageSettings, TrainSettings, balanced_order,
-                                     balanced_subset, crop_pixels, iter_train, model_check, noisy_cap, train,
-                                     training_records, training_status)
+                                     balanced_subset, crop_pixels, iter_train, model_check, noisy_cap, saved_model,
+                                     train, training_records, training_status)
 
 def _weights(project):
     return torch.load(project.folder / "model" / "model.pt", weights_only=True)
@@ -336,8 +336,10 @@ def test_training_is_keyed_on_the_curation(curated):
     """Every change to what training learns from trains again; nothing else does."""
     project, _ = curated
     curation = Curation(project)
+    assert saved_model(project) is None
     first = train(project, TINY, device="cpu")
     assert first is not None and not first.reused
+    assert saved_model(project) == first and first.metrics["classifier"]  # read back from model.yaml
     stamp = training_status(project).model_stamp
     again = train(project, TINY, device="cpu")
     assert again.reused and again.identity == first.identity and training_status(project).model_stamp == stamp  # untouched
