@@ -9,7 +9,10 @@ and, besides, with same-size images embedded together (`embed_batch_pixels`, 16 
 batch). The same three ways then run `iter_process` with a model trained (seconds of tiny
 settings: its weights do not change the cost) on a curated project of the same images, and
 read ahead with a probe (`--strategy probe`: the pretrained embedding, so its maps come from
-the project's cached embeddings, `Predictor.cached_level_maps`, with no network pass). The
+the project's cached embeddings, `Predictor.cached_level_maps`, with no network pass), and
+with a model that has the probe beside it and the similarity gate (the CPU preset's: its
+pretrained half from the cached embeddings, `Predictor.cached_pretrained`, against both
+networks as one twin on the same images under other names, which have no cache). The
 runs alternate, embedding and processing in turn, `--repeats` times each, and the best of each
 counts (the machine may be shared and its speed drifts over minutes). Reported: MP/s of image
 pixels end to end, and, measured separately on the same files, the seconds spent decoding
@@ -23,6 +26,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
+import os
 import platform
 import shutil
 import tempfile
@@ -82,25 +86,32 @@ def time_embedding(images: Path, scratch: Path, patch: int, device: str, prefetc
     return seconds
 
 
-def time_processing(project_folder: Path, scratch: Path, device: str, prefetch: int, batch_pixels: int = 0) -> float:
-    """Seconds for `iter_process` of every image with the project's trained model into a fresh folder."""
+def time_processing(project_folder: Path, scratch: Path, device: str, prefetch: int, batch_pixels: int = 0,
+                    uncached: Path | None = None) -> float:
+    """Seconds for `iter_process` of every image with the project's trained model into a fresh
+    folder (`uncached`: a folder of the same images under other names, whose ids the project's
+    cache does not hold)."""
     out = scratch / f"maps-{prefetch}-{batch_pixels}-{time.monotonic_ns()}"
     with Project.open(project_folder, read_only=True) as project:
         project.prefetch_images = prefetch
         project.embed_batch_pixels = batch_pixels
         predictor = Predictor(project, device=device)  # the model loaded before the clock starts
-        seconds, statuses = timed(iter_process(project, out, predictor=predictor), device)
+        images = Dataset.open(uncached) if uncached else None
+        seconds, statuses = timed(iter_process(project, out, predictor=predictor, images=images), device)
     assert statuses == {"computed"}, statuses
     shutil.rmtree(out)
     return seconds
 
 
-def trained_project(images: Path, folder: Path, patch: int, device: str, strategy: str = "pos+neg+selflearn") -> Path:
+def trained_project(images: Path, folder: Path, patch: int, device: str, strategy: str = "pos+neg+selflearn",
+                    twin: bool = False) -> Path:
     """A project on the images with a model trained in seconds: one class from a prototype at
     the first displayed image's centre, its 5 best suggestions, curated background, noisy
-    patches; every image embedded (as `simsearch run` leaves a project)."""
+    patches; every image embedded (as `simsearch run` leaves a project). `twin`: the probe
+    beside the model and the similarity gate, as the CPU preset trains."""
     settings = TrainSettings(selflearn=StageSettings(1, 16, 1e-3, 1, 0.5), supcon=StageSettings(2, 16, 1e-3, 1, 0.5),
-                             classifier=StageSettings(5, 32, 1e-2, 10, 0.1))
+                             classifier=StageSettings(5, 32, 1e-2, 10, 0.1), probe_share=0.5 if twin else 0.0,
+                             similarity_gate=twin)
     with Project.create(folder, images, patch_size=patch, backbone="efficientnet-lite0", displayed=2) as project:
         project.set_device(device)
         curation = Curation(project)
@@ -156,9 +167,14 @@ def main(argv: list[str] | None = None) -> None:
         variants = {"one_at_a_time": (0, 0), "read_ahead": (2, 0), "batched": (2, 16_000_000)}  # (prefetch, batch pixels)
         trained = trained_project(scratch / "images", scratch / "trained", args.patch, args.device)
         probe = trained_project(scratch / "images", scratch / "probe", args.patch, args.device, "probe")
+        twin = trained_project(scratch / "images", scratch / "twin", args.patch, args.device, twin=True)
+        renamed = scratch / "renamed"  # an image id is its path and content: other names, no cache
+        renamed.mkdir()
+        for path in sorted((scratch / "images").iterdir()):
+            os.link(path, renamed / f"other-{path.name}")
         best = dict.fromkeys(variants, float("inf"))
         best_process = dict.fromkeys(variants, float("inf"))
-        best_probe = float("inf")
+        best_probe = best_twin = best_twin_cached = float("inf")
         for _ in range(args.repeats):  # embedding and processing alternate: a machine that drifts affects both alike
             for name, (prefetch, batch_pixels) in variants.items():
                 seconds = time_embedding(scratch / "images", scratch, args.patch, args.device, prefetch, batch_pixels)
@@ -166,6 +182,8 @@ def main(argv: list[str] | None = None) -> None:
                 seconds = time_processing(trained, scratch, args.device, prefetch, batch_pixels)
                 best_process[name] = min(best_process[name], seconds)
             best_probe = min(best_probe, time_processing(probe, scratch, args.device, *variants["read_ahead"]))
+            best_twin = min(best_twin, time_processing(twin, scratch, args.device, *variants["read_ahead"], uncached=renamed))
+            best_twin_cached = min(best_twin_cached, time_processing(twin, scratch, args.device, *variants["read_ahead"]))
         parts = time_parts(scratch / "images", scratch, args.patch, args.device)
     megapixels = pixels / 1e6
     result = {
@@ -178,6 +196,7 @@ def main(argv: list[str] | None = None) -> None:
         **{f"process_seconds_{name}": seconds for name, seconds in best_process.items()},
         **{f"process_mp_per_s_{name}": megapixels / seconds for name, seconds in best_process.items()},
         "process_seconds_probe": best_probe, "process_mp_per_s_probe": megapixels / best_probe,
+        "process_seconds_twin": best_twin, "process_seconds_twin_cached": best_twin_cached,
         "speedup": best["one_at_a_time"] / best["read_ahead"], "batched_speedup": best["read_ahead"] / best["batched"], **parts,
     }
     args.out.mkdir(parents=True, exist_ok=True)
@@ -195,7 +214,12 @@ def main(argv: list[str] | None = None) -> None:
                for name, label in (("one_at_a_time", "one at a time"), ("read_ahead", "read ahead (default)"),
                                    ("batched", "read ahead, together (16 MP a batch)"))],
              f"| a probe (`--strategy probe`), maps from the cached embeddings | {best_probe:.2f} "
-             f"| {megapixels / best_probe:.1f} | {best_probe / best['read_ahead']:.3f}x |", "",
+             f"| {megapixels / best_probe:.1f} | {best_probe / best['read_ahead']:.3f}x |",
+             f"| a model with the probe beside it and the similarity gate (the CPU preset's), both networks as one twin "
+             f"(the images under other names: nothing cached) | {best_twin:.1f} | {megapixels / best_twin:.2f} "
+             f"| {best_twin / best['read_ahead']:.2f}x |",
+             f"| the same model, its pretrained half from the cached embeddings | {best_twin_cached:.1f} "
+             f"| {megapixels / best_twin_cached:.2f} | {best_twin_cached / best['read_ahead']:.2f}x |", "",
              "In every row each image's vectors or maps are written in a thread while the network works on the next.", "",
              f"Read ahead: {result['speedup']:.2f}x; batched over read ahead: {result['batched_speedup']:.2f}x. Where the time goes, measured apart on the same files: decoding "
              f"{parts['decode_seconds']:.1f} s ({megapixels / parts['decode_seconds']:.0f} MP/s; in read-ahead's {parts['decode_threads']} thread(s) "

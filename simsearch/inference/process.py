@@ -86,7 +86,10 @@ def iter_process(
     at a time), with the same maps to float rounding and the same events in the same order.
     A probe's maps (`--strategy probe`: the pretrained embedding) come from the project's
     cached embeddings where it has them, with no image read and no network pass
-    (`Predictor.cached_level_maps`).
+    (`Predictor.cached_level_maps`); a trained model's probe and similarity gate take their
+    pretrained embedding from there too (`Predictor.cached_pretrained`). An image id names its
+    file's content (path and hash), so an image of `images` whose id the project holds (a
+    subset on a cluster's worker, the same files listed again) uses the cache as well.
 
     Examples
     --------
@@ -135,7 +138,8 @@ def _steps(project: Project, dataset: Dataset, predictor: Predictor, out: str | 
             if isinstance(first.value, _Cached):  # never joins a batch
                 per_image = [first.value.levels]
             else:
-                per_image = predictor.level_maps_batch([one.value for _, one in group])
+                halves = [predictor.cached_pretrained(one.item[0].id, project) for _, one in group]  # a twin's: cached
+                per_image = predictor.level_maps_batch([one.value for _, one in group], halves)
         except (ImageReadError, DatasetError, OSError) as exc:  # that image (or batch) fails, the others go on
             for done, one in group:
                 yield None, ProcessProgress(done, len(dataset), one.item[0].id, "failed", getattr(exc, "message", str(exc)))
@@ -167,7 +171,7 @@ def _read_unless_done(dataset: Dataset, predictor: Predictor, project: Project, 
     record, paths = job
     if all(path.is_file() for path in paths.values()):
         return None
-    levels = predictor.cached_level_maps(record.id, project) if dataset is project.dataset else None
+    levels = predictor.cached_level_maps(record.id, project)  # an id is its file's content: any dataset's
     return dataset.read(record) if levels is None else _Cached(levels)
 
 

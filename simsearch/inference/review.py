@@ -155,18 +155,18 @@ class Review:
             return candidate_arrays([(scale, geometry, vectors, maps[..., : len(self.class_names)])
                                      for scale, geometry, vectors, maps in cached])
         image = self.project.dataset.read(image_id)
+        pretrained = self._predictor.cached_pretrained(image_id) or {}  # a twin's pretrained half: from the cache
         levels, scratch = [], []
         try:
             for scale in self._predictor.scales:
                 embedder = self._predictor.embedders[scale]
                 rows, cols = embedder.geometry.grid_shape(*image.shape[:2])
                 if embedder.band_rows(*image.shape[:2]) >= rows:
-                    vectors, maps = self._predictor.vectors_and_maps(image, scale)
+                    vectors, maps = self._predictor.vectors_and_maps(image, scale, pretrained.get(scale))
                 else:  # a slide: its vectors go to a scratch file band by band, only the candidates' are read back
                     scratch.append(self.folder / f".scratch-{scale:g}.npy")
-                    band_maps = []
-                    save_npy_rows(scratch[-1], (rows, cols, self._predictor.dim), np.float16,
-                                  _keeping_maps(self._predictor.iter_bands(image, scale), band_maps))
+                    band_maps, bands = [], self._predictor.iter_bands(image, scale, pretrained.get(scale))
+                    save_npy_rows(scratch[-1], (rows, cols, self._predictor.dim), np.float16, _keeping_maps(bands, band_maps))
                     vectors, maps = np.load(scratch[-1], mmap_mode="r"), np.concatenate(band_maps)
                 levels.append((scale, embedder.geometry, vectors, maps[..., : len(self.class_names)]))
             return candidate_arrays(levels)

@@ -141,6 +141,8 @@ def test_a_probe_reads_its_maps_from_the_cached_embeddings(curated, tmp_path, mo
     assert [e.status for e in iter_process(project, out, predictor=predictor)] == ["computed"] * 5
     for image_id, levels in dense.items():
         np.testing.assert_allclose(np.load(maps_path(out, image_id)), levels[0][2], atol=2e-3)
+    listed = Dataset.open(project.dataset.source).subset(list(dense)[:2])  # a worker's share: the same ids
+    assert [e.status for e in iter_process(project, tmp_path / "part", predictor=predictor, images=listed)] == ["computed"] * 2
     review = Review(project, device="cpu")
     assert {e.status for e in review.iter_prepare()} == {"computed"}  # the review's candidates too
     monkeypatch.undo()
@@ -154,6 +156,51 @@ def test_a_probe_reads_its_maps_from_the_cached_embeddings(curated, tmp_path, mo
     train(project, replace(TINY.with_strategy("pos"), holdout=0.0), device="cpu")
     trained = Predictor(project, device="cpu")
     assert not trained.on_pretrained and trained.cached_level_maps(next(iter(dense))) is None
+
+
+def test_a_twins_pretrained_half_comes_from_the_cached_embeddings(curated, tmp_path, monkeypatch):
+    """A trained model with the probe beside it and the similarity gate (the CPU preset) runs
+    the trained and the pretrained network as a twin. Where the project has an image's
+    embeddings cached, the pretrained half comes from them and only the trained network runs:
+    the twin's maps to float16 rounding, one image at a time, in batches, for processing and
+    for the review's candidates."""
+    from simsearch import iter_process
+    from simsearch.inference.process import maps_path
+    from simsearch.inference.review import Review
+    from simsearch.training.model import TwinNetwork
+
+    project, _ = curated
+    train(project, replace(TINY.with_strategy("pos"), holdout=0.0, probe_share=0.5, similarity_gate=True), device="cpu")
+    predictor = Predictor(project, device="cpu")
+    assert predictor.twin and not predictor.on_pretrained
+    for _ in project.iter_embed():
+        pass
+    images = {r.id: project.dataset.read(r) for r in project.dataset}
+    twin = {image_id: predictor.level_maps(image) for image_id, image in images.items()}
+    review = Review(project, device="cpu")
+    review._predictor = Predictor(project, device="cpu")
+    review._predictor.cached_pretrained = lambda *_: None  # the twin's, as an image not cached gets them
+    twin_candidates = review._image_candidates(review.image_ids[0])
+    del review._predictor.cached_pretrained
+    monkeypatch.setattr(TwinNetwork, "forward", lambda *_: pytest.fail("the twin ran"))
+    for image_id, levels in twin.items():
+        halves = predictor.level_maps_of(image_id)
+        assert [(s, g) for s, g, _ in halves] == [(s, g) for s, g, _ in levels]
+        for (_, _, mine), (_, _, reference) in zip(halves, levels):
+            np.testing.assert_allclose(mine, reference, atol=2e-3)
+    ids = list(images)[:3]
+    batch = predictor.level_maps_batch([images[i] for i in ids], [predictor.cached_pretrained(i) for i in ids])
+    for image_id, levels in zip(ids, batch):
+        np.testing.assert_allclose(levels[0][2], twin[image_id][0][2], atol=2e-3)
+    out = tmp_path / "results"
+    assert [e.status for e in iter_process(project, out, predictor=predictor)] == ["computed"] * 5
+    for image_id, levels in twin.items():
+        np.testing.assert_allclose(np.load(maps_path(out, image_id)), levels[0][2], atol=2e-3)
+    halves = review._image_candidates(review.image_ids[0])
+    assert halves.keys() == twin_candidates.keys() and len(halves["places0"]) > 0
+    for key in halves:
+        np.testing.assert_allclose(halves[key], twin_candidates[key], rtol=1e-3, atol=2e-3)
+    assert predictor.cached_pretrained("elsewhere.tif@0123456789ab") is None  # not cached: the twin runs
 
 
 def test_a_probe_trained_beside_the_model_is_averaged_into_its_probabilities(curated):
