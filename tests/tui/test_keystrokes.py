@@ -81,7 +81,7 @@ def test_folder_to_exports_in_at_most_60_keys(terminal):
         term.wait_for(r"re:[1-9]\d* suggestions? in", timeout=240)
         keys.press(*["}"] * threshold_steps)  # similarity 0.5 -> 0.75
         keys.press("c")
-        term.wait_for("confirmed (c again", timeout=120)
+        term.wait_for(r"re:(?m)^ confirmed\s", timeout=120)  # the class's status line
     keys.press("3", "b", "Enter")  # background candidates, the default count
     term.wait_for("re:[1-9]\\d* candidates", timeout=120)
     keys.press("c")
