@@ -1,6 +1,7 @@
 #!/bin/bash
 # v5's fixes reverted on the grey 16-bit platelets with the flat field, over 3 trials x 3 seeds
-# (2026-12-07; run in /tmp/hack, a worktree of 13f98c3 with toggles-nuc.patch; ablate_ff.py is ablate_nuc.py with SEED).
+# (2026-12-07; run in /tmp/hack, a worktree of 13f98c3 with toggles-nuc.patch; /tmp/abl/ablate_ff.py is
+# ../rbc-negatives/ablate.py with ablate_ff.patch).
 # Stopped after all four reverted reproduced version 4's first 5 runs to the last digit; ff2.sh went on.
 cd /tmp/hack
 . /work/main/benchmarks/results/issue17-standing/data.sh
