@@ -201,6 +201,10 @@ def test_a_twins_pretrained_half_comes_from_the_cached_embeddings(curated, tmp_p
     for key in halves:
         np.testing.assert_allclose(halves[key], twin_candidates[key], rtol=1e-3, atol=2e-3)
     assert predictor.cached_pretrained("elsewhere.tif@0123456789ab") is None  # not cached: the twin runs
+    image_id = ids[0]
+    short = {scale: vectors[:-1] for scale, vectors in predictor.cached_pretrained(image_id).items()}
+    with pytest.raises(ProjectError, match="cached embeddings of shape .* do not match the image's grid"):
+        predictor.level_maps(images[image_id], short)  # a cache that does not fit the image is named, not mixed in
 
 
 def test_a_probe_trained_beside_the_model_is_averaged_into_its_probabilities(curated):
