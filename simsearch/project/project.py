@@ -188,6 +188,8 @@ class Project:
             dataset = Dataset.open(dataset)
         embedding = {"min_cells": min_cells, "passes": passes, "border": bool(border), "pooling": float(pooling), "fill": fill}
         geometry = PatchGeometry.for_patch(patch_size, **embedding) if patch_size else None
+        if geometry is not None:
+            check_some_image_holds_a_patch(dataset, geometry)
         pyramid = _scales_setting(scales)
         PatchGeometry.for_patch(64, **embedding)  # validates the settings now
         if isinstance(normalization, str):
@@ -359,6 +361,7 @@ class Project:
                     f"cannot change it to {geometry.patch_size}"
                 )
             return self.geometry
+        check_some_image_holds_a_patch(self.dataset, geometry)
         self.settings["geometry"] = geometry.to_dict()
         self.settings["stride"] = _paper_stride(geometry)
         self._save_settings()
@@ -787,6 +790,18 @@ def _check_settings(path: Path, settings: dict) -> None:
             raise ProjectError(f"{path}: '{key}' is {settings[key]!r}, not a {kind.__name__}", hint=RESTORE_SETTINGS)
     if not isinstance(settings["dataset"].get("source"), str):
         raise ProjectError(f"{path}: 'dataset' has no 'source' (the images' place)", hint=RESTORE_SETTINGS)
+
+
+def check_some_image_holds_a_patch(dataset: Dataset, geometry: PatchGeometry) -> None:
+    """A ConfigError naming the patch size and the largest image when no image of `dataset`
+    holds one patch of `geometry` (every image would be skipped): before anything is saved."""
+    if any(image_smaller_than_patch(record, geometry) is None for record in dataset.images):
+        return
+    largest = max(dataset.images, key=lambda record: record.height * record.width)
+    height, width = geometry.patch_size
+    raise ConfigError(f"patch size {width}x{height} px: no image holds one patch (the largest, {largest.relpath}, "
+                      f"is {largest.width}x{largest.height} px)",
+                      hint="give a patch about the size of the objects (--patch-size), smaller than the images")
 
 
 def image_smaller_than_patch(record: ImageRecord, geometry: PatchGeometry) -> str | None:

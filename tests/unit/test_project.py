@@ -224,6 +224,18 @@ def test_one_writer_at_a_time(tmp_path, image_folder):
     Project.open(project.folder).close()
 
 
+def test_a_patch_no_image_holds_is_refused_before_anything_is_saved(tmp_path, image_folder):
+    """Images of 144x112 px: a patch of 500 px would leave every image without a patch vector."""
+    with pytest.raises(ConfigError, match=r"patch size 500x500 px: no image holds one patch \(the largest, img0.tif, "
+                                          r"is 144x112 px\)"):
+        Project.create(tmp_path / "proj", image_folder, patch_size=500, backbone="efficientnet-lite0")
+    assert not (tmp_path / "proj").exists()
+    with Project.create(tmp_path / "proj", image_folder, backbone="efficientnet-lite0") as project:
+        with pytest.raises(ConfigError, match="patch size 300x500 px: no image holds one patch"):
+            project.set_patch_size((500, 300))
+        assert project.geometry is None and project.set_patch_size(112).patch_size == (112, 112)
+
+
 def test_patch_size_fixed_once_and_displayed_subset(tmp_path, image_folder):
     project = Project.create(tmp_path / "proj", image_folder, backbone="efficientnet-lite0")
     assert project.geometry is None
@@ -446,10 +458,14 @@ def test_a_file_named_as_the_project_folder_is_a_clear_error(tmp_path, image_fol
 
 def test_embed_warns_of_images_smaller_than_the_patch_and_search_says_the_same(tmp_path, image_folder, capsys):
     proj = str(tmp_path / "proj")
+    assert main(["-q", "embed", str(image_folder), "--project", proj, "--patch-size", "200"]) == 2
+    assert "error: patch size 200x200 px: no image holds one patch" in capsys.readouterr().err
+    tifffile.imwrite(image_folder / "large.tif", blob_image((240, 240), [(120, 120)], dtype=np.uint16,
+                                                            channels=2).transpose(2, 0, 1), imagej=True, metadata={"axes": "CYX"})
     assert main(["-q", "embed", str(image_folder), "--project", proj, "--patch-size", "200"]) == 0
     captured = capsys.readouterr()
-    assert "index: 0 patch vectors" in captured.out
-    assert "warning: 4 of 4 image(s) hold no patch vectors" in captured.err
+    assert "index: 0 patch vectors" not in captured.out
+    assert "warning: 4 of 5 image(s) hold no patch vectors" in captured.err
     message = "image img0.tif (144x112 px) is smaller than one patch (200x200 px)"
     assert message in captured.err and "--patch-size" in captured.err.split("hint:")[1]
     assert main(["-q", "search", "--project", proj, "--image", "img0.tif", "--point", "30,40"]) == 2
