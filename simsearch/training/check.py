@@ -32,6 +32,9 @@ class ClassCheck:
     (True, ('probe', 0.91))
     >>> ClassCheck("WBC", positives=2, others=9, model=1.0, similarity=1.0, probe=1.0).alike
     True
+    >>> nan = float("nan")
+    >>> ClassCheck("WBC", positives=0, others=9, model=nan, similarity=nan, probe=nan, to_check=3).verdict()
+    "WBC: not checked (no positive held out); confirm 3 more example(s) besides the prototypes' own objects to have training checked"
     """
 
     name: str
@@ -40,6 +43,8 @@ class ClassCheck:
     model: float
     similarity: float
     probe: float
+    # with no positive held out: how many more confirmed examples (not on a prototype's own object) hold one out
+    to_check: int = 0
 
     @property
     def checked(self) -> bool:
@@ -76,6 +81,12 @@ class ClassCheck:
     def verdict(self) -> str:
         """One line for the user."""
         if not self.checked:
+            if not self.positives and self.to_check:
+                return (f"{self.name}: not checked (no positive held out); confirm {self.to_check} more example(s) besides "
+                        "the prototypes' own objects to have training checked")
+            if not self.others:
+                return (f"{self.name}: not checked (nothing but the class held out); confirm more background to have "
+                        "training checked")
             return (f"{self.name}: not checked ({self.positives} held-out positive(s), {self.others} other(s)); "
                     "curate more examples to have training checked")
         other, value = self.best_other

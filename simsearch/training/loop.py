@@ -63,7 +63,7 @@ from simsearch.training.check import ClassCheck, check_held_out
 from simsearch.training.model import PatchModel
 # part of this module's interface too (`__all__`): tests, inference and the evaluation import them from here
 from simsearch.training.records import (BACKGROUND, TrainingRecords, class_names, crop_pixels, crops_within,
-                                        hold_out, noisy_cap, training_records)
+                                        examples_to_hold_one_out, hold_out, noisy_cap, training_records)
 from simsearch.training.sampling import balanced_order, balanced_subset, stream
 from simsearch.training.saved import (Checkpoints, save_model, saved_check, saved_model_config,
                                       start_from_last, trained_model_config)
@@ -443,6 +443,8 @@ def _run(project: Project, settings: TrainSettings, records: TrainingRecords, id
                             context_cells=settings.context_cells, seed=settings.seed, device=device,
                             probe_beside=None if probe is None else (probe.model.classifier, settings.probe_average),
                             gate=gate)
+    checks = [replace(check, to_check=max(0, examples_to_hold_one_out(settings.holdout) - records.holdable[label]))
+              if not check.positives else check for label, check in enumerate(checks)]
     save_model(project, model, names, settings, metrics, identity=identity, start=start, checks=checks,
                probe=None if probe is None else probe.model, gate=gate)
     checkpoints.clear()

@@ -58,6 +58,9 @@ class TrainingRecords:
     noisy: tuple[tuple[PatchRecord, int], ...] = ()
     held_out: tuple[tuple[PatchRecord, int], ...] = ()
     held_out_negatives: tuple[tuple[PatchRecord, int], ...] = ()
+    # per class (in `names` order, background left out): its confirmed examples that may be held out (not on a
+    # prototype's own object), which the held-out check tells a user with too few (not part of the digest)
+    holdable: tuple[int, ...] = ()
 
     def digest(self) -> str:
         parts = (self.clean, self.negatives, self.noisy, self.held_out, self.held_out_negatives)
@@ -96,6 +99,7 @@ def training_records(project: Project, settings: TrainSettings) -> TrainingRecor
     confirmed += [(_position(p), len(names) - 1) for p in background]
     # a prototype's own object comes back among its suggestions, a few pixels off the box's centre: it trains
     # (left out of training, DSB's pipeline lost 0.020) but is never held out, as training learns its prototype
+    confirmed_before = confirmed
     confirmed, held_out = hold_out(confirmed, settings.holdout, always_train=twins + [False] * len(background))
     negatives, held_out_negatives = hold_out(negatives, settings.holdout)
     sized = prototypes + [(record, label, record.level) for record, label in confirmed if label != len(names) - 1]
@@ -120,7 +124,10 @@ def training_records(project: Project, settings: TrainSettings) -> TrainingRecor
         if cap is not None and len(noisy) > cap:
             keep = balanced_subset(torch.tensor([label for _, label in noisy]), cap, stream(settings.seed, "noisy cap"))
             noisy = [noisy[i] for i in keep.tolist()]
-    return TrainingRecords(tuple(names), tuple(clean), tuple(negatives), tuple(noisy), tuple(held_out), tuple(held_out_negatives))
+    holdable = tuple(sum(1 for (_, label), twin in zip(confirmed_before, twins) if label == index and not twin)
+                     for index in range(len(names) - 1))
+    return TrainingRecords(tuple(names), tuple(clean), tuple(negatives), tuple(noisy), tuple(held_out), tuple(held_out_negatives),
+                           holdable)
 
 
 def off_level_views(examples: list[tuple[PatchRecord, int, float]], scales: tuple[float, ...], background: int) -> list[tuple[PatchRecord, int]]:
@@ -249,6 +256,22 @@ def _at_most(views: list[tuple[PatchRecord, int]], count: int, groups: list[int]
     if len(views) <= count:
         return views
     return [views[i] for i in balanced_subset(torch.tensor(groups, dtype=torch.int64), count, generator).tolist()]
+
+
+def examples_to_hold_one_out(fraction: float) -> int:
+    """How many examples of a label `hold_out` needs before it holds one out (0 < fraction < 1).
+
+    Examples
+    --------
+    >>> examples_to_hold_one_out(0.2)
+    5
+    """
+    if fraction <= 0:
+        raise ValueError(f"holdout {fraction}: nothing is held out")
+    count = 1
+    while int(fraction * count) < 1:
+        count += 1
+    return count
 
 
 def hold_out(pairs: list[tuple[PatchRecord, int]], fraction: float,

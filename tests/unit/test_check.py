@@ -14,7 +14,7 @@ from simsearch.training.check import ClassCheck, check_held_out, fit_probe, roc_
 from simsearch.training.crops import patch_crops
 from simsearch.training.loop import hold_out, train, training_records
 from simsearch.training.model import PatchModel
-from simsearch.training.records import on_an_example
+from simsearch.training.records import examples_to_hold_one_out, on_an_example
 
 
 def test_roc_auc_equals_the_mann_whitney_statistic():
@@ -60,6 +60,8 @@ def test_class_check_verdicts():
     assert good.helps and "WARNING" not in good.verdict() and "model 0.95, similarity 0.90, probe 0.70 (3 positive(s), 8 other(s))" in good.verdict()
     assert not bad.helps and "WARNING: training does not beat probe" in bad.verdict()
     assert unchecked.helps and not unchecked.checked and "not checked" in unchecked.verdict()
+    alone = ClassCheck("ring", 2, 0, model=float("nan"), similarity=float("nan"), probe=float("nan"))
+    assert "confirm more background" in alone.verdict()
     assert ClassCheck.from_dict(bad.to_dict()) == bad
     unsearched = ClassCheck("ring", 3, 8, model=0.8, similarity=float("nan"), probe=0.7)  # no prototype left
     assert unsearched.best_other == ("probe", 0.7) and unsearched.helps
@@ -103,6 +105,25 @@ def test_training_holds_out_curated_examples_and_checks_the_model(curated):
     saved = yaml.safe_load(project.layout.model_config.read_text())["check"]
     assert [ClassCheck.from_dict(item) for item in saved] == list(model.check)
     assert train(project, settings, device="cpu").check == model.check  # reused with its check
+
+
+def test_a_class_with_too_few_examples_to_hold_one_out_is_told_how_many_more(curated):
+    """Each class has 8 confirmed examples off its prototypes' own objects; a holdout of a tenth
+    needs 10 before it holds one out: the check says 2 more, the background (10) has one held out."""
+    project, _ = curated
+    settings = replace(TINY, holdout=0.1)
+    assert examples_to_hold_one_out(0.1) == 10 and examples_to_hold_one_out(0.2) == 5
+    records = training_records(project, settings)
+    assert records.holdable == (8, 8) and [label for _, label in records.held_out] == [2]
+    model = train(project, settings, device="cpu")
+    assert [(c.name, c.positives, c.to_check, c.checked) for c in model.check] == [("disc", 0, 2, False), ("cross", 0, 2, False)]
+    assert model.check[0].verdict() == ("disc: not checked (no positive held out); confirm 2 more example(s) besides the "
+                                        "prototypes' own objects to have training checked")
+    saved = yaml.safe_load(project.layout.model_config.read_text())["check"]
+    assert [ClassCheck.from_dict(item) for item in saved] == list(model.check)
+    assert train(project, replace(settings, holdout=0.25), device="cpu").check[0].to_check == 0  # checked: none needed
+    old = {key: value for key, value in saved[0].items() if key != "to_check"}  # a model saved before it
+    assert ClassCheck.from_dict(old).to_check == 0 and "curate more examples" in ClassCheck.from_dict(old).verdict()
 
 
 def test_a_model_that_ranks_backwards_is_reported(curated):
