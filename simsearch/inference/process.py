@@ -110,7 +110,10 @@ def iter_process(
     """
     dataset = images or project.dataset
     if dataset.channels != project.file_channels:
-        raise DatasetError(f"images in {dataset.root} have {dataset.channels} channels; the model was trained on {project.file_channels}")
+        example = dataset.images[0].relpath if len(dataset) else "none"
+        raise DatasetError(f"images {dataset.source} have {dataset.channels} channel(s) (e.g. {example}); the project's model "
+                           f"was trained on images of {project.file_channels}",
+                           hint="process images with the project's channels, or make a project on these images")
     predictor = predictor or Predictor(project, device=device)
     prepare_maps_folder(project, out)
     for event, error in written_behind(_steps(project, dataset, predictor, out, cancel)):  # maps written during the next image

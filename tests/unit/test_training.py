@@ -11,7 +11,7 @@ import torch
 import yaml
 
 from conftest import TINY
-from simsearch import ConfigError, Curation, Project, ProjectError
+from simsearch import ConfigError, Curation, DatasetError, Project, ProjectError
 from simsearch.inference.predict import Predictor
 from simsearch.features.embed import crop_windows
 from simsearch.features.geometry import PatchGeometry
@@ -143,6 +143,11 @@ def test_a_probe_reads_its_maps_from_the_cached_embeddings(curated, tmp_path, mo
         np.testing.assert_allclose(np.load(maps_path(out, image_id)), levels[0][2], atol=2e-3)
     listed = Dataset.open(project.dataset.source).subset(list(dense)[:2])  # a worker's share: the same ids
     assert [e.status for e in iter_process(project, tmp_path / "part", predictor=predictor, images=listed)] == ["computed"] * 2
+    (tmp_path / "rgb").mkdir()
+    tifffile.imwrite(tmp_path / "rgb" / "colour.tif", np.zeros((64, 64, 3), np.uint8))
+    with pytest.raises(DatasetError, match=r"rgb have 3 channel\(s\) \(e.g. colour.tif\); the project's model was trained "
+                                           r"on images of 1"):
+        next(iter_process(project, tmp_path / "other", predictor=predictor, images=Dataset.open(tmp_path / "rgb")))
     review = Review(project, device="cpu")
     assert {e.status for e in review.iter_prepare()} == {"computed"}  # the review's candidates too
     monkeypatch.undo()
