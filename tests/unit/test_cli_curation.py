@@ -32,6 +32,10 @@ def test_scripted_session(tmp_path, capsys):
     assert run("class", "restore", saved) == 2 and f"restore class: cannot read {saved}" in capsys.readouterr().err
     assert run("class", "delete", "gone") == 0
     capsys.readouterr()
+    assert run("suggest", "disc") == 0  # nothing to suggest from yet: said, with the way on
+    captured = capsys.readouterr()
+    assert captured.out.splitlines()[-1] == "0 suggestion(s) in 0 image(s), 0 flagged"
+    assert "note: class 'disc' has no prototype yet" in captured.err and "simsearch prototype add disc" in captured.err
     y, x = truth["img0.tif"][0][0]
     assert run("prototype", "add", "disc", "img0.tif", "--box=-5,-5,27,27") == 2  # a minus sign: parsed, refused by name
     assert "lies outside image img0.tif" in capsys.readouterr().err
@@ -40,7 +44,9 @@ def test_scripted_session(tmp_path, capsys):
     assert run("prototype", "add", "disc", "img0.tif", f"{x - 16},{y - 16},{x + 16},{y + 16}") == 0
     assert "added prototype 1 of disc" in capsys.readouterr().out
     assert run("suggest", "disc", "--threshold", "-1", "--save-threshold", "--csv", str(tmp_path / "s.csv")) == 0
-    lines = capsys.readouterr().out.splitlines()
+    captured = capsys.readouterr()
+    lines = captured.out.splitlines()
+    assert "no prototype" not in captured.err
     assert lines[-1].endswith("0 flagged") and len((tmp_path / "s.csv").read_text().splitlines()) > 9
     # between the 9th suggestion (the 9 discs of the 3 displayed images) and the 10th (a cross):
     # the discs of the undisplayed images score about as the displayed ones, some below the 9th
