@@ -26,6 +26,10 @@ from simsearch.inference.review import REVIEW_ORDERS, Review
 from simsearch.cli.runner import run, training_settings
 from simsearch.training.loop import TRAINING_STRATEGIES, TrainSettings, iter_train, model_check
 
+# `simsearch eval`'s strategies unless given: similarity search and the probe, the two yardsticks (the report says
+# whether training beat both), the paper's Pos and Pos+Neg+Selflearn, and full supervision
+DEFAULT_EVAL_STRATEGIES = "similarity,probe,pos,pos+neg+selflearn,supervised"
+
 
 def add_commands(sub) -> None:
     """Add train, review, threshold, process, run and eval to an argparse subparsers object."""
@@ -233,8 +237,9 @@ def _add_eval_command(sub) -> None:
                             help="prototypes per class the simulated user marks, e.g. 5,10: one set of trials each (default 5,10)")
     evaluation.add_argument("--negatives", type=int_list, default=[5],
                             help="wrong suggestions it flags before it confirms, e.g. 0,5 (default 5)")
-    evaluation.add_argument("--strategies", default="similarity,pos,pos+neg+selflearn,supervised",
-                            help=f"comma-separated, of: {', '.join(STRATEGIES)} (default similarity,pos,pos+neg+selflearn,supervised)")
+    evaluation.add_argument("--strategies", default=DEFAULT_EVAL_STRATEGIES,
+                            help=f"comma-separated, of: {', '.join(STRATEGIES)} (default {DEFAULT_EVAL_STRATEGIES}: the "
+                                 "probe is the yardstick training must beat, and takes seconds)")
     evaluation.add_argument("--repeats", type=int, default=3,
                             help="trials per setting, each with other displayed images and prototypes (default 3)")
     evaluation.add_argument("--displayed", type=int, default=6, help="images the simulated user is shown (default 6)")

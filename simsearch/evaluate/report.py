@@ -468,7 +468,7 @@ def markdown(results: dict) -> str:
                      f"{np.mean([row['seconds'] for row in groups[key]]):.0f} s |")
     rule = MATCHING_NOTES[results.get("matching", "patch")]
     return ("\n".join(lines) + "\n\n" + rule + "\n" + _probe_note(results, rows) + _rules_table(rows)
-            + _sizes_table(results.get("classes", {})) + _retrain_table(rows) + _check_table(rows))
+            + _sizes_table(results.get("classes", {})) + _goal_table(rows) + _retrain_table(rows) + _check_table(rows))
 
 
 def _probe_note(results: dict, rows: list[dict]) -> str:
@@ -563,6 +563,70 @@ def _retrain_table(rows: list[dict]) -> str:
         between = np.std([np.mean(v) for v in repeats.values()])
         mean = np.mean([np.mean(v) for v in repeats.values()])
         lines.append(f"| {' | '.join(str(k) for k in key)} | {seeds} | {mean:.3f} | {within:.3f} | {between:.3f} |")
+    return "\n".join(lines) + "\n"
+
+
+GOAL_SPREAD = 0.05  # the training issue's bar on a trained strategy's std over the repeats
+
+
+def training_goal(rows: list[dict]) -> list[dict]:
+    """Whether training earned its cost, per class, trained strategy, P and N (before review
+    rounds): in each repeat, its PR-AUC (the mean over training seeds) against the better of
+    similarity search (the repeat's prototypes) and the probe (the repeat's curated data).
+    `above` counts the repeats where it is at least that, `margin` is its smallest lead (below
+    0: it lost), `spread` its std over the repeats; `met` where it leads in every repeat with a
+    spread under GOAL_SPREAD. Only repeats that have all three count; joint rows compare with
+    joint baselines.
+
+    Examples
+    --------
+    >>> rows = [{"class": "cell", "strategy": name, "prototypes": 5, "negatives": n, "repeat": r, "pr_auc": value}
+    ...         for name, n, values in (("similarity", 0, [0.5, 0.6]), ("probe", 5, [0.7, 0.7]),
+    ...                                 ("pos+neg+selflearn", 5, [0.8, 0.75])) for r, value in enumerate(values)]
+    >>> goal = training_goal(rows)[0]
+    >>> goal["strategy"], goal["above"], goal["repeats"], round(goal["margin"], 3), goal["met"]
+    ('pos+neg+selflearn', 2, 2, 0.05, True)
+    """
+    scores: dict[tuple, dict[int, list[float]]] = {}
+    for row in rows:
+        if row.get("review_round", 0) == 0:
+            key = (row["class"], row["strategy"], row["prototypes"], row["negatives"])
+            scores.setdefault(key, {}).setdefault(row["repeat"], []).append(row["pr_auc"])
+    means = {key: {repeat: float(np.mean(values)) for repeat, values in by_repeat.items()} for key, by_repeat in scores.items()}
+    goals = []
+    for (label, strategy, prototypes, negatives), mine in sorted(means.items()):
+        name, _, joint = strategy.partition(" ")
+        if name in ("similarity", "probe", *BASELINES):
+            continue
+        similarity = means.get((label, " ".join(filter(None, ("similarity", joint))), prototypes, 0), {})
+        probe = means.get((label, " ".join(filter(None, ("probe", joint))), prototypes, negatives), {})
+        repeats = sorted(set(mine) & set(similarity) & set(probe))
+        if not repeats:
+            continue
+        leads = [mine[r] - max(similarity[r], probe[r]) for r in repeats]
+        spread = float(np.std([mine[r] for r in repeats]))
+        goals.append({"class": label, "strategy": strategy, "prototypes": prototypes, "negatives": negatives,
+                      "repeats": len(repeats), "above": sum(lead >= 0 for lead in leads), "margin": min(leads),
+                      "spread": spread, "met": min(leads) >= 0 and spread < GOAL_SPREAD})
+    return goals
+
+
+def _goal_table(rows: list[dict]) -> str:
+    """`training_goal` as the report's table."""
+    goals = training_goal(rows)
+    if not goals:
+        return ""
+    lines = ["", "Did training earn its cost? Each trained strategy against the better of similarity search and the "
+             "probe on the same repeat (the same prototypes and curated data; means over training seeds): met where "
+             f"it is at least that in every repeat and its spread over the repeats is under {GOAL_SPREAD:g}.", "",
+             "| class | strategy | P | N | at least both in | smallest lead | spread | goal |",
+             "|---|---|---|---|---|---|---|---|"]
+    for goal in goals:
+        misses = ([f"below in {goal['repeats'] - goal['above']} repeat(s)"] if goal["above"] < goal["repeats"] else []) \
+            + ([f"spread {goal['spread']:.3f}"] if goal["spread"] >= GOAL_SPREAD else [])
+        lines.append(f"| {goal['class']} | {goal['strategy']} | {goal['prototypes']} | {goal['negatives']} | "
+                     f"{goal['above']} of {goal['repeats']} | {goal['margin']:+.3f} | {goal['spread']:.3f} | "
+                     + ("met |" if goal["met"] else f"not met: {', '.join(misses)} |"))
     return "\n".join(lines) + "\n"
 
 

@@ -71,6 +71,10 @@ def test_every_option_says_what_it_does():
     options = {a.dest: a for a in _subparsers(build_parser(["eval"]))["eval"]._actions}
     assert all(name in options["backbone"].help for name in BACKBONES)
     assert all(name in options["strategies"].help for name in STRATEGIES)
+    from simsearch.cli.model import plan_from_args  # eval runs both yardsticks unless told otherwise
+    eval_args = ["eval", "--images", "i", "--truth", "t", "--classes", "a", "--out", "o"]
+    assert plan_from_args(build_parser(eval_args).parse_args(eval_args)).strategies == [
+        "similarity", "probe", "pos", "pos+neg+selflearn", "supervised"]
 
 
 @pytest.mark.parametrize("option, dest, value", [("--min-cells", "min_cells", "8"), ("--pooling", "pooling", "0.2")])

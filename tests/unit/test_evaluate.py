@@ -514,6 +514,35 @@ def test_report_sets_the_held_out_check_against_the_test_images():
     assert "| a | pos | 5 | 2 | 0.83 | 0.87 | 0.80 | 1 of 3 | 1 of 3 | 1 of 3 |" in table
 
 
+def test_report_says_whether_training_beat_similarity_search_and_the_probe_in_every_repeat():
+    """The training issue's goal as the report gives it, against a plain loop over the repeats:
+    seed means against the better baseline of the same repeat, and the spread over repeats."""
+    from simsearch.evaluate.report import markdown, training_goal
+
+    def row(strategy, repeat, pr_auc, seed=0, negatives=5, review_round=0):
+        return {"class": "a", "strategy": strategy, "prototypes": 10, "negatives": 0 if "similarity" in strategy else negatives,
+                "repeat": repeat, "pr_auc": pr_auc, "seconds": 1.0, "seed": seed, "review_round": review_round}
+
+    similarity, probe = [0.50, 0.60, 0.55], [0.70, 0.72, 0.71]
+    pipeline = {0: [0.80, 0.74], 1: [0.70, 0.76], 2: [0.75, 0.77]}  # two seeds; r1's mean 0.73 beats the probe's 0.72
+    pos = [0.69, 0.90, 0.80]  # below the probe in r0, and a spread over 0.05
+    rows = ([row("similarity", r, v) for r, v in enumerate(similarity)] + [row("probe", r, v) for r, v in enumerate(probe)]
+            + [row("pos+neg+selflearn", r, v, seed) for r, values in pipeline.items() for seed, v in enumerate(values)]
+            + [row("pos", r, v) for r, v in enumerate(pos)] + [row("pos", 0, 0.99, review_round=1)]  # reviews: not counted
+            + [row("similarity (joint)", 0, 0.9), row("probe (joint)", 0, 0.1), row("pos (joint)", 0, 0.5)])
+    goals = {goal["strategy"]: goal for goal in training_goal(rows)}
+    for strategy, scores in (("pos+neg+selflearn", [np.mean(pipeline[r]) for r in range(3)]), ("pos", pos)):
+        leads = [scores[r] - max(similarity[r], probe[r]) for r in range(3)]
+        assert goals[strategy]["margin"] == pytest.approx(min(leads))
+        assert goals[strategy]["above"] == sum(lead >= 0 for lead in leads)
+        assert goals[strategy]["spread"] == pytest.approx(np.std(scores))
+    assert goals["pos+neg+selflearn"]["met"] and not goals["pos"]["met"]
+    assert goals["pos (joint)"]["repeats"] == 1 and goals["pos (joint)"]["margin"] == pytest.approx(-0.4)  # joint baselines
+    table = markdown({"trials": {str(i): r for i, r in enumerate(rows)}}).split("Did training earn its cost?")[1]
+    assert "| a | pos+neg+selflearn | 10 | 5 | 3 of 3 | +0.010 | 0.017 | met |" in table
+    assert "| a | pos | 10 | 5 | 2 of 3 | -0.010 | 0.086 | not met: below in 1 repeat(s), spread 0.086 |" in table
+
+
 def test_report_gives_each_rule_and_the_score_away_from_the_image_edge():
     from simsearch.evaluate.report import markdown
 
