@@ -201,7 +201,7 @@ def cmd_suggest(args, quiet: bool) -> int:
         flagged = sum(s.flagged for s in suggestions)
         images = len({s.image_id for s in suggestions})
         print(f"{len(suggestions)} suggestion(s) in {images} image(s), {flagged} flagged")
-        if not project.store.prototypes(args.class_name):
+        if not curation.prototypes(args.class_name):
             print(f"note: class {args.class_name!r} has no prototype yet, so nothing is suggested\n"
                   f"  hint: add one, e.g. simsearch prototype add {args.class_name} IMAGE X0,Y0,X1,Y1", file=sys.stderr)
     return 0

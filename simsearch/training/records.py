@@ -99,7 +99,8 @@ def training_records(project: Project, settings: TrainSettings) -> TrainingRecor
     confirmed += [(_position(p), len(names) - 1) for p in background]
     # a prototype's own object comes back among its suggestions, a few pixels off the box's centre: it trains
     # (left out of training, DSB's pipeline lost 0.020) but is never held out, as training learns its prototype
-    confirmed_before = confirmed
+    holdable = tuple(sum(1 for (_, label), twin in zip(confirmed, twins) if label == index and not twin)
+                     for index in range(len(names) - 1))
     confirmed, held_out = hold_out(confirmed, settings.holdout, always_train=twins + [False] * len(background))
     negatives, held_out_negatives = hold_out(negatives, settings.holdout)
     sized = prototypes + [(record, label, record.level) for record, label in confirmed if label != len(names) - 1]
@@ -124,8 +125,6 @@ def training_records(project: Project, settings: TrainSettings) -> TrainingRecor
         if cap is not None and len(noisy) > cap:
             keep = balanced_subset(torch.tensor([label for _, label in noisy]), cap, stream(settings.seed, "noisy cap"))
             noisy = [noisy[i] for i in keep.tolist()]
-    holdable = tuple(sum(1 for (_, label), twin in zip(confirmed_before, twins) if label == index and not twin)
-                     for index in range(len(names) - 1))
     return TrainingRecords(tuple(names), tuple(clean), tuple(negatives), tuple(noisy), tuple(held_out), tuple(held_out_negatives),
                            holdable)
 

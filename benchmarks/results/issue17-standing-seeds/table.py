@@ -5,8 +5,9 @@
 Per class: similarity search, the probe and Pos+Neg+Selflearn as the mean ± standard deviation
 over the trials of each trial's mean over training seeds, and the goal: in every trial the
 pipeline's seed mean at least the larger of similarity search and the probe's seed mean, and
-the pipeline's spread over trials under 0.05 (`training_goal`, the rule of `simsearch eval`'s report). "single runs below" counts the pipeline's single
-training runs under that bar, so a reader sees how often one run would have missed it.
+the pipeline's spread over trials under 0.05 (`training_goal`, the rule of `simsearch eval`'s
+report). "single runs below" counts the pipeline's single training runs under that bar, so a
+reader sees how often one run would have missed it.
 """
 import json
 import sys
