@@ -84,6 +84,7 @@ class CurateScreen(ClassActions, StepScreen):
         self.order: np.ndarray = np.zeros(0, np.int64)
         self.sort_near_threshold = False
         self.grid_mode = False  # keys act on the grid's suggestion (tab), not the image's cursor
+        self.grid_hidden = False  # the user's g; an empty grid takes no room either way
         # per image: likely objects, for hint mode (None: being found)
         self.blobs: dict[str, simsearch.Blobs | None] = {}
         self.hint_targets: dict[str, tuple[float, float, float]] = {}  # label -> (y, x, diameter) px
@@ -359,6 +360,7 @@ class CurateScreen(ClassActions, StepScreen):
             grid.set_items(0, None, lambda i: False)
         else:
             grid.set_items(len(self.order), self.tile, lambda i: bool(self.suggestions.flagged[self.order[i]]))
+        self.layout_grid()
         self.show_grid_bar()
 
     def tile(self, position: int):
@@ -375,11 +377,18 @@ class CurateScreen(ClassActions, StepScreen):
     def show_grid_bar(self) -> None:
         s = self.focused_suggestion()
         order = "nearest the threshold first" if self.sort_near_threshold else "most similar first"
-        text = f"suggestions, {order} (s)"
+        text = f"suggestions, {order} (s)" if len(self.suggestions) else self.why_no_suggestions()
         if s is not None:
             position = self.query_one("#grid", PatchGrid).focus_index + 1
             text += f"  #{position} sim {s.similarity:.3f}{'  NEGATIVE' if s.flagged else ''}"
         self.query_one("#gridbar", Static).update(text)
+
+    def why_no_suggestions(self) -> str:
+        if self.class_name is None:
+            return "suggestions: none before a class (N adds one)"
+        if not self.app.curation.prototypes(self.class_name):
+            return "suggestions: none before a prototype (enter)"
+        return "suggestions: none above the threshold ([ lowers it)"
 
     @on(PatchGrid.Moved)
     def grid_moved(self, event: PatchGrid.Moved) -> None:
@@ -617,6 +626,9 @@ class CurateScreen(ClassActions, StepScreen):
 
     def action_toggle_focus(self) -> None:
         self.show_grid_panel(True)  # tab to a hidden grid shows it
+        if not len(self.suggestions) and not self.grid_mode:
+            self.notify(self.why_no_suggestions())
+            return
         self.set_grid_mode(not self.grid_mode)
 
     def set_grid_mode(self, on: bool) -> None:
@@ -631,17 +643,24 @@ class CurateScreen(ClassActions, StepScreen):
             self.grid_mode = isinstance(event.widget, PatchGrid)
 
     def action_toggle_grid(self) -> None:
-        visible = not self.query_one("#grid", PatchGrid).display
-        if not visible and self.grid_mode:
-            self.set_grid_mode(False)
-        self.show_grid_panel(visible)
+        self.show_grid_panel(self.grid_hidden)
 
     def show_grid_panel(self, visible: bool, *, remember: bool = True) -> None:
         """Show or hide the suggestion grid and its title bar (hidden: more room for the images)."""
-        self.query_one("#grid", PatchGrid).display = visible
-        self.query_one("#gridbar", Static).display = visible
+        self.grid_hidden = not visible
+        self.layout_grid()
         if remember:
             self.app.remember_place(grid_hidden=not visible)
+
+    def layout_grid(self) -> None:
+        """The grid takes its rows only when the user has not hidden it and it has suggestions
+        to show (before the first prototype the image has them); its title bar, which says
+        why it is empty, stays unless hidden."""
+        shown = not self.grid_hidden and len(self.suggestions) > 0
+        if self.grid_hidden and self.grid_mode:
+            self.set_grid_mode(False)
+        self.query_one("#grid", PatchGrid).display = shown
+        self.query_one("#gridbar", Static).display = not self.grid_hidden
 
     def action_toggle_sort(self) -> None:
         self.sort_near_threshold = not self.sort_near_threshold

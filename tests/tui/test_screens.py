@@ -57,6 +57,12 @@ async def started(app, size: tuple[int, int], screen_id: str = "curate"):
         yield pilot
 
 
+def keys_to(screen, y: float, x: float) -> list[str]:
+    """The arrow keys that move a 32 px cursor box (a quarter box, 8 px, a key) onto (y, x)."""
+    cy, cx = screen.cursor
+    return ["down" if y > cy else "up"] * round(abs(y - cy) / 8) + ["right" if x > cx else "left"] * round(abs(x - cx) / 8)
+
+
 def run(scenario):
     asyncio.run(scenario())
 
@@ -107,9 +113,7 @@ def test_new_class_keyboard_prototype_threshold_flag_undo_confirm(fresh_project)
             for _ in range(3):  # 64 -> 51 -> 40 -> 32 px box, moved in steps of a quarter box
                 await pilot.press("minus")
             assert screen.patch_size == (32, 32)
-            cy, cx = screen.cursor
-            keys = ["down" if y > cy else "up"] * round(abs(y - cy) / 8) + ["right" if x > cx else "left"] * round(abs(x - cx) / 8)
-            await pilot.press(*keys)
+            await pilot.press(*keys_to(screen, y, x))
             await pilot.press("enter")
             await wait_until(pilot, lambda: len(screen.suggestions) > 0, what="suggestions")
             [prototype] = app.project.store.prototypes("disc")
@@ -885,5 +889,37 @@ def test_g_hides_the_grid_and_its_title_for_a_larger_image(curated_project):
             await pilot.pause()
             assert screen.query_one("#grid").display and screen.query_one("#gridbar").display
             assert app.state.get("grid_hidden") is False
+
+    run(scenario)
+
+
+def test_an_empty_grid_gives_its_rows_to_the_image_and_says_why_it_is_empty(fresh_project):
+    folder, truth = fresh_project
+    y, x = truth["img0.tif"][0][0]
+
+    async def scenario():
+        app = SimSearchApp(folder)
+        async with started(app, (80, 24)) as pilot:
+            screen = app.screen
+            grid, bar = screen.query_one("#grid"), screen.query_one("#gridbar")
+            assert not grid.display and bar.display and "none before a class" in str(bar.render())
+            empty = screen.query_one("#views").region.height
+            await pilot.press("N")
+            await pilot.press(*"disc", "enter")
+            await wait_until(pilot, lambda: "none before a prototype" in str(bar.render()), what="the class")
+            await pilot.press("tab")  # nothing to focus in the grid: the image keeps the keys
+            await pilot.pause()
+            assert not screen.grid_mode and not grid.display
+            for _ in range(3):
+                await pilot.press("minus")
+            await pilot.press(*keys_to(screen, y, x), "enter")
+            await wait_until(pilot, lambda: len(screen.suggestions) > 0, what="suggestions")
+            await pilot.pause()
+            assert grid.display and screen.query_one("#views").region.height < empty
+            await pilot.press(*["right_curly_bracket"] * 20)  # a threshold above every suggestion
+            await wait_until(pilot, lambda: not len(screen.suggestions), what="no suggestions")
+            await pilot.pause()
+            assert not grid.display and "none above the threshold" in str(bar.render())
+            assert screen.query_one("#views").region.height == empty
 
     run(scenario)
