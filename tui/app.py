@@ -129,13 +129,14 @@ class SimSearchApp(App):
 
     def show_error(self, error: BaseException, *, then: Callable[[], None] | None = None) -> None:
         """A readable dialog; the traceback goes to the log."""
-        if isinstance(error, simsearch.SimSearchError):
-            message, hint = error.message, error.hint
+        if isinstance(error, simsearch.SimSearchError):  # the input: the user can change it
+            message, hint, title = error.message, error.hint, "Not done"
             log.warning("%s", error)
         else:
-            message, hint = f"unexpected error: {type(error).__name__}: {error}", "please report it with the log file"
+            message, hint, title = f"unexpected error: {type(error).__name__}: {error}", "please report it with the log file", \
+                "Something went wrong"
             log.error("unexpected error", exc_info=error)
-        self.push_screen(ErrorScreen(message, hint, str(self.log_path)), callback=(lambda _: then()) if then else None)
+        self.push_screen(ErrorScreen(message, hint, str(self.log_path), title), callback=(lambda _: then()) if then else None)
 
     def show_error_from_thread(self, error: BaseException) -> None:
         self.call_from_thread(self.show_error, error)

@@ -62,7 +62,8 @@ class HelpScreen(ModalScreen):
 
 
 class ErrorScreen(ModalScreen):
-    """An engine error in words, its hint and where the details are; never a traceback."""
+    """An engine error in words, its hint and where the details are; never a traceback. `heading`
+    says whether the input needs a change (the engine refused it) or the program failed."""
 
     DEFAULT_CSS = """
     ErrorScreen { align: center middle; }
@@ -70,12 +71,12 @@ class ErrorScreen(ModalScreen):
     """
     BINDINGS = [Binding("escape,enter,q", "dismiss", "close")]
 
-    def __init__(self, message: str, hint: str | None, log_path: str | None):
+    def __init__(self, message: str, hint: str | None, log_path: str | None, heading: str = "Something went wrong"):
         super().__init__()
-        self.message, self.hint, self.log_path = message, hint, log_path
+        self.message, self.hint, self.log_path, self.heading = message, hint, log_path, heading
 
     def compose(self) -> ComposeResult:
-        lines = ["[b]Something went wrong[/b]", "", escape(self.message)]
+        lines = [f"[b]{escape(self.heading)}[/b]", "", escape(self.message)]
         if self.hint:
             lines += ["", f"hint: {escape(self.hint)}"]
         if self.log_path:

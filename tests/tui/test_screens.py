@@ -817,9 +817,13 @@ def test_dataset_screen_channels_as_typed_and_a_bad_list_in_the_error_dialog(fre
             await pilot.press("c", "ctrl+u", *"0 x", "enter")
             await wait_until(pilot, lambda: isinstance(app.screen, ErrorScreen), what="the error dialog")
             assert "'0 x' is not a list of channel numbers" in app.screen.message
+            assert app.screen.heading == "Not done"  # the input, not the program: "Something went wrong" is for bugs
             await pilot.press("escape")
             await pilot.press("c", "ctrl+u", *" 0, ", "enter")
             await wait_until(pilot, lambda: app.project.channels == (0,), what="the channels")
+            app.show_error(RuntimeError("a bug"))  # what no input explains
+            await wait_until(pilot, lambda: isinstance(app.screen, ErrorScreen), what="the bug's dialog")
+            assert app.screen.heading == "Something went wrong" and "report" in app.screen.hint
 
     run(scenario)
 
