@@ -1,7 +1,8 @@
 """Widgets: the image view (zoom, pan, overlays, mouse clicks) and the patch grid.
 
 Pixels go through textual-image, which picks Sixel or Kitty graphics where the terminal
-supports them and half-block characters otherwise (tmux, plain xterm, tests)."""
+supports them and half-block characters otherwise (tmux, plain xterm, tests); Kitty graphics
+only where the terminal shows them (`terminal.graphics_renderable`: not kitty before 0.28)."""
 from __future__ import annotations
 
 from typing import Callable
@@ -18,11 +19,14 @@ from textual.binding import Binding
 from textual.message import Message
 from textual.widget import Widget
 from textual.widgets import Static
-from textual_image.renderable import HalfcellImage as HalfcellRenderable, Image as ActiveRenderable
+from textual_image.renderable import HalfcellImage as HalfcellRenderable
 from textual_image.renderable import UnicodeImage as UnicodeRenderable
 from textual_image.widget import Image as TerminalImage, get_cell_size
 
 from .render import Overlay, Viewport, mosaic, render_view
+from .terminal import graphics_renderable
+
+ActiveRenderable = graphics_renderable()  # asked once, before Textual reads the keyboard
 
 MAX_PIXELS = 1_600_000  # cap on what one view renders (Sixel terminals with tiny cells)
 

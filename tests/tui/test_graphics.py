@@ -99,3 +99,71 @@ def test_kitty_bytes_decode_to_the_drawn_boxes(monkeypatch):
     assert_outlines(decoded, boxes, region, scale, tolerance=0)
     placement = [keys for keys, _ in sent if keys.get("a") == "p"]
     assert placement and (placement[0]["c"], placement[0]["r"]) == (COLUMNS, ROWS)  # on the view's cells
+
+
+class ScriptedTerminal:
+    """A pseudo-terminal whose far side answers the questions textual-image and the TUI ask
+    at start-up as a Kitty terminal would: primary device attributes without Sixel, cell size,
+    device status, and the graphics query; `placeholders` False answers as kitty before 0.28
+    does, which leaves a graphics query carrying U=1 unanswered (checked in kitty 0.26.5)."""
+
+    def __init__(self, placeholders: bool):
+        self.placeholders = placeholders
+        self.asked: list[bytes] = []
+
+    def answer(self, question: bytes) -> bytes:
+        self.asked.append(question)
+        if question == b"\x1b[c":
+            return b"\x1b[?62;22c"
+        if question == b"\x1b[16t":
+            return b"\x1b[6;20;10t"
+        if question == b"\x1b[5n":
+            return b"\x1b[0n"
+        keys = dict(item.split(b"=", 1) for item in question[3:].split(b";")[0].split(b","))
+        if keys.get(b"U") == b"1" and not self.placeholders:
+            return b""
+        return b"\x1b_Gi=" + keys[b"i"] + b";OK\x1b\\"
+
+    def run(self, code: str) -> str:
+        """Run `code` in a Python whose terminal is this one; its output, questions left out."""
+        import os
+        import pty
+        import select
+        import subprocess
+        import sys
+
+        master, slave = pty.openpty()
+        child = subprocess.Popen([sys.executable, "-c", code], stdin=slave, stdout=slave, stderr=slave,
+                                 env={**os.environ, "TERM": "xterm-kitty"}, close_fds=True)
+        os.close(slave)
+        questions = re.compile(rb"\x1b\[c|\x1b\[16t|\x1b\[5n|\x1b_G[^\x1b]*\x1b\\")
+        output = b""
+        try:
+            while True:
+                ready, _, _ = select.select([master], [], [], 60)
+                assert ready, "the child hangs"
+                try:
+                    data = os.read(master, 4096)
+                except OSError:  # the child closed the terminal
+                    break
+                if not data:
+                    break
+                output += data
+                for question in questions.findall(data):
+                    os.write(master, self.answer(question))
+        finally:
+            child.wait(timeout=60)
+            os.close(master)
+        return questions.sub(b"", output).decode(errors="replace")
+
+
+@pytest.mark.parametrize("placeholders", [True, False])
+def test_kitty_graphics_only_where_the_terminal_shows_unicode_placeholders(placeholders):
+    """kitty before 0.28 says yes to textual-image's graphics query but cannot show the images
+    it is then sent (they are Unicode placeholders, U=1): there the TUI draws half blocks."""
+    terminal = ScriptedTerminal(placeholders)
+    shown = terminal.run("from simsearch_tui.terminal import graphics_renderable\n"
+                         "print('renderer', graphics_renderable().__module__)")
+    assert any(q.startswith(b"\x1b_G") and b"U=1" in q for q in terminal.asked), terminal.asked
+    expected = "textual_image.renderable.tgp" if placeholders else "textual_image.renderable.halfcell"
+    assert f"renderer {expected}" in shown, shown
