@@ -12,6 +12,7 @@ COMMANDS = {
     "info": ("dataset", "describe a project (or a dataset, without creating anything)"),
     "search": ("dataset", "the patches most similar to one patch, across the whole dataset"),
     "create": ("curation", "create a project for curation (embedding happens when needed)"),
+    "displayed": ("curation", "show or choose the displayed images (those curated; the rest give noisy examples)"),
     "class": ("curation", "add, rename, delete or list ROI classes"),
     "prototype": ("curation", "add, delete or list prototypes"),
     "suggest": ("curation", "list a class's suggestions on the displayed images"),

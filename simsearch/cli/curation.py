@@ -37,6 +37,13 @@ def add_commands(sub) -> None:
     create.add_argument("--min-cells", type=int, default=MIN_CELLS, help=MIN_CELLS_HELP)
     create.add_argument("--pooling", type=float, default=POOLING, help=POOLING_HELP)
 
+    displayed = add_parser(sub, "displayed")
+    displayed.add_argument("count", type=int, nargs="?", help="choose this many at random (seeded); "
+                           "without it or --images the command lists them")
+    displayed.add_argument("--images", nargs="+", metavar="IMAGE", help="name them instead (ids, paths or file names)")
+    displayed.add_argument("--seed", type=int, default=0, help="seed for choosing them (default 0)")
+    add_project(displayed)
+
     klass = add_parser(sub, "class")
     klass_sub = klass.add_subparsers(dest="action", required=True)
     for action, args in (("add", ("name",)), ("rename", ("old", "new")), ("delete", ("name",)), ("restore", ("file",)),
@@ -112,7 +119,7 @@ def add_commands(sub) -> None:
     add_project(importer)
 
     for parser, handler in (
-        (create, cmd_create), (klass, cmd_class), (proto, cmd_prototype), (suggest, cmd_suggest),
+        (create, cmd_create), (displayed, cmd_displayed), (klass, cmd_class), (proto, cmd_prototype), (suggest, cmd_suggest),
         (flag, cmd_flag), (confirm, cmd_confirm), (similar, cmd_similar), (background, cmd_background),
         (noisy, cmd_noisy), (importer, cmd_import),
     ):
@@ -138,6 +145,21 @@ def cmd_create(args, quiet: bool) -> int:
 def _open(args) -> tuple[Project, Curation]:
     project = Project.open(args.project)
     return project, Curation(project)
+
+
+def cmd_displayed(args, quiet: bool) -> int:
+    if args.count is not None and args.images:
+        raise ConfigError("displayed: give a count or --images, not both")
+    project, curation = _open(args)
+    with project:
+        if args.count is not None or args.images:
+            project.choose_displayed(args.count, names=args.images, seed=args.seed)
+            if curation.prototypes():
+                print("note: prototypes, negatives and positives curated on other images are kept")
+        for image_id in project.displayed:
+            print(project.dataset.by_id(image_id).relpath)
+        print(f"{len(project.displayed)} displayed, {len(project.undisplayed)} undisplayed (noisy examples come from these)")
+    return 0
 
 
 def cmd_class(args, quiet: bool) -> int:

@@ -296,7 +296,7 @@ class Curation:
         if not displayed:
             raise ConfigError(
                 "no displayed images chosen",
-                hint="choose them first: project.choose_displayed(n) (CLI: simsearch create --displayed N)",
+                hint="choose them first: project.choose_displayed(n) (CLI: simsearch displayed N --project P)",
             )
         return displayed
 

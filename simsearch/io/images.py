@@ -12,6 +12,7 @@ from it (see slides.py).
 """
 from __future__ import annotations
 
+import difflib
 import glob
 import hashlib
 import itertools
@@ -691,4 +692,9 @@ class Dataset:
         if len(matches) > 1:
             raise DatasetError(f"image name '{name}' is ambiguous in dataset '{self.root}'",
                                "give the relative path or the id")
-        return self.by_id(name)
+        if "@" in name:  # an id (relpath@hash12) that no image has now
+            return self.by_id(name)
+        close = difflib.get_close_matches(name, [r.relpath for r in self.images], n=3)
+        raise DatasetError(f"no image '{name}' in dataset '{self.root}' (by id, relative path or file name)",
+                           f"did you mean {', '.join(repr(c) for c in close)}?" if close else
+                           f"names look like '{self.images[0].relpath}'; `simsearch info` describes the dataset")

@@ -148,3 +148,33 @@ def test_csv_files_are_utf8_and_of_the_header_s_width(tmp_path, capsys):
     assert "bad.csv line 2: expected 7 fields" in capsys.readouterr().err
     with Project.open(proj, read_only=True) as project:
         assert project.store.prototypes() == []  # nothing stored
+
+
+def test_a_project_made_by_embed_gets_its_displayed_images_from_the_command_line(tmp_path, capsys):
+    """`embed` makes a project with no displayed images; `suggest` then names the command that
+    chooses them, and `displayed` lists, draws or names them."""
+    folder, truth = _setup(tmp_path)
+    proj = str(tmp_path / "proj")
+    run = lambda *args: main(["-q", *args, "--project", proj])  # noqa: E731
+    assert main(["-q", "embed", str(folder), "--project", proj, "--patch-size", "32", "--backbone", "efficientnet-lite0"]) == 0
+    assert run("class", "add", "disc") == 0
+    y, x = truth["img0.tif"][0][0]
+    assert run("prototype", "add", "disc", "img0.tif", f"{x - 16},{y - 16},{x + 16},{y + 16}") == 0
+    capsys.readouterr()
+    assert run("suggest", "disc") == 2
+    assert "simsearch displayed N --project" in capsys.readouterr().err
+    assert run("displayed") == 0
+    assert capsys.readouterr().out.splitlines() == ["0 displayed, 5 undisplayed (noisy examples come from these)"]
+    assert run("displayed", "2", "--images", "img1.tif") == 2
+    assert "a count or --images, not both" in capsys.readouterr().err
+    assert run("displayed", "--images", "img9.tif") == 2  # a name no image has: the close ones offered
+    assert "no image 'img9.tif'" in (err := capsys.readouterr().err) and "did you mean 'img" in err
+    assert run("displayed", "--images", "img0.tif", "img2.tif") == 0
+    assert capsys.readouterr().out.splitlines() == [
+        "note: prototypes, negatives and positives curated on other images are kept",
+        "img0.tif", "img2.tif", "2 displayed, 3 undisplayed (noisy examples come from these)"]
+    assert run("displayed", "3", "--seed", "1") == 0
+    assert len(capsys.readouterr().out.splitlines()) == 5
+    assert run("suggest", "disc") == 0
+    with Project.open(proj, read_only=True) as project:
+        assert len(project.displayed) == 3 and project.displayed_seed == 1
