@@ -45,6 +45,7 @@ class ClassCheck:
     probe: float
     # with no positive held out: how many more confirmed examples (not on a prototype's own object) hold one out
     to_check: int = 0
+    strategy: str = ""  # the strategy the model was trained with ('' in models saved before it was kept here)
 
     @property
     def checked(self) -> bool:
@@ -98,8 +99,16 @@ class ClassCheck:
                     "review its detections")
         if self.helps:
             return line
-        return (f"{line}. WARNING: training does not beat {other} on your held-out examples; add prototypes and "
-                f"negatives where the model errs, or try `--strategy probe`")
+        return f"{line}. WARNING: training does not beat {other} on your held-out examples; {self.advice(other)}"
+
+    def advice(self, beaten_by: str) -> str:
+        """What to try when the model is below `beaten_by`: never the strategy it was trained with."""
+        advice = "add prototypes and negatives where the model errs"
+        if self.strategy == "probe":
+            return advice + ", or train the whole pipeline (`--strategy pos+neg+selflearn`)"
+        if beaten_by == "probe":
+            return advice + ", or try `--strategy probe`"
+        return advice
 
 
 def roc_auc(positives: np.ndarray, others: np.ndarray) -> float:

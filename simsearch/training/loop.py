@@ -443,8 +443,9 @@ def _run(project: Project, settings: TrainSettings, records: TrainingRecords, id
                             context_cells=settings.context_cells, seed=settings.seed, device=device,
                             probe_beside=None if probe is None else (probe.model.classifier, settings.probe_average),
                             gate=gate)
-    checks = [replace(check, to_check=max(0, examples_to_hold_one_out(settings.holdout) - records.holdable[label]))
-              if not check.positives else check for label, check in enumerate(checks)]
+    checks = [replace(check, strategy=settings.strategy,
+                      to_check=0 if check.positives else max(0, examples_to_hold_one_out(settings.holdout) - records.holdable[label]))
+              for label, check in enumerate(checks)]
     save_model(project, model, names, settings, metrics, identity=identity, start=start, checks=checks,
                probe=None if probe is None else probe.model, gate=gate)
     checkpoints.clear()

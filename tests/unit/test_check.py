@@ -59,6 +59,12 @@ def test_class_check_verdicts():
     unchecked = ClassCheck("ring", 0, 8, model=float("nan"), similarity=float("nan"), probe=float("nan"))
     assert good.helps and "WARNING" not in good.verdict() and "model 0.95, similarity 0.90, probe 0.70 (3 positive(s), 8 other(s))" in good.verdict()
     assert not bad.helps and "WARNING: training does not beat probe" in bad.verdict()
+    assert bad.verdict().endswith("or try `--strategy probe`")  # the probe did better: try it
+    # a probe-trained model is not told to try the probe; below similarity search, the probe is no way out either
+    assert replace(bad, strategy="probe").verdict().endswith("or train the whole pipeline (`--strategy pos+neg+selflearn`)")
+    below_search = ClassCheck("cross", 3, 8, model=0.6, similarity=0.9, probe=0.7, strategy="pos+neg+selflearn")
+    assert below_search.verdict().endswith("WARNING: training does not beat similarity search on your held-out examples; "
+                                           "add prototypes and negatives where the model errs")
     assert unchecked.helps and not unchecked.checked and "not checked" in unchecked.verdict()
     alone = ClassCheck("ring", 2, 0, model=float("nan"), similarity=float("nan"), probe=float("nan"))
     assert "confirm more background" in alone.verdict()
@@ -102,6 +108,7 @@ def test_training_holds_out_curated_examples_and_checks_the_model(curated):
         assert check.others == len(records.held_out) - check.positives + sum(lab == label for _, lab in records.held_out_negatives)
         assert all(0.0 <= value <= 1.0 for value in (check.model, check.similarity, check.probe))
         assert check.model >= 0.9  # planted discs and crosses: the trained model ranks them right
+        assert check.strategy == settings.strategy  # its advice never names the strategy trained
     saved = yaml.safe_load(project.layout.model_config.read_text())["check"]
     assert [ClassCheck.from_dict(item) for item in saved] == list(model.check)
     assert train(project, settings, device="cpu").check == model.check  # reused with its check
