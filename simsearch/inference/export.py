@@ -3,6 +3,7 @@ label TIFFs, per-image summaries and overview PNGs. Every file is written atomic
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Iterable
 
@@ -31,8 +32,17 @@ def spreadsheet_safe(text: str) -> str:
 
 
 def safe_name(image_id: str) -> str:
-    """A file stem from an image id: the relative path with '/' -> '__', frame kept, hash dropped."""
-    return image_name(image_id).replace("/", "__").replace("#", "_frame")
+    """A file stem from an image id: the relative path with '/' -> '__', frame N > 0 as
+    '_frameN', hash dropped; a '#' of the file's own name stays.
+
+    Examples
+    --------
+    >>> safe_name("plate1/A01.tif@3f2a9c0d1b2e"), safe_name("stack.tif#2@3f2a9c0d1b2e")
+    ('plate1__A01.tif', 'stack.tif_frame2')
+    >>> safe_name("cell #3, well B.tif@3f2a9c0d1b2e")
+    'cell #3, well B.tif'
+    """
+    return re.sub(r"#(\d+)$", r"_frame\1", image_name(image_id).replace("/", "__"))
 
 
 def detections_csv(path: Path, detections: list[Detection], names: dict[str, str]) -> None:

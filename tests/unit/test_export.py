@@ -60,3 +60,11 @@ def test_label_tiff_reads_back_with_its_class_names(tmp_path):
         np.testing.assert_array_equal(tiff.asarray(), labels)
         names = json.loads(tiff.pages[0].description)
     assert names["labels"] == {"1": "RBC", "2": "WBC"}
+
+
+def test_export_file_names_mark_frames_and_keep_the_file_s_own_hash_signs():
+    safe_name = export.safe_name
+    assert safe_name("plate1/A01.tif@3f2a9c0d1b2e") == "plate1__A01.tif"
+    assert safe_name("stack.tif#2@3f2a9c0d1b2e") == "stack.tif_frame2"  # frame 2 of a multi-frame file
+    assert safe_name("cell #3, well B.tif@3f2a9c0d1b2e") == "cell #3, well B.tif"  # was 'cell _frame3, well B.tif'
+    assert safe_name("run #1/stack.tif#4@3f2a9c0d1b2e") == "run #1__stack.tif_frame4"
