@@ -61,8 +61,9 @@ class DatasetScreen(StepScreen):
         project = self.app.project
         dataset = project.dataset
         lines = [f"[b]Project[/b] {escape(str(project.folder))}", escape(dataset.summary()), ""]
+        seen = ", ".join(dataset.described_channel(c) for c in project.channels)
         lines.append(f"[b]Channels[/b]: the images have {project.file_channels}; the network sees "
-                     f"{list(project.channels)} (1 channel: grey; 2: red and green)")
+                     f"{escape(seen)} (1 channel: grey; 2: red and green)")
         if project.channel_correlation.size > 1:
             lines += ["mean correlation between channels (* = used):",
                       escape(correlation_table(project.channel_correlation, project.channels))]
@@ -93,9 +94,11 @@ class DatasetScreen(StepScreen):
             self.notify(f"channels {list(project.channels)}")
             self.refresh_view()
 
-        self.app.push_screen(PromptScreen(
-            f"Channels for red, green, blue (0..{project.file_channels - 1}, 1 to 3 of them):",
-            ",".join(map(str, project.channels))), chosen)
+        dataset = project.dataset
+        choices = ", ".join(dataset.described_channel(c) for c in range(project.file_channels)) \
+            if dataset.channel_names else f"0..{project.file_channels - 1}"
+        self.app.push_screen(PromptScreen(f"Channels for red, green, blue ({choices}; 1 to 3 of them):",
+                                          ",".join(map(str, project.channels))), chosen)
 
     def action_displayed(self) -> None:
         project = self.app.project

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from functools import partial
 from pathlib import Path, PurePosixPath
 from typing import Iterator
+from xml.etree import ElementTree
 
 import numpy as np
 import tifffile
@@ -389,6 +390,36 @@ def probe_frames(path) -> list[FrameInfo]:
     return _inspect(path, "probe")[0]
 
 
+def channel_names(path) -> list[str]:
+    """The channels' names an OME-TIFF's metadata gives (its first image's), e.g. ['DAPI',
+    'GFP']; [] for other files, or where a channel has no name or the metadata cannot be read.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib, numpy as np, tifffile
+    >>> path = pathlib.Path(tempfile.mkdtemp(), "field.ome.tif")
+    >>> tifffile.imwrite(path, np.zeros((2, 8, 8), np.uint16), ome=True,
+    ...                  metadata={"axes": "CYX", "Channel": {"Name": ["DAPI", "GFP"]}})
+    >>> channel_names(path)
+    ['DAPI', 'GFP']
+    """
+    path = Path(path)
+    if path.suffix.lower() not in (".tif", ".tiff"):
+        return []
+    try:
+        with tifffile.TiffFile(path) as tif:
+            xml = tif.ome_metadata if tif.is_ome else None
+        if not xml:
+            return []
+        root = ElementTree.fromstring(xml)
+        namespace = {"ome": root.tag.split("}")[0].strip("{")} if root.tag.startswith("{") else {"ome": ""}
+        pixels = root.find("ome:Image/ome:Pixels", namespace)
+        names = [channel.get("Name") or "" for channel in (pixels.findall("ome:Channel", namespace) if pixels is not None else [])]
+    except (OSError, ValueError, ElementTree.ParseError, tifffile.TiffFileError):
+        return []
+    return names if names and all(names) else []
+
+
 def read_image(path, frame: int = 0) -> "np.ndarray | LazyImage":
     """Decode one frame as an ``(H, W, C)`` array (C >= 1) in the file's native dtype; a large
     tiled TIFF (a slide, see `lazy_image_pixels`) comes as a `LazyImage`, read region by region.
@@ -662,12 +693,27 @@ class Dataset:
                 keys.setdefault(key, s)
         return {name: keys[name] for name in names if name in keys}
 
+    @property
+    def channel_names(self) -> list[str]:
+        """The channels' names (an OME-TIFF's, read from the first image's file: `channel_names`),
+        [] where the files do not name them or name another number of channels."""
+        if not hasattr(self, "_channel_names"):
+            names = channel_names(self.images[0].path) if self.images else []
+            self._channel_names = names if len(names) == self.channels else []
+        return self._channel_names
+
+    def described_channel(self, index: int) -> str:
+        """'1' or, where the files name it, '1 (GFP)'."""
+        names = self.channel_names
+        return f"{index} ({names[index]})" if names else str(index)
+
     def summary(self) -> str:
         """A few human-readable lines: root, counts, channels, dtypes, skipped files."""
         dtypes = Counter(r.dtype for r in self.images)
         n_files = len({r.path for r in self.images})
+        named = f": {', '.join(self.described_channel(i) for i in range(self.channels))}" if self.channel_names else ""
         lines = [f"dataset root: {self.root}",
-                 f"images: {len(self.images)} (from {n_files} file(s)), channels: {self.channels}",
+                 f"images: {len(self.images)} (from {n_files} file(s)), channels: {self.channels}{named}",
                  "dtypes: " + ", ".join(f"{d} ({n})" for d, n in sorted(dtypes.items()))]
         if self.images:
             heights = [r.height for r in self.images]

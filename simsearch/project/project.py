@@ -753,7 +753,8 @@ class Project:
         lines = [
             f"project   {self.folder}",
             self.dataset.summary(),
-            f"channels  {list(self.channels)} of {self.settings['file_channels']}",
+            f"channels  {list(self.channels)} of {self.settings['file_channels']}"
+            + (f" ({', '.join(self.dataset.channel_names[c] for c in self.channels)})" if self.dataset.channel_names else ""),
             f"patch     {patch}",
             f"scales    {', '.join(f'{v:g}' for v in self.scales)} x the patch"
             + (" (one level)" if len(self.scales) == 1 else " (similarity search over a pyramid)"),

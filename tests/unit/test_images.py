@@ -335,3 +335,26 @@ def test_images_larger_than_the_pixel_limit_are_refused_before_decoding(tmp_path
         assert "SIMSEARCH_MAX_IMAGE_PIXELS" in info.value.hint
     monkeypatch.setenv("SIMSEARCH_MAX_IMAGE_PIXELS", "2000")
     assert read_image(tmp_path / "big.tif").shape == (40, 50, 1)
+
+
+def test_ome_channel_names_are_shown_where_the_files_give_them(tmp_path):
+    from simsearch import Project
+    from simsearch.io.images import channel_names
+
+    for i in range(2):
+        tifffile.imwrite(tmp_path / f"f{i}.ome.tif", np.full((4, 40, 40), i, np.uint16), ome=True,
+                         metadata={"axes": "CYX", "Channel": {"Name": ["DAPI", "GFP", "Cy5", "brightfield"]}})
+    dataset = Dataset.open(tmp_path)
+    assert dataset.channel_names == ["DAPI", "GFP", "Cy5", "brightfield"]
+    assert "channels: 4: 0 (DAPI), 1 (GFP), 2 (Cy5), 3 (brightfield)" in dataset.summary()
+    project = Project.create(tmp_path / "proj", dataset, channels=[1, 3], backbone="efficientnet-lite0", displayed=1)
+    with project:
+        assert "channels  [1, 3] of 4 (GFP, brightfield)" in project.summary()
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    tifffile.imwrite(plain / "a.tif", np.zeros((2, 40, 40), np.uint16), metadata={"axes": "CYX"})
+    assert channel_names(plain / "a.tif") == [] and Dataset.open(plain).channel_names == []
+    assert "channels: 2\n" in Dataset.open(plain).summary() + "\n"
+    unnamed = tmp_path / "unnamed.ome.tif"  # OME without names
+    tifffile.imwrite(unnamed, np.zeros((2, 40, 40), np.uint16), ome=True, metadata={"axes": "CYX"})
+    assert channel_names(unnamed) == []
