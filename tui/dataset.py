@@ -61,7 +61,8 @@ class DatasetScreen(StepScreen):
         project = self.app.project
         dataset = project.dataset
         lines = [f"[b]Project[/b] {escape(str(project.folder))}", escape(dataset.summary()), ""]
-        seen = ", ".join(dataset.described_channel(c) for c in project.channels)
+        seen = ", ".join(dataset.described_channel(c) for c in project.channels) if dataset.channel_names \
+            else str(list(project.channels))
         lines.append(f"[b]Channels[/b]: the images have {project.file_channels}; the network sees "
                      f"{escape(seen)} (1 channel: grey; 2: red and green)")
         if project.channel_correlation.size > 1:
