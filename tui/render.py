@@ -213,10 +213,28 @@ def edge_colour(colour: tuple[int, int, int]) -> tuple[int, int, int]:
     return (0, 0, 0) if 0.2126 * r + 0.7152 * g + 0.0722 * b >= 128 else (255, 255, 255)
 
 
+MIN_INSIDE = 3  # display px a box keeps free inside its lines, so that what it frames shows
+
+
+def with_room_inside(box: list[float], width: int) -> list[float]:
+    """The box (x0, y0, x1, y1, inclusive display px), grown about its centre where its lines of
+    `width` px would leave fewer than `MIN_INSIDE` px inside: a box drawn small (an 80x24
+    terminal shows a 32 px object of a 320 px image about 4 px wide) frames its object instead
+    of covering it with a filled square."""
+    side = 2 * width + MIN_INSIDE
+    grown = list(box)
+    for low, high in ((0, 2), (1, 3)):
+        if grown[high] - grown[low] + 1 < side:
+            middle = (grown[low] + grown[high]) / 2
+            grown[low], grown[high] = middle - (side - 1) / 2, middle + (side - 1) / 2
+    return grown
+
+
 def _draw_box(draw: ImageDraw.ImageDraw, box: list[float], overlay: Overlay) -> None:
     """The box in its colour, one pixel or two wide, with a one-pixel edge of the contrasting
-    colour just outside it."""
-    x0, y0, x1, y1 = box
+    colour just outside it; a small box grows so that its object shows inside (`with_room_inside`)."""
+    width = 2 if overlay.style in ("solid", "focus") else 1
+    x0, y0, x1, y1 = box = with_room_inside(box, width)
     edge = edge_colour(overlay.colour)
     if overlay.style == "dashed":
         sides = lambda a, b, c, d: (((a, b), (c, b)), ((c, b), (c, d)), ((c, d), (a, d)), ((a, d), (a, b)))  # noqa: E731
@@ -225,7 +243,6 @@ def _draw_box(draw: ImageDraw.ImageDraw, box: list[float], overlay: Overlay) -> 
         for start, end in sides(x0, y0, x1, y1):
             _dashed(draw, start, end, overlay.colour)
         return
-    width = 2 if overlay.style in ("solid", "focus") else 1
     draw.rectangle([x0 - 1, y0 - 1, x1 + 1, y1 + 1], outline=edge, width=1)
     draw.rectangle(box, outline=overlay.colour, width=width)
     if overlay.style == "cross":

@@ -60,6 +60,24 @@ def test_a_box_smaller_than_a_view_pixel_is_a_dot():
         assert (view.sum(axis=-1) > 0).any(), style
 
 
+def test_a_box_drawn_small_frames_its_object_instead_of_covering_it():
+    """An 80x24 terminal shows a 32 px nucleus of a 320 px image about 4 px wide: its box lines
+    (and their edges) filled it, and the Thresholds screen showed solid squares. The box grows
+    about its centre until 3 px show inside its lines; a box with room inside is drawn as it was."""
+    rgb = np.zeros((320, 320, 3), np.uint8)
+    rgb[150:170, 150:170] = 200  # the object, 20 px: about 3 px in the view
+    for style, width in (("thin", 1), ("solid", 2), ("cross", 1)):
+        view = np.asarray(render_view(rgb, 1.0, (0, 0, 320, 320), (44, 44), [Overlay((144, 144, 176, 176), (255, 0, 0), style)]))
+        if style != "cross":
+            assert (view[21, 21] > 150).all(), style  # the object's middle shows
+        red = np.argwhere((view == (255, 0, 0)).all(axis=-1))
+        inside = red[:, 1].max() - red[:, 1].min() + 1 - 2 * width
+        assert inside >= 3 and red[:, 0].min() <= 19 <= 23 <= red[:, 0].max(), (style, inside)
+    large = np.asarray(render_view(rgb, 1.0, (0, 0, 320, 320), (320, 320), [Overlay((144, 144, 176, 176), (255, 0, 0), "thin")]))
+    red = np.argwhere((large == (255, 0, 0)).all(axis=-1))
+    assert (red.min(axis=0) == 144).all() and (red.max(axis=0) == 175).all()  # unchanged where there is room
+
+
 @pytest.mark.parametrize("background", [0, 128, 255])
 def test_every_box_shows_on_dark_grey_and_pale_images(background):
     """Each colour keeps a contrasting edge: on black, mid-grey and white images, at every point
