@@ -269,12 +269,37 @@ class SimSearchApp(App):
     def _check_model(self, settings: simsearch.TrainSettings) -> None:
         worker = get_current_worker()
         time.sleep(0.3)
+        adopt = "strategy" not in self.state and "preset" not in self.state  # nothing chosen with the keys yet
 
         def stale() -> bool | None:
-            return None if worker.is_cancelled else not simsearch.training_status(self.project, settings).up_to_date
+            if worker.is_cancelled:
+                return None
+            if simsearch.training_status(self.project, settings).up_to_date:
+                return False
+            saved = self.saved_model_training() if adopt else None
+            if saved is not None:  # trained elsewhere (a run file, the command line): its settings are the defaults
+                self.call_from_thread(self.adopt_training, *saved)
+            return saved is None
 
         if not worker.is_cancelled:
             self.run_in_worker(stale, self.show_model_stale)
+
+    def saved_model_training(self) -> tuple[str, str] | None:
+        """(strategy, preset) that train the saved model as it is, where one does: a model trained
+        by a run file or the command line (`--strategy probe`, say) is then up to date here too."""
+        saved = simsearch.saved_model(self.project)
+        if saved is None or saved.strategy not in simsearch.TRAINING_STRATEGIES:
+            return None
+        for preset in simsearch.TrainSettings.PRESETS:
+            if simsearch.training_status(self.project, simsearch.TrainSettings.preset(preset, saved.strategy)).up_to_date:
+                return saved.strategy, preset
+        return None
+
+    def adopt_training(self, strategy: str, preset: str) -> None:
+        """The Train screen's strategy and preset, as the saved model was trained."""
+        self.remember_place(strategy=strategy, preset=preset)
+        if isinstance(self.screen, StepScreen):
+            self.screen.refresh_view()
 
     def show_model_stale(self, stale: bool | None) -> None:
         if stale is not None and stale != self.model_stale:

@@ -314,8 +314,9 @@ class TrainProgress:
 @dataclass(frozen=True)
 class TrainedModel:
     """A finished run: the model folder, the content identity it was trained on, whether an
-    earlier model of the same content was reused, the per-epoch losses of each stage, and the
-    check on held-out curated examples (one ClassCheck per class; empty without a holdout).
+    earlier model of the same content was reused, the per-epoch losses of each stage, the
+    check on held-out curated examples (one ClassCheck per class; empty without a holdout) and
+    the strategy it was trained with ('' where not known).
 
     Examples
     --------
@@ -332,6 +333,7 @@ class TrainedModel:
     reused: bool
     metrics: dict
     check: tuple[ClassCheck, ...] = ()
+    strategy: str = ""
 
 
 def training_identity(project: Project, settings: TrainSettings, records: TrainingRecords | None = None) -> str:
@@ -630,7 +632,7 @@ def saved_model(project: Project) -> TrainedModel | None:
     if config is None:
         return None
     return TrainedModel(project.layout.model, config.get("identity", ""), False, config.get("metrics", {}),
-                        saved_check(config))
+                        saved_check(config), config.get("strategy", ""))
 
 
 def model_check(project: Project) -> tuple[ClassCheck, ...]:

@@ -927,3 +927,25 @@ def test_an_empty_grid_gives_its_rows_to_the_image_and_says_why_it_is_empty(fres
             assert screen.query_one("#views").region.height == empty
 
     run(scenario)
+
+
+def test_a_model_trained_elsewhere_gives_the_train_screen_its_settings(trained_project, monkeypatch):
+    """A project trained by a run file or the command line (the fixture's model: strategy pos)
+    opens with the Train screen's strategy and preset those that trained it, so the step bar
+    says the model is up to date; the default strategy (pos+neg+selflearn) marked it ~."""
+    import simsearch
+
+    folder, _ = trained_project
+    monkeypatch.setattr(simsearch.TrainSettings, "preset",
+                        staticmethod(lambda _, strategy: TINY.with_strategy(strategy)))
+
+    async def scenario():
+        app = SimSearchApp(folder)
+        async with started(app, (100, 30)) as pilot:
+            steps = lambda: str(app.screen.query_one("#steps").render())  # noqa: E731
+            await open_step(pilot, app, "4", "train")
+            await wait_until(pilot, lambda: "4 Train ✔" in steps(), what="an up-to-date model")
+            assert app.state["strategy"] == "pos" and app.state["preset"] in ("cpu", "paper")
+            assert "strategy pos (s)" in str(app.screen.query_one("#train-settings").render())
+
+    run(scenario)
