@@ -535,15 +535,18 @@ def test_review_marks_never_turn_a_rejection_into_an_acceptance(trained_project)
     run(scenario)
 
 
-def test_the_step_bar_marks_a_model_out_of_date(trained_project, monkeypatch):
-    """4 Train shows ~ instead of ✔ while the Train screen says the curation or the settings
-    changed since the model was trained: after another strategy, or a new prototype."""
+@pytest.fixture
+def tiny_presets(monkeypatch):
+    """The presets train as the fixtures' models were trained (TINY): a model can be up to date with the keys' settings."""
     import simsearch
 
+    monkeypatch.setattr(simsearch.TrainSettings, "preset", staticmethod(lambda _, strategy: TINY.with_strategy(strategy)))
+
+
+def test_the_step_bar_marks_a_model_out_of_date(trained_project, tiny_presets):
+    """4 Train shows ~ instead of ✔ while the Train screen says the curation or the settings
+    changed since the model was trained: after another strategy, or a new prototype."""
     folder, _ = trained_project
-    # the keys' settings train as the fixture's model was trained
-    monkeypatch.setattr(simsearch.TrainSettings, "preset",
-                        staticmethod(lambda _, strategy: TINY.with_strategy(strategy)))
 
     async def scenario():
         app = SimSearchApp(folder)
@@ -929,22 +932,18 @@ def test_an_empty_grid_gives_its_rows_to_the_image_and_says_why_it_is_empty(fres
     run(scenario)
 
 
-def test_a_model_trained_elsewhere_gives_the_train_screen_its_settings(trained_project, monkeypatch):
+def test_a_model_trained_elsewhere_gives_the_train_screen_its_settings(trained_project, tiny_presets):
     """A project trained by a run file or the command line (the fixture's model: strategy pos)
     opens with the Train screen's strategy and preset those that trained it, so the step bar
     says the model is up to date; the default strategy (pos+neg+selflearn) marked it ~."""
-    import simsearch
-
     folder, _ = trained_project
-    monkeypatch.setattr(simsearch.TrainSettings, "preset",
-                        staticmethod(lambda _, strategy: TINY.with_strategy(strategy)))
 
     async def scenario():
         app = SimSearchApp(folder)
         async with started(app, (100, 30)) as pilot:
-            steps = lambda: str(app.screen.query_one("#steps").render())  # noqa: E731
             await open_step(pilot, app, "4", "train")
-            await wait_until(pilot, lambda: "4 Train ✔" in steps(), what="an up-to-date model")
+            await wait_until(pilot, lambda: "4 Train ✔" in str(app.screen.query_one("#steps").render()),
+                             what="an up-to-date model")
             assert app.state["strategy"] == "pos" and app.state["preset"] in ("cpu", "paper")
             assert "strategy pos (s)" in str(app.screen.query_one("#train-settings").render())
 
