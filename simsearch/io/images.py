@@ -743,4 +743,5 @@ class Dataset:
         close = difflib.get_close_matches(name, [r.relpath for r in self.images], n=3)
         raise DatasetError(f"no image '{name}' in dataset '{self.root}' (by id, relative path or file name)",
                            f"did you mean {', '.join(repr(c) for c in close)}?" if close else
-                           f"names look like '{self.images[0].relpath}'; `simsearch info` describes the dataset")
+                           f"names look like '{self.images[0].relpath}'; `simsearch info` describes the dataset"
+                           if self.images else "the dataset holds no image")
