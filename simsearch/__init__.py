@@ -37,7 +37,7 @@ The public API (scripts and the terminal UI use only these names):
 - CPU speed: `keep_freed_memory` (glibc malloc keeps freed blocks; the CLI and UI call it)
 - Files: `write_text_atomic` (whole or not at all)
 - Errors: `SimSearchError` and its subclasses `ConfigError`, `DatasetError`, `ImageReadError`,
-  `ProjectError`, `WeightsError`
+  `ProjectError` (and its `ImagesMovedError`), `WeightsError`
 
 Coordinates are pixels of the full-resolution image, x to the right and y down. A box is
 (x0, y0, x1, y1). A point is named fields `.x` and `.y` (`Suggestion`, `Detection`, ...), and in
@@ -56,7 +56,8 @@ __version__ = "0.1.0"
 # every public name and the module that defines it: the one list (`__all__` is made from it,
 # and a test checks the overview above against it)
 _PUBLIC = {
-    **dict.fromkeys(["ConfigError", "DatasetError", "ImageReadError", "ProjectError", "SimSearchError", "WeightsError"], "util.errors"),
+    **dict.fromkeys(["ConfigError", "DatasetError", "ImageReadError", "ImagesMovedError", "ProjectError", "SimSearchError",
+                     "WeightsError"], "util.errors"),
     **dict.fromkeys(["BACKBONES", "Backbone", "BackboneSpec", "load_backbone"], "features.backbones"),
     **dict.fromkeys(["DenseEmbedder", "PatchEmbeddings", "display_rgb", "resolve_device"], "features.embed"),
     **dict.fromkeys(["PatchGeometry", "box_within", "object_side", "parse_scales", "scales_for_sizes"], "features.geometry"),

@@ -13,13 +13,13 @@ from simsearch.cli.commands import (CLUSTER_HELP, FLAT_FIELD_HELP, MIN_CELLS_HEL
 from simsearch.inference.cluster import iter_embed_on_cluster
 from simsearch.cli.progress import ProgressBar
 from simsearch.features.geometry import MIN_CELLS, POOLING
-from simsearch.io.images import Dataset, image_name, is_glob_pattern
+from simsearch.io.images import Dataset, image_name, is_glob_pattern, resolve_source
 from simsearch.io.flatfield import FLAT_FIELD_MODES
 from simsearch.io.preprocess import NORMALIZATION_MODES
 from simsearch.io.tables import write_csv
 from simsearch.project.layout import ProjectLayout
 from simsearch.project.project import Project
-from simsearch.util.errors import ConfigError, ProjectError, SimSearchError
+from simsearch.util.errors import ConfigError, ImagesMovedError, ProjectError, SimSearchError
 
 
 def add_commands(sub) -> None:
@@ -67,7 +67,7 @@ def cmd_embed(args, quiet: bool) -> int:
     check_cluster(args.cluster)
     folder = Path(args.project)
     if ProjectLayout(folder).exists():
-        project = Project.open(folder)
+        project = _open_at(folder, args.dataset)
         if project.geometry is None:
             project.set_patch_size(args.patch_size or NEW_PROJECT["patch_size"])
         _check_same_settings(project, args)
@@ -113,6 +113,25 @@ def cmd_embed(args, quiet: bool) -> int:
     _warn_of_images_smaller_than_patch(project)
     print(project.summary())
     return 1 if counts["failed"] else 0
+
+
+def _open_at(folder: Path, dataset: str) -> Project:
+    """The existing project, whose images must be DATASET: re-pointed there where they moved
+    (the project checks they are its images); a ConfigError where DATASET is another place."""
+    try:
+        project = Project.open(folder)
+    except ImagesMovedError as moved:
+        if not Path(resolve_source(dataset)).exists() and not is_glob_pattern(dataset):
+            raise moved from None
+        project = Project.open(folder, dataset=dataset)
+        print(f"project {project.folder}: its images moved; re-pointed to {project.dataset.source}")
+        return project
+    if resolve_source(dataset) != project.dataset.source:
+        source = project.dataset.source
+        project.close()
+        raise ConfigError(f"{dataset}: project {project.folder} holds the images of {source}",
+                          hint=f"embed {source} into it, or other images into another --project folder")
+    return project
 
 
 def _warn_of_images_smaller_than_patch(project: Project, named: int = 5) -> None:

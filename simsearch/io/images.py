@@ -531,6 +531,22 @@ def _read_list_file(list_file: Path) -> tuple[list[Path], list[SkippedFile]]:
     return paths, skipped
 
 
+def resolve_source(source) -> str:
+    """An image source as `Dataset.open` records it: a glob pattern made absolute, a folder,
+    file or list file resolved; two spellings of one place give one string.
+
+    Examples
+    --------
+    >>> import os
+    >>> resolve_source("images/../images") == os.path.realpath("images")
+    True
+    """
+    text = str(source)
+    if isinstance(source, str) and is_glob_pattern(text):
+        return str(Path(os.path.expanduser(text)).absolute())
+    return str(Path(text).expanduser().resolve())
+
+
 class Dataset:
     """A set of images sharing one channel count; ``images`` sorted by relpath then frame.
 
@@ -581,13 +597,12 @@ class Dataset:
         """
         text = str(source)
         skipped: list[SkippedFile] = []
+        resolved_source = resolve_source(source)
         if isinstance(source, str) and is_glob_pattern(text):
             root, paths = _find_by_glob(os.path.expanduser(text))
             kind = f"glob pattern '{text}'"
-            resolved_source = str(Path(os.path.expanduser(text)).absolute())
         else:
-            path = Path(text).expanduser().resolve()
-            resolved_source = str(path)
+            path = Path(resolved_source)
             if not path.exists():
                 raise DatasetError(f"image source '{source}' does not exist",
                                    "give a folder, a glob pattern or a text file listing images")
@@ -650,6 +665,9 @@ class Dataset:
 
     def __len__(self) -> int:
         return len(self.images)
+
+    def __contains__(self, image_id: str) -> bool:
+        return image_id in self._by_id
 
     def __iter__(self) -> Iterator[ImageRecord]:
         return iter(self.images)

@@ -24,7 +24,7 @@ from typing import Callable, Iterable, Iterator, Sequence
 import numpy as np
 import yaml
 
-from simsearch.util.errors import ConfigError, DatasetError, ImageReadError, ProjectError
+from simsearch.util.errors import ConfigError, DatasetError, ImageReadError, ImagesMovedError, ProjectError
 from simsearch.util.files import atomic_path, remove_orphaned_temporaries, save_npy_rows, write_text_atomic
 from simsearch.util.memory import release_freed_memory
 from simsearch.util.prefetch import Loaded, grouped, prefetched, written_behind
@@ -34,7 +34,7 @@ from simsearch.project.layout import ProjectLayout
 from simsearch.project.store import Store
 from simsearch.features.geometry import AUTO_SCALES, LEGACY_POOLING, MIN_CELLS, POOLING, PatchGeometry, nearest_scale, parse_scales, scales_for_sizes
 from simsearch.io.flatfield import check_flat_field_mode, compute_flat_field
-from simsearch.io.images import Dataset, ImageRecord, NamedImage
+from simsearch.io.images import Dataset, ImageRecord, NamedImage, image_name, is_glob_pattern
 from simsearch.io.preprocess import (Normalization, check_normalization_mode, choose_normalization, compute_dataset_statistics,
                                      resolve_channels)
 from simsearch.search.index import PatchIndex
@@ -260,12 +260,18 @@ class Project:
             raise ProjectError(f"{path} was written by a newer SimSearch (format {settings['format']})", hint="upgrade simsearch")
         _check_settings(path, settings)
         source = dataset if dataset is not None else settings["dataset"]["source"]
+        if dataset is None and not is_glob_pattern(str(source)) and not Path(source).exists():
+            raise ImagesMovedError(f"the images of project {folder} are not at {source} any more",
+                               hint=f"if they moved, give their new place once: simsearch embed NEW_PLACE --project {folder} "
+                                    "(or Project.open(folder, dataset=NEW_PLACE)); the project checks they are its images")
         opened = Dataset.open(source, verify=False)
         if opened.channels != settings["file_channels"]:
             raise ProjectError(
                 f"dataset {source} has {opened.channels} channels; project {folder} was made with {settings['file_channels']}"
             )
         project = cls(folder, settings, opened, read_only=read_only)
+        if dataset is not None:
+            project._check_it_holds_the_curated_images(source)
         if not read_only:  # the project is ours now: what killed writers left half-written goes
             for path in remove_orphaned_temporaries(folder):
                 log.info("removed %s, left by a process that died while writing it", path)
@@ -274,6 +280,19 @@ class Project:
             if not read_only:  # a read-only look uses the new place without recording it
                 project._save_settings()
         return project
+
+    def _check_it_holds_the_curated_images(self, source) -> None:
+        """A ProjectError (the project closed) where the dataset re-pointed to lacks images the
+        curation names (the displayed images, the prototypes' images): another set of images,
+        not the project's moved."""
+        named = set(self.displayed) | {p.image_id for p in self.store.prototypes()}
+        missing = sorted(image_id for image_id in named if image_id not in self.dataset)
+        if missing:
+            self.close()
+            raise ProjectError(f"{source} does not hold the images of project {self.folder}: {len(missing)} of the "
+                               f"{len(named)} images its curation names are not there, e.g. {image_name(missing[0])}",
+                               hint="a project keeps its images (an image is known by its content); for other images "
+                                    "use another --project folder")
 
     def close(self) -> None:
         """Release the store and its lock (everything is saved already)."""

@@ -106,3 +106,14 @@ class ProjectError(SimSearchError):
     ...         print(error.hint)
     create one with `simsearch embed DATASET --project DIR`
     """
+
+
+class ImagesMovedError(ProjectError):
+    """A project's images are not where it recorded them (moved, or a drive not mounted):
+    `Project.open(folder, dataset=NEW_PLACE)` re-points it.
+
+    Examples
+    --------
+    >>> issubclass(ImagesMovedError, ProjectError)
+    True
+    """

@@ -1,5 +1,6 @@
 import re
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -7,7 +8,7 @@ import tifffile
 import yaml
 
 from conftest import blob_image
-from simsearch import ConfigError, DatasetError, Project, ProjectError, WeightsError
+from simsearch import ConfigError, Curation, ImagesMovedError, Project, ProjectError, WeightsError
 from simsearch.cli.main import main
 
 
@@ -59,16 +60,37 @@ def test_project_survives_moving_the_images(tmp_path, image_folder):
     list(project.iter_embed())
     project.close()
     moved = shutil.move(str(image_folder), str(tmp_path / "elsewhere"))
-    with pytest.raises(DatasetError, match="does not exist"):
+    with pytest.raises(ImagesMovedError, match="are not at .* any more") as error:
         Project.open(project.folder)
+    assert "simsearch embed NEW_PLACE --project" in error.value.hint
     with Project.open(project.folder, dataset=moved, read_only=True) as looking:  # a look records nothing
         assert [r.id for r in looking.dataset] == ids and looking.dataset.read(ids[0]).size
-    with pytest.raises(DatasetError, match="does not exist"):
+    with pytest.raises(ImagesMovedError):
         Project.open(project.folder)
     with Project.open(project.folder, dataset=moved) as reopened:
         assert [r.id for r in reopened.dataset] == ids
         assert [e.status for e in reopened.iter_embed()] == ["cached"] * 4
     assert Project.open(project.folder).dataset.root == reopened.dataset.root  # the new place is recorded
+
+
+def test_a_project_is_not_re_pointed_to_other_images(tmp_path):
+    """Re-pointing checks that the new place holds the images the curation names: other images
+    (another content, so other ids) are refused, and the project stays as it was."""
+    from conftest import planted_image, write_planted
+
+    truth = write_planted(tmp_path / "images", 3)
+    project = Project.create(tmp_path / "proj", tmp_path / "images", patch_size=32, backbone="efficientnet-lite0", displayed=2)
+    with project:
+        y, x = truth["img0.tif"][0][0]
+        Curation(project).add_class("disc")
+        Curation(project).add_prototype("disc", "img0.tif", (x - 16, y - 16, x + 16, y + 16))
+    (tmp_path / "other").mkdir()
+    for i in range(3):  # the same names, other pixels
+        tifffile.imwrite(tmp_path / "other" / f"img{i}.tif", planted_image(i + 5)[0])
+    with pytest.raises(ProjectError, match="does not hold the images of project .* 2 of the 2 images its curation names"):
+        Project.open(project.folder, dataset=tmp_path / "other")
+    with Project.open(project.folder) as again:  # still its own images, and not locked by the refused open
+        assert again.dataset.root == (tmp_path / "images").resolve()
 
 
 def test_project_errors(tmp_path, image_folder):
@@ -507,3 +529,23 @@ def test_info_on_a_dataset_says_it_checked_the_headers_only(tmp_path, capsys):
     assert main(["-q", "info", "--decode", str(folder)]) == 0
     out = capsys.readouterr().out
     assert "images: 1" in out and "skipped files: 1" in out and "cut.tif:" in out and "headers only" not in out
+
+
+def test_cli_embed_re_points_a_project_whose_images_moved_and_refuses_another_place(tmp_path, image_folder, capsys):
+    proj = str(tmp_path / "proj")
+    embed = lambda images: main(["-q", "embed", str(images), "--project", proj, "--patch-size", "32",  # noqa: E731
+                                 "--backbone", "efficientnet-lite0"])
+    assert embed(image_folder) == 0
+    other = tmp_path / "other"
+    shutil.copytree(image_folder, other)
+    capsys.readouterr()
+    assert embed(other) == 2  # another place: before, embed used the project's images and ignored it
+    err = capsys.readouterr().err
+    assert f"project {Path(proj).resolve()} holds the images of {Path(image_folder).resolve()}" in err
+    moved = shutil.move(str(image_folder), str(tmp_path / "moved"))
+    assert main(["-q", "info", proj]) == 2
+    assert "are not at" in (err := capsys.readouterr().err) and "simsearch embed NEW_PLACE --project" in err
+    assert embed(moved) == 0
+    out = capsys.readouterr().out
+    assert f"its images moved; re-pointed to {Path(moved).resolve()}" in out and "embedded 0, cached 4" in out
+    assert main(["-q", "info", proj]) == 0  # the new place is recorded
