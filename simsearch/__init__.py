@@ -20,7 +20,7 @@ The public API (scripts and the terminal UI use only these names):
 - Curation (the iterative patch selection loop): `Curation`, `Suggestion` (`Curation.suggestions`
   gives a `SuggestionList`),
   `BackgroundCandidate`, `NoisyProgress`, `ClassInfo`, `Prototype`, `PatchRecord`; what is
-  gathered so far: `ClassCounts`, `BackgroundCounts`
+  gathered so far: `ClassCounts`, `BackgroundCounts`; listed items as pictures: `write_tiles`
 - Peaks: `Peaks`, `find_peaks`; over a scale pyramid `SizedPeaks`, `peaks_across_scales`
   (levels: `parse_scales`, `scales_for_sizes`, `object_side`, `PatchGeometry.at_scale`); a box cut
   to its image: `box_within`; likely objects before any example: `Blobs`, `find_blobs`
@@ -69,6 +69,7 @@ _PUBLIC = {
     **dict.fromkeys(["ChannelStatistics", "Normalization", "compute_dataset_statistics", "compute_statistics",
                      "parse_channels", "resolve_channels"], "io.preprocess"),
     "Curation": "curation.session",
+    "write_tiles": "curation.tiles",
     **dict.fromkeys(["BackgroundCandidate", "BackgroundCounts", "ClassCounts", "NoisyProgress", "Suggestion", "SuggestionList"],
                     "curation.results"),
     **dict.fromkeys(["ClassInfo", "PatchRecord", "ProjectLockedError", "Prototype", "ReviewItem"], "project.store"),

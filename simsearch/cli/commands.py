@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 from contextlib import contextmanager
+from pathlib import Path
 
 # name: (module in simsearch.cli, one-line help); the one list of commands
 COMMANDS = {
@@ -154,6 +155,23 @@ def add_backbone(parser: argparse.ArgumentParser) -> None:
 
 def add_quiet(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-q", "--quiet", action="store_true", default=argparse.SUPPRESS, help="no progress bars or info logging")
+
+
+def add_tiles(parser: argparse.ArgumentParser, item: str) -> None:
+    """--tiles DIR: each listed item as DIR/N.png, to judge by looking (`write_tiles`)."""
+    parser.add_argument("--tiles", metavar="DIR", help=f"also write each listed {item} as DIR/N.png (N as listed: the "
+                                                       "patch, its box drawn, with some surroundings), to judge by looking")
+
+
+def show_tiles(project, items, folder, numbers=None) -> None:
+    """Write the listed items' tiles where --tiles asks, and say where they are."""
+    if not folder or not items:
+        return
+    from simsearch.curation.tiles import MAX_TILES, write_tiles
+
+    written = write_tiles(project, items, folder, numbers=numbers)
+    more = f" (the first {MAX_TILES} of {len(items)})" if len(items) > len(written) else ""
+    print(f"tiles: {len(written)} in {Path(folder).resolve()}{more}, each named by its number")
 
 
 def add_project(parser: argparse.ArgumentParser) -> None:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import sys
 
-from simsearch.cli.commands import (FLAT_FIELD_HELP, MIN_CELLS_HELP, NO_BORDER_HELP, NORMALIZATION_HELP, POOLING_HELP, SCALES_HELP, add_backbone, add_parser, add_project, box,
-                                     channel_list, patch_size)
+from simsearch.cli.commands import (FLAT_FIELD_HELP, MIN_CELLS_HELP, NO_BORDER_HELP, NORMALIZATION_HELP, POOLING_HELP, SCALES_HELP, add_backbone, add_parser, add_project,
+                                     add_tiles, box, channel_list, patch_size, show_tiles)
 from simsearch.curation.importer import import_annotations
 from simsearch.curation.results import Suggestion
 from simsearch.curation.session import Curation
@@ -76,6 +76,7 @@ def add_commands(sub) -> None:
     suggest.add_argument("--threshold", type=float, help="similarity threshold (default: the class's stored one)")
     suggest.add_argument("--save-threshold", action="store_true", help="store --threshold as the class's threshold")
     suggest.add_argument("--csv", help="also write the suggestions to this CSV file")
+    add_tiles(suggest, "suggestion")
     add_project(suggest)
 
     flag = add_parser(sub, "flag")
@@ -99,8 +100,11 @@ def add_commands(sub) -> None:
     propose = background_sub.add_parser("propose")
     propose.add_argument("--count", type=int, default=20, help="most and least similar patches each (default 20)")
     add_project(propose)
-    for action in ("list", "confirm"):
-        add_project(background_sub.add_parser(action))
+    add_tiles(propose, "candidate")
+    listing = background_sub.add_parser("list")
+    add_tiles(listing, "candidate")
+    add_project(listing)
+    add_project(background_sub.add_parser("confirm"))
     bg_flag = background_sub.add_parser("flag", help="flag candidates (by number in `background list`) as not background")
     bg_flag.add_argument("numbers", type=int, nargs="+", help="candidate numbers, as `simsearch background list` lists them")
     bg_flag.add_argument("--unflag", action="store_true", help="take the flags back")
@@ -223,6 +227,7 @@ def cmd_suggest(args, quiet: bool) -> int:
         flagged = sum(s.flagged for s in suggestions)
         images = len({s.image_id for s in suggestions})
         print(f"{len(suggestions)} suggestion(s) in {images} image(s), {flagged} flagged")
+        show_tiles(project, suggestions, args.tiles)
         if not curation.prototypes(args.class_name):
             print(f"note: class {args.class_name!r} has no prototype yet, so nothing is suggested\n"
                   f"  hint: add one, e.g. simsearch prototype add {args.class_name} IMAGE X0,Y0,X1,Y1", file=sys.stderr)
@@ -286,6 +291,7 @@ def cmd_background(args, quiet: bool) -> int:
         for number, c in enumerate(candidates, start=1):
             print(f"{number:>4}  {c.extreme:>7}  {c.similarity:10.4f}  {c.x:7.1f}  {c.y:7.1f}  "
                   f"{'yes' if c.is_background else 'NO ':>10}  {c.image}")
+        show_tiles(project, candidates, getattr(args, "tiles", None))
     return 0
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from simsearch.cli.commands import (CLUSTER_HELP, FLAT_FIELD_HELP, MIN_CELLS_HELP, NO_BORDER_HELP, NORMALIZATION_HELP, EVAL_POOLING_HELP, add_backbone, add_device, add_parser, add_project,
                                      add_quiet, at_least, add_throughput, channel_list, check_cluster, int_list, on_cluster, pooling_or_auto,
-                                     positive_int, set_throughput)
+                                     positive_int, set_throughput, add_tiles, show_tiles)
 from simsearch.curation.session import Curation
 from simsearch.util.errors import ConfigError
 from simsearch.evaluate.metrics import MATCHING_RULES
@@ -59,6 +59,7 @@ def add_commands(sub) -> None:
     review.add_argument("--reject", type=int, nargs="+", default=[], metavar="N", help="items that are not the class")
     review.add_argument("--clear", type=int, nargs="+", default=[], metavar="N", help="take these answers back")
     review.add_argument("--list", action="store_true", help="show the current batch instead of proposing a new one")
+    add_tiles(review, "item")
     add_device(review)
     add_project(review)
     review.set_defaults(handler=cmd_review)
@@ -150,6 +151,8 @@ def cmd_review(args, quiet: bool) -> int:
         if class_name is None:
             raise ConfigError("review: no batch listed yet", hint="list one first: simsearch review CLASS")
         _print_review(curation, class_name)
+        items = curation.review_items(class_name)
+        show_tiles(project, items, args.tiles, numbers=[item.number for item in items])
     return 0
 
 

@@ -3,7 +3,7 @@
 import pytest
 
 from conftest import write_planted
-from simsearch import Project
+from simsearch import Curation, Project
 from simsearch.cli.main import main
 
 
@@ -178,3 +178,44 @@ def test_a_project_made_by_embed_gets_its_displayed_images_from_the_command_line
     assert run("suggest", "disc") == 0
     with Project.open(proj, read_only=True) as project:
         assert len(project.displayed) == 3 and project.displayed_seed == 1
+
+
+def test_listed_items_are_written_as_tiles_to_judge_by_looking(tmp_path, capsys):
+    """suggest, background and review --tiles DIR write item N as DIR/N.png: its patch as the
+    UI shows the image (the pixel at the tile's middle is the display image's at the item's
+    centre), its box drawn; a shorter list removes the earlier list's extra tiles."""
+    import numpy as np
+    from PIL import Image
+    from simsearch import display_rgb
+    from simsearch.curation.tiles import TILE_COLOUR, TILE_SIDE
+
+    folder, truth = _setup(tmp_path)
+    proj = str(tmp_path / "proj")
+    run = lambda *args: main(["-q", *args, "--project", proj])  # noqa: E731
+    assert run("create", str(folder), "--displayed-images", "img0.tif", "img1.tif", "--backbone", "efficientnet-lite0") == 0
+    assert run("class", "add", "disc") == 0
+    y, x = truth["img0.tif"][0][0]
+    assert run("prototype", "add", "disc", "img0.tif", f"{x - 16},{y - 16},{x + 16},{y + 16}") == 0
+    capsys.readouterr()
+    tiles = tmp_path / "tiles"
+    assert run("suggest", "disc", "--threshold", "0", "--tiles", str(tiles)) == 0
+    out = capsys.readouterr().out
+    count = int(out.split(" suggestion(s)")[0].splitlines()[-1])
+    assert f"tiles: {min(count, 500)} in {tiles}" in out and len(list(tiles.glob("*.png"))) == min(count, 500)
+    with Project.open(proj, read_only=True) as project:
+        first = Curation(project).suggestions("disc", 0.0)[0]
+        shown = (display_rgb(project.dataset.read(first.image_id), project.normalization, project.channels) * 255).astype(np.uint8)
+    tile = np.asarray(Image.open(tiles / "1.png"))
+    assert tile.shape == (TILE_SIDE, TILE_SIDE, 3) and (tile == TILE_COLOUR).all(axis=-1).sum() > 100  # the box
+    half = 32  # the patch (32 px) with half a patch around it on each side
+    assert (tile[TILE_SIDE // 2, TILE_SIDE // 2] == shown[int(np.floor(first.y - half)) + half, int(np.floor(first.x - half)) + half]).all()
+    assert run("suggest", "disc", "--threshold", "0.9", "--tiles", str(tiles)) == 0
+    kept = int(capsys.readouterr().out.split(" suggestion(s)")[0].splitlines()[-1])
+    assert kept < count and sorted(tiles.glob("*.png")) == sorted(tiles / f"{n}.png" for n in range(1, kept + 1))
+    assert run("background", "propose", "--count", "3", "--tiles", str(tmp_path / "background")) == 0
+    assert len(list((tmp_path / "background").glob("*.png"))) == 6  # the 3 most and 3 least similar
+    from simsearch.curation.tiles import write_tiles  # review items keep their batch's numbers
+    with Project.open(proj, read_only=True) as project:
+        two = Curation(project).suggestions("disc", 0.9)[:2]
+        assert write_tiles(project, two, tmp_path / "review", numbers=[5, 9]) == [tmp_path / "review" / "5.png",
+                                                                                   tmp_path / "review" / "9.png"]
