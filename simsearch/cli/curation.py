@@ -93,6 +93,7 @@ def add_commands(sub) -> None:
     similar = add_parser(sub, "similar")
     similar.add_argument("class_name", metavar="CLASS")
     similar.add_argument("-k", type=int, default=20, help="number of hits (default 20)")
+    add_tiles(similar, "hit")
     add_project(similar)
 
     background = add_parser(sub, "background")
@@ -265,9 +266,11 @@ def cmd_similar(args, quiet: bool) -> int:
     project, curation = _open(args)
     with project:
         print(f"{'rank':>4}  {'similarity':>10}  {'x':>7}  {'y':>7}  {'size':>4}  image")
-        for rank, hit in enumerate(curation.most_similar_anywhere(args.class_name, args.k), start=1):
+        hits = curation.most_similar_anywhere(args.class_name, args.k)
+        for rank, hit in enumerate(hits, start=1):
             size = project.geometry_at(hit.level).patch_size[1]
             print(f"{rank:>4}  {hit.score:10.4f}  {hit.x:7.1f}  {hit.y:7.1f}  {size:4d}  {hit.image}")
+        show_tiles(project, hits, args.tiles)
     return 0
 
 

@@ -214,6 +214,8 @@ def test_listed_items_are_written_as_tiles_to_judge_by_looking(tmp_path, capsys)
     assert kept < count and sorted(tiles.glob("*.png")) == sorted(tiles / f"{n}.png" for n in range(1, kept + 1))
     assert run("background", "propose", "--count", "3", "--tiles", str(tmp_path / "background")) == 0
     assert len(list((tmp_path / "background").glob("*.png"))) == 6  # the 3 most and 3 least similar
+    assert run("similar", "disc", "-k", "3", "--tiles", str(tmp_path / "similar")) == 0
+    assert sorted(p.name for p in (tmp_path / "similar").glob("*.png")) == ["1.png", "2.png", "3.png"]
     from simsearch.curation.tiles import write_tiles  # review items keep their batch's numbers
     with Project.open(proj, read_only=True) as project:
         two = Curation(project).suggestions("disc", 0.9)[:2]
