@@ -21,6 +21,11 @@ from simsearch.evaluate.report import GOAL_SPREAD, training_goal
 PIPELINE, PROBE, SIMILARITY = "pos+neg+selflearn", "probe", "similarity"
 
 
+def digits(a: float, b: float) -> int:
+    """3 decimals, or 4 where 3 would show two different values as one."""
+    return 3 if f"{a:.3f}" != f"{b:.3f}" else 4
+
+
 def rows(path: Path) -> list[str]:
     scores = defaultdict(lambda: defaultdict(dict))  # (class, P) -> strategy -> repeat -> {seed: PR-AUC}
     trials = list(json.loads(path.read_text())["trials"].values())
@@ -44,7 +49,7 @@ def rows(path: Path) -> list[str]:
                    if (goal["class"], goal["strategy"], goal["prototypes"]) == (label, PIPELINE, prototypes))
         goal = "met" if met else "**not met**: " + "; ".join(
             ([f"spread {spread:.3f}"] if spread >= GOAL_SPREAD else [])
-            + [f"r{r} {pipeline:.3f} against {b:.3f}" for r, pipeline, b in below])
+            + [f"r{r} {pipeline:.{digits(pipeline, b)}f} against {b:.{digits(pipeline, b)}f}" for r, pipeline, b in below])
         cells = " | ".join(f"{mean[s].mean():.3f} ± {mean[s].std():.3f}" for s in (SIMILARITY, PROBE, PIPELINE))
         lines.append(f"| {path.parent.name}: {label} P{prototypes} | {cells} | {goal} | {runs_below} of {runs} |")
     return lines
