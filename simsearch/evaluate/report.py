@@ -625,9 +625,20 @@ def _goal_table(rows: list[dict]) -> str:
         misses = ([f"below in {goal['repeats'] - goal['above']} repeat(s)"] if goal["above"] < goal["repeats"] else []) \
             + ([f"spread {goal['spread']:.3f}"] if goal["spread"] >= GOAL_SPREAD else [])
         lines.append(f"| {goal['class']} | {goal['strategy']} | {goal['prototypes']} | {goal['negatives']} | "
-                     f"{goal['above']} of {goal['repeats']} | {goal['margin']:+.3f} | {goal['spread']:.3f} | "
+                     f"{goal['above']} of {goal['repeats']} | {lead_text(goal['margin'])} | {goal['spread']:.3f} | "
                      + ("met |" if goal["met"] else f"not met: {', '.join(misses)} |"))
     return "\n".join(lines) + "\n"
+
+
+def lead_text(lead: float) -> str:
+    """A signed lead to 3 decimals, or 4 where 3 would round a miss or a lead to zero.
+
+    Examples
+    --------
+    >>> lead_text(0.0123), lead_text(-0.0004), lead_text(0.0)
+    ('+0.012', '-0.0004', '+0.000')
+    """
+    return f"{lead:+.4f}" if 0 < abs(lead) < 0.0005 else f"{lead:+.3f}"
 
 
 def _check_table(rows: list[dict]) -> str:

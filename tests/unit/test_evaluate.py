@@ -541,6 +541,9 @@ def test_report_says_whether_training_beat_similarity_search_and_the_probe_in_ev
     table = markdown({"trials": {str(i): r for i, r in enumerate(rows)}}).split("Did training earn its cost?")[1]
     assert "| a | pos+neg+selflearn | 10 | 5 | 3 of 3 | +0.010 | 0.017 | met |" in table
     assert "| a | pos | 10 | 5 | 2 of 3 | -0.010 | 0.086 | not met: below in 1 repeat(s), spread 0.086 |" in table
+    hair = [row("pos+neg+selflearn", r, max(similarity[r], probe[r]) + (-0.0003 if r == 2 else 0.02)) for r in range(3)]
+    table = markdown({"trials": {str(i): r for i, r in enumerate(rows[:6] + hair)}}).split("Did training earn its cost?")[1]
+    assert "| 2 of 3 | -0.0003 |" in table  # a miss by a hair is not shown as -0.000
 
 
 def test_report_gives_each_rule_and_the_score_away_from_the_image_edge():
