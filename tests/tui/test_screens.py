@@ -942,9 +942,11 @@ def test_a_model_trained_elsewhere_gives_the_train_screen_its_settings(trained_p
         app = SimSearchApp(folder)
         async with started(app, (100, 30)) as pilot:
             await open_step(pilot, app, "4", "train")
-            await wait_until(pilot, lambda: "4 Train ✔" in str(app.screen.query_one("#steps").render()),
+            # the step bar shows ✔ until the check (off the UI thread) says otherwise: wait for the adoption first
+            await wait_until(pilot, lambda: app.state.get("strategy") == "pos", what="the model's strategy adopted")
+            await wait_until(pilot, lambda: "4 Train ✔" in str(app.screen.query_one("#steps").render()) and not app.model_stale,
                              what="an up-to-date model")
-            assert app.state["strategy"] == "pos" and app.state["preset"] in ("cpu", "paper")
+            assert app.state["preset"] in ("cpu", "paper")
             assert "strategy pos (s)" in str(app.screen.query_one("#train-settings").render())
 
     run(scenario)
