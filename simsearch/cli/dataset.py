@@ -13,7 +13,7 @@ from simsearch.cli.commands import (CLUSTER_HELP, FLAT_FIELD_HELP, MIN_CELLS_HEL
 from simsearch.inference.cluster import iter_embed_on_cluster
 from simsearch.cli.progress import ProgressBar
 from simsearch.features.geometry import MIN_CELLS, POOLING
-from simsearch.io.images import Dataset, image_name, is_glob_pattern, resolve_source
+from simsearch.io.images import Dataset, image_name, is_glob_pattern, resolve_source, source_exists
 from simsearch.io.flatfield import FLAT_FIELD_MODES
 from simsearch.io.preprocess import NORMALIZATION_MODES
 from simsearch.io.tables import write_csv
@@ -121,7 +121,7 @@ def _open_at(folder: Path, dataset: str) -> Project:
     try:
         project = Project.open(folder)
     except ImagesMovedError as moved:
-        if not Path(resolve_source(dataset)).exists() and not is_glob_pattern(dataset):
+        if not source_exists(dataset):
             raise moved from None
         project = Project.open(folder, dataset=dataset)
         print(f"project {project.folder}: its images moved; re-pointed to {project.dataset.source}")

@@ -150,13 +150,13 @@ def cmd_review(args, quiet: bool) -> int:
         class_name = class_name or curation.last_reviewed_class()
         if class_name is None:
             raise ConfigError("review: no batch listed yet", hint="list one first: simsearch review CLASS")
-        _print_review(curation, class_name)
-        items = curation.review_items(class_name)
+        items = _print_review(curation, class_name)
         show_tiles(project, items, args.tiles, numbers=[item.number for item in items])
     return 0
 
 
-def _print_review(curation: Curation, class_name: str) -> None:
+def _print_review(curation: Curation, class_name: str) -> list:
+    """The class's current batch, listed; returns its items."""
     items = curation.review_items(class_name)
     threshold = curation.class_info(class_name).confidence_threshold
     print(f"review of {class_name} (confidence threshold {threshold:.2f}): {len(items)} item(s); "
@@ -166,6 +166,7 @@ def _print_review(curation: Curation, class_name: str) -> None:
         print(f"{item.number:>4}  {item.answer or '-':>8}  {item.confidence:10.3f}  {item.x:7.1f}  {item.y:7.1f}  {item.image}")
     counts = curation.class_counts(class_name)
     print(f"answers so far for {class_name}: {counts.accepted} accepted, {counts.rejected} rejected (simsearch train learns from them)")
+    return items
 
 
 def _json_progress(event) -> None:

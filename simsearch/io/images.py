@@ -547,6 +547,18 @@ def resolve_source(source) -> str:
     return str(Path(text).expanduser().resolve())
 
 
+def source_exists(source) -> bool:
+    """Whether an image source is there: a folder, file or list file that exists; a glob
+    pattern always is (it may match nothing now, and `Dataset.open` says so).
+
+    Examples
+    --------
+    >>> source_exists("/no/such/folder"), source_exists("/no/such/*.tif")
+    (False, True)
+    """
+    return is_glob_pattern(str(source)) or Path(resolve_source(source)).exists()
+
+
 class Dataset:
     """A set of images sharing one channel count; ``images`` sorted by relpath then frame.
 

@@ -34,7 +34,7 @@ from simsearch.project.layout import ProjectLayout
 from simsearch.project.store import Store
 from simsearch.features.geometry import AUTO_SCALES, LEGACY_POOLING, MIN_CELLS, POOLING, PatchGeometry, nearest_scale, parse_scales, scales_for_sizes
 from simsearch.io.flatfield import check_flat_field_mode, compute_flat_field
-from simsearch.io.images import Dataset, ImageRecord, NamedImage, image_name, is_glob_pattern
+from simsearch.io.images import Dataset, ImageRecord, NamedImage, image_name, source_exists
 from simsearch.io.preprocess import (Normalization, check_normalization_mode, choose_normalization, compute_dataset_statistics,
                                      resolve_channels)
 from simsearch.search.index import PatchIndex
@@ -260,7 +260,7 @@ class Project:
             raise ProjectError(f"{path} was written by a newer SimSearch (format {settings['format']})", hint="upgrade simsearch")
         _check_settings(path, settings)
         source = dataset if dataset is not None else settings["dataset"]["source"]
-        if dataset is None and not is_glob_pattern(str(source)) and not Path(source).exists():
+        if dataset is None and not source_exists(source):
             raise ImagesMovedError(f"the images of project {folder} are not at {source} any more",
                                hint=f"if they moved, give their new place once: simsearch embed NEW_PLACE --project {folder} "
                                     "(or Project.open(folder, dataset=NEW_PLACE)); the project checks they are its images")
