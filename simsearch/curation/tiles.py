@@ -13,7 +13,6 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from simsearch.features.embed import display_rgb
-from simsearch.io.slides import overview
 from simsearch.project.project import Project
 from simsearch.util.files import atomic_path
 
@@ -49,11 +48,10 @@ def write_tiles(project: Project, items: Sequence, folder: str | Path, *, number
         by_image[item.image_id].append((number, item))
     written: dict[int, Path] = {}
     for image_id, mine in by_image.items():
-        raw, smaller = overview(project.dataset.read(image_id))
-        rgb = (display_rgb(raw, project.normalization, project.channels) * 255).astype(np.uint8)
+        image = project.dataset.read(image_id)  # a slide is read region by region, at full resolution
         for number, item in mine:
             height, width = project.geometry_at(getattr(item, "level", 1.0)).patch_size
-            tile = _tile(rgb, (item.y / smaller, item.x / smaller), (height / smaller, width / smaller), context, side)
+            tile = _tile(image, project, (item.y, item.x), (height, width), context, side)
             path = folder / f"{number}.png"
             with atomic_path(path) as tmp:
                 tile.save(tmp, format="PNG")
@@ -61,18 +59,16 @@ def write_tiles(project: Project, items: Sequence, folder: str | Path, *, number
     return [written[number] for number, _ in numbered]
 
 
-def _tile(rgb: np.ndarray, centre: tuple[float, float], patch: tuple[float, float], context: float, side: int) -> Image.Image:
-    """The patch around `centre` (y, x) with `context` x its size around it, black beyond the
-    image, scaled to `side` px square, the patch's box drawn."""
+def _tile(image, project: Project, centre: tuple[float, float], patch: tuple[float, float], context: float,
+          side: int) -> Image.Image:
+    """The patch around `centre` (y, x) with `context` x its size around it, as the UI shows the
+    image, black beyond the image, scaled to `side` px square, the patch's box drawn."""
     (cy, cx), (height, width) = centre, patch
     half = max(height, width) * (0.5 + context)
     top, left = int(np.floor(cy - half)), int(np.floor(cx - half))
     extent = max(1, int(np.ceil(2 * half)))
-    crop = np.zeros((extent, extent, 3), np.uint8)
-    y0, x0 = max(0, top), max(0, left)
-    y1, x1 = min(rgb.shape[0], top + extent), min(rgb.shape[1], left + extent)
-    if y1 > y0 and x1 > x0:
-        crop[y0 - top:y1 - top, x0 - left:x1 - left] = rgb[y0:y1, x0:x1]
+    rgb = display_rgb(image, project.normalization, project.channels, region=(top, top + extent, left, left + extent))
+    crop = (rgb * 255).astype(np.uint8)
     scale = side / extent
     tile = Image.fromarray(crop).resize((side, side), Image.Resampling.NEAREST if scale >= 2 else Image.Resampling.BILINEAR)
     box = [(cx - width / 2 - left) * scale, (cy - height / 2 - top) * scale,

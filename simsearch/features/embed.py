@@ -584,10 +584,14 @@ class _Resampler:
         return rows.index_select(2, index(x_lo, x0)) * (1 - wx_t) + rows.index_select(2, index(x_hi, x0)) * wx_t
 
 
-def display_rgb(image: np.ndarray, normalization: Normalization, channels: tuple[int, ...]) -> np.ndarray:
+def display_rgb(image: np.ndarray, normalization: Normalization, channels: tuple[int, ...],
+                region: tuple[int, int, int, int] | None = None) -> np.ndarray:
     """(H, W, C) raw -> (H, W, 3) float32 in [0, 1]: what the backbone sees, for display.
 
-    One selected channel is shown as grey, two as red and green, three as RGB.
+    One selected channel is shown as grey, two as red and green, three as RGB. With `region`
+    (top, bottom, left, right in image px) only that part is read and returned, at full
+    resolution (a slide decodes only the tiles it touches), black where it reaches beyond the
+    image; a per-image range and a flat field stay the whole image's.
 
     Examples
     --------
@@ -600,9 +604,13 @@ def display_rgb(image: np.ndarray, normalization: Normalization, channels: tuple
     >>> two = np.array([[[4100, 2100]]], np.uint16)
     >>> display_rgb(two, Normalization(low=(100.0, 100.0), high=(4100.0, 4100.0)), channels=(0, 1)).tolist()
     [[[1.0, 0.5, 0.0]]]
+    >>> display_rgb(image, Normalization(low=(100.0,), high=(4100.0,)), (0,), region=(0, 1, 2, 4))[0, :, 0].tolist()
+    [1.0, 0.0]
     """
     height, width = image.shape[:2]
-    return _Resampler(image, normalization, channels, 1.0).region(0, height, 0, width).permute(1, 2, 0).numpy()
+    top, bottom, left, right = region if region is not None else (0, height, 0, width)
+    resampler = _Resampler(image, normalization, channels, 1.0, fill=(0.0, 0.0, 0.0))
+    return resampler.region(top, bottom, left, right).permute(1, 2, 0).numpy()
 
 
 def window_corners(geometry: PatchGeometry, centres: np.ndarray) -> np.ndarray:

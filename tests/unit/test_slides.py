@@ -346,3 +346,44 @@ def test_a_corrupt_tile_or_a_bad_limit_is_named(tmp_path, lazy_above):
     lazy_above("many")
     with pytest.raises(DatasetError, match="SIMSEARCH_LAZY_IMAGE_PIXELS"):
         lazy_image_pixels()
+
+
+def test_tiles_of_a_slide_show_its_full_resolution(tmp_path, lazy_above):
+    """`write_tiles` on a slide crops each item from the full-resolution pixels (only its tiles
+    decoded), not from the overview the UI keeps (a 16 MP pyramid level, where a small patch
+    is a few pixels): a noise slide just above 16 MP, whose overview is its half-size level."""
+    from PIL import Image
+    from simsearch import write_tiles
+    from simsearch.curation.tiles import TILE_SIDE
+
+    rng = np.random.default_rng(3)
+    planes = rng.integers(0, 4096, (1, 4100, 4100), dtype=np.uint16)
+    (tmp_path / "images").mkdir()
+    _pyramid_tiff(tmp_path / "images" / "slide.ome.tif", planes, levels=(1, 2), axes="CYX")
+    lazy_above(10_000)
+    project = Project.create(tmp_path / "proj", tmp_path / "images", backbone="efficientnet-lite0", patch_size=32)
+    try:
+        image_id = project.dataset.images[0].id
+        assert overview(project.dataset.read(image_id))[1] == 2.0
+        (low,), (high,) = project.normalization.low, project.normalization.high
+        Item = type("Item", (), {})
+        items = []
+        for y, x in [(2000.0, 1500.0), (10.0, 4095.0)]:  # the second reaches beyond two edges
+            item = Item()
+            item.image_id, item.y, item.x = image_id, y, x
+            items.append(item)
+        paths = write_tiles(project, items, tmp_path / "tiles")
+        for item, path in zip(items, paths):
+            tile = np.asarray(Image.open(path))
+            top, left = int(item.y) - 32, int(item.x) - 32  # the patch and half a patch around it: 64 px
+            crop = np.zeros((64, 64), np.float32)  # black beyond the image
+            inner = planes[0, max(0, top):top + 64, max(0, left):left + 64].astype(np.float32)
+            crop[max(0, -top):max(0, -top) + inner.shape[0], max(0, -left):max(0, -left) + inner.shape[1]] = (
+                (inner - low) / (high - low)).clip(0, 1)
+            expected = np.repeat((crop[..., None] * 255).astype(np.uint8), 3, axis=-1)
+            expected = np.asarray(Image.fromarray(expected).resize((TILE_SIDE, TILE_SIDE), Image.Resampling.NEAREST))
+            inside = slice(50, 110)  # within the box's lines (40 to 120 px of the tile)
+            np.testing.assert_array_equal(tile[inside, inside], expected[inside, inside])
+        assert (tile[:, -40:] == 0).all()  # beyond the right edge: black
+    finally:
+        project.close()
