@@ -37,6 +37,7 @@ IMAGE_AND_CLASS_BINDINGS = [
     Binding("Z", "zoom(0.5)", "zoom out", show=False),
     Binding("comma", "next_class(-1)", "previous class", show=False),
     Binding("full_stop", "next_class(1)", "next class", show=False),
+    Binding("v", "toggle_boxes", "hide or show the boxes of suggestions and detections on the image", show=False),
 ]
 
 
@@ -126,6 +127,22 @@ class StepScreen(Screen):
             self.mark_by_label(grid, toggle, what, page_done)
 
         self.app.push_screen(HintScreen(list(labels), what, pages=True), chosen)
+
+    @property
+    def boxes_hidden(self) -> bool:
+        """The user's `v`: the image without the boxes of suggestions or detections (at a small
+        zoom of a crowded image they cover it), on every screen and after a reopening."""
+        return bool(self.app.state.get("boxes_hidden", False))
+
+    def action_toggle_boxes(self) -> None:
+        hidden = not self.boxes_hidden
+        self.app.remember_place(boxes_hidden=hidden)
+        self.notify("the boxes are hidden: v shows them" if hidden else "the boxes are shown")
+        self.redraw_image()
+
+    def redraw_image(self) -> None:
+        """The image view again, after its overlays changed."""
+        self.refresh_view()
 
     def update_step_bar(self) -> None:
         """After a change: the step bar's marks now, and whether the model is still up to date

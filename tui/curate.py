@@ -119,7 +119,8 @@ class CurateScreen(ClassActions, StepScreen):
         try:
             if state.get("cursor"):
                 self.cursor = (float(state["cursor"][0]), float(state["cursor"][1]))
-            self.box_size = int(state.get("box", DEFAULT_BOX))
+            geometry = self.project.geometry  # a free box starts at the patch size the user gave
+            self.box_size = int(state.get("box") or (max(geometry.patch_size) if geometry else DEFAULT_BOX))
             if float(state.get("level", 1.0)) in self.project.scales:
                 self.level = float(state.get("level", 1.0))
             for image_id, (zoom, cy, cx) in (state.get("views") or {}).items():
@@ -298,13 +299,16 @@ class CurateScreen(ClassActions, StepScreen):
             f"[reverse]{i + 1}:{counts.get(shown, 0)}[/]" if i == self.image_index else f"{i + 1}:{counts.get(shown, 0)}"
             for i, shown in enumerate(self.displayed)
         )
-        box = ""
+        box = "[reverse]boxes hidden (v)[/]  " if self.boxes_hidden and len(self.suggestions) else ""
         if self.project.geometry is not None and len(self.project.scales) > 1:  # a pyramid: which level the box is (first: it fits 80 columns)
-            box = f"box {self.patch_size[1]} of {'/'.join(str(self.project.geometry_at(v).patch_size[1]) for v in self.project.scales)} +-  "
+            box += f"box {self.patch_size[1]} of {'/'.join(str(self.project.geometry_at(v).patch_size[1]) for v in self.project.scales)} +-  "
         self.query_one("#imagebar", Static).update(
             f"{box}image {self.image_index + 1}/{len(self.displayed)} n/p  zoom {viewport.zoom:g}x  {escape(record.relpath)}  {strip}"
         )
         self.remember()
+
+    def redraw_image(self) -> None:
+        self.show_image()
 
     def show_focus(self, rgb, factor: float, record, overlays: list[Overlay]) -> None:
         """The thing the keys act on, large: the focused suggestion in the grid, else the cursor box."""
@@ -324,7 +328,7 @@ class CurateScreen(ClassActions, StepScreen):
         names = [c.name for c in self.app.curation.classes()]
         colour = class_colour(names.index(self.class_name)) if self.class_name in names else CURSOR
         overlays = []
-        if len(self.suggestions):
+        if len(self.suggestions) and not self.boxes_hidden:
             mine = np.flatnonzero(np.asarray(self.suggestions.image_ids)[self.suggestions.image_index] == image_id)
             for index in mine[:2000].tolist():
                 s = self.suggestions[index]

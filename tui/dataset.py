@@ -29,6 +29,24 @@ def correlation_table(matrix: np.ndarray, selected: tuple[int, ...]) -> str:
     return "\n".join(rows)
 
 
+def scales_setting(project: simsearch.Project) -> str:
+    """The object sizes as the user types them: '' (one), 'auto' or '0.5,1,2'."""
+    if project.automatic_scales:
+        return "auto"
+    return ",".join(f"{v:g}" for v in project.scales) if len(project.scales) > 1 else ""
+
+
+def sizes_text(project: simsearch.Project) -> str:
+    """The scale pyramid in words, with its patch sides once the patch size is known."""
+    levels = ", ".join(f"{v:g}" for v in project.scales)
+    sides = f" ({', '.join(str(project.geometry_at(v).patch_size[1]) for v in project.scales)} px)" if project.geometry else ""
+    if project.automatic_scales:
+        return f"auto, from the prototype boxes: {levels} x the patch{sides}"
+    if len(project.scales) == 1:
+        return "one, the patch's"
+    return f"{levels} x the patch{sides}"
+
+
 class DatasetScreen(StepScreen):
     NAME = "dataset"
     TITLE = "Dataset"
@@ -42,6 +60,7 @@ class DatasetScreen(StepScreen):
     BINDINGS = [
         Binding("c", "channels", "channels", tooltip="choose the channels the network sees"),
         Binding("D", "displayed", "displayed", tooltip="choose how many images are displayed for curation"),
+        Binding("s", "scales", "sizes", tooltip="objects of several sizes: a scale pyramid (auto, or e.g. 0.5,1,2)"),
         Binding("e", "embed", "embed all", tooltip="embed every image now (otherwise as needed)"),
         Binding("x", "cancel", "stop", tooltip="stop embedding (finished images stay cached)"),
     ]
@@ -77,6 +96,7 @@ class DatasetScreen(StepScreen):
             lines.append("  none yet: press D")
         geometry = project.geometry
         lines += ["", f"[b]Patch size[/b]: {f'{geometry.patch_size[1]}x{geometry.patch_size[0]} px' if geometry else 'set by the first prototype'}",
+                  f"[b]Object sizes[/b] (s): {sizes_text(project)}",
                   f"[b]Backbone[/b]: {escape(project.backbone_spec.name)}"]
         self.query_one("#summary", Static).update("\n".join(lines))
 
@@ -100,6 +120,24 @@ class DatasetScreen(StepScreen):
             if dataset.channel_names else f"0..{project.file_channels - 1}"
         self.app.push_screen(PromptScreen(f"Channels for red, green, blue ({choices}; 1 to 3 of them):",
                                           ",".join(map(str, project.channels))), chosen)
+
+    def action_scales(self) -> None:
+        project = self.app.project
+
+        def chosen(text: str | None) -> None:
+            if text is None:
+                return
+            try:
+                project.set_scales(text.strip().lower() if text.strip().lower() == "auto" else text)
+            except simsearch.SimSearchError as error:
+                self.app.show_error(error)
+                return
+            self.notify(f"object sizes: {sizes_text(project)}")
+            self.refresh_view()
+
+        self.app.push_screen(PromptScreen(
+            "Object sizes x the patch: empty for one, auto (each prototype box keeps its size) or levels, e.g. "
+            "0.5,1,2 (each level is embedded once, when first needed)", scales_setting(project)), chosen)
 
     def action_displayed(self) -> None:
         project = self.app.project

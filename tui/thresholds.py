@@ -157,10 +157,11 @@ class ThresholdScreen(StepScreen):
         viewport = self.viewports.setdefault(image_id, Viewport(record.height, record.width))
         overlays = [Overlay(d.box, class_colour(self.model_names.index(d.class_name)),
                             "solid" if self.model_names.index(d.class_name) == self.class_index else "thin")
-                    for d in per_image[image_id]]
+                    for d in per_image[image_id] if not self.boxes_hidden]
         view.show(rgb, factor, viewport, overlays, detail=partial(self.app.images.detail, image_id))
         self.query_one("#th-bar", Static).update(
-            f"image {self.image_index + 1}/{len(displayed)}{'' if image_id in project.displayed else ' (undisplayed)'} n/p"
+            ("[reverse]boxes hidden (v)[/]  " if self.boxes_hidden else "")
+            + f"image {self.image_index + 1}/{len(displayed)}{'' if image_id in project.displayed else ' (undisplayed)'} n/p"
             f"  {len(per_image[image_id])} detections  zoom {viewport.zoom:g}x  {escape(record.relpath)}")  # the name last: cut first
 
     def action_threshold(self, step: float) -> None:

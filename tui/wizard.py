@@ -19,6 +19,8 @@ FIELDS = [
     ("dataset", "Images: a folder, a glob (e.g. 'data/*.tif') or a text file listing paths"),
     ("folder", "Project folder (created; everything is saved there)"),
     ("patch", "Patch size in pixels, about one object (empty: set by the first prototype box)"),
+    ("scales", "Object sizes: empty for one (the patch), auto (each prototype box keeps its size) or "
+               "levels x the patch, e.g. 0.5,1,2 for objects of 3 sizes"),
     ("displayed", "Displayed images for curation (the rest give noisy examples)"),
     ("channels", "Channels for the network, e.g. 0 or 0,1,2 (empty: the first three)"),
     ("backbone", "Backbone: auto, efficientnet-lite0 (offline) or resnet18"),
@@ -49,7 +51,7 @@ class WizardScreen(Screen):
 
     def compose(self) -> ComposeResult:
         dataset = "" if (self.target == Path.cwd()) else str(self.target)
-        values = {"dataset": dataset, "folder": str(default_folder(self.target)) if dataset else "", "patch": "",
+        values = {"dataset": dataset, "folder": str(default_folder(self.target)) if dataset else "", "patch": "", "scales": "",
                   "displayed": "6", "channels": "", "backbone": "auto", "weights": "", "flat_field": "none"}
         with VerticalScroll():
             yield Static("[b]SimSearch · new project[/b]\nTab moves between the fields; enter creates the project.")
@@ -97,18 +99,22 @@ class WizardScreen(Screen):
             return value
 
         channels = simsearch.parse_channels(self.value("channels"))
+        scales = self.value("scales")
+        if scales.lower() != "auto":
+            simsearch.parse_scales(scales)  # a ConfigError names the field
         return {"dataset": self.value("dataset"), "folder": folder, "patch": number("patch size", self.value("patch")),
+                "scales": scales.lower() if scales.lower() == "auto" else (scales or None),
                 "displayed": number("displayed images", self.value("displayed")) or 6, "channels": channels,
                 "backbone": self.value("backbone") or "auto", "weights": self.value("weights") or None,
                 "flat_field": self.value("flat_field") or "none"}
 
     @work(thread=True, exclusive=True, group="create")
-    def create(self, dataset: str, folder: str, patch: int | None, displayed: int, channels, backbone: str,
-               weights: str | None, flat_field: str) -> None:
+    def create(self, dataset: str, folder: str, patch: int | None, scales: str | None, displayed: int, channels,
+               backbone: str, weights: str | None, flat_field: str) -> None:
         def make() -> simsearch.Project:
             images = simsearch.Dataset.open(dataset)
             return simsearch.Project.create(
-                folder, images, patch_size=patch, backbone=backbone, weights=weights, channels=channels,
+                folder, images, patch_size=patch, scales=scales, backbone=backbone, weights=weights, channels=channels,
                 progress=lambda done, total: self.app.call_from_thread(self.show_progress, done, total),
                 displayed=min(displayed, len(images)), flat_field=flat_field)
 

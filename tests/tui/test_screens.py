@@ -627,12 +627,20 @@ def test_wizard_creates_a_project(tmp_path):
             await pilot.press("escape")
             await wait_until(pilot, lambda: app.screen.id == "wizard", what="the wizard again")
             app.screen.query_one("#field-flat_field").value = "divide"
+            app.screen.query_one("#field-scales").value = "0.5,x"
+            await pilot.press("enter")
+            await wait_until(pilot, lambda: app.screen.query("#error-text"), what="the scales' error dialog")
+            assert "scales: '0.5,x' is not a comma-separated list of numbers" in str(app.screen.query_one("#error-text").render())
+            await pilot.press("escape")
+            await wait_until(pilot, lambda: app.screen.id == "wizard", what="the wizard again")
+            app.screen.query_one("#field-scales").value = "Auto"
             await pilot.press("enter")
             await wait_until(pilot, lambda: app.project is not None and app.screen.id == "curate", what="the new project")
 
     run(scenario)
     with Project.open(folder, read_only=True) as project:
         assert len(project.displayed) == 2 and project.normalization.flat_field.mode == "divide"
+        assert project.automatic_scales
 
 
 def test_wizard_takes_a_weights_file(tmp_path):
@@ -831,6 +839,40 @@ def test_dataset_screen_channels_as_typed_and_a_bad_list_in_the_error_dialog(fre
     run(scenario)
 
 
+def test_dataset_screen_sets_the_object_sizes(fresh_project):
+    """`s` on the Dataset screen sets the scale pyramid, as `--scales` does: levels, auto, or
+    one again; the summary says which, with the patch sides; a bad list gets the dialog."""
+    from simsearch_tui.dialogs import ErrorScreen
+
+    folder, _ = fresh_project
+    with Project.open(folder) as project:
+        project.set_patch_size(32)
+
+    async def scenario():
+        app = SimSearchApp(folder)
+        async with started(app, (100, 32)) as pilot:
+            await open_step(pilot, app, "1", "dataset")
+            summary = lambda: str(app.screen.query_one("#summary").render())  # noqa: E731
+            assert "Object sizes (s): one, the patch's" in summary()
+            await pilot.press("s", *"2,0.5", "enter")
+            await wait_until(pilot, lambda: app.project.scales == (0.5, 1.0, 2.0), what="the levels")
+            assert "Object sizes (s): 0.5, 1, 2 x the patch (16, 32, 64 px)" in summary()
+            await pilot.press("s", "ctrl+u", *"0.5;2", "enter")
+            await wait_until(pilot, lambda: isinstance(app.screen, ErrorScreen), what="the error dialog")
+            assert "scales: '0.5;2'" in app.screen.message
+            await pilot.press("escape")
+            await pilot.press("s", "ctrl+u", *"auto", "enter")
+            await wait_until(pilot, lambda: app.project.automatic_scales, what="auto")
+            assert "auto, from the prototype boxes" in summary()
+            assert app.get_screen("curate").patch_size == (32, 32)  # the free box starts at the patch size given
+            await pilot.press("s", "ctrl+u", "enter")
+            await wait_until(pilot, lambda: not app.project.automatic_scales and app.project.scales == (1.0,), what="one level")
+
+    run(scenario)
+    with Project.open(folder, read_only=True) as project:
+        assert project.scales == (1.0,) and not project.automatic_scales
+
+
 def test_over_a_scale_pyramid_plus_and_minus_step_the_box_through_its_levels(fresh_project):
     folder, truth = fresh_project
     with Project.open(folder) as project:
@@ -950,3 +992,37 @@ def test_a_model_trained_elsewhere_gives_the_train_screen_its_settings(trained_p
             assert "strategy pos (s)" in str(app.screen.query_one("#train-settings").render())
 
     run(scenario)
+
+
+def test_v_hides_the_boxes_of_suggestions_and_detections_and_keeps_the_choice(trained_project):
+    """On a crowded image at a small zoom the boxes cover it: `v` draws the image without the
+    suggestions' (Curate) and detections' (Thresholds) boxes, the bar says so, the cursor box
+    and the prototypes stay, and a reopening keeps the choice until `v` again."""
+    folder, _ = trained_project
+    kinds = lambda app, view: [o.style for o in app.screen.query_one(view).overlays]  # noqa: E731
+
+    async def hide():
+        app = SimSearchApp(folder)
+        async with started(app, (100, 30)) as pilot:
+            screen = app.screen
+            await wait_until(pilot, lambda: "thin" in kinds(app, "#image"), what="the suggestions' boxes")
+            await pilot.press("v")
+            styles = kinds(app, "#image")
+            assert "thin" not in styles and "dashed" in styles and "solid" in styles  # the cursor and the prototype stay
+            assert screen.boxes_hidden and str(screen.query_one("#imagebar").render()).startswith("boxes hidden (v)")
+            await open_step(pilot, app, "6", "thresholds")
+            await wait_until(pilot, lambda: len(app.screen.maps) == 4, what="the detection maps")
+            assert kinds(app, "#th-image") == [] and str(app.screen.query_one("#th-bar").render()).startswith("boxes hidden")
+
+    async def reopen_and_show():
+        app = SimSearchApp(folder)
+        async with started(app, (100, 30), "thresholds") as pilot:  # reopened where the user was: still hidden
+            await wait_until(pilot, lambda: len(app.screen.maps) == 4, what="the detection maps")
+            assert app.screen.boxes_hidden and kinds(app, "#th-image") == []
+            await pilot.press("v")
+            await wait_until(pilot, lambda: kinds(app, "#th-image"), what="the detections' boxes")
+            await open_step(pilot, app, "2", "curate")
+            await wait_until(pilot, lambda: "thin" in kinds(app, "#image"), what="the suggestions' boxes again")
+
+    run(hide)
+    run(reopen_and_show)
