@@ -28,6 +28,9 @@ log = logging.getLogger("simsearch.tui.curate")
 DEFAULT_BOX = 64  # the cursor box before the first prototype fixes the patch size
 
 
+UPDATING_AFTER = 0.4  # s: suggestions that take longer are announced in the side panel
+
+
 class CurateScreen(ClassActions, StepScreen):
     NAME = "curate"
     TITLE = "Curate"
@@ -88,6 +91,8 @@ class CurateScreen(ClassActions, StepScreen):
         # per image: likely objects, for hint mode (None: being found)
         self.blobs: dict[str, simsearch.Blobs | None] = {}
         self.hint_targets: dict[str, tuple[float, float, float]] = {}  # label -> (y, x, diameter) px
+        self.status_text = ""  # the side panel's lines about the class's suggestions, as last computed
+        self.updating = None  # the timer that says "updating the suggestions" while they take long
 
     def body(self) -> ComposeResult:
         with Horizontal():
@@ -179,8 +184,6 @@ class CurateScreen(ClassActions, StepScreen):
         self.show_classes()
         self.remember()
         self.show_image()
-        if self.class_name is not None and not len(self.suggestions):
-            self.query_one("#status", Static).update("computing the similarity maps ...")
         self.load_suggestions()
 
     def choose_class(self, name: str | None) -> None:
@@ -216,23 +219,40 @@ class CurateScreen(ClassActions, StepScreen):
             lines.append("none yet: N adds one")
         self.query_one("#classes", Static).update("\n".join(lines))
 
-    @work(thread=True, exclusive=True, group="suggestions")
     def load_suggestions(self) -> None:
-        """Similarity maps can take seconds the first time (embedding the displayed images):
-        always off the UI thread, one computation at a time."""
-        name = self.class_name
+        """Similarity maps can take seconds the first time (embedding the displayed images) and
+        minutes for a new level of a scale pyramid on a CPU: always off the UI thread, one
+        computation at a time, and the side panel says so when it takes longer than a key's answer."""
+        if self.updating is not None:
+            self.updating.stop()
+        self.updating = self.set_timer(UPDATING_AFTER, self.show_updating) if self.class_name is not None else None
+        self.compute_suggestions(self.class_name)
 
+    @work(thread=True, exclusive=True, group="suggestions")
+    def compute_suggestions(self, name: str | None) -> None:
         def compute():
             if name is None:
                 return [], None
             histogram = self.app.curation.similarity_histogram(name, bins=20) if self.app.curation.prototypes(name) else None
             return self.app.curation.suggestions(name), histogram
 
-        self.app.run_in_worker(compute, lambda result: self.show_suggestions(name, *result))
+        self.app.run_in_worker(compute, lambda result: self.show_suggestions(name, *result), failed=self.stop_updating)
+
+    def show_updating(self) -> None:
+        self.query_one("#status", Static).update("[b]updating the suggestions ...[/b]\n" + self.status_text)
+
+    def stop_updating(self) -> None:
+        if self.updating is not None:
+            self.updating.stop()
+            self.updating = None
+        self.query_one("#status", Static).update(self.status_text)
 
     def show_suggestions(self, name, suggestions, histogram) -> None:
         if name != self.class_name:
             return
+        if self.updating is not None:
+            self.updating.stop()
+            self.updating = None
         self.suggestions = suggestions
         self.sort_grid()
         self.show_classes()  # flag counts and confirmation marks change with every action
@@ -277,7 +297,8 @@ class CurateScreen(ClassActions, StepScreen):
             lines.append("[b]changed[/b]: c confirms again")
         if not self.app.curation.prototypes(self.class_name):
             lines.append("no prototype yet: move the box onto an example and press enter")
-        status.update("\n".join(lines))
+        self.status_text = "\n".join(lines)
+        status.update(self.status_text)
 
     def show_image(self) -> None:
         view = self.query_one("#image", ImageView)

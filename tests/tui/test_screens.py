@@ -1026,3 +1026,35 @@ def test_v_hides_the_boxes_of_suggestions_and_detections_and_keeps_the_choice(tr
 
     run(hide)
     run(reopen_and_show)
+
+
+def test_suggestions_that_take_long_are_announced(curated_project, monkeypatch):
+    """A new level of a scale pyramid can take minutes to embed on a CPU; meanwhile the side
+    panel says the suggestions are being updated (it showed the old counts, and a `c` seemed to
+    do nothing), and the line goes when they come."""
+    import threading
+
+    folder, _ = curated_project
+    slow = threading.Event()
+    suggestions = Curation.suggestions
+
+    def slowly(self, *args, **kwargs):
+        if slow.is_set():
+            time.sleep(1.5)
+        return suggestions(self, *args, **kwargs)
+
+    monkeypatch.setattr(Curation, "suggestions", slowly)
+    status = lambda app: str(app.screen.query_one("#status").render())  # noqa: E731
+
+    async def scenario():
+        app = SimSearchApp(folder)
+        async with started(app, (100, 30)) as pilot:
+            await wait_until(pilot, lambda: "suggestions in" in status(app), what="the suggestions")
+            assert "updating" not in status(app)
+            slow.set()
+            await pilot.press("right_square_bracket")
+            await wait_until(pilot, lambda: status(app).startswith("updating the suggestions ..."), what="the note")
+            assert "suggestions in" in status(app)  # the counts of before stay below it
+            await wait_until(pilot, lambda: "updating" not in status(app), what="the new suggestions")
+
+    run(scenario)
