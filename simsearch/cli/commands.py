@@ -180,6 +180,24 @@ def add_project(parser: argparse.ArgumentParser) -> None:
     add_quiet(parser)
 
 
+def add_target(parser: argparse.ArgumentParser, *, default: str | None, metavar: str, help: str) -> None:
+    """A positional project or dataset that `--project` gives too, as every curation command
+    spells it (`target_of` reads it)."""
+    parser.add_argument("target", nargs="?", metavar=metavar, help=help)
+    parser.add_argument("--project", dest="project_target", metavar="PROJECT", help=f"the same as {metavar}")
+    parser.set_defaults(target_default=default)
+
+
+def target_of(args: argparse.Namespace) -> str | None:
+    """The target of `add_target`: positional or --project (once), else the default."""
+    from simsearch.util.errors import ConfigError
+
+    if args.target and args.project_target and args.target != args.project_target:
+        raise ConfigError(f"two projects given: '{args.target}' and --project '{args.project_target}'",
+                          hint="give it once, either way")
+    return args.project_target or args.target or args.target_default
+
+
 def int_list(text: str) -> list[int]:
     try:
         return [int(v) for v in text.split(",") if v.strip()]

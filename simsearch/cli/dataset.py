@@ -7,9 +7,10 @@ import sys
 import time
 from pathlib import Path
 
-from simsearch.cli.commands import (CLUSTER_HELP, FLAT_FIELD_HELP, MIN_CELLS_HELP, NO_BORDER_HELP, NORMALIZATION_HELP, POOLING_HELP, SCALES_HELP, add_backbone, add_device, add_parser,
-                                     add_project, add_quiet, add_throughput, channel_list, check_cluster, int_list, on_cluster,
-                                     patch_size, set_throughput, setting_text)
+from simsearch.cli.commands import (CLUSTER_HELP, FLAT_FIELD_HELP, MIN_CELLS_HELP, NO_BORDER_HELP, NORMALIZATION_HELP, POOLING_HELP,
+                                     SCALES_HELP, add_backbone, add_device, add_parser, add_project, add_quiet, add_target,
+                                     add_throughput, channel_list, check_cluster, int_list, on_cluster, patch_size,
+                                     set_throughput, setting_text, target_of)
 from simsearch.inference.cluster import iter_embed_on_cluster
 from simsearch.cli.progress import ProgressBar
 from simsearch.features.geometry import MIN_CELLS, POOLING
@@ -42,7 +43,7 @@ def add_commands(sub) -> None:
     add_throughput(embed)
 
     info = add_parser(sub, "info")
-    info.add_argument("target", nargs="?", default="simsearch-project", help="project folder or dataset (default: %(default)s)")
+    add_target(info, default="simsearch-project", metavar="TARGET", help="project folder or dataset (default: simsearch-project)")
     info.add_argument("--decode", action="store_true",
                       help="of a dataset: decode every image and name those that cannot be read (slow on large "
                            "folders; by default only the headers are read)")
@@ -171,7 +172,8 @@ def _check_same_settings(project: Project, args) -> None:
 
 
 def cmd_info(args, quiet: bool) -> int:
-    target = Path(args.target)
+    source = target_of(args)
+    target = Path(source)
     if ProjectLayout(target).exists():
         project = Project.open(target, read_only=True)
         print(project.summary())
@@ -184,13 +186,13 @@ def cmd_info(args, quiet: bool) -> int:
             print(f"index: {len(project.load_index())} patch vectors")
         except SimSearchError:
             print("index: not built (run `simsearch embed`)")
-    elif target.expanduser().exists() or is_glob_pattern(args.target):
-        print(Dataset.open(args.target, verify=args.decode).summary())
+    elif target.expanduser().exists() or is_glob_pattern(source):
+        print(Dataset.open(source, verify=args.decode).summary())
         if not args.decode:
             print("files checked by their headers only (quick): `simsearch info --decode` or `simsearch embed` "
                   "decodes every image and names those it cannot read")
     else:
-        raise ProjectError(f"info: no project and no images at '{args.target}' (it does not exist)",
+        raise ProjectError(f"info: no project and no images at '{source}' (it does not exist)",
                            hint="give a project folder, or images: a folder, a glob pattern or a text file "
                                 "listing them")
     return 0

@@ -2,14 +2,14 @@
 from __future__ import annotations
 
 
-from simsearch.cli.commands import add_device, add_parser, add_quiet
+from simsearch.cli.commands import add_device, add_parser, add_quiet, add_target, target_of
 from simsearch.util.errors import ConfigError
 
 
 def add_commands(sub) -> None:
     tui = add_parser(sub, "tui")
-    tui.add_argument("target", nargs="?", metavar="PROJECT_OR_DATASET",
-                     help="a project folder, or images (folder, glob, list file) for the new-project wizard (default: here)")
+    add_target(tui, default=None, metavar="PROJECT_OR_DATASET",
+               help="a project folder, or images (folder, glob, list file) for the new-project wizard (default: here)")
     add_device(tui)
     add_quiet(tui)
     tui.set_defaults(handler=cmd_tui)
@@ -23,5 +23,5 @@ def cmd_tui(args, quiet: bool) -> int:
             raise
         raise ConfigError(f"the terminal UI is not installed ({error.name} is missing)",
                           hint="pip install 'simsearch[tui]'") from None
-    run(args.target, args.device)
+    run(target_of(args), args.device)
     return 0

@@ -125,6 +125,10 @@ def test_cli_embed_info_search(tmp_path, image_folder, capsys):
     assert main(["info", str(proj)]) == 0
     info = capsys.readouterr().out
     assert "efficientnet-lite0" in info and "embeddings cached: 4/4" in info and "channel correlation" in info
+    assert main(["info", "--project", str(proj)]) == 0  # as every curation command spells it
+    assert capsys.readouterr().out == info
+    assert main(["info", str(proj), "--project", str(image_folder)]) == 2
+    assert "two projects given" in capsys.readouterr().err
     csv_path = tmp_path / "hits.csv"
     assert main(["search", "--project", str(proj), "--image", "img1.tif", "--point", "30,40", "-k", "3", "--csv", str(csv_path)]) == 0
     out = capsys.readouterr().out
