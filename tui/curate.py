@@ -565,7 +565,8 @@ class CurateScreen(ClassActions, StepScreen):
 
     def prototype_added(self, confirmed: list | None, prototype) -> None:
         self.app.remember(f"prototype of {prototype.class_name}", "remove_prototype",
-                          {"name": prototype.class_name, "id": prototype.id, "confirmed": confirmed})
+                          {"name": prototype.class_name, "id": prototype.id, "image_id": prototype.image_id,
+                           "box": list(prototype.box), "confirmed": confirmed})
         self.notify(f"prototype added to {prototype.class_name}")
         self.show_classes()
         self.load_suggestions()

@@ -44,6 +44,23 @@ def reconfirming(undo: Callable[[Any, dict], None]) -> Callable[[Any, dict], Non
     return run
 
 
+def _remove_prototype(app, args: dict) -> None:
+    """The prototype added, found by its class, image and box: its id alone could name another
+    one by now (the store gives a deleted prototype's id to the next, and the undo history
+    outlives the UI: deleted and another added from the command line in between). Steps
+    written before 2026-12-07 hold only the id."""
+    if "box" not in args:
+        app.curation.remove_prototype(args["id"])
+        return
+    box = tuple(float(v) for v in args["box"])
+    for prototype in app.curation.prototypes(args["name"]):
+        if prototype.image_id == args["image_id"] and tuple(float(v) for v in prototype.box) == box:
+            app.curation.remove_prototype(prototype.id)
+            return
+    raise simsearch.ConfigError(f"the prototype of {args['name']} in {args['image_id']} at {list(box)} is gone already",
+                                hint="it was removed outside the UI; nothing was undone")
+
+
 # operation -> the engine call, given the app and the step's arguments
 OPERATIONS: dict[str, Callable[[Any, dict], None]] = {
     "delete_class": lambda app, a: app.curation.delete_class(a["name"]),
@@ -54,7 +71,7 @@ OPERATIONS: dict[str, Callable[[Any, dict], None]] = {
     "set_negative": reconfirming(
         lambda app, a: app.curation.set_negative(a["name"], simsearch.PatchRecord(**a["patch"]), a["flagged"])),
     "set_not_background": lambda app, a: app.curation.set_not_background(simsearch.PatchRecord(**a["patch"]), a["flagged"]),
-    "remove_prototype": reconfirming(lambda app, a: app.curation.remove_prototype(a["id"])),
+    "remove_prototype": reconfirming(_remove_prototype),
     "add_prototype": reconfirming(lambda app, a: app.curation.add_prototype(a["name"], a["image_id"], tuple(a["box"]))),
     "answer_review": _answers,
     "unconfirm_background": lambda app, a: app.curation.unconfirm_background(

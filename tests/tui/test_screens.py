@@ -1058,3 +1058,42 @@ def test_suggestions_that_take_long_are_announced(curated_project, monkeypatch):
             await wait_until(pilot, lambda: "updating" not in status(app), what="the new suggestions")
 
     run(scenario)
+
+
+def test_undo_after_a_reopening_never_removes_another_prototype(fresh_project):
+    """The undo history outlives the UI, and the store gives a deleted prototype's id to the
+    next one: a prototype added in the UI, deleted and another added outside it (the command
+    line) before the UI is reopened, must not be taken for the first by `u`."""
+    from simsearch_tui.dialogs import ErrorScreen
+
+    folder, truth = fresh_project
+    (y0, x0), (y1, x1) = truth["img0.tif"][0][0], truth["img0.tif"][0][1]
+
+    async def add_one():
+        app = SimSearchApp(folder)
+        async with started(app, (100, 30)) as pilot:
+            app.curation.add_class("disc")
+            app.screen.refresh_view()
+            app.screen.cursor = (float(y0), float(x0))
+            await pilot.press("enter")
+            await wait_until(pilot, lambda: len(app.project.store.prototypes("disc")) == 1, what="the prototype")
+            await wait_until(pilot, lambda: app.undo.steps and app.undo.steps[-1].operation == "remove_prototype",
+                             what="its undo step")
+
+    run(add_one)
+    with Project.open(folder) as project:  # outside the UI: deleted, and another added
+        curation = Curation(project)
+        first = curation.prototypes("disc")[0]
+        curation.remove_prototype(first.id)
+        other = curation.add_prototype("disc", "img0.tif", (x1 - 16, y1 - 16, x1 + 16, y1 + 16))
+        assert other.id == first.id  # the id the undo step names
+
+    async def undo():
+        app = SimSearchApp(folder)
+        async with started(app, (100, 30)) as pilot:
+            await pilot.press("u")
+            await wait_until(pilot, lambda: isinstance(app.screen, ErrorScreen), what="the dialog")
+            assert "is gone already" in app.screen.message
+            assert [p.box for p in app.project.store.prototypes("disc")] == [other.box]
+
+    run(undo)
