@@ -13,6 +13,7 @@ import simsearch
 from .base import KEYS
 from .gridscreen import GridScreen
 from .render import NEGATIVE, class_colour, crop_patch
+from .undo import answered
 
 ACCEPTED = (0, 200, 90)
 
@@ -142,9 +143,8 @@ class ReviewScreen(GridScreen):
         grid = self.grid
         item = self.items[grid.focus_index]
         curation, name = self.app.curation, self.class_name
-        previous = item.answer
         curation.answer_review(name, [item.number], answer)
-        self.app.remember(f"review answer {item.number}", "answer_review", {"name": name, "answers": {str(item.number): previous}})
+        self.app.remember(f"review answer {item.number}", "answer_review", {"name": name, "items": answered([item])})
         self.refresh_view()
         self.update_step_bar()
         if answer is not None:
@@ -156,9 +156,9 @@ class ReviewScreen(GridScreen):
         curation, name = self.app.curation, self.class_name
 
         def answer(numbers: list[int], value: str | None) -> None:
-            before = {str(item.number): item.answer for item in self.items if item.number in numbers}
+            before = answered([item for item in self.items if item.number in numbers])
             curation.answer_review(name, numbers, value)
-            self.app.remember(f"review answers {numbers}", "answer_review", {"name": name, "answers": before})
+            self.app.remember(f"review answers {numbers}", "answer_review", {"name": name, "items": before})
             self.refresh_view()
             self.update_step_bar()
 

@@ -22,9 +22,22 @@ def patch(record: simsearch.PatchRecord) -> dict:
     return asdict(record)
 
 
+def answered(items: list) -> list[list]:
+    """Review items and their answers before a change, as undo arguments: each by its place
+    (image id, y, x), which a later batch does not renumber."""
+    return [[item.image_id, item.y, item.x, item.answer] for item in items]
+
+
 def _answers(app, args: dict) -> None:
-    for number, answer in args["answers"].items():
-        app.curation.answer_review(args["name"], [int(number)], answer)
+    if "items" not in args:  # steps written before 2026-12-07: by number in the batch shown then
+        for number, answer in args["answers"].items():
+            app.curation.answer_review(args["name"], [int(number)], answer)
+        return
+    by_answer: dict[str | None, list] = {}
+    for image_id, y, x, answer in args["items"]:
+        by_answer.setdefault(answer, []).append(simsearch.PatchRecord(image_id, y, x))
+    for answer, items in by_answer.items():
+        app.curation.restore_review_answers(args["name"], items, answer)
 
 
 def confirmation(curation: simsearch.Curation, name: str) -> list[dict] | None:

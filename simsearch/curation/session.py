@@ -628,6 +628,19 @@ class Curation:
         """
         self.store.answer_review(class_name, list(numbers), answer)
 
+    def restore_review_answers(self, class_name: str, items: list, answer: str | None) -> None:
+        """Give review items (anything with `image_id`, `y` and `x`: `ReviewItem`s as they were
+        listed) this answer, found by their place, not their number: a later batch renumbers,
+        and an answered item outlives its batch. How an undo takes answers back. All or none.
+
+        Examples
+        --------
+        >>> item = curation.review_items("WBC")[0]                     # doctest: +SKIP
+        >>> curation.answer_review("WBC", [item.number], "accepted")    # doctest: +SKIP
+        >>> curation.restore_review_answers("WBC", [item], item.answer)  # doctest: +SKIP
+        """
+        self.store.answer_review_at(class_name, [(item.image_id, item.y, item.x) for item in items], answer)
+
     def last_reviewed_class(self) -> str | None:
         """The class whose review batch was listed last (where answers without a class go), or None.
 

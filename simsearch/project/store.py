@@ -689,6 +689,24 @@ class Store:
                 [(answer, _now() if answer else None, info.id, number) for number in numbers],
             )
 
+    def answer_review_at(self, name: str, places: list[tuple[str, float, float]], answer: str | None) -> None:
+        """Answer items of the class by place (image id, y, x), whichever batch listed them, all
+        or none: an item not found changes nothing."""
+        if answer is not None and answer not in REVIEW_ANSWERS:
+            raise ConfigError(f"review answer: {answer!r} is not one of {', '.join(REVIEW_ANSWERS)}")
+        info = self.class_info(name)
+        ids = []
+        for image_id, y, x in places:
+            row = self.conn.execute("SELECT id FROM review_items WHERE class_id = ? AND image_id = ? AND y = ? AND x = ?",
+                                    (info.id, image_id, float(y), float(x))).fetchone()
+            if row is None:
+                raise ConfigError(f"review of {name!r}: no item at {image_id} y {float(y):g}, x {float(x):g}",
+                                  hint="it went with a class deleted or a review batch replaced before it was answered")
+            ids.append(row[0])
+        with self.transaction() as conn:
+            conn.executemany("UPDATE review_items SET answer = ?, answered_at = ? WHERE id = ?",
+                             [(answer, _now() if answer else None, item) for item in ids])
+
     def review_answers(self, name: str, answer: str) -> list[PatchRecord]:
         """Every item of the class with this answer, current batch or earlier (training data)."""
         rows = self.conn.execute(

@@ -63,6 +63,15 @@ def keys_to(screen, y: float, x: float) -> list[str]:
     return ["down" if y > cy else "up"] * round(abs(y - cy) / 8) + ["right" if x > cx else "left"] * round(abs(x - cx) / 8)
 
 
+async def review_batch(pilot, app):
+    """The Review screen with a first batch drawn."""
+    await open_step(pilot, app, "5", "review")
+    screen = app.screen
+    await pilot.press("r")
+    await wait_until(pilot, lambda: screen.items and not screen.busy, what="a review batch")
+    return screen
+
+
 def run(scenario):
     asyncio.run(scenario())
 
@@ -458,10 +467,7 @@ def test_review_the_models_detections_then_train_again(trained_project):
     async def scenario():
         app = SimSearchApp(folder)
         async with started(app, (100, 30)) as pilot:
-            await open_step(pilot, app, "5", "review")
-            screen = app.screen
-            await pilot.press("r")
-            await wait_until(pilot, lambda: screen.items and not screen.busy, what="a review batch")
+            screen = await review_batch(pilot, app)
             undisplayed = set(app.project.undisplayed)
             assert {item.image_id for item in screen.items} <= undisplayed
             await pilot.press("a", "x")  # the first accepted, the second rejected (the focus moves on)
@@ -509,10 +515,7 @@ def test_review_marks_never_turn_a_rejection_into_an_acceptance(trained_project)
         told = []
         app.notify = lambda message, **_: told.append(str(message))
         async with started(app, (100, 30)) as pilot:
-            await open_step(pilot, app, "5", "review")
-            screen = app.screen
-            await pilot.press("r")
-            await wait_until(pilot, lambda: screen.items and not screen.busy, what="a review batch")
+            screen = await review_batch(pilot, app)
             page = screen.grid.page_items()
             assert 2 < len(page) < 16  # u is no label
             await pilot.press("a", "x")  # #1 accepted, #2 rejected
@@ -1097,3 +1100,27 @@ def test_undo_after_a_reopening_never_removes_another_prototype(fresh_project):
             assert [p.box for p in app.project.store.prototypes("disc")] == [other.box]
 
     run(undo)
+
+
+def test_undo_of_a_review_answer_follows_its_item_into_later_batches(trained_project):
+    """A new batch renumbers: `u` takes back the answer of the item answered, found by its
+    place, not whichever item now has its number."""
+    folder, _ = trained_project
+
+    async def scenario():
+        app = SimSearchApp(folder)
+        async with started(app, (100, 30)) as pilot:
+            screen = await review_batch(pilot, app)
+            first = screen.items[0]
+            await pilot.press("a")
+            await pilot.press("r")
+            await wait_until(pilot, lambda: screen.items and not screen.busy and screen.items[0].answer is None
+                             and (screen.items[0].image_id, screen.items[0].y) != (first.image_id, first.y), what="the next batch")
+            second = screen.items[0]
+            await pilot.press("a", "u", "u")
+            await pilot.pause()
+            answers = {(i.image_id, i.y, i.x): i.answer for i in app.curation.review_items("disc", current_only=False)}
+            assert answers[(second.image_id, second.y, second.x)] is None
+            assert answers[(first.image_id, first.y, first.x)] is None  # before: still accepted, the undo went to #1 of the new batch
+
+    run(scenario)

@@ -183,3 +183,13 @@ def test_review_items_and_answers_match_the_store(curated):
     assert (curation.class_counts("disc").accepted, curation.class_counts("disc").rejected) == (2, 0)
     assert curation.class_counts("cross") == _expected_counts(store, "cross")
     assert (curation.class_counts("cross").accepted, curation.class_counts("cross").rejected) == (0, 0)
+    # by place, not number: a later batch renumbers (how an undo takes answers back)
+    first = curation.review_items("disc")[0]
+    store.set_review_batch("disc", [PatchRecord(image, 90.0, 60.0, 0.5)])
+    assert curation.review_items("disc")[0].number == 1 and first.number == 1
+    with pytest.raises(ConfigError, match="no item at"):
+        curation.restore_review_answers("disc", [first, PatchRecord(image, 1.0, 2.0)], None)  # all or none
+    assert curation.class_counts("disc").accepted == 2
+    curation.restore_review_answers("disc", [first], None)
+    after = {(i.y, i.x): i.answer for i in curation.review_items("disc", current_only=False)}
+    assert after[(first.y, first.x)] is None and after[(90.0, 60.0)] is None and curation.class_counts("disc").accepted == 1
