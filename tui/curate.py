@@ -26,8 +26,6 @@ from .widgets import FocusView, ImageView, PatchGrid
 log = logging.getLogger("simsearch.tui.curate")
 
 DEFAULT_BOX = 64  # the cursor box before the first prototype fixes the patch size
-
-
 UPDATING_AFTER = 0.4  # s: suggestions that take longer are announced in the side panel
 
 
@@ -223,8 +221,7 @@ class CurateScreen(ClassActions, StepScreen):
         """Similarity maps can take seconds the first time (embedding the displayed images) and
         minutes for a new level of a scale pyramid on a CPU: always off the UI thread, one
         computation at a time, and the side panel says so when it takes longer than a key's answer."""
-        if self.updating is not None:
-            self.updating.stop()
+        self.cancel_updating()
         self.updating = self.set_timer(UPDATING_AFTER, self.show_updating) if self.class_name is not None else None
         self.compute_suggestions(self.class_name)
 
@@ -241,18 +238,20 @@ class CurateScreen(ClassActions, StepScreen):
     def show_updating(self) -> None:
         self.query_one("#status", Static).update("[b]updating the suggestions ...[/b]\n" + self.status_text)
 
-    def stop_updating(self) -> None:
+    def cancel_updating(self) -> None:
         if self.updating is not None:
             self.updating.stop()
             self.updating = None
+
+    def stop_updating(self) -> None:
+        """After a failed computation: the side panel as it was."""
+        self.cancel_updating()
         self.query_one("#status", Static).update(self.status_text)
 
     def show_suggestions(self, name, suggestions, histogram) -> None:
         if name != self.class_name:
             return
-        if self.updating is not None:
-            self.updating.stop()
-            self.updating = None
+        self.cancel_updating()
         self.suggestions = suggestions
         self.sort_grid()
         self.show_classes()  # flag counts and confirmation marks change with every action
