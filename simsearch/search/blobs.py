@@ -45,7 +45,8 @@ def find_blobs(image: np.ndarray, *, count: int = 40, min_size: float = 8.0, max
     bright alike (fluorescence and brightfield), their diameters between `min_size` and
     `max_size` px (default: a quarter of the shorter side). The image is first shrunk so that
     its longer side is at most `work_side` px (about 0.1 s on a CPU); overlapping blobs keep the
-    stronger one.
+    stronger one. None is centred on the image's edge: there the filter's mirrored border made
+    half an object cut by the edge look like a whole one.
 
     Examples
     --------
@@ -70,7 +71,8 @@ def find_blobs(image: np.ndarray, *, count: int = 40, min_size: float = 8.0, max
     sigmas = np.maximum(sigmas, 1.0)
     found = []
     for polarity in (small, 1.0 - small):
-        for y, x, sigma in blob_log(polarity, min_sigma=sigmas[0], max_sigma=sigmas[1], num_sigma=8, threshold=0.05, overlap=0.5):
+        for y, x, sigma in blob_log(polarity, min_sigma=sigmas[0], max_sigma=sigmas[1], num_sigma=8, threshold=0.05, overlap=0.5,
+                                   exclude_border=1):
             response = -ndimage.gaussian_laplace(polarity, sigma)[int(y), int(x)] * sigma**2
             found.append((float(response), y / scale, x / scale, 2 * np.sqrt(2) * sigma / scale))
     found.sort(reverse=True)
