@@ -100,44 +100,44 @@ class DatasetScreen(StepScreen):
                   f"[b]Backbone[/b]: {escape(project.backbone_spec.name)}"]
         self.query_one("#summary", Static).update("\n".join(lines))
 
-    def action_channels(self) -> None:
-        project = self.app.project
-
+    def ask(self, question: str, value: str, apply) -> None:
+        """Prompt for one line; `apply(text)` changes the project and returns what to tell the
+        user, or raises a SimSearchError for the error dialog. esc (None) changes nothing."""
         def chosen(text: str | None) -> None:
             if text is None:
                 return
             try:
-                project.set_channels(simsearch.parse_channels(text))
+                told = apply(text)
             except simsearch.SimSearchError as error:
                 self.app.show_error(error)
                 return
-            self.app.images.forget()  # the display follows the channels
-            self.notify(f"channels {list(project.channels)}")
+            self.notify(told)
             self.refresh_view()
+
+        self.app.push_screen(PromptScreen(question, value), chosen)
+
+    def action_channels(self) -> None:
+        project = self.app.project
+
+        def apply(text: str) -> str:
+            project.set_channels(simsearch.parse_channels(text))
+            self.app.images.forget()  # the display follows the channels
+            return f"channels {list(project.channels)}"
 
         dataset = project.dataset
         choices = ", ".join(dataset.described_channel(c) for c in range(project.file_channels)) \
             if dataset.channel_names else f"0..{project.file_channels - 1}"
-        self.app.push_screen(PromptScreen(f"Channels for red, green, blue ({choices}; 1 to 3 of them):",
-                                          ",".join(map(str, project.channels))), chosen)
+        self.ask(f"Channels for red, green, blue ({choices}; 1 to 3 of them):", ",".join(map(str, project.channels)), apply)
 
     def action_scales(self) -> None:
         project = self.app.project
 
-        def chosen(text: str | None) -> None:
-            if text is None:
-                return
-            try:
-                project.set_scales(text.strip().lower() if text.strip().lower() == "auto" else text)
-            except simsearch.SimSearchError as error:
-                self.app.show_error(error)
-                return
-            self.notify(f"object sizes: {sizes_text(project)}")
-            self.refresh_view()
+        def apply(text: str) -> str:
+            project.set_scales(text)
+            return f"object sizes: {sizes_text(project)}"
 
-        self.app.push_screen(PromptScreen(
-            "Object sizes x the patch: empty for one, auto (each prototype box keeps its size) or levels, e.g. "
-            "0.5,1,2 (each level is embedded once, when first needed)", scales_setting(project)), chosen)
+        self.ask("Object sizes x the patch: empty for one, auto (each prototype box keeps its size) or levels, e.g. "
+                 "0.5,1,2 (each level is embedded once, when first needed)", scales_setting(project), apply)
 
     def action_displayed(self) -> None:
         project = self.app.project

@@ -99,11 +99,8 @@ class WizardScreen(Screen):
             return value
 
         channels = simsearch.parse_channels(self.value("channels"))
-        scales = self.value("scales")
-        if scales.lower() != "auto":
-            simsearch.parse_scales(scales)  # a ConfigError names the field
         return {"dataset": self.value("dataset"), "folder": folder, "patch": number("patch size", self.value("patch")),
-                "scales": scales.lower() if scales.lower() == "auto" else (scales or None),
+                "scales": self.value("scales") or None,  # checked by Project.create before it writes anything
                 "displayed": number("displayed images", self.value("displayed")) or 6, "channels": channels,
                 "backbone": self.value("backbone") or "auto", "weights": self.value("weights") or None,
                 "flat_field": self.value("flat_field") or "none"}

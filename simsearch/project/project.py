@@ -844,8 +844,9 @@ def displayed_ids(dataset: Dataset, displayed: int | list[str], seed: int = 0) -
 
 
 def _scales_setting(scales: str | list[float] | None) -> str | list[float]:
-    """What project.yaml records for `scales`: 'auto', or the checked list of levels."""
-    return AUTO_SCALES if isinstance(scales, str) and scales.strip() == AUTO_SCALES else list(parse_scales(scales))
+    """What project.yaml records for `scales`: 'auto' (in any case, as typed), or the checked list of levels."""
+    automatic = isinstance(scales, str) and scales.strip().lower() == AUTO_SCALES
+    return AUTO_SCALES if automatic else list(parse_scales(scales))
 
 
 def _paper_stride(geometry: PatchGeometry) -> float:

@@ -340,7 +340,8 @@ def test_automatic_scales_follow_the_prototype_boxes(tmp_path, lite0):
     (tmp_path / "images").mkdir()
     truth = _planted_discs(tmp_path / "images", count=2, seed=7)
     with Project.create(tmp_path / "project", tmp_path / "images", patch_size=32, backbone="efficientnet-lite0",
-                        displayed=sorted(truth), scales="auto") as project:
+                        displayed=sorted(truth), scales=" Auto") as project:  # as a user types it
+        assert project.automatic_scales
         curation, _, _ = _one_prototype(project, truth, "disc", 0, 32, 32)
         assert project.scales == (1.0,) and {round(s.box[2] - s.box[0], 6) for s in curation.suggestions("disc", -1.0)} == {32}
         name = sorted(truth)[1]
