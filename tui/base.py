@@ -17,6 +17,12 @@ KEYS = {name: key for key, name, _ in STEPS}  # hints name a step by its key: "t
 SHORT_TITLES = {**TITLES, "dataset": "Data", "background": "Bg", "thresholds": "Thr"}  # for narrow terminals
 
 
+def level_sides(project) -> str:
+    """The patch sides of a project's scale pyramid, smallest first, as every screen writes them:
+    "16/32/64 px"."""
+    return "/".join(str(project.geometry_at(level).patch_size[1]) for level in project.scales) + " px"
+
+
 def threshold_bindings(kind: str) -> list[Binding]:
     """[ ] by 0.01 and { } by 0.05, for the screen's `threshold(step)` action; the footer shows
     the first two as one entry."""

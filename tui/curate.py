@@ -16,7 +16,7 @@ from textual.widgets import Static
 
 import simsearch
 
-from .base import IMAGE_AND_CLASS_BINDINGS, KEYS, StepScreen, threshold_bindings
+from .base import IMAGE_AND_CLASS_BINDINGS, KEYS, StepScreen, level_sides, threshold_bindings
 from .classes import ClassActions
 from .dialogs import HINT_KEYS, HintScreen, PromptScreen, hint_labels
 from .render import CURSOR, FOCUS, NEGATIVE, Overlay, Viewport, class_colour, crop_patch, sparkline
@@ -321,7 +321,7 @@ class CurateScreen(ClassActions, StepScreen):
         )
         box = "[reverse]boxes hidden (v)[/]  " if self.boxes_hidden and len(self.suggestions) else ""
         if self.project.geometry is not None and len(self.project.scales) > 1:  # a pyramid: which level the box is (first: it fits 80 columns)
-            box += f"box {self.patch_size[1]} of {'/'.join(str(self.project.geometry_at(v).patch_size[1]) for v in self.project.scales)} +-  "
+            box += f"box {self.patch_size[1]} of {level_sides(self.project)} +-  "
         self.query_one("#imagebar", Static).update(
             f"{box}image {self.image_index + 1}/{len(self.displayed)} n/p  zoom {viewport.zoom:g}x  {escape(record.relpath)}  {strip}"
         )
@@ -543,8 +543,7 @@ class CurateScreen(ClassActions, StepScreen):
         if len(levels) == 1:
             self.notify(f"the patch size is fixed at {self.patch_size[1]}x{self.patch_size[0]} px by the first prototype")
         else:
-            sides = ", ".join(f"{self.project.geometry_at(level).patch_size[1]}" for level in levels)
-            self.notify(f"the box sizes are the scale pyramid's: {sides} px (+ and - step through them)")
+            self.notify(f"the box sizes are the scale pyramid's: {level_sides(self.project)} (+ and - step through them)")
 
     def action_add_prototype(self) -> None:
         if self.class_name is None:

@@ -15,7 +15,7 @@ from textual.widgets import ProgressBar, Static
 
 import simsearch
 
-from .base import KEYS, StepScreen
+from .base import KEYS, StepScreen, level_sides
 from .dialogs import PromptScreen
 
 
@@ -39,7 +39,7 @@ def scales_setting(project: simsearch.Project) -> str:
 def sizes_text(project: simsearch.Project) -> str:
     """The scale pyramid in words, with its patch sides once the patch size is known."""
     levels = ", ".join(f"{v:g}" for v in project.scales)
-    sides = f" ({', '.join(str(project.geometry_at(v).patch_size[1]) for v in project.scales)} px)" if project.geometry else ""
+    sides = f" ({level_sides(project)})" if project.geometry else ""
     if project.automatic_scales:
         return f"auto, from the prototype boxes: {levels} x the patch{sides}"
     if len(project.scales) == 1:

@@ -859,7 +859,7 @@ def test_dataset_screen_sets_the_object_sizes(fresh_project):
             assert "Object sizes (s): one, the patch's" in summary()
             await pilot.press("s", *"2,0.5", "enter")
             await wait_until(pilot, lambda: app.project.scales == (0.5, 1.0, 2.0), what="the levels")
-            assert "Object sizes (s): 0.5, 1, 2 x the patch (16, 32, 64 px)" in summary()
+            assert "Object sizes (s): 0.5, 1, 2 x the patch (16/32/64 px)" in summary()
             await pilot.press("s", "ctrl+u", *"0.5;2", "enter")
             await wait_until(pilot, lambda: isinstance(app.screen, ErrorScreen), what="the error dialog")
             assert "scales: '0.5;2'" in app.screen.message
@@ -887,6 +887,8 @@ def test_over_a_scale_pyramid_plus_and_minus_step_the_box_through_its_levels(fre
 
     async def scenario():
         app = SimSearchApp(folder)
+        told = []
+        app.notify = lambda message, **_: told.append(str(message))
         async with started(app, (100, 32)) as pilot:
             screen = app.screen
             await wait_until(pilot, lambda: len(screen.suggestions) > 0, what="the suggestions")
@@ -895,9 +897,10 @@ def test_over_a_scale_pyramid_plus_and_minus_step_the_box_through_its_levels(fre
             assert screen.patch_size == (64, 64)
             await pilot.press("plus")  # no level above: the box stays, the user is told the sizes
             assert screen.patch_size == (64, 64)
+            assert "the box sizes are the scale pyramid's: 16/32/64 px (+ and - step through them)" in told
             await pilot.press("minus", "minus")
             assert screen.patch_size == (16, 16)
-            assert str(screen.query_one("#imagebar").render()).startswith("box 16 of 16/32/64 +-")
+            assert str(screen.query_one("#imagebar").render()).startswith("box 16 of 16/32/64 px +-")
             screen.cursor = (float(truth["img1.tif"][0][1][0]), float(truth["img1.tif"][0][1][1]))
             await pilot.press("plus", "plus", "enter")
             await wait_until(pilot, lambda: len(app.project.store.prototypes("disc")) == 2, what="the second prototype")
