@@ -388,9 +388,7 @@ class Store:
         raise ConfigError(f"unknown class {name!r} (classes: {known})")
 
     def add_class(self, name: str, *, similarity_threshold: float = 0.5) -> ClassInfo:
-        name = name.strip()
-        if not name:
-            raise ConfigError("class name: must not be empty")
+        name = check_class_name(name)
         check_threshold(similarity_threshold, "similarity threshold")
         if any(c.name == name for c in self.classes()):
             raise ConfigError(f"class {name!r} already exists")
@@ -401,9 +399,7 @@ class Store:
 
     def rename_class(self, old: str, new: str) -> None:
         info = self.class_info(old)
-        new = new.strip()
-        if not new:
-            raise ConfigError("class name: must not be empty")
+        new = check_class_name(new)
         if new != old and any(c.name == new for c in self.classes()):
             raise ConfigError(f"class {new!r} already exists")
         with self.transaction() as conn:
@@ -714,6 +710,30 @@ class Store:
             (self.class_info(name).id, answer),
         )
         return [PatchRecord(*r) for r in rows]
+
+
+BACKGROUND = "background"  # the classifier's class after the ROI classes: no ROI class may take its name
+
+
+def check_class_name(name: str) -> str:
+    """The name stripped, or ConfigError when it is empty or the background's (in any case).
+
+    Examples
+    --------
+    >>> check_class_name(" WBC ")
+    'WBC'
+    >>> check_class_name("Background")
+    Traceback (most recent call last):
+    ...
+    simsearch.util.errors.ConfigError: class name 'Background': the background has this name ...
+    """
+    name = name.strip()
+    if not name:
+        raise ConfigError("class name: must not be empty")
+    if name.casefold() == BACKGROUND:
+        raise ConfigError(f"class name {name!r}: the background has this name (the classifier's class for everything "
+                          "that is no ROI); choose another")
+    return name
 
 
 def check_threshold(value: float, what: str) -> float:

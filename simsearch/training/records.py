@@ -15,14 +15,13 @@ import torch
 from simsearch.curation.session import Curation, prototype_record
 from simsearch.features.geometry import NETWORK_STRIDE, PatchGeometry
 from simsearch.project.project import Project
-from simsearch.project.store import PatchRecord
+from simsearch.project.store import BACKGROUND, PatchRecord, check_class_name
 from simsearch.training.sampling import balanced_subset, stream
 from simsearch.util.errors import ConfigError
 
 if TYPE_CHECKING:
     from simsearch.training.loop import TrainSettings
 
-BACKGROUND = "background"
 # a place within this share of the patch (at its level) of an example is on that example's object
 # (the paper's matching radius, the user's "on the object")
 ON_OBJECT = 0.3
@@ -63,14 +62,24 @@ class TrainingRecords:
     holdable: tuple[int, ...] = ()
 
     def digest(self) -> str:
+        """32 hex digits (BLAKE2b) identifying the records: the names and each list's (image,
+        centre, level, label), in order (`holdable` left out); part of `training_identity`."""
         parts = (self.clean, self.negatives, self.noisy, self.held_out, self.held_out_negatives)
         content = json.dumps([list(self.names), *[[_place(p) + (label,) for p, label in part] for part in parts]])
         return hashlib.blake2b(content.encode(), digest_size=16).hexdigest()
 
 
 def class_names(project: Project) -> list[str]:
-    """Output order of the classifier: the ROI classes in creation order, then background."""
-    return [c.name for c in project.store.classes()] + [BACKGROUND]
+    """Output order of the classifier: the ROI classes in creation order, then background.
+    ConfigError for a class that a project of before 2026-12-07 let take the background's name."""
+    names = [c.name for c in project.store.classes()]
+    for name in names:
+        try:
+            check_class_name(name)
+        except ConfigError as error:
+            raise ConfigError(error.message, hint=f"rename it: simsearch class rename {name} NEW_NAME --project "
+                                               f"{project.folder}") from None
+    return names + [BACKGROUND]
 
 
 def training_records(project: Project, settings: TrainSettings) -> TrainingRecords:

@@ -222,3 +222,17 @@ def test_a_store_from_before_scale_pyramids_upgrades_and_keeps_its_patches(tmp_p
         assert [p.level for p in store.noisy("A")] == [4.0]
         assert [(p.y, p.level) for p, _, _ in store.background()] == [(11.0, 1.0), (20.0, 2.0)]
     assert sqlite3.connect(ProjectLayout(tmp_path).store_file).execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 4
+
+
+def test_no_class_takes_the_backgrounds_name(tmp_path):
+    """The classifier's last class is "background": a ROI class of that name (in any case)
+    would share its label and its noisy patches, so adding or renaming to it is refused."""
+    with Store(tmp_path) as store:
+        for name in ("background", " Background ", "BACKGROUND"):
+            with pytest.raises(ConfigError, match=f"class name {name.strip()!r}: the background has this name"):
+                store.add_class(name)
+        store.add_class("WBC")
+        with pytest.raises(ConfigError, match="the background has this name"):
+            store.rename_class("WBC", "Background")
+        store.add_class("background cells")  # a name that only contains it is a name of its own
+        assert [c.name for c in store.classes()] == ["WBC", "background cells"]

@@ -994,3 +994,14 @@ def test_a_twin_network_is_both_networks_side_by_side(name):
         with torch.no_grad():
             torch.testing.assert_close(rest(prefix(x)), trained(x), rtol=0, atol=0)  # the split is the network
             torch.testing.assert_close(twin(x), torch.cat([trained(x), pretrained(x)], dim=1), rtol=1e-6, atol=1e-6)
+
+
+def test_training_refuses_a_class_an_older_project_named_background(curated):
+    """A store written before the name was refused may hold a class "Background": training says
+    which and how to rename it, rather than merge it with the background."""
+    project, _ = curated
+    with project.store.transaction() as conn:
+        conn.execute("UPDATE classes SET name = 'Background' WHERE name = 'cross'")
+    with pytest.raises(ConfigError, match="class name 'Background': the background has this name") as raised:
+        training_records(project, TINY)
+    assert "simsearch class rename Background NEW_NAME" in raised.value.hint
