@@ -301,8 +301,17 @@ def nearest_scale(size: float, patch: float, scales: "Sequence[float]") -> float
 
 
 def box_around(y: float, x: float, patch_size: tuple[int, int]) -> tuple[float, float, float, float]:
-    """(x0, y0, x1, y1) of a patch of `patch_size` (h, w) centred on (y, x)."""
-    half_h, half_w = patch_size[0] / 2, patch_size[1] / 2
+    """(x0, y0, x1, y1) of a patch of `patch_size` (h, w) centred on (y, x), as Python floats
+    whatever numbers it is given (numpy scalars from arrays of peaks or sizes included).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> box_around(np.float64(40.0), 50.0, (np.int64(32), 16))
+    (42.0, 24.0, 58.0, 56.0)
+    """
+    half_h, half_w = float(patch_size[0]) / 2, float(patch_size[1]) / 2
+    y, x = float(y), float(x)
     return (x - half_w, y - half_h, x + half_w, y + half_h)
 
 
