@@ -132,8 +132,10 @@ class ThresholdScreen(StepScreen):
             pointer = "▶" if index == self.class_index else " "
             lines.append(f"{pointer}[rgb({r},{g},{b})]■[/] {escape(name)[:12]:<12} {thresholds.get(name, 0.5):.2f}  {total} found")
         lines += self.precision_lines(thresholds)
-        lines += ["", f"on {len(self.maps)}/{len(self.images)} images ({len(project.displayed)} displayed)",
-                  "image " + " ".join(f"{escape(name)[:4]:>4}" for name in self.model_names)]
+        lines += ["", f"on {len(self.maps)}/{len(self.images)} images ({len(project.displayed)} displayed)"]
+        if len(self.images) < len(project.dataset):  # the counts are a preview's, not the dataset's
+            lines.append(f"of {len(project.dataset)}: Run ({KEYS['run']}) does them all")
+        lines += ["image " + " ".join(f"{escape(name)[:4]:>4}" for name in self.model_names)]
         for number, image_id in enumerate(self.images, start=1):
             if image_id in per_image:
                 counts = [sum(d.class_name == n for d in per_image[image_id]) for n in self.model_names]

@@ -18,6 +18,7 @@ from simsearch_tui.app import SimSearchApp  # noqa: E402
 from simsearch_tui.dialogs import HintScreen, PromptScreen  # noqa: E402
 from simsearch_tui.train import UP_TO_DATE  # noqa: E402
 from simsearch_tui.widgets import PatchGrid  # noqa: E402
+from simsearch_tui import thresholds  # noqa: E402
 
 # the suite's tiny training (4 classifier copies) with the epochs these tests were written for
 TINY = replace(CONFTEST_TINY, supcon=StageSettings(1, 16, 1e-3, 1, 0.5), classifier=StageSettings(5, 32, 1e-2, 10, 0.1),
@@ -413,6 +414,24 @@ def test_the_training_screen_shows_the_saved_models_stages(trained_project):
     run(scenario)
 
 
+def test_thresholds_say_their_counts_are_a_previews(trained_project, monkeypatch):
+    """The counts come from the displayed images and a few more: where that is not the whole
+    dataset the side panel says of how many, and which step does them all."""
+    folder, _ = trained_project
+    monkeypatch.setattr(thresholds, "PREVIEW_IMAGES", 1)  # 2 displayed + 1 of the 4 images
+
+    async def scenario():
+        app = SimSearchApp(folder)
+        async with started(app, (80, 24)) as pilot:
+            await open_step(pilot, app, "6", "thresholds")
+            screen = app.screen
+            await wait_until(pilot, lambda: len(screen.maps) == 3, what="the detection maps")
+            side = str(screen.query_one("#th-side").render())
+            assert "on 3/3 images (2 displayed)\nof 4: Run (7) does them all\nimage" in side, side
+
+    run(scenario)
+
+
 def test_confidence_threshold_and_export(trained_project, tmp_path):
     folder, _ = trained_project
     out = tmp_path / "results"
@@ -431,6 +450,7 @@ def test_confidence_threshold_and_export(trained_project, tmp_path):
             app.curation.set_confidence_threshold("disc", kept)
             side = str(screen.query_one("#th-side").render())
             assert "image disc" in side and "review (5) to estimate precision" in side  # the table has its header
+            assert "on 4/4 images (2 displayed)\nimage" in side  # every image of the dataset: no "of N" line
             assert side.splitlines()[1] == "[ ] ±0.01  { } ±0.05  , . class"  # what the keys do, on one line
             await pilot.press("p")  # the last image: an undisplayed one, as a preview
             bar = str(screen.query_one("#th-bar").render())
