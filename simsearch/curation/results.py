@@ -43,6 +43,8 @@ class Suggestion(NamedTuple):
     image = NamedImage.image  # the image as the user named it
 
     def record(self) -> PatchRecord:
+        """The suggestion as the store keeps it: a PatchRecord of its image id, centre (y, x) px,
+        similarity and pyramid level (a positive once confirmed, or a negative when flagged)."""
         return PatchRecord(self.image_id, self.y, self.x, self.similarity, self.level)
 
 
@@ -73,6 +75,8 @@ class BackgroundCandidate(NamedTuple):
     image = NamedImage.image  # the image as the user named it
 
     def record(self) -> PatchRecord:
+        """The candidate as the store keeps it: a PatchRecord of its image id, centre (y, x) px,
+        similarity to the mean prototype and pyramid level (what `Curation.set_not_background` takes)."""
         return PatchRecord(self.image_id, self.y, self.x, self.similarity, self.level)
 
 
@@ -107,6 +111,7 @@ class SuggestionList(Sequence):
 
     @classmethod
     def empty(cls, class_name: str) -> "SuggestionList":
+        """A list of no suggestions for the class (e.g. a class without prototypes)."""
         nothing = np.zeros(0)
         return cls(class_name, [], nothing, nothing, nothing, nothing, nothing, np.zeros((0, 2)), nothing)
 

@@ -69,12 +69,45 @@ class Curation:
     # -- classes ----------------------------------------------------------------------------
 
     def classes(self) -> list[ClassInfo]:
+        """Every class of the project, oldest first, as ClassInfo records (name, thresholds,
+        whether it is confirmed); one class by name: `class_info`.
+
+        Examples
+        --------
+        >>> [c.name for c in curation.classes()]                        # doctest: +SKIP
+        ['WBC', 'RBC']
+        >>> "WBC" in [c.name for c in curation.classes()]               # doctest: +SKIP
+        True
+        """
         return self.store.classes()
 
     def add_class(self, name: str, *, similarity_threshold: float = 0.5) -> ClassInfo:
+        """Add a class (its name stripped of surrounding spaces) with the similarity threshold
+        in [-1, 1] its suggestions are cut at; returns its ClassInfo, not confirmed.
+
+        Raises ConfigError when the name is empty, taken or 'background' (in any case: the
+        classifier's last class), or the threshold is not a number in [-1, 1]; nothing changes then.
+
+        Examples
+        --------
+        >>> curation.add_class("WBC", similarity_threshold=0.6)         # doctest: +SKIP
+        ClassInfo(id=1, name='WBC', similarity_threshold=0.6, confidence_threshold=0.5, confirmed=False)
+        """
         return self.store.add_class(name, similarity_threshold=similarity_threshold)
 
     def rename_class(self, old: str, new: str) -> None:
+        """Rename a class (the new name stripped of surrounding spaces); everything curated for
+        it, its thresholds and its confirmation stay as they are.
+
+        Raises ConfigError when there is no class `old`, or `new` is empty, another class's name
+        or 'background' (in any case); nothing changes then.
+
+        Examples
+        --------
+        >>> curation.rename_class("WBC", "Leukocyte")                    # doctest: +SKIP
+        >>> [c.name for c in curation.classes()]                        # doctest: +SKIP
+        ['Leukocyte', 'RBC']
+        """
         self.store.rename_class(old, new)
         for cache in (self._maps, self._peaks, self._map_prototypes):
             if old in cache:
@@ -238,6 +271,15 @@ class Curation:
         return (0.0, 0.0) if geometry is None else tuple(margin / geometry.scale for margin in geometry.margin)
 
     def remove_prototype(self, prototype_id: int) -> None:
+        """Remove a prototype by its id (`Prototype.id`); its class is no longer confirmed.
+
+        Raises ConfigError when no prototype has that id.
+
+        Examples
+        --------
+        >>> prototype = curation.prototypes("WBC")[-1]                   # doctest: +SKIP
+        >>> curation.remove_prototype(prototype.id)                      # doctest: +SKIP
+        """
         self.store.delete_prototype(prototype_id)
 
     def prototypes(self, class_name: str | None = None) -> list[Prototype]:
@@ -372,6 +414,18 @@ class Curation:
         return np.histogram(values, bins=bins, range=(-1.0, 1.0))
 
     def set_threshold(self, class_name: str, value: float) -> None:
+        """Set the class's similarity threshold in [-1, 1], the one `suggestions` cuts at by
+        default; a new value makes the class no longer confirmed (the same value changes nothing).
+        The model's threshold is `set_confidence_threshold`.
+
+        Raises ConfigError when the value is not a number in [-1, 1] or there is no such class.
+
+        Examples
+        --------
+        >>> curation.set_threshold("WBC", 0.55)                          # doctest: +SKIP
+        >>> curation.class_info("WBC").similarity_threshold             # doctest: +SKIP
+        0.55
+        """
         self.store.set_similarity_threshold(class_name, value)
 
     def flag_negative(self, suggestion: Suggestion, flagged: bool = True) -> None:
@@ -529,6 +583,16 @@ class Curation:
         ]
 
     def flag_not_background(self, candidate: BackgroundCandidate, flagged: bool = True) -> None:
+        """Mark a background candidate as not background (it holds an object), or with
+        flagged=False unmark it; `confirm_background` leaves flagged candidates out of the clean
+        background. ConfigError when it is no stored candidate.
+
+        Examples
+        --------
+        >>> candidates = curation.propose_background(count=20)          # doctest: +SKIP
+        >>> curation.flag_not_background(candidates[0])                 # doctest: +SKIP
+        >>> curation.flag_not_background(candidates[0], flagged=False)  # doctest: +SKIP
+        """
         self.set_not_background(candidate.record(), flagged)
 
     def set_not_background(self, patch: PatchRecord, flagged: bool = True) -> None:

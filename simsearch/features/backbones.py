@@ -63,10 +63,12 @@ class BackboneSpec:
     weights_sha256: str
 
     def to_dict(self) -> dict:
+        """{'name', 'weights_path', 'weights_sha256'}: the entry project.yaml keeps (`from_dict`)."""
         return {"name": self.name, "weights_path": self.weights_path, "weights_sha256": self.weights_sha256}
 
     @classmethod
     def from_dict(cls, data: dict) -> "BackboneSpec":
+        """The spec of a `to_dict` entry; ConfigError when a key is missing or it is not a dict."""
         try:
             return cls(str(data["name"]), str(data["weights_path"]), str(data["weights_sha256"]))
         except (KeyError, TypeError) as exc:
@@ -103,14 +105,18 @@ class Backbone:
 
     @property
     def name(self) -> str:
+        """The backbone's name, as its spec records it (e.g. 'efficientnet-lite0')."""
         return self.spec.name
 
     def normalize_input(self, rgb01: torch.Tensor) -> torch.Tensor:
+        """(N, 3, H, W) RGB in [0, 1] -> the same shape, minus `mean` and divided by `std` per
+        channel (the ImageNet statistics the weights expect), in the input's dtype and device."""
         mean = torch.tensor(self.mean, dtype=rgb01.dtype, device=rgb01.device).view(1, 3, 1, 1)
         std = torch.tensor(self.std, dtype=rgb01.dtype, device=rgb01.device).view(1, 3, 1, 1)
         return (rgb01 - mean) / std
 
     def to(self, device: torch.device | str) -> "Backbone":
+        """Move the network to `device` (in place, as `nn.Module.to`); returns this backbone."""
         self.network.to(device)
         return self
 

@@ -56,6 +56,7 @@ class PatchEmbeddings:
 
     @property
     def grid_shape(self) -> tuple[int, int]:
+        """(rows, cols) of the patch grid: the first two dimensions of `vectors`."""
         return self.vectors.shape[:2]
 
     def centres(self) -> np.ndarray:
@@ -151,6 +152,7 @@ class DenseEmbedder:
 
     @property
     def dim(self) -> int:
+        """D, the length of each patch vector: the backbone's channels (112 for efficientnet-lite0)."""
         return self.backbone.channels
 
     def cache_settings(self) -> dict:

@@ -99,6 +99,20 @@ class PatchGeometry:
     @classmethod
     def for_patch(cls, patch_size: int | tuple[int, int], *, min_cells: int = MIN_CELLS, passes: int = 1,
                   border: bool = False, pooling: float = POOLING, fill: str = "neutral") -> "PatchGeometry":
+        """The geometry of an (h, w) px patch (an int: a square one): the image is upsampled by
+        `scale` (never below 1) until the patch's shorter side spans `min_cells` feature cells,
+        and the pooling kernel is the (kh, kw) cells the patch covers. ConfigError for a patch
+        under 4 x 4 px, `passes` not 1, 2 or 4, `min_cells` outside 1-16 or `pooling` outside
+        0.05-1 (the Gaussian window's sigma as a share of the patch side).
+
+        Examples
+        --------
+        >>> geometry = PatchGeometry.for_patch(112)
+        >>> geometry.patch_size, geometry.scale, geometry.kernel
+        ((112, 112), 1.0, (7, 7))
+        >>> PatchGeometry.for_patch((32, 48)).scale   # 32 px upsampled to 6 cells of 16 px
+        3.0
+        """
         if isinstance(patch_size, int):
             patch_size = (patch_size, patch_size)
         height, width = (int(v) for v in patch_size)
@@ -159,6 +173,7 @@ class PatchGeometry:
         return tuple(cells * NETWORK_STRIDE // 4 // self.step_scaled * self.step_scaled for cells in self.kernel)
 
     def scaled_size(self, height: int, width: int) -> tuple[int, int]:
+        """(h, w) of a `height` x `width` px image resampled by `scale` (rounded, at least 1 px)."""
         return max(1, round(height * self.scale)), max(1, round(width * self.scale))
 
     def grid_shape(self, height: int, width: int) -> tuple[int, int]:
@@ -213,6 +228,9 @@ class PatchGeometry:
         return gaussian_window(self.kernel, self.pooling)
 
     def to_dict(self) -> dict:
+        """The fields as project.yaml keeps them (lists for tuples); border, pooling and fill
+        are left out at their old defaults, so that older projects keep their settings and
+        cache keys (`from_dict` reads both)."""
         data = asdict(self)
         data["patch_size"] = list(self.patch_size)
         data["kernel"] = list(self.kernel)
@@ -226,6 +244,8 @@ class PatchGeometry:
 
     @classmethod
     def from_dict(cls, data: dict) -> "PatchGeometry":
+        """The geometry of a `to_dict` entry, with border, pooling and fill at their old defaults
+        where it has none; ConfigError naming the entry when it is malformed."""
         try:
             return cls(tuple(data["patch_size"]), float(data["scale"]), tuple(data["kernel"]), int(data["passes"]),
                        bool(data.get("border", False)), float(data.get("pooling", LEGACY_POOLING)), str(data.get("fill", "neutral")))

@@ -174,6 +174,9 @@ class FlatField:
         return flat
 
     def describe(self) -> str:
+        """The correction in one line, as `Project.summary` shows it: divided by or less the
+        background, its percentile, how many images it was taken over, their size (height x width)
+        and how far two halves of them agree."""
         how = "divided by" if self.mode == "divide" else "less"
         return (f"each image {how} the per-pixel {BACKGROUND_PERCENTILE[self.mode]:g}th percentile of {self.images} images "
                 f"({self.shape[0]}x{self.shape[1]}; two halves of them agree {self.agreement:.2f})")

@@ -662,6 +662,27 @@ class Dataset:
         return Dataset(self.root, [self.by_id(i) for i in ids], source=self.source)
 
     def by_id(self, image_id: str) -> ImageRecord:
+        """The record of an image by its exact id ('relpath@hash12', `ImageRecord.id`); `find`
+        also takes a relative path or a file name.
+
+        Raises DatasetError when no image has that id (e.g. its file changed since the id was made).
+
+        Examples
+        --------
+        >>> import tempfile, numpy as np
+        >>> from PIL import Image
+        >>> from simsearch import Dataset
+        >>> tmp = tempfile.TemporaryDirectory()
+        >>> Image.fromarray(np.zeros((32, 48), np.uint8)).save(f"{tmp.name}/a.png")
+        >>> dataset = Dataset.open(tmp.name)
+        >>> image_id = dataset.images[0].id                           # 'a.png@' and 12 hex digits
+        >>> record = dataset.by_id(image_id)
+        >>> record.relpath, record.height, record.width
+        ('a.png', 32, 48)
+        >>> tmp.cleanup()
+        >>> project.dataset.by_id(project.displayed[0]).relpath       # doctest: +SKIP
+        'BloodImage_00001.jpg'
+        """
         try:
             return self._by_id[image_id]
         except KeyError:

@@ -69,6 +69,7 @@ class Normalization:
 
     @property
     def channels(self) -> int:
+        """How many channels it maps: those of the files (one `low` and `high` value each)."""
         return len(self.low)
 
     def low_and_span(self, channels: Sequence[int] | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -137,6 +138,8 @@ class Normalization:
         return cls(low, high, per_image=per_image, flat_field=flat)
 
     def describe(self) -> str:
+        """The ranges in one line, as `Project.summary` shows them: 'ch0: [100, 4100]' per channel,
+        whether each image is mapped by its own range, and the flat field (`FlatField.describe`)."""
         ranges = ", ".join(f"ch{c}: [{lo:.4g}, {hi:.4g}]" for c, (lo, hi) in enumerate(zip(self.low, self.high)))
         text = f"per image (each image's own 5th-95th percentiles; the dataset's: {ranges})" if self.per_image else ranges
         return text if self.flat_field is None else f"{text}; flat field: {self.flat_field.describe()}"

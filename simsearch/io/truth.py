@@ -57,6 +57,7 @@ class Annotation:
         return (self.y0 + self.y1) / 2, (self.x0 + self.x1) / 2
 
     def contains(self, y: float, x: float) -> bool:
+        """Whether the point (y, x) px lies inside the box, its edges included."""
         return self.y0 <= y <= self.y1 and self.x0 <= x <= self.x1
 
 

@@ -41,6 +41,7 @@ class ProjectLayout:
 
     @property
     def settings_file(self) -> Path:
+        """project.yaml: the settings (dataset, channels, geometry, backbone, normalisation, scales)."""
         return self.folder / "project.yaml"
 
     def exists(self) -> bool:
@@ -54,10 +55,12 @@ class ProjectLayout:
 
     @property
     def store_file(self) -> Path:
+        """store.sqlite: the curation store (classes, prototypes, flags, positives, review answers)."""
         return self.folder / "store.sqlite"
 
     @property
     def store_lock(self) -> Path:
+        """store.lock: locked by the one writer of the store, and holding its process id."""
         return self.folder / "store.lock"
 
     @property
@@ -71,10 +74,12 @@ class ProjectLayout:
 
     @property
     def model(self) -> Path:
+        """model/: the saved model (model.pt and model.yaml)."""
         return self.folder / "model"
 
     @property
     def model_weights(self) -> Path:
+        """model.pt: the saved model's weights."""
         return self.model / "model.pt"
 
     @property
@@ -84,18 +89,23 @@ class ProjectLayout:
 
     @property
     def training(self) -> Path:
+        """training/: the checkpoint of a run in progress and the lock held while one trains."""
         return self.folder / "training"
 
     @property
     def checkpoint(self) -> Path:
+        """checkpoint.pt: the weights and state of the run in progress, written after every epoch."""
         return self.training / "checkpoint.pt"
 
     @property
     def checkpoint_summary(self) -> Path:
+        """checkpoint.json: the run in progress's key, stage and epoch, and the checkpoint's size and
+        modification time (so that they are read without unpickling checkpoint.pt)."""
         return self.training / "checkpoint.json"
 
     @property
     def training_lock(self) -> Path:
+        """run.lock: locked while a run trains (one at a time), and holding its process id."""
         return self.training / "run.lock"
 
     def review_folder(self, model_identity: str) -> Path:
@@ -104,16 +114,21 @@ class ProjectLayout:
 
     @property
     def results(self) -> Path:
+        """results/: where the terminal UI writes processed results unless told otherwise."""
         return self.folder / "results"
 
     @property
     def ui_state(self) -> Path:
+        """tui-state.yaml: the terminal UI's place (screen, class, thresholds being tried)."""
         return self.folder / "tui-state.yaml"
 
     @property
     def ui_undo(self) -> Path:
+        """tui-undo.json: the terminal UI's undo history."""
         return self.folder / "tui-undo.json"
 
     @property
     def deleted_classes(self) -> Path:
+        """deleted-classes/: one JSON file per deleted class with all that was curated for it
+        (`Curation.restore_class`)."""
         return self.folder / "deleted-classes"

@@ -466,6 +466,17 @@ class Project:
 
     @property
     def displayed(self) -> list[str]:
+        """Ids of the displayed images, those suggestions and background candidates are found on:
+        in dataset order when drawn at random, else as named ([] before they are chosen:
+        `choose_displayed`); a new list each time.
+
+        Examples
+        --------
+        >>> project.displayed                                           # doctest: +SKIP
+        ['img0.png@769023fa569a', 'img2.png@9d4f8796eeb2']
+        >>> project.embeddings(project.displayed[0]).vectors.shape      # doctest: +SKIP
+        (9, 13, 112)
+        """
         return list(self.settings.get("displayed") or [])
 
     @property
@@ -480,6 +491,16 @@ class Project:
 
     @property
     def undisplayed(self) -> list[str]:
+        """Ids of the dataset's images that are not displayed, in dataset order: those noisy
+        extraction labels (`Curation.iter_noisy`); every image before the displayed ones are chosen.
+
+        Examples
+        --------
+        >>> project.undisplayed                                         # doctest: +SKIP
+        ['img1.png@e100b4779e90']
+        >>> len(project.displayed) + len(project.undisplayed) == len(project.dataset)   # doctest: +SKIP
+        True
+        """
         shown = set(self.displayed)
         return [r.id for r in self.dataset if r.id not in shown]
 
@@ -487,6 +508,8 @@ class Project:
 
     @property
     def backbone(self) -> Backbone:
+        """The backbone the project recorded (`backbone_spec`), loaded on first use and kept.
+        Raises WeightsError when its weights cannot be had or differ from the recorded file's sha256."""
         if self._backbone is None:
             self._backbone = load_recorded_backbone(self.backbone_spec)
         return self._backbone
@@ -701,12 +724,17 @@ class Project:
         return self.dataset.read(record) if missing else None
 
     def failed_images(self) -> list[str]:
+        """Ids of the images with no readable cached embeddings at the patch size (pyramid level
+        1), in dataset order: those that failed to embed, and any not embedded yet."""
         return [r.id for r in self.dataset if self._cached_vectors(r.id) is None]
 
     # -- the index -------------------------------------------------------------------------
 
     @property
     def index_folder(self) -> Path:
+        """The folder of the patch index of the current embedding settings (index/<tag>/, the tag
+        a hash of the embedder's settings and the scales): where `build_index` saves and
+        `load_index` reads."""
         return self.layout.index_folder(self._settings_tag())
 
     def _settings_tag(self) -> str:
@@ -734,6 +762,19 @@ class Project:
         return index
 
     def load_index(self) -> PatchIndex:
+        """The patch index `build_index` saved for the current embedding settings (every cached
+        embedding at every pyramid level), read from `index_folder`.
+
+        Raises ProjectError when there is none (nothing built since the settings last changed)
+        or it cannot be read.
+
+        Examples
+        --------
+        >>> index = project.load_index()                                # doctest: +SKIP
+        >>> len(index), index.dim                                       # doctest: +SKIP
+        (351, 112)
+        >>> hits = index.search(project.patch_vector(project.displayed[0], 48.0, 64.0), k=5)   # doctest: +SKIP
+        """
         return PatchIndex.load(self.index_folder)
 
     def patch_vector(self, image_id: str, y: float, x: float, scale: float = 1.0) -> np.ndarray:
@@ -761,6 +802,21 @@ class Project:
         return image_smaller_than_patch(self.dataset.by_id(image_id), self.geometry_at(scale))
 
     def summary(self) -> str:
+        """The project's settings as lines of text, as `simsearch info` prints them: folder,
+        dataset, channels, patch geometry, scales, displayed images, backbone with its weights'
+        hash, normalisation and, with several channels, their correlation.
+
+        Examples
+        --------
+        >>> print(project.summary())                                    # doctest: +SKIP
+        project   screen1/project
+        dataset root: /data/screen1
+        images: 3 (from 3 file(s)), channels: 1
+        ...
+        displayed 2 image(s), undisplayed 1
+        backbone  efficientnet-lite0 (.../efficientnet-lite0-57934424.pth, sha256 579344248a93)
+        normalization  ch0: [12, 244]
+        """
         spec, geometry = self.backbone_spec, self.geometry
         patch = (
             f"{geometry.patch_size[0]}x{geometry.patch_size[1]} px, scale {geometry.scale:g}, pooling "

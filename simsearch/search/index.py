@@ -314,6 +314,23 @@ class PatchIndex:
         return kept
 
     def save(self, folder: str | Path) -> None:
+        """Write the index to `folder` (created if needed): patches.faiss, the vectors held in
+        memory, and patches.npz, where each came from (image ids, grid positions, centres (y, x)
+        px, levels) and the cache files of the images searched from disk, by paths relative to
+        the folder. Each file is written whole or not at all; `load` reads them back.
+
+        Examples
+        --------
+        >>> import tempfile
+        >>> import numpy as np
+        >>> from simsearch import PatchIndex
+        >>> index = PatchIndex(8, use_gpu=False)
+        >>> index.add("slide1.png@0123456789ab", np.eye(2, 8, dtype=np.float32), np.array([[16.0, 16.0], [16.0, 48.0]]))
+        >>> folder = tempfile.mkdtemp()
+        >>> index.save(folder)
+        >>> len(PatchIndex.load(folder, use_gpu=False))
+        2
+        """
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
         owner, positions, centres, levels = self._metadata()
@@ -327,6 +344,25 @@ class PatchIndex:
 
     @classmethod
     def load(cls, folder: str | Path, *, use_gpu: bool | None = None) -> "PatchIndex":
+        """The index `save` wrote to `folder`; use_gpu: search on the GPU (None: when FAISS sees
+        one). Images searched from disk are found again relative to the folder.
+
+        Raises ProjectError when the folder holds no index, or its files cannot be read or do not
+        agree with each other.
+
+        Examples
+        --------
+        >>> import tempfile
+        >>> import numpy as np
+        >>> from simsearch import PatchIndex
+        >>> folder = tempfile.mkdtemp()
+        >>> PatchIndex(8, use_gpu=False).save(folder)
+        >>> index = PatchIndex.load(folder, use_gpu=False)
+        >>> index.dim, len(index)
+        (8, 0)
+        >>> index = PatchIndex.load(project.index_folder)                           # doctest: +SKIP
+        >>> hits = index.search(curation.prototype_vectors("WBC")[0], k=5)          # doctest: +SKIP
+        """
         folder = Path(folder)
         index_path, meta_path = folder / INDEX_FILE, folder / META_FILE
         if not index_path.is_file() or not meta_path.is_file():

@@ -37,6 +37,7 @@ class Peaks:
     values: np.ndarray
 
     def above(self, threshold: float) -> "Peaks":
+        """The peaks whose value is at or above `threshold`, best first: a cut of the sorted list."""
         count = int(np.searchsorted(-self.values, -threshold, side="right"))
         return Peaks(self.rows[:count], self.cols[:count], self.values[:count])
 
@@ -138,6 +139,7 @@ class SizedPeaks:
     cols: np.ndarray
 
     def above(self, threshold: float) -> "SizedPeaks":
+        """The peaks whose value is at or above `threshold`, best first, every column cut alike."""
         count = int(np.searchsorted(-self.values, -threshold, side="right"))
         return SizedPeaks(*(getattr(self, column.name)[:count] for column in fields(self)))
 

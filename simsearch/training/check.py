@@ -49,6 +49,8 @@ class ClassCheck:
 
     @property
     def checked(self) -> bool:
+        """Whether the model's ROC-AUC could be measured (it is not NaN: a positive and an
+        example that is not the class were held out)."""
         return not math.isnan(self.model)
 
     @property
@@ -73,10 +75,12 @@ class ClassCheck:
         return self.checked and round(self.model, 2) == round(self.similarity, 2) == round(self.probe, 2)
 
     def to_dict(self) -> dict:
+        """Every field as a plain dict, as model.yaml and evaluation reports keep it (`from_dict`)."""
         return asdict(self)
 
     @classmethod
     def from_dict(cls, data: dict) -> "ClassCheck":
+        """The ClassCheck that `to_dict` gave `data` (a TypeError for a key it does not know)."""
         return cls(**data)
 
     def verdict(self) -> str:

@@ -213,10 +213,33 @@ class TrainSettings:
 
     @classmethod
     def paper(cls, strategy: str = "pos+neg+selflearn") -> "TrainSettings":
+        """The paper's settings (for a GPU: 100 self-learning, 50 contrastive and 100
+        classifier epochs), for `strategy`, one of TRAINING_STRATEGIES; ConfigError for another.
+
+        Examples
+        --------
+        >>> settings = TrainSettings.paper()
+        >>> settings.strategy, settings.selflearn.epochs, settings.supcon.epochs, settings.classifier.epochs
+        ('pos+neg+selflearn', 100, 50, 100)
+        >>> TrainSettings.paper("pos").use_negatives
+        False
+        """
         return cls().with_strategy(strategy)
 
     @classmethod
     def cpu(cls, strategy: str = "pos+neg+selflearn") -> "TrainSettings":
+        """Settings that finish in minutes on a CPU, for `strategy`, one of TRAINING_STRATEGIES
+        (ConfigError for another): short stages, at most 256 noisy crops, and beyond the paper
+        the probe's average (`probe_share` 0.5) and the similarity gate.
+
+        Examples
+        --------
+        >>> settings = TrainSettings.cpu("pos+neg")
+        >>> settings.selflearn.epochs, settings.supcon.epochs, settings.classifier.epochs, settings.max_noisy
+        (4, 8, 40, 256)
+        >>> settings.probe_share, settings.similarity_gate
+        (0.5, True)
+        """
         return cls(
             # 1e-3 for a few epochs disturbed the pretrained features (BCCD platelets, P10 N5:
             # PR-AUC 0.61 +- 0.02 against 0.79 +- 0.01 at 1e-4; benchmarks/results/bccd-eval)
@@ -237,6 +260,17 @@ class TrainSettings:
         ).with_strategy(strategy)
 
     def with_strategy(self, strategy: str) -> "TrainSettings":
+        """A copy with the flags of `strategy` (`use_noisy`, `use_negatives`, `contrastive`), one
+        of TRAINING_STRATEGIES; every other setting as it is. ConfigError for another name.
+
+        Examples
+        --------
+        >>> settings = TrainSettings.cpu().with_strategy("probe")
+        >>> settings.strategy, settings.use_noisy, settings.use_negatives, settings.contrastive
+        ('probe', False, True, False)
+        >>> settings.classifier == TrainSettings.cpu().classifier
+        True
+        """
         if strategy not in STRATEGIES:
             raise ConfigError(f"strategy: {strategy!r} is not one of {', '.join(STRATEGIES)}")
         use_noisy, use_negatives, contrastive = STRATEGIES[strategy]
@@ -244,6 +278,8 @@ class TrainSettings:
 
     @property
     def strategy(self) -> str:
+        """The name of the strategy the flags (`use_noisy`, `use_negatives`, `contrastive`) make,
+        one of TRAINING_STRATEGIES, or 'custom' when they make none of them."""
         flags = (self.use_noisy, self.use_negatives, self.contrastive)
         return {value: key for key, value in STRATEGIES.items()}.get(flags, "custom")
 
@@ -263,6 +299,7 @@ class TrainSettings:
         return self.probe_share if self.contrastive or self.use_noisy else 0.0
 
     def to_dict(self) -> dict:
+        """Every setting as a plain dict, the stages and augmentations as nested dicts."""
         return asdict(self)
 
     def identity_dict(self) -> dict:

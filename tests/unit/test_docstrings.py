@@ -31,6 +31,35 @@ def test_every_public_name_has_a_docstring():
     assert not bare, bare
 
 
+def test_every_public_method_has_a_docstring():
+    """Every public method, classmethod, staticmethod and property (cached or not) that a class of
+    `simsearch.__all__` defines itself (in its own `vars`, names not starting with '_') has a
+    docstring of its own, which `help()` shows a script user."""
+    import functools
+
+    bare = []
+    for name in simsearch.__all__:
+        value = getattr(simsearch, name)
+        if not inspect.isclass(value):
+            continue
+        for attribute, member in vars(value).items():
+            if attribute.startswith("_"):
+                continue
+            if isinstance(member, (classmethod, staticmethod)):
+                function = member.__func__
+            elif isinstance(member, property):
+                function = member.fget
+            elif isinstance(member, functools.cached_property):
+                function = member.func
+            elif callable(member):
+                function = member
+            else:
+                continue
+            if not (getattr(function, "__doc__", None) or "").strip():
+                bare.append(f"simsearch.{simsearch._PUBLIC[name]}.{name}.{attribute}")
+    assert not bare, f"{len(bare)} public method(s) or property(ies) without a docstring: {bare}"
+
+
 def _examples_section(doc: str) -> str:
     """The body of a numpydoc docstring's Examples section, up to the next section ('' if none)."""
     match = re.search(r"^Examples\n-{3,}\n(.*?)(?=^[^\n]+\n-{3,}\n|\Z)", doc, re.M | re.S)
