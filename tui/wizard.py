@@ -15,6 +15,7 @@ from textual.widgets import Footer, Input, ProgressBar, Static
 
 import simsearch
 
+DEFAULT_DISPLAYED = 6  # or every image of a smaller dataset
 FIELDS = [
     ("dataset", "Images: a folder, a glob (e.g. 'data/*.tif') or a text file listing paths"),
     ("folder", "Project folder (created; everything is saved there)"),
@@ -52,7 +53,7 @@ class WizardScreen(Screen):
     def compose(self) -> ComposeResult:
         dataset = "" if (self.target == Path.cwd()) else str(self.target)
         values = {"dataset": dataset, "folder": str(default_folder(self.target)) if dataset else "", "patch": "", "scales": "",
-                  "displayed": "6", "channels": "", "backbone": "auto", "weights": "", "flat_field": "none"}
+                  "displayed": str(DEFAULT_DISPLAYED), "channels": "", "backbone": "auto", "weights": "", "flat_field": "none"}
         with VerticalScroll():
             yield Static("[b]SimSearch · new project[/b]\nTab moves between the fields; enter creates the project.")
             for key, label in FIELDS:
@@ -101,7 +102,7 @@ class WizardScreen(Screen):
         channels = simsearch.parse_channels(self.value("channels"))
         return {"dataset": self.value("dataset"), "folder": folder, "patch": number("patch size", self.value("patch")),
                 "scales": self.value("scales") or None,  # checked by Project.create before it writes anything
-                "displayed": number("displayed images", self.value("displayed")) or 6, "channels": channels,
+                "displayed": number("displayed images", self.value("displayed")) or DEFAULT_DISPLAYED, "channels": channels,
                 "backbone": self.value("backbone") or "auto", "weights": self.value("weights") or None,
                 "flat_field": self.value("flat_field") or "none"}
 
@@ -113,7 +114,9 @@ class WizardScreen(Screen):
             return simsearch.Project.create(
                 folder, images, patch_size=patch, scales=scales, backbone=backbone, weights=weights, channels=channels,
                 progress=lambda done, total: self.app.call_from_thread(self.show_progress, done, total),
-                displayed=min(displayed, len(images)), flat_field=flat_field)
+                # the default shrinks to a small dataset; a count typed beyond it is refused by name
+                displayed=min(displayed, len(images)) if displayed == DEFAULT_DISPLAYED else displayed,
+                flat_field=flat_field)
 
         self.app.run_in_worker(make, self.app.open_project, locked=False, failed=lambda: self.query_one(
             "#wizard-message", Static).update("not created: fix the field and press enter"))

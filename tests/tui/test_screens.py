@@ -657,6 +657,13 @@ def test_wizard_creates_a_project(tmp_path):
             await pilot.press("escape")
             await wait_until(pilot, lambda: app.screen.id == "wizard", what="the wizard again")
             app.screen.query_one("#field-scales").value = "Auto"
+            app.screen.query_one("#field-displayed").value = "640"  # "40" typed after the 6: more than the 8 images
+            await pilot.press("enter")
+            await wait_until(pilot, lambda: app.screen.query("#error-text"), what="the displayed images' error dialog")
+            assert "displayed images: count 640 is outside 1..8" in str(app.screen.query_one("#error-text").render())
+            await pilot.press("escape")
+            await wait_until(pilot, lambda: app.screen.id == "wizard", what="the wizard again")
+            app.screen.query_one("#field-displayed").value = "2"
             await pilot.press("enter")
             await wait_until(pilot, lambda: app.project is not None and app.screen.id == "curate", what="the new project")
 
