@@ -288,8 +288,10 @@ class CurateScreen(ClassActions, StepScreen):
         count = len(self.suggestions)  # each line within the side panel's 26 columns at 80x24, where it can
         lines.append(f"{count} suggestion{'' if count == 1 else 's'} in {images} image{'' if images == 1 else 's'}")
         lines.append(f"{flagged} flagged as negative")
-        if count:  # from the user's own flags: at most this, if every wrong one is flagged
-            lines.append(f"precision ≈ {1 - flagged / count:.0%} above it")
+        if flagged:  # from the user's own flags: at most this, as the unflagged ones are not all checked
+            lines.append(f"precision ≤ {1 - flagged / count:.0%} above it")
+        elif count:  # no flag yet: no estimate, only what makes one
+            lines.append("space flags the wrong ones")
         if info.confirmed:
             lines.append("[b]confirmed[/b]")
         elif self.app.curation.positives(self.class_name):

@@ -131,8 +131,12 @@ def test_new_class_keyboard_prototype_threshold_flag_undo_confirm(fresh_project)
             assert abs(py - y) <= 4 and abs(px - x) <= 4
             await pilot.press("right_square_bracket", "left_curly_bracket")
             assert app.project.store.class_info("disc").similarity_threshold == pytest.approx(0.46)
+            status = lambda: str(screen.query_one("#status").render())  # noqa: E731
+            assert "space flags the wrong ones" in status() and "precision" not in status()  # no flag: no estimate
             await pilot.press("space")  # in the image: the suggestion under the cursor box
             await wait_until(pilot, lambda: len(app.project.store.patches("disc", "negative")) == 1, what="a negative")
+            count = len(screen.suggestions)  # at most the share not flagged: the rest are not all checked
+            await wait_until(pilot, lambda: f"precision ≤ {1 - 1 / count:.0%} above it" in status(), what="the estimate")
             await pilot.press("u")  # undo the flag
             await wait_until(pilot, lambda: not app.project.store.patches("disc", "negative"), what="the undo")
             await pilot.press("tab", "space")  # in the grid: the focused suggestion, at once after tab
