@@ -760,6 +760,9 @@ class Curation:
         mean = self._mean_prototype()
         scales = self.project.scales
         images = self.project.undisplayed
+        if not images:
+            log.warning("noisy extraction: every image is displayed, so there is none to extract noisy patches from; "
+                        "display fewer images for self-learning")
         order = [images[i] for i in np.random.default_rng(seed).permutation(len(images))]
         done = self.store.noisy_done()
         counts = {c.name: self.store.noisy_count(c.name) for c in classes}

@@ -498,7 +498,7 @@ def test_balanced_subset_is_distinct_and_even():
     assert len(balanced_subset(labels, 500, torch.Generator().manual_seed(0))) == 140
 
 
-def test_strategies_and_missing_data_errors(curated):
+def test_strategies_and_missing_data_errors(curated, caplog):
     project, _ = curated
     assert TrainSettings.cpu("pos").strategy == "pos" and not TrainSettings.cpu("pos").use_noisy
     with pytest.raises(ConfigError, match="strategy"):
@@ -516,8 +516,16 @@ def test_strategies_and_missing_data_errors(curated):
     events = list(iter_train(project, TINY.with_strategy("pos+neg"), device="cpu"))
     assert "selflearn" not in {e.stage for e in events}
     project.store.clear_noisy()
-    with pytest.raises(ConfigError, match="no noisy patches"):
+    with pytest.raises(ConfigError, match="no noisy patches") as raised:
         list(iter_train(project, TINY, device="cpu"))
+    assert "run noisy extraction first" in raised.value.hint
+    project.choose_displayed(len(project.dataset))  # no undisplayed image: extraction has nothing to read
+    with caplog.at_level("WARNING"):
+        assert list(Curation(project).iter_noisy()) == []
+    assert "every image is displayed, so there is none to extract noisy patches from" in caplog.text
+    with pytest.raises(ConfigError, match=r"every image of the dataset \(5\) is displayed") as raised:
+        list(iter_train(project, TINY, device="cpu"))
+    assert "display fewer images (simsearch displayed N" in raised.value.hint
 
 
 @pytest.mark.slow
