@@ -130,10 +130,10 @@ def training_records(project: Project, settings: TrainSettings) -> TrainingRecor
             noisy += [(_position(p), label) for p in store.noisy(None if name == BACKGROUND else name)]
         if not noisy and not project.undisplayed:  # extraction had nothing to read
             raise ConfigError(
-                f"training: no noisy patches for self-learning: every image of the dataset ({len(project.displayed)}) is "
-                "displayed, and noisy patches come from the undisplayed ones",
-                hint="display fewer images (simsearch displayed N, or D on the terminal UI's Dataset screen) and extract "
-                     "them (simsearch noisy), or train without self-learning (--strategy pos+neg)")
+                f"training: no noisy patches for self-learning: every image of the dataset ({len(project.displayed)}) "
+                "is displayed, and noisy patches come from the undisplayed ones",
+                hint="display fewer images (simsearch displayed N, or D on the terminal UI's Dataset screen) and "
+                     "extract them (simsearch noisy), or train without self-learning (--strategy pos+neg)")
         if not noisy:
             raise ConfigError("training: no noisy patches for self-learning", hint="run noisy extraction first, or train without self-learning")
         cap = noisy_cap(settings, project.geometry)
