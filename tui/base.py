@@ -14,6 +14,7 @@ STEPS = [("1", "dataset", "Dataset"), ("2", "curate", "Curate"), ("3", "backgrou
          ("4", "train", "Train"), ("5", "review", "Review"), ("6", "thresholds", "Thresholds"), ("7", "run", "Run")]
 TITLES = {name: title for _, name, title in STEPS}
 KEYS = {name: key for key, name, _ in STEPS}  # hints name a step by its key: "train first (4)"
+DEFAULT_DISPLAYED = 6  # displayed images offered for a new choice, or every image of a smaller dataset
 SHORT_TITLES = {**TITLES, "dataset": "Data", "background": "Bg", "thresholds": "Thr"}  # for narrow terminals
 
 

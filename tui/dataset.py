@@ -15,7 +15,7 @@ from textual.widgets import ProgressBar, Static
 
 import simsearch
 
-from .base import KEYS, StepScreen, level_sides
+from .base import DEFAULT_DISPLAYED, KEYS, StepScreen, level_sides
 from .dialogs import PromptScreen
 
 
@@ -159,8 +159,9 @@ class DatasetScreen(StepScreen):
 
         if self.app.curation.prototypes():
             self.notify("changing the displayed images keeps prototypes, negatives and positives", severity="warning")
-        self.app.push_screen(PromptScreen(f"How many displayed images (1..{len(project.dataset)})?",
-                                          str(len(project.displayed) or min(6, len(project.dataset)))), chosen)
+        current = len(project.displayed) or min(DEFAULT_DISPLAYED, len(project.dataset))
+        question = f"How many displayed images (1..{len(project.dataset)})?"
+        self.app.push_screen(PromptScreen(question, str(current)), chosen)
 
     def action_embed(self) -> None:
         if self.app.project.geometry is None:

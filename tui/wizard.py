@@ -15,7 +15,8 @@ from textual.widgets import Footer, Input, ProgressBar, Static
 
 import simsearch
 
-DEFAULT_DISPLAYED = 6  # or every image of a smaller dataset
+from .base import DEFAULT_DISPLAYED
+
 FIELDS = [
     ("dataset", "Images: a folder, a glob (e.g. 'data/*.tif') or a text file listing paths"),
     ("folder", "Project folder (created; everything is saved there)"),

@@ -58,6 +58,18 @@ async def started(app, size: tuple[int, int], screen_id: str = "curate"):
         yield pilot
 
 
+async def wizard_refuses(pilot, app, fields: dict[str, str], message: str):
+    """Fill the wizard's `fields` ({key: text}), press enter, expect the error dialog holding
+    `message`, and close it: back on the wizard."""
+    for key, text in fields.items():
+        app.screen.query_one(f"#field-{key}").value = text
+    await pilot.press("enter")
+    await wait_until(pilot, lambda: app.screen.query("#error-text"), what=f"the error dialog for {fields}")
+    assert message in str(app.screen.query_one("#error-text").render())
+    await pilot.press("escape")
+    await wait_until(pilot, lambda: app.screen.id == "wizard", what="the wizard again")
+
+
 def keys_to(screen, y: float, x: float) -> list[str]:
     """The arrow keys that move a 32 px cursor box (a quarter box, 8 px, a key) onto (y, x)."""
     cy, cx = screen.cursor
@@ -646,27 +658,13 @@ def test_wizard_creates_a_project(tmp_path):
             app.screen.query_one("#field-folder").value = str(folder)
             app.screen.query_one("#field-displayed").value = "2"
             app.screen.query_one("#field-backbone").value = "efficientnet-lite0"
-            app.screen.query_one("#field-flat_field").value = "dust"
-            await pilot.press("enter")
-            await wait_until(pilot, lambda: app.screen.query("#error-text"), what="the error dialog")
-            error = str(app.screen.query_one("#error-text").render())
-            assert "flat_field: 'dust' is not one of none, divide, subtract, auto" in error
-            await pilot.press("escape")
-            await wait_until(pilot, lambda: app.screen.id == "wizard", what="the wizard again")
-            app.screen.query_one("#field-flat_field").value = "divide"
-            app.screen.query_one("#field-scales").value = "0.5,x"
-            await pilot.press("enter")
-            await wait_until(pilot, lambda: app.screen.query("#error-text"), what="the scales' error dialog")
-            assert "scales: '0.5,x' is not a comma-separated list of numbers" in str(app.screen.query_one("#error-text").render())
-            await pilot.press("escape")
-            await wait_until(pilot, lambda: app.screen.id == "wizard", what="the wizard again")
-            app.screen.query_one("#field-scales").value = "Auto"
-            app.screen.query_one("#field-displayed").value = "640"  # "40" typed after the 6: more than the 8 images
-            await pilot.press("enter")
-            await wait_until(pilot, lambda: app.screen.query("#error-text"), what="the displayed images' error dialog")
-            assert "displayed images: count 640 is outside 1..8" in str(app.screen.query_one("#error-text").render())
-            await pilot.press("escape")
-            await wait_until(pilot, lambda: app.screen.id == "wizard", what="the wizard again")
+            await wizard_refuses(pilot, app, {"flat_field": "dust"},
+                                 "flat_field: 'dust' is not one of none, divide, subtract, auto")
+            await wizard_refuses(pilot, app, {"flat_field": "divide", "scales": "0.5,x"},
+                                 "scales: '0.5,x' is not a comma-separated list of numbers")
+            # "40" typed after the 6: more than the 8 images
+            await wizard_refuses(pilot, app, {"scales": "Auto", "displayed": "640"},
+                                 "displayed images: count 640 is outside 1..8")
             app.screen.query_one("#field-displayed").value = "2"
             await pilot.press("enter")
             await wait_until(pilot, lambda: app.project is not None and app.screen.id == "curate", what="the new project")
@@ -691,12 +689,7 @@ def test_wizard_takes_a_weights_file(tmp_path):
         async with started(app, (80, 24), "wizard") as pilot:
             app.screen.query_one("#field-folder").value = str(folder)
             app.screen.query_one("#field-backbone").value = "efficientnet-lite0"
-            app.screen.query_one("#field-weights").value = str(tmp_path / "missing.pth")
-            await pilot.press("enter")
-            await wait_until(pilot, lambda: app.screen.query("#error-text"), what="the error dialog")
-            assert "missing.pth" in str(app.screen.query_one("#error-text").render())
-            await pilot.press("escape")
-            await wait_until(pilot, lambda: app.screen.id == "wizard", what="the wizard again")
+            await wizard_refuses(pilot, app, {"weights": str(tmp_path / "missing.pth")}, "missing.pth")
             app.screen.query_one("#field-weights").value = str(weights)
             await pilot.press("enter")
             await wait_until(pilot, lambda: app.project is not None and app.screen.id == "curate", what="the new project")
