@@ -3,8 +3,9 @@ models (`simsearch eval --out EVAL`, its `work/<class>_P*_N*_pos+neg+selflearn_r
 last training seed's model of each trial) on the evaluation's test images under several joins
 of the two models' class probabilities, before the similarity gate:
 
-- `mean S`: the arithmetic mean, S of the probe's (`TrainSettings.probe_share`; 0 is the trained
-  model alone, 1 the probe alone, the same PR-AUC as the probe strategy's model of that seed);
+- `mean S`: the engine's own join (`Predictor` at `TrainSettings.probe_share` S), the arithmetic
+  mean, S of the probe's; 0 is the trained model alone, 1 the probe alone, the same PR-AUC as the
+  probe strategy's model of that seed;
 - `logit S`: the normalised geometric mean (softmax of the weighted log-probabilities; for a
   class against background, the weighted mean of the two models' log-odds).
 
@@ -36,11 +37,9 @@ from simsearch.training.loop import TrainSettings
 JOINS = (("mean", 0.0), ("mean", 0.25), ("mean", 0.5), ("mean", 0.75), ("mean", 1.0), ("logit", 0.5))
 
 
-def joined(trained: np.ndarray, probe: np.ndarray, join: tuple[str, float]) -> np.ndarray:
-    """Class probabilities (..., classes) of the two models joined by `join` (kind, probe's share)."""
-    kind, share = join
-    if kind == "mean":
-        return (1 - share) * trained + share * probe
+def logit_mean(trained: np.ndarray, probe: np.ndarray, share: float) -> np.ndarray:
+    """Class probabilities (..., classes) of the two models' weighted log-odds mean, `share` of
+    the probe's: the softmax of their weighted log-probabilities."""
     logits = (1 - share) * np.log(np.clip(trained, 1e-12, 1)) + share * np.log(np.clip(probe, 1e-12, 1))
     exp = np.exp(logits - logits.max(-1, keepdims=True))
     return exp / exp.sum(-1, keepdims=True)
@@ -63,51 +62,60 @@ def keep_network_rows() -> None:
 
 class JoinedPredictor(Predictor):
     """A saved pipeline model whose detection joins its two halves by `join` (set before each
-    pass); the network's vectors of each image are kept, so that every join but the first is
-    only the classifiers' and the peaks' work."""
+    pass): a `mean` is the engine's own join at that probe share, a `logit` mean replaces it."""
 
     join: tuple[str, float] = ("mean", 0.5)
 
     def _vectors_and_maps(self, vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        kind, share = self.join
+        if kind == "mean":
+            self.probe_share = share
+            return super()._vectors_and_maps(vectors)
         pretrained = vectors[..., self.dim :]
-        maps = joined(self._softmax(self.classifier, vectors[..., : self.dim]),
-                      self._softmax(self.probe_classifier, pretrained), self.join).astype(np.float32)
+        maps = logit_mean(self._softmax(self.classifier, vectors[..., : self.dim]),
+                          self._softmax(self.probe_classifier, pretrained), share).astype(np.float32)
         if self.gate is not None:
             maps = gate_by_similarity(maps, pretrained, *self.gate, device=self.embedder.device)
         return np.ascontiguousarray(vectors[..., : self.dim]), maps
+
+
+def trial_scores(trial: Path, base: Project, user: SimulatedUser, test_ids: list[str], label: str) -> dict[str, float]:
+    """{join: PR-AUC} of one saved pipeline model on the test images."""
+    found = {join: [] for join in JOINS}
+    with Project.open(trial, read_only=True) as project:
+        predictor = JoinedPredictor(project, device="cpu")
+        names = predictor.class_names[:-1]
+        for image_id in test_ids:  # every join of an image while the network's rows are kept
+            for join in JOINS:
+                predictor.join = join
+                levels = predictor.level_maps_of(image_id, base)
+                detections = detections_from_levels(levels, names, dict.fromkeys(names, 0.0), image_id)
+                found[join] += [Scored(user.test_names[image_id], d.class_name, d.y, d.x, d.confidence)
+                                for d in detections if d.class_name == label]
+    test_truth = [a for i in test_ids for a in user.truth_of[i]]
+    rule = user.rules[user.matching]
+    return {f"{kind} {share:.2f}": score_class(found[(kind, share)], test_truth, label, rule).pr_auc
+            for kind, share in JOINS}
 
 
 def sweep(folder: Path, say=print) -> dict[str, dict[str, float]]:
     """{trial folder: {join: PR-AUC}} for every saved pipeline model of one evaluation."""
     plan = json.loads((folder / "results.json").read_text())["plan"]
     truth = read_truth(plan["truth"])
+    split_fields = {key: plan[key] for key in ("images", "truth", "train_list", "test_list", "test_fraction", "seed")}
     out = {}
     for base_folder in sorted(p for p in (folder / "base").iterdir() if p.is_dir()):
         label = base_folder.name.rsplit("-", 1)[0]
-        base = Project.open(base_folder, read_only=True)
-        fields = {key: plan[key] for key in ("images", "truth", "train_list", "test_list", "test_fraction", "seed")}
-        train_ids, test_ids = split(base.dataset, EvalPlan(**fields, out=folder, classes=[label], patch_sizes={},
-                                                           prototypes=[], negatives=[], strategies=[]))
-        user = SimulatedUser(base, truth, train_ids, test_ids, label=label, displayed=plan["displayed"],
-                             workdir=folder / "work", settings=TrainSettings.cpu(), device="cpu",
-                             matching=plan["matching"])
-        test_truth = [a for i in test_ids for a in user.truth_of[i]]
-        for trial in sorted((folder / "work").glob(f"{label}_P*_N*_pos+neg+selflearn_r*")):
-            found = {join: [] for join in JOINS}
-            with Project.open(trial, read_only=True) as project:
-                predictor = JoinedPredictor(project, device="cpu")
-                names = predictor.class_names[:-1]
-                for image_id in test_ids:  # every join of an image while the network's rows are kept
-                    for join in JOINS:
-                        predictor.join = join
-                        levels = predictor.level_maps_of(image_id, base)
-                        detections = detections_from_levels(levels, names, dict.fromkeys(names, 0.0), image_id)
-                        found[join] += [Scored(user.test_names[image_id], d.class_name, d.y, d.x, d.confidence)
-                                        for d in detections if d.class_name == label]
-            scores = {f"{kind} {share:.2f}": score_class(found[(kind, share)], test_truth, label,
-                                                         user.rules[user.matching]).pr_auc for kind, share in JOINS}
-            out[f"{folder.name}/{trial.name}"] = scores
-            say(f"{folder.name}/{trial.name}: " + ", ".join(f"{k} {v:.4f}" for k, v in scores.items()))
+        with Project.open(base_folder, read_only=True) as base:
+            eval_plan = EvalPlan(**split_fields, out=folder, classes=[label], patch_sizes={}, prototypes=[],
+                                 negatives=[], strategies=[])
+            train_ids, test_ids = split(base.dataset, eval_plan)
+            user = SimulatedUser(base, truth, train_ids, test_ids, label=label, displayed=plan["displayed"],
+                                 workdir=folder / "work", settings=TrainSettings.cpu(), device="cpu",
+                                 matching=plan["matching"])
+            for trial in sorted((folder / "work").glob(f"{label}_P*_N*_pos+neg+selflearn_r*")):
+                scores = out[f"{folder.name}/{trial.name}"] = trial_scores(trial, base, user, test_ids, label)
+                say(f"{folder.name}/{trial.name}: " + ", ".join(f"{k} {v:.4f}" for k, v in scores.items()))
     return out
 
 
