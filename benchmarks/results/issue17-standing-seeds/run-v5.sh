@@ -15,4 +15,8 @@ one nuc - $NUC --classes nucleus --patch-size nucleus=32 --pooling 0.089
 one ff-inv-plt - $INV --classes Platelets --patch-size Platelets=40 --pooling 0.15 --flat-field subtract
 one inv-plt - $INV --classes Platelets --patch-size Platelets=40 --pooling 0.15
 one ff-g16-plt - $G16 --classes Platelets --patch-size Platelets=40 --pooling 0.15 --flat-field divide
+# grey 16-bit BCCD at half size: examples/bccd_to_csv.py ../shared/data/bccd /tmp/bccd-half --scales 0.5
+H=/tmp/bccd-half
+one half - --images $H/images --truth $H/truth.csv --train-list $H/train.txt --test-list $H/test.txt \
+  --classes WBC,RBC,Platelets --patch-size auto
 date
