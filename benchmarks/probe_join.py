@@ -1,6 +1,6 @@
 """How to join the trained model and the probe beside it: scores an evaluation's saved pipeline
 models (`simsearch eval --out EVAL`, its `work/<class>_P*_N*_pos+neg+selflearn_r*` folders: the
-last training seed's model of each trial) on the evaluation's test images under several joins
+training seed 0's model of each trial) on the evaluation's test images under several joins
 of the two models' class probabilities, before the similarity gate:
 
 - `mean S`: the engine's own join (`Predictor` at `TrainSettings.probe_share` S), the arithmetic
@@ -13,6 +13,10 @@ Training is not repeated: each join is the detection the evaluation would have s
 same models. The network runs once per test image and model; the joins reuse its vectors.
 
     python benchmarks/probe_join.py EVAL [EVAL ...] --out results.json   # then a markdown table
+
+`--truth` scores the same models against another truth of the same images (the evaluation's
+split and curated data stay): e.g. with the test images' annotations thinned as the training
+images' were (`drop_annotations.py`), to see what gaps in a test truth do to a ranking.
 
 (benchmarks/results/issue17-probe-join/ quotes its output.)
 """
@@ -98,10 +102,11 @@ def trial_scores(trial: Path, base: Project, user: SimulatedUser, test_ids: list
             for kind, share in JOINS}
 
 
-def sweep(folder: Path, say=print) -> dict[str, dict[str, float]]:
-    """{trial folder: {join: PR-AUC}} for every saved pipeline model of one evaluation."""
+def sweep(folder: Path, score_truth: Path | None = None, say=print) -> dict[str, dict[str, float]]:
+    """{trial folder: {join: PR-AUC}} for every saved pipeline model of one evaluation, scored
+    against the evaluation's truth or `score_truth` (the split stays the evaluation's)."""
     plan = json.loads((folder / "results.json").read_text())["plan"]
-    truth = read_truth(plan["truth"])
+    truth = read_truth(score_truth or plan["truth"])
     split_fields = {key: plan[key] for key in ("images", "truth", "train_list", "test_list", "test_fraction", "seed")}
     out = {}
     for base_folder in sorted(p for p in (folder / "base").iterdir() if p.is_dir()):
@@ -138,11 +143,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("evaluations", type=Path, nargs="*",
                         help="folders of `simsearch eval --out` (none: the table of --out)")
     parser.add_argument("--out", type=Path, required=True, help="JSON of every trial's PR-AUC per join, added to")
+    parser.add_argument("--truth", type=Path, help="score against this truth of the same images instead of each "
+                        "evaluation's own (e.g. the test images' annotations thinned, or completed)")
     args = parser.parse_args(argv)
     keep_network_rows()
     results = json.loads(args.out.read_text()) if args.out.exists() else {}
     for folder in args.evaluations:
-        results.update(sweep(folder))
+        results.update(sweep(folder, args.truth))
         args.out.write_text(json.dumps(results, indent=1))
     print(table(results))
 

@@ -1,0 +1,37 @@
+"""What the simulated user's curation holds against a complete truth: for each Pos+Neg+Selflearn
+trial of an evaluation run with a thinned truth, how many of its confirmed positives, negatives
+and background patches lie on an object of the class (within 0.3 x the patch of a centre of the
+complete truth), and how many of those the thinned truth leaves out.
+
+    python curation_counts.py EVAL COMPLETE_TRUTH THINNED_TRUTH CLASS
+"""
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from simsearch import Project, read_truth
+from simsearch.evaluate.simulate import annotations_by_image
+
+evaluation, complete, thinned, label = Path(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
+base_folder = next(p for p in (evaluation / "base").iterdir() if p.is_dir() and p.name.startswith(label))
+with Project.open(base_folder, read_only=True) as base:
+    truths = [annotations_by_image(read_truth(path), base.dataset) for path in (complete, thinned)]
+    radius = 0.3 * base.geometry.patch_size[1]
+
+
+def on_object(patch, truth) -> bool:
+    centres = np.array([a.centre for a in truth.get(patch.image_id, []) if a.label == label]).reshape(-1, 2)
+    return bool(len(centres)) and np.hypot(*(centres - (patch.y, patch.x)).T).min() <= radius
+
+
+def counts(patches) -> str:
+    on = [p for p in patches if on_object(p, truths[0])]
+    return f"{len(patches)}, {len(on)} on an object, {sum(not on_object(p, truths[1]) for p in on)} of them left out"
+
+
+for trial in sorted((evaluation / "work").glob(f"{label}_P*_N*_pos+neg+selflearn_r*")):
+    with Project.open(trial, read_only=True) as project:
+        positives, negatives = (project.store.patches(label, kind) for kind in ("positive", "negative"))
+        background = [patch for patch, _, kept in project.store.background(confirmed_only=True) if kept]
+    print(f"| {trial.name} | {counts(positives)} | {counts(negatives)} | {counts(background)} |")
