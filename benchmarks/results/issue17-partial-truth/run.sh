@@ -15,3 +15,8 @@ gaps() { .venv/bin/python benchmarks/drop_annotations.py /tmp/$1/truth.csv /tmp/
 one look-gaps - $(gaps look ellipse | tail -1) --classes ellipse --patch-size 32
 one nuc-gaps - $(gaps nuc nucleus | tail -1) --classes nucleus --patch-size nucleus=32 --pooling 0.089
 date
+# Two levers on nuc-gaps' curations, seed 0, Pos+Neg+Selflearn only (nuc-gaps-levers/):
+# .venv/bin/python benchmarks/bench_ablation.py --out /tmp/robust/nuc-gaps --no-default \
+#   --variant pretrained_share=0.5 --variant supcon.lr=0.0001 -- $(data of nuc-gaps above) \
+#   --classes nucleus --patch-size nucleus=32 --pooling 0.089 --prototypes 10 --negatives 5 \
+#   --repeats 3 --device cpu --strategies pos+neg+selflearn
