@@ -20,3 +20,8 @@ date
 #   --variant pretrained_share=0.5 --variant supcon.lr=0.0001 -- $(data of nuc-gaps above) \
 #   --classes nucleus --patch-size nucleus=32 --pooling 0.089 --prototypes 10 --negatives 5 \
 #   --repeats 3 --device cpu --strategies pos+neg+selflearn
+# The same rate on BCCD's red cells (rbc-supcon-lr/), with the embeddings of /tmp/join/rbc
+# (../issue17-probe-join/run.sh) copied to /tmp/robust/rbc/supcon.lr-0.0001/base first:
+# .venv/bin/python benchmarks/bench_ablation.py --out /tmp/robust/rbc --no-default --variant supcon.lr=0.0001 -- \
+#   $BCCD --classes RBC --patch-size RBC=96 --prototypes 10 --negatives 5 --repeats 3 --device cpu \
+#   --strategies pos+neg+selflearn
