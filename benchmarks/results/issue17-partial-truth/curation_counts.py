@@ -1,28 +1,27 @@
 """What the simulated user's curation holds against a complete truth: for each Pos+Neg+Selflearn
 trial of an evaluation run with a thinned truth, how many of its confirmed positives, negatives
-and background patches lie on an object of the class (within 0.3 x the patch of a centre of the
-complete truth), and how many of those the thinned truth leaves out.
+and background patches lie on an object of the class of the complete truth (as the simulated
+user judges: `judged_on_object`, 0.3 x the patch at one level), and how many of those the thinned
+truth leaves out.
 
     python curation_counts.py EVAL COMPLETE_TRUTH THINNED_TRUTH CLASS
 """
 import sys
 from pathlib import Path
 
-import numpy as np
-
 from simsearch import Project, read_truth
-from simsearch.evaluate.simulate import annotations_by_image
+from simsearch.evaluate.simulate import annotations_by_image, judged_on_object
 
 evaluation, complete, thinned, label = Path(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
 base_folder = next(p for p in (evaluation / "base").iterdir() if p.is_dir() and p.name.startswith(label))
 with Project.open(base_folder, read_only=True) as base:
     truths = [annotations_by_image(read_truth(path), base.dataset) for path in (complete, thinned)]
-    radius = 0.3 * base.geometry.patch_size[1]
+    patch_width = base.geometry.patch_size[1]
 
 
 def on_object(patch, truth) -> bool:
-    centres = np.array([a.centre for a in truth.get(patch.image_id, []) if a.label == label]).reshape(-1, 2)
-    return bool(len(centres)) and np.hypot(*(centres - (patch.y, patch.x)).T).min() <= radius
+    objects = [a for a in truth.get(patch.image_id, []) if a.label == label]
+    return judged_on_object(patch.y, patch.x, patch.level, objects, patch_width)
 
 
 def counts(patches) -> str:
