@@ -15,13 +15,16 @@ gaps() { .venv/bin/python benchmarks/drop_annotations.py /tmp/$1/truth.csv /tmp/
 one look-gaps - $(gaps look ellipse | tail -1) --classes ellipse --patch-size 32
 one nuc-gaps - $(gaps nuc nucleus | tail -1) --classes nucleus --patch-size nucleus=32 --pooling 0.089
 date
-# Two levers on nuc-gaps' curations, seed 0, Pos+Neg+Selflearn only (nuc-gaps-levers/):
-# .venv/bin/python benchmarks/bench_ablation.py --out /tmp/robust/nuc-gaps --no-default \
-#   --variant pretrained_share=0.5 --variant supcon.lr=0.0001 -- $(data of nuc-gaps above) \
-#   --classes nucleus --patch-size nucleus=32 --pooling 0.089 --prototypes 10 --negatives 5 \
-#   --repeats 3 --device cpu --strategies pos+neg+selflearn
-# The same rate on BCCD's red cells (rbc-supcon-lr/), with the embeddings of /tmp/join/rbc
-# (../issue17-probe-join/run.sh) copied to /tmp/robust/rbc/supcon.lr-0.0001/base first:
-# .venv/bin/python benchmarks/bench_ablation.py --out /tmp/robust/rbc --no-default --variant supcon.lr=0.0001 -- \
-#   $BCCD --classes RBC --patch-size RBC=96 --prototypes 10 --negatives 5 --repeats 3 --device cpu \
-#   --strategies pos+neg+selflearn
+# Two levers on nuc-gaps' curations, seed 0, Pos+Neg+Selflearn only (nuc-gaps-levers/), then the
+# contrastive rate on BCCD's red cells (rbc-supcon-lr/) with the embeddings of ../issue17-probe-join/run.sh's
+# /tmp/join/rbc (the same curations as its seed-0 models)
+LEVER="--prototypes 10 --negatives 5 --repeats 3 --device cpu --strategies pos+neg+selflearn"
+.venv/bin/python benchmarks/bench_ablation.py --out /tmp/robust/nuc-gaps --no-default --variant pretrained_share=0.5 \
+  --variant supcon.lr=0.0001 -- $(gaps nuc nucleus | tail -1) --classes nucleus --patch-size nucleus=32 --pooling 0.089 $LEVER
+mkdir -p /tmp/robust/rbc/supcon.lr-0.0001 && cp -r /tmp/join/rbc/base /tmp/robust/rbc/supcon.lr-0.0001/
+.venv/bin/python benchmarks/bench_ablation.py --out /tmp/robust/rbc --no-default --variant supcon.lr=0.0001 -- \
+  $BCCD --classes RBC --patch-size RBC=96 $LEVER
+for lever in nuc-gaps:nuc-gaps-levers rbc:rbc-supcon-lr; do from=/tmp/robust/${lever%%:*} to=$R/${lever#*:}
+  mkdir -p $to; cp $from/ablation.* $to/
+  for variant in $from/*/; do mkdir -p $to/$(basename $variant); cp $variant/report.md $variant/results.json $to/$(basename $variant)/; done
+done
