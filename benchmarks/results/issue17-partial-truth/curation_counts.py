@@ -2,14 +2,16 @@
 trial of an evaluation run with a thinned truth, how many of its confirmed positives, negatives
 and background patches lie on an object of the class of the complete truth (as the simulated
 user judges: `judged_on_object`, 0.3 x the patch at one level), and how many of those the thinned
-truth leaves out.
+truth leaves out; then how many background patches the class's similarity (`class_similarity`,
+as similarity search scores) puts at or above the class's confirmed threshold, and how many of
+those lie on an object. For an evaluation with the complete truth, give it twice.
 
     python curation_counts.py EVAL COMPLETE_TRUTH THINNED_TRUTH CLASS
 """
 import sys
 from pathlib import Path
 
-from simsearch import Project, read_truth
+from simsearch import Curation, Project, read_truth
 from simsearch.evaluate.simulate import annotations_by_image, judged_on_object
 
 evaluation, complete, thinned, label = Path(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
@@ -33,4 +35,8 @@ for trial in sorted((evaluation / "work").glob(f"{label}_P*_N*_pos+neg+selflearn
     with Project.open(trial, read_only=True) as project:
         positives, negatives = (project.store.patches(label, kind) for kind in ("positive", "negative"))
         background = [patch for patch, _, kept in project.store.background(confirmed_only=True) if kept]
-    print(f"| {trial.name} | {counts(positives)} | {counts(negatives)} | {counts(background)} |")
+        curation, threshold = Curation(project), project.store.class_info(label).similarity_threshold
+        above = [p for p in background if curation.class_similarity(
+            label, project.patch_vector(p.image_id, p.y, p.x, p.level)[None, None])[0, 0] >= threshold]
+    print(f"| {trial.name} | {counts(positives)} | {counts(negatives)} | {counts(background)} | "
+          f"{len(above)}, {sum(on_object(p, truths[0]) for p in above)} on an object |")

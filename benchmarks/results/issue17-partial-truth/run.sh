@@ -28,3 +28,13 @@ for lever in nuc-gaps:nuc-gaps-levers rbc:rbc-supcon-lr; do from=/tmp/robust/${l
   mkdir -p $to; cp $from/ablation.* $to/
   for variant in $from/*/; do mkdir -p $to/$(basename $variant); cp $variant/report.md $variant/results.json $to/$(basename $variant)/; done
 done
+# Paired: the same trials trained again over seeds 0-2 with the labels on a nucleus of the complete
+# truth taken out (oracle.py: background only, then background and negatives; as-is reproduces the
+# evaluation), and the curation counts with the background at or above the class's threshold
+.venv/bin/python $R/oracle.py /tmp/std-v5/nuc-gaps /tmp/nuc/truth.csv nucleus /tmp/oracle/nuc-gaps \
+  --variants as-is,background,both | tail -11 > $R/oracle-nuc-gaps.md
+cp /tmp/oracle/nuc-gaps/results.json $R/oracle-nuc-gaps.json
+.venv/bin/python $R/curation_counts.py /tmp/std-v5/nuc-gaps /tmp/nuc/truth.csv /tmp/nuc/truth-gaps.csv nucleus
+.venv/bin/python $R/curation_counts.py /tmp/std-v5/look-gaps /tmp/look/truth.csv /tmp/look/truth-gaps.csv ellipse
+.venv/bin/python $R/curation_counts.py /tmp/join/nuc /tmp/nuc/truth.csv /tmp/nuc/truth.csv nucleus
+.venv/bin/python $R/curation_counts.py /tmp/join/look /tmp/look/truth.csv /tmp/look/truth.csv ellipse
