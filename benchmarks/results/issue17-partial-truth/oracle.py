@@ -5,10 +5,13 @@ the labels that lie on an object of the complete truth (as the simulated user ju
 scores (`probe_join.trial_scores`: the trained model alone, the pipeline, the probe).
 
     python oracle.py EVAL COMPLETE_TRUTH CLASS OUT [--seeds 3] [--variants as-is,background,both]
+                     [--keep-positives K]
 
 Variants: `as-is` (the curation unchanged: each seed gives the evaluation's own PR-AUC),
 `background` (the background patches on an object are no longer background), `negatives`
-(the negatives on an object are unflagged), `both`. Results: OUT/results.json, a table on stdout.
+(the negatives on an object are unflagged), `both`; and `positives` (only the K confirmed
+positives most similar to the class are kept, as if the user had read fewer suggestions).
+Results: OUT/results.json, a table on stdout.
 """
 import argparse
 import json
@@ -31,9 +34,14 @@ from probe_join import keep_network_rows, trial_scores  # noqa: E402
 SHOWN = {"trained": "mean 0.00", "pipeline": "mean 0.50", "probe": "mean 1.00"}
 
 
-def clean(project: Project, label: str, variant: str, on_object) -> dict[str, int]:
-    """Take the curation's labels on an object out, as `variant` says; how many were taken."""
-    store, taken = project.store, {"background": 0, "negatives": 0}
+def clean(project: Project, label: str, variant: str, on_object, keep_positives: int) -> dict[str, int]:
+    """Take the curation's labels on an object out, or its least similar positives, as
+    `variant` says; how many were taken."""
+    store, taken = project.store, {"background": 0, "negatives": 0, "positives": 0}
+    if variant == "positives":
+        positives = sorted(store.patches(label, "positive"), key=lambda p: -p.similarity)
+        store.confirm_class(label, store.class_info(label).similarity_threshold, positives[:keep_positives])
+        taken["positives"] = len(positives[keep_positives:])
     if variant in ("background", "both"):
         for patch, _, kept in store.background(confirmed_only=True):
             if kept and on_object(patch):
@@ -57,6 +65,7 @@ def main() -> None:
     parser.add_argument("out", type=Path)
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--variants", default="as-is,background,both")
+    parser.add_argument("--keep-positives", type=int, default=20, help="the positives variant's")
     args = parser.parse_args()
     keep_network_rows()
     plan = json.loads((args.evaluation / "results.json").read_text())["plan"]
@@ -89,7 +98,7 @@ def main() -> None:
                         shutil.rmtree(copy, ignore_errors=True)
                         shutil.copytree(trial, copy, ignore=shutil.ignore_patterns("store.lock"))
                     with Project.open(copy) as project:
-                        taken = clean(project, args.label, variant, on_object) if seed == 0 else {}
+                        taken = clean(project, args.label, variant, on_object, args.keep_positives) if seed == 0 else {}
                         train(project, replace(TrainSettings.cpu(), seed=seed), device="cpu")
                     scores = trial_scores(copy, base, user, test_ids, args.label)
                     results[key] = {**{name: scores[join] for name, join in SHOWN.items()}, "taken": taken}

@@ -38,3 +38,8 @@ cp /tmp/oracle/nuc-gaps/results.json $R/oracle-nuc-gaps.json
 .venv/bin/python $R/curation_counts.py /tmp/std-v5/look-gaps /tmp/look/truth.csv /tmp/look/truth-gaps.csv ellipse
 .venv/bin/python $R/curation_counts.py /tmp/join/nuc /tmp/nuc/truth.csv /tmp/nuc/truth.csv nucleus
 .venv/bin/python $R/curation_counts.py /tmp/join/look /tmp/look/truth.csv /tmp/look/truth.csv ellipse
+# Paired: the curations with every nucleus annotated (../issue17-probe-join/run.sh's /tmp/join/nuc)
+# with only the 20 most similar confirmed positives kept (of 233-237), over seeds 0-2
+.venv/bin/python $R/oracle.py /tmp/join/nuc /tmp/nuc/truth.csv nucleus /tmp/oracle/nuc --variants positives,as-is \
+  --keep-positives 20 | tail -8 > $R/oracle-nuc-positives.md
+cp /tmp/oracle/nuc/results.json $R/oracle-nuc-positives.json
