@@ -102,22 +102,30 @@ def trial_scores(trial: Path, base: Project, user: SimulatedUser, test_ids: list
             for kind, share in JOINS}
 
 
+def evaluation_user(folder: Path, base: Project, label: str, truth: list) -> tuple[SimulatedUser, list[str]]:
+    """The simulated user of one class of an evaluation (`simsearch eval --out FOLDER`) on its
+    base project, with the evaluation's split, displayed images and matching rule, judging and
+    scoring by `truth`; and the test image ids."""
+    plan = json.loads((folder / "results.json").read_text())["plan"]
+    split_fields = {key: plan[key] for key in ("images", "truth", "train_list", "test_list", "test_fraction", "seed")}
+    eval_plan = EvalPlan(**split_fields, out=folder, classes=[label], patch_sizes={}, prototypes=[],
+                         negatives=[], strategies=[])
+    train_ids, test_ids = split(base.dataset, eval_plan)
+    user = SimulatedUser(base, truth, train_ids, test_ids, label=label, displayed=plan["displayed"],
+                         workdir=folder / "work", settings=TrainSettings.cpu(), device="cpu", matching=plan["matching"])
+    return user, test_ids
+
+
 def sweep(folder: Path, score_truth: Path | None = None, say=print) -> dict[str, dict[str, float]]:
     """{trial folder: {join: PR-AUC}} for every saved pipeline model of one evaluation, scored
     against the evaluation's truth or `score_truth` (the split stays the evaluation's)."""
     plan = json.loads((folder / "results.json").read_text())["plan"]
     truth = read_truth(score_truth or plan["truth"])
-    split_fields = {key: plan[key] for key in ("images", "truth", "train_list", "test_list", "test_fraction", "seed")}
     out = {}
     for base_folder in sorted(p for p in (folder / "base").iterdir() if p.is_dir()):
         label = base_folder.name.rsplit("-", 1)[0]
         with Project.open(base_folder, read_only=True) as base:
-            eval_plan = EvalPlan(**split_fields, out=folder, classes=[label], patch_sizes={}, prototypes=[],
-                                 negatives=[], strategies=[])
-            train_ids, test_ids = split(base.dataset, eval_plan)
-            user = SimulatedUser(base, truth, train_ids, test_ids, label=label, displayed=plan["displayed"],
-                                 workdir=folder / "work", settings=TrainSettings.cpu(), device="cpu",
-                                 matching=plan["matching"])
+            user, test_ids = evaluation_user(folder, base, label, truth)
             for trial in sorted((folder / "work").glob(f"{label}_P*_N*_pos+neg+selflearn_r*")):
                 scores = out[f"{folder.name}/{trial.name}"] = trial_scores(trial, base, user, test_ids, label)
                 say(f"{folder.name}/{trial.name}: " + ", ".join(f"{k} {v:.4f}" for k, v in scores.items()))

@@ -23,13 +23,12 @@ from pathlib import Path
 import numpy as np
 
 from simsearch import Project, read_truth
-from simsearch.evaluate.report import EvalPlan, split
-from simsearch.evaluate.simulate import SimulatedUser, judged_on_object
+from simsearch.evaluate.simulate import judged_on_object
 from simsearch.io.truth import annotations_by_image
 from simsearch.training.loop import TrainSettings, train
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-from probe_join import keep_network_rows, trial_scores  # noqa: E402
+from probe_join import evaluation_user, keep_network_rows, trial_scores  # noqa: E402
 
 SHOWN = {"trained": "mean 0.00", "pipeline": "mean 0.50", "probe": "mean 1.00"}
 
@@ -73,13 +72,7 @@ def main() -> None:
     results_path = args.out / "results.json"
     results = json.loads(results_path.read_text()) if results_path.exists() else {}
     with Project.open(base_folder, read_only=True) as base:
-        split_fields = {key: plan[key] for key in ("images", "truth", "train_list", "test_list", "test_fraction", "seed")}
-        eval_plan = EvalPlan(**split_fields, out=args.evaluation, classes=[args.label], patch_sizes={}, prototypes=[],
-                             negatives=[], strategies=[])
-        train_ids, test_ids = split(base.dataset, eval_plan)
-        user = SimulatedUser(base, read_truth(plan["truth"]), train_ids, test_ids, label=args.label,
-                             displayed=plan["displayed"], workdir=args.evaluation / "work", settings=TrainSettings.cpu(),
-                             device="cpu", matching=plan["matching"])
+        user, test_ids = evaluation_user(args.evaluation, base, args.label, read_truth(plan["truth"]))
         complete = annotations_by_image(read_truth(args.complete_truth), base.dataset)
         width = base.geometry.patch_size[1]
 
